@@ -1,0 +1,421 @@
+"""Compression (change of basis without retraining), refinement, and the compression sweep.
+
+Every ODE block keeps its unit's variables under ``"basis_coeffs"`` with a leading axis K in every
+collection (parameters *and* BatchNorm statistics, SPEC 2.6). A change of basis ``src -> dst`` is
+one ``(K_dst, K_src)`` matrix ``P`` computed once (:func:`basis_ode.change_of_basis`, exact L2
+projection ``M^-1 B``; or nodal interpolation), applied to every such leaf as
+``einsum("ij,j...->i...", P, leaf)``. No data is touched; the result runs with any ``n_steps`` and
+scheme, called with ``basis=dst.name``.
+
+The source basis is not stored in the variables (they hold arrays only): pass ``src_basis`` (the
+family name the model was trained with, i.e. ``model.basis``; K is read from the shapes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from ._bases import Basis, basis_by_name
+from ._block import COEFFS
+from ._models import count_params
+from ._projection import interpolate, project, refine
+
+
+def _as_dict(tree: Any) -> Any:
+    if isinstance(tree, Mapping):
+        return {k: _as_dict(v) for k, v in tree.items()}
+    return tree
+
+
+def _map_blocks(variables: Any, fn: Callable[[Any], Any]) -> tuple[Any, int]:
+    """Apply ``fn`` to every ``basis_coeffs`` subtree of every collection; count the blocks."""
+    count = 0
+
+    def walk(tree: Any) -> Any:
+        nonlocal count
+        if not isinstance(tree, Mapping):
+            return tree
+        out = {}
+        for k, v in tree.items():
+            if k == COEFFS:
+                out[k] = fn(_as_dict(v))
+                count += 1
+            else:
+                out[k] = walk(v)
+        return out
+
+    return walk(variables), count
+
+
+def _block_k(coeffs: Any) -> int:
+    ks = {int(leaf.shape[0]) for leaf in jax.tree_util.tree_leaves(coeffs)}
+    if len(ks) != 1:
+        raise ValueError(
+            f"an ODE block's coefficient leaves have different leading axes {sorted(ks)}; every "
+            "leaf must have the leading axis K."
+        )
+    return ks.pop()
+
+
+def _resolve_src(src_basis: str | Basis, K: int) -> Basis:
+    if isinstance(src_basis, Basis):
+        if src_basis.K != K:
+            raise ValueError(
+                f"src_basis has K = {src_basis.K} but the variables have K = {K}; pass the family "
+                f"name (src_basis={src_basis.name!r}) to read K from the variables."
+            )
+        return src_basis
+    if isinstance(src_basis, str):
+        return basis_by_name(src_basis, K)
+    raise TypeError(
+        f"src_basis must be a basis family name (e.g. 'piecewise_constant') or a Basis, got "
+        f"{type(src_basis).__name__}."
+    )
+
+
+def _keep_dtype(new: Any, old: Any) -> Any:
+    return jax.tree_util.tree_map(lambda n, o: jnp.asarray(n).astype(o.dtype), new, old)
+
+
+def compress(
+    variables: Mapping[str, Any],
+    dst_basis: Basis,
+    *,
+    src_basis: str | Basis = "piecewise_constant",
+    method: str = "project",
+) -> dict[str, Any]:
+    """Re-express every ODE block's parameters and statistics in another basis.
+
+    For each block, ``theta_dst = P theta_src`` leaf by leaf with ``P`` the ``(K_dst, K_src)``
+    matrix of the L2 projection ``M^-1 B`` (``method="project"``, SPEC 2.5) or of nodal
+    interpolation (``method="interpolate"``). Both are computed once per (src, dst) pair and
+    cached. Everything outside the blocks (stem, stitches, head) is returned unchanged.
+
+    Arguments:
+        variables: model variables (``{"params": ..., "batch_stats": ...}``).
+        dst_basis: the target basis, e.g. ``PiecewiseConstant(4)`` or ``basis_by_name("hat", 5)``.
+        src_basis: the family the variables are expressed in (name, K read from the shapes; or a
+            Basis with the right K). Default: the models' default, "piecewise_constant".
+        method: "project" (L2 projection) or "interpolate" (sample at the target's nodes).
+
+    Returns:
+        New variables with leading axis ``dst_basis.K`` in every block; run them with
+        ``model.apply(new, x, basis=dst_basis.name)``. Leaf dtypes are kept.
+    """
+    if not isinstance(dst_basis, Basis):
+        raise TypeError(
+            f"dst_basis must be a Basis such as basis_ode.Hat(4) or basis_by_name('hat', 4), got "
+            f"{type(dst_basis).__name__}."
+        )
+    ops = {"project": project, "interpolate": interpolate}
+    if method not in ops:
+        raise ValueError(f"compress: method must be 'project' or 'interpolate', got {method!r}.")
+
+    def one(coeffs: Any) -> Any:
+        src = _resolve_src(src_basis, _block_k(coeffs))
+        return _keep_dtype(ops[method](coeffs, src, dst_basis), coeffs)
+
+    out, count = _map_blocks(_as_dict(variables), one)
+    if count == 0:
+        raise ValueError(
+            f"compress: no ODE block found (no {COEFFS!r} entry) in the variables; pass the "
+            "variables of a ConvODENet, ODETransformerTagger or a model built from ODEBlock."
+        )
+    return out
+
+
+def refine_variables(
+    variables: Mapping[str, Any], basis: str | Basis
+) -> tuple[dict[str, Any], Basis]:
+    """Function-preserving refinement of every ODE block (for refinement training, SPEC 2.5).
+
+    Piecewise constant K -> 2K (duplicated nodes), hat K -> 2K - 1 (midpoints inserted),
+    piecewise linear K -> 2K, global families K -> 2K (zero padding): ``theta(t)`` and ``s(t)`` are
+    unchanged at every t, so the model computes the same function when ``n_steps`` is scaled
+    with the cells (e.g. doubled for piecewise constant with ``n_steps = K``).
+
+    Arguments:
+        variables: model variables.
+        basis: the current basis (family name, K read from the shapes; or a Basis).
+
+    Returns:
+        ``(new_variables, new_basis)``.
+    """
+    new_basis: list[Basis] = []
+
+    def one(coeffs: Any) -> Any:
+        src = _resolve_src(basis, _block_k(coeffs))
+        fine, b = refine(coeffs, src)
+        new_basis.append(b)
+        return _keep_dtype(fine, coeffs)
+
+    out, count = _map_blocks(_as_dict(variables), one)
+    if count == 0:
+        raise ValueError(f"refine_variables: no ODE block ({COEFFS!r} entry) in the variables.")
+    if len(set(new_basis)) != 1:
+        raise ValueError(
+            f"refine_variables: the blocks have different K ({sorted(set(new_basis), key=str)}); "
+            "refine models whose blocks share one basis."
+        )
+    return out, new_basis[0]
+
+
+def param_bytes(tree: Any) -> int:
+    """Bytes of all leaves of a pytree: ``sum(leaf.size * leaf.dtype.itemsize)``."""
+    return int(
+        sum(
+            int(np.prod(leaf.shape)) * np.dtype(leaf.dtype).itemsize
+            for leaf in jax.tree_util.tree_leaves(tree)
+        )
+    )
+
+
+def _peak_memory(compiled: Any) -> int | None:
+    """Argument + output + temporary bytes of a compiled executable (minus aliased bytes)."""
+    try:
+        m = compiled.memory_analysis()
+    except Exception:  # noqa: BLE001 - backends without the analysis
+        return None
+    if m is None:
+        return None
+    fields = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes")
+    total = sum(int(getattr(m, f, 0) or 0) for f in fields)
+    return total - int(getattr(m, "alias_size_in_bytes", 0) or 0)
+
+
+def _unpack(data: Sequence[Any]) -> tuple[Any, Any, Any]:
+    """(inputs, labels, mask or None); a third entry of shape (N,) holds sequence lengths."""
+    if len(data) == 2:
+        return np.asarray(data[0]), np.asarray(data[1]), None
+    if len(data) == 3:
+        xs, ys, third = (np.asarray(a) for a in data)
+        if third.ndim == 1:  # lengths -> mask
+            third = np.arange(ys.shape[1])[None, :] < third[:, None]
+        return xs, ys, third.astype(bool)
+    raise ValueError(
+        "data must be (inputs, labels) or, for the tagger, (tokens, tags, mask) with mask True at "
+        f"real tokens (or (tokens, tags, lengths)); got a sequence of length {len(data)}."
+    )
+
+
+def compression_sweep(
+    model: Any,
+    variables: Mapping[str, Any],
+    data: Sequence[Any],
+    *,
+    bases: Iterable[str],
+    Ks: Iterable[int],
+    n_steps_list: Iterable[int],
+    methods: Iterable[str] = ("euler",),
+    out_dir: str | os.PathLike[str],
+    compress_method: str = "project",
+    batch_size: int = 256,
+    repeats: int = 5,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Compress a trained model to every (basis, K) and evaluate every (scheme, n_steps).
+
+    For each configuration the row holds: test accuracy, trainable parameters, parameter bytes
+    (``params`` only; ``state_bytes`` for the statistics), the median latency of a jit-compiled
+    forward pass on one batch (``block_until_ready``, after a warm-up call, over ``repeats`` runs),
+    and ``peak_bytes``: argument + output + temporary buffer bytes of the compiled executable from
+    ``compiled.memory_analysis()`` (XLA's static buffer assignment for one batch, not a measured
+    process high-water mark; None where the backend gives no analysis). The first rows
+    (``compressed = False``) evaluate the model as trained.
+
+    Arguments:
+        model: a :class:`ConvODENet` or :class:`ODETransformerTagger` (anything with a ``basis``
+            attribute and the ``n_steps/scheme/basis`` call keywords).
+        variables: its trained variables.
+        data: ``(inputs, labels)``, or ``(tokens, tags, mask)`` / ``(tokens, tags, lengths)`` for
+            the tagger (accuracy over real tokens).
+        bases: target family names.
+        Ks: target K values (combinations a family rejects, e.g. odd K for "piecewise_linear", are
+            skipped and listed in the JSON under ``"skipped"``).
+        n_steps_list: step counts to evaluate.
+        methods: integration schemes to evaluate ("euler", "midpoint", "rk4", "rk4_38").
+        out_dir: where ``sweep.json``, ``sweep.md``, ``accuracy_vs_K.png`` and
+            ``accuracy_vs_n_steps.png`` are written (created if missing).
+        compress_method: "project" or "interpolate" (see :func:`compress`).
+        batch_size: evaluation batch size (latency and memory are for one such batch).
+        repeats: timed repeats for the median latency.
+        progress: show a tqdm bar.
+
+    Returns:
+        The list of rows (dicts) also written to ``sweep.json``.
+    """
+    xs, ys, mask = _unpack(data)
+    if len(xs) != len(ys) or len(xs) == 0:
+        raise ValueError(
+            "data: inputs and labels must be non-empty and equally long, got "
+            f"{len(xs)} and {len(ys)}."
+        )
+    bases, Ks = list(bases), [int(k) for k in Ks]
+    n_steps_list, methods = [int(n) for n in n_steps_list], list(methods)
+    src_name = model.basis
+    os.makedirs(out_dir, exist_ok=True)
+
+    def forward(v, x, m, *, n, scheme, basis):
+        kw = {} if m is None else {"mask": m}
+        return model.apply(v, x, train=False, n_steps=n, scheme=scheme, basis=basis, **kw)
+
+    def evaluate(v, *, n, scheme, basis):
+        fn = jax.jit(lambda v, x, m: forward(v, x, m, n=n, scheme=scheme, basis=basis))
+        bs = min(batch_size, len(xs))
+        pad = (-len(xs)) % bs
+        xp = np.concatenate([xs, np.repeat(xs[-1:], pad, axis=0)])
+        valid = np.ones(ys.shape, dtype=np.float64) if mask is None else mask.astype(np.float64)
+        valid = np.concatenate([valid, np.zeros((pad,) + valid.shape[1:])])
+        yp = np.concatenate([ys, np.repeat(ys[-1:], pad, axis=0)])
+        mp = None if mask is None else np.concatenate([mask, np.repeat(mask[-1:], pad, axis=0)])
+        batch = lambda a, i: None if a is None else jnp.asarray(a[i : i + bs])  # noqa: E731
+        compiled = fn.lower(v, batch(xp, 0), batch(mp, 0)).compile()
+        correct = 0.0
+        for i in range(0, len(xp), bs):
+            pred = np.asarray(jnp.argmax(compiled(v, batch(xp, i), batch(mp, i)), axis=-1))
+            correct += float(((pred == yp[i : i + bs]) * valid[i : i + bs]).sum())
+        total = float(valid.sum())
+        x0, m0 = batch(xp, 0), batch(mp, 0)
+        jax.block_until_ready(compiled(v, x0, m0))
+        times = []
+        for _ in range(max(1, repeats)):
+            t0 = time.perf_counter()
+            jax.block_until_ready(compiled(v, x0, m0))
+            times.append(time.perf_counter() - t0)
+        return correct / total, float(np.median(times)), _peak_memory(compiled)
+
+    k_src = None
+    for leaf_path, leaf in jax.tree_util.tree_flatten_with_path(_as_dict(variables))[0]:
+        if any(getattr(p, "key", None) == COEFFS for p in leaf_path):
+            k_src = int(leaf.shape[0])
+            break
+    if k_src is None:
+        raise ValueError(f"compression_sweep: no ODE block ({COEFFS!r}) in the variables.")
+
+    configs: list[tuple[bool, str, int]] = [(False, src_name, k_src)]
+    configs += [(True, b, k) for b in bases for k in Ks]
+    rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    total = len(configs) * len(methods) * len(n_steps_list)
+    bar = tqdm(total=total, desc="compression sweep", disable=not progress)
+    for compressed, name, K in configs:
+        try:
+            dst = basis_by_name(name, K)
+        except (ValueError, TypeError) as err:
+            skipped.append({"basis": name, "K": K, "reason": str(err)})
+            bar.update(len(methods) * len(n_steps_list))
+            continue
+        if compressed:
+            v = compress(variables, dst, src_basis=src_name, method=compress_method)
+        else:
+            v = _as_dict(variables)
+        n_params = count_params(v["params"])
+        p_bytes = param_bytes(v["params"])
+        s_bytes = param_bytes({c: t for c, t in v.items() if c != "params"})
+        for scheme in methods:
+            for n in n_steps_list:
+                acc, latency, peak = evaluate(v, n=n, scheme=scheme, basis=name)
+                rows.append(
+                    dict(
+                        compressed=compressed,
+                        basis=name,
+                        K=K,
+                        scheme=scheme,
+                        n_steps=n,
+                        accuracy=acc,
+                        params=n_params,
+                        param_bytes=p_bytes,
+                        state_bytes=s_bytes,
+                        latency_s=latency,
+                        peak_bytes=peak,
+                    )
+                )
+                bar.update(1)
+    bar.close()
+
+    meta = dict(
+        src_basis=src_name,
+        src_K=k_src,
+        compress_method=compress_method,
+        batch_size=batch_size,
+        repeats=repeats,
+        n_examples=int(len(xs)),
+        backend=jax.default_backend(),
+        peak_bytes_meaning="argument + output + temp bytes of the compiled executable "
+        "(XLA memory_analysis, one batch), minus aliased bytes",
+    )
+    with open(os.path.join(out_dir, "sweep.json"), "w") as f:
+        json.dump({"meta": meta, "rows": rows, "skipped": skipped}, f, indent=1)
+    with open(os.path.join(out_dir, "sweep.md"), "w") as f:
+        f.write(_markdown(rows, meta))
+    _plots(rows, out_dir)
+    return rows
+
+
+def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    head = (
+        f"Compression sweep: source {meta['src_basis']} K={meta['src_K']}, "
+        f"{meta['compress_method']}, {meta['n_examples']} examples, backend {meta['backend']}, "
+        f"batch {meta['batch_size']}.\n\n"
+        "| compressed | basis | K | scheme | n_steps | accuracy | params | param bytes | "
+        "latency (ms) | peak bytes |\n|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = [
+        f"| {'yes' if r['compressed'] else 'no'} | {r['basis']} | {r['K']} | {r['scheme']} | "
+        f"{r['n_steps']} | {100 * r['accuracy']:.2f} % | {r['params']:,} | {r['param_bytes']:,} | "
+        f"{1e3 * r['latency_s']:.2f} | "
+        f"{'n/a' if r['peak_bytes'] is None else format(r['peak_bytes'], ',')} |"
+        for r in rows
+    ]
+    return head + "\n".join(lines) + "\n"
+
+
+def _plots(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    comp = [r for r in rows if r["compressed"]]
+    n_max = max(r["n_steps"] for r in rows)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for b in sorted({r["basis"] for r in comp}):
+        for s in sorted({r["scheme"] for r in comp}):
+            pts = sorted(
+                (r["K"], r["accuracy"])
+                for r in comp
+                if r["basis"] == b and r["scheme"] == s and r["n_steps"] == n_max
+            )
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=f"{b}, {s}")
+    ax.set(xlabel="K (basis functions)", ylabel="accuracy", title=f"n_steps = {n_max}")
+    ax.set_xscale("log", base=2)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "accuracy_vs_K.png"), dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    curves: dict[tuple, list[tuple[int, float]]] = {}
+    for r in rows:
+        key = (r["compressed"], r["basis"], r["K"], r["scheme"])
+        curves.setdefault(key, []).append((r["n_steps"], r["accuracy"]))
+    for key, pts in curves.items():
+        pts = sorted(pts)
+        label = f"{key[1]} K={key[2]}, {key[3]}" + ("" if key[0] else " (trained)")
+        ax.plot(*zip(*pts), marker="o", label=label, linestyle="-" if key[0] else "--")
+    ax.set(xlabel="n_steps", ylabel="accuracy")
+    ax.set_xscale("log", base=2)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "accuracy_vs_n_steps.png"), dpi=120)
+    plt.close(fig)

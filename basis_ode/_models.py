@@ -1,0 +1,318 @@
+"""Models: the conv ODE-Net, its ResNet twin and the ODE transformer tagger (SPEC 2.7).
+
+Calling convention (all models are Flax linen modules; variables ``{"params", "batch_stats"}``)::
+
+    model = ConvODENet(num_classes=10, width=16, n_basis=8, basis="piecewise_constant",
+                       method="euler")                 # n_steps=None: n_steps = K
+    variables = model.init(jax.random.key(0), x, train=False)          # x: NHWC float
+    logits = model.apply(variables, x, train=False)                    # inference
+    logits, updates = model.apply(variables, x, train=True,
+                                  mutable=["batch_stats"])            # training step
+    variables = {"params": new_params, "batch_stats": updates["batch_stats"]}
+    # inference with other integration settings (K is read from the variables):
+    logits = model.apply(variables, x, train=False, n_steps=16, scheme="rk4", basis="hat")
+    n = count_params(variables["params"])
+
+``scheme`` is the per-call name of the attribute ``method`` (Flax's ``apply`` reserves the keyword
+``method``); ``model.clone(n_steps=16, method="rk4")`` does the same by cloning. ``basis`` must be
+the family the variables are expressed in: after ``compress(variables, Hat(4), src_basis=...)``
+call with ``basis="hat"`` (or clone with ``basis="hat"``).
+
+The tagger: ``ODETransformerTagger(vocab_size, num_tags)`` is called as
+``model.apply(variables, tokens, mask=valid, train=False)`` with integer ``tokens`` ``(batch, L)``
+and boolean ``valid`` ``(batch, L)`` (True at real tokens; None means all real); it has no
+``batch_stats``, so ``variables = {"params": ...}`` and training needs no ``mutable``.
+
+Every ODE block keeps its unit's variables under the name ``basis_coeffs`` with a leading axis K
+in every collection (see :class:`basis_ode.ODEBlock`); :func:`basis_ode.compress` and
+:func:`basis_ode.refine_variables` rely on that name.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int
+
+from ._block import ODEBlock
+from ._units import PreActConvUnit, ResidualStitch, TransformerUnit, sinusoidal_positions
+
+
+def count_params(params: Any) -> int:
+    """Number of scalars in a parameter pytree: ``sum(leaf.size)``.
+
+    Arguments:
+        params: any pytree of arrays (e.g. ``variables["params"]``, or the output of
+            ``jax.eval_shape``).
+
+    Returns:
+        The total count as a Python int.
+    """
+    return int(sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(params)))
+
+
+def _check_images(x: Any) -> None:
+    if getattr(x, "ndim", None) != 4:
+        raise ValueError(
+            "x must be a batch of images shaped (batch, height, width, channels) (NHWC); got shape "
+            f"{getattr(x, 'shape', type(x))}. Add a batch axis with x[None] or a channel axis "
+            "with x[..., None]."
+        )
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}.")
+
+
+class _ConvBackbone(nn.Module):
+    """Stem, three stages and head shared by ConvODENet and ResNet; ``stage`` builds a stage."""
+
+    num_classes: int
+    width: int
+    bn_momentum: float
+    param_dtype: Any
+
+    def norm(self, train: bool, name: str) -> nn.BatchNorm:
+        return nn.BatchNorm(
+            use_running_average=not train,
+            momentum=self.bn_momentum,
+            epsilon=1e-5,
+            param_dtype=self.param_dtype,
+            name=name,
+        )
+
+    def stage(self, i: int, h: Array, train: bool, **kw: Any) -> Array:
+        raise TypeError("_ConvBackbone is abstract")  # pragma: no cover
+
+    def run(self, x: Array, train: bool, **kw: Any) -> Array:
+        _check_images(x)
+        _check_positive("width", self.width)
+        _check_positive("num_classes", self.num_classes)
+        w = self.width
+        stem = nn.Conv(
+            w,
+            (3, 3),
+            padding=((1, 1), (1, 1)),
+            use_bias=False,
+            param_dtype=self.param_dtype,
+            name="stem_conv",
+        )
+        h = stem(x)
+        h = nn.relu(self.norm(train, "stem_norm")(h))
+        for i, (features, stride) in enumerate(zip((w, 2 * w, 4 * w), (1, 2, 2))):
+            stitch = ResidualStitch(
+                features,
+                stride,
+                bn_momentum=self.bn_momentum,
+                param_dtype=self.param_dtype,
+                name=f"stitch{i}",
+            )
+            h = stitch(h, train=train)
+            h = self.stage(i, h, train, **kw)
+        h = self.norm(train, "head_norm")(h)
+        h = jnp.mean(h, axis=(1, 2))
+        return nn.Dense(self.num_classes, param_dtype=self.param_dtype, name="head")(h)
+
+
+class ConvODENet(_ConvBackbone):
+    """Three-stage convolutional ODE-Net with stateful, basis-expanded ODE blocks (SPEC 2.7).
+
+    ``Conv3x3(C_in -> w, no bias) -> BN -> ReLU``; for stage widths ``w, 2w, 4w`` and strides
+    ``1, 2, 2``: ``ResidualStitch(in -> out, stride)`` then an :class:`ODEBlock` whose unit is
+    :class:`PreActConvUnit` (``BN -> ReLU -> Conv3x3 -> BN -> ReLU -> Conv3x3``); then
+    ``BN -> global average pool -> Dense(num_classes)``. No convolution has a bias. With
+    ``width = 16`` and 3 input channels the trainable parameter count is exactly
+    ``78,074 + 97,216 K`` (every ODE unit: ``18 c^2 + 4 c`` per coefficient set, c = 16, 32, 64).
+
+    Attributes:
+        num_classes: number of logits.
+        width: width ``w`` of the first stage.
+        n_basis: K at ``init`` (afterwards read from the variables).
+        n_steps: default steps of every ODE block (None: ``n_steps = K``).
+        basis: basis family name.
+        method: default scheme ("euler", "midpoint", "rk4", "rk4_38").
+        bn_momentum: BatchNorm momentum (Flax convention; 0.9 = PyTorch's 0.1).
+        param_dtype: dtype of the parameters.
+
+    Call: ``model.apply(variables, x, train=False, n_steps=None, scheme=None, basis=None)`` with
+    ``x`` NHWC; returns logits ``(batch, num_classes)``.
+    """
+
+    num_classes: int = 10
+    width: int = 16
+    n_basis: int = 4
+    n_steps: int | None = None
+    basis: str = "piecewise_constant"
+    method: str = "euler"
+    bn_momentum: float = 0.9
+    param_dtype: Any = jnp.float32
+
+    def stage(self, i: int, h: Array, train: bool, **kw: Any) -> Array:
+        unit = functools.partial(
+            PreActConvUnit, bn_momentum=self.bn_momentum, param_dtype=self.param_dtype
+        )
+        block = ODEBlock(
+            unit=unit,
+            n_basis=self.n_basis,
+            n_steps=self.n_steps,
+            basis=self.basis,
+            method=self.method,
+            name=f"stage{i}",
+        )
+        return block(h, train=train, **kw)
+
+    @nn.compact
+    def __call__(
+        self,
+        x: Float[Array, "batch height width channel"],
+        *,
+        train: bool = False,
+        n_steps: int | None = None,
+        scheme: str | None = None,
+        basis: str | None = None,
+    ) -> Float[Array, "batch num_classes"]:
+        """Logits of a batch of NHWC images (see the class docstring for the overrides)."""
+        return self.run(x, train, n_steps=n_steps, scheme=scheme, basis=basis)
+
+
+class _ResidualBlock(nn.Module):
+    """``h <- h + scale * F(theta_k, h)``, the body of the ResNet's scanned stage."""
+
+    unit: Any
+    scale: float
+    train: bool
+
+    @nn.compact
+    def __call__(self, h: Array, _: Any) -> tuple[Array, None]:
+        return h + self.scale * self.unit(name="unit")(h, train=self.train), None
+
+
+class ResNet(_ConvBackbone):
+    """Discrete twin of :class:`ConvODENet`: each stage is ``n_blocks`` residual blocks.
+
+    Stem, stitches and head as in :class:`ConvODENet`; each stage applies
+    ``h <- h + residual_scale * F(theta_k, h)`` for ``k = 0..n_blocks-1`` with ordinary Flax
+    BatchNorm inside ``F`` (:class:`PreActConvUnit`), as one ``nn.scan`` over depth. With
+    ``residual_scale = 1 / n_blocks`` (the default) it equals ConvODENet with Euler,
+    ``PiecewiseConstant(n_blocks)`` and ``n_steps = n_blocks`` (SPEC 2.1); ``residual_scale = 1``
+    is the usual ResNet. Variables: ``params["stage{i}"]["unit"]`` stacks the blocks (leading axis
+    ``n_blocks``), the same leaves as ConvODENet's ``params["stage{i}"]["basis_coeffs"]``.
+
+    Attributes:
+        num_classes, width, bn_momentum, param_dtype: as in :class:`ConvODENet`.
+        n_blocks: residual blocks per stage.
+        residual_scale: the factor in front of ``F`` (None: ``1 / n_blocks``).
+    """
+
+    num_classes: int = 10
+    width: int = 16
+    n_blocks: int = 4
+    residual_scale: float | None = None
+    bn_momentum: float = 0.9
+    param_dtype: Any = jnp.float32
+
+    def stage(self, i: int, h: Array, train: bool, **kw: Any) -> Array:
+        _check_positive("n_blocks", self.n_blocks)
+        unit = functools.partial(
+            PreActConvUnit, bn_momentum=self.bn_momentum, param_dtype=self.param_dtype
+        )
+        scale = 1.0 / self.n_blocks if self.residual_scale is None else self.residual_scale
+        scanned = nn.scan(
+            _ResidualBlock,
+            variable_axes={"params": 0, "batch_stats": 0},
+            split_rngs={"params": True},
+            length=self.n_blocks,
+        )
+        h, _ = scanned(unit=unit, scale=scale, train=train, name=f"stage{i}")(h, None)
+        return h
+
+    @nn.compact
+    def __call__(
+        self, x: Float[Array, "batch height width channel"], *, train: bool = False
+    ) -> Float[Array, "batch num_classes"]:
+        """Logits of a batch of NHWC images."""
+        return self.run(x, train)
+
+
+class ODETransformerTagger(nn.Module):
+    """Sequence tagger with a transformer ODE block (SPEC 2.7).
+
+    ``x(0) = Embed(tokens) + P`` (sinusoidal positions),
+    ``dx/dt = SA(LN(x)) + MLP(LN(x + SA(LN(x))))`` (:class:`TransformerUnit`, single head, MLP
+    ``width -> ELU -> width``) with basis-expanded weights, then ``LayerNorm -> Dense(num_tags)``
+    per position. Padding positions are masked out of
+    the attention keys, so outputs at real positions do not depend on padding tokens.
+
+    Attributes:
+        vocab_size: number of token ids.
+        num_tags: number of tags (logits per position).
+        width: model width.
+        n_basis, n_steps, basis, method: as in :class:`ConvODENet`.
+        num_heads: attention heads (1 in the paper).
+        param_dtype: dtype of the parameters.
+
+    Call: ``model.apply(variables, tokens, mask=None, train=False, n_steps=None, scheme=None,
+    basis=None)`` with ``tokens`` int ``(batch, L)`` and ``mask`` bool ``(batch, L)`` (True at real
+    tokens); returns ``(batch, L, num_tags)`` logits.
+    """
+
+    vocab_size: int
+    num_tags: int
+    width: int = 128
+    n_basis: int = 4
+    n_steps: int | None = None
+    basis: str = "piecewise_constant"
+    method: str = "euler"
+    num_heads: int = 1
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(
+        self,
+        tokens: Int[Array, "batch length"],
+        *,
+        mask: Bool[Array, "batch length"] | None = None,
+        train: bool = False,
+        n_steps: int | None = None,
+        scheme: str | None = None,
+        basis: str | None = None,
+    ) -> Float[Array, "batch length num_tags"]:
+        """Per-position tag logits (see the class docstring)."""
+        for name in ("vocab_size", "num_tags", "width"):
+            _check_positive(name, getattr(self, name))
+        if getattr(tokens, "ndim", None) != 2 or not jnp.issubdtype(tokens.dtype, jnp.integer):
+            raise ValueError(
+                "tokens must be an integer array shaped (batch, length); got "
+                f"{getattr(tokens, 'dtype', type(tokens))} {getattr(tokens, 'shape', '')}."
+            )
+        if mask is not None and tuple(mask.shape) != tuple(tokens.shape):
+            raise ValueError(
+                f"mask must have the shape of tokens {tuple(tokens.shape)} (True at real tokens); "
+                f"got {tuple(mask.shape)}."
+            )
+        x = nn.Embed(self.vocab_size, self.width, param_dtype=self.param_dtype, name="embed")(
+            tokens
+        )
+        x = x + sinusoidal_positions(tokens.shape[1], self.width, x.dtype)
+        attn_mask = None if mask is None else nn.make_attention_mask(mask, mask)
+        unit = functools.partial(
+            TransformerUnit, num_heads=self.num_heads, param_dtype=self.param_dtype
+        )
+        block = ODEBlock(
+            unit=unit,
+            n_basis=self.n_basis,
+            n_steps=self.n_steps,
+            basis=self.basis,
+            method=self.method,
+            state_collections=(),
+            name="encoder",
+        )
+        x = block(x, train=train, n_steps=n_steps, scheme=scheme, basis=basis, mask=attn_mask)
+        x = nn.LayerNorm(param_dtype=self.param_dtype, name="final_norm")(x)
+        return nn.Dense(self.num_tags, param_dtype=self.param_dtype, name="head")(x)

@@ -1,0 +1,175 @@
+"""Compression, refinement and the sweep harness, checked against NumPy and closed forms."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from basis_ode import (
+    ConvODENet,
+    Hat,
+    Legendre,
+    PiecewiseConstant,
+    compress,
+    compression_sweep,
+    count_params,
+    refine_variables,
+)
+
+K = 4
+MODEL = ConvODENet(width=2, n_basis=K, param_dtype=jnp.float64)
+#: one jitted forward shared by all tests, so equal configurations compile once
+FWD = jax.jit(MODEL.apply, static_argnames=("train", "n_steps", "scheme", "basis"))
+
+
+def fill(shapes, seed=0):
+    """Deterministic variables of the given shapes (no random-init compilation): positive
+    variances, scales near 1, everything else N(0, 0.3^2)."""
+    rng = np.random.default_rng(seed)
+
+    def one(path, s):
+        name = path[-1].key
+        if name == "var":
+            v = rng.uniform(0.5, 1.5, s.shape)
+        elif name == "scale":
+            v = 1.0 + 0.2 * rng.standard_normal(s.shape)
+        else:
+            v = 0.3 * rng.standard_normal(s.shape)
+        return jnp.asarray(v, dtype=s.dtype)
+
+    return jax.tree_util.tree_map_with_path(one, shapes)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    x = jnp.asarray(np.random.default_rng(2).standard_normal((6, 8, 8, 1)))
+    v = fill(jax.eval_shape(MODEL.init, jax.random.key(0), x))
+    return v, x
+
+
+def _block_leaves(v):
+    """{path: leaf} of every ODE-block leaf (params and statistics)."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(v)[0]:
+        keys = tuple(p.key for p in path)
+        if "basis_coeffs" in keys:
+            out[keys] = np.asarray(leaf)
+    return out
+
+
+def _other_leaves(v):
+    return {
+        tuple(p.key for p in path): np.asarray(leaf)
+        for path, leaf in jax.tree_util.tree_flatten_with_path(v)[0]
+        if "basis_coeffs" not in tuple(p.key for p in path)
+    }
+
+
+def test_compress_to_the_same_basis_is_the_identity(trained):
+    v, x = trained
+    same = compress(v, PiecewiseConstant(K), src_basis="piecewise_constant")
+    for path, leaf in _block_leaves(v).items():
+        np.testing.assert_allclose(_block_leaves(same)[path], leaf, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(FWD(same, x), FWD(v, x), rtol=1e-10, atol=1e-12)
+
+
+def test_piecewise_constant_2k_to_k_averages_pairs(trained):
+    """SPEC 2.5: projecting PiecewiseConstant(2K) onto PiecewiseConstant(K) averages node pairs,
+    for the weights and the BatchNorm statistics alike; the rest of the model is untouched."""
+    v, x = trained
+    small = compress(v, PiecewiseConstant(K // 2), src_basis="piecewise_constant")
+    got = _block_leaves(small)
+    for path, leaf in _block_leaves(v).items():
+        expected = 0.5 * (leaf[0::2] + leaf[1::2])
+        np.testing.assert_allclose(
+            got[path], expected, rtol=1e-6 if leaf.dtype == np.float32 else 1e-12
+        )
+        assert got[path].dtype == leaf.dtype
+    for path, leaf in _other_leaves(v).items():
+        np.testing.assert_array_equal(_other_leaves(small)[path], leaf)
+    assert count_params(small["params"]) == count_params(v["params"]) - (K // 2) * 1568
+    # nodal interpolation keeps every second layer instead
+    kept = _block_leaves(compress(v, PiecewiseConstant(K // 2), method="interpolate"))
+    for path, leaf in _block_leaves(v).items():
+        np.testing.assert_array_equal(kept[path], leaf[0::2])
+
+
+def test_compressed_model_runs_with_other_steps_and_schemes(trained):
+    """Projected onto Legendre(3) (smooth in depth), Euler converges at order 1 to RK4."""
+    v, x = trained
+    smooth = compress(v, Legendre(3), src_basis="piecewise_constant")
+    ref = FWD(smooth, x, n_steps=8, scheme="rk4", basis="legendre")
+    errs = [
+        float(jnp.max(jnp.abs(FWD(smooth, x, n_steps=n, scheme="euler", basis="legendre") - ref)))
+        for n in (4, 8)
+    ]
+    assert 1.5 < errs[0] / errs[1] < 2.7, errs
+
+
+def test_refine_variables_preserves_the_function(trained):
+    v, x = trained
+    fine, basis = refine_variables(v, "piecewise_constant")
+    assert basis == PiecewiseConstant(2 * K)
+    for path, leaf in _block_leaves(v).items():
+        np.testing.assert_array_equal(_block_leaves(fine)[path], np.repeat(leaf, 2, axis=0))
+    # the same theta(t): same outputs with the same steps (each step reads the left cell)
+    np.testing.assert_allclose(FWD(fine, x, n_steps=K), FWD(v, x), rtol=1e-12, atol=1e-12)
+    hat, hat2 = refine_variables(compress(v, Hat(3)), Hat(3))
+    assert hat2 == Hat(5)
+    for leaf in _block_leaves(hat).values():
+        np.testing.assert_allclose(leaf[1::2], 0.5 * (leaf[0:-1:2] + leaf[2::2]), rtol=1e-6)
+
+
+def test_compress_rejects_bad_input(trained):
+    v, _ = trained
+    with pytest.raises(TypeError, match="Basis"):
+        compress(v, "hat")
+    with pytest.raises(ValueError, match="project"):
+        compress(v, Hat(2), method="nearest")
+    with pytest.raises(ValueError, match="K = 3"):
+        compress(v, Hat(2), src_basis=PiecewiseConstant(3))
+    with pytest.raises(ValueError, match="no ODE block"):
+        compress({"params": {"dense": {"kernel": jnp.ones((2, 2))}}}, Hat(2))
+
+
+def test_compression_sweep_writes_table_and_plots(trained, tmp_path):
+    v, x = trained
+    labels = np.array(jnp.argmax(FWD(v, x), -1))
+    labels[:2] = (labels[:2] + 1) % 10  # two labels the trained model surely gets wrong
+    rows = compression_sweep(
+        MODEL,
+        v,
+        (x, labels),
+        bases=["piecewise_linear"],
+        Ks=[2, 3, 4],
+        n_steps_list=[4],
+        methods=["euler"],
+        out_dir=tmp_path,
+        batch_size=4,
+        repeats=2,
+        progress=False,
+    )
+    data = json.loads((tmp_path / "sweep.json").read_text())
+    assert data["rows"] == rows
+    assert [(r["basis"], r["K"]) for r in rows] == [
+        ("piecewise_constant", 4),
+        ("piecewise_linear", 2),
+        ("piecewise_linear", 4),
+    ]
+    assert [(s["basis"], s["K"]) for s in data["skipped"]] == [("piecewise_linear", 3)]
+    assert rows[0]["compressed"] is False
+    # accuracy of the trained model (n_steps = K = 4), computed directly: 4 of 6
+    direct = np.mean(np.asarray(jnp.argmax(FWD(v, x), -1)) == labels)
+    assert rows[0]["accuracy"] == pytest.approx(direct) == pytest.approx(4 / 6)
+    # trainable parameters: 1,568 per coefficient set at width 2 (sum of 18c^2 + 4c, c = 2, 4, 8)
+    assert rows[2]["params"] - rows[1]["params"] == 2 * 1568
+    assert rows[2]["params"] == rows[0]["params"]
+    assert rows[1]["param_bytes"] == 8 * rows[1]["params"]
+    assert all(r["latency_s"] > 0 for r in rows)
+    assert all(r["peak_bytes"] is None or r["peak_bytes"] >= r["param_bytes"] for r in rows)
+    table = (tmp_path / "sweep.md").read_text().splitlines()
+    assert sum(line.startswith("| yes") or line.startswith("| no") for line in table) == 3
+    for png in ("accuracy_vs_K.png", "accuracy_vs_n_steps.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
