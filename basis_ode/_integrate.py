@@ -105,6 +105,16 @@ class OdeSolution(NamedTuple):
     aux: Aux
 
 
+# ``from __future__ import annotations`` leaves the NamedTuple's field types as strings that only
+# this module can resolve; store the evaluated types so documentation tools can read them too.
+OdeSolution.__new__.__annotations__ = {
+    "h": State,
+    "stage_times": Float[Array, "n_steps stages"],
+    "aux": Aux,
+    "return": OdeSolution,
+}
+
+
 def _check_n_steps(n_steps: Any) -> int:
     if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Integral):
         raise TypeError(
@@ -388,7 +398,7 @@ def odeint(
 def least_squares_fit(
     basis: Basis,
     times: Float[ArrayLike, "*samples"],
-    values: PyTree[Float[ArrayLike, "*samples ..."]],
+    values: PyTree[Float[ArrayLike, "*samples"]],
     *,
     ridge: float = 1e-6,
     method: str | None = None,

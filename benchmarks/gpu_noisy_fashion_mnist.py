@@ -1,17 +1,28 @@
 """Fashion-MNIST 784-step pixel sequences: NRNN (reference form, SPEC 1.3 small-noise row) vs
-Lipschitz RNN, H = 128, batch 128, lr from the presets, epochs chosen to fit a time budget."""
-import json, os, sys, time
+Lipschitz RNN, H = 128, batch 128, lr from the presets, epochs chosen to fit a time budget.
+
+Run on a GPU machine (writes to $OUT, reads the Debian package's IDX files from $FMNIST_ROOT):
+
+    OUT=runs/fmnist_gpu FMNIST_ROOT=/usr/share/datasets/fashion-mnist \
+        python benchmarks/gpu_noisy_fashion_mnist.py 200   # seconds of training in all
+"""
+
+import json
+import os
+import sys
+import time
+
 import jax
-import numpy as np
+
 import noisy_dyn
 from noisy_dyn import data
-from noisy_dyn._robustness import robustness_table, to_markdown, write_robustness
+from noisy_dyn._robustness import robustness_table, to_markdown
 
 out = os.environ["OUT"]
 budget = float(sys.argv[1])  # seconds of training for all models together
 t0 = time.time()
 print("devices", jax.devices(), "jax", jax.__version__, flush=True)
-s = data.load_fashion_mnist(root="runs/gpu/fmnist")
+s = data.load_fashion_mnist(root=os.environ.get("FMNIST_ROOT", "/usr/share/datasets/fashion-mnist"))
 print("loaded", [a[0].shape for a in s], round(time.time() - t0, 1), "s", flush=True)
 names = ["nrnn_reference", "lipschitz"]
 cfgs = {n: noisy_dyn.preset(n, input_size=1, num_classes=10) for n in names}
@@ -34,8 +45,15 @@ print("epochs", epochs, flush=True)
 models, summary = {}, {"step_seconds": step_t, "epochs": epochs, "train": len(xs)}
 for n in names:
     t = time.time()
-    p, hist = noisy_dyn.fit(cfgs[n], s.train, epochs=epochs[n], batch_size=128,
-                            learning_rate=lrs[n], validation=s.validation, progress=False)
+    p, hist = noisy_dyn.fit(
+        cfgs[n],
+        s.train,
+        epochs=epochs[n],
+        batch_size=128,
+        learning_rate=lrs[n],
+        validation=s.validation,
+        progress=False,
+    )
     acc = noisy_dyn.accuracy(p, *s.test, cfgs[n])
     summary[n] = {"test_accuracy": acc, "train_seconds": time.time() - t, "history": hist}
     print(n, "test", acc, "seconds", round(time.time() - t, 1), flush=True)
@@ -44,12 +62,15 @@ for n in names:
 with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=1)
 sub = (s.test[0][:2000], s.test[1][:2000])
-pert = {"gaussian": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-        "salt_pepper": (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3),
-        "multiplicative": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-        "fgsm": (0.005, 0.01, 0.02, 0.05, 0.1)}
+pert = {
+    "gaussian": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    "salt_pepper": (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3),
+    "multiplicative": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    "fgsm": (0.005, 0.01, 0.02, 0.05, 0.1),
+}
 t = time.time()
-res = robustness_table(models, sub, pert, key=jax.random.key(0), out_dir=out, progress=False,
-                       batch_size=1000)
+res = robustness_table(
+    models, sub, pert, key=jax.random.key(0), out_dir=out, progress=False, batch_size=1000
+)
 print(to_markdown(res))
 print("robustness seconds", round(time.time() - t, 1), "total", round(time.time() - t0, 1))
