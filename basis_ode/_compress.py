@@ -380,14 +380,13 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 
 def _plots(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # Figures drawn without pyplot: no global backend switch, so a notebook keeps its inline plots.
+    from matplotlib.figure import Figure
 
     comp = [r for r in rows if r["compressed"]]
     n_max = max(r["n_steps"] for r in rows)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.subplots()
     for b in sorted({r["basis"] for r in comp}):
         for s in sorted({r["scheme"] for r in comp}):
             pts = sorted(
@@ -402,9 +401,9 @@ def _plots(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -> None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "accuracy_vs_K.png"), dpi=120)
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.subplots()
     curves: dict[tuple, list[tuple[int, float]]] = {}
     for r in rows:
         key = (r["compressed"], r["basis"], r["K"], r["scheme"])
@@ -418,4 +417,3 @@ def _plots(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -> None:
     ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "accuracy_vs_n_steps.png"), dpi=120)
-    plt.close(fig)

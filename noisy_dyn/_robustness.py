@@ -228,16 +228,15 @@ def to_markdown(result: dict[str, Any]) -> str:
 
 def plot_robustness(result: dict[str, Any], path: str | os.PathLike) -> Path:
     """One panel per kind, accuracy against level (level 0 = clean), and a DeepFool panel."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # Drawn without pyplot: no global backend switch, so a notebook keeps its inline plots.
+    from matplotlib.figure import Figure
 
     kinds = list(result["kinds"])
     panels = len(kinds) + (1 if result["deepfool"] else 0)
     cols = min(3, panels)
     rows = math.ceil(panels / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    fig = Figure(figsize=(4.2 * cols, 3.4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     flat = axes.ravel()
     for ax, kind in zip(flat, kinds):
         data = result["kinds"][kind]
@@ -261,7 +260,6 @@ def plot_robustness(result: dict[str, Any], path: str | os.PathLike) -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
