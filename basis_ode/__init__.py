@@ -3,3 +3,65 @@
 The public API is re-exported here explicitly; the code lives in private modules named after one
 idea each (``_bases``, ``_projection``, ``_integrate``, ...).
 """
+
+# -- core (_types, _bases, _projection, _integrate) ----------------------------------------------
+from ._bases import BASES as BASES
+from ._bases import Basis as Basis
+from ._bases import Chebyshev as Chebyshev
+from ._bases import Fourier as Fourier
+from ._bases import Hat as Hat
+from ._bases import Legendre as Legendre
+from ._bases import PiecewiseConstant as PiecewiseConstant
+from ._bases import PiecewiseLinear as PiecewiseLinear
+from ._bases import basis_by_name as basis_by_name
+from ._integrate import ADAPTIVE_METHODS as ADAPTIVE_METHODS
+from ._integrate import SCHEMES as SCHEMES
+from ._integrate import ButcherTableau as ButcherTableau
+from ._integrate import OdeSolution as OdeSolution
+from ._integrate import least_squares_fit as least_squares_fit
+from ._integrate import odeint as odeint
+from ._integrate import stage_basis as stage_basis
+from ._integrate import stage_times as stage_times
+from ._projection import change_of_basis as change_of_basis
+from ._projection import check_coefficients as check_coefficients
+from ._projection import evaluate as evaluate
+from ._projection import gram_matrix as gram_matrix
+from ._projection import interpolate as interpolate
+from ._projection import interpolation_matrix as interpolation_matrix
+from ._projection import project as project
+from ._projection import refine as refine
+# -- end core -------------------------------------------------------------------------------------
+
+# -- models (_stateful, _block, _units, _models, _compress) --------------------------------------
+from ._block import ODEBlock as ODEBlock
+from ._compress import compress as compress
+from ._compress import compression_sweep as compression_sweep
+from ._compress import param_bytes as param_bytes
+from ._compress import refine_variables as refine_variables
+from ._models import ConvODENet as ConvODENet
+from ._models import ODETransformerTagger as ODETransformerTagger
+from ._models import ResNet as ResNet
+from ._models import count_params as count_params
+from ._stateful import fit_state as fit_state
+from ._stateful import solve_stateful as solve_stateful
+from ._units import PreActConvUnit as PreActConvUnit
+from ._units import ResidualStitch as ResidualStitch
+from ._units import TransformerUnit as TransformerUnit
+from ._units import sinusoidal_positions as sinusoidal_positions
+# -- end models -----------------------------------------------------------------------------------
+
+# -- data (data.py: loaders and batching, used as basis_ode.data.<name>) ---------------
+from . import data as data
+
+# -- end data -------------------------------------------------------------------------------------
+
+# -- train (_train: fit, accuracy, checkpoints, mesh) ---------------------------------------------
+from ._train import CheckpointMismatchError as CheckpointMismatchError
+from ._train import NonFiniteError as NonFiniteError
+from ._train import accuracy as accuracy
+from ._train import fit as fit
+from ._train import make_optimizer as make_optimizer
+# -- end train ------------------------------------------------------------------------------------
+
+# The API reference (pdoc) documents exactly these names.
+__all__ = sorted(name for name in dir() if not name.startswith("_"))

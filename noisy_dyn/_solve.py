@@ -19,6 +19,16 @@ there is one fused ``h [W^T | A^T]`` matmul plus elementwise work; each step dra
 from ``fold_in(key, k)`` (measured faster on CPU than one draw of all steps before the scan); the
 read-out is outside the scan. ``cfg.remat = N`` checkpoints chunks of ``N`` steps (a nested
 scan), trading a second forward pass for storing only every ``N``-th state.
+
+Fast path: the final state of the Ito form with a fixed step (``noise_form="ito"``,
+``learn_step=False``; the noise-free recursion included), i.e. ``apply`` and ``final_state`` and
+hence training, runs through ``noisy_dyn._fused.ito_final_state``: the same recursion with the
+same noise draws, one fused ``h [I + dt alpha A^T | W^T]`` matmul per step and a hand-written
+backward pass (a reverse scan with fused matmuls, gradients accumulated in its carry; with
+``remat`` the noise of a chunk is drawn again instead of stored). Equal to the plain scan up to
+floating-point reassociation. Its gradient is reverse-mode only (``jax.custom_vjp``): for
+forward-mode derivatives (``jax.jvp``, ``jax.jacfwd``, Hessians) of the final state, scan
+:func:`euler_maruyama_step` yourself, or use :func:`trajectory` (always the plain scan).
 """
 
 from collections.abc import Callable
@@ -32,6 +42,7 @@ from jaxtyping import Array, ArrayLike
 from ._baselines import gated_scan_parts
 from ._cell import check_params, recurrent_matrices
 from ._config import NoisyRNNConfig
+from ._fused import ito_final_state
 from ._noise import NoiseSample, needs_u, needs_xi, step_factor, step_noise
 from ._types import Hidden, Input, Key, Logits, Params, Sequences, Trajectory
 
@@ -190,6 +201,9 @@ def _run(
         carry, hs = _scan(step, carry0, xs_tm, T, cfg.remat, out, project)
         return hidden_of(carry), hs
 
+    if cfg.noise_form == "ito" and not cfg.learn_step and not collect:
+        return _run_fused(params, xs_tm, cfg, key, noise, dtype), None
+
     H = cfg.hidden_size
     A, W = recurrent_matrices(params, cfg)
     use_lin = cfg.alpha != 0.0
@@ -226,6 +240,45 @@ def _run(
     out = (lambda h: h) if collect else None
     hT, hs = _scan(step, h0, inputs, T, cfg.remat, out, project)
     return hT, hs
+
+
+def _draw_xi(key: Key, k: Array, shape: tuple[int, ...], dtype, *, cfg: NoisyRNNConfig) -> Array:
+    """``xi_k`` exactly as the plain scan draws it (``step_noise``), for the fused kernel."""
+    return step_noise(key, k, cfg, batch=shape[0], dtype=dtype)[0]
+
+
+def _run_fused(
+    params: Params,
+    xs_tm: Array,
+    cfg: NoisyRNNConfig,
+    key: Key | None,
+    noise: NoiseSample | None,
+    dtype: jnp.dtype,
+) -> Array:
+    """``h_T`` of the Ito form with fixed ``dt`` through the fused kernel (same draws)."""
+    A, W = recurrent_matrices(params, cfg)
+    h0 = jnp.zeros((xs_tm.shape[1], cfg.hidden_size), dtype=dtype)
+    kw: dict = {}
+    if noise is not None:
+        if noise.xi is not None and needs_xi(cfg):
+            kw["xi"] = _time_major(noise.xi.astype(dtype))
+    elif key is not None and cfg.noisy and needs_xi(cfg):
+        kw["key"] = key
+        kw["draw"] = partial(_draw_xi, cfg=cfg)
+    return ito_final_state(
+        A,
+        W,
+        params["U"],
+        params["b"],
+        xs_tm,
+        h0,
+        dt=cfg.dt,
+        alpha=cfg.alpha,
+        sigma_add=cfg.sigma_add,
+        sigma_mult=cfg.sigma_mult,
+        remat=cfg.remat,
+        **kw,
+    )
 
 
 @partial(jax.jit, static_argnames=("cfg",))
