@@ -12,5 +12,6 @@ mkdir -p "$OUT_DIR" "$WORK"
 python -m basis_ode train --data fashion_mnist --data-root "${FMNIST_ROOT:-/usr/share/datasets/fashion-mnist}" \
   --width 16 --K 8 --n-steps 8 --epochs "$EPOCHS" --batch-size 128 --lr 0.1 \
   --lr-drops "$((EPOCHS * 6 / 10)),$((EPOCHS * 8 / 10))" --no-progress --out "$WORK/train"
-python -m basis_ode compress --run "$WORK/train" --Ks 8,4 --n-steps-list 4,8 --out "$WORK/compress"
+python -m basis_ode compress --run "$WORK/train" --data-root "${FMNIST_ROOT:-/usr/share/datasets/fashion-mnist}" \
+  --Ks 8,4 --n-steps-list 4,8 --no-progress --out "$WORK/compress"
 for f in "$WORK"/compress/*.md "$WORK"/compress/*.json; do cp "$f" "$OUT_DIR/basis_fmnist_$(basename "$f")"; done
