@@ -30,6 +30,11 @@ the jitted step retraces.
 Reproducibility: the data order of epoch ``e`` is a pure function of ``(seed, e)`` and the PRNG
 key of a step is ``fold_in(fold_in(key(seed), e), i)`` for the ``i``-th step of the epoch, so a
 run resumed from a checkpoint is bit-identical to an uninterrupted one.
+
+Checkpoints are orbax-checkpoint steps ``ckpt_<global step>`` with an array item (parameters,
+mutable collections, optimizer state, key data) and a JSON item (configuration fingerprint,
+counters, history); a step is finalized by orbax's rename of its temporary directory, so a kill
+during a save leaves the previous steps intact and the half-written one is ignored.
 """
 
 from __future__ import annotations
@@ -38,7 +43,6 @@ import dataclasses
 import functools
 import json
 import os
-import re
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -58,7 +62,6 @@ from tqdm.auto import tqdm
 from .data import epoch_order
 
 _RECIPES = ("sgd", "adam_rsqrt")
-_CKPT_RE = re.compile(r"^ckpt_(\d{10})\.msgpack$")
 # Options of ``fit`` that change the trajectory of training; a checkpoint written under other
 # values is refused. ``epochs`` is left out on purpose: a finished run may be continued longer.
 _FINGERPRINT_OPTIONS = (
@@ -313,21 +316,9 @@ def _model_config(model) -> dict[str, str]:
     return {"class": type(model).__name__, **fields}
 
 
-def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints in ``directory``, oldest first (partial ``.tmp`` writes are ignored)."""
-    d = Path(directory)
-    if not d.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := _CKPT_RE.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then ``os.replace``.
-
-    A kill at any point leaves either the old set of complete checkpoints or the new one: the
-    final name only ever refers to a fully written file.
-    """
+    """Write to a temporary file in the same directory, fsync, then ``os.replace`` (for the log
+    and ``best.msgpack``; checkpoints are orbax steps)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
@@ -345,25 +336,155 @@ def _atomic_write(path: Path, data: bytes) -> None:
         pass
 
 
-def save_checkpoint(directory: str | os.PathLike, step: int, tree: dict, *, keep: int = 3) -> Path:
-    """Atomically save a dict of arrays/strings as ``ckpt_<step>.msgpack``; keep the last few."""
+_CKPT_PREFIX = "ckpt"  # orbax step directories ``ckpt_<10-digit global step>``
+
+
+def _checkpoint_manager(directory: Path, keep: int | None, *, reading: bool = False) -> Any:
+    """An orbax ``CheckpointManager`` over ``directory`` with two items per step: ``state``
+    (a pytree of arrays, ``StandardSave``) and ``meta`` (JSON).
+
+    Saves are synchronous (no background thread): when ``save`` returns, orbax has finalized the
+    step by renaming its temporary directory, which is the atomic write. Step directories left
+    unfinalized by a kill are never listed, and the next save removes them. With ``reading``
+    the manager neither creates the directory nor cleans it (another process may be writing).
+    """
+    import orbax.checkpoint as ocp
+    from absl import logging as absl_logging
+
+    if absl_logging.get_verbosity() > absl_logging.WARNING:  # keep orbax's INFO lines quiet
+        absl_logging.set_verbosity(absl_logging.WARNING)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep,
+        create=not reading,
+        enable_async_checkpointing=False,
+        step_prefix=_CKPT_PREFIX,
+        step_format_fixed_length=10,
+        cleanup_tmp_directories=not reading,
+    )
+    handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+    return ocp.CheckpointManager(directory.resolve(), options=options, item_handlers=handlers)
+
+
+def _step_path(manager: Any, step: int) -> Path:
+    return Path(manager.directory) / f"{_CKPT_PREFIX}_{int(step):010d}"
+
+
+def _save(manager: Any, step: int, arrays: Any, meta: dict[str, Any]) -> Path:
+    import orbax.checkpoint as ocp
+
+    step = int(step)
+    if step in manager.all_steps():  # orbax never overwrites a step
+        manager.delete(step)
+    tree = serialization.to_state_dict(jax.device_get(arrays))
+    args = ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta))
+    if not manager.save(step, args=args, force=True):
+        raise RuntimeError(f"orbax did not write checkpoint step {step} in {manager.directory}.")
+    manager.wait_until_finished()
+    return _step_path(manager, step)
+
+
+def _read_meta(manager: Any, step: int) -> dict[str, Any]:
+    import orbax.checkpoint as ocp
+
+    return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+
+
+def _flat(tree: Any) -> dict[str, Any]:
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(path): leaf for path, leaf in leaves}
+
+
+def _read_arrays(manager: Any, step: int, template: Any = None) -> Any:
+    """The arrays of ``step`` (as NumPy), in the structure of ``template`` when given.
+
+    With a template (arrays or ``jax.ShapeDtypeStruct``), every stored shape and dtype must
+    equal the template's (orbax would cast silently): ``CheckpointMismatchError`` otherwise.
+    """
+    import orbax.checkpoint as ocp
+
+    if template is None:
+        args = ocp.args.Composite(state=ocp.args.StandardRestore())
+        return manager.restore(step, args=args).state
+    target = serialization.to_state_dict(template)
+    want = _flat(target)
+    stored = _flat(manager.item_metadata(step).state)
+    path = _step_path(manager, step)
+    if want.keys() != stored.keys():
+        raise CheckpointMismatchError(
+            f"the checkpoint {path} holds arrays {sorted(set(stored) - set(want))} this run "
+            f"does not have and lacks {sorted(set(want) - set(stored))}. Use a new checkpoint "
+            "directory or pass resume=False."
+        )
+    for name, t in want.items():
+        a = stored[name]
+        if tuple(a.shape) != tuple(t.shape) or np.dtype(a.dtype) != np.dtype(t.dtype):
+            raise CheckpointMismatchError(
+                f"the checkpoint {path} stores {name} as {np.dtype(a.dtype)}{tuple(a.shape)}, "
+                f"this run needs {np.dtype(t.dtype)}{tuple(t.shape)}. Use a new checkpoint "
+                "directory or pass resume=False."
+            )
+    target = jax.tree.map(lambda t: jax.ShapeDtypeStruct(t.shape, t.dtype), target)
+    restored = manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
+    )
+    return restored.state
+
+
+def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints in ``directory``, oldest first: the orbax step directories
+    ``ckpt_<step>`` (unfinalized ``*.orbax-checkpoint-tmp-*`` directories are ignored)."""
+    import orbax.checkpoint as ocp
+
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / f"ckpt_{int(step):010d}.msgpack"
-    _atomic_write(path, serialization.msgpack_serialize(jax.device_get(tree)))
-    for old in list_checkpoints(d)[:-keep] if keep > 0 else []:
-        old.unlink(missing_ok=True)
-    return path
+    if not d.is_dir():
+        return []
+    name_format = ocp.step.standard_name_format(
+        step_prefix=_CKPT_PREFIX, step_format_fixed_length=10
+    )
+    for attempt in range(3):  # a step may be deleted (keep) while the directory is listed
+        try:
+            return [Path(m.path) for m in sorted(name_format.find_all(d), key=lambda m: m.step)]
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+    return []
+
+
+def save_checkpoint(directory: str | os.PathLike, step: int, tree: dict, *, keep: int = 3) -> Path:
+    """Save ``tree`` as the orbax step ``ckpt_<step>`` (synchronous, atomic); keep the last few.
+
+    ``tree["meta"]`` (a JSON string or a JSON-able dict) goes to the JSON item, every other
+    entry (arrays, nested dicts of arrays) to the array item.
+    """
+    meta = tree.get("meta", {})
+    meta = json.loads(meta) if isinstance(meta, str) else meta
+    manager = _checkpoint_manager(Path(directory), keep if keep > 0 else None)
+    try:
+        return _save(manager, step, {k: v for k, v in tree.items() if k != "meta"}, meta)
+    finally:
+        manager.close()
 
 
 def load_latest_checkpoint(directory: str | os.PathLike) -> dict | None:
-    """The newest readable checkpoint in ``directory`` as a nested dict (None if none)."""
-    for path in reversed(list_checkpoints(directory)):
-        try:
-            return serialization.msgpack_restore(path.read_bytes())
-        except Exception as err:  # a damaged file (e.g. disk full): fall back to an older one
-            warnings.warn(f"skipping unreadable checkpoint {path}: {err}", stacklevel=2)
-    return None
+    """The newest readable checkpoint in ``directory`` as a nested dict of NumPy arrays, with its
+    JSON item as the string ``"meta"`` (None if there is none)."""
+    d = Path(directory)
+    if not d.is_dir():
+        return None
+    manager = _checkpoint_manager(d, None, reading=True)
+    try:
+        for step in sorted(manager.all_steps(), reverse=True):
+            try:
+                meta = _read_meta(manager, step)
+                return {"meta": json.dumps(meta), **_read_arrays(manager, step)}
+            except Exception as err:  # a damaged step (e.g. disk full): fall back to an older one
+                warnings.warn(
+                    f"skipping unreadable checkpoint {_step_path(manager, step)}: {err}",
+                    stacklevel=2,
+                )
+        return None
+    finally:
+        manager.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -411,6 +532,60 @@ def _init_variables(model, arrays, seed: int):
         mask = np.arange(sample[0].shape[1])[None, :] < sample[2][:, None]
         return _init_fn(model, True)(key, sample[0], mask)
     return _init_fn(model, False)(key, sample[0])
+
+
+def _abstract_run_state(model, arrays, seed: int, variables: Any, direction) -> dict:
+    """Shapes and dtypes of a checkpoint of this run: ``model.init`` traced (not run) with
+    ``jax.eval_shape``, with the dtypes of user-given ``variables``, plus optimizer and key."""
+    abstract = jax.eval_shape(lambda: _init_variables(model, arrays, seed))
+    if variables is not None:
+        dtypes = jax.tree.map(lambda v: np.asarray(v).dtype, jax.device_get(variables))
+        if jax.tree.structure(dtypes) == jax.tree.structure(abstract):
+            abstract = jax.tree.map(lambda a, d: jax.ShapeDtypeStruct(a.shape, d), abstract, dtypes)
+    params = abstract["params"]
+    return {
+        "params": params,
+        "state": {k: v for k, v in abstract.items() if k != "params"},
+        "opt_state": jax.eval_shape(direction.init, params),
+        "key": jax.eval_shape(lambda: jax.random.key_data(jax.random.key(seed))),
+    }
+
+
+def _resume_point(manager, model, arrays, seed: int, variables: Any, direction, fingerprint):
+    """``(model, meta, arrays)`` of the newest readable step, or None; a step written by another
+    configuration raises ``CheckpointMismatchError``."""
+    steps = sorted(manager.all_steps())
+    for step in reversed(steps):
+        path = _step_path(manager, step)
+        try:
+            meta = _read_meta(manager, step)
+        except Exception as err:  # a damaged step (e.g. disk full): fall back to an older one
+            warnings.warn(f"skipping unreadable checkpoint {path}: {err}", stacklevel=3)
+            continue
+        if meta["fingerprint"] != json.loads(json.dumps(fingerprint)):
+            diff = sorted(
+                k
+                for k in set(fingerprint) | set(meta["fingerprint"])
+                if json.dumps(meta["fingerprint"].get(k)) != json.dumps(fingerprint.get(k))
+            )
+            raise CheckpointMismatchError(
+                f"the checkpoint {path} was written by a different configuration "
+                f"(differs in: {', '.join(diff)}). Use a new checkpoint directory, restore the "
+                "original settings, or pass resume=False to start over."
+            )
+        resumed_model = model.clone(**meta["model_updates"]) if meta.get("model_updates") else model
+        template = _abstract_run_state(resumed_model, arrays, seed, variables, direction)
+        try:
+            saved = _read_arrays(manager, step, template)
+        except CheckpointMismatchError:
+            raise
+        except Exception as err:
+            warnings.warn(f"skipping unreadable checkpoint {path}: {err}", stacklevel=3)
+            continue
+        for newer in steps[steps.index(step) + 1 :]:  # unreadable: rewritten from this step on
+            manager.delete(newer)
+        return resumed_model, meta, saved
+    return None
 
 
 def fit(
@@ -468,8 +643,10 @@ def fit(
         momentum, weight_decay, lr_drops, lr_factor, warmup_steps: recipe options.
         augment: optional ``augment(key, inputs) -> inputs`` applied inside the jitted step
             (e.g. ``basis_ode.data.augment``).
-        checkpoint_dir: directory for checkpoints and ``log.jsonl``; an existing run there is
-            resumed when ``resume`` is true (and refused if its configuration differs).
+        checkpoint_dir: directory for checkpoints (orbax step directories ``ckpt_<step>``,
+            saved synchronously and finalized by an atomic rename) and ``log.jsonl``; an
+            existing run there is resumed when ``resume`` is true (and refused if its
+            configuration differs); ``resume=False`` deletes its checkpoints and starts afresh.
         checkpoint_every: also checkpoint every this many steps (besides every epoch end).
         keep: number of checkpoints kept.
         select_best: return the variables of the epoch with the best validation accuracy
@@ -569,25 +746,23 @@ def fit(
     start_epoch, start_in_epoch, step = 0, 0, 0
     acc = np.zeros(3)  # running (loss sum, correct sum, weight sum) of the current epoch
     best = (-1.0, -1, None)
-    ckpt = load_latest_checkpoint(checkpoint_dir) if (checkpoint_dir and resume) else None
+    manager = _checkpoint_manager(Path(checkpoint_dir), keep) if checkpoint_dir else None
     opt_state_dict = None
-    if ckpt is not None:
-        meta = json.loads(ckpt["meta"])
-        if meta["fingerprint"] != json.loads(json.dumps(fingerprint)):
-            diff = sorted(
-                k
-                for k in set(fingerprint) | set(meta["fingerprint"])
-                if json.dumps(meta["fingerprint"].get(k)) != json.dumps(fingerprint.get(k))
-            )
-            raise CheckpointMismatchError(
-                f"the checkpoint in {checkpoint_dir} was written by a different configuration "
-                f"(differs in: {', '.join(diff)}). Use a new checkpoint directory, restore the "
-                "original settings, or pass resume=False to start over."
-            )
-        if meta.get("model_updates"):
-            model = model.clone(**meta["model_updates"])
-        variables = {"params": ckpt["params"], **ckpt.get("state", {})}
-        opt_state_dict = ckpt["opt_state"]
+    try:
+        if manager is not None and not resume:
+            for old in manager.all_steps():
+                manager.delete(old)
+        found = None
+        if manager is not None and resume:
+            found = _resume_point(manager, model, arrays, seed, variables, direction, fingerprint)
+    except BaseException:  # a refused checkpoint
+        if manager is not None:
+            manager.close()
+        raise
+    if found is not None:
+        model, meta, saved = found
+        variables = {"params": saved["params"], **saved["state"]}
+        opt_state_dict = saved["opt_state"]
         start_epoch, start_in_epoch, step = meta["epoch"], meta["step_in_epoch"], meta["step"]
         history = meta["history"]
         acc = np.asarray(meta["accumulators"], np.float64)
@@ -625,7 +800,7 @@ def fit(
     )
 
     def write_checkpoint(params, state, opt_state, epoch, in_epoch):
-        if not checkpoint_dir:
+        if manager is None:
             return
         meta = {
             "fingerprint": fingerprint,
@@ -639,13 +814,12 @@ def fit(
             "options": options,
         }
         tree = {
-            "meta": json.dumps(meta),
             "params": params,
             "state": state,
-            "opt_state": serialization.to_state_dict(opt_state),
-            "key": np.asarray(jax.random.key_data(jax.random.key(seed))),
+            "opt_state": opt_state,
+            "key": jax.random.key_data(jax.random.key(seed)),
         }
-        save_checkpoint(checkpoint_dir, step, tree, keep=keep)
+        _save(manager, step, tree, meta)
 
     def write_log():
         if log_file is None:
@@ -741,6 +915,8 @@ def fit(
             write_log()
     finally:
         bar.close()
+        if manager is not None:
+            manager.close()
 
     result = snapshot(params, state)
     out_history = dict(history)

@@ -14,16 +14,17 @@ regulariser (``noisy_dyn._theory.regularized_loss``). The state of a run is a pu
 
 Checkpoints hold the parameters, the optimizer state, the best-on-validation parameters, the
 epoch, the batch within the epoch, the global step, the PRNG key, the data-order seed, the
-history and the run settings. They are written atomically (temporary file, then ``os.replace``),
-so a run killed at any moment (even by SIGKILL) and restarted with the same call continues from
-the last checkpoint and ends with bit-identical parameters.
+history and the run settings. They are orbax-checkpoint step directories ``ckpt_<global step>``
+(arrays in a ``StandardSave`` item, everything else in a JSON item), saved synchronously and
+finalized by orbax's atomic rename of a temporary directory, so a run killed at any moment (even
+by SIGKILL) and restarted with the same call continues from the last complete checkpoint and
+ends with bit-identical parameters.
 """
 
 import hashlib
 import json
 import math
 import os
-import re
 import time
 from collections.abc import Callable
 from functools import partial
@@ -44,8 +45,7 @@ from ._solve import apply, trajectory
 Params = dict[str, Array]
 
 REGULARIZERS = ("noise", "explicit")
-_CKPT_PATTERN = re.compile(r"^ckpt_(\d{10})\.npz$")
-_FORMAT = 1
+_FORMAT = 2  # 2: orbax step directories (1 was one .npz per step)
 
 
 class TrainingDiverged(FloatingPointError):
@@ -221,17 +221,6 @@ def _fingerprint(xs: np.ndarray, ys: np.ndarray, lengths: np.ndarray | None) -> 
     return h.hexdigest()[:16]
 
 
-def _list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
-    if not directory.is_dir():
-        return []
-    found = []
-    for p in directory.iterdir():
-        m = _CKPT_PATTERN.match(p.name)
-        if m:
-            found.append((int(m.group(1)), p))
-    return sorted(found)
-
-
 def _atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
@@ -241,45 +230,90 @@ def _atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
     os.replace(tmp, path)
 
 
-def _save_checkpoint(directory: Path, state: Any, meta: dict[str, Any], keep: int) -> Path:
-    """Write ``ckpt_<step>.npz`` atomically and keep only the newest ``keep`` files."""
-    directory.mkdir(parents=True, exist_ok=True)
-    leaves = jax.tree_util.tree_leaves(jax.device_get(state))
-    arrays = {f"leaf_{i:05d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    path = directory / f"ckpt_{meta['step']:010d}.npz"
-    _atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
-    for _, old in _list_checkpoints(directory)[:-keep]:
-        old.unlink(missing_ok=True)
-    return path
+_CKPT_PREFIX = "ckpt"  # step directories ``ckpt_<10-digit global step>``
 
 
-def _read_meta(path: Path) -> dict[str, Any]:
-    with np.load(path, allow_pickle=False) as z:
-        return json.loads(bytes(z["meta"]).decode())
+def _checkpoint_manager(directory: Path, keep: int) -> Any:
+    """An orbax ``CheckpointManager`` over ``directory`` keeping the newest ``keep`` steps.
+
+    Saves are synchronous (no background thread): when ``save`` returns, the step directory has
+    been finalized by orbax's rename of its temporary directory, which is the atomic write. Step
+    directories left unfinalized by a kill are never listed and are removed by the next save.
+    """
+    import orbax.checkpoint as ocp
+    from absl import logging as absl_logging
+
+    if absl_logging.get_verbosity() > absl_logging.WARNING:  # keep orbax's INFO lines quiet
+        absl_logging.set_verbosity(absl_logging.WARNING)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep,
+        create=True,
+        enable_async_checkpointing=False,
+        step_prefix=_CKPT_PREFIX,
+        step_format_fixed_length=10,
+        cleanup_tmp_directories=True,
+    )
+    handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+    return ocp.CheckpointManager(directory.resolve(), options=options, item_handlers=handlers)
 
 
-def _read_checkpoint(path: Path, template: Any) -> tuple[Any, dict[str, Any]]:
-    """Load a checkpoint into the structure of ``template``; ValueError if it does not fit."""
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(bytes(z["meta"]).decode())
-        leaves_t, treedef = jax.tree_util.tree_flatten(template)
-        names = sorted(k for k in z.files if k.startswith("leaf_"))
-        if len(names) != len(leaves_t):
+def _step_path(manager: Any, step: int) -> Path:
+    return Path(manager.directory) / f"{_CKPT_PREFIX}_{step:010d}"
+
+
+def _flat(tree: Any) -> dict[str, Any]:
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(path): leaf for path, leaf in leaves}
+
+
+def _save_checkpoint(manager: Any, arrays: Any, meta: dict[str, Any]) -> Path:
+    """Write step ``meta["step"]``: ``arrays`` (a pytree of arrays) and the JSON ``meta``."""
+    import orbax.checkpoint as ocp
+    from flax import serialization
+
+    step = int(meta["step"])
+    if step in manager.all_steps():  # orbax never overwrites a step
+        manager.delete(step)
+    tree = serialization.to_state_dict(jax.device_get(arrays))
+    args = ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta))
+    if not manager.save(step, args=args, force=True):
+        raise RuntimeError(f"orbax did not write checkpoint step {step} in {manager.directory}.")
+    manager.wait_until_finished()
+    return _step_path(manager, step)
+
+
+def _read_meta(manager: Any, step: int) -> dict[str, Any]:
+    import orbax.checkpoint as ocp
+
+    return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+
+
+def _read_checkpoint(manager: Any, step: int, template: Any) -> Any:
+    """Arrays of ``step`` in the structure of ``template``; ValueError if they do not fit it.
+
+    Shapes and dtypes are checked against the stored metadata first (orbax would cast)."""
+    import orbax.checkpoint as ocp
+    from flax import serialization
+
+    path = _step_path(manager, step)
+    target = serialization.to_state_dict(jax.device_get(template))
+    want = _flat(target)
+    stored = _flat(manager.item_metadata(step).state)
+    if want.keys() != stored.keys():
+        raise ValueError(
+            f"checkpoint {path} holds the arrays {sorted(set(stored) - set(want))} the run does "
+            f"not have and misses {sorted(set(want) - set(stored))}."
+        )
+    for name, t in want.items():
+        a = stored[name]
+        if tuple(a.shape) != np.shape(t) or np.dtype(a.dtype) != np.asarray(t).dtype:
             raise ValueError(
-                f"checkpoint {path} holds {len(names)} arrays, the run needs {len(leaves_t)}."
+                f"checkpoint {path}: array {name} is {np.dtype(a.dtype)}{tuple(a.shape)}, the "
+                f"run needs {np.asarray(t).dtype}{np.shape(t)}."
             )
-        leaves = []
-        for name, t in zip(names, leaves_t):
-            a = z[name]
-            t = np.asarray(t)
-            if a.shape != t.shape or a.dtype != t.dtype:
-                raise ValueError(
-                    f"checkpoint {path}: array {name} is {a.dtype}{a.shape}, the run needs "
-                    f"{t.dtype}{t.shape}."
-                )
-            leaves.append(a)
-    return jax.tree_util.tree_unflatten(treedef, leaves), meta
+    args = ocp.args.Composite(state=ocp.args.StandardRestore(target))
+    restored = manager.restore(step, args=args).state
+    return serialization.from_state_dict(template, restored)
 
 
 def _diff(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -448,9 +482,9 @@ def fit(
         callback: ``callback(epoch, params) -> dict | None`` after every epoch (1-based epoch);
             the dict is merged into that epoch's history entry (values must be JSON numbers or
             strings).
-        checkpoint_dir: directory of the checkpoints ``ckpt_<global step>.npz`` (and of
-            ``log.jsonl`` unless ``log_path`` is given); written after every epoch and every
-            ``checkpoint_every_steps`` steps.
+        checkpoint_dir: directory of the checkpoints, orbax step directories
+            ``ckpt_<global step>`` (and of ``log.jsonl`` unless ``log_path`` is given); written
+            after every epoch and every ``checkpoint_every_steps`` steps.
         checkpoint_every_steps: also checkpoint every this many global steps.
         resume: continue from the newest checkpoint in ``checkpoint_dir`` (refused if it was
             written for a different configuration, data or run settings). ``resume=False``
@@ -559,66 +593,78 @@ def fit(
     best_val, best_epoch = -math.inf, 0
     history: list[dict[str, Any]] = []
 
-    if ckpt_dir is not None and not resume:
-        for _, old in _list_checkpoints(ckpt_dir):
-            old.unlink()
-    if ckpt_dir is not None and resume:
-        found = _list_checkpoints(ckpt_dir)
-        last_error: Exception | None = None
-        for _, path in reversed(found):
-            try:
-                meta = _read_meta(path)
-            except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
-                if path == found[-1][1]:
-                    last_error = err
-                continue
-            diffs = _diff(meta["run"]["config"], run_settings["config"])
-            if diffs:
-                raise ValueError(
-                    f"The checkpoint {path} was written for a different model configuration "
-                    f"({'; '.join(diffs)}). Use another checkpoint_dir, or resume=False to "
-                    "start afresh there."
-                )
-            others = {k: v for k, v in meta["run"].items() if k != "config"}
-            diffs = _diff(others, {k: v for k, v in run_settings.items() if k != "config"})
-            if diffs:
-                raise ValueError(
-                    f"The checkpoint {path} was written by a run with other settings "
-                    f"({'; '.join(diffs)}). Resume with the same data and settings, use another "
-                    "checkpoint_dir, or resume=False to start afresh there."
-                )
-            loaded, meta = _read_checkpoint(path, state)
-            state = jax.tree_util.tree_map(jnp.asarray, loaded)
-            pos = meta["position"]
-            best_val = -math.inf if meta["best_val"] is None else meta["best_val"]
-            best_epoch = meta["best_epoch"]
-            history = meta["history"]
-            break
-        else:
-            if found:
-                raise ValueError(
-                    f"No readable checkpoint in {ckpt_dir} (newest: {found[-1][1]}: "
-                    f"{last_error}); delete the directory or pass resume=False."
-                )
+    manager = None if ckpt_dir is None else _checkpoint_manager(ckpt_dir, keep)
+    try:
+        if manager is not None and not resume:
+            for old in manager.all_steps():
+                manager.delete(old)
+        if manager is not None and resume:
+            found = sorted(manager.all_steps())
+            last_error: Exception | None = None
+            for step in reversed(found):
+                path = _step_path(manager, step)
+                try:
+                    meta = _read_meta(manager, step)
+                except Exception as err:  # an unreadable step (e.g. disk full): try an older one
+                    if step == found[-1]:
+                        last_error = err
+                    continue
+                diffs = _diff(meta["run"]["config"], run_settings["config"])
+                if diffs:
+                    raise ValueError(
+                        f"The checkpoint {path} was written for a different model configuration "
+                        f"({'; '.join(diffs)}). Use another checkpoint_dir, or resume=False to "
+                        "start afresh there."
+                    )
+                others = {k: v for k, v in meta["run"].items() if k != "config"}
+                diffs = _diff(others, {k: v for k, v in run_settings.items() if k != "config"})
+                if diffs:
+                    raise ValueError(
+                        f"The checkpoint {path} was written by a run with other settings "
+                        f"({'; '.join(diffs)}). Resume with the same data and settings, use "
+                        "another checkpoint_dir, or resume=False to start afresh there."
+                    )
+                template = {"state": state, "key": jax.random.key_data(base_key)}
+                loaded = _read_checkpoint(manager, step, template)
+                state = jax.tree_util.tree_map(jnp.asarray, loaded["state"])
+                base_key = jax.random.wrap_key_data(jnp.asarray(loaded["key"]))
+                pos = meta["position"]
+                best_val = -math.inf if meta["best_val"] is None else meta["best_val"]
+                best_epoch = meta["best_epoch"]
+                history = meta["history"]
+                for newer in found[found.index(step) + 1 :]:  # unreadable: rewritten from here
+                    manager.delete(newer)
+                break
+            else:
+                if found:
+                    raise ValueError(
+                        f"No readable checkpoint in {ckpt_dir} (newest: "
+                        f"{_step_path(manager, found[-1])}: {last_error}); delete the directory or "
+                        "pass resume=False."
+                    )
+    except BaseException:  # a refused or unreadable checkpoint
+        if manager is not None:
+            manager.close()
+        raise
 
     replicated = NamedSharding(mesh, PartitionSpec())
     sharded = NamedSharding(mesh, PartitionSpec(batch_axis))
     state = jax.device_put(state, replicated)
 
     def checkpoint() -> Path | None:
-        if ckpt_dir is None:
+        if manager is None:
             return None
         meta = {
             "format": _FORMAT,
             "run": run_settings,
             "position": dict(pos),
             "step": pos["step"],
-            "key": np.asarray(jax.random.key_data(base_key)).tolist(),
             "best_val": None if best_val == -math.inf else best_val,
             "best_epoch": best_epoch,
             "history": history,
         }
-        return _save_checkpoint(ckpt_dir, state, meta, keep)
+        arrays = {"state": state, "key": jax.random.key_data(base_key)}
+        return _save_checkpoint(manager, arrays, meta)
 
     def write_log() -> None:
         if log_path is None:
@@ -629,9 +675,8 @@ def fit(
         _atomic_write_bytes(p, lambda f: f.write(text))
 
     last_ckpt = None
-    if ckpt_dir is not None:
-        listed = _list_checkpoints(ckpt_dir)
-        last_ckpt = listed[-1][1] if listed else None
+    if manager is not None and manager.latest_step() is not None:
+        last_ckpt = _step_path(manager, manager.latest_step())
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -676,7 +721,11 @@ def fit(
                 if stop_after_steps is not None and pos["step"] >= stop_after_steps:
                     out = state["best_params"] if val is not None else state["params"]
                     return jax.device_get(out), history
-                if checkpoint_every_steps and pos["step"] % checkpoint_every_steps == 0:
+                if (
+                    checkpoint_every_steps
+                    and pos["step"] % checkpoint_every_steps == 0
+                    and pos["batch"] < steps_per_epoch  # the epoch end checkpoints anyway
+                ):
                     last_ckpt = checkpoint()
 
             entry: dict[str, Any] = {
@@ -710,6 +759,8 @@ def fit(
     finally:
         if bar is not None:
             bar.close()
+        if manager is not None:
+            manager.close()
     write_log()
     out = state["best_params"] if val is not None else state["params"]
     return jax.device_get(out), history

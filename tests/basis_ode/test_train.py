@@ -169,6 +169,26 @@ def test_resume_is_bit_identical_and_mismatch_refused(digits, model, refined_run
         fit(model, train, checkpoint_every=4, **{**kw, "learning_rate": 0.1})
 
 
+def test_unfinalized_step_directory_is_ignored_on_resume(digits, model, refined_run, tmp_path):
+    # A kill during an orbax save leaves ``ckpt_<step>.orbax-checkpoint-tmp-<time>``; resume must
+    # use the newest finalized step instead, and still end bit-identical to the uninterrupted run.
+    train, _ = digits
+    kw = dict(epochs=2, refine_at=(1,), checkpoint_dir=tmp_path, checkpoint_every=4, **CONFIG)
+    fit(model, train, stop_after_steps=10, **kw)
+    assert [int(p.name[5:]) for p in list_checkpoints(tmp_path)] == [4, 8]
+    fake = tmp_path / "ckpt_0000000009.orbax-checkpoint-tmp-1700000000"
+    (fake / "state").mkdir(parents=True)
+    (fake / "state" / "manifest.ocdbt").write_bytes(b"\x00half written")
+    (fake / "_CHECKPOINT_METADATA").write_text("{not json")
+    assert [int(p.name[5:]) for p in list_checkpoints(tmp_path)] == [4, 8]
+    steps = []
+    resumed, history = fit(model, train, callback=lambda s, loss: steps.append(s), **kw)
+    assert steps[0] == 9  # the first step after the finalized checkpoint at step 8
+    assert history["step"] == 2 * SPE
+    _assert_trees_equal(resumed, refined_run[0])
+    assert not fake.exists()  # orbax removed the unfinalized directory
+
+
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(digits, model, tmp_path):
     (xs, ys), _ = digits
     xs = xs.copy()

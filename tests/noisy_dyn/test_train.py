@@ -3,6 +3,7 @@ refusal of foreign checkpoints, divergence detection, input validation."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -45,6 +46,13 @@ def _same(a, b):
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=k)
+
+
+def _steps(directory):
+    """Finalized orbax step directories ``ckpt_<10 digits>`` (not ``*.orbax-checkpoint-tmp-*``)."""
+    found = [(int(m.group(1)), p) for p in Path(directory).glob("ckpt_*")
+             if (m := re.fullmatch(r"ckpt_(\d{10})", p.name)) and p.is_dir()]  # fmt: skip
+    return sorted(found)
 
 
 def _strip(history):
@@ -97,7 +105,7 @@ def test_resume_in_process_is_bit_identical(digits, tmp_path):
     assert hist[-1]["best_epoch"] == best + 1
     lines = (tmp_path / "b" / "log.jsonl").read_text().splitlines()
     assert [json.loads(s)["epoch"] for s in lines] == [1, 2, 3]
-    assert len(list((tmp_path / "b").glob("ckpt_*.npz"))) == 3  # keep=3
+    assert len(_steps(tmp_path / "b")) == 3  # keep=3
     # A finished run resumes to the same result without training.
     again, _ = noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path / "b", **kw)
     _same(ref, again)
@@ -151,7 +159,7 @@ def test_sigkill_mid_epoch_then_restart_is_bit_identical(digits, tmp_path):
     deadline = time.time() + 120
     killed_at = None
     while time.time() < deadline:
-        steps = [int(p.stem.split("_")[1]) for p in (tmp_path / "kill").glob("ckpt_*.npz")]
+        steps = [s for s, _ in _steps(tmp_path / "kill")]
         if steps and max(steps) >= 12:  # epoch 1 has 10 steps: this is mid epoch 2
             assert victim.poll() is None, victim.stdout.read().decode()
             os.kill(victim.pid, signal.SIGKILL)
@@ -250,14 +258,44 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(digits, tmp_path):
     msg = str(info.value)
     assert "learning_rate" in msg and "dt" in msg and "global step" in msg
     failed = int(msg.split("global step ")[1].split(")")[0])
-    ckpts = sorted(tmp_path.glob("ckpt_*.npz"))
+    ckpts = _steps(tmp_path)
     assert ckpts, "no checkpoint before the failure"
-    assert int(ckpts[-1].stem.split("_")[1]) == failed - 1
-    assert str(ckpts[-1]) in msg
-    with np.load(ckpts[-1]) as z:
-        for k in z.files:
-            if k.startswith("leaf_"):
-                assert np.all(np.isfinite(z[k])), k
+    assert ckpts[-1][0] == failed - 1
+    assert str(ckpts[-1][1]) in msg
+    import orbax.checkpoint as ocp
+
+    with ocp.StandardCheckpointer() as reader:  # read the arrays back independently of fit
+        stored = reader.restore(ckpts[-1][1] / "state")
+    leaves = jax.tree_util.tree_leaves(stored)
+    # params, Adam's two moments, best params, Adam's step count and the PRNG key data
+    assert len(leaves) == 4 * len(noisy_dyn.init_params(jax.random.key(0), cfg)) + 2
+    for leaf in leaves:
+        assert np.all(np.isfinite(leaf))
+
+
+def test_unfinalized_step_directory_is_ignored_on_resume(digits, tmp_path, monkeypatch):
+    # A kill during an orbax save leaves ``ckpt_<step>.orbax-checkpoint-tmp-<time>``; resume
+    # must use the newest finalized step, not the half-written one.
+    xs, ys, _, _ = digits
+    cfg = _cfg()
+    kw = dict(epochs=1, batch_size=32, learning_rate=5e-3, seed=3, progress=False)
+    ref, _ = noisy_dyn.fit(cfg, (xs, ys), **kw)
+    noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path, checkpoint_every_steps=2,
+                  stop_after_steps=5, **kw)  # fmt: skip
+    assert [s for s, _ in _steps(tmp_path)] == [2, 4]
+    fake = tmp_path / "ckpt_0000000005.orbax-checkpoint-tmp-1700000000"
+    (fake / "state").mkdir(parents=True)
+    (fake / "state" / "manifest.ocdbt").write_bytes(b"\x00half written")
+    (fake / "_CHECKPOINT_METADATA").write_text("{not json")
+    calls = []
+    step_fn = _train._train_step
+    monkeypatch.setattr(_train, "_train_step", lambda *a, **k: calls.append(1) or step_fn(*a, **k))
+    out, hist = noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path, checkpoint_every_steps=2,
+                              **kw)  # fmt: skip
+    assert len(calls) == 2  # steps 5 and 6 of 6: resumed from step 4
+    _same(ref, out)
+    assert [s for s, _ in _steps(tmp_path)] == [2, 4, 6]
+    assert not fake.exists()  # orbax removed the unfinalized directory
 
 
 def test_input_validation(digits):
