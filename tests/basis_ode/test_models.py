@@ -7,6 +7,8 @@ import pytest
 
 from basis_ode import ConvODENet, ODETransformerTagger, ResNet, count_params
 
+from . import fill
+
 F64 = jnp.float64
 
 
@@ -23,24 +25,6 @@ def test_conv_odenet_parameter_count_is_exact(K):
 def test_count_params_closed_form():
     tree = {"a": jnp.zeros((3, 4)), "b": [jnp.zeros(5), {"c": jnp.zeros((2, 2, 2))}]}
     assert count_params(tree) == 12 + 5 + 8
-
-
-def fill(shapes, seed=0):
-    """Deterministic variables of the given shapes (no random-init compilation): positive
-    variances, scales near 1, everything else N(0, 0.3^2)."""
-    rng = np.random.default_rng(seed)
-
-    def one(path, s):
-        name = path[-1].key
-        if name == "var":
-            v = rng.uniform(0.5, 1.5, s.shape)
-        elif name == "scale":
-            v = 1.0 + 0.2 * rng.standard_normal(s.shape)
-        else:
-            v = 0.3 * rng.standard_normal(s.shape)
-        return jnp.asarray(v, dtype=s.dtype)
-
-    return jax.tree_util.tree_map_with_path(one, shapes)
 
 
 def _rename(tree, src, dst):

@@ -10,6 +10,8 @@ import pytest
 
 from basis_ode import ODEBlock, PreActConvUnit
 
+from . import fill
+
 F64 = jnp.float64
 
 
@@ -46,24 +48,6 @@ def _split(tree, K):
 def _conv_block(K, **kw):
     unit = functools.partial(PreActConvUnit, param_dtype=F64)
     return ODEBlock(unit=unit, n_basis=K, basis="piecewise_constant", method="euler", **kw)
-
-
-def fill(shapes, seed=0):
-    """Deterministic variables of the given shapes (no random-init compilation): positive
-    variances, scales near 1, everything else N(0, 0.3^2)."""
-    rng = np.random.default_rng(seed)
-
-    def one(path, s):
-        name = path[-1].key
-        if name == "var":
-            v = rng.uniform(0.5, 1.5, s.shape)
-        elif name == "scale":
-            v = 1.0 + 0.2 * rng.standard_normal(s.shape)
-        else:
-            v = 0.3 * rng.standard_normal(s.shape)
-        return jnp.asarray(v, dtype=s.dtype)
-
-    return jax.tree_util.tree_map_with_path(one, shapes)
 
 
 K4 = 4
