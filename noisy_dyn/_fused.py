@@ -25,19 +25,34 @@ float64 by the tests). With the adjoint ``g_{k+1} = dL/dh_{k+1}`` and
     dL/dU       += delta_k^T x_k,   dL/db += sum_batch delta_k
     dL/dxi_k    = g_{k+1} ⊙ (s_a + s_m h_k),   dL/dx_k = delta_k U
 
-and ``dL/dA = dt alpha (dL/dP)^T``, ``dL/dW = (dL/dW^T)^T``. The forward scan stores ``h_k`` and
-``a_k`` (no recomputation); the backward is one reverse ``lax.scan`` with two fused matmuls per
-step and the weight gradients accumulated in its carry, so no ``(T, B, 2H)`` array is written.
-The input drive ``x_k U^T + b`` is formed inside the step: for the pixel-sequence inputs of the
-paper (``I = 1``) a precomputed ``(T, B, H)`` drive array costs more memory traffic than the rank-1
-update it saves.
+and ``dL/dA = dt alpha (dL/dP)^T``, ``dL/dW = (dL/dW^T)^T``.
+
+Layout of the work (what makes it fast). The steps are grouped in chunks of ``C`` steps (``C =
+remat``, or :func:`default_chunk` of ``T``; the time axis is padded to a multiple of ``C`` with
+masked steps when needed); an outer ``lax.scan`` runs over chunks, an inner one over the steps
+of a chunk.
+
+- Per chunk, in bulk: the input drive ``x_k U^T + b`` and, in key mode, the normals of all ``C``
+  steps (one vectorised draw).
+- Per step, on the sequential path: forward one ``(B, H) x (H, 2H)`` matmul and one fused
+  elementwise update; backward one ``(B, 2H) x (2H, H)`` matmul and one elementwise update,
+  emitting ``[g_{k+1} | delta_k]``.
+- Per chunk, after its backward steps: the weight gradients as contractions over the chunk's
+  ``C B`` rows (``(H, C B) x (C B, 2H)`` for ``[P | W^T]``), at the dense-matmul rate instead of
+  ``C`` small matmuls on the sequential path. The forward stores ``h_k`` transposed, ``(H, C,
+  B)`` per chunk, so this contraction reads both operands without a transposed copy.
+
+Residuals: ``h_k``, ``a_k`` and (key mode) ``xi_k`` of every step, or with ``remat`` only each
+chunk's first state; the backward pass then recomputes the chunk (drawing its noise again) before
+reversing through it (gradient checkpointing), so peak memory falls from ``O(T B H)`` to
+``O((T / C + C) B H)``.
 
 Noise: either a given array ``xi`` (time-major ``(T, B, H)``), or a PRNG key, in which case step
-``k`` uses ``xi_k = standard_normal(fold_in(key, k), (B, H))`` (:func:`step_normals`), drawn
-inside the scan and drawn again in the backward pass instead of being stored when ``remat`` is
-on. With ``remat = N`` only every ``N``-th state is stored; the backward pass recomputes each
-chunk of ``N`` steps before reversing through it (gradient checkpointing), so peak memory falls
-from ``O(T B H)`` to ``O((T / N + N) B H)``.
+``k`` uses ``xi_k = draw(key, k, (B, H))``, by default :func:`step_normals`
+(``standard_normal(fold_in(key, k), (B, H))``). Every operation is batch-parallel (the only
+reductions over the batch are the weight-gradient contractions), so with the batch sharded over
+several devices under ``jit`` each device runs its own rows and the partitioner adds one
+all-reduce of the weight gradients per chunk.
 """
 
 from __future__ import annotations
@@ -51,57 +66,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from ._noise import _typed_key, standard_normal
 from ._types import Key
 
 # --------------------------------------------------------------------------------------------
-# Gaussian noise
-
-
-def _as_typed_key(key: Key) -> Array:
-    if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
-        return key
-    return jax.random.wrap_key_data(jnp.asarray(key, dtype=jnp.uint32))
-
-
-def standard_normal(key: Key, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
-    """Independent standard normals of the given shape from a PRNG key.
-
-    ``xi = sqrt(2) erfinv(u)`` with ``u`` uniform on ``(-1, 1)`` built from the top 23 bits of a
-    32-bit word, exactly the transform of ``jax.random.normal``. For threefry keys (JAX's default)
-    the words come from Threefry-2x32-20 applied to *pairs* of counters (two words per hash call,
-    half the hashing work of JAX's default partitionable layout: about 2x faster on CPU, the same
-    generator and statistical quality, but a different stream than ``jax.random.normal``). Keys of
-    other implementations (``rbg``, ``unsafe_rbg``) use ``jax.random.normal``.
-
-    Arguments:
-        key: a PRNG key (typed ``jax.random.key`` or raw ``jax.random.PRNGKey``).
-        shape: output shape.
-        dtype: floating output dtype (default float32).
-
-    Returns:
-        Array of ``shape`` and ``dtype`` with i.i.d. ``N(0, 1)`` entries.
-    """
-    dtype = jnp.dtype(dtype)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"standard_normal: dtype must be a floating dtype, got {dtype}.")
-    key = _as_typed_key(key)
-    n = int(np.prod(shape, dtype=np.int64))
-    if "threefry" not in str(jax.random.key_impl(key)) or n == 0 or n >= 2**31:
-        return jax.random.normal(key, shape, dtype)
-    from jax.extend.random import threefry_2x32
-
-    data = jax.random.key_data(key)
-    bits = threefry_2x32((data[0], data[1]), jax.lax.iota(np.uint32, n))
-    # top 23 bits -> mantissa of a float in [1, 2), minus 1 -> [0, 1), as jax.random.uniform.
-    u = jax.lax.bitcast_convert_type((bits >> 9) | np.uint32(0x3F800000), np.float32) - 1.0
-    lo = np.nextafter(np.float32(-1.0), np.float32(0.0))
-    u = jnp.maximum(lo, u * (np.float32(1.0) - lo) + lo)  # uniform on [lo, 1)
-    return (np.float32(np.sqrt(2.0)) * jax.lax.erf_inv(u)).astype(dtype).reshape(shape)
+# the default per-step noise
 
 
 def step_normals(key: Key, k: int | Array, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
     """The normals ``xi_k`` of time step ``k``: ``standard_normal(fold_in(key, k), shape)``."""
-    return standard_normal(jax.random.fold_in(_as_typed_key(key), k), shape, dtype)
+    return standard_normal(jax.random.fold_in(_typed_key(key), k), shape, dtype)
 
 
 def all_step_normals(
@@ -109,8 +83,8 @@ def all_step_normals(
 ) -> Float[Array, "time ..."]:
     """``xi_0 .. xi_{T-1}`` of :func:`step_normals` stacked time-major: ``(time, *shape)``.
 
-    The same numbers the fused scan draws inside its loop for the same key, so a solver fed this
-    array sees exactly the noise of the key path.
+    The same numbers the fused scan draws for the same key, so a solver fed this array sees
+    exactly the noise of the key path.
     """
     ks = jnp.arange(time, dtype=jnp.uint32)
     return jax.vmap(lambda k: step_normals(key, k, shape, dtype))(ks)
@@ -127,8 +101,13 @@ class _Static(NamedTuple):
     s_m: float
     noise: str  # "none" | "array" | "key"
     draw: Callable | None  # key mode: draw(key, k, shape, dtype) -> xi_k
-    remat: int | None
-    length: int  # true number of steps T (the time axis may be padded to a multiple of remat)
+    chunk: int  # steps per chunk; the time axis is padded to a multiple of it
+    remat: bool  # store only each chunk's first state, recompute the chunk in the backward pass
+    length: int  # true number of steps T
+
+    @property
+    def padded(self) -> bool:
+        return self.length % self.chunk != 0
 
 
 def _weights(A, W, st):
@@ -138,86 +117,108 @@ def _weights(A, W, st):
     return jnp.concatenate([P, W.T], axis=1)
 
 
-def _xi_at(noise, k, xi_k, shape, dtype, st):
+def _chunk_forward(PW, U, b, noise, st, h, chunk_inputs, collect):
+    """Steps of one chunk from its first state ``h``; returns ``h_end`` and, when ``collect``,
+    the residuals of its steps: the states transposed, ``hT[:, i, :] = h_{k_i}^T`` of shape
+    ``(H, C, B)`` (the layout the weight-gradient contraction reads without a transpose), the
+    activations ``a_k`` ``(C, B, H)`` and the normals ``xi_k`` ``(C, B, H)``.
+
+    The input drive ``x_k U^T + b`` and (key mode) the normals of all steps of the chunk are
+    formed in bulk before the chunk's step loop, which holds one matmul and one fused
+    elementwise update per step.
+    """
+    ks, x_c, xi_c = chunk_inputs
+    B, H = h.shape
+    C = ks.shape[0]
+    drive = jnp.einsum("cbi,hi->cbh", x_c, U) + b
     if st.noise == "key":
-        return st.draw(noise, k, shape, dtype)
-    return xi_k
+        xi_c = jax.vmap(lambda k: st.draw(noise, k, h.shape, h.dtype))(ks)
+
+    def step(carry, inp):
+        h, hT = carry
+        i, k, drive_k, xi_k = inp
+        pz = h @ PW
+        p, z = (h, pz) if st.alpha == 0.0 else (pz[:, :H], pz[:, H:])
+        a = jnp.tanh(z + drive_k)
+        h_next = p + st.dt * a
+        if st.noise != "none":
+            h_next = h_next + (st.s_a + st.s_m * h) * xi_k
+        if st.padded:  # padded steps (k >= T) leave h unchanged
+            h_next = jnp.where(k < st.length, h_next, h)
+        if collect:
+            hT = jax.lax.dynamic_update_slice_in_dim(hT, h.T[:, None, :], i, axis=1)
+        return (h_next, hT), (a if collect else None)
+
+    hT0 = jnp.zeros((H, C, B) if collect else (0,), h.dtype)
+    steps = jnp.arange(C, dtype=jnp.int32)
+    (h_end, hT_c), a_c = jax.lax.scan(step, (h, hT0), (steps, ks, drive, xi_c))
+    return h_end, ((hT_c, a_c, xi_c) if collect else None)
 
 
-def _step_fwd(PW, U, b, noise, st, h, inp):
-    """One step; returns ``h_{k+1}`` and the residuals ``(h_k, a_k, xi_k)``."""
-    k, x_k, xi_k = inp
-    H = h.shape[-1]
-    pz = h @ PW
-    if st.alpha == 0.0:
-        p, z = h, pz
-    else:
-        p, z = pz[:, :H], pz[:, H:]
-    a = jnp.tanh(z + x_k @ U.T + b)
-    h_next = p + st.dt * a
-    if st.noise != "none":
-        xi_k = _xi_at(noise, k, xi_k, h.shape, h.dtype, st)
-        h_next = h_next + (st.s_a + st.s_m * h) * xi_k
-    if st.length % (st.remat or 1):  # padded steps (k >= T) leave h unchanged
-        h_next = jnp.where(k < st.length, h_next, h)
-    return h_next, (h, a, xi_k if st.noise == "key" else None)
+def _chunk_backward(PW, U, st, carry, chunk):
+    """Reverse one chunk: ``g`` at its end -> ``g`` at its start; add its weight gradients.
 
-
-def _step_bwd(PW, U, st, carry, inp):
-    """Reverse one step: ``g_{k+1} -> g_k`` and accumulate the weight gradients."""
+    The step loop carries only the adjoint ``g`` (one matmul per step) and emits
+    ``[g_{k+1} | delta_k]``; the weight gradients of the chunk are then one
+    ``(H, C B) x (C B, 2H)`` contraction, which runs at the dense-matmul rate (multi-threaded on
+    CPU) instead of as ``C`` small matmuls on the sequential path.
+    """
     g, dPW, dU, db = carry
-    k, x_k, h_k, a_k, xi_k = inp
-    delta = st.dt * g * (1.0 - a_k * a_k)
-    if st.length % (st.remat or 1):
-        delta = jnp.where(k < st.length, delta, jnp.zeros_like(delta))
-    if st.alpha == 0.0:
-        gd = delta
-        g_prev = g + delta @ PW.T
-    else:
+    ks, x_c, hT_c, a_c, xi_c = chunk
+    H = hT_c.shape[0]
+    PWt = PW.T
+
+    def step(g, inp):
+        k, a_k, xi_k = inp
+        delta = st.dt * g * (1.0 - a_k * a_k)
+        if st.padded:
+            delta = jnp.where(k < st.length, delta, jnp.zeros_like(delta))
         gd = jnp.concatenate([g, delta], axis=-1)
-        if st.length % (st.remat or 1):
-            gd = jnp.where(k < st.length, gd, jnp.zeros_like(gd))
-        g_prev = gd @ PW.T
-        if st.length % (st.remat or 1):
+        g_prev = g + delta @ PWt if st.alpha == 0.0 else gd @ PWt
+        if st.noise != "none":
+            g_prev = g_prev + st.s_m * g * xi_k
+        if st.padded:
             g_prev = jnp.where(k < st.length, g_prev, g)
-    dx_k = delta @ U
-    dxi = None
-    if st.noise != "none":
-        noise_grad = st.s_m * g * xi_k
-        if st.length % (st.remat or 1):
-            noise_grad = jnp.where(k < st.length, noise_grad, jnp.zeros_like(noise_grad))
-        g_prev = g_prev + noise_grad
-        if st.noise == "array":
-            dxi = g * (st.s_a + st.s_m * h_k)
-    carry = (g_prev, dPW + h_k.T @ gd, dU + delta.T @ x_k, db + delta.sum(0))
-    return carry, (dx_k, dxi)
+        return g_prev, gd
+
+    g, gd_c = jax.lax.scan(step, g, (ks, a_c, xi_c), reverse=True)
+    if st.padded:
+        gd_c = jnp.where((ks < st.length)[:, None, None], gd_c, jnp.zeros_like(gd_c))
+    g_next_c, delta_c = gd_c[..., :H], gd_c[..., H:]
+    carry = (  # operand orders chosen so that no operand needs a transposed copy
+        g,
+        dPW + jnp.einsum("hcb,cbk->hk", hT_c, delta_c if st.alpha == 0.0 else gd_c),
+        dU + jnp.einsum("cbi,cbh->ih", x_c, delta_c).T,
+        db + delta_c.sum((0, 1)),
+    )
+    dx_c = jnp.einsum("cbh,hi->cbi", delta_c, U)
+    dxi_c = None
+    if st.noise == "array":
+        dxi_c = g_next_c * (st.s_a + st.s_m * jnp.transpose(hT_c, (1, 2, 0)))
+    return carry, (dx_c, dxi_c)
 
 
-def _per_step_inputs(x, noise, st):
+def _chunk_inputs(x, noise, st):
+    """Per-step inputs ``(k, x_k, xi_k)`` grouped ``(n_chunks, C, ...)``."""
     ks = jnp.arange(x.shape[0], dtype=jnp.uint32)
     xi = noise if st.noise == "array" else None
-    return ks, x, xi
-
-
-def _chunked(tree, n):
-    return jax.tree_util.tree_map(lambda a: a.reshape(-1, n, *a.shape[1:]), tree)
+    return jax.tree_util.tree_map(lambda a: a.reshape(-1, st.chunk, *a.shape[1:]), (ks, x, xi))
 
 
 def _forward(A, W, U, b, x, noise, h0, st, store):
     PW = _weights(A, W, st)
-    step = partial(_step_fwd, PW, U, b, noise, st)
-    inputs = _per_step_inputs(x, noise, st)
-    if st.remat is None:
-        if store:
-            return jax.lax.scan(step, h0, inputs)
-        return jax.lax.scan(lambda h, i: (step(h, i)[0], None), h0, inputs)[0], None
+    collect = store and not st.remat
 
     def chunk(h, inp):
-        h_end, _ = jax.lax.scan(lambda c, i: (step(c, i)[0], None), h, inp)
-        return h_end, h  # store the chunk's first state only
+        h_end, res = _chunk_forward(PW, U, b, noise, st, h, inp, collect)
+        if not store:
+            return h_end, None
+        if st.remat:
+            return h_end, h  # the chunk's first state only
+        hT_c, a_c, xi_c = res
+        return h_end, (hT_c, a_c, xi_c if st.noise == "key" else None)
 
-    h_T, starts = jax.lax.scan(chunk, h0, _chunked(inputs, st.remat))
-    return h_T, (starts if store else None)
+    return jax.lax.scan(chunk, h0, _chunk_inputs(x, noise, st))
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(7,))
@@ -226,50 +227,37 @@ def _fused_scan(A, W, U, b, x, noise, h0, st):
 
 
 def _fused_scan_fwd(A, W, U, b, x, noise, h0, st):
-    h_T, res = _forward(A, W, U, b, x, noise, h0, st, store=True)
-    if st.remat is None:
-        hs, acts, xis = res
-        if st.noise == "array":
-            xis = None  # the input array itself is a residual
-        return h_T, (A, W, U, b, x, noise, h0, hs, acts, xis)
-    return h_T, (A, W, U, b, x, noise, h0, res, None, None)
+    h_T, stored = _forward(A, W, U, b, x, noise, h0, st, store=True)
+    return h_T, (A, W, U, b, x, noise, stored)
 
 
 def _fused_scan_bwd(st, res, g_T):
-    A, W, U, b, x, noise, h0, hs, acts, xis = res
+    A, W, U, b, x, noise, stored = res
     PW = _weights(A, W, st)
+
+    def chunk_back(carry, inp):
+        chunk_inputs, kept = inp
+        ks, x_c, xi_given = chunk_inputs
+        if st.remat:  # recompute the chunk from its first state (and draw its noise again)
+            _, (hT_c, a_c, xi_c) = _chunk_forward(PW, U, b, noise, st, kept, chunk_inputs, True)
+        else:
+            hT_c, a_c, xi_c = kept
+        if st.noise == "array":
+            xi_c = xi_given
+        return _chunk_backward(PW, U, st, carry, (ks, x_c, hT_c, a_c, xi_c))
+
     zeros = (jnp.zeros_like(PW), jnp.zeros_like(U), jnp.zeros_like(b))
-    back = partial(_step_bwd, PW, U, st)
-    ks, xs, xi_in = _per_step_inputs(x, noise, st)
-    if st.remat is None:
-        xi_seq = xi_in if st.noise == "array" else xis
-        (g0, dPW, dU, db), (dx, dxi) = jax.lax.scan(
-            back, (g_T, *zeros), (ks, xs, hs, acts, xi_seq), reverse=True
-        )
-    else:
-        step = partial(_step_fwd, PW, U, b, noise, st)
-
-        def chunk_back(carry, inp):
-            h_start, chunk_inputs = inp
-            _, (h_c, a_c, xi_c) = jax.lax.scan(step, h_start, chunk_inputs)
-            kc, xc, xi_given = chunk_inputs
-            xi_c = xi_c if st.noise == "key" else xi_given
-            return jax.lax.scan(back, carry, (kc, xc, h_c, a_c, xi_c), reverse=True)
-
-        chunks = _chunked((ks, xs, xi_in), st.remat)
-        (g0, dPW, dU, db), (dx, dxi) = jax.lax.scan(
-            chunk_back, (g_T, *zeros), (hs, chunks), reverse=True
-        )
-        dx = dx.reshape(-1, *dx.shape[2:])
-        if dxi is not None:
-            dxi = dxi.reshape(-1, *dxi.shape[2:])
+    (g0, dPW, dU, db), (dx, dxi) = jax.lax.scan(
+        chunk_back, (g_T, *zeros), (_chunk_inputs(x, noise, st), stored), reverse=True
+    )
+    dx = dx.reshape(-1, *dx.shape[2:])
     H = PW.shape[0]
     if st.alpha == 0.0:
         dA, dW = jnp.zeros_like(A), dPW.T
     else:
         dA, dW = (st.dt * st.alpha) * dPW[:, :H].T, dPW[:, H:].T
     if st.noise == "array":
-        dnoise = dxi
+        dnoise = dxi.reshape(-1, *dxi.shape[2:])
     elif st.noise == "key":
         dnoise = np.zeros(noise.shape, dtype=jax.dtypes.float0)
     else:
@@ -278,6 +266,15 @@ def _fused_scan_bwd(st, res, g_T):
 
 
 _fused_scan.defvjp(_fused_scan_fwd, _fused_scan_bwd)
+
+
+def default_chunk(time: int) -> int:
+    """Chunk length of the fused scan without remat: ``T`` itself up to 32 steps, else the
+    divisor of ``T`` in ``[8, 32]`` closest to 16 (no padded steps), else 16."""
+    if time <= 32:
+        return max(time, 1)
+    divisors = [c for c in range(8, 33) if time % c == 0]
+    return min(divisors, key=lambda c: abs(c - 16)) if divisors else 16
 
 
 def ito_final_state(
@@ -348,10 +345,11 @@ def ito_final_state(
             raise ValueError(f"ito_final_state: xi must have shape {(T, B, H)}, got {xi.shape}.")
         mode, noise = "array", xi
     elif key is not None and noisy:
-        mode, noise = "key", _as_typed_key(key)
+        mode, noise = "key", _typed_key(key)
     else:
         mode, noise = "none", jnp.zeros((), dtype)
-    pad = 0 if remat is None else (-T) % remat
+    chunk = default_chunk(T) if remat is None else remat
+    pad = (-T) % chunk
     if pad:
         xs = jnp.concatenate([xs, jnp.zeros((pad, B, n_in), dtype)], axis=0)
         if mode == "array":
@@ -364,7 +362,8 @@ def ito_final_state(
         root * float(sigma_mult),
         mode,
         (draw or step_normals) if mode == "key" else None,
-        remat,
+        chunk,
+        remat is not None,
         T,
     )
     return _fused_scan(A, W, U, b, xs, noise, h0, st)

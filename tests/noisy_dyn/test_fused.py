@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from noisy_dyn._fused import all_step_normals, ito_final_state, standard_normal, step_normals
+from noisy_dyn._fused import (
+    all_step_normals,
+    default_chunk,
+    ito_final_state,
+    standard_normal,
+    step_normals,
+)
 
 T, B, H, I = 11, 3, 5, 2
 DT, SA, SM = 0.1, 0.3, 0.4
@@ -87,6 +93,36 @@ def test_key_mode_uses_step_normals_and_matches_reference(key, remat):
     np.testing.assert_allclose(v1, v2, rtol=1e-12)
     for a, b in zip(g1, g2):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("time", "chunk"), [(37, 16), (40, 20), (64, 16), (5, 5)])
+def test_default_chunks_padded_or_not_match_reference(key, time, chunk):
+    """Longer sequences run in chunks (padded with masked steps when no divisor of T in
+    [8, 32] exists); gradients still equal autodiff of the reference scan."""
+    assert default_chunk(time) == chunk
+    ks = jax.random.split(key, 3)
+    xs = jax.random.normal(ks[0], (time, B, I))
+    xi = jax.random.normal(ks[1], (time, B, H))
+    args, _ = _data(ks[2])
+    args = {**args, "xs": xs}
+    names = ("A", "W", "U", "b", "h0")
+
+    def fused(*a):
+        kw = {**args, **dict(zip(names, a[:-1]))}
+        h = ito_final_state(**kw, dt=DT, alpha=0.7, sigma_add=SA, sigma_mult=SM, xi=a[-1])
+        return _loss(h, key)
+
+    def ref(*a):
+        p = dict(zip(names, a[:-1]))
+        return _loss(_reference(p["A"], p["W"], p["U"], p["b"], xs, p["h0"], a[-1], 0.7), key)
+
+    argnums = tuple(range(len(names) + 1))
+    vals = [args[n] for n in names] + [xi]
+    v1, g1 = jax.jit(jax.value_and_grad(fused, argnums))(*vals)
+    v2, g2 = jax.jit(jax.value_and_grad(ref, argnums))(*vals)
+    np.testing.assert_allclose(v1, v2, rtol=1e-12)
+    for name, a, b in zip([*names, "xi"], g1, g2):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
 
 
 def test_no_noise_is_the_deterministic_euler_recursion_numpy(key):
