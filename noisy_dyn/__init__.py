@@ -58,6 +58,8 @@ from ._perturb import pgd as pgd
 from ._perturb import pgd_fn as pgd_fn
 from ._robustness import DEFAULT_PERTURBATIONS as DEFAULT_PERTURBATIONS
 from ._robustness import robustness_table as robustness_table
+from ._devices import cpu_devices_for as cpu_devices_for
+from ._devices import use_cpu_devices as use_cpu_devices
 from ._train import TrainingDiverged as TrainingDiverged
 from ._train import accuracy as accuracy
 from ._train import fit as fit
@@ -75,7 +77,7 @@ from . import data as data
 # --- bench (noisy_dyn._fused: the fast Ito scan used by apply) ---
 # isort: split
 from ._fused import ito_final_state as ito_final_state
-from ._fused import standard_normal as standard_normal
+from ._noise import standard_normal as standard_normal
 
 # --- end bench ---
 

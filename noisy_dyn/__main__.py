@@ -303,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-every", type=int, default=None, help="also checkpoint every N steps"
     )
     t.add_argument("--no-resume", action="store_true", help="start afresh, deleting checkpoints")
+    t.add_argument(
+        "--cpu-devices",
+        type=int,
+        default=None,
+        help="run on a CPU as this many JAX devices, the batch sharded over them (default: "
+        "noisy_dyn.cpu_devices_for(batch size): one per core, >= 32 rows each); 1 turns it off",
+    )
     t.add_argument("--out", default="runs/train", help="output folder")
     common(t)
     t.set_defaults(func=cmd_train)
@@ -341,6 +348,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_cpu_devices(requested: int | None, batch_size: int) -> None:
+    """Apply ``--cpu-devices`` before JAX starts (the default is skipped if it has started)."""
+    from ._devices import cpu_devices_for, use_cpu_devices
+
+    if requested is not None and requested < 1:
+        raise SystemExit(f"error: --cpu-devices must be >= 1, got {requested}")
+    if requested is not None and batch_size % requested:
+        raise SystemExit(
+            f"error: --batch-size ({batch_size}) must be a multiple of --cpu-devices ({requested})"
+        )
+    n = cpu_devices_for(batch_size) if requested is None else requested
+    try:
+        use_cpu_devices(n)
+    except RuntimeError as err:  # JAX already running (main() called in-process)
+        if requested is not None and requested > 1:
+            raise SystemExit(f"error: {err}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: ``python -m noisy_dyn {train,robustness,demo} ...`` (see ``--help``)."""
     args = build_parser().parse_args(argv)
@@ -350,6 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"error: --{name.replace('_', '-')} must be >= 1, got {value}")
     from ._train import TrainingDiverged
 
+    if args.command == "train":
+        _configure_cpu_devices(args.cpu_devices, args.batch_size)
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, TrainingDiverged) as err:
