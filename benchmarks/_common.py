@@ -155,6 +155,7 @@ def machine() -> dict[str, Any]:
     info = {
         "backend": jax.default_backend(),
         "device": getattr(dev, "device_kind", str(dev)),
+        "local_devices": jax.local_device_count(),
         "cpu_count": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),

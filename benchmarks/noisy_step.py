@@ -5,7 +5,11 @@ Model: the Lipschitz RNN of SPEC 1.1 with Ito noise on (SPEC 1.2, preset ``nrnn_
 ten classes. Implementations measured side by side in one process:
 
 - ``jax_library``: ``jax.value_and_grad`` of the cross-entropy of ``noisy_dyn.apply(params, xs,
-  cfg, key=key)``: the library's default path, whatever ``noisy_dyn`` routes it to;
+  cfg, key=key)``: the library's default path, whatever ``noisy_dyn`` routes it to, on one
+  device;
+- ``jax_library_dp`` (when the process has several devices, e.g. after
+  ``noisy_dyn.use_cpu_devices()``): the same function with the batch sharded over all local
+  devices and the parameters replicated, exactly as ``noisy_dyn.fit`` runs it;
 - ``jax_fused``: the fused kernel ``noisy_dyn._fused.ito_final_state`` called directly (noise
   drawn inside the scan from the key, hand-written backward pass);
 - ``jax_plain_scan``: a straightforward ``lax.scan`` written here (input drive for all steps in
@@ -249,6 +253,23 @@ def _vg(loss, cfg, argnums=0):
     return jax.jit(jax.value_and_grad(lambda *a: loss(*a, cfg), argnums=argnums))
 
 
+def data_parallel_devices(batch: int) -> int:
+    """Devices the ``jax_library_dp`` variant shards over (0: variant unavailable)."""
+    n = jax.local_device_count()
+    return n if n > 1 and batch % n == 0 else 0
+
+
+def shard_like_fit(params, xs, ys, key):
+    """Place a step's arguments as ``noisy_dyn.fit`` does: the batch axis sharded over a
+    one-axis mesh of all local devices, parameters and key replicated."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    mesh = Mesh(np.asarray(jax.local_devices()), ("batch",))
+    rep, sharded = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("batch"))
+    return (jax.device_put(params, rep), jax.device_put(xs, sharded),
+            jax.device_put(ys, sharded), jax.device_put(key, rep))  # fmt: skip
+
+
 def check_agreement(
     batch=4, hidden=8, time=16, names=("jax_fused", "jax_plain_scan", "diffrax", "torch_eager")
 ) -> dict[str, float]:
@@ -267,6 +288,12 @@ def check_agreement(
         return max(gerr, abs(float(val) - float(ref_val)) / abs(float(ref_val)))
 
     out = {}
+    if "jax_library_dp" in names and data_parallel_devices(batch):
+        p_, x_, y_, xi_ = shard_like_fit(params, xs, ys, xi)
+        val, grads = jax.jit(jax.value_and_grad(library_loss_given_noise), static_argnums=4)(
+            p_, x_, y_, xi_, cfg
+        )
+        out["jax_library_dp"] = rel(val, grads)
     for name, loss in [("jax_fused", fused_loss), ("jax_plain_scan", plain_scan_loss),
                        ("diffrax", diffrax_loss)]:  # fmt: skip
         if name not in names:
@@ -285,6 +312,7 @@ def bench_train_step(batch, hidden, time, *, repeats, variants=None, torch=True)
 
     ``variants``: names among ``jax_library, jax_fused, jax_plain_scan, diffrax, diffrax_vbt``
     (default: all but ``diffrax_vbt``); ``torch`` adds ``torch_eager`` when torch is installed.
+    ``jax_library_dp`` is added when the process has several devices that divide the batch.
     """
     prob = make_problem(batch, hidden, time)
     cfg, params, xs, ys, key = (prob[k] for k in ("cfg", "params", "xs", "ys", "key"))
@@ -304,6 +332,11 @@ def bench_train_step(batch, hidden, time, *, repeats, variants=None, torch=True)
     jitted = {name: _vg(loss, cfg) for name, loss in variants.items()}
     stats = {name: compile_stats(f, params, xs, ys, key) for name, f in jitted.items()}
     calls = {name: (lambda f=f: f(params, xs, ys, key)) for name, f in jitted.items()}
+    n_dev = data_parallel_devices(batch)
+    if "jax_library" in variants and n_dev:
+        f, args = jitted["jax_library"], shard_like_fit(params, xs, ys, key)
+        stats["jax_library_dp"] = {**compile_stats(f, *args), "devices": n_dev}
+        calls["jax_library_dp"] = lambda f=f, args=args: f(*args)
     if torch and _torch_available():
         step, _ = torch_step(prob)
         calls["torch_eager"] = step
