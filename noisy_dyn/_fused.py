@@ -185,11 +185,17 @@ def _chunk_backward(PW, U, st, carry, chunk):
     if st.padded:
         gd_c = jnp.where((ks < st.length)[:, None, None], gd_c, jnp.zeros_like(gd_c))
     g_next_c, delta_c = gd_c[..., :H], gd_c[..., H:]
-    carry = (  # operand orders chosen so that no operand needs a transposed copy
+    # Contractions over the chunk's rows (c, b), listed in the operands' memory order so that XLA
+    # reads (H, C, B) and (C, B, n) as (H, C B) and (C B, n) without transposed copies.
+    rows = (((1, 2), (0, 1)), ((), ()))
+    lead = (((0, 1), (0, 1)), ((), ()))
+    wgrad = jax.lax.dot_general(hT_c, delta_c if st.alpha == 0.0 else gd_c, rows)
+    ugrad = jax.lax.dot_general(x_c, gd_c, lead)[:, -H:].T  # (H, I): delta^T x
+    carry = (
         g,
-        dPW + jnp.einsum("hcb,cbk->hk", hT_c, delta_c if st.alpha == 0.0 else gd_c),
-        dU + jnp.einsum("cbi,cbh->ih", x_c, delta_c).T,
-        db + delta_c.sum((0, 1)),
+        dPW + wgrad,  # [h^T g | h^T delta], or h^T delta when alpha = 0
+        dU + ugrad,
+        db + gd_c.sum((0, 1))[-H:],
     )
     dx_c = jnp.einsum("cbh,hi->cbi", delta_c, U)
     dxi_c = None
