@@ -304,10 +304,11 @@ def ito_final_state(
 
     Computes, for ``k = 0..T-1``,
     ``h_{k+1} = h_k + dt (alpha A h_k + tanh(W h_k + U x_k + b)) + sqrt(dt) (sigma_add +
-    sigma_mult h_k) ⊙ xi_k`` (SPEC 1.2, Ito form) as one ``lax.scan`` with one fused
+    sigma_mult h_k) ⊙ xi_k`` (SPEC 1.2, Ito form) as a scan over chunks of steps with one fused
     ``(B, H) x (H, 2H)`` matmul per step, differentiable in ``A, W, U, b, h0`` (and ``xi``) through
-    a ``jax.custom_vjp`` whose backward pass is a reverse scan with fused matmuls (derivation in the
-    module docstring). The same arithmetic as the plain scan, up to floating-point reassociation.
+    a ``jax.custom_vjp`` whose backward pass is a reverse scan with one fused matmul per step and
+    the weight gradients contracted per chunk (derivation and layout in the module docstring). The
+    same arithmetic as the plain scan, up to floating-point reassociation.
 
     Arguments:
         A, W: the ``H x H`` matrices of SPEC 1.1 (already structured by ``lipschitz_matrix``).
@@ -316,11 +317,13 @@ def ito_final_state(
         h0: initial state ``(B, H)``.
         dt: step size; alpha: weight of the linear term; sigma_add, sigma_mult: diffusion.
         xi: standard normals, time-major ``(T, B, H)``; or
-        key: a PRNG key: step ``k`` draws ``draw(key, k, (B, H), dtype)`` inside the loop (give
-            at most one of ``xi`` and ``key``; neither means no noise).
-        draw: the per-step sampler of the key mode (default :func:`step_normals`); it is called
-            again in the backward pass (with remat) and must be a pure function of ``(key, k)``.
-        remat: ``None`` or a chunk length ``N >= 1`` for gradient checkpointing.
+        key: a PRNG key: step ``k`` uses ``draw(key, k, (B, H), dtype)``, drawn for a whole chunk
+            of steps at once (give at most one of ``xi`` and ``key``; neither means no noise).
+        draw: the per-step sampler of the key mode (default :func:`step_normals`); it is
+            vectorised over ``k`` with ``jax.vmap``, called again in the backward pass (with
+            remat) and must be a pure function of ``(key, k)``.
+        remat: ``None`` (chunks of :func:`default_chunk` steps, all residuals stored) or a chunk
+            length ``N >= 1`` for gradient checkpointing (only each chunk's first state stored).
 
     Returns:
         ``h_T`` of shape ``(B, H)``.
