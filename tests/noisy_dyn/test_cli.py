@@ -61,6 +61,15 @@ def test_cli_rejects_bad_arguments(tmp_path):
         main(["train", "--preset", "lipschitz", "--epochs", "0"])
     with pytest.raises(SystemExit, match="no model file"):
         main(["robustness", "--checkpoints", str(tmp_path / "missing")])
+    out = str(tmp_path / "run")
+    with pytest.raises(SystemExit, match="multiple of --cpu-devices"):
+        main(["train", "--preset", "lipschitz", "--batch-size", "128", "--cpu-devices", "3",
+              "--out", out])  # fmt: skip
+    with pytest.raises(SystemExit, match="cpu-devices must be >= 1"):
+        main(["train", "--preset", "lipschitz", "--cpu-devices", "0", "--out", out])
+    jnp.zeros(1).block_until_ready()  # JAX is running: an explicit device count can't apply
+    with pytest.raises(SystemExit, match="right after the imports"):
+        main(["train", "--preset", "lipschitz", "--cpu-devices", "2", "--out", out])
 
 
 def test_robustness_table_facts_on_a_linear_readout(key):
