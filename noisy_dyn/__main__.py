@@ -92,10 +92,19 @@ def _train_one(
     input_size, num_classes = _input_size(splits)
     cfg = preset(preset_name, input_size=input_size, num_classes=num_classes, **overrides)
     lr = preset_learning_rate(preset_name, task=task) if learning_rate is None else learning_rate
+    batch_size = min(batch_size, len(splits.train[0]))
+    if "mesh" not in fit_options:  # the most local devices that divide the batch
+        import jax
+        from jax.sharding import Mesh
+
+        devices = jax.local_devices()
+        n = max(d for d in range(1, len(devices) + 1) if batch_size % d == 0)
+        fit_options["mesh"] = Mesh(np.asarray(devices[:n]), ("batch",))
+        if n > 1:
+            print(f"  batch of {batch_size} sharded over {n} {devices[0].platform} devices")
     params, history = fit(
-        cfg, splits.train, epochs=epochs, batch_size=min(batch_size, len(splits.train[0])),
-        learning_rate=lr, seed=seed, validation=splits.validation, progress=progress,
-        **fit_options,
+        cfg, splits.train, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
+        validation=splits.validation, progress=progress, **fit_options,
     )  # fmt: skip
     test = splits.test
     acc = accuracy(params, test[0], test[1], cfg, lengths=test[2] if len(test) == 3 else None)
