@@ -209,12 +209,16 @@ def markdown(res: dict[str, Any]) -> str:
     ts = res.get("train_step")
     if ts:
         lib = ts["impl"]["jax_library"]["min_s"]
+        extra = ""
+        if ts.get("flops_kernel_extra"):
+            extra = (f", of which {ts['flops_kernel_extra'] / 1e9:.3f} G is deliberate extra "
+                     "work, see `kernel_extra_flops`")  # fmt: skip
         lines += [
             f"## Noisy RNN train step (B={ts['batch']}, H={ts['hidden']}, T={ts['time']}, "
             "Ito noise, float32, value and gradient of the cross-entropy)",
             "",
             f"Matmul FLOPs: {ts['flops_closed_form'] / 1e9:.3f} G (closed form; jaxpr count of "
-            f"the fused step {ts['flops_jaxpr_fused'] / 1e9:.3f} G); roofline "
+            f"the fused step {ts['flops_jaxpr_fused'] / 1e9:.3f} G{extra}); roofline "
             f"{ts['roofline_s']:.3f} s.",
             "",
             "| implementation | time s (median) | compile s | peak MB | time / library |",
