@@ -5,4 +5,6 @@ for s in 0 1 2; do
   done
   python -m noisy_dyn robustness --checkpoints runs/fm3/nrnn_ito_s$s runs/fm3/lipschitz_s$s --names nrnn_ito,lipschitz --data fashion_mnist --limit 2000 --kinds gaussian,salt_pepper --out runs/fm3/rob_s$s --quiet
 done
-echo ALLDONE
+for s in 0 1 2; do cp runs/fm3/rob_s$s/robustness.json runs/fm3/robustness_s$s.json; done
+python docs/results/noisy_dyn/fmnist_cpu_3seeds_current_sampler/summarize.py runs/fm3
+
