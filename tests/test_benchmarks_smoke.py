@@ -31,3 +31,18 @@ def test_smoke_run_writes_consistent_results(tmp_path):
     # the fused kernel reproduces the library's loss and gradients on the same noise
     assert res["agreement_rel_err"]["jax_fused"] < 1e-5
     assert res["matmul"]["flops_per_s"] > 0
+
+
+def test_profile_breakdown_counts_the_step_loops():
+    """The profiler breakdown of a tiny step (T = 16, one chunk): the scans run once per step
+    and the operations inside them (the matmuls among them) T times per step."""
+    from benchmarks.profile_noisy_step import profile
+
+    T = 16  # one chunk of 16 steps
+    rows = profile(batch=4, hidden=8, time=T, repeats=1)
+    assert rows and all(r["ms_per_step"] >= 0 for r in rows)
+    assert sum(r["ms_per_step"] for r in rows) > 0
+    loops = [r for r in rows if r["op"].startswith("while")]
+    assert loops and all(r["calls_per_step"] >= 1 for r in loops)
+    in_loop = [r for r in rows if r["calls_per_step"] == T]
+    assert len(in_loop) >= 4  # forward and backward: a matmul and an update each, at least
