@@ -149,13 +149,13 @@ def _chunk_forward(PW, U, b, noise, st, h, chunk_inputs, collect):
             hT = jax.lax.dynamic_update_slice_in_dim(hT, h.T[:, None, :], i, axis=1)
         return (h_next, hT), (a if collect else None)
 
-    hT0 = jnp.zeros((H, C, B) if collect else (0,), h.dtype)
+    hT0 = jnp.zeros((H, C, B), h.dtype) if collect else None
     steps = jnp.arange(C, dtype=jnp.int32)
     (h_end, hT_c), a_c = jax.lax.scan(step, (h, hT0), (steps, ks, drive, xi_c))
     return h_end, ((hT_c, a_c, xi_c) if collect else None)
 
 
-def _chunk_backward(PW, U, st, carry, chunk):
+def _chunk_backward(PWt, U, st, carry, chunk):
     """Reverse one chunk: ``g`` at its end -> ``g`` at its start; add its weight gradients.
 
     The step loop carries only the adjoint ``g`` (one matmul per step) and emits
@@ -166,7 +166,6 @@ def _chunk_backward(PW, U, st, carry, chunk):
     g, dPW, dU, db = carry
     ks, x_c, hT_c, a_c, xi_c = chunk
     H = hT_c.shape[0]
-    PWt = PW.T
 
     def step(g, inp):
         k, a_k, xi_k = inp
@@ -240,6 +239,7 @@ def _fused_scan_fwd(A, W, U, b, x, noise, h0, st):
 def _fused_scan_bwd(st, res, g_T):
     A, W, U, b, x, noise, stored = res
     PW = _weights(A, W, st)
+    PWt = PW.T  # the backward's matmul operand, transposed once for all chunks
 
     def chunk_back(carry, inp):
         chunk_inputs, kept = inp
@@ -250,7 +250,7 @@ def _fused_scan_bwd(st, res, g_T):
             hT_c, a_c, xi_c = kept
         if st.noise == "array":
             xi_c = xi_given
-        return _chunk_backward(PW, U, st, carry, (ks, x_c, hT_c, a_c, xi_c))
+        return _chunk_backward(PWt, U, st, carry, (ks, x_c, hT_c, a_c, xi_c))
 
     zeros = (jnp.zeros_like(PW), jnp.zeros_like(U), jnp.zeros_like(b))
     (g0, dPW, dU, db), (dx, dxi) = jax.lax.scan(

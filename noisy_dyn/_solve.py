@@ -26,10 +26,10 @@ hence training, runs through ``noisy_dyn._fused.ito_final_state``: the same recu
 same noise draws, one fused ``h [I + dt alpha A^T | W^T]`` matmul per step and a hand-written
 backward pass (a reverse scan with one fused matmul per step, the weight gradients contracted
 per chunk of steps at the dense-matmul rate; with ``remat`` the noise of a chunk is drawn again
-instead of stored). Equal to the plain scan up to
-floating-point reassociation. Its gradient is reverse-mode only (``jax.custom_vjp``): for
-forward-mode derivatives (``jax.jvp``, ``jax.jacfwd``, Hessians) of the final state, scan
-:func:`euler_maruyama_step` yourself, or use :func:`trajectory` (always the plain scan).
+instead of stored). Equal to the plain scan up to floating-point reassociation. Its gradient is
+reverse-mode only (``jax.custom_vjp``): for forward-mode derivatives (``jax.jvp``,
+``jax.jacfwd``, Hessians) of the final state, scan :func:`euler_maruyama_step` yourself, or use
+:func:`trajectory` (always the plain scan).
 """
 
 from collections.abc import Callable
