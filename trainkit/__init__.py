@@ -10,3 +10,10 @@ line helpers and Markdown tables. It imports neither model package; both import 
 from ._errors import CheckpointMismatchError as CheckpointMismatchError
 from ._errors import FileFormatError as FileFormatError
 from ._errors import TrainingDiverged as TrainingDiverged
+
+# --- batching (trainkit._batching) ---
+from ._batching import batches as batches
+from ._batching import epoch_order as epoch_order
+from ._batching import evaluate_padded as evaluate_padded
+from ._batching import padded_batches as padded_batches
+# --- end batching ---
