@@ -9,29 +9,41 @@ function of an integer ``seed`` (and the ``epoch`` for `batches`).
 Sources (versions and hashes are recorded in ``docs/data.md``): sklearn digits (embedded, no
 download), Fashion-MNIST IDX files (``apt-get install -y dataset-fashion-mnist``), CIFAR-10
 python-pickle batches, the real sample PNGs inside the ``foolbox==3.3.4`` wheel, and CoNLL-U
-treebanks (Universal Dependencies). Corrupt or truncated files, wrong magic numbers and hash
-mismatches raise `ValueError` naming the file; pickles are read with a restricted unpickler that
-only rebuilds NumPy arrays.
+treebanks (Universal Dependencies); your own arrays in an ``.npz`` file (`load_npz`). Corrupt
+or truncated files, wrong magic numbers and hash mismatches raise ``trainkit.FileFormatError`` (a
+`ValueError`) naming the file; pickles are read with a restricted unpickler that only rebuilds
+NumPy arrays.
 
-This module mirrors ``noisy_dyn.data`` (the packages do not import each other).
+The readers, splits and batch order are shared with ``noisy_dyn.data`` through the internal
+package ``trainkit`` (the two model packages do not import each other); the file layouts are in
+``docs/data_formats.md``.
 """
 
-import gzip
-import hashlib
 import io
 import os
-import pickle
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
+
+from trainkit._batching import batches as batches
+from trainkit._batching import check_int as _check_int
+from trainkit._batching import epoch_order as epoch_order
+from trainkit._errors import FileFormatError
+from trainkit._formats import (
+    check_sha256,
+    read_cifar_folder,
+    read_classification_npz,
+    read_idx_pair,
+)
+from trainkit._formats import read_idx as read_idx
+from trainkit._splits import check_fraction, limit_splits, split_off_validation, split_three
 
 PathLike = str | os.PathLike
 
@@ -83,80 +95,6 @@ class TaggingSplits(NamedTuple):
 
 
 # ----------------------------------------------------------------------------------------------
-# small helpers (kept local: basis_ode does not import noisy_dyn)
-# ----------------------------------------------------------------------------------------------
-
-
-def _check_int(name: str, value: Any, *, minimum: int = 0) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an int, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
-
-
-def _split_three(arrays: tuple, *, seed: int, val_fraction: float, test_fraction: float):
-    """Shuffle with ``default_rng(seed)``; cut off test, then validation; the rest is train."""
-    _check_int("seed", seed)
-    for name, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0.0 <= v < 1.0:
-            raise ValueError(f"{name} must be in [0, 1), got {v!r}.")
-    if val_fraction + test_fraction >= 1.0:
-        raise ValueError("val_fraction + test_fraction must be < 1.")
-    n = len(arrays[0])
-    order = np.random.default_rng(seed).permutation(n)
-    n_test, n_val = int(round(test_fraction * n)), int(round(val_fraction * n))
-    parts = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
-    test, val, train = (tuple(a[i] for a in arrays) for i in parts)
-    return train, val, test
-
-
-def _split_off_validation(arrays: tuple, *, seed: int, val_size: int):
-    _check_int("seed", seed)
-    _check_int("val_size", val_size)
-    n = len(arrays[0])
-    if val_size >= n:
-        raise ValueError(f"val_size must be < {n} (the number of training examples).")
-    order = np.random.default_rng(seed).permutation(n)
-    val_idx, train_idx = np.sort(order[:val_size]), np.sort(order[val_size:])
-    return tuple(a[train_idx] for a in arrays), tuple(a[val_idx] for a in arrays)
-
-
-def _limit(split: tuple, limit: int | None) -> tuple:
-    if limit is None:
-        return split
-    _check_int("limit", limit, minimum=1)
-    return tuple(a[:limit] for a in split)
-
-
-class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """Rebuilds NumPy arrays and plain containers only (no other globals)."""
-
-    _ALLOWED = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.numeric", "_frombuffer"),
-        ("numpy._core.numeric", "_frombuffer"),
-        ("_codecs", "encode"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
-        if module == "_codecs":
-            import codecs
-
-            return codecs.encode
-        if module.startswith("numpy.core."):
-            try:
-                return super().find_class("numpy._core." + module.split(".", 2)[2], name)
-            except (ImportError, AttributeError):
-                pass
-        return super().find_class(module, name)
-
-
-# ----------------------------------------------------------------------------------------------
 # images
 # ----------------------------------------------------------------------------------------------
 
@@ -181,59 +119,10 @@ def load_digits(*, seed: int = 0, val_fraction: float = 0.1, test_fraction: floa
     bunch = _sk_digits()
     xs = (np.asarray(bunch.images, np.float32) / np.float32(16))[..., None]
     ys = np.asarray(bunch.target, np.int32)
-    train, val, test = _split_three(
+    train, val, test = split_three(
         (xs, ys), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction
     )
     return Splits(train, val, test)
-
-
-_IDX_DTYPES = {
-    0x08: np.dtype(np.uint8),
-    0x09: np.dtype(np.int8),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-
-
-def read_idx(path: PathLike) -> np.ndarray:
-    """Read one IDX file (raw or gzip-compressed, detected from the content).
-
-    Layout: two zero bytes, a type code (``0x08`` uint8 ... ``0x0E`` float64), the number of
-    dimensions ``d``, ``d`` big-endian uint32 sizes, then the values in C order, big-endian.
-
-    Args:
-        path: the file.
-
-    Returns:
-        The array in native byte order.
-
-    Raises:
-        ValueError: corrupt gzip, wrong magic number, or a length that does not match the header;
-            the message names the file.
-    """
-    path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise ValueError(f"{path}: corrupt or truncated gzip stream ({e}).") from e
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
-        raise ValueError(f"{path}: not an IDX file (magic number {raw[:4].hex() or 'missing'}).")
-    dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header.")
-    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(raw) != expected:
-        raise ValueError(
-            f"{path}: size {len(raw)} bytes does not match the header's shape {shape} "
-            f"({expected} bytes expected); the file is truncated or corrupt, fetch it again."
-        )
-    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def _idx_pair(root: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
@@ -247,10 +136,8 @@ def _idx_pair(root: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
                 "or pass root= a folder with the four IDX files."
             )
         paths.append(found[0])
-    images, labels = read_idx(paths[0]), read_idx(paths[1])
-    if images.ndim != 3 or labels.shape != (len(images),):
-        raise ValueError(f"{paths[1]}: expected {len(images)} labels for images {images.shape}.")
-    return (images[..., None] / np.float32(255)).astype(np.float32), labels.astype(np.int32)
+    images, labels = read_idx_pair(paths[0], paths[1])
+    return (images[..., None] / np.float32(255)).astype(np.float32), labels
 
 
 def load_fashion_mnist(
@@ -278,30 +165,13 @@ def load_fashion_mnist(
     root = Path(root)
     train = _idx_pair(root, "train")
     test = _idx_pair(root, "t10k")
-    train, val = _split_off_validation(train, seed=seed, val_size=val_size)
-    return Splits(_limit(train, limit), _limit(val, limit), _limit(test, limit))
+    train, val = split_off_validation(train, seed=seed, val_size=val_size)
+    return limit_splits(Splits(train, val, test), limit)
 
 
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        data = path.read_bytes()
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-        obj = _ArrayOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, zlib.error, ValueError, TypeError) as e:
-        raise ValueError(f"{path}: not a valid CIFAR-10 pickle batch ({e}).") from e
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a dict with b'data' and b'labels'.")
-    x, y = obj.get(b"data", obj.get("data")), obj.get(b"labels", obj.get("labels"))
-    if x is None or y is None:
-        raise ValueError(f"{path}: missing b'data' or b'labels'.")
-    x, y = np.asarray(x), np.asarray(y)
-    if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072:
-        raise ValueError(f"{path}: b'data' must be uint8 (N, 3072), got {x.dtype} {x.shape}.")
-    if y.shape != (len(x),) or y.min(initial=0) < 0 or y.max(initial=0) > 9:
-        raise ValueError(f"{path}: b'labels' must be {len(x)} labels in 0..9.")
-    images = x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return (images / np.float32(255)).astype(np.float32), y.astype(np.int32)
+def _cifar_images(data: np.ndarray) -> np.ndarray:
+    """uint8 (N, 3072) channel-major rows -> float32 NHWC (N, 32, 32, 3) in [0, 1]."""
+    return (data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1) / np.float32(255)).astype(np.float32)
 
 
 def load_cifar10(
@@ -322,22 +192,43 @@ def load_cifar10(
     Returns:
         `Splits` of ``(xs float32 (N, 32, 32, 3), ys int32 (N,))``.
     """
-    root = Path(root)
-    if (root / "cifar-10-batches-py").is_dir():
-        root = root / "cifar-10-batches-py"
-    batches_ = [
-        root / f"data_batch_{i}" for i in range(1, 6) if (root / f"data_batch_{i}").exists()
-    ]
-    if not batches_ or not (root / "test_batch").exists():
-        raise FileNotFoundError(
-            f"no CIFAR-10 batches in {root}: pass root= the folder holding data_batch_1..5 and "
-            "test_batch (the extracted cifar-10-python.tar.gz)."
-        )
-    parts = [_read_cifar_batch(p) for p in batches_]
-    train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-    train, val = _split_off_validation(train, seed=seed, val_size=val_size)
-    test = _read_cifar_batch(root / "test_batch")
-    return Splits(_limit(train, limit), _limit(val, limit), _limit(test, limit))
+    (xs, ys), (test_x, test_y) = read_cifar_folder(root)
+    train, val = split_off_validation((_cifar_images(xs), ys), seed=seed, val_size=val_size)
+    return limit_splits(Splits(train, val, (_cifar_images(test_x), test_y)), limit)
+
+
+def load_npz(path: PathLike, *, seed: int = 0, val_fraction: float = 0.1) -> Splits:
+    """Your own images from an ``.npz`` file (`numpy.savez`), checked before use.
+
+    The file holds ``x_train`` and ``x_test``, real NHWC images ``(N, H, W, C)`` (or
+    ``(N, H, W)``, read as one channel), and ``y_train`` and ``y_test``, integer classes
+    ``0..C-1``; no other arrays. A fraction ``val_fraction`` of the training images, chosen by
+    ``default_rng(seed)``, forms the validation set. Pixel values are used as given (scale them
+    to ``[0, 1]`` before saving). The checks and their messages are ``trainkit``'s (see
+    ``docs/data_formats.md``).
+
+    Args:
+        path: the ``.npz`` file.
+        seed: seed of the train/validation split.
+        val_fraction: fraction of training images moved to validation.
+
+    Returns:
+        `Splits` of ``(xs float32 (N, H, W, C), ys int32 (N,))``.
+    """
+    arrays = read_classification_npz(path, lengths=False)
+    for part in ("train", "test"):
+        x = arrays[f"x_{part}"]
+        if x.ndim == 3:
+            arrays[f"x_{part}"] = x[..., None]
+        elif x.ndim != 4:
+            raise FileFormatError(
+                f"{path}: x_{part} must be NHWC images (N, H, W, C) or (N, H, W), got shape "
+                f"{x.shape}."
+            )
+    train, test = ((arrays[f"x_{p}"], arrays[f"y_{p}"]) for p in ("train", "test"))
+    n_val = int(round(check_fraction("val_fraction", val_fraction) * len(train[0])))
+    train, val = split_off_validation(train, seed=seed, val_size=n_val)
+    return Splits(train, val, test)
 
 
 _FOOLBOX_DATASETS = ("cifar10", "cifar100", "mnist", "fashionMNIST")
@@ -366,13 +257,7 @@ def read_foolbox_samples(
     if dataset not in _FOOLBOX_DATASETS:
         raise ValueError(f"dataset must be one of {_FOOLBOX_DATASETS}, got {dataset!r}.")
     wheel_path = Path(wheel_path)
-    if sha256 is not None:
-        got = hashlib.sha256(wheel_path.read_bytes()).hexdigest()
-        if got != sha256:
-            raise ValueError(
-                f"{wheel_path}: sha256 {got} does not match the expected {sha256} "
-                "(foolbox-3.3.4-py3-none-any.whl); download it again."
-            )
+    check_sha256(wheel_path, sha256, name=f"{wheel_path} (foolbox-3.3.4-py3-none-any.whl)")
     pattern = re.compile(rf"foolbox/data/{re.escape(dataset)}_(\d+)_(\d+)\.png")
     found = []
     try:
@@ -382,18 +267,18 @@ def read_foolbox_samples(
                 if m:
                     found.append((int(m.group(1)), int(m.group(2)), name, z.read(name)))
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
-        raise ValueError(f"{wheel_path}: corrupt or truncated zip archive ({e}).") from e
+        raise FileFormatError(f"{wheel_path}: corrupt or truncated zip archive ({e}).") from e
     if not found:
-        raise ValueError(f"{wheel_path}: no members foolbox/data/{dataset}_<i>_<label>.png.")
+        raise FileFormatError(f"{wheel_path}: no members foolbox/data/{dataset}_<i>_<label>.png.")
     images, labels = [], []
     for _, label, name, blob in sorted(found):
         try:
             with Image.open(io.BytesIO(blob)) as im:
                 arr = np.asarray(im)
         except Exception as e:  # PIL raises several types for a bad PNG
-            raise ValueError(f"{wheel_path}!{name}: not a readable PNG ({e}).") from e
+            raise FileFormatError(f"{wheel_path}!{name}: not a readable PNG ({e}).") from e
         if arr.dtype != np.uint8:
-            raise ValueError(f"{wheel_path}!{name}: expected 8-bit pixels, got {arr.dtype}.")
+            raise FileFormatError(f"{wheel_path}!{name}: expected 8-bit pixels, got {arr.dtype}.")
         images.append(arr[..., None] if arr.ndim == 2 else arr[..., :3])
         labels.append(label)
     shapes = {a.shape for a in images}
@@ -641,66 +526,3 @@ def synthetic_tagging(
         tags[i, : len(sent)] = [tag_id[t] for t in sent]
         tokens[i, : len(sent)] = [word_id[word(t)] for t in sent]
     return tokens, tags, lengths, len(SYNTHETIC_VOCAB), len(SYNTHETIC_TAGS)
-
-
-# ----------------------------------------------------------------------------------------------
-# batching
-# ----------------------------------------------------------------------------------------------
-
-
-def epoch_order(n: int, *, seed: int, epoch: int) -> Int[np.ndarray, " n"]:
-    """The example order of one epoch: ``default_rng([seed, epoch]).permutation(n)``.
-
-    A pure function of ``(seed, epoch)``: a resumed run sees the order it would have seen.
-
-    Args:
-        n: number of examples.
-        seed: data-order seed (non-negative int).
-        epoch: epoch index (non-negative int).
-
-    Returns:
-        int64 permutation of ``0..n-1``.
-    """
-    _check_int("seed", seed)
-    _check_int("epoch", epoch)
-    return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
-
-
-def batches(
-    xs: np.ndarray,
-    ys: np.ndarray,
-    batch_size: int,
-    *,
-    seed: int = 0,
-    epoch: int = 0,
-    lengths: np.ndarray | None = None,
-    shuffle: bool = True,
-    drop_remainder: bool = False,
-) -> Iterator[tuple[np.ndarray, ...]]:
-    """Iterate over one epoch in mini-batches, in an order fixed by ``(seed, epoch)``.
-
-    The order is `epoch_order` ``(N, seed=seed, epoch=epoch)`` (``0..N-1`` without shuffling);
-    batch ``b`` holds examples ``order[b B : (b + 1) B]``.
-
-    Args:
-        xs: inputs (images or token ids), leading axis ``N``.
-        ys: labels or tags, leading axis ``N``.
-        batch_size: ``B``.
-        seed: data-order seed.
-        epoch: epoch index.
-        lengths: optional per-example lengths (tagging), batched alongside.
-        shuffle: shuffle (True) or keep the stored order.
-        drop_remainder: drop the last batch when it has fewer than ``B`` examples.
-
-    Yields:
-        ``(xs_b, ys_b)``, or ``(xs_b, ys_b, lengths_b)`` when ``lengths`` is given.
-    """
-    n = len(xs)
-    if len(ys) != n or (lengths is not None and len(lengths) != n):
-        raise ValueError("xs, ys (and lengths) must have the same leading size.")
-    _check_int("batch_size", batch_size, minimum=1)
-    order = epoch_order(n, seed=seed, epoch=epoch) if shuffle else np.arange(n)
-    stop = n - n % batch_size if drop_remainder else n
-    for start in range(0, stop, batch_size):
-        idx = order[start : start + batch_size]
-        yield (xs[idx], ys[idx]) if lengths is None else (xs[idx], ys[idx], lengths[idx])

