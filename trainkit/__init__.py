@@ -17,3 +17,21 @@ from ._batching import epoch_order as epoch_order
 from ._batching import evaluate_padded as evaluate_padded
 from ._batching import padded_batches as padded_batches
 # --- end batching ---
+
+# --- engine (trainkit._atomic, _checkpoint, _devices, _loop, _history) ---
+from ._atomic import atomic_write as atomic_write
+from ._atomic import atomic_write_text as atomic_write_text
+from ._atomic import fsync_dir as fsync_dir
+from ._checkpoint import CheckpointStore as CheckpointStore
+from ._checkpoint import data_hash as data_hash
+from ._checkpoint import list_checkpoints as list_checkpoints
+from ._checkpoint import load_latest_checkpoint as load_latest_checkpoint
+from ._devices import AXIS as AXIS
+from ._devices import cpu_devices_for as cpu_devices_for
+from ._devices import default_mesh as default_mesh
+from ._devices import use_cpu_devices as use_cpu_devices
+from ._history import epoch_rows as epoch_rows
+from ._loop import Settings as Settings
+from ._loop import Task as Task
+from ._loop import train as train
+# --- end engine ---

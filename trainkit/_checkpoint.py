@@ -1,0 +1,314 @@
+"""Checkpoints with a run fingerprint: orbax step folders, resume, and refusal of foreign runs.
+
+A checkpoint folder holds orbax step folders ``ckpt_<10-digit global step>`` with three items:
+``state`` (the pytree of arrays of the training loop), ``best`` (the best-on-validation
+parameters, when there are any) and ``meta`` (JSON: the fingerprint, the position in the run,
+the history). Saves are synchronous; orbax writes a step into a temporary folder and finalises it
+by an atomic rename, so a process killed at any moment (even by SIGKILL) leaves the older steps
+intact, and a half-written step (``*.orbax-checkpoint-tmp-*``) is never listed and is removed by
+the next save.
+
+The fingerprint of a run is ``{package, config, optimizer, data, seed}``: the package that wrote
+it, the model configuration, the optimizer settings, the sha256 of the training data and the
+seed. Resuming is refused (:class:`trainkit.CheckpointMismatchError`) when any of them differs;
+the message names each differing field with the stored and the current value. Folders written by
+the other package or by an older version of either are recognised and refused the same way, never
+with a ``KeyError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from ._errors import CheckpointMismatchError, FileFormatError
+
+FORMAT = 3  # 3: trainkit (2: noisy_dyn's / basis_ode's own orbax layouts; 1: .npz per step)
+PREFIX = "ckpt"
+FIELDS = ("package", "config", "optimizer", "data", "seed")
+_MISSING = "<absent>"
+logger = logging.getLogger("trainkit")
+
+
+def data_hash(*arrays: Any) -> str:
+    """sha256 (hex) of arrays' shapes, dtypes and bytes, in order (``None`` entries count too)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"None")
+            continue
+        a = np.ascontiguousarray(a)
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def make_fingerprint(
+    package: str, config: Any, optimizer: Any, data: str, seed: int
+) -> dict[str, Any]:
+    """The fingerprint dict, normalised through JSON (tuples become lists, as when stored)."""
+    fp = {"package": package, "config": config, "optimizer": optimizer, "data": data}
+    fp["seed"] = int(seed)
+    return json.loads(json.dumps(fp))
+
+
+def stored_fingerprint(meta: Any) -> dict[str, Any]:
+    """The fingerprint of a stored ``meta``, also for the layouts of older versions."""
+    if isinstance(meta, dict) and meta.get("format") == FORMAT:
+        fp = meta.get("fingerprint")
+        if isinstance(fp, dict):
+            return fp
+    if isinstance(meta, dict) and isinstance(meta.get("run"), dict):  # noisy_dyn, format 2
+        run = meta["run"]
+        return {
+            "package": "noisy_dyn (an older checkpoint format)",
+            "config": run.get("config", _MISSING),
+            "data": run.get("data", _MISSING),
+            "seed": run.get("seed", _MISSING),
+        }
+    if isinstance(meta, dict) and isinstance(meta.get("fingerprint"), dict):  # basis_ode, old
+        old = meta["fingerprint"]
+        return {
+            "package": "basis_ode (an older checkpoint format)",
+            "config": old.get("model", _MISSING),
+            "seed": old.get("seed", _MISSING),
+        }
+    return {"package": "unknown (not a trainkit checkpoint)"}
+
+
+def _show(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def mismatches(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``"field: checkpoint <stored>, now <current>"`` for every differing field (dicts of
+    settings are compared key by key, as ``config.hidden_size``)."""
+    out = []
+    for field in list(FIELDS) + sorted(set(stored) | set(current) - set(FIELDS)):
+        a, b = stored.get(field, _MISSING), current.get(field, _MISSING)
+        if json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True):
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b)):
+                x, y = a.get(k, _MISSING), b.get(k, _MISSING)
+                if json.dumps(x, sort_keys=True) != json.dumps(y, sort_keys=True):
+                    out.append(f"{field}.{k}: checkpoint {_show(x)}, now {_show(y)}")
+        else:
+            out.append(f"{field}: checkpoint {_show(a)}, now {_show(b)}")
+    return out
+
+
+def _flat(tree: Any) -> dict[str, Any]:
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(path): leaf for path, leaf in leaves}
+
+
+class CheckpointStore:
+    """The orbax ``CheckpointManager`` of one folder, with the three items of a trainkit step.
+
+    Arguments:
+        directory: the checkpoint folder (created unless ``reading``).
+        keep: number of newest steps kept (None: all).
+        reading: only read: neither create the folder nor remove unfinalized steps.
+    """
+
+    def __init__(self, directory: str | os.PathLike, keep: int | None = 3, *, reading=False):
+        import orbax.checkpoint as ocp
+        from absl import logging as absl_logging
+
+        if absl_logging.get_verbosity() > absl_logging.WARNING:  # keep orbax's INFO lines quiet
+            absl_logging.set_verbosity(absl_logging.WARNING)
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep,
+            create=not reading,
+            enable_async_checkpointing=False,
+            step_prefix=PREFIX,
+            step_format_fixed_length=10,
+            cleanup_tmp_directories=not reading,
+        )
+        handlers = {
+            "state": ocp.StandardCheckpointHandler(),
+            "best": ocp.StandardCheckpointHandler(),
+            "meta": ocp.JsonCheckpointHandler(),
+        }
+        self.directory = Path(directory).resolve()
+        self._manager = ocp.CheckpointManager(
+            self.directory, options=options, item_handlers=handlers
+        )
+
+    def __enter__(self) -> CheckpointStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._manager.close()
+
+    def steps(self) -> list[int]:
+        """Finalized steps, oldest first."""
+        self._manager.reload()
+        return sorted(int(s) for s in self._manager.all_steps())
+
+    def path(self, step: int) -> Path:
+        return self.directory / f"{PREFIX}_{int(step):010d}"
+
+    def delete(self, step: int) -> None:
+        self._manager.delete(int(step))
+
+    def clear(self) -> int:
+        """Delete every step; returns how many there were."""
+        steps = self.steps()
+        for s in steps:
+            self.delete(s)
+        return len(steps)
+
+    def save(self, step: int, state: Any, best: Any, meta: dict[str, Any]) -> Path:
+        """Write step ``step`` (replacing an existing one) and wait until it is finalized."""
+        import orbax.checkpoint as ocp
+        from flax import serialization
+
+        step = int(step)
+        if step in self._manager.all_steps():  # orbax never overwrites a step
+            self.delete(step)
+        items = {"state": ocp.args.StandardSave(serialization.to_state_dict(state))}
+        if best is not None:
+            items["best"] = ocp.args.StandardSave(best)
+        items["meta"] = ocp.args.JsonSave({**meta, "format": FORMAT, "step": step})
+        if not self._manager.save(step, args=ocp.args.Composite(**items), force=True):
+            raise RuntimeError(f"orbax did not write checkpoint step {step} in {self.directory}.")
+        self._manager.wait_until_finished()
+        return self.path(step)
+
+    def read_meta(self, step: int) -> dict[str, Any]:
+        import orbax.checkpoint as ocp
+
+        args = ocp.args.Composite(meta=ocp.args.JsonRestore())
+        return self._manager.restore(int(step), args=args).meta
+
+    def read_best(self, step: int) -> Any:
+        """The ``best`` item as nested dicts of NumPy arrays (None when the step has none)."""
+        import orbax.checkpoint as ocp
+
+        if not (self.path(step) / "best").is_dir():
+            return None
+        args = ocp.args.Composite(best=ocp.args.StandardRestore())
+        return self._manager.restore(int(step), args=args).best
+
+    def read_state(self, step: int, template: Any) -> Any:
+        """The ``state`` item in the structure of ``template`` (arrays or ShapeDtypeStructs).
+
+        Shapes and dtypes are checked against the stored metadata first (orbax would cast):
+        :class:`CheckpointMismatchError` naming the array when they differ."""
+        import orbax.checkpoint as ocp
+        from flax import serialization
+
+        target = serialization.to_state_dict(template)
+        want, stored = _flat(target), _flat(self._manager.item_metadata(int(step)).state)
+        path = self.path(step)
+        if want.keys() != stored.keys():
+            raise CheckpointMismatchError(
+                f"The checkpoint {path} holds the arrays {sorted(set(stored) - set(want))} this "
+                f"run does not have and lacks {sorted(set(want) - set(stored))}. Use another "
+                "checkpoint folder, or resume=False (--no-resume) to start afresh there."
+            )
+        for name, t in want.items():
+            a = stored[name]
+            if tuple(a.shape) != tuple(np.shape(t)) or np.dtype(a.dtype) != np.dtype(t.dtype):
+                raise CheckpointMismatchError(
+                    f"The checkpoint {path} stores {name} as {np.dtype(a.dtype)}"
+                    f"{tuple(a.shape)}; this run needs {np.dtype(t.dtype)}{tuple(np.shape(t))}. "
+                    "Use another checkpoint folder, or resume=False (--no-resume)."
+                )
+        target = jax.tree.map(lambda t: jax.ShapeDtypeStruct(np.shape(t), t.dtype), target)
+        args = ocp.args.Composite(state=ocp.args.StandardRestore(target))
+        restored = self._manager.restore(int(step), args=args).state
+        return serialization.from_state_dict(template, restored)
+
+
+def refuse_if_foreign(path: Path, meta: Any, fingerprint: dict[str, Any]) -> None:
+    """Raise :class:`CheckpointMismatchError` unless ``meta`` was written by this run."""
+    diffs = mismatches(stored_fingerprint(meta), fingerprint)
+    if diffs:
+        raise CheckpointMismatchError(
+            f"The checkpoint {path} belongs to another run; it differs in "
+            + "; ".join(diffs)
+            + ". Use another checkpoint folder (--out), restore the original settings, or pass "
+            "resume=False (--no-resume) to delete its checkpoints and start afresh there."
+        )
+
+
+def resume_point(store: CheckpointStore, fingerprint: dict[str, Any], template_of) -> Any:
+    """``(step, meta, state, best)`` of the newest readable step of this run, or None.
+
+    ``template_of(meta)`` gives the state's template for a step. A step written by another run
+    raises :class:`CheckpointMismatchError`; an unreadable step (e.g. a full disk) is skipped
+    with a warning and an older one used (the newer ones are deleted, as they will be rewritten).
+    A folder whose steps are all unreadable raises :class:`FileFormatError`.
+    """
+    steps = store.steps()
+    for step in reversed(steps):
+        path = store.path(step)
+        try:
+            meta = store.read_meta(step)
+        except Exception as err:  # noqa: BLE001 - any unreadable step: try an older one
+            warnings.warn(f"skipping unreadable checkpoint {path}: {err}", stacklevel=3)
+            continue
+        refuse_if_foreign(path, meta, fingerprint)
+        try:
+            state = store.read_state(step, template_of(meta))
+            best = store.read_best(step)
+        except CheckpointMismatchError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            warnings.warn(f"skipping unreadable checkpoint {path}: {err}", stacklevel=3)
+            continue
+        for newer in steps[steps.index(step) + 1 :]:
+            store.delete(newer)
+        return step, meta, state, best
+    if steps:
+        raise FileFormatError(
+            f"No readable checkpoint in {store.directory} (newest: {store.path(steps[-1])}); "
+            "delete the folder or pass resume=False (--no-resume)."
+        )
+    return None
+
+
+def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
+    """Finalized checkpoints in ``directory``, oldest first (unfinalized ones are ignored)."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    with CheckpointStore(d, None, reading=True) as store:
+        return [store.path(s) for s in store.steps()]
+
+
+def load_latest_checkpoint(directory: str | os.PathLike) -> dict[str, Any] | None:
+    """The newest readable checkpoint in ``directory``: ``{"meta": dict, "state": arrays,
+    "best": arrays or None, "path": Path}`` with NumPy arrays (None when there is none)."""
+    import orbax.checkpoint as ocp
+
+    d = Path(directory)
+    if not d.is_dir():
+        return None
+    with CheckpointStore(d, None, reading=True) as store:
+        for step in reversed(store.steps()):
+            try:
+                meta = store.read_meta(step)
+                args = ocp.args.Composite(state=ocp.args.StandardRestore())
+                state = store._manager.restore(step, args=args).state
+                best = store.read_best(step)
+            except Exception as err:  # noqa: BLE001
+                warnings.warn(f"skipping unreadable checkpoint {store.path(step)}: {err}", 2)
+                continue
+            return {"meta": meta, "state": state, "best": best, "path": store.path(step)}
+    return None

@@ -1,0 +1,418 @@
+"""The training loop shared by ``noisy_dyn.fit`` and ``basis_ode.fit``.
+
+A package describes its model by a small :class:`Task` (initialisation, a pure training step,
+evaluation, hooks such as basis_ode's refinement); :func:`train` runs it. The state of a run is
+a pure function of ``(task, data, seed, global step)``:
+
+- keys: ``init_key, noise_key = split(key(seed))``; the task initialises from ``init_key`` and
+  the step with global index ``s`` (0-based) gets ``fold_in(noise_key, s)``, so no training step
+  reuses an initialisation key;
+- the example order of epoch ``e`` (0-based) is ``trainkit.epoch_order(N, seed=data_seed,
+  epoch=e)``; the last incomplete batch is dropped, so every step has one shape;
+- the device state (the :class:`TrainState` pytree, the epoch's running sums and the finiteness
+  guard) is checkpointed with the host position, the best-on-validation parameters and the
+  history, so a run killed at any moment and restarted with the same call ends bit-identical.
+
+Semantics, the same for both packages:
+
+- history: a dict of per-epoch lists, epoch 1 first (``epoch, step, train_loss, train_accuracy,
+  learning_rate, seconds``, the task's extras, ``val_accuracy, val_loss`` with validation, the
+  callback's entries), plus the run-level entries ``best_epoch`` (or None), ``global_step`` and
+  ``interrupted``;
+- ``callback(epoch, params) -> dict | None`` after every epoch (1-based), merged into history;
+- ``return_params="best"`` returns the parameters of the best validation accuracy (the first
+  epoch of the best; the last ones without validation), ``"last"`` the final ones;
+- resuming a run prints "resumed from step N"; a finished run prints "already complete" and is
+  returned as it is, nothing rewritten; asking a finished run for more epochs continues it to the
+  new total;
+- non-finite loss or gradient: the update and every later one are not applied; the host reads
+  the on-device flag every ``check_every`` steps, at every checkpoint and at every epoch end (no
+  per-step host synchronisation) and raises :class:`trainkit.TrainingDiverged`, the last good
+  checkpoint kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _devices
+from ._atomic import atomic_write_text
+from ._batching import epoch_order
+from ._checkpoint import CheckpointStore, data_hash, make_fingerprint, resume_point
+from ._errors import TrainingDiverged
+from ._history import append_epoch, empty_history, history_jsonl
+from ._progress import Progress
+
+logger = logging.getLogger("trainkit")
+RETURN_PARAMS = ("best", "last")
+
+
+class Task(Protocol):
+    """What a package supplies to :func:`train`.
+
+    ``meta`` is the task's JSON-able state that hooks may change (e.g. basis_ode's number of
+    basis functions after a refinement); it is checkpointed and passed back to every method.
+    The train state is a dict pytree ``{"params", "opt_state", "model_state"}`` (the engine adds
+    ``"key"`` and ``"step"``).
+    """
+
+    package: str
+    config: Any  # JSON-able model configuration (fingerprint)
+    optimizer: Any  # JSON-able optimizer settings (fingerprint)
+
+    def init(self, key: jax.Array, meta: dict) -> dict: ...
+
+    def template(self, meta: dict) -> dict: ...
+
+    def step_fn(self, meta: dict) -> Callable: ...
+
+    def hyper(self, meta: dict) -> Any: ...
+
+    def epoch_start(self, epoch: int, state: dict, meta: dict) -> tuple[dict, dict]: ...
+
+    def evaluate(self, state: dict, meta: dict) -> dict[str, float]: ...
+
+    def record(self, state: dict, meta: dict, step: int) -> dict[str, Any]: ...
+
+    def export(self, state: dict, meta: dict) -> Any: ...
+
+    def diverged_hint(self) -> str: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Options of :func:`train` (see the packages' ``fit`` for their meaning)."""
+
+    epochs: int
+    batch_size: int
+    seed: int = 0
+    data_seed: int | None = None
+    checkpoint_dir: str | os.PathLike | None = None
+    resume: bool = True
+    keep: int = 3
+    checkpoint_every: int | None = None
+    check_every: int = 50
+    mesh: Any = None
+    progress: bool = True
+    log_path: str | os.PathLike | None = None
+    callback: Callable[[int, Any], dict | None] | None = None
+    stop_after_steps: int | None = None
+    return_params: str = "best"
+
+
+@dataclasses.dataclass
+class Run:
+    """The host side of a run: position, history, best parameters, the device carry."""
+
+    carry: Any  # {"train": TrainState, "sums": {...}, "alive": bool, "bad_step": int}
+    meta: dict  # the task's meta
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches done in the current epoch
+    step: int = 0  # global steps done
+    history: dict = dataclasses.field(default_factory=empty_history)
+    best: Any = None  # exported parameters of the best epoch (host arrays)
+    best_value: float = -math.inf
+    best_epoch: int | None = None
+    best_meta: dict | None = None
+    last_checkpoint: Path | None = None
+    steps_per_epoch: int = 1
+    epoch_t0: float = 0.0
+    interrupted: bool = False
+
+
+# --------------------------------------------------------------------------------------------
+# the compiled step
+
+
+def _zero_sums() -> dict[str, Any]:
+    z = np.zeros((), jnp.asarray(0.0).dtype)
+    return {"loss_sum": z, "correct": z, "count": z}
+
+
+def _guarded_step(task_step, carry, batch, hyper):
+    """One step of the task; the update is dropped from the first non-finite step on."""
+    train = carry["train"]
+    key = jax.random.fold_in(jax.random.wrap_key_data(train["key"]), train["step"])
+    inner = {k: v for k, v in train.items() if k not in ("key", "step")}
+    new, metrics = task_step(inner, batch, key, train["step"], hyper)
+    good = carry["alive"] & metrics["finite"]
+    kept = jax.tree.map(lambda n, o: jnp.where(good, n, o), new, inner)
+    sums = {k: v + jnp.where(good, metrics[k], 0).astype(v.dtype) for k, v in carry["sums"].items()}
+    bad = jnp.where(carry["alive"] & ~metrics["finite"], train["step"] + 1, carry["bad_step"])
+    train = {**kept, "key": train["key"], "step": train["step"] + 1}
+    return {"train": train, "sums": sums, "alive": good, "bad_step": bad}
+
+
+@functools.lru_cache(maxsize=32)
+def compiled_step(task_step: Callable, mesh: Any) -> Callable:
+    """The jitted guarded step of ``task_step`` on ``mesh`` (cached: reruns do not recompile)."""
+    rep, shard = _devices.replicated(mesh), _devices.sharded(mesh)
+    return jax.jit(
+        functools.partial(_guarded_step, task_step),
+        in_shardings=(rep, shard, rep),
+        out_shardings=rep,
+        donate_argnums=0,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# start: fresh or resumed
+
+
+def _fresh(task: Task, seed: int, mesh: Any) -> Run:
+    init_key, noise_key = jax.random.split(jax.random.key(seed))
+    meta: dict = {}
+    train = task.init(init_key, meta)
+    train = {**train, "key": jax.random.key_data(noise_key), "step": np.int32(0)}
+    carry = {"train": train, "sums": _zero_sums(), "alive": True, "bad_step": np.int32(0)}
+    return Run(carry=_devices.put_replicated(carry, mesh), meta=meta)
+
+
+def _carry_template(task: Task, meta: dict) -> dict:
+    key = jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0)))
+    train = {**task.template(meta), "key": key, "step": jax.ShapeDtypeStruct((), np.int32)}
+    sums = jax.tree.map(lambda z: jax.ShapeDtypeStruct((), z.dtype), _zero_sums())
+    flags = {
+        "alive": jax.ShapeDtypeStruct((), bool),
+        "bad_step": jax.ShapeDtypeStruct((), np.int32),
+    }
+    return {"train": train, "sums": sums, **flags}
+
+
+def _resumed(found: Any, mesh: Any, store: CheckpointStore) -> Run:
+    step, meta, state, best = found
+    pos = meta["position"]
+    run = Run(carry=_devices.put_replicated(state, mesh), meta=meta["task"])
+    run.epoch, run.batch, run.step = pos["epoch"], pos["batch"], pos["step"]
+    run.history = meta["history"]
+    run.best = best
+    b = meta.get("best") or {}
+    run.best_value = -math.inf if b.get("value") is None else b["value"]
+    run.best_epoch, run.best_meta = b.get("epoch"), b.get("meta")
+    run.last_checkpoint = store.path(step)
+    return run
+
+
+def _start(task: Task, fingerprint: dict, s: Settings, mesh: Any) -> tuple[Any, Run]:
+    """Open the checkpoint folder (if any) and return ``(store, run)``: resumed or fresh."""
+    if s.checkpoint_dir is None:
+        return None, _fresh(task, s.seed, mesh)
+    store = CheckpointStore(s.checkpoint_dir, s.keep)
+    try:
+        if not s.resume:
+            if n := store.clear():
+                _say(s, f"resume=False: deleted {n} checkpoints in {store.directory}")
+            found = None
+        else:
+            found = resume_point(store, fingerprint, lambda m: _carry_template(task, m["task"]))
+    except BaseException:
+        store.close()
+        raise
+    if found is None:
+        return store, _fresh(task, s.seed, mesh)
+    return store, _resumed(found, mesh, store)
+
+
+def _say(s: Settings, message: str) -> None:
+    logger.info(message)
+    if s.progress:
+        Progress.note(message)
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints, log, divergence
+
+
+def _save(store: Any, run: Run, fingerprint: dict, task: Task, s: Settings) -> None:
+    if store is None:
+        return
+    _check_alive(run, task, s)
+    meta = {
+        "fingerprint": fingerprint,
+        "position": {"epoch": run.epoch, "batch": run.batch, "step": run.step},
+        "task": run.meta,
+        "history": run.history,
+        "best": {"value": None if run.best_epoch is None else run.best_value,
+                 "epoch": run.best_epoch, "meta": run.best_meta},
+    }  # fmt: skip
+    state = _devices.to_host(run.carry)
+    if jax.process_index() == 0:
+        run.last_checkpoint = store.save(run.step, state, run.best, meta)
+
+
+def _write_log(run: Run, s: Settings) -> None:
+    path = s.log_path
+    if path is None and s.checkpoint_dir is not None:
+        path = Path(s.checkpoint_dir) / "log.jsonl"
+    if path is not None and jax.process_index() == 0:
+        atomic_write_text(path, history_jsonl(run.history))
+
+
+def _check_alive(run: Run, task: Task, s: Settings) -> None:
+    """Read the on-device finiteness flag (a host synchronisation); raise if it dropped."""
+    if bool(_devices.to_host(run.carry["alive"])):
+        return
+    bad = int(_devices.to_host(run.carry["bad_step"]))
+    epoch = (bad - 1) // run.steps_per_epoch + 1
+    where = (
+        f"the last good checkpoint {run.last_checkpoint} is kept"
+        if run.last_checkpoint is not None
+        else "no checkpoint was written"
+    )
+    raise TrainingDiverged(
+        f"Non-finite loss or gradient at global step {bad} (epoch {epoch}); that update "
+        f"and the later ones were not applied, training stopped and {where}. {task.diverged_hint()}",
+        step=bad,
+        epoch=epoch,
+        params=task.export(_devices.to_host(run.carry["train"]), run.meta),
+        checkpoint=run.last_checkpoint,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# epochs
+
+
+def _run_steps(task, run: Run, data, s: Settings, mesh, store, fingerprint, bar) -> None:
+    """The steps of the current epoch from ``run.batch`` on (or until ``stop_after_steps``)."""
+    n = len(data[0])
+    spe = n // s.batch_size
+    data_seed = s.seed if s.data_seed is None else s.data_seed
+    order = epoch_order(n, seed=data_seed, epoch=run.epoch)
+    step = compiled_step(task.step_fn(run.meta), mesh)
+    hyper = _devices.put_replicated(task.hyper(run.meta), mesh)
+    while run.batch < spe:
+        if s.stop_after_steps is not None and run.step >= s.stop_after_steps:
+            run.interrupted = True
+            return
+        idx = order[run.batch * s.batch_size : (run.batch + 1) * s.batch_size]
+        batch = _devices.put_sharded(tuple(a[idx] for a in data), mesh)
+        run.carry = step(run.carry, batch, hyper)
+        run.step += 1
+        run.batch += 1
+        bar.update(1)
+        if run.step % s.check_every == 0:
+            _check_alive(run, task, s)
+        if s.checkpoint_every and run.step % s.checkpoint_every == 0 and run.batch < spe:
+            _save(store, run, fingerprint, task, s)
+
+
+def _end_epoch(task: Task, run: Run, s: Settings) -> None:
+    """History entry, validation, best parameters and callback of the epoch just finished."""
+    sums = _devices.to_host(run.carry["sums"])
+    train = _devices.to_host(run.carry["train"])
+    count = max(float(sums["count"]), 1.0)
+    entry = {
+        "epoch": run.epoch + 1,
+        "step": run.step,
+        "train_loss": float(sums["loss_sum"]) / count,
+        "train_accuracy": float(sums["correct"]) / count,
+        **task.record(train, run.meta, run.step),
+    }
+    val = task.evaluate(train, run.meta)
+    entry.update(val)
+    if "val_accuracy" in val and val["val_accuracy"] > run.best_value:
+        run.best_value, run.best_epoch = float(val["val_accuracy"]), run.epoch + 1
+        run.best, run.best_meta = task.export(train, run.meta), dict(run.meta)
+    if s.callback is not None:
+        extra = s.callback(run.epoch + 1, task.export(train, run.meta))
+        entry.update(extra or {})
+    entry["seconds"] = time.perf_counter() - run.epoch_t0
+    append_epoch(run.history, entry)
+
+
+def _epoch(task, run: Run, data, s: Settings, mesh, store, fingerprint, bar) -> None:
+    run.epoch_t0 = time.perf_counter()
+    if run.batch == 0:
+        train = run.carry["train"]
+        inner = {k: v for k, v in train.items() if k not in ("key", "step")}
+        new, run.meta = task.epoch_start(run.epoch, inner, run.meta)
+        if new is not inner:  # a hook changed the state (e.g. a refinement)
+            new = {**_devices.put_replicated(new, mesh), "key": train["key"], "step": train["step"]}
+            run.carry = {**run.carry, "train": new}
+    _run_steps(task, run, data, s, mesh, store, fingerprint, bar)
+    if run.interrupted:
+        return
+    _check_alive(run, task, s)
+    _end_epoch(task, run, s)
+    run.epoch, run.batch = run.epoch + 1, 0
+    run.carry = {**run.carry, "sums": _devices.put_replicated(_zero_sums(), mesh)}
+    _save(store, run, fingerprint, task, s)
+    _write_log(run, s)
+    bar.epoch_done(run.history)
+
+
+# --------------------------------------------------------------------------------------------
+# the entry point
+
+
+def _check_settings(s: Settings, n: int) -> None:
+    for name in ("epochs", "batch_size", "keep", "check_every"):
+        v = getattr(s, name)
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise ValueError(f"`{name}` must be an int >= 1, got {v!r}.")
+    for name in ("checkpoint_every", "stop_after_steps"):
+        v = getattr(s, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1):
+            raise ValueError(f"`{name}` must be None or an int >= 1, got {v!r}.")
+    if s.batch_size > n:
+        raise ValueError(
+            f"`batch_size` ({s.batch_size}) is larger than the training set ({n} examples); "
+            "lower it."
+        )
+    if s.return_params not in RETURN_PARAMS:
+        raise ValueError(
+            f"`return_params` must be one of {RETURN_PARAMS}, got {s.return_params!r}."
+        )
+
+
+def _result(task: Task, run: Run, s: Settings) -> tuple[Any, dict, dict]:
+    """``(params, history, meta)`` to return: best or last parameters, with the task meta."""
+    history = dict(run.history)
+    history.update(best_epoch=run.best_epoch, global_step=run.step, interrupted=run.interrupted)
+    if s.return_params == "best" and run.best is not None:
+        return run.best, history, run.best_meta or run.meta
+    return task.export(_devices.to_host(run.carry["train"]), run.meta), history, run.meta
+
+
+def train(task: Task, data: tuple, settings: Settings) -> tuple[Any, dict, dict]:
+    """Run ``task`` on ``data`` (a tuple of arrays with one leading example axis).
+
+    Returns ``(params, history, meta)``: the task's exported parameters (best or last), the
+    history (module docstring) and the task meta that goes with those parameters.
+    """
+    s = settings
+    n = len(data[0])
+    _check_settings(s, n)
+    mesh = _devices.check_mesh(s.mesh, s.batch_size)
+    spe = n // s.batch_size
+    fingerprint = make_fingerprint(task.package, task.config, task.optimizer, data_hash(*data),
+                                   s.seed)  # fmt: skip
+    store, run = _start(task, fingerprint, s, mesh)
+    run.steps_per_epoch = spe
+    try:
+        if run.epoch >= s.epochs and store is not None and run.step > 0:
+            _say(s, f"already complete: {run.epoch} epochs ({run.step} steps) in {store.directory}")
+            return _result(task, run, s)
+        if run.step > 0:
+            _say(s, f"resumed from step {run.step} (epoch {run.epoch + 1} of {s.epochs}) in "
+                    f"{store.directory}")  # fmt: skip
+        with Progress(s.epochs * spe, run.step, s.progress) as bar:
+            while run.epoch < s.epochs and not run.interrupted:
+                _epoch(task, run, data, s, mesh, store, fingerprint, bar)
+    finally:
+        if store is not None:
+            store.close()
+    return _result(task, run, s)
