@@ -308,7 +308,9 @@ def load_latest_checkpoint(directory: str | os.PathLike) -> dict[str, Any] | Non
                 state = store._manager.restore(step, args=args).state
                 best = store.read_best(step)
             except Exception as err:  # noqa: BLE001
-                warnings.warn(f"skipping unreadable checkpoint {store.path(step)}: {err}", 2)
+                warnings.warn(
+                    f"skipping unreadable checkpoint {store.path(step)}: {err}", stacklevel=2
+                )
                 continue
             return {"meta": meta, "state": state, "best": best, "path": store.path(step)}
     return None

@@ -272,8 +272,8 @@ def _check_alive(run: Run, task: Task, s: Settings) -> None:
         else "no checkpoint was written"
     )
     raise TrainingDiverged(
-        f"Non-finite loss or gradient at global step {bad} (epoch {epoch}); that update "
-        f"and the later ones were not applied, training stopped and {where}. {task.diverged_hint()}",
+        f"Non-finite loss or gradient at global step {bad} (epoch {epoch}); that update and "
+        f"the later ones were not applied, training stopped and {where}. " + task.diverged_hint(),
         step=bad,
         epoch=epoch,
         params=task.export(_devices.to_host(run.carry["train"]), run.meta),
