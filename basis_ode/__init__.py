@@ -50,6 +50,11 @@ from ._units import TransformerUnit as TransformerUnit
 from ._units import sinusoidal_positions as sinusoidal_positions
 # -- end models -----------------------------------------------------------------------------------
 
+# -- model files (_model_io: save_model, load_model) ----------------------------------------------
+from ._model_io import load_model as load_model
+from ._model_io import save_model as save_model
+# -- end model files ------------------------------------------------------------------------------
+
 # -- data (data.py: loaders and batching, used as basis_ode.data.<name>) ---------------
 from . import data as data
 

@@ -63,8 +63,8 @@ from ._devices import use_cpu_devices as use_cpu_devices
 from ._train import TrainingDiverged as TrainingDiverged
 from ._train import accuracy as accuracy
 from ._train import fit as fit
-from ._train import load_model as load_model
-from ._train import save_model as save_model
+from ._model_io import load_model as load_model
+from ._model_io import save_model as save_model
 
 # --- end train/perturb ---
 # isort: split

@@ -1,0 +1,184 @@
+"""Save and load a trained basis_ode model: the Flax module's configuration and its variables.
+
+``save_model(path, model, variables)`` writes one ``.npz`` file (``trainkit``'s model file,
+``docs/data_formats.md``) holding
+
+- the model's class (``ConvODENet``, ``ODETransformerTagger`` or ``ResNet``) and every
+  configuration field of the module - among them the basis family ``basis``, ``n_basis``,
+  ``n_steps`` and ``method`` - with ``param_dtype`` stored by its name;
+- every variable collection (``params``, ``batch_stats``, ...) with its exact pytree keys: each
+  array leaf is a member ``v<i>`` of the archive, each plain leaf (a string, number or None) is
+  stored in the JSON, and the list of key paths rebuilds the same nested dicts;
+- K, the number of basis functions, read from the variables (the leading axis of the
+  ``basis_coeffs`` leaves), for information.
+
+``load_model(path) -> (model, variables)`` rebuilds both and refuses a file that is truncated,
+malformed, written by something else, or whose configuration lacks a field or has an unknown
+one, with ``trainkit.FileFormatError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from trainkit._errors import FileFormatError
+from trainkit._model_files import check_fields, load_model_file, save_model_file
+
+from ._models import ConvODENet, ODETransformerTagger, ResNet
+
+MODEL_CLASSES = {cls.__name__: cls for cls in (ConvODENet, ODETransformerTagger, ResNet)}
+"""The model classes a model file can hold, by name."""
+
+_MODULE_FIELDS = ("parent", "name")  # Flax's own dataclass fields, not configuration
+_DTYPE_FIELDS = ("param_dtype", "dtype")
+
+
+def _config_fields(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.name not in _MODULE_FIELDS]
+
+
+def _field_to_json(cls: type, name: str, value: Any) -> Any:
+    if name in _DTYPE_FIELDS and value is not None:
+        return np.dtype(value).name
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{cls.__name__}.{name} = {value!r} cannot be stored in a model file.")
+
+
+def _field_from_json(path: Path, name: str, value: Any) -> Any:
+    if name in _DTYPE_FIELDS and value is not None:
+        if not isinstance(value, str) or not hasattr(jnp, value):
+            raise FileFormatError(f"{path}: field {name} holds an unknown dtype {value!r}.")
+        return getattr(jnp, value)
+    return value
+
+
+def _flatten(tree: Mapping, prefix: tuple[str, ...], out: list, arrays: dict) -> None:
+    """Record every leaf of the nested mapping ``tree`` with its key path."""
+    if not tree:
+        out.append({"path": list(prefix), "empty": True})
+    for key, value in tree.items():
+        if not isinstance(key, str):
+            raise TypeError(f"variables keys must be strings, got {key!r} at {list(prefix)}.")
+        path = (*prefix, key)
+        if isinstance(value, Mapping):
+            _flatten(value, path, out, arrays)
+        elif isinstance(value, jax.Array | np.ndarray | np.generic):
+            name = f"v{len(arrays)}"
+            arrays[name] = np.asarray(jax.device_get(value))
+            out.append({"path": list(path), "array": name})
+        elif value is None or isinstance(value, bool | int | float | str):
+            out.append({"path": list(path), "value": value})
+        else:
+            raise TypeError(
+                f"variables{''.join(f'[{k!r}]' for k in path)} is a {type(value).__name__}; a "
+                "model file holds arrays, strings, numbers and None."
+            )
+
+
+def _basis_K(variables: Mapping) -> int | None:
+    """K: the leading axis of the first ``basis_coeffs`` leaf in ``params`` (None if none)."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(dict(variables.get("params", {}))):
+        if any(getattr(p, "key", None) == "basis_coeffs" for p in path):
+            return int(np.shape(leaf)[0])
+    return None
+
+
+def save_model(path: str | os.PathLike, model: Any, variables: Mapping[str, Any]) -> Path:
+    """Save a model's configuration and its variables to one ``.npz`` file (written atomically).
+
+    Arguments:
+        path: target file (``.npz`` is appended when missing).
+        model: a :class:`ConvODENet`, :class:`ODETransformerTagger` or :class:`ResNet`, as
+            returned by ``fit`` (after refinement its ``n_basis`` and ``n_steps`` are the final
+            ones).
+        variables: its variables ``{"params": ..., "batch_stats": ..., ...}``; every collection
+            and key is stored.
+
+    Returns:
+        The path written.
+    """
+    cls = type(model)
+    if MODEL_CLASSES.get(cls.__name__) is not cls:
+        raise TypeError(f"model must be one of {sorted(MODEL_CLASSES)}, got {cls.__name__}.")
+    if not isinstance(variables, Mapping) or "params" not in variables:
+        raise TypeError("variables must be the dict of collections returned by init or fit.")
+    fields = {n: _field_to_json(cls, n, getattr(model, n)) for n in _config_fields(cls)}
+    leaves: list = []
+    arrays: dict[str, np.ndarray] = {}
+    _flatten(variables, (), leaves, arrays)
+    config = {"class": cls.__name__, "fields": fields, "K": _basis_K(variables),
+              "variables": leaves}  # fmt: skip
+    return save_model_file(path, package="basis_ode", config=config, arrays=arrays)
+
+
+def _unflatten(path: Path, leaves: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    if not isinstance(leaves, list):
+        raise FileFormatError(f"{path}: the stored variables are not a list of leaves.")
+    tree: dict[str, Any] = {}
+    used = set()
+    for entry in leaves:
+        keys = entry.get("path") if isinstance(entry, dict) else None
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise FileFormatError(f"{path}: a stored variable has no key path ({entry!r}).")
+        node = tree
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        if entry.get("empty"):
+            if keys:
+                node.setdefault(keys[-1], {})
+        elif "array" in entry:
+            if entry["array"] not in arrays:
+                raise FileFormatError(f"{path}: the array {entry['array']!r} of {keys} is missing.")
+            node[keys[-1]] = jnp.asarray(arrays[entry["array"]])
+            used.add(entry["array"])
+        else:
+            node[keys[-1]] = entry.get("value")
+    if set(arrays) - used:
+        raise FileFormatError(f"{path}: arrays {sorted(set(arrays) - used)} belong to no variable.")
+    return tree
+
+
+def load_model(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+    """Load ``(model, variables)`` written by :func:`save_model`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        trainkit.FileFormatError: (a ``ValueError``) the file is truncated, malformed or was
+            written by something else, or its configuration lacks a field, has an unknown one
+            or an invalid value; the message names the file and what is wrong.
+    """
+    path = Path(path)
+    config, arrays = load_model_file(path, package="basis_ode")
+    check_fields(path, config, ("class", "fields", "K", "variables"), what="model description")
+    cls = MODEL_CLASSES.get(config["class"])
+    if cls is None:
+        raise FileFormatError(
+            f"{path}: unknown model class {config['class']!r}; expected one of "
+            f"{sorted(MODEL_CLASSES)}."
+        )
+    fields = config["fields"]
+    if not isinstance(fields, dict):
+        raise FileFormatError(f"{path}: the stored {cls.__name__} fields are not a JSON object.")
+    check_fields(path, fields, _config_fields(cls), what=f"{cls.__name__} configuration")
+    try:
+        model = cls(**{k: _field_from_json(path, k, v) for k, v in fields.items()})
+    except (TypeError, ValueError) as e:
+        raise FileFormatError(f"{path}: the stored {cls.__name__} is invalid ({e}).") from e
+    variables = _unflatten(path, config["variables"], arrays)
+    if _basis_K(variables) != config["K"]:
+        raise FileFormatError(
+            f"{path}: the variables hold K = {_basis_K(variables)} basis functions but the file "
+            f"records K = {config['K']}; the file is corrupt."
+        )
+    return model, variables

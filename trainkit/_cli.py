@@ -1,0 +1,134 @@
+"""Command-line helpers shared by ``python -m noisy_dyn`` and ``python -m basis_ode``.
+
+One set of semantics for both command lines:
+
+- :class:`Parser` shows every option's default in ``--help``;
+- :func:`add_run_flags` adds the flags every training command has: ``--out`` (default
+  ``runs/<package>/<name>``, one folder per package and preset, so runs of the two packages never
+  share a checkpoint folder), ``--no-resume`` and ``--quiet``;
+- :func:`run_command` turns every user error (bad value, missing or malformed file, a checkpoint
+  of another run, a diverged run) into one line ``error: ...`` on stderr and exit status 2,
+  without a traceback; Ctrl-C exits with status 130 and says how to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._errors import CheckpointMismatchError, FileFormatError, TrainingDiverged
+
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,  # includes FileFormatError and CheckpointMismatchError
+    OSError,  # includes FileNotFoundError, PermissionError, a full disk
+    FloatingPointError,  # includes TrainingDiverged
+    CheckpointMismatchError,
+    FileFormatError,
+    TrainingDiverged,
+)
+"""The exceptions :func:`run_command` reports as ``error: ...`` with exit status 2."""
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class CLIError(ValueError):
+    """A command-line usage error found after parsing (reported as ``error: ...``, status 2)."""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's line breaks and appends ``(default: X)`` to every option's help.
+
+    Options whose default is None, False or suppressed get no ``(default: ...)``: their help
+    text says what happens without them.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``argparse.ArgumentParser`` whose ``--help`` shows defaults (:class:`HelpFormatter`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def default_out(package: str, name: str) -> str:
+    """The default output folder of a run: ``runs/<package>/<name>``."""
+    return f"runs/{package}/{name}"
+
+
+def add_run_flags(parser: argparse.ArgumentParser, *, out_default: str, train: bool = True) -> None:
+    """Add ``--out`` (default ``out_default``), ``--quiet`` and, for training, ``--no-resume``."""
+    parser.add_argument(
+        "--out", default=out_default, help="output folder (checkpoints, model.npz, history.json)"
+    )
+    if train:
+        parser.add_argument(
+            "--no-resume",
+            action="store_true",
+            help="start afresh, deleting the checkpoints in OUT/checkpoints (default: a rerun "
+            "resumes from the last checkpoint, or reports that the run is already complete)",
+        )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar or per-epoch lines on stderr"
+    )
+
+
+def error_line(err: BaseException) -> str:
+    """The one-line ``error: ...`` report of ``err`` (with a command-line hint on resume)."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, CheckpointMismatchError) and "--no-resume" not in text:
+        text += " (command line: --no-resume to start over, or another --out)"
+    if isinstance(err, OSError) and not isinstance(err, FileFormatError) and err.filename:
+        if str(err.filename) not in text:
+            text += f": {err.filename}"
+    return f"error: {text}"
+
+
+def run_command(command: Callable[[], Any]) -> int:
+    """Run ``command()``; return its exit status, or report a user error cleanly.
+
+    Returns 0 when ``command`` returns None, else ``int(result)`` for an int result (0 for any
+    other result); :data:`USER_ERRORS` print :func:`error_line` to stderr and return 2; Ctrl-C
+    prints how to resume and returns 130.
+    """
+    try:
+        result = command()
+    except USER_ERRORS as err:
+        print(error_line(err), file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(
+            "interrupted: run the same command again to resume from the last checkpoint",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+def parse_ints(text: str) -> list[int]:
+    """``"20,40,70"`` -> ``[20, 40, 70]``; an empty string gives ``[]``."""
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise CLIError(f"expected comma-separated integers, got {text!r}.") from None
+
+
+def parse_names(text: str | None) -> list[str] | None:
+    """``"a,b"`` -> ``["a", "b"]``; None stays None."""
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def check_positive(args: argparse.Namespace, names: Sequence[str]) -> None:
+    """Raise :class:`CLIError` for an option among ``names`` that is set and below 1."""
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and not isinstance(value, list) and value < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {value}.")
