@@ -11,6 +11,25 @@ from ._errors import CheckpointMismatchError as CheckpointMismatchError
 from ._errors import FileFormatError as FileFormatError
 from ._errors import TrainingDiverged as TrainingDiverged
 
+# --- formats, splits, model files, tables, command line (trainkit._formats, _splits, ...) ---
+from ._cli import CLIError as CLIError
+from ._cli import Parser as Parser
+from ._cli import add_run_flags as add_run_flags
+from ._cli import run_command as run_command
+from ._formats import ArrayOnlyUnpickler as ArrayOnlyUnpickler
+from ._formats import read_cifar_batch as read_cifar_batch
+from ._formats import read_classification_npz as read_classification_npz
+from ._formats import read_idx as read_idx
+from ._formats import restricted_load as restricted_load
+from ._formats import sha256_file as sha256_file
+from ._model_files import load_model_file as load_model_file
+from ._model_files import save_model_file as save_model_file
+from ._model_files import write_if_changed as write_if_changed
+from ._splits import split_off_validation as split_off_validation
+from ._splits import split_three as split_three
+from ._tables import markdown_table as markdown_table
+# --- end formats ---
+
 # --- batching (trainkit._batching) ---
 from ._batching import batches as batches
 from ._batching import epoch_order as epoch_order
