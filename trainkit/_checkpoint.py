@@ -90,14 +90,15 @@ def _show(value: Any, limit: int = 120) -> str:
 
 
 def mismatches(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``"field: checkpoint <stored>, now <current>"`` for every differing field (dicts of
-    settings are compared key by key, as ``config.hidden_size``)."""
+    """``"field: checkpoint <stored>, now <current>"`` for every differing field (within one
+    package, dicts of settings are compared key by key, as ``config.hidden_size``)."""
     out = []
-    for field in list(FIELDS) + sorted(set(stored) | set(current) - set(FIELDS)):
+    same_package = stored.get("package") == current.get("package")
+    for field in list(FIELDS) + sorted((set(stored) | set(current)) - set(FIELDS)):
         a, b = stored.get(field, _MISSING), current.get(field, _MISSING)
         if json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True):
             continue
-        if isinstance(a, dict) and isinstance(b, dict):
+        if isinstance(a, dict) and isinstance(b, dict) and same_package:
             for k in sorted(set(a) | set(b)):
                 x, y = a.get(k, _MISSING), b.get(k, _MISSING)
                 if json.dumps(x, sort_keys=True) != json.dumps(y, sort_keys=True):

@@ -9,6 +9,7 @@ step at which a NaN appears), and a one-device run (for four devices).
 
 import functools
 import json
+import logging
 import math
 import os
 import signal
@@ -33,6 +34,7 @@ from basis_ode._train import (
     list_checkpoints,
     load_latest_checkpoint,
 )
+from trainkit import TrainingDiverged
 
 N_TRAIN, BATCH = 240, 16  # 15 steps per epoch
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -123,7 +125,8 @@ def test_fit_reduces_loss_on_digits(digits, model, refined_run):
     assert history["val_accuracy"][-1] > 0.3  # chance is 0.1
     assert all(np.isfinite(history["train_loss"]))
     assert history["K"] == [1, 2] and history["n_steps"] == [1, 2]
-    assert history["step"] == 2 * SPE
+    assert history["epoch"] == [1, 2] and history["step"] == [SPE, 2 * SPE]
+    assert history["global_step"] == 2 * SPE
 
 
 def test_refinement_preserves_function_at_switch(digits, model, refined_run):
@@ -150,26 +153,40 @@ def test_refinement_preserves_function_at_switch(digits, model, refined_run):
     assert accuracy(history["model"], final, *val) > 0.3
 
 
-def test_resume_is_bit_identical_and_mismatch_refused(digits, model, refined_run, tmp_path):
+def test_resume_is_bit_identical_and_mismatch_refused(digits, model, refined_run, tmp_path, caplog):
     train, val = digits
     kw = dict(epochs=2, refine_at=(1,), validation=val, checkpoint_dir=tmp_path, keep=2, **CONFIG)
     # interrupted mid-epoch 1 (after the refinement), 2 steps past the last checkpoint
     _, h1 = fit(model, train, checkpoint_every=4, stop_after_steps=SPE + 3, **kw)
-    assert h1["interrupted"] and h1["step"] == SPE + 3
+    assert h1["interrupted"] and h1["global_step"] == SPE + 3
     assert len(list_checkpoints(tmp_path)) == 2  # keep=2
-    assert json.loads(load_latest_checkpoint(tmp_path)["meta"])["step"] == 16
-    resumed, h2 = fit(model, train, checkpoint_every=4, **kw)
+    assert load_latest_checkpoint(tmp_path)["meta"]["step"] == 16
+    with caplog.at_level(logging.INFO, logger="trainkit"):
+        resumed, h2 = fit(model, train, checkpoint_every=4, **kw)
+    assert "resumed from step 16" in caplog.text
     reference, h_ref = refined_run
     _assert_trees_equal(resumed, reference)
     assert h2["train_loss"] == h_ref["train_loss"]
     assert h2["val_accuracy"] == h_ref["val_accuracy"]
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in log] == [0, 1] and log[1]["K"] == 2
-    with pytest.raises(CheckpointMismatchError, match="learning_rate"):
+    assert [r["epoch"] for r in log] == [1, 2] and log[1]["K"] == 2
+    with pytest.raises(CheckpointMismatchError, match="learning_rate: checkpoint 0.05, now 0.1"):
         fit(model, train, checkpoint_every=4, **{**kw, "learning_rate": 0.1})
+    # other training data is refused too, with both hashes
+    other = (train[0][::-1].copy(), train[1][::-1].copy())
+    with pytest.raises(CheckpointMismatchError, match="data: checkpoint '[0-9a-f]{64}', now"):
+        fit(model, other, checkpoint_every=4, **kw)
+    # a finished run is returned as it is, and says so
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="trainkit"):
+        again, _ = fit(model, train, checkpoint_every=4, **kw)
+    assert "already complete" in caplog.text
+    _assert_trees_equal(again, reference)
 
 
-def test_unfinalized_step_directory_is_ignored_on_resume(digits, model, refined_run, tmp_path):
+def test_unfinalized_step_directory_is_ignored_on_resume(
+    digits, model, refined_run, tmp_path, caplog
+):
     # A kill during an orbax save leaves ``ckpt_<step>.orbax-checkpoint-tmp-<time>``; resume must
     # use the newest finalized step instead, and still end bit-identical to the uninterrupted run.
     train, _ = digits
@@ -181,28 +198,36 @@ def test_unfinalized_step_directory_is_ignored_on_resume(digits, model, refined_
     (fake / "state" / "manifest.ocdbt").write_bytes(b"\x00half written")
     (fake / "_CHECKPOINT_METADATA").write_text("{not json")
     assert [int(p.name[5:]) for p in list_checkpoints(tmp_path)] == [4, 8]
-    steps = []
-    resumed, history = fit(model, train, callback=lambda s, loss: steps.append(s), **kw)
-    assert steps[0] == 9  # the first step after the finalized checkpoint at step 8
-    assert history["step"] == 2 * SPE
+    with caplog.at_level(logging.INFO, logger="trainkit"):
+        resumed, history = fit(model, train, **kw)
+    assert "resumed from step 8" in caplog.text  # the finalized checkpoint, not step 9
+    assert history["global_step"] == 2 * SPE
     _assert_trees_equal(resumed, refined_run[0])
     assert not fake.exists()  # orbax removed the unfinalized directory
+
+
+def _poison(key, inputs):
+    """An augmentation that turns a batch holding a marked image (pixel 1e4) into NaN."""
+    return jnp.where(jnp.max(inputs) > 1e3, jnp.nan, inputs)
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(digits, model, tmp_path):
     (xs, ys), _ = digits
     xs = xs.copy()
+    # the data order is epoch_order(N, seed, epoch): batch 5 (0-based) is the 6th global step
     order = data.epoch_order(N_TRAIN, seed=0, epoch=0)
-    bad_step = 5
-    xs[order[bad_step * BATCH + 3]] = np.nan  # one pixel-image of batch 5 is NaN
-    with pytest.raises(NonFiniteError, match="learning_rate") as info:
-        fit(model, (xs, ys), epochs=1, checkpoint_dir=tmp_path, checkpoint_every=1, **CONFIG)
-    assert info.value.step == bad_step and info.value.epoch == 0
-    assert f"step {bad_step}" in str(info.value)
+    xs[order[5 * BATCH + 3], 0, 0, 0] = 1e4  # finite, so the input check lets it through
+    assert NonFiniteError is TrainingDiverged
+    with pytest.raises(TrainingDiverged, match="learning_rate") as info:
+        fit(model, (xs, ys), epochs=1, checkpoint_dir=tmp_path, checkpoint_every=1,
+            augment=_poison, **CONFIG)  # fmt: skip
+    assert info.value.step == 6 and info.value.epoch == 1
+    assert "global step 6" in str(info.value)
     assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(info.value.variables))
     ckpt = load_latest_checkpoint(tmp_path)
-    assert json.loads(ckpt["meta"])["step"] == bad_step  # written after step 4, the last good one
-    assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(ckpt["params"]))
+    assert ckpt["meta"]["step"] == 5  # written after step 5, the last good one
+    assert str(ckpt["path"]) in str(info.value)
+    assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(ckpt["state"]))
 
 
 def test_bad_arguments_raise_clear_errors(digits, model):
@@ -213,6 +238,19 @@ def test_bad_arguments_raise_clear_errors(digits, model):
         fit(model, (train[0][:8], train[1][:8]), epochs=1, **CONFIG)
     with pytest.raises(TypeError, match="tuple"):
         fit(model, train[0], epochs=1, **CONFIG)
+    # inputs are checked before anything is traced
+    nan = train[0].copy()
+    nan[3, 2, 2, 0] = np.nan
+    with pytest.raises(ValueError, match="1 NaN or infinite"):
+        fit(model, (nan, train[1]), epochs=1, **CONFIG)
+    with pytest.raises(ValueError, match=r"num_classes=10\), got range \[0, 12\]"):
+        fit(model, (train[0], np.where(train[1] == 9, 12, train[1])), epochs=1, **CONFIG)
+    with pytest.raises(ValueError, match="channels-first"):
+        fit(model, (train[0].transpose(0, 3, 1, 2), train[1]), epochs=1, **CONFIG)
+    with pytest.raises(TypeError, match="floating"):
+        fit(model, ((train[0] * 16).astype(np.int32), train[1]), epochs=1, **CONFIG)
+    with pytest.raises(ValueError, match="learning_rate"):
+        fit(model, train, epochs=1, **{**CONFIG, "learning_rate": -0.1})
 
 
 _CHILD = textwrap.dedent(
@@ -223,6 +261,12 @@ _CHILD = textwrap.dedent(
     import flax.serialization as ser
     from basis_ode import data
     from basis_ode._train import fit
+    from trainkit import _checkpoint
+    save = _checkpoint.CheckpointStore.save
+    def slow_save(*a, **k):  # widen the window between checkpoints so the kill lands mid-epoch
+        time.sleep(0.05)
+        return save(*a, **k)
+    _checkpoint.CheckpointStore.save = slow_save
     from tests.basis_ode.test_train import MLPODENet
     splits = data.load_digits(seed=0)
     xs, ys = splits.train
@@ -231,7 +275,7 @@ _CHILD = textwrap.dedent(
     variables, history = fit(
         model, (xs[:{n}], ys[:{n}]), epochs=2, refine_at=(1,), batch_size={b},
         learning_rate=0.05, seed=0, progress=False, checkpoint_dir=out + "/ckpt",
-        checkpoint_every=1, callback=lambda step, loss: time.sleep(0.05),
+        checkpoint_every=1,
     )
     open(out + "/final.msgpack", "wb").write(ser.msgpack_serialize(jax.device_get(variables)))
     """
@@ -267,8 +311,8 @@ def test_sigkill_mid_epoch_then_restart_is_bit_identical(refined_run, tmp_path):
     proc.wait()
     assert killed_at is not None and killed_at < SPE, proc.stdout.read().decode()[-2000:]
     assert not (tmp_path / "final.msgpack").exists()
-    latest = json.loads(load_latest_checkpoint(tmp_path / "ckpt")["meta"])
-    assert 4 <= latest["step"] < SPE and latest["step_in_epoch"] == latest["step"]
+    latest = load_latest_checkpoint(tmp_path / "ckpt")["meta"]
+    assert 4 <= latest["step"] < SPE and latest["position"]["batch"] == latest["step"]
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     final = ser.msgpack_restore((tmp_path / "final.msgpack").read_bytes())
@@ -290,8 +334,8 @@ _DEVICES = textwrap.dedent(
     train = (xs[:64].astype(np.float64), ys[:64])
     model = MLPODENet(n_basis=2, n_steps=2, param_dtype=jnp.float64)
     kw = dict(epochs=1, batch_size=16, learning_rate=0.05, seed=0, progress=False)
-    v4, h4 = fit(model, train, mesh=Mesh(np.array(jax.devices()), ("data",)), **kw)
-    v1, h1 = fit(model, train, mesh=Mesh(np.array(jax.devices()[:1]), ("data",)), **kw)
+    v4, h4 = fit(model, train, mesh=Mesh(np.array(jax.devices()), ("batch",)), **kw)
+    v1, h1 = fit(model, train, mesh=Mesh(np.array(jax.devices()[:1]), ("batch",)), **kw)
     pairs = zip(jax.tree.leaves(v4), jax.tree.leaves(v1))
     diff = max(float(np.max(np.abs(a - b))) for a, b in pairs)
     scale = max(float(np.max(np.abs(b))) for b in jax.tree.leaves(v1))
@@ -319,4 +363,4 @@ def test_four_devices_equal_one_device(tmp_path):
     result = json.loads(done.stdout.decode().strip().splitlines()[-1])
     assert result["diff"] <= 1e-10 * max(result["scale"], 1.0)
     np.testing.assert_allclose(result["loss4"], result["loss1"], rtol=1e-12)
-    assert "multiple of the number of devices" in result["err"] and "(4)" in result["err"]
+    assert "multiple of the 4 devices" in result["err"]
