@@ -64,11 +64,20 @@ def default_out(package: str, name: str) -> str:
     return f"runs/{package}/{name}"
 
 
-def add_run_flags(parser: argparse.ArgumentParser, *, out_default: str, train: bool = True) -> None:
-    """Add ``--out`` (default ``out_default``), ``--quiet`` and, for training, ``--no-resume``."""
-    parser.add_argument(
-        "--out", default=out_default, help="output folder (checkpoints, model.npz, history.json)"
-    )
+def add_run_flags(
+    parser: argparse.ArgumentParser,
+    *,
+    out_default: str | None,
+    out_help: str = "output folder",
+    train: bool = True,
+) -> None:
+    """Add ``--out`` (default ``out_default``), ``--quiet`` and, for training, ``--no-resume``.
+
+    A None ``out_default`` is for a default that depends on other options; ``out_help`` then
+    says what it is (e.g. ``"output folder (default: runs/noisy_dyn/<preset>_<data>)"``).
+    ``--no-progress`` is accepted as an alias of ``--quiet``, without a help line.
+    """
+    parser.add_argument("--out", default=out_default, help=out_help)
     if train:
         parser.add_argument(
             "--no-resume",
@@ -79,6 +88,7 @@ def add_run_flags(parser: argparse.ArgumentParser, *, out_default: str, train: b
     parser.add_argument(
         "--quiet", action="store_true", help="no progress bar or per-epoch lines on stderr"
     )
+    parser.add_argument("--no-progress", dest="quiet", action="store_true", help=argparse.SUPPRESS)
 
 
 def error_line(err: BaseException) -> str:

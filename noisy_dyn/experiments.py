@@ -1,0 +1,398 @@
+"""Experiment pipelines of ``python -m noisy_dyn``, importable: train a preset, the robustness
+table of trained models, and the digits demo (several models, several seeds, mean +- std).
+
+The command line (``noisy_dyn.__main__``) only parses arguments and calls these functions. A
+trained run writes, into its output folder ``out``, the files both packages write:
+
+- ``model.npz``: the parameters and configuration (``noisy_dyn.save_model``; read it back with
+  ``noisy_dyn.load_model``);
+- ``history.json``: ``fit``'s history (per-epoch lists, epoch 1 first);
+- ``result.json``: the summary (preset, data, test accuracy, learning rate, epochs, seed, config);
+- ``log.jsonl``: one line per epoch, written while training;
+- ``checkpoints/``: the orbax checkpoints a rerun resumes from.
+
+A file whose new content equals the old one is not rewritten, so rerunning a finished job leaves
+its outputs untouched (and says so).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainkit._cli import CLIError
+from trainkit._model_files import write_if_changed
+from trainkit._splits import limit_splits
+from trainkit._tables import markdown_table
+
+DEMO_MODELS: dict[str, str] = {
+    "nrnn_ito": "NRNN (Ito)",
+    "nrnn_reference": "NRNN (reference, learned step)",
+    "lipschitz": "Lipschitz RNN",
+    "antisymmetric": "Antisymmetric RNN",
+    "lstm": "LSTM",
+}
+"""The demo's models: preset name -> label."""
+
+DIGITS_DT_SCALE = 784 / 64
+"""The demo runs the presets on 64-step digits with dt scaled by 784 / 64, so that the total
+time T dt equals the one of the 784-step MNIST runs the presets were tuned for."""
+
+_PATH_ARGUMENT = {
+    "fashion_mnist": "root",
+    "pfashion_mnist": "root",
+    "cifar10": "root",
+    "mnist": "source",
+    "pmnist": "source",
+    "fsdd": "source",
+    "ucr": "train_path",
+    "npz": "path",
+}
+_NEEDS_PATH = {
+    "cifar10": "the folder holding data_batch_1..5 and test_batch",
+    "ucr": "the folder holding NAME_TRAIN and NAME_TEST, or the NAME_TRAIN file",
+    "npz": "an .npz file with x_train, y_train, x_test, y_test",
+}
+_TAKES_LIMIT = ("fashion_mnist", "pfashion_mnist", "mnist", "pmnist", "cifar10")
+
+
+# --------------------------------------------------------------------------------------------
+# data
+
+
+def load_data(
+    name: str, *, data_path: str | None = None, limit: int | None = None, seed: int = 0
+) -> Any:
+    """``noisy_dyn.data.load(name, ...)`` with the file or folder ``data_path`` passed under the
+    loader's own argument name, and at most ``limit`` examples in each split.
+
+    Raises:
+        CLIError: ``data_path`` given for the embedded digits, or missing where it is needed.
+    """
+    from . import data
+
+    if name not in data.NAMES:
+        raise CLIError(f"unknown data set {name!r}; choose one of {', '.join(data.NAMES)}.")
+    kwargs: dict[str, Any] = {"seed": seed}
+    if data_path is not None:
+        if name not in _PATH_ARGUMENT:
+            raise CLIError(f"--data {name} is embedded in scikit-learn; it takes no --data-path.")
+        kwargs[_PATH_ARGUMENT[name]] = data_path
+    elif name in _NEEDS_PATH:
+        raise CLIError(f"--data {name} needs --data-path: {_NEEDS_PATH[name]}.")
+    if limit is not None and name in _TAKES_LIMIT:
+        kwargs["limit"] = limit
+    return limit_splits(data.load(name, **kwargs), limit)
+
+
+def data_sizes(splits: Any) -> tuple[int, int]:
+    """``(input_size, num_classes)``: features per step, and 1 + the largest label seen."""
+    labels = [np.max(s[1]) for s in splits[:3] if len(s[1])]
+    return int(splits.train[0].shape[2]), int(max(labels)) + 1
+
+
+def batch_mesh(batch_size: int, *, verbose: bool = True) -> Any:
+    """A one-axis mesh over the most local devices that divide ``batch_size``."""
+    import jax
+    from jax.sharding import Mesh
+
+    from trainkit._devices import AXIS
+
+    devices = jax.local_devices()
+    n = max(d for d in range(1, len(devices) + 1) if batch_size % d == 0)
+    if n > 1 and verbose:
+        print(f"  batch of {batch_size} sharded over {n} {devices[0].platform} devices")
+    return Mesh(np.asarray(devices[:n]), (AXIS,))
+
+
+# --------------------------------------------------------------------------------------------
+# one training run
+
+
+def best_validation(history: Any) -> float | None:
+    """The best validation accuracy of a ``fit`` history (None without validation)."""
+    if isinstance(history, dict):
+        values = history.get("val_accuracy") or []
+    else:  # a list of per-epoch dicts
+        values = [h.get("val_accuracy") for h in history]
+    values = [v for v in values if v is not None]
+    return max(values) if values else None
+
+
+def _jsonable_history(history: Any) -> Any:
+    if isinstance(history, dict):
+        return {k: v for k, v in history.items() if k != "model"}
+    return history
+
+
+def write_run(out: Path, params: Any, cfg: Any, history: Any, result: dict) -> bool:
+    """Write ``model.npz``, ``history.json`` and ``result.json`` to ``out``; True if any changed.
+
+    Files whose bytes would not change are left untouched.
+    """
+    from ._model_io import save_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    texts = {"history.json": _jsonable_history(history), "result.json": result}
+    changed = write_if_changed(out / "model.npz", lambda p: save_model(p, params, cfg))
+    for name, obj in texts.items():
+        text = json.dumps(obj, indent=1) + "\n"
+        changed |= write_if_changed(out / name, lambda p, t=text: p.write_text(t))
+    return changed
+
+
+def train_preset(
+    preset_name: str,
+    splits: Any,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float | None = None,
+    seed: int = 0,
+    overrides: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    data_name: str = "digits",
+    resume: bool = True,
+    checkpoints: bool = True,
+    progress: bool = True,
+    **fit_options: Any,
+) -> dict[str, Any]:
+    """Train preset ``preset_name`` on ``splits`` with ``noisy_dyn.fit``; test on the test split.
+
+    The learning rate defaults to the preset's for the task (permuted-pixel rates when
+    ``data_name`` starts with ``p``); the batch is sharded over the local devices that divide it.
+    With ``out``, the run's files go to ``out`` (module docstring) and, with ``checkpoints``,
+    the checkpoints to ``out/checkpoints`` (``resume`` as in ``fit``).
+
+    Returns:
+        ``{"params", "cfg", "history", "result", "written"}``: ``result`` is what
+        ``result.json`` holds; ``written`` tells whether any output file changed.
+    """
+    from ._config import preset, preset_learning_rate
+    from ._train import accuracy, fit
+
+    input_size, num_classes = data_sizes(splits)
+    cfg = preset(preset_name, input_size=input_size, num_classes=num_classes, **(overrides or {}))
+    task = "pmnist" if data_name.startswith("p") else "mnist"
+    lr = preset_learning_rate(preset_name, task=task) if learning_rate is None else learning_rate
+    batch_size = min(batch_size, len(splits.train[0]))
+    fit_options.setdefault("mesh", batch_mesh(batch_size, verbose=progress))
+    if out is not None:
+        out = Path(out)
+        fit_options["log_path"] = out / "log.jsonl"
+        if checkpoints:
+            fit_options["checkpoint_dir"] = out / "checkpoints"
+    params, history = fit(
+        cfg, splits.train, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
+        validation=splits.validation, progress=progress, resume=resume, **fit_options,
+    )  # fmt: skip
+    test = splits.test
+    acc = accuracy(params, test[0], test[1], cfg, lengths=test[2] if len(test) == 3 else None)
+    result = {"preset": preset_name, "data": data_name, "test_accuracy": acc,
+              "best_val_accuracy": best_validation(history), "learning_rate": lr,
+              "epochs": epochs, "seed": seed, "config": cfg.to_dict()}  # fmt: skip
+    written = out is not None and write_run(out, params, cfg, history, result)
+    return {"params": params, "cfg": cfg, "history": history, "result": result,
+            "written": written}  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# robustness of trained models
+
+
+def model_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Model files from ``paths``: a file as it is, a folder as ``folder/model.npz``."""
+    files = []
+    for p in map(Path, paths):
+        f = p / "model.npz" if p.is_dir() else p
+        if not f.is_file():
+            raise FileNotFoundError(
+                f"no model file at {f} (write one with `python -m noisy_dyn train --out DIR`)."
+            )
+        files.append(f)
+    return files
+
+
+def robustness(
+    checkpoints: Sequence[str | Path],
+    *,
+    names: Sequence[str] | None = None,
+    data: str = "digits",
+    data_path: str | None = None,
+    limit: int | None = None,
+    data_seed: int = 0,
+    kinds: Sequence[str] | None = None,
+    seed: int = 0,
+    out: str | Path = "runs/noisy_dyn/robustness",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The robustness table (``noisy_dyn.robustness_table``) of saved models on a test split.
+
+    Writes ``robustness.md``, ``.json`` and ``.png`` to ``out`` and returns the table.
+    """
+    import jax
+
+    from ._model_io import load_model
+    from ._robustness import DEFAULT_PERTURBATIONS, robustness_table
+
+    files = model_files(checkpoints)
+    names = list(names or [f.parent.name if f.name == "model.npz" else f.stem for f in files])
+    if len(names) != len(files):
+        raise CLIError(f"--names needs one name per checkpoint ({len(files)}), got {len(names)}.")
+    models = {n: load_model(f) for n, f in zip(names, files, strict=True)}
+    splits = load_data(data, data_path=data_path, limit=limit, seed=data_seed)
+    perturbations = _perturbations(kinds, DEFAULT_PERTURBATIONS)
+    return robustness_table(
+        models, splits.test[:2], perturbations, key=jax.random.key(seed), out_dir=out,
+        progress=progress,
+    )  # fmt: skip
+
+
+def _perturbations(kinds: Sequence[str] | None, default: dict) -> dict:
+    kinds = list(kinds or default)
+    unknown = sorted(set(kinds) - set(default))
+    if unknown:
+        raise CLIError(f"unknown perturbations {unknown}; choose from {list(default)}.")
+    return {k: default[k] for k in kinds}
+
+
+# --------------------------------------------------------------------------------------------
+# seeds: mean and standard deviation
+
+
+def aggregate_seeds(per_seed: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard deviation (``np.std``, ddof 0) over seeds of every accuracy of the
+    robustness tables ``per_seed`` (one ``robustness_table`` result per training seed)."""
+    first = per_seed[0]
+    agg: dict[str, Any] = {"seeds": len(per_seed), "clean": {}, "kinds": {}}
+    for n in first["models"]:
+        vals = [r["clean"][n] for r in per_seed]
+        agg["clean"][n] = {"mean": float(np.mean(vals)), "std": float(np.std(vals))}
+    for kind, table in first["kinds"].items():
+        agg["kinds"][kind] = {"levels": table["levels"], "mean": {}, "std": {}}
+        for n in first["models"]:
+            arr = np.array([r["kinds"][kind]["accuracy"][n] for r in per_seed])
+            agg["kinds"][kind]["mean"][n] = arr.mean(0).tolist()
+            agg["kinds"][kind]["std"][n] = arr.std(0).tolist()
+    return agg
+
+
+def summary_markdown(agg: dict[str, Any], labels: dict[str, str]) -> str:
+    """The seed summary as a Markdown table: clean accuracy and the two middle levels of each
+    random perturbation, as ``mean +- std`` in percent."""
+    cols = []
+    for kind, table in agg["kinds"].items():
+        if kind in ("gaussian", "salt_pepper", "multiplicative"):
+            mid = len(table["levels"]) // 2
+            for i in sorted({mid - 1, mid} - {-1}):
+                cols.append((kind, i, f"{kind} {table['levels'][i]:g}"))
+    pm = lambda m, s: f"{100 * m:.1f} +- {100 * s:.1f}"  # noqa: E731
+    rows = []
+    for n, c in agg["clean"].items():
+        row = {"model": labels.get(n, n), "clean": pm(c["mean"], c["std"])}
+        for kind, i, head in cols:
+            k = agg["kinds"][kind]
+            row[head] = pm(k["mean"][n][i], k["std"][n][i])
+        rows.append(row)
+    columns = ["model", "clean"] + [c[2] for c in cols]
+    table = markdown_table(rows, columns)
+    return f"Mean +- std over {agg['seeds']} training seeds.\n\n{table}\n"
+
+
+# --------------------------------------------------------------------------------------------
+# the digits demo
+
+
+def _demo_overrides(name: str, input_size: int, num_classes: int, hidden: int, dt: float | None):
+    from ._config import preset
+
+    base = preset(name, input_size=input_size, num_classes=num_classes)
+    overrides: dict[str, Any] = {"hidden_size": hidden}
+    if base.cell == "lipschitz":
+        overrides["dt"] = base.dt * DIGITS_DT_SCALE if dt is None else dt
+    return overrides
+
+
+def _demo_seed(seed: int, splits: Any, out: Path, o: dict[str, Any]) -> dict[str, Any]:
+    """Train every demo model with one seed, then their robustness table (written to ``out``)."""
+    import jax
+
+    from ._robustness import robustness_table, to_markdown
+
+    sizes = data_sizes(splits)
+    trained = {}
+    for name in o["models"]:
+        print(f"[seed {seed}] training {DEMO_MODELS[name]} ...", flush=True)
+        run = train_preset(
+            name, splits, epochs=o["epochs"], batch_size=o["batch_size"],
+            learning_rate=o["learning_rate"], seed=seed, out=out / "models" / name,
+            overrides=_demo_overrides(name, *sizes, o["hidden"], o["dt"]),
+            checkpoints=False, progress=o["progress"],
+        )  # fmt: skip
+        print(f"  test accuracy {run['result']['test_accuracy']:.4f}", flush=True)
+        trained[name] = (run["params"], run["cfg"])
+    result = robustness_table(
+        trained, splits.test[:2], o["perturbations"], key=jax.random.key(seed), out_dir=out,
+        progress=o["progress"],
+    )  # fmt: skip
+    result["labels"] = {n: DEMO_MODELS[n] for n in o["models"]}
+    (out / "robustness.json").write_text(json.dumps(result, indent=2))
+    print(to_markdown(result))
+    return result
+
+
+def demo(
+    *,
+    out: str | Path = "runs/noisy_dyn/demo",
+    epochs: int = 30,
+    hidden: int = 64,
+    batch_size: int = 64,
+    dt: float | None = None,
+    learning_rate: float = 1e-2,
+    seeds: Sequence[int] = (0,),
+    models: Sequence[str] | None = None,
+    kinds: Sequence[str] | None = None,
+    limit: int | None = None,
+    data_seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The digits demo: train the demo models (`DEMO_MODELS`) for every seed, measure their
+    robustness, and summarise mean +- std over the seeds.
+
+    Writes to ``out`` (to ``out/seed_<s>`` per seed when there are several seeds)
+    ``robustness.md/.json/.png`` and ``models/<preset>/`` (each a trained run's files), and to
+    ``out`` ``summary.json`` and ``summary.md``.
+
+    Returns:
+        ``{"per_seed": [robustness tables], "summary": aggregate, "seconds": wall time}``.
+    """
+    from ._robustness import DEFAULT_PERTURBATIONS
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    models = list(models or DEMO_MODELS)
+    unknown = sorted(set(models) - set(DEMO_MODELS))
+    if unknown:
+        raise CLIError(f"unknown demo models {unknown}; choose from {list(DEMO_MODELS)}.")
+    options = {"models": models, "epochs": epochs, "batch_size": batch_size, "hidden": hidden,
+               "dt": dt, "learning_rate": learning_rate, "progress": progress,
+               "perturbations": _perturbations(kinds, DEFAULT_PERTURBATIONS)}  # fmt: skip
+    splits = load_data("digits", limit=limit, seed=data_seed)
+    per_seed = [
+        _demo_seed(s, splits, out if len(seeds) == 1 else out / f"seed_{s}", options) for s in seeds
+    ]
+    agg = aggregate_seeds(per_seed)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(agg, indent=2))
+    summary = summary_markdown(agg, DEMO_MODELS)
+    (out / "summary.md").write_text(summary)
+    print(summary)
+    seconds = time.perf_counter() - t0
+    print(f"demo finished in {seconds:.0f} s; outputs in {out}/ "
+          "(robustness.md/.json/.png, summary.md, models/)")  # fmt: skip
+    return {"per_seed": per_seed, "summary": agg, "seconds": seconds}
