@@ -63,6 +63,7 @@ from . import data as data
 # -- train (_train: fit, accuracy, checkpoints, mesh) ---------------------------------------------
 from ._train import CheckpointMismatchError as CheckpointMismatchError
 from ._train import NonFiniteError as NonFiniteError
+from ._train import TrainingDiverged as TrainingDiverged
 from ._train import accuracy as accuracy
 from ._train import fit as fit
 from ._train import make_optimizer as make_optimizer

@@ -55,7 +55,7 @@ from trainkit._batching import evaluate_padded
 from trainkit._checkpoint import list_checkpoints as list_checkpoints
 from trainkit._checkpoint import load_latest_checkpoint as load_latest_checkpoint
 from trainkit._errors import CheckpointMismatchError as CheckpointMismatchError
-from trainkit._errors import TrainingDiverged
+from trainkit._errors import TrainingDiverged as TrainingDiverged
 
 NonFiniteError = TrainingDiverged  # the former name of basis_ode's divergence error
 _RECIPES = ("sgd", "adam_rsqrt")

@@ -60,6 +60,7 @@ from ._robustness import DEFAULT_PERTURBATIONS as DEFAULT_PERTURBATIONS
 from ._robustness import robustness_table as robustness_table
 from ._devices import cpu_devices_for as cpu_devices_for
 from ._devices import use_cpu_devices as use_cpu_devices
+from ._train import CheckpointMismatchError as CheckpointMismatchError
 from ._train import TrainingDiverged as TrainingDiverged
 from ._train import accuracy as accuracy
 from ._train import fit as fit

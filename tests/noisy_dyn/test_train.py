@@ -2,6 +2,7 @@
 refusal of foreign checkpoints, divergence detection, input validation."""
 
 import json
+import logging
 import os
 import re
 import signal
@@ -55,32 +56,32 @@ def _steps(directory):
     return sorted(found)
 
 
-def _strip(history):
-    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
-
-
 def test_fit_reduces_loss_and_follows_step_decay(digits):
     xs, ys, xv, yv = digits
     cfg = _cfg()
     init = noisy_dyn.init_params(jax.random.key(0), cfg)
     before = _np_ce(noisy_dyn.apply(init, xs, cfg), ys)
     params, hist = noisy_dyn.fit(
-        cfg, (xs, ys), epochs=3, batch_size=32, learning_rate=1e-2, progress=False
+        cfg, (xs, ys), epochs=3, batch_size=32, learning_rate=1e-2, decay_at=0.5, progress=False
     )
     after = _np_ce(noisy_dyn.apply(params, xs, cfg), ys)
     assert after < before - 0.3
-    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
-    # SPEC 1.3 step decay: x0.1 after floor(0.9 * epochs) = 2 epochs.
-    lrs = [h["learning_rate"] for h in hist]
-    np.testing.assert_allclose(lrs, [1e-2, 1e-2, 1e-3], rtol=1e-6)
-    assert [h["step"] for h in hist] == [6, 12, 18]  # 192 // 32 steps an epoch
+    assert hist["train_loss"][-1] < hist["train_loss"][0]
+    # step decay: x0.1 after ceil(0.5 * 3) = 2 epochs.
+    np.testing.assert_allclose(hist["learning_rate"], [1e-2, 1e-2, 1e-3], rtol=1e-6)
+    assert hist["epoch"] == [1, 2, 3] and hist["step"] == [6, 12, 18]  # 192 // 32 steps an epoch
+    # the paper's x0.1 at epoch 90 of 100; a 2-epoch (or 9-epoch) run does not decay at all
+    assert [_train.decay_epoch(0.9, e) for e in (100, 10, 9, 2, 1)] == [90, 9, 9, 2, 1]
+    _, short = noisy_dyn.fit(cfg, (xs, ys), epochs=2, batch_size=96, learning_rate=1e-2,
+                             progress=False)  # fmt: skip
+    assert short["learning_rate"] == [1e-2, 1e-2]
     # accuracy() with a batch size that does not divide N equals a plain NumPy count.
     acc = noisy_dyn.accuracy(params, xv, yv, cfg, batch_size=24)
     expected = np.mean(np.asarray(noisy_dyn.apply(params, xv, cfg)).argmax(-1) == yv)
     assert acc == pytest.approx(expected, abs=1e-12)
 
 
-def test_resume_in_process_is_bit_identical(digits, tmp_path):
+def test_resume_in_process_is_bit_identical(digits, tmp_path, caplog):
     xs, ys, xv, yv = digits
     cfg = _cfg()
     kw = dict(
@@ -94,20 +95,23 @@ def test_resume_in_process_is_bit_identical(digits, tmp_path):
     _, part = noisy_dyn.fit(
         cfg, (xs, ys), checkpoint_dir=tmp_path / "b", stop_after_steps=11, callback=cb, **kw
     )
-    assert len(part) == 1
+    assert part["epoch"] == [1] and part["interrupted"] and part["global_step"] == 11
     out, hist = noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path / "b", callback=cb, **kw)
     _same(ref, out)
     assert seen == [1, 2, 3]  # epoch 1 is not redone
-    assert [h["val_accuracy"] for h in hist] == [h["val_accuracy"] for h in ref_hist]
-    assert [h["train_loss"] for h in hist] == [h["train_loss"] for h in ref_hist]
+    assert hist["val_accuracy"] == ref_hist["val_accuracy"]
+    assert hist["train_loss"] == ref_hist["train_loss"]
+    assert len(hist["norm_U"]) == 3
     # Best-on-validation params are returned, and the log has one line per epoch.
-    best = max(range(3), key=lambda i: (hist[i]["val_accuracy"], -i))
-    assert hist[-1]["best_epoch"] == best + 1
+    best = max(range(3), key=lambda i: (hist["val_accuracy"][i], -i))
+    assert hist["best_epoch"] == best + 1
     lines = (tmp_path / "b" / "log.jsonl").read_text().splitlines()
     assert [json.loads(s)["epoch"] for s in lines] == [1, 2, 3]
     assert len(_steps(tmp_path / "b")) == 3  # keep=3
-    # A finished run resumes to the same result without training.
-    again, _ = noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path / "b", **kw)
+    # A finished run resumes to the same result without training, and says so.
+    with caplog.at_level(logging.INFO, logger="trainkit"):
+        again, _ = noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path / "b", **kw)
+    assert "already complete: 3 epochs" in caplog.text
     _same(ref, again)
 
 
@@ -116,15 +120,15 @@ _CHILD = textwrap.dedent(
     import sys, time
     import numpy as np
     import noisy_dyn
-    from noisy_dyn import _train
+    from trainkit import _checkpoint
 
     ckpt, out, slow, data = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
     if slow:  # widen the window between checkpoints so the kill lands mid-epoch
-        save = _train._save_checkpoint
+        save = _checkpoint.CheckpointStore.save
         def slow_save(*a, **k):
             time.sleep(0.1)
             return save(*a, **k)
-        _train._save_checkpoint = slow_save
+        _checkpoint.CheckpointStore.save = slow_save
     with np.load(data) as z:
         xs, ys = z["xs"], z["ys"]
     cfg = noisy_dyn.preset("nrnn_reference", input_size=1, num_classes=10, hidden_size=8, dt=0.12)
@@ -239,12 +243,16 @@ def test_refuses_checkpoint_of_other_config_or_settings(digits, tmp_path):
     cfg = _cfg()
     kw = dict(epochs=1, batch_size=32, learning_rate=1e-2, progress=False)
     noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path, **kw)
-    with pytest.raises(ValueError, match=r"different model configuration.*hidden_size"):
+    refused = noisy_dyn.CheckpointMismatchError
+    assert issubclass(refused, ValueError)
+    with pytest.raises(refused, match=r"config.hidden_size: checkpoint 8, now 12"):
         noisy_dyn.fit(cfg.replace(hidden_size=12), (xs, ys), checkpoint_dir=tmp_path, **kw)
-    with pytest.raises(ValueError, match=r"other settings.*learning_rate"):
+    with pytest.raises(refused, match=r"optimizer.learning_rate: checkpoint 0.01, now 0.1"):
         noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path, **{**kw, "learning_rate": 0.1})
-    with pytest.raises(ValueError, match=r"other settings.*data"):
+    with pytest.raises(refused, match=r"data: checkpoint '[0-9a-f]{64}', now '[0-9a-f]{64}'"):
         noisy_dyn.fit(cfg, (xs[:160], ys[:160]), checkpoint_dir=tmp_path, **kw)
+    with pytest.raises(refused, match=r"seed: checkpoint 0, now 1"):
+        noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path, seed=1, **kw)
 
 
 def test_divergence_stops_and_keeps_last_good_checkpoint(digits, tmp_path):
@@ -257,7 +265,8 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(digits, tmp_path):
         )  # fmt: skip
     msg = str(info.value)
     assert "learning_rate" in msg and "dt" in msg and "global step" in msg
-    failed = int(msg.split("global step ")[1].split(")")[0])
+    failed = int(msg.split("global step ")[1].split(" ")[0])
+    assert info.value.step == failed
     ckpts = _steps(tmp_path)
     assert ckpts, "no checkpoint before the failure"
     assert ckpts[-1][0] == failed - 1
@@ -267,13 +276,14 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(digits, tmp_path):
     with ocp.StandardCheckpointer() as reader:  # read the arrays back independently of fit
         stored = reader.restore(ckpts[-1][1] / "state")
     leaves = jax.tree_util.tree_leaves(stored)
-    # params, Adam's two moments, best params, Adam's step count and the PRNG key data
-    assert len(leaves) == 4 * len(noisy_dyn.init_params(jax.random.key(0), cfg)) + 2
+    # params, Adam's two moments and step count, the noise key data, the step counter, the
+    # epoch's three running sums, the finiteness flag and the first bad step
+    assert len(leaves) == 3 * len(noisy_dyn.init_params(jax.random.key(0), cfg)) + 8
     for leaf in leaves:
         assert np.all(np.isfinite(leaf))
 
 
-def test_unfinalized_step_directory_is_ignored_on_resume(digits, tmp_path, monkeypatch):
+def test_unfinalized_step_directory_is_ignored_on_resume(digits, tmp_path, caplog):
     # A kill during an orbax save leaves ``ckpt_<step>.orbax-checkpoint-tmp-<time>``; resume
     # must use the newest finalized step, not the half-written one.
     xs, ys, _, _ = digits
@@ -287,12 +297,10 @@ def test_unfinalized_step_directory_is_ignored_on_resume(digits, tmp_path, monke
     (fake / "state").mkdir(parents=True)
     (fake / "state" / "manifest.ocdbt").write_bytes(b"\x00half written")
     (fake / "_CHECKPOINT_METADATA").write_text("{not json")
-    calls = []
-    step_fn = _train._train_step
-    monkeypatch.setattr(_train, "_train_step", lambda *a, **k: calls.append(1) or step_fn(*a, **k))
-    out, hist = noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path, checkpoint_every_steps=2,
-                              **kw)  # fmt: skip
-    assert len(calls) == 2  # steps 5 and 6 of 6: resumed from step 4
+    with caplog.at_level(logging.INFO, logger="trainkit"):
+        out, hist = noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path,
+                                  checkpoint_every_steps=2, **kw)  # fmt: skip
+    assert "resumed from step 4" in caplog.text  # not from the half-written step 5
     _same(ref, out)
     assert [s for s, _ in _steps(tmp_path)] == [2, 4, 6]
     assert not fake.exists()  # orbax removed the unfinalized directory
@@ -316,17 +324,19 @@ def test_input_validation(digits):
         noisy_dyn.fit(cfg, (xs, ys), regularizer="dropout", **kw)
     with pytest.raises(TypeError, match="NoisyRNNConfig"):
         noisy_dyn.fit({"hidden_size": 8}, (xs, ys), **kw)
+    with pytest.raises(ValueError, match="learning_rate"):
+        noisy_dyn.fit(cfg, (xs, ys), **{**kw, "learning_rate": -1e-3})
 
 
 def test_explicit_regularizer_with_zero_weight_is_deterministic_training(digits):
     # lam = 0: the explicit objective is the deterministic cross-entropy, i.e. noise-free training.
     xs, ys, _, _ = digits
     cfg = _cfg("nrnn_ito", hidden_size=6)
-    kw = dict(epochs=1, batch_size=64, learning_rate=1e-2, progress=False)
+    kw = dict(epochs=1, batch_size=64, learning_rate=1e-2, progress=False,
+              init=noisy_dyn.init_params(jax.random.key(0), cfg))  # fmt: skip
     p_explicit, _ = noisy_dyn.fit(cfg, (xs, ys), regularizer="explicit", lam=0.0, **kw)
     quiet = cfg.replace(sigma_add=0.0, sigma_mult=0.0)
-    p_quiet, _ = noisy_dyn.fit(quiet, (xs, ys), init=noisy_dyn.init_params(jax.random.key(0), cfg),
-                               **kw)  # fmt: skip
+    p_quiet, _ = noisy_dyn.fit(quiet, (xs, ys), **kw)
     for k in p_quiet:
         np.testing.assert_allclose(p_explicit[k], p_quiet[k], rtol=1e-9, atol=1e-12)
 
