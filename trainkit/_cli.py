@@ -41,12 +41,13 @@ class CLIError(ValueError):
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Keeps the description's line breaks and appends ``(default: X)`` to every option's help.
 
-    Options whose default is None, False or suppressed get no ``(default: ...)``: their help
-    text says what happens without them.
+    Options whose default is None, False, empty or suppressed get no ``(default: ...)``: their
+    help text says what happens without them.
     """
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+        default = action.default
+        if default is None or default is False or default == "" or default == argparse.SUPPRESS:
             return action.help or ""
         return super()._get_help_string(action) or ""
 

@@ -1,0 +1,447 @@
+"""Experiment pipelines of ``python -m basis_ode``, importable: train a ConvODENet on images,
+compress a trained run without retraining, train the ODE transformer tagger, and the digits demo
+(refinement K = n_steps = 1 -> 8, then compression to K/2 and K/4).
+
+The command line (``basis_ode.__main__``) only parses arguments and calls these functions. A
+trained run (``train_images``, ``train_tagger``) writes, into its output folder ``out``, the
+files both packages write:
+
+- ``model.npz``: the model's class and configuration (basis, K, n_steps, ...) and its variables
+  (``basis_ode.save_model``; read it back with ``basis_ode.load_model``);
+- ``history.json``: ``fit``'s history (per-epoch lists, epoch 1 first);
+- ``result.json``: the summary (data, model configuration, accuracies, epochs, seed);
+- ``log.jsonl``: one line per epoch, written while training;
+- ``checkpoints/``: the orbax checkpoints a rerun resumes from.
+
+A file whose new content equals the old one is not rewritten, so rerunning a finished job leaves
+its outputs untouched (and says so).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainkit._cli import CLIError
+from trainkit._model_files import write_if_changed
+from trainkit._splits import limit_splits
+from trainkit._tables import markdown_table
+
+IMAGE_DATA = ("digits", "fashion_mnist", "cifar10", "npz")
+"""The image data sets of ``train`` (``npz``: your own arrays, see ``data.load_npz``)."""
+
+# --------------------------------------------------------------------------------------------
+# data
+
+
+def load_images(
+    name: str,
+    *,
+    data_path: str | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+    eval_limit: int | None = None,
+) -> Any:
+    """An image data set by name, with at most ``limit`` training and ``eval_limit`` validation
+    and test examples.
+
+    ``digits`` is embedded; ``fashion_mnist`` reads the IDX folder ``data_path`` (default: the
+    Debian package's); ``cifar10`` the python-pickle folder ``data_path``; ``npz`` the file
+    ``data_path`` (``data.load_npz``). ``seed`` chooses the split.
+    """
+    from . import data
+
+    if name not in IMAGE_DATA:
+        raise CLIError(f"unknown --data {name!r}; choose one of {', '.join(IMAGE_DATA)}.")
+    if name == "digits":
+        if data_path is not None:
+            raise CLIError("--data digits is embedded in scikit-learn; it takes no --data-path.")
+        splits = data.load_digits(seed=seed)
+    elif name == "fashion_mnist":
+        kw = {} if data_path is None else {"root": data_path}
+        splits = data.load_fashion_mnist(seed=seed, **kw)
+    elif data_path is None:
+        need = {"cifar10": "the cifar-10-batches-py folder", "npz": "an .npz file"}[name]
+        raise CLIError(f"--data {name} needs --data-path ({need}).")
+    elif name == "cifar10":
+        splits = data.load_cifar10(data_path, seed=seed)
+    else:
+        splits = data.load_npz(data_path, seed=seed)
+    return limit_splits(splits, (limit, eval_limit, eval_limit))
+
+
+def num_classes(splits: Any) -> int:
+    """1 + the largest label of the train, validation and test splits."""
+    return int(max(np.max(s[1]) for s in splits[:3] if len(s[1]))) + 1
+
+
+def block_K(variables: Any) -> int:
+    """K of the ODE blocks: the leading axis of the leaves under ``basis_coeffs``."""
+    import jax
+
+    for path, leaf in jax.tree_util.tree_leaves_with_path(variables["params"]):
+        if any(getattr(p, "key", None) == "basis_coeffs" for p in path):
+            return int(leaf.shape[0])
+    raise ValueError("no ODE block (no 'basis_coeffs' entry) in these variables.")
+
+
+# --------------------------------------------------------------------------------------------
+# a trained run's files
+
+
+def write_run(out: Path, model: Any, variables: Any, history: dict, result: dict) -> bool:
+    """Write ``model.npz``, ``history.json`` and ``result.json`` to ``out``; True if any changed.
+
+    Files whose bytes would not change are left untouched.
+    """
+    from ._model_io import save_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    hist = {k: v for k, v in history.items() if k != "model"}
+    changed = write_if_changed(out / "model.npz", lambda p: save_model(p, model, variables))
+    for name, obj in (("history.json", hist), ("result.json", result)):
+        text = json.dumps(obj, indent=1) + "\n"
+        changed |= write_if_changed(out / name, lambda p, t=text: p.write_text(t))
+    return changed
+
+
+def _fit_files(out: Path | None, resume: bool) -> dict[str, Any]:
+    if out is None:
+        return {}
+    return {"checkpoint_dir": out / "checkpoints", "log_path": out / "log.jsonl", "resume": resume}
+
+
+def _model_config(model: Any, names: Sequence[str]) -> dict[str, Any]:
+    return {k: getattr(model, k) for k in names}
+
+
+# --------------------------------------------------------------------------------------------
+# train on images
+
+
+def train_images(
+    splits: Any,
+    *,
+    data_name: str = "digits",
+    width: int = 16,
+    K: int = 4,
+    n_steps: int | None = None,
+    basis: str = "piecewise_constant",
+    method: str = "euler",
+    epochs: int = 10,
+    batch_size: int = 128,
+    learning_rate: float = 0.1,
+    lr_drops: Sequence[int] = (),
+    refine_at: Sequence[int] = (),
+    augment: bool = False,
+    seed: int = 0,
+    out: str | Path | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    **fit_options: Any,
+) -> dict[str, Any]:
+    """Train a ConvODENet on ``splits`` with the SGD recipe; evaluate on validation and test.
+
+    Returns:
+        ``{"model", "variables", "history", "result", "written"}``; ``result`` is what
+        ``result.json`` holds, ``written`` whether any output file changed.
+    """
+    from ._models import ConvODENet
+    from ._train import accuracy, fit
+    from .data import augment as augment_fn
+
+    names = ("num_classes", "width", "n_basis", "n_steps", "basis", "method")
+    model = ConvODENet(num_classes=num_classes(splits), width=width, n_basis=K, n_steps=n_steps,
+                       basis=basis, method=method)  # fmt: skip
+    out = None if out is None else Path(out)
+    variables, history = fit(
+        model, splits.train, epochs=epochs, batch_size=min(batch_size, len(splits.train[0])),
+        learning_rate=learning_rate, seed=seed, validation=splits.validation, recipe="sgd",
+        refine_at=list(refine_at), lr_drops=list(lr_drops),
+        augment=augment_fn if augment else None, progress=progress,
+        **_fit_files(out, resume), **fit_options,
+    )  # fmt: skip
+    model = history["model"]
+    result = {"data": data_name, "model": _model_config(model, names), "K": block_K(variables),
+              "epochs": epochs, "val_accuracy": accuracy(model, variables, *splits.validation),
+              "test_accuracy": accuracy(model, variables, *splits.test),
+              "n_train": int(len(splits.train[0])), "seed": seed}  # fmt: skip
+    written = out is not None and write_run(out, model, variables, history, result)
+    return {"model": model, "variables": variables, "history": history, "result": result,
+            "written": written}  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# compress a trained run
+
+
+def compress_run(
+    run: str | Path,
+    *,
+    data_name: str | None = None,
+    data_path: str | None = None,
+    limit: int | None = None,
+    split: str = "test",
+    bases: Sequence[str] = ("piecewise_constant",),
+    Ks: Sequence[int] = (8, 4),
+    n_steps_list: Sequence[int] = (4, 8),
+    methods: Sequence[str] = ("euler",),
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Project the model of a ``train`` run (``run/model.npz``) onto other bases and K, without
+    retraining, and sweep ``n_steps`` and schemes on one split (``compression_sweep``).
+
+    The data set and split seed are the run's (``run/result.json``) unless ``data_name`` is
+    given. Writes the sweep's table and plots to ``out`` (default ``run/compress``).
+    """
+    from ._compress import compression_sweep
+    from ._model_io import load_model
+
+    run = Path(run)
+    if not (run / "model.npz").is_file():
+        raise FileNotFoundError(
+            f"no model file {run / 'model.npz'}: pass the output folder of `python -m basis_ode "
+            "train` as --run."
+        )
+    model, variables = load_model(run / "model.npz")
+    info = json.loads((run / "result.json").read_text())
+    splits = load_images(data_name or info["data"], data_path=data_path, seed=info["seed"],
+                         eval_limit=limit)  # fmt: skip
+    if split not in ("validation", "test"):
+        raise CLIError(f"--split must be validation or test, got {split!r}.")
+    return compression_sweep(
+        model, variables, getattr(splits, split), bases=list(bases), Ks=list(Ks),
+        n_steps_list=list(n_steps_list), methods=list(methods),
+        out_dir=Path(out) if out else run / "compress", progress=progress,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# tagging
+
+
+def synthetic_tagging_splits(n_sentences: int, *, seed: int) -> tuple:
+    """``data.synthetic_tagging`` cut into train (80 %), validation and test (10 % each).
+
+    Returns ``(train, validation, test, vocab_size, num_tags)``, each split a tuple
+    ``(tokens, tags, lengths)``.
+    """
+    from . import data
+
+    tokens, tags, lengths, vocab_size, num_tags = data.synthetic_tagging(n_sentences, seed=seed)
+    n = len(tokens)
+    n_val = n_test = max(1, n // 10)
+    cut = n - n_val - n_test
+    part = lambda a, b: (tokens[a:b], tags[a:b], lengths[a:b])  # noqa: E731
+    return part(0, cut), part(cut, cut + n_val), part(cut + n_val, n), vocab_size, num_tags
+
+
+def _tagging_data(conllu: Sequence[str] | None, sentences: int, seed: int) -> tuple:
+    from . import data
+
+    if not conllu:
+        return synthetic_tagging_splits(sentences, seed=seed)
+    if len(conllu) != 3:
+        raise CLIError("--conllu takes three paths: the train, dev and test CoNLL-U files.")
+    ud = data.load_ud(*conllu)
+    return ud.train, ud.validation, ud.test, len(ud.vocab), len(ud.tags)
+
+
+def _compressed_rows(model: Any, variables: Any, test: tuple, compress_to: Sequence[int]):
+    from ._bases import basis_by_name
+    from ._compress import compress
+    from ._train import accuracy
+
+    K_full = block_K(variables)
+    src = basis_by_name(model.basis, K_full)
+    rows = []
+    for K in [K_full] + [k for k in compress_to if k != K_full]:
+        vs = variables if K == K_full else compress(variables, basis_by_name(model.basis, K),
+                                                    src_basis=src)  # fmt: skip
+        acc = accuracy(model, vs, test[0], test[1], lengths=test[2])
+        rows.append({"K": K, "n_steps": model.n_steps or K_full, "test_accuracy": acc})
+    return rows
+
+
+def train_tagger(
+    *,
+    conllu: Sequence[str] | None = None,
+    sentences: int = 2000,
+    width: int = 32,
+    K: int = 16,
+    n_steps: int | None = None,
+    basis: str = "piecewise_constant",
+    method: str = "euler",
+    refine_at: Sequence[int] = (),
+    epochs: int = 10,
+    batch_size: int = 64,
+    learning_rate: float = 3e-3,
+    warmup: int = 100,
+    compress_to: Sequence[int] = (8,),
+    seed: int = 0,
+    out: str | Path | None = None,
+    resume: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train the ODE transformer tagger (synthetic task, or UD CoNLL-U files) with the
+    Adam + inverse-square-root recipe, then test it at its K and compressed to ``compress_to``.
+
+    Returns:
+        ``{"model", "variables", "history", "result", "written"}``; ``result["rows"]`` holds
+        ``K, n_steps, test_accuracy`` for the trained and every compressed K.
+    """
+    from ._models import ODETransformerTagger
+    from ._train import fit
+
+    train, dev, test, vocab_size, num_tags = _tagging_data(conllu, sentences, seed)
+    model = ODETransformerTagger(
+        vocab_size=vocab_size, num_tags=num_tags, width=width, n_basis=K, n_steps=n_steps,
+        basis=basis, method=method,
+    )  # fmt: skip
+    out = None if out is None else Path(out)
+    variables, history = fit(
+        model, train, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+        seed=seed, validation=dev, recipe="adam_rsqrt", warmup_steps=warmup,
+        refine_at=list(refine_at), progress=progress, **_fit_files(out, resume),
+    )  # fmt: skip
+    model = history["model"]
+    rows = _compressed_rows(model, variables, test, compress_to)
+    result = {"data": "conllu" if conllu else "synthetic", "rows": rows,
+              "val_accuracy": history["val_accuracy"], "epochs": epochs, "seed": seed}  # fmt: skip
+    written = out is not None and write_run(out, model, variables, history, result)
+    return {"model": model, "variables": variables, "history": history, "result": result,
+            "written": written}  # fmt: skip
+
+
+def rows_markdown(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    """``trainkit``'s Markdown table of ``rows``."""
+    return markdown_table(rows, columns)
+
+
+# --------------------------------------------------------------------------------------------
+# the digits demo
+
+
+def _quarters(epochs: int) -> tuple[int, ...]:
+    q = max(epochs // 4, 1)
+    return tuple(e for e in (q, 2 * q, 3 * q) if e < epochs)
+
+
+def demo(
+    *,
+    out: str | Path = "runs/basis_ode/demo",
+    epochs: int = 8,
+    width: int = 8,
+    seed: int = 0,
+    limit: int | None = None,
+    progress: bool = True,
+    refine_at: Sequence[int] | None = None,
+    batch_size: int = 64,
+    learning_rate: float = 0.1,
+    n_steps_list: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """Digits ConvODENet with refinement K = n_steps = 1 -> 2 -> 4 -> 8, then compression.
+
+    Trains from K = n_steps = 1, doubling both at ``refine_at`` (default: every quarter of the
+    epochs, so 8 epochs give 1 -> 2 -> 4 -> 8), with the SGD recipe; the validation split is
+    evaluated every epoch (the test split only at the end). The final model (K) is compressed
+    to K/2 and K/4 by L2 projection without retraining and every (K, n_steps) pair is evaluated
+    on the test split with its latency. Writes ``sweep.md``, ``sweep.json``, ``history.json``,
+    ``summary.json``, ``model.npz``, ``accuracy_vs_K.png``, ``accuracy_vs_n_steps.png``,
+    ``latency.png`` and ``training.png`` to ``out``.
+
+    Returns:
+        ``{"summary", "rows", "model", "variables", "splits"}``.
+    """
+    from ._compress import compression_sweep
+    from ._model_io import save_model
+    from ._models import ConvODENet, count_params
+    from ._train import fit
+
+    t_start = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    splits = load_images("digits", seed=seed, limit=limit)
+    refine_at = _quarters(epochs) if refine_at is None else tuple(refine_at)
+    variables, history = fit(
+        ConvODENet(num_classes=10, width=width, n_basis=1, n_steps=1), splits.train,
+        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+        validation=splits.validation, recipe="sgd", refine_at=refine_at,
+        lr_drops=(max(epochs - 1, 1),), progress=progress, log_path=out / "log.jsonl",
+    )  # fmt: skip
+    model, K = history["model"], block_K(variables)
+    save_model(out / "model.npz", model, variables)
+    t_train = time.perf_counter() - t_start
+    rows = compression_sweep(
+        model, variables, splits.test, bases=[model.basis],
+        Ks=sorted({max(K // 2, 1), max(K // 4, 1)} - {K}, reverse=True),
+        n_steps_list=list(n_steps_list or sorted({max(K // 4, 1), max(K // 2, 1), K})),
+        methods=["euler"], out_dir=out, progress=progress,
+    )  # fmt: skip
+    hist = {k: v for k, v in history.items() if k != "model"}
+    (out / "history.json").write_text(json.dumps(hist, indent=2))
+    demo_plots(rows, hist, out)
+    summary = {"final_K": K, "final_n_steps": model.n_steps, "refine_at": list(refine_at),
+               "params": count_params(variables["params"]), "train_seconds": t_train,
+               "total_seconds": time.perf_counter() - t_start,
+               "val_accuracy": history["val_accuracy"]}  # fmt: skip
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print((out / "sweep.md").read_text())
+    total = summary["total_seconds"]
+    print(f"demo: K = n_steps = 1 -> {K} (refined at epochs {list(refine_at)}), trained in "
+          f"{t_train:.0f} s, total {total:.0f} s; results in {out}/")  # fmt: skip
+    return {"summary": summary, "rows": rows, "model": model, "variables": variables,
+            "splits": splits}  # fmt: skip
+
+
+def demo_plots(rows: list[dict], history: dict, out: Path) -> None:
+    """``latency.png`` (latency against n_steps per K) and ``training.png`` (loss, validation
+    accuracy and the refinement epochs) of the demo."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for (K, compressed), group in _group(rows, ("K", "compressed")).items():
+        group = sorted(group, key=lambda r: r["n_steps"])
+        label = f"K={K}" + (" (compressed)" if compressed else " (trained)")
+        ax.plot([r["n_steps"] for r in group], [1e3 * r["latency_s"] for r in group], "o-",
+                label=label)  # fmt: skip
+    ax.set(
+        xlabel="n_steps", ylabel="latency per batch (ms)", title="inference latency (jit, median)"
+    )
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "latency.png", dpi=120)
+    plt.close(fig)
+    _training_plot(history, out, plt)
+
+
+def _training_plot(history: dict, out: Path, plt: Any) -> None:
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(history["epoch"], history["train_loss"], "o-", label="train loss")
+    if history.get("val_accuracy"):
+        ax.plot(history["epoch"], history["val_accuracy"], "s-", label="validation accuracy")
+    for e, K, prev in zip(history["epoch"][1:], history["K"][1:], history["K"][:-1]):
+        if K != prev:
+            ax.axvline(e - 0.5, color="grey", ls=":")
+            ax.text(e - 0.45, ax.get_ylim()[1] * 0.95, f"K={K}", fontsize=8, va="top")
+    ax.set(xlabel="epoch", title="training with refinement")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "training.png", dpi=120)
+    plt.close(fig)
+
+
+def _group(rows: list[dict], keys: tuple[str, ...]) -> dict:
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    return groups
