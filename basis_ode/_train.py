@@ -52,6 +52,7 @@ from jaxtyping import Array, Float, Int
 import trainkit._loop as loop
 from trainkit._atomic import atomic_write
 from trainkit._batching import evaluate_padded
+from trainkit._devices import to_host
 from trainkit._checkpoint import list_checkpoints as list_checkpoints
 from trainkit._checkpoint import load_latest_checkpoint as load_latest_checkpoint
 from trainkit._errors import CheckpointMismatchError as CheckpointMismatchError
@@ -489,7 +490,7 @@ class _OdeTask:
     def epoch_start(self, epoch, state, meta):
         if epoch not in self.refine_at:
             return state, meta
-        host = jax.device_get({"params": state["params"], **state["model_state"]})
+        host = to_host({"params": state["params"], **state["model_state"]})
         model, variables = _refine_model(self.model_of(meta), host)
         updates = {k: getattr(model, k) for k in ("n_steps", "n_basis") if hasattr(model, k)}
         return self._state(variables), {**meta, "model_updates": updates}

@@ -64,7 +64,7 @@ def stored_fingerprint(meta: Any) -> dict[str, Any]:
     """The fingerprint of a stored ``meta``, also for the layouts of older versions."""
     if isinstance(meta, dict) and meta.get("format") == FORMAT:
         fp = meta.get("fingerprint")
-        if isinstance(fp, dict):
+        if isinstance(fp, dict) and "package" in fp:
             return fp
     if isinstance(meta, dict) and isinstance(meta.get("run"), dict):  # noisy_dyn, format 2
         run = meta["run"]
@@ -184,7 +184,7 @@ class CheckpointStore:
         items = {"state": ocp.args.StandardSave(serialization.to_state_dict(state))}
         if best is not None:
             items["best"] = ocp.args.StandardSave(best)
-        items["meta"] = ocp.args.JsonSave({**meta, "format": FORMAT, "step": step})
+        items["meta"] = ocp.args.JsonSave({"format": FORMAT, "step": step, **meta})
         if not self._manager.save(step, args=ocp.args.Composite(**items), force=True):
             raise RuntimeError(f"orbax did not write checkpoint step {step} in {self.directory}.")
         self._manager.wait_until_finished()

@@ -1,0 +1,86 @@
+"""A training process for the contract tests: one runner (the engine on the toy task, or either
+package's ``fit``), optionally one of several ``jax.distributed`` processes.
+
+    python -m tests.trainkit._child RUNNER OUT [--ckpt DIR] [--slow] [--dist ID N PORT]
+
+Writes the returned parameters' leaves to ``OUT`` (``.npz``, process 0 only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def _args(argv):
+    p = argparse.ArgumentParser()
+    p.add_argument("runner", choices=("toy", "noisy_dyn", "basis_ode"))
+    p.add_argument("out")
+    p.add_argument("--ckpt", default=None)
+    p.add_argument("--slow", action="store_true")
+    p.add_argument("--dist", nargs=3, type=int, default=None)
+    return p.parse_args(argv)
+
+
+def run(runner: str, ckpt=None, mesh=None, progress=False):
+    """Train ``runner`` on its tiny data set; returns the parameters."""
+
+    if runner == "toy":
+        from trainkit import Settings, train
+
+        from ._toy import ToyTask, toy_data
+
+        s = Settings(epochs=3, batch_size=8, seed=2, checkpoint_dir=ckpt, checkpoint_every=1,
+                     mesh=mesh, progress=progress)  # fmt: skip
+        return train(ToyTask(), toy_data(), s)[0]
+    if runner == "noisy_dyn":
+        import noisy_dyn
+        from noisy_dyn.data import load_digits
+
+        xs, ys = load_digits(seed=0).train
+        xs, ys = xs[:96, ::4], ys[:96]  # 16 time steps
+        cfg = noisy_dyn.preset("nrnn_ito", input_size=1, num_classes=10, hidden_size=8, dt=0.5)
+        return noisy_dyn.fit(cfg, (xs, ys), epochs=3, batch_size=8, learning_rate=1e-2, seed=2,
+                             checkpoint_dir=ckpt, checkpoint_every_steps=1, mesh=mesh,
+                             progress=progress)[0]  # fmt: skip
+    from basis_ode import data, fit
+    from tests.basis_ode.test_train import MLPODENet
+
+    xs, ys = data.load_digits(seed=0).train
+    return fit(MLPODENet(width=8, n_basis=1, n_steps=1), (xs[:96], ys[:96]), epochs=3,
+               refine_at=(1,), batch_size=8, learning_rate=0.05, seed=2, checkpoint_dir=ckpt,
+               checkpoint_every=1, mesh=mesh, progress=progress)[0]  # fmt: skip
+
+
+def main(argv=None) -> None:
+    a = _args(sys.argv[1:] if argv is None else argv)
+    import jax
+
+    if a.dist is not None:
+        pid, n, port = a.dist
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(f"localhost:{port}", num_processes=n, process_id=pid)
+    if a.slow:  # widen the window between checkpoints so that a kill lands mid-epoch
+        from trainkit import _checkpoint
+
+        save = _checkpoint.CheckpointStore.save
+
+        def slow_save(*args, **kw):
+            time.sleep(0.05)
+            return save(*args, **kw)
+
+        _checkpoint.CheckpointStore.save = slow_save
+    import numpy as np
+
+    params = run(a.runner, a.ckpt)
+    if jax.process_index() == 0:
+        leaves = jax.tree_util.tree_leaves_with_path(params)
+        tmp = a.out + ".tmp.npz"
+        np.savez(tmp, **{jax.tree_util.keystr(k): np.asarray(v) for k, v in leaves})
+        os.replace(tmp, a.out)
+
+
+if __name__ == "__main__":
+    main()
