@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -289,8 +290,14 @@ def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
     d = Path(directory)
     if not d.is_dir():
         return []
-    with CheckpointStore(d, None, reading=True) as store:
-        return [store.path(s) for s in store.steps()]
+    # orbax writes a step into ``ckpt_<step>.orbax-checkpoint-tmp-<time>`` and renames it to
+    # ``ckpt_<step>`` when it is complete, so the plain names are exactly the finalized steps
+    # (read without orbax: another process may be deleting old steps meanwhile)
+    found = []
+    for entry in os.scandir(d):
+        if re.fullmatch(rf"{PREFIX}_\d{{10}}", entry.name) and entry.is_dir():
+            found.append(d / entry.name)
+    return sorted(found)
 
 
 def load_latest_checkpoint(directory: str | os.PathLike) -> dict[str, Any] | None:

@@ -40,16 +40,16 @@ def run(runner: str, ckpt=None, mesh=None, progress=False):
         from noisy_dyn.data import load_digits
 
         xs, ys = load_digits(seed=0).train
-        xs, ys = xs[:96, ::4], ys[:96]  # 16 time steps
+        xs, ys = xs[:64, ::4], ys[:64]  # 16 time steps
         cfg = noisy_dyn.preset("nrnn_ito", input_size=1, num_classes=10, hidden_size=8, dt=0.5)
-        return noisy_dyn.fit(cfg, (xs, ys), epochs=3, batch_size=8, learning_rate=1e-2, seed=2,
+        return noisy_dyn.fit(cfg, (xs, ys), epochs=2, batch_size=8, learning_rate=1e-2, seed=2,
                              checkpoint_dir=ckpt, checkpoint_every_steps=1, mesh=mesh,
                              progress=progress)[0]  # fmt: skip
     from basis_ode import data, fit
     from tests.basis_ode.test_train import MLPODENet
 
     xs, ys = data.load_digits(seed=0).train
-    return fit(MLPODENet(width=8, n_basis=1, n_steps=1), (xs[:96], ys[:96]), epochs=3,
+    return fit(MLPODENet(width=8, n_basis=1, n_steps=1), (xs[:64], ys[:64]), epochs=2,
                refine_at=(1,), batch_size=8, learning_rate=0.05, seed=2, checkpoint_dir=ckpt,
                checkpoint_every=1, mesh=mesh, progress=progress)[0]  # fmt: skip
 

@@ -79,7 +79,7 @@ def _steps(directory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("runner", RUNNERS)
+@pytest.mark.parametrize("runner", ["toy"])  # the packages': tests/*/test_train.py::test_sigkill*
 def test_sigkill_mid_epoch_then_rerun_is_bit_identical(runner, tmp_path):
     ref = _child(runner, tmp_path / "ref.npz")
     victim = _child(runner, tmp_path / "kill.npz", "--ckpt", tmp_path / "ckpt", "--slow")
@@ -268,13 +268,20 @@ def _free_port() -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("runner", RUNNERS)
 def test_devices_and_processes_train_like_one_device(runner, tmp_path):
-    one = _child(runner, tmp_path / "one.npz", devices=1)
-    four = _child(runner, tmp_path / "four.npz", devices=4)
+    # (the packages' 4-devices-vs-1 checks are in tests/*/test_train.py)
+    procs = [_child(runner, tmp_path / "four.npz", devices=4)]
+    if runner == "toy":
+        procs.append(_child(runner, tmp_path / "one.npz", devices=1))
     port = _free_port()
-    two = [_child(runner, tmp_path / "two.npz", "--dist", i, 2, port, devices=2) for i in range(2)]
-    for p in (one, four, *two):
+    procs += [
+        _child(runner, tmp_path / "two.npz", "--dist", i, 2, port, devices=2) for i in range(2)
+    ]
+    for p in procs:
         _finish(p)
-    # 2 processes x 2 devices are the same computation as 1 process x 4 devices: bit-identical
-    _same_npz(tmp_path / "four.npz", tmp_path / "two.npz")
-    # 4 devices vs 1: the batch sums are split differently (float32 reassociation only)
-    _same_npz(tmp_path / "one.npz", tmp_path / "four.npz", atol=2e-5)
+    # 2 processes x 2 devices run the program of 1 process x 4 devices; only the order of the
+    # cross-process (gloo) sums of the gradients may differ: float32 rounding
+    _same_npz(tmp_path / "four.npz", tmp_path / "two.npz", atol=1e-5)
+    if runner == "toy":  # 4 devices vs 1: the batch sums are split differently
+        _same_npz(tmp_path / "one.npz", tmp_path / "four.npz", atol=1e-5)
+    with np.load(tmp_path / "four.npz") as z:  # training moved the parameters far beyond that
+        assert max(float(np.max(np.abs(z[k]))) for k in z.files) > 1e-2
