@@ -97,6 +97,7 @@ def run_suite(mode: str = "quick", out_dir: str | os.PathLike | None = None) -> 
     sections += ["remat"] if cfg["remat"] else []
     sections += ["scaling"] if cfg["scaling_T"] else []
     sections += ["ode"] if cfg["ode"] else []
+    sections += ["train_throughput"]
     bar = tqdm(sections, desc="benchmarks", file=sys.stderr)
     for section in bar:
         bar.set_postfix_str(section)
@@ -125,6 +126,10 @@ def run_suite(mode: str = "quick", out_dir: str | os.PathLike | None = None) -> 
         elif section == "remat":
             B, H, T, chunk = cfg["remat"]
             res["remat"] = ns.bench_remat(B, H, T, chunk, repeats=cfg["repeats"])
+        elif section == "train_throughput":  # before/after with BENCH_BEFORE_ROOT set
+            from . import train_throughput
+
+            res["train_throughput"] = train_throughput.bench(mode)
         elif section == "ode":
             from . import ode_nets
 
@@ -331,6 +336,10 @@ def markdown(res: dict[str, Any]) -> str:
         lines += ["## Targets", "", "| target | measured | wanted | met |", "|---|---|---|---|"]
         lines += [f"| {d} | {v:.2f} | {w} | {'yes' if ok else 'no'} |" for d, v, w, ok in tg]
         lines.append("")
+    if res.get("train_throughput"):
+        from . import train_throughput
+
+        lines += train_throughput.markdown_lines(res["train_throughput"])
     return "\n".join(lines)
 
 
