@@ -118,8 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.train_throughput")
     parser.add_argument("--mode", default="quick", choices=sorted(SIZES))
     parser.add_argument("--before", default=None, help="root of the older checkout")
-    parser.add_argument("--cpu-devices", type=int, default=None,
-                        help="CPU devices (default: trainkit.cpu_devices_for(batch), as the demo)")  # fmt: skip
+    parser.add_argument(
+        "--cpu-devices", type=int, default=None, help="default: cpu_devices_for(batch), as the demo"
+    )
     args = parser.parse_args(argv)
     import trainkit
 
