@@ -1,6 +1,10 @@
-"""The command line, run in-process at tiny size; the robustness table on closed-form facts."""
+"""The command line, run in-process at tiny size (one run as a subprocess for the exit status);
+the robustness table on closed-form facts."""
 
 import json
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -47,29 +51,122 @@ def test_demo_train_and_robustness_commands_write_parsable_outputs(tmp_path, cap
     assert main(argv) == 0
     result = json.loads((run / "result.json").read_text())
     assert 0.0 <= result["test_accuracy"] <= 1.0 and result["learning_rate"] == 3e-3
-    assert (run / "checkpoints" / "log.jsonl").read_text().count("\n") == 1
+    assert (run / "log.jsonl").read_text().count("\n") == 1
+    assert {p.name for p in run.iterdir()} >= {"model.npz", "history.json", "result.json"}
+    assert json.loads((run / "history.json").read_text())["epoch"] == [1]
     rob = tmp_path / "rob"
     assert main(["robustness", "--checkpoints", str(run), "--kinds", "multiplicative",
                  "--limit", "48", "--out", str(rob), "--quiet"]) == 0  # fmt: skip
     assert json.loads((rob / "robustness.json").read_text())["models"] == ["run"]
 
 
-def test_cli_rejects_bad_arguments(tmp_path):
-    with pytest.raises(SystemExit):
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_cli_reports_bad_arguments_as_one_error_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
         main(["train", "--preset", "not_a_preset"])
-    with pytest.raises(SystemExit, match="epochs"):
-        main(["train", "--preset", "lipschitz", "--epochs", "0"])
-    with pytest.raises(SystemExit, match="no model file"):
-        main(["robustness", "--checkpoints", str(tmp_path / "missing")])
+    assert info.value.code == 2
+    capsys.readouterr()
+    assert main(["train", "--preset", "lipschitz", "--epochs", "0"]) == 2
+    assert "--epochs must be >= 1" in _error(capsys)
+    assert main(["robustness", "--checkpoints", str(tmp_path / "missing")]) == 2
+    assert "no model file" in _error(capsys)
     out = str(tmp_path / "run")
-    with pytest.raises(SystemExit, match="multiple of --cpu-devices"):
-        main(["train", "--preset", "lipschitz", "--batch-size", "128", "--cpu-devices", "3",
-              "--out", out])  # fmt: skip
-    with pytest.raises(SystemExit, match="cpu-devices must be >= 1"):
-        main(["train", "--preset", "lipschitz", "--cpu-devices", "0", "--out", out])
+    argv = ["train", "--preset", "lipschitz", "--out", out]
+    assert main([*argv, "--batch-size", "128", "--cpu-devices", "3"]) == 2
+    assert "multiple of --cpu-devices" in _error(capsys)
+    assert main([*argv, "--cpu-devices", "0"]) == 2
+    assert "--cpu-devices must be >= 1" in _error(capsys)
     jnp.zeros(1).block_until_ready()  # JAX is running: an explicit device count can't apply
-    with pytest.raises(SystemExit, match="right after the imports"):
-        main(["train", "--preset", "lipschitz", "--cpu-devices", "2", "--out", out])
+    assert main([*argv, "--cpu-devices", "2"]) == 2
+    assert "right after the imports" in _error(capsys)
+    assert main([*argv, "--data", "digits", "--data-path", "x"]) == 2
+    assert "takes no --data-path" in _error(capsys)
+    assert main([*argv, "--data", "ucr"]) == 2
+    assert "--data ucr needs --data-path" in _error(capsys)
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("--epochs EPOCHS number of epochs (default: 100)", "(default: 128)",
+                    "runs/noisy_dyn/<preset>_<data>", "--no-resume", "--quiet"):  # fmt: skip
+        assert default in text
+
+
+def _sequences_npz(path, rng, lengths: bool):
+    """Class c: sequences of 6 steps of value c (padded with zeros after ``lengths``)."""
+    arrays = {}
+    for part, n in (("train", 32), ("test", 12)):
+        y = np.arange(n) % 2
+        x = np.repeat(y[:, None, None], 6, axis=1) + 0.01 * rng.normal(size=(n, 6, 1))
+        arrays.update({f"x_{part}": x.astype(np.float32), f"y_{part}": y})
+        if lengths:
+            arrays[f"lengths_{part}"] = np.full(n, 6 - n % 2)
+    np.savez(path, **arrays)
+    return path
+
+
+def test_npz_data_trains_resumes_and_refuses_other_settings(tmp_path, capsys):
+    data = _sequences_npz(tmp_path / "mine.npz", np.random.default_rng(0), lengths=True)
+    out = tmp_path / "run"
+    argv = ["train", "--preset", "lipschitz", "--data", "npz", "--data-path", str(data),
+            "--epochs", "1", "--hidden", "4", "--batch-size", "8", "--out", str(out),
+            "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "outputs written to" in capsys.readouterr().out
+    result = json.loads((out / "result.json").read_text())
+    assert result["data"] == "npz" and result["config"]["input_size"] == 1
+    params, cfg = noisy_dyn.load_model(out / "model.npz")
+    splits = noisy_dyn.data.load_npz(data)  # the same split, read independently of the CLI
+    xs, ys, ls = splits.test
+    acc = noisy_dyn.accuracy(params, xs, ys, cfg, lengths=ls)
+    assert result["test_accuracy"] == pytest.approx(acc, abs=1e-12)
+    # The same command again: the run is complete, its outputs are left as they are.
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()}
+    assert main(argv) == 0
+    assert "unchanged (the run was already complete)" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()} == stamps
+    # Other settings in the same folder: refused with both values, and how to proceed.
+    argv[argv.index("--hidden") + 1] = "5"
+    assert main(argv) == 2
+    line = _error(capsys)
+    assert "hidden_size" in line and "4" in line and "5" in line and "--no-resume" in line
+    assert main([*argv, "--no-resume"]) == 0
+    assert noisy_dyn.load_model(out / "model.npz")[1].hidden_size == 5
+
+
+def test_ucr_folder_trains(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    (tmp_path / "ucr").mkdir()
+    for part, n in (("TRAIN", 30), ("TEST", 10)):
+        y = rng.integers(1, 3, n)  # labels 1, 2 -> classes 0, 1
+        rows = [",".join([str(c)] + [f"{v:.4f}" for v in c + rng.normal(size=6)]) for c in y]
+        (tmp_path / "ucr" / f"Toy_{part}.txt").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "lipschitz", "--data", "ucr", "--data-path",
+                 str(tmp_path / "ucr"), "--epochs", "1", "--hidden", "4", "--batch-size", "9",
+                 "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    result = json.loads((out / "result.json").read_text())
+    assert result["config"]["num_classes"] == 2 and 0.0 <= result["test_accuracy"] <= 1.0
+
+
+def test_user_errors_exit_2_without_traceback(tmp_path):
+    np.savez(tmp_path / "bad.npz", x_train=np.zeros((4, 3, 1)), y_train=np.zeros(4, int))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "noisy_dyn", "train", "--preset", "lipschitz", "--data", "npz",
+         "--data-path", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert "bad.npz" in proc.stderr and "['x_test', 'y_test']" in proc.stderr
 
 
 def test_robustness_table_facts_on_a_linear_readout(key):
