@@ -52,9 +52,9 @@ from jaxtyping import Array, Float, Int
 import trainkit._loop as loop
 from trainkit._atomic import atomic_write
 from trainkit._batching import evaluate_padded
-from trainkit._devices import to_host
 from trainkit._checkpoint import list_checkpoints as list_checkpoints
 from trainkit._checkpoint import load_latest_checkpoint as load_latest_checkpoint
+from trainkit._devices import to_host
 from trainkit._errors import CheckpointMismatchError as CheckpointMismatchError
 from trainkit._errors import TrainingDiverged as TrainingDiverged
 
