@@ -201,11 +201,11 @@ def load_npz(path: PathLike, *, seed: int = 0, val_fraction: float = 0.1) -> Spl
     """Your own images from an ``.npz`` file (`numpy.savez`), checked before use.
 
     The file holds ``x_train`` and ``x_test``, real NHWC images ``(N, H, W, C)`` (or
-    ``(N, H, W)``, read as one channel), and ``y_train`` and ``y_test``, integer classes
-    ``0..C-1``; no other arrays. A fraction ``val_fraction`` of the training images, chosen by
-    ``default_rng(seed)``, forms the validation set. Pixel values are used as given (scale them
-    to ``[0, 1]`` before saving). The checks and their messages are ``trainkit``'s (see
-    ``docs/data_formats.md``).
+    ``(N, H, W)``, read as one channel; channels-first ``(N, C, H, W)`` is refused), and
+    ``y_train`` and ``y_test``, integer classes ``0..C-1``; no other arrays. A fraction
+    ``val_fraction`` of the training images, chosen by ``default_rng(seed)``, forms the
+    validation set. Pixel values are used as given (scale them to ``[0, 1]`` before saving).
+    The checks and their messages are ``trainkit``'s (see ``docs/data_formats.md``).
 
     Args:
         path: the ``.npz`` file.
@@ -224,6 +224,11 @@ def load_npz(path: PathLike, *, seed: int = 0, val_fraction: float = 0.1) -> Spl
             raise FileFormatError(
                 f"{path}: x_{part} must be NHWC images (N, H, W, C) or (N, H, W), got shape "
                 f"{x.shape}."
+            )
+        elif x.shape[1] in (1, 3, 4) and x.shape[3] not in (1, 3, 4):
+            raise FileFormatError(
+                f"{path}: x_{part} of shape {x.shape} looks channels-first (N, C, H, W); save "
+                "NHWC images (N, H, W, C), e.g. x.transpose(0, 2, 3, 1)."
             )
     train, test = ((arrays[f"x_{p}"], arrays[f"y_{p}"]) for p in ("train", "test"))
     n_val = int(round(check_fraction("val_fraction", val_fraction) * len(train[0])))

@@ -349,8 +349,9 @@ def demo(
     """Digits ConvODENet with refinement K = n_steps = 1 -> 2 -> 4 -> 8, then compression.
 
     Trains from K = n_steps = 1, doubling both at ``refine_at`` (default: every quarter of the
-    epochs, so 8 epochs give 1 -> 2 -> 4 -> 8), with the SGD recipe; the validation split is
-    evaluated every epoch (the test split only at the end). The final model (K) is compressed
+    epochs, so 8 epochs give 1 -> 2 -> 4 -> 8), with the SGD recipe, and keeps the last
+    (refined) variables; the validation split is evaluated every epoch (the test split only at
+    the end). The final model (K) is compressed
     to K/2 and K/4 by L2 projection without retraining and every (K, n_steps) pair is evaluated
     on the test split with its latency. Writes ``sweep.md``, ``sweep.json``, ``history.json``,
     ``summary.json``, ``model.npz``, ``accuracy_vs_K.png``, ``accuracy_vs_n_steps.png``,
@@ -373,7 +374,8 @@ def demo(
         ConvODENet(num_classes=10, width=width, n_basis=1, n_steps=1), splits.train,
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
         validation=splits.validation, recipe="sgd", refine_at=refine_at,
-        lr_drops=(max(epochs - 1, 1),), progress=progress, log_path=out / "log.jsonl",
+        lr_drops=(max(epochs - 1, 1),), return_params="last", progress=progress,
+        log_path=out / "log.jsonl",
     )  # fmt: skip
     model, K = history["model"], block_K(variables)
     save_model(out / "model.npz", model, variables)

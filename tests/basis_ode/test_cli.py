@@ -3,15 +3,20 @@ tagger command, and the documented full-size commands.
 
 Independent facts: PNG signatures of the plots; the parameter count removed by compressing the
 ODE blocks from K to K/2, against the closed form (K/2) * sum_c (18 c^2 + 4 c) of two bias-free
-3x3 convolutions and two BatchNorms per stage width c (SPEC 2.7 at width w: c = w, 2w, 4w); the
-table's accuracy of the trained model against an evaluation computed here.
+3x3 convolutions and two BatchNorms per stage width c (the ConvODENet of Queiruga et al. 2021,
+Sec. 5, at width w: c = w, 2w, 4w); the table's accuracy of the trained model against an
+evaluation computed here; the exit status and the one error line of user errors.
 """
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+import basis_ode
 from basis_ode import accuracy
 from basis_ode.__main__ import main
 
@@ -54,11 +59,16 @@ def test_train_then_compress_commands(tmp_path):
     result = main(
         ["train", "--data", "digits", "--limit", "192", "--eval-limit", "64", "--epochs", "1",
          "--width", "2", "--K", "1", "--n-steps", "1", "--batch-size", "64", "--lr-drops", "1",
-         "--out", str(run), "--no-progress"]
+         "--out", str(run), "--quiet"]
     )  # fmt: skip
-    assert (run / "final.msgpack").exists() and (run / "log.jsonl").exists()
+    assert (run / "log.jsonl").exists() and (run / "history.json").exists()
     assert result["model"]["n_basis"] == 1 and 0.0 <= result["test_accuracy"] <= 1.0
     assert json.loads((run / "result.json").read_text())["test_accuracy"] == result["test_accuracy"]
+    model, variables = basis_ode.load_model(run / "model.npz")
+    assert model.n_basis == 1 and model.basis == "piecewise_constant"
+    xs, ys = basis_ode.data.load_digits(seed=0).test
+    expected = accuracy(model, variables, xs[:64], ys[:64])
+    assert result["test_accuracy"] == pytest.approx(expected, abs=1e-12)
     rows = main(
         ["compress", "--run", str(run), "--Ks", "2", "--n-steps-list", "1", "--limit", "64",
          "--out", str(tmp_path / "c")]
@@ -75,12 +85,14 @@ def test_tag_command_on_the_synthetic_task(tmp_path):
     result = main(
         ["tag", "--sentences", "320", "--K", "2", "--width", "8", "--epochs", "1",
          "--batch-size", "32", "--warmup", "5", "--compress-to", "1", "--out", str(tmp_path),
-         "--no-progress"]
+         "--quiet"]
     )  # fmt: skip
     ks = [r["K"] for r in result["rows"]]
     assert ks == [2, 1]
     assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in result["rows"])
     assert np.isfinite(result["val_accuracy"]).all()
+    model, _ = basis_ode.load_model(tmp_path / "model.npz")
+    assert type(model) is basis_ode.ODETransformerTagger and model.width == 8
 
 
 def test_help_documents_full_size_gpu_commands(capsys):
@@ -92,3 +104,78 @@ def test_help_documents_full_size_gpu_commands(capsys):
     assert "--conllu" in text and "compress --run" in text
     with pytest.raises(SystemExit):
         main(["train", "--data", "imagenet"])
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("number of epochs (default: 10)", "(default: piecewise_constant)",
+                    "runs/basis_ode/convodenet_<data>", "--no-resume", "--quiet"):  # fmt: skip
+        assert default in text
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def _images_npz(path, rng):
+    """Digit-shaped images (8 x 8 x 1, 10 classes), so the train step compiled for the tests
+    above is reused."""
+    arrays = {}
+    for part, n in (("train", 80), ("test", 20)):
+        y = np.arange(n) % 10
+        x = (y[:, None, None, None] + 0.1 * rng.normal(size=(n, 8, 8, 1))).astype(np.float32)
+        arrays.update({f"x_{part}": x, f"y_{part}": y})
+    np.savez(path, **arrays)
+    return path
+
+
+def test_npz_images_train_resume_and_mismatch(tmp_path, capsys):
+    data = _images_npz(tmp_path / "mine.npz", np.random.default_rng(0))
+    out = tmp_path / "run"
+    argv = ["train", "--data", "npz", "--data-path", str(data), "--epochs", "1", "--width", "2",
+            "--K", "1", "--n-steps", "1", "--batch-size", "64", "--lr-drops", "1", "--out",
+            str(out), "--quiet"]  # fmt: skip
+    result = main(argv)
+    assert result["data"] == "npz" and result["model"]["num_classes"] == 10
+    assert "outputs written to" in capsys.readouterr().out
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()}
+    assert main(argv)["test_accuracy"] == result["test_accuracy"]
+    assert "unchanged (the run was already complete)" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()} == stamps
+    argv[argv.index("--width") + 1] = "3"
+    assert main(argv) == 2
+    line = _error(capsys)
+    assert "width" in line and "'2'" in line and "'3'" in line and "--no-resume" in line
+    channels_first = tmp_path / "cf.npz"
+    with np.load(data) as z:
+        np.savez(channels_first, **{k: np.moveaxis(v, 3, 1) if v.ndim == 4 else v
+                                    for k, v in z.items()})  # fmt: skip
+    cf_argv = [
+        "train",
+        "--data",
+        "npz",
+        "--data-path",
+        str(channels_first),
+        "--out",
+        str(tmp_path / "cf"),
+    ]
+    assert main(cf_argv) == 2
+    assert "cf.npz: x_train of shape (80, 1, 8, 8) looks channels-first" in _error(capsys)
+    assert main(["train", "--data", "cifar10", "--out", str(tmp_path / "c")]) == 2
+    assert "--data cifar10 needs --data-path" in _error(capsys)
+    assert main(["compress", "--run", str(tmp_path / "nothing")]) == 2
+    assert "no model file" in _error(capsys)
+
+
+def test_user_errors_exit_2_without_traceback(tmp_path):
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 truncated")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "basis_ode", "train", "--data", "npz", "--data-path",
+         str(tmp_path / "bad.npz"), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert "bad.npz" in proc.stderr
