@@ -22,6 +22,7 @@ from PIL import Image
 from sklearn.datasets import load_digits as sk_load_digits
 
 from basis_ode import data
+from trainkit import FileFormatError
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -278,3 +279,25 @@ def test_batches_order_is_a_pure_function_of_seed_and_epoch():
         np.testing.assert_array_equal(bx[:, 0, 0, 0], by)
     with pytest.raises(ValueError, match="batch_size"):
         next(data.batches(xs, ys, 0))
+
+
+def test_npz_images_nhwc_or_single_channel_and_channels_first_refused(tmp_path):
+    rng = np.random.default_rng(4)
+    x_train, x_test = rng.random((10, 5, 4, 3)), rng.random((3, 5, 4, 3))
+    y_train, y_test = np.arange(10) % 2, np.array([1, 0, 1])
+    np.savez(tmp_path / "rgb.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    splits = data.load_npz(tmp_path / "rgb.npz", seed=1, val_fraction=0.2)
+    order = np.random.default_rng(1).permutation(10)
+    np.testing.assert_allclose(splits.validation[0], x_train[np.sort(order[:2])].astype("f4"))
+    np.testing.assert_array_equal(splits.test[1], y_test)
+    np.savez(tmp_path / "grey.npz", x_train=x_train[..., 0], y_train=y_train,
+             x_test=x_test[..., 0], y_test=y_test)  # fmt: skip
+    assert data.load_npz(tmp_path / "grey.npz").train[0].shape[1:] == (5, 4, 1)
+    np.savez(tmp_path / "cf.npz", x_train=np.zeros((10, 3, 8, 8)), y_train=y_train,
+             x_test=np.zeros((3, 3, 8, 8)), y_test=y_test)  # fmt: skip
+    with pytest.raises(FileFormatError, match=r"cf\.npz: x_train .* channels-first"):
+        data.load_npz(tmp_path / "cf.npz")
+    np.savez(tmp_path / "seq.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+             lengths_train=np.ones(10, int), lengths_test=np.ones(3, int))  # fmt: skip
+    with pytest.raises(FileFormatError, match="unknown arrays"):
+        data.load_npz(tmp_path / "seq.npz")

@@ -18,6 +18,7 @@ import pytest
 from sklearn.datasets import load_digits as sk_load_digits
 
 from noisy_dyn import data
+from trainkit import FileFormatError
 
 # ---------------------------------------------------------------------------------------------
 # writers of the published formats (independent of the library)
@@ -325,6 +326,51 @@ def test_ucr_rejects_ragged_rows_naming_the_file(tmp_path):
     (tmp_path / "A_TEST").write_text("1,0.1,0.2,0.3\n")
     with pytest.raises(ValueError, match="A_TRAIN, line 2"):
         data.load_ucr(tmp_path / "A_TRAIN", tmp_path / "A_TEST")
+
+
+def test_ucr_pair_is_found_from_its_folder_or_training_file(tmp_path):
+    (tmp_path / "B_TRAIN.tsv").write_text("1\t0.5\t0.25\n2\t1.5\t1.25\n1\t0.0\t0.0\n")
+    (tmp_path / "B_TEST.tsv").write_text("2\t3.0\t4.0\n")
+    assert data.ucr_files(tmp_path) == (tmp_path / "B_TRAIN.tsv", tmp_path / "B_TEST.tsv")
+    by_file = data.load("ucr", train_path=tmp_path / "B_TRAIN.tsv", val_fraction=0.0)
+    by_folder = data.load_ucr(tmp_path, val_fraction=0.0)
+    np.testing.assert_array_equal(by_file.test[0][0, :, 0], [3.0, 4.0])
+    np.testing.assert_array_equal(by_folder.train[1], [0, 1, 0])
+    (tmp_path / "C_TRAIN.tsv").write_text("1\t0.5\n")
+    with pytest.raises(FileNotFoundError, match="one \\*_TRAIN and one \\*_TEST"):
+        data.ucr_files(tmp_path)
+    with pytest.raises(FileNotFoundError, match="C_TEST.tsv"):
+        data.ucr_files(tmp_path / "C_TRAIN.tsv")
+
+
+# ---------------------------------------------------------------------------------------------
+# your own arrays (npz)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_npz_sequences_with_and_without_lengths(tmp_path):
+    rng = np.random.default_rng(8)
+    x_train, x_test = rng.normal(size=(20, 6, 2)), rng.normal(size=(5, 6, 2))
+    y_train, y_test = np.arange(20) % 3, np.array([0, 1, 2, 0, 1])
+    lengths = {"lengths_train": rng.integers(1, 7, 20), "lengths_test": np.full(5, 6)}
+    np.savez(tmp_path / "seq.npz", x_train=x_train, y_train=y_train, x_test=x_test,
+             y_test=y_test, **lengths)  # fmt: skip
+    splits = data.load("npz", path=tmp_path / "seq.npz", seed=3, val_fraction=0.25)
+    assert isinstance(splits, data.SequenceSplits)
+    order = np.random.default_rng(3).permutation(20)  # the documented split-off
+    val_idx, train_idx = np.sort(order[:5]), np.sort(order[5:])
+    np.testing.assert_allclose(splits.validation[0], x_train[val_idx].astype(np.float32))
+    np.testing.assert_array_equal(splits.train[1], y_train[train_idx])
+    np.testing.assert_array_equal(splits.train[2], lengths["lengths_train"][train_idx])
+    assert splits.test[0].dtype == np.float32 and splits.test[1].dtype == np.int32
+    np.savez(tmp_path / "flat.npz", x_train=x_train[:, :, 0], y_train=y_train,
+             x_test=x_test[:, :, 0], y_test=y_test)  # fmt: skip
+    flat = data.load_npz(tmp_path / "flat.npz")
+    assert isinstance(flat, data.Splits) and flat.test[0].shape == (5, 6, 1)
+    np.savez(tmp_path / "img.npz", x_train=np.zeros((4, 2, 2, 2, 1)), y_train=np.zeros(4, int),
+             x_test=np.zeros((1, 2, 2, 2, 1)), y_test=np.zeros(1, int))  # fmt: skip
+    with pytest.raises(FileFormatError, match=r"img\.npz: x_train must be sequences"):
+        data.load_npz(tmp_path / "img.npz")
 
 
 # ---------------------------------------------------------------------------------------------
