@@ -233,6 +233,11 @@ def main(argv: Sequence[str] | None = None) -> Any:
     return box[0] if status == 0 and box else status
 
 
-if __name__ == "__main__":
+def cli() -> int:
+    """The ``basis-ode`` console script: :func:`main` on ``sys.argv``, as an exit status."""
     result = main(sys.argv[1:])
-    sys.exit(result if isinstance(result, int) else 0)
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
