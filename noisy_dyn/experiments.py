@@ -181,7 +181,8 @@ def train_preset(
     task = "pmnist" if data_name.startswith("p") else "mnist"
     lr = preset_learning_rate(preset_name, task=task) if learning_rate is None else learning_rate
     batch_size = min(batch_size, len(splits.train[0]))
-    fit_options.setdefault("mesh", batch_mesh(batch_size, verbose=progress))
+    if "mesh" not in fit_options:
+        fit_options["mesh"] = batch_mesh(batch_size, verbose=progress)
     if out is not None:
         out = Path(out)
         fit_options["log_path"] = out / "log.jsonl"
