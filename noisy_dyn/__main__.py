@@ -184,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model files (model.npz) or `train` output folders")  # fmt: skip
     r.add_argument("--names", default=None, help="comma-separated names, one per checkpoint")
     _data_flags(r, NAMES)
-    r.add_argument("--kinds", default=None, help="comma-separated subset of the perturbations")
+    r.add_argument(
+        "--kinds", default=None, help="comma-separated subset of the perturbations (default: all)"
+    )
     r.add_argument("--seed", type=int, default=0, help="seed of the random perturbations")
     add_run_flags(r, out_default=default_out("noisy_dyn", "robustness"), train=False)
     r.set_defaults(func=cmd_robustness)
@@ -206,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"comma-separated subset of {list(DEMO_MODELS)} (default: all)",
     )
-    d.add_argument("--kinds", default=None, help="comma-separated subset of the perturbations")
+    d.add_argument(
+        "--kinds", default=None, help="comma-separated subset of the perturbations (default: all)"
+    )
     _limit_flags(d)
     add_run_flags(d, out_default=default_out("noisy_dyn", "demo"), train=False)
     d.set_defaults(func=cmd_demo)
