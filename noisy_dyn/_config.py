@@ -6,21 +6,23 @@ it is validated when it is built, before anything is traced.
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 NOISE_FORMS = ("ito", "reference")
 CELLS = ("lipschitz", "lstm", "gru")
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"NoisyRNNConfig.{name} must be an int >= {minimum}, got {value!r}.")
     if value < minimum:
         raise ValueError(f"NoisyRNNConfig.{name} must be >= {minimum}, got {value}.")
 
 
 def _check_real(name: str, value: object, *, lo: float, hi: float, lo_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"NoisyRNNConfig.{name} must be a real number, got {value!r}.")
     bad = not math.isfinite(value) or value > hi or (value <= lo if lo_open else value < lo)
     if bad:
@@ -35,7 +37,8 @@ def _check_real(name: str, value: object, *, lo: float, hi: float, lo_open: bool
 
 @dataclass(frozen=True)
 class NoisyRNNConfig:
-    """Hyper-parameters of a Noisy RNN (SPEC 1.1-1.2) or of a baseline cell.
+    """Hyper-parameters of a Noisy RNN (the paper's sections 2-3; ``docs/noisy_rnn.md``) or of a
+    baseline cell.
 
     The Lipschitz cell's drift is ``f(h, x) = alpha A h + tanh(W h + U x + b)`` with
     ``A = beta (M_A - M_A^T) + (1 - beta)(M_A + M_A^T) - gamma_a I`` and ``W`` alike with
@@ -91,6 +94,7 @@ class NoisyRNNConfig:
     remat: int | None = None
 
     def __post_init__(self) -> None:
+        self._coerce_numpy_scalars()
         _check_int("input_size", self.input_size, minimum=1)
         _check_int("hidden_size", self.hidden_size, minimum=1)
         _check_int("num_classes", self.num_classes, minimum=1)
@@ -130,6 +134,23 @@ class NoisyRNNConfig:
         if self.remat is not None:
             _check_int("remat", self.remat, minimum=1)
 
+    def _coerce_numpy_scalars(self) -> None:
+        """NumPy integer/float scalars (``ys.max() + 1``) become Python ints/floats, so the
+        config stays hashable and prints plainly."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Number):
+                continue
+            if field.name in _INT_FIELDS and isinstance(value, numbers.Integral):
+                object.__setattr__(self, field.name, int(value))
+            elif field.name in _REAL_FIELDS and isinstance(value, numbers.Real):
+                object.__setattr__(self, field.name, float(value))
+
+    @property
+    def numerics(self) -> "Numerics":
+        """The numeric fields as a :class:`Numerics` (Python floats)."""
+        return Numerics(*(float(getattr(self, name)) for name in Numerics._fields))
+
     @property
     def noisy(self) -> bool:
         """Whether this config injects any noise when a key is given."""
@@ -145,6 +166,28 @@ class NoisyRNNConfig:
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(NoisyRNNConfig))
+_INT_FIELDS = ("input_size", "hidden_size", "num_classes", "remat")
+_REAL_FIELDS = ("dt", "beta", "gamma_a", "gamma_w", "alpha", "sigma_add", "sigma_mult", "init_std")
+
+
+class Numerics(NamedTuple):
+    """The numeric hyper-parameters of the Lipschitz cell and its noise, as values.
+
+    ``cfg.numerics`` gives them as Python floats. Passed to ``apply``/``final_state``/
+    ``trajectory`` as ``numerics=``, they replace the config's values and may be traced arrays:
+    an ensemble whose members differ only in these values runs as one ``jax.vmap``-ed compiled
+    program. The config still fixes the structure: which noise is drawn (``sigma_add``,
+    ``sigma_mult`` nonzero in ``cfg``), the noise form, the learned step, and whether the linear
+    term exists (``cfg.alpha == 0`` drops it, whatever ``numerics.alpha``).
+    """
+
+    dt: Any
+    beta: Any
+    gamma_a: Any
+    gamma_w: Any
+    alpha: Any
+    sigma_add: Any
+    sigma_mult: Any
 
 
 def _replace(cfg: NoisyRNNConfig, changes: dict[str, object]) -> NoisyRNNConfig:
