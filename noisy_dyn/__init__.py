@@ -38,15 +38,15 @@ from .nn import NoisyRNN as NoisyRNN
 
 # --- end core ---
 
-# --- theory (noisy_dyn._theory) ---
+# --- theory (noisy_dyn._regularizer, _stability, _lyapunov, _margin) ---
 # isort: split
-from ._theory import contraction_rate as contraction_rate
-from ._theory import explicit_regularizer as explicit_regularizer
-from ._theory import input_margin as input_margin
-from ._theory import lyapunov_exponents as lyapunov_exponents
-from ._theory import regularized_loss as regularized_loss
-from ._theory import regularizer_terms as regularizer_terms
-from ._theory import stability_report as stability_report
+from ._lyapunov import lyapunov_exponents as lyapunov_exponents
+from ._margin import input_margin as input_margin
+from ._regularizer import explicit_regularizer as explicit_regularizer
+from ._regularizer import regularized_loss as regularized_loss
+from ._regularizer import regularizer_terms as regularizer_terms
+from ._stability import contraction_rate as contraction_rate
+from ._stability import stability_report as stability_report
 
 # --- end theory ---
 

@@ -37,7 +37,6 @@ All weights are initialised uniform in ``+-1/sqrt(H)`` (PyTorch's default); ``h_
 logits ``V h_T + c`` as for the Lipschitz cell.
 """
 
-import math
 from collections.abc import Callable, Mapping
 
 import jax
@@ -45,7 +44,7 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from ._config import NoisyRNNConfig
-from ._types import Key, Params
+from ._types import Params
 
 _GATES = {"lstm": 4, "gru": 3}
 

@@ -5,7 +5,6 @@ Column-vector maths, row-batched code: ``A h`` for a batch of states ``h`` of sh
 ``(..., H)`` is computed as ``h @ A.T``.
 """
 
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 

@@ -129,7 +129,9 @@ def _lipschitz(params, xs_tm, cfg, key, noise, lengths, numerics, collect):
     h0 = jnp.zeros((B, cfg.hidden_size), dtype)
     if not collect:
         w = Weights(K.astype(dtype), U, b)
-        return fused_final_state(w, coef, xs_tm, h0, given, lengths, uses=need, remat=cfg.remat), None
+        return fused_final_state(
+            w, coef, xs_tm, h0, given, lengths, uses=need, remat=cfg.remat
+        ), None
 
     def prepare(ks, raw):
         x, xi, u = raw
@@ -151,7 +153,9 @@ def _run(params, xs, cfg, key, noise, lengths, numerics, collect):
     xs_tm = jnp.swapaxes(xs.astype(dtype), 0, 1)  # (T, B, in)
     if cfg.cell == "lipschitz":
         return _lipschitz(params, xs_tm, cfg, key, noise, lengths, numerics, collect)
-    carry0, project, step, hidden_of = gated_scan_parts(params, cfg, batch=xs_tm.shape[1], dtype=dtype)
+    carry0, project, step, hidden_of = gated_scan_parts(
+        params, cfg, batch=xs_tm.shape[1], dtype=dtype
+    )
     out = hidden_of if collect else None
     carry, hs = _scan_time(
         step, carry0, xs_tm, lengths, cfg.remat, out, lambda ks, raw: project(raw)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import noisy_dyn
-from noisy_dyn import Numerics, NoisyRNNConfig
+from noisy_dyn import NoisyRNNConfig, Numerics
 from noisy_dyn._fused import chunk_plan, default_chunk
 
 B, T, IN, H, C = 3, 11, 2, 5, 4
@@ -60,18 +60,18 @@ def _setup(key, **kw):
     return cfg, params, xs, xi, u, probe
 
 
-CASES = [
-    dict(noise_form="ito", sigma_add=0.3, sigma_mult=0.4, dt=0.1),
-    dict(noise_form="ito", sigma_add=0.3, sigma_mult=0.4, dt=0.1, learn_step=True, remat=4),
-    dict(noise_form="reference", sigma_add=0.2, sigma_mult=0.5, dt=0.1, learn_step=True),
-    dict(noise_form="reference", sigma_add=0.2, sigma_mult=0.5, dt=0.1, learn_step=True, remat=3),
-    dict(noise_form="reference", sigma_add=0.2, sigma_mult=0.5, dt=0.2, beta=1.0, alpha=0.0),
+CASES = [  # (config, ragged lengths)
+    (dict(noise_form="ito", sigma_add=0.3, sigma_mult=0.4, dt=0.1), False),
+    (dict(noise_form="ito", sigma_add=0.3, sigma_mult=0.4, dt=0.1, learn_step=True, remat=4), True),
+    (dict(noise_form="reference", sigma_add=0.2, sigma_mult=0.5, dt=0.1, learn_step=True), True),
+    (dict(noise_form="reference", sigma_add=0.2, sigma_mult=0.5, learn_step=True, remat=3), False),
+    (dict(noise_form="reference", sigma_add=0.2, sigma_mult=0.5, beta=1.0, alpha=0.0), True),
 ]
-IDS = ["ito", "ito-learned-remat", "reference-learned", "reference-learned-remat", "alpha0"]
+IDS = ["ito", "ito-learned-remat-lengths", "reference-learned-lengths", "reference-learned-remat",
+       "alpha0-lengths"]  # fmt: skip
 
 
-@pytest.mark.parametrize("kw", CASES, ids=IDS)
-@pytest.mark.parametrize("ragged", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize(("kw", "ragged"), CASES, ids=IDS)
 def test_value_and_gradients_match_autodiff_of_a_plain_scan(key, kw, ragged):
     cfg, params, xs, xi, u, probe = _setup(key, **kw)
     lengths = jnp.array([T, 4, 8]) if ragged else None
@@ -138,9 +138,9 @@ def test_vmap_over_numerics_equals_separate_calls(key):
     vals, grads = jax.jit(jax.vmap(jax.value_and_grad(loss), in_axes=(None, 0)))(params, stacked)
     for i, member in enumerate(members):
         single = cfg.replace(**member._asdict())
-        v, g = jax.value_and_grad(lambda p: jnp.sum(noisy_dyn.apply(p, xs, single, key=k) ** 2))(
-            params
-        )
+        v, g = jax.value_and_grad(loss)(params, single.numerics)
+        v_cfg = jnp.sum(noisy_dyn.apply(params, xs, single, key=k) ** 2)  # the config's own values
+        np.testing.assert_allclose(v_cfg, v, rtol=1e-12)
         np.testing.assert_allclose(vals[i], v, rtol=1e-12)
         for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(g)):
             np.testing.assert_allclose(a[i], b, rtol=1e-10, atol=1e-13)
