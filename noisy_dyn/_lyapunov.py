@@ -4,12 +4,13 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ._config import NoisyRNNConfig
 from ._noise import needs_u, needs_xi
 from ._params import check_params
-from ._step import euler_maruyama_step
+from ._step import euler_maruyama_step, mean_step
 from ._theory_common import _BROWNIAN, _check_cfg, _check_xs
 from ._types import Key, Params
 
@@ -23,14 +24,17 @@ def lyapunov_exponents(
     key: Key | None = None,
     brownian: str = "unit",
     burn_in: int = 0,
+    length: int | None = None,
 ) -> Float[Array, " k"]:
     """Top-``k`` Lyapunov exponents per unit time along the path driven by one sequence.
 
     QR method: ``Q_0`` a fixed generic orthonormal ``H x k`` frame, ``Jhat_k Q_k = Q_{k+1} R_{k+1}``
     with ``Jhat_k = d step / d h (h_k)`` (``jax.jacfwd`` of the one-step map), and
-    ``lambda_j = sum_{k >= burn_in} log |(R_k)_{jj}| / ((T - burn_in) dt)``, sorted in decreasing
-    order (the first ``burn_in`` steps only align the frame; the estimate's bias is
-    ``O(1 / ((T - burn_in) dt))``). With a key the
+    ``lambda_j = sum_{k >= burn_in} log |(R_k)_{jj}| / ((T - burn_in) tau)``, sorted in
+    decreasing order, with ``tau`` the mean time one step advances: the mean over units of the
+    step ``d`` (``dt``, or the learned ``step``), times ``E[m_k] = 1 - sigma_mult / 2`` for the
+    reference form with a key (its random step ``d m_k``). The first ``burn_in`` steps only align
+    the frame; the estimate's bias is ``O(1 / ((T - burn_in) tau))``. With a key the
     step is the noisy one, so the Ito Jacobian includes the multiplicative-noise term
     ``sqrt(d) sigma_mult diag(xi_k)`` and the reference Jacobian the random step ``d m_k``.
 
@@ -45,14 +49,22 @@ def lyapunov_exponents(
             stochastic-stabilization bound ``mu - sigma_mult^2 / 2``; for the reference form one
             step factor per step).
         burn_in: number of initial steps whose stretching is not counted (``0 <= burn_in < T``).
+        length: the sequence's valid steps when ``xs`` is padded after them (``T = length``);
+            ``None``: all of ``xs``.
 
     Returns:
-        The exponents ``(k,)``, largest first, per unit of time ``dt``.
+        The exponents ``(k,)``, largest first, per unit of time.
     """
     fn = "lyapunov_exponents"
     cfg = _check_cfg(cfg, fn)
     check_params(params, cfg)
     xs = _check_xs(xs, cfg, fn, batched=False)
+    if length is not None:
+        if isinstance(length, bool) or not isinstance(length, int | np.integer):
+            raise TypeError(f"{fn}: length must be an int (the valid steps of xs), got {length!r}.")
+        if not 1 <= length <= xs.shape[0]:
+            raise ValueError(f"{fn}: length must lie in [1, {xs.shape[0]}], got {length}.")
+        xs = xs[: int(length)]
     H = cfg.hidden_size
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= H:
         raise ValueError(f"{fn}: k must be an int in [1, hidden_size={H}], got {k!r}.")
@@ -107,4 +119,5 @@ def _lyapunov_jit(
     h0 = jnp.zeros((H,), dtype)
     carry0 = (h0, q0, jnp.zeros((k,), dtype))
     (_, _, acc), _ = jax.lax.scan(body, carry0, (xs.astype(dtype), xi, u, counted))
-    return jnp.sort(acc / ((time - burn_in) * cfg.dt))[::-1]
+    tau = mean_step(params, noisy_cfg)  # with the noise off, the reference step is d itself
+    return jnp.sort(acc / ((time - burn_in) * tau))[::-1]

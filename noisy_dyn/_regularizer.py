@@ -19,7 +19,7 @@ from ._cell import recurrent_matrices
 from ._config import NoisyRNNConfig
 from ._noise import needs_u, needs_xi
 from ._params import check_params
-from ._solve import apply, trajectory
+from ._solve import _check_lengths, apply, trajectory
 from ._step import euler_maruyama_step
 from ._theory_common import (
     _METHODS,
@@ -70,8 +70,10 @@ def _exact_terms(
     x: Float[Array, "time input"],
     y: Array,
     cfg: NoisyRNNConfig,
+    length: Array,
 ) -> tuple[Array, Array]:
-    """``(R, Q)`` for one example by the covariance recursion and the BPTT adjoint."""
+    """``(R, Q)`` for one example by the covariance recursion and the BPTT adjoint; steps
+    ``k >= length`` are the identity (no noise, no drift)."""
     A, W = recurrent_matrices(params, cfg)
     dtype = hbar.dtype
     H = hbar.shape[-1]
@@ -88,16 +90,17 @@ def _exact_terms(
         f = cfg.alpha * (A @ h) + t
         return z, J, f
 
-    def forward(C: Array, inp: tuple[Array, Array]) -> tuple[Array, Array]:
-        h, p = inp
+    def forward(C: Array, inp: tuple[Array, Array, Array]) -> tuple[Array, Array]:
+        h, p, valid = inp
         z, J, f = jac_parts(h, p)
         # (q_k)_i = tanh''(z_i) w_i^T C_k w_i, scaled by the step: the second-order drift term.
         q = s * _tanh_second(z) * jnp.sum((W @ C) * W, axis=1)
         Jh = eye + s[:, None] * J
         C_next = Jh @ C @ Jh.T + jnp.diag(_step_covariance(h, f, d, cfg))
-        return C_next, q
+        return jnp.where(valid, C_next, C), jnp.where(valid, q, 0.0)
 
-    C_T, qs = jax.lax.scan(forward, jnp.zeros((H, H), dtype=dtype), (hs, pre))
+    valid = jnp.arange(hs.shape[0]) < length
+    C_T, qs = jax.lax.scan(forward, jnp.zeros((H, H), dtype=dtype), (hs, pre, valid))
 
     logits = params["V"] @ hbar[-1] + params["c"]
     p = jax.nn.softmax(logits)
@@ -106,13 +109,13 @@ def _exact_terms(
     hess_T = params["V"].T @ (jnp.diag(p) - jnp.outer(p, p)) @ params["V"]  # PSD
     R = jnp.sum(hess_T * C_T)  # tr(Hs C_T), both symmetric
 
-    def backward(lam: Array, inp: tuple[Array, Array, Array]) -> tuple[Array, Array]:
-        h, pk, q = inp  # lam = lambda_{k+1} = d l / d h_{k+1}
+    def backward(lam: Array, inp: tuple[Array, Array, Array, Array]) -> tuple[Array, Array]:
+        h, pk, q, valid = inp  # lam = lambda_{k+1} = d l / d h_{k+1}
         _, J, _ = jac_parts(h, pk)
         contrib = lam @ q
-        return lam + J.T @ (s * lam), contrib
+        return jnp.where(valid, lam + J.T @ (s * lam), lam), contrib
 
-    _, contribs = jax.lax.scan(backward, grad_T, (hs, pre, qs), reverse=True)
+    _, contribs = jax.lax.scan(backward, grad_T, (hs, pre, qs, valid), reverse=True)
     return R, jnp.sum(contribs)
 
 
@@ -123,6 +126,7 @@ def _probe_loss(
     cfg: NoisyRNNConfig,
     xi: Array | None,
     u: Array | None,
+    lengths: Array,
 ) -> Array:
     """Summed cross-entropy of the noisy model driven by the given noise ``(batch, time, H)``.
 
@@ -132,16 +136,23 @@ def _probe_loss(
     tm = lambda a: None if a is None else jnp.swapaxes(a, 0, 1)  # noqa: E731
 
     def body(h: Array, inp: tuple) -> tuple[Array, None]:
-        x_k, xi_k, u_k = inp
-        return euler_maruyama_step(params, h, x_k, cfg, xi_k, u_k), None
+        k, x_k, xi_k, u_k = inp
+        h_next = euler_maruyama_step(params, h, x_k, cfg, xi_k, u_k)
+        return jnp.where((k < lengths)[:, None], h_next, h), None
 
     h0 = jnp.zeros((xs.shape[0], cfg.hidden_size), jnp.result_type(xs, params["V"]))
-    hT, _ = jax.lax.scan(body, h0, (tm(xs), tm(xi), tm(u)))
+    hT, _ = jax.lax.scan(body, h0, (jnp.arange(xs.shape[1]), tm(xs), tm(xi), tm(u)))
     return jnp.sum(_cross_entropy(hT @ params["V"].T + params["c"], ys))
 
 
 def _hutchinson_curvature(
-    params: Params, xs: Array, ys: Array, cfg: NoisyRNNConfig, key: Key, num_samples: int
+    params: Params,
+    xs: Array,
+    ys: Array,
+    cfg: NoisyRNNConfig,
+    key: Key,
+    num_samples: int,
+    lengths: Array,
 ) -> Array:
     """Unbiased estimate of ``R + Q`` per example from Hessian-vector products in the noise.
 
@@ -161,7 +172,7 @@ def _hutchinson_curvature(
     def loss_of(noise: tuple[Array | None, Array | None]) -> Array:
         # summed over the batch: examples do not interact, so the Hessian is block-diagonal
         # per example and v^T H v splits into per-example terms; we return them per example.
-        return _probe_loss(params, xs, ys, cfg, *noise)
+        return _probe_loss(params, xs, ys, cfg, *noise, lengths)
 
     def per_example_quadratic(k: Key) -> Array:
         k_xi, k_u = jax.random.split(k)
@@ -192,11 +203,13 @@ def explicit_regularizer(
     method: str = "exact",
     key: Key | None = None,
     num_samples: int = 16,
+    lengths: Int[ArrayLike, " batch"] | None = None,
 ) -> Float[Array, " batch"]:
     """The explicit regularizer of noise injection: the second-order small-noise term ``r_i``.
 
     For each example, ``E[l_i(noisy)] = l_i(inference) + r_i + O(sigma^4)`` with ``l_i`` the softmax
-    cross-entropy and the noise levels and form of ``cfg`` (derived, SPEC 1.4, docs/derivations.md).
+    cross-entropy and the noise levels and form of ``cfg`` (derived for this project:
+    ``docs/derivations.md``).
 
     Ito form, around the inference path ``hbar``: ``r = (R + Q) / 2`` with the first-order state
     covariance ``C_0 = 0``, ``C_{k+1} = Jhat_k C_k Jhat_k^T + diag(d (sigma_add +
@@ -220,7 +233,10 @@ def explicit_regularizer(
             ``num_samples`` Hessian-vector products of the loss in the noise inputs of the step;
             ``O(T H^2)`` per sample; needs ``key``).
         key: PRNG key, keyword-only, required by ``method="hutchinson"``.
-        num_samples: number of Hutchinson probes.
+        num_samples: number of Hutchinson probes (each example's estimate has a relative standard
+            error of about ``c / sqrt(num_samples)``; see ``docs/derivations.md``).
+        lengths: ``(batch,)`` valid steps per row, padding after them: steps past a row's
+            length are the identity (no noise, no drift) and the loss reads ``h_L``.
 
     Returns:
         ``r`` per example, ``(batch,)``; differentiable with respect to ``params``. Zero without
@@ -250,7 +266,14 @@ def explicit_regularizer(
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"{fn}: num_samples must be an int >= 1, got {num_samples!r}.")
 
-    return _regularizer_impl(params, xs, ys, cfg, method, key, num_samples)
+    lengths = _full_lengths(lengths, xs)
+    return _regularizer_impl(params, xs, ys, cfg, method, key, num_samples, lengths)
+
+
+def _full_lengths(lengths: object, xs: Array) -> Array:
+    """Checked ``lengths``, or every row's full length ``T``."""
+    checked = _check_lengths(lengths, xs.shape[0], xs.shape[1])
+    return jnp.full((xs.shape[0],), xs.shape[1], jnp.int32) if checked is None else checked
 
 
 def _regularizer_impl(
@@ -261,45 +284,45 @@ def _regularizer_impl(
     method: str,
     key: Key | None,
     num_samples: int,
+    lengths: Array,
 ) -> Array:
     """:func:`explicit_regularizer` after validation."""
     if not cfg.noisy:
         return jnp.zeros((xs.shape[0],), jnp.result_type(xs.dtype, params["V"].dtype))
     if method == "exact":
-        R, Q, shift = _terms_jit(params, xs, ys, cfg)
+        R, Q, shift = _terms_jit(params, xs, ys, cfg, lengths)
         return shift + 0.5 * (R + Q)
-    shift = _shift_jit(params, xs, ys, cfg)
-    return shift + 0.5 * _hutchinson_jit(params, xs, ys, cfg, key, num_samples)
+    shift = _shift_jit(params, xs, ys, cfg, lengths)
+    return shift + 0.5 * _hutchinson_jit(params, xs, ys, cfg, key, num_samples, lengths)
 
 
-def _shift(params: Params, xs: Array, ys: Array, cfg: NoisyRNNConfig) -> Array:
+def _shift(params: Params, xs: Array, ys: Array, cfg: NoisyRNNConfig, lengths: Array) -> Array:
     """``l(expansion path) - l(inference path)`` (zero for the Ito form)."""
     path_params, path_cfg, factor = _expansion_point(params, cfg)
     if factor == 1.0:
         return jnp.zeros((xs.shape[0],), jnp.result_type(xs, params["V"]))
-    loss_path = _cross_entropy(apply(path_params, xs, path_cfg), ys)
-    return loss_path - _cross_entropy(apply(params, xs, cfg), ys)
+    loss_path = _cross_entropy(apply(path_params, xs, path_cfg, lengths=lengths), ys)
+    return loss_path - _cross_entropy(apply(params, xs, cfg, lengths=lengths), ys)
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def _terms_jit(params: Params, xs: Array, ys: Array, cfg: NoisyRNNConfig) -> tuple:
+def _terms_jit(params: Params, xs: Array, ys: Array, cfg: NoisyRNNConfig, lengths) -> tuple:
     path_params, path_cfg, factor = _expansion_point(params, cfg)
-    hbar = trajectory(path_params, xs, path_cfg)  # (batch, T + 1, H), noise off
-    R, Q = jax.vmap(lambda h, x, y: _exact_terms(params, path_params, path_cfg, h, x, y, cfg))(
-        hbar, xs, ys
-    )
+    hbar = trajectory(path_params, xs, path_cfg, lengths=lengths)  # (batch, T + 1, H), noise off
+    terms = partial(_exact_terms, params, path_params, path_cfg, cfg=cfg)
+    R, Q = jax.vmap(lambda h, x, y, n: terms(h, x, y, length=n))(hbar, xs, ys, lengths)
     if factor == 1.0:
         shift = jnp.zeros_like(R)
     else:
         loss_path = _cross_entropy(hbar[:, -1] @ params["V"].T + params["c"], ys)
-        shift = loss_path - _cross_entropy(apply(params, xs, cfg), ys)
+        shift = loss_path - _cross_entropy(apply(params, xs, cfg, lengths=lengths), ys)
     return R, Q, shift
 
 
 _shift_jit = partial(jax.jit, static_argnames=("cfg",))(_shift)
 _hutchinson_jit = partial(jax.jit, static_argnames=("cfg", "num_samples"))(
-    lambda params, xs, ys, cfg, key, num_samples: _hutchinson_curvature(
-        params, xs, ys, cfg, key, num_samples
+    lambda params, xs, ys, cfg, key, num_samples, lengths: _hutchinson_curvature(
+        params, xs, ys, cfg, key, num_samples, lengths
     )
 )
 
@@ -309,8 +332,11 @@ def regularizer_terms(
     xs: Float[ArrayLike, "batch time input"],
     ys: Int[ArrayLike, " batch"],
     cfg: NoisyRNNConfig,
+    *,
+    lengths: Int[ArrayLike, " batch"] | None = None,
 ) -> dict[str, Array]:
-    """The parts of :func:`explicit_regularizer` (``method="exact"``) separately, per example.
+    """The parts of :func:`explicit_regularizer` (``method="exact"``) separately, per example
+    (``lengths`` as there).
 
     Returns:
         ``{"R": tr(Hs C_T), "Q": sum_k lambda_{k+1}^T d q_k, "shift": l(expansion path) -
@@ -322,7 +348,7 @@ def regularizer_terms(
     check_params(params, cfg)
     xs = _check_xs(xs, cfg, fn)
     ys = _check_ys(ys, xs, cfg, fn)
-    R, Q, shift = _terms_jit(params, xs, ys, cfg)
+    R, Q, shift = _terms_jit(params, xs, ys, cfg, _full_lengths(lengths, xs))
     return {"R": R, "Q": Q, "shift": shift}
 
 
@@ -335,6 +361,7 @@ def regularized_loss(
     *,
     method: str = "exact",
     key: Key | None = None,
+    lengths: Int[ArrayLike, " batch"] | None = None,
 ) -> Float[Array, ""]:
     """Mean cross-entropy of the deterministic model plus ``lam`` times the mean regularizer.
 
@@ -350,6 +377,7 @@ def regularized_loss(
         lam: weight of the penalty (``>= 0``; ``1`` matches the noise).
         method: ``"exact"`` or ``"hutchinson"`` (16 probes; see :func:`explicit_regularizer`).
         key: PRNG key, required for ``"hutchinson"``.
+        lengths: valid steps per row (padding after them), as in :func:`explicit_regularizer`.
 
     Returns:
         The scalar loss, differentiable with respect to ``params``.
@@ -367,7 +395,8 @@ def regularized_loss(
         raise ValueError(f"{fn}: method must be one of {_METHODS}, got {method!r}.")
     if method == "hutchinson" and key is None:
         raise ValueError(f"{fn}: method='hutchinson' needs a PRNG key (key=jax.random.key(0)).")
-    return _regularized_loss_jit(params, xs, ys, cfg, lam, method, key)
+    lengths = _full_lengths(lengths, xs)
+    return _regularized_loss_jit(params, xs, ys, cfg, lam, method, key, lengths)
 
 
 @partial(jax.jit, static_argnames=("cfg", "method"))
@@ -379,7 +408,8 @@ def _regularized_loss_jit(
     lam: Array,
     method: str,
     key: Key | None,
+    lengths: Array,
 ) -> Array:
-    data = jnp.mean(_cross_entropy(apply(params, xs, cfg), ys))
-    r = _regularizer_impl(params, xs, ys, cfg, method, key, 16)
+    data = jnp.mean(_cross_entropy(apply(params, xs, cfg, lengths=lengths), ys))
+    r = _regularizer_impl(params, xs, ys, cfg, method, key, 16, lengths)
     return data + lam * jnp.mean(r)
