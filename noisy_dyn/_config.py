@@ -1,4 +1,5 @@
-"""Configuration of a Noisy RNN: :class:`NoisyRNNConfig`, the named presets of SPEC 1.3.
+"""Configuration of a Noisy RNN: :class:`NoisyRNNConfig`, the named presets of the paper's
+official runs (their hyper-parameters are listed in ``docs/noisy_rnn.md``).
 
 A config is a frozen, hashable dataclass, so it can be passed to ``jax.jit`` as a static argument;
 it is validated when it is built, before anything is traced.
@@ -69,7 +70,8 @@ class NoisyRNNConfig:
         sigma_mult: multiplicative noise level ``sigma_m >= 0`` (``<= 1`` for the reference form).
         noise_form: ``"ito"`` or ``"reference"``.
         learn_step: learn a per-unit step ``d`` (parameter ``step``, initialised to ``dt``).
-        init_std: ``M_A, M_W`` entries are drawn from ``N(0, (init_std / H)^2)`` (SPEC 1.1: 0.1/H).
+        init_std: ``M_A, M_W`` entries are drawn from ``N(0, (init_std / H)^2)`` (official runs:
+            0.1/H).
         cell: ``"lipschitz"`` (the Noisy RNN; also the deterministic Lipschitz and antisymmetric
             RNNs), ``"lstm"`` or ``"gru"`` (deterministic baselines with the same read-out).
         remat: ``None`` or a chunk length ``N >= 1``: the time scan is split into chunks of ``N``
@@ -205,7 +207,7 @@ _PRESETS: dict[str, tuple[dict[str, object], float, float, str]] = {
         dict(noise_form="ito", dt=0.01, sigma_add=0.2, sigma_mult=0.2),
         1e-3,
         1e-3,
-        "Ito form (SPEC 1.2), fixed dt = 0.01. Derived, not a SPEC 1.3 row: sigma_add = "
+        "Ito form, fixed dt = 0.01. Derived, not an official run: sigma_add = "
         "sigma_mult = 0.2 make the per-step noise std sqrt(dt) * 0.2 = 0.02, the level of the "
         "'NRNN small noise' row; learning rate of that row (0.001).",
     ),
@@ -213,37 +215,37 @@ _PRESETS: dict[str, tuple[dict[str, object], float, float, str]] = {
         dict(noise_form="reference", learn_step=True, dt=0.01, sigma_add=0.02, sigma_mult=0.02),
         1e-3,
         1e-3,
-        "SPEC 1.3 row 'NRNN small noise': reference form, learned step, dt 0.01, lr 0.001.",
+        "Official run 'NRNN small noise': reference form, learned step, dt 0.01, lr 0.001.",
     ),
     "nrnn_reference_high": (
         dict(noise_form="reference", learn_step=True, dt=0.01, sigma_add=0.05, sigma_mult=0.02),
         1e-3,
         1e-3,
-        "SPEC 1.3 row 'NRNN high noise': reference form, learned step, dt 0.01, lr 0.001.",
+        "Official run 'NRNN high noise': reference form, learned step, dt 0.01, lr 0.001.",
     ),
     "lipschitz": (
         dict(dt=0.03),
         3e-3,
         3.5e-3,
-        "SPEC 1.3 row 'Lipschitz RNN': deterministic, dt 0.03, lr 0.003 (pMNIST 0.0035).",
+        "Official run 'Lipschitz RNN': deterministic, dt 0.03, lr 0.003 (pMNIST 0.0035).",
     ),
     "antisymmetric": (
         dict(beta=1.0, alpha=0.0, gamma_a=1e-4, gamma_w=1e-4, dt=0.01),
         2e-3,
         2e-3,
-        "SPEC 1.3 row 'Antisymmetric RNN': beta 1, alpha 0, gamma 1e-4, dt 0.01, lr 0.002.",
+        "Official run 'Antisymmetric RNN': beta 1, alpha 0, gamma 1e-4, dt 0.01, lr 0.002.",
     ),
     "lstm": (
         dict(cell="lstm"),
         1e-3,
         1e-3,
-        "LSTM baseline; not a SPEC 1.3 row: Adam's customary lr 0.001.",
+        "LSTM baseline; not an official run: Adam's customary lr 0.001.",
     ),
     "gru": (
         dict(cell="gru"),
         1e-3,
         1e-3,
-        "GRU baseline; not a SPEC 1.3 row: Adam's customary lr 0.001.",
+        "GRU baseline; not an official run: Adam's customary lr 0.001.",
     ),
 }
 
@@ -258,7 +260,8 @@ def _lookup(name: str) -> tuple[dict[str, object], float, float, str]:
 
 
 def preset(name: str, *, input_size: int, num_classes: int, **overrides: object) -> NoisyRNNConfig:
-    """A named configuration from SPEC 1.3 (hidden size 128 unless overridden).
+    """A named configuration of the paper's official runs (hidden size 128 unless overridden;
+    the table is in ``docs/noisy_rnn.md``).
 
     ============================  ======================================================
     ``"nrnn_ito"``                Ito form, dt 0.01, sigma_add = sigma_mult = 0.2 (derived:
@@ -267,7 +270,7 @@ def preset(name: str, *, input_size: int, num_classes: int, **overrides: object)
     ``"nrnn_reference_high"``     reference form, learned step, dt 0.01, sigma 0.05 / 0.02, lr 0.001
     ``"lipschitz"``               deterministic, dt 0.03, lr 0.003 (pMNIST 0.0035)
     ``"antisymmetric"``           beta 1, alpha 0, gamma_a = gamma_w = 1e-4, dt 0.01, lr 0.002
-    ``"lstm"``, ``"gru"``         deterministic baselines, lr 0.001 (not from SPEC 1.3)
+    ``"lstm"``, ``"gru"``         deterministic baselines, lr 0.001 (not official runs)
     ============================  ======================================================
 
     All presets otherwise keep beta 0.75, gamma 1e-3, alpha 1, init_std 0.1.
@@ -287,7 +290,8 @@ def preset(name: str, *, input_size: int, num_classes: int, **overrides: object)
 
 
 def preset_learning_rate(name: str, *, task: str = "mnist") -> float:
-    """The Adam learning rate of a preset (SPEC 1.3; ``task="pmnist"`` for permuted MNIST).
+    """The Adam learning rate of a preset (official runs; ``task="pmnist"``
+    for permuted MNIST).
 
     Arguments:
         name: one of :data:`PRESETS`.
@@ -303,5 +307,5 @@ def preset_learning_rate(name: str, *, task: str = "mnist") -> float:
 
 
 def preset_description(name: str) -> str:
-    """Where a preset's values come from (the SPEC 1.3 row, or how it was derived)."""
+    """Where a preset's values come from (the official run, or how it was derived)."""
     return _lookup(name)[3]

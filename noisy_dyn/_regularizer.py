@@ -158,7 +158,7 @@ def _hutchinson_curvature(
 
     The loss as a function of the noise inputs ``(xi, u)`` of the step is expanded around their
     mean ``(0, 1/2)``; its expected value is ``l + (1/2) tr(Cov Hess)`` to second order, where
-    the diagonal (same step) blocks of the Hessian are ``S_k^T d^2 l / d e_k^2 S_k`` (SPEC 1.4's
+    the diagonal (same step) blocks of the Hessian are ``S_k^T d^2 l / d e_k^2 S_k`` (the
     probe form; cross-step blocks have zero mean). Each draw is one forward-over-reverse HVP with
     Rademacher probes ``v`` scaled to the noise covariance: ``v^T Hess v``.
     """

@@ -37,7 +37,8 @@ def contraction_rate(params: Params, cfg: NoisyRNNConfig) -> Float[Array, ""]:
 
 
 def stability_report(params: Params, cfg: NoisyRNNConfig) -> dict[str, object]:
-    """Which sufficient stability condition of SPEC 1.5 holds, with the numbers behind it.
+    """Which sufficient stability condition (``docs/derivations.md``, section 2) holds, with
+    the numbers behind it.
 
     All bounds are for the distance ``delta = h - h'`` of two trajectories driven by the same
     input and the same noise (additive noise cancels in ``delta``; multiplicative noise
