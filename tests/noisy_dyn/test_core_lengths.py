@@ -133,3 +133,23 @@ def test_lengths_validation(reference_model):
         noisy_dyn.apply(params, padded, cfg, lengths=jnp.array([1.0, 3.0, 4.0]))
     with pytest.raises(ValueError, match=r"shape \(batch,\)"):
         noisy_dyn.trajectory(params, padded, cfg, lengths=jnp.array([3, 4]))
+
+
+def test_robustness_table_reads_each_rows_own_last_state(reference_model):
+    cfg, params, padded, lengths = reference_model
+    ys = jnp.array([0, 1, 2])
+    other = jnp.where(jnp.isclose(padded, 100.0), -7.0, padded)  # another padding value
+    kinds = {"gaussian": (0.0,), "fgsm": (0.0,)}
+    tables = [
+        noisy_dyn.robustness_table(
+            {"m": (params, cfg)}, (x, ys, lengths), kinds, key=jax.random.key(0), progress=False
+        )  # fmt: skip
+        for x in (padded, other)
+    ]
+    preds = [int(jnp.argmax(noisy_dyn.apply(params, padded[r : r + 1, :n], cfg)[0]))
+             for r, n in enumerate(LENGTHS)]  # fmt: skip
+    want = float(np.mean(np.array(preds) == np.asarray(ys)))
+    for table in tables:
+        assert table["clean"]["m"] == pytest.approx(want)
+        assert table["kinds"]["gaussian"]["accuracy"]["m"] == [pytest.approx(want)]
+        assert table["kinds"]["fgsm"]["accuracy"]["m"] == [pytest.approx(want)]
