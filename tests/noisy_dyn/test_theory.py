@@ -27,7 +27,7 @@ from noisy_dyn import (
     regularizer_terms,
     stability_report,
 )
-from noisy_dyn._theory import _margin_over_gradient
+from noisy_dyn._margin import _margin_over_gradient
 
 H, T, IN, C = 5, 8, 2, 3
 
