@@ -1,8 +1,11 @@
 """Benchmark: one Noisy RNN training step (value and gradient of the cross-entropy).
 
-Model: the Lipschitz RNN of SPEC 1.1 with Ito noise on (SPEC 1.2, preset ``nrnn_ito``:
-``sigma_add = sigma_mult = 0.2``, ``dt = 0.01``), float32, pixel sequences (input size 1),
-ten classes. Implementations measured side by side in one process:
+Model: the Lipschitz RNN (docs/noisy_rnn.md) with its training noise on, in either form:
+``form="ito"`` (preset ``nrnn_ito``: ``sigma_add = sigma_mult = 0.2``, ``dt = 0.01``) or
+``form="reference"`` (preset ``nrnn_reference``, the paper's own configuration: random step
+``d m_k``, ``m_k ~ U[0.98, 1)``, additive ``0.02 xi_k``, learned per-unit step ``d``), float32,
+pixel sequences (input size 1), ten classes. Implementations measured side by side in one
+process (``jax_plain_scan`` and ``diffrax`` for the Ito form only):
 
 - ``jax_library``: ``jax.value_and_grad`` of the cross-entropy of ``noisy_dyn.apply(params, xs,
   cfg, key=key)``: the library's default path, whatever ``noisy_dyn`` routes it to, on one
@@ -10,12 +13,13 @@ ten classes. Implementations measured side by side in one process:
 - ``jax_library_dp`` (when the process has several devices, e.g. after
   ``noisy_dyn.use_cpu_devices()``): the same function with the batch sharded over all local
   devices and the parameters replicated, exactly as ``noisy_dyn.fit`` runs it;
-- ``jax_fused``: the fused kernel ``noisy_dyn._fused.ito_final_state`` called directly (noise
+- ``jax_fused``: the fused kernel ``noisy_dyn._fused.fused_final_state`` called directly (noise
   drawn inside the scan from the key, hand-written backward pass);
 - ``jax_plain_scan``: a straightforward ``lax.scan`` written here (input drive for all steps in
   one matmul, two matmuls per step, ``jax.random.normal`` for all steps, autodiff backward);
-- ``torch_eager``: the same model in PyTorch eager mode, a Python loop over time with
-  ``torch.randn`` each step and autograd (needs ``torch``; skipped when it is missing);
+- ``torch_eager``: the same update in PyTorch eager mode, written here: a Python loop over time
+  with ``torch.randn`` (and ``torch.rand`` for the reference form's step factor) each step and
+  autograd (needs ``torch``; skipped when it is missing);
 - ``diffrax``: ``diffrax.diffeqsolve`` of the same SDE (``Euler``, its default adjoint
   ``RecursiveCheckpointAdjoint``), driven by pre-sampled increments (the same ``xi`` the other
   solvers get), in the rescaled time ``tau = t / dt`` so step times are exact integers;
@@ -38,7 +42,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import noisy_dyn
-from noisy_dyn._fused import ito_final_state
+from noisy_dyn._fused import Noise, Weights, fused_final_state
+from noisy_dyn._noise import Uses, uses
+from noisy_dyn._step import coefficients, drift_matrix
 
 from ._common import compile_stats, jaxpr_matmul_flops, loglog_slope, time_interleaved
 
@@ -46,15 +52,21 @@ from ._common import compile_stats, jaxpr_matmul_flops, loglog_slope, time_inter
 # problem
 
 
-def make_config(hidden: int, *, remat: int | None = None) -> noisy_dyn.NoisyRNNConfig:
-    """The benchmarked configuration: preset ``nrnn_ito`` with ``hidden`` units."""
-    cfg = noisy_dyn.preset("nrnn_ito", input_size=1, num_classes=10)
+PRESET_OF_FORM = {"ito": "nrnn_ito", "reference": "nrnn_reference"}
+
+
+def make_config(
+    hidden: int, *, remat: int | None = None, form: str = "ito"
+) -> noisy_dyn.NoisyRNNConfig:
+    """The benchmarked configuration: preset ``nrnn_ito`` or ``nrnn_reference``, ``hidden``
+    units."""
+    cfg = noisy_dyn.preset(PRESET_OF_FORM[form], input_size=1, num_classes=10)
     return dataclasses.replace(cfg, hidden_size=hidden, remat=remat)
 
 
-def make_problem(batch: int, hidden: int, time: int, seed: int = 0) -> dict[str, Any]:
+def make_problem(batch: int, hidden: int, time: int, seed: int = 0, form: str = "ito"):
     """Float32 parameters, inputs in [0, 1), labels and a key for one training step."""
-    cfg = make_config(hidden)
+    cfg = make_config(hidden, form=form)
     k_p, k_x, k_y, k_n = jax.random.split(jax.random.key(seed), 4)
     params = noisy_dyn.init_params(k_p, cfg, dtype=jnp.float32)
     xs = jax.random.uniform(k_x, (batch, time, 1), dtype=jnp.float32)
@@ -63,10 +75,10 @@ def make_problem(batch: int, hidden: int, time: int, seed: int = 0) -> dict[str,
 
 
 def closed_form_flops(batch: int, hidden: int, time: int, inputs: int = 1, classes: int = 10):
-    """Matmul FLOPs of value-and-gradient of the step (fused form, alpha != 0).
+    """Matmul FLOPs of value-and-gradient of the step (fused form, alpha != 0, either noise form).
 
-    Per time step: forward ``h [P | W^T]`` (4 B H^2) and ``x U^T`` (2 B H I); backward
-    ``[g | delta] [P | W^T]^T`` (4 B H^2), ``h^T [g | delta]`` (4 B H^2), ``delta^T x`` and
+    Per time step: forward ``h [W^T | alpha A^T]`` (4 B H^2) and ``x U^T`` (2 B H I); backward
+    ``[delta | gf] K^T`` (4 B H^2), ``h^T [delta | gf]`` (4 B H^2), ``delta^T x`` and
     ``delta U`` (2 B H I each). Read-out: ``h V^T``, ``g^T h`` and ``g V`` (2 B H C each).
     """
     B, H, T, n_in, C = batch, hidden, time, inputs, classes
@@ -74,10 +86,10 @@ def closed_form_flops(batch: int, hidden: int, time: int, inputs: int = 1, class
 
 
 def kernel_extra_flops(batch: int, hidden: int, time: int, inputs: int = 1) -> float:
-    """Matmul FLOPs the fused kernel does beyond :func:`closed_form_flops`: it contracts the
-    inputs with the whole ``[g | delta]`` block (``x^T [g | delta]``, of which it keeps
-    ``x^T delta``) instead of copying ``delta`` out of it: ``2 T B H I`` (0.1 % at ``I = 1``)."""
-    return float(2 * time * batch * hidden * inputs)
+    """Matmul FLOPs the fused kernel does beyond :func:`closed_form_flops` (negative: fewer):
+    it forms the input gradient ``delta U`` only when the inputs are differentiated, which a
+    training step does not: ``-2 T B H I``."""
+    return float(-2 * time * batch * hidden * inputs)
 
 
 def _cross_entropy(logits, ys):
@@ -90,21 +102,24 @@ def library_loss(params, xs, ys, key, cfg):
     return _cross_entropy(noisy_dyn.apply(params, xs, cfg, key=key), ys)
 
 
-def library_loss_given_noise(params, xs, ys, xi, cfg):
-    """The same loss with pre-sampled normals ``xi`` of shape (batch, time, hidden)."""
-    return _cross_entropy(noisy_dyn.apply(params, xs, cfg, noise=xi), ys)
+def library_loss_given_noise(params, xs, ys, noise, cfg):
+    """The same loss with pre-sampled noise (``xi``, or a ``NoiseSample`` batch-major)."""
+    return _cross_entropy(noisy_dyn.apply(params, xs, cfg, noise=noise), ys)
 
 
-def fused_loss(params, xs, ys, key, cfg, xi=None):
-    """The loss through ``ito_final_state`` (noise from ``key``, or ``xi`` batch-major)."""
-    A, W = noisy_dyn.recurrent_matrices(params, cfg)
-    x_tm = jnp.swapaxes(xs, 0, 1)
+def fused_loss(params, xs, ys, key, cfg, xi=None, u=None):
+    """The loss through the private kernel ``fused_final_state`` (noise from ``key``, or the
+    batch-major ``xi`` and, for the reference form, ``u``)."""
+    num = cfg.numerics
+    w = Weights(drift_matrix(params, cfg, num), params["U"], params["b"])
+    coef = coefficients(params, cfg, num, xs.dtype)
     h0 = jnp.zeros((xs.shape[0], cfg.hidden_size), xs.dtype)
-    noise = {"key": key} if xi is None else {"xi": jnp.swapaxes(xi, 0, 1)}
-    h_T = ito_final_state(
-        A, W, params["U"], params["b"], x_tm, h0, dt=cfg.dt, alpha=cfg.alpha,
-        sigma_add=cfg.sigma_add, sigma_mult=cfg.sigma_mult, remat=cfg.remat, **noise,
-    )  # fmt: skip
+    tm = lambda a: None if a is None else jnp.swapaxes(a, 0, 1)  # noqa: E731
+    if xi is None:
+        noise, need = Noise(key=key), uses(cfg)
+    else:
+        noise, need = Noise(tm(xi), tm(u)), Uses(True, u is not None)
+    h_T = fused_final_state(w, coef, tm(xs), h0, noise, None, uses=need, remat=cfg.remat)
     return _cross_entropy(h_T @ params["V"].T + params["c"], ys)
 
 
@@ -200,11 +215,12 @@ def diffrax_loss(params, xs, ys, key, cfg, xi=None, brownian="increments"):
 # torch
 
 
-def torch_step(prob: dict[str, Any], xi: np.ndarray | None = None):
+def torch_step(prob: dict[str, Any], xi: np.ndarray | None = None, u: np.ndarray | None = None):
     """A PyTorch eager training step of the same model (loop over time in Python).
 
     Returns a zero-argument function computing the loss and filling ``.grad`` of the parameters,
-    and the parameter tensors. ``xi`` (batch, time, hidden) replaces ``torch.randn`` for checks.
+    and the parameter tensors. ``xi`` (batch, time, hidden) replaces ``torch.randn`` and ``u``
+    ``torch.rand`` (reference form) for checks.
     """
     import torch
 
@@ -216,6 +232,9 @@ def torch_step(prob: dict[str, Any], xi: np.ndarray | None = None):
     xs = torch.tensor(np.asarray(prob["xs"]))
     ys = torch.tensor(np.asarray(prob["ys"]), dtype=torch.long)
     xi_t = None if xi is None else torch.tensor(np.asarray(xi), dtype=torch.float32)
+    u_t = None if u is None else torch.tensor(np.asarray(u), dtype=torch.float32)
+    ito = cfg.noise_form == "ito"
+    sa, sm = cfg.sigma_add, cfg.sigma_mult
     B, T = xs.shape[0], xs.shape[1]
     H = cfg.hidden_size
     eye = torch.eye(H)
@@ -235,7 +254,11 @@ def torch_step(prob: dict[str, Any], xi: np.ndarray | None = None):
         for k in range(T):
             noise = torch.randn(B, H) if xi_t is None else xi_t[:, k]
             f = cfg.alpha * (h @ A.T) + torch.tanh(h @ W.T + us[k])
-            h = h + cfg.dt * f + root * (cfg.sigma_add + cfg.sigma_mult * h) * noise
+            if ito:
+                h = h + cfg.dt * f + root * (sa + sm * h) * noise
+            else:  # random step d m_k, m_k ~ U[1 - sm, 1), learned d, additive kick
+                m = (1 - sm) + sm * (torch.rand(B, H) if u_t is None else u_t[:, k])
+                h = h + (ps["step"] * m) * f + sa * noise
         loss = torch.nn.functional.cross_entropy(h @ ps["V"].T + ps["c"], ys)
         loss.backward()
         return loss
@@ -278,16 +301,24 @@ def shard_like_fit(params, xs, ys, key):
 
 
 def check_agreement(
-    batch=4, hidden=8, time=16, names=("jax_fused", "jax_plain_scan", "diffrax", "torch_eager")
+    batch=4,
+    hidden=8,
+    time=16,
+    names=("jax_fused", "jax_plain_scan", "diffrax", "torch_eager"),
+    form="ito",
 ) -> dict[str, float]:
     """Max relative error of loss and gradients against the library on the same noise.
 
-    Float32, tiny size; ``names`` selects the implementations compared (torch only if installed).
+    Float32, tiny size; ``names`` selects the implementations compared (torch only if installed;
+    ``jax_plain_scan`` and ``diffrax`` for the Ito form only).
     """
-    prob = make_problem(batch, hidden, time, seed=1)
+    prob = make_problem(batch, hidden, time, seed=1, form=form)
     cfg, params, xs, ys = prob["cfg"], prob["params"], prob["xs"], prob["ys"]
     xi = jax.random.normal(jax.random.key(7), (batch, time, hidden), jnp.float32)
-    ref_val, ref_g = jax.value_and_grad(library_loss_given_noise)(params, xs, ys, xi, cfg)
+    u = jax.random.uniform(jax.random.key(8), (batch, time, hidden), jnp.float32)
+    u = None if form == "ito" else u
+    sample = noisy_dyn.NoiseSample(xi, u)
+    ref_val, ref_g = jax.value_and_grad(library_loss_given_noise)(params, xs, ys, sample, cfg)
 
     def rel(val, grads):
         scale = max(float(jnp.max(jnp.abs(g))) for g in jax.tree_util.tree_leaves(ref_g))
@@ -296,32 +327,37 @@ def check_agreement(
 
     out = {}
     if "jax_library_dp" in names and data_parallel_devices(batch):
-        p_, x_, y_, xi_ = shard_like_fit(params, xs, ys, xi)
+        p_, x_, y_, xi_ = shard_like_fit(params, xs, ys, sample)
         val, grads = jax.jit(jax.value_and_grad(library_loss_given_noise), static_argnums=4)(
             p_, x_, y_, xi_, cfg
         )
         out["jax_library_dp"] = rel(val, grads)
-    for name, loss in [("jax_fused", fused_loss), ("jax_plain_scan", plain_scan_loss),
-                       ("diffrax", diffrax_loss)]:  # fmt: skip
-        if name not in names:
+    if "jax_fused" in names:
+        val, grads = jax.value_and_grad(lambda p: fused_loss(p, xs, ys, None, cfg, xi, u))(params)
+        out["jax_fused"] = rel(val, grads)
+    for name, loss in [("jax_plain_scan", plain_scan_loss), ("diffrax", diffrax_loss)]:
+        if name not in names or form != "ito":
             continue
         val, grads = jax.value_and_grad(lambda p, f=loss: f(p, xs, ys, None, cfg, xi=xi))(params)
         out[name] = rel(val, grads)
     if "torch_eager" in names and _torch_available():
-        step, ps = torch_step(prob, xi=np.asarray(xi))
+        step, ps = torch_step(prob, xi=np.asarray(xi), u=None if u is None else np.asarray(u))
         val = float(step().detach())
         out["torch_eager"] = rel(val, {k: jnp.asarray(p.grad.numpy()) for k, p in ps.items()})
     return out
 
 
-def bench_train_step(batch, hidden, time, *, repeats, variants=None, torch=True) -> dict[str, Any]:
+def bench_train_step(
+    batch, hidden, time, *, repeats, variants=None, torch=True, form="ito"
+) -> dict[str, Any]:
     """Time the train step of every implementation at one size (interleaved repeats).
 
     ``variants``: names among ``jax_library, jax_fused, jax_plain_scan, diffrax, diffrax_vbt``
-    (default: all but ``diffrax_vbt``); ``torch`` adds ``torch_eager`` when torch is installed.
+    (default: all but ``diffrax_vbt``; the last three are Ito-only and dropped for
+    ``form="reference"``); ``torch`` adds ``torch_eager`` when torch is installed.
     ``jax_library_dp`` is added when the process has several devices that divide the batch.
     """
-    prob = make_problem(batch, hidden, time)
+    prob = make_problem(batch, hidden, time, form=form)
     cfg, params, xs, ys, key = (prob[k] for k in ("cfg", "params", "xs", "ys", "key"))
     losses = {
         "jax_library": library_loss,
@@ -332,6 +368,8 @@ def bench_train_step(batch, hidden, time, *, repeats, variants=None, torch=True)
     }
     if variants is None:
         variants = ("jax_library", "jax_fused", "jax_plain_scan", "diffrax")
+    if form != "ito":
+        variants = tuple(v for v in variants if v in ("jax_library", "jax_fused"))
     unknown = set(variants) - set(losses)
     if unknown:
         raise ValueError(f"unknown variants {sorted(unknown)}; choose from {sorted(losses)}.")
@@ -356,6 +394,7 @@ def bench_train_step(batch, hidden, time, *, repeats, variants=None, torch=True)
         jax.value_and_grad(lambda p: fused_loss(p, xs, ys, key, cfg)), params
     )
     return {
+        "form": form,
         "batch": batch,
         "hidden": hidden,
         "time": time,

@@ -82,6 +82,10 @@ MODES: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+FORMS = (("ito", ""), ("reference", "_reference"))
+"""The noise forms of the train-step sections and the suffixes of their result keys."""
+
+
 def run_suite(mode: str = "quick", out_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """Run the suite in ``mode`` ("smoke", "quick", "full"); write and return the results."""
     from tqdm.auto import tqdm
@@ -104,14 +108,16 @@ def run_suite(mode: str = "quick", out_dir: str | os.PathLike | None = None) -> 
         if section == "matmul":
             res["matmul"] = _common.matmul_rate(cfg["matmul_n"])
         elif section == "agreement":
-            res["agreement_rel_err"] = ns.check_agreement(names=cfg["agreement"])
+            for form, suffix in FORMS:
+                names = cfg["agreement"]
+                res["agreement_rel_err" + suffix] = ns.check_agreement(names=names, form=form)
         elif section == "train_step":
             B, H, T = cfg["step"]
-            r = ns.bench_train_step(
-                B, H, T, repeats=cfg["repeats"], variants=cfg["variants"], torch=cfg["torch"]
-            )
-            r["roofline_s"] = r["flops_closed_form"] / res["matmul"]["flops_per_s"]
-            res["train_step"] = r
+            for form, suffix in FORMS:
+                r = ns.bench_train_step(B, H, T, repeats=cfg["repeats"], variants=cfg["variants"],
+                                        torch=cfg["torch"], form=form)  # fmt: skip
+                r["roofline_s"] = r["flops_closed_form"] / res["matmul"]["flops_per_s"]
+                res["train_step" + suffix] = r
         elif section == "scaling":
             H = cfg["step"][1]
             rows_T = ns.bench_scaling(cfg["scaling_T"], hidden=H, repeats=cfg["repeats"])
@@ -158,27 +164,37 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}g}"
 
 
+def _step_targets(ts: dict[str, Any] | None, form: str) -> list[tuple[str, float, str, bool]]:
+    """The train-step targets of one noise form."""
+    if not ts:
+        return []
+    rows = []
+    impl = ts["impl"]
+    libs = [("jax_library", "library, 1 device")]
+    if "jax_library_dp" in impl:
+        n = impl["jax_library_dp"].get("devices", "several")
+        libs.append(("jax_library_dp", f"library, batch sharded over {n} devices"))
+    for name, label in libs:
+        lib = impl[name]["min_s"]
+        if "torch_eager" in impl:
+            v = impl["torch_eager"]["min_s"] / lib
+            rows.append(
+                (f"{form}: speed-up over the PyTorch eager loop ({label})", v, ">= 2", v >= 2)
+            )
+        if "diffrax" in impl:
+            v = impl["diffrax"]["min_s"] / lib
+            rows.append((f"{form}: speed-up over diffrax, Euler, default adjoint ({label})", v,
+                         ">= 1.3", v >= 1.3))  # fmt: skip
+        v = lib / ts["roofline_s"]
+        rows.append((f"{form}: time / matmul roofline ({label})", v, "<= 3", v <= 3))
+    return rows
+
+
 def targets(res: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
     """(description, measured value, target, met) for every target the brief sets."""
     rows = []
-    ts = res.get("train_step")
-    if ts:
-        impl = ts["impl"]
-        libs = [("jax_library", "library, 1 device")]
-        if "jax_library_dp" in impl:
-            n = impl["jax_library_dp"].get("devices", "several")
-            libs.append(("jax_library_dp", f"library, batch sharded over {n} devices"))
-        for name, label in libs:
-            lib = impl[name]["min_s"]
-            if "torch_eager" in impl:
-                v = impl["torch_eager"]["min_s"] / lib
-                rows.append((f"speed-up over the PyTorch eager loop ({label})", v, ">= 2", v >= 2))
-            if "diffrax" in impl:
-                v = impl["diffrax"]["min_s"] / lib
-                rows.append((f"speed-up over diffrax, Euler, default adjoint ({label})", v,
-                             ">= 1.3", v >= 1.3))  # fmt: skip
-            v = lib / ts["roofline_s"]
-            rows.append((f"time / matmul roofline ({label})", v, "<= 3", v <= 3))
+    for form, suffix in FORMS:
+        rows += _step_targets(res.get("train_step" + suffix), form)
     rm = res.get("remat")
     if rm:
         rows.append(("remat: peak-memory reduction", rm["memory_reduction"], ">= 4",
@@ -191,6 +207,45 @@ def targets(res: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
         n0, n1 = c["rows"][0]["n_steps"], c["rows"][-1]["n_steps"]
         rows.append((f"odeint compile time n_steps={n1} / n_steps={n0}", v, "<= 1.5", v <= 1.5))
     return rows
+
+
+_FORM_TITLE = {
+    "ito": "Ito noise (preset nrnn_ito)",
+    "reference": "reference form, learned step (preset nrnn_reference, the paper's configuration)",
+}
+
+
+def _step_markdown(ts: dict[str, Any] | None, agreement: dict[str, float] | None) -> list[str]:
+    """The Markdown section of one noise form's train step."""
+    if not ts:
+        return []
+    lib = ts["impl"]["jax_library"]["min_s"]
+    extra = ""
+    if ts.get("flops_kernel_extra"):
+        extra = (f", {ts['flops_kernel_extra'] / 1e9:+.3f} G by design, see "
+                 "`kernel_extra_flops`")  # fmt: skip
+    lines = [
+        f"## Noisy RNN train step (B={ts['batch']}, H={ts['hidden']}, T={ts['time']}, "
+        f"{_FORM_TITLE[ts.get('form', 'ito')]}, float32, value and gradient of the cross-entropy)",
+        "",
+        f"Matmul FLOPs: {ts['flops_closed_form'] / 1e9:.3f} G (closed form; jaxpr count of "
+        f"the fused step {ts['flops_jaxpr_fused'] / 1e9:.3f} G{extra}); roofline "
+        f"{ts['roofline_s']:.3f} s.",
+        "",
+        "| implementation | time s (median) | compile s | peak MB | time / library |",
+        "|---|---|---|---|---|",
+    ]
+    for name, s in ts["impl"].items():
+        peak = s.get("peak_bytes")
+        lines.append(
+            f"| {name} | {s['min_s']:.3f} ({s['median_s']:.3f}) | {_fmt(s.get('compile_s'))}"
+            f" | {_fmt(None if peak is None else peak / 1e6)} | {s['min_s'] / lib:.2f}x |"
+        )
+    if agreement:
+        lines += ["", "Agreement with the library on the same noise (max relative error):",
+                  "", "| implementation | rel. error |", "|---|---|"]  # fmt: skip
+        lines += [f"| {k} | {v:.1e} |" for k, v in agreement.items()]
+    return [*lines, ""]
 
 
 def markdown(res: dict[str, Any]) -> str:
@@ -211,34 +266,10 @@ def markdown(res: dict[str, Any]) -> str:
         "compiled executable's temp + argument + output bytes (XLA buffer assignment).",
         "",
     ]
-    ts = res.get("train_step")
-    if ts:
-        lib = ts["impl"]["jax_library"]["min_s"]
-        extra = ""
-        if ts.get("flops_kernel_extra"):
-            extra = (f", of which {ts['flops_kernel_extra'] / 1e9:.3f} G is deliberate extra "
-                     "work, see `kernel_extra_flops`")  # fmt: skip
-        lines += [
-            f"## Noisy RNN train step (B={ts['batch']}, H={ts['hidden']}, T={ts['time']}, "
-            "Ito noise, float32, value and gradient of the cross-entropy)",
-            "",
-            f"Matmul FLOPs: {ts['flops_closed_form'] / 1e9:.3f} G (closed form; jaxpr count of "
-            f"the fused step {ts['flops_jaxpr_fused'] / 1e9:.3f} G{extra}); roofline "
-            f"{ts['roofline_s']:.3f} s.",
-            "",
-            "| implementation | time s (median) | compile s | peak MB | time / library |",
-            "|---|---|---|---|---|",
-        ]
-        for name, s in ts["impl"].items():
-            peak = s.get("peak_bytes")
-            lines.append(
-                f"| {name} | {s['min_s']:.3f} ({s['median_s']:.3f}) | {_fmt(s.get('compile_s'))}"
-                f" | {_fmt(None if peak is None else peak / 1e6)} | {s['min_s'] / lib:.2f}x |"
-            )
-        lines += ["", "Agreement with the library on the same noise (max relative error):",
-                  "", "| implementation | rel. error |", "|---|---|"]  # fmt: skip
-        lines += [f"| {k} | {v:.1e} |" for k, v in res["agreement_rel_err"].items()]
-        lines.append("")
+    for _, suffix in FORMS:
+        lines += _step_markdown(
+            res.get("train_step" + suffix), res.get("agreement_rel_err" + suffix)
+        )
     sc = res.get("scaling")
     if sc:
         for key, axis, fit in (("vs_time", "time", "fit_time"), ("vs_batch", "batch", "fit_batch")):

@@ -4,7 +4,7 @@ The public API is re-exported here explicitly; the code lives in private modules
 idea each (``_config``, ``_cell``, ``_noise``, ``_solve``, ...).
 """
 
-# --- core (noisy_dyn._config, _cell, _noise, _solve, _baselines, nn) ---
+# --- core (noisy_dyn._config, _params, _cell, _step, _noise, _threefry, _solve, _baselines, nn) ---
 from . import nn as nn
 from ._baselines import from_flax_gru as from_flax_gru
 from ._baselines import from_flax_lstm as from_flax_lstm
@@ -12,13 +12,12 @@ from ._baselines import gru_step as gru_step
 from ._baselines import lstm_step as lstm_step
 from ._baselines import to_flax_gru as to_flax_gru
 from ._baselines import to_flax_lstm as to_flax_lstm
-from ._cell import count_params as count_params
 from ._cell import drift as drift
-from ._cell import init_params as init_params
 from ._cell import lipschitz_matrix as lipschitz_matrix
 from ._cell import recurrent_matrices as recurrent_matrices
 from ._config import PRESETS as PRESETS
 from ._config import NoisyRNNConfig as NoisyRNNConfig
+from ._config import Numerics as Numerics
 from ._config import preset as preset
 from ._config import preset_description as preset_description
 from ._config import preset_learning_rate as preset_learning_rate
@@ -26,24 +25,28 @@ from ._noise import NoiseSample as NoiseSample
 from ._noise import ito_diffusion as ito_diffusion
 from ._noise import sample_noise as sample_noise
 from ._noise import step_factor as step_factor
+from ._params import count_params as count_params
+from ._params import init_params as init_params
 from ._solve import apply as apply
-from ._solve import euler_maruyama_step as euler_maruyama_step
 from ._solve import final_state as final_state
 from ._solve import trajectory as trajectory
+from ._step import euler_maruyama_step as euler_maruyama_step
+from ._threefry import standard_normal as standard_normal
+from ._threefry import uniform as uniform
 from .nn import EqxNoisyRNN as EqxNoisyRNN
 from .nn import NoisyRNN as NoisyRNN
 
 # --- end core ---
 
-# --- theory (noisy_dyn._theory) ---
+# --- theory (noisy_dyn._regularizer, _stability, _lyapunov, _margin) ---
 # isort: split
-from ._theory import contraction_rate as contraction_rate
-from ._theory import explicit_regularizer as explicit_regularizer
-from ._theory import input_margin as input_margin
-from ._theory import lyapunov_exponents as lyapunov_exponents
-from ._theory import regularized_loss as regularized_loss
-from ._theory import regularizer_terms as regularizer_terms
-from ._theory import stability_report as stability_report
+from ._lyapunov import lyapunov_exponents as lyapunov_exponents
+from ._margin import input_margin as input_margin
+from ._regularizer import explicit_regularizer as explicit_regularizer
+from ._regularizer import regularized_loss as regularized_loss
+from ._regularizer import regularizer_terms as regularizer_terms
+from ._stability import contraction_rate as contraction_rate
+from ._stability import stability_report as stability_report
 
 # --- end theory ---
 
@@ -74,13 +77,6 @@ from ._model_io import save_model as save_model
 from . import data as data
 
 # -- end data -------------------------------------------------------------------------------------
-
-# --- bench (noisy_dyn._fused: the fast Ito scan used by apply) ---
-# isort: split
-from ._fused import ito_final_state as ito_final_state
-from ._noise import standard_normal as standard_normal
-
-# --- end bench ---
 
 # The API reference (pdoc) documents exactly these names.
 __all__ = sorted(name for name in dir() if not name.startswith("_"))

@@ -37,7 +37,6 @@ All weights are initialised uniform in ``+-1/sqrt(H)`` (PyTorch's default); ``h_
 logits ``V h_T + c`` as for the Lipschitz cell.
 """
 
-import math
 from collections.abc import Callable, Mapping
 
 import jax
@@ -45,7 +44,7 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from ._config import NoisyRNNConfig
-from ._types import Key, Params
+from ._types import Params
 
 _GATES = {"lstm": 4, "gru": 3}
 
@@ -57,21 +56,6 @@ def gated_shapes(cfg: NoisyRNNConfig) -> dict[str, tuple[int, ...]]:
     if cfg.cell == "lstm":
         return {"W_ih": (G, n_in), "W_hh": (G, H), "b": (G,)}
     return {"W_ih": (G, n_in), "W_hh": (G, H), "b_ih": (G,), "b_hh": (G,)}
-
-
-def init_gated(key: Key, cfg: NoisyRNNConfig, dtype: jnp.dtype) -> Params:
-    """LSTM/GRU parameters, every entry uniform in ``+-1/sqrt(H)``, plus the read-out."""
-    from ._cell import init_readout
-
-    shapes = gated_shapes(cfg)
-    keys = jax.random.split(key, len(shapes) + 1)
-    bound = 1.0 / math.sqrt(cfg.hidden_size)
-    params = {
-        name: jax.random.uniform(k, shape, dtype=dtype, minval=-bound, maxval=bound)
-        for k, (name, shape) in zip(keys[:-1], shapes.items(), strict=True)
-    }
-    params.update(init_readout(keys[-1], cfg, dtype))
-    return params
 
 
 def lstm_step(params: Params, carry: tuple[Array, Array], x: Array) -> tuple[Array, Array]:

@@ -1,4 +1,5 @@
-"""Configuration of a Noisy RNN: :class:`NoisyRNNConfig`, the named presets of SPEC 1.3.
+"""Configuration of a Noisy RNN: :class:`NoisyRNNConfig`, the named presets of the paper's
+official runs (their hyper-parameters are listed in ``docs/noisy_rnn.md``).
 
 A config is a frozen, hashable dataclass, so it can be passed to ``jax.jit`` as a static argument;
 it is validated when it is built, before anything is traced.
@@ -6,21 +7,23 @@ it is validated when it is built, before anything is traced.
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 NOISE_FORMS = ("ito", "reference")
 CELLS = ("lipschitz", "lstm", "gru")
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"NoisyRNNConfig.{name} must be an int >= {minimum}, got {value!r}.")
     if value < minimum:
         raise ValueError(f"NoisyRNNConfig.{name} must be >= {minimum}, got {value}.")
 
 
 def _check_real(name: str, value: object, *, lo: float, hi: float, lo_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"NoisyRNNConfig.{name} must be a real number, got {value!r}.")
     bad = not math.isfinite(value) or value > hi or (value <= lo if lo_open else value < lo)
     if bad:
@@ -35,7 +38,8 @@ def _check_real(name: str, value: object, *, lo: float, hi: float, lo_open: bool
 
 @dataclass(frozen=True)
 class NoisyRNNConfig:
-    """Hyper-parameters of a Noisy RNN (SPEC 1.1-1.2) or of a baseline cell.
+    """Hyper-parameters of a Noisy RNN (the paper's sections 2-3; ``docs/noisy_rnn.md``) or of a
+    baseline cell.
 
     The Lipschitz cell's drift is ``f(h, x) = alpha A h + tanh(W h + U x + b)`` with
     ``A = beta (M_A - M_A^T) + (1 - beta)(M_A + M_A^T) - gamma_a I`` and ``W`` alike with
@@ -66,7 +70,8 @@ class NoisyRNNConfig:
         sigma_mult: multiplicative noise level ``sigma_m >= 0`` (``<= 1`` for the reference form).
         noise_form: ``"ito"`` or ``"reference"``.
         learn_step: learn a per-unit step ``d`` (parameter ``step``, initialised to ``dt``).
-        init_std: ``M_A, M_W`` entries are drawn from ``N(0, (init_std / H)^2)`` (SPEC 1.1: 0.1/H).
+        init_std: ``M_A, M_W`` entries are drawn from ``N(0, (init_std / H)^2)`` (official runs:
+            0.1/H).
         cell: ``"lipschitz"`` (the Noisy RNN; also the deterministic Lipschitz and antisymmetric
             RNNs), ``"lstm"`` or ``"gru"`` (deterministic baselines with the same read-out).
         remat: ``None`` or a chunk length ``N >= 1``: the time scan is split into chunks of ``N``
@@ -91,6 +96,7 @@ class NoisyRNNConfig:
     remat: int | None = None
 
     def __post_init__(self) -> None:
+        self._coerce_numpy_scalars()
         _check_int("input_size", self.input_size, minimum=1)
         _check_int("hidden_size", self.hidden_size, minimum=1)
         _check_int("num_classes", self.num_classes, minimum=1)
@@ -130,6 +136,23 @@ class NoisyRNNConfig:
         if self.remat is not None:
             _check_int("remat", self.remat, minimum=1)
 
+    def _coerce_numpy_scalars(self) -> None:
+        """NumPy integer/float scalars (``ys.max() + 1``) become Python ints/floats, so the
+        config stays hashable and prints plainly."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Number):
+                continue
+            if field.name in _INT_FIELDS and isinstance(value, numbers.Integral):
+                object.__setattr__(self, field.name, int(value))
+            elif field.name in _REAL_FIELDS and isinstance(value, numbers.Real):
+                object.__setattr__(self, field.name, float(value))
+
+    @property
+    def numerics(self) -> "Numerics":
+        """The numeric fields as a :class:`Numerics` (Python floats)."""
+        return Numerics(*(float(getattr(self, name)) for name in Numerics._fields))
+
     @property
     def noisy(self) -> bool:
         """Whether this config injects any noise when a key is given."""
@@ -145,6 +168,28 @@ class NoisyRNNConfig:
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(NoisyRNNConfig))
+_INT_FIELDS = ("input_size", "hidden_size", "num_classes", "remat")
+_REAL_FIELDS = ("dt", "beta", "gamma_a", "gamma_w", "alpha", "sigma_add", "sigma_mult", "init_std")
+
+
+class Numerics(NamedTuple):
+    """The numeric hyper-parameters of the Lipschitz cell and its noise, as values.
+
+    ``cfg.numerics`` gives them as Python floats. Passed to ``apply``/``final_state``/
+    ``trajectory`` as ``numerics=``, they replace the config's values and may be traced arrays:
+    an ensemble whose members differ only in these values runs as one ``jax.vmap``-ed compiled
+    program. The config still fixes the structure: which noise is drawn (``sigma_add``,
+    ``sigma_mult`` nonzero in ``cfg``), the noise form, the learned step, and whether the linear
+    term exists (``cfg.alpha == 0`` drops it, whatever ``numerics.alpha``).
+    """
+
+    dt: Any
+    beta: Any
+    gamma_a: Any
+    gamma_w: Any
+    alpha: Any
+    sigma_add: Any
+    sigma_mult: Any
 
 
 def _replace(cfg: NoisyRNNConfig, changes: dict[str, object]) -> NoisyRNNConfig:
@@ -162,7 +207,7 @@ _PRESETS: dict[str, tuple[dict[str, object], float, float, str]] = {
         dict(noise_form="ito", dt=0.01, sigma_add=0.2, sigma_mult=0.2),
         1e-3,
         1e-3,
-        "Ito form (SPEC 1.2), fixed dt = 0.01. Derived, not a SPEC 1.3 row: sigma_add = "
+        "Ito form, fixed dt = 0.01. Derived, not an official run: sigma_add = "
         "sigma_mult = 0.2 make the per-step noise std sqrt(dt) * 0.2 = 0.02, the level of the "
         "'NRNN small noise' row; learning rate of that row (0.001).",
     ),
@@ -170,37 +215,37 @@ _PRESETS: dict[str, tuple[dict[str, object], float, float, str]] = {
         dict(noise_form="reference", learn_step=True, dt=0.01, sigma_add=0.02, sigma_mult=0.02),
         1e-3,
         1e-3,
-        "SPEC 1.3 row 'NRNN small noise': reference form, learned step, dt 0.01, lr 0.001.",
+        "Official run 'NRNN small noise': reference form, learned step, dt 0.01, lr 0.001.",
     ),
     "nrnn_reference_high": (
         dict(noise_form="reference", learn_step=True, dt=0.01, sigma_add=0.05, sigma_mult=0.02),
         1e-3,
         1e-3,
-        "SPEC 1.3 row 'NRNN high noise': reference form, learned step, dt 0.01, lr 0.001.",
+        "Official run 'NRNN high noise': reference form, learned step, dt 0.01, lr 0.001.",
     ),
     "lipschitz": (
         dict(dt=0.03),
         3e-3,
         3.5e-3,
-        "SPEC 1.3 row 'Lipschitz RNN': deterministic, dt 0.03, lr 0.003 (pMNIST 0.0035).",
+        "Official run 'Lipschitz RNN': deterministic, dt 0.03, lr 0.003 (pMNIST 0.0035).",
     ),
     "antisymmetric": (
         dict(beta=1.0, alpha=0.0, gamma_a=1e-4, gamma_w=1e-4, dt=0.01),
         2e-3,
         2e-3,
-        "SPEC 1.3 row 'Antisymmetric RNN': beta 1, alpha 0, gamma 1e-4, dt 0.01, lr 0.002.",
+        "Official run 'Antisymmetric RNN': beta 1, alpha 0, gamma 1e-4, dt 0.01, lr 0.002.",
     ),
     "lstm": (
         dict(cell="lstm"),
         1e-3,
         1e-3,
-        "LSTM baseline; not a SPEC 1.3 row: Adam's customary lr 0.001.",
+        "LSTM baseline; not an official run: Adam's customary lr 0.001.",
     ),
     "gru": (
         dict(cell="gru"),
         1e-3,
         1e-3,
-        "GRU baseline; not a SPEC 1.3 row: Adam's customary lr 0.001.",
+        "GRU baseline; not an official run: Adam's customary lr 0.001.",
     ),
 }
 
@@ -215,7 +260,8 @@ def _lookup(name: str) -> tuple[dict[str, object], float, float, str]:
 
 
 def preset(name: str, *, input_size: int, num_classes: int, **overrides: object) -> NoisyRNNConfig:
-    """A named configuration from SPEC 1.3 (hidden size 128 unless overridden).
+    """A named configuration of the paper's official runs (hidden size 128 unless overridden;
+    the table is in ``docs/noisy_rnn.md``).
 
     ============================  ======================================================
     ``"nrnn_ito"``                Ito form, dt 0.01, sigma_add = sigma_mult = 0.2 (derived:
@@ -224,7 +270,7 @@ def preset(name: str, *, input_size: int, num_classes: int, **overrides: object)
     ``"nrnn_reference_high"``     reference form, learned step, dt 0.01, sigma 0.05 / 0.02, lr 0.001
     ``"lipschitz"``               deterministic, dt 0.03, lr 0.003 (pMNIST 0.0035)
     ``"antisymmetric"``           beta 1, alpha 0, gamma_a = gamma_w = 1e-4, dt 0.01, lr 0.002
-    ``"lstm"``, ``"gru"``         deterministic baselines, lr 0.001 (not from SPEC 1.3)
+    ``"lstm"``, ``"gru"``         deterministic baselines, lr 0.001 (not official runs)
     ============================  ======================================================
 
     All presets otherwise keep beta 0.75, gamma 1e-3, alpha 1, init_std 0.1.
@@ -244,7 +290,8 @@ def preset(name: str, *, input_size: int, num_classes: int, **overrides: object)
 
 
 def preset_learning_rate(name: str, *, task: str = "mnist") -> float:
-    """The Adam learning rate of a preset (SPEC 1.3; ``task="pmnist"`` for permuted MNIST).
+    """The Adam learning rate of a preset (official runs; ``task="pmnist"``
+    for permuted MNIST).
 
     Arguments:
         name: one of :data:`PRESETS`.
@@ -260,5 +307,5 @@ def preset_learning_rate(name: str, *, task: str = "mnist") -> float:
 
 
 def preset_description(name: str) -> str:
-    """Where a preset's values come from (the SPEC 1.3 row, or how it was derived)."""
+    """Where a preset's values come from (the official run, or how it was derived)."""
     return _lookup(name)[3]

@@ -1,4 +1,6 @@
-"""Noise of the Noisy RNN (SPEC 1.2): the Ito diffusion and the reference-form step noise.
+"""Noise of the Noisy RNN: the Ito diffusion, the reference-form step noise, the one sampler.
+
+The two noise forms are written out in ``docs/noisy_rnn.md``.
 
 One step ``k`` of either form uses, per example and hidden unit,
 
@@ -18,10 +20,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float
 
 from ._config import NoisyRNNConfig
+from ._threefry import standard_normal, typed_key, uniform
 from ._types import Hidden, Key
 
 
@@ -36,86 +38,6 @@ class NoiseSample(NamedTuple):
 
     xi: Float[Array, "batch time hidden"] | None
     u: Float[Array, "batch time hidden"] | None = None
-
-
-# --------------------------------------------------------------------------------------------
-# the normal sampler
-
-_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
-
-
-def _threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Array]:
-    """Threefry-2x32 with 20 rounds (Salmon et al. 2011) on counter pairs ``(x0, x1)``.
-
-    Bit-for-bit the hash of ``jax.extend.random.threefry_2x32``, written as straight-line
-    ``uint32`` arithmetic so XLA fuses all 20 rounds into one elementwise kernel (JAX's own CPU
-    lowering runs the rounds as a loop over whole arrays, about 3x slower here).
-    """
-    ks = (k0, k1, k0 ^ k1 ^ np.uint32(0x1BD11BDA))
-    x0, x1 = x0 + k0, x1 + k1
-    for i in range(5):
-        for r in _ROTATIONS[i % 2]:
-            x0 = x0 + x1
-            x1 = (x1 << np.uint32(r)) | (x1 >> np.uint32(32 - r))
-            x1 = x1 ^ x0
-        x0 = x0 + ks[(i + 1) % 3]
-        x1 = x1 + ks[(i + 2) % 3] + np.uint32(i + 1)
-    return x0, x1
-
-
-def _typed_key(key: Key) -> Array:
-    if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
-        return key
-    return jax.random.wrap_key_data(jnp.asarray(key, dtype=jnp.uint32))
-
-
-def standard_normal(key: Key, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
-    """Independent standard normals of the given shape from a PRNG key.
-
-    ``xi = sqrt(2) erfinv(u)`` with ``u`` uniform on ``(-1, 1)`` built from the top 23 bits of a
-    32-bit word, the transform of ``jax.random.normal``. For threefry keys (JAX's default) the
-    words come from Threefry-2x32-20 (the hash of ``jax.random``) in counter mode, two words per
-    hash: along the last axis of length ``L``, entries ``2j`` and ``2j + 1`` of row ``r`` (the
-    row-major index over the leading axes) are the two output words of the hash of the 64-bit
-    counter ``r * ceil(L / 2) + j``. That is half the hashing of ``jax.random.normal`` (which
-    hashes one counter per word): the same generator and statistical quality, a different stream.
-    With the 20 rounds fused into one kernel it draws about 3x faster than ``jax.random.normal``
-    on CPU, and every row is computed from its own counters, so an array sharded over its
-    leading axes is drawn shard by shard, without communication. Keys of other implementations
-    (``rbg``, ``unsafe_rbg``) use ``jax.random.normal``.
-
-    Arguments:
-        key: a PRNG key (typed ``jax.random.key`` or raw ``jax.random.PRNGKey``).
-        shape: output shape.
-        dtype: floating output dtype (default float32; the uniforms have float32 resolution).
-
-    Returns:
-        Array of ``shape`` and ``dtype`` with i.i.d. ``N(0, 1)`` entries.
-    """
-    dtype = jnp.dtype(dtype)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise TypeError(f"standard_normal: dtype must be a floating dtype, got {dtype}.")
-    key = _typed_key(key)
-    shape = tuple(int(d) for d in shape)
-    n = int(np.prod(shape, dtype=np.int64))
-    if "threefry" not in str(jax.random.key_impl(key)) or n == 0 or n >= 2**32:
-        return jax.random.normal(key, shape, dtype)
-    k0, k1 = jax.random.key_data(key)
-    lead, last = (shape[:-1], shape[-1]) if shape else ((), 1)
-    pairs = (last + 1) // 2  # hash j of a row gives the row's words 2j and 2j + 1
-    grid = (*lead, pairs)
-    counter = jax.lax.broadcasted_iota(np.uint32, grid, len(lead))
-    stride = pairs
-    for d in reversed(range(len(lead))):  # counter = (flat row index) * pairs + j
-        counter = counter + jax.lax.broadcasted_iota(np.uint32, grid, d) * np.uint32(stride)
-        stride *= lead[d]
-    y0, y1 = _threefry2x32(k0, k1, jnp.zeros_like(counter), counter)
-    bits = jnp.stack([y0, y1], axis=-1).reshape(*lead, 2 * pairs)[..., :last]
-    # top 23 bits -> mantissa of a float in [1, 2), minus 1 -> [0, 1), as jax.random.uniform.
-    u = jax.lax.bitcast_convert_type((bits >> 9) | np.uint32(0x3F800000), np.float32) - 1.0
-    lo = np.nextafter(np.float32(-1.0), np.float32(0.0))
-    u = jnp.maximum(lo, u * (np.float32(1.0) - lo) + lo)  # uniform on [lo, 1)
-    return (np.float32(np.sqrt(2.0)) * jax.lax.erf_inv(u)).astype(dtype).reshape(shape)
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,21 +77,47 @@ def step_factor(u: Array, cfg: NoisyRNNConfig) -> Array:
     return (1.0 - cfg.sigma_mult) + cfg.sigma_mult * u
 
 
+class Uses(NamedTuple):
+    """Which draws a step needs: the normals ``xi`` and/or the uniforms ``u``."""
+
+    xi: bool
+    u: bool
+
+
+def uses(cfg: NoisyRNNConfig) -> Uses:
+    """The draws the configured noise needs (see :func:`needs_xi`, :func:`needs_u`)."""
+    return Uses(needs_xi(cfg), needs_u(cfg))
+
+
+def draw_step(
+    key: Key, k: int | Array, shape: tuple[int, int], dtype: jnp.dtype, need: Uses
+) -> tuple[Array | None, Array | None]:
+    """The noise ``(xi_k, u_k)`` of step ``k``, each of ``shape`` or ``None`` when not needed.
+
+    The one sampler of the package: every path (the fused kernel, the plain scan,
+    :func:`sample_noise`) draws step ``k`` with it. ``fold_in(key, k)`` is split in two;
+    ``xi_k = standard_normal(first, shape)``, ``u_k = uniform(second, shape)`` (the counter-mode
+    Threefry stream of ``noisy_dyn._threefry``), so examples, units and steps are independent,
+    any block of steps can be drawn on its own, and rows sharded over devices are drawn locally.
+    """
+    k_xi, k_u = jax.random.split(jax.random.fold_in(typed_key(key), k))
+    xi = standard_normal(k_xi, shape, dtype=dtype) if need.xi else None
+    u = uniform(k_u, shape, dtype=dtype) if need.u else None
+    return xi, u
+
+
+def draw_steps(
+    key: Key, ks: Array, shape: tuple[int, int], dtype: jnp.dtype, need: Uses
+) -> tuple[Array | None, Array | None]:
+    """:func:`draw_step` of every step index in ``ks``, stacked on a leading axis."""
+    return jax.vmap(lambda k: draw_step(key, k, shape, dtype, need))(ks)
+
+
 def step_noise(
     key: Key, k: int | Array, cfg: NoisyRNNConfig, *, batch: int, dtype: jnp.dtype
 ) -> tuple[Array | None, Array | None]:
-    """The noise ``(xi_k, u_k)`` of step ``k``, each ``(batch, hidden)`` or ``None`` if unused.
-
-    Drawn from ``fold_in(key, k)`` split in two (``xi = standard_normal(first key)``,
-    ``u = jax.random.uniform(second key)``), so batch elements, units and steps are independent,
-    and any block of steps can be drawn on its own (the scans draw the noise of a step, or of a
-    chunk of steps, where they use it: no ``(time, batch, hidden)`` buffer is needed).
-    """
-    k_xi, k_u = jax.random.split(jax.random.fold_in(_typed_key(key), k))
-    shape = (batch, cfg.hidden_size)
-    xi = standard_normal(k_xi, shape, dtype=dtype) if needs_xi(cfg) else None
-    u = jax.random.uniform(k_u, shape, dtype=dtype) if needs_u(cfg) else None
-    return xi, u
+    """The noise ``(xi_k, u_k)`` of step ``k`` for ``cfg``, each ``(batch, hidden)`` or ``None``."""
+    return draw_step(key, k, (batch, cfg.hidden_size), dtype, uses(cfg))
 
 
 def sample_noise(
@@ -200,5 +148,5 @@ def sample_noise(
 
 @partial(jax.jit, static_argnums=(1, 2, 3, 4))
 def _sample_noise_jit(key, cfg, batch, time, dtype):
-    draw = jax.vmap(lambda k: step_noise(key, k, cfg, batch=batch, dtype=dtype), out_axes=1)
-    return NoiseSample(*draw(jnp.arange(time)))
+    xi, u = draw_steps(key, jnp.arange(time), (batch, cfg.hidden_size), dtype, uses(cfg))
+    return NoiseSample(*(None if a is None else jnp.swapaxes(a, 0, 1) for a in (xi, u)))

@@ -58,6 +58,7 @@ def perturb(
     key: Array,
     low: float = 0.0,
     high: float = 1.0,
+    lengths: Int[Array, " batch"] | None = None,
 ) -> Float[Array, "*shape"]:
     """Corrupt inputs with random noise of a given kind and level.
 
@@ -78,10 +79,28 @@ def perturb(
             probability (salt_pepper, in [0, 1]).
         key: PRNG key (keyword-only).
         low, high: the "pepper" and "salt" values of salt-and-pepper noise.
+        lengths: for ``xs`` of shape ``(batch, time, ...)`` with padding after each row's
+            ``lengths[b]`` valid steps: the padding is left untouched.
 
     Returns:
         The perturbed array, same shape and dtype as ``xs``.
     """
+    out = _perturb(xs, kind, level, key=key, low=low, high=high)
+    return out if lengths is None else jnp.where(_valid_steps(out, lengths), out, xs)
+
+
+def _valid_steps(xs: Array, lengths: Any) -> Array:
+    """Boolean mask of the valid steps of ``xs`` ``(batch, time, ...)``, broadcastable."""
+    if xs.ndim < 2 or np.shape(lengths) != (xs.shape[0],):
+        raise ValueError(
+            f"`lengths` must have shape (batch,) = ({xs.shape[0]},) for xs of shape (batch, time, "
+            f"...), got {np.shape(lengths)} and xs {xs.shape}."
+        )
+    valid = jnp.arange(xs.shape[1]) < jnp.asarray(lengths)[:, None]
+    return valid.reshape(valid.shape + (1,) * (xs.ndim - 2))
+
+
+def _perturb(xs, kind, level, *, key, low, high):
     if kind not in PERTURBATION_KINDS:
         raise ValueError(f"`kind` must be one of {PERTURBATION_KINDS}, got {kind!r}.")
     _check_floating("xs", xs)
@@ -196,6 +215,7 @@ def pgd_fn(
     step_size: float | Float[Array, ""],
     norm: str = "linf",
     key: Array | None = None,
+    mask: Array | None = None,
 ) -> Float[Array, "batch ..."]:
     """Projected gradient ascent on the cross-entropy in an eps-ball (Madry et al. 2018).
 
@@ -215,6 +235,8 @@ def pgd_fn(
         step_size: ascent step length, >= 0 (a common choice is 2.5 * eps / steps).
         norm: ``"linf"`` or ``"l2"``.
         key: optional PRNG key for a random start.
+        mask: optional boolean array broadcastable to ``xs``: entries where it is ``False``
+            (e.g. padding) are never changed.
 
     Returns:
         The adversarial inputs, same shape and dtype as ``xs``, with ``||x_adv - x|| <= eps``.
@@ -241,7 +263,9 @@ def pgd_fn(
     zero = jnp.zeros_like(xs)
     best_loss, _ = loss_and_grad(zero)
     best = zero
-    delta = zero if key is None else _project(_random_start(key, xs, eps, norm), eps, norm)
+    keep = (lambda d: d) if mask is None else (lambda d: jnp.where(mask, d, 0.0))  # noqa: E731
+    start = zero if key is None else keep(_random_start(key, xs, eps, norm))
+    delta = _project(start, eps, norm)
 
     def body(carry: tuple[Array, Array, Array], _: None) -> tuple[tuple[Array, Array, Array], None]:
         delta, best, best_loss = carry
@@ -249,7 +273,8 @@ def pgd_fn(
         better = loss > best_loss
         best = jnp.where(_bcast(better, delta), delta, best)
         best_loss = jnp.where(better, loss, best_loss)
-        delta = _project(delta + step_size * _ascent_direction(grad, norm), eps, norm)
+        step = keep(_ascent_direction(keep(grad), norm))
+        delta = _project(delta + step_size * step, eps, norm)
         return (delta, best, best_loss), None
 
     (delta, best, best_loss), _ = jax.lax.scan(body, (delta, best, best_loss), None, length=steps)
@@ -333,10 +358,10 @@ def deepfool_fn(
 # Attacks on a Noisy RNN (deterministic inference path).
 
 
-def _model_logits(params: dict, cfg: Any) -> LogitsFn:
+def _model_logits(params: dict, cfg: Any, lengths: Any = None) -> LogitsFn:
     from ._solve import apply
 
-    return lambda x: apply(params, x, cfg)
+    return lambda x: apply(params, x, cfg, lengths=lengths)
 
 
 def fgsm(
@@ -345,9 +370,14 @@ def fgsm(
     ys: Int[Array, " batch"],
     cfg: Any,
     eps: float | Float[Array, ""],
+    *,
+    lengths: Int[Array, " batch"] | None = None,
 ) -> Float[Array, "batch time feature"]:
-    """FGSM on the deterministic inference path ``apply(params, xs, cfg)``; see ``fgsm_fn``."""
-    return fgsm_fn(_model_logits(params, cfg), xs, ys, eps)
+    """FGSM on the deterministic inference path ``apply(params, xs, cfg)``; see ``fgsm_fn``.
+
+    With ``lengths`` (valid steps per row) the padding is left untouched."""
+    adv = fgsm_fn(_model_logits(params, cfg, lengths), xs, ys, eps)
+    return adv if lengths is None else jnp.where(_valid_steps(adv, lengths), adv, xs)
 
 
 def pgd(
@@ -361,10 +391,15 @@ def pgd(
     step_size: float | Float[Array, ""],
     norm: str = "linf",
     key: Array | None = None,
+    lengths: Int[Array, " batch"] | None = None,
 ) -> Float[Array, "batch time feature"]:
-    """PGD on the deterministic inference path ``apply(params, xs, cfg)``; see ``pgd_fn``."""
-    fn = _model_logits(params, cfg)
-    return pgd_fn(fn, xs, ys, eps, steps=steps, step_size=step_size, norm=norm, key=key)
+    """PGD on the deterministic inference path ``apply(params, xs, cfg)``; see ``pgd_fn``.
+
+    With ``lengths`` (valid steps per row) the padding is left untouched and does not use the
+    ball's budget."""
+    fn = _model_logits(params, cfg, lengths)
+    mask = None if lengths is None else _valid_steps(jnp.asarray(xs), lengths)
+    return pgd_fn(fn, xs, ys, eps, steps=steps, step_size=step_size, norm=norm, key=key, mask=mask)
 
 
 def deepfool(
@@ -374,7 +409,10 @@ def deepfool(
     *,
     max_iter: int = 50,
     overshoot: float = 0.02,
+    lengths: Int[Array, " batch"] | None = None,
 ) -> Float[Array, "batch time feature"]:
     """DeepFool on the deterministic inference path ``apply(params, xs, cfg)``; see
-    ``deepfool_fn``."""
-    return deepfool_fn(_model_logits(params, cfg), xs, max_iter=max_iter, overshoot=overshoot)
+    ``deepfool_fn``. With ``lengths`` the padding is left untouched."""
+    fn = _model_logits(params, cfg, lengths)
+    adv = deepfool_fn(fn, xs, max_iter=max_iter, overshoot=overshoot)
+    return adv if lengths is None else jnp.where(_valid_steps(adv, lengths), adv, xs)

@@ -1,6 +1,6 @@
 """Robustness tables: accuracy of several models under test-time perturbations and attacks.
 
-SPEC 1.3 lists the perturbations of the paper (additive white noise, multiplicative white noise,
+The paper lists its perturbations (additive white noise, multiplicative white noise,
 salt and pepper, adversarial) without recoverable levels, so this module sweeps them and reports
 curves: accuracy against level for every kind, and the mean DeepFool distance.
 """
@@ -28,9 +28,9 @@ DEFAULT_PERTURBATIONS: dict[str, tuple[float, ...]] = {
     "pgd": (0.005, 0.01, 0.02, 0.05, 0.1),
     "deepfool": (),
 }
-"""The default sweeps (SPEC 1.3): noise standard deviations, salt-and-pepper fractions, and
-l-infinity radii of FGSM and of PGD (10 steps of ``2.5 eps / 10``, random start); DeepFool takes
-no level and reports distances."""
+"""The default sweeps (the paper gives no levels): noise standard deviations, salt-and-pepper
+fractions, and l-infinity radii of FGSM and of PGD (10 steps of ``2.5 eps / 10``, random start);
+DeepFool takes no level and reports distances."""
 
 KINDS = tuple(DEFAULT_PERTURBATIONS)
 _RANDOM = ("gaussian", "salt_pepper", "multiplicative")
@@ -39,22 +39,23 @@ _perturb_jit = jax.jit(perturb, static_argnames=("kind",))
 
 
 @partial(jax.jit, static_argnums=(1,))
-def _fgsm_jit(params: dict, cfg: Any, eps: Any, x: jax.Array, y: jax.Array) -> jax.Array:
-    return fgsm(params, x, y, cfg, eps)
+def _fgsm_jit(params: dict, cfg: Any, eps: Any, x, y, lengths) -> jax.Array:
+    return fgsm(params, x, y, cfg, eps, lengths=lengths)
 
 
 @partial(jax.jit, static_argnums=(1, 3))
-def _pgd_jit(params, cfg, eps, steps, key, x, y):
-    return pgd(params, x, y, cfg, eps, steps=steps, step_size=2.5 * eps / steps, key=key)
+def _pgd_jit(params, cfg, eps, steps, key, x, y, lengths):
+    step_size = 2.5 * eps / steps
+    return pgd(params, x, y, cfg, eps, steps=steps, step_size=step_size, key=key, lengths=lengths)
 
 
 @partial(jax.jit, static_argnums=(1, 2))
-def _deepfool_jit(params: dict, cfg: Any, max_iter: int, x: jax.Array, y: jax.Array) -> jax.Array:
-    return deepfool(params, x, cfg, max_iter=max_iter)
+def _deepfool_jit(params: dict, cfg: Any, max_iter: int, x, y, lengths) -> jax.Array:
+    return deepfool(params, x, cfg, max_iter=max_iter, lengths=lengths)
 
 
-def _attack_batched(fn, xs: np.ndarray, ys: np.ndarray, batch_size: int) -> np.ndarray:
-    """Apply ``fn(xb, yb)`` over padded batches (one compiled shape) and concatenate."""
+def _attack_batched(fn, xs: np.ndarray, ys: np.ndarray, lengths, batch_size: int) -> np.ndarray:
+    """Apply ``fn(xb, yb, lb)`` over padded batches (one compiled shape) and concatenate."""
     n = len(xs)
     batch_size = min(batch_size, n)
     out = []
@@ -62,10 +63,13 @@ def _attack_batched(fn, xs: np.ndarray, ys: np.ndarray, batch_size: int) -> np.n
         stop = min(start + batch_size, n)
         pad = batch_size - (stop - start)
         xb, yb = xs[start:stop], ys[start:stop]
+        lb = None if lengths is None else lengths[start:stop]
         if pad:
             xb = np.concatenate([xb, np.repeat(xb[:1], pad, axis=0)])
             yb = np.concatenate([yb, np.repeat(yb[:1], pad)])
-        out.append(np.asarray(fn(jnp.asarray(xb), jnp.asarray(yb)))[: stop - start])
+            lb = None if lb is None else np.concatenate([lb, np.repeat(lb[:1], pad)])
+        lb = None if lb is None else jnp.asarray(lb)
+        out.append(np.asarray(fn(jnp.asarray(xb), jnp.asarray(yb), lb))[: stop - start])
     return np.concatenate(out)
 
 
@@ -94,7 +98,9 @@ def robustness_table(
 
     Arguments:
         models: name -> ``(params, cfg)``.
-        test: ``(xs, ys)`` test split (fixed-length sequences).
+        test: ``(xs, ys)`` test split, or ``(xs, ys, lengths)`` for sequences padded after
+            their ``lengths`` valid steps (read out at each row's own last step; the random
+            perturbations and the attacks leave the padding untouched).
         perturbations: kind -> levels; default :data:`DEFAULT_PERTURBATIONS` (give
             ``"deepfool": ()`` to include DeepFool).
         key: PRNG key of the random perturbations and of PGD's random start.
@@ -120,18 +126,15 @@ def robustness_table(
         for level in levels:
             if not math.isfinite(float(level)) or float(level) < 0:
                 raise ValueError(f"Levels of {kind!r} must be finite and >= 0, got {level!r}.")
-    if not isinstance(test, tuple | list) or len(test) != 2:
-        raise ValueError(
-            "`test` must be (xs, ys) of fixed-length sequences; variable lengths are not "
-            "supported here (truncate or pad to a common length first)."
-        )
+    if not isinstance(test, tuple | list) or len(test) not in (2, 3):
+        raise ValueError("`test` must be (xs, ys) or (xs, ys, lengths).")
     names = list(models)
     for name in names:
         entry = models[name]
         if not isinstance(entry, tuple | list) or len(entry) != 2:
             raise TypeError(f"models[{name!r}] must be a tuple (params, cfg).")
         _check_cfg(entry[1])
-    xs, ys, _ = _check_split("test", test, models[names[0]][1])
+    xs, ys, lengths = _check_split("test", test, models[names[0]][1])
 
     jobs = [(n, k, lv) for n in names for k, lvs in perturbations.items() for lv in lvs]
     jobs += [(n, "deepfool", None) for n in names if "deepfool" in perturbations]
@@ -148,8 +151,8 @@ def robustness_table(
         result["kinds"][kind]["accuracy"] = {}
     for name in names:
         params, cfg = models[name]
-        _check_split("test", (xs, ys), cfg)
-        result["clean"][name] = _evaluate(params, xs, ys, cfg, None, batch_size)[0]
+        _check_split("test", (xs, ys, lengths), cfg)
+        result["clean"][name] = _evaluate(params, xs, ys, cfg, lengths, batch_size)[0]
         if bar is not None:
             bar.update(1)
         for k_index, kind in enumerate(level_kinds):
@@ -157,22 +160,23 @@ def robustness_table(
             for l_index, level in enumerate(perturbations[kind]):
                 k = jax.random.fold_in(jax.random.fold_in(key, k_index), l_index)
                 if kind in _RANDOM:
-                    xp = np.asarray(_perturb_jit(jnp.asarray(xs), kind, float(level), key=k))
+                    xp = _perturb_jit(jnp.asarray(xs), kind, float(level), key=k, lengths=lengths)
+                    xp = np.asarray(xp)
                 elif kind == "fgsm":
                     attack = partial(_fgsm_jit, params, cfg, level)
-                    xp = _attack_batched(attack, xs, ys, batch_size)
+                    xp = _attack_batched(attack, xs, ys, lengths, batch_size)
                 else:
                     attack = partial(_pgd_jit, params, cfg, level, pgd_steps, k)
-                    xp = _attack_batched(attack, xs, ys, batch_size)
-                accs.append(_evaluate(params, xp, ys, cfg, None, batch_size)[0])
+                    xp = _attack_batched(attack, xs, ys, lengths, batch_size)
+                accs.append(_evaluate(params, xp, ys, cfg, lengths, batch_size)[0])
                 if bar is not None:
                     bar.update(1)
             result["kinds"][kind]["accuracy"][name] = accs
         if "deepfool" in perturbations:
             attack = partial(_deepfool_jit, params, cfg, deepfool_max_iter)
-            adv = _attack_batched(attack, xs, ys, batch_size)
-            clean_pred = _predict(params, xs, cfg, batch_size)
-            adv_pred = _predict(params, adv, cfg, batch_size)
+            adv = _attack_batched(attack, xs, ys, lengths, batch_size)
+            clean_pred = _predict(params, xs, cfg, lengths, batch_size)
+            adv_pred = _predict(params, adv, cfg, lengths, batch_size)
             correct = clean_pred == ys
             fooled = correct & (adv_pred != clean_pred)
             dist = np.linalg.norm((adv - xs).reshape(len(xs), -1), axis=-1)
@@ -192,11 +196,11 @@ def robustness_table(
     return result
 
 
-def _predict(params: dict, xs: np.ndarray, cfg: Any, batch_size: int) -> np.ndarray:
+def _predict(params: dict, xs: np.ndarray, cfg: Any, lengths, batch_size: int) -> np.ndarray:
     from ._solve import apply
 
-    fn = lambda x, y: jnp.argmax(apply(params, x, cfg), axis=-1)  # noqa: E731
-    return _attack_batched(fn, xs, np.zeros(len(xs), np.int32), batch_size)
+    fn = lambda x, y, lb: jnp.argmax(apply(params, x, cfg, lengths=lb), axis=-1)  # noqa: E731
+    return _attack_batched(fn, xs, np.zeros(len(xs), np.int32), lengths, batch_size)
 
 
 def to_markdown(result: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
-"""The integrator: one step of the Noisy RNN and the ``lax.scan`` over time.
+"""The integrator: the ``lax.scan`` over time of the one update of ``noisy_dyn._step``.
 
-Method (SPEC 1.2), with ``d = dt`` or the learned per-unit step ``params["step"]``:
+Method (``docs/noisy_rnn.md``), with ``d = dt`` or the learned per-unit step ``params["step"]``:
 
 - Ito form, Euler-Maruyama (strong order 1/2, weak order 1), Ito interpretation::
 
@@ -12,24 +12,22 @@ Method (SPEC 1.2), with ``d = dt`` or the learned per-unit step ``params["step"]
 
 - no key and no noise (inference): ``h_{k+1} = h_k + d f(h_k, x_k)``, exactly.
 
-``h_0 = 0``, ``x_k`` enters the step that produces ``h_{k+1}``, logits ``V h_T + c``.
+``h_0 = 0``, ``x_k`` enters the step that produces ``h_{k+1}``, logits ``V h_L + c`` of each
+row's own last state (``L`` = its length; without ``lengths`` every row has ``T`` steps).
 
-Cost: the input projection ``U x_k + b`` of all steps is one matmul before the scan; per step
-there is one fused ``h [W^T | A^T]`` matmul plus elementwise work; each step draws its own noise
-from ``fold_in(key, k)`` (measured faster on CPU than one draw of all steps before the scan); the
-read-out is outside the scan. ``cfg.remat = N`` checkpoints chunks of ``N`` steps (a nested
-scan), trading a second forward pass for storing only every ``N``-th state.
+Two paths run the same update (``noisy_dyn._step.advance``) with the same noise draws
+(``noisy_dyn._noise.draw_step``) and the same chunking plan (``noisy_dyn._fused.chunk_plan``):
 
-Fast path: the final state of the Ito form with a fixed step (``noise_form="ito"``,
-``learn_step=False``; the noise-free recursion included), i.e. ``apply`` and ``final_state`` and
-hence training, runs through ``noisy_dyn._fused.ito_final_state``: the same recursion with the
-same noise draws, one fused ``h [I + dt alpha A^T | W^T]`` matmul per step and a hand-written
-backward pass (a reverse scan with one fused matmul per step, the weight gradients contracted
-per chunk of steps at the dense-matmul rate; with ``remat`` the noise of a chunk is drawn again
-instead of stored). Equal to the plain scan up to floating-point reassociation. Its gradient is
-reverse-mode only (``jax.custom_vjp``): for forward-mode derivatives (``jax.jvp``,
-``jax.jacfwd``, Hessians) of the final state, scan :func:`euler_maruyama_step` yourself, or use
-:func:`trajectory` (always the plain scan).
+- the final state (``apply``, ``final_state``, hence training) of the Lipschitz cell goes through
+  the fused kernel ``noisy_dyn._fused``: one ``h [W^T | alpha A^T]`` matmul a step and a
+  hand-written backward pass, for both noise forms and a learned step. Its derivative is reverse
+  mode (``jax.custom_vjp``): ``jax.grad``, ``jax.vjp``, ``jax.hessian`` and ``jax.jvp`` of a
+  gradient work; ``jax.jacfwd``/``jax.jvp`` of the final state itself do not (use
+  :func:`trajectory`, always the plain scan, or ``jax.jacrev``);
+- :func:`trajectory` and the gated baselines run a plain ``lax.scan`` (all derivatives).
+
+``cfg.remat = N`` checkpoints chunks of ``N`` steps (the time axis padded to a multiple of ``N``
+with masked steps), trading a second forward pass for storing only every ``N``-th state.
 """
 
 from collections.abc import Callable
@@ -37,262 +35,150 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
-from jaxtyping import Array, ArrayLike
+from jaxtyping import Array, ArrayLike, Int
 
 from ._baselines import gated_scan_parts
-from ._cell import check_params, recurrent_matrices
-from ._config import NoisyRNNConfig
-from ._fused import ito_final_state
-from ._noise import NoiseSample, needs_u, needs_xi, step_factor, step_noise
-from ._types import Hidden, Input, Key, Logits, Params, Sequences, Trajectory
+from ._config import NoisyRNNConfig, Numerics
+from ._fused import Noise, Weights, chunk_plan, fused_final_state
+from ._noise import NoiseSample, Uses, draw_steps, needs_u, needs_xi, uses
+from ._params import check_params
+from ._step import advance, coefficients, drift_matrix, euler_maruyama_step, resolve
+from ._types import Hidden, Key, Logits, Params, Sequences, Trajectory
+
+__all__ = ["apply", "euler_maruyama_step", "final_state", "trajectory"]
+
+Lengths = Int[ArrayLike, " batch"]
 
 # --------------------------------------------------------------------------------------------
-# one step
+# the plain scan (trajectory, gated cells)
 
 
-def _lipschitz_update(
-    h: Array,
-    pre: Array,
-    lin: Array | None,
-    d: Array | float,
-    sqrt_d: Array | float,
-    xi: Array | None,
-    u: Array | None,
-    cfg: NoisyRNNConfig,
-) -> Array:
-    """``h_{k+1}`` from ``pre = W h + U x + b`` and ``lin = A h`` (``None`` when alpha = 0)."""
-    f = jnp.tanh(pre)
-    if lin is not None:
-        f = f + cfg.alpha * lin
-    if cfg.noise_form == "reference":
-        step = d if u is None or cfg.sigma_mult == 0.0 else d * step_factor(u, cfg)
-        h_new = h + step * f
-        if xi is not None and cfg.sigma_add != 0.0:
-            h_new = h_new + cfg.sigma_add * xi
-        return h_new
-    h_new = h + d * f
-    if xi is not None and (cfg.sigma_add != 0.0 or cfg.sigma_mult != 0.0):
-        if cfg.sigma_mult == 0.0:
-            diffusion = cfg.sigma_add
-        else:
-            diffusion = cfg.sigma_add + cfg.sigma_mult * h
-        h_new = h_new + sqrt_d * diffusion * xi
-    return h_new
+def _masked(step: Callable, lengths: Array | None) -> Callable:
+    """``step`` on ``(k, inputs_k)``; rows with ``k >= lengths`` keep their carry."""
+
+    def body(carry, inp):
+        k, x = inp
+        new = step(carry, x)
+        if lengths is None:
+            return new
+        valid = (k < lengths)[:, None]
+        return jax.tree_util.tree_map(lambda n, o: jnp.where(valid, n, o), new, carry)
+
+    return body
 
 
-def _step_size(params: Params, cfg: NoisyRNNConfig) -> tuple[Array | float, Array | float]:
-    """``(d, sqrt(|d|))``: the learned per-unit step, or ``dt``."""
-    if cfg.learn_step:
-        d = params["step"]
-        return d, jnp.sqrt(jnp.abs(d))
-    return cfg.dt, cfg.dt**0.5
-
-
-@partial(jax.jit, static_argnames="cfg")
-def euler_maruyama_step(
-    params: Params,
-    h: Hidden,
-    x: Input,
-    cfg: NoisyRNNConfig,
-    xi: Hidden | None = None,
-    u: Hidden | None = None,
-) -> Hidden:
-    """One step of the Noisy RNN, ``h_k -> h_{k+1}`` (the scheme in the module docstring).
-
-    Pure and usable on its own (e.g. under ``jax.jacfwd`` for step Jacobians). Leading batch axes
-    are allowed on ``h, x, xi, u``.
-
-    Arguments:
-        params: Lipschitz-cell parameters.
-        h: state ``h_k``, ``(H,)``.
-        x: input ``x_k``, ``(input_size,)``.
-        cfg: configuration (noise form and levels, ``dt``/``learn_step``).
-        xi: standard normals ``(H,)``; ``None`` means no Brownian/additive noise.
-        u: reference form only: uniforms on ``[0, 1)`` giving the step factor
-            ``m = 1 - sigma_mult + sigma_mult u``; ``None`` means ``m = 1``.
-
-    Returns:
-        ``h_{k+1}``, same shape as ``h``.
-    """
-    if cfg.cell != "lipschitz":
-        raise ValueError(
-            "euler_maruyama_step is the Lipschitz-cell step; for cell="
-            f"{cfg.cell!r} use noisy_dyn._baselines.lstm_step / gru_step."
+def _scan_time(step, carry, inputs, lengths, remat, out, prepare):
+    """``lax.scan`` of ``carry, prepared_k -> carry`` over the time-major ``inputs``, emitting
+    ``out(carry)`` per step when given. ``prepare(ks, block)`` maps a block of raw inputs to the
+    per-step inputs (the input projection and the noise of the block, in bulk). With ``remat``
+    the time axis follows :func:`~noisy_dyn._fused.chunk_plan`: padded to a multiple of the
+    chunk with masked steps, one checkpointed inner scan per chunk."""
+    T = jax.tree_util.tree_leaves(inputs)[0].shape[0]
+    chunk, pad = chunk_plan(T, remat) if remat is not None else (T, 0)
+    if pad:
+        inputs = jax.tree_util.tree_map(
+            lambda a: jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)), inputs
         )
-    A, W = recurrent_matrices(params, cfg)
-    pre = h @ W.T + x @ params["U"].T + params["b"]
-    lin = h @ A.T if cfg.alpha != 0.0 else None
-    d, sqrt_d = _step_size(params, cfg)
-    return _lipschitz_update(h, pre, lin, d, sqrt_d, xi, u, cfg)
+        B = jax.tree_util.tree_leaves(carry)[0].shape[0]
+        lengths = jnp.full((B,), T, jnp.int32) if lengths is None else jnp.minimum(lengths, T)
+    body = _masked(step, lengths)
 
-
-# --------------------------------------------------------------------------------------------
-# the scan
-
-
-def _scan(
-    step: Callable,
-    carry: object,
-    inputs: object,
-    length: int,
-    remat: int | None,
-    out: Callable | None,
-    prepare: Callable,
-) -> tuple[object, Array | None]:
-    """``lax.scan`` of ``carry, input_k -> carry`` emitting ``out(carry)`` per step when given.
-
-    ``prepare`` maps a time-major block of raw inputs to the per-step scan inputs (the input
-    projection, one matmul per block). Without remat the block is the whole sequence. With
-    ``remat = N`` the steps are grouped in chunks of ``N`` (an outer scan over chunks, an inner
-    scan inside ``jax.checkpoint``), plus a remainder chunk when ``N`` does not divide the length;
-    each chunk prepares its own inputs, so the backward pass stores only the chunk-boundary states
-    (not the per-step residuals, nor the projected inputs of all steps).
-    """
-
-    def body(c, x):
-        c = step(c, x)
+    def emit(c, inp):
+        c = body(c, inp)
         return c, (out(c) if out is not None else None)
 
+    def block(c, blk):
+        ks, raw = blk
+        return lax.scan(emit, c, (ks, prepare(ks, raw)))
+
+    ks = jnp.arange(T + pad, dtype=jnp.int32)
     if remat is None:
-        return lax.scan(body, carry, prepare(inputs), length=length)
-
-    def chunk(c, xs_chunk):
-        return lax.scan(body, c, prepare(xs_chunk))
-
-    chunk = jax.checkpoint(chunk, prevent_cse=False)
-    n_chunks, rest = divmod(length, remat)
-    ys_parts = []
-    if n_chunks > 0:
-        head = jax.tree_util.tree_map(
-            lambda a: a[: n_chunks * remat].reshape(n_chunks, remat, *a.shape[1:]), inputs
-        )
-        carry, ys = lax.scan(chunk, carry, head, length=n_chunks)
-        if ys is not None:
-            ys_parts.append(ys.reshape(n_chunks * remat, *ys.shape[2:]))
-    if rest > 0:
-        tail = jax.tree_util.tree_map(lambda a: a[n_chunks * remat :], inputs)
-        carry, ys = chunk(carry, tail)
-        if ys is not None:
-            ys_parts.append(ys)
-    if out is None:
-        return carry, None
-    return carry, ys_parts[0] if len(ys_parts) == 1 else jnp.concatenate(ys_parts, axis=0)
+        return block(carry, (ks, inputs))
+    grouped = jax.tree_util.tree_map(lambda a: a.reshape(-1, chunk, *a.shape[1:]), (ks, inputs))
+    carry, ys = lax.scan(jax.checkpoint(block, prevent_cse=False), carry, grouped)
+    if ys is not None:
+        ys = ys.reshape(-1, *ys.shape[2:])[:T]
+    return carry, ys
 
 
-def _time_major(a: Array | None) -> Array | None:
-    return None if a is None else jnp.swapaxes(a, 0, 1)
+# --------------------------------------------------------------------------------------------
+# the Lipschitz cell on either path
 
 
-def _run(
-    params: Params,
-    xs: Array,
-    cfg: NoisyRNNConfig,
-    key: Key | None,
-    noise: NoiseSample | None,
-    collect: bool,
-) -> tuple[Array, Array | None]:
+def _noise_inputs(cfg, key, noise: NoiseSample | None, xs_tm, dtype) -> Noise:
+    """The time-major :class:`~noisy_dyn._fused.Noise` of the call."""
+    if noise is not None:
+        tm = lambda a, need: None if a is None or not need else jnp.swapaxes(a.astype(dtype), 0, 1)  # noqa: E731
+        return Noise(tm(noise.xi, needs_xi(cfg)), tm(noise.u, needs_u(cfg)))
+    if key is not None and cfg.noisy:
+        return Noise(key=key)
+    return Noise()
+
+
+def _lipschitz(params, xs_tm, cfg, key, noise, lengths, numerics, collect):
+    dtype = xs_tm.dtype
+    num = resolve(cfg, numerics)
+    coef = coefficients(params, cfg, num, dtype)
+    K = drift_matrix(params, cfg, num)
+    U, b = params["U"].astype(dtype), params["b"].astype(dtype)
+    given = _noise_inputs(cfg, key, noise, xs_tm, dtype)
+    need = uses(cfg) if given.key is not None else Uses(given.xi is not None, given.u is not None)
+    B = xs_tm.shape[1]
+    h0 = jnp.zeros((B, cfg.hidden_size), dtype)
+    if not collect:
+        w = Weights(K.astype(dtype), U, b)
+        return fused_final_state(
+            w, coef, xs_tm, h0, given, lengths, uses=need, remat=cfg.remat
+        ), None
+
+    def prepare(ks, raw):
+        x, xi, u = raw
+        if given.key is not None:
+            xi, u = draw_steps(given.key, ks, (B, cfg.hidden_size), dtype, need)
+        return x @ U.T + b, xi, u
+
+    def step(h, inp):
+        drive, xi, u = inp
+        return advance(h, h @ K, drive, coef, xi, u, None)[0]
+
+    inputs = (xs_tm, given.xi, given.u)
+    return _scan_time(step, h0, inputs, lengths, cfg.remat, lambda h: h, prepare)
+
+
+def _run(params, xs, cfg, key, noise, lengths, numerics, collect):
     """Final hidden state ``(B, H)`` and, when ``collect``, the states ``h_1..h_T`` time-major."""
     dtype = jnp.result_type(xs, *jax.tree_util.tree_leaves(params))
     xs_tm = jnp.swapaxes(xs.astype(dtype), 0, 1)  # (T, B, in)
-    T, B = xs_tm.shape[0], xs_tm.shape[1]
-    if cfg.cell != "lipschitz":
-        carry0, project, step, hidden_of = gated_scan_parts(params, cfg, batch=B, dtype=dtype)
-        out = hidden_of if collect else None
-        carry, hs = _scan(step, carry0, xs_tm, T, cfg.remat, out, project)
-        return hidden_of(carry), hs
-
-    if cfg.noise_form == "ito" and not cfg.learn_step and not collect:
-        return _run_fused(params, xs_tm, cfg, key, noise, dtype), None
-
-    H = cfg.hidden_size
-    A, W = recurrent_matrices(params, cfg)
-    use_lin = cfg.alpha != 0.0
-    K = jnp.concatenate([W.T, A.T], axis=1) if use_lin else W.T  # (H, 2H) or (H, H)
-    U_t, b = params["U"].T, params["b"]
-
-    def project(inputs):  # U x_k + b of a block of steps in one matmul: (steps, B, H)
-        return (inputs[0] @ U_t + b, *inputs[1:])
-
-    d, sqrt_d = _step_size(params, cfg)
-
-    def update(h, ux_k, xi_k, u_k):
-        z = h @ K
-        pre, lin = (z[:, :H] + ux_k, z[:, H:]) if use_lin else (z + ux_k, None)
-        return _lipschitz_update(h, pre, lin, d, sqrt_d, xi_k, u_k, cfg)
-
-    if noise is not None:  # pre-sampled draws, time-major
-        xi = None if noise.xi is None or not needs_xi(cfg) else noise.xi.astype(dtype)
-        u = None if noise.u is None or not needs_u(cfg) else noise.u.astype(dtype)
-        inputs = (xs_tm, _time_major(xi), _time_major(u))
-        step = lambda h, inp: update(h, *inp)  # noqa: E731
-    elif key is not None and cfg.noisy:  # draw each step's noise from fold_in(key, k)
-        inputs = (xs_tm, jnp.arange(T))
-
-        def step(h, inp):
-            ux_k, k = inp
-            return update(h, ux_k, *step_noise(key, k, cfg, batch=B, dtype=dtype))
-
-    else:  # inference: the deterministic Euler recursion
-        inputs = (xs_tm,)
-        step = lambda h, inp: update(h, inp[0], None, None)  # noqa: E731
-
-    h0 = jnp.zeros((B, H), dtype=dtype)
-    out = (lambda h: h) if collect else None
-    hT, hs = _scan(step, h0, inputs, T, cfg.remat, out, project)
-    return hT, hs
-
-
-def _draw_xi(key: Key, k: Array, shape: tuple[int, ...], dtype, *, cfg: NoisyRNNConfig) -> Array:
-    """``xi_k`` exactly as the plain scan draws it (``step_noise``), for the fused kernel."""
-    return step_noise(key, k, cfg, batch=shape[0], dtype=dtype)[0]
-
-
-def _run_fused(
-    params: Params,
-    xs_tm: Array,
-    cfg: NoisyRNNConfig,
-    key: Key | None,
-    noise: NoiseSample | None,
-    dtype: jnp.dtype,
-) -> Array:
-    """``h_T`` of the Ito form with fixed ``dt`` through the fused kernel (same draws)."""
-    A, W = recurrent_matrices(params, cfg)
-    h0 = jnp.zeros((xs_tm.shape[1], cfg.hidden_size), dtype=dtype)
-    kw: dict = {}
-    if noise is not None:
-        if noise.xi is not None and needs_xi(cfg):
-            kw["xi"] = _time_major(noise.xi.astype(dtype))
-    elif key is not None and cfg.noisy and needs_xi(cfg):
-        kw["key"] = key
-        kw["draw"] = partial(_draw_xi, cfg=cfg)
-    return ito_final_state(
-        A,
-        W,
-        params["U"],
-        params["b"],
-        xs_tm,
-        h0,
-        dt=cfg.dt,
-        alpha=cfg.alpha,
-        sigma_add=cfg.sigma_add,
-        sigma_mult=cfg.sigma_mult,
-        remat=cfg.remat,
-        **kw,
+    if cfg.cell == "lipschitz":
+        return _lipschitz(params, xs_tm, cfg, key, noise, lengths, numerics, collect)
+    carry0, project, step, hidden_of = gated_scan_parts(
+        params, cfg, batch=xs_tm.shape[1], dtype=dtype
     )
+    out = hidden_of if collect else None
+    carry, hs = _scan_time(
+        step, carry0, xs_tm, lengths, cfg.remat, out, lambda ks, raw: project(raw)
+    )
+    return hidden_of(carry), hs
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def _apply_jit(params, xs, cfg, key, noise):
-    hT, _ = _run(params, xs, cfg, key, noise, collect=False)
+def _apply_jit(params, xs, cfg, key, noise, lengths, numerics):
+    hT, _ = _run(params, xs, cfg, key, noise, lengths, numerics, collect=False)
     return hT @ params["V"].T + params["c"]
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def _trajectory_jit(params, xs, cfg, key, noise):
-    hT, hs = _run(params, xs, cfg, key, noise, collect=True)
+def _trajectory_jit(params, xs, cfg, key, noise, lengths, numerics):
+    hT, hs = _run(params, xs, cfg, key, noise, lengths, numerics, collect=True)
     h0 = jnp.zeros_like(hT)[None]
     return jnp.swapaxes(jnp.concatenate([h0, hs], axis=0), 0, 1)
+
+
+@partial(jax.jit, static_argnames=("cfg",))
+def _final_jit(params, xs, cfg, key, noise, lengths, numerics):
+    return _run(params, xs, cfg, key, noise, lengths, numerics, collect=False)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,8 +275,65 @@ def _check_inputs(params: object, xs: object, cfg: object, key: object, noise: o
     return xs, NoiseSample(*checked)
 
 
+def _check_lengths(lengths: object, B: int, T: int) -> Array | None:
+    """``lengths`` as an int32 ``(B,)`` array; values checked in ``[1, T]`` when concrete."""
+    if lengths is None:
+        return None
+    dtype = getattr(lengths, "dtype", None) or np.asarray(lengths).dtype
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(
+            f"lengths must hold integer step counts (valid steps per row), got dtype {dtype}."
+        )
+    shape = tuple(getattr(lengths, "shape", np.shape(lengths)))
+    if shape != (B,):
+        raise ValueError(f"lengths must have shape (batch,) = ({B},), got {shape}.")
+    try:
+        concrete = np.asarray(lengths)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        concrete = None
+    if concrete is not None and concrete.size and (concrete.min() < 1 or concrete.max() > T):
+        raise ValueError(
+            f"lengths must lie in [1, {T}] (at least one step, at most the padded length), got "
+            f"values in [{concrete.min()}, {concrete.max()}]."
+        )
+    return jnp.asarray(lengths, jnp.int32)
+
+
+def _check_numerics(numerics: object) -> Numerics | None:
+    if numerics is None:
+        return None
+    if not isinstance(numerics, tuple) or len(numerics) != len(Numerics._fields):
+        raise TypeError(
+            f"numerics must be a noisy_dyn.Numerics (e.g. cfg.numerics._replace(sigma_add=...)), "
+            f"got {type(numerics).__name__}."
+        )
+    return Numerics(*(jnp.asarray(v) for v in numerics))
+
+
+def _prepare(params, xs, cfg, key, noise, lengths, numerics):
+    xs, noise = _check_inputs(params, xs, cfg, key, noise)
+    lengths = _check_lengths(lengths, xs.shape[0], xs.shape[1])
+    return xs, noise, lengths, _check_numerics(numerics)
+
+
 # --------------------------------------------------------------------------------------------
 # public
+
+_CALL_ARGS = """
+    Arguments:
+        params: from :func:`init_params` for ``cfg``.
+        xs: ``(batch, time, input_size)`` real floating inputs.
+        cfg: the configuration (a static argument under ``jax.jit``).
+        key: PRNG key turning the training noise on.
+        noise: pre-sampled noise: an ``xi`` array ``(batch, time, hidden)`` of standard normals, or
+            a :class:`~noisy_dyn.NoiseSample` / ``(xi, u)`` with reference-form uniforms ``u``.
+        lengths: ``(batch,)`` integers in ``[1, time]``: the valid steps of each row, padding
+            after them. A row's steps past its length leave its state unchanged, so the result
+            is each row's own last state, as if run unpadded. ``None``: all rows have ``time``.
+        numerics: a :class:`~noisy_dyn.Numerics` replacing the numeric fields of ``cfg`` (dt,
+            beta, gammas, alpha, sigmas); they may be traced, e.g. ``jax.vmap``-ed over ensemble
+            members with different noise levels in one compiled program.
+"""
 
 
 def apply(
@@ -400,28 +343,23 @@ def apply(
     *,
     key: Key | None = None,
     noise: NoiseSample | ArrayLike | None = None,
+    lengths: Lengths | None = None,
+    numerics: Numerics | None = None,
 ) -> Logits:
-    """Logits of a batch of sequences: ``V h_T + c`` after ``T`` steps from ``h_0 = 0``.
+    """Logits of a batch of sequences: ``V h_L + c`` after each row's ``L`` steps from ``h_0 = 0``.
 
     Without ``key`` and ``noise`` this is inference, the deterministic Euler recursion
     ``h_{k+1} = h_k + d f(h_k, x_k)`` (``d = dt``, or ``params["step"]`` with ``learn_step``).
     With a ``key`` the noise of ``cfg`` is drawn (independent across batch, units and steps;
     none if both sigmas are 0), with ``noise`` the given draws are used (see
     :class:`~noisy_dyn.NoiseSample`). LSTM/GRU cells are deterministic and ignore ``key``.
-
-    Arguments:
-        params: from :func:`init_params` for ``cfg``.
-        xs: ``(batch, time, input_size)`` real floating inputs.
-        cfg: the configuration (a static argument under ``jax.jit``).
-        key: PRNG key turning the training noise on.
-        noise: pre-sampled noise: an ``xi`` array ``(batch, time, hidden)`` of standard normals, or
-            a :class:`~noisy_dyn.NoiseSample` / ``(xi, u)`` with reference-form uniforms ``u``.
-
+    {args}
     Returns:
         ``(batch, num_classes)`` logits in the promoted dtype of ``params`` and ``xs``.
     """
-    xs, noise = _check_inputs(params, xs, cfg, key, noise)
-    return _apply_jit(params, xs, cfg, key, noise)
+    args = _prepare(params, xs, cfg, key, noise, lengths, numerics)
+    xs, noise, lengths, numerics = args
+    return _apply_jit(params, xs, cfg, key, noise, lengths, numerics)
 
 
 def trajectory(
@@ -431,16 +369,20 @@ def trajectory(
     *,
     key: Key | None = None,
     noise: NoiseSample | ArrayLike | None = None,
+    lengths: Lengths | None = None,
+    numerics: Numerics | None = None,
 ) -> Trajectory:
     """All hidden states ``h_0 = 0, h_1, ..., h_T`` of the recursion that :func:`apply` runs.
 
-    Same arguments and noise semantics as :func:`apply` (same key, same draws).
+    Same arguments and noise semantics as :func:`apply` (same key, same draws). With
+    ``lengths``, a row's states after its length repeat its last state ``h_L``. The plain
+    ``lax.scan`` of the same update: every JAX derivative works through it.
 
     Returns:
         ``(batch, time + 1, hidden)`` states.
     """
-    xs, noise = _check_inputs(params, xs, cfg, key, noise)
-    return _trajectory_jit(params, xs, cfg, key, noise)
+    xs, noise, lengths, numerics = _prepare(params, xs, cfg, key, noise, lengths, numerics)
+    return _trajectory_jit(params, xs, cfg, key, noise, lengths, numerics)
 
 
 def final_state(
@@ -450,12 +392,13 @@ def final_state(
     *,
     key: Key | None = None,
     noise: NoiseSample | ArrayLike | None = None,
+    lengths: Lengths | None = None,
+    numerics: Numerics | None = None,
 ) -> Hidden:
-    """The last hidden state ``h_T`` ``(batch, hidden)`` (what :func:`apply` reads out)."""
-    xs, noise = _check_inputs(params, xs, cfg, key, noise)
-    return _final_jit(params, xs, cfg, key, noise)
+    """The last hidden state ``h_L`` ``(batch, hidden)`` of each row (what :func:`apply` reads
+    out), through the fused kernel; same arguments as :func:`apply`."""
+    xs, noise, lengths, numerics = _prepare(params, xs, cfg, key, noise, lengths, numerics)
+    return _final_jit(params, xs, cfg, key, noise, lengths, numerics)
 
 
-@partial(jax.jit, static_argnames=("cfg",))
-def _final_jit(params, xs, cfg, key, noise):
-    return _run(params, xs, cfg, key, noise, collect=False)[0]
+apply.__doc__ = apply.__doc__.replace("    {args}", _CALL_ARGS.rstrip())

@@ -18,11 +18,11 @@ Example::
 import equinox as eqx
 import jax
 from flax import nnx
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Float, Int
 
-from ._cell import init_params
 from ._config import NoisyRNNConfig
 from ._noise import NoiseSample
+from ._params import init_params
 from ._solve import apply
 from ._types import Key, Params
 
@@ -59,9 +59,11 @@ class NoisyRNN(nnx.Module):
         *,
         key: Key | None = None,
         noise: NoiseSample | ArrayLike | None = None,
+        lengths: Int[ArrayLike, " batch"] | None = None,
     ) -> Float[Array, "batch classes"]:
-        """Logits ``V h_T + c``; ``key``/``noise`` as in :func:`noisy_dyn.apply`."""
-        return apply(self.param_dict(), xs, self.cfg, key=key, noise=noise)
+        """Logits ``V h_L + c`` of each row's last state; ``key``/``noise``/``lengths`` as in
+        :func:`noisy_dyn.apply`."""
+        return apply(self.param_dict(), xs, self.cfg, key=key, noise=noise, lengths=lengths)
 
 
 class EqxNoisyRNN(eqx.Module):
@@ -95,15 +97,20 @@ class EqxNoisyRNN(eqx.Module):
         *,
         key: Key | None = None,
         noise: NoiseSample | ArrayLike | None = None,
+        lengths: Int[ArrayLike, "*batch"] | None = None,
     ) -> Float[Array, "*batch classes"]:
-        """Logits for one example ``(time, input)`` or a batch; ``key``/``noise`` as in
-        :func:`noisy_dyn.apply` (for one example, noise arrays are ``(time, hidden)``)."""
+        """Logits for one example ``(time, input)`` or a batch; ``key``/``noise``/``lengths`` as
+        in :func:`noisy_dyn.apply` (for one example, noise arrays are ``(time, hidden)`` and
+        ``lengths`` is one integer)."""
         ndim = len(getattr(xs, "shape", ()))
         if ndim != 2:
-            return apply(self.params, xs, self.cfg, key=key, noise=noise)
+            return apply(self.params, xs, self.cfg, key=key, noise=noise, lengths=lengths)
+        if lengths is not None:
+            lengths = jax.numpy.reshape(jax.numpy.asarray(lengths), (1,))
         if noise is not None:
             if isinstance(noise, tuple):
                 noise = tuple(None if a is None else a[None] for a in noise)
             else:
                 noise = noise[None]
-        return apply(self.params, jax.numpy.asarray(xs)[None], self.cfg, key=key, noise=noise)[0]
+        xs = jax.numpy.asarray(xs)[None]
+        return apply(self.params, xs, self.cfg, key=key, noise=noise, lengths=lengths)[0]

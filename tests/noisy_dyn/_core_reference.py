@@ -1,6 +1,6 @@
 """Float64 NumPy re-implementations used by the core tests (independent of the library code).
 
-Everything is written per example with column vectors, literally as SPEC 1.1-1.2 states it.
+Everything is written per example with column vectors, literally as docs/noisy_rnn.md states it.
 """
 
 import numpy as np

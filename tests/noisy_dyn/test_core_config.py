@@ -1,4 +1,5 @@
-"""NoisyRNNConfig validation, presets against the SPEC 1.3 table, parameter counts."""
+"""NoisyRNNConfig validation, presets against the official runs' table (docs/noisy_rnn.md),
+parameter counts."""
 
 import dataclasses
 
@@ -56,6 +57,20 @@ def test_type_errors_and_cross_field_rules():
         _cfg().replace(hiden_size=3)
 
 
+def test_numpy_scalars_are_accepted_as_python_numbers():
+    ys = np.array([0, 3, 1])
+    cfg = noisy_dyn.preset("nrnn_reference", input_size=np.int64(1), num_classes=ys.max() + 1,
+                           dt=np.float32(0.25), hidden_size=np.int32(8))  # fmt: skip
+    assert cfg == noisy_dyn.preset("nrnn_reference", input_size=1, num_classes=4, dt=0.25,
+                                   hidden_size=8)  # fmt: skip
+    assert type(cfg.num_classes) is int and type(cfg.dt) is float and type(cfg.hidden_size) is int
+    assert hash(cfg) == hash(cfg.replace(sigma_add=np.float64(cfg.sigma_add)))
+    with pytest.raises(TypeError, match="num_classes"):
+        _cfg(num_classes=np.float64(3.0))  # an integer field still refuses a float
+    with pytest.raises(TypeError, match="learn_step"):
+        _cfg(learn_step=np.bool_(True))
+
+
 def test_config_is_frozen_hashable_and_a_static_jit_argument():
     a, b = _cfg(), _cfg()
     assert a == b and hash(a) == hash(b) and a != _cfg(dt=0.02)
@@ -65,7 +80,8 @@ def test_config_is_frozen_hashable_and_a_static_jit_argument():
     assert float(f(2.0, cfg=_cfg(dt=0.25))) == 0.5
 
 
-# SPEC 1.3 table: (form, learn_step, dt, lr, beta, gamma_a, gamma_w, alpha, sigma_a, sigma_m)
+# the official runs' table (docs/noisy_rnn.md):
+# (form, learn_step, dt, lr, beta, gamma_a, gamma_w, alpha, sigma_a, sigma_m)
 SPEC_ROWS = {
     "lipschitz": ("ito", False, 0.03, 0.003, 0.75, 1e-3, 1e-3, 1.0, 0.0, 0.0),
     "antisymmetric": ("ito", False, 0.01, 0.002, 1.0, 1e-4, 1e-4, 0.0, 0.0, 0.0),

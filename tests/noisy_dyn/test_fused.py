@@ -1,168 +1,175 @@
-"""The fused Ito scan (noisy_dyn._fused) against plain autodiff of a reference scan, float64.
+"""The fused kernel (noisy_dyn._fused, the final state of apply) against plain autodiff, float64.
 
-The reference is a lax.scan of the Euler-Maruyama step written here from SPEC 1.2; its gradients
-come from JAX's autodiff, independent of the hand-written backward pass under test.
+The reference is a lax.scan of the two noise forms written here from the paper's update
+(docs/noisy_rnn.md), one row at a time and with explicit per-row masks; its gradients come from
+JAX's autodiff, independent of the hand-written backward pass under test. Gradients are checked
+with respect to every input the kernel differentiates: the free parameters, the learned step, the
+inputs, the given noise (xi and u) and the numeric hyper-parameters (dt, beta, gammas, alpha,
+sigmas).
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import stats
 
-from noisy_dyn._fused import (
-    all_step_normals,
-    default_chunk,
-    ito_final_state,
-    standard_normal,
-    step_normals,
-)
+import noisy_dyn
+from noisy_dyn import NoisyRNNConfig, Numerics
+from noisy_dyn._fused import chunk_plan, default_chunk
 
-T, B, H, I = 11, 3, 5, 2
-DT, SA, SM = 0.1, 0.3, 0.4
+B, T, IN, H, C = 3, 11, 2, 5, 4
 
 
-def _data(key):
-    ks = jax.random.split(key, 7)
-    return dict(
-        A=0.3 * jax.random.normal(ks[0], (H, H)),
-        W=0.3 * jax.random.normal(ks[1], (H, H)),
-        U=jax.random.normal(ks[2], (H, I)),
-        b=jax.random.normal(ks[3], (H,)),
-        xs=jax.random.normal(ks[4], (T, B, I)),
-        h0=0.1 * jax.random.normal(ks[5], (B, H)),
-    ), jax.random.normal(ks[6], (T, B, H))
+def _lipschitz(M, beta, gamma):
+    return beta * (M - M.T) + (1.0 - beta) * (M + M.T) - gamma * jnp.eye(M.shape[0])
 
 
-def _reference(A, W, U, b, xs, h0, xi, alpha):
+def _reference_final(params, xs, cfg, num, xi, u, lengths):
+    """h_L of every row: a plain scan of the update, steps k >= L leave h unchanged."""
+    A = _lipschitz(params["M_A"], num.beta, num.gamma_a)
+    W = _lipschitz(params["M_W"], num.beta, num.gamma_w)
+    d = params["step"] if cfg.learn_step else num.dt * jnp.ones(H)
+
     def step(h, inp):
-        x, z = inp
-        f = alpha * h @ A.T + jnp.tanh(h @ W.T + x @ U.T + b)
-        return h + DT * f + np.sqrt(DT) * (SA + SM * h) * z, None
+        k, x, z, v = inp
+        f = num.alpha * h @ A.T + jnp.tanh(h @ W.T + x @ params["U"].T + params["b"])
+        if cfg.noise_form == "ito":
+            new = h + d * f + jnp.sqrt(d) * (num.sigma_add + num.sigma_mult * h) * z
+        else:
+            m = 1.0 - num.sigma_mult + num.sigma_mult * v
+            new = h + d * m * f + num.sigma_add * z
+        return jnp.where((k < lengths)[:, None], new, h), None
 
-    return jax.lax.scan(step, h0, (xs, xi))[0]
-
-
-def _loss(h, key):
-    """A nonlinear scalar of h_T, so the adjoint entering the scan is not constant."""
-    c = jax.random.normal(key, h.shape)
-    return jnp.sum(c * jnp.sin(h))
-
-
-@pytest.mark.parametrize(("alpha", "remat"), [(0.7, None), (0.0, 4), (0.7, 3)])
-def test_gradients_match_autodiff_of_reference_scan(key, alpha, remat):
-    args, xi = _data(key)
-    names = list(args)
-
-    def fused(*a):
-        kw = dict(zip(names, a[:-1]))
-        h = ito_final_state(**kw, dt=DT, alpha=alpha, sigma_add=SA, sigma_mult=SM, xi=a[-1],
-                            remat=remat)  # fmt: skip
-        return _loss(h, key)
-
-    def ref(*a):
-        return _loss(_reference(*a, alpha), key)
-
-    argnums = tuple(range(len(names) + 1))
-    v1, g1 = jax.jit(jax.value_and_grad(fused, argnums))(*args.values(), xi)
-    v2, g2 = jax.jit(jax.value_and_grad(ref, argnums))(*args.values(), xi)
-    np.testing.assert_allclose(v1, v2, rtol=1e-12)
-    for name, a, b in zip([*names, "xi"], g1, g2):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
+    tm = lambda a: jnp.swapaxes(a, 0, 1)  # noqa: E731
+    inputs = (jnp.arange(xs.shape[1]), tm(xs), tm(xi), tm(u))
+    return jax.lax.scan(step, jnp.zeros((xs.shape[0], H)), inputs)[0]
 
 
-@pytest.mark.parametrize("remat", [None, 4])
-def test_key_mode_uses_step_normals_and_matches_reference(key, remat):
-    args, _ = _data(key)
-    noise_key = jax.random.key(42)
-    xi = all_step_normals(noise_key, T, (B, H), jnp.float64)
-    # the stacked normals are exactly the per-step draws
-    np.testing.assert_array_equal(xi[5], step_normals(noise_key, 5, (B, H), jnp.float64))
-
-    def fused(A, W, U, b):
-        h = ito_final_state(A, W, U, b, args["xs"], args["h0"], dt=DT, alpha=1.0, sigma_add=SA,
-                            sigma_mult=SM, key=noise_key, remat=remat)  # fmt: skip
-        return _loss(h, key)
-
-    def ref(A, W, U, b):
-        return _loss(_reference(A, W, U, b, args["xs"], args["h0"], xi, 1.0), key)
-
-    p = (args["A"], args["W"], args["U"], args["b"])
-    v1, g1 = jax.jit(jax.value_and_grad(fused, (0, 1, 2, 3)))(*p)
-    v2, g2 = jax.jit(jax.value_and_grad(ref, (0, 1, 2, 3)))(*p)
-    np.testing.assert_allclose(v1, v2, rtol=1e-12)
-    for a, b in zip(g1, g2):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+def _setup(key, **kw):
+    cfg = NoisyRNNConfig(input_size=IN, hidden_size=H, num_classes=C, **kw)
+    ks = jax.random.split(key, 6)
+    params = noisy_dyn.init_params(ks[0], cfg)
+    params["M_A"] = params["M_A"] * 30.0
+    params["M_W"] = params["M_W"] * 30.0
+    if cfg.learn_step:
+        params["step"] = params["step"] * jnp.linspace(0.5, 2.0, H)
+    xs = jax.random.normal(ks[1], (B, T, IN))
+    xi = jax.random.normal(ks[2], (B, T, H))
+    u = jax.random.uniform(ks[3], (B, T, H))
+    probe = jax.random.normal(ks[4], (B, H))
+    return cfg, params, xs, xi, u, probe
 
 
-@pytest.mark.parametrize(("time", "chunk"), [(37, 16), (40, 20), (64, 16), (5, 5)])
-def test_default_chunks_padded_or_not_match_reference(key, time, chunk):
-    """Longer sequences run in chunks (padded with masked steps when no divisor of T in
-    [8, 32] exists); gradients still equal autodiff of the reference scan."""
+CASES = [  # (config, ragged lengths)
+    (dict(noise_form="ito", sigma_add=0.3, sigma_mult=0.4, dt=0.1), False),
+    (dict(noise_form="ito", sigma_add=0.3, sigma_mult=0.4, dt=0.1, learn_step=True, remat=4), True),
+    (dict(noise_form="reference", sigma_add=0.2, sigma_mult=0.5, dt=0.1, learn_step=True), True),
+    (dict(noise_form="reference", sigma_add=0.2, sigma_mult=0.5, learn_step=True, remat=3), False),
+    (dict(noise_form="reference", sigma_add=0.2, sigma_mult=0.5, beta=1.0, alpha=0.0), True),
+]
+IDS = ["ito", "ito-learned-remat-lengths", "reference-learned-lengths", "reference-learned-remat",
+       "alpha0-lengths"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kw", "ragged"), CASES, ids=IDS)
+def test_value_and_gradients_match_autodiff_of_a_plain_scan(key, kw, ragged):
+    cfg, params, xs, xi, u, probe = _setup(key, **kw)
+    lengths = jnp.array([T, 4, 8]) if ragged else None
+    ref_lengths = jnp.array([T, 4, 8]) if ragged else jnp.full((B,), T)
+    noise = (xi, u) if cfg.noise_form == "reference" else (xi,)
+
+    def loss_kernel(params, xs, xi, u, num):
+        n = (xi, u) if cfg.noise_form == "reference" else (xi,)
+        h = noisy_dyn.final_state(params, xs, cfg, noise=n, lengths=lengths, numerics=num)
+        return jnp.sum(probe * jnp.sin(h))  # a nonlinear read, so the adjoint is not constant
+
+    def loss_ref(params, xs, xi, u, num):
+        return jnp.sum(probe * jnp.sin(_reference_final(params, xs, cfg, num, xi, u, ref_lengths)))
+
+    args = (params, xs, xi, u, jax.tree_util.tree_map(jnp.asarray, cfg.numerics))
+    val, grads = jax.value_and_grad(loss_kernel, argnums=(0, 1, 2, 3, 4))(*args)
+    want_val, want = jax.value_and_grad(loss_ref, argnums=(0, 1, 2, 3, 4))(*args)
+    np.testing.assert_allclose(val, want_val, rtol=1e-12)
+    if cfg.noise_form == "ito":  # u is unused by the Ito form: no gradient on either side
+        grads, want = grads[:3] + grads[4:], want[:3] + want[4:]
+    if cfg.alpha == 0.0:  # the config drops the linear term: alpha's value does not enter
+        grads, want = grads[:-1], want[:-1]
+    for got, ref in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
+    assert noise  # both noise layouts were exercised
+
+
+@pytest.mark.parametrize("form", ["ito", "reference"])
+def test_key_draws_are_the_draws_of_sample_noise_on_every_path(key, form):
+    cfg, params, xs, *_ = _setup(key, noise_form=form, sigma_add=0.2, sigma_mult=0.3, dt=0.1)
+    k = jax.random.key(7)
+    sample = noisy_dyn.sample_noise(k, cfg, batch=B, time=T)
+    h_key = noisy_dyn.final_state(params, xs, cfg, key=k)
+    np.testing.assert_allclose(h_key, noisy_dyn.final_state(params, xs, cfg, noise=sample),
+                               atol=1e-14)  # fmt: skip
+    for remat in (None, 4):  # trajectory (plain scan), with and without chunking
+        traj = noisy_dyn.trajectory(params, xs, cfg.replace(remat=remat), key=k)
+        np.testing.assert_allclose(traj[:, -1], h_key, atol=1e-14)
+    assert not np.allclose(h_key, noisy_dyn.final_state(params, xs, cfg))
+
+
+def test_gradient_under_key_noise_matches_given_noise_with_remat(key):
+    cfg, params, xs, *_ = _setup(key, noise_form="reference", sigma_add=0.2, sigma_mult=0.3,
+                                 learn_step=True, remat=4)  # fmt: skip
+    k = jax.random.key(3)
+    sample = noisy_dyn.sample_noise(k, cfg, batch=B, time=T)
+    loss = lambda p, **kw: jnp.sum(noisy_dyn.apply(p, xs, cfg, **kw) ** 2)  # noqa: E731
+    g_key = jax.grad(loss)(params, key=k)
+    g_given = jax.grad(loss)(params, noise=sample)
+    for a, b in zip(jax.tree_util.tree_leaves(g_key), jax.tree_util.tree_leaves(g_given)):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
+
+
+def test_vmap_over_numerics_equals_separate_calls(key):
+    cfg, params, xs, *_ = _setup(key, noise_form="reference", sigma_add=0.2, sigma_mult=0.3,
+                                 learn_step=True)  # fmt: skip
+    k = jax.random.key(5)
+    members = [cfg.numerics, cfg.numerics._replace(sigma_add=0.05, sigma_mult=0.1, beta=0.6)]
+    stacked = Numerics(*(jnp.array(v) for v in zip(*members)))
+
+    def loss(p, num):
+        return jnp.sum(noisy_dyn.apply(p, xs, cfg, key=k, numerics=num) ** 2)
+
+    vals, grads = jax.jit(jax.vmap(jax.value_and_grad(loss), in_axes=(None, 0)))(params, stacked)
+    for i, member in enumerate(members):
+        single = cfg.replace(**member._asdict())
+        v, g = jax.value_and_grad(loss)(params, single.numerics)
+        v_cfg = jnp.sum(noisy_dyn.apply(params, xs, single, key=k) ** 2)  # the config's own values
+        np.testing.assert_allclose(v_cfg, v, rtol=1e-12)
+        np.testing.assert_allclose(vals[i], v, rtol=1e-12)
+        for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(g)):
+            np.testing.assert_allclose(a[i], b, rtol=1e-10, atol=1e-13)
+
+
+def test_hessian_and_jvp_of_grad_work_jacfwd_does_not(key):
+    cfg, params, xs, xi, _, probe = _setup(key, sigma_add=0.3, sigma_mult=0.4, dt=0.1)
+    b0 = params["b"]
+
+    def loss(b, final):
+        h = final({**params, "b": b}, xs, cfg, noise=xi)
+        return jnp.sum(probe * jnp.sin(h))
+
+    want = jax.hessian(lambda b: loss(b, _plain_final))(b0)
+    got = jax.hessian(lambda b: loss(b, noisy_dyn.final_state))(b0)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    v = jnp.arange(H, dtype=b0.dtype)
+    hvp = jax.jvp(jax.grad(lambda b: loss(b, noisy_dyn.final_state)), (b0,), (v,))[1]
+    np.testing.assert_allclose(hvp, want @ v, rtol=1e-9, atol=1e-12)
+    with pytest.raises(TypeError, match="forward-mode"):
+        jax.jacfwd(lambda b: loss(b, noisy_dyn.final_state))(b0)
+
+
+def _plain_final(params, xs, cfg, **kw):
+    return noisy_dyn.trajectory(params, xs, cfg, **kw)[:, -1]
+
+
+@pytest.mark.parametrize(("time", "chunk", "pad"), [(5, 5, 0), (784, 16, 0), (37, 16, 11)])
+def test_chunk_plan(time, chunk, pad):
     assert default_chunk(time) == chunk
-    ks = jax.random.split(key, 3)
-    xs = jax.random.normal(ks[0], (time, B, I))
-    xi = jax.random.normal(ks[1], (time, B, H))
-    args, _ = _data(ks[2])
-    args = {**args, "xs": xs}
-    names = ("A", "W", "U", "b", "h0")
-
-    def fused(*a):
-        kw = {**args, **dict(zip(names, a[:-1]))}
-        h = ito_final_state(**kw, dt=DT, alpha=0.7, sigma_add=SA, sigma_mult=SM, xi=a[-1])
-        return _loss(h, key)
-
-    def ref(*a):
-        p = dict(zip(names, a[:-1]))
-        return _loss(_reference(p["A"], p["W"], p["U"], p["b"], xs, p["h0"], a[-1], 0.7), key)
-
-    argnums = tuple(range(len(names) + 1))
-    vals = [args[n] for n in names] + [xi]
-    v1, g1 = jax.jit(jax.value_and_grad(fused, argnums))(*vals)
-    v2, g2 = jax.jit(jax.value_and_grad(ref, argnums))(*vals)
-    np.testing.assert_allclose(v1, v2, rtol=1e-12)
-    for name, a, b in zip([*names, "xi"], g1, g2):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
-
-
-def test_no_noise_is_the_deterministic_euler_recursion_numpy(key):
-    args, _ = _data(key)
-    h = np.asarray(args["h0"])
-    A, W, U, b = (np.asarray(args[k]) for k in ("A", "W", "U", "b"))
-    for k in range(T):
-        x = np.asarray(args["xs"][k])
-        h = h + DT * (0.5 * h @ A.T + np.tanh(h @ W.T + x @ U.T + b))
-    out = ito_final_state(**args, dt=DT, alpha=0.5, sigma_add=SA, sigma_mult=SM)  # no xi, no key
-    np.testing.assert_allclose(out, h, rtol=1e-12)
-
-
-def test_jit_and_vmap(key):
-    args, xi = _data(key)
-    f = jax.jit(lambda xi: ito_final_state(**args, dt=DT, alpha=1.0, sigma_add=SA, xi=xi))
-    g = jax.vmap(f)(jnp.stack([xi, 2 * xi]))
-    np.testing.assert_allclose(g[1], f(2 * xi), rtol=1e-12)
-
-
-def test_standard_normal_distribution():
-    z = np.asarray(standard_normal(jax.random.key(3), (20000,), jnp.float32))
-    assert z.dtype == np.float32
-    assert stats.kstest(z, "norm").pvalue > 1e-3
-    # independent streams for different keys, and correct second moment
-    z2 = np.asarray(standard_normal(jax.random.key(4), (20000,), jnp.float32))
-    assert abs(np.corrcoef(z, z2)[0, 1]) < 0.05
-    assert abs(np.mean(z**2) - 1.0) < 0.05
-
-
-def test_bad_input_raises(key):
-    args, xi = _data(key)
-    with pytest.raises(ValueError, match="at most one"):
-        ito_final_state(**args, dt=DT, alpha=1.0, sigma_add=SA, xi=xi, key=key)
-    with pytest.raises(ValueError, match="xi must have shape"):
-        ito_final_state(**args, dt=DT, alpha=1.0, sigma_add=SA, xi=xi[:-1])
-    with pytest.raises(ValueError, match="remat"):
-        ito_final_state(**args, dt=DT, alpha=1.0, remat=0)
-    bad = {**args, "U": args["U"][:, :1]}
-    with pytest.raises(ValueError, match="U"):
-        ito_final_state(**bad, dt=DT, alpha=1.0)
-    with pytest.raises(TypeError, match="floating"):
-        standard_normal(key, (3,), jnp.int32)
+    assert chunk_plan(time, None) == (chunk, pad)
+    assert chunk_plan(10, 4) == (4, 2)

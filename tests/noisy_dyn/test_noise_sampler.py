@@ -13,8 +13,8 @@ import pytest
 from jax.extend.random import threefry_2x32
 from scipy import special, stats
 
-from noisy_dyn import standard_normal
-from noisy_dyn._noise import _threefry2x32
+from noisy_dyn import standard_normal, uniform
+from noisy_dyn._threefry import _threefry2x32
 
 ROT = (13, 15, 26, 6, 17, 29, 16, 24)
 
@@ -32,6 +32,25 @@ def threefry_numpy(k0, k1, x0, x1):
         x0 = (x0.astype(np.uint64) + ks[(block + 1) % 3]).astype(u32)
         x1 = (x1.astype(np.uint64) + ks[(block + 2) % 3] + block + 1).astype(u32)
     return x0, x1
+
+
+def uniforms_numpy(key_data, shape):
+    lead, last = (shape[:-1], shape[-1]) if shape else ((), 1)
+    pairs = (last + 1) // 2
+    rows = int(np.prod(lead, dtype=np.int64))
+    counter = np.arange(rows * pairs, dtype=np.uint32)
+    y0, y1 = threefry_numpy(key_data[0], key_data[1], np.zeros_like(counter), counter)
+    words = np.stack([y0, y1], axis=-1).reshape(rows, 2 * pairs)[:, :last]
+    return ((words >> np.uint32(9)).astype(np.float64) / 2.0**23).reshape(shape)
+
+
+def test_uniform_matches_numpy_reference_and_is_uniform(key):
+    data = np.asarray(jax.random.key_data(key))
+    np.testing.assert_array_equal(np.asarray(uniform(key, (3, 5), jnp.float64)),
+                                  uniforms_numpy(data, (3, 5)))  # fmt: skip
+    z = np.asarray(uniform(jax.random.key(11), (20000,)))
+    assert z.min() >= 0.0 and z.max() < 1.0
+    assert stats.kstest(z, "uniform").pvalue > 1e-3
 
 
 def normals_numpy(key_data, shape):

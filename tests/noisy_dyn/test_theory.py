@@ -27,7 +27,7 @@ from noisy_dyn import (
     regularizer_terms,
     stability_report,
 )
-from noisy_dyn._theory import _margin_over_gradient
+from noisy_dyn._margin import _margin_over_gradient
 
 H, T, IN, C = 5, 8, 2, 3
 
@@ -245,6 +245,18 @@ def test_lyapunov_constant_jacobian() -> None:
     np.testing.assert_allclose(got, want, rtol=0.01)
     top = np.asarray(lyapunov_exponents(params, xs, cfg, k=1, burn_in=200))
     np.testing.assert_allclose(top, want[:1], rtol=0.01)
+
+
+def test_lyapunov_per_unit_time_with_a_learned_step_and_padding() -> None:
+    """A learned step d = 2 dt: exponents log|1 + d l| / d, per unit time (not per dt)."""
+    lams = np.array([0.9, -1.7])
+    cfg, params = _linear_setting(lams, dt=0.05, learn_step=True)
+    params = {**params, "step": jnp.full((2,), 0.1)}
+    xs = jax.random.normal(jax.random.key(2), (1500, 1))
+    padded = jnp.concatenate([xs, 50.0 * jnp.ones((300, 1))])  # padding must not count
+    got = np.asarray(lyapunov_exponents(params, padded, cfg, k=2, burn_in=100, length=1500))
+    want = np.sort(np.log(np.abs(1 + 0.1 * lams)) / 0.1)[::-1]
+    np.testing.assert_allclose(got, want, rtol=0.01)
 
 
 def test_lyapunov_scalar_multiplicative_noise() -> None:

@@ -1,0 +1,145 @@
+"""The one update of the Noisy RNN, shared by every path (kernel, plain scan, theory).
+
+Both noise forms (``docs/noisy_rnn.md``) are one recursion with per-unit coefficients,
+
+    h_{k+1} = h_k + e_k ⊙ f(h_k, x_k) + (c_a + c_m ⊙ h_k) ⊙ xi_k,
+    e_k = d ⊙ (1 + s (u_k - 1)),
+
+where ``f(h, x) = lin + tanh(z)``, ``lin = alpha A h``, ``z = W h + U x + b``, ``d`` is the step
+(``dt`` or the learned per-unit ``step``), and
+
+- Ito form: ``s = 0`` (no ``u``), ``c_a = sqrt(|d|) sigma_add``, ``c_m = sqrt(|d|) sigma_mult``
+  (Euler-Maruyama of ``dh = f dt + (sigma_add + sigma_mult diag(h)) dB``);
+- reference form: ``s = sigma_mult`` (so ``m_k = 1 - sigma_mult + sigma_mult u_k ~
+  U[1 - sigma_mult, 1)``), ``c_a = sigma_add``, ``c_m = 0``.
+
+A row with ``k >= length`` keeps its state (``h_{k+1} = h_k``): padding after a sequence's end
+changes nothing, and its last valid state is carried to the end.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array
+
+from ._cell import recurrent_matrices
+from ._config import NoisyRNNConfig, Numerics
+from ._types import Params
+
+
+class Coefficients(NamedTuple):
+    """Per-unit coefficients of the update (module docstring); arrays, possibly traced."""
+
+    step: Array  # d, (H,)
+    spread: Array  # s, () — the reference form's sigma_mult, 0 for the Ito form
+    noise_add: Array  # c_a, (H,)
+    noise_mult: Array  # c_m, (H,)
+
+
+def resolve(cfg: NoisyRNNConfig, numerics: Numerics | None) -> Numerics:
+    """``numerics`` if given, else the config's values."""
+    return cfg.numerics if numerics is None else Numerics(*numerics)
+
+
+def coefficients(
+    params: Params, cfg: NoisyRNNConfig, numerics: Numerics, dtype: jnp.dtype
+) -> Coefficients:
+    """The :class:`Coefficients` of ``cfg``'s noise form with the values of ``numerics``."""
+    ones = jnp.ones((cfg.hidden_size,), dtype)
+    d = params["step"].astype(dtype) if cfg.learn_step else numerics.dt * ones
+    sa = jnp.asarray(numerics.sigma_add, dtype)
+    sm = jnp.asarray(numerics.sigma_mult, dtype)
+    if cfg.noise_form == "ito":
+        root = jnp.sqrt(jnp.abs(d))
+        return Coefficients(d, jnp.zeros((), dtype), root * sa, root * sm)
+    return Coefficients(d, sm, sa * ones, jnp.zeros_like(ones))
+
+
+def mean_step(params: Params, cfg: NoisyRNNConfig, numerics: Numerics | None = None) -> Array:
+    """The mean time advanced by one step, averaged over units: ``mean(d)``, times
+    ``E[m_k] = 1 - sigma_mult / 2`` for the reference form."""
+    num = resolve(cfg, numerics)
+    d = params["step"] if cfg.learn_step else jnp.asarray(num.dt)
+    mean = jnp.mean(d)
+    if cfg.noise_form == "reference":
+        mean = mean * (1.0 - jnp.asarray(num.sigma_mult) / 2.0)
+    return mean
+
+
+def drift_matrix(params: Params, cfg: NoisyRNNConfig, numerics: Numerics) -> Array:
+    """``K = [W^T | alpha A^T]`` ``(H, 2H)``, or ``W^T`` when ``cfg.alpha == 0`` (no linear
+    term), so that ``h K = [W h | alpha A h]`` for a row ``h``."""
+    A, W = recurrent_matrices(params, cfg, numerics)
+    if cfg.alpha == 0.0:
+        return W.T
+    return jnp.concatenate([W.T, numerics.alpha * A.T], axis=1)
+
+
+def advance(
+    h: Array,
+    hk: Array,
+    drive: Array,
+    coef: Coefficients,
+    xi: Array | None,
+    u: Array | None,
+    valid: Array | None,
+) -> tuple[Array, Array, Array]:
+    """One step from ``hk = h K`` and ``drive = U x + b``: returns ``(h_{k+1}, a_k, f_k)``.
+
+    ``a_k = tanh(z_k)`` and ``f_k = lin_k + a_k`` are returned for the backward pass; ``xi``/``u``
+    ``None`` mean no such draw; ``valid`` (broadcastable to ``h``, or ``None`` for all steps
+    valid) marks the rows whose step is inside their sequence.
+    """
+    H = h.shape[-1]
+    a = jnp.tanh(hk[..., :H] + drive)
+    f = a + hk[..., H:] if hk.shape[-1] == 2 * H else a
+    e = coef.step if u is None else coef.step * (1.0 + coef.spread * (u - 1.0))
+    h_next = h + e * f
+    if xi is not None:
+        h_next = h_next + (coef.noise_add + coef.noise_mult * h) * xi
+    if valid is not None:
+        h_next = jnp.where(valid, h_next, h)
+    return h_next, a, f
+
+
+def euler_maruyama_step(
+    params: Params,
+    h: Array,
+    x: Array,
+    cfg: NoisyRNNConfig,
+    xi: Array | None = None,
+    u: Array | None = None,
+    *,
+    numerics: Numerics | None = None,
+) -> Array:
+    """One step of the Noisy RNN, ``h_k -> h_{k+1}`` (the update of the module docstring).
+
+    Pure and usable on its own (e.g. under ``jax.jacfwd`` for step Jacobians). Leading batch axes
+    are allowed on ``h, x, xi, u``.
+
+    Arguments:
+        params: Lipschitz-cell parameters.
+        h: state ``h_k``, ``(H,)``.
+        x: input ``x_k``, ``(input_size,)``.
+        cfg: configuration (noise form and levels, ``dt``/``learn_step``).
+        xi: standard normals ``(H,)``; ``None`` means no Brownian/additive noise.
+        u: reference form only: uniforms on ``[0, 1)`` giving the step factor
+            ``m = 1 - sigma_mult + sigma_mult u``; ``None`` means ``m = 1``.
+        numerics: values replacing ``cfg``'s numeric fields (may be traced).
+
+    Returns:
+        ``h_{k+1}``, same shape as ``h``.
+    """
+    if cfg.cell != "lipschitz":
+        raise ValueError(
+            "euler_maruyama_step is the Lipschitz-cell step; for cell="
+            f"{cfg.cell!r} use noisy_dyn.lstm_step / gru_step."
+        )
+    num = resolve(cfg, numerics)
+    dtype = jnp.result_type(h, x, *jax.tree_util.tree_leaves(params))
+    coef = coefficients(params, cfg, num, dtype)
+    if cfg.noise_form == "reference" and cfg.sigma_mult == 0.0:
+        u = None
+    hk = h @ drift_matrix(params, cfg, num)
+    return advance(h, hk, x @ params["U"].T + params["b"], coef, xi, u, None)[0]

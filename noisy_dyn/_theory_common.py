@@ -1,0 +1,89 @@
+"""Validation and small helpers shared by the theory modules (regularizer, stability,
+Lyapunov exponents, margin)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array
+
+from ._config import NoisyRNNConfig
+from ._types import Params
+
+_METHODS = ("exact", "hutchinson")
+_BROWNIAN = ("unit", "scalar")
+
+
+def _check_cfg(cfg: object, fn: str) -> NoisyRNNConfig:
+    if not isinstance(cfg, NoisyRNNConfig):
+        raise TypeError(f"{fn}: cfg must be a NoisyRNNConfig, got {type(cfg).__name__}.")
+    if cfg.cell != "lipschitz":
+        raise ValueError(
+            f"{fn}: the theory is derived for the Lipschitz cell only (cfg.cell='lipschitz'), got "
+            f"cell={cfg.cell!r}. Use a Lipschitz/Noisy RNN config."
+        )
+    return cfg
+
+
+def _check_xs(xs: object, cfg: NoisyRNNConfig, fn: str, *, batched: bool = True) -> Array:
+    arr = jnp.asarray(xs)
+    want = "(batch, time, input_size)" if batched else "(time, input_size)"
+    ndim = 3 if batched else 2
+    if arr.ndim != ndim:
+        raise ValueError(f"{fn}: xs must have shape {want}, got shape {arr.shape}.")
+    if arr.shape[-1] != cfg.input_size:
+        raise ValueError(
+            f"{fn}: xs has {arr.shape[-1]} features per step but cfg.input_size is "
+            f"{cfg.input_size}; reshape xs to {want}."
+        )
+    if arr.shape[-2] < 1:
+        raise ValueError(f"{fn}: xs needs at least one time step, got shape {arr.shape}.")
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        raise TypeError(f"{fn}: xs must be a real floating array, got dtype {arr.dtype}.")
+    return arr
+
+
+def _concrete(value: object) -> np.ndarray | None:
+    """``value`` as a NumPy array, or ``None`` when it is traced (inside ``jit``/``grad``)."""
+    try:
+        return np.asarray(value)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
+
+
+def _check_ys(ys: object, xs: Array, cfg: NoisyRNNConfig, fn: str) -> Array:
+    concrete_ys = _concrete(ys)
+    concrete = concrete_ys is not None
+    arr = concrete_ys if concrete else ys
+    if arr.shape != (xs.shape[0],):
+        raise ValueError(
+            f"{fn}: ys must hold one integer label per sequence, shape ({xs.shape[0]},), got "
+            f"shape {arr.shape}."
+        )
+    if not jnp.issubdtype(arr.dtype, jnp.integer):
+        raise TypeError(f"{fn}: ys must be integer class labels, got dtype {arr.dtype}.")
+    if concrete and arr.size:
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= cfg.num_classes:
+            raise ValueError(
+                f"{fn}: labels must lie in [0, {cfg.num_classes - 1}] (cfg.num_classes), got "
+                f"values in [{lo}, {hi}]."
+            )
+    return jnp.asarray(arr)
+
+
+def _step_vector(params: Params, cfg: NoisyRNNConfig, dtype: jnp.dtype) -> Array:
+    """The step ``d`` as an ``(H,)`` vector: the learned ``step`` or ``dt`` everywhere."""
+    if cfg.learn_step:
+        return params["step"]
+    return jnp.full((cfg.hidden_size,), cfg.dt, dtype=dtype)
+
+
+def _cross_entropy(logits: Array, y: Array) -> Array:
+    return jax.nn.logsumexp(logits, axis=-1) - jnp.take_along_axis(
+        logits, y[..., None], axis=-1
+    ).squeeze(-1)
+
+
+def _tanh_second(z: Array) -> Array:
+    t = jnp.tanh(z)
+    return -2.0 * t * (1.0 - t * t)
