@@ -20,6 +20,7 @@ from ._integrate import ButcherTableau as ButcherTableau
 from ._integrate import OdeSolution as OdeSolution
 from ._integrate import least_squares_fit as least_squares_fit
 from ._integrate import odeint as odeint
+from ._integrate import resolve_unroll as resolve_unroll
 from ._integrate import stage_basis as stage_basis
 from ._integrate import stage_times as stage_times
 from ._projection import change_of_basis as change_of_basis

@@ -73,6 +73,8 @@ class ODEBlock(nn.Module):
         method: default scheme ("euler", "midpoint", "rk4", "rk4_38").
         state_collections: the unit's mutable collections kept as coefficients.
         stats_ridge: ridge ``lambda`` of the state refit.
+        unroll: unroll the depth loop (True), keep one ``lax.scan`` (False), or None: unrolled
+            on the CPU backend only (:func:`basis_ode.odeint`).
     """
 
     unit: Callable[..., nn.Module]
@@ -82,6 +84,7 @@ class ODEBlock(nn.Module):
     method: str = "euler"
     state_collections: tuple[str, ...] = ("batch_stats",)
     stats_ridge: float = 1e-6
+    unroll: bool | None = None
 
     @nn.compact
     def __call__(
@@ -151,6 +154,7 @@ class ODEBlock(nn.Module):
             train=train,
             ridge=self.stats_ridge,
             context=context,
+            unroll=self.unroll,
         )
         if train and not self.is_initializing():
             for c, var in state_vars.items():

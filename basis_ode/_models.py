@@ -40,6 +40,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from ._block import ODEBlock
+from ._integrate import resolve_unroll
 from ._units import PreActConvUnit, ResidualStitch, TransformerUnit, sinusoidal_positions
 
 
@@ -139,6 +140,9 @@ class ConvODENet(_ConvBackbone):
         method: default scheme ("euler", "midpoint", "rk4", "rk4_38").
         bn_momentum: BatchNorm momentum (Flax convention; 0.9 = PyTorch's 0.1).
         param_dtype: dtype of the parameters.
+        unroll: unroll the depth loop of every block (True), keep one ``lax.scan`` (False), or
+            None: unrolled on the CPU backend only, where XLA runs a convolution inside a loop
+            body far slower (see :func:`basis_ode.odeint`). The result is the same either way.
 
     Call: ``model.apply(variables, x, train=False, n_steps=None, scheme=None, basis=None)`` with
     ``x`` NHWC; returns logits ``(batch, num_classes)``.
@@ -152,6 +156,7 @@ class ConvODENet(_ConvBackbone):
     method: str = "euler"
     bn_momentum: float = 0.9
     param_dtype: Any = jnp.float32
+    unroll: bool | None = None
 
     def stage(self, i: int, h: Array, train: bool, **kw: Any) -> Array:
         unit = functools.partial(
@@ -163,6 +168,7 @@ class ConvODENet(_ConvBackbone):
             n_steps=self.n_steps,
             basis=self.basis,
             method=self.method,
+            unroll=self.unroll,
             name=f"stage{i}",
         )
         return block(h, train=train, **kw)
@@ -208,6 +214,8 @@ class ResNet(_ConvBackbone):
         num_classes, width, bn_momentum, param_dtype: as in :class:`ConvODENet`.
         n_blocks: residual blocks per stage.
         residual_scale: the factor in front of ``F`` (None: ``1 / n_blocks``).
+        unroll: unroll the scan over blocks (True), keep it rolled (False), or None: unrolled
+            on the CPU backend only, as in :class:`ConvODENet`.
     """
 
     num_classes: int = 10
@@ -216,6 +224,7 @@ class ResNet(_ConvBackbone):
     residual_scale: float | None = None
     bn_momentum: float = 0.9
     param_dtype: Any = jnp.float32
+    unroll: bool | None = None
 
     def stage(self, i: int, h: Array, train: bool, **kw: Any) -> Array:
         _check_positive("n_blocks", self.n_blocks)
@@ -228,6 +237,7 @@ class ResNet(_ConvBackbone):
             variable_axes={"params": 0, "batch_stats": 0},
             split_rngs={"params": True},
             length=self.n_blocks,
+            unroll=self.n_blocks if resolve_unroll(self.unroll) else 1,
         )
         h, _ = scanned(unit=unit, scale=scale, train=train, name=f"stage{i}")(h, None)
         return h
@@ -256,6 +266,7 @@ class ODETransformerTagger(nn.Module):
         n_basis, n_steps, basis, method: as in :class:`ConvODENet`.
         num_heads: attention heads (1 in the paper).
         param_dtype: dtype of the parameters.
+        unroll: as in :class:`ConvODENet`.
 
     Call: ``model.apply(variables, tokens, mask=None, train=False, n_steps=None, scheme=None,
     basis=None)`` with ``tokens`` int ``(batch, L)`` and ``mask`` bool ``(batch, L)`` (True at real
@@ -271,6 +282,7 @@ class ODETransformerTagger(nn.Module):
     method: str = "euler"
     num_heads: int = 1
     param_dtype: Any = jnp.float32
+    unroll: bool | None = None
 
     @nn.compact
     def __call__(
@@ -311,6 +323,7 @@ class ODETransformerTagger(nn.Module):
             basis=self.basis,
             method=self.method,
             state_collections=(),
+            unroll=self.unroll,
             name="encoder",
         )
         x = block(x, train=train, n_steps=n_steps, scheme=scheme, basis=basis, mask=attn_mask)

@@ -33,13 +33,15 @@ def _rename(tree, src, dst):
     return tree
 
 
+@pytest.mark.parametrize("unroll", [True, False])
 @pytest.mark.parametrize("train", [True, False])
-def test_resnet_equals_conv_odenet_euler_piecewise_constant(key, train):
-    """K discrete blocks h <- h + F(theta_k, h)/K == Euler, PiecewiseConstant(K), n_steps = K."""
+def test_resnet_equals_conv_odenet_euler_piecewise_constant(key, train, unroll):
+    """K discrete blocks h <- h + F(theta_k, h)/K == Euler, PiecewiseConstant(K), n_steps = K,
+    with the depth loops of both models unrolled (the CPU default) or rolled (GPU and TPU)."""
     K = 2
     x = jax.random.normal(key, (3, 8, 8, 1), F64)
-    resnet = ResNet(width=2, n_blocks=K, param_dtype=F64)
-    odenet = ConvODENet(width=2, n_basis=K, param_dtype=F64)
+    resnet = ResNet(width=2, n_blocks=K, param_dtype=F64, unroll=unroll)
+    odenet = ConvODENet(width=2, n_basis=K, param_dtype=F64, unroll=not unroll)
     rv = fill(jax.eval_shape(resnet.init, jax.random.key(1), x))
     ov = {c: _rename(t, "unit", "basis_coeffs") for c, t in rv.items()}
     if train:
