@@ -354,7 +354,8 @@ def odeint(
     Fixed-step methods ("euler" order 1, "midpoint" 2, "rk4" 4, "rk4_38" 4) take ``n_steps``
     steps of size ``dt = 1 / n_steps`` in one ``lax.scan``: rolled on GPU and TPU (the compiled
     program does not grow with n_steps), fully unrolled on a CPU (``unroll``, see
-    :func:`resolve_unroll`; the same arithmetic, 40x faster for convolutional fields there). Step i evaluates stage j at ``t = (i + c_j) / n_steps`` with theta read by
+    :func:`resolve_unroll`; the same arithmetic, 40x faster for convolutional fields there).
+    Step i evaluates stage j at ``t = (i + c_j) / n_steps`` with theta read by
     ``basis.at_step`` (a stage at c_j = 1 reads the left limit, staying in the step's cell).
     With Euler, ``PiecewiseConstant(K)`` and ``n_steps = K`` this is exactly the ResNet loop
     ``h <- h + F(theta_k, h) / K``.

@@ -237,7 +237,7 @@ def test_unrolled_loop_equals_scan_and_has_no_while(method):
 
     outs = {}
     for unroll in (True, False):
-        grad = jax.jit(jax.grad(lambda c: solve(c, h0, unroll)[0]))(coeffs)
+        grad = jax.jit(jax.grad(lambda c, u=unroll: solve(c, h0, u)[0]))(coeffs)
         outs[unroll] = (solve(coeffs, h0, unroll)[1], grad)
         hlo = jax.jit(lambda c, h, u=unroll: solve(c, h, u)[0]).lower(coeffs, h0).as_text()
         assert ("while" in hlo) is (not unroll)
