@@ -28,6 +28,7 @@ The per-call name of the scheme is ``scheme`` because ``method`` is a reserved k
 from __future__ import annotations
 
 import functools
+import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -165,9 +166,11 @@ def init_coefficients(samples: Any, basis: Basis) -> Any:
 
 
 def _check_steps(n_steps: Any) -> int:
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
+    if isinstance(n_steps, (bool, np.bool_)) or not isinstance(n_steps, numbers.Integral):
         raise ValueError(f"ODEBlock: n_steps must be a positive Python int, got {n_steps!r}.")
-    return n_steps
+    if n_steps < 1:
+        raise ValueError(f"ODEBlock: n_steps must be a positive Python int, got {n_steps!r}.")
+    return int(n_steps)
 
 
 class ODEBlock(nn.Module):
@@ -209,7 +212,7 @@ class ODEBlock(nn.Module):
         if not self.is_initializing() or self.has_variable("params", COEFFS):
             return {}
         init_basis = basis_by_name(basis if basis is not None else self.basis, self.n_basis)
-        keys = jax.random.split(self.make_rng("params"), self.n_basis)
+        keys = jax.random.split(self.make_rng("params"), init_basis.K)
         draws = jax.vmap(lambda k: template.init(k, h, train=False, **context))(keys)
         keep = ("params", *self.state_collections)
         self.variable(TAG, tag_key(init_basis), lambda: jnp.int32(init_basis.K))

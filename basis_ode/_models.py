@@ -31,6 +31,7 @@ in every collection (see :class:`basis_ode.ODEBlock`); :func:`basis_ode.compress
 from __future__ import annotations
 
 import functools
+import numbers
 from typing import Any
 
 import flax.linen as nn
@@ -66,9 +67,11 @@ def _check_images(x: Any) -> None:
         )
 
 
-def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+def _check_positive(name: str, value: Any) -> int:
+    """``value`` as a Python int (NumPy integers accepted), or a clear error."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    return int(value)
 
 
 class _ConvBackbone(nn.Module):
@@ -93,9 +96,8 @@ class _ConvBackbone(nn.Module):
 
     def run(self, x: Array, train: bool, **kw: Any) -> Array:
         _check_images(x)
-        _check_positive("width", self.width)
-        _check_positive("num_classes", self.num_classes)
-        w = self.width
+        w = _check_positive("width", self.width)
+        num_classes = _check_positive("num_classes", self.num_classes)
         stem = nn.Conv(
             w,
             (3, 3),
@@ -118,7 +120,7 @@ class _ConvBackbone(nn.Module):
             h = self.stage(i, h, train, **kw)
         h = self.norm(train, "head_norm")(h)
         h = jnp.mean(h, axis=(1, 2))
-        return nn.Dense(self.num_classes, param_dtype=self.param_dtype, name="head")(h)
+        return nn.Dense(num_classes, param_dtype=self.param_dtype, name="head")(h)
 
 
 class ConvODENet(_ConvBackbone):
@@ -227,17 +229,17 @@ class ResNet(_ConvBackbone):
     unroll: bool | None = None
 
     def stage(self, i: int, h: Array, train: bool, **kw: Any) -> Array:
-        _check_positive("n_blocks", self.n_blocks)
+        n_blocks = _check_positive("n_blocks", self.n_blocks)
         unit = functools.partial(
             PreActConvUnit, bn_momentum=self.bn_momentum, param_dtype=self.param_dtype
         )
-        scale = 1.0 / self.n_blocks if self.residual_scale is None else self.residual_scale
+        scale = 1.0 / n_blocks if self.residual_scale is None else float(self.residual_scale)
         scanned = nn.scan(
             _ResidualBlock,
             variable_axes={"params": 0, "batch_stats": 0},
             split_rngs={"params": True},
-            length=self.n_blocks,
-            unroll=self.n_blocks if resolve_unroll(self.unroll) else 1,
+            length=n_blocks,
+            unroll=n_blocks if resolve_unroll(self.unroll) else 1,
         )
         h, _ = scanned(unit=unit, scale=scale, train=train, name=f"stage{i}")(h, None)
         return h
@@ -296,8 +298,10 @@ class ODETransformerTagger(nn.Module):
         basis: str | None = None,
     ) -> Float[Array, "batch length num_tags"]:
         """Per-position tag logits (see the class docstring)."""
-        for name in ("vocab_size", "num_tags", "width"):
+        vocab, tags, width = (
             _check_positive(name, getattr(self, name))
+            for name in ("vocab_size", "num_tags", "width")
+        )
         if getattr(tokens, "ndim", None) != 2 or not jnp.issubdtype(tokens.dtype, jnp.integer):
             raise ValueError(
                 "tokens must be an integer array shaped (batch, length); got "
@@ -308,13 +312,11 @@ class ODETransformerTagger(nn.Module):
                 f"mask must have the shape of tokens {tuple(tokens.shape)} (True at real tokens); "
                 f"got {tuple(mask.shape)}."
             )
-        x = nn.Embed(self.vocab_size, self.width, param_dtype=self.param_dtype, name="embed")(
-            tokens
-        )
-        x = x + sinusoidal_positions(tokens.shape[1], self.width, x.dtype)
+        x = nn.Embed(vocab, width, param_dtype=self.param_dtype, name="embed")(tokens)
+        x = x + sinusoidal_positions(tokens.shape[1], width, x.dtype)
         attn_mask = None if mask is None else nn.make_attention_mask(mask, mask)
         unit = functools.partial(
-            TransformerUnit, num_heads=self.num_heads, param_dtype=self.param_dtype
+            TransformerUnit, num_heads=int(self.num_heads), param_dtype=self.param_dtype
         )
         block = ODEBlock(
             unit=unit,
@@ -328,4 +330,4 @@ class ODETransformerTagger(nn.Module):
         )
         x = block(x, train=train, n_steps=n_steps, scheme=scheme, basis=basis, mask=attn_mask)
         x = nn.LayerNorm(param_dtype=self.param_dtype, name="final_norm")(x)
-        return nn.Dense(self.num_tags, param_dtype=self.param_dtype, name="head")(x)
+        return nn.Dense(tags, param_dtype=self.param_dtype, name="head")(x)
