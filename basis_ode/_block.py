@@ -2,7 +2,8 @@
 
 ``ODEBlock(unit=...)`` integrates ``dh/dt = F(theta(t), h)`` on ``t in [0, 1]`` where ``F`` is any
 Flax unit and every variable of the unit - trainable parameters *and* mutable state such as
-BatchNorm statistics - is a basis expansion in depth (SPEC 2.1, 2.6). The block owns
+BatchNorm statistics - is a basis expansion in depth (docs/basis_ode.md; Queiruga et al. 2021,
+sections 2 and 3.2). The block owns
 
     params["basis_coeffs"]        the unit's params, every leaf with a leading axis K
     batch_stats["basis_coeffs"]   the unit's statistics (only if the unit has any), leading axis K
@@ -177,10 +178,11 @@ class ODEBlock(nn.Module):
     """ODE block ``h(1) = h(0) + int_0^1 F(theta(t), s(t); h(t)) dt`` with basis-expanded variables.
 
     ``theta(t) = sum_k phi_k(t) theta_k`` for the parameters and ``s(t) = sum_k phi_k(t) s_k`` for
-    every mutable collection of the unit (SPEC 2.6). Solved with a fixed-step explicit scheme by
-    :func:`basis_ode.odeint`; in training the state is refitted onto the K nodes after the solve
-    (:func:`basis_ode.solve_stateful`). With Euler, ``PiecewiseConstant(K)`` and ``n_steps = K`` the
-    block is a ResNet stage of K blocks ``h <- h + F(theta_k, h) / K`` with ordinary BatchNorm.
+    every mutable collection of the unit (paper section 3.2). Solved with a fixed-step explicit
+    scheme by :func:`basis_ode.odeint`; in training the state is refitted onto the K nodes after
+    the solve (:func:`basis_ode.solve_stateful`). With Euler, ``PiecewiseConstant(K)`` and
+    ``n_steps = K`` the block is a ResNet stage of K blocks ``h <- h + F(theta_k, h) / K`` with
+    ordinary BatchNorm.
 
     Attributes:
         unit: a Flax module class (or ``functools.partial`` of one) accepting ``parent=None``; its

@@ -1,4 +1,6 @@
-"""Models: the conv ODE-Net, its ResNet twin and the ODE transformer tagger (SPEC 2.7).
+"""Models: the conv ODE-Net, its ResNet twin and the ODE transformer tagger.
+
+The architectures of Queiruga et al. 2021, sections 5.1 and 5.2 (docs/basis_ode.md).
 
 Calling convention (all models are Flax linen modules; variables ``{"params", "batch_stats"}``)::
 
@@ -124,7 +126,7 @@ class _ConvBackbone(nn.Module):
 
 
 class ConvODENet(_ConvBackbone):
-    """Three-stage convolutional ODE-Net with stateful, basis-expanded ODE blocks (SPEC 2.7).
+    """Three-stage convolutional ODE-Net with stateful, basis-expanded ODE blocks (paper 5.1).
 
     ``Conv3x3(C_in -> w, no bias) -> BN -> ReLU``; for stage widths ``w, 2w, 4w`` and strides
     ``1, 2, 2``: ``ResidualStitch(in -> out, stride)`` then an :class:`ODEBlock` whose unit is
@@ -208,9 +210,10 @@ class ResNet(_ConvBackbone):
     ``h <- h + residual_scale * F(theta_k, h)`` for ``k = 0..n_blocks-1`` with ordinary Flax
     BatchNorm inside ``F`` (:class:`PreActConvUnit`), as one ``nn.scan`` over depth. With
     ``residual_scale = 1 / n_blocks`` (the default) it equals ConvODENet with Euler,
-    ``PiecewiseConstant(n_blocks)`` and ``n_steps = n_blocks`` (SPEC 2.1); ``residual_scale = 1``
-    is the usual ResNet. Variables: ``params["stage{i}"]["unit"]`` stacks the blocks (leading axis
-    ``n_blocks``), the same leaves as ConvODENet's ``params["stage{i}"]["basis_coeffs"]``.
+    ``PiecewiseConstant(n_blocks)`` and ``n_steps = n_blocks`` (docs/basis_ode.md, "Model");
+    ``residual_scale = 1`` is the usual ResNet. Variables: ``params["stage{i}"]["unit"]`` stacks
+    the blocks (leading axis ``n_blocks``), the same leaves as ConvODENet's
+    ``params["stage{i}"]["basis_coeffs"]``.
 
     Attributes:
         num_classes, width, bn_momentum, param_dtype: as in :class:`ConvODENet`.
@@ -253,7 +256,7 @@ class ResNet(_ConvBackbone):
 
 
 class ODETransformerTagger(nn.Module):
-    """Sequence tagger with a transformer ODE block (SPEC 2.7).
+    """Sequence tagger with a transformer ODE block (paper 5.2).
 
     ``x(0) = Embed(tokens) + P`` (sinusoidal positions),
     ``dx/dt = SA(LN(x)) + MLP(LN(x + SA(LN(x))))`` (:class:`TransformerUnit`, single head, MLP

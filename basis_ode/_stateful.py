@@ -1,4 +1,6 @@
-"""Continuous-in-depth state: mutable Flax collections kept as basis coefficients (SPEC 2.6).
+"""Continuous-in-depth state: mutable Flax collections kept as basis coefficients.
+
+Queiruga et al. 2021, section 3.2; docs/basis_ode.md, "Continuous-in-depth BatchNorm".
 
 A unit ``F`` (any Flax linen module) has trainable ``params`` and, possibly, mutable *state*
 collections such as BatchNorm's ``batch_stats``. In a stateful ODE-Net both are functions of depth

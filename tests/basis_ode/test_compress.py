@@ -65,7 +65,7 @@ def test_compress_to_the_same_basis_is_the_identity(trained):
 
 
 def test_piecewise_constant_2k_to_k_averages_pairs(trained):
-    """SPEC 2.5: projecting PiecewiseConstant(2K) onto PiecewiseConstant(K) averages node pairs,
+    """Projecting PiecewiseConstant(2K) onto PiecewiseConstant(K) averages node pairs,
     for the weights and the BatchNorm statistics alike; the rest of the model is untouched."""
     v, x = trained
     small = compress(v, PiecewiseConstant(K // 2), src_basis="piecewise_constant", method="project")

@@ -24,7 +24,7 @@ F64 = jnp.float64
 
 @pytest.mark.parametrize("K", [1, 8, 16])
 def test_conv_odenet_parameter_count_is_exact(K):
-    """SPEC 2.7: P(K) = 78,074 + 97,216 K for width 16 on 32x32x3 inputs."""
+    """Paper 5.1: P(K) = 78,074 + 97,216 K for width 16 on 32x32x3 inputs."""
     model = ConvODENet(num_classes=10, width=16, n_basis=K)
     shapes = jax.eval_shape(
         lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3), jnp.float32))
