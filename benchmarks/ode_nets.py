@@ -193,7 +193,13 @@ def _torch_conv_odenet(width: int, K: int, num_classes: int = 10, in_ch: int = 3
 
 
 def bench_train_step(
-    *, width: int = 16, K: int = 8, batch: int = 64, image: int = 32, repeats: int = 3
+    *,
+    width: int = 16,
+    K: int = 8,
+    batch: int = 64,
+    image: int = 32,
+    repeats: int = 3,
+    variants: tuple[str, ...] = ("jax_unrolled", "jax_scan", "jax_resnet_unrolled", "torch_eager"),
 ) -> dict[str, Any]:
     """One training step (loss, gradient, BatchNorm in training mode) of ConvODENet (Euler,
     piecewise constant, n_steps = K) unrolled and as one lax.scan, of its ResNet twin, and of a
@@ -220,12 +226,16 @@ def bench_train_step(
     }
     calls, meta = {}, {}
     for name, model in models.items():
+        if name not in variants:
+            continue
         f, args, n_params = jax_step(model)
         meta[name] = {"params": n_params, **compile_stats(f, *args)}
         calls[name] = lambda f=f, args=args: f(*args)
     try:
         import torch
 
+        if "torch_eager" not in variants:
+            raise ImportError
         net = _torch_conv_odenet(width, K)
         xt = torch.tensor(np.asarray(x).transpose(0, 3, 1, 2))
         yt = torch.tensor(np.asarray(y), dtype=torch.long)
@@ -243,9 +253,11 @@ def bench_train_step(
     times = time_interleaved(calls, repeats=repeats)
     rows = {name: {**meta[name], **times[name]} for name in calls}
     out = {"width": width, "K": K, "batch": batch, "image": image, "rows": rows}
-    if "torch_eager" in rows:
-        out["unrolled_over_torch"] = rows["jax_unrolled"]["min_s"] / rows["torch_eager"]["min_s"]
-        out["scan_over_torch"] = rows["jax_scan"]["min_s"] / rows["torch_eager"]["min_s"]
+    for name in ("jax_unrolled", "jax_scan", "jax_resnet_unrolled"):
+        if "torch_eager" in rows and name in rows:
+            out[f"{name}_over_torch"] = rows[name]["min_s"] / rows["torch_eager"]["min_s"]
+    if "jax_scan" in rows and "jax_unrolled" in rows:
+        out["scan_over_unrolled"] = rows["jax_scan"]["min_s"] / rows["jax_unrolled"]["min_s"]
     return out
 
 

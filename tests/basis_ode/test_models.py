@@ -227,3 +227,18 @@ def test_fresh_model_is_finite_in_train_and_eval_mode(key, name):
     assert np.all(np.isfinite(logits))
     for leaf in jax.tree_util.tree_leaves(upd):
         assert np.all(np.isfinite(leaf))
+
+
+@pytest.mark.parametrize("K", [1, 3])
+def test_benchmark_pytorch_twin_has_the_same_parameters(key, K):
+    """The PyTorch eager model of benchmarks/ode_nets.py is the same architecture: its
+    parameter count equals ConvODENet's for every K (and 78,074 + 97,216 K at width 16)."""
+    pytest.importorskip("torch")
+    from benchmarks.ode_nets import _torch_conv_odenet
+
+    for width in (2, 16):
+        model = ConvODENet(width=width, n_basis=K)
+        shapes = jax.eval_shape(model.init, key, jnp.zeros((1, 32, 32, 3)))
+        net = _torch_conv_odenet(width, K)
+        assert sum(p.numel() for p in net.parameters()) == count_params(shapes["params"])
+    assert count_params(shapes["params"]) == 78_074 + 97_216 * K
