@@ -20,6 +20,7 @@ from ._integrate import ButcherTableau as ButcherTableau
 from ._integrate import OdeSolution as OdeSolution
 from ._integrate import least_squares_fit as least_squares_fit
 from ._integrate import odeint as odeint
+from ._integrate import resolve_unroll as resolve_unroll
 from ._integrate import stage_basis as stage_basis
 from ._integrate import stage_times as stage_times
 from ._projection import change_of_basis as change_of_basis
@@ -33,8 +34,13 @@ from ._projection import refine as refine
 # -- end core -------------------------------------------------------------------------------------
 
 # -- models (_stateful, _block, _units, _models, _compress) --------------------------------------
+from ._block import TAG as TAG
 from ._block import ODEBlock as ODEBlock
+from ._block import init_coefficients as init_coefficients
+from ._block import tagged_basis as tagged_basis
+from ._compress import AUTO_RESIDUAL as AUTO_RESIDUAL
 from ._compress import compress as compress
+from ._compress import compression_residual as compression_residual
 from ._compress import compression_sweep as compression_sweep
 from ._compress import param_bytes as param_bytes
 from ._compress import refine_variables as refine_variables

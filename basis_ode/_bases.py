@@ -5,7 +5,8 @@ basis functions. A *piecewise* family splits [0, 1] into ``n_cells`` equal cells
 ``[c / n, (c + 1) / n)`` and, on each cell, uses a few local functions of the local coordinate
 ``s = n t - c`` in [0, 1]; a *global* family has a single cell and ``s = t``. Writing every
 evaluation as (cell, local coordinate) lets a stage at the right end of an integration step read
-the left limit of a discontinuous basis exactly (SPEC 2.3), and lets quadrature evaluate each
+the left limit of a discontinuous basis exactly (docs/basis_ode.md,
+"Integration"), and lets quadrature evaluate each
 basis on the cell a sub-interval lies in, without rounding across breakpoints.
 
 =====================  ==============  ===============================================
@@ -181,7 +182,7 @@ class Basis:
         """Values at the stage time ``(step + c) / n_steps`` located with exact integer arithmetic.
 
         The stage belongs to step ``[step / n_steps, (step + 1) / n_steps)``: a stage with
-        ``c = 1`` reads the left limit (it stays in the step's own cell, SPEC 2.3); other stages
+        ``c = 1`` reads the left limit (it stays in the step's own cell); other stages
         read the right limit. The cell index is an integer computation on the (possibly traced)
         integer step index, so no floating-point rounding can select a neighbouring cell.
 

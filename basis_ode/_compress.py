@@ -1,14 +1,16 @@
 """Compression (change of basis without retraining), refinement, and the compression sweep.
 
 Every ODE block keeps its unit's variables under ``"basis_coeffs"`` with a leading axis K in every
-collection (parameters *and* BatchNorm statistics, SPEC 2.6). A change of basis ``src -> dst`` is
+collection (parameters *and* BatchNorm statistics). A change of basis ``src -> dst`` is
 one ``(K_dst, K_src)`` matrix ``P`` computed once (:func:`basis_ode.change_of_basis`, exact L2
 projection ``M^-1 B``; or nodal interpolation), applied to every such leaf as
 ``einsum("ij,j...->i...", P, leaf)``. No data is touched; the result runs with any ``n_steps`` and
 scheme, called with ``basis=dst.name``.
 
-The source basis is not stored in the variables (they hold arrays only): pass ``src_basis`` (the
-family name the model was trained with, i.e. ``model.basis``; K is read from the shapes).
+The variables know their basis: every ODE block writes a tag ``variables["basis"][<block>]``
+named ``"<family>_K<K>"`` at init (:class:`basis_ode.ODEBlock`); :func:`compress` and
+:func:`refine_variables` read it as the source basis, refuse a contradicting ``src_basis`` and
+rewrite it to the new basis, so the model evaluates the new coefficients in the right family.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ._bases import Basis, basis_by_name
-from ._block import COEFFS
+from ._block import COEFFS, TAG, check_same_basis, retag, tagged_basis
 from ._models import count_params
-from ._projection import interpolate, project, refine
+from ._projection import change_of_basis, gram_matrix, interpolate, project, refine
 
 
 def _as_dict(tree: Any) -> Any:
@@ -66,7 +68,21 @@ def _block_k(coeffs: Any) -> int:
     return ks.pop()
 
 
-def _resolve_src(src_basis: str | Basis, K: int) -> Basis:
+def _resolve_src(src_basis: str | Basis | None, K: int, tagged: Basis | None = None) -> Basis:
+    if src_basis is None:
+        if tagged is None:
+            raise ValueError(
+                f"the variables carry no basis tag (no {TAG!r} collection, e.g. built by hand or "
+                "saved without it); pass the basis they are expressed in, e.g. "
+                "src_basis='piecewise_constant'."
+            )
+        return tagged
+    src = _resolve_named(src_basis, K)
+    check_same_basis(src, tagged, "src_basis")
+    return src
+
+
+def _resolve_named(src_basis: str | Basis, K: int) -> Basis:
     if isinstance(src_basis, Basis):
         if src_basis.K != K:
             raise ValueError(
@@ -86,30 +102,100 @@ def _keep_dtype(new: Any, old: Any) -> Any:
     return jax.tree_util.tree_map(lambda n, o: jnp.asarray(n).astype(o.dtype), new, old)
 
 
+#: ``method="auto"`` projects when :func:`compression_residual` is at most this, and
+#: interpolates otherwise (measurements in the README, "Compression: project or interpolate").
+AUTO_RESIDUAL = 0.2
+
+
+def _block_residual(coeffs: Any, src: Basis, dst: Basis) -> tuple[float, float]:
+    """``(lost, norm2)``: the squared L2(0, 1) distance from theta to its projection onto
+    span(dst), and theta's squared L2 norm, summed over the leaves (closed forms)."""
+    M = gram_matrix(src)
+    P = change_of_basis(src, dst)
+    Md = gram_matrix(dst)
+    lost = total = 0.0
+    for leaf in jax.tree_util.tree_leaves(coeffs):
+        c = np.asarray(leaf, np.float64).reshape(src.K, -1)
+        d = P @ c
+        norm2 = float(np.einsum("ij,ik,jk->", M, c, c))
+        lost += norm2 - float(np.einsum("ij,ik,jk->", Md, d, d))  # Pythagoras
+        total += norm2
+    return max(lost, 0.0), total
+
+
+def compression_residual(
+    variables: Mapping[str, Any],
+    dst_basis: Basis,
+    *,
+    src_basis: str | Basis | None = None,
+    collections: Sequence[str] = ("params",),
+) -> float:
+    """The relative squared L2 error of theta(t) after the projection onto ``dst_basis``.
+
+    ``r = sum ||theta - P theta||^2 / sum ||theta||^2`` in L2(0, 1) over every leaf of every
+    block in ``collections`` (closed forms with the Gram matrices, no sampling; ``P theta`` is
+    the best approximation of theta in span(dst)). r is near 0 for weights that vary smoothly
+    in depth (refinement-trained models) and near ``1 - K_dst / K_src`` for independent
+    zero-mean layers (a directly trained piecewise-constant model): projection then averages
+    unrelated layers into weights no layer had, and nodal interpolation (keeping every other
+    layer) does better. ``compress(..., method="auto")`` projects when ``r <= AUTO_RESIDUAL``.
+
+    Arguments:
+        variables: model variables (tagged, or with ``src_basis``).
+        dst_basis: the target basis.
+        src_basis: the variables' basis (None: read from their tag).
+        collections: the collections measured (default: the trainable parameters).
+
+    Returns:
+        r in [0, 1] (0 when theta lies in span(dst)).
+    """
+    tagged = tagged_basis(variables)
+    lost = total = 0.0
+    blocks: list[Any] = []
+    for c in collections:
+        _map_blocks({c: _as_dict(variables.get(c, {}))}, lambda b: blocks.append(b) or b)
+    for coeffs in blocks:
+        src = _resolve_src(src_basis, _block_k(coeffs), tagged)
+        a, b = _block_residual(coeffs, src, dst_basis)
+        lost, total = lost + a, total + b
+    return lost / total if total > 0 else 0.0
+
+
+def _auto_method(variables: Any, dst: Basis, src_basis: Any) -> str:
+    r = compression_residual(variables, dst, src_basis=src_basis)
+    return "project" if r <= AUTO_RESIDUAL else "interpolate"
+
+
 def compress(
     variables: Mapping[str, Any],
     dst_basis: Basis,
     *,
-    src_basis: str | Basis = "piecewise_constant",
-    method: str = "project",
+    src_basis: str | Basis | None = None,
+    method: str = "auto",
 ) -> dict[str, Any]:
     """Re-express every ODE block's parameters and statistics in another basis.
 
     For each block, ``theta_dst = P theta_src`` leaf by leaf with ``P`` the ``(K_dst, K_src)``
-    matrix of the L2 projection ``M^-1 B`` (``method="project"``, SPEC 2.5) or of nodal
-    interpolation (``method="interpolate"``). Both are computed once per (src, dst) pair and
-    cached. Everything outside the blocks (stem, stitches, head) is returned unchanged.
+    matrix of the L2 projection ``M^-1 B`` (``method="project"``; ``M`` the Gram matrix of dst,
+    ``B_ij = int phi^dst_i phi^src_j``) or of nodal interpolation (``method="interpolate"``:
+    theta sampled at dst's nodes). ``method="auto"`` projects when the projection's relative
+    error :func:`compression_residual` is at most ``AUTO_RESIDUAL`` (weights smooth in depth, as
+    refinement training leaves them) and interpolates otherwise (independent layers, as direct
+    training leaves them); the README gives the measurements behind the rule. Everything
+    outside the blocks (stem, stitches, head) is returned unchanged, and the blocks' basis tags
+    are rewritten to ``dst_basis``.
 
     Arguments:
-        variables: model variables (``{"params": ..., "batch_stats": ...}``).
+        variables: model variables (``{"params": ..., "batch_stats": ..., "basis": ...}``).
         dst_basis: the target basis, e.g. ``PiecewiseConstant(4)`` or ``basis_by_name("hat", 5)``.
-        src_basis: the family the variables are expressed in (name, K read from the shapes; or a
-            Basis with the right K). Default: the models' default, "piecewise_constant".
-        method: "project" (L2 projection) or "interpolate" (sample at the target's nodes).
+        src_basis: the basis the variables are expressed in (name, K read from the shapes; or a
+            Basis with the right K). None: read from the variables' tag. A value that contradicts
+            the tag raises ``ValueError`` naming both.
+        method: "auto", "project" (L2 projection) or "interpolate" (sample at dst's nodes).
 
     Returns:
-        New variables with leading axis ``dst_basis.K`` in every block; run them with
-        ``model.apply(new, x, basis=dst_basis.name)``. Leaf dtypes are kept.
+        New variables with leading axis ``dst_basis.K`` in every block, tagged with
+        ``dst_basis``: ``model.apply(new, x)`` evaluates them in ``dst_basis``. Dtypes are kept.
     """
     if not isinstance(dst_basis, Basis):
         raise TypeError(
@@ -117,11 +203,16 @@ def compress(
             f"{type(dst_basis).__name__}."
         )
     ops = {"project": project, "interpolate": interpolate}
-    if method not in ops:
-        raise ValueError(f"compress: method must be 'project' or 'interpolate', got {method!r}.")
+    if method not in (*ops, "auto"):
+        raise ValueError(
+            f"compress: method must be 'auto', 'project' or 'interpolate', got {method!r}."
+        )
+    if method == "auto":
+        method = _auto_method(variables, dst_basis, src_basis)
+    tagged = tagged_basis(variables)
 
     def one(coeffs: Any) -> Any:
-        src = _resolve_src(src_basis, _block_k(coeffs))
+        src = _resolve_src(src_basis, _block_k(coeffs), tagged)
         return _keep_dtype(ops[method](coeffs, src, dst_basis), coeffs)
 
     out, count = _map_blocks(_as_dict(variables), one)
@@ -130,30 +221,33 @@ def compress(
             f"compress: no ODE block found (no {COEFFS!r} entry) in the variables; pass the "
             "variables of a ConvODENet, ODETransformerTagger or a model built from ODEBlock."
         )
-    return out
+    return retag(out, dst_basis)
 
 
 def refine_variables(
-    variables: Mapping[str, Any], basis: str | Basis
+    variables: Mapping[str, Any], basis: str | Basis | None = None
 ) -> tuple[dict[str, Any], Basis]:
-    """Function-preserving refinement of every ODE block (for refinement training, SPEC 2.5).
+    """Function-preserving refinement of every ODE block (for refinement training).
 
     Piecewise constant K -> 2K (duplicated nodes), hat K -> 2K - 1 (midpoints inserted),
     piecewise linear K -> 2K, global families K -> 2K (zero padding): ``theta(t)`` and ``s(t)`` are
     unchanged at every t, so the model computes the same function when ``n_steps`` is scaled
-    with the cells (e.g. doubled for piecewise constant with ``n_steps = K``).
+    with the cells (e.g. doubled for piecewise constant with ``n_steps = K``). Queiruga et al.
+    2021, section 4 (docs/basis_ode.md, "Refinement").
 
     Arguments:
         variables: model variables.
-        basis: the current basis (family name, K read from the shapes; or a Basis).
+        basis: the current basis (family name, K read from the shapes; or a Basis). None: read
+            from the variables' tag; a value that contradicts the tag raises ``ValueError``.
 
     Returns:
-        ``(new_variables, new_basis)``.
+        ``(new_variables, new_basis)``; the new variables are tagged with ``new_basis``.
     """
     new_basis: list[Basis] = []
+    tagged = tagged_basis(variables)
 
     def one(coeffs: Any) -> Any:
-        src = _resolve_src(basis, _block_k(coeffs))
+        src = _resolve_src(basis, _block_k(coeffs), tagged)
         fine, b = refine(coeffs, src)
         new_basis.append(b)
         return _keep_dtype(fine, coeffs)
@@ -166,7 +260,7 @@ def refine_variables(
             f"refine_variables: the blocks have different K ({sorted(set(new_basis), key=str)}); "
             "refine models whose blocks share one basis."
         )
-    return out, new_basis[0]
+    return retag(out, new_basis[0]), new_basis[0]
 
 
 def param_bytes(tree: Any) -> int:
@@ -217,7 +311,7 @@ def compression_sweep(
     n_steps_list: Iterable[int],
     methods: Iterable[str] = ("euler",),
     out_dir: str | os.PathLike[str],
-    compress_method: str = "project",
+    compress_method: str = "auto",
     batch_size: int = 256,
     repeats: int = 5,
     progress: bool = True,
@@ -245,7 +339,7 @@ def compression_sweep(
         methods: integration schemes to evaluate ("euler", "midpoint", "rk4", "rk4_38").
         out_dir: where ``sweep.json``, ``sweep.md``, ``accuracy_vs_K.png`` and
             ``accuracy_vs_n_steps.png`` are written (created if missing).
-        compress_method: "project" or "interpolate" (see :func:`compress`).
+        compress_method: "auto", "project" or "interpolate" (see :func:`compress`).
         batch_size: evaluation batch size (latency and memory are for one such batch).
         repeats: timed repeats for the median latency.
         progress: show a tqdm bar.
@@ -261,7 +355,8 @@ def compression_sweep(
         )
     bases, Ks = list(bases), [int(k) for k in Ks]
     n_steps_list, methods = [int(n) for n in n_steps_list], list(methods)
-    src_name = model.basis
+    src_tag = tagged_basis(variables)
+    src_name = src_tag.name if src_tag is not None else model.basis
     os.makedirs(out_dir, exist_ok=True)
 
     def forward(v, x, m, *, n, scheme, basis):
@@ -314,19 +409,24 @@ def compression_sweep(
             skipped.append({"basis": name, "K": K, "reason": str(err)})
             bar.update(len(methods) * len(n_steps_list))
             continue
+        chosen = None
         if compressed:
-            v = compress(variables, dst, src_basis=src_name, method=compress_method)
+            chosen = compress_method
+            if chosen == "auto":
+                chosen = _auto_method(variables, dst, src_name)
+            v = compress(variables, dst, src_basis=src_name, method=chosen)
         else:
             v = _as_dict(variables)
         n_params = count_params(v["params"])
         p_bytes = param_bytes(v["params"])
-        s_bytes = param_bytes({c: t for c, t in v.items() if c != "params"})
+        s_bytes = param_bytes({c: t for c, t in v.items() if c not in ("params", TAG)})
         for scheme in methods:
             for n in n_steps_list:
                 acc, latency, peak = evaluate(v, n=n, scheme=scheme, basis=name)
                 rows.append(
                     dict(
                         compressed=compressed,
+                        compress_method=chosen,
                         basis=name,
                         K=K,
                         scheme=scheme,

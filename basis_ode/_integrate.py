@@ -1,11 +1,12 @@
 """Integrating dh/dt = F(theta(t), h) over t in [0, 1] with basis-function weights theta(t).
 
 One verb, ``odeint``: fixed-step explicit Runge-Kutta schemes (Euler, explicit midpoint, classic
-RK4, RK4 3/8 rule) as ONE ``lax.scan`` over the steps, or an adaptive diffrax solve (Tsit5,
-Dopri5) for stateless vector fields. Stage times ``(i + c_j) / n_steps`` and the cells they read
-come from the integer step index i and the exact rational Butcher nodes c_j; a stage at a step's
-right end (c_j = 1) reads the left limit of a discontinuous basis, so it stays in the step's own
-cell (SPEC 2.3, 2.4).
+RK4, RK4 3/8 rule) as one ``lax.scan`` over the steps (fully unrolled on a CPU, see
+:func:`resolve_unroll`), or an adaptive diffrax solve (Tsit5, Dopri5) for stateless vector
+fields. Stage times ``(i + c_j) / n_steps`` and the cells they read come from the integer step
+index i and the exact rational Butcher nodes c_j; a stage at a step's right end (c_j = 1) reads
+the left limit of a discontinuous basis, so it stays in the step's own cell (docs/basis_ode.md,
+"Integration"; Queiruga et al. 2021, section 3).
 """
 
 from __future__ import annotations
@@ -126,6 +127,25 @@ def _check_n_steps(n_steps: Any) -> int:
     return int(n_steps)
 
 
+def resolve_unroll(unroll: bool | None) -> bool:
+    """Whether the depth loop is unrolled: ``unroll``, or (None) True exactly on the CPU backend.
+
+    XLA's CPU backend runs a convolution inside a ``while`` loop body far slower than the same
+    convolution in straight-line code, its gradient even more (jax-ml/jax issue 12868): a
+    ConvODENet train step measured 40x slower as one ``lax.scan`` than unrolled. On GPU and TPU
+    one ``lax.scan`` is as fast and keeps the compile time flat in the number of steps, so
+    ``None`` (auto) unrolls on ``jax.default_backend() == "cpu"`` only. Unrolling changes the
+    program, not the arithmetic: both give the same result.
+    """
+    if unroll is None:
+        return jax.default_backend() == "cpu"
+    if not isinstance(unroll, (bool, np.bool_)):
+        raise TypeError(
+            f"unroll must be True, False or None (auto: unrolled on the CPU), got {unroll!r}."
+        )
+    return bool(unroll)
+
+
 def _check_scheme(method: Any) -> ButcherTableau:
     if method not in SCHEMES:
         raise ValueError(
@@ -243,7 +263,7 @@ def _combine_stages(h, weights: list[float], ks: list) -> State:
     return jax.tree_util.tree_map(one, h, *[k for _, k in terms])
 
 
-def _fixed_step(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages):
+def _fixed_step(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, unroll):
     dtype = _float_dtype(coeffs)
     dt = 1.0 / n_steps
     S = tab.n_stages
@@ -269,7 +289,9 @@ def _fixed_step(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages):
             ys = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *auxs)
         return (h_new, i + 1), ys
 
-    (h, _), aux = jax.lax.scan(body, (h0, jnp.asarray(0)), None, length=n_steps)
+    (h, _), aux = jax.lax.scan(
+        body, (h0, jnp.asarray(0)), None, length=n_steps, unroll=n_steps if unroll else 1
+    )
     if not (has_aux or return_stages):
         return h
     tdtype = jnp.result_type(dtype, _float_dtype(h0))
@@ -325,12 +347,15 @@ def odeint(
     rtol: float = 1e-6,
     atol: float = 1e-6,
     max_steps: int = 4096,
+    unroll: bool | None = None,
 ) -> State | OdeSolution:
     """Solve ``dh/dt = F(theta(t), h)`` on t in [0, 1] with ``theta(t) = sum_k phi_k(t) theta_k``.
 
     Fixed-step methods ("euler" order 1, "midpoint" 2, "rk4" 4, "rk4_38" 4) take ``n_steps``
-    steps of size ``dt = 1 / n_steps`` in one ``lax.scan`` (the compiled program does not grow
-    with n_steps). Step i evaluates stage j at ``t = (i + c_j) / n_steps`` with theta read by
+    steps of size ``dt = 1 / n_steps`` in one ``lax.scan``: rolled on GPU and TPU (the compiled
+    program does not grow with n_steps), fully unrolled on a CPU (``unroll``, see
+    :func:`resolve_unroll`; the same arithmetic, 40x faster for convolutional fields there).
+    Step i evaluates stage j at ``t = (i + c_j) / n_steps`` with theta read by
     ``basis.at_step`` (a stage at c_j = 1 reads the left limit, staying in the step's cell).
     With Euler, ``PiecewiseConstant(K)`` and ``n_steps = K`` this is exactly the ResNet loop
     ``h <- h + F(theta_k, h) / K``.
@@ -353,6 +378,8 @@ def odeint(
             ``OdeSolution.aux`` with leaves ``(n_steps, S, ...)``.
         rtol, atol: tolerances of the adaptive methods.
         max_steps: step limit of the adaptive methods.
+        unroll: unroll the fixed-step loop (True), keep it rolled (False), or None: unrolled
+            exactly when ``jax.default_backend() == "cpu"``.
 
     Returns:
         h(1) (same structure as h0), or ``OdeSolution(h, stage_times, aux)`` when
@@ -373,6 +400,7 @@ def odeint(
     _check_basis(basis, "basis")
     check_coefficients(coeffs, basis)
     n_steps = _check_n_steps(n_steps)
+    unroll = resolve_unroll(unroll)
     h0 = _as_float_tree(h0)
     if not jax.tree_util.tree_leaves(h0):
         raise ValueError("h0 has no array leaves; pass the initial state as an array or pytree.")
@@ -390,7 +418,7 @@ def odeint(
     # One compiled program per call (rather than one per eager primitive); inlined when traced.
     @jax.jit
     def solve(h0, coeffs):
-        return _fixed_step(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages)
+        return _fixed_step(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, unroll)
 
     return solve(h0, coeffs)
 
@@ -403,7 +431,7 @@ def least_squares_fit(
     ridge: float = 1e-6,
     method: str | None = None,
 ) -> Coefficients:
-    """Fit samples ``values`` taken at ``times`` back onto the K basis coefficients (SPEC 2.6).
+    """Fit samples ``values`` taken at ``times`` back onto the K basis coefficients.
 
     With ``Phi`` the ``(N, K)`` matrix of basis values at the N sample times, every leaf (its
     sample axes flattened to N) is mapped by ``Q = (Phi^T Phi + ridge I)^{-1} Phi^T``: ridge

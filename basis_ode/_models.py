@@ -1,4 +1,6 @@
-"""Models: the conv ODE-Net, its ResNet twin and the ODE transformer tagger (SPEC 2.7).
+"""Models: the conv ODE-Net, its ResNet twin and the ODE transformer tagger.
+
+The architectures of Queiruga et al. 2021, sections 5.1 and 5.2 (docs/basis_ode.md).
 
 Calling convention (all models are Flax linen modules; variables ``{"params", "batch_stats"}``)::
 
@@ -31,6 +33,7 @@ in every collection (see :class:`basis_ode.ODEBlock`); :func:`basis_ode.compress
 from __future__ import annotations
 
 import functools
+import numbers
 from typing import Any
 
 import flax.linen as nn
@@ -40,6 +43,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from ._block import ODEBlock
+from ._integrate import resolve_unroll
 from ._units import PreActConvUnit, ResidualStitch, TransformerUnit, sinusoidal_positions
 
 
@@ -65,9 +69,11 @@ def _check_images(x: Any) -> None:
         )
 
 
-def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+def _check_positive(name: str, value: Any) -> int:
+    """``value`` as a Python int (NumPy integers accepted), or a clear error."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    return int(value)
 
 
 class _ConvBackbone(nn.Module):
@@ -92,9 +98,8 @@ class _ConvBackbone(nn.Module):
 
     def run(self, x: Array, train: bool, **kw: Any) -> Array:
         _check_images(x)
-        _check_positive("width", self.width)
-        _check_positive("num_classes", self.num_classes)
-        w = self.width
+        w = _check_positive("width", self.width)
+        num_classes = _check_positive("num_classes", self.num_classes)
         stem = nn.Conv(
             w,
             (3, 3),
@@ -117,11 +122,11 @@ class _ConvBackbone(nn.Module):
             h = self.stage(i, h, train, **kw)
         h = self.norm(train, "head_norm")(h)
         h = jnp.mean(h, axis=(1, 2))
-        return nn.Dense(self.num_classes, param_dtype=self.param_dtype, name="head")(h)
+        return nn.Dense(num_classes, param_dtype=self.param_dtype, name="head")(h)
 
 
 class ConvODENet(_ConvBackbone):
-    """Three-stage convolutional ODE-Net with stateful, basis-expanded ODE blocks (SPEC 2.7).
+    """Three-stage convolutional ODE-Net with stateful, basis-expanded ODE blocks (paper 5.1).
 
     ``Conv3x3(C_in -> w, no bias) -> BN -> ReLU``; for stage widths ``w, 2w, 4w`` and strides
     ``1, 2, 2``: ``ResidualStitch(in -> out, stride)`` then an :class:`ODEBlock` whose unit is
@@ -139,6 +144,9 @@ class ConvODENet(_ConvBackbone):
         method: default scheme ("euler", "midpoint", "rk4", "rk4_38").
         bn_momentum: BatchNorm momentum (Flax convention; 0.9 = PyTorch's 0.1).
         param_dtype: dtype of the parameters.
+        unroll: unroll the depth loop of every block (True), keep one ``lax.scan`` (False), or
+            None: unrolled on the CPU backend only, where XLA runs a convolution inside a loop
+            body far slower (see :func:`basis_ode.odeint`). The result is the same either way.
 
     Call: ``model.apply(variables, x, train=False, n_steps=None, scheme=None, basis=None)`` with
     ``x`` NHWC; returns logits ``(batch, num_classes)``.
@@ -152,6 +160,7 @@ class ConvODENet(_ConvBackbone):
     method: str = "euler"
     bn_momentum: float = 0.9
     param_dtype: Any = jnp.float32
+    unroll: bool | None = None
 
     def stage(self, i: int, h: Array, train: bool, **kw: Any) -> Array:
         unit = functools.partial(
@@ -163,6 +172,7 @@ class ConvODENet(_ConvBackbone):
             n_steps=self.n_steps,
             basis=self.basis,
             method=self.method,
+            unroll=self.unroll,
             name=f"stage{i}",
         )
         return block(h, train=train, **kw)
@@ -200,14 +210,17 @@ class ResNet(_ConvBackbone):
     ``h <- h + residual_scale * F(theta_k, h)`` for ``k = 0..n_blocks-1`` with ordinary Flax
     BatchNorm inside ``F`` (:class:`PreActConvUnit`), as one ``nn.scan`` over depth. With
     ``residual_scale = 1 / n_blocks`` (the default) it equals ConvODENet with Euler,
-    ``PiecewiseConstant(n_blocks)`` and ``n_steps = n_blocks`` (SPEC 2.1); ``residual_scale = 1``
-    is the usual ResNet. Variables: ``params["stage{i}"]["unit"]`` stacks the blocks (leading axis
-    ``n_blocks``), the same leaves as ConvODENet's ``params["stage{i}"]["basis_coeffs"]``.
+    ``PiecewiseConstant(n_blocks)`` and ``n_steps = n_blocks`` (docs/basis_ode.md, "Model");
+    ``residual_scale = 1`` is the usual ResNet. Variables: ``params["stage{i}"]["unit"]`` stacks
+    the blocks (leading axis ``n_blocks``), the same leaves as ConvODENet's
+    ``params["stage{i}"]["basis_coeffs"]``.
 
     Attributes:
         num_classes, width, bn_momentum, param_dtype: as in :class:`ConvODENet`.
         n_blocks: residual blocks per stage.
         residual_scale: the factor in front of ``F`` (None: ``1 / n_blocks``).
+        unroll: unroll the scan over blocks (True), keep it rolled (False), or None: unrolled
+            on the CPU backend only, as in :class:`ConvODENet`.
     """
 
     num_classes: int = 10
@@ -216,18 +229,20 @@ class ResNet(_ConvBackbone):
     residual_scale: float | None = None
     bn_momentum: float = 0.9
     param_dtype: Any = jnp.float32
+    unroll: bool | None = None
 
     def stage(self, i: int, h: Array, train: bool, **kw: Any) -> Array:
-        _check_positive("n_blocks", self.n_blocks)
+        n_blocks = _check_positive("n_blocks", self.n_blocks)
         unit = functools.partial(
             PreActConvUnit, bn_momentum=self.bn_momentum, param_dtype=self.param_dtype
         )
-        scale = 1.0 / self.n_blocks if self.residual_scale is None else self.residual_scale
+        scale = 1.0 / n_blocks if self.residual_scale is None else float(self.residual_scale)
         scanned = nn.scan(
             _ResidualBlock,
             variable_axes={"params": 0, "batch_stats": 0},
             split_rngs={"params": True},
-            length=self.n_blocks,
+            length=n_blocks,
+            unroll=n_blocks if resolve_unroll(self.unroll) else 1,
         )
         h, _ = scanned(unit=unit, scale=scale, train=train, name=f"stage{i}")(h, None)
         return h
@@ -241,7 +256,7 @@ class ResNet(_ConvBackbone):
 
 
 class ODETransformerTagger(nn.Module):
-    """Sequence tagger with a transformer ODE block (SPEC 2.7).
+    """Sequence tagger with a transformer ODE block (paper 5.2).
 
     ``x(0) = Embed(tokens) + P`` (sinusoidal positions),
     ``dx/dt = SA(LN(x)) + MLP(LN(x + SA(LN(x))))`` (:class:`TransformerUnit`, single head, MLP
@@ -256,6 +271,7 @@ class ODETransformerTagger(nn.Module):
         n_basis, n_steps, basis, method: as in :class:`ConvODENet`.
         num_heads: attention heads (1 in the paper).
         param_dtype: dtype of the parameters.
+        unroll: as in :class:`ConvODENet`.
 
     Call: ``model.apply(variables, tokens, mask=None, train=False, n_steps=None, scheme=None,
     basis=None)`` with ``tokens`` int ``(batch, L)`` and ``mask`` bool ``(batch, L)`` (True at real
@@ -271,6 +287,7 @@ class ODETransformerTagger(nn.Module):
     method: str = "euler"
     num_heads: int = 1
     param_dtype: Any = jnp.float32
+    unroll: bool | None = None
 
     @nn.compact
     def __call__(
@@ -284,8 +301,10 @@ class ODETransformerTagger(nn.Module):
         basis: str | None = None,
     ) -> Float[Array, "batch length num_tags"]:
         """Per-position tag logits (see the class docstring)."""
-        for name in ("vocab_size", "num_tags", "width"):
+        vocab, tags, width = (
             _check_positive(name, getattr(self, name))
+            for name in ("vocab_size", "num_tags", "width")
+        )
         if getattr(tokens, "ndim", None) != 2 or not jnp.issubdtype(tokens.dtype, jnp.integer):
             raise ValueError(
                 "tokens must be an integer array shaped (batch, length); got "
@@ -296,13 +315,11 @@ class ODETransformerTagger(nn.Module):
                 f"mask must have the shape of tokens {tuple(tokens.shape)} (True at real tokens); "
                 f"got {tuple(mask.shape)}."
             )
-        x = nn.Embed(self.vocab_size, self.width, param_dtype=self.param_dtype, name="embed")(
-            tokens
-        )
-        x = x + sinusoidal_positions(tokens.shape[1], self.width, x.dtype)
+        x = nn.Embed(vocab, width, param_dtype=self.param_dtype, name="embed")(tokens)
+        x = x + sinusoidal_positions(tokens.shape[1], width, x.dtype)
         attn_mask = None if mask is None else nn.make_attention_mask(mask, mask)
         unit = functools.partial(
-            TransformerUnit, num_heads=self.num_heads, param_dtype=self.param_dtype
+            TransformerUnit, num_heads=int(self.num_heads), param_dtype=self.param_dtype
         )
         block = ODEBlock(
             unit=unit,
@@ -311,8 +328,9 @@ class ODETransformerTagger(nn.Module):
             basis=self.basis,
             method=self.method,
             state_collections=(),
+            unroll=self.unroll,
             name="encoder",
         )
         x = block(x, train=train, n_steps=n_steps, scheme=scheme, basis=basis, mask=attn_mask)
         x = nn.LayerNorm(param_dtype=self.param_dtype, name="final_norm")(x)
-        return nn.Dense(self.num_tags, param_dtype=self.param_dtype, name="head")(x)
+        return nn.Dense(tags, param_dtype=self.param_dtype, name="head")(x)

@@ -2,7 +2,8 @@
 
 A coefficient pytree stands for ``theta(t) = sum_k phi_k(t) theta_k``: every array leaf has a
 leading axis of length K, and K is always read from the shapes. Changing the basis maps each leaf
-by one precomputed ``(K_dst, K_src)`` matrix, ``einsum('ij,j...->i...', P, leaf)`` (SPEC 2.5).
+by one precomputed ``(K_dst, K_src)`` matrix, ``einsum('ij,j...->i...', P, leaf)`` (paper
+section 4; docs/basis_ode.md).
 """
 
 from __future__ import annotations
@@ -201,8 +202,9 @@ def change_of_basis(src: Basis, dst: Basis) -> Float[np.ndarray, "Kdst Ksrc"]:
         M_ij = int phi^dst_i phi^dst_j dt,  B_ij = int phi^dst_i phi^src_j dt,  P = M^{-1} B
 
     so that ``theta_dst = P theta_src`` minimises ``int (theta_dst(t) - theta_src(t))^2 dt``
-    (SPEC 2.5). The integrals are exact: Gauss-Legendre on every sub-interval of the union of both
-    bases' breakpoints, with max(degree) + 1 points (products have degree <= 2 max(degree));
+    (paper section 4). The integrals are exact: Gauss-Legendre on every sub-interval of the
+    union of both bases' breakpoints, with max(degree) + 1 points (products have degree
+    <= 2 max(degree));
     with a Fourier basis and a polynomial one, ``degree + 1 + ceil(2 pi m L) + 20`` points per
     sub-interval of length L, m the maximal frequency, which resolves ``cos(4 pi m t)`` to
     rounding; between two Fourier bases the uniform rule with ``2 m + 1`` points, exact for

@@ -1,4 +1,6 @@
-"""Continuous-in-depth state: mutable Flax collections kept as basis coefficients (SPEC 2.6).
+"""Continuous-in-depth state: mutable Flax collections kept as basis coefficients.
+
+Queiruga et al. 2021, section 3.2; docs/basis_ode.md, "Continuous-in-depth BatchNorm".
 
 A unit ``F`` (any Flax linen module) has trainable ``params`` and, possibly, mutable *state*
 collections such as BatchNorm's ``batch_stats``. In a stateful ODE-Net both are functions of depth
@@ -135,6 +137,7 @@ def solve_stateful(
     train: bool = False,
     ridge: float = 1e-6,
     context: Mapping[str, Any] | None = None,
+    unroll: bool | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Integrate ``dh/dt = F(theta(t), s(t); h)`` on [0, 1] and, in training, refit the state.
 
@@ -148,6 +151,7 @@ def solve_stateful(
         train: batch statistics and a state update if True.
         ridge: ridge ``lambda`` of the state fit (see :func:`fit_state`).
         context: extra keyword arguments for the unit.
+        unroll: unroll the depth loop (None: on the CPU only; see :func:`basis_ode.odeint`).
 
     Returns:
         ``(h(1), new_state)`` where ``new_state`` maps each state collection to its coefficients:
@@ -157,6 +161,9 @@ def solve_stateful(
     state = {c: v for c, v in variables.items() if c != "params"}
     field = unit_field(unit, train=train, state_collections=tuple(state), context=context)
     if train and state:
-        sol = odeint(field, h0, variables, basis, n_steps=n_steps, method=method, has_aux=True)
+        sol = odeint(
+            field, h0, variables, basis, n_steps=n_steps, method=method, has_aux=True, unroll=unroll
+        )
         return sol.h, fit_state(state, basis, sol.stage_times, sol.aux, method=method, ridge=ridge)
-    return odeint(field, h0, variables, basis, n_steps=n_steps, method=method), state
+    h1 = odeint(field, h0, variables, basis, n_steps=n_steps, method=method, unroll=unroll)
+    return h1, state

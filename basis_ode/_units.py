@@ -10,9 +10,10 @@ Every unit is a Flax linen module with the calling convention the stateful ODE b
 shape of ``h`` (it is a vector field), so its width is read from the input.
 
 - :class:`PreActConvUnit`: the pre-activation residual branch
-  ``BN -> ReLU -> Conv3x3 -> BN -> ReLU -> Conv3x3`` (SPEC 2.7); both convolutions without bias.
+  ``BN -> ReLU -> Conv3x3 -> BN -> ReLU -> Conv3x3`` (paper section 5.1); both convolutions without
+  bias.
 - :class:`TransformerUnit`: ``dx/dt = SA(LN(x)) + MLP(LN(x + SA(LN(x))))`` with single-head
-  self-attention and an MLP ``width -> ELU -> width`` (SPEC 2.7). Stateless.
+  self-attention and an MLP ``width -> ELU -> width`` (paper 5.2). Stateless.
 - :class:`ResidualStitch`: the discrete block that changes width and resolution between stages,
   ``shortcut(h) + branch(h)`` with shortcut ``BN(Conv1x1, stride s)`` when the shape changes and the
   identity otherwise, branch ``BN -> ReLU -> Conv3x3(stride s) -> BN -> ReLU -> Conv3x3``.
@@ -155,7 +156,7 @@ def sinusoidal_positions(length: int, width: int, dtype: Any = jnp.float32) -> F
 
 
 class TransformerUnit(nn.Module):
-    """Pre-LayerNorm transformer encoder unit as a vector field (SPEC 2.7).
+    """Pre-LayerNorm transformer encoder unit as a vector field (paper 5.2).
 
     ``a = SA(LN_1(x))``, ``dx/dt = a + MLP(LN_2(x + a))`` where ``SA`` is single-head (by default)
     scaled dot-product self-attention with query/key/value/output projections of width ``W`` (read

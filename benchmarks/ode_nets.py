@@ -1,12 +1,17 @@
-"""Benchmarks of basis-function ODE-Nets (SPEC 2): latency, compile time, change of basis, memory.
+"""Benchmarks of basis-function ODE-Nets: train step against PyTorch, latency, compile time,
+change of basis, memory (docs/basis_ode.md).
 
 - Inference latency of ``basis_ode.ConvODENet`` (width 16, 32x32x3 inputs, Euler, piecewise
   constant basis) against ``n_steps`` (at fixed K) and against K (at fixed ``n_steps``): the cost
   should grow linearly with ``n_steps`` and stay flat in K (theta(t) is one small contraction
   over K per stage).
-- Compile time of ``basis_ode.odeint`` (one ``lax.scan`` over steps, RK4) against ``n_steps``,
-  next to the same solver written as a Python-unrolled loop: the scan's program size does not
-  grow with ``n_steps``, the unrolled loop's does.
+- The training step (loss and gradient, BatchNorm in training mode) of ConvODENet width 16,
+  K = n_steps = 8, batch 64, 32x32x3, with the depth loop unrolled (the CPU default) and as one
+  ``lax.scan`` (the GPU/TPU default), its ResNet twin, and a PyTorch eager model of the same
+  architecture (identical parameter count), timed interleaved.
+- Compile time against ``n_steps`` of both paths: ``basis_ode.odeint`` (RK4, MLP field) and a
+  ConvODENet training step. The scan's program does not grow with ``n_steps``; the unrolled
+  one does.
 - The change of basis of a whole CIFAR-size ConvODENet (K = 16, 1,633,530 parameters) to K = 8,
   with ``basis_ode.compress`` (one (8 x 16) projection matrix, one einsum per leaf) against a
   per-entry solve as the reference code does it (quadrature and one small ``8 x 8`` linear solve
@@ -86,24 +91,11 @@ def _mlp_field(theta, h):
     return jnp.tanh(h @ theta["w"] + theta["b"])
 
 
-def _unrolled_rk4(h, coeffs, basis, n_steps):
-    """RK4 with theta(t) at the stage times, as a Python loop over steps (program grows with n)."""
-    dt = 1.0 / n_steps
-    for i in range(n_steps):
-        t = i * dt
-        # stage times t, t + dt/2, t + dt/2, t + dt: the last reads the left limit (SPEC 2.3)
-        ts = (t, t + 0.5 * dt, t + 0.5 * dt, t + dt - 1e-6)
-        th = [basis_ode.evaluate(coeffs, basis, jnp.asarray(s)) for s in ts]
-        k1 = _mlp_field(th[0], h)
-        k2 = _mlp_field(th[1], h + 0.5 * dt * k1)
-        k3 = _mlp_field(th[2], h + 0.5 * dt * k2)
-        k4 = _mlp_field(th[3], h + dt * k3)
-        h = h + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
-    return h
-
-
 def bench_compile(n_steps_list, *, width: int = 64, K: int = 8, batch: int = 16) -> dict[str, Any]:
-    """Compile seconds of odeint (scan) and of the unrolled loop at each n_steps."""
+    """Compile seconds of odeint (RK4, MLP field) rolled (one lax.scan) and unrolled, per n_steps.
+
+    Also checks that both paths give the same h(1) (``max_abs_diff``).
+    """
     basis = basis_ode.PiecewiseConstant(K)
     kw, kb, kh = jax.random.split(jax.random.key(0), 3)
     coeffs = {
@@ -113,18 +105,17 @@ def bench_compile(n_steps_list, *, width: int = 64, K: int = 8, batch: int = 16)
     h0 = jax.random.normal(kh, (batch, width))
     rows = []
     for n in n_steps_list:
-
-        def scan_fn(c, h, n=n):
-            return basis_ode.odeint(_mlp_field, h, c, basis, n_steps=n, method="rk4")
-
-        def unrolled_fn(c, h, n=n):
-            return _unrolled_rk4(h, c, basis, n)
-
-        s = compile_stats(jax.jit(scan_fn), coeffs, h0)
-        u = compile_stats(jax.jit(unrolled_fn), coeffs, h0)
-        diff = float(
-            jnp.max(jnp.abs(jax.jit(scan_fn)(coeffs, h0) - jax.jit(unrolled_fn)(coeffs, h0)))
-        )
+        fns = {
+            u: jax.jit(
+                lambda c, h, n=n, u=u: basis_ode.odeint(
+                    _mlp_field, h, c, basis, n_steps=n, method="rk4", unroll=u
+                )
+            )
+            for u in (False, True)
+        }
+        s = compile_stats(fns[False], coeffs, h0)
+        u = compile_stats(fns[True], coeffs, h0)
+        diff = float(jnp.max(jnp.abs(fns[False](coeffs, h0) - fns[True](coeffs, h0))))
         rows.append(
             {"n_steps": n, "scan_compile_s": s["compile_s"], "unrolled_compile_s": u["compile_s"],
              "max_abs_diff": diff}
@@ -139,6 +130,159 @@ def bench_compile(n_steps_list, *, width: int = 64, K: int = 8, batch: int = 16)
         "unrolled_ratio_last_to_first": rows[-1]["unrolled_compile_s"]
         / rows[0]["unrolled_compile_s"],
     }
+
+
+# -- train step against PyTorch eager --------------------------------------------------------------
+
+
+def _torch_conv_odenet(width: int, K: int, num_classes: int = 10, in_ch: int = 3):
+    """PyTorch eager twin of ConvODENet (Euler, piecewise constant, n_steps = K): the same layers,
+    BatchNorm per block, ``h <- h + F_k(h) / K``; identical parameter count."""
+    import torch
+    from torch import nn
+
+    def bn(c):
+        return nn.BatchNorm2d(c, eps=1e-5, momentum=0.1)
+
+    def conv3(a, b, s=1):
+        return nn.Conv2d(a, b, 3, stride=s, padding=1, bias=False)
+
+    class Unit(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.b1, self.c1, self.b2, self.c2 = bn(c), conv3(c, c), bn(c), conv3(c, c)
+
+        def forward(self, h):
+            return self.c2(torch.relu(self.b2(self.c1(torch.relu(self.b1(h))))))
+
+    class Stitch(nn.Module):
+        def __init__(self, a, b, s):
+            super().__init__()
+            self.b1, self.c1, self.b2, self.c2 = bn(a), conv3(a, b, s), bn(b), conv3(b, b)
+            self.short = (
+                nn.Sequential(nn.Conv2d(a, b, 1, stride=s, bias=False), bn(b))
+                if (a != b or s != 1)
+                else None
+            )
+
+        def forward(self, h):
+            y = self.c2(torch.relu(self.b2(self.c1(torch.relu(self.b1(h))))))
+            return (h if self.short is None else self.short(h)) + y
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            w = width
+            self.stem, self.stem_bn = conv3(in_ch, w), bn(w)
+            chans = [(w, w, 1), (w, 2 * w, 2), (2 * w, 4 * w, 2)]
+            self.stitches = nn.ModuleList([Stitch(a, b, s) for a, b, s in chans])
+            self.stages = nn.ModuleList(
+                [nn.ModuleList([Unit(b) for _ in range(K)]) for _, b, _ in chans]
+            )
+            self.head_bn, self.head = bn(4 * w), nn.Linear(4 * w, num_classes)
+
+        def forward(self, x):
+            h = torch.relu(self.stem_bn(self.stem(x)))
+            for stitch, units in zip(self.stitches, self.stages):
+                h = stitch(h)
+                for u in units:
+                    h = h + u(h) / K
+            return self.head(self.head_bn(h).mean(dim=(2, 3)))
+
+    return Net()
+
+
+def bench_train_step(
+    *,
+    width: int = 16,
+    K: int = 8,
+    batch: int = 64,
+    image: int = 32,
+    repeats: int = 3,
+    variants: tuple[str, ...] = ("jax_unrolled", "jax_scan", "jax_resnet_unrolled", "torch_eager"),
+) -> dict[str, Any]:
+    """One training step (loss, gradient, BatchNorm in training mode) of ConvODENet (Euler,
+    piecewise constant, n_steps = K) unrolled and as one lax.scan, of its ResNet twin, and of a
+    PyTorch eager model of the same architecture; timed interleaved, seconds per step."""
+    x = jax.random.normal(jax.random.key(3), (batch, image, image, 3), jnp.float32)
+    y = jax.random.randint(jax.random.key(4), (batch,), 0, 10)
+
+    def jax_step(model):
+        variables = jax.jit(lambda k: model.init(k, x[:1], train=False))(jax.random.key(0))
+        params, state = variables["params"], {c: v for c, v in variables.items() if c != "params"}
+
+        def loss(p, state, x, y):
+            logits, upd = model.apply({"params": p, **state}, x, train=True, mutable=list(state))
+            ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1).mean()
+            return ce, upd
+
+        f = jax.jit(jax.value_and_grad(loss, has_aux=True))
+        return f, (params, state, x, y), basis_ode.count_params(params)
+
+    models = {
+        "jax_unrolled": basis_ode.ConvODENet(width=width, n_basis=K, unroll=True),
+        "jax_scan": basis_ode.ConvODENet(width=width, n_basis=K, unroll=False),
+        "jax_resnet_unrolled": basis_ode.ResNet(width=width, n_blocks=K, unroll=True),
+    }
+    calls, meta = {}, {}
+    for name, model in models.items():
+        if name not in variants:
+            continue
+        f, args, n_params = jax_step(model)
+        meta[name] = {"params": n_params, **compile_stats(f, *args)}
+        calls[name] = lambda f=f, args=args: f(*args)
+    try:
+        import torch
+
+        if "torch_eager" not in variants:
+            raise ImportError
+        net = _torch_conv_odenet(width, K)
+        xt = torch.tensor(np.asarray(x).transpose(0, 3, 1, 2))
+        yt = torch.tensor(np.asarray(y), dtype=torch.long)
+
+        def torch_step():
+            net.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(net(xt), yt)
+            loss.backward()
+            return float(loss)
+
+        calls["torch_eager"] = torch_step
+        meta["torch_eager"] = {"params": sum(p.numel() for p in net.parameters())}
+    except ImportError:  # pragma: no cover - torch is optional
+        pass
+    times = time_interleaved(calls, repeats=repeats)
+    rows = {name: {**meta[name], **times[name]} for name in calls}
+    out = {"width": width, "K": K, "batch": batch, "image": image, "rows": rows}
+    for name in ("jax_unrolled", "jax_scan", "jax_resnet_unrolled"):
+        if "torch_eager" in rows and name in rows:
+            out[f"{name}_over_torch"] = rows[name]["min_s"] / rows["torch_eager"]["min_s"]
+    if "jax_scan" in rows and "jax_unrolled" in rows:
+        out["scan_over_unrolled"] = rows["jax_scan"]["min_s"] / rows["jax_unrolled"]["min_s"]
+    return out
+
+
+def bench_train_compile(
+    n_steps_list, *, width: int = 4, batch: int = 2, image: int = 8
+) -> dict[str, Any]:
+    """Compile seconds of a ConvODENet training step (value and gradient) against n_steps = K,
+    rolled (one lax.scan per block) and unrolled."""
+    x = jnp.zeros((batch, image, image, 3), jnp.float32)
+    rows = []
+    for n in n_steps_list:
+        row = {"n_steps": n}
+        for u in (False, True):
+            model = basis_ode.ConvODENet(width=width, n_basis=n, unroll=u)
+            v = jax.eval_shape(lambda k, m=model: m.init(k, x, train=False), jax.random.key(0))
+
+            def loss(p, v=v, model=model):
+                out, _ = model.apply({**v, "params": p}, x, train=True, mutable=["batch_stats"])
+                return jnp.sum(out)
+
+            args = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), v["params"])
+            key = "unrolled_compile_s" if u else "scan_compile_s"
+            row[key] = compile_stats(jax.jit(jax.grad(loss)), args)["compile_s"]
+        rows.append(row)
+    return {"width": width, "rows": rows}
 
 
 def _quadrature(src, dst, n_quad: int = 8):

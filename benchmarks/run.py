@@ -57,6 +57,8 @@ MODES: dict[str, dict[str, Any]] = {
             "latency": {"batch": 4, "n_steps_list": (2, 4, 8), "K_list": (1, 4, 16), "K_fixed": 4,
                         "steps_fixed": 4, "repeats": 3},
             "compile": {"n_steps_list": (4, 16, 64), "width": 32},
+            "train_step": {"repeats": 3},
+            "train_compile": {"n_steps_list": (2, 8, 32)},
             "change_of_basis": {"subset": 500, "repeats": 3},
             "memory": {"K_list": (8, 4), "batch": 4, "n_steps": 16},
         },
@@ -75,6 +77,8 @@ MODES: dict[str, dict[str, Any]] = {
             "latency": {"batch": 128, "n_steps_list": (1, 4, 16), "K_list": (1, 4, 16),
                         "K_fixed": 16, "steps_fixed": 16, "repeats": 10},
             "compile": {"n_steps_list": (4, 16, 64), "width": 64},
+            "train_step": {"repeats": 5},
+            "train_compile": {"n_steps_list": (2, 8, 32, 64)},
             "change_of_basis": {"subset": 5000, "repeats": 5},
             "memory": {"K_list": (8, 4), "batch": 128, "n_steps": 16},
         },
@@ -143,6 +147,8 @@ def run_suite(mode: str = "quick", out_dir: str | os.PathLike | None = None) -> 
             res["ode"] = {
                 "latency": ode_nets.bench_latency(**o["latency"]),
                 "compile": ode_nets.bench_compile(**o["compile"]),
+                "train_step": ode_nets.bench_train_step(**o["train_step"]),
+                "train_compile": ode_nets.bench_train_compile(**o["train_compile"]),
                 "change_of_basis": ode_nets.bench_change_of_basis(**o["change_of_basis"]),
                 "memory": ode_nets.bench_compressed_memory(**o["memory"]),
             }
@@ -206,6 +212,10 @@ def targets(res: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
         v = c["scan_ratio_last_to_first"]
         n0, n1 = c["rows"][0]["n_steps"], c["rows"][-1]["n_steps"]
         rows.append((f"odeint compile time n_steps={n1} / n_steps={n0}", v, "<= 1.5", v <= 1.5))
+        ts = ode.get("train_step", {})
+        if "jax_unrolled_over_torch" in ts:
+            v = ts["jax_unrolled_over_torch"]
+            rows.append(("ConvODENet train step / PyTorch eager (CPU)", v, "<= 2.5", v <= 2.5))
     return rows
 
 
@@ -331,13 +341,43 @@ def markdown(res: dict[str, Any]) -> str:
             "",
             f"## Compile time of odeint ({c['method']}, MLP field width {c['width']}, K={c['K']})",
             "",
-            "| n_steps | lax.scan s | Python-unrolled s |",
+            "| n_steps | lax.scan s | unrolled s |",
             "|---|---|---|",
         ]
         lines += [
             f"| {r['n_steps']} | {r['scan_compile_s']:.2f} | {r['unrolled_compile_s']:.2f} |"
             for r in c["rows"]
         ]
+        ts = ode.get("train_step")
+        if ts:
+            lines += [
+                "",
+                f"## ConvODENet training step (width {ts['width']}, K = n_steps = {ts['K']}, "
+                f"Euler, piecewise constant, batch {ts['batch']}, {ts['image']}x{ts['image']}x3, "
+                "value and gradient, BatchNorm in training mode)",
+                "",
+                "| variant | parameters | seconds / step (median) | compile s |",
+                "|---|---|---|---|",
+            ]
+            lines += [
+                f"| {name} | {r['params']:,} | {r['min_s']:.3f} ({r['median_s']:.3f}) | "
+                f"{_fmt(r.get('compile_s'))} |"
+                for name, r in ts["rows"].items()
+            ]
+        tc = ode.get("train_compile")
+        if tc:
+            lines += [
+                "",
+                f"## Compile time of a ConvODENet training step against n_steps = K (width "
+                f"{tc['width']})",
+                "",
+                "| n_steps | lax.scan s | unrolled s |",
+                "|---|---|---|",
+            ]
+            lines += [
+                f"| {r['n_steps']} | {r['scan_compile_s']:.2f} | {r['unrolled_compile_s']:.2f} |"
+                for r in tc["rows"]
+            ]
         cb = ode["change_of_basis"]
         lines += [
             "",

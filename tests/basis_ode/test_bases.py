@@ -1,8 +1,8 @@
 """Basis families: values against independent NumPy formulas, Gram matrices against scipy quad.
 
 The ``ref_values`` functions below are the test's own float64 reference implementations of every
-family (written from the definitions in SPEC 2.2, not from the library), reused by the projection
-tests.
+family (written from the definitions in docs/basis_ode.md, not from the library), reused by the
+projection tests.
 """
 
 from fractions import Fraction

@@ -8,14 +8,19 @@ import numpy as np
 import pytest
 
 from basis_ode import (
+    AUTO_RESIDUAL,
+    TAG,
     ConvODENet,
     Hat,
     Legendre,
     PiecewiseConstant,
+    accuracy,
     compress,
+    compression_residual,
     compression_sweep,
     count_params,
     refine_variables,
+    tagged_basis,
 )
 
 from . import fill
@@ -47,7 +52,7 @@ def _other_leaves(v):
     return {
         tuple(p.key for p in path): np.asarray(leaf)
         for path, leaf in jax.tree_util.tree_flatten_with_path(v)[0]
-        if "basis_coeffs" not in tuple(p.key for p in path)
+        if "basis_coeffs" not in tuple(p.key for p in path) and path[0].key != TAG
     }
 
 
@@ -60,10 +65,10 @@ def test_compress_to_the_same_basis_is_the_identity(trained):
 
 
 def test_piecewise_constant_2k_to_k_averages_pairs(trained):
-    """SPEC 2.5: projecting PiecewiseConstant(2K) onto PiecewiseConstant(K) averages node pairs,
+    """Projecting PiecewiseConstant(2K) onto PiecewiseConstant(K) averages node pairs,
     for the weights and the BatchNorm statistics alike; the rest of the model is untouched."""
     v, x = trained
-    small = compress(v, PiecewiseConstant(K // 2), src_basis="piecewise_constant")
+    small = compress(v, PiecewiseConstant(K // 2), src_basis="piecewise_constant", method="project")
     got = _block_leaves(small)
     for path, leaf in _block_leaves(v).items():
         expected = 0.5 * (leaf[0::2] + leaf[1::2])
@@ -157,3 +162,84 @@ def test_compression_sweep_writes_table_and_plots(trained, tmp_path):
     assert sum(line.startswith("| yes") or line.startswith("| no") for line in table) == 3
     for png in ("accuracy_vs_K.png", "accuracy_vs_n_steps.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_variables_know_their_basis(trained):
+    """compress/refine rewrite the tag; the model then evaluates the coefficients in that basis
+    whatever its own attribute says, and an explicit contradicting basis is refused."""
+    v, x = trained
+    assert tagged_basis(v) == PiecewiseConstant(K)
+    small = compress(v, Legendre(2), method="project")
+    assert tagged_basis(small) == Legendre(2)
+    assert set(small[TAG]) == {"stage0", "stage1", "stage2"}
+    assert all(list(t) == ["legendre_K2"] for t in small[TAG].values())
+    as_legendre = MODEL.clone(basis="legendre").apply(small, x)
+    # MODEL says piecewise_constant; the tag makes it read the coefficients as Legendre
+    np.testing.assert_allclose(FWD(small, x), as_legendre, rtol=1e-12, atol=1e-12)
+    labels = np.asarray(jnp.argmax(as_legendre, -1))
+    assert accuracy(MODEL, small, x, labels) == 1.0
+    with pytest.raises(ValueError, match=r"Legendre\(K=2\).*Hat\(K=2\)"):
+        FWD(small, x, basis="hat")
+    with pytest.raises(ValueError, match=r"Legendre\(K=2\).*PiecewiseConstant\(K=2\)"):
+        compress(small, Hat(2), src_basis="piecewise_constant")
+    with pytest.raises(ValueError, match=r"Legendre\(K=2\).*PiecewiseConstant\(K=2\)"):
+        refine_variables(small, "piecewise_constant")
+    # a second compress reads the tag: Legendre(2) -> Legendre(3) is exact (nested spaces)
+    again = compress(small, Legendre(3))
+    np.testing.assert_allclose(
+        FWD(again, x, n_steps=4), FWD(small, x, n_steps=4), rtol=1e-10, atol=1e-12
+    )
+    fine, b = refine_variables(small)
+    assert b == tagged_basis(fine) == Legendre(4)
+
+
+def test_tag_survives_jit_and_a_generic_save_and_load(trained):
+    from flax import serialization
+
+    v, x = trained
+    small = compress(v, Hat(3))
+    back = serialization.msgpack_restore(serialization.msgpack_serialize(small))
+    assert tagged_basis(back) == Hat(3)
+    np.testing.assert_array_equal(jax.jit(MODEL.apply)(back, x), FWD(small, x, basis="hat"))
+    bad = {**back, TAG: {k: {"hat_K4": np.int32(4)} for k in back[TAG]}}
+    with pytest.raises(ValueError, match="K = 4 but the coefficients have K = 3"):
+        FWD(bad, x)
+    untagged = {c: t for c, t in v.items() if c != TAG}
+    with pytest.raises(ValueError, match="no basis tag"):
+        compress(untagged, Hat(2))
+    assert tagged_basis(compress(untagged, Hat(2), src_basis="piecewise_constant")) is None
+
+
+def _residual_by_quadrature(v, src, dst, n=4000):
+    """||theta - P theta||^2 / ||theta||^2 with P theta = argmin over span(dst), by sampling
+    theta on a fine grid and a float64 least-squares fit (independent of the Gram matrices)."""
+    t = (np.arange(n) + 0.5) / n
+    Ps = np.stack([src._values_at(float(s), 1) for s in t])
+    Pd = np.stack([dst._values_at(float(s), 1) for s in t])
+    lost = total = 0.0
+    for leaf in _block_leaves({"params": v["params"]}).values():
+        theta = Ps @ leaf.reshape(src.K, -1)
+        fit = Pd @ np.linalg.lstsq(Pd, theta, rcond=None)[0]
+        lost, total = lost + np.sum((theta - fit) ** 2), total + np.sum(theta**2)
+    return lost / total
+
+
+def test_auto_projects_smooth_weights_and_interpolates_independent_layers(trained):
+    v, x = trained
+    dst = PiecewiseConstant(K // 2)
+    r_indep = compression_residual(v, dst)
+    assert r_indep == pytest.approx(_residual_by_quadrature(v, tagged_basis(v), dst), rel=1e-3)
+    assert r_indep > AUTO_RESIDUAL  # independent N(0, 0.3^2) layers: about 1 - 2/4
+    auto = compress(v, dst)
+    np.testing.assert_array_equal(FWD(auto, x), FWD(compress(v, dst, method="interpolate"), x))
+    # smooth in depth: refined from K/2 (pairs equal) plus a small perturbation
+    coarse = compress(v, dst, method="project")
+    smooth, _ = refine_variables(coarse)
+    assert compression_residual(smooth, dst) < 1e-12  # theta lies in span(dst)
+    hat = Hat(3)
+    assert compression_residual(v, hat) == pytest.approx(
+        _residual_by_quadrature(v, tagged_basis(v), hat), rel=1e-3
+    )
+    np.testing.assert_array_equal(
+        FWD(compress(smooth, dst), x), FWD(compress(smooth, dst, method="project"), x)
+    )

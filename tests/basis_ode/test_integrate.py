@@ -11,6 +11,7 @@ import basis_ode as bo
 
 from .test_bases import ref_values
 
+F64 = jnp.float64
 FIXED = ["euler", "midpoint", "rk4", "rk4_38"]
 
 # dh/dt = theta(t) h with theta(t) = sum_k c_k P_k(2t - 1): int_0^1 theta = c_0, so
@@ -213,12 +214,45 @@ def test_program_size_does_not_grow_with_n_steps(method):
                 n_steps=n,
                 method=method,
                 has_aux=True,
+                unroll=False,
             )
 
         return _count_eqns(jax.make_jaxpr(f)(jnp.ones(8), jnp.ones(2)).jaxpr)
 
     n4, n64 = run(4), run(64)
     assert n4 == n64 and n4 > 10  # the nested scan body is counted, and does not grow
+
+
+@pytest.mark.parametrize("method", ["euler", "rk4"])
+def test_unrolled_loop_equals_scan_and_has_no_while(method):
+    """unroll=True computes the same h(1), aux and gradient as the rolled scan, without a loop."""
+    basis = bo.Hat(3)
+    coeffs = {"w": jnp.linspace(-1.0, 1.0, 3 * 4, dtype=F64).reshape(3, 4)}
+    h0 = jnp.linspace(0.1, 0.9, 4, dtype=F64)
+
+    def solve(c, h, unroll):
+        field = lambda th, x: (jnp.tanh(th["w"] * x), jnp.sum(x))  # noqa: E731
+        sol = bo.odeint(field, h, c, basis, n_steps=5, method=method, has_aux=True, unroll=unroll)
+        return jnp.sum(sol.h**2), sol
+
+    outs = {}
+    for unroll in (True, False):
+        grad = jax.jit(jax.grad(lambda c, u=unroll: solve(c, h0, u)[0]))(coeffs)
+        outs[unroll] = (solve(coeffs, h0, unroll)[1], grad)
+        hlo = jax.jit(lambda c, h, u=unroll: solve(c, h, u)[0]).lower(coeffs, h0).as_text()
+        assert ("while" in hlo) is (not unroll)
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15),
+        outs[True],
+        outs[False],
+    )
+
+
+def test_unroll_auto_follows_the_backend():
+    assert bo.resolve_unroll(None) is (jax.default_backend() == "cpu")
+    assert bo.resolve_unroll(True) is True and bo.resolve_unroll(False) is False
+    with pytest.raises(TypeError, match="unroll must be True, False or None"):
+        bo.resolve_unroll("yes")
 
 
 def test_least_squares_fit_recovers_nodes_and_handles_empty_nodes():

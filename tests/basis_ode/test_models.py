@@ -5,7 +5,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from basis_ode import ConvODENet, ODETransformerTagger, ResNet, count_params
+from basis_ode import (
+    BASES,
+    ConvODENet,
+    ODEBlock,
+    ODETransformerTagger,
+    PreActConvUnit,
+    ResNet,
+    basis_by_name,
+    count_params,
+    evaluate,
+)
 
 from . import fill
 
@@ -14,7 +24,7 @@ F64 = jnp.float64
 
 @pytest.mark.parametrize("K", [1, 8, 16])
 def test_conv_odenet_parameter_count_is_exact(K):
-    """SPEC 2.7: P(K) = 78,074 + 97,216 K for width 16 on 32x32x3 inputs."""
+    """Paper 5.1: P(K) = 78,074 + 97,216 K for width 16 on 32x32x3 inputs."""
     model = ConvODENet(num_classes=10, width=16, n_basis=K)
     shapes = jax.eval_shape(
         lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3), jnp.float32))
@@ -33,13 +43,15 @@ def _rename(tree, src, dst):
     return tree
 
 
+@pytest.mark.parametrize("unroll", [True, False])
 @pytest.mark.parametrize("train", [True, False])
-def test_resnet_equals_conv_odenet_euler_piecewise_constant(key, train):
-    """K discrete blocks h <- h + F(theta_k, h)/K == Euler, PiecewiseConstant(K), n_steps = K."""
+def test_resnet_equals_conv_odenet_euler_piecewise_constant(key, train, unroll):
+    """K discrete blocks h <- h + F(theta_k, h)/K == Euler, PiecewiseConstant(K), n_steps = K,
+    with the depth loops of both models unrolled (the CPU default) or rolled (GPU and TPU)."""
     K = 2
     x = jax.random.normal(key, (3, 8, 8, 1), F64)
-    resnet = ResNet(width=2, n_blocks=K, param_dtype=F64)
-    odenet = ConvODENet(width=2, n_basis=K, param_dtype=F64)
+    resnet = ResNet(width=2, n_blocks=K, param_dtype=F64, unroll=unroll)
+    odenet = ConvODENet(width=2, n_basis=K, param_dtype=F64, unroll=not unroll)
     rv = fill(jax.eval_shape(resnet.init, jax.random.key(1), x))
     ov = {c: _rename(t, "unit", "basis_coeffs") for c, t in rv.items()}
     if train:
@@ -107,7 +119,7 @@ def test_tagger_matches_numpy_and_respects_padding(key):
     tokens = jax.random.randint(key, (3, L), 1, 13)
     valid = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 0, 0, 0]], bool)
     v = fill(jax.eval_shape(lambda: model.init(jax.random.key(1), tokens, mask=valid)))
-    assert set(v) == {"params"}  # a stateless unit: no batch_stats
+    assert set(v) == {"params", "basis"}  # a stateless unit: no batch_stats; the basis tag
     p = jax.tree_util.tree_map(np.asarray, v["params"])
     blocks = p["encoder"]["basis_coeffs"]
 
@@ -143,3 +155,90 @@ def test_models_reject_bad_inputs(key):
         init(tagger, jnp.zeros((2, 3)))
     with pytest.raises(ValueError, match="mask"):
         init(tagger, jnp.zeros((2, 3), jnp.int32), mask=jnp.ones((2, 4), bool))
+
+
+def test_configuration_accepts_numpy_scalars(key):
+    """NumPy integers and floats in the configuration build the same model as Python numbers."""
+    x = jax.random.normal(key, (2, 8, 8, 1), F64)
+    plain = ConvODENet(num_classes=3, width=2, n_basis=2, n_steps=2, param_dtype=F64)
+    numpy_cfg = ConvODENet(
+        num_classes=np.int64(3),
+        width=np.int32(2),
+        n_basis=np.int64(2),
+        n_steps=np.int64(2),
+        bn_momentum=np.float32(0.9),
+        param_dtype=F64,
+    )
+    v = plain.init(key, x)
+    np.testing.assert_array_equal(numpy_cfg.apply(v, x), plain.apply(v, x))
+    assert jax.tree_util.tree_structure(numpy_cfg.init(key, x)) == jax.tree_util.tree_structure(v)
+    resnet = ResNet(num_classes=np.int64(3), width=np.int64(2), n_blocks=np.int64(2))
+    assert resnet.apply(resnet.init(key, x), x).shape == (2, 3)
+    tagger = ODETransformerTagger(vocab_size=np.int64(5), num_tags=np.int64(2), width=np.int64(4))
+    tokens = jnp.zeros((1, 3), jnp.int32)
+    assert tagger.apply(tagger.init(key, tokens), tokens).shape == (1, 3, 2)
+
+
+FAMILIES = [(b, 4) for b in BASES]
+
+
+def _lagrange_spread(basis, t):
+    """sqrt(sum_j L_j(t)^2) for the Lagrange functions of the nodes, in float64 from the
+    interpolation conditions (the std of theta(t) over the std of one draw)."""
+    nodes = [basis._values_at(x, side) for x, side in basis._exact_nodes()]
+    L = np.stack([basis._values_at(float(s), 1) for s in t]) @ np.linalg.inv(np.stack(nodes))
+    return np.sqrt((L**2).sum(1))
+
+
+@pytest.mark.parametrize("name,K", FAMILIES)
+def test_initial_depth_functions_of_every_family(key, name, K):
+    """At 50 depths: BatchNorm state exactly the unit's constants, weights with the unit's init
+    spread times the closed-form Lagrange factor (exactly 1 at the nodes)."""
+    c = 16
+    h = jnp.zeros((1, 4, 4, c), jnp.float32)
+    basis = basis_by_name(name, K)
+    v = ODEBlock(unit=PreActConvUnit, n_basis=K, basis=name).init(key, h)
+    t = np.linspace(0.0, 1.0, 50)
+    for coll in ("batch_stats", "params"):
+        for path, leaf in jax.tree_util.tree_flatten_with_path(v[coll]["basis_coeffs"])[0]:
+            leaf_name = path[-1].key
+            theta = np.stack([np.asarray(evaluate(leaf, basis, s)) for s in t])
+            if leaf_name in ("mean", "var", "scale", "bias"):
+                want = {"mean": 0.0, "var": 1.0, "scale": 1.0, "bias": 0.0}[leaf_name]
+                np.testing.assert_allclose(theta, want, atol=2e-7)
+    ref = PreActConvUnit().init(jax.random.key(7), h)["params"]["Conv_0"]["kernel"]
+    sigma = float(np.std(np.asarray(ref)))  # the unit's own init spread (9 c^2 = 2304 draws)
+    kernel = v["params"]["basis_coeffs"]["Conv_0"]["kernel"]
+    spread = np.array([np.std(np.asarray(evaluate(kernel, basis, s))) for s in t])
+    expected = sigma * _lagrange_spread(basis, t)
+    np.testing.assert_allclose(spread, expected, rtol=0.12)  # sampling error of 2304 draws
+    assert np.all(spread > 0.6 * sigma) and np.all(spread < 1.45 * sigma)
+
+
+@pytest.mark.parametrize("name", list(BASES))
+def test_fresh_model_is_finite_in_train_and_eval_mode(key, name):
+    """The issue's reproducer (Fourier gave NaN logits in eval mode), for all six families."""
+    x = jax.random.normal(key, (4, 8, 8, 3))
+    m = ConvODENet(num_classes=3, width=2, n_basis=4 if name == "piecewise_linear" else 3,
+                   basis=name)  # fmt: skip
+    v = m.init(jax.random.key(0), x, train=False)
+    assert np.all(np.isfinite(m.apply(v, x, train=False)))
+    logits, upd = m.apply(v, x, train=True, mutable=["batch_stats"])
+    assert np.all(np.isfinite(logits))
+    for leaf in jax.tree_util.tree_leaves(upd):
+        assert np.all(np.isfinite(leaf))
+
+
+@pytest.mark.parametrize("K", [1, 3])
+def test_benchmark_pytorch_twin_has_the_same_parameters(key, K):
+    """The PyTorch eager model of benchmarks/ode_nets.py is the same architecture: its
+    parameter count equals ConvODENet's for every K (and 78,074 + 97,216 K at width 16)."""
+    pytest.importorskip("torch")
+    from benchmarks.ode_nets import _torch_conv_odenet
+
+    for width in (2, 16):
+        model = ConvODENet(width=width, n_basis=K)
+        shapes = jax.eval_shape(model.init, key, jnp.zeros((1, 32, 32, 3)))
+        net = _torch_conv_odenet(width, K)
+        assert sum(p.numel() for p in net.parameters()) == count_params(shapes["params"])
+    assert count_params(shapes["params"]) == 78_074 + 97_216 * K

@@ -1,0 +1,155 @@
+"""Compression of trained ConvODENets by projection and by interpolation, side by side.
+
+For a trained model (a run folder of ``python -m basis_ode train``) and each target K: the
+fraction of theta's depth variation the projection loses (``basis_ode.compression_residual``,
+the quantity ``compress(method="auto")`` decides on), the relative L2(0, 1) error of theta(t)
+of both methods (trainable parameters of all ODE blocks, on a 512-point grid), and the test
+accuracy of both at every n_steps (``basis_ode.compression_sweep``). Writes ``study.json`` and
+``study.md`` to ``--out``::
+
+    python -m benchmarks.basis_compress_study --run runs/bfm_s0 --Ks 4,2 --n-steps-list 2,4,8 \\
+        --out docs/results/basis_ode/fmnist_cpu_refined_15k/s0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+import basis_ode as bo
+
+
+def _grid_values(basis: bo.Basis, n: int = 512) -> np.ndarray:
+    t = (np.arange(n) + 0.5) / n
+    return np.asarray(jax.vmap(basis)(jax.numpy.asarray(t, jax.numpy.float32)), np.float64)
+
+
+def _blocks(params: Any) -> list[Any]:
+    out: list[Any] = []
+
+    def walk(tree: Any) -> None:
+        for k, v in tree.items():
+            if k == "basis_coeffs":
+                out.append(v)
+            elif isinstance(v, dict):
+                walk(v)
+
+    walk(params)
+    return out
+
+
+def theta_error(variables: Any, compressed: Any, src: bo.Basis, dst: bo.Basis) -> float:
+    """``sum ||theta(t) - theta_c(t)||^2 / sum ||theta(t)||^2`` over t on a grid and all block
+    parameters (float64)."""
+    Ps, Pd = _grid_values(src), _grid_values(dst)
+    num = den = 0.0
+    for a, b in zip(_blocks(variables["params"]), _blocks(compressed["params"])):
+        for la, lb in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+            ta = Ps @ np.asarray(la, np.float64).reshape(src.K, -1)
+            tb = Pd @ np.asarray(lb, np.float64).reshape(dst.K, -1)
+            num += float(np.sum((ta - tb) ** 2))
+            den += float(np.sum(ta**2))
+    return num / den
+
+
+def study(model, variables, data, *, Ks, n_steps_list, out_dir, progress=False) -> dict:
+    """Residuals, theta errors and accuracies of both compression methods (see module doc)."""
+    src = bo.tagged_basis(variables)
+    if src is None:
+        raise ValueError("the variables carry no basis tag; train them with this version.")
+    out_dir = Path(out_dir)
+    rows = []
+    for K in Ks:
+        dst = bo.basis_by_name(src.name, K)
+        r = bo.compression_residual(variables, dst)
+        row = {"K": K, "residual": r, "auto": "project" if r <= bo.AUTO_RESIDUAL else "interpolate"}
+        for m in ("project", "interpolate"):
+            row[f"theta_err_{m}"] = theta_error(
+                variables, bo.compress(variables, dst, method=m), src, dst
+            )
+        rows.append(row)
+    sweeps = {}
+    for m in ("project", "interpolate"):
+        sweeps[m] = bo.compression_sweep(
+            model,
+            variables,
+            data,
+            bases=[src.name],
+            Ks=list(Ks),
+            n_steps_list=n_steps_list,
+            out_dir=out_dir / m,
+            compress_method=m,
+            progress=progress,
+        )
+    for row in rows:
+        for m, sweep in sweeps.items():
+            for s in sweep:
+                if s["compressed"] and s["K"] == row["K"]:
+                    row[f"acc_{m}_n{s['n_steps']}"] = s["accuracy"]
+    full = [s for s in sweeps["project"] if not s["compressed"]]
+    res = {"src": repr(src), "uncompressed": full, "rows": rows}
+    (out_dir / "study.json").write_text(json.dumps(res, indent=1))
+    (out_dir / "study.md").write_text(markdown(res, n_steps_list))
+    return res
+
+
+def markdown(res: dict, n_steps_list) -> str:
+    lines = [
+        f"Source {res['src']}; uncompressed accuracy "
+        + ", ".join(
+            f"n_steps={s['n_steps']}: {100 * s['accuracy']:.2f} %" for s in res["uncompressed"]
+        ),
+        "",
+        "| K | residual r | auto | theta err project | theta err interpolate | "
+        + " | ".join(f"acc proj / interp n={n}" for n in n_steps_list)
+        + " |",
+        "|---|---|---|---|---|" + "---|" * len(n_steps_list),
+    ]
+    for r in res["rows"]:
+        accs = " | ".join(
+            f"{100 * r[f'acc_project_n{n}']:.2f} / {100 * r[f'acc_interpolate_n{n}']:.2f}"
+            for n in n_steps_list
+        )
+        lines.append(
+            f"| {r['K']} | {r['residual']:.3f} | {r['auto']} | "
+            f"{r['theta_err_project']:.2e} | {r['theta_err_interpolate']:.2e} | {accs} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", required=True, help="output folder of `python -m basis_ode train`")
+    p.add_argument("--Ks", default="4,2")
+    p.add_argument("--n-steps-list", default="2,4,8")
+    p.add_argument("--limit", type=int, default=None, help="first N test examples only")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    from basis_ode.__main__ import _load_images, _load_run
+
+    model, variables, config = _load_run(Path(a.run))
+    splits = _load_images(
+        config["result"]["data"],
+        root=None,
+        seed=config["result"]["seed"],
+        limit=None,
+        eval_limit=a.limit,
+    )
+    res = study(
+        model,
+        variables,
+        splits.test,
+        Ks=[int(k) for k in a.Ks.split(",")],
+        n_steps_list=[int(n) for n in a.n_steps_list.split(",")],
+        out_dir=a.out,
+    )
+    print(markdown(res, [int(n) for n in a.n_steps_list.split(",")]))
+
+
+if __name__ == "__main__":
+    main()
