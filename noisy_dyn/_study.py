@@ -2,9 +2,10 @@
 
 A study trains ``C`` configurations (noise levels ``sigma_add, sigma_mult``) from the same ``S``
 seeds, so member ``i * S + j`` is configuration ``i`` trained from seed ``j`` (cfg-major,
-seed-minor, the order of :func:`noisy_dyn.fit_ensemble`), and asks whether noise injection in
-training (the Noisy RNN paper, Lim et al. 2021, sections 4-5) makes deterministic inference
-more robust to perturbed inputs without costing clean accuracy. This module
+seed-minor, the order of ``noisy_dyn.fit_ensemble``), and asks the headline question of the
+Noisy RNN paper (Lim et al. 2021, "Noisy Recurrent Neural Networks", its experiments on
+perturbed inputs): does noise injected in training make deterministic inference more robust to
+perturbed inputs without costing clean accuracy? This module
 
 1. evaluates all ``C S`` members at once (``jax.vmap`` over the stacked parameters, ``lax.map``
    over chunks of the test set) clean, under random corruptions and under FGSM and PGD, with the
@@ -154,7 +155,7 @@ def evaluate_members(
     key: Array,
     perturbations: Mapping[str, Sequence[float]] | None = None,
     lengths: Int[Array, " n"] | None = None,
-    batch_size: int = 128,
+    batch_size: int | None = None,
     pgd_steps: int = 10,
 ) -> dict[tuple[str, float], np.ndarray]:
     """Accuracy of every member of an ensemble, clean and under each perturbation and level.
@@ -174,7 +175,8 @@ def evaluate_members(
 
     Members must share every inference setting (one static ``cfg``; its noise levels are not
     used). Memory grows as ``members x batch_size x time x hidden`` (the attacks keep the
-    trajectory for their gradients): lower ``batch_size`` for large ensembles.
+    trajectory for their gradients), so the default chunk holds ``max(1, 2048 // members)``
+    examples: 2048 sequences in flight whatever the ensemble's size.
 
     Arguments:
         params: the members' parameters stacked on a leading axis (as ``fit_ensemble`` returns).
@@ -184,7 +186,8 @@ def evaluate_members(
         key: PRNG key of the random perturbations and of PGD's start.
         perturbations: kind -> levels; default :data:`STUDY_PERTURBATIONS`.
         lengths: optional ``(n,)`` sequence lengths.
-        batch_size: examples per chunk (per member).
+        batch_size: examples per chunk (each member sees all of them); default
+            ``max(1, 2048 // members)``. PGD's random start depends on it (one draw per chunk).
         pgd_steps: PGD iterations.
 
     Returns:
@@ -196,9 +199,10 @@ def evaluate_members(
     if not isinstance(cfg, NoisyRNNConfig):
         raise TypeError(f"`cfg` must be a NoisyRNNConfig, got {type(cfg).__name__}.")
     xs, ys, lengths = _check_split("test", (xs, ys, lengths), cfg)
+    members = _member_count(params, cfg)
+    batch_size = max(1, 2048 // members) if batch_size is None else batch_size
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be an int >= 1, got {batch_size!r}.")
-    _member_count(params, cfg)
+        raise ValueError(f"`batch_size` must be an int >= 1 or None, got {batch_size!r}.")
     batch = min(batch_size, len(xs))
     clean = _chunks(xs, ys, lengths, batch)
     zero = jnp.zeros((), xs.dtype)
@@ -505,7 +509,7 @@ def robustness_study(
     key: Array,
     perturbations: Mapping[str, Sequence[float]] | None = None,
     out_dir: str | os.PathLike | None = None,
-    batch_size: int = 128,
+    batch_size: int | None = None,
     pgd_steps: int = 10,
     caliper: float = 0.01,
     seed: int = 0,
