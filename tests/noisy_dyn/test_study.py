@@ -229,3 +229,17 @@ def test_holm_over_the_study_controls_the_family_wise_error():
         any_holm += any(r["p_holm"] <= 0.05 for r in noisy)
     assert any_holm / 150 <= 0.1  # at most alpha = 0.05, plus Monte Carlo error
     assert any_raw / 150 >= 0.2  # uncorrected, 8 tests find "something" far more often
+
+
+def test_bad_input_is_refused_before_any_work(data):
+    xs, ys, _ = data
+    stacked = _stack([_member(0)] * 2)
+    run = lambda params, **kw: nd.evaluate_members(params, CFG, xs, ys, key=jax.random.key(0), **kw)  # noqa: E731
+    with pytest.raises(ValueError, match=r"salt_pepper.*\[0, 1\]"):
+        run(stacked, perturbations={"salt_pepper": (1.5,)})
+    with pytest.raises(ValueError, match="deepfool"):
+        run(stacked, perturbations={"deepfool": (0.1,)})
+    with pytest.raises(ValueError, match="leading member axis"):
+        run(_member(0))  # one model, not stacked
+    with pytest.raises(ValueError, match="batch_size"):
+        run(stacked, batch_size=0)
