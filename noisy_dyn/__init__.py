@@ -84,6 +84,7 @@ from ._noise import standard_normal as standard_normal
 # --- study (noisy_dyn._study: ensembles under perturbations, intervals over seeds) ---
 # isort: split
 from ._study import STUDY_PERTURBATIONS as STUDY_PERTURBATIONS
+from ._study import confirm_rows as confirm_rows
 from ._study import evaluate_members as evaluate_members
 from ._study import inference_config as inference_config
 from ._study import perturbation_key as perturbation_key

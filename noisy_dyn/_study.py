@@ -388,6 +388,61 @@ def study_rows(
     return rows
 
 
+def _comparison(row: Mapping[str, Any]) -> tuple:
+    return (row["sigma_add"], row["sigma_mult"], row["perturbation"], row["level"])
+
+
+def confirm_rows(
+    discovery: Sequence[Mapping[str, Any]],
+    confirmation: Sequence[Mapping[str, Any]],
+    *,
+    select: str = "holm",
+    alpha: float = 0.05,
+) -> list[dict[str, Any]]:
+    """Re-test on fresh seeds the comparisons a first study picked out (two-stage testing).
+
+    A comparison is picked from ``discovery`` (rows of :func:`study_rows`) when its
+    Holm-adjusted p-value is at most ``alpha`` (``select="holm"``), or, for an exploratory
+    pick, when the 95 % interval of its paired difference excludes zero
+    (``select="interval"``). The confirmation study (same configurations and perturbations,
+    fresh seeds and fresh perturbation draws) then tests only those: their raw p-values are
+    Holm-adjusted over the picked family alone, and a comparison is *confirmed* when that
+    adjusted p-value is at most ``alpha`` and the difference has the sign it had in discovery.
+    Because the confirmation data played no part in the pick, this controls the family-wise
+    error of the confirmed claims, however many comparisons the discovery study made.
+
+    Returns:
+        One row per picked comparison: ``sigma_add, sigma_mult, perturbation, level``,
+        ``discovery_diff_mean, discovery_p_holm``, the confirmation's ``diff_mean,
+        diff_ci_low, diff_ci_high, p_value``, ``p_holm`` (over the picked family) and
+        ``confirmed``.
+    """
+    if select not in ("holm", "interval"):
+        raise ValueError(f"`select` must be 'holm' or 'interval', got {select!r}.")
+    if select == "holm":
+        picked = [r for r in discovery if (r.get("p_holm") or 1.0) <= alpha]
+    else:
+        picked = [r for r in discovery if "diff_mean" in r and
+                  (r["diff_ci_low"] > 0 or r["diff_ci_high"] < 0)]  # fmt: skip
+    fresh = {_comparison(r): r for r in confirmation if "diff_mean" in r}
+    missing = [_comparison(r) for r in picked if _comparison(r) not in fresh]
+    if missing:
+        raise ValueError(
+            f"The confirmation study lacks the comparisons {missing}; run it with the same "
+            "configurations, perturbations and levels as the discovery study."
+        )
+    adjusted = holm([fresh[_comparison(r)]["p_value"] for r in picked]) if picked else []
+    out = []
+    for r, p in zip(picked, adjusted):
+        c = fresh[_comparison(r)]
+        same_sign = np.sign(c["diff_mean"]) == np.sign(r["diff_mean"]) != 0
+        out.append(dict(zip(("sigma_add", "sigma_mult", "perturbation", "level"), _comparison(r)))
+                   | {"discovery_diff_mean": r["diff_mean"], "discovery_p_holm": r["p_holm"]}
+                   | {k: c[k] for k in ("diff_mean", "diff_ci_low", "diff_ci_high", "p_value")}
+                   | {"p_holm": float(p), "confirmed": bool(p <= alpha and same_sign)})  # fmt: skip
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # outputs: study.json, a Markdown table, a PNG
 

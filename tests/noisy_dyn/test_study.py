@@ -243,3 +243,33 @@ def test_bad_input_is_refused_before_any_work(data):
         run(_member(0))  # one model, not stacked
     with pytest.raises(ValueError, match="batch_size"):
         run(stacked, batch_size=0)
+
+
+def _study(effects: dict, seed: int) -> list:
+    """A synthetic study of 16 seeds: ``effects[(sigma, name)]`` is added to that config."""
+    rng = np.random.default_rng(seed)
+    cfgs = [CFG.replace(sigma_add=s, sigma_mult=s) for s in SIGMAS]
+    names = [("clean", 0.0), ("gaussian", 0.3), ("salt_pepper", 0.1)]
+    acc = {}
+    seed_effect = rng.normal(0.8, 0.05, size=16)
+    for name in names:
+        shift = np.array([[effects.get((s, name[0]), 0.0)] for s in SIGMAS])
+        acc[name] = (seed_effect + shift + rng.normal(0, 0.01, size=(3, 16))).ravel()
+    return nd.study_rows(acc, cfgs, range(16), n_boot=500)
+
+
+def test_confirmation_on_fresh_seeds_keeps_real_effects_and_drops_lucky_ones():
+    discovery = _study({(0.05, "gaussian"): 0.05, (0.1, "salt_pepper"): 0.04}, seed=1)
+    fresh = _study({(0.05, "gaussian"): 0.05}, seed=2)  # the salt-and-pepper gain was luck
+    out = nd.confirm_rows(discovery, fresh)
+    picked = {(r["sigma_add"], r["perturbation"]): r for r in out}
+    assert set(picked) == {(0.05, "gaussian"), (0.1, "salt_pepper")}
+    assert picked[(0.05, "gaussian")]["confirmed"]
+    assert not picked[(0.1, "salt_pepper")]["confirmed"]
+    p = sorted(r["p_value"] for r in out)  # Holm over the two picked comparisons only
+    expected = [min(1, 2 * p[0]), min(1, max(2 * p[0], p[1]))]
+    assert sorted(r["p_holm"] for r in out) == pytest.approx(expected)
+    exploratory = nd.confirm_rows(discovery, fresh, select="interval")
+    assert len(exploratory) >= len(out)
+    with pytest.raises(ValueError, match="lacks the comparisons"):
+        nd.confirm_rows(discovery, [r for r in fresh if r["perturbation"] != "gaussian"])
