@@ -490,9 +490,16 @@ def study_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         "two-sided sign-flip permutation p-value adjusted by Holm over every paired comparison "
         "of the table. Matched: each noisy member against the deterministic member nearest in "
         "clean accuracy (within the caliper); its p-values form a second Holm family (clean "
-        "rows excluded). Bold: the 95 % interval excludes zero.\n"
+        "rows excluded). Bold: the 95 % interval excludes zero."
     )
-    return _markdown_table(header, body) + legend
+    fewest = min((r["n"] for r in rows), default=0)
+    if fewest < 16:
+        legend += (
+            f" Some rows rest on {fewest} seeds: below 16 the percentile bootstrap interval is "
+            "too narrow (about 88 % coverage at 8 seeds, 84 % at 5), while the sign-flip "
+            "p-values stay exact; trust the Holm-adjusted p-values over the bold."
+        )
+    return _markdown_table(header, body) + legend + "\n"
 
 
 def _label(row: Mapping[str, Any]) -> str:
@@ -551,7 +558,7 @@ def write_study(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike) -
     texts = {"json": json.dumps(list(rows), indent=1), "markdown": study_markdown(rows)}
     for name, text in texts.items():
         tmp = paths[name].with_suffix(".tmp")
-        tmp.write_text(text + "\n")
+        tmp.write_text(text if text.endswith("\n") else text + "\n")
         os.replace(tmp, paths[name])
     tmp = plot_study(rows, out / "study.tmp.png")
     os.replace(tmp, paths["png"])

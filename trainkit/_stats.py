@@ -18,6 +18,11 @@ from the same seeds. Nothing here assumes normality:
 - many such p-values are adjusted with Holm's step-down procedure (Holm 1979), which controls
   the family-wise error rate at any level under any dependence between the tests.
 
+The percentile interval is too narrow for few seeds: for normal data the coverage of a nominal
+95 % interval is about 51 % at n = 2, 84 % at n = 5, 88 % at n = 8, 92 % at n = 16 and 94 % at
+n = 32 (Monte Carlo, 4000 data sets each). Read intervals over fewer than 16 seeds as indicative;
+the sign-flip p-values are exact at any ``n`` (when enumerated), so let them decide.
+
 Every random step draws from ``numpy.random.default_rng(seed)`` with a fixed default ``seed``,
 so a report is reproducible bit for bit; the resample indices depend only on ``(n, B, seed)``,
 so every row of a study with the same ``n`` is resampled with the same seeds.
@@ -34,8 +39,9 @@ CONFIDENCE = 0.95
 """Default coverage of the intervals."""
 N_BOOTSTRAP = 10_000
 """Default number of bootstrap resamples."""
-N_PERMUTATIONS = 20_000
-"""Default number of random sign patterns (exact enumeration when ``2**n`` is not larger)."""
+N_PERMUTATIONS = 2**16
+"""Default number of random sign patterns (exact enumeration when ``2**n`` is not larger, so up
+to 16 seeds)."""
 
 
 class Interval(NamedTuple):

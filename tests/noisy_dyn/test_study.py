@@ -201,6 +201,7 @@ def test_study_writes_json_markdown_and_png(tmp_path, data):
     table = (tmp_path / "study.md").read_text().splitlines()
     assert table[0].startswith("| sigma_add | sigma_mult | perturbation")
     assert sum(line.startswith("| 0.1 | 0.1 |") for line in table) == 3
+    assert "rest on 2 seeds" in table[-1]  # the warning about intervals over few seeds
     first = next(r for r in rows if r["sigma"] == 0.1)
     mean, low, high = bootstrap_mean(np.asarray([0.0, 1.0]))  # the formatter's scale is %
     assert f"{100 * first['mean']:.1f} [" in table[2 + 3] and mean == 0.5 and low <= high
