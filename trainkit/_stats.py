@@ -30,6 +30,7 @@ so every row of a study with the same ``n`` is resampled with the same seeds.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -83,9 +84,17 @@ def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
     """
     _check_count("n", n)
     _check_count("n_boot", n_boot)
+    return _resample_counts(int(n), int(n_boot), seed)
+
+
+@lru_cache(maxsize=16)
+def _resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """Cached (a study asks for the same ``(n, n_boot, seed)`` once per row); read-only."""
     idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     flat = (np.arange(n_boot)[:, None] * n + idx).ravel()
-    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+    counts = np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+    counts.setflags(write=False)
+    return counts
 
 
 def bootstrap_mean(
@@ -143,13 +152,18 @@ def paired_difference(
     return bootstrap_mean(a - b, confidence=confidence, n_boot=n_boot, seed=seed)
 
 
+@lru_cache(maxsize=16)
 def _sign_patterns(n: int, n_perm: int, seed: int) -> tuple[np.ndarray, bool]:
-    """All ``2**n`` sign vectors when that is at most ``n_perm``, else ``n_perm`` random ones."""
+    """All ``2**n`` sign vectors when that is at most ``n_perm``, else ``n_perm`` random ones
+    (cached, read-only)."""
     if n < 63 and 2**n <= n_perm:
         bits = (np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1
-        return 1.0 - 2.0 * bits, True
-    rng = np.random.default_rng(seed)
-    return rng.choice(np.array([-1.0, 1.0]), size=(n_perm, n)), False
+        signs, exact = 1.0 - 2.0 * bits, True
+    else:
+        rng = np.random.default_rng(seed)
+        signs, exact = rng.choice(np.array([-1.0, 1.0]), size=(n_perm, n)), False
+    signs.setflags(write=False)
+    return signs, exact
 
 
 def sign_flip_p_value(
@@ -184,7 +198,7 @@ def sign_flip_p_value(
             )
         d = d - _as_samples("b", b)
     _check_count("n_perm", n_perm)
-    signs, exact = _sign_patterns(d.shape[-1], n_perm, seed)
+    signs, exact = _sign_patterns(int(d.shape[-1]), int(n_perm), seed)
     observed = np.abs(d.sum(axis=-1))
     flipped = np.abs(d @ signs.T)  # (*batch, patterns)
     tol = 1e-9 * np.maximum(np.abs(d).sum(axis=-1), np.finfo(np.float64).tiny)
