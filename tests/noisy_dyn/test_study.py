@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import noisy_dyn as nd
-from trainkit import bootstrap_mean, holm
+from trainkit import holm
 
 CFG = nd.NoisyRNNConfig(input_size=2, hidden_size=8, num_classes=3, dt=0.2)
 N, T, BATCH = 30, 10, 16  # two chunks, the second padded with two copies of row 0
@@ -202,9 +202,13 @@ def test_study_writes_json_markdown_and_png(tmp_path, data):
     assert table[0].startswith("| sigma_add | sigma_mult | perturbation")
     assert sum(line.startswith("| 0.1 | 0.1 |") for line in table) == 3
     assert "rest on 2 seeds" in table[-1]  # the warning about intervals over few seeds
-    first = next(r for r in rows if r["sigma"] == 0.1)
-    mean, low, high = bootstrap_mean(np.asarray([0.0, 1.0]))  # the formatter's scale is %
-    assert f"{100 * first['mean']:.1f} [" in table[2 + 3] and mean == 0.5 and low <= high
+    # The first noisy row (clean accuracy), in percent and signed percentage points.
+    r = rows[3]
+    cells = [c.strip() for c in table[2 + 3].strip("|").split("|")]
+    assert cells[4] == f"{100 * r['mean']:.1f} [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
+    diff = f"{100 * r['diff_mean']:+.1f} [{100 * r['diff_ci_low']:+.1f}, "
+    assert cells[6].strip("*").startswith(diff)
+    assert cells[6].startswith("**") == (r["diff_ci_low"] > 0 or r["diff_ci_high"] < 0)
     import matplotlib.image
 
     image = matplotlib.image.imread(tmp_path / "study.png")
