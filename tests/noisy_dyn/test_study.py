@@ -184,6 +184,11 @@ def test_configurations_may_differ_only_in_the_noise():
         nd.inference_config([CFG, CFG.replace(dt=0.1, sigma_add=0.1)])
     cfg = nd.inference_config([CFG.replace(sigma_add=0.1), CFG.replace(sigma_mult=0.2)])
     assert cfg == CFG
+    noisy_only = [CFG.replace(sigma_add=s) for s in (0.05, 0.1, 0.2)]  # no deterministic twin
+    rows = nd.study_rows(_synthetic_accuracies(), noisy_only, range(6), n_boot=100)
+    assert all("diff_mean" not in r for r in rows)
+    with pytest.raises(ValueError, match="all deterministic"):
+        nd.study_rows(_synthetic_accuracies(), [CFG, CFG, CFG.replace(sigma_add=0.1)], range(6))
     with pytest.raises(ValueError, match="len\\(cfgs\\) \\* len\\(seeds\\)"):
         nd.study_rows(_synthetic_accuracies(), [CFG, CFG.replace(sigma_add=0.1)], range(6))
 
