@@ -54,3 +54,14 @@ from ._loop import Settings as Settings
 from ._loop import Task as Task
 from ._loop import train as train
 # --- end engine ---
+
+# --- statistics over seeds (trainkit._stats) ---
+# isort: split
+from ._stats import Interval as Interval
+from ._stats import bootstrap_mean as bootstrap_mean
+from ._stats import holm as holm
+from ._stats import paired_difference as paired_difference
+from ._stats import resample_counts as resample_counts
+from ._stats import sign_flip_p_value as sign_flip_p_value
+
+# --- end statistics ---

@@ -1,0 +1,285 @@
+"""The robustness study: vectorised member evaluation against separate per-member calls, the
+rows' statistics against hand computations, and the written outputs."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import noisy_dyn as nd
+from trainkit import holm
+
+CFG = nd.NoisyRNNConfig(input_size=2, hidden_size=8, num_classes=3, dt=0.2)
+N, T, BATCH = 30, 10, 16  # two chunks, the second padded with two copies of row 0
+LEVELS = {"gaussian": (0.5,), "multiplicative": (0.8,), "salt_pepper": (0.3,), "fgsm": (0.3,),
+          "pgd": (0.3,)}  # fmt: skip
+PGD_STEPS = 3
+MEMBERS = 4  # every test stacks 4 members of the same shapes, so the compiled programs are reused
+
+
+def _member(seed: int) -> dict:
+    """Random parameters large enough that the prediction depends on the input (NumPy draws:
+    no per-operation compilation)."""
+    rng = np.random.default_rng(seed)
+    shapes = {"M_A": (8, 8), "M_W": (8, 8), "U": (8, 2), "b": (8,), "V": (3, 8), "c": (3,)}
+    scale = {"M_A": 0.02, "M_W": 0.3, "U": 2.0, "b": 0.1, "V": 2.0, "c": 0.1}
+    return {k: jnp.asarray(scale[k] * rng.normal(size=v)) for k, v in shapes.items()}
+
+
+def _stack(members: list[dict]) -> dict:
+    return jax.tree.map(lambda *p: jnp.stack(p), *members)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(0, 1, size=(N, T, 2))
+    lengths = rng.integers(3, T + 1, size=N).astype(np.int32)
+    return xs, rng.integers(0, 3, size=N).astype(np.int32), lengths
+
+
+def _chunked_attack(attack, xs, ys, key):
+    """Reference: the attack on chunks of BATCH rows, the last padded with copies of row 0."""
+    pad = -len(xs) % BATCH
+    xp = np.concatenate([xs, np.repeat(xs[:1], pad, axis=0)])
+    yp = np.concatenate([ys, np.repeat(ys[:1], pad)])
+    out = [attack(xp[s : s + BATCH], yp[s : s + BATCH], jax.random.fold_in(key, c))
+           for c, s in enumerate(range(0, len(xp), BATCH))]  # fmt: skip
+    return np.concatenate([np.asarray(o) for o in out])[: len(xs)]
+
+
+@jax.jit
+def _fgsm(params, xs, ys, eps):
+    return nd.fgsm(params, xs, ys, CFG, eps)
+
+
+@jax.jit
+def _pgd(params, xs, ys, eps, key):
+    step = 2.5 * eps / PGD_STEPS
+    return nd.pgd(params, xs, ys, CFG, eps, steps=PGD_STEPS, step_size=step, key=key)
+
+
+def _reference(params: dict, xs, ys, key) -> dict:
+    """The accuracies of one member from the public per-model functions."""
+    ref = {("clean", 0.0): nd.accuracy(params, xs, ys, CFG)}
+    for kind in ("gaussian", "multiplicative", "salt_pepper"):
+        level = LEVELS[kind][0]
+        xp = nd.perturb(jnp.asarray(xs), kind, level, key=nd.perturbation_key(key, kind, level))
+        ref[(kind, level)] = nd.accuracy(params, xp, ys, CFG)
+    eps = LEVELS["fgsm"][0]
+    ref[("fgsm", eps)] = nd.accuracy(params, _fgsm(params, xs, ys, eps), ys, CFG)
+    pgd = lambda x, y, k: _pgd(params, x, y, eps, k)  # noqa: E731
+    xg = _chunked_attack(pgd, xs, ys, nd.perturbation_key(key, "pgd", eps))
+    ref[("pgd", eps)] = nd.accuracy(params, xg, ys, CFG)
+    return ref
+
+
+def test_vmapped_members_equal_separate_calls_with_the_same_draws(data):
+    xs, ys, _ = data
+    members = [_member(s) for s in range(MEMBERS)]
+    key = jax.random.key(7)
+    got = nd.evaluate_members(_stack(members), CFG, xs, ys, key=key, perturbations=LEVELS,
+                              batch_size=BATCH, pgd_steps=PGD_STEPS)  # fmt: skip
+    assert list(got) == [("clean", 0.0)] + [(k, v[0]) for k, v in LEVELS.items()]
+    for i, params in enumerate(members):
+        ref = _reference(params, xs, ys, key)
+        for name, acc in got.items():
+            assert acc.shape == (MEMBERS,)
+            assert acc[i] == pytest.approx(ref[name], abs=1e-12), (i, name)
+    clean = got[("clean", 0.0)]
+    assert len(set(clean)) > 1  # the members differ ...
+    assert np.all(got[("pgd", 0.3)] < clean)  # ... and the perturbations bite
+
+
+def test_every_member_sees_the_same_random_draws(data):
+    xs, ys, _ = data
+    twins = _stack([_member(0)] * MEMBERS)  # identical members
+    a = nd.evaluate_members(twins, CFG, xs, ys, key=jax.random.key(1), perturbations=LEVELS,
+                            batch_size=BATCH, pgd_steps=PGD_STEPS)  # fmt: skip
+    b = nd.evaluate_members(twins, CFG, xs, ys, key=jax.random.key(2), perturbations=LEVELS,
+                            batch_size=BATCH, pgd_steps=PGD_STEPS)  # fmt: skip
+    for name in a:
+        assert np.all(a[name] == a[name][0]), name  # identical inputs for every member
+    random_kinds = [n for n in a if n[0] in ("gaussian", "multiplicative", "salt_pepper")]
+    assert any(a[n][0] != b[n][0] for n in random_kinds)  # ... and the draws do matter
+
+
+def test_lengths_read_each_sequence_at_its_own_end(data):
+    xs, ys, lengths = data
+    members = [_member(s) for s in range(MEMBERS)]
+    kw = dict(key=jax.random.key(3), perturbations={"gaussian": (0.5,)}, lengths=lengths,
+              batch_size=BATCH)  # fmt: skip
+    got = nd.evaluate_members(_stack(members), CFG, xs, ys, **kw)
+    # What follows each sequence's end is ignored: overwrite it with garbage.
+    junk = np.where(np.arange(T)[None, :, None] >= lengths[:, None, None], 9.0, xs)
+    again = nd.evaluate_members(_stack(members), CFG, junk, ys, **kw)
+    assert all(np.array_equal(v, w) for v, w in zip(got.values(), again.values()))
+    k = nd.perturbation_key(jax.random.key(3), "gaussian", 0.5)
+    xp = nd.perturb(jnp.asarray(xs), "gaussian", 0.5, key=k)
+    for i, p in enumerate(members):
+        assert got[("clean", 0.0)][i] == nd.accuracy(p, xs, ys, CFG, lengths=lengths)
+        assert got[("gaussian", 0.5)][i] == nd.accuracy(p, xp, ys, CFG, lengths=lengths)
+    assert not np.array_equal(got[("clean", 0.0)], nd.evaluate_members(
+        _stack(members), CFG, xs, ys, **(kw | {"lengths": None}))[("clean", 0.0)])  # fmt: skip
+
+
+SIGMAS = (0.0, 0.05, 0.1)
+
+
+def _synthetic_accuracies(seeds: int = 6) -> dict:
+    rng = np.random.default_rng(11)
+    clean = rng.uniform(0.8, 0.9, size=(3, seeds))
+    noisy = clean - rng.uniform(0.1, 0.2, size=(3, seeds)) + np.array([0.0, 0.05, 0.0])[:, None]
+    return {("clean", 0.0): clean.ravel(), ("gaussian", 0.3): noisy.ravel()}
+
+
+def test_rows_carry_the_documented_fields_and_paired_statistics():
+    cfgs = [CFG.replace(sigma_add=s, sigma_mult=s) for s in SIGMAS]
+    acc = _synthetic_accuracies()
+    rows = nd.study_rows(acc, cfgs, list(range(6)), n_boot=2000, n_perm=2000)
+    assert len(rows) == 6
+    base = {"sigma", "sigma_add", "sigma_mult", "perturbation", "level", "mean", "ci_low",
+            "ci_high", "n"}  # fmt: skip
+    diff = {"diff_mean", "diff_ci_low", "diff_ci_high", "p_value", "p_holm", "matched_n",
+            "matched_diff_mean", "matched_diff_ci_low", "matched_diff_ci_high",
+            "matched_p_value", "matched_p_holm"}  # fmt: skip
+    for r in rows:
+        assert set(r) == (base if r["sigma"] == 0.0 else base | diff)
+        table = acc[(r["perturbation"], r["level"])].reshape(3, 6)
+        i = SIGMAS.index(r["sigma"])
+        assert r["mean"] == pytest.approx(table[i].mean()) and r["n"] == 6
+        assert r["ci_low"] <= r["mean"] <= r["ci_high"]
+        if r["sigma"]:
+            assert r["diff_mean"] == pytest.approx(np.mean(table[i] - table[0]))
+    noisy = [r for r in rows if r["sigma"]]
+    np.testing.assert_allclose([r["p_holm"] for r in noisy], holm([r["p_value"] for r in noisy]))
+    # sigma = 0.05 gains 5 points under Gaussian noise on every seed, minus the clean spread.
+    gain = next(r for r in noisy if r["sigma"] == 0.05 and r["perturbation"] == "gaussian")
+    assert gain["diff_ci_low"] > 0
+    assert json.loads(json.dumps(rows)) == rows  # plain JSON types
+
+
+def test_matched_comparison_pairs_members_of_equal_clean_accuracy():
+    # Deterministic twins at clean 0.80, 0.85, 0.90; noisy members at 0.845 (-> 0.85),
+    # 0.905 (-> 0.90) and 0.70 (nothing within one point: dropped).
+    cfgs = [CFG, CFG.replace(sigma_add=0.1, sigma_mult=0.1)]
+    clean = np.array([0.80, 0.85, 0.90, 0.845, 0.905, 0.70])
+    robust = np.array([0.50, 0.60, 0.70, 0.64, 0.76, 0.10])
+    acc = {("clean", 0.0): clean, ("gaussian", 0.3): robust}
+    rows = nd.study_rows(acc, cfgs, [0, 1, 2], caliper=0.01, n_boot=500, n_perm=500)
+    row = next(r for r in rows if r["sigma"] == 0.1 and r["perturbation"] == "gaussian")
+    assert row["matched_n"] == 2
+    assert row["matched_diff_mean"] == pytest.approx(((0.64 - 0.60) + (0.76 - 0.70)) / 2)
+    # ... while the seed-paired difference compares (0.64, 0.76, 0.10) with (0.50, 0.60, 0.70).
+    assert row["diff_mean"] == pytest.approx(np.mean(robust[3:] - robust[:3]))
+    clean_row = next(r for r in rows if r["sigma"] == 0.1 and r["perturbation"] == "clean")
+    assert abs(clean_row["matched_diff_mean"]) <= 0.01 and clean_row["matched_p_holm"] is None
+    assert row["matched_p_holm"] == row["matched_p_value"]  # a family of one
+
+
+def test_configurations_may_differ_only_in_the_noise():
+    with pytest.raises(ValueError, match="dt"):
+        nd.inference_config([CFG, CFG.replace(dt=0.1, sigma_add=0.1)])
+    cfg = nd.inference_config([CFG.replace(sigma_add=0.1), CFG.replace(sigma_mult=0.2)])
+    assert cfg == CFG
+    noisy_only = [CFG.replace(sigma_add=s) for s in (0.05, 0.1, 0.2)]  # no deterministic twin
+    rows = nd.study_rows(_synthetic_accuracies(), noisy_only, range(6), n_boot=100)
+    assert all("diff_mean" not in r for r in rows)
+    with pytest.raises(ValueError, match="all deterministic"):
+        nd.study_rows(_synthetic_accuracies(), [CFG, CFG, CFG.replace(sigma_add=0.1)], range(6))
+    with pytest.raises(ValueError, match="len\\(cfgs\\) \\* len\\(seeds\\)"):
+        nd.study_rows(_synthetic_accuracies(), [CFG, CFG.replace(sigma_add=0.1)], range(6))
+
+
+def test_study_writes_json_markdown_and_png(tmp_path, data):
+    xs, ys, _ = data
+    cfgs = [CFG, CFG.replace(sigma_add=0.1, sigma_mult=0.1)]
+    params = _stack([_member(s) for s in range(MEMBERS)])  # cfg-major, seed-minor: 2 x 2
+    levels = {"gaussian": (0.5,), "pgd": (0.3,)}
+    kw = dict(key=jax.random.key(0), perturbations=levels, batch_size=BATCH, pgd_steps=PGD_STEPS)
+    rows = nd.robustness_study(params, cfgs, [0, 1], (xs, ys), out_dir=tmp_path, **kw)
+    stored = json.loads((tmp_path / "study.json").read_text())
+    assert stored == rows and len(rows) == 2 * 3
+    assert [r["perturbation"] for r in rows[:3]] == ["clean", "gaussian", "pgd"]
+    table = (tmp_path / "study.md").read_text().splitlines()
+    assert table[0].startswith("| sigma_add | sigma_mult | perturbation")
+    assert sum(line.startswith("| 0.1 | 0.1 |") for line in table) == 3
+    assert "rest on 2 seeds" in table[-1]  # the warning about intervals over few seeds
+    # The first noisy row (clean accuracy), in percent and signed percentage points.
+    r = rows[3]
+    cells = [c.strip() for c in table[2 + 3].strip("|").split("|")]
+    assert cells[4] == f"{100 * r['mean']:.1f} [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
+    diff = f"{100 * r['diff_mean']:+.1f} [{100 * r['diff_ci_low']:+.1f}, "
+    assert cells[6].strip("*").startswith(diff)
+    assert cells[6].startswith("**") == (r["diff_ci_low"] > 0 or r["diff_ci_high"] < 0)
+    import matplotlib.image
+
+    image = matplotlib.image.imread(tmp_path / "study.png")
+    assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0
+    assert not list(tmp_path.glob("*.tmp*"))  # renamed into place
+    with pytest.raises(ValueError, match="members"):
+        nd.robustness_study(params, cfgs, [0], (xs, ys), key=jax.random.key(0))
+
+
+def test_holm_over_the_study_controls_the_family_wise_error():
+    # 150 simulated studies in which noise does nothing (every member's accuracies are i.i.d.
+    # across configurations): 2 noisy configurations x 4 perturbations = 8 tests per study.
+    rng = np.random.default_rng(12)
+    cfgs = [CFG.replace(sigma_add=s, sigma_mult=s) for s in SIGMAS]
+    names = [("clean", 0.0), ("gaussian", 0.3), ("gaussian", 0.5), ("salt_pepper", 0.1)]
+    any_raw, any_holm = 0, 0
+    for _ in range(150):
+        seed_effect = rng.normal(0.8, 0.05, size=(1, 16))
+        acc = {n: (seed_effect + rng.normal(0, 0.02, size=(3, 16))).ravel() for n in names}
+        rows = nd.study_rows(acc, cfgs, range(16), n_boot=50, n_perm=400)
+        noisy = [r for r in rows if r["sigma"]]
+        any_raw += any(r["p_value"] <= 0.05 for r in noisy)
+        any_holm += any(r["p_holm"] <= 0.05 for r in noisy)
+    assert any_holm / 150 <= 0.1  # at most alpha = 0.05, plus Monte Carlo error
+    assert any_raw / 150 >= 0.2  # uncorrected, 8 tests find "something" far more often
+
+
+def test_bad_input_is_refused_before_any_work(data):
+    xs, ys, _ = data
+    stacked = _stack([_member(0)] * 2)
+    run = lambda params, **kw: nd.evaluate_members(params, CFG, xs, ys, key=jax.random.key(0), **kw)  # noqa: E731
+    with pytest.raises(ValueError, match=r"salt_pepper.*\[0, 1\]"):
+        run(stacked, perturbations={"salt_pepper": (1.5,)})
+    with pytest.raises(ValueError, match="deepfool"):
+        run(stacked, perturbations={"deepfool": (0.1,)})
+    with pytest.raises(ValueError, match="leading member axis"):
+        run(_member(0))  # one model, not stacked
+    with pytest.raises(ValueError, match="batch_size"):
+        run(stacked, batch_size=0)
+
+
+def _study(effects: dict, seed: int) -> list:
+    """A synthetic study of 16 seeds: ``effects[(sigma, name)]`` is added to that config."""
+    rng = np.random.default_rng(seed)
+    cfgs = [CFG.replace(sigma_add=s, sigma_mult=s) for s in SIGMAS]
+    names = [("clean", 0.0), ("gaussian", 0.3), ("salt_pepper", 0.1)]
+    acc = {}
+    seed_effect = rng.normal(0.8, 0.05, size=16)
+    for name in names:
+        shift = np.array([[effects.get((s, name[0]), 0.0)] for s in SIGMAS])
+        acc[name] = (seed_effect + shift + rng.normal(0, 0.01, size=(3, 16))).ravel()
+    return nd.study_rows(acc, cfgs, range(16), n_boot=500)
+
+
+def test_confirmation_on_fresh_seeds_keeps_real_effects_and_drops_lucky_ones():
+    discovery = _study({(0.05, "gaussian"): 0.05, (0.1, "salt_pepper"): 0.04}, seed=1)
+    fresh = _study({(0.05, "gaussian"): 0.05}, seed=2)  # the salt-and-pepper gain was luck
+    out = nd.confirm_rows(discovery, fresh)
+    picked = {(r["sigma_add"], r["perturbation"]): r for r in out}
+    assert set(picked) == {(0.05, "gaussian"), (0.1, "salt_pepper")}
+    assert picked[(0.05, "gaussian")]["confirmed"]
+    assert not picked[(0.1, "salt_pepper")]["confirmed"]
+    p = sorted(r["p_value"] for r in out)  # Holm over the two picked comparisons only
+    expected = [min(1, 2 * p[0]), min(1, max(2 * p[0], p[1]))]
+    assert sorted(r["p_holm"] for r in out) == pytest.approx(expected)
+    exploratory = nd.confirm_rows(discovery, fresh, select="interval")
+    assert len(exploratory) >= len(out)
+    with pytest.raises(ValueError, match="lacks the comparisons"):
+        nd.confirm_rows(discovery, [r for r in fresh if r["perturbation"] != "gaussian"])
