@@ -89,18 +89,23 @@ class Plan(NamedTuple):
 class _Need:
     """Which gradients the backward pass forms (known from what is differentiated)."""
 
-    coef: bool
+    step: bool  # d or s (the drift's step) differentiated
+    noise: bool  # c_a or c_m (the noise's scale) differentiated
     dx: bool
     dxi: bool
     du: bool
 
     @property
+    def coef(self) -> bool:
+        return self.step or self.noise
+
+    @property
     def f(self) -> bool:
-        return self.coef or self.du
+        return self.step or self.du
 
     @property
     def gv(self) -> bool:
-        return self.f or self.dxi
+        return self.f or self.noise or self.dxi
 
 
 class _Residuals(NamedTuple):
@@ -193,20 +198,22 @@ def _step_back(ctx: _Ctx, Kt: Array, need: _Need, g: Array, inp):
     return g_prev, (dg, gv if need.gv else None)
 
 
-def _coef_grads(coef: Coefficients, res: _Residuals, gv: Array, h: Array) -> Coefficients:
-    """Sums over the chunk's rows of the coefficient gradients (module docstring)."""
+def _coef_grads(coef: Coefficients, res: _Residuals, gv: Array, h, need: _Need) -> Coefficients:
+    """Sums over the chunk's rows of the coefficient gradients (module docstring); zeros for
+    the coefficients that are not differentiated."""
     rows = (0, 1)
-    gvf = gv * res.f
-    if res.u is None:
-        d_step, d_spread = gvf.sum(rows), jnp.zeros_like(coef.spread)
-    else:
-        d_step = (gvf * (1.0 + coef.spread * (res.u - 1.0))).sum(rows)
-        d_spread = (gvf * coef.step * (res.u - 1.0)).sum()
-    if res.xi is None:
-        zero = jnp.zeros_like(coef.noise_add)
-        return Coefficients(d_step, d_spread, zero, zero)
-    gxi = gv * res.xi
-    return Coefficients(d_step, d_spread, gxi.sum(rows), (gxi * h).sum(rows))
+    grads = jax.tree_util.tree_map(jnp.zeros_like, coef)
+    if need.step:
+        gvf = gv * res.f
+        if res.u is None:
+            grads = grads._replace(step=gvf.sum(rows))
+        else:
+            d_step = (gvf * (1.0 + coef.spread * (res.u - 1.0))).sum(rows)
+            grads = grads._replace(step=d_step, spread=(gvf * coef.step * (res.u - 1.0)).sum())
+    if need.noise and res.xi is not None:
+        gxi = gv * res.xi
+        grads = grads._replace(noise_add=gxi.sum(rows), noise_mult=(gxi * h).sum(rows))
+    return grads
 
 
 def _chunk_backward(ctx: _Ctx, Kt: Array, need: _Need, carry: _Grads, c: _Chunk, res):
@@ -222,10 +229,10 @@ def _chunk_backward(ctx: _Ctx, Kt: Array, need: _Need, carry: _Grads, c: _Chunk,
     dK = carry.K + jax.lax.dot_general(res.hT, dg_c, rows)
     dU = carry.U + jax.lax.dot_general(c.x, delta_c, lead).T
     db = carry.b + delta_c.sum((0, 1))
-    h_c = jnp.transpose(res.hT, (1, 2, 0)) if (need.coef or need.dxi) else None
+    h_c = jnp.transpose(res.hT, (1, 2, 0)) if (need.noise or need.dxi) else None
     dcoef = carry.coef
     if need.coef:
-        dcoef = jax.tree_util.tree_map(jnp.add, dcoef, _coef_grads(coef, res, gv_c, h_c))
+        dcoef = jax.tree_util.tree_map(jnp.add, dcoef, _coef_grads(coef, res, gv_c, h_c, need))
     dx = jnp.einsum("cbh,hi->cbi", delta_c, ctx.w.U) if need.dx else None
     dxi = gv_c * (coef.noise_add + coef.noise_mult * h_c) if need.dxi else None
     du = gv_c * res.f * coef.step * coef.spread if need.du else None
@@ -263,7 +270,8 @@ def _perturbed(tree) -> bool:
 
 def _kernel_fwd(w, coef, xs, h0, noise, lengths, plan):
     need = _Need(
-        coef=_perturbed(coef),
+        step=_perturbed((coef.step, coef.spread)),
+        noise=_perturbed((coef.noise_add, coef.noise_mult)),
         dx=_perturbed(xs),
         dxi=noise.key is None and noise.xi is not None and noise.xi.perturbed,
         du=noise.key is None and noise.u is not None and noise.u.perturbed,
