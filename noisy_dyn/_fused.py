@@ -89,18 +89,23 @@ class Plan(NamedTuple):
 class _Need:
     """Which gradients the backward pass forms (known from what is differentiated)."""
 
-    coef: bool
+    step: bool  # d or s (the drift's step) differentiated
+    noise: bool  # c_a or c_m (the noise's scale) differentiated
     dx: bool
     dxi: bool
     du: bool
 
     @property
+    def coef(self) -> bool:
+        return self.step or self.noise
+
+    @property
     def f(self) -> bool:
-        return self.coef or self.du
+        return self.step or self.du
 
     @property
     def gv(self) -> bool:
-        return self.f or self.dxi
+        return self.f or self.noise or self.dxi
 
 
 class _Residuals(NamedTuple):
@@ -120,6 +125,25 @@ class _Chunk(NamedTuple):
     u: Array | None
 
 
+class _Ctx(NamedTuple):
+    """What every chunk of one call shares: weights, coefficients, noise, lengths, plan."""
+
+    w: Weights
+    coef: Coefficients
+    noise: Noise
+    lengths: Array | None
+    plan: Plan
+
+
+class _Saved(NamedTuple):
+    """The residuals of the forward pass for the backward pass."""
+
+    ctx: _Ctx
+    xs: Array
+    stored: object  # per chunk: _Residuals, or the chunk's first state with remat
+    need: _Need
+
+
 class _Grads(NamedTuple):
     g: Array
     K: Array
@@ -134,18 +158,18 @@ def _draws(noise: Noise, plan: Plan, c: _Chunk, shape, dtype) -> tuple[Array | N
     return draw_steps(noise.key, c.ks, shape, dtype, plan.uses)
 
 
-def _chunk_forward(w, coef, noise, plan, lengths, h, c: _Chunk, collect, need_f):
+def _chunk_forward(ctx: _Ctx, h: Array, c: _Chunk, collect: bool, need_f: bool):
     """The steps of one chunk from its first state ``h``: ``h_end`` and, when ``collect``, the
     chunk's :class:`_Residuals`."""
     B, H = h.shape
-    drive = jnp.einsum("cbi,hi->cbh", c.x, w.U) + w.b
-    xi_c, u_c = _draws(noise, plan, c, (B, H), h.dtype)
+    drive = jnp.einsum("cbi,hi->cbh", c.x, ctx.w.U) + ctx.w.b
+    xi_c, u_c = _draws(ctx.noise, ctx.plan, c, (B, H), h.dtype)
 
     def step(carry, inp):
         h, hT = carry
         i, k, drive_k, xi_k, u_k = inp
-        valid = (k < lengths)[:, None] if plan.masked else None
-        h_next, a, f = advance(h, h @ w.K, drive_k, coef, xi_k, u_k, valid)
+        valid = (k < ctx.lengths)[:, None] if ctx.plan.masked else None
+        h_next, a, f = advance(h, h @ ctx.w.K, drive_k, ctx.coef, xi_k, u_k, valid)
         if not collect:
             return (h_next, hT), None
         hT = jax.lax.dynamic_update_slice_in_dim(hT, h.T[:, None, :], i, axis=1)
@@ -159,10 +183,11 @@ def _chunk_forward(w, coef, noise, plan, lengths, h, c: _Chunk, collect, need_f)
     return h_end, _Residuals(hT, af[0], af[1], xi_c, u_c)
 
 
-def _step_back(Kt, coef, plan, lengths, need: _Need, g, inp):
+def _step_back(ctx: _Ctx, Kt: Array, need: _Need, g: Array, inp):
     """One reverse step: ``g_{k+1} -> g_k``, emitting ``[delta_k | gf_k]`` and ``gv``."""
     k, a_k, xi_k, u_k = inp
-    gv = jnp.where((k < lengths)[:, None], g, 0.0) if plan.masked else g
+    coef = ctx.coef
+    gv = jnp.where((k < ctx.lengths)[:, None], g, 0.0) if ctx.plan.masked else g
     e = coef.step if u_k is None else coef.step * (1.0 + coef.spread * (u_k - 1.0))
     gf = gv * e
     delta = gf * (1.0 - a_k * a_k)
@@ -173,26 +198,29 @@ def _step_back(Kt, coef, plan, lengths, need: _Need, g, inp):
     return g_prev, (dg, gv if need.gv else None)
 
 
-def _coef_grads(coef: Coefficients, res: _Residuals, gv: Array, h: Array) -> Coefficients:
-    """Sums over the chunk's rows of the coefficient gradients (module docstring)."""
+def _coef_grads(coef: Coefficients, res: _Residuals, gv: Array, h, need: _Need) -> Coefficients:
+    """Sums over the chunk's rows of the coefficient gradients (module docstring); zeros for
+    the coefficients that are not differentiated."""
     rows = (0, 1)
-    gvf = gv * res.f
-    if res.u is None:
-        d_step, d_spread = gvf.sum(rows), jnp.zeros_like(coef.spread)
-    else:
-        d_step = (gvf * (1.0 + coef.spread * (res.u - 1.0))).sum(rows)
-        d_spread = (gvf * coef.step * (res.u - 1.0)).sum()
-    if res.xi is None:
-        zero = jnp.zeros_like(coef.noise_add)
-        return Coefficients(d_step, d_spread, zero, zero)
-    gxi = gv * res.xi
-    return Coefficients(d_step, d_spread, gxi.sum(rows), (gxi * h).sum(rows))
+    grads = jax.tree_util.tree_map(jnp.zeros_like, coef)
+    if need.step:
+        gvf = gv * res.f
+        if res.u is None:
+            grads = grads._replace(step=gvf.sum(rows))
+        else:
+            d_step = (gvf * (1.0 + coef.spread * (res.u - 1.0))).sum(rows)
+            grads = grads._replace(step=d_step, spread=(gvf * coef.step * (res.u - 1.0)).sum())
+    if need.noise and res.xi is not None:
+        gxi = gv * res.xi
+        grads = grads._replace(noise_add=gxi.sum(rows), noise_mult=(gxi * h).sum(rows))
+    return grads
 
 
-def _chunk_backward(Kt, w, coef, plan, lengths, need: _Need, carry: _Grads, c: _Chunk, res):
+def _chunk_backward(ctx: _Ctx, Kt: Array, need: _Need, carry: _Grads, c: _Chunk, res):
     """Reverse one chunk: ``g`` at its end -> ``g`` at its start; add its gradients."""
     H = res.hT.shape[0]
-    step = partial(_step_back, Kt, coef, plan, lengths, need)
+    coef = ctx.coef
+    step = partial(_step_back, ctx, Kt, need)
     g, (dg_c, gv_c) = jax.lax.scan(step, carry.g, (c.ks, res.a, res.xi, res.u), reverse=True)
     delta_c = dg_c[..., :H]
     # contractions over the chunk's rows (c, b) in the operands' memory order: no transposes
@@ -201,11 +229,11 @@ def _chunk_backward(Kt, w, coef, plan, lengths, need: _Need, carry: _Grads, c: _
     dK = carry.K + jax.lax.dot_general(res.hT, dg_c, rows)
     dU = carry.U + jax.lax.dot_general(c.x, delta_c, lead).T
     db = carry.b + delta_c.sum((0, 1))
-    h_c = jnp.transpose(res.hT, (1, 2, 0)) if (need.coef or need.dxi) else None
+    h_c = jnp.transpose(res.hT, (1, 2, 0)) if (need.noise or need.dxi) else None
     dcoef = carry.coef
     if need.coef:
-        dcoef = jax.tree_util.tree_map(jnp.add, dcoef, _coef_grads(coef, res, gv_c, h_c))
-    dx = jnp.einsum("cbh,hi->cbi", delta_c, w.U) if need.dx else None
+        dcoef = jax.tree_util.tree_map(jnp.add, dcoef, _coef_grads(coef, res, gv_c, h_c, need))
+    dx = jnp.einsum("cbh,hi->cbi", delta_c, ctx.w.U) if need.dx else None
     dxi = gv_c * (coef.noise_add + coef.noise_mult * h_c) if need.dxi else None
     du = gv_c * res.f * coef.step * coef.spread if need.du else None
     return _Grads(g, dK, dU, db, dcoef), (dx, dxi, du)
@@ -218,21 +246,22 @@ def _chunks(xs, noise: Noise, plan: Plan) -> _Chunk:
     return jax.tree_util.tree_map(lambda a: a.reshape(-1, plan.chunk, *a.shape[1:]), c)
 
 
-def _forward(w, coef, xs, h0, noise, lengths, plan, *, store, need_f):
-    collect = store and not plan.remat
+def _forward(ctx: _Ctx, xs: Array, h0: Array, *, store: bool, need_f: bool):
+    collect = store and not ctx.plan.remat
 
     def chunk(h, c):
-        h_end, res = _chunk_forward(w, coef, noise, plan, lengths, h, c, collect, need_f)
+        h_end, res = _chunk_forward(ctx, h, c, collect, need_f)
         if not store:
             return h_end, None
-        return h_end, (h if plan.remat else res)
+        return h_end, (h if ctx.plan.remat else res)
 
-    return jax.lax.scan(chunk, h0, _chunks(xs, noise, plan))
+    return jax.lax.scan(chunk, h0, _chunks(xs, ctx.noise, ctx.plan))
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(6,))
 def _kernel(w, coef, xs, h0, noise, lengths, plan):
-    return _forward(w, coef, xs, h0, noise, lengths, plan, store=False, need_f=False)[0]
+    ctx = _Ctx(w, coef, noise, lengths, plan)
+    return _forward(ctx, xs, h0, store=False, need_f=False)[0]
 
 
 def _perturbed(tree) -> bool:
@@ -241,7 +270,8 @@ def _perturbed(tree) -> bool:
 
 def _kernel_fwd(w, coef, xs, h0, noise, lengths, plan):
     need = _Need(
-        coef=_perturbed(coef),
+        step=_perturbed((coef.step, coef.spread)),
+        noise=_perturbed((coef.noise_add, coef.noise_mult)),
         dx=_perturbed(xs),
         dxi=noise.key is None and noise.xi is not None and noise.xi.perturbed,
         du=noise.key is None and noise.u is not None and noise.u.perturbed,
@@ -249,12 +279,14 @@ def _kernel_fwd(w, coef, xs, h0, noise, lengths, plan):
     w, coef, xs, h0, noise, lengths = jax.tree_util.tree_map(
         lambda p: p.value, (w, coef, xs, h0, noise, lengths)
     )
-    h_T, stored = _forward(w, coef, xs, h0, noise, lengths, plan, store=True, need_f=need.f)
-    return h_T, (w, coef, xs, noise, lengths, stored, need)
+    ctx = _Ctx(w, coef, noise, lengths, plan)
+    h_T, stored = _forward(ctx, xs, h0, store=True, need_f=need.f)
+    return h_T, _Saved(ctx._replace(plan=None), xs, stored, need)  # the plan is static
 
 
-def _kernel_bwd(plan, saved, g_T):
-    w, coef, xs, noise, lengths, stored, need = saved
+def _kernel_bwd(plan, saved: _Saved, g_T):
+    ctx, xs, stored, need = saved._replace(ctx=saved.ctx._replace(plan=plan))
+    w, coef = ctx.w, ctx.coef
     if isinstance(g_T, SymbolicZero):
         g_T = jnp.zeros(g_T.shape, g_T.dtype)
     Kt = w.K.T  # the backward's matmul operand, transposed once for all chunks
@@ -262,13 +294,16 @@ def _kernel_bwd(plan, saved, g_T):
     def chunk_back(carry, inp):
         c, kept = inp
         if plan.remat:  # recompute the chunk from its first state (drawing its noise again)
-            _, kept = _chunk_forward(w, coef, noise, plan, lengths, kept, c, True, need.f)
-        return _chunk_backward(Kt, w, coef, plan, lengths, need, carry, c, kept)
+            _, kept = _chunk_forward(ctx, kept, c, True, need.f)
+        return _chunk_backward(ctx, Kt, need, carry, c, kept)
 
     zeros = jax.tree_util.tree_map(jnp.zeros_like, (w.K, w.U, w.b))
     dcoef0 = jax.tree_util.tree_map(jnp.zeros_like, coef) if need.coef else None
     grads, (dx, dxi, du) = jax.lax.scan(
-        chunk_back, _Grads(g_T, *zeros, dcoef0), (_chunks(xs, noise, plan), stored), reverse=True
+        chunk_back,
+        _Grads(g_T, *zeros, dcoef0),
+        (_chunks(xs, ctx.noise, plan), stored),
+        reverse=True,
     )
     flat = lambda a: None if a is None else a.reshape(-1, *a.shape[2:])  # noqa: E731
     dnoise = Noise(flat(dxi), flat(du), None)
