@@ -120,14 +120,15 @@ def _leaves(tree):
 
 def test_basis_model_round_trip_keeps_class_config_and_every_collection(tmp_path):
     model, variables = _conv()
-    tagged = {**variables, "basis": {"family": "hat", "K": 2}, "extra": {}}  # plain leaves too
+    # Plain (non-array) leaves and empty collections survive too.
+    tagged = {**variables, "notes": {"family": "hat", "K": 2}, "extra": {}}
     path = basis_ode.save_model(tmp_path / "conv", model, tagged)
     meta = _meta(path)["config"]
     assert meta["class"] == "ConvODENet" and meta["K"] == 2
     assert meta["fields"]["basis"] == "hat" and meta["fields"]["param_dtype"] == "float32"
     model2, v2 = basis_ode.load_model(path)
     assert model2 == model and type(model2) is basis_ode.ConvODENet
-    assert v2["basis"] == {"family": "hat", "K": 2} and v2["extra"] == {}
+    assert v2["notes"] == {"family": "hat", "K": 2} and v2["extra"] == {}
     want, got = _leaves(variables), _leaves({k: v2[k] for k in variables})
     assert want.keys() == got.keys() and set(v2) == set(tagged)
     for k in want:
