@@ -34,9 +34,7 @@ def _cfgs(form="ito", levels=((0.0, 0.0), (0.1, 0.1))):
 def ensemble(digits):
     xs, ys, xv, yv = digits
     cfgs = _cfgs()
-    params, history = noisy_dyn.fit_ensemble(
-        cfgs, (xs, ys), seeds=SEEDS, validation=(xv, yv), **KW
-    )
+    params, history = noisy_dyn.fit_ensemble(cfgs, (xs, ys), seeds=SEEDS, validation=(xv, yv), **KW)
     return cfgs, params, history
 
 
