@@ -215,21 +215,23 @@ def compiled_step(task_step: Callable, mesh: Any, layout: str | None = None) -> 
 # start: fresh or resumed
 
 
-def _fresh(task: Task, s: Settings, mesh: Any) -> Run:
-    seeds = (s.seed,) if s.seeds is None else s.seeds
-    pairs = [jax.random.split(jax.random.key(seed)) for seed in seeds]
+def _fresh(
+    task: Task, seed: int, mesh: Any, seeds: tuple[int, ...] | None = None, layout: Any = None
+) -> Run:
+    """A new run from ``seed`` (or, with a member axis, from each of ``seeds``)."""
+    pairs = [jax.random.split(jax.random.key(x)) for x in ((seed,) if seeds is None else seeds)]
     meta: dict = {}
-    shape = () if s.seeds is None else (len(seeds),)
-    if s.seeds is None:
+    shape = () if seeds is None else (len(seeds),)
+    if seeds is None:
         init_key, noise_key = pairs[0][0], jax.random.key_data(pairs[0][1])
     else:
         init_key = jax.random.wrap_key_data(np.stack([jax.random.key_data(p[0]) for p in pairs]))
         noise_key = np.stack([jax.random.key_data(p[1]) for p in pairs])
     train = {**task.init(init_key, meta), "key": noise_key, "step": np.zeros(shape, np.int32)}
-    carry = {"train": train, "sums": _zero_sums(None if s.seeds is None else len(seeds)),
+    carry = {"train": train, "sums": _zero_sums(None if seeds is None else len(seeds)),
              "alive": np.ones(shape, bool), "bad_step": np.zeros(shape, np.int32)}  # fmt: skip
-    run = Run(carry=_put_state(carry, mesh, _layout(s, mesh)), meta=meta)
-    if s.seeds is not None:
+    run = Run(carry=_put_state(carry, mesh, layout), meta=meta)
+    if seeds is not None:
         run.best_value, run.best_epoch = np.full(len(seeds), -math.inf), [None] * len(seeds)
     return run
 
@@ -268,7 +270,7 @@ def _resumed(found: Any, mesh: Any, store: CheckpointStore, layout: str | None) 
 def _start(task: Task, fingerprint: dict, s: Settings, mesh: Any) -> tuple[Any, Run]:
     """Open the checkpoint folder (if any) and return ``(store, run)``: resumed or fresh."""
     if s.checkpoint_dir is None:
-        return None, _fresh(task, s, mesh)
+        return None, _fresh(task, s.seed, mesh, s.seeds, _layout(s, mesh))
     store = CheckpointStore(s.checkpoint_dir, s.keep)
     try:
         if not s.resume:
@@ -284,7 +286,7 @@ def _start(task: Task, fingerprint: dict, s: Settings, mesh: Any) -> tuple[Any, 
         store.close()
         raise
     if found is None:
-        return store, _fresh(task, s, mesh)
+        return store, _fresh(task, s.seed, mesh, s.seeds, _layout(s, mesh))
     return store, _resumed(found, mesh, store, _layout(s, mesh))
 
 
