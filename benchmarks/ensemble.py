@@ -26,7 +26,7 @@ import numpy as np
 
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": {"hidden": 8, "batch_size": 32, "limit": 128, "epochs": (1, 1), "levels": (0.0, 0.1),
-              "seeds": (0, 1), "target_epochs": 30},
+              "seeds": (0,), "target_epochs": 30},
     "quick": {"hidden": 64, "batch_size": 64, "limit": None, "epochs": (1, 2),
               "levels": (0.0, 0.05, 0.1, 0.2), "seeds": (0, 1), "target_epochs": 30},
     "full": {"hidden": 64, "batch_size": 64, "limit": None, "epochs": (1, 5),
