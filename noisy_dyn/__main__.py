@@ -111,6 +111,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         args.preset, args.data, levels=levels,
         seeds=range(args.first_seed, args.first_seed + args.seeds), epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.lr, hidden=args.hidden, dt=args.dt,
+        noise_form=args.noise_form, learn_step=False if args.fixed_step else None,
         data_path=args.data_path, limit=args.limit, data_seed=args.data_seed,
         kinds=parse_names(args.kinds), perturbation_seed=args.perturbation_seed,
         out=args.out or default_out("noisy_dyn", f"study_{args.preset}_{args.data}"),
@@ -231,6 +232,10 @@ def _study_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
     s.add_argument(
         "--dt", type=float, default=None, help="step dt (default: the preset's; x 784/64 on digits)"
     )
+    s.add_argument("--noise-form", choices=("ito", "reference"), default=None,
+                   help="noise form (default: the preset's)")  # fmt: skip
+    s.add_argument("--fixed-step", action="store_true",
+                   help="a fixed step dt instead of the preset's learned step")  # fmt: skip
     s.add_argument(
         "--kinds", default=None, help="comma-separated subset of the perturbations (default: all)"
     )

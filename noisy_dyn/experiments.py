@@ -439,6 +439,8 @@ def study(
     learning_rate: float | None = None,
     hidden: int | None = None,
     dt: float | None = None,
+    noise_form: str | None = None,
+    learn_step: bool | None = None,
     data_path: str | None = None,
     limit: int | None = None,
     data_seed: int = 0,
@@ -456,7 +458,8 @@ def study(
     member clean and under the perturbations with the same draws for all
     (:func:`noisy_dyn.robustness_study`), and writes ``study.json``, ``study.md`` and
     ``study.png`` to ``out`` (checkpoints in ``out/checkpoints``; a rerun resumes). On digits,
-    ``dt`` defaults to the preset's times 784/64, as in the demo.
+    ``dt`` defaults to the preset's times 784/64, as in the demo. ``hidden``, ``dt``,
+    ``noise_form`` and ``learn_step`` override the preset when given.
 
     Returns:
         ``{"rows", "cfgs", "seeds", "history", "seconds"}``.
@@ -472,7 +475,8 @@ def study(
     perturbations = _perturbations(kinds, STUDY_PERTURBATIONS)
     splits = load_data(data_name, data_path=data_path, limit=limit, seed=data_seed)
     input_size, num_classes = data_sizes(splits)
-    overrides: dict[str, Any] = {} if hidden is None else {"hidden_size": hidden}
+    given = {"hidden_size": hidden, "noise_form": noise_form, "learn_step": learn_step}
+    overrides = {k: v for k, v in given.items() if v is not None}
     base = preset(preset_name, input_size=input_size, num_classes=num_classes, **overrides)
     if dt is not None or (data_name == "digits" and base.cell == "lipschitz"):
         base = base.replace(dt=base.dt * DIGITS_DT_SCALE if dt is None else dt)
