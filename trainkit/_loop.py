@@ -16,12 +16,13 @@ a pure function of ``(task, data, seed, global step)``:
 A member axis (``Settings.seeds``): ``M`` independent runs of one task in one compiled program,
 mapped over the members (``jax.vmap``, or one after another per CPU device). Member ``m`` is
 the run above with ``seed = seeds[m]`` and ``data_seed = data_seeds[m]`` (default
-``seeds[m]``): its keys and example order are those of a single run with that seed. Every leaf of the train state, of the task's ``hyper`` and of the
-batch gets a leading member axis; ``task.init`` receives the ``(M,)`` stacked init keys. When the
-mesh's device count divides ``M`` the members are sharded over the devices (no per-step
-communication between members); otherwise every member's batch is sharded as in a single run.
-History values are per-member lists (``best_epoch`` too); the best parameters are chosen per
-member; divergence of any member stops the run and names the members.
+``seeds[m]``): its keys and example order are those of a single run with that seed. Every leaf
+of the train state, of the task's ``hyper`` and of the batch gets a leading member axis;
+``task.init`` receives the ``(M,)`` stacked init keys. When the mesh's device count divides
+``M`` the members are sharded over the devices (no per-step communication between members);
+otherwise every member's batch is sharded as in a single run. History values are per-member
+lists (``best_epoch`` too); the best parameters are chosen per member; divergence of any member
+stops the run and names the members.
 
 Semantics, the same for both packages:
 
