@@ -105,7 +105,7 @@ def run_suite(mode: str = "quick", out_dir: str | os.PathLike | None = None) -> 
     sections += ["remat"] if cfg["remat"] else []
     sections += ["scaling"] if cfg["scaling_T"] else []
     sections += ["ode"] if cfg["ode"] else []
-    sections += ["train_throughput"]
+    sections += ["train_throughput", "ensemble"]
     bar = tqdm(sections, desc="benchmarks", file=sys.stderr)
     for section in bar:
         bar.set_postfix_str(section)
@@ -140,6 +140,10 @@ def run_suite(mode: str = "quick", out_dir: str | os.PathLike | None = None) -> 
             from . import train_throughput
 
             res["train_throughput"] = train_throughput.bench(mode)
+        elif section == "ensemble":  # fit_ensemble against separate fit calls
+            from . import ensemble
+
+            res["ensemble"] = ensemble.bench(mode)
         elif section == "ode":
             from . import ode_nets
 
@@ -411,6 +415,10 @@ def markdown(res: dict[str, Any]) -> str:
         from . import train_throughput
 
         lines += train_throughput.markdown_lines(res["train_throughput"])
+    if res.get("ensemble"):
+        from . import ensemble
+
+        lines += ensemble.markdown_lines(res["ensemble"])
     return "\n".join(lines)
 
 

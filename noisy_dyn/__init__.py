@@ -63,6 +63,8 @@ from ._robustness import DEFAULT_PERTURBATIONS as DEFAULT_PERTURBATIONS
 from ._robustness import robustness_table as robustness_table
 from ._devices import cpu_devices_for as cpu_devices_for
 from ._devices import use_cpu_devices as use_cpu_devices
+from ._ensemble import ensemble_structure as ensemble_structure
+from ._ensemble import fit_ensemble as fit_ensemble
 from ._train import CheckpointMismatchError as CheckpointMismatchError
 from ._train import TrainingDiverged as TrainingDiverged
 from ._train import accuracy as accuracy

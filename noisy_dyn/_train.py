@@ -42,7 +42,7 @@ from trainkit._errors import CheckpointMismatchError as CheckpointMismatchError
 from trainkit._errors import TrainingDiverged as TrainingDiverged
 
 from ._cell import init_params
-from ._config import NoisyRNNConfig
+from ._config import NoisyRNNConfig, Numerics
 from ._solve import apply, trajectory
 
 Params = dict[str, Array]
@@ -128,16 +128,18 @@ def logits_with_lengths(
     *,
     lengths: Int[Array, " batch"] | None = None,
     key: Array | None = None,
+    numerics: Numerics | None = None,
 ) -> Float[Array, "batch classes"]:
     """Logits ``V h_L + c`` read at each sequence's own length ``L`` (``h_T`` without lengths).
 
     With ``lengths`` this runs :func:`noisy_dyn.trajectory` and reads the state after step
     ``L - 1`` of sequence ``i`` (``hs[i, L_i]``), so right-padding after the real steps has no
-    effect; without it, it is :func:`noisy_dyn.apply`.
+    effect; without it, it is :func:`noisy_dyn.apply`. ``numerics`` (possibly traced) replace
+    the numeric fields of ``cfg`` (see :class:`noisy_dyn.Numerics`).
     """
     if lengths is None:
-        return apply(params, xs, cfg, key=key)
-    hs = trajectory(params, xs, cfg, key=key)
+        return apply(params, xs, cfg, key=key, numerics=numerics)
+    hs = trajectory(params, xs, cfg, key=key, numerics=numerics)
     h = jnp.take_along_axis(hs, jnp.asarray(lengths)[:, None, None], axis=1)[:, 0]
     return h @ params["V"].T + params["c"]
 
@@ -212,19 +214,23 @@ def accuracy(
 _ADAM = optax.scale_by_adam()
 
 
-def _loss(params, xb, yb, lb, key, lam, cfg, regularizer):
+def _loss(params, xb, yb, lb, key, lam, cfg, regularizer, numerics=None):
     if regularizer == "explicit":
         from ._theory import regularized_loss
 
         logits = apply(params, xb, cfg)
         return regularized_loss(params, xb, yb, cfg, lam, method="exact"), logits
-    logits = logits_with_lengths(params, xb, cfg, lengths=lb, key=key)
+    logits = logits_with_lengths(params, xb, cfg, lengths=lb, key=key, numerics=numerics)
     return jnp.mean(_cross_entropy(logits, yb)), logits
 
 
 @dataclasses.dataclass(frozen=True)
 class _Step:
-    """One Adam step on the noisy (or explicitly regularised) loss; hashable for jit's cache."""
+    """One Adam step on the noisy (or explicitly regularised) loss; hashable for jit's cache.
+
+    ``hyper["numerics"]``, when present, replaces the numeric fields of ``cfg`` (traced values:
+    ``fit_ensemble`` vmaps this step over members with different noise levels).
+    """
 
     cfg: NoisyRNNConfig
     regularizer: str
@@ -234,7 +240,7 @@ class _Step:
         xb, yb = batch[0], batch[1]
         lb = batch[2] if len(batch) == 3 else None
         (loss, logits), grads = jax.value_and_grad(_loss, has_aux=True)(
-            params, xb, yb, lb, key, hyper["lam"], self.cfg, self.regularizer
+            params, xb, yb, lb, key, hyper["lam"], self.cfg, self.regularizer, hyper.get("numerics")
         )
         sq = sum(jnp.sum(jnp.square(g)) for g in jax.tree_util.tree_leaves(grads))
         updates, new_opt = _ADAM.update(grads, opt_state, params)
@@ -344,6 +350,48 @@ def _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_fac
         raise ValueError(f"`lam` must be a finite number >= 0, got {lam!r}.")
 
 
+@dataclasses.dataclass(frozen=True)
+class PreparedRun:
+    """The checked pieces of one training run (shared by ``fit`` and ``fit_ensemble``)."""
+
+    task: _NoisyTask
+    data: tuple
+    epochs: int
+    batch_size: int
+
+
+def prepare_run(
+    cfg, train, validation, *, epochs, batch_size, learning_rate, regularizer, lam, decay_at,
+    decay_factor, data_seed, init, eval_batch_size,
+) -> PreparedRun:  # fmt: skip
+    """Check ``fit``'s arguments and build its task: the hyper-parameters (learning rate, decay
+    step ``decay_epoch(decay_at, epochs) * (N // batch_size)``, ``lam``) and the optimizer
+    settings that go into the checkpoint fingerprint."""
+    _check_cfg(cfg)
+    xs, ys, lengths = _check_split("train", train, cfg)
+    val = None if validation is None else _check_split("validation", validation, cfg)
+    _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_factor, lengths)
+    epochs = _check_positive_int("epochs", epochs)
+    batch_size = _check_positive_int("batch_size", batch_size)
+    eval_batch_size = _check_positive_int("eval_batch_size", eval_batch_size)
+    hyper = {
+        "lr": float(learning_rate),
+        "decay_factor": float(decay_factor),
+        "lam": float(lam),
+        "decay_step": decay_epoch(float(decay_at), epochs) * (len(xs) // batch_size),
+    }
+    optimizer = {
+        "learning_rate": float(learning_rate), "decay_at": float(decay_at),
+        "decay_factor": float(decay_factor), "batch_size": batch_size,
+        "regularizer": regularizer, "lam": float(lam) if regularizer == "explicit" else None,
+        "data_seed": data_seed, "validation": None if val is None else data_hash(*val),
+        "init": None if init is None else data_hash(*jax.tree_util.tree_leaves(init)),
+    }  # fmt: skip
+    task = _NoisyTask(cfg, regularizer, hyper, val, init, eval_batch_size, optimizer)
+    data = (xs, ys) if lengths is None else (xs, ys, lengths)
+    return PreparedRun(task, data, epochs, batch_size)
+
+
 def fit(
     cfg: NoisyRNNConfig,
     train: tuple,
@@ -432,36 +480,17 @@ def fit(
         validation, ``val_accuracy, val_loss``, plus the callback's entries; and the run-level
         ``best_epoch``, ``global_step``, ``interrupted``.
     """
-    _check_cfg(cfg)
-    xs, ys, lengths = _check_split("train", train, cfg)
-    val = None if validation is None else _check_split("validation", validation, cfg)
-    _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_factor, lengths)
-    epochs = _check_positive_int("epochs", epochs)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    eval_batch_size = _check_positive_int("eval_batch_size", eval_batch_size)
     data_seed = seed if data_seed is None else int(data_seed)
-    steps_per_epoch = len(xs) // batch_size
-    hyper = {
-        "lr": float(learning_rate),
-        "decay_factor": float(decay_factor),
-        "lam": float(lam),
-        "decay_step": decay_epoch(float(decay_at), epochs) * steps_per_epoch,
-    }
-    optimizer = {
-        "learning_rate": float(learning_rate), "decay_at": float(decay_at),
-        "decay_factor": float(decay_factor), "batch_size": batch_size,
-        "regularizer": regularizer, "lam": float(lam) if regularizer == "explicit" else None,
-        "data_seed": data_seed, "validation": None if val is None else data_hash(*val),
-        "init": None if init is None else data_hash(*jax.tree_util.tree_leaves(init)),
-    }  # fmt: skip
-    task = _NoisyTask(cfg, regularizer, hyper, val, init, eval_batch_size, optimizer)
+    run = prepare_run(cfg, train, validation, epochs=epochs, batch_size=batch_size,
+                      learning_rate=learning_rate, regularizer=regularizer, lam=lam,
+                      decay_at=decay_at, decay_factor=decay_factor, data_seed=data_seed,
+                      init=init, eval_batch_size=eval_batch_size)  # fmt: skip
     settings = loop.Settings(
-        epochs=epochs, batch_size=batch_size, seed=seed, data_seed=data_seed,
+        epochs=run.epochs, batch_size=run.batch_size, seed=seed, data_seed=data_seed,
         checkpoint_dir=checkpoint_dir, resume=resume, keep=keep,
         checkpoint_every=checkpoint_every_steps, check_every=check_every, mesh=mesh,
         progress=progress, log_path=log_path, callback=callback,
         stop_after_steps=stop_after_steps, return_params=return_params,
     )  # fmt: skip
-    data = (xs, ys) if lengths is None else (xs, ys, lengths)
-    params, history, _ = loop.train(task, data, settings)
+    params, history, _ = loop.train(run.task, run.data, settings)
     return params, history

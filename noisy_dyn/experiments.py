@@ -397,3 +397,111 @@ def demo(
     print(f"demo finished in {seconds:.0f} s; outputs in {out}/ "
           "(robustness.md/.json/.png, summary.md, models/)")  # fmt: skip
     return {"per_seed": per_seed, "summary": agg, "seconds": seconds}
+
+
+# --------------------------------------------------------------------------------------------
+# the robustness study: an ensemble of noise levels x seeds, with intervals
+
+
+def study_levels(
+    sigmas: Sequence[float] | None,
+    sigma_add: Sequence[float] | None = None,
+    sigma_mult: Sequence[float] | None = None,
+) -> list[tuple[float, float]]:
+    """The study's ``(sigma_add, sigma_mult)`` pairs, the deterministic twin ``(0, 0)`` first.
+
+    ``sigmas`` gives ``sigma_add = sigma_mult = s`` for each ``s``; ``sigma_add`` and
+    ``sigma_mult`` (together) give their grid. ``(0, 0)`` is added when absent: every noisy
+    member is compared with the deterministic member of the same seed.
+    """
+    if (sigma_add is None) != (sigma_mult is None):
+        raise CLIError("--sigma-add and --sigma-mult make a grid together; give both or neither.")
+    if sigma_add is not None:
+        if sigmas is not None:
+            raise CLIError("give either --sigma or the grid --sigma-add/--sigma-mult, not both.")
+        pairs = [(float(a), float(m)) for a in sigma_add for m in sigma_mult]
+    else:
+        pairs = [(float(s), float(s)) for s in (sigmas or (0.05, 0.1))]
+    if any(a < 0 or m < 0 for a, m in pairs):
+        raise CLIError(f"noise levels must be >= 0, got {pairs}.")
+    unique = list(dict.fromkeys([(0.0, 0.0), *pairs]))
+    return unique
+
+
+def study(
+    preset_name: str,
+    data_name: str = "digits",
+    *,
+    levels: Sequence[tuple[float, float]],
+    seeds: Sequence[int],
+    epochs: int,
+    batch_size: int = 64,
+    learning_rate: float | None = None,
+    hidden: int | None = None,
+    dt: float | None = None,
+    noise_form: str | None = None,
+    learn_step: bool | None = None,
+    data_path: str | None = None,
+    limit: int | None = None,
+    data_seed: int = 0,
+    kinds: Sequence[str] | None = None,
+    perturbation_seed: int = 0,
+    out: str | Path = "runs/noisy_dyn/study",
+    resume: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Does noise injection help on this data, and at which level?
+
+    Trains preset ``preset_name`` at every ``(sigma_add, sigma_mult)`` of ``levels`` from every
+    seed as one ensemble (:func:`noisy_dyn.fit_ensemble`: Adam, learning rate x0.1 after 90 % of
+    the epochs, each member's parameters of its best validation epoch), then evaluates every
+    member clean and under the perturbations with the same draws for all
+    (:func:`noisy_dyn.robustness_study`), and writes ``study.json``, ``study.md`` and
+    ``study.png`` to ``out`` (checkpoints in ``out/checkpoints``; a rerun resumes). On digits,
+    ``dt`` defaults to the preset's times 784/64, as in the demo. ``hidden``, ``dt``,
+    ``noise_form`` and ``learn_step`` override the preset when given.
+
+    Returns:
+        ``{"rows", "cfgs", "seeds", "history", "seconds"}``.
+    """
+    import jax
+
+    from ._config import preset, preset_learning_rate
+    from ._ensemble import fit_ensemble
+    from ._study import STUDY_PERTURBATIONS, robustness_study, study_markdown
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    perturbations = _perturbations(kinds, STUDY_PERTURBATIONS)
+    splits = load_data(data_name, data_path=data_path, limit=limit, seed=data_seed)
+    input_size, num_classes = data_sizes(splits)
+    given = {"hidden_size": hidden, "noise_form": noise_form, "learn_step": learn_step}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    base = preset(preset_name, input_size=input_size, num_classes=num_classes, **overrides)
+    if dt is not None or (data_name == "digits" and base.cell == "lipschitz"):
+        base = base.replace(dt=base.dt * DIGITS_DT_SCALE if dt is None else dt)
+    cfgs = [base.replace(sigma_add=a, sigma_mult=m) for a, m in levels]
+    task = "pmnist" if data_name.startswith("p") else "mnist"
+    lr = preset_learning_rate(preset_name, task=task) if learning_rate is None else learning_rate
+    batch_size = min(batch_size, len(splits.train[0]))
+    print(f"study: {preset_name} on {data_name}, {len(cfgs)} noise levels x {len(seeds)} seeds "
+          f"= {len(cfgs) * len(seeds)} members in one ensemble", flush=True)  # fmt: skip
+    params, history = fit_ensemble(
+        cfgs, splits.train, seeds=list(seeds), epochs=epochs, batch_size=batch_size,
+        learning_rate=lr, validation=splits.validation, checkpoint_dir=out / "checkpoints",
+        log_path=out / "log.jsonl", resume=resume, progress=progress,
+    )  # fmt: skip
+    rows = robustness_study(params, cfgs, list(seeds), tuple(splits.test),
+                            key=jax.random.key(perturbation_seed), perturbations=perturbations,
+                            out_dir=out)  # fmt: skip
+    seconds = time.perf_counter() - t0
+    setup = {"preset": preset_name, "data": data_name, "levels": [list(p) for p in levels],
+             "seeds": list(seeds), "epochs": epochs, "batch_size": batch_size,
+             "learning_rate": lr, "config": base.to_dict(), "perturbation_seed": perturbation_seed,
+             "best_epoch": history["best_epoch"], "seconds": seconds}  # fmt: skip
+    (out / "study_setup.json").write_text(json.dumps(setup, indent=1) + "\n")
+    print(study_markdown(rows))
+    print(f"study finished in {seconds:.0f} s; written to {out}/ (study.json, study.md, "
+          "study.png, study_setup.json)")  # fmt: skip
+    return {"rows": rows, "cfgs": cfgs, "seeds": list(seeds), "history": history,
+            "seconds": seconds}  # fmt: skip

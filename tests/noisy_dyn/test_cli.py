@@ -193,3 +193,31 @@ def test_robustness_table_facts_on_a_linear_readout(key):
         robustness_table({"lin": (params, cfg)}, (xs, ys), {"blur": (1.0,)}, key=key)
     assert jax.tree_util.tree_structure(res)  # plain JSON-able dict
     json.dumps(res)
+
+
+def test_study_command_writes_rows_with_intervals_and_resumes(tmp_path, capsys):
+    out = tmp_path / "study"
+    argv = ["study", "--preset", "nrnn_ito", "--sigma", "0.1", "--seeds", "2", "--hidden", "4",
+            "--epochs", "1", "--limit", "64", "--batch-size", "16", "--kinds", "gaussian",
+            "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    rows = json.loads((out / "study.json").read_text())
+    # the deterministic twin is added: 2 levels x (clean + 3 Gaussian levels)
+    assert len(rows) == 2 * 4
+    assert {(r["sigma_add"], r["sigma_mult"]) for r in rows} == {(0.0, 0.0), (0.1, 0.1)}
+    for r in rows:
+        assert r["n"] == 2 and r["ci_low"] <= r["mean"] <= r["ci_high"]
+        assert ("diff_mean" in r) == (r["sigma_add"] > 0)
+    assert (out / "study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| 0.1 | 0.1 | clean |" in (out / "study.md").read_text()
+    setup = json.loads((out / "study_setup.json").read_text())
+    assert setup["levels"] == [[0.0, 0.0], [0.1, 0.1]] and setup["seeds"] == [0, 1]
+    capsys.readouterr()
+    assert main(argv[:-1]) == 0  # a rerun finds the finished ensemble
+    assert "already complete" in capsys.readouterr().err
+
+
+def test_study_command_refuses_half_a_grid(tmp_path, capsys):
+    code = main(["study", "--preset", "nrnn_ito", "--sigma-add", "0.1", "--out", str(tmp_path)])
+    assert code == 2
+    assert "give both or neither" in capsys.readouterr().err

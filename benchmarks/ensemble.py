@@ -1,0 +1,151 @@
+"""Ensemble training throughput: ``noisy_dyn.fit_ensemble`` against separate ``fit`` calls.
+
+The digits demo's configuration (``nrnn_ito``, hidden 64, batch 64, learning rate 1e-2, 64-step
+sequences, ``dt`` scaled by 784/64) at 4 noise levels ``sigma_add = sigma_mult in (0, 0.05,
+0.1, 0.2)`` x 2 seeds = 8 members, trained either as one ensemble or as 8 ``fit`` calls (each
+on the default mesh, so each already shards its batch over every CPU device).
+
+Compile time is included: before each arm every JAX and loop cache is cleared, so the separate
+arm compiles one step per noise level (its config is static) and the ensemble one step in all.
+Each arm runs ``e1`` epochs cold (compiling) and then ``e2`` epochs warm; the time per epoch is
+``t_warm / e2`` and the fixed cost (compilation, set-up) ``t_cold - e1 * that``, so the time of
+``E`` epochs (30, the issue's size) is extrapolated as ``fixed + E * per_epoch``. Speed is never
+asserted; on a shared machine the numbers move with the other jobs' load.
+
+    python -m benchmarks.ensemble [--mode quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+SIZES: dict[str, dict[str, Any]] = {
+    "smoke": {"hidden": 8, "batch_size": 32, "limit": 128, "epochs": (1, 1), "levels": (0.0, 0.1),
+              "seeds": (0,), "target_epochs": 30},
+    "quick": {"hidden": 64, "batch_size": 64, "limit": None, "epochs": (1, 2),
+              "levels": (0.0, 0.05, 0.1, 0.2), "seeds": (0, 1), "target_epochs": 30},
+    "full": {"hidden": 64, "batch_size": 64, "limit": None, "epochs": (1, 5),
+             "levels": (0.0, 0.05, 0.1, 0.2), "seeds": (0, 1), "target_epochs": 30},
+}  # fmt: skip
+
+
+def _fresh_caches() -> None:
+    """Forget every compiled program, so the next call pays its compilation."""
+    import jax
+
+    import trainkit._loop
+    from noisy_dyn import _train
+
+    jax.clear_caches()
+    trainkit._loop.compiled_step.cache_clear()
+    _train._eval_fn.cache_clear()
+
+
+def _arms(size: dict[str, Any]):
+    import noisy_dyn
+    from noisy_dyn.data import load_digits
+
+    xs, ys = load_digits(seed=0).train[:2]
+    if size["limit"]:
+        xs, ys = xs[: size["limit"]], ys[: size["limit"]]
+    base = noisy_dyn.preset("nrnn_ito", input_size=1, num_classes=10)
+    cfg = base.replace(hidden_size=size["hidden"], dt=base.dt * 784 / 64)
+    cfgs = [cfg.replace(sigma_add=s, sigma_mult=s) for s in size["levels"]]
+    kw = dict(batch_size=size["batch_size"], learning_rate=1e-2, progress=False)
+
+    def separate(epochs: int) -> None:
+        for c in cfgs:
+            for seed in size["seeds"]:
+                noisy_dyn.fit(c, (xs, ys), epochs=epochs, seed=seed, **kw)
+
+    def ensemble(epochs: int) -> None:
+        noisy_dyn.fit_ensemble(cfgs, (xs, ys), seeds=size["seeds"], epochs=epochs, **kw)
+
+    return {"separate": separate, "ensemble": ensemble}, len(xs)
+
+
+def bench(mode: str = "quick") -> dict[str, Any]:
+    """Seconds of both arms at two epoch counts; per-epoch and extrapolated totals; speed-up."""
+    import jax
+
+    size = SIZES[mode]
+    arms, n_train = _arms(size)
+    e1, e2 = size["epochs"]
+    seconds: dict[str, dict[str, float]] = {name: {} for name in arms}
+    arms["ensemble"](1)  # JAX's own first-use costs, paid by neither arm
+    for name, arm in arms.items():
+        _fresh_caches()
+        t0 = time.perf_counter()
+        arm(e1)  # cold: compiles
+        seconds[name]["cold"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        arm(e2)  # warm: no compilation
+        seconds[name]["warm"] = time.perf_counter() - t0
+    E = size["target_epochs"]
+    res: dict[str, Any] = {
+        **{k: v for k, v in size.items() if k != "epochs"}, "epochs_timed": [e1, e2],
+        "members": len(size["levels"]) * len(size["seeds"]), "n_train": n_train,
+        "devices": len(jax.devices()), "steps_per_epoch": n_train // size["batch_size"],
+        "seconds": seconds,
+    }  # fmt: skip
+    for name, s in seconds.items():
+        per_epoch = s["warm"] / e2
+        fixed = s["cold"] - e1 * per_epoch
+        res[name] = {"per_epoch_s": per_epoch, "fixed_s": fixed, "total_s": fixed + E * per_epoch}
+    res["speedup"] = res["separate"]["total_s"] / res["ensemble"]["total_s"]
+    res["speedup_per_epoch"] = res["separate"]["per_epoch_s"] / res["ensemble"]["per_epoch_s"]
+    return res
+
+
+def markdown_lines(res: dict[str, Any]) -> list[str]:
+    """The report's section."""
+    E = res["target_epochs"]
+    lines = [
+        "## Ensemble training (digits demo size, `fit_ensemble` vs separate `fit` calls)",
+        "",
+        f"`nrnn_ito`, hidden {res['hidden']}, batch {res['batch_size']}, {res['n_train']} "
+        f"sequences ({res['steps_per_epoch']} steps an epoch), {res['members']} members "
+        f"(sigma {list(res['levels'])} x seeds {list(res['seeds'])}) on {res['devices']} "
+        f"device(s). Compile time included (caches cleared before each arm); epochs timed cold "
+        f"and warm: {res['epochs_timed']}; per epoch from the warm run, fixed = cold - per "
+        f"epoch x epochs, {E} epochs extrapolated as fixed + E x per epoch.",
+        "",
+        f"| arm | fixed s (compile, set-up) | s / epoch | {E} epochs s |",
+        "|---|---|---|---|",
+    ]
+    for name in ("separate", "ensemble"):
+        r = res[name]
+        lines.append(
+            f"| {name} | {r['fixed_s']:.1f} | {r['per_epoch_s']:.2f} | {r['total_s']:.1f} |"
+        )
+    lines += [
+        "",
+        f"speed-up at {E} epochs: {res['speedup']:.2f}x (per epoch alone: "
+        f"{res['speedup_per_epoch']:.2f}x); target >= 1.7x.",
+        "",
+    ]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ensemble")
+    parser.add_argument("--mode", default="quick", choices=sorted(SIZES))
+    parser.add_argument("--cpu-devices", type=int, default=None,
+                        help="default: cpu_devices_for(batch), as the demo")  # fmt: skip
+    args = parser.parse_args(argv)
+    import trainkit
+
+    batch = SIZES[args.mode]["batch_size"]
+    trainkit.use_cpu_devices(args.cpu_devices or trainkit.cpu_devices_for(batch))
+    res = bench(args.mode)
+    print(json.dumps(res, indent=1, default=lambda x: np.asarray(x).tolist()))
+    print("\n".join(markdown_lines(res)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""Ensembles: ``C`` configurations x ``S`` seeds of one architecture, trained as one program.
+
+Member ``m = i * S + j`` (cfg-major, seed-minor) is configuration ``cfgs[i]`` trained from seed
+``seeds[j]``: the run ``fit(cfgs[i], train, seed=seeds[j], data_seed=data_seeds[j])`` with the
+same settings. Its initial parameters come from ``init_key_j, noise_key_j = split(key(seeds[j]))``,
+its step ``s`` draws noise from ``fold_in(noise_key_j, s)``, its epoch ``e`` visits the examples in
+``trainkit.epoch_order(N, seed=data_seeds[j], epoch=e)``, and Adam with the step decay updates it
+alone (see ``noisy_dyn._train``). The members are ``jax.vmap``-ed in one compiled step
+(``trainkit._loop``'s member axis): the configurations may differ only in the numeric fields of
+:class:`noisy_dyn.Numerics` (and ``init_std``), which enter the step as traced values, so one
+compilation serves every noise level (``docs/noisy_rnn.md``, numerics as values). The compiled
+configuration draws each kind of noise that any member uses; a member whose level is 0 multiplies
+that draw by 0, which leaves its recursion exactly that of the deterministic cell.
+
+On a mesh whose device count divides the member count the members are sharded over the devices,
+each device running its members' whole steps: no per-step communication between members. That is
+what makes an ensemble cheaper than separate runs on a CPU exposed as one device per core (each
+core runs its own members) and on an accelerator (one launch per step for all members).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+from jaxtyping import Array, Float
+
+import trainkit._loop as loop
+
+from ._config import NoisyRNNConfig, Numerics
+from ._train import _NoisyTask, _Step, prepare_run
+
+# fields that may differ between the members of one ensemble
+_FREE = (*Numerics._fields, "init_std")
+
+
+def ensemble_structure(cfgs: Sequence[NoisyRNNConfig]) -> NoisyRNNConfig:
+    """The configuration compiled for every member of an ensemble of ``cfgs``.
+
+    ``cfgs[0]`` with ``sigma_add`` and ``sigma_mult`` set to their largest value over ``cfgs``
+    (so every kind of noise any member uses is drawn; each member's own levels enter as traced
+    values). Raises a ``ValueError`` naming the field when two configurations differ in a field
+    that fixes the program (shapes, cell, noise form, learned step, ...), or when ``alpha`` is 0
+    for some members only (``alpha = 0`` removes the linear term from the program).
+    """
+    if isinstance(cfgs, NoisyRNNConfig) or not isinstance(cfgs, Sequence) or not cfgs:
+        raise TypeError("`cfgs` must be a non-empty sequence of NoisyRNNConfig.")
+    for index, cfg in enumerate(cfgs):
+        if not isinstance(cfg, NoisyRNNConfig):
+            raise TypeError(f"cfgs[{index}] must be a NoisyRNNConfig, got {type(cfg).__name__}.")
+    first = cfgs[0].to_dict()
+    for index, cfg in enumerate(cfgs[1:], start=1):
+        for name, value in cfg.to_dict().items():
+            if name not in _FREE and value != first[name]:
+                raise ValueError(
+                    f"cfgs[{index}].{name} = {value!r} differs from cfgs[0].{name} = "
+                    f"{first[name]!r}; the members of one ensemble may differ only in "
+                    f"{list(_FREE)} (train one ensemble per value of {name})."
+                )
+    if len({cfg.alpha == 0.0 for cfg in cfgs}) > 1:
+        raise ValueError(
+            "cfgs mix alpha = 0 and alpha != 0; alpha = 0 removes the linear term from the "
+            "compiled program, so train those members in separate ensembles."
+        )
+    return cfgs[0].replace(
+        sigma_add=max(c.sigma_add for c in cfgs), sigma_mult=max(c.sigma_mult for c in cfgs)
+    )
+
+
+def _stack(trees: Sequence[Any]) -> Any:
+    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def _member(tree: Any, m: int) -> Any:
+    return jax.tree_util.tree_map(lambda leaf: leaf[m], tree)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _EnsembleTask:
+    """The members' ``fit`` tasks, stacked on a leading member axis."""
+
+    members: tuple[_NoisyTask, ...]  # cfg-major, seed-minor
+    structure: NoisyRNNConfig
+    config: Any
+    optimizer: dict
+    package: str = "noisy_dyn.fit_ensemble"
+
+    def init(self, keys, meta):
+        return _stack([t.init(keys[m], meta) for m, t in enumerate(self.members)])
+
+    def template(self, meta):
+        keys = jax.random.wrap_key_data(np.zeros((len(self.members), 2), np.uint32))
+        return jax.eval_shape(lambda: self.init(keys, meta))
+
+    def step_fn(self, meta):
+        return _Step(self.structure, "noise")
+
+    def hyper(self, meta):
+        numerics = lambda t: Numerics(*(np.float32(v) for v in t.cfg.numerics))  # noqa: E731
+        return _stack([{**t.hyper(meta), "numerics": numerics(t)} for t in self.members])
+
+    def epoch_start(self, epoch, state, meta):
+        return state, meta
+
+    def evaluate(self, state, meta):
+        if self.members[0].validation is None:
+            return {}
+        each = [t.evaluate(_member(state, m), meta) for m, t in enumerate(self.members)]
+        return {k: [e[k] for e in each] for k in each[0]}
+
+    def record(self, state, meta, step):
+        return self.members[0].record(state, meta, step)
+
+    def export(self, state, meta):
+        return jax.device_get(state["params"])
+
+    def diverged_hint(self):
+        return self.members[0].diverged_hint()
+
+
+def _check_seeds(name: str, seeds: Any) -> tuple[int, ...]:
+    if isinstance(seeds, int | np.integer) or not isinstance(seeds, Sequence | np.ndarray):
+        raise TypeError(f"`{name}` must be a sequence of ints (e.g. range(8)), got {seeds!r}.")
+    values = tuple(seeds)
+    if not values or not all(isinstance(s, int | np.integer) and not isinstance(s, bool)
+                             for s in values):  # fmt: skip
+        raise ValueError(f"`{name}` must be a non-empty sequence of ints, got {seeds!r}.")
+    if len(set(values)) != len(values):
+        raise ValueError(f"`{name}` holds repeated values {values}; each member needs its own.")
+    return tuple(int(s) for s in values)
+
+
+def fit_ensemble(
+    cfgs: Sequence[NoisyRNNConfig],
+    train: tuple,
+    *,
+    seeds: Sequence[int],
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    validation: tuple | None = None,
+    decay_at: float = 0.9,
+    decay_factor: float = 0.1,
+    data_seeds: Sequence[int] | None = None,
+    callback: Callable[[int, Any], dict[str, Any] | None] | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every_steps: int | None = None,
+    resume: bool = True,
+    keep: int = 3,
+    mesh: Mesh | None = None,
+    log_path: str | os.PathLike | None = None,
+    eval_batch_size: int = 512,
+    stop_after_steps: int | None = None,
+    progress: bool = True,
+    return_params: str = "best",
+    check_every: int = 50,
+) -> tuple[dict[str, Float[Array, "members ..."]], dict[str, Any]]:
+    """Train ``len(cfgs) * len(seeds)`` Noisy RNNs of one architecture in one compiled program.
+
+    Member ``i * len(seeds) + j`` is ``fit(cfgs[i], train, seed=seeds[j],
+    data_seed=data_seeds[j])`` with the same settings, up to floating-point rounding: the same
+    initial parameters, noise keys, example order and Adam updates (module docstring). Noise
+    injection only (``regularizer="noise"``).
+
+    Arguments:
+        cfgs: configurations differing at most in ``dt, beta, gamma_a, gamma_w, alpha,
+            sigma_add, sigma_mult, init_std`` (see :func:`ensemble_structure`).
+        train: ``(xs, ys)`` or ``(xs, ys, lengths)`` as for :func:`noisy_dyn.fit`.
+        seeds: the seeds of every configuration (initialisation and noise).
+        epochs, batch_size, learning_rate, validation, decay_at, decay_factor: as for ``fit``,
+            the same for every member (validation is evaluated for each member).
+        data_seeds: seeds of the example order, one per seed (default ``seeds``).
+        callback: ``callback(epoch, params)`` with the stacked parameters, after every epoch.
+        checkpoint_dir, checkpoint_every_steps, resume, keep, log_path, stop_after_steps,
+            progress, check_every: as for ``fit`` (one checkpoint holds every member).
+        mesh: a one-axis mesh (default all devices): members are sharded over it when its
+            device count divides the member count, else every member's batch is.
+        eval_batch_size: batch size of the validation pass.
+        return_params: ``"best"``: each member's parameters of its own best validation
+            accuracy (the last without validation); ``"last"``: the final ones.
+
+    Returns:
+        ``(params, history)``: every parameter leaf stacked on a leading member axis of length
+        ``len(cfgs) * len(seeds)``; the history of ``fit`` whose per-epoch training and
+        validation values are lists over the members, and ``best_epoch`` a list per member.
+    """
+    structure = ensemble_structure(cfgs)
+    seeds = _check_seeds("seeds", seeds)
+    data_seeds = seeds if data_seeds is None else _check_seeds("data_seeds", data_seeds)
+    if len(data_seeds) != len(seeds):
+        raise ValueError(f"`data_seeds` needs one value per seed ({len(seeds)}).")
+    runs = [
+        prepare_run(cfg, train, validation, epochs=epochs, batch_size=batch_size,
+                    learning_rate=learning_rate, regularizer="noise", lam=1.0, decay_at=decay_at,
+                    decay_factor=decay_factor, data_seed=None, init=None,
+                    eval_batch_size=eval_batch_size)
+        for cfg in cfgs
+    ]  # fmt: skip
+    first = runs[0]
+    task = _EnsembleTask(
+        members=tuple(run.task for run in runs for _ in seeds),
+        structure=structure,
+        config=[cfg.to_dict() for cfg in cfgs],
+        optimizer={**first.task.optimizer, "data_seed": list(data_seeds)},
+    )
+    settings = loop.Settings(
+        epochs=first.epochs, batch_size=first.batch_size, seed=seeds[0],
+        seeds=seeds * len(cfgs), data_seeds=data_seeds * len(cfgs),
+        checkpoint_dir=checkpoint_dir, resume=resume, keep=keep,
+        checkpoint_every=checkpoint_every_steps, check_every=check_every, mesh=mesh,
+        progress=progress, log_path=log_path, callback=callback,
+        stop_after_steps=stop_after_steps, return_params=return_params,
+    )  # fmt: skip
+    params, history, _ = loop.train(task, first.data, settings)
+    return params, history
