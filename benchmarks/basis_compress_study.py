@@ -128,6 +128,7 @@ def main(argv=None) -> None:
     p.add_argument("--Ks", default="4,2")
     p.add_argument("--n-steps-list", default="2,4,8")
     p.add_argument("--limit", type=int, default=None, help="first N test examples only")
+    p.add_argument("--data-root", default=None, help="dataset folder (default: the loader's)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     from basis_ode.__main__ import _load_images, _load_run
@@ -135,7 +136,7 @@ def main(argv=None) -> None:
     model, variables, config = _load_run(Path(a.run))
     splits = _load_images(
         config["result"]["data"],
-        root=None,
+        root=a.data_root,
         seed=config["result"]["seed"],
         limit=None,
         eval_limit=a.limit,
