@@ -244,7 +244,7 @@ def bench_train_step(
             net.zero_grad(set_to_none=True)
             loss = torch.nn.functional.cross_entropy(net(xt), yt)
             loss.backward()
-            return float(loss)
+            return float(loss.detach())
 
         calls["torch_eager"] = torch_step
         meta["torch_eager"] = {"params": sum(p.numel() for p in net.parameters())}
