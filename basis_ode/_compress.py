@@ -461,6 +461,12 @@ def compression_sweep(
     return rows
 
 
+def _compressed_cell(row: dict[str, Any]) -> str:
+    if not row["compressed"]:
+        return "no"
+    return f"yes ({row['compress_method']})" if row.get("compress_method") else "yes"
+
+
 def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     head = (
         f"Compression sweep: source {meta['src_basis']} K={meta['src_K']}, "
@@ -470,7 +476,7 @@ def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "latency (ms) | peak bytes |\n|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = [
-        f"| {'yes' if r['compressed'] else 'no'} | {r['basis']} | {r['K']} | {r['scheme']} | "
+        f"| {_compressed_cell(r)} | {r['basis']} | {r['K']} | {r['scheme']} | "
         f"{r['n_steps']} | {100 * r['accuracy']:.2f} % | {r['params']:,} | {r['param_bytes']:,} | "
         f"{1e3 * r['latency_s']:.2f} | "
         f"{'n/a' if r['peak_bytes'] is None else format(r['peak_bytes'], ',')} |"
