@@ -33,7 +33,10 @@ FWD = jax.jit(MODEL.apply, static_argnames=("train", "n_steps", "scheme", "basis
 @pytest.fixture(scope="module")
 def trained():
     x = jnp.asarray(np.random.default_rng(2).standard_normal((6, 8, 8, 1)))
-    v = fill(jax.eval_shape(MODEL.init, jax.random.key(0), x))
+    shapes = dict(jax.eval_shape(MODEL.init, jax.random.key(0), x))
+    tags = shapes.pop(TAG)  # filled apart, so the random fill of the rest is what it always was
+    v = fill(shapes)
+    v[TAG] = jax.tree_util.tree_map(lambda s: np.int32(K), tags)
     return v, x
 
 
