@@ -38,7 +38,6 @@ from ._block import TAG as TAG
 from ._block import ODEBlock as ODEBlock
 from ._block import init_coefficients as init_coefficients
 from ._block import tagged_basis as tagged_basis
-from ._compress import AUTO_RESIDUAL as AUTO_RESIDUAL
 from ._compress import compress as compress
 from ._compress import compression_residual as compression_residual
 from ._compress import compression_sweep as compression_sweep

@@ -1,14 +1,13 @@
 """Compression of trained ConvODENets by projection and by interpolation, side by side.
 
 For a trained model (a run folder of ``python -m basis_ode train``) and each target K: the
-fraction of theta's depth variation the projection loses (``basis_ode.compression_residual``,
-the quantity ``compress(method="auto")`` decides on), the relative L2(0, 1) error of theta(t)
-of both methods (trainable parameters of all ODE blocks, on a 512-point grid), and the test
-accuracy of both at every n_steps (``basis_ode.compression_sweep``). Writes ``study.json`` and
-``study.md`` to ``--out``::
+relative error of the projection (``basis_ode.compression_residual``, closed form), the relative
+L2(0, 1) error of theta(t) of both methods (trainable parameters of all ODE blocks, on a
+512-point grid), and the test accuracy of both at every n_steps
+(``basis_ode.compression_sweep``). Writes ``study.json`` and ``study.md`` to ``--out``::
 
     python -m benchmarks.basis_compress_study --run runs/bfm_s0 --Ks 4,2 --n-steps-list 2,4,8 \\
-        --out docs/results/basis_ode/fmnist_cpu_refined_15k/s0
+        --out docs/results/basis_ode/fmnist_cpu_refined_large/s0
 """
 
 from __future__ import annotations
@@ -67,7 +66,7 @@ def study(model, variables, data, *, Ks, n_steps_list, out_dir, progress=False) 
     for K in Ks:
         dst = bo.basis_by_name(src.name, K)
         r = bo.compression_residual(variables, dst)
-        row = {"K": K, "residual": r, "auto": "project" if r <= bo.AUTO_RESIDUAL else "interpolate"}
+        row = {"K": K, "residual": r}
         for m in ("project", "interpolate"):
             row[f"theta_err_{m}"] = theta_error(
                 variables, bo.compress(variables, dst, method=m), src, dst
@@ -105,10 +104,10 @@ def markdown(res: dict, n_steps_list) -> str:
             f"n_steps={s['n_steps']}: {100 * s['accuracy']:.2f} %" for s in res["uncompressed"]
         ),
         "",
-        "| K | residual r | auto | theta err project | theta err interpolate | "
+        "| K | residual r | theta err project | theta err interpolate | "
         + " | ".join(f"acc proj / interp n={n}" for n in n_steps_list)
         + " |",
-        "|---|---|---|---|---|" + "---|" * len(n_steps_list),
+        "|---|---|---|---|" + "---|" * len(n_steps_list),
     ]
     for r in res["rows"]:
         accs = " | ".join(
@@ -116,7 +115,7 @@ def markdown(res: dict, n_steps_list) -> str:
             for n in n_steps_list
         )
         lines.append(
-            f"| {r['K']} | {r['residual']:.3f} | {r['auto']} | "
+            f"| {r['K']} | {r['residual']:.3g} | "
             f"{r['theta_err_project']:.2e} | {r['theta_err_interpolate']:.2e} | {accs} |"
         )
     return "\n".join(lines) + "\n"
@@ -128,6 +127,7 @@ def main(argv=None) -> None:
     p.add_argument("--Ks", default="4,2")
     p.add_argument("--n-steps-list", default="2,4,8")
     p.add_argument("--limit", type=int, default=None, help="first N test examples only")
+    p.add_argument("--data-root", default=None, help="dataset folder (default: the loader's)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     from basis_ode.__main__ import _load_images, _load_run
@@ -135,7 +135,7 @@ def main(argv=None) -> None:
     model, variables, config = _load_run(Path(a.run))
     splits = _load_images(
         config["result"]["data"],
-        root=None,
+        root=a.data_root,
         seed=config["result"]["seed"],
         limit=None,
         eval_limit=a.limit,

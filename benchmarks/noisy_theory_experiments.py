@@ -1,4 +1,4 @@
-"""Experiments on the theory of Noisy RNNs (SPEC 1.4-1.6), CPU-sized, each under two minutes.
+"""Experiments on the theory of Noisy RNNs (docs/derivations.md), CPU-sized, each under two minutes.
 
 1. ``stabilization``: stochastic stabilization. A Lipschitz RNN whose drift has a positive
    one-sided Lipschitz constant ``mu`` (unstable without noise). Its top Lyapunov exponent is

@@ -244,7 +244,7 @@ def bench_train_step(
             net.zero_grad(set_to_none=True)
             loss = torch.nn.functional.cross_entropy(net(xt), yt)
             loss.backward()
-            return float(loss)
+            return float(loss.detach())
 
         calls["torch_eager"] = torch_step
         meta["torch_eager"] = {"params": sum(p.numel() for p in net.parameters())}
@@ -272,13 +272,14 @@ def bench_train_compile(
         row = {"n_steps": n}
         for u in (False, True):
             model = basis_ode.ConvODENet(width=width, n_basis=n, unroll=u)
-            v = jax.eval_shape(lambda k, m=model: m.init(k, x, train=False), jax.random.key(0))
+            shapes = jax.eval_shape(lambda k, m=model: m.init(k, x, train=False), jax.random.key(0))
+            v = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
             def loss(p, v=v, model=model):
                 out, _ = model.apply({**v, "params": p}, x, train=True, mutable=["batch_stats"])
                 return jnp.sum(out)
 
-            args = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), v["params"])
+            args = v["params"]
             key = "unrolled_compile_s" if u else "scan_compile_s"
             row[key] = compile_stats(jax.jit(jax.grad(loss)), args)["compile_s"]
         rows.append(row)
