@@ -1,5 +1,6 @@
-"""Fashion-MNIST 784-step pixel sequences: NRNN (reference form, the paper's small-noise setting, docs/noisy_rnn.md) vs
-Lipschitz RNN, H = 128, batch 128, lr from the presets, epochs chosen to fit a time budget.
+"""Fashion-MNIST 784-step pixel sequences: NRNN (reference form, the paper's small-noise
+setting, docs/noisy_rnn.md) vs Lipschitz RNN, H = 128, batch 128, lr from the presets, epochs
+chosen to fit a time budget.
 
 Run on a GPU machine (writes to $OUT, reads the Debian package's IDX files from $FMNIST_ROOT):
 
