@@ -19,7 +19,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -340,93 +340,30 @@ def compression_sweep(
             "data: inputs and labels must be non-empty and equally long, got "
             f"{len(xs)} and {len(ys)}."
         )
-    bases, Ks = list(bases), [int(k) for k in Ks]
-    n_steps_list, methods = [int(n) for n in n_steps_list], list(methods)
+    methods, n_steps_list = list(methods), [int(n) for n in n_steps_list]
     src_tag = tagged_basis(variables)
     src_name = src_tag.name if src_tag is not None else model.basis
+    k_src = _source_k(variables)
     os.makedirs(out_dir, exist_ok=True)
-
-    def forward(v, x, m, *, n, scheme, basis):
-        kw = {} if m is None else {"mask": m}
-        return model.apply(v, x, train=False, n_steps=n, scheme=scheme, basis=basis, **kw)
-
-    def evaluate(v, *, n, scheme, basis):
-        fn = jax.jit(lambda v, x, m: forward(v, x, m, n=n, scheme=scheme, basis=basis))
-        bs = min(batch_size, len(xs))
-        pad = (-len(xs)) % bs
-        xp = np.concatenate([xs, np.repeat(xs[-1:], pad, axis=0)])
-        valid = np.ones(ys.shape, dtype=np.float64) if mask is None else mask.astype(np.float64)
-        valid = np.concatenate([valid, np.zeros((pad,) + valid.shape[1:])])
-        yp = np.concatenate([ys, np.repeat(ys[-1:], pad, axis=0)])
-        mp = None if mask is None else np.concatenate([mask, np.repeat(mask[-1:], pad, axis=0)])
-        batch = lambda a, i: None if a is None else jnp.asarray(a[i : i + bs])  # noqa: E731
-        compiled = fn.lower(v, batch(xp, 0), batch(mp, 0)).compile()
-        correct = 0.0
-        for i in range(0, len(xp), bs):
-            pred = np.asarray(jnp.argmax(compiled(v, batch(xp, i), batch(mp, i)), axis=-1))
-            correct += float(((pred == yp[i : i + bs]) * valid[i : i + bs]).sum())
-        total = float(valid.sum())
-        x0, m0 = batch(xp, 0), batch(mp, 0)
-        jax.block_until_ready(compiled(v, x0, m0))
-        times = []
-        for _ in range(max(1, repeats)):
-            t0 = time.perf_counter()
-            jax.block_until_ready(compiled(v, x0, m0))
-            times.append(time.perf_counter() - t0)
-        return correct / total, float(np.median(times)), _peak_memory(compiled)
-
-    k_src = None
-    for leaf_path, leaf in jax.tree_util.tree_flatten_with_path(_as_dict(variables))[0]:
-        if any(getattr(p, "key", None) == COEFFS for p in leaf_path):
-            k_src = int(leaf.shape[0])
-            break
-    if k_src is None:
-        raise ValueError(f"compression_sweep: no ODE block ({COEFFS!r}) in the variables.")
-
-    configs: list[tuple[bool, str, int]] = [(False, src_name, k_src)]
-    configs += [(True, b, k) for b in bases for k in Ks]
+    evaluation = _EvalData(*_pad_eval_data(xs, ys, mask, min(batch_size, len(xs))), repeats)
+    configs = [(False, src_name, k_src)] + [(True, b, int(k)) for b in bases for k in Ks]
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
-    total = len(configs) * len(methods) * len(n_steps_list)
-    bar = tqdm(total=total, desc="compression sweep", disable=not progress)
+    per_config = len(methods) * len(n_steps_list)
+    bar = tqdm(total=len(configs) * per_config, desc="compression sweep", disable=not progress)
     for compressed, name, K in configs:
         try:
             dst = basis_by_name(name, K)
         except (ValueError, TypeError) as err:
             skipped.append({"basis": name, "K": K, "reason": str(err)})
-            bar.update(len(methods) * len(n_steps_list))
+            bar.update(per_config)
             continue
-        chosen = None
-        if compressed:
-            chosen = compress_method
-            v = compress(variables, dst, src_basis=src_name, method=chosen)
-        else:
-            v = _as_dict(variables)
-        n_params = count_params(v["params"])
-        p_bytes = param_bytes(v["params"])
-        s_bytes = param_bytes({c: t for c, t in v.items() if c not in ("params", TAG)})
-        for scheme in methods:
-            for n in n_steps_list:
-                acc, latency, peak = evaluate(v, n=n, scheme=scheme, basis=name)
-                rows.append(
-                    dict(
-                        compressed=compressed,
-                        compress_method=chosen,
-                        basis=name,
-                        K=K,
-                        scheme=scheme,
-                        n_steps=n,
-                        accuracy=acc,
-                        params=n_params,
-                        param_bytes=p_bytes,
-                        state_bytes=s_bytes,
-                        latency_s=latency,
-                        peak_bytes=peak,
-                    )
-                )
-                bar.update(1)
+        chosen = compress_method if compressed else None
+        v = compress(variables, dst, src_basis=src_name, method=chosen) if compressed else None
+        v = _as_dict(variables) if v is None else v
+        head = dict(compressed=compressed, compress_method=chosen, basis=name, K=K)
+        rows += _sweep_config(model, v, head, evaluation, methods, n_steps_list, bar)
     bar.close()
-
     meta = dict(
         src_basis=src_name,
         src_K=k_src,
@@ -438,12 +375,91 @@ def compression_sweep(
         peak_bytes_meaning="argument + output + temp bytes of the compiled executable "
         "(XLA memory_analysis, one batch), minus aliased bytes",
     )
+    _write_sweep(out_dir, rows, skipped, meta)
+    return rows
+
+
+class _EvalData(NamedTuple):
+    """Evaluation inputs padded to whole batches, with a 0/1 weight per label."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    mask: np.ndarray | None
+    valid: np.ndarray
+    batch_size: int
+    repeats: int
+
+
+def _pad_eval_data(xs, ys, mask, bs: int) -> tuple:
+    pad = (-len(xs)) % bs
+    xp = np.concatenate([xs, np.repeat(xs[-1:], pad, axis=0)])
+    valid = np.ones(ys.shape, dtype=np.float64) if mask is None else mask.astype(np.float64)
+    valid = np.concatenate([valid, np.zeros((pad,) + valid.shape[1:])])
+    yp = np.concatenate([ys, np.repeat(ys[-1:], pad, axis=0)])
+    mp = None if mask is None else np.concatenate([mask, np.repeat(mask[-1:], pad, axis=0)])
+    return xp, yp, mp, valid, bs
+
+
+def _source_k(variables: Any) -> int:
+    """K of the first ODE block's coefficients (the source of the sweep)."""
+    for leaf_path, leaf in jax.tree_util.tree_flatten_with_path(_as_dict(variables))[0]:
+        if any(getattr(p, "key", None) == COEFFS for p in leaf_path):
+            return int(leaf.shape[0])
+    raise ValueError(f"compression_sweep: no ODE block ({COEFFS!r}) in the variables.")
+
+
+def _sweep_config(model, v, head, data: _EvalData, methods, n_steps_list, bar) -> list[dict]:
+    """The rows of one (compressed?, basis, K) configuration: every scheme and step count."""
+    sizes = dict(
+        params=count_params(v["params"]),
+        param_bytes=param_bytes(v["params"]),
+        state_bytes=param_bytes({c: t for c, t in v.items() if c not in ("params", TAG)}),
+    )
+    rows = []
+    for scheme in methods:
+        for n in n_steps_list:
+            acc, latency, peak = _evaluate(model, v, data, n=n, scheme=scheme, basis=head["basis"])
+            rows.append(
+                dict(**head, scheme=scheme, n_steps=n, accuracy=acc, **sizes,
+                     latency_s=latency, peak_bytes=peak)
+            )  # fmt: skip
+            bar.update(1)
+    return rows
+
+
+def _evaluate(model, v, data: _EvalData, *, n: int, scheme: str, basis: str) -> tuple:
+    """Accuracy over the valid labels, median latency of one batch, and compiled peak bytes."""
+
+    def forward(v, x, m):
+        kw = {} if m is None else {"mask": m}
+        return model.apply(v, x, train=False, n_steps=n, scheme=scheme, basis=basis, **kw)
+
+    bs = data.batch_size
+
+    def batch(a, i):
+        return None if a is None else jnp.asarray(a[i : i + bs])
+
+    compiled = jax.jit(forward).lower(v, batch(data.xs, 0), batch(data.mask, 0)).compile()
+    correct = 0.0
+    for i in range(0, len(data.xs), bs):
+        pred = np.asarray(jnp.argmax(compiled(v, batch(data.xs, i), batch(data.mask, i)), -1))
+        correct += float(((pred == data.ys[i : i + bs]) * data.valid[i : i + bs]).sum())
+    x0, m0 = batch(data.xs, 0), batch(data.mask, 0)
+    jax.block_until_ready(compiled(v, x0, m0))
+    times = []
+    for _ in range(max(1, data.repeats)):
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled(v, x0, m0))
+        times.append(time.perf_counter() - t0)
+    return correct / float(data.valid.sum()), float(np.median(times)), _peak_memory(compiled)
+
+
+def _write_sweep(out_dir, rows: list[dict], skipped: list[dict], meta: dict) -> None:
     with open(os.path.join(out_dir, "sweep.json"), "w") as f:
         json.dump({"meta": meta, "rows": rows, "skipped": skipped}, f, indent=1)
     with open(os.path.join(out_dir, "sweep.md"), "w") as f:
         f.write(_markdown(rows, meta))
     _plots(rows, out_dir)
-    return rows
 
 
 def _compressed_cell(row: dict[str, Any]) -> str:
