@@ -8,6 +8,7 @@ it is validated when it is built, before anything is traced.
 import dataclasses
 import math
 import numbers
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -309,3 +310,19 @@ def preset_learning_rate(name: str, *, task: str = "mnist") -> float:
 def preset_description(name: str) -> str:
     """Where a preset's values come from (the official run, or how it was derived)."""
     return _lookup(name)[3]
+
+
+def check_fields_agree(cfgs: Sequence[NoisyRNNConfig], free: Iterable[str], hint: str) -> None:
+    """Raise ``ValueError`` naming the first field outside ``free`` where ``cfgs`` differ.
+
+    ``hint`` ends the message (it may use ``{name}``, the differing field): what to do instead.
+    """
+    free = set(free)
+    first = cfgs[0].to_dict()
+    for index, cfg in enumerate(cfgs[1:], start=1):
+        for name, value in cfg.to_dict().items():
+            if name not in free and value != first[name]:
+                raise ValueError(
+                    f"cfgs[{index}].{name} = {value!r} differs from cfgs[0].{name} = "
+                    f"{first[name]!r}; " + hint.format(name=name)
+                )

@@ -33,7 +33,7 @@ from jaxtyping import Array, Float
 
 import trainkit._loop as loop
 
-from ._config import NoisyRNNConfig, Numerics
+from ._config import NoisyRNNConfig, Numerics, check_fields_agree
 from ._train import _NoisyTask, _Step, prepare_run
 
 # fields that may differ between the members of one ensemble
@@ -54,15 +54,12 @@ def ensemble_structure(cfgs: Sequence[NoisyRNNConfig]) -> NoisyRNNConfig:
     for index, cfg in enumerate(cfgs):
         if not isinstance(cfg, NoisyRNNConfig):
             raise TypeError(f"cfgs[{index}] must be a NoisyRNNConfig, got {type(cfg).__name__}.")
-    first = cfgs[0].to_dict()
-    for index, cfg in enumerate(cfgs[1:], start=1):
-        for name, value in cfg.to_dict().items():
-            if name not in _FREE and value != first[name]:
-                raise ValueError(
-                    f"cfgs[{index}].{name} = {value!r} differs from cfgs[0].{name} = "
-                    f"{first[name]!r}; the members of one ensemble may differ only in "
-                    f"{list(_FREE)} (train one ensemble per value of {name})."
-                )
+    check_fields_agree(
+        cfgs,
+        _FREE,
+        f"the members of one ensemble may differ only in {list(_FREE)} "
+        "(train one ensemble per value of {name}).",
+    )
     if len({cfg.alpha == 0.0 for cfg in cfgs}) > 1:
         raise ValueError(
             "cfgs mix alpha = 0 and alpha != 0; alpha = 0 removes the linear term from the "

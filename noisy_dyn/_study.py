@@ -47,7 +47,7 @@ from trainkit import bootstrap_mean, holm, paired_difference, sign_flip_p_value
 from trainkit._stats import CONFIDENCE, N_BOOTSTRAP, N_PERMUTATIONS
 
 from ._cell import check_params
-from ._config import NoisyRNNConfig
+from ._config import NoisyRNNConfig, check_fields_agree
 from ._perturb import PERTURBATION_KINDS, fgsm_fn, perturb, pgd_fn
 from ._train import _check_split, logits_with_lengths
 
@@ -238,15 +238,12 @@ def inference_config(cfgs: Sequence[NoisyRNNConfig]) -> NoisyRNNConfig:
     """
     if not cfgs or not all(isinstance(c, NoisyRNNConfig) for c in cfgs):
         raise TypeError("`cfgs` must be a non-empty sequence of NoisyRNNConfig.")
-    first = cfgs[0].to_dict()
-    for index, cfg in enumerate(cfgs[1:], start=1):
-        for name, value in cfg.to_dict().items():
-            if name not in _INFERENCE_FREE and value != first[name]:
-                raise ValueError(
-                    f"cfgs[{index}].{name} = {value!r} differs from cfgs[0].{name} = "
-                    f"{first[name]!r}; a study compares noise levels only, so every other field "
-                    "must be equal (run one study per setting)."
-                )
+    check_fields_agree(
+        cfgs,
+        _INFERENCE_FREE,
+        "a study compares noise levels only, so every other field must be equal "
+        "(run one study per setting).",
+    )
     return cfgs[0].replace(sigma_add=0.0, sigma_mult=0.0)
 
 
