@@ -1,6 +1,7 @@
-"""Command line of noisy_dyn: ``train``, ``robustness``, ``study`` and ``demo``.
+"""Command line of noisy_dyn: ``train``, ``robustness``, ``study``, ``compare`` and ``demo``.
 
-python -m noisy_dyn demo                      # digits: 5 models + robustness table, < 5 min CPU
+python -m noisy_dyn demo                      # digits: the noise trade-off of both forms
+python -m noisy_dyn compare --seeds 0 1 2     # digits: 5 models, robustness, mean +- std
 python -m noisy_dyn study --preset nrnn_ito --sigma 0.05,0.1 --seeds 16 --out runs/study
 python -m noisy_dyn train --preset nrnn_reference --data fashion_mnist --epochs 100
 python -m noisy_dyn robustness --checkpoints runs/noisy_dyn/lipschitz_digits --data digits
@@ -120,14 +121,26 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_compare(args: argparse.Namespace) -> int:
     from . import experiments
 
-    experiments.demo(
+    experiments.compare(
         out=args.out, epochs=args.epochs, hidden=args.hidden, batch_size=args.batch_size,
         dt=args.dt, learning_rate=args.lr, seeds=args.seeds, models=parse_names(args.models),
         kinds=parse_names(args.kinds), limit=args.limit, data_seed=args.data_seed,
         progress=not args.quiet,
+    )  # fmt: skip
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from . import experiments
+
+    experiments.demo(
+        out=args.out, seeds=args.seeds, first_seed=args.first_seed, epochs=args.epochs,
+        hidden=args.hidden, batch_size=args.batch_size, dt=args.dt, learning_rate=args.lr,
+        forms=parse_names(args.forms), kinds=parse_names(args.kinds), limit=args.limit,
+        data_seed=args.data_seed, resume=not args.no_resume, progress=not args.quiet,
     )  # fmt: skip
     return 0
 
@@ -255,11 +268,54 @@ def _study_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
     s.set_defaults(func=cmd_study)
 
 
+def _model_flags(p: argparse.ArgumentParser, kinds: str | None = None) -> None:
+    p.add_argument("--epochs", type=int, default=30, help="epochs of every model")
+    p.add_argument("--hidden", type=int, default=64, help="hidden size of every model")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size")
+    p.add_argument("--lr", type=float, default=1e-2,
+                   help="Adam learning rate of every model (64-step digits)")  # fmt: skip
+    subset = "comma-separated subset of the perturbations"
+    p.add_argument("--kinds", default=kinds, help=subset + (" (default: all)" if not kinds else ""))
+
+
+def _compare_parser(sub: Any) -> None:
+    from .experiments import COMPARE_MODELS
+
+    c = sub.add_parser("compare", help="digits: train NRNN (Ito), NRNN (reference), Lipschitz, "
+                       "antisymmetric, LSTM per seed; robustness tables, mean +- std")  # fmt: skip
+    _model_flags(c)
+    c.add_argument("--dt", type=float, default=None,
+                   help="one dt for every Lipschitz-cell model (default: each preset's dt x "
+                   "784/64, the total time of the 784-step runs)")  # fmt: skip
+    c.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="training seeds; several give mean +- std in summary.md")  # fmt: skip
+    names = list(COMPARE_MODELS)
+    c.add_argument("--models", default=None, help=f"subset of {names}, comma-separated")
+    _limit_flags(c)
+    add_run_flags(c, out_default=default_out("noisy_dyn", "compare"), train=False)
+    c.set_defaults(func=cmd_compare)
+
+
+def _demo_parser(sub: Any) -> None:
+    from .experiments import DEMO_DT, DEMO_FORMS, DEMO_KINDS
+
+    d = sub.add_parser("demo", help="digits: the noise trade-off of both noise forms, each "
+                       "an ensemble of levels x seeds against its deterministic twin")  # fmt: skip
+    _model_flags(d, kinds=",".join(DEMO_KINDS))
+    d.add_argument("--dt", type=float, default=DEMO_DT, help="fixed step of every member")
+    d.add_argument("--seeds", type=int, default=8, help="seeds per noise level")
+    d.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST..FIRST+N-1")
+    forms = list(DEMO_FORMS)
+    d.add_argument("--forms", default=None, help=f"subset of the noise forms {forms}")
+    _limit_flags(d)
+    add_run_flags(d, out_default=default_out("noisy_dyn", "demo"))
+    d.set_defaults(func=cmd_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m noisy_dyn`` (``--help`` shows every default)."""
     from ._config import PRESETS
     from .data import NAMES
-    from .experiments import DEMO_MODELS
 
     parser = Parser(
         prog="python -m noisy_dyn",
@@ -282,29 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_flags(r, out_default=default_out("noisy_dyn", "robustness"), train=False)
     r.set_defaults(func=cmd_robustness)
 
-    d = sub.add_parser("demo", help="digits: train NRNN (Ito), NRNN (reference), Lipschitz, "
-                       "antisymmetric, LSTM; robustness table and plot")  # fmt: skip
-    d.add_argument("--epochs", type=int, default=30, help="epochs of every model")
-    d.add_argument("--hidden", type=int, default=64, help="hidden size of every model")
-    d.add_argument("--batch-size", type=int, default=64, help="batch size")
-    d.add_argument("--dt", type=float, default=None,
-                   help="one dt for every Lipschitz-cell model (default: each preset's dt x "
-                   "784/64, the total time of the 784-step runs)")  # fmt: skip
-    d.add_argument("--lr", type=float, default=1e-2,
-                   help="Adam learning rate of every model (64-step digits)")  # fmt: skip
-    d.add_argument("--seeds", type=int, nargs="+", default=[0],
-                   help="training seeds; several give mean +- std in summary.md")  # fmt: skip
-    d.add_argument(
-        "--models",
-        default=None,
-        help=f"comma-separated subset of {list(DEMO_MODELS)} (default: all)",
-    )
-    d.add_argument(
-        "--kinds", default=None, help="comma-separated subset of the perturbations (default: all)"
-    )
-    _limit_flags(d)
-    add_run_flags(d, out_default=default_out("noisy_dyn", "demo"), train=False)
-    d.set_defaults(func=cmd_demo)
+    _compare_parser(sub)
+    _demo_parser(sub)
     return parser
 
 
@@ -324,22 +359,33 @@ def _configure_cpu_devices(requested: int | None, batch_size: int) -> None:
             raise CLIError(str(err)) from None
 
 
-def _configure_study_devices(args: argparse.Namespace) -> None:
-    """One CPU device per core that divides the member count (members sharded, no
-    communication); ``--cpu-devices`` overrides."""
-    from . import experiments
+def _configure_member_devices(members: int, requested: int | None) -> None:
+    """One CPU device per core that divides the ensemble's member count (members sharded, no
+    communication); ``requested`` (``--cpu-devices``) overrides."""
     from ._devices import available_cores, use_cpu_devices
+
+    n = requested or max(d for d in range(1, available_cores() + 1) if members % d == 0)
+    try:
+        use_cpu_devices(n)
+    except RuntimeError as err:  # JAX already running (main() called in-process)
+        if requested is not None and requested > 1:
+            raise CLIError(str(err)) from None
+
+
+def _study_members(args: argparse.Namespace) -> int:
+    from . import experiments
 
     levels = experiments.study_levels(_floats(args.sigma, "--sigma"),
                                       _floats(args.sigma_add, "--sigma-add"),
                                       _floats(args.sigma_mult, "--sigma-mult"))  # fmt: skip
-    members = len(levels) * args.seeds
-    n = args.cpu_devices or max(d for d in range(1, available_cores() + 1) if members % d == 0)
-    try:
-        use_cpu_devices(n)
-    except RuntimeError as err:  # JAX already running (main() called in-process)
-        if args.cpu_devices is not None and args.cpu_devices > 1:
-            raise CLIError(str(err)) from None
+    return len(levels) * args.seeds
+
+
+def _demo_members(args: argparse.Namespace) -> int:
+    from .experiments import DEMO_FORMS
+
+    forms = parse_names(args.forms) or list(DEMO_FORMS)
+    return min(1 + len(DEMO_FORMS[f][2]) for f in forms if f in DEMO_FORMS) * args.seeds
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -348,12 +394,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "train":
         _configure_cpu_devices(args.cpu_devices, args.batch_size)
     if args.command == "study":
-        _configure_study_devices(args)
+        _configure_member_devices(_study_members(args), args.cpu_devices)
+    if args.command == "demo":
+        _configure_member_devices(_demo_members(args), None)
     return args.func(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: ``python -m noisy_dyn {train,robustness,study,demo} ...`` (see ``--help``).
+    """Entry point: ``python -m noisy_dyn {train,robustness,study,compare,demo} ...``.
 
     Returns the exit status: 0, or 2 after one ``error: ...`` line on stderr for a user error
     (bad value, missing or malformed file, a checkpoint of another run, a diverged run).

@@ -16,10 +16,10 @@ from noisy_dyn.__main__ import main
 from noisy_dyn._robustness import robustness_table
 
 
-def test_demo_train_and_robustness_commands_write_parsable_outputs(tmp_path, capsys):
-    out = tmp_path / "demo"
+def test_compare_train_and_robustness_commands_write_parsable_outputs(tmp_path, capsys):
+    out = tmp_path / "compare"
     code = main(
-        ["demo", "--epochs", "1", "--hidden", "4", "--limit", "48", "--batch-size", "16",
+        ["compare", "--epochs", "1", "--hidden", "4", "--limit", "48", "--batch-size", "16",
          "--models", "lipschitz", "--kinds", "gaussian,salt_pepper,fgsm,deepfool",
          "--out", str(out), "--quiet"]
     )  # fmt: skip
@@ -43,7 +43,7 @@ def test_demo_train_and_robustness_commands_write_parsable_outputs(tmp_path, cap
     assert table["clean"]["lipschitz"] == pytest.approx(acc, abs=1e-12)
     assert "Lipschitz RNN" in capsys.readouterr().out
 
-    # `train` then `robustness` on its output folder (same model as the demo's: no recompiling).
+    # `train` then `robustness` on its output folder (same model as compare's: no recompiling).
     run = tmp_path / "run"
     dt = repr(0.03 * 784 / 64)
     argv = ["train", "--preset", "lipschitz", "--epochs", "1", "--hidden", "4", "--limit", "48",
@@ -58,6 +58,26 @@ def test_demo_train_and_robustness_commands_write_parsable_outputs(tmp_path, cap
     assert main(["robustness", "--checkpoints", str(run), "--kinds", "multiplicative",
                  "--limit", "48", "--out", str(rob), "--quiet"]) == 0  # fmt: skip
     assert json.loads((rob / "robustness.json").read_text())["models"] == ["run"]
+
+
+def test_demo_studies_both_forms_and_their_twins_are_one_model(tmp_path, capsys):
+    """With sigma = 0 the Ito and the reference form are the same Euler recursion, so the two
+    studies' deterministic twins (same seeds, init and data order) must score identically."""
+    out = tmp_path / "demo"
+    argv = ["demo", "--epochs", "2", "--hidden", "4", "--limit", "48", "--batch-size", "16",
+            "--seeds", "2", "--kinds", "gaussian", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    rows = {f: json.loads((out / f / "study.json").read_text()) for f in ("ito", "reference")}
+    twin = {f: [r["mean"] for r in rs if r["sigma_add"] == r["sigma_mult"] == 0] for f, rs in
+            rows.items()}  # fmt: skip
+    assert len(twin["ito"]) == 4 and twin["ito"] == twin["reference"]  # clean + 3 levels
+    levels = {f: {(r["sigma_add"], r["sigma_mult"]) for r in rs} for f, rs in rows.items()}
+    assert levels["reference"] == {(0.0, 0.0), (0.03, 0.02), (0.06, 0.04)}
+    assert levels["ito"] == {(0.0, 0.0), (0.05, 0.05), (0.1, 0.1)}
+    headline = (out / "headline.md").read_text().splitlines()
+    assert len(headline) == 2 and "(2 seeds)" in headline[0]
+    assert (out / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert headline[1] in capsys.readouterr().out
 
 
 def _error(capsys) -> str:
