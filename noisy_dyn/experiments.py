@@ -257,12 +257,17 @@ def robustness(
     )  # fmt: skip
 
 
-def _perturbations(kinds: Sequence[str] | None, default: dict) -> dict:
-    kinds = list(kinds or default)
-    unknown = sorted(set(kinds) - set(default))
+def _subset(names: Sequence[str] | None, allowed: Sequence[str], what: str) -> list[str]:
+    """``names`` (default: all of ``allowed``), refusing unknown ones with the choices."""
+    names = list(names or allowed)
+    unknown = sorted(set(names) - set(allowed))
     if unknown:
-        raise CLIError(f"unknown perturbations {unknown}; choose from {list(default)}.")
-    return {k: default[k] for k in kinds}
+        raise CLIError(f"unknown {what} {unknown}; choose from {list(allowed)}.")
+    return names
+
+
+def _perturbations(kinds: Sequence[str] | None, default: dict) -> dict:
+    return {k: default[k] for k in _subset(kinds, default, "perturbations")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,10 +384,7 @@ def compare(
 
     t0 = time.perf_counter()
     out = Path(out)
-    models = list(models or COMPARE_MODELS)
-    unknown = sorted(set(models) - set(COMPARE_MODELS))
-    if unknown:
-        raise CLIError(f"unknown models {unknown}; choose from {list(COMPARE_MODELS)}.")
+    models = _subset(models, COMPARE_MODELS, "models")
     options = {"models": models, "epochs": epochs, "batch_size": batch_size, "hidden": hidden,
                "dt": dt, "learning_rate": learning_rate, "progress": progress,
                "perturbations": _perturbations(kinds, DEFAULT_PERTURBATIONS)}  # fmt: skip
@@ -593,10 +595,7 @@ def demo(
 
     t0 = time.perf_counter()
     out = Path(out)
-    forms = list(forms or DEMO_FORMS)
-    unknown = sorted(set(forms) - set(DEMO_FORMS))
-    if unknown:
-        raise CLIError(f"unknown noise forms {unknown}; choose from {list(DEMO_FORMS)}.")
+    forms = _subset(forms, DEMO_FORMS, "noise forms")
     studies = {}
     for form in forms:
         preset_name, label, levels = DEMO_FORMS[form]
