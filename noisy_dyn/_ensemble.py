@@ -157,6 +157,7 @@ def fit_ensemble(
     progress: bool = True,
     return_params: str = "best",
     check_every: int = 50,
+    on_divergence: str = "raise",
 ) -> tuple[dict[str, Float[Array, "members ..."]], dict[str, Any]]:
     """Train ``len(cfgs) * len(seeds)`` Noisy RNNs of one architecture in one compiled program.
 
@@ -181,6 +182,12 @@ def fit_ensemble(
         eval_batch_size: batch size of the validation pass.
         return_params: ``"best"``: each member's parameters of its own best validation
             accuracy (the last without validation); ``"last"``: the final ones.
+        on_divergence: ``"raise"``: a non-finite loss or gradient in any member stops the run
+            (``TrainingDiverged``, naming the members); ``"freeze"``: such a member keeps its
+            last finite parameters and the others train on (a study should not lose 95 members
+            to one unstable noise level); ``history["diverged_step"]`` gives, per member, the
+            global step of its first non-finite update or None. If every member diverges the
+            run stops as with ``"raise"``.
 
     Returns:
         ``(params, history)``: every parameter leaf stacked on a leading member axis of length
@@ -213,6 +220,7 @@ def fit_ensemble(
         checkpoint_every=checkpoint_every_steps, check_every=check_every, mesh=mesh,
         progress=progress, log_path=log_path, callback=callback,
         stop_after_steps=stop_after_steps, return_params=return_params,
+        on_divergence=on_divergence,
     )  # fmt: skip
     params, history, _ = loop.train(task, first.data, settings)
     return params, history

@@ -456,6 +456,20 @@ def plateau(history: Any, *, decay_at: float = 0.9, window: float = 0.25) -> dic
     return {"mean_val_accuracy": mean, "late_gain": gain, "plateaued": bool(gain <= 0.005)}
 
 
+def _diverged(history: Any, cfgs: Sequence[Any], seeds: Sequence[int]) -> list[dict[str, Any]]:
+    """The members frozen after a non-finite step, announced; they are evaluated as frozen (at
+    their best validation epoch before it), so an unstable noise level shows as lost accuracy."""
+    out = [{"member": m, "sigma_add": cfgs[m // len(seeds)].sigma_add,
+            "sigma_mult": cfgs[m // len(seeds)].sigma_mult, "seed": seeds[m % len(seeds)],
+            "step": step} for m, step in enumerate(history.get("diverged_step") or [])
+           if step is not None]  # fmt: skip
+    if out:
+        print(f"warning: {len(out)} members diverged and were frozen: "
+              f"{[(d['sigma_add'], d['sigma_mult'], d['seed']) for d in out]} "
+              "(sigma_add, sigma_mult, seed); see study_setup.json", flush=True)  # fmt: skip
+    return out
+
+
 def study(
     preset_name: str,
     data_name: str = "digits",
@@ -482,7 +496,8 @@ def study(
 
     Trains preset ``preset_name`` at every ``(sigma_add, sigma_mult)`` of ``levels`` from every
     seed as one ensemble (:func:`noisy_dyn.fit_ensemble`: Adam, learning rate x0.1 after 90 % of
-    the epochs, each member's parameters of its best validation epoch), then evaluates every
+    the epochs, each member's parameters of its best validation epoch; a member whose update turns
+    non-finite is frozen and reported, the others train on), then evaluates every
     member clean and under the perturbations with the same draws for all
     (:func:`noisy_dyn.robustness_study`), and writes ``study.json``, ``study.md`` and
     ``study.png`` to ``out`` (checkpoints in ``out/checkpoints``; a rerun resumes). On digits,
@@ -517,8 +532,9 @@ def study(
     params, history = fit_ensemble(
         cfgs, splits.train, seeds=list(seeds), epochs=epochs, batch_size=batch_size,
         learning_rate=lr, validation=splits.validation, checkpoint_dir=out / "checkpoints",
-        log_path=out / "log.jsonl", resume=resume, progress=progress,
+        log_path=out / "log.jsonl", resume=resume, progress=progress, on_divergence="freeze",
     )  # fmt: skip
+    diverged = _diverged(history, cfgs, list(seeds))
     flat = plateau(history)
     if flat and not flat["plateaued"]:
         print(f"warning: validation accuracy was still rising before the decay (+"
@@ -531,7 +547,8 @@ def study(
     setup = {"preset": preset_name, "data": data_name, "levels": [list(p) for p in levels],
              "seeds": list(seeds), "epochs": epochs, "batch_size": batch_size,
              "learning_rate": lr, "config": base.to_dict(), "perturbation_seed": perturbation_seed,
-             "best_epoch": history["best_epoch"], "plateau": flat, "seconds": seconds}  # fmt: skip
+             "best_epoch": history["best_epoch"], "diverged": diverged, "plateau": flat,
+             "seconds": seconds}  # fmt: skip
     (out / "study_setup.json").write_text(json.dumps(setup, indent=1) + "\n")
     print(study_markdown(rows))
     print(f"study finished in {seconds:.0f} s; written to {out}/ (study.json, study.md, "

@@ -22,7 +22,8 @@ of the train state, of the task's ``hyper`` and of the batch gets a leading memb
 ``M`` the members are sharded over the devices (no per-step communication between members);
 otherwise every member's batch is sharded as in a single run. History values are per-member
 lists (``best_epoch`` too); the best parameters are chosen per member; divergence of any member
-stops the run and names the members.
+stops the run and names the members, or, with ``on_divergence="freeze"``, freezes those members
+at their last finite parameters while the others train on (``diverged_step`` in the history).
 
 Semantics, the same for both packages:
 
@@ -124,6 +125,10 @@ class Settings:
     return_params: str = "best"
     seeds: tuple[int, ...] | None = None  # the member axis (module docstring)
     data_seeds: tuple[int, ...] | None = None
+    on_divergence: str = "raise"  # or "freeze" (members only): the rest train on
+
+
+ON_DIVERGENCE = ("raise", "freeze")
 
 
 @dataclasses.dataclass
@@ -144,6 +149,7 @@ class Run:
     steps_per_epoch: int = 1
     epoch_t0: float = 0.0
     interrupted: bool = False
+    diverged: dict = dataclasses.field(default_factory=dict)  # frozen member -> global step
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,7 +368,11 @@ def _check_alive(run: Run, task: Task, s: Settings) -> None:
     if bool(np.all(alive)):
         return
     dead = np.flatnonzero(~alive.reshape(-1))
-    bad = int(np.min(np.asarray(_devices.to_host(run.carry["bad_step"])).reshape(-1)[dead]))
+    steps = np.asarray(_devices.to_host(run.carry["bad_step"])).reshape(-1)
+    if s.on_divergence == "freeze" and alive.ndim and alive.any():
+        _freeze(run, s, {int(m): int(steps[m]) for m in dead})
+        return
+    bad = int(np.min(steps[dead]))
     epoch = (bad - 1) // run.steps_per_epoch + 1
     who = "" if alive.ndim == 0 else f" of members {dead.tolist()}"
     where = (
@@ -378,6 +388,16 @@ def _check_alive(run: Run, task: Task, s: Settings) -> None:
         params=task.export(_devices.to_host(run.carry["train"]), run.meta),
         checkpoint=run.last_checkpoint,
     )
+
+
+def _freeze(run: Run, s: Settings, dead: dict[int, int]) -> None:
+    """Note the members newly frozen after a non-finite step (``on_divergence="freeze"``)."""
+    new = {m: step for m, step in dead.items() if m not in run.diverged}
+    for m, step in sorted(new.items()):
+        epoch = (step - 1) // run.steps_per_epoch + 1
+        _say(s, f"member {m} diverged at global step {step} (epoch {epoch}): frozen at its last "
+                "finite parameters; the other members train on")  # fmt: skip
+    run.diverged.update(new)
 
 
 # --------------------------------------------------------------------------------------------
@@ -511,6 +531,8 @@ def _check_settings(s: Settings, n: int) -> None:
         not s.seeds or (s.data_seeds is not None and len(s.data_seeds) != len(s.seeds))
     ):
         raise ValueError("`seeds` must be non-empty and `data_seeds` (if given) as long.")
+    if s.on_divergence not in ON_DIVERGENCE:
+        raise ValueError(f"`on_divergence` must be in {ON_DIVERGENCE}, not {s.on_divergence!r}.")
     if s.return_params not in RETURN_PARAMS:
         raise ValueError(
             f"`return_params` must be one of {RETURN_PARAMS}, got {s.return_params!r}."
@@ -521,6 +543,9 @@ def _result(task: Task, run: Run, s: Settings) -> tuple[Any, dict, dict]:
     """``(params, history, meta)`` to return: best or last parameters, with the task meta."""
     history = dict(run.history)
     history.update(best_epoch=run.best_epoch, global_step=run.step, interrupted=run.interrupted)
+    if s.seeds is not None:  # from the device flags: right after a resume too
+        alive, bad = (np.asarray(_devices.to_host(run.carry[k])) for k in ("alive", "bad_step"))
+        history["diverged_step"] = [None if a else int(b) for a, b in zip(alive, bad)]
     if s.return_params == "best" and run.best is not None:
         return run.best, history, run.best_meta or run.meta
     return task.export(_devices.to_host(run.carry["train"]), run.meta), history, run.meta

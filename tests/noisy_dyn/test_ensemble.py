@@ -90,6 +90,29 @@ def test_resume_after_interruption_is_identical(digits, ensemble, tmp_path):
         noisy_dyn.fit_ensemble(cfgs, (xs, ys), **{**kw, "seeds": (3, 6)})
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")
+def test_a_diverging_member_is_frozen_and_the_others_train_on(digits):
+    """``on_divergence="freeze"``: the unstable level's members keep the parameters at which
+    their own ``fit`` stops (its ``TrainingDiverged.params``) and the stable members still
+    equal their own runs; the default raises, naming the members."""
+    xs, ys, _, _ = digits
+    cfgs = _cfgs(levels=((0.0, 0.0), (1e300, 0.0)))  # an Ito kick of 1e300: inf at step 1
+    kw = {**KW, "epochs": 1, "return_params": "last"}
+    with pytest.raises(noisy_dyn.TrainingDiverged, match=r"members \[2, 3\]"):
+        noisy_dyn.fit_ensemble(cfgs, (xs, ys), seeds=SEEDS, **kw)
+    params, history = noisy_dyn.fit_ensemble(cfgs, (xs, ys), seeds=SEEDS, on_divergence="freeze",
+                                             **kw)  # fmt: skip
+    assert history["diverged_step"] == [None, None, 1, 1]
+    for j, seed in enumerate(SEEDS):
+        p, _ = noisy_dyn.fit(cfgs[0], (xs, ys), seed=seed, **kw)
+        _close(_member(params, j), p)
+        with pytest.raises(noisy_dyn.TrainingDiverged) as info:
+            noisy_dyn.fit(cfgs[1], (xs, ys), seed=seed, **kw)
+        _close(_member(params, 2 + j), info.value.params)
+    with pytest.raises(ValueError, match="on_divergence"):
+        noisy_dyn.fit_ensemble(cfgs, (xs, ys), seeds=SEEDS, on_divergence="skip", **kw)
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [({"hidden_size": 4}, "hidden_size"), ({"noise_form": "reference"}, "noise_form"),
