@@ -130,16 +130,13 @@ def main(argv=None) -> None:
     p.add_argument("--data-root", default=None, help="dataset folder (default: the loader's)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
-    from basis_ode.__main__ import _load_images, _load_run
+    from basis_ode import load_model
+    from basis_ode.experiments import load_images
 
-    model, variables, config = _load_run(Path(a.run))
-    splits = _load_images(
-        config["result"]["data"],
-        root=a.data_root,
-        seed=config["result"]["seed"],
-        limit=None,
-        eval_limit=a.limit,
-    )
+    run = Path(a.run)
+    model, variables = load_model(run / "model.npz")
+    info = json.loads((run / "result.json").read_text())
+    splits = load_images(info["data"], data_path=a.data_root, seed=info["seed"], eval_limit=a.limit)
     res = study(
         model,
         variables,

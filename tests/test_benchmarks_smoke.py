@@ -49,3 +49,28 @@ def test_profile_breakdown_counts_the_step_loops():
     assert loops and all(r["calls_per_step"] >= 1 for r in loops)
     in_loop = [r for r in rows if r["calls_per_step"] == T]
     assert len(in_loop) >= 4  # forward and backward: a matmul and an update each, at least
+
+
+def test_compress_study_reads_a_train_run_and_matches_the_closed_form(tmp_path):
+    """``benchmarks.basis_compress_study`` on a tiny ``python -m basis_ode train`` run: the
+    projection's theta(t) error on the grid equals ``compression_residual`` (closed form), and
+    for piecewise-constant K = 2 -> 1 interpolation's error is twice it (the picked value
+    differs from the mean by the half-difference, the mean by the same: |a - b|^2 / 2 against
+    |a - b|^2 / 4 per unit)."""
+    import pytest
+
+    from basis_ode.__main__ import main as basis_main
+    from benchmarks.basis_compress_study import main as study_main
+
+    run, out = tmp_path / "run", tmp_path / "study"
+    basis_main(["train", "--data", "digits", "--limit", "128", "--eval-limit", "32", "--epochs",
+                "1", "--width", "2", "--K", "2", "--n-steps", "2", "--batch-size", "64",
+                "--out", str(run), "--quiet"])  # fmt: skip
+    study_main(["--run", str(run), "--Ks", "1", "--n-steps-list", "1,2", "--limit", "32",
+                "--out", str(out)])  # fmt: skip
+    res = json.loads((out / "study.json").read_text())
+    (row,) = res["rows"]
+    assert row["residual"] > 0
+    assert row["theta_err_project"] == pytest.approx(row["residual"], rel=1e-6)
+    assert row["theta_err_interpolate"] == pytest.approx(2 * row["residual"], rel=1e-6)
+    assert 0.0 <= row["acc_project_n2"] <= 1.0 and "| 1 |" in (out / "study.md").read_text()
