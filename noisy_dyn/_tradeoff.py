@@ -93,6 +93,9 @@ def headline(studies: Mapping[str, Rows]) -> str:
 
 
 def _panel(ax: Any, label: str, rows: Rows) -> None:
+    from matplotlib import colormaps
+
+    colors = colormaps["tab20"]
     levels = noisy_levels(rows)
     kinds = list(dict.fromkeys((r["perturbation"], r["level"]) for r in rows))
     width = 0.8 / max(len(kinds), 1)
@@ -107,7 +110,9 @@ def _panel(ax: Any, label: str, rows: Rows) -> None:
         err = [[100 * (r["diff_mean"] - r["diff_ci_low"]) for r in got],
                [100 * (r["diff_ci_high"] - r["diff_mean"]) for r in got]]  # fmt: skip
         name = "clean" if kind == "clean" else f"{kind} {level:g}"
-        style = {"color": "k", "marker": "s"} if kind == "clean" else {"marker": "o"}
+        style = {"color": "k", "marker": "s"}
+        if kind != "clean":
+            style = {"color": colors(index % 20), "marker": "o"}
         ax.errorbar(xs, mean, yerr=err, ls="none", ms=4, capsize=2, label=name, **style)
     ax.axhline(0.0, color="0.5", lw=0.8)
     ax.set_xticks(range(len(levels)), [level_label(lv).replace(", ", "\n") for lv in levels],
@@ -123,12 +128,12 @@ def plot_tradeoff(studies: Mapping[str, Rows], path: str | os.PathLike) -> Path:
     line the noise helps; an interval crossing it is not evidence either way."""
     from matplotlib.figure import Figure  # no pyplot: notebooks keep their backend
 
-    fig = Figure(figsize=(5.2 * len(studies), 4.0))
+    fig = Figure(figsize=(5.2 * len(studies) + 1.6, 4.0), layout="constrained")
     axes = fig.subplots(1, len(studies), squeeze=False).ravel()
     for ax, (label, rows) in zip(axes, studies.items()):
         _panel(ax, label, rows)
-    axes[-1].legend(fontsize=6, loc="best")
-    fig.tight_layout()
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=7, loc="outside right center")
     path = Path(path)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
