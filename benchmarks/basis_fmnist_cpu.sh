@@ -3,15 +3,15 @@
 # seeds, then compressed without retraining to K = 4 and K = 2 by projection and by
 # interpolation, evaluated at n_steps 2, 4, 8 on the 10,000 test images (accuracy, parameters,
 # latency): benchmarks/basis_compress_study.py. Results to $OUT (default
-# docs/results/basis_ode/fmnist_cpu_refined_large).
+# docs/results/basis_ode/fmnist_cpu_refined_full). About 40 min a seed on a 2-core CPU.
 #
-#   LIMIT=15000 EPOCHS=5 bash benchmarks/basis_fmnist_cpu.sh        # the run in the README
-#   LIMIT=55000 EPOCHS=8 bash benchmarks/basis_fmnist_cpu.sh        # the full training set
+#   bash benchmarks/basis_fmnist_cpu.sh                          # the run in the README (55k)
+#   LIMIT=15000 EPOCHS=5 bash benchmarks/basis_fmnist_cpu.sh     # a 15,000-image subset
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT_DIR="${OUT:-docs/results/basis_ode/fmnist_cpu_refined_large}"
+OUT_DIR="${OUT:-docs/results/basis_ode/fmnist_cpu_refined_full}"
 RUNS="${RUNS:-runs/bfm_large}"
-LIMIT="${LIMIT:-15000}"
+LIMIT="${LIMIT:-55000}"
 EPOCHS="${EPOCHS:-5}"
 SEEDS="${SEEDS:-0 1}"
 PY="${PYTHON:-python}"
