@@ -180,6 +180,31 @@ def train_images(
 # compress a trained run
 
 
+def load_run(
+    run: str | Path,
+    *,
+    data_name: str | None = None,
+    data_path: str | None = None,
+    limit: int | None = None,
+) -> tuple[Any, Any, Any]:
+    """``(model, variables, splits)`` of a ``train`` run folder: its ``model.npz`` and its data
+    set and split seed (``result.json``; ``data_name`` overrides the set), with at most
+    ``limit`` validation and test examples."""
+    from ._model_io import load_model
+
+    run = Path(run)
+    if not (run / "model.npz").is_file():
+        raise FileNotFoundError(
+            f"no model file {run / 'model.npz'}: pass the output folder of `python -m basis_ode "
+            "train` as --run."
+        )
+    model, variables = load_model(run / "model.npz")
+    info = json.loads((run / "result.json").read_text())
+    splits = load_images(data_name or info["data"], data_path=data_path, seed=info["seed"],
+                         eval_limit=limit)  # fmt: skip
+    return model, variables, splits
+
+
 def compress_run(
     run: str | Path,
     *,
@@ -201,18 +226,10 @@ def compress_run(
     given. Writes the sweep's table and plots to ``out`` (default ``run/compress``).
     """
     from ._compress import compression_sweep
-    from ._model_io import load_model
 
     run = Path(run)
-    if not (run / "model.npz").is_file():
-        raise FileNotFoundError(
-            f"no model file {run / 'model.npz'}: pass the output folder of `python -m basis_ode "
-            "train` as --run."
-        )
-    model, variables = load_model(run / "model.npz")
-    info = json.loads((run / "result.json").read_text())
-    splits = load_images(data_name or info["data"], data_path=data_path, seed=info["seed"],
-                         eval_limit=limit)  # fmt: skip
+    model, variables, splits = load_run(run, data_name=data_name, data_path=data_path,
+                                        limit=limit)  # fmt: skip
     if split not in ("validation", "test"):
         raise CLIError(f"--split must be validation or test, got {split!r}.")
     return compression_sweep(

@@ -130,13 +130,9 @@ def main(argv=None) -> None:
     p.add_argument("--data-root", default=None, help="dataset folder (default: the loader's)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
-    from basis_ode import load_model
-    from basis_ode.experiments import load_images
+    from basis_ode.experiments import load_run
 
-    run = Path(a.run)
-    model, variables = load_model(run / "model.npz")
-    info = json.loads((run / "result.json").read_text())
-    splits = load_images(info["data"], data_path=a.data_root, seed=info["seed"], eval_limit=a.limit)
+    model, variables, splits = load_run(a.run, data_path=a.data_root, limit=a.limit)
     res = study(
         model,
         variables,

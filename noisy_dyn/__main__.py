@@ -385,7 +385,8 @@ def _demo_members(args: argparse.Namespace) -> int:
     from .experiments import DEMO_FORMS
 
     forms = parse_names(args.forms) or list(DEMO_FORMS)
-    return min(1 + len(DEMO_FORMS[f][2]) for f in forms if f in DEMO_FORMS) * args.seeds
+    sizes = [1 + len(DEMO_FORMS[f][2]) for f in forms if f in DEMO_FORMS]
+    return min(sizes, default=1) * args.seeds  # unknown forms: refused by the demo itself
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -98,10 +98,11 @@ def _panel(ax: Any, label: str, rows: Rows) -> None:
     colors = colormaps["tab20"]
     levels = noisy_levels(rows)
     kinds = list(dict.fromkeys((r["perturbation"], r["level"]) for r in rows))
+    compared = {(_level(r), r["perturbation"], r["level"]): r for r in rows
+                if r.get("diff_mean") is not None}  # fmt: skip
     width = 0.8 / max(len(kinds), 1)
     for index, (kind, level) in enumerate(kinds):
-        here = [next((r for r in _compared(rows, lv) if (r["perturbation"], r["level"])
-                      == (kind, level)), None) for lv in levels]  # fmt: skip
+        here = [compared.get((lv, kind, level)) for lv in levels]
         xs = [i + (index - (len(kinds) - 1) / 2) * width for i, r in enumerate(here) if r]
         got = [r for r in here if r]
         if not got:
