@@ -90,6 +90,24 @@ def _totals(s: dict[str, float], e1: int, e2: int, E: int) -> dict[str, float]:
     return {"per_epoch_s": per_epoch, "fixed_s": fixed, "total_s": fixed + E * per_epoch}
 
 
+def summarize(runs: list[dict[str, dict[str, float]]], e1: int, e2: int, E: int) -> dict:
+    """Per repeat, each arm's ``fixed + E x per_epoch`` (``per_epoch = warm / e2``, ``fixed =
+    cold - e1 x per_epoch``) and the speed-up ``separate / ensemble``; the table's figures are
+    those of the median repeat (by speed-up at ``E`` epochs; the lower middle one for an even
+    count)."""
+    totals = [{name: _totals(s, e1, e2, E) for name, s in run.items()} for run in runs]
+    ratio = lambda t, key: t["separate"][key] / t["ensemble"][key]  # noqa: E731
+    speedups = [ratio(t, "total_s") for t in totals]
+    middle = int(np.argsort(speedups)[(len(runs) - 1) // 2])
+    return {
+        **totals[middle],
+        "speedups": speedups,
+        "speedups_per_epoch": [ratio(t, "per_epoch_s") for t in totals],
+        "speedup": speedups[middle],
+        "speedup_per_epoch": ratio(totals[middle], "per_epoch_s"),
+    }
+
+
 def bench(mode: str = "quick", repeats: int = 1) -> dict[str, Any]:
     """Seconds of both arms at two epoch counts, ``repeats`` times with the arms interleaved;
     per-epoch and extrapolated totals; the speed-up of every repeat and their median (the
@@ -108,14 +126,7 @@ def bench(mode: str = "quick", repeats: int = 1) -> dict[str, Any]:
         "devices": len(jax.devices()), "steps_per_epoch": n_train // size["batch_size"],
         "seconds": runs, "repeats": repeats,
     }  # fmt: skip
-    totals = [{name: _totals(s, e1, e2, E) for name, s in run.items()} for run in runs]
-    ratio = lambda t, key: t["separate"][key] / t["ensemble"][key]  # noqa: E731
-    res["speedups"] = [ratio(t, "total_s") for t in totals]
-    res["speedups_per_epoch"] = [ratio(t, "per_epoch_s") for t in totals]
-    middle = int(np.argsort(res["speedups"])[(repeats - 1) // 2])  # the median repeat
-    res.update(totals[middle])
-    res["speedup"] = res["speedups"][middle]
-    res["speedup_per_epoch"] = res["speedups_per_epoch"][middle]
+    res.update(summarize(runs, e1, e2, E))
     return res
 
 

@@ -514,6 +514,7 @@ def plot_study(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Pa
     better.
     """
     from matplotlib.figure import Figure  # no pyplot: notebooks keep their backend
+    from matplotlib.ticker import MaxNLocator
 
     clean = {_label(r): r for r in rows if r["perturbation"] == "clean"}
     panels = list(dict.fromkeys((r["perturbation"], r["level"]) for r in rows))
@@ -532,6 +533,7 @@ def plot_study(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Pa
                         label=_label(r))  # fmt: skip
         ax.set_title(f"{kind} {level:g}", fontsize=9)
         ax.set_xlabel("clean accuracy", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(4))  # narrow ranges: long tick labels
         ax.set_ylabel("accuracy", fontsize=8)
         ax.grid(alpha=0.3)
     for ax in axes[len(panels) :]:

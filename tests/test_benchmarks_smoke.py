@@ -74,3 +74,27 @@ def test_compress_study_reads_a_train_run_and_matches_the_closed_form(tmp_path):
     assert row["theta_err_project"] == pytest.approx(row["residual"], rel=1e-6)
     assert row["theta_err_interpolate"] == pytest.approx(2 * row["residual"], rel=1e-6)
     assert 0.0 <= row["acc_project_n2"] <= 1.0 and "| 1 |" in (out / "study.md").read_text()
+
+
+def test_ensemble_benchmark_reports_the_median_repeat():
+    """Three synthetic repeats, worked by hand: per epoch = warm / e2, fixed = cold - e1 per
+    epoch, total = fixed + E per epoch; the table is the repeat with the median speed-up."""
+    from benchmarks.ensemble import markdown_lines, summarize
+
+    arm = lambda cold, warm: {"cold": cold, "warm": warm}  # noqa: E731
+    runs = [  # e1 = 1, e2 = 2, E = 10
+        {"separate": arm(12.0, 4.0), "ensemble": arm(6.0, 2.0)},  # 30 / 15 = 2.0x
+        {"separate": arm(11.0, 2.0), "ensemble": arm(6.0, 2.0)},  # 20 / 15 = 1.333x
+        {"separate": arm(14.0, 4.0), "ensemble": arm(6.0, 2.0)},  # 32 / 15 = 2.133x
+    ]
+    res = summarize(runs, 1, 2, 10)
+    assert res["speedups"] == [30 / 15, 20 / 15, 32 / 15]
+    assert res["speedup"] == 2.0 and res["speedup_per_epoch"] == 2.0
+    assert res["separate"] == {"per_epoch_s": 2.0, "fixed_s": 10.0, "total_s": 30.0}
+    assert res["ensemble"] == {"per_epoch_s": 1.0, "fixed_s": 5.0, "total_s": 15.0}
+    setup = dict(hidden=8, batch_size=4, n_train=8, members=2, levels=[0.0, 0.1], seeds=[0])
+    res.update(setup, target_epochs=10, repeats=3, devices=1, epochs_timed=[1, 2])
+    res["steps_per_epoch"] = 2
+    text = "\n".join(markdown_lines(res))
+    assert "| separate | 10.0 | 2.00 | 30.0 |" in text
+    assert "median of 3 repeats" in text and "2.00x, 1.33x, 2.13x" in text
