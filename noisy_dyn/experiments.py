@@ -571,9 +571,10 @@ DEMO_FORMS: dict[str, tuple[str, str, tuple[tuple[float, float], ...]]] = {
     "ito": ("nrnn_ito", "NRNN, Ito form", ((0.05, 0.05), (0.1, 0.1))),
 }  # fmt: skip
 """noise form -> (preset, label, noisy levels ``(sigma_add, sigma_mult)``). The reference form
-with ``sigma_add = 0.03, sigma_mult = 0.02`` comes first: it is the only setting for which a
-digits study has shown a gain (README, Results), so it is the demo's default NRNN; the Ito form
-at 0.05 and 0.1 showed none at 16 seeds."""
+with ``sigma_add = 0.03, sigma_mult = 0.02`` comes first: trained to a plateau on digits it kept
+clean accuracy and gained 2-6 points under Gaussian, multiplicative and FGSM perturbations, and
+a second study on fresh seeds confirmed those gains (README, Results), so it is the demo's
+default NRNN; the Ito form at 0.05 and 0.1 showed none at 16 seeds and 30 epochs."""
 
 DEMO_KINDS = ("gaussian", "multiplicative", "salt_pepper", "fgsm")
 """The demo's perturbations (PGD left out for time), at the study's levels."""
