@@ -1,8 +1,10 @@
-"""Command line of noisy_dyn: ``train``, ``robustness``, ``study``, ``compare`` and ``demo``.
+"""Command line of noisy_dyn: ``train``, ``robustness``, ``study``, ``confirm``, ``compare``,
+``demo``.
 
 python -m noisy_dyn demo                      # digits: the noise trade-off of both forms
 python -m noisy_dyn compare --seeds 0 1 2     # digits: 5 models, robustness, mean +- std
 python -m noisy_dyn study --preset nrnn_ito --sigma 0.05,0.1 --seeds 16 --out runs/study
+python -m noisy_dyn confirm runs/study runs/study_fresh_seeds   # two-stage test of the finds
 python -m noisy_dyn train --preset nrnn_reference --data fashion_mnist --epochs 100
 python -m noisy_dyn robustness --checkpoints runs/noisy_dyn/lipschitz_digits --data digits
 
@@ -118,6 +120,17 @@ def cmd_study(args: argparse.Namespace) -> int:
         out=args.out or default_out("noisy_dyn", f"study_{args.preset}_{args.data}"),
         resume=not args.no_resume, progress=not args.quiet,
     )  # fmt: skip
+    return 0
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from . import experiments
+
+    level = _floats(args.level, "--level")
+    if level is not None and len(level) != 2:
+        raise CLIError(f"--level expects SIGMA_ADD,SIGMA_MULT, got {args.level!r}.")
+    experiments.confirm(args.discovery, args.confirmation, level=level and tuple(level))
+    print(f"written to {args.confirmation}/confirm.json")
     return 0
 
 
@@ -338,6 +351,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_flags(r, out_default=default_out("noisy_dyn", "robustness"), train=False)
     r.set_defaults(func=cmd_robustness)
 
+    f = sub.add_parser("confirm", help="two-stage test: re-test on a study with fresh seeds "
+                       "the comparisons another study picked (Holm over those)")  # fmt: skip
+    f.add_argument("discovery", help="folder of the study that made the finds")
+    f.add_argument("confirmation", help="folder of the study on fresh seeds and draws")
+    f.add_argument("--level", default=None,
+                   help="SIGMA_ADD,SIGMA_MULT: only this level of the discovery study")  # fmt: skip
+    f.set_defaults(func=cmd_confirm)
+
     _compare_parser(sub)
     _demo_parser(sub)
     return parser
@@ -402,7 +423,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: ``python -m noisy_dyn {train,robustness,study,compare,demo} ...``.
+    """Entry point: ``python -m noisy_dyn {train,robustness,study,confirm,compare,demo} ...``.
 
     Returns the exit status: 0, or 2 after one ``error: ...`` line on stderr for a user error
     (bad value, missing or malformed file, a checkpoint of another run, a diverged run).

@@ -565,6 +565,54 @@ DEMO_DT = 0.3675
 times 784 / 64 (the total time of the 784-step runs). With one dt, the noise is the only
 difference between a noisy member and its twin."""
 
+
+def _study_rows(folder: str | Path) -> list[dict[str, Any]]:
+    path = Path(folder) / "study.json"
+    if not path.is_file():
+        raise CLIError(f"{path} not found: give the folder a `study` run wrote (--out).")
+    return json.loads(path.read_text())
+
+
+def confirm(
+    discovery: str | Path,
+    confirmation: str | Path,
+    *,
+    level: tuple[float, float] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Two-stage test of a finding on fresh seeds: :func:`noisy_dyn.confirm_rows` of two studies.
+
+    The comparisons that the ``discovery`` study picked (Holm-adjusted p <= 0.05, and, as an
+    exploratory pick, every 95 % interval excluding zero) are re-tested in the
+    ``confirmation`` study (same configurations and perturbations, fresh seeds and perturbation
+    draws), with Holm's correction over the picked family alone. ``level = (sigma_add,
+    sigma_mult)`` restricts the discovery to that noisy level (and its twin). Writes
+    ``confirmation/confirm.json`` and prints one line per picked comparison.
+
+    Returns:
+        ``{"holm": rows, "interval": rows}`` (rows of :func:`noisy_dyn.confirm_rows`).
+    """
+    from ._study import confirm_rows
+
+    picked = _study_rows(discovery)
+    if level is not None:
+        keep = {(0.0, 0.0), tuple(float(v) for v in level)}
+        picked = [r for r in picked if (r["sigma_add"], r["sigma_mult"]) in keep]
+        if not any(r["sigma_add"] or r["sigma_mult"] for r in picked):
+            raise CLIError(f"the discovery study has no level sigma_add, sigma_mult = {level}.")
+    rows = _study_rows(confirmation)
+    out = {sel: confirm_rows(picked, rows, select=sel) for sel in ("holm", "interval")}
+    (Path(confirmation) / "confirm.json").write_text(json.dumps(out, indent=1) + "\n")
+    for sel, found in out.items():
+        print(f"picked by {sel}: {len(found)}")
+        for r in found:
+            print(f"  {r['perturbation']} {r['level']:g}: discovery "
+                  f"{100 * r['discovery_diff_mean']:+.1f}, confirmation "
+                  f"{100 * r['diff_mean']:+.1f} [{100 * r['diff_ci_low']:+.1f}, "
+                  f"{100 * r['diff_ci_high']:+.1f}], Holm p {r['p_holm']:.2g}, "
+                  f"confirmed {r['confirmed']}")  # fmt: skip
+    return out
+
+
 DEMO_FORMS: dict[str, tuple[str, str, tuple[tuple[float, float], ...]]] = {
     "reference": ("nrnn_reference", "NRNN, reference form (fixed step)",
                   ((0.03, 0.02), (0.06, 0.04))),

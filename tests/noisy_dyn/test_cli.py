@@ -241,3 +241,24 @@ def test_study_command_refuses_half_a_grid(tmp_path, capsys):
     code = main(["study", "--preset", "nrnn_ito", "--sigma-add", "0.1", "--out", str(tmp_path)])
     assert code == 2
     assert "give both or neither" in capsys.readouterr().err
+
+
+def test_confirm_command_reproduces_the_stored_two_stage_test(tmp_path, capsys):
+    """`confirm` on the committed digits discovery and confirmation studies gives the
+    two-stage result stored beside them (written by the per-folder script it replaced), and
+    refuses a level the discovery study does not have."""
+    import shutil
+    from pathlib import Path
+
+    results = Path(__file__).parents[2] / "docs" / "results" / "noisy_dyn"
+    for name in ("study_digits", "study_digits_confirm"):
+        (tmp_path / name).mkdir()
+        shutil.copy(results / name / "study.json", tmp_path / name / "study.json")
+    stored = json.loads((results / "study_digits_confirm" / "confirm.json").read_text())
+    assert main(["confirm", str(tmp_path / "study_digits"), str(tmp_path / "study_digits_confirm"),
+                 "--level", "0.03,0.02"]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "study_digits_confirm" / "confirm.json").read_text()) == stored
+    assert "picked by holm: 4" in capsys.readouterr().out
+    assert main(["confirm", str(tmp_path / "study_digits"), str(tmp_path / "study_digits_confirm"),
+                 "--level", "0.5,0.5"]) == 2  # fmt: skip
+    assert "no level" in capsys.readouterr().err

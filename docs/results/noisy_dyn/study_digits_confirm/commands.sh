@@ -5,4 +5,5 @@ python -m noisy_dyn study --preset nrnn_reference --fixed-step --dt 0.3675 --dat
     --sigma-add 0.03 --sigma-mult 0.02 --seeds 32 --first-seed 16 --perturbation-seed 1 \
     --hidden 64 --epochs 30 --batch-size 64 --lr 0.01 \
     --kinds gaussian,multiplicative,salt_pepper,fgsm --out docs/results/noisy_dyn/study_digits_confirm
-python docs/results/noisy_dyn/study_digits_confirm/confirm.py
+python -m noisy_dyn confirm docs/results/noisy_dyn/study_digits \
+    docs/results/noisy_dyn/study_digits_confirm --level 0.03,0.02
