@@ -316,13 +316,13 @@ def _demo_parser(sub: Any) -> None:
                        "an ensemble of levels x seeds against its deterministic twin")  # fmt: skip
     _model_flags(d, kinds=",".join(DEMO_KINDS))
     d.add_argument("--dt", type=float, default=DEMO_DT, help="fixed step of every member")
-    d.add_argument("--seeds", type=int, default=8, help="seeds per noise level")
+    d.add_argument("--seeds", type=int, default=12, help="seeds per noise level")
     d.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST..FIRST+N-1")
     forms = list(DEMO_FORMS)
     d.add_argument("--forms", default=None, help=f"subset of the noise forms {forms}")
     _limit_flags(d)
     add_run_flags(d, out_default=default_out("noisy_dyn", "demo"))
-    d.set_defaults(func=cmd_demo)
+    d.set_defaults(func=cmd_demo, epochs=100)  # to a plateau: at 30 epochs the forms differ
 
 
 def build_parser() -> argparse.ArgumentParser:

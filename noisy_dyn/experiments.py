@@ -618,11 +618,12 @@ DEMO_FORMS: dict[str, tuple[str, str, tuple[tuple[float, float], ...]]] = {
                   ((0.03, 0.02), (0.06, 0.04))),
     "ito": ("nrnn_ito", "NRNN, Ito form", ((0.05, 0.05), (0.1, 0.1))),
 }  # fmt: skip
-"""noise form -> (preset, label, noisy levels ``(sigma_add, sigma_mult)``). The reference form
-with ``sigma_add = 0.03, sigma_mult = 0.02`` comes first: trained to a plateau on digits it kept
-clean accuracy and gained 2-6 points under Gaussian, multiplicative and FGSM perturbations, and
-a second study on fresh seeds confirmed those gains (README, Results), so it is the demo's
-default NRNN; the Ito form at 0.05 and 0.1 showed none at 16 seeds and 30 epochs."""
+"""noise form -> (preset, label, noisy levels ``(sigma_add, sigma_mult)``). Trained to a plateau
+on digits (100 epochs), both forms keep clean accuracy and gain robustness, each finding
+confirmed on fresh seeds (README, Results): the reference form at ``sigma_add = 0.03,
+sigma_mult = 0.02`` by 2-5 points under Gaussian, multiplicative and FGSM perturbations, the
+Ito form at ``sigma = 0.1`` by 2-8 points under every perturbation (and +0.8 clean). At 30
+epochs neither was established: the demo trains for 100."""
 
 DEMO_KINDS = ("gaussian", "multiplicative", "salt_pepper", "fgsm")
 """The demo's perturbations (PGD left out for time), at the study's levels."""
@@ -631,9 +632,9 @@ DEMO_KINDS = ("gaussian", "multiplicative", "salt_pepper", "fgsm")
 def demo(
     *,
     out: str | Path = "runs/noisy_dyn/demo",
-    seeds: int = 8,
+    seeds: int = 12,
     first_seed: int = 0,
-    epochs: int = 30,
+    epochs: int = 100,
     hidden: int = 64,
     batch_size: int = 64,
     dt: float = DEMO_DT,
