@@ -16,7 +16,7 @@ asserted; on a shared machine the numbers move with the other jobs' load.
 
 With ``--repeats`` both arms run again that many times, interleaved, and the table shows the
 median repeat with every repeat's ratio beside it (on a shared 2-core machine single runs moved
-between 1.6x and 2.0x).
+between 1.6x and 2.2x).
 """
 
 from __future__ import annotations
