@@ -558,12 +558,7 @@ def study(
 
 
 # --------------------------------------------------------------------------------------------
-# the digits demo: the noise trade-off of both forms, from two ensembles
-
-DEMO_DT = 0.3675
-"""The demo's step for both forms and their deterministic twins: the Lipschitz preset's dt
-times 784 / 64 (the total time of the 784-step runs). With one dt, the noise is the only
-difference between a noisy member and its twin."""
+# confirming a study's finds on fresh seeds (two-stage test)
 
 
 def _study_rows(folder: str | Path) -> list[dict[str, Any]]:
@@ -611,6 +606,16 @@ def confirm(
                   f"{100 * r['diff_ci_high']:+.1f}], Holm p {r['p_holm']:.2g}, "
                   f"confirmed {r['confirmed']}")  # fmt: skip
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# the digits demo: the noise trade-off of both forms, from two ensembles
+
+
+DEMO_DT = 0.3675
+"""The demo's step for both forms and their deterministic twins: the Lipschitz preset's dt
+times 784 / 64 (the total time of the 784-step runs). With one dt, the noise is the only
+difference between a noisy member and its twin."""
 
 
 DEMO_FORMS: dict[str, tuple[str, str, tuple[tuple[float, float], ...]]] = {
