@@ -2,8 +2,9 @@
 
 A short run of :func:`benchmarks.noisy_step.bench_train_step` for ``form="ito"`` and
 ``form="reference"`` (the paper's configuration: random step, additive noise, learned step) at
-the full size, with the batch on one JAX device and sharded over the CPU's cores, the PyTorch
-eager loop of the same update, and the matmul roofline. Prints one Markdown table of ratios.
+the full size, with the batch on one JAX device and sharded over the CPU's cores (with the mesh
+in context, as ``fit`` runs it, and with ``jit``'s partitioner alone), the PyTorch eager loop of
+the same update, and the matmul roofline. Prints one Markdown table of ratios.
 
 Usage (before JAX starts; the CPU is exposed as one device per core)::
 
@@ -31,14 +32,18 @@ def main(batch: int = 128, hidden: int = 128, time: int = 784, repeats: int = 3)
         r = ns.bench_train_step(batch, hidden, time, repeats=repeats,
                                 variants=("jax_library",), torch=True, form=form)  # fmt: skip
         out[form] = {name: s["min_s"] for name, s in r["impl"].items()}
-    rows = ["| form | library, 1 device | library, batch over all cores | PyTorch eager | "
-            "speed-up 1 device | speed-up all cores | time / roofline (all cores) |",
-            "|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = ["| form | library, 1 device | library, batch over all cores | same, partitioner "
+            "only | PyTorch eager | speed-up 1 device | speed-up all cores | time / roofline "
+            "(all cores) |",
+            "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for form in ("ito", "reference"):
         t = out[form]
-        one, dp, torch = t["jax_library"], t.get("jax_library_dp", float("nan")), t["torch_eager"]
-        rows.append(f"| {form} | {one:.3f} | {dp:.3f} | {torch:.3f} | {torch / one:.2f}x | "
-                    f"{torch / dp:.2f}x | {dp / out['roofline_s']:.2f} |")  # fmt: skip
+        nan = float("nan")
+        one, torch = t["jax_library"], t["torch_eager"]
+        dp, part = t.get("jax_library_dp", nan), t.get("jax_library_dp_partitioner", nan)
+        roof = dp / out["roofline_s"]
+        rows.append(f"| {form} | {one:.3f} | {dp:.3f} | {part:.3f} | {torch:.3f} | "
+                    f"{torch / one:.2f}x | {torch / dp:.2f}x | {roof:.2f} |")  # fmt: skip
     print("\n".join(rows))
     print(json.dumps(out))
     return out

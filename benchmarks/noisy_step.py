@@ -12,7 +12,10 @@ process (``jax_plain_scan`` and ``diffrax`` for the Ito form only):
   device;
 - ``jax_library_dp`` (when the process has several devices, e.g. after
   ``noisy_dyn.use_cpu_devices()``): the same function with the batch sharded over all local
-  devices and the parameters replicated, exactly as ``noisy_dyn.fit`` runs it;
+  devices, the parameters replicated and the mesh in context, exactly as ``noisy_dyn.fit``
+  runs it (the kernel then runs each device's rows under ``shard_map``);
+- ``jax_library_dp_partitioner``: the same placement without the mesh in context (``jit``'s
+  partitioner alone, which all-reduces the kernel's gradient accumulators after every chunk);
 - ``jax_fused``: the fused kernel ``noisy_dyn._fused.fused_final_state`` called directly (noise
   drawn inside the scan from the key, hand-written backward pass);
 - ``jax_plain_scan``: a straightforward ``lax.scan`` written here (input drive for all steps in
@@ -291,13 +294,24 @@ def data_parallel_devices(batch: int) -> int:
 
 def shard_like_fit(params, xs, ys, key):
     """Place a step's arguments as ``noisy_dyn.fit`` does: the batch axis sharded over a
-    one-axis mesh of all local devices, parameters and key replicated."""
+    one-axis mesh of all local devices, parameters and key replicated. Returns ``(mesh,
+    args)``; call the step under ``jax.set_mesh(mesh)``, as ``fit`` does (:func:`on_mesh`)."""
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     mesh = Mesh(np.asarray(jax.local_devices()), ("batch",))
     rep, sharded = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("batch"))
-    return (jax.device_put(params, rep), jax.device_put(xs, sharded),
-            jax.device_put(ys, sharded), jax.device_put(key, rep))  # fmt: skip
+    return mesh, (jax.device_put(params, rep), jax.device_put(xs, sharded),
+                  jax.device_put(ys, sharded), jax.device_put(key, rep))  # fmt: skip
+
+
+def on_mesh(mesh, f):
+    """``f`` traced and run with ``mesh`` in context (``jax.set_mesh``), as in ``fit``."""
+
+    def call(*args):
+        with jax.set_mesh(mesh):
+            return f(*args)
+
+    return call
 
 
 def check_agreement(
@@ -327,10 +341,9 @@ def check_agreement(
 
     out = {}
     if "jax_library_dp" in names and data_parallel_devices(batch):
-        p_, x_, y_, xi_ = shard_like_fit(params, xs, ys, sample)
-        val, grads = jax.jit(jax.value_and_grad(library_loss_given_noise), static_argnums=4)(
-            p_, x_, y_, xi_, cfg
-        )
+        mesh, args = shard_like_fit(params, xs, ys, sample)
+        f = jax.jit(jax.value_and_grad(library_loss_given_noise), static_argnums=4)
+        val, grads = on_mesh(mesh, f)(*args, cfg)
         out["jax_library_dp"] = rel(val, grads)
     if "jax_fused" in names:
         val, grads = jax.value_and_grad(lambda p: fused_loss(p, xs, ys, None, cfg, xi, u))(params)
@@ -379,9 +392,15 @@ def bench_train_step(
     calls = {name: (lambda f=f: f(params, xs, ys, key)) for name, f in jitted.items()}
     n_dev = data_parallel_devices(batch)
     if "jax_library" in variants and n_dev:
-        f, args = jitted["jax_library"], shard_like_fit(params, xs, ys, key)
-        stats["jax_library_dp"] = {**compile_stats(f, *args), "devices": n_dev}
-        calls["jax_library_dp"] = lambda f=f, args=args: f(*args)
+        mesh, args = shard_like_fit(params, xs, ys, key)
+        f = _vg(library_loss, cfg)  # its own trace: the mesh in context is part of it
+        with jax.set_mesh(mesh):
+            stats["jax_library_dp"] = {**compile_stats(f, *args), "devices": n_dev}
+        dp = on_mesh(mesh, f)
+        calls["jax_library_dp"] = lambda dp=dp, args=args: dp(*args)
+        plain = jitted["jax_library"]  # the same placement without the mesh in context
+        stats["jax_library_dp_partitioner"] = {**compile_stats(plain, *args), "devices": n_dev}
+        calls["jax_library_dp_partitioner"] = lambda f=plain, args=args: f(*args)
     if torch and _torch_available():
         step, _ = torch_step(prob)
         calls["torch_eager"] = step

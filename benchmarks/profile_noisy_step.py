@@ -35,8 +35,9 @@ def profile(batch: int, hidden: int, time: int, repeats: int = 3) -> list[dict[s
     cfg, params, xs, ys, key = (prob[k] for k in ("cfg", "params", "xs", "ys", "key"))
     step = jax.jit(jax.value_and_grad(lambda *a: ns.library_loss(*a, cfg)))
     args = (params, xs, ys, key)
-    if ns.data_parallel_devices(batch):
-        args = ns.shard_like_fit(*args)
+    if ns.data_parallel_devices(batch):  # as fit runs it: batch sharded, the mesh in context
+        mesh, args = ns.shard_like_fit(*args)
+        step = ns.on_mesh(mesh, step)
     jax.block_until_ready(step(*args))  # compile outside the trace
     with tempfile.TemporaryDirectory() as tmp:
         with jax.profiler.trace(tmp, create_perfetto_trace=True):

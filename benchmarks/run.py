@@ -186,11 +186,12 @@ def _step_targets(ts: dict[str, Any] | None, form: str) -> list[tuple[str, float
         libs.append(("jax_library_dp", f"library, batch sharded over {n} devices"))
     for name, label in libs:
         lib = impl[name]["min_s"]
-        if "torch_eager" in impl:
-            v = impl["torch_eager"]["min_s"] / lib
+        if "torch_eager" in impl:  # the targets: 2x on one device, 3x over the cores
+            v, want = impl["torch_eager"]["min_s"] / lib, 2 if name == "jax_library" else 3
             rows.append(
-                (f"{form}: speed-up over the PyTorch eager loop ({label})", v, ">= 2", v >= 2)
-            )
+                (f"{form}: speed-up over the PyTorch eager loop ({label})", v, f">= {want}",
+                 v >= want)
+            )  # fmt: skip
         if "diffrax" in impl:
             v = impl["diffrax"]["min_s"] / lib
             rows.append((f"{form}: speed-up over diffrax, Euler, default adjoint ({label})", v,

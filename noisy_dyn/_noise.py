@@ -90,7 +90,12 @@ def uses(cfg: NoisyRNNConfig) -> Uses:
 
 
 def draw_step(
-    key: Key, k: int | Array, shape: tuple[int, int], dtype: jnp.dtype, need: Uses
+    key: Key,
+    k: int | Array,
+    shape: tuple[int, int],
+    dtype: jnp.dtype,
+    need: Uses,
+    first_row: Array | int | None = None,
 ) -> tuple[Array | None, Array | None]:
     """The noise ``(xi_k, u_k)`` of step ``k``, each of ``shape`` or ``None`` when not needed.
 
@@ -98,19 +103,25 @@ def draw_step(
     :func:`sample_noise`) draws step ``k`` with it. ``fold_in(key, k)`` is split in two;
     ``xi_k = standard_normal(first, shape)``, ``u_k = uniform(second, shape)`` (the counter-mode
     Threefry stream of ``noisy_dyn._threefry``), so examples, units and steps are independent,
-    any block of steps can be drawn on its own, and rows sharded over devices are drawn locally.
+    any block of steps can be drawn on its own, and rows sharded over devices are drawn locally
+    (``first_row``: the global index of the first row, for a device drawing its own shard).
     """
     k_xi, k_u = jax.random.split(jax.random.fold_in(typed_key(key), k))
-    xi = standard_normal(k_xi, shape, dtype=dtype) if need.xi else None
-    u = uniform(k_u, shape, dtype=dtype) if need.u else None
+    xi = standard_normal(k_xi, shape, dtype=dtype, first_row=first_row) if need.xi else None
+    u = uniform(k_u, shape, dtype=dtype, first_row=first_row) if need.u else None
     return xi, u
 
 
 def draw_steps(
-    key: Key, ks: Array, shape: tuple[int, int], dtype: jnp.dtype, need: Uses
+    key: Key,
+    ks: Array,
+    shape: tuple[int, int],
+    dtype: jnp.dtype,
+    need: Uses,
+    first_row: Array | int | None = None,
 ) -> tuple[Array | None, Array | None]:
     """:func:`draw_step` of every step index in ``ks``, stacked on a leading axis."""
-    return jax.vmap(lambda k: draw_step(key, k, shape, dtype, need))(ks)
+    return jax.vmap(lambda k: draw_step(key, k, shape, dtype, need, first_row))(ks)
 
 
 def step_noise(

@@ -11,7 +11,8 @@ where ``f(h, x) = lin + tanh(z)``, ``lin = alpha A h``, ``z = W h + U x + b``, `
 - Ito form: ``s = 0`` (no ``u``), ``c_a = sqrt(|d|) sigma_add``, ``c_m = sqrt(|d|) sigma_mult``
   (Euler-Maruyama of ``dh = f dt + (sigma_add + sigma_mult diag(h)) dB``);
 - reference form: ``s = sigma_mult`` (so ``m_k = 1 - sigma_mult + sigma_mult u_k ~
-  U[1 - sigma_mult, 1)``), ``c_a = sigma_add``, ``c_m = 0``.
+  U[1 - sigma_mult, 1)``), ``c_a = sigma_add``, ``c_m = 0`` (``None`` in
+  :class:`Coefficients`: known to be absent, so no path stores or multiplies by it).
 
 A row with ``k >= length`` keeps its state (``h_{k+1} = h_k``): padding after a sequence's end
 changes nothing, and its last valid state is carried to the end.
@@ -34,7 +35,7 @@ class Coefficients(NamedTuple):
     step: Array  # d, (H,)
     spread: Array  # s, () — the reference form's sigma_mult, 0 for the Ito form
     noise_add: Array  # c_a, (H,)
-    noise_mult: Array  # c_m, (H,)
+    noise_mult: Array | None  # c_m, (H,); None: no multiplicative noise (reference form)
 
 
 def resolve(cfg: NoisyRNNConfig, numerics: Numerics | None) -> Numerics:
@@ -53,7 +54,7 @@ def coefficients(
     if cfg.noise_form == "ito":
         root = jnp.sqrt(jnp.abs(d))
         return Coefficients(d, jnp.zeros((), dtype), root * sa, root * sm)
-    return Coefficients(d, sm, sa * ones, jnp.zeros_like(ones))
+    return Coefficients(d, sm, sa * ones, None)
 
 
 def mean_step(params: Params, cfg: NoisyRNNConfig, numerics: Numerics | None = None) -> Array:
@@ -74,6 +75,11 @@ def drift_matrix(params: Params, cfg: NoisyRNNConfig, numerics: Numerics) -> Arr
     if cfg.alpha == 0.0:
         return W.T
     return jnp.concatenate([W.T, numerics.alpha * A.T], axis=1)
+
+
+def noise_scale(coef: Coefficients, h: Array) -> Array:
+    """The scale of the step's normals, ``c_a + c_m ⊙ h`` (``c_a`` without ``c_m``)."""
+    return coef.noise_add if coef.noise_mult is None else coef.noise_add + coef.noise_mult * h
 
 
 def advance(
@@ -97,7 +103,7 @@ def advance(
     e = coef.step if u is None else coef.step * (1.0 + coef.spread * (u - 1.0))
     h_next = h + e * f
     if xi is not None:
-        h_next = h_next + (coef.noise_add + coef.noise_mult * h) * xi
+        h_next = h_next + noise_scale(coef, h) * xi
     if valid is not None:
         h_next = jnp.where(valid, h_next, h)
     return h_next, a, f

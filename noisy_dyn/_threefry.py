@@ -49,8 +49,9 @@ def _fast(key: Array, shape: tuple[int, ...]) -> bool:
     return "threefry" in str(jax.random.key_impl(key)) and 0 < n < 2**32
 
 
-def _words(key: Array, shape: tuple[int, ...]) -> Array:
-    """``uint32`` words of ``shape`` in the counter layout of the module docstring."""
+def _words(key: Array, shape: tuple[int, ...], first_row: Array | int | None) -> Array:
+    """``uint32`` words of ``shape`` in the counter layout of the module docstring, its rows
+    numbered from ``first_row``."""
     k0, k1 = jax.random.key_data(key)
     lead, last = (shape[:-1], shape[-1]) if shape else ((), 1)
     pairs = (last + 1) // 2  # hash j of a row gives the row's words 2j and 2j + 1
@@ -60,6 +61,8 @@ def _words(key: Array, shape: tuple[int, ...]) -> Array:
     for d in reversed(range(len(lead))):  # counter = (flat row index) * pairs + j
         counter = counter + jax.lax.broadcasted_iota(np.uint32, grid, d) * np.uint32(stride)
         stride *= lead[d]
+    if first_row is not None:
+        counter = counter + jnp.asarray(first_row).astype(np.uint32) * np.uint32(pairs)
     y0, y1 = _threefry2x32(k0, k1, jnp.zeros_like(counter), counter)
     return jnp.stack([y0, y1], axis=-1).reshape(*lead, 2 * pairs)[..., :last].reshape(shape)
 
@@ -70,14 +73,26 @@ def _unit_float(words: Array) -> Array:
     return jax.lax.bitcast_convert_type(mantissa, np.float32) - 1.0
 
 
-def _check(fn: str, key: Key, shape, dtype) -> tuple[Array, tuple[int, ...], jnp.dtype]:
+def _check(
+    fn: str, key: Key, shape, dtype, first_row
+) -> tuple[Array, tuple[int, ...], jnp.dtype, bool]:
+    """The typed key, the shape, the dtype and whether the fused Threefry stream applies."""
     dtype = jnp.dtype(dtype)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"{fn}: dtype must be a floating dtype, got {dtype}.")
-    return typed_key(key), tuple(int(d) for d in shape), dtype
+    key, shape = typed_key(key), tuple(int(d) for d in shape)
+    fast = _fast(key, shape)
+    if first_row is not None and not fast:
+        raise ValueError(
+            f"{fn}: first_row needs a threefry key (JAX's default) and fewer than 2^32 entries; "
+            "draw the whole array and slice it instead."
+        )
+    return key, shape, dtype, fast
 
 
-def standard_normal(key: Key, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
+def standard_normal(
+    key: Key, shape: tuple[int, ...], dtype=jnp.float32, *, first_row: Array | int | None = None
+) -> Array:
     """Independent standard normals of the given shape from a PRNG key.
 
     ``xi = sqrt(2) erfinv(v)`` with ``v`` uniform on ``(-1, 1)`` built from the top 23 bits of a
@@ -91,27 +106,33 @@ def standard_normal(key: Key, shape: tuple[int, ...], dtype=jnp.float32) -> Arra
         key: a PRNG key (typed ``jax.random.key`` or raw ``jax.random.PRNGKey``).
         shape: output shape.
         dtype: floating output dtype (default float32; the uniforms have float32 resolution).
+        first_row: the flat index (over the leading axes) that the first row of the result has
+            in a larger draw: ``standard_normal(key, (n, L), first_row=r)`` equals rows ``r`` to
+            ``r + n - 1`` of ``standard_normal(key, (N, L))`` without drawing the others (how a
+            device draws its shard of a batch). Threefry keys only; may be traced.
 
     Returns:
         Array of ``shape`` and ``dtype`` with i.i.d. ``N(0, 1)`` entries.
     """
-    key, shape, dtype = _check("standard_normal", key, shape, dtype)
-    if not _fast(key, shape):
+    key, shape, dtype, fast = _check("standard_normal", key, shape, dtype, first_row)
+    if not fast:
         return jax.random.normal(key, shape, dtype)
-    u = _unit_float(_words(key, shape))
+    u = _unit_float(_words(key, shape, first_row))
     lo = np.nextafter(np.float32(-1.0), np.float32(0.0))
     v = jnp.maximum(lo, u * (np.float32(1.0) - lo) + lo)  # uniform on [lo, 1)
     return (np.float32(np.sqrt(2.0)) * jax.lax.erf_inv(v)).astype(dtype)
 
 
-def uniform(key: Key, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
+def uniform(
+    key: Key, shape: tuple[int, ...], dtype=jnp.float32, *, first_row: Array | int | None = None
+) -> Array:
     """Independent uniforms on ``[0, 1)`` of the given shape from a PRNG key.
 
     ``(w >> 9) / 2^23`` of the words ``w`` of the same stream as :func:`standard_normal` (so the
     uniforms have float32 resolution whatever ``dtype``); ``jax.random.uniform`` for keys that
-    are not threefry keys.
+    are not threefry keys. ``first_row`` as for :func:`standard_normal`.
     """
-    key, shape, dtype = _check("uniform", key, shape, dtype)
-    if not _fast(key, shape):
+    key, shape, dtype, fast = _check("uniform", key, shape, dtype, first_row)
+    if not fast:
         return jax.random.uniform(key, shape, dtype)
-    return _unit_float(_words(key, shape)).astype(dtype)
+    return _unit_float(_words(key, shape, first_row)).astype(dtype)

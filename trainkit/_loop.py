@@ -230,17 +230,25 @@ def _member_map(fn: Callable, mesh: Any, layout: str) -> Callable:
 def compiled_step(task_step: Callable, mesh: Any, layout: str | None = None) -> Callable:
     """The jitted guarded step of ``task_step`` on ``mesh`` (cached: reruns do not recompile);
     with a member layout, mapped over the leading member axis of every argument
-    (:func:`_member_map`)."""
+    (:func:`_member_map`). The step is traced and run with ``mesh`` in context
+    (``jax.set_mesh``), so that model code can split its batch over the mesh itself (noisy_dyn's
+    kernel does: one gradient all-reduce per step instead of one per chunk of time steps)."""
     state, batch = _shardings(mesh, layout)
     fn = functools.partial(_guarded_step, task_step)
     if layout is not None:
         fn = _member_map(fn, mesh, layout)
-    return jax.jit(
+    jitted = jax.jit(
         fn,
         in_shardings=(state, batch, state),
         out_shardings=state,
         donate_argnums=0,
     )
+
+    def step(carry, batch, hyper):
+        with jax.set_mesh(mesh):
+            return jitted(carry, batch, hyper)
+
+    return step
 
 
 # --------------------------------------------------------------------------------------------

@@ -94,6 +94,25 @@ def test_rows_are_drawn_independently_of_the_batch_size():
     np.testing.assert_array_equal(large[:4], small)
 
 
+@pytest.mark.parametrize("shape", [(4, 6), (3, 5), (2, 3, 5)])
+def test_first_row_draws_a_slice_of_the_larger_draw(shape):
+    """``first_row = r`` gives rows r, r + 1, ... of the same draw with more rows (the flat
+    index over the leading axes), checked against the NumPy reference of the larger draw: how a
+    device draws its shard of a batch (the fused kernel under ``shard_map``)."""
+    k = jax.random.key(4)
+    data = np.asarray(jax.random.key_data(k))
+    rows = int(np.prod(shape[:-1]))
+    want_n = normals_numpy(data, (3 * rows, shape[-1]))[rows : 2 * rows].reshape(shape)
+    want_u = uniforms_numpy(data, (3 * rows, shape[-1]))[rows : 2 * rows].reshape(shape)
+    first = jnp.asarray(rows)  # traced is fine
+    got_n = jax.jit(lambda r: standard_normal(k, shape, first_row=r))(first)
+    np.testing.assert_allclose(np.asarray(got_n), want_n, rtol=2e-6, atol=2e-6)
+    got_u = uniform(k, shape, jnp.float64, first_row=rows)
+    np.testing.assert_array_equal(np.asarray(got_u), want_u)
+    with pytest.raises(ValueError, match="threefry key"):
+        standard_normal(jax.random.key(4, impl="rbg"), shape, first_row=rows)
+
+
 def test_standard_normal_moments_and_tails():
     z = np.asarray(standard_normal(jax.random.key(8), (400, 250), jnp.float32)).ravel()
     assert stats.kstest(z, "norm").pvalue > 1e-3
