@@ -32,7 +32,7 @@ from trainkit._hugepages import restart_with_huge_pages
 TRAINING_COMMANDS = ("train", "study", "compare", "demo", "robustness")
 """Commands that, run from a shell (``main()`` on ``sys.argv``), restart themselves once with
 glibc's ``malloc`` asking for transparent huge pages where that helps (Linux, glibc >= 2.35, THP
-mode ``madvise``): the T = 784 training step ran 15-25 % faster on the 2-core CPU.
+mode ``madvise``): the T = 784 training step took 10-30 % less time on the 2-core CPU.
 ``TRAINKIT_HUGE_PAGES=0`` turns it off (``trainkit._hugepages``)."""
 
 EPILOG = """\
