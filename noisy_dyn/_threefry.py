@@ -8,7 +8,8 @@ straight-line ``uint32`` arithmetic so that XLA fuses all 20 rounds into one ele
 Layout: along the last axis of length ``L``, entries ``2j`` and ``2j + 1`` of row ``r`` (the
 row-major index over the leading axes) are the two output words of the hash of the 64-bit counter
 ``r * ceil(L / 2) + j``. Every row is computed from its own counters, so an array sharded over its
-leading axes is drawn shard by shard, without communication. A word ``w`` becomes a uniform on
+leading axes is drawn shard by shard, without communication (``first_row=`` numbers a shard's
+rows from their global index). A word ``w`` becomes a uniform on
 ``[0, 1)`` from its top 23 bits (``(w >> 9) / 2^23``, the transform of ``jax.random.uniform``)
 and a normal as ``sqrt(2) erfinv(2 u' - 1)`` (the transform of ``jax.random.normal``).
 """
@@ -109,7 +110,8 @@ def standard_normal(
         first_row: the flat index (over the leading axes) that the first row of the result has
             in a larger draw: ``standard_normal(key, (n, L), first_row=r)`` equals rows ``r`` to
             ``r + n - 1`` of ``standard_normal(key, (N, L))`` without drawing the others (how a
-            device draws its shard of a batch). Threefry keys only; may be traced.
+            device draws its shard of a batch). Threefry keys only, the larger draw under 2^32
+            entries (its counters are 32-bit); may be traced.
 
     Returns:
         Array of ``shape`` and ``dtype`` with i.i.d. ``N(0, 1)`` entries.
