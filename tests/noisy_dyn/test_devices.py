@@ -33,7 +33,7 @@ def test_use_cpu_devices_after_jax_started_names_the_fix():
 
 SCRIPT = textwrap.dedent(
     """
-    import dataclasses, json, re, sys
+    import contextlib, dataclasses, json, re, sys
     from pathlib import Path
     import noisy_dyn
     n = noisy_dyn.use_cpu_devices(2)
@@ -64,11 +64,7 @@ SCRIPT = textwrap.dedent(
                 jax.device_put(k3, rep))
         v1, g1 = f(params, xs, ys, k3)
         for variant in ("partitioner", "set_mesh"):
-            if variant == "set_mesh":
-                with jax.set_mesh(mesh):
-                    v2, g2 = f(*args)
-                    hlo = f.lower(*args).compile().as_text()
-            else:
+            with jax.set_mesh(mesh) if variant == "set_mesh" else contextlib.nullcontext():
                 v2, g2 = f(*args)
                 hlo = f.lower(*args).compile().as_text()
             Path(sys.argv[1], f"{name}-{variant}.hlo").write_text(hlo)
