@@ -95,5 +95,5 @@ from ._study import write_study as write_study
 
 # --- end study ---
 
-# The API reference (pdoc) documents exactly these names.
+# The API reference (mkdocs, docs/_site) documents exactly these names.
 __all__ = sorted(name for name in dir() if not name.startswith("_"))

@@ -90,7 +90,7 @@ def gated_scan_parts(
 ) -> tuple[object, Callable, Callable, Callable]:
     """Pieces of the time scan of a gated cell.
 
-    Arguments:
+    Args:
         params: LSTM/GRU parameters.
         cfg: configuration.
         batch: batch size.
@@ -207,7 +207,7 @@ def to_flax_lstm(params: Params) -> FlaxParams:
     invertible: ``K_ik = W_ih[k].T``, ``K_hk = W_hh[k].T``, ``b_hk = b[k]``. Note that Flax's
     carry is ``(c, h)`` where :func:`lstm_step` uses ``(h, c)``.
 
-    Arguments:
+    Args:
         params: LSTM parameters (``W_ih (4H, in)``, ``W_hh (4H, H)``, ``b (4H,)``; other
             entries such as the read-out ``V, c`` are ignored).
 
@@ -233,7 +233,7 @@ def from_flax_lstm(
     Inverse of :func:`to_flax_lstm` (exact): ``W_ih = [K_ii K_if K_ig K_io].T``,
     ``W_hh = [K_hi K_hf K_hg K_ho].T``, ``b = [b_hi; b_hf; b_hg; b_ho]``.
 
-    Arguments:
+    Args:
         flax_params: ``variables["params"]`` of an ``OptimizedLSTMCell`` or ``LSTMCell``
             (the variables dict ``{"params": ...}`` itself is accepted too).
 
@@ -259,7 +259,7 @@ def to_flax_gru(params: Params) -> FlaxParams:
     ``K_ik = W_ih[k].T``, ``K_hk = W_hh[k].T``, ``b_ir = b_ih[r] + b_hh[r]``,
     ``b_iz = b_ih[z] + b_hh[z]``, ``b_in = b_ih[n]``, ``b_hn = b_hh[n]``.
 
-    Arguments:
+    Args:
         params: GRU parameters (``W_ih (3H, in)``, ``W_hh (3H, H)``, ``b_ih (3H,)``,
             ``b_hh (3H,)``; other entries such as the read-out are ignored).
 
@@ -288,7 +288,7 @@ def from_flax_gru(
     ``b_hh = [0; 0; b_hn]``. ``to_flax_gru(from_flax_gru(t)) == t`` exactly; in the other order
     the result computes the same function with ``b_hr, b_hz`` folded into ``b_ir, b_iz``.
 
-    Arguments:
+    Args:
         flax_params: ``variables["params"]`` of a ``GRUCell`` (the variables dict
             ``{"params": ...}`` itself is accepted too).
 

@@ -22,7 +22,7 @@ def lipschitz_matrix(
     ``beta (M - M^T) + (1 - beta)(M + M^T) - gamma I``: its symmetric part is
     ``(1 - beta)(M + M^T) - gamma I`` exactly, so ``beta = 1`` gives ``sym = -gamma I``.
 
-    Arguments:
+    Args:
         M: free square matrix.
         beta: mix between the skew part (``beta = 1``) and the symmetric part.
         gamma: diagonal shift (``gamma I`` is subtracted, not the scalar ``gamma``).
@@ -54,7 +54,7 @@ def recurrent_matrices(
 def drift(params: Params, h: Hidden, x: Input, cfg: NoisyRNNConfig) -> Hidden:
     """The drift ``f(h, x) = alpha A h + tanh(W h + U x + b)`` of the Lipschitz unit.
 
-    Arguments:
+    Args:
         params: Lipschitz-cell parameters (``M_A, M_W, U, b``; others are ignored).
         h: hidden state ``(H,)`` (leading batch axes are allowed).
         x: input of the same step ``(input_size,)`` (same leading axes as ``h``).

@@ -59,13 +59,14 @@ class NoisyRNNConfig:
     (the Ito diffusion then uses ``sqrt(|d|)``, so a step driven negative in training gives no NaN).
     Noise is used only when ``apply``/``trajectory`` get a ``key`` or pre-sampled ``noise``.
 
-    Arguments:
+    Args:
         input_size: features per time step (>= 1).
         hidden_size: ``H`` (>= 1).
         num_classes: read-out size (>= 1).
         dt: step ``dt > 0``.
         beta: skew/symmetric mix of ``A, W``, in ``[0, 1]``; ``beta = 1`` gives antisymmetric ``M``.
-        gamma_a, gamma_w: diagonal shifts ``>= 0`` of ``A`` and ``W``.
+        gamma_a: diagonal shifts ``>= 0`` of ``A`` and ``W``.
+        gamma_w: see ``gamma_a``.
         alpha: weight of the linear term ``A h`` (finite, any sign; ``0`` drops it).
         sigma_add: additive noise level ``sigma_a >= 0``.
         sigma_mult: multiplicative noise level ``sigma_m >= 0`` (``<= 1`` for the reference form).
@@ -276,7 +277,7 @@ def preset(name: str, *, input_size: int, num_classes: int, **overrides: object)
 
     All presets otherwise keep beta 0.75, gamma 1e-3, alpha 1, init_std 0.1.
 
-    Arguments:
+    Args:
         name: one of :data:`PRESETS`.
         input_size: features per time step.
         num_classes: number of classes.
@@ -294,7 +295,7 @@ def preset_learning_rate(name: str, *, task: str = "mnist") -> float:
     """The Adam learning rate of a preset (official runs; ``task="pmnist"``
     for permuted MNIST).
 
-    Arguments:
+    Args:
         name: one of :data:`PRESETS`.
         task: ``"mnist"`` (ordered pixels, default) or ``"pmnist"``.
 

@@ -166,17 +166,28 @@ def fit_ensemble(
     initial parameters, noise keys, example order and Adam updates (module docstring). Noise
     injection only (``regularizer="noise"``).
 
-    Arguments:
+    Args:
         cfgs: configurations differing at most in ``dt, beta, gamma_a, gamma_w, alpha,
             sigma_add, sigma_mult, init_std`` (see :func:`ensemble_structure`).
         train: ``(xs, ys)`` or ``(xs, ys, lengths)`` as for :func:`noisy_dyn.fit`.
         seeds: the seeds of every configuration (initialisation and noise).
-        epochs, batch_size, learning_rate, validation, decay_at, decay_factor: as for ``fit``,
+        epochs: as for ``fit``,
             the same for every member (validation is evaluated for each member).
+        batch_size: see ``epochs``.
+        learning_rate: see ``epochs``.
+        validation: see ``epochs``.
+        decay_at: see ``epochs``.
+        decay_factor: see ``epochs``.
         data_seeds: seeds of the example order, one per seed (default ``seeds``).
         callback: ``callback(epoch, params)`` with the stacked parameters, after every epoch.
-        checkpoint_dir, checkpoint_every_steps, resume, keep, log_path, stop_after_steps,
-            progress, check_every: as for ``fit`` (one checkpoint holds every member).
+        checkpoint_dir: as for ``fit`` (one checkpoint holds every member).
+        checkpoint_every_steps: as for ``fit``.
+        resume: as for ``fit``.
+        keep: as for ``fit``.
+        log_path: as for ``fit``.
+        stop_after_steps: as for ``fit``.
+        progress: as for ``fit``.
+        check_every: as for ``fit``.
         mesh: a one-axis mesh (default all devices): members are sharded over it when its
             device count divides the member count, else every member's batch is.
         eval_batch_size: batch size of the validation pass.

@@ -59,7 +59,7 @@ def needs_u(cfg: NoisyRNNConfig) -> bool:
 def ito_diffusion(h: Hidden, cfg: NoisyRNNConfig) -> Hidden:
     """The diagonal of the Ito diffusion ``sigma(h) = sigma_add I + sigma_mult diag(h)``.
 
-    Arguments:
+    Args:
         h: hidden state(s).
         cfg: the configuration (``sigma_add, sigma_mult``).
 
@@ -141,7 +141,7 @@ def sample_noise(
 ) -> NoiseSample:
     """The step noise that ``apply(params, xs, cfg, key=key)`` uses, batch-major.
 
-    Arguments:
+    Args:
         key: PRNG key.
         cfg: the configuration (which noise is needed).
         batch: number of sequences.

@@ -96,7 +96,7 @@ def robustness_table(
     over the correctly classified test examples it fools, its mean relative size
     ``||x_adv - x|| / ||x||``, and the fraction fooled.
 
-    Arguments:
+    Args:
         models: name -> ``(params, cfg)``.
         test: ``(xs, ys)`` test split, or ``(xs, ys, lengths)`` for sequences padded after
             their ``lengths`` valid steps (read out at each row's own last step; the random

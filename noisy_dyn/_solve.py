@@ -320,7 +320,7 @@ def _prepare(params, xs, cfg, key, noise, lengths, numerics):
 # public
 
 _CALL_ARGS = """
-    Arguments:
+    Args:
         params: from :func:`init_params` for ``cfg``.
         xs: ``(batch, time, input_size)`` real floating inputs.
         cfg: the configuration (a static argument under ``jax.jit``).

@@ -179,7 +179,7 @@ def evaluate_members(
     trajectory for their gradients), so the default chunk holds ``max(1, 2048 // members)``
     examples: 2048 sequences in flight whatever the ensemble's size.
 
-    Arguments:
+    Args:
         params: the members' parameters stacked on a leading axis (as ``fit_ensemble`` returns).
         cfg: the configuration of any member.
         xs: ``(n, time, input_size)`` test inputs.
@@ -344,14 +344,17 @@ def study_rows(
       shows what is left of the clean gap after matching and is not a test (no ``p_holm``);
       the other matched rows form a second Holm family.
 
-    Arguments:
+    Args:
         accuracies: ``{(perturbation, level): (members,)}`` from :func:`evaluate_members`, with
             ``("clean", 0.0)``; member ``i * len(seeds) + j`` is ``cfgs[i]`` from ``seeds[j]``.
         cfgs: the configurations, in member order.
         seeds: the seeds, in member order.
         caliper: largest clean-accuracy gap of a matched pair (a fraction: 0.01 is one point).
-        confidence, n_boot, n_perm, seed: of the intervals and p-values (fixed for
+        confidence: of the intervals and p-values (fixed for
             reproducibility).
+        n_boot: see ``confidence``.
+        n_perm: see ``confidence``.
+        seed: see ``confidence``.
 
     Returns:
         The rows, configuration-major, then in the order of ``accuracies``.
@@ -581,7 +584,7 @@ def robustness_study(
     """Evaluate an ensemble and summarise it: :func:`evaluate_members`, then :func:`study_rows`,
     then (with ``out_dir``) :func:`write_study`.
 
-    Arguments:
+    Args:
         params: ``len(cfgs) * len(seeds)`` members stacked cfg-major, seed-minor (the output of
             ``fit_ensemble(cfgs, train, seeds=seeds, ...)``).
         cfgs: the configurations; they may differ only in ``sigma_add`` and ``sigma_mult``.
@@ -590,8 +593,10 @@ def robustness_study(
         key: PRNG key of the perturbations (the same draws for every member).
         perturbations: kind -> levels; default :data:`STUDY_PERTURBATIONS`.
         out_dir: where to write ``study.json``, ``study.md`` and ``study.png``.
-        batch_size, pgd_steps: see :func:`evaluate_members`.
-        caliper, seed: see :func:`study_rows`.
+        batch_size: see :func:`evaluate_members`.
+        pgd_steps: see ``batch_size``.
+        caliper: see :func:`study_rows`.
+        seed: see ``caliper``.
 
     Returns:
         The rows of :func:`study_rows`.

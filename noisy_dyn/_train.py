@@ -189,7 +189,7 @@ def accuracy(
     """Fraction of sequences whose deterministic-inference prediction ``argmax V h_T + c`` is
     the label.
 
-    Arguments:
+    Args:
         params: model parameters for ``cfg``.
         xs: ``(n, time, input_size)`` inputs.
         ys: ``(n,)`` integer labels in ``[0, num_classes)``.
@@ -437,7 +437,7 @@ def fit(
     :class:`trainkit.TrainingDiverged` (``noisy_dyn.TrainingDiverged``); the last good checkpoint
     is kept.
 
-    Arguments:
+    Args:
         cfg: the model configuration.
         train: ``(xs, ys)`` or ``(xs, ys, lengths)``: ``xs (N, time, input_size)`` floating,
             ``ys (N,)`` integers in ``[0, num_classes)``, ``lengths (N,)`` in ``[1, time]``.
@@ -450,7 +450,8 @@ def fit(
             every epoch; the parameters of the best validation accuracy are returned.
         regularizer: ``"noise"`` (noise injection) or ``"explicit"`` (penalty, Lipschitz cell).
         lam: weight of the explicit penalty.
-        decay_at, decay_factor: the step decay of the learning rate.
+        decay_at: the step decay of the learning rate.
+        decay_factor: see ``decay_at``.
         callback: ``callback(epoch, params) -> dict | None`` after every epoch (1-based epoch);
             the dict is merged into that epoch's history (JSON numbers or strings).
         checkpoint_dir: folder of the checkpoints (orbax steps ``ckpt_<global step>``) and of

@@ -31,7 +31,7 @@ class NoisyRNN(nnx.Module):
     """Flax NNX face of the Noisy RNN (and of the LSTM/GRU baselines): ``cfg`` plus one
     ``nnx.Param`` per entry of the parameter dict.
 
-    Arguments:
+    Args:
         cfg: the configuration.
         rngs: ``nnx.Rngs``; the ``params`` stream seeds :func:`noisy_dyn.init_params`.
         params: optional existing parameter dict to wrap instead of initialising.
@@ -72,7 +72,7 @@ class EqxNoisyRNN(eqx.Module):
     Called on one example ``(time, input_size)`` (the Equinox convention; ``jax.vmap`` it with
     split keys) or on a batch ``(batch, time, input_size)``.
 
-    Arguments:
+    Args:
         cfg: the configuration (a static field).
         key: PRNG key for :func:`noisy_dyn.init_params`.
         params: optional existing parameter dict to wrap instead of initialising.

@@ -117,13 +117,15 @@ def _flat(tree: Any) -> dict[str, Any]:
 class CheckpointStore:
     """The orbax ``CheckpointManager`` of one folder, with the three items of a trainkit step.
 
-    Arguments:
+    Args:
         directory: the checkpoint folder (created unless ``reading``).
         keep: number of newest steps kept (None: all).
         reading: only read: neither create the folder nor remove unfinalized steps.
     """
 
-    def __init__(self, directory: str | os.PathLike, keep: int | None = 3, *, reading=False):
+    def __init__(
+        self, directory: str | os.PathLike, keep: int | None = 3, *, reading: bool = False
+    ):
         import orbax.checkpoint as ocp
         from absl import logging as absl_logging
 

@@ -1,0 +1,67 @@
+"""Which modules and names the API reference must document, found by walking the packages.
+
+A module is public when no part of its dotted name starts with ``_``; its public names are its
+``__all__`` or, without one, the names not starting with ``_`` whose object was defined inside
+the package (so ``import numpy as np`` in a module is not a public name of it). Both the page
+generator (``gen_pages.py``) and the build check (``hooks.py``) read this one list, so a module
+or name added later is documented, or the strict build fails, without editing ``mkdocs.yml``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+import types
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("noisy_dyn", "basis_ode", "trainkit")
+
+
+def _ensure_path() -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
+def public_modules(package: str) -> list[str]:
+    """The dotted names of ``package`` and of its public modules and subpackages, sorted."""
+    _ensure_path()
+    pkg = importlib.import_module(package)
+    names = [package]
+    for info in pkgutil.walk_packages(pkg.__path__, prefix=package + ".", onerror=lambda _: None):
+        if any(part.startswith("_") for part in info.name.split(".")):
+            continue
+        names.append(info.name)
+    return sorted(names)
+
+
+def public_names(module_name: str) -> list[str]:
+    """The names a reader may use from ``module_name``: its ``__all__``, else its own names."""
+    _ensure_path()
+    module = importlib.import_module(module_name)
+    explicit = getattr(module, "__all__", None)
+    if explicit is not None:
+        # A submodule listed in ``__all__`` (``noisy_dyn.data``) has a page of its own.
+        return [
+            str(n) for n in explicit if not isinstance(getattr(module, n, None), types.ModuleType)
+        ]
+    top = module_name.split(".")[0]
+    out = []
+    for name, obj in vars(module).items():
+        if name.startswith("_") or isinstance(obj, types.ModuleType):
+            continue
+        origin = getattr(obj, "__module__", None)
+        if origin is None or not str(origin).startswith(top):
+            continue
+        out.append(name)
+    return out
+
+
+def api_map() -> dict[str, list[str]]:
+    """``{module: [public names]}`` for every public module of every package that imports."""
+    out: dict[str, list[str]] = {}
+    for package in PACKAGES:
+        for module in public_modules(package):
+            out[module] = public_names(module)
+    return out
