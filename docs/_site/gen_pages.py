@@ -176,7 +176,10 @@ def json_tables(obj: object, level: int = 3, name: str = "") -> str:
     out = ""
     scalars = {k: v for k, v in obj.items() if _is_scalar(v) or _is_scalar_list(v)}
     if scalars:
-        out += _table(["key", "value"], [[str(k), _fmt(v)] for k, v in scalars.items()]) + "\n"
+        rows = [
+            [str(k), _date_text({k: v}) if k in _DATE_KEYS else _fmt(v)] for k, v in scalars.items()
+        ]
+        out += _table(["key", "value"], rows) + "\n"
     rest = {k: v for k, v in obj.items() if k not in scalars}
     for k, v in rest.items():
         out += f"{h} {k}\n\n"
@@ -191,6 +194,9 @@ def json_tables(obj: object, level: int = 3, name: str = "") -> str:
                 continue
         out += json_tables(v, level + 1, k)
     return out
+
+
+_DATE_KEYS = ("date", "timestamp", "started")
 
 
 def _find_keys(obj: object, keys: tuple[str, ...], found: dict[str, object]) -> None:

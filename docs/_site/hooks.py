@@ -17,7 +17,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import apiwalk  # noqa: E402
 from mkdocs.exceptions import PluginError  # noqa: E402
 
-
 _ROLE = re.compile(r":(?:func|class|meth|data|attr|mod|obj|exc|py:\w+):(<code>[^<]*</code>)")
 
 
