@@ -93,3 +93,24 @@ def test_readme_is_a_front_page_with_the_quickstart() -> None:
         assert command in lines, f"README.md lost the Quickstart line: {command}"
     for word in ("session", "issue's", "this issue"):
         assert word not in text.lower(), f"README.md speaks of '{word}'"
+
+
+def test_build_check_refuses_a_reference_page_without_a_name(tmp_path: Path) -> None:
+    """The hook that makes the strict build fail does fail: a page lacking one anchor."""
+    pytest.importorskip("mkdocs")
+    sys.path.insert(0, str(ROOT / "docs" / "_site"))
+    import apiwalk
+    import hooks
+    from mkdocs.exceptions import PluginError
+
+    api = apiwalk.api_map()
+    for module, names in api.items():
+        page = tmp_path / "reference" / module / "index.html"
+        page.parent.mkdir(parents=True)
+        page.write_text("".join(f'<h2 id="{module}.{n}"></h2>' for n in names) + f'id="{module}"')
+    hooks.on_post_build({"site_dir": str(tmp_path)})  # complete: passes
+    dropped = api["noisy_dyn"][0]
+    page = tmp_path / "reference" / "noisy_dyn" / "index.html"
+    page.write_text(page.read_text().replace(f'id="noisy_dyn.{dropped}"', ""))
+    with pytest.raises(PluginError, match=f"noisy_dyn.{dropped}"):
+        hooks.on_post_build({"site_dir": str(tmp_path)})

@@ -65,3 +65,21 @@ def api_map() -> dict[str, list[str]]:
         for module in public_modules(package):
             out[module] = public_names(module)
     return out
+
+
+def undocumented() -> list[str]:
+    """Public functions and classes without a docstring of their own (an auto-generated
+    ``Name(field, ...)`` of a dataclass or named tuple does not count)."""
+    import inspect
+
+    out = []
+    for module, names in api_map().items():
+        mod = importlib.import_module(module)
+        for name in names:
+            obj = getattr(mod, name, None)
+            if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+                continue
+            doc = (obj.__doc__ or "").strip()
+            if not doc or doc.startswith(f"{obj.__name__}("):
+                out.append(f"{module}.{name}")
+    return out

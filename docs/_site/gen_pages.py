@@ -398,14 +398,14 @@ def _result_summary(folder: Path) -> tuple[str, str, str]:
         for p in sorted(folder.glob("*.md")):
             first = p.read_text().strip().splitlines()
             if first and not first[0].startswith("|"):
-                what = first[0][:160]
+                what = first[0].lstrip("# ").strip()[:160]
                 break
     prov = _provenance(folder, sorted(folder.rglob("*.json")), comments)
     machine = prov[0].removeprefix("**Machine:** ")
     date = next((p for p in prov if p.startswith("**Date")), "")
     date = date or next((p for p in prov if p.startswith("**Committed")), "")
     date = re.sub(r"\*\*\w+:\*\* ", "", date).split(" (")[0]
-    machine = machine.split(" (")[0]
+    machine = machine.split(" (")[0].replace("not recorded in the stored files.", "not recorded")
     return what.replace("|", "\\|"), machine, date
 
 

@@ -1,9 +1,10 @@
-"""mkdocs hook: the build fails when a public name has no entry in the API reference.
+"""mkdocs hooks: the build fails when a public name is undocumented; MathJax may be local.
 
 After the site is written, every name of ``apiwalk.api_map()`` must have its anchor
 (``id="<module>.<name>"``) on its module's page. A name that mkdocstrings could not render
-(an unresolvable alias, a misspelt ``__all__`` entry) therefore stops ``mkdocs build``,
-strict or not, instead of leaving a silent hole in the reference.
+(an unresolvable alias, a misspelt ``__all__`` entry), or a public function or class without a
+docstring, therefore stops ``mkdocs build``, strict or not, instead of leaving a silent hole in
+the reference.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def on_post_build(config, **kwargs) -> None:
         if f'id="{module}"' not in html:
             missing.append(module)
         missing += [f"{module}.{n}" for n in names if f'id="{module}.{n}"' not in html]
+    missing += [f"{n} (no docstring)" for n in apiwalk.undocumented()]
     if missing:
         raise PluginError(
             f"{len(missing)} public names have no entry in the API reference: "
