@@ -51,7 +51,10 @@ Your own data: --data npz --data-path FILE.npz with x_train (N, T, F), y_train (
 y_test and optionally lengths_train, lengths_test (docs/data_formats.md). UCR text files:
 --data ucr --data-path FOLDER (holding NAME_TRAIN and NAME_TEST).
 
-The learning rate defaults to the preset's (MNIST or permuted-MNIST rate). Runs checkpoint into
+Defaults that follow the data (docs/own_data.md): dt is the preset's x 784 / T on T-step data
+(dt x T kept at the preset's, announced); the learning rate is the preset's on MNIST,
+Fashion-MNIST and CIFAR-10 (the permuted rate for pmnist) and 0.01 on other data; 10 % of the
+training examples validate (--validation-fraction). Runs checkpoint into
 OUT/checkpoints every epoch (and every --checkpoint-every steps); the same command run again
 resumes ("resumed from step N") or, for a finished run, says "already complete" and leaves the
 outputs (model.npz, history.json, result.json, log.jsonl) as they are. The batch is sharded over

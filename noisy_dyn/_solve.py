@@ -313,6 +313,14 @@ def _check_numerics(numerics: object) -> Numerics | None:
             f"numerics must be a noisy_dyn.Numerics (e.g. cfg.numerics._replace(sigma_add=...)), "
             f"got {type(numerics).__name__}."
         )
+    for name, value in zip(Numerics._fields, numerics):
+        dtype = getattr(value, "dtype", None)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok and (dtype is None or not jnp.issubdtype(dtype, jnp.number)):
+            raise TypeError(
+                f"numerics.{name} must be a real number or numeric array, got {value!r}; e.g. "
+                f"cfg.numerics._replace({name}=0.1)."
+            )
     return Numerics(*(jnp.asarray(v) for v in numerics))
 
 

@@ -282,6 +282,12 @@ def test_robustness_refuses_data_of_another_kind(tmp_path, capsys):
     assert main(["robustness", "--checkpoints", str(run), "--data", "digits",
                  "--out", str(tmp_path / "o"), "--quiet"]) == 2  # fmt: skip
     assert "predicts 2 classes" in capsys.readouterr().err
+    # a study pointed at the train run's folder: refused field by field, no truncated dict
+    assert main(["study", "--preset", "lipschitz", "--data", "npz", "--data-path", str(data),
+                 "--seeds", "2", "--sigma", "0.1", "--epochs", "1", "--out", str(run),
+                 *TINY]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "belongs to another run" in err and "..." not in err, err
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,6 +363,8 @@ def test_clear_errors_for_bad_python_arguments():
     with pytest.raises(TypeError, match="sigma_add must be a real number, got '0.1'"):
         cfg.replace(sigma_add="0.1")
     params = noisy_dyn.init_params(__import__("jax").random.key(0), cfg)
+    with pytest.raises(TypeError, match="numerics.sigma_add must be a real number"):
+        noisy_dyn.apply(params, x, cfg, numerics=cfg.numerics._replace(sigma_add="0.1"))
     bad = x.copy()
     bad[0, 2, 0] = np.nan
     with pytest.raises(ValueError, match="xs holds 1 NaN"):

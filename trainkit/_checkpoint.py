@@ -94,6 +94,13 @@ def mismatches(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """``"field: checkpoint <stored>, now <current>"`` for every differing field (within one
     package, dicts of settings are compared key by key, as ``config.hidden_size``)."""
     out = []
+    if stored.get("package") != current.get("package"):  # another kind of run: name, don't dump
+        differ = [f for f in list(FIELDS) + sorted((set(stored) | set(current)) - set(FIELDS))
+                  if f != "package" and json.dumps(stored.get(f, _MISSING), sort_keys=True)
+                  != json.dumps(current.get(f, _MISSING), sort_keys=True)]  # fmt: skip
+        line = f"package: checkpoint {_show(stored.get('package'))}, now "
+        line += f"{_show(current.get('package'))} (a run of another kind"
+        return [line + (f"; also {', '.join(differ)})" if differ else ")")]
     for field in list(FIELDS) + sorted((set(stored) | set(current)) - set(FIELDS)):
         a, b = stored.get(field, _MISSING), current.get(field, _MISSING)
         if json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True):
