@@ -27,6 +27,13 @@ def fsync_dir(directory: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def unique_temporary(path: str | os.PathLike) -> Path:
+    """A temporary name beside ``path`` that no other writer uses: ``.<name>.<pid>-<random
+    hex>.tmp<suffix>`` (the suffix kept, so writers that append one see it there)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.{os.getpid()}-{os.urandom(6).hex()}.tmp{path.suffix}")
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | Callable[[IO[bytes]], Any]) -> Path:
     """Write ``data`` (bytes, or ``write(file)`` that writes to a binary file) to ``path``.
 
@@ -35,7 +42,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | Callable[[IO[bytes]], An
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = unique_temporary(path)
     try:
         with open(tmp, "wb") as f:
             if isinstance(data, bytes | bytearray | memoryview):
