@@ -2,13 +2,15 @@
 package's ``fit``), optionally one of several ``jax.distributed`` processes.
 
     python -m tests.trainkit._child RUNNER OUT [--ckpt DIR] [--slow] [--dist ID N PORT]
-        [--seed S] [--epochs E] [--every N] [--step-sleep SECONDS] [--steps-file FILE]
+        [--save-sleep SECONDS] [--seed S] [--epochs E] [--every N] [--step-sleep SECONDS]
+        [--steps-file FILE]
 
 Writes the returned parameters' leaves to ``OUT`` (``.npz``, process 0 only). Errors and
 interruptions are reported as by the command lines (``trainkit.run_command``: one line, status 2
 or 128 + signal). The toy runner's options: ``--seed``, ``--epochs`` (3), ``--every`` (checkpoint
 every N steps, 0: at epoch ends only; default 1), ``--step-sleep`` (host seconds before every
-step, to widen the window of a signal) and ``--steps-file`` (the global step count, rewritten
+step, to widen the window of a signal), ``--save-sleep`` (seconds before every save with
+``--slow``, 0.05) and ``--steps-file`` (the global step count, rewritten
 after every step).
 """
 
@@ -26,6 +28,7 @@ def _args(argv):
     p.add_argument("out")
     p.add_argument("--ckpt", default=None)
     p.add_argument("--slow", action="store_true")
+    p.add_argument("--save-sleep", type=float, default=0.05)
     p.add_argument("--dist", nargs=3, type=int, default=None)
     p.add_argument("--seed", type=int, default=2)
     p.add_argument("--epochs", type=int, default=3)
@@ -103,7 +106,7 @@ def _main(a) -> None:
         save = _checkpoint.CheckpointStore.save
 
         def slow_save(*args, **kw):
-            time.sleep(0.05)
+            time.sleep(a.save_sleep)
             return save(*args, **kw)
 
         _checkpoint.CheckpointStore.save = slow_save

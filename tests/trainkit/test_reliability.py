@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainkit import Settings, list_checkpoints, train, write_if_changed
+from trainkit import Settings, train, write_if_changed
 from trainkit._checkpoint import CheckpointStore
 from trainkit._lock import LOCK_NAME, RunFolderLocked, RunLock
 
 from ._toy import ToyTask, toy_data
-from .test_contract import ROOT, _child, _env, _same_npz, _steps
+from .test_contract import _child, _env, _same_npz, _steps
 
 TOY_STEPS = 12  # steps per epoch of the toy runner (96 examples, batch 8)
 
@@ -147,13 +147,13 @@ def _interrupt(tmp_path, name, sig, delay_steps, *, twice=False):
     """Signal a toy run (checkpoints at epoch ends only) once it reached ``delay_steps``."""
     ckpt, steps = tmp_path / f"ckpt_{name}", tmp_path / f"steps_{name}"
     args = ("--epochs", 4, "--every", 0, "--step-sleep", 0.01, "--ckpt", ckpt)
-    victim = _child("toy", tmp_path / f"{name}.npz", *args, "--steps-file", steps,
-                    *(["--slow"] if twice else []))  # fmt: skip
+    slow = ["--slow", "--save-sleep", 2.0] if twice else []  # the stop's save takes 2 s
+    victim = _child("toy", tmp_path / f"{name}.npz", *args, "--steps-file", steps, *slow)
     assert _wait_for(lambda: _read_step(steps) >= delay_steps)
     reached = _read_step(steps)
     os.kill(victim.pid, sig)
-    if twice:
-        time.sleep(0.002)
+    if twice:  # once the first one was handled (a step is 10 ms), during the save
+        time.sleep(0.5)
         os.kill(victim.pid, sig)
     rc, text = _out(victim)
     return ckpt, reached, rc, text
