@@ -31,7 +31,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: the lock file's content only
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_NAME", "RunFolderLocked", "RunLock"]
+__all__ = ["LOCK_NAME", "RunFolderLocked", "RunLock", "start_afresh"]
 
 LOCK_NAME = ".trainkit.lock"
 """The name of the lock file in a run's checkpoint folder."""
@@ -206,6 +206,25 @@ class RunLock:
             except OSError:
                 pass
             f.close()  # releases the flock
+
+
+def start_afresh(
+    out: str | os.PathLike, names: Any, *, checkpoint_dir: str | os.PathLike | None = None
+) -> Path | None:
+    """What a command does first when told ``--no-resume``: under the lock of the run's
+    checkpoint folder (default ``out/checkpoints``; refused while another run is live there),
+    move the previous run's output files ``names`` aside into ``out/previous-<UTC time>``
+    (:func:`trainkit.set_aside`) and say so in one line. Returns that folder, or None."""
+    from ._atomic import set_aside
+
+    out = Path(out)
+    if not out.is_dir():
+        return None
+    with RunLock(out / "checkpoints" if checkpoint_dir is None else checkpoint_dir):
+        aside = set_aside(out, names)
+    if aside is not None:
+        print(f"--no-resume: the previous outputs moved to {aside}", flush=True)
+    return aside
 
 
 _STARTED = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

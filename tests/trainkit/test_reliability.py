@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainkit import Settings, train, write_if_changed
+from trainkit import Settings, list_checkpoints, train, write_if_changed
 from trainkit._checkpoint import CheckpointStore
 from trainkit._lock import LOCK_NAME, RunFolderLocked, RunLock
 
 from ._toy import ToyTask, toy_data
-from .test_contract import _child, _env, _same_npz, _steps
+from .test_contract import ROOT, _child, _env, _same_npz, _steps
 
 TOY_STEPS = 12  # steps per epoch of the toy runner (96 examples, batch 8)
 
@@ -309,3 +309,36 @@ def test_finished_run_in_a_read_only_folder_reports_and_exits_0(tmp_path):
         _same_npz(tmp_path / "a.npz", tmp_path / "b.npz")  # the finished run's model, as it is
     finally:
         subprocess.run(["umount", str(view)])
+
+
+# ------------------------------------------------------------------------------------------------
+# the command line end to end: --no-resume sets the old outputs aside, SIGTERM, rerun
+
+
+@pytest.mark.slow
+def test_cli_no_resume_sigterm_and_rerun_end_bit_identical(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "noisy_dyn", "train", "--preset", "lipschitz", "--data",
+           "digits", "--epochs", "5", "--hidden", "16", "--limit", "600", "--batch-size", "16",
+           "--out", str(out), "--quiet"]  # fmt: skip
+
+    def start(*extra):
+        return subprocess.Popen([*cmd, *extra], cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+
+    rc, text = _out(start())
+    assert rc == 0, text
+    first = (out / "model.npz").read_bytes()
+    victim = start("--no-resume")
+    assert _wait_for(lambda: (out / "model.npz").exists() is False, timeout=120)
+    aside = list(out.glob("previous-*"))
+    assert len(aside) == 1 and (aside[0] / "model.npz").read_bytes() == first
+    assert _wait_for(lambda: len(list_checkpoints(out / "checkpoints")) >= 1, timeout=240)
+    os.kill(victim.pid, signal.SIGTERM)
+    rc, text = _out(victim)
+    assert rc == 143, text
+    assert "interrupted: SIGTERM: stopped after step" in text and "Traceback" not in text, text
+    assert not (out / "model.npz").exists()  # no half-trained model in the run's place
+    rc, text = _out(start())
+    assert rc == 0 and "Traceback" not in text, text
+    assert (out / "model.npz").read_bytes() == first  # resumed: the uninterrupted model, bitwise
