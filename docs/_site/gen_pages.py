@@ -101,6 +101,14 @@ def _git_first_date(path: Path) -> str | None:
     return out[-1] if out else None
 
 
+def _first_heading(path: Path) -> str:
+    """A page's first ``# `` heading without Markdown, else its file name."""
+    for line in path.read_text().splitlines():
+        if line.startswith("# "):
+            return line[2:].replace("`", "").strip()
+    return _title(path.stem).capitalize()
+
+
 def _title(name: str) -> str:
     return name.replace("_", " ")
 
@@ -637,7 +645,7 @@ def main() -> None:
     others = sorted(p.name for p in DOCS.glob("*.md") if p.name not in placed)
     if others:
         summary.append("- More")
-        summary += [f"    - [{_title(Path(p).stem).capitalize()}]({p})" for p in others]
+        summary += [f"    - [{_first_heading(DOCS / p)}]({p})" for p in others]
     _write("SUMMARY.md", "\n".join(summary) + "\n")
 
 
