@@ -187,18 +187,23 @@ class CheckpointStore:
         return self.directory / f"{PREFIX}_{int(step):010d}"
 
     def delete(self, step: int) -> None:
-        """Delete a step: rename it away (atomic), then remove the renamed folder."""
+        """Delete a step: rename it away (atomic), then remove the renamed folder (the primary
+        process; with several, all of them call this together)."""
         path = self.path(step)
         away = self.directory / f"{DELETING}{path.name}"
-        if path.is_dir():
+        if jax.process_index() == 0 and path.is_dir():  # the primary process deletes
             shutil.rmtree(away, ignore_errors=True)
             os.replace(path, away)
             fsync_dir(self.directory)
             shutil.rmtree(away, ignore_errors=True)
+        if jax.process_count() > 1:  # every process calls delete; they go on when it is done
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"trainkit delete {int(step)}")
         self._manager.reload()
 
     def _remove_renamed_away(self) -> None:
-        if not self.directory.is_dir():
+        if not self.directory.is_dir() or jax.process_index() != 0:
             return
         for entry in os.scandir(self.directory):
             if entry.name.startswith(DELETING) and entry.is_dir():

@@ -400,10 +400,8 @@ def _save(store: Any, run: Run, fingerprint: dict, task: Task, s: Settings) -> N
     }  # fmt: skip
     meta["run_state_sha256"] = run_state_sha256(meta)
     state = _devices.to_host(run.carry)
-    if jax.process_index() == 0:
-        run.last_checkpoint = store.save(run.step, state, run.best, meta)
-    else:
-        run.last_checkpoint = store.path(run.step)
+    # every process calls orbax's save (it synchronises the processes; the primary one writes)
+    run.last_checkpoint = store.save(run.step, state, run.best, meta)
     run.saved_step = run.step
 
 
