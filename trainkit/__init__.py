@@ -65,6 +65,16 @@ from ._loop import train as train
 from ._signals import TrainingInterrupted as TrainingInterrupted
 # --- end engine ---
 
+# --- checks of a run's data against its model (trainkit._data_checks) ---
+from ._data_checks import MIN_VALIDATION as MIN_VALIDATION
+from ._data_checks import at_chance as at_chance
+from ._data_checks import chance_level as chance_level
+from ._data_checks import label_space as label_space
+from ._data_checks import progress_bar as progress_bar
+from ._data_checks import small_validation as small_validation
+
+# --- end data checks ---
+
 # --- statistics over seeds (trainkit._stats) ---
 # isort: split
 from ._stats import CONFIDENCE as CONFIDENCE
