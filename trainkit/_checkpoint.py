@@ -341,6 +341,8 @@ def resume_point(
             warnings.warn(f"skipping unreadable checkpoint {path}: {err}", stacklevel=3)
             continue
         reason = None if check is None else check(meta, state)
+        if reason is None and isinstance(meta, dict) and meta.get("step", step) != step:
+            reason = f"it names step {meta.get('step')!r} in the folder of step {step}"
         if reason is not None:
             warnings.warn(
                 f"skipping checkpoint {path}: {reason}; falling back to the previous one",

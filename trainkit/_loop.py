@@ -354,9 +354,10 @@ def _start(
 def _check_run_state(meta: dict, state: Any, s: Settings, spe: int) -> str | None:
     """What is wrong with a stored run state (position, history, best), or None.
 
-    The checksum of the run state must match, and the position must be consistent: ``step =
-    epoch x steps_per_epoch + batch`` with ``0 <= batch <= steps_per_epoch``, one history entry
-    per finished epoch, and the device step counter of the stored state equal to ``step``."""
+    The checksum of the run state must match, and the position must be consistent: the step
+    recorded beside it equal to its ``step``, ``step = epoch x steps_per_epoch + batch`` with
+    ``0 <= batch <= steps_per_epoch``, one history entry per finished epoch, and the device step
+    counter of the stored state equal to ``step``."""
     want = meta.get("run_state_sha256")
     if want is not None and want != run_state_sha256(meta):
         return "its run state (position, history, best) does not match its checksum"
@@ -366,6 +367,8 @@ def _check_run_state(meta: dict, state: Any, s: Settings, spe: int) -> str | Non
         done = len(meta["history"].get("epoch", []))
     except (KeyError, TypeError, ValueError, AttributeError):
         return "its run state lacks the position or the history"
+    if meta.get("step", step) != step:
+        return f"its step ({meta.get('step')!r}) is not its position's ({step})"
     if not 0 <= batch <= spe or step != epoch * spe + batch:
         return (f"its position is inconsistent (step {step} != epoch {epoch} x {spe} steps per "
                 f"epoch + batch {batch})")  # fmt: skip
