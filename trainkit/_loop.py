@@ -706,12 +706,13 @@ def _stop(store: Any, run: Run, fingerprint: dict, task: Task, s: Settings) -> N
         _save(store, run, fingerprint, task, s)
         _write_log(run, s)
     name = signal.Signals(run.stop).name
+    epoch = max(run.step - 1, 0) // run.steps_per_epoch + 1  # the epoch of the step saved
     if store is None:
         where = "no checkpoint folder, nothing saved"
     else:
         where = f"checkpoint of step {run.step} in {run.last_checkpoint}"
     raise TrainingInterrupted(
-        f"{name}: stopped after step {run.step} (epoch {run.epoch + 1}); {where}; run the "
+        f"{name}: stopped after step {run.step} (epoch {epoch}); {where}; run the "
         "same command again to resume from it",
         signum=run.stop,
         step=run.step,
