@@ -37,6 +37,13 @@ Semantics, the same for both packages:
 - resuming a run prints "resumed from step N"; a finished run prints "already complete" and is
   returned as it is, nothing rewritten; asking a finished run for more epochs continues it to the
   new total;
+- the checkpoint folder is locked for the whole run, before orbax opens it
+  (:class:`trainkit.RunLock`): a second run into it is refused naming the live one;
+- SIGTERM or SIGINT: the current step is finished and saved, then
+  :class:`trainkit.TrainingInterrupted` (exit status 128 + signal on the command lines); a
+  second signal exits at once (``trainkit._signals``);
+- a checkpoint whose run state fails its checksum or is inconsistent is skipped with a warning
+  and the previous one resumed;
 - non-finite loss or gradient: the update and every later one are not applied; the host reads
   the on-device flag every ``check_every`` steps, at every checkpoint and at every epoch end (no
   per-step host synchronisation) and raises :class:`trainkit.TrainingDiverged`, the last good
