@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainkit import Settings, list_checkpoints, train, write_if_changed
+from trainkit import Settings, train, write_if_changed
 from trainkit._checkpoint import CheckpointStore
 from trainkit._lock import LOCK_NAME, RunFolderLocked, RunLock
 
@@ -330,11 +330,14 @@ def test_cli_no_resume_sigterm_and_rerun_end_bit_identical(tmp_path):
     rc, text = _out(start())
     assert rc == 0, text
     first = (out / "model.npz").read_bytes()
+    spe = _steps(out / "checkpoints")[-1] // 5  # the steps of an epoch (5 epochs)
     victim = start("--no-resume")
     assert _wait_for(lambda: (out / "model.npz").exists() is False, timeout=120)
     aside = list(out.glob("previous-*"))
     assert len(aside) == 1 and (aside[0] / "model.npz").read_bytes() == first
-    assert _wait_for(lambda: len(list_checkpoints(out / "checkpoints")) >= 1, timeout=240)
+    # the new run's epoch-1 checkpoint (the old steps are deleted first): it is training
+    assert _wait_for(lambda: 0 < len(st := _steps(out / "checkpoints")) and st[-1] < 5 * spe,
+                     timeout=240, poll=0.002)  # fmt: skip
     os.kill(victim.pid, signal.SIGTERM)
     rc, text = _out(victim)
     assert rc == 143, text
