@@ -56,6 +56,9 @@ from ._devices import default_mesh as default_mesh
 from ._devices import use_cpu_devices as use_cpu_devices
 from ._history import epoch_rows as epoch_rows
 from ._loop import Settings as Settings
+from ._options import TrainOptions as TrainOptions
+from ._options import add_train_flags as add_train_flags
+from ._options import cli_train_options as cli_train_options
 from ._loop import Task as Task
 from ._loop import train as train
 # --- end engine ---
@@ -79,6 +82,7 @@ from . import internal as internal
 
 __all__ = [
     "add_run_flags",
+    "add_train_flags",
     "ArrayOnlyUnpickler",
     "atomic_write",
     "atomic_write_text",
@@ -87,6 +91,7 @@ __all__ = [
     "bootstrap_mean",
     "CheckpointMismatchError",
     "CheckpointStore",
+    "cli_train_options",
     "CLIError",
     "CONFIDENCE",
     "cpu_devices_for",
@@ -122,6 +127,7 @@ __all__ = [
     "split_three",
     "Task",
     "train",
+    "TrainOptions",
     "TrainingDiverged",
     "use_cpu_devices",
     "write_if_changed",

@@ -49,7 +49,6 @@ import dataclasses
 import functools
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,6 +65,7 @@ from ._batching import epoch_order
 from ._checkpoint import CheckpointStore, data_hash, make_fingerprint, resume_point
 from ._errors import TrainingDiverged
 from ._history import append_epoch, empty_history, history_jsonl
+from ._options import TrainOptions
 from ._progress import Progress
 
 logger = logging.getLogger("trainkit")
@@ -105,27 +105,21 @@ class Task(Protocol):
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
-    """Options of :func:`train` (see the packages' ``fit`` for their meaning)."""
+class Settings(TrainOptions):
+    """Options of :func:`train`: the :class:`trainkit.TrainOptions` and the member axis.
 
-    epochs: int
-    batch_size: int
-    seed: int = 0
-    data_seed: int | None = None
-    checkpoint_dir: str | os.PathLike | None = None
-    resume: bool = True
-    keep: int = 3
-    checkpoint_every: int | None = None
-    check_every: int = 50
-    mesh: Any = None
-    progress: bool = True
-    log_path: str | os.PathLike | None = None
-    callback: Callable[[int, Any], dict | None] | None = None
-    stop_after_steps: int | None = None
-    return_params: str = "best"
-    seeds: tuple[int, ...] | None = None  # the member axis (module docstring)
+    ``seeds``, ``data_seeds``: the member axis (module docstring); ``on_divergence``:
+    ``"raise"``, or ``"freeze"`` (members only): a diverged member is frozen, the rest train on.
+    """
+
+    seeds: tuple[int, ...] | None = None
     data_seeds: tuple[int, ...] | None = None
-    on_divergence: str = "raise"  # or "freeze" (members only): the rest train on
+    on_divergence: str = "raise"
+
+    @classmethod
+    def from_options(cls, options: TrainOptions, **extra: Any) -> Settings:
+        """The settings of ``options`` with ``extra`` fields (the member axis) set."""
+        return cls(**{name: getattr(options, name) for name in TrainOptions.names()}, **extra)
 
 
 ON_DIVERGENCE = ("raise", "freeze")

@@ -13,6 +13,8 @@ Groups:
 - data files (``trainkit._formats``, ``trainkit._splits``): ``check_sha256``, ``read_zip_member``,
   ``read_idx_pair``, ``read_cifar_folder``, ``check_fraction``, ``limit_splits``;
 - model files (``trainkit._model_files``): ``check_fields``;
+- training options (``trainkit._options``): ``takes_train_options``, the decorator that gives a
+  ``fit`` the :class:`trainkit.TrainOptions` as keyword arguments and documentation;
 - devices and the loop (``trainkit._devices``, ``trainkit._loop``): ``available_cores``,
   ``MIN_ROWS_PER_DEVICE``, ``to_host``, ``compiled_step`` (its ``cache_clear()`` is what a
   benchmark calls to time a compilation).
@@ -33,6 +35,7 @@ from ._formats import read_zip_member as read_zip_member
 from ._hugepages import restart_with_huge_pages as restart_with_huge_pages
 from ._loop import compiled_step as compiled_step
 from ._model_files import check_fields as check_fields
+from ._options import takes_train_options as takes_train_options
 from ._splits import check_fraction as check_fraction
 from ._splits import limit_splits as limit_splits
 
@@ -53,5 +56,6 @@ __all__ = [
     "read_idx_pair",
     "read_zip_member",
     "restart_with_huge_pages",
+    "takes_train_options",
     "to_host",
 ]
