@@ -36,7 +36,7 @@ from trainkit import CheckpointMismatchError as CheckpointMismatchError
 from trainkit import TrainingDiverged as TrainingDiverged
 from trainkit import data_hash, evaluate_padded
 from trainkit import default_mesh as default_mesh
-from trainkit.internal import takes_train_options
+from trainkit.internal import check_positive_int, takes_train_options
 
 from ._cell import init_params
 from ._config import NoisyRNNConfig, Numerics
@@ -109,9 +109,7 @@ def _check_split(
 
 
 def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
-    return int(value)
+    return check_positive_int(name, value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,8 +140,8 @@ def logits_with_lengths(
 
 
 def _cross_entropy(logits: Array, ys: Array) -> Array:
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    return -jnp.take_along_axis(logp, ys[:, None], axis=-1)[:, 0]
+    """``logsumexp(logits) - logits[y]`` per example (optax's; its gradient is bit-identical)."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, ys)
 
 
 @functools.lru_cache(maxsize=32)

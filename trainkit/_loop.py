@@ -67,6 +67,7 @@ from ._errors import TrainingDiverged
 from ._history import append_epoch, empty_history, history_jsonl
 from ._options import TrainOptions
 from ._progress import Progress
+from ._validate import check_positive_int
 
 logger = logging.getLogger("trainkit")
 RETURN_PARAMS = ("best", "last")
@@ -517,13 +518,9 @@ def _epoch(task, run: Run, data, s: Settings, mesh, store, fingerprint, bar) -> 
 
 def _check_settings(s: Settings, n: int) -> None:
     for name in ("epochs", "batch_size", "keep", "check_every"):
-        v = getattr(s, name)
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-            raise ValueError(f"`{name}` must be an int >= 1, got {v!r}.")
+        check_positive_int(name, getattr(s, name))
     for name in ("checkpoint_every", "stop_after_steps"):
-        v = getattr(s, name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1):
-            raise ValueError(f"`{name}` must be None or an int >= 1, got {v!r}.")
+        check_positive_int(name, getattr(s, name), optional=True)
     if s.batch_size > n:
         raise ValueError(
             f"`batch_size` ({s.batch_size}) is larger than the training set ({n} examples); "

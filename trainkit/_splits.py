@@ -11,14 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from ._batching import check_int
+from ._validate import check_int
 
 
 def check_seed(seed: Any) -> int:
-    """``int(seed)``; TypeError unless ``seed`` is a non-negative int (not a bool)."""
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise TypeError(f"seed must be a non-negative int, got {seed!r}.")
-    return int(seed)
+    """``int(seed)``; an error unless ``seed`` is a non-negative int (not a bool)."""
+    return check_int("seed", seed, minimum=0)
 
 
 def check_fraction(name: str, value: Any) -> float:
