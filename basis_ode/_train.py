@@ -53,7 +53,7 @@ from trainkit import TrainingDiverged as TrainingDiverged
 from trainkit import atomic_write, evaluate_padded
 from trainkit import list_checkpoints as list_checkpoints
 from trainkit import load_latest_checkpoint as load_latest_checkpoint
-from trainkit.internal import takes_train_options, to_host
+from trainkit.internal import check_label_space, takes_train_options, to_host
 
 NonFiniteError = TrainingDiverged  # the former name of basis_ode's divergence error
 _RECIPES = ("sgd", "adam_rsqrt")
@@ -596,7 +596,14 @@ def fit(
     arrays = _check_data(train, "train")
     n_classes = _num_classes(model, arrays)
     arrays = _check_data(arrays, "train", n_classes)
+    if len(arrays) == 2 and n_classes is not None:  # images (tagging pads its tags with 0)
+        check_label_space("train labels", arrays[1], n_classes)
     val_arrays = None if validation is None else _check_data(validation, "validation", n_classes)
+    if val_arrays is not None and len(val_arrays[0]) == 0:
+        raise ValueError(
+            f"validation holds no examples (with {len(arrays[0])} training examples the "
+            "validation split came out empty); pass more training data, or validation=None."
+        )
     if select_best is not None:
         options = options.replace(return_params="best" if select_best else "last")
     n = arrays[0].shape[0]

@@ -36,7 +36,7 @@ from trainkit import CheckpointMismatchError as CheckpointMismatchError
 from trainkit import TrainingDiverged as TrainingDiverged
 from trainkit import data_hash, evaluate_padded
 from trainkit import default_mesh as default_mesh
-from trainkit.internal import check_positive_int, takes_train_options
+from trainkit.internal import check_label_space, check_positive_int, takes_train_options
 
 from ._cell import init_params
 from ._config import NoisyRNNConfig, Numerics
@@ -106,6 +106,12 @@ def _check_split(
                 f"[{lengths.min()}, {lengths.max()}]."
             )
     return xs, ys.astype(np.int32), None if lengths is None else lengths.astype(np.int32)
+
+
+_EMPTY_VALIDATION = (
+    "`validation` holds no examples (with {n} training examples the validation split came out "
+    "empty); pass more training data, or validation=None to train without model selection."
+)
 
 
 def _check_positive_int(name: str, value: Any) -> int:
@@ -364,7 +370,10 @@ def prepare_run(
     settings that go into the checkpoint fingerprint."""
     _check_cfg(cfg)
     xs, ys, lengths = _check_split("train", train, cfg)
+    check_label_space("`train` labels", ys, cfg.num_classes)
     val = None if validation is None else _check_split("validation", validation, cfg)
+    if val is not None and len(val[1]) == 0:
+        raise ValueError(_EMPTY_VALIDATION.format(n=len(ys)))
     _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_factor, lengths)
     epochs = _check_positive_int("epochs", epochs)
     batch_size = _check_positive_int("batch_size", batch_size)

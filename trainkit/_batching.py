@@ -95,7 +95,7 @@ def padded_batches(
     arrays = tuple(np.asarray(a) for a in arrays)
     n = len(arrays[0])
     if n == 0:
-        raise ValueError("Cannot evaluate on an empty set.")
+        raise ValueError("Cannot evaluate on an empty set (0 examples); pass at least one example.")
     if any(len(a) != n for a in arrays):
         raise ValueError(f"arrays must share the leading size, got {[len(a) for a in arrays]}.")
     bs = min(check_int("batch_size", batch_size, minimum=1), n)

@@ -11,12 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import check_int
+from ._validate import ArgumentTypeError, check_int
 
 
 def check_seed(seed: Any) -> int:
-    """``int(seed)``; an error unless ``seed`` is a non-negative int (not a bool)."""
-    return check_int("seed", seed, minimum=0)
+    """``int(seed)``; an error (a TypeError and a ValueError) unless a non-negative int."""
+    try:
+        return check_int("seed", seed, minimum=0)
+    except ValueError as e:
+        raise ArgumentTypeError(str(e)) from None
 
 
 def check_fraction(name: str, value: Any) -> float:
