@@ -151,3 +151,16 @@ def test_fit_refuses_one_class_and_warns_about_gaps():
         warnings.simplefilter("error", LabelGapWarning)
         noisy_dyn.fit(_cfg(2), (xs, ys % 99999), learning_rate=1e-2, epochs=1, batch_size=8,
                       progress=False)  # fmt: skip
+
+
+def test_basis_fit_refuses_one_class_and_an_empty_validation():
+    import basis_ode
+
+    model = basis_ode.ConvODENet(num_classes=3, width=2, n_basis=1)
+    xs = RNG.uniform(size=(8, 4, 4, 1)).astype(np.float32)
+    with pytest.raises(ValueError, match="train labels: every one of the 8 examples has the cl"):
+        basis_ode.fit(model, (xs, np.ones(8, int)), learning_rate=0.1, epochs=1, batch_size=4)
+    ys = np.arange(8) % 3
+    with pytest.raises(ValueError, match="validation holds no examples .*8 training examples"):
+        basis_ode.fit(model, (xs, ys), validation=(xs[:0], ys[:0]), learning_rate=0.1, epochs=1,
+                      batch_size=4)  # fmt: skip
