@@ -263,5 +263,5 @@ def check_label_space(name: str, labels: Any, num_classes: int) -> None:
             "(np.unique(y, return_inverse=True)) unless the missing classes are meant to be "
             "there.",
             LabelGapWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of fit (check -> fit -> its options wrapper -> caller)
         )
