@@ -55,6 +55,7 @@ def _cases(tmp_path: Path) -> dict[str, tuple[list[str], list[str]]]:
     (ucr_big / "Y_TRAIN.txt").write_text("1,0.1,0.2\n2,1e39,0.4\n")
     (ucr_big / "Y_TEST.txt").write_text("1,0.1,0.2\n")
     one = dict(x_train=np.zeros((1, 5, 1), np.float32), y_train=np.array([0]))
+    one["y_test"] = np.zeros(6, int)  # one class everywhere: the split is what fails first
     two = dict(x_train=np.zeros((2, 5, 1), np.float32), y_train=np.array([0, 1]))
     big = np.r_[np.arange(19) % 2, 2**32 + 1].astype(np.int64)
     huge = np.array([*(np.arange(19) % 2), 2**63], np.uint64)
@@ -82,10 +83,10 @@ def _cases(tmp_path: Path) -> dict[str, tuple[list[str], list[str]]]:
             npz("f64.npz", x_train=f64),
             ["f64.npz: x_train", "index (3, 2, 0): 1e+39", "float64 to float32 overflows"],
         ),
-        "single_example": (npz("one.npz", **one), ["`train` labels", "1 examples has the class 0"]),
+        "single_example": (npz("one.npz", **one), ["no validation example", "1 training examples"]),
         "empty_validation": (
             npz("two.npz", **two),
-            ["`validation` holds no examples", "2 training examples", "more training data"],
+            ["no validation example", "2 training examples", "--validation-fraction"],
         ),
     }
 
