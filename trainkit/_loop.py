@@ -57,7 +57,6 @@ import dataclasses
 import functools
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,8 +80,10 @@ from ._checkpoint import (
 from ._errors import TrainingDiverged
 from ._history import append_epoch, empty_history, history_jsonl
 from ._lock import RunLock
+from ._options import TrainOptions
 from ._progress import Progress
 from ._signals import StopSignals, TrainingInterrupted
+from ._validate import check_positive_int
 
 logger = logging.getLogger("trainkit")
 RETURN_PARAMS = ("best", "last")
@@ -121,27 +122,21 @@ class Task(Protocol):
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
-    """Options of :func:`train` (see the packages' ``fit`` for their meaning)."""
+class Settings(TrainOptions):
+    """Options of :func:`train`: the :class:`trainkit.TrainOptions` and the member axis.
 
-    epochs: int
-    batch_size: int
-    seed: int = 0
-    data_seed: int | None = None
-    checkpoint_dir: str | os.PathLike | None = None
-    resume: bool = True
-    keep: int = 3
-    checkpoint_every: int | None = None
-    check_every: int = 50
-    mesh: Any = None
-    progress: bool = True
-    log_path: str | os.PathLike | None = None
-    callback: Callable[[int, Any], dict | None] | None = None
-    stop_after_steps: int | None = None
-    return_params: str = "best"
-    seeds: tuple[int, ...] | None = None  # the member axis (module docstring)
+    ``seeds``, ``data_seeds``: the member axis (module docstring); ``on_divergence``:
+    ``"raise"``, or ``"freeze"`` (members only): a diverged member is frozen, the rest train on.
+    """
+
+    seeds: tuple[int, ...] | None = None
     data_seeds: tuple[int, ...] | None = None
-    on_divergence: str = "raise"  # or "freeze" (members only): the rest train on
+    on_divergence: str = "raise"
+
+    @classmethod
+    def from_options(cls, options: TrainOptions, **extra: Any) -> Settings:
+        """The settings of ``options`` with ``extra`` fields (the member axis) set."""
+        return cls(**{name: getattr(options, name) for name in TrainOptions.names()}, **extra)
 
 
 ON_DIVERGENCE = ("raise", "freeze")
@@ -585,13 +580,9 @@ def _epoch(task, run: Run, data, s: Settings, mesh, store, fingerprint, bar) -> 
 
 def _check_settings(s: Settings, n: int) -> None:
     for name in ("epochs", "batch_size", "keep", "check_every"):
-        v = getattr(s, name)
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-            raise ValueError(f"`{name}` must be an int >= 1, got {v!r}.")
+        check_positive_int(name, getattr(s, name))
     for name in ("checkpoint_every", "stop_after_steps"):
-        v = getattr(s, name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1):
-            raise ValueError(f"`{name}` must be None or an int >= 1, got {v!r}.")
+        check_positive_int(name, getattr(s, name), optional=True)
     if s.batch_size > n:
         raise ValueError(
             f"`batch_size` ({s.batch_size}) is larger than the training set ({n} examples); "
