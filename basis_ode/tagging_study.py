@@ -517,6 +517,7 @@ def plot(summary: dict, out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
     for ax, mode in zip(axes, ("refined", "direct")):
@@ -546,6 +547,7 @@ def plot(summary: dict, out: Path) -> None:
             xlabel="K",
             title=f"{mode}, n_steps = 8",
         )
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.legend(fontsize=8)
     axes[0].set_ylabel("test token accuracy (%)")
     fig.tight_layout()
@@ -681,6 +683,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key in ("width", "epochs", "batch_size", "warmup", "min_count"):
         p.add_argument("--" + key.replace("_", "-"), type=int, default=DEFAULTS[key])
     p.add_argument("--learning-rate", type=float, default=DEFAULTS["learning_rate"])
+    p.add_argument(
+        "--n-steps-list",
+        default=",".join(map(str, DEFAULTS["n_steps_list"])),
+        help="step counts every model is evaluated at (comma-separated)",
+    )
     args = p.parse_args(argv)
     try:
         passages = load_wsj_sample(
@@ -693,6 +700,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         k: getattr(args, k)
         for k in ("width", "epochs", "batch_size", "warmup", "min_count", "learning_rate")
     }
+    try:
+        config["n_steps_list"] = [int(n) for n in args.n_steps_list.split(",")]
+    except ValueError:
+        p.error(f"--n-steps-list takes integers such as 8,4,2; got {args.n_steps_list!r}.")
+    if DEFAULTS["K"] not in config["n_steps_list"]:
+        p.error(f"--n-steps-list must include {DEFAULTS['K']} (the trained models' step count).")
     summary = run_study(
         passages,
         seeds=list(range(args.seeds)),
