@@ -313,6 +313,7 @@ def test_stochastic_logits_average_a_hand_loop_of_noisy_apply_calls(data, form):
         nd.stochastic_logits(params, jnp.asarray(xs), cfg, key=key, draws=0)
 
 
+@pytest.mark.slow  # ~45 s on 2 cores: the fused kernel compiled per noise form
 def test_vanishing_training_noise_reads_like_deterministic_inference(data):
     """sigma -> 0: every draw is the deterministic recursion up to O(sigma) (closed form)."""
     xs, ys, _ = data
@@ -333,6 +334,7 @@ def test_vanishing_training_noise_reads_like_deterministic_inference(data):
             np.testing.assert_array_equal(got[name + (label,)], got[name])
 
 
+@pytest.mark.slow  # ~45 s on 2 cores: the fused kernel compiled per noise form
 def test_stochastic_members_match_hand_loops_with_the_same_keys(data):
     xs, ys, _ = data
     members = [_member(s) for s in range(MEMBERS)]
