@@ -119,6 +119,8 @@ def _floats(text: str | None, flag: str) -> list[float] | None:
 def cmd_study(args: argparse.Namespace) -> int:
     from . import experiments
 
+    if args.inference_draws < 0:
+        raise CLIError(f"--inference-draws must be >= 0 (0: none), got {args.inference_draws}.")
     levels = experiments.study_levels(_floats(args.sigma, "--sigma"),
                                       _floats(args.sigma_add, "--sigma-add"),
                                       _floats(args.sigma_mult, "--sigma-mult"))  # fmt: skip
@@ -131,7 +133,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         kinds=parse_names(args.kinds), perturbation_seed=args.perturbation_seed,
         out=args.out or default_out("noisy_dyn", f"study_{args.preset}_{args.data}"),
         resume=not args.no_resume, progress=not args.quiet,
-        validation_fraction=args.validation_fraction,
+        validation_fraction=args.validation_fraction, inference_draws=args.inference_draws,
     )  # fmt: skip
     return 0
 
@@ -296,6 +298,13 @@ def _study_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
     )
     s.add_argument(
         "--perturbation-seed", type=int, default=0, help="seed of the perturbation draws"
+    )
+    s.add_argument(
+        "--inference-draws",
+        type=int,
+        default=0,
+        help="also read every noisy member with its training noise on, logits averaged over N "
+        "draws (rows 'stochastic, N draws', paired against deterministic inference); 0: none",
     )
     s.add_argument(
         "--cpu-devices", type=int, default=None,
