@@ -98,9 +98,7 @@ def main() -> None:
         fine, fine_basis = bo.refine_variables(v)
         store.update(flat(fine, f"refine|{fam}|"))
         store[f"refine|{fam}|K"] = np.asarray(fine_basis.K)
-        store[f"refine|{fam}|logits"] = np.asarray(
-            model.apply(fine, x, train=False, n_steps=2 * K)
-        )
+        store[f"refine|{fam}|logits"] = np.asarray(model.apply(fine, x, train=False, n_steps=2 * K))
 
     # -- a 2-epoch fit with a refinement (sgd recipe, step schedule) -----------------------------
     rng = np.random.default_rng(5)
