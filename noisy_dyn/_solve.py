@@ -239,6 +239,12 @@ def _check_inputs(params: object, xs: object, cfg: object, key: object, noise: o
             f"xs has {xs.shape[2]} features per step (last axis) but cfg.input_size is "
             f"{cfg.input_size}."
         )
+    if not isinstance(xs, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(xs))):
+        bad = int(jnp.sum(~jnp.isfinite(xs)))  # checked when concrete; under jit it cannot be
+        raise ValueError(
+            f"xs holds {bad} NaN or infinite values; clean or impute them first (under jit "
+            "inputs are not checked: NaN inputs give NaN logits)."
+        )
     if key is not None and noise is not None:
         raise ValueError("Pass either key (sample the noise) or noise (pre-sampled), not both.")
     if key is not None:
@@ -307,6 +313,14 @@ def _check_numerics(numerics: object) -> Numerics | None:
             f"numerics must be a noisy_dyn.Numerics (e.g. cfg.numerics._replace(sigma_add=...)), "
             f"got {type(numerics).__name__}."
         )
+    for name, value in zip(Numerics._fields, numerics):
+        dtype = getattr(value, "dtype", None)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok and (dtype is None or not jnp.issubdtype(dtype, jnp.number)):
+            raise TypeError(
+                f"numerics.{name} must be a real number or numeric array, got {value!r}; e.g. "
+                f"cfg.numerics._replace({name}=0.1)."
+            )
     return Numerics(*(jnp.asarray(v) for v in numerics))
 
 

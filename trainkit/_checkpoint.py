@@ -94,19 +94,31 @@ def mismatches(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """``"field: checkpoint <stored>, now <current>"`` for every differing field (within one
     package, dicts of settings are compared key by key, as ``config.hidden_size``)."""
     out = []
-    same_package = stored.get("package") == current.get("package")
+    if stored.get("package") != current.get("package"):  # another kind of run: name, don't dump
+        differ = [f for f in list(FIELDS) + sorted((set(stored) | set(current)) - set(FIELDS))
+                  if f != "package" and json.dumps(stored.get(f, _MISSING), sort_keys=True)
+                  != json.dumps(current.get(f, _MISSING), sort_keys=True)]  # fmt: skip
+        line = f"package: checkpoint {_show(stored.get('package'))}, now "
+        line += f"{_show(current.get('package'))} (a run of another kind"
+        return [line + (f"; also {', '.join(differ)})" if differ else ")")]
     for field in list(FIELDS) + sorted((set(stored) | set(current)) - set(FIELDS)):
         a, b = stored.get(field, _MISSING), current.get(field, _MISSING)
         if json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True):
             continue
-        if isinstance(a, dict) and isinstance(b, dict) and same_package:
+        if isinstance(a, dict) and isinstance(b, dict):  # key by key: no truncated dicts
             for k in sorted(set(a) | set(b)):
                 x, y = a.get(k, _MISSING), b.get(k, _MISSING)
                 if json.dumps(x, sort_keys=True) != json.dumps(y, sort_keys=True):
                     out.append(f"{field}.{k}: checkpoint {_show(x)}, now {_show(y)}")
         else:
             out.append(f"{field}: checkpoint {_show(a)}, now {_show(b)}")
+    if len(out) > _MAX_SHOWN:
+        out = out[:_MAX_SHOWN] + [f"and {len(out) - _MAX_SHOWN} more fields"]
     return out
+
+
+_MAX_SHOWN = 8
+"""At most this many differing fields are named in a mismatch message."""
 
 
 def _flat(tree: Any) -> dict[str, Any]:
