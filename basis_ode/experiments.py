@@ -71,7 +71,7 @@ def load_images(
                            f"{validation_fraction}; e.g. 0.2.")  # fmt: skip
     splits = _read_images(name, data_path, seed, validation_fraction)
     splits = limit_splits(splits, (limit, eval_limit, eval_limit))
-    _check_image_splits(splits, validation_fraction if name in _TAKES_FRACTION else None)
+    _check_image_splits(splits, (validation_fraction or 0.1) if name in _TAKES_FRACTION else None)
     return splits
 
 
@@ -83,12 +83,12 @@ def _check_image_splits(splits: Any, fraction: float | None) -> None:
     train, val, test = splits[:3]
     label_space(train[1], {"validation": val[1], "test": test[1]})
     if len(val[1]) == 0:
+        at = "" if fraction is None else f" at validation fraction {fraction:g}"
         raise CLIError(
-            f"no validation example: {len(train[1])} training images at validation fraction "
-            f"{0.1 if fraction is None else fraction:g} leave none; give more data or a larger "
-            "--validation-fraction."
+            f"no validation example: {len(train[1])} training images{at} leave none; give more "
+            "data or a larger --validation-fraction."
         )
-    note = small_validation(len(val[1]), 0.1 if fraction is None else fraction, len(train[1]))
+    note = small_validation(len(val[1]), fraction, len(train[1]))
     if note:
         print(note, file=sys.stderr, flush=True)
 
