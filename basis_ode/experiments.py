@@ -27,10 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from trainkit._cli import CLIError
-from trainkit._model_files import write_if_changed
-from trainkit._splits import limit_splits
-from trainkit._tables import markdown_table
+from trainkit import CLIError, atomic_write_text, markdown_table, start_afresh, write_if_changed
+from trainkit.internal import limit_splits
 
 IMAGE_DATA = ("digits", "fashion_mnist", "cifar10", "npz")
 """The image data sets of ``train`` (``npz``: your own arrays, see ``data.load_npz``)."""
@@ -156,9 +154,15 @@ def write_run(out: Path, model: Any, variables: Any, history: dict, result: dict
     return changed
 
 
+RUN_FILES = ("model.npz", "history.json", "result.json", "log.jsonl")
+"""The output files of a trained run (moved aside by ``--no-resume``)."""
+
+
 def _fit_files(out: Path | None, resume: bool) -> dict[str, Any]:
     if out is None:
         return {}
+    if not resume:  # nothing may read the previous run's model while this one trains
+        start_afresh(out, RUN_FILES)
     return {"checkpoint_dir": out / "checkpoints", "log_path": out / "log.jsonl", "resume": resume}
 
 
@@ -510,13 +514,13 @@ def demo(
         methods=["euler"], out_dir=out, progress=progress,
     )  # fmt: skip
     hist = {k: v for k, v in history.items() if k != "model"}
-    (out / "history.json").write_text(json.dumps(hist, indent=2))
+    atomic_write_text(out / "history.json", json.dumps(hist, indent=2))
     demo_plots(rows, hist, out)
     summary = {"final_K": K, "final_n_steps": model.n_steps, "refine_at": list(refine_at),
                "params": count_params(variables["params"]), "train_seconds": t_train,
                "total_seconds": time.perf_counter() - t_start,
                "val_accuracy": history["val_accuracy"]}  # fmt: skip
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     print((out / "sweep.md").read_text())
     total = summary["total_seconds"]
     print(f"demo: K = n_steps = 1 -> {K} (refined at epochs {list(refine_at)}), trained in "

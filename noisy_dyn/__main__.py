@@ -18,22 +18,16 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from trainkit._cli import (
-    CLIError,
-    Parser,
-    add_run_flags,
-    check_positive,
-    default_out,
-    parse_names,
-    run_command,
-)
-from trainkit._hugepages import restart_with_huge_pages
+from trainkit import CLIError, Parser, add_run_flags, run_command
+from trainkit.internal import check_positive, default_out, parse_names, restart_with_huge_pages
 
 TRAINING_COMMANDS = ("train", "study", "compare", "demo", "robustness")
-"""Commands that, run from a shell (``main()`` on ``sys.argv``), restart themselves once with
-glibc's ``malloc`` asking for transparent huge pages where that helps (Linux, glibc >= 2.35, THP
-mode ``madvise``): the T = 784 training step took 10-30 % less time on the 2-core CPU.
-``TRAINKIT_HUGE_PAGES=0`` turns it off (``trainkit._hugepages``)."""
+"""Commands that, run from a shell (``main()`` on ``sys.argv``) with ``TRAINKIT_HUGE_PAGES=1``
+set by the user, restart themselves once with glibc's ``malloc`` asking for transparent huge
+pages where that helps (Linux, glibc >= 2.35, THP mode ``madvise``): the T = 784 training step
+took 10-30 % less time on the 2-core CPU. Without it they never replace their own process
+(``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` at start has the same effect;
+``trainkit.internal.restart_with_huge_pages``)."""
 
 EPILOG = """\
 Full-size runs (the paper's setting, Lim et al. 2021, Sec. 6: T = 784 pixel steps, H = 128,
@@ -461,12 +455,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns the exit status: 0, or 2 after one ``error: ...`` line on stderr for a user error
     (bad value, missing or malformed file, a checkpoint of another run, a diverged run). On
-    ``sys.argv`` (``argv=None``) the commands of :data:`TRAINING_COMMANDS` may restart the
-    process once first, with ``malloc`` asking for huge pages.
+    ``sys.argv`` (``argv=None``) and with ``TRAINKIT_HUGE_PAGES=1`` set, the commands of
+    :data:`TRAINING_COMMANDS` restart the process once first, with ``malloc`` asking for huge
+    pages; by default they never do. A training run stopped by SIGTERM or SIGINT saves its
+    current step and returns ``128 + signal`` (143, 130).
     """
     args = build_parser().parse_args(argv)
     if argv is None and args.command in TRAINING_COMMANDS:
-        restart_with_huge_pages()  # same command, malloc asking for huge pages (trainkit)
+        restart_with_huge_pages()  # only with TRAINKIT_HUGE_PAGES=1 (opt-in)
     return run_command(lambda: _run(args))
 
 

@@ -28,10 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from trainkit._cli import CLIError
-from trainkit._model_files import write_if_changed
-from trainkit._splits import limit_splits
-from trainkit._tables import markdown_table
+from trainkit import CLIError, atomic_write_text, markdown_table, start_afresh, write_if_changed
+from trainkit.internal import limit_splits
 
 COMPARE_MODELS: dict[str, str] = {
     "nrnn_ito": "NRNN (Ito)",
@@ -235,7 +233,7 @@ def batch_mesh(batch_size: int, *, verbose: bool = True) -> Any:
     import jax
     from jax.sharding import Mesh
 
-    from trainkit._devices import AXIS
+    from trainkit import AXIS
 
     devices = jax.local_devices()
     n = max(d for d in range(1, len(devices) + 1) if batch_size % d == 0)
@@ -262,6 +260,13 @@ def _jsonable_history(history: Any) -> Any:
     if isinstance(history, dict):
         return {k: v for k, v in history.items() if k != "model"}
     return history
+
+
+RUN_FILES = ("model.npz", "history.json", "result.json", "log.jsonl")
+"""The output files of a trained run (moved aside by ``--no-resume``)."""
+
+STUDY_FILES = ("study.json", "study.md", "study.png", "study_setup.json", "log.jsonl")
+"""The output files of a study (moved aside by ``--no-resume``)."""
 
 
 def write_run(out: Path, params: Any, cfg: Any, history: Any, result: dict) -> bool:
@@ -324,6 +329,8 @@ def train_preset(
         fit_options["mesh"] = batch_mesh(batch_size, verbose=progress)
     if out is not None:
         out = Path(out)
+        if not resume:  # nothing may read the previous run's model while this one trains
+            start_afresh(out, RUN_FILES)
         fit_options["log_path"] = out / "log.jsonl"
         if checkpoints:
             fit_options["checkpoint_dir"] = out / "checkpoints"
@@ -502,7 +509,7 @@ def _compare_seed(seed: int, splits: Any, out: Path, o: dict[str, Any]) -> dict[
         progress=o["progress"],
     )  # fmt: skip
     result["labels"] = {n: COMPARE_MODELS[n] for n in o["models"]}
-    (out / "robustness.json").write_text(json.dumps(result, indent=2))
+    atomic_write_text(out / "robustness.json", json.dumps(result, indent=2))
     print(to_markdown(result))
     return result
 
@@ -545,9 +552,9 @@ def compare(
     per_seed = [_compare_seed(s, splits, f, options) for s, f in zip(seeds, folders)]
     agg = aggregate_seeds(per_seed)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(agg, indent=2))
+    atomic_write_text(out / "summary.json", json.dumps(agg, indent=2))
     summary = summary_markdown(agg, COMPARE_MODELS)
-    (out / "summary.md").write_text(summary)
+    atomic_write_text(out / "summary.md", summary)
     print(summary)
     seconds = time.perf_counter() - t0
     print(f"compare finished in {seconds:.0f} s; outputs in {out}/ "
@@ -701,6 +708,8 @@ def study(
     if not any(a or m for a, m in levels):
         raise CLIError("the study has no noisy level to compare with sigma = 0; pass e.g. "
                        "--sigma 0.05,0.1.")  # fmt: skip
+    if not resume:
+        start_afresh(out, STUDY_FILES)
     perturbations = _perturbations(kinds, STUDY_PERTURBATIONS)
     splits = load_data(data_name, data_path=data_path, limit=limit, seed=data_seed,
                        validation_fraction=validation_fraction)  # fmt: skip
@@ -738,7 +747,7 @@ def study(
              "learning_rate": lr, "config": base.to_dict(), "perturbation_seed": perturbation_seed,
              "best_epoch": history["best_epoch"], "diverged": diverged, "plateau": flat,
              "seconds": seconds}  # fmt: skip
-    (out / "study_setup.json").write_text(json.dumps(setup, indent=1) + "\n")
+    atomic_write_text(out / "study_setup.json", json.dumps(setup, indent=1) + "\n")
     print(study_markdown(rows))
     print(f"study finished in {seconds:.0f} s; written to {out}/ (study.json, study.md, "
           "study.png, study_setup.json)")  # fmt: skip
@@ -785,7 +794,7 @@ def confirm(
             raise CLIError(f"the discovery study has no level sigma_add, sigma_mult = {level}.")
     rows = _study_rows(confirmation)
     out = {sel: confirm_rows(picked, rows, select=sel) for sel in ("holm", "interval")}
-    (Path(confirmation) / "confirm.json").write_text(json.dumps(out, indent=1) + "\n")
+    atomic_write_text(Path(confirmation) / "confirm.json", json.dumps(out, indent=1) + "\n")
     for sel, found in out.items():
         print(f"picked by {sel}: {len(found)}")
         for r in found:

@@ -4,6 +4,11 @@ What both packages need that is not about a model lives here once: atomic file I
 checkpoints with a run fingerprint and resume, the training loop over a ``TrainState`` pytree,
 device and mesh helpers, data-file formats, splits and batch order, padded evaluation, command
 line helpers and Markdown tables. It imports neither model package; both import it.
+
+The names below (``__all__``) are the public API. ``trainkit.internal`` holds the smaller
+helpers the two model packages share (argument checks, command-line parsing, data-file pieces);
+it is not a user API. The ``trainkit._x`` modules are private: neither package imports them
+(``tests/trainkit/test_public_door.py`` checks).
 """
 
 # --- errors (trainkit._errors) ---
@@ -37,10 +42,11 @@ from ._batching import evaluate_padded as evaluate_padded
 from ._batching import padded_batches as padded_batches
 # --- end batching ---
 
-# --- engine (trainkit._atomic, _checkpoint, _devices, _loop, _history) ---
+# --- engine (trainkit._atomic, _checkpoint, _devices, _lock, _loop, _history, _signals) ---
 from ._atomic import atomic_write as atomic_write
 from ._atomic import atomic_write_text as atomic_write_text
 from ._atomic import fsync_dir as fsync_dir
+from ._atomic import set_aside as set_aside
 from ._checkpoint import CheckpointStore as CheckpointStore
 from ._checkpoint import data_hash as data_hash
 from ._checkpoint import list_checkpoints as list_checkpoints
@@ -52,7 +58,11 @@ from ._devices import use_cpu_devices as use_cpu_devices
 from ._history import epoch_rows as epoch_rows
 from ._loop import Settings as Settings
 from ._loop import Task as Task
+from ._lock import RunFolderLocked as RunFolderLocked
+from ._lock import RunLock as RunLock
+from ._lock import start_afresh as start_afresh
 from ._loop import train as train
+from ._signals import TrainingInterrupted as TrainingInterrupted
 # --- end engine ---
 
 # --- checks of a run's data against its model (trainkit._data_checks) ---
@@ -67,6 +77,9 @@ from ._data_checks import small_validation as small_validation
 
 # --- statistics over seeds (trainkit._stats) ---
 # isort: split
+from ._stats import CONFIDENCE as CONFIDENCE
+from ._stats import N_BOOTSTRAP as N_BOOTSTRAP
+from ._stats import N_PERMUTATIONS as N_PERMUTATIONS
 from ._stats import Interval as Interval
 from ._stats import bootstrap_mean as bootstrap_mean
 from ._stats import holm as holm
@@ -75,3 +88,61 @@ from ._stats import resample_counts as resample_counts
 from ._stats import sign_flip_p_value as sign_flip_p_value
 
 # --- end statistics ---
+
+# isort: split
+from . import internal as internal
+
+__all__ = [
+    "add_run_flags",
+    "ArrayOnlyUnpickler",
+    "atomic_write",
+    "atomic_write_text",
+    "AXIS",
+    "batches",
+    "bootstrap_mean",
+    "CheckpointMismatchError",
+    "CheckpointStore",
+    "CLIError",
+    "CONFIDENCE",
+    "cpu_devices_for",
+    "data_hash",
+    "default_mesh",
+    "epoch_order",
+    "epoch_rows",
+    "evaluate_padded",
+    "FileFormatError",
+    "fsync_dir",
+    "holm",
+    "Interval",
+    "list_checkpoints",
+    "load_latest_checkpoint",
+    "load_model_file",
+    "markdown_table",
+    "N_BOOTSTRAP",
+    "N_PERMUTATIONS",
+    "padded_batches",
+    "paired_difference",
+    "Parser",
+    "read_cifar_batch",
+    "read_classification_npz",
+    "read_idx",
+    "resample_counts",
+    "RunFolderLocked",
+    "RunLock",
+    "restricted_load",
+    "run_command",
+    "save_model_file",
+    "set_aside",
+    "Settings",
+    "start_afresh",
+    "sha256_file",
+    "sign_flip_p_value",
+    "split_off_validation",
+    "split_three",
+    "Task",
+    "train",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "use_cpu_devices",
+    "write_if_changed",
+]
