@@ -76,7 +76,8 @@ def load_images(
 def _check_image_splits(splits: Any, fraction: float | None) -> None:
     import sys
 
-    from trainkit import label_space, small_validation
+    from trainkit import label_space
+    from trainkit.internal import small_validation
 
     train, val, test = splits[:3]
     label_space(train[1], {"validation": val[1], "test": test[1]})
@@ -501,7 +502,7 @@ def demo(
         ConvODENet(num_classes=10, width=width, n_basis=1, n_steps=1), splits.train,
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
         validation=splits.validation, recipe="sgd", refine_at=refine_at,
-        lr_drops=(epochs - 1,) if epochs > 1 else (), return_params="last", progress=progress,
+        lr_drops=(max(epochs - 1, 1),), return_params="last", progress=progress,
         log_path=out / "log.jsonl",
     )  # fmt: skip
     model, K = history["model"], block_K(variables)

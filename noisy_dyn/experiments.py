@@ -144,7 +144,8 @@ def check_splits(splits: Any, validation_fraction: float | None = 0.1) -> int:
     """
     import sys
 
-    from trainkit import label_space, small_validation
+    from trainkit import label_space
+    from trainkit.internal import small_validation
 
     train, val, test = splits[:3]
     num_classes = label_space(train[1], {"validation": val[1], "test": test[1]})

@@ -66,12 +66,9 @@ from ._signals import TrainingInterrupted as TrainingInterrupted
 # --- end engine ---
 
 # --- checks of a run's data against its model (trainkit._data_checks) ---
-from ._data_checks import MIN_VALIDATION as MIN_VALIDATION
 from ._data_checks import at_chance as at_chance
 from ._data_checks import chance_level as chance_level
 from ._data_checks import label_space as label_space
-from ._data_checks import progress_bar as progress_bar
-from ._data_checks import small_validation as small_validation
 
 # --- end data checks ---
 
@@ -98,10 +95,12 @@ __all__ = [
     "atomic_write",
     "atomic_write_text",
     "AXIS",
+    "at_chance",
     "batches",
     "bootstrap_mean",
     "CheckpointMismatchError",
     "CheckpointStore",
+    "chance_level",
     "CLIError",
     "CONFIDENCE",
     "cpu_devices_for",
@@ -114,6 +113,7 @@ __all__ = [
     "fsync_dir",
     "holm",
     "Interval",
+    "label_space",
     "list_checkpoints",
     "load_latest_checkpoint",
     "load_model_file",
