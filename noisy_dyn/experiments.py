@@ -674,6 +674,7 @@ def study(
     resume: bool = True,
     progress: bool = True,
     validation_fraction: float | None = None,
+    inference_draws: int = 0,
 ) -> dict[str, Any]:
     """Does noise injection help on this data, and at which level?
 
@@ -689,6 +690,9 @@ def study(
     ``dt``, ``noise_form`` and ``learn_step`` override the preset when given. Members whose best
     validation accuracy is within noise of the majority class are warned about. At least two
     seeds and one noisy level are needed (else there is nothing to compare).
+    ``inference_draws = N > 0`` also reads every noisy member with its training noise on,
+    logits averaged over ``N`` draws (rows ``"inference": "stochastic, N draws"``, with the
+    difference paired by seed against deterministic inference).
 
     Returns:
         ``{"rows", "cfgs", "seeds", "history", "seconds", "params"}`` (``params``: the members
@@ -741,13 +745,13 @@ def study(
               "raise --epochs until it plateaus.", flush=True)  # fmt: skip
     rows = robustness_study(params, cfgs, list(seeds), tuple(splits.test),
                             key=jax.random.key(perturbation_seed), perturbations=perturbations,
-                            out_dir=out)  # fmt: skip
+                            out_dir=out, inference_draws=inference_draws)  # fmt: skip
     seconds = time.perf_counter() - t0
     setup = {"preset": preset_name, "data": data_name, "levels": [list(p) for p in levels],
              "seeds": list(seeds), "epochs": epochs, "batch_size": batch_size,
              "learning_rate": lr, "config": base.to_dict(), "perturbation_seed": perturbation_seed,
              "best_epoch": history["best_epoch"], "diverged": diverged, "plateau": flat,
-             "seconds": seconds}  # fmt: skip
+             "inference_draws": inference_draws, "seconds": seconds}  # fmt: skip
     atomic_write_text(out / "study_setup.json", json.dumps(setup, indent=1) + "\n")
     print(study_markdown(rows))
     print(f"study finished in {seconds:.0f} s; written to {out}/ (study.json, study.md, "

@@ -57,6 +57,9 @@ from ._devices import default_mesh as default_mesh
 from ._devices import use_cpu_devices as use_cpu_devices
 from ._history import epoch_rows as epoch_rows
 from ._loop import Settings as Settings
+from ._options import TrainOptions as TrainOptions
+from ._options import add_train_flags as add_train_flags
+from ._options import cli_train_options as cli_train_options
 from ._loop import Task as Task
 from ._lock import RunFolderLocked as RunFolderLocked
 from ._lock import RunLock as RunLock
@@ -91,16 +94,20 @@ from . import internal as internal
 
 __all__ = [
     "add_run_flags",
+    "add_train_flags",
     "ArrayOnlyUnpickler",
+    "at_chance",
     "atomic_write",
     "atomic_write_text",
     "AXIS",
     "at_chance",
     "batches",
     "bootstrap_mean",
+    "chance_level",
     "CheckpointMismatchError",
     "CheckpointStore",
     "chance_level",
+    "cli_train_options",
     "CLIError",
     "CONFIDENCE",
     "cpu_devices_for",
@@ -118,31 +125,35 @@ __all__ = [
     "load_latest_checkpoint",
     "load_model_file",
     "markdown_table",
+    "MIN_VALIDATION",
     "N_BOOTSTRAP",
     "N_PERMUTATIONS",
     "padded_batches",
     "paired_difference",
     "Parser",
+    "progress_bar",
     "read_cifar_batch",
     "read_classification_npz",
     "read_idx",
     "resample_counts",
-    "RunFolderLocked",
-    "RunLock",
     "restricted_load",
     "run_command",
+    "RunFolderLocked",
+    "RunLock",
     "save_model_file",
     "set_aside",
     "Settings",
-    "start_afresh",
     "sha256_file",
     "sign_flip_p_value",
+    "small_validation",
     "split_off_validation",
     "split_three",
+    "start_afresh",
     "Task",
     "train",
     "TrainingDiverged",
     "TrainingInterrupted",
+    "TrainOptions",
     "use_cpu_devices",
     "write_if_changed",
 ]
