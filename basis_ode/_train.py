@@ -250,7 +250,8 @@ def _check_options(recipe: str, learning_rate: Any, refine_at: Sequence[int], mo
 
 
 def _check_epoch_lists(epochs: Any, refine_at: Sequence[int], lr_drops: Sequence[int]) -> None:
-    """Refinement epochs must lie in ``[0, epochs)`` and learning-rate drops in ``[1, epochs)``:
+    """Refinement epochs must lie in ``[0, epochs)`` and learning-rate drops in ``[1, epochs]``
+    (a drop at ``epochs`` takes effect when a finished run is continued to more epochs):
     outside, they would never happen (or, a drop at 0, replace the learning rate)."""
     if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 1:
         return  # refused with its own message by the loop's checks
@@ -260,11 +261,11 @@ def _check_epoch_lists(epochs: Any, refine_at: Sequence[int], lr_drops: Sequence
             f"refine_at (--refine-at) epochs {late} lie outside [0, epochs={epochs}): they "
             "would never refine; give epochs before the last, or more epochs."
         )
-    bad = [int(d) for d in lr_drops if not 1 <= int(d) < epochs]
+    bad = [int(d) for d in lr_drops if not 1 <= int(d) <= epochs]
     if bad:
         raise ValueError(
-            f"lr_drops (--lr-drops) epochs {bad} lie outside [1, epochs={epochs}): a drop at 0 "
-            "would replace the learning rate, one at or after the last epoch never happens."
+            f"lr_drops (--lr-drops) epochs {bad} lie outside [1, epochs={epochs}]: a drop at 0 "
+            "would replace the learning rate, one after the last epoch never happens."
         )
 
 

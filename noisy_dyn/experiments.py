@@ -128,12 +128,15 @@ def load_data(
             )
         kwargs["val_fraction"] = float(validation_fraction)
     splits = limit_splits(data.load(name, **kwargs), limit)
-    check_splits(splits, validation_fraction if name in _TAKES_FRACTION else None)
+    check_splits(splits, (validation_fraction or 0.1) if name in _TAKES_FRACTION else None)
     return splits
 
 
 def check_splits(splits: Any, validation_fraction: float | None = 0.1) -> int:
     """Check a run's splits before training; returns the number of classes.
+
+    ``validation_fraction`` is the fraction the validation split was cut by (None: a fixed
+    validation set), named in the messages.
 
     The classes are the training split's (``trainkit.label_space``: validation and test labels
     it lacks are refused, naming them); an empty validation split is refused and one too small
@@ -141,20 +144,24 @@ def check_splits(splits: Any, validation_fraction: float | None = 0.1) -> int:
     """
     import sys
 
-    from trainkit import label_space, small_validation
+    from trainkit import label_space
+    from trainkit.internal import small_validation
 
     train, val, test = splits[:3]
     num_classes = label_space(train[1], {"validation": val[1], "test": test[1]})
-    fraction = 0.1 if validation_fraction is None else validation_fraction
     if len(val[1]) == 0:
+        at = (
+            ""
+            if validation_fraction is None
+            else f" at validation fraction {validation_fraction:g}"
+        )
         raise CLIError(
-            f"no validation example: {len(train[1])} training examples at validation fraction "
-            f"{fraction:g} leave none to select the best epoch; give more data or a larger "
-            "--validation-fraction."
+            f"no validation example: {len(train[1])} training examples{at} leave none to "
+            "select the best epoch; give more data or a larger --validation-fraction."
         )
     if len(test[1]) == 0:
         raise CLIError("the test split is empty: give a data file with test examples.")
-    note = small_validation(len(val[1]), fraction, len(train[1]))
+    note = small_validation(len(val[1]), validation_fraction, len(train[1]))
     if note:
         print(note, file=sys.stderr, flush=True)
     return num_classes

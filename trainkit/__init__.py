@@ -69,12 +69,9 @@ from ._signals import TrainingInterrupted as TrainingInterrupted
 # --- end engine ---
 
 # --- checks of a run's data against its model (trainkit._data_checks) ---
-from ._data_checks import MIN_VALIDATION as MIN_VALIDATION
 from ._data_checks import at_chance as at_chance
 from ._data_checks import chance_level as chance_level
 from ._data_checks import label_space as label_space
-from ._data_checks import progress_bar as progress_bar
-from ._data_checks import small_validation as small_validation
 
 # --- end data checks ---
 
@@ -126,13 +123,11 @@ __all__ = [
     "load_latest_checkpoint",
     "load_model_file",
     "markdown_table",
-    "MIN_VALIDATION",
     "N_BOOTSTRAP",
     "N_PERMUTATIONS",
     "padded_batches",
     "paired_difference",
     "Parser",
-    "progress_bar",
     "read_cifar_batch",
     "read_classification_npz",
     "read_idx",
@@ -146,7 +141,6 @@ __all__ = [
     "Settings",
     "sha256_file",
     "sign_flip_p_value",
-    "small_validation",
     "split_off_validation",
     "split_three",
     "start_afresh",

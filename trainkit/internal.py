@@ -18,6 +18,8 @@ Groups:
 - data files (``trainkit._formats``, ``trainkit._splits``): ``check_sha256``, ``read_zip_member``,
   ``read_idx_pair``, ``read_cifar_folder``, ``check_fraction``, ``limit_splits``;
 - model files (``trainkit._model_files``): ``check_fields``;
+- run data (``trainkit._data_checks``): ``small_validation``, ``MIN_VALIDATION``, and
+  ``progress_bar`` (a tqdm bar on a terminal only);
 - training options (``trainkit._options``): ``takes_train_options``, the decorator that gives a
   ``fit`` the :class:`trainkit.TrainOptions` as keyword arguments and documentation;
 - devices and the loop (``trainkit._devices``, ``trainkit._loop``): ``available_cores``,
@@ -29,6 +31,9 @@ from ._cli import check_positive as check_positive
 from ._cli import default_out as default_out
 from ._cli import parse_ints as parse_ints
 from ._cli import parse_names as parse_names
+from ._data_checks import MIN_VALIDATION as MIN_VALIDATION
+from ._data_checks import progress_bar as progress_bar
+from ._data_checks import small_validation as small_validation
 from ._devices import MIN_ROWS_PER_DEVICE as MIN_ROWS_PER_DEVICE
 from ._devices import available_cores as available_cores
 from ._devices import to_host as to_host
@@ -55,6 +60,7 @@ __all__ = [
     "ArgumentTypeError",
     "LabelGapWarning",
     "MIN_ROWS_PER_DEVICE",
+    "MIN_VALIDATION",
     "available_cores",
     "check_fields",
     "check_finite",
@@ -71,10 +77,12 @@ __all__ = [
     "limit_splits",
     "parse_ints",
     "parse_names",
+    "progress_bar",
     "read_cifar_folder",
     "read_idx_pair",
     "read_zip_member",
     "restart_with_huge_pages",
+    "small_validation",
     "takes_train_options",
     "to_host",
 ]
