@@ -6,6 +6,7 @@ public module without an entry in the API reference. The site is built into a te
 """
 
 import ast
+import html as html_lib
 import os
 import re
 import subprocess
@@ -21,6 +22,7 @@ QUICKSTART = (
 )
 
 
+@pytest.mark.slow  # about 20 s: the whole site, API pages and notebooks included
 def test_strict_site_build_documents_every_public_name(tmp_path: Path) -> None:
     pytest.importorskip("mkdocs")
     pytest.importorskip("mkdocstrings")
@@ -59,6 +61,26 @@ def test_strict_site_build_documents_every_public_name(tmp_path: Path) -> None:
         assert (site / rel / "index.html").exists(), rel
     for p in (ROOT / "benchmarks" / "results").glob("*.json"):
         assert (site / "benchmarks" / p.stem / "index.html").exists(), p.name
+    # A Markdown run record without a JSON twin (the fault-injection counts) has its page too,
+    # and the changelog is a page of the site.
+    for p in (ROOT / "benchmarks" / "results").glob("*.md"):
+        if not p.with_suffix(".json").exists():
+            assert (site / "benchmarks" / p.stem / "index.html").exists(), p.name
+    if (ROOT / "CHANGELOG.md").exists():
+        assert (site / "changelog" / "index.html").exists()
+    # The options that trainkit.takes_train_options adds to fit at import time are in its
+    # reference entry (griffe alone reads the source, which has neither their parameters nor
+    # their documentation): every option's name and the first words of its documentation.
+    import trainkit
+    from noisy_dyn import fit
+
+    page = (site / "reference" / "noisy_dyn" / "index.html").read_text()
+    page = html_lib.unescape(re.sub(r"<[^>]+>", "", page))
+    entry = page[page.index("fit(") :]
+    for name in fit.train_option_names:
+        doc = trainkit.TrainOptions.__dataclass_fields__[name].metadata["doc"]
+        words = re.sub(r"``?", "", doc).split()[:4]
+        assert name in entry and " ".join(words) in re.sub(r"\s+", " ", entry), name
     # A results page shows its stored table, its plot and its command.
     page = (site / "results" / "noisy_dyn" / "study_digits" / "index.html").read_text()
     text = re.sub(r"<[^>]+>", "", page)  # the command is highlighted span by span

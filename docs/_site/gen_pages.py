@@ -48,9 +48,8 @@ NAV: list[tuple[str, list[tuple[str, str]]]] = [
             ("Command lines", "command_lines.md"),
             ("Training", "training.md"),
             ("Training options", "training_options.md"),
-            ("Checkpoints and resume", "checkpoints.md"),
             ("Devices and several hosts", "devices.md"),
-            ("Reliability", "reliability.md"),
+            ("Checkpoints, resume and faults", "reliability.md"),
         ],
     ),
     (
@@ -240,7 +239,13 @@ def _date_text(found: dict[str, object]) -> str | None:
         if isinstance(v, int | float) and v > 1e9:
             return _dt.datetime.fromtimestamp(v, _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         if isinstance(v, str) and v:
-            return v
+            try:  # an ISO time stamp, shown as the others are
+                t = _dt.datetime.fromisoformat(v)
+            except ValueError:
+                return v
+            if "T" not in v or t.tzinfo is None:
+                return v
+            return t.astimezone(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return None
 
 
@@ -332,14 +337,31 @@ def _commands(folder: Path) -> tuple[str, str]:
         return "", ""
     text = sh.read_text()
     comments = " ".join(
-        line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")
+        line.lstrip("# ").strip()
+        for line in text.splitlines()
+        if line.startswith("#") and not line.startswith("#!")
     )
     return text, comments
 
 
+def _readme(folder: Path) -> tuple[str, str] | None:
+    """A folder's own ``README.md``: (its first heading, the rest), or None."""
+    p = folder / "README.md"
+    if not p.exists():
+        return None
+    lines = p.read_text().strip().splitlines()
+    if lines and lines[0].startswith("# "):
+        return lines[0][2:].strip(), "\n".join(lines[1:]).strip()
+    return "", "\n".join(lines)
+
+
 def _inline_md(path: Path) -> str:
     """A stored Markdown file, its headings moved below the page's own (level 3 and lower)."""
-    text = path.read_text()
+    return _inline_md_text(path.read_text())
+
+
+def _inline_md_text(text: str) -> str:
+    """Markdown written by a command or by hand, its headings two levels lower."""
     out = []
     fence = False
     for line in text.splitlines():
@@ -355,29 +377,43 @@ def _inline_md(path: Path) -> str:
     return "\n".join(out).strip() + "\n"
 
 
+def _result_jsons(folder: Path) -> list[Path]:
+    """The JSON files a folder's machine and date are read from: its own, and its subfolders'
+    unless it is a package's folder (whose subfolders are separate runs)."""
+    if folder.parent == RESULTS:
+        return sorted(folder.glob("*.json"))
+    return sorted(folder.rglob("*.json"))
+
+
 def _result_page(folder: Path, children: list[Path]) -> str:
+    """The page of one results folder: what was run (its README or the comments of its
+    ``commands.sh``), the machine and the date, its tables, its plots, the exact commands."""
     rel = folder.relative_to(RESULTS)
     files = sorted(p for p in folder.iterdir() if p.is_file())
     text, comments = _commands(folder)
-    mds = [p for p in files if p.suffix == ".md"]
+    readme = _readme(folder)
+    mds = [p for p in files if p.suffix == ".md" and p.name != "README.md"]
     jsons = [p for p in files if p.suffix == ".json"]
-    nested_jsons = sorted(folder.rglob("*.json"))
+    nested_jsons = _result_jsons(folder)
     pngs = [p for p in files if p.suffix == ".png"]
-    lines = [f"# {rel.as_posix()}", ""]
-    if comments:
+    if readme and readme[0]:
+        lines = [f"# {readme[0]}", "", f"`docs/results/{rel.as_posix()}/`", ""]
+    else:
+        lines = [f"# {rel.as_posix()}", ""]
+    if readme:
+        lines += [readme[1], ""]
+    elif comments:
         lines += [comments, ""]
     lines += [
         f"Generated from the files stored in `docs/results/{rel.as_posix()}/`.",
         "",
     ]
     lines += [line + "  " for line in _provenance(folder, nested_jsons, comments)] + [""]
-    if text:
-        lines += ["## Command", "", "```bash", text.rstrip(), "```", ""]
-    for p in pngs:
-        lines += [f"## {p.name}", "", f"![{p.stem}]({p.name})", ""]
     for p in mds:
         lines += [f"## {p.name}", "", _inline_md(p), ""]
     md_stems = {p.stem for p in mds}
+    for p in pngs:
+        lines += [f"## {p.name}", "", f"![{p.stem}]({p.name})", ""]
     for p in jsons:
         if p.stem in md_stems:
             continue
@@ -386,12 +422,14 @@ def _result_page(folder: Path, children: list[Path]) -> str:
         except ValueError:
             continue
         lines += [f"## {p.name}", "", json_tables(data, 3, p.stem)]
+    if text:
+        lines += ["## Command", "", "```bash", text.rstrip(), "```", ""]
     if children:
         lines += ["## Parts", ""]
         lines += [f"- [{c.name}]({c.name}/index.md)" for c in children]
         lines.append("")
     others = [p for p in files if p.suffix not in (".md", ".png")]
-    if others:
+    if others or mds:
         lines += ["## Stored files", ""]
         lines += [f"- [`{p.name}`]({p.name})" for p in others + mds]
         lines.append("")
@@ -401,14 +439,16 @@ def _result_page(folder: Path, children: list[Path]) -> str:
 def _result_summary(folder: Path) -> tuple[str, str, str]:
     """(what, machine, date) in one line each for the overview table."""
     text, comments = _commands(folder)
-    what = comments.split(". ")[0][:160] if comments else ""
+    readme = _readme(folder)
+    what = readme[0] if readme and readme[0] else ""
+    what = what or (comments.split(". ")[0][:160] if comments else "")
     if not what:
         for p in sorted(folder.glob("*.md")):
             first = p.read_text().strip().splitlines()
             if first and not first[0].startswith("|"):
                 what = first[0].lstrip("# ").strip()[:160]
                 break
-    prov = _provenance(folder, sorted(folder.rglob("*.json")), comments)
+    prov = _provenance(folder, _result_jsons(folder), comments)
     machine = prov[0].removeprefix("**Machine:** ")
     date = next((p for p in prov if p.startswith("**Date")), "")
     date = date or next((p for p in prov if p.startswith("**Committed")), "")
@@ -489,6 +529,11 @@ RERUN = [
         "",
     ),
     ("cpu_idle_ensemble", "python -m benchmarks.ensemble", "ensemble against separate runs"),
+    (
+        "reliability",
+        "python -m benchmarks.reliability_faults --seed 0",
+        "fault injection on the training engine, about 5 minutes",
+    ),
 ]
 
 
@@ -578,6 +623,29 @@ def gen_benchmarks() -> list[str]:
             if first_cmd
             else f"| [{stem}]({stem}.md) | {machine.split(',')[0]} | {date} | |"
         )
+    jsons = {p.stem for p in BENCH.glob("*.json")} if BENCH.exists() else set()
+    for p in sorted(BENCH.glob("*.md")) if BENCH.exists() else []:
+        if p.stem in jsons:
+            continue  # the table of a JSON run, shown on that run's page
+        text = p.read_text().strip()
+        head, _, body = text.partition("\n")
+        title = head[2:].strip() if head.startswith("# ") else p.stem
+        if not head.startswith("# "):
+            body = text
+        cmd = _bench_command(p.stem, {})
+        # Machine and date as the file's own text states them, else the commit's date.
+        m = re.search(r"[\w-]*\s*\(?\d+[- ]cores?\)?|\d+-core CPU|NVIDIA \w+", body)
+        machine = m.group(0).strip() if m else "see the page"
+        d = re.search(r"\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2} UTC)?", body)
+        date = d.group(0) if d else (_git_first_date(p) or "") + " (committed)"
+        lines = [f"# {title}", "", f"Generated from `benchmarks/results/{p.name}`.", ""]
+        lines += [body.strip(), ""]
+        if cmd:
+            lines += ["## Command", "", "```bash", cmd, "```", ""]
+        _write(f"benchmarks/{p.stem}.md", "\n".join(lines))
+        nav.append(f"    - [{title}](benchmarks/{p.stem}.md)")
+        cell = f"`{cmd.splitlines()[0]}`" if cmd else ""
+        overview.append(f"| [{p.stem}]({p.stem}.md) | {machine} | {date} | {cell} |")
     if suite:
         overview += [
             "",
