@@ -136,3 +136,14 @@ def test_build_check_refuses_a_reference_page_without_a_name(tmp_path: Path) -> 
     page.write_text(page.read_text().replace(f'id="noisy_dyn.{dropped}"', ""))
     with pytest.raises(PluginError, match=f"noisy_dyn.{dropped}"):
         hooks.on_post_build({"site_dir": str(tmp_path)})
+
+
+def test_dev_extra_carries_the_docs_build() -> None:
+    """The README's test command installs ``.[dev]``: it must bring every docs requirement."""
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    missing = sorted(set(extras["docs"]) - set(extras["dev"]))
+    assert not missing, f"add {missing} to the dev extra too (tests/test_docs.py builds the site)"

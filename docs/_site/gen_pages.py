@@ -220,10 +220,10 @@ def _find_keys(obj: object, keys: tuple[str, ...], found: dict[str, object]) -> 
 def _machine_text(m: object) -> str:
     if isinstance(m, dict):
         parts = []
+        if m.get("backend") and m.get("backend") != "cpu":  # the accelerator first
+            parts.append(f"{m.get('device') or m['backend']} (JAX backend {m['backend']})")
         if "processor" in m or "cpu_count" in m:
             parts.append(f"{m.get('cpu_count', '?')}-core {m.get('processor', '')} CPU".strip())
-        if m.get("backend") and m.get("backend") != "cpu":
-            parts.append(f"backend {m['backend']} ({m.get('device', '')})")
         for k in ("local_devices", "jax", "python", "torch"):
             if k in m:
                 parts.append(f"{k} {m[k]}")
@@ -397,18 +397,18 @@ def _result_page(folder: Path, children: list[Path]) -> str:
     nested_jsons = _result_jsons(folder)
     pngs = [p for p in files if p.suffix == ".png"]
     if readme and readme[0]:
-        lines = [f"# {readme[0]}", "", f"`docs/results/{rel.as_posix()}/`", ""]
+        lines = [f"# {readme[0]}", ""]
     else:
         lines = [f"# {rel.as_posix()}", ""]
-    if readme:
-        lines += [readme[1], ""]
-    elif comments:
+    if comments and not readme:
         lines += [comments, ""]
     lines += [
         f"Generated from the files stored in `docs/results/{rel.as_posix()}/`.",
         "",
     ]
     lines += [line + "  " for line in _provenance(folder, nested_jsons, comments)] + [""]
+    if readme:
+        lines += [readme[1], ""]
     for p in mds:
         lines += [f"## {p.name}", "", _inline_md(p), ""]
     md_stems = {p.stem for p in mds}
@@ -520,13 +520,21 @@ def gen_results() -> list[str]:
 
 RERUN = [
     ("cpu_full", "python -m benchmarks.run --full", "the CPU suite, about 5 minutes"),
-    ("cpu_quick", "python -m benchmarks.run --quick", "the CPU suite at small size, about 2"),
+    (
+        "cpu_quick",
+        "python -m benchmarks.run --quick",
+        "the CPU suite at small size, about 2 minutes",
+    ),
     ("gpu_full", "bash benchmarks/gpu.sh", "the suite on a GPU, results to `$OUT`"),
-    ("noisy_theory_training", "python -m benchmarks.noisy_theory_experiments training", ""),
+    (
+        "noisy_theory_training",
+        "python -m benchmarks.noisy_theory_experiments training",
+        "a Noisy RNN and its deterministic twin on digits, measured every epoch",
+    ),
     (
         "stochastic_stabilization",
         "python -m benchmarks.noisy_theory_experiments stabilization",
-        "",
+        "the top Lyapunov exponent of an unstable Lipschitz RNN as multiplicative noise grows",
     ),
     ("cpu_idle_ensemble", "python -m benchmarks.ensemble", "ensemble against separate runs"),
     (
@@ -587,11 +595,14 @@ def gen_benchmarks() -> list[str]:
         "",
         "## Rerun them",
         "",
-        "```bash",
-        'pip install -e ".[bench]"        # the PyTorch baseline (torch==2.13.0 for the CPU build)',
+        'The PyTorch baseline needs the bench extra: `pip install -e ".[bench]"` (torch 2.13.0',
+        "for the CPU build). Then, from the repository root:",
+        "",
+        "| command | what it runs | stored as |",
+        "|---|---|---|",
     ]
-    overview += [f"{cmd:<60}# {note}" if note else cmd for _, cmd, note in RERUN]
-    overview += ["```", "", "## Stored runs", "", "| file | machine | date | command |"]
+    overview += [f"| `{cmd}` | {note or '-'} | [{stem}]({stem}.md) |" for stem, cmd, note in RERUN]
+    overview += ["", "## Stored runs", "", "| file | machine | date | command |"]
     overview.append("|---|---|---|---|")
     suite: dict[str, dict] = {}
     for p in sorted(BENCH.glob("*.json")) if BENCH.exists() else []:
