@@ -188,3 +188,31 @@ def test_names_in_readme_and_docs_exist() -> None:
                 if not _resolves(package, dotted):
                     stale.append(f"{path.relative_to(ROOT)}:{n}: {m.group(0)}")
     assert not stale, "names that do not exist (renamed or moved?): " + "; ".join(stale)
+
+
+@pytest.mark.slow  # about 50 s on the shared 2-core CPU: two short trainings
+def test_readme_examples_run(tmp_path: Path) -> None:
+    """The README's ten-line examples run as written, shortened to a few epochs (the noisy_dyn
+    one to 2, the basis_ode one to 4 with its refinements at epochs 1, 2, 3), each in a fresh
+    interpreter; each prints its accuracies, which must be fractions."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert len(blocks) == 2, "README.md should hold the two ten-line examples"
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
+    for code in blocks:
+        assert len(code.strip().splitlines()) <= 12, code
+        short = re.sub(r"refine_at=\([^)]*\)", "refine_at=(1, 2, 3)", code)
+        short = re.sub(r"epochs=\d+", "epochs=4" if "refine_at" in code else "epochs=2", short)
+        assert short != code, "the example no longer trains with epochs=...; update this test"
+        result = subprocess.run(
+            [sys.executable, "-c", short],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        numbers = [float(x) for x in re.findall(r"(?<![\w.])0\.\d+|1\.0\b", result.stdout)]
+        assert numbers and all(0.0 <= x <= 1.0 for x in numbers[-2:]), result.stdout[-2000:]
