@@ -37,15 +37,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from trainkit._cli import (
-    Parser,
-    add_run_flags,
-    check_positive,
-    default_out,
-    parse_ints,
-    parse_names,
-    run_command,
-)
+from trainkit import Parser, add_run_flags, run_command
+from trainkit.internal import check_positive, default_out, parse_ints, parse_names
 
 EPILOG = __doc__.split("Full-size commands", 1)[1].join(["Full-size commands", ""])
 

@@ -29,8 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trainkit._errors import FileFormatError
-from trainkit._model_files import check_fields, load_model_file, save_model_file
+from trainkit import FileFormatError, load_model_file, save_model_file
+from trainkit.internal import check_fields
 
 from ._models import ConvODENet, ODETransformerTagger, ResNet
 

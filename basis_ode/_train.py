@@ -29,7 +29,7 @@ with ``refine_variables`` and ``n_steps`` doubles; the optimizer state is rebuil
 shapes and the jitted step retraces.
 
 Reproducibility, checkpoints, resume, divergence and the history format are ``trainkit``'s (see
-``trainkit._loop``): keys ``split(key(seed))`` into an init and a noise stream (the step ``s``
+``trainkit.train``): keys ``split(key(seed))`` into an init and a noise stream (the step ``s``
 gets ``fold_in(noise_key, s)``, used by ``augment``), data order ``epoch_order(N, seed, e)``.
 """
 
@@ -49,14 +49,13 @@ import optax
 from jax.sharding import Mesh
 from jaxtyping import Array, Float, Int
 
-import trainkit._loop as loop
-from trainkit._atomic import atomic_write
-from trainkit._batching import evaluate_padded
-from trainkit._checkpoint import list_checkpoints as list_checkpoints
-from trainkit._checkpoint import load_latest_checkpoint as load_latest_checkpoint
-from trainkit._devices import to_host
-from trainkit._errors import CheckpointMismatchError as CheckpointMismatchError
-from trainkit._errors import TrainingDiverged as TrainingDiverged
+import trainkit
+from trainkit import CheckpointMismatchError as CheckpointMismatchError
+from trainkit import TrainingDiverged as TrainingDiverged
+from trainkit import atomic_write, evaluate_padded
+from trainkit import list_checkpoints as list_checkpoints
+from trainkit import load_latest_checkpoint as load_latest_checkpoint
+from trainkit.internal import to_host
 
 NonFiniteError = TrainingDiverged  # the former name of basis_ode's divergence error
 _RECIPES = ("sgd", "adam_rsqrt")
@@ -653,12 +652,12 @@ def fit(
         eval_batch_size=int(eval_batch_size),
         options=_options(recipe, refine, augment, batch_size, opt_kwargs),
     )  # fmt: skip
-    settings = loop.Settings(
+    settings = trainkit.Settings(
         epochs=epochs, batch_size=batch_size, seed=seed, checkpoint_dir=checkpoint_dir,
         resume=resume, keep=keep, checkpoint_every=checkpoint_every, check_every=check_every,
         mesh=mesh, progress=progress, log_path=log_path, callback=callback,
         stop_after_steps=stop_after_steps, return_params=return_params,
     )  # fmt: skip
-    result, history, meta = loop.train(task, arrays, settings)
+    result, history, meta = trainkit.train(task, arrays, settings)
     history["model"] = task.model_of(meta)
     return result, history

@@ -32,18 +32,18 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from trainkit._batching import batches as batches
-from trainkit._batching import check_int as _check_int
-from trainkit._batching import epoch_order as epoch_order
-from trainkit._errors import FileFormatError
-from trainkit._formats import (
+from trainkit import FileFormatError, read_classification_npz, split_off_validation, split_three
+from trainkit import batches as batches
+from trainkit import epoch_order as epoch_order
+from trainkit import read_idx as read_idx
+from trainkit.internal import (
+    check_fraction,
     check_sha256,
+    limit_splits,
     read_cifar_folder,
-    read_classification_npz,
     read_idx_pair,
 )
-from trainkit._formats import read_idx as read_idx
-from trainkit._splits import check_fraction, limit_splits, split_off_validation, split_three
+from trainkit.internal import check_int as _check_int
 
 PathLike = str | os.PathLike
 

@@ -27,10 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from trainkit._cli import CLIError
-from trainkit._model_files import write_if_changed
-from trainkit._splits import limit_splits
-from trainkit._tables import markdown_table
+from trainkit import CLIError, markdown_table, write_if_changed
+from trainkit.internal import limit_splits
 
 IMAGE_DATA = ("digits", "fashion_mnist", "cifar10", "npz")
 """The image data sets of ``train`` (``npz``: your own arrays, see ``data.load_npz``)."""

@@ -42,11 +42,11 @@ def _fresh_caches() -> None:
     """Forget every compiled program, so the next call pays its compilation."""
     import jax
 
-    import trainkit._loop
+    import trainkit.internal
     from noisy_dyn import _train
 
     jax.clear_caches()
-    trainkit._loop.compiled_step.cache_clear()
+    trainkit.internal.compiled_step.cache_clear()
     _train._eval_fn.cache_clear()
 
 

@@ -18,22 +18,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from trainkit._cli import (
-    CLIError,
-    Parser,
-    add_run_flags,
-    check_positive,
-    default_out,
-    parse_names,
-    run_command,
-)
-from trainkit._hugepages import restart_with_huge_pages
+from trainkit import CLIError, Parser, add_run_flags, run_command
+from trainkit.internal import check_positive, default_out, parse_names, restart_with_huge_pages
 
 TRAINING_COMMANDS = ("train", "study", "compare", "demo", "robustness")
 """Commands that, run from a shell (``main()`` on ``sys.argv``), restart themselves once with
 glibc's ``malloc`` asking for transparent huge pages where that helps (Linux, glibc >= 2.35, THP
 mode ``madvise``): the T = 784 training step took 10-30 % less time on the 2-core CPU.
-``TRAINKIT_HUGE_PAGES=0`` turns it off (``trainkit._hugepages``)."""
+``TRAINKIT_HUGE_PAGES=0`` turns it off (``trainkit.internal.restart_with_huge_pages``)."""
 
 EPILOG = """\
 Full-size runs (the paper's setting, Lim et al. 2021, Sec. 6: T = 784 pixel steps, H = 128,

@@ -6,7 +6,7 @@ same settings. Its initial parameters come from ``init_key_j, noise_key_j = spli
 its step ``s`` draws noise from ``fold_in(noise_key_j, s)``, its epoch ``e`` visits the examples in
 ``trainkit.epoch_order(N, seed=data_seeds[j], epoch=e)``, and Adam with the step decay updates it
 alone (see ``noisy_dyn._train``). The members are ``jax.vmap``-ed in one compiled step
-(``trainkit._loop``'s member axis): the configurations may differ only in the numeric fields of
+(``trainkit.train``'s member axis): the configurations may differ only in the numeric fields of
 :class:`noisy_dyn.Numerics` (and ``init_std``), which enter the step as traced values, so one
 compilation serves every noise level (``docs/noisy_rnn.md``, numerics as values). The compiled
 configuration draws each kind of noise that any member uses; a member whose level is 0 multiplies
@@ -31,7 +31,7 @@ import numpy as np
 from jax.sharding import Mesh
 from jaxtyping import Array, Float
 
-import trainkit._loop as loop
+import trainkit
 
 from ._config import NoisyRNNConfig, Numerics, check_fields_agree
 from ._train import _NoisyTask, _Step, prepare_run
@@ -213,7 +213,7 @@ def fit_ensemble(
         config=[cfg.to_dict() for cfg in cfgs],
         optimizer={**first.task.optimizer, "data_seed": list(data_seeds)},
     )
-    settings = loop.Settings(
+    settings = trainkit.Settings(
         epochs=first.epochs, batch_size=first.batch_size, seed=seeds[0],
         seeds=seeds * len(cfgs), data_seeds=data_seeds * len(cfgs),
         checkpoint_dir=checkpoint_dir, resume=resume, keep=keep,
@@ -222,5 +222,5 @@ def fit_ensemble(
         stop_after_steps=stop_after_steps, return_params=return_params,
         on_divergence=on_divergence,
     )  # fmt: skip
-    params, history, _ = loop.train(task, first.data, settings)
+    params, history, _ = trainkit.train(task, first.data, settings)
     return params, history

@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from trainkit._errors import FileFormatError
-from trainkit._model_files import check_fields, load_model_file, save_model_file
+from trainkit import FileFormatError, load_model_file, save_model_file
+from trainkit.internal import check_fields
 
 from ._cell import check_params
 from ._config import NoisyRNNConfig

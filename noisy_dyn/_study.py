@@ -43,8 +43,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from trainkit import bootstrap_mean, holm, paired_difference, sign_flip_p_value
-from trainkit._stats import CONFIDENCE, N_BOOTSTRAP, N_PERMUTATIONS
+from trainkit import (
+    CONFIDENCE,
+    N_BOOTSTRAP,
+    N_PERMUTATIONS,
+    bootstrap_mean,
+    holm,
+    paired_difference,
+    sign_flip_p_value,
+)
 
 from ._cell import check_params
 from ._config import NoisyRNNConfig, check_fields_agree

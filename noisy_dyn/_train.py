@@ -17,7 +17,7 @@ times the small-noise regulariser (``noisy_dyn._theory.regularized_loss``; the d
   ``1 / (1 - decay_at)`` epochs (10 for 0.9) never decay, so a 2-epoch run keeps one rate.
 
 Checkpoints, resume, refusal of foreign runs, divergence, progress and the history format are
-``trainkit``'s, the same as ``basis_ode.fit``'s (see ``trainkit._loop``).
+``trainkit``'s, the same as ``basis_ode.fit``'s (see ``trainkit.train``).
 """
 
 import dataclasses
@@ -34,12 +34,11 @@ import optax
 from jax.sharding import Mesh
 from jaxtyping import Array, Float, Int
 
-import trainkit._loop as loop
-from trainkit._batching import evaluate_padded
-from trainkit._checkpoint import data_hash
-from trainkit._devices import default_mesh as default_mesh
-from trainkit._errors import CheckpointMismatchError as CheckpointMismatchError
-from trainkit._errors import TrainingDiverged as TrainingDiverged
+import trainkit
+from trainkit import CheckpointMismatchError as CheckpointMismatchError
+from trainkit import TrainingDiverged as TrainingDiverged
+from trainkit import data_hash, evaluate_padded
+from trainkit import default_mesh as default_mesh
 
 from ._cell import init_params
 from ._config import NoisyRNNConfig, Numerics
@@ -485,12 +484,12 @@ def fit(
                       learning_rate=learning_rate, regularizer=regularizer, lam=lam,
                       decay_at=decay_at, decay_factor=decay_factor, data_seed=data_seed,
                       init=init, eval_batch_size=eval_batch_size)  # fmt: skip
-    settings = loop.Settings(
+    settings = trainkit.Settings(
         epochs=run.epochs, batch_size=run.batch_size, seed=seed, data_seed=data_seed,
         checkpoint_dir=checkpoint_dir, resume=resume, keep=keep,
         checkpoint_every=checkpoint_every_steps, check_every=check_every, mesh=mesh,
         progress=progress, log_path=log_path, callback=callback,
         stop_after_steps=stop_after_steps, return_params=return_params,
     )  # fmt: skip
-    params, history, _ = loop.train(run.task, run.data, settings)
+    params, history, _ = trainkit.train(run.task, run.data, settings)
     return params, history

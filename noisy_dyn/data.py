@@ -40,19 +40,24 @@ from typing import Any, NamedTuple
 import numpy as np
 from jaxtyping import Float, Int
 
-from trainkit._batching import batches as batches
-from trainkit._batching import epoch_order as epoch_order
-from trainkit._errors import FileFormatError
-from trainkit._formats import (
-    check_sha256,
-    read_cifar_folder,
+from trainkit import (
+    FileFormatError,
     read_classification_npz,
+    restricted_load,
+    split_off_validation,
+    split_three,
+)
+from trainkit import batches as batches
+from trainkit import epoch_order as epoch_order
+from trainkit import read_idx as read_idx
+from trainkit.internal import (
+    check_fraction,
+    check_sha256,
+    limit_splits,
+    read_cifar_folder,
     read_idx_pair,
     read_zip_member,
-    restricted_load,
 )
-from trainkit._formats import read_idx as read_idx
-from trainkit._splits import check_fraction, limit_splits, split_off_validation, split_three
 
 PathLike = str | os.PathLike
 

@@ -28,10 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from trainkit._cli import CLIError
-from trainkit._model_files import write_if_changed
-from trainkit._splits import limit_splits
-from trainkit._tables import markdown_table
+from trainkit import CLIError, markdown_table, write_if_changed
+from trainkit.internal import limit_splits
 
 COMPARE_MODELS: dict[str, str] = {
     "nrnn_ito": "NRNN (Ito)",
@@ -104,7 +102,7 @@ def batch_mesh(batch_size: int, *, verbose: bool = True) -> Any:
     import jax
     from jax.sharding import Mesh
 
-    from trainkit._devices import AXIS
+    from trainkit import AXIS
 
     devices = jax.local_devices()
     n = max(d for d in range(1, len(devices) + 1) if batch_size % d == 0)

@@ -4,6 +4,11 @@ What both packages need that is not about a model lives here once: atomic file I
 checkpoints with a run fingerprint and resume, the training loop over a ``TrainState`` pytree,
 device and mesh helpers, data-file formats, splits and batch order, padded evaluation, command
 line helpers and Markdown tables. It imports neither model package; both import it.
+
+The names below (``__all__``) are the public API. ``trainkit.internal`` holds the smaller
+helpers the two model packages share (argument checks, command-line parsing, data-file pieces);
+it is not a user API. The ``trainkit._x`` modules are private: neither package imports them
+(``tests/trainkit/test_public_door.py`` checks).
 """
 
 # --- errors (trainkit._errors) ---
@@ -57,6 +62,9 @@ from ._loop import train as train
 
 # --- statistics over seeds (trainkit._stats) ---
 # isort: split
+from ._stats import CONFIDENCE as CONFIDENCE
+from ._stats import N_BOOTSTRAP as N_BOOTSTRAP
+from ._stats import N_PERMUTATIONS as N_PERMUTATIONS
 from ._stats import Interval as Interval
 from ._stats import bootstrap_mean as bootstrap_mean
 from ._stats import holm as holm
@@ -65,3 +73,56 @@ from ._stats import resample_counts as resample_counts
 from ._stats import sign_flip_p_value as sign_flip_p_value
 
 # --- end statistics ---
+
+# isort: split
+from . import internal as internal
+
+__all__ = [
+    "add_run_flags",
+    "ArrayOnlyUnpickler",
+    "atomic_write",
+    "atomic_write_text",
+    "AXIS",
+    "batches",
+    "bootstrap_mean",
+    "CheckpointMismatchError",
+    "CheckpointStore",
+    "CLIError",
+    "CONFIDENCE",
+    "cpu_devices_for",
+    "data_hash",
+    "default_mesh",
+    "epoch_order",
+    "epoch_rows",
+    "evaluate_padded",
+    "FileFormatError",
+    "fsync_dir",
+    "holm",
+    "Interval",
+    "list_checkpoints",
+    "load_latest_checkpoint",
+    "load_model_file",
+    "markdown_table",
+    "N_BOOTSTRAP",
+    "N_PERMUTATIONS",
+    "padded_batches",
+    "paired_difference",
+    "Parser",
+    "read_cifar_batch",
+    "read_classification_npz",
+    "read_idx",
+    "resample_counts",
+    "restricted_load",
+    "run_command",
+    "save_model_file",
+    "Settings",
+    "sha256_file",
+    "sign_flip_p_value",
+    "split_off_validation",
+    "split_three",
+    "Task",
+    "train",
+    "TrainingDiverged",
+    "use_cpu_devices",
+    "write_if_changed",
+]
