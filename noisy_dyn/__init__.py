@@ -17,7 +17,14 @@ from ._cell import lipschitz_matrix as lipschitz_matrix
 from ._cell import recurrent_matrices as recurrent_matrices
 from ._config import PRESETS as PRESETS
 from ._config import NoisyRNNConfig as NoisyRNNConfig
-from ._config import Numerics as Numerics
+from ._config import stack_configs as stack_configs
+from ._cell import Cell as Cell
+from ._cell import LipschitzCell as LipschitzCell
+from ._baselines import GRUCell as GRUCell
+from ._baselines import LSTMCell as LSTMCell
+from ._noise import ItoNoise as ItoNoise
+from ._noise import NoiseForm as NoiseForm
+from ._noise import ReferenceNoise as ReferenceNoise
 from ._config import preset as preset
 from ._config import preset_description as preset_description
 from ._config import preset_learning_rate as preset_learning_rate
@@ -63,7 +70,6 @@ from ._robustness import DEFAULT_PERTURBATIONS as DEFAULT_PERTURBATIONS
 from ._robustness import robustness_table as robustness_table
 from ._devices import cpu_devices_for as cpu_devices_for
 from ._devices import use_cpu_devices as use_cpu_devices
-from ._ensemble import ensemble_structure as ensemble_structure
 from ._ensemble import fit_ensemble as fit_ensemble
 from ._train import CheckpointMismatchError as CheckpointMismatchError
 from ._train import TrainingDiverged as TrainingDiverged

@@ -91,7 +91,7 @@ def _lyapunov_jit(
     H, time = cfg.hidden_size, xs.shape[0]
     dtype = jnp.result_type(xs.dtype, params["V"].dtype)
     width = H if brownian == "unit" else 1
-    if key is not None and cfg.noisy:
+    if key is not None and not cfg.is_deterministic():
         k_xi, k_u = jax.random.split(key)
         xi = jax.random.normal(k_xi, (time, width), dtype) if needs_xi(cfg) else None
         u = jax.random.uniform(k_u, (time, width), dtype) if needs_u(cfg) else None

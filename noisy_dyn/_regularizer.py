@@ -42,9 +42,9 @@ def _expansion_point(params: Params, cfg: NoisyRNNConfig) -> tuple[Params, Noisy
     ``dbar / d``.
     """
     quiet = cfg.replace(sigma_add=0.0, sigma_mult=0.0)
-    if cfg.noise_form == "ito" or cfg.sigma_mult == 0.0:
+    if not cfg.noise_form.uses(cfg.sigma_add, cfg.sigma_mult).u:  # no random step
         return params, quiet, 1.0
-    factor = 1.0 - cfg.sigma_mult / 2.0
+    factor = cfg.noise_form.mean_factor(cfg.sigma_mult)
     if cfg.learn_step:
         return {**params, "step": params["step"] * factor}, quiet, factor
     return params, quiet.replace(dt=cfg.dt * factor), factor
@@ -57,9 +57,7 @@ def _step_covariance(h: Array, f: Array, d: Array, cfg: NoisyRNNConfig) -> Array
     ``sigma_add^2 + (sigma_mult^2 / 12) d^2 f^2`` (additive kick plus the variance of the random
     step ``d m``, ``Var m = sigma_mult^2 / 12``).
     """
-    if cfg.noise_form == "ito":
-        return jnp.abs(d) * (cfg.sigma_add + cfg.sigma_mult * h) ** 2
-    return cfg.sigma_add**2 + (cfg.sigma_mult**2 / 12.0) * (d * f) ** 2
+    return cfg.noise_form.step_covariance(h, f, d, cfg.sigma_add, cfg.sigma_mult)
 
 
 def _exact_terms(
@@ -289,7 +287,7 @@ def _regularizer_impl(
     lengths: Array,
 ) -> Array:
     """:func:`explicit_regularizer` after validation."""
-    if not cfg.noisy:
+    if cfg.is_deterministic():
         return jnp.zeros((xs.shape[0],), jnp.result_type(xs.dtype, params["V"].dtype))
     if method == "exact":
         R, Q, shift = _terms_jit(params, xs, ys, cfg, lengths)

@@ -72,13 +72,13 @@ def stability_report(params: Params, cfg: NoisyRNNConfig) -> dict[str, object]:
     mu = cfg.alpha * (lam_max if cfg.alpha >= 0 else float(sym_eig[0])) + norm_w
     H, sm, sa = cfg.hidden_size, cfg.sigma_mult, cfg.sigma_add
     bounds: dict[str, float] = {"deterministic_or_additive": mu}
-    if cfg.noise_form == "ito" and sm > 0:
+    if cfg.noise_form.brownian and sm > 0:
         bounds["almost_sure_scalar_brownian"] = mu - sm**2 / 2
         bounds["almost_sure_per_unit_brownian"] = mu + sm**2 * (0.5 - 1.0 / H)
         bounds["mean_square"] = 2 * mu + sm**2
     holds = {name: bool(value < 0) for name, value in bounds.items()}
 
-    if cfg.noise_form == "ito":
+    if cfg.noise_form.brownian:
         noise = (
             f"Ito form: additive sigma_add={sa}, multiplicative sigma_mult={sm} with one "
             f"independent Brownian motion per unit (per-unit, H={H}); the scalar-Brownian bound "
@@ -90,7 +90,7 @@ def stability_report(params: Params, cfg: NoisyRNNConfig) -> dict[str, object]:
             f"random step factor m ~ U[{1 - sm}, 1) (sigma_mult={sm}); not a Brownian term, so "
             "only the deterministic contraction statement applies, with the random step."
         )
-    if sm == 0 or cfg.noise_form == "reference":
+    if sm == 0 or not cfg.noise_form.brownian:
         if mu < 0:
             verdict = (
                 f"mu = {mu:.4g} < 0: the drift is contracting; any two trajectories with the same "

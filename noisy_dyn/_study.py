@@ -53,8 +53,8 @@ from trainkit import (
     sign_flip_p_value,
 )
 
-from ._cell import check_params
 from ._config import NoisyRNNConfig, check_fields_agree
+from ._params import check_params
 from ._perturb import PERTURBATION_KINDS, fgsm_fn, perturb, pgd_fn
 from ._train import _check_split, logits_with_lengths
 

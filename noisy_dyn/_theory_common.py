@@ -16,10 +16,10 @@ _BROWNIAN = ("unit", "scalar")
 def _check_cfg(cfg: object, fn: str) -> NoisyRNNConfig:
     if not isinstance(cfg, NoisyRNNConfig):
         raise TypeError(f"{fn}: cfg must be a NoisyRNNConfig, got {type(cfg).__name__}.")
-    if cfg.cell != "lipschitz":
+    if not cfg.cell.noisy:
         raise ValueError(
             f"{fn}: the theory is derived for the Lipschitz cell only (cfg.cell='lipschitz'), got "
-            f"cell={cfg.cell!r}. Use a Lipschitz/Noisy RNN config."
+            f"cell={cfg.cell.name!r}. Use a Lipschitz/Noisy RNN config."
         )
     return cfg
 

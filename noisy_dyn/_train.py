@@ -40,8 +40,8 @@ from trainkit import TrainingDiverged as TrainingDiverged
 from trainkit import data_hash, evaluate_padded
 from trainkit import default_mesh as default_mesh
 
-from ._cell import init_params
-from ._config import NoisyRNNConfig, Numerics
+from ._config import NoisyRNNConfig
+from ._params import init_params
 from ._solve import apply, trajectory
 
 Params = dict[str, Array]
@@ -127,18 +127,16 @@ def logits_with_lengths(
     *,
     lengths: Int[Array, " batch"] | None = None,
     key: Array | None = None,
-    numerics: Numerics | None = None,
 ) -> Float[Array, "batch classes"]:
     """Logits ``V h_L + c`` read at each sequence's own length ``L`` (``h_T`` without lengths).
 
     With ``lengths`` this runs :func:`noisy_dyn.trajectory` and reads the state after step
     ``L - 1`` of sequence ``i`` (``hs[i, L_i]``), so right-padding after the real steps has no
-    effect; without it, it is :func:`noisy_dyn.apply`. ``numerics`` (possibly traced) replace
-    the numeric fields of ``cfg`` (see :class:`noisy_dyn.Numerics`).
+    effect; without it, it is :func:`noisy_dyn.apply`. ``cfg``'s numbers may be traced.
     """
     if lengths is None:
-        return apply(params, xs, cfg, key=key, numerics=numerics)
-    hs = trajectory(params, xs, cfg, key=key, numerics=numerics)
+        return apply(params, xs, cfg, key=key)
+    hs = trajectory(params, xs, cfg, key=key)
     h = jnp.take_along_axis(hs, jnp.asarray(lengths)[:, None, None], axis=1)[:, 0]
     return h @ params["V"].T + params["c"]
 
@@ -213,22 +211,22 @@ def accuracy(
 _ADAM = optax.scale_by_adam()
 
 
-def _loss(params, xb, yb, lb, key, lam, cfg, regularizer, numerics=None):
+def _loss(params, xb, yb, lb, key, lam, cfg, regularizer):
     if regularizer == "explicit":
         from ._theory import regularized_loss
 
         logits = apply(params, xb, cfg)
         return regularized_loss(params, xb, yb, cfg, lam, method="exact"), logits
-    logits = logits_with_lengths(params, xb, cfg, lengths=lb, key=key, numerics=numerics)
+    logits = logits_with_lengths(params, xb, cfg, lengths=lb, key=key)
     return jnp.mean(_cross_entropy(logits, yb)), logits
 
 
 @dataclasses.dataclass(frozen=True)
-class _Step:
+class Step:
     """One Adam step on the noisy (or explicitly regularised) loss; hashable for jit's cache.
 
-    ``hyper["numerics"]``, when present, replaces the numeric fields of ``cfg`` (traced values:
-    ``fit_ensemble`` vmaps this step over members with different noise levels).
+    ``hyper["cfg"]``, when present, is the config of the step: a pytree whose numbers are traced
+    (``fit_ensemble`` vmaps this step over the members' stacked configs); else ``cfg``.
     """
 
     cfg: NoisyRNNConfig
@@ -239,7 +237,7 @@ class _Step:
         xb, yb = batch[0], batch[1]
         lb = batch[2] if len(batch) == 3 else None
         (loss, logits), grads = jax.value_and_grad(_loss, has_aux=True)(
-            params, xb, yb, lb, key, hyper["lam"], self.cfg, self.regularizer, hyper.get("numerics")
+            params, xb, yb, lb, key, hyper["lam"], hyper.get("cfg", self.cfg), self.regularizer
         )
         sq = sum(jnp.sum(jnp.square(g)) for g in jax.tree_util.tree_leaves(grads))
         updates, new_opt = _ADAM.update(grads, opt_state, params)
@@ -266,7 +264,7 @@ def decay_epoch(decay_at: float, epochs: int) -> int:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class _NoisyTask:
+class NoisyTask:
     cfg: NoisyRNNConfig
     regularizer: str
     hyper_values: dict
@@ -289,7 +287,7 @@ class _NoisyTask:
         return jax.eval_shape(lambda: self.init(jax.random.key(0), meta))
 
     def step_fn(self, meta):
-        return _Step(self.cfg, self.regularizer)
+        return Step(self.cfg, self.regularizer)
 
     def hyper(self, meta):
         h = self.hyper_values
@@ -335,9 +333,9 @@ def _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_fac
         raise ValueError(f"`regularizer` must be one of {REGULARIZERS}, got {regularizer!r}.")
     if regularizer != "explicit":
         return
-    if cfg.cell != "lipschitz":
+    if not cfg.cell.noisy:
         raise ValueError(
-            f"regularizer='explicit' needs cell='lipschitz' (got {cfg.cell!r}); use "
+            f"regularizer='explicit' needs cell='lipschitz' (got {cfg.cell.name!r}); use "
             "regularizer='noise' for the LSTM/GRU baselines."
         )
     if lengths is not None:
@@ -353,7 +351,7 @@ def _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_fac
 class PreparedRun:
     """The checked pieces of one training run (shared by ``fit`` and ``fit_ensemble``)."""
 
-    task: _NoisyTask
+    task: NoisyTask
     data: tuple
     epochs: int
     batch_size: int
@@ -386,7 +384,7 @@ def prepare_run(
         "data_seed": data_seed, "validation": None if val is None else data_hash(*val),
         "init": None if init is None else data_hash(*jax.tree_util.tree_leaves(init)),
     }  # fmt: skip
-    task = _NoisyTask(cfg, regularizer, hyper, val, init, eval_batch_size, optimizer)
+    task = NoisyTask(cfg, regularizer, hyper, val, init, eval_batch_size, optimizer)
     data = (xs, ys) if lengths is None else (xs, ys, lengths)
     return PreparedRun(task, data, epochs, batch_size)
 

@@ -320,7 +320,7 @@ def _compare_overrides(name: str, input_size: int, num_classes: int, hidden: int
 
     base = preset(name, input_size=input_size, num_classes=num_classes)
     overrides: dict[str, Any] = {"hidden_size": hidden}
-    if base.cell == "lipschitz":
+    if base.cell.stepped:
         overrides["dt"] = base.dt * DIGITS_DT_SCALE if dt is None else dt
     return overrides
 
@@ -519,7 +519,7 @@ def study(
     given = {"hidden_size": hidden, "noise_form": noise_form, "learn_step": learn_step}
     overrides = {k: v for k, v in given.items() if v is not None}
     base = preset(preset_name, input_size=input_size, num_classes=num_classes, **overrides)
-    if dt is not None or (data_name == "digits" and base.cell == "lipschitz"):
+    if dt is not None or (data_name == "digits" and base.cell.stepped):
         base = base.replace(dt=base.dt * DIGITS_DT_SCALE if dt is None else dt)
     cfgs = [base.replace(sigma_add=a, sigma_mult=m) for a, m in levels]
     task = "pmnist" if data_name.startswith("p") else "mnist"

@@ -73,13 +73,14 @@ class EqxNoisyRNN(eqx.Module):
     split keys) or on a batch ``(batch, time, input_size)``.
 
     Arguments:
-        cfg: the configuration (a static field).
+        cfg: the configuration (a pytree field: its numbers are leaves, not trainable arrays
+            unless made so).
         key: PRNG key for :func:`noisy_dyn.init_params`.
         params: optional existing parameter dict to wrap instead of initialising.
     """
 
     params: Params
-    cfg: NoisyRNNConfig = eqx.field(static=True)
+    cfg: NoisyRNNConfig
 
     def __init__(
         self, cfg: NoisyRNNConfig, *, key: Key | None = None, params: Params | None = None

@@ -71,7 +71,7 @@ def _monte_carlo(cfg, params, xs, ys, *, n: int, seed: int) -> tuple[np.ndarray,
     yr = np.repeat(np.asarray(ys), n)
     k_xi, k_u = jax.random.split(jax.random.key(seed))
     xi = jax.random.normal(k_xi, (B * n, T, H))
-    if cfg.noise_form == "ito":
+    if cfg.noise_form.name == "ito":
         both = jnp.concatenate([xi, -xi])
     else:
         u = jax.random.uniform(k_u, (B * n, T, H))

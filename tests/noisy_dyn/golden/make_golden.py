@@ -91,7 +91,10 @@ def core_outputs(apply, trajectory, final_state, sample_noise, cfg_of):
 
         for k, v in jax.grad(loss_traj)(p).items():
             out[f"{name}/grad_traj/{k}"] = v
-        if cfg.cell == "lipschitz" and (cfg.sigma_add > 0 or cfg.sigma_mult > 0):
+        # (the cell by name: a string before the config became a pytree, an object after)
+        if getattr(cfg.cell, "name", cfg.cell) == "lipschitz" and (
+            cfg.sigma_add > 0 or cfg.sigma_mult > 0
+        ):
             noise = sample_noise(key, cfg, batch=B, time=T)
             out[f"{name}/noise_xi"] = noise.xi
             if noise.u is not None:
