@@ -52,7 +52,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
     from . import experiments
 
     splits = experiments.load_images(args.data, data_path=args.data_path, seed=args.seed,
-                                     limit=args.limit, eval_limit=args.eval_limit)  # fmt: skip
+                                     limit=args.limit, eval_limit=args.eval_limit,
+                                     validation_fraction=args.validation_fraction)  # fmt: skip
     out = args.out or default_out("basis_ode", f"convodenet_{args.data}")
     run = experiments.train_images(
         splits, data_name=args.data, width=args.width, K=args.K, n_steps=args.n_steps,
@@ -60,7 +61,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
         learning_rate=args.lr, lr_drops=parse_ints(args.lr_drops),
         refine_at=parse_ints(args.refine_at), augment=args.augment, seed=args.seed, out=out,
         resume=not args.no_resume, progress=not args.quiet,
-        checkpoint_every=args.checkpoint_every,
+        checkpoint_every=args.checkpoint_every, data_path=args.data_path,
+        validation_fraction=args.validation_fraction,
     )  # fmt: skip
     r = run["result"]
     print(f"trained {args.data}: K={r['K']} n_steps={r['model']['n_steps'] or r['K']} "
@@ -134,6 +136,9 @@ def _train_parser(sub: Any) -> None:
                    help="cifar10 or fashion_mnist folder, or your .npz file")  # fmt: skip
     p.add_argument("--limit", type=int, default=None, help="first N training examples only")
     p.add_argument("--eval-limit", type=int, default=None, help="first N of validation and test")
+    p.add_argument("--validation-fraction", type=float, default=None,
+                   help="fraction of the training images held out to pick the best epoch "
+                   "(digits, npz; default 0.1)")  # fmt: skip
     _solver(p, K=4, width=16)
     p.add_argument("--epochs", type=int, default=10, help="number of epochs")
     p.add_argument("--batch-size", type=int, default=128, help="global batch size")
@@ -155,7 +160,7 @@ def _compress_parser(sub: Any) -> None:
     p.add_argument("--run", required=True, help="output folder of `train` (holds model.npz)")
     p.add_argument("--data", default=None, help="data set (default: the run's)")
     p.add_argument("--data-path", "--data-root", dest="data_path", default=None,
-                   help="data folder or file (as for train)")  # fmt: skip
+                   help="data folder or file (default: the run's, recorded by train)")  # fmt: skip
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N examples only")
     p.add_argument("--split", default="test", choices=["validation", "test"], help="split")
     p.add_argument("--bases", default="piecewise_constant", help="comma-separated basis names")

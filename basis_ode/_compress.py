@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -329,7 +330,7 @@ def compression_sweep(
         compress_method: "project" or "interpolate" (see :func:`compress`).
         batch_size: evaluation batch size (latency and memory are for one such batch).
         repeats: timed repeats for the median latency.
-        progress: show a tqdm bar.
+        progress: show a tqdm bar (on a terminal only: none in a piped log).
 
     Returns:
         The list of rows (dicts) also written to ``sweep.json``.
@@ -350,7 +351,9 @@ def compression_sweep(
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     per_config = len(methods) * len(n_steps_list)
-    bar = tqdm(total=len(configs) * per_config, desc="compression sweep", disable=not progress)
+    terminal = sys.stderr.isatty()  # no bar (no carriage returns) in a piped log
+    bar = tqdm(total=len(configs) * per_config, desc="compression sweep",
+               disable=not (progress and terminal))  # fmt: skip
     for compressed, name, K in configs:
         try:
             dst = basis_by_name(name, K)

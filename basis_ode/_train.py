@@ -171,6 +171,26 @@ def _check_data(data: Any, name: str, num_classes: int | None = None) -> tuple[n
     return arrays
 
 
+def _model_classes(model: Any) -> int | None:
+    """The number of classes (or tags) a model predicts, None if it does not say."""
+    value = getattr(model, "num_classes", None) or getattr(model, "num_tags", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _check_channels(variables: Any, arrays: tuple[np.ndarray, ...], name: str) -> None:
+    """Images must have the channels the model's first convolution takes."""
+    params = variables.get("params", {}) if hasattr(variables, "get") else {}
+    kernel = params.get("stem_conv", {}).get("kernel") if hasattr(params, "get") else None
+    if kernel is None or len(arrays) != 2 or arrays[0].ndim != 4:
+        return
+    channels = int(np.shape(kernel)[2])
+    if arrays[0].shape[3] != channels:
+        raise ValueError(
+            f"{name}: the model takes images with {channels} channel(s) (N, H, W, {channels}), "
+            f"got shape {arrays[0].shape}; give data of the kind it was trained on."
+        )
+
+
 def _check_images(xs: np.ndarray, ys: np.ndarray, name: str) -> None:
     if xs.ndim != 4:
         raise ValueError(f"{name}: images must have shape (N, H, W, C), got {xs.shape}.")
@@ -218,13 +238,35 @@ def _num_classes(model: Any, arrays: tuple) -> int | None:
 def _check_options(recipe: str, learning_rate: Any, refine_at: Sequence[int], model) -> None:
     if recipe not in _RECIPES:
         raise ValueError(f"recipe must be one of {_RECIPES}, got {recipe!r}.")
-    lr = float(learning_rate)
-    if not math.isfinite(lr) or lr <= 0:
+    try:
+        lr = float(learning_rate)
+    except (TypeError, ValueError):
+        lr = math.nan
+    if isinstance(learning_rate, bool) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"`learning_rate` must be a finite number > 0, got {learning_rate!r}.")
     if refine_at and not (hasattr(model, "n_steps") and hasattr(model, "basis")):
         raise TypeError(
             "refine_at needs a model with `n_steps` and `basis` attributes (an ODE-Net); "
             f"{type(model).__name__} has none. Pass refine_at=()."
+        )
+
+
+def _check_epoch_lists(epochs: Any, refine_at: Sequence[int], lr_drops: Sequence[int]) -> None:
+    """Refinement epochs must lie in ``[0, epochs)`` and learning-rate drops in ``[1, epochs)``:
+    outside, they would never happen (or, a drop at 0, replace the learning rate)."""
+    if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 1:
+        return  # refused with its own message by the loop's checks
+    late = [int(e) for e in refine_at if not 0 <= int(e) < epochs]
+    if late:
+        raise ValueError(
+            f"refine_at (--refine-at) epochs {late} lie outside [0, epochs={epochs}): they "
+            "would never refine; give epochs before the last, or more epochs."
+        )
+    bad = [int(d) for d in lr_drops if not 1 <= int(d) < epochs]
+    if bad:
+        raise ValueError(
+            f"lr_drops (--lr-drops) epochs {bad} lie outside [1, epochs={epochs}): a drop at 0 "
+            "would replace the learning rate, one at or after the last epoch never happens."
         )
 
 
@@ -321,7 +363,8 @@ def accuracy(
         The accuracy in [0, 1] as a Python float.
     """
     arrays = (xs, ys) if lengths is None else (xs, ys, lengths)
-    arrays = _check_data(arrays, "accuracy data")
+    arrays = _check_data(arrays, "accuracy data", _model_classes(model))
+    _check_channels(variables, arrays, "accuracy data")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
     model = _with_solver(model, n_steps, method)
@@ -629,6 +672,7 @@ def fit(
         trainkit.CheckpointMismatchError: ``checkpoint_dir`` holds another run.
     """
     _check_options(recipe, learning_rate, tuple(refine_at), model)
+    _check_epoch_lists(epochs, refine_at, lr_drops)
     arrays = _check_data(train, "train")
     n_classes = _num_classes(model, arrays)
     arrays = _check_data(arrays, "train", n_classes)

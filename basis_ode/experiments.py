@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from trainkit import CLIError, markdown_table, write_if_changed
+from trainkit import CLIError, atomic_write_text, markdown_table, start_afresh, write_if_changed
 from trainkit.internal import limit_splits
 
 IMAGE_DATA = ("digits", "fashion_mnist", "cifar10", "npz")
@@ -37,6 +37,10 @@ IMAGE_DATA = ("digits", "fashion_mnist", "cifar10", "npz")
 # data
 
 
+_TAKES_FRACTION = ("digits", "npz")
+"""The data sets whose validation split is a fraction of the training examples."""
+
+
 def load_images(
     name: str,
     *,
@@ -44,22 +48,60 @@ def load_images(
     seed: int = 0,
     limit: int | None = None,
     eval_limit: int | None = None,
+    validation_fraction: float | None = None,
 ) -> Any:
     """An image data set by name, with at most ``limit`` training and ``eval_limit`` validation
     and test examples.
 
     ``digits`` is embedded; ``fashion_mnist`` reads the IDX folder ``data_path`` (default: the
     Debian package's); ``cifar10`` the python-pickle folder ``data_path``; ``npz`` the file
-    ``data_path`` (``data.load_npz``). ``seed`` chooses the split.
+    ``data_path`` (``data.load_npz``). ``seed`` chooses the split; ``validation_fraction``
+    (digits and npz; default 0.1) the share of the training examples held out for validation.
+    The classes are the training split's (``trainkit.label_space``); a validation split too
+    small to rank epochs is announced on stderr.
     """
+    if validation_fraction is not None:
+        if name not in _TAKES_FRACTION:
+            raise CLIError(f"--data {name} has a fixed validation set; --validation-fraction "
+                           f"applies to {', '.join(_TAKES_FRACTION)}.")  # fmt: skip
+        if not 0.0 < float(validation_fraction) < 1.0:
+            raise CLIError(f"--validation-fraction must lie in (0, 1), got "
+                           f"{validation_fraction}; e.g. 0.2.")  # fmt: skip
+    splits = _read_images(name, data_path, seed, validation_fraction)
+    splits = limit_splits(splits, (limit, eval_limit, eval_limit))
+    _check_image_splits(splits, validation_fraction if name in _TAKES_FRACTION else None)
+    return splits
+
+
+def _check_image_splits(splits: Any, fraction: float | None) -> None:
+    import sys
+
+    from trainkit import label_space, small_validation
+
+    train, val, test = splits[:3]
+    label_space(train[1], {"validation": val[1], "test": test[1]})
+    if len(val[1]) == 0:
+        raise CLIError(
+            f"no validation example: {len(train[1])} training images at validation fraction "
+            f"{0.1 if fraction is None else fraction:g} leave none; give more data or a larger "
+            "--validation-fraction."
+        )
+    note = small_validation(len(val[1]), 0.1 if fraction is None else fraction, len(train[1]))
+    if note:
+        print(note, file=sys.stderr, flush=True)
+
+
+def _read_images(name: str, data_path: str | None, seed: int, fraction: float | None) -> Any:
     from . import data
+
+    kw = {} if fraction is None else {"val_fraction": float(fraction)}
 
     if name not in IMAGE_DATA:
         raise CLIError(f"unknown --data {name!r}; choose one of {', '.join(IMAGE_DATA)}.")
     if name == "digits":
         if data_path is not None:
             raise CLIError("--data digits is embedded in scikit-learn; it takes no --data-path.")
-        splits = data.load_digits(seed=seed)
+        splits = data.load_digits(seed=seed, **kw)
     elif name == "fashion_mnist":
         kw = {} if data_path is None else {"root": data_path}
         splits = data.load_fashion_mnist(seed=seed, **kw)
@@ -69,13 +111,17 @@ def load_images(
     elif name == "cifar10":
         splits = data.load_cifar10(data_path, seed=seed)
     else:
-        splits = data.load_npz(data_path, seed=seed)
-    return limit_splits(splits, (limit, eval_limit, eval_limit))
+        splits = data.load_npz(data_path, seed=seed, **kw)
+    return splits
 
 
 def num_classes(splits: Any) -> int:
-    """1 + the largest label of the train, validation and test splits."""
-    return int(max(np.max(s[1]) for s in splits[:3] if len(s[1]))) + 1
+    """1 + the largest training label (validation and test labels must be training classes:
+    ``trainkit.label_space``)."""
+    from trainkit import label_space
+
+    train, val, test = splits[:3]
+    return label_space(train[1], {"validation": val[1], "test": test[1]})
 
 
 def block_K(variables: Any) -> int:
@@ -108,9 +154,15 @@ def write_run(out: Path, model: Any, variables: Any, history: dict, result: dict
     return changed
 
 
+RUN_FILES = ("model.npz", "history.json", "result.json", "log.jsonl")
+"""The output files of a trained run (moved aside by ``--no-resume``)."""
+
+
 def _fit_files(out: Path | None, resume: bool) -> dict[str, Any]:
     if out is None:
         return {}
+    if not resume:  # nothing may read the previous run's model while this one trains
+        start_afresh(out, RUN_FILES)
     return {"checkpoint_dir": out / "checkpoints", "log_path": out / "log.jsonl", "resume": resume}
 
 
@@ -141,9 +193,16 @@ def train_images(
     out: str | Path | None = None,
     resume: bool = True,
     progress: bool = True,
+    data_path: str | None = None,
+    validation_fraction: float | None = None,
     **fit_options: Any,
 ) -> dict[str, Any]:
     """Train a ConvODENet on ``splits`` with the SGD recipe; evaluate on validation and test.
+
+    ``result.json`` records the data set, its file (``data_path``), the split seed and
+    validation fraction and the image shape, so that ``compress`` evaluates the model on the
+    same data and refuses data of another kind. A best validation accuracy within noise of the
+    majority class is warned about.
 
     Returns:
         ``{"model", "variables", "history", "result", "written"}``; ``result`` is what
@@ -168,7 +227,11 @@ def train_images(
     result = {"data": data_name, "model": _model_config(model, names), "K": block_K(variables),
               "epochs": epochs, "val_accuracy": accuracy(model, variables, *splits.validation),
               "test_accuracy": accuracy(model, variables, *splits.test),
-              "n_train": int(len(splits.train[0])), "seed": seed}  # fmt: skip
+              "n_train": int(len(splits.train[0])), "seed": seed,
+              "image_shape": [int(d) for d in splits.train[0].shape[1:]],
+              "data_path": None if data_path is None else str(Path(data_path).resolve()),
+              "validation_fraction": validation_fraction}  # fmt: skip
+    _warn_if_at_chance(history, splits.validation[1])
     written = out is not None and write_run(out, model, variables, history, result)
     return {"model": model, "variables": variables, "history": history, "result": result,
             "written": written}  # fmt: skip
@@ -176,6 +239,45 @@ def train_images(
 
 # --------------------------------------------------------------------------------------------
 # compress a trained run
+
+
+def _warn_if_at_chance(history: dict, val_labels: Any) -> None:
+    import sys
+
+    from trainkit import at_chance, chance_level
+
+    vals = [v for v in history.get("val_accuracy") or [] if v is not None]
+    if vals and at_chance(max(vals), val_labels):
+        print(f"warning: the model ended at chance level: best validation accuracy "
+              f"{max(vals):.3f} against {chance_level(val_labels):.3f} for always predicting "
+              f"the majority class ({len(val_labels)} validation examples); try another --lr "
+              "or more --epochs.", file=sys.stderr, flush=True)  # fmt: skip
+
+
+def check_run_data(model: Any, variables: Any, info: dict, splits: Any, given: str) -> None:
+    """Refuse data of another kind than the run's: images of another shape or channel count
+    (``info["image_shape"]``, written by :func:`train_images`; the first convolution's input
+    channels otherwise) or labels outside the model's classes, in one line naming both."""
+    xs = splits.test[0]
+    want = info.get("image_shape")
+    kernel = variables.get("params", {}).get("stem_conv", {}).get("kernel")
+    if want is None and kernel is not None:
+        want = [None, None, int(np.shape(kernel)[2])]
+    if xs.ndim != 4 or (want is not None and any(
+            w is not None and w != g for w, g in zip(want, xs.shape[1:]))):  # fmt: skip
+        shape = "x".join("?" if w is None else str(w) for w in want) if want else "(H, W, C)"
+        raise CLIError(
+            f"the run's model was trained on {info.get('data', '?')} images of shape {shape}; "
+            f"{given} gives inputs of shape {'x'.join(map(str, xs.shape[1:]))}: pass the run's "
+            "data (the default) or data of the same kind."
+        )
+    classes = getattr(model, "num_classes", None)
+    labels = [int(np.max(s[1])) for s in splits[:3] if len(s[1])]
+    if classes is not None and labels and max(labels) >= classes:
+        raise CLIError(
+            f"the run's model predicts {classes} classes (0..{classes - 1}); {given} has labels "
+            f"up to {max(labels)}: pass the run's data (the default) or data with its classes."
+        )
 
 
 def load_run(
@@ -186,8 +288,9 @@ def load_run(
     limit: int | None = None,
 ) -> tuple[Any, Any, Any]:
     """``(model, variables, splits)`` of a ``train`` run folder: its ``model.npz`` and its data
-    set and split seed (``result.json``; ``data_name`` overrides the set), with at most
-    ``limit`` validation and test examples."""
+    set, data file and split (``result.json``; ``data_name`` and ``data_path`` override them),
+    with at most ``limit`` validation and test examples. Data of another kind than the run's
+    (image shape, channels, classes) are refused (:func:`check_run_data`)."""
     from ._model_io import load_model
 
     run = Path(run)
@@ -198,8 +301,13 @@ def load_run(
         )
     model, variables = load_model(run / "model.npz")
     info = json.loads((run / "result.json").read_text())
-    splits = load_images(data_name or info["data"], data_path=data_path, seed=info["seed"],
-                         eval_limit=limit)  # fmt: skip
+    name = data_name or info["data"]
+    if data_path is None and name == info["data"]:
+        data_path = info.get("data_path")  # the run's file (runs written before: none stored)
+    splits = load_images(name, data_path=data_path, seed=info["seed"], eval_limit=limit,
+                         validation_fraction=info.get("validation_fraction"))  # fmt: skip
+    given = f"--data {name}" + ("" if data_path is None else f" ({data_path})")
+    check_run_data(model, variables, info, splits, given)
     return model, variables, splits
 
 
@@ -230,6 +338,10 @@ def compress_run(
                                         limit=limit)  # fmt: skip
     if split not in ("validation", "test"):
         raise CLIError(f"--split must be validation or test, got {split!r}.")
+    if any(int(k) < 1 for k in Ks):
+        raise CLIError(f"--Ks must be integers >= 1, got {list(Ks)}.")
+    if any(int(n) < 1 for n in n_steps_list):
+        raise CLIError(f"--n-steps-list must be integers >= 1, got {list(n_steps_list)}.")
     return compression_sweep(
         model, variables, getattr(splits, split), bases=list(bases), Ks=list(Ks),
         n_steps_list=list(n_steps_list), methods=list(methods),
@@ -389,7 +501,7 @@ def demo(
         ConvODENet(num_classes=10, width=width, n_basis=1, n_steps=1), splits.train,
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
         validation=splits.validation, recipe="sgd", refine_at=refine_at,
-        lr_drops=(max(epochs - 1, 1),), return_params="last", progress=progress,
+        lr_drops=(epochs - 1,) if epochs > 1 else (), return_params="last", progress=progress,
         log_path=out / "log.jsonl",
     )  # fmt: skip
     model, K = history["model"], block_K(variables)
@@ -402,13 +514,13 @@ def demo(
         methods=["euler"], out_dir=out, progress=progress,
     )  # fmt: skip
     hist = {k: v for k, v in history.items() if k != "model"}
-    (out / "history.json").write_text(json.dumps(hist, indent=2))
+    atomic_write_text(out / "history.json", json.dumps(hist, indent=2))
     demo_plots(rows, hist, out)
     summary = {"final_K": K, "final_n_steps": model.n_steps, "refine_at": list(refine_at),
                "params": count_params(variables["params"]), "train_seconds": t_train,
                "total_seconds": time.perf_counter() - t_start,
                "val_accuracy": history["val_accuracy"]}  # fmt: skip
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     print((out / "sweep.md").read_text())
     total = summary["total_seconds"]
     print(f"demo: K = n_steps = 1 -> {K} (refined at epochs {list(refine_at)}), trained in "

@@ -22,10 +22,12 @@ from trainkit import CLIError, Parser, add_run_flags, run_command
 from trainkit.internal import check_positive, default_out, parse_names, restart_with_huge_pages
 
 TRAINING_COMMANDS = ("train", "study", "compare", "demo", "robustness")
-"""Commands that, run from a shell (``main()`` on ``sys.argv``), restart themselves once with
-glibc's ``malloc`` asking for transparent huge pages where that helps (Linux, glibc >= 2.35, THP
-mode ``madvise``): the T = 784 training step took 10-30 % less time on the 2-core CPU.
-``TRAINKIT_HUGE_PAGES=0`` turns it off (``trainkit.internal.restart_with_huge_pages``)."""
+"""Commands that, run from a shell (``main()`` on ``sys.argv``) with ``TRAINKIT_HUGE_PAGES=1``
+set by the user, restart themselves once with glibc's ``malloc`` asking for transparent huge
+pages where that helps (Linux, glibc >= 2.35, THP mode ``madvise``): the T = 784 training step
+took 10-30 % less time on the 2-core CPU. Without it they never replace their own process
+(``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` at start has the same effect;
+``trainkit.internal.restart_with_huge_pages``)."""
 
 EPILOG = """\
 Full-size runs (the paper's setting, Lim et al. 2021, Sec. 6: T = 784 pixel steps, H = 128,
@@ -43,7 +45,10 @@ Your own data: --data npz --data-path FILE.npz with x_train (N, T, F), y_train (
 y_test and optionally lengths_train, lengths_test (docs/data_formats.md). UCR text files:
 --data ucr --data-path FOLDER (holding NAME_TRAIN and NAME_TEST).
 
-The learning rate defaults to the preset's (MNIST or permuted-MNIST rate). Runs checkpoint into
+Defaults that follow the data (docs/own_data.md): dt is the preset's x 784 / T on T-step data
+(dt x T kept at the preset's, announced); the learning rate is the preset's on MNIST,
+Fashion-MNIST and CIFAR-10 (the permuted rate for pmnist) and 0.01 on other data; 10 % of the
+training examples validate (--validation-fraction). Runs checkpoint into
 OUT/checkpoints every epoch (and every --checkpoint-every steps); the same command run again
 resumes ("resumed from step N") or, for a finished run, says "already complete" and leaves the
 outputs (model.npz, history.json, result.json, log.jsonl) as they are. The batch is sharded over
@@ -60,14 +65,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from . import experiments
 
     splits = experiments.load_data(
-        args.data, data_path=args.data_path, limit=args.limit, seed=args.data_seed
-    )
-    overrides = {f: getattr(args, f) for f in ("hidden_size", "dt", "sigma_add", "sigma_mult")}
+        args.data, data_path=args.data_path, limit=args.limit, seed=args.data_seed,
+        validation_fraction=args.validation_fraction,
+    )  # fmt: skip
+    given = {"hidden_size": args.hidden, "dt": args.dt, "sigma_add": args.sigma_add,
+             "sigma_mult": args.sigma_mult}  # fmt: skip
     out = args.out or default_out("noisy_dyn", f"{args.preset}_{args.data}")
     run = experiments.train_preset(
         args.preset, splits, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.lr, seed=args.seed,
-        overrides={k: v for k, v in overrides.items() if v is not None}, out=out,
+        overrides={k: v for k, v in given.items() if v is not None}, out=out,
         data_name=args.data, resume=not args.no_resume, progress=not args.quiet,
         checkpoint_every_steps=args.checkpoint_every, regularizer=args.regularizer, lam=args.lam,
     )  # fmt: skip
@@ -118,6 +125,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         kinds=parse_names(args.kinds), perturbation_seed=args.perturbation_seed,
         out=args.out or default_out("noisy_dyn", f"study_{args.preset}_{args.data}"),
         resume=not args.no_resume, progress=not args.quiet,
+        validation_fraction=args.validation_fraction,
     )  # fmt: skip
     return 0
 
@@ -172,6 +180,14 @@ def _data_flags(p: argparse.ArgumentParser, names: Sequence[str]) -> None:
     _limit_flags(p)
 
 
+def _validation_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--validation-fraction", type=float, default=None,
+        help="fraction of the training examples held out to pick the best epoch (digits, ucr, "
+        "fsdd, npz; default 0.1)",
+    )  # fmt: skip
+
+
 def _limit_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--limit",
@@ -191,13 +207,18 @@ def _train_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
     )
     t.add_argument("--preset", required=True, choices=presets, help="model preset")
     _data_flags(t, names)
+    _validation_flag(t)
     t.add_argument("--epochs", type=int, default=100, help="number of epochs")
     t.add_argument("--batch-size", type=int, default=128, help="global batch size")
-    t.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
+    t.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: the preset's on MNIST, Fashion-MNIST and "
+                   "CIFAR-10, 0.01 on other data)")  # fmt: skip
     t.add_argument("--seed", type=int, default=0, help="seed of init, noise and data order")
-    t.add_argument("--hidden", dest="hidden_size", type=int, default=None,
+    t.add_argument("--hidden", type=int, default=None,
                    help="hidden size H (default: the preset's)")  # fmt: skip
-    t.add_argument("--dt", type=float, default=None, help="step dt (default: the preset's)")
+    t.add_argument("--dt", type=float, default=None,
+                   help="step dt (default: the preset's x 784 / T for T-step data, keeping dt x T "
+                   "at the preset's; docs/own_data.md)")  # fmt: skip
     t.add_argument("--sigma-add", dest="sigma_add", type=float, default=None,
                    help="additive noise level (default: the preset's)")  # fmt: skip
     t.add_argument("--sigma-mult", dest="sigma_mult", type=float, default=None,
@@ -232,6 +253,7 @@ def _study_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
     )
     s.add_argument("--preset", required=True, choices=presets, help="model preset")
     _data_flags(s, names)
+    _validation_flag(s)
     s.add_argument(
         "--sigma",
         default=None,
@@ -240,9 +262,11 @@ def _study_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
     s.add_argument(
         "--sigma-add",
         default=None,
-        help="comma-separated sigma_add levels; with --sigma-mult, their grid",
+        help="comma-separated sigma_add levels; with --sigma-mult, their grid (alone: "
+        "sigma_mult = 0)",
     )
-    s.add_argument("--sigma-mult", default=None, help="comma-separated sigma_mult levels")
+    s.add_argument("--sigma-mult", default=None,
+                   help="comma-separated sigma_mult levels (alone: sigma_add = 0)")  # fmt: skip
     s.add_argument("--seeds", type=int, default=16, help="number of seeds per noise level")
     s.add_argument(
         "--first-seed",
@@ -252,10 +276,15 @@ def _study_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
     )
     s.add_argument("--epochs", type=int, default=30, help="epochs (lr x0.1 after 90 %%)")
     s.add_argument("--batch-size", type=int, default=64, help="batch size")
-    s.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
+    s.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: the preset's on MNIST, Fashion-MNIST and "
+                   "CIFAR-10, 0.01 on other data)")  # fmt: skip
     s.add_argument("--hidden", type=int, default=None, help="hidden size (default: the preset's)")
     s.add_argument(
-        "--dt", type=float, default=None, help="step dt (default: the preset's; x 784/64 on digits)"
+        "--dt",
+        type=float,
+        default=None,
+        help="step dt (default: the preset's x 784 / T for T-step data; x 784/64 on digits)",
     )
     s.add_argument("--noise-form", choices=("ito", "reference"), default=None,
                    help="noise form (default: the preset's)")  # fmt: skip
@@ -410,7 +439,7 @@ def _demo_members(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    check_positive(args, ("epochs", "limit", "batch_size", "hidden", "hidden_size",
+    check_positive(args, ("epochs", "limit", "batch_size", "hidden",
                           "cpu_devices", "checkpoint_every", "seeds"))  # fmt: skip
     if args.command == "train":
         _configure_cpu_devices(args.cpu_devices, args.batch_size)
@@ -426,12 +455,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns the exit status: 0, or 2 after one ``error: ...`` line on stderr for a user error
     (bad value, missing or malformed file, a checkpoint of another run, a diverged run). On
-    ``sys.argv`` (``argv=None``) the commands of :data:`TRAINING_COMMANDS` may restart the
-    process once first, with ``malloc`` asking for huge pages.
+    ``sys.argv`` (``argv=None``) and with ``TRAINKIT_HUGE_PAGES=1`` set, the commands of
+    :data:`TRAINING_COMMANDS` restart the process once first, with ``malloc`` asking for huge
+    pages; by default they never do. A training run stopped by SIGTERM or SIGINT saves its
+    current step and returns ``128 + signal`` (143, 130).
     """
     args = build_parser().parse_args(argv)
     if argv is None and args.command in TRAINING_COMMANDS:
-        restart_with_huge_pages()  # same command, malloc asking for huge pages (trainkit)
+        restart_with_huge_pages()  # only with TRAINKIT_HUGE_PAGES=1 (opt-in)
     return run_command(lambda: _run(args))
 
 

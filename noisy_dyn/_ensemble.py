@@ -6,11 +6,12 @@ same settings. Its initial parameters come from ``init_key_j, noise_key_j = spli
 its step ``s`` draws noise from ``fold_in(noise_key_j, s)``, its epoch ``e`` visits the examples in
 ``trainkit.epoch_order(N, seed=data_seeds[j], epoch=e)``, and Adam with the step decay updates it
 alone (see ``noisy_dyn._train``). The members are ``jax.vmap``-ed in one compiled step
-(``trainkit.train``'s member axis): the configurations may differ only in the numeric fields of
-:class:`noisy_dyn.Numerics` (and ``init_std``), which enter the step as traced values, so one
-compilation serves every noise level (``docs/noisy_rnn.md``, numerics as values). The compiled
-configuration draws each kind of noise that any member uses; a member whose level is 0 multiplies
-that draw by 0, which leaves its recursion exactly that of the deterministic cell.
+(``trainkit.train``'s member axis) over their stacked configurations
+(:func:`noisy_dyn.stack_configs`): the configurations may differ only in their numbers (the
+leaves of :class:`noisy_dyn.NoisyRNNConfig`), which enter the step as traced values, so one
+compilation serves every noise level. A traced level draws every kind of noise its form can use;
+a member whose level is 0 multiplies that draw by 0, which leaves its recursion that of the
+deterministic cell.
 
 On a mesh whose device count divides the member count the members are sharded over the devices,
 each device running its members' whole steps: no per-step communication between members. That is

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from trainkit import atomic_write_text, progress_bar
+
 from ._perturb import deepfool, fgsm, perturb, pgd
 from ._train import _check_cfg, _check_split, _evaluate
 
@@ -109,7 +111,7 @@ def robustness_table(
         batch_size: batch size of inference and attacks.
         pgd_steps: PGD iterations.
         deepfool_max_iter: DeepFool's iteration cap.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (on a terminal only: none in piped logs).
 
     Returns:
         ``{"models": [...], "clean": {name: acc}, "kinds": {kind: {"levels": [...],
@@ -138,11 +140,7 @@ def robustness_table(
 
     jobs = [(n, k, lv) for n in names for k, lvs in perturbations.items() for lv in lvs]
     jobs += [(n, "deepfool", None) for n in names if "deepfool" in perturbations]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(jobs) + len(names), desc="robustness", unit="eval")
+    bar = progress_bar(progress, total=len(jobs) + len(names), desc="robustness", unit="eval")
 
     result: dict[str, Any] = {"models": names, "clean": {}, "kinds": {}, "deepfool": {}}
     level_kinds = [k for k in perturbations if k != "deepfool"]
@@ -276,7 +274,7 @@ def write_robustness(result: dict[str, Any], out_dir: str | os.PathLike) -> dict
         "markdown": out / "robustness.md",
         "png": out / "robustness.png",
     }
-    paths["json"].write_text(json.dumps(result, indent=2))
-    paths["markdown"].write_text(to_markdown(result))
+    atomic_write_text(paths["json"], json.dumps(result, indent=2))
+    atomic_write_text(paths["markdown"], to_markdown(result))
     plot_robustness(result, paths["png"])
     return paths

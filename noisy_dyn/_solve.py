@@ -242,6 +242,12 @@ def _check_inputs(params: object, xs: object, cfg: object, key: object, noise: o
             f"xs has {xs.shape[2]} features per step (last axis) but cfg.input_size is "
             f"{cfg.input_size}."
         )
+    if not isinstance(xs, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(xs))):
+        bad = int(jnp.sum(~jnp.isfinite(xs)))  # checked when concrete; under jit it cannot be
+        raise ValueError(
+            f"xs holds {bad} NaN or infinite values; clean or impute them first (under jit "
+            "inputs are not checked: NaN inputs give NaN logits)."
+        )
     if key is not None and noise is not None:
         raise ValueError("Pass either key (sample the noise) or noise (pre-sampled), not both.")
     if key is not None:

@@ -456,13 +456,16 @@ def _markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str
     return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body])
 
 
-def _points(mean: float | None, low: float | None, high: float | None, signed: bool) -> str:
-    """``+3.7 [+0.4, +6.7]`` in percentage points; bold when a difference excludes zero."""
+def _points(
+    mean: float | None, low: float | None, high: float | None, signed: bool, bold: bool = True
+) -> str:
+    """``+3.7 [+0.4, +6.7]`` in percentage points; bold when a difference excludes zero (and
+    ``bold``: not for the degenerate interval of a single seed)."""
     if mean is None:
         return "-"
     f = (lambda v: f"{100 * v:+.1f}") if signed else (lambda v: f"{100 * v:.1f}")  # noqa: E731
     text = f"{f(mean)} [{f(low)}, {f(high)}]"
-    return f"**{text}**" if signed and (low > 0 or high < 0) else text
+    return f"**{text}**" if signed and bold and (low > 0 or high < 0) else text
 
 
 def _p(value: float | None) -> str:
@@ -476,18 +479,21 @@ def study_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     interval over ``n`` seeds, the difference paired by seed against ``sigma = 0`` with its
     interval and Holm-adjusted p-value, and the difference at matched clean accuracy (with the
     number of matched pairs and its own Holm-adjusted p-value). A difference whose interval
-    excludes zero is in bold.
+    excludes zero is in bold, unless it rests on a single seed or pair (a degenerate interval).
     """
     header = ["sigma_add", "sigma_mult", "perturbation", "level", "accuracy % [95% CI]",
               "n", "diff vs sigma=0 [95% CI]", "p (Holm)", "matched diff [95% CI]",
               "matched n", "matched p (Holm)"]  # fmt: skip
     body = []
     for r in rows:
-        raw = _points(r.get("diff_mean"), r.get("diff_ci_low"), r.get("diff_ci_high"), True)
+        # an interval over one seed (or one matched pair) is degenerate: never bold
+        bold = r["n"] >= 2
+        raw = _points(r.get("diff_mean"), r.get("diff_ci_low"), r.get("diff_ci_high"), bold)
         m = [r.get(f"matched_diff_{k}") for k in ("mean", "ci_low", "ci_high")]
+        m_bold = bold and (r.get("matched_n") or 0) >= 2
         body.append([f"{r['sigma_add']:g}", f"{r['sigma_mult']:g}", r["perturbation"],
                      f"{r['level']:g}", _points(r["mean"], r["ci_low"], r["ci_high"], False),
-                     str(r["n"]), raw, _p(r.get("p_holm")), _points(*m, True),
+                     str(r["n"]), raw, _p(r.get("p_holm")), _points(*m, True, m_bold),
                      str(r.get("matched_n", "-")), _p(r.get("matched_p_holm"))])  # fmt: skip
     legend = (
         "\n\nDifferences are paired by seed against the deterministic twin (sigma = 0); p is the "

@@ -321,8 +321,11 @@ class NoisyTask:
 
 
 def _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_factor, lengths):
-    lr = float(learning_rate)
-    if not math.isfinite(lr) or lr <= 0:
+    try:
+        lr = float(learning_rate)
+    except (TypeError, ValueError):
+        lr = math.nan
+    if isinstance(learning_rate, bool) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"`learning_rate` must be a finite number > 0, got {learning_rate!r}.")
     if not 0.0 <= float(decay_at) <= 1.0 or not math.isfinite(float(decay_factor)):
         raise ValueError(

@@ -418,6 +418,18 @@ def _read_ucr_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise FileFormatError(f"{path}: no series found.")
     xs = np.asarray(rows, dtype=np.float64)
     if not np.all(np.isfinite(xs)):
+        finite = np.isfinite(xs)
+        padded = (
+            np.all(np.isnan(xs) | finite)
+            and np.all(finite[:, :1])
+            and np.all(np.diff(finite.astype(np.int8), axis=1) <= 0)
+        )
+        if padded:  # UCR 2018 variable-length sets: each series NaN-padded after its end
+            raise FileFormatError(
+                f"{path}: series of different lengths padded with NaN (UCR 2018 variable-length "
+                "layout); save them as an .npz with x_train, y_train, x_test, y_test and "
+                "lengths_train, lengths_test (docs/own_data.md) and pass --data npz."
+            )
         raise FileFormatError(f"{path}: contains NaN or infinite values.")
     return xs, np.asarray(labels, dtype=np.int64)
 
@@ -459,8 +471,9 @@ def load_ucr(
     """A UCR time-series classification set (e.g. ECG5000) from its two text files.
 
     One series per line: the label first, then the values, separated by commas or white space
-    (both UCR layouts). The original labels, sorted, are mapped to ``0..C-1`` (ECG5000's
-    ``1..5`` become ``0..4``); the mapping uses the labels of both files. A fraction
+    (both UCR layouts). The original labels of the training file, sorted, are mapped to
+    ``0..C-1`` (ECG5000's ``1..5`` become ``0..4``); a test label the training file lacks is
+    refused, naming it. A fraction
     ``val_fraction`` of the training file, chosen by ``default_rng(seed)``, forms the validation
     set; the test file is the test set.
 
@@ -484,7 +497,14 @@ def load_ucr(
             f"{test_path}: series length {test_x.shape[1]} differs from {train_path}'s "
             f"{train_x.shape[1]}."
         )
-    classes = np.unique(np.concatenate([train_y, test_y]))
+    classes = np.unique(train_y)  # the label space is the training file's
+    unseen = np.setdiff1d(np.unique(test_y), classes)
+    if unseen.size:
+        raise FileFormatError(
+            f"{test_path}: labels {[v.item() for v in unseen[:10]]} do not occur in "
+            f"{train_path} (its labels: {[v.item() for v in classes[:20]]}); a model trained "
+            "on it cannot predict them: drop those series or use a training file that has them."
+        )
     remap = lambda y: np.searchsorted(classes, y).astype(np.int32)  # noqa: E731
     as_seq = lambda x: x[:, :, None].astype(np.float32)  # noqa: E731
     n_val = int(round(val_fraction * len(train_x)))

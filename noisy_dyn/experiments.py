@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from trainkit import CLIError, markdown_table, write_if_changed
+from trainkit import CLIError, atomic_write_text, markdown_table, start_afresh, write_if_changed
 from trainkit.internal import limit_splits
 
 COMPARE_MODELS: dict[str, str] = {
@@ -41,8 +41,9 @@ COMPARE_MODELS: dict[str, str] = {
 """The models of :func:`compare`: preset name -> label."""
 
 DIGITS_DT_SCALE = 784 / 64
-"""The digits runs use the presets on 64 steps with dt scaled by 784 / 64, so that the total
-time T dt equals the one of the 784-step MNIST runs the presets were tuned for."""
+"""The digits runs use the presets on 64 steps with dt scaled by 784 / 64 (:func:`scaled_dt`,
+the rule for every length), so that the total time T dt equals the one of the 784-step MNIST
+runs the presets were tuned for."""
 
 _PATH_ARGUMENT = {
     "fashion_mnist": "root",
@@ -60,20 +61,47 @@ _NEEDS_PATH = {
     "npz": "an .npz file with x_train, y_train, x_test, y_test",
 }
 _TAKES_LIMIT = ("fashion_mnist", "pfashion_mnist", "mnist", "pmnist", "cifar10")
+_PAPER_TASKS = ("fashion_mnist", "pfashion_mnist", "mnist", "pmnist", "cifar10")
+"""The paper's pixel tasks: the presets' learning rates were tuned on them."""
+
+OWN_DATA_LR = 1e-2
+"""The default Adam learning rate on data other than :data:`_PAPER_TASKS` (digits, UCR, FSDD,
+your own npz): those sets are small (tens to thousands of examples, so few steps per epoch)
+and the presets' 1e-3 leaves a 10-epoch run at chance (docs/own_data.md)."""
 
 
 # --------------------------------------------------------------------------------------------
 # data
 
 
+_TAKES_FRACTION = ("digits", "pdigits", "ucr", "fsdd", "npz")
+"""The loaders that split validation off by a fraction (``--validation-fraction``); the others
+have a fixed validation set (a fixed count, or the MNIST wheel's own split)."""
+
+REFERENCE_STEPS = 784
+"""The sequence length the presets' ``dt`` were tuned for (the paper's pixel-MNIST runs)."""
+
+
 def load_data(
-    name: str, *, data_path: str | None = None, limit: int | None = None, seed: int = 0
+    name: str,
+    *,
+    data_path: str | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    validation_fraction: float | None = None,
 ) -> Any:
     """``noisy_dyn.data.load(name, ...)`` with the file or folder ``data_path`` passed under the
     loader's own argument name, and at most ``limit`` examples in each split.
 
+    ``validation_fraction`` (default: the loader's, 0.1) is the fraction of the training
+    examples moved to validation by the loaders of :data:`_TAKES_FRACTION`. The label space is
+    decided on the training split (``trainkit.label_space``): validation or test labels outside
+    it are refused. A validation split too small to rank epochs is announced.
+
     Raises:
-        CLIError: ``data_path`` given for the embedded digits, or missing where it is needed.
+        CLIError: ``data_path`` given for the embedded digits, or missing where it is needed; a
+            validation fraction for a data set with a fixed validation set; classes the
+            training split lacks; no validation example left.
     """
     from . import data
 
@@ -88,13 +116,110 @@ def load_data(
         raise CLIError(f"--data {name} needs --data-path: {_NEEDS_PATH[name]}.")
     if limit is not None and name in _TAKES_LIMIT:
         kwargs["limit"] = limit
-    return limit_splits(data.load(name, **kwargs), limit)
+    if validation_fraction is not None:
+        if name not in _TAKES_FRACTION:
+            raise CLIError(
+                f"--data {name} has a fixed validation set; --validation-fraction applies to "
+                f"{', '.join(_TAKES_FRACTION)}."
+            )
+        if not 0.0 < float(validation_fraction) < 1.0:
+            raise CLIError(
+                f"--validation-fraction must lie in (0, 1), got {validation_fraction}; e.g. 0.2."
+            )
+        kwargs["val_fraction"] = float(validation_fraction)
+    splits = limit_splits(data.load(name, **kwargs), limit)
+    check_splits(splits, validation_fraction if name in _TAKES_FRACTION else None)
+    return splits
+
+
+def check_splits(splits: Any, validation_fraction: float | None = 0.1) -> int:
+    """Check a run's splits before training; returns the number of classes.
+
+    The classes are the training split's (``trainkit.label_space``: validation and test labels
+    it lacks are refused, naming them); an empty validation split is refused and one too small
+    to rank epochs (``trainkit.small_validation``) announced on stderr.
+    """
+    import sys
+
+    from trainkit import label_space, small_validation
+
+    train, val, test = splits[:3]
+    num_classes = label_space(train[1], {"validation": val[1], "test": test[1]})
+    fraction = 0.1 if validation_fraction is None else validation_fraction
+    if len(val[1]) == 0:
+        raise CLIError(
+            f"no validation example: {len(train[1])} training examples at validation fraction "
+            f"{fraction:g} leave none to select the best epoch; give more data or a larger "
+            "--validation-fraction."
+        )
+    if len(test[1]) == 0:
+        raise CLIError("the test split is empty: give a data file with test examples.")
+    note = small_validation(len(val[1]), fraction, len(train[1]))
+    if note:
+        print(note, file=sys.stderr, flush=True)
+    return num_classes
 
 
 def data_sizes(splits: Any) -> tuple[int, int]:
-    """``(input_size, num_classes)``: features per step, and 1 + the largest label seen."""
-    labels = [np.max(s[1]) for s in splits[:3] if len(s[1])]
-    return int(splits.train[0].shape[2]), int(max(labels)) + 1
+    """``(input_size, num_classes)``: features per step, and 1 + the largest training label
+    (validation and test labels must be training classes: :func:`check_splits`)."""
+    from trainkit import label_space
+
+    train, val, test = splits[:3]
+    classes = label_space(train[1], {"validation": val[1], "test": test[1]})
+    return int(train[0].shape[2]), classes
+
+
+def scaled_dt(dt: float, steps: int) -> float:
+    """The step for sequences of ``steps`` steps: ``dt * REFERENCE_STEPS / steps``.
+
+    The presets' ``dt`` were tuned for 784-step sequences; this keeps the total time
+    ``steps * dt`` at the preset's ``784 * dt`` (7.84 for ``dt = 0.01``), so the dynamics run
+    for the same time on any sequence length (64-step digits: ``dt * 784 / 64``).
+    """
+    return float(dt) * REFERENCE_STEPS / int(steps)
+
+
+def default_dt(cfg: Any, steps: int, *, verbose: bool = True) -> Any:
+    """``cfg`` with ``dt = scaled_dt(cfg.dt, steps)`` for a Lipschitz cell (LSTM and GRU take no
+    step), announced in the log when ``verbose``."""
+    if not cfg.cell.stepped or steps == REFERENCE_STEPS:
+        return cfg
+    dt = scaled_dt(cfg.dt, steps)
+    if verbose:
+        print(f"dt = {dt:.4g}: the preset's {cfg.dt:g} x {REFERENCE_STEPS} / {steps} steps, "
+              f"keeping dt x T at {cfg.dt * REFERENCE_STEPS:.4g} (give --dt to choose it)",
+              flush=True)  # fmt: skip
+    return cfg.replace(dt=dt)
+
+
+def default_learning_rate(preset_name: str, data_name: str) -> float:
+    """The preset's Adam learning rate on the paper's pixel tasks (MNIST, permuted MNIST,
+    Fashion-MNIST, CIFAR-10; the permuted rate for names starting with ``p``), and
+    :data:`OWN_DATA_LR` on any other data (digits, UCR, FSDD, your own npz)."""
+    from ._config import preset_learning_rate
+
+    if data_name not in _PAPER_TASKS:
+        return OWN_DATA_LR
+    task = "pmnist" if data_name.startswith("p") else "mnist"
+    return preset_learning_rate(preset_name, task=task)
+
+
+def warn_if_at_chance(val_accuracy: Any, val_labels: Any, what: str = "the model") -> bool:
+    """Print a warning when a best validation accuracy is within noise of the majority class
+    (``trainkit.at_chance``); True when it warned."""
+    import sys
+
+    from trainkit import at_chance, chance_level
+
+    if val_accuracy is None or not at_chance(val_accuracy, val_labels):
+        return False
+    print(f"warning: {what} ended at chance level: best validation accuracy "
+          f"{float(val_accuracy):.3f} against {chance_level(val_labels):.3f} for always "
+          f"predicting the majority class ({len(val_labels)} validation examples); it has not "
+          "learned: try another --lr (docs/own_data.md), more --epochs, or --dt.",
+          file=sys.stderr, flush=True)  # fmt: skip
+    return True
 
 
 def batch_mesh(batch_size: int, *, verbose: bool = True) -> Any:
@@ -131,6 +256,13 @@ def _jsonable_history(history: Any) -> Any:
     return history
 
 
+RUN_FILES = ("model.npz", "history.json", "result.json", "log.jsonl")
+"""The output files of a trained run (moved aside by ``--no-resume``)."""
+
+STUDY_FILES = ("study.json", "study.md", "study.png", "study_setup.json", "log.jsonl")
+"""The output files of a study (moved aside by ``--no-resume``)."""
+
+
 def write_run(out: Path, params: Any, cfg: Any, history: Any, result: dict) -> bool:
     """Write ``model.npz``, ``history.json`` and ``result.json`` to ``out``; True if any changed.
 
@@ -165,8 +297,12 @@ def train_preset(
 ) -> dict[str, Any]:
     """Train preset ``preset_name`` on ``splits`` with ``noisy_dyn.fit``; test on the test split.
 
-    The learning rate defaults to the preset's for the task (permuted-pixel rates when
-    ``data_name`` starts with ``p``); the batch is sharded over the local devices that divide it.
+    Without ``dt`` in ``overrides``, the step is the preset's scaled to the data's length
+    (:func:`default_dt`: ``dt x T`` kept at the preset's ``784 dt``, announced). The learning
+    rate defaults to :func:`default_learning_rate` (the preset's on the paper's pixel tasks, the
+    permuted-pixel rate when ``data_name`` starts with ``p``; :data:`OWN_DATA_LR` on other
+    data); the batch is sharded over the local devices that divide it. A best validation
+    accuracy within noise of the majority class is warned about (:func:`warn_if_at_chance`).
     With ``out``, the run's files go to ``out`` (module docstring) and, with ``checkpoints``,
     the checkpoints to ``out/checkpoints`` (``resume`` as in ``fit``).
 
@@ -174,18 +310,21 @@ def train_preset(
         ``{"params", "cfg", "history", "result", "written"}``: ``result`` is what
         ``result.json`` holds; ``written`` tells whether any output file changed.
     """
-    from ._config import preset, preset_learning_rate
+    from ._config import preset
     from ._train import accuracy, fit
 
     input_size, num_classes = data_sizes(splits)
     cfg = preset(preset_name, input_size=input_size, num_classes=num_classes, **(overrides or {}))
-    task = "pmnist" if data_name.startswith("p") else "mnist"
-    lr = preset_learning_rate(preset_name, task=task) if learning_rate is None else learning_rate
+    if "dt" not in (overrides or {}):
+        cfg = default_dt(cfg, splits.train[0].shape[1], verbose=progress)
+    lr = default_learning_rate(preset_name, data_name) if learning_rate is None else learning_rate
     batch_size = min(batch_size, len(splits.train[0]))
     if "mesh" not in fit_options:
         fit_options["mesh"] = batch_mesh(batch_size, verbose=progress)
     if out is not None:
         out = Path(out)
+        if not resume:  # nothing may read the previous run's model while this one trains
+            start_afresh(out, RUN_FILES)
         fit_options["log_path"] = out / "log.jsonl"
         if checkpoints:
             fit_options["checkpoint_dir"] = out / "checkpoints"
@@ -195,6 +334,7 @@ def train_preset(
     )  # fmt: skip
     test = splits.test
     acc = accuracy(params, test[0], test[1], cfg, lengths=test[2] if len(test) == 3 else None)
+    warn_if_at_chance(best_validation(history), splits.validation[1], f"{preset_name}")
     result = {"preset": preset_name, "data": data_name, "test_accuracy": acc,
               "best_val_accuracy": best_validation(history), "learning_rate": lr,
               "epochs": epochs, "seed": seed, "config": cfg.to_dict()}  # fmt: skip
@@ -248,11 +388,31 @@ def robustness(
         raise CLIError(f"--names needs one name per checkpoint ({len(files)}), got {len(names)}.")
     models = {n: load_model(f) for n, f in zip(names, files, strict=True)}
     splits = load_data(data, data_path=data_path, limit=limit, seed=data_seed)
+    for n, (_, cfg) in models.items():
+        check_model_data(n, cfg, splits.test, f"--data {data}")
     perturbations = _perturbations(kinds, DEFAULT_PERTURBATIONS)
     return robustness_table(
-        models, splits.test[:2], perturbations, key=jax.random.key(seed), out_dir=out,
+        models, tuple(splits.test), perturbations, key=jax.random.key(seed), out_dir=out,
         progress=progress,
     )  # fmt: skip
+
+
+def check_model_data(name: str, cfg: Any, split: tuple, given: str) -> None:
+    """Refuse, in one line naming the model's expectation and what was given, a split whose
+    features per step or labels do not fit model ``name`` (its ``cfg``)."""
+    xs, ys = np.asarray(split[0]), np.asarray(split[1])
+    if xs.ndim != 3 or xs.shape[2] != cfg.input_size:
+        raise CLIError(
+            f"model {name!r} takes sequences of {cfg.input_size} feature(s) per step (N, T, "
+            f"{cfg.input_size}); {given} gives inputs of shape {xs.shape}: pass the data it "
+            "was trained on."
+        )
+    if len(ys) and (ys.min() < 0 or ys.max() >= cfg.num_classes):
+        raise CLIError(
+            f"model {name!r} predicts {cfg.num_classes} classes (0..{cfg.num_classes - 1}); "
+            f"{given} has labels {int(ys.min())}..{int(ys.max())}: pass the data it was "
+            "trained on."
+        )
 
 
 def _subset(names: Sequence[str] | None, allowed: Sequence[str], what: str) -> list[str]:
@@ -315,14 +475,10 @@ def summary_markdown(agg: dict[str, Any], labels: dict[str, str]) -> str:
 # compare models: several presets, several seeds, mean +- std
 
 
-def _compare_overrides(name: str, input_size: int, num_classes: int, hidden: int, dt: float | None):
-    from ._config import preset
-
-    base = preset(name, input_size=input_size, num_classes=num_classes)
-    overrides: dict[str, Any] = {"hidden_size": hidden}
-    if base.cell.stepped:
-        overrides["dt"] = base.dt * DIGITS_DT_SCALE if dt is None else dt
-    return overrides
+def _compare_overrides(hidden: int, dt: float | None) -> dict[str, Any]:
+    """Every compared model's hidden size and, when given, one dt (else each preset's scaled
+    to the data's length by :func:`train_preset`)."""
+    return {"hidden_size": hidden} if dt is None else {"hidden_size": hidden, "dt": dt}
 
 
 def _compare_seed(seed: int, splits: Any, out: Path, o: dict[str, Any]) -> dict[str, Any]:
@@ -331,24 +487,23 @@ def _compare_seed(seed: int, splits: Any, out: Path, o: dict[str, Any]) -> dict[
 
     from ._robustness import robustness_table, to_markdown
 
-    sizes = data_sizes(splits)
     trained = {}
     for name in o["models"]:
         print(f"[seed {seed}] training {COMPARE_MODELS[name]} ...", flush=True)
         run = train_preset(
             name, splits, epochs=o["epochs"], batch_size=o["batch_size"],
             learning_rate=o["learning_rate"], seed=seed, out=out / "models" / name,
-            overrides=_compare_overrides(name, *sizes, o["hidden"], o["dt"]),
+            overrides=_compare_overrides(o["hidden"], o["dt"]),
             checkpoints=False, progress=o["progress"],
         )  # fmt: skip
         print(f"  test accuracy {run['result']['test_accuracy']:.4f}", flush=True)
         trained[name] = (run["params"], run["cfg"])
     result = robustness_table(
-        trained, splits.test[:2], o["perturbations"], key=jax.random.key(seed), out_dir=out,
+        trained, tuple(splits.test), o["perturbations"], key=jax.random.key(seed), out_dir=out,
         progress=o["progress"],
     )  # fmt: skip
     result["labels"] = {n: COMPARE_MODELS[n] for n in o["models"]}
-    (out / "robustness.json").write_text(json.dumps(result, indent=2))
+    atomic_write_text(out / "robustness.json", json.dumps(result, indent=2))
     print(to_markdown(result))
     return result
 
@@ -391,9 +546,9 @@ def compare(
     per_seed = [_compare_seed(s, splits, f, options) for s, f in zip(seeds, folders)]
     agg = aggregate_seeds(per_seed)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(agg, indent=2))
+    atomic_write_text(out / "summary.json", json.dumps(agg, indent=2))
     summary = summary_markdown(agg, COMPARE_MODELS)
-    (out / "summary.md").write_text(summary)
+    atomic_write_text(out / "summary.md", summary)
     print(summary)
     seconds = time.perf_counter() - t0
     print(f"compare finished in {seconds:.0f} s; outputs in {out}/ "
@@ -413,11 +568,11 @@ def study_levels(
     """The study's ``(sigma_add, sigma_mult)`` pairs, the deterministic twin ``(0, 0)`` first.
 
     ``sigmas`` gives ``sigma_add = sigma_mult = s`` for each ``s``; ``sigma_add`` and
-    ``sigma_mult`` (together) give their grid. ``(0, 0)`` is added when absent: every noisy
-    member is compared with the deterministic member of the same seed.
+    ``sigma_mult`` give their grid (one of them alone: the other is 0). ``(0, 0)`` is added
+    when absent: every noisy member is compared with the deterministic member of the same seed.
     """
-    if (sigma_add is None) != (sigma_mult is None):
-        raise CLIError("--sigma-add and --sigma-mult make a grid together; give both or neither.")
+    if (sigma_add is None) != (sigma_mult is None):  # one alone: the other noise off
+        sigma_add, sigma_mult = sigma_add or [0.0], sigma_mult or [0.0]
     if sigma_add is not None:
         if sigmas is not None:
             raise CLIError("give either --sigma or the grid --sigma-add/--sigma-mult, not both.")
@@ -468,6 +623,28 @@ def _diverged(history: Any, cfgs: Sequence[Any], seeds: Sequence[int]) -> list[d
     return out
 
 
+def _members_at_chance(history: Any, cfgs: Sequence[Any], seeds: Sequence[int], val_labels):
+    """Warn (one line) about the members whose best validation accuracy is at chance level."""
+    import sys
+
+    from trainkit import at_chance, chance_level
+
+    vals = np.asarray(history.get("val_accuracy") or [], dtype=float)
+    if vals.ndim != 2:
+        return []
+    best = vals.max(axis=0)
+    low = [m for m, acc in enumerate(best) if at_chance(acc, val_labels)]
+    if low:
+        levels = sorted({(cfgs[m // len(seeds)].sigma_add, cfgs[m // len(seeds)].sigma_mult)
+                         for m in low})  # fmt: skip
+        print(f"warning: {len(low)} of {len(best)} members ended at chance level (best "
+              f"validation accuracy <= {best[low].max():.3f}, majority class "
+              f"{chance_level(val_labels):.3f}; levels {levels}): they have not learned, so the "
+              "comparison says nothing about noise; try another --lr (docs/own_data.md), more "
+              "--epochs, or --dt.", file=sys.stderr, flush=True)  # fmt: skip
+    return low
+
+
 def study(
     preset_name: str,
     data_name: str = "digits",
@@ -489,6 +666,7 @@ def study(
     out: str | Path = "runs/noisy_dyn/study",
     resume: bool = True,
     progress: bool = True,
+    validation_fraction: float | None = None,
 ) -> dict[str, Any]:
     """Does noise injection help on this data, and at which level?
 
@@ -498,32 +676,47 @@ def study(
     non-finite is frozen and reported, the others train on), then evaluates every
     member clean and under the perturbations with the same draws for all
     (:func:`noisy_dyn.robustness_study`), and writes ``study.json``, ``study.md`` and
-    ``study.png`` to ``out`` (checkpoints in ``out/checkpoints``; a rerun resumes). On digits,
-    ``dt`` defaults to the preset's times 784/64, as in the other digits runs. ``hidden``, ``dt``,
-    ``noise_form`` and ``learn_step`` override the preset when given.
+    ``study.png`` to ``out`` (checkpoints in ``out/checkpoints``; a rerun resumes). ``dt``
+    defaults to the preset's scaled to the data's length (:func:`default_dt`; on digits the
+    preset's times 784/64), the learning rate to :func:`default_learning_rate`. ``hidden``,
+    ``dt``, ``noise_form`` and ``learn_step`` override the preset when given. Members whose best
+    validation accuracy is within noise of the majority class are warned about. At least two
+    seeds and one noisy level are needed (else there is nothing to compare).
 
     Returns:
-        ``{"rows", "cfgs", "seeds", "history", "seconds"}``.
+        ``{"rows", "cfgs", "seeds", "history", "seconds", "params"}`` (``params``: the members
+        stacked cfg-major, seed-minor).
     """
     import jax
 
-    from ._config import preset, preset_learning_rate
+    from ._config import preset
     from ._ensemble import fit_ensemble
     from ._study import STUDY_PERTURBATIONS, robustness_study, study_markdown
 
     t0 = time.perf_counter()
     out = Path(out)
+    seeds = list(seeds)
+    if len(seeds) < 2:
+        raise CLIError(f"a study needs at least 2 seeds for its intervals, got {len(seeds)}; "
+                       "pass --seeds 8 or more (16 for trustworthy intervals).")  # fmt: skip
+    if not any(a or m for a, m in levels):
+        raise CLIError("the study has no noisy level to compare with sigma = 0; pass e.g. "
+                       "--sigma 0.05,0.1.")  # fmt: skip
+    if not resume:
+        start_afresh(out, STUDY_FILES)
     perturbations = _perturbations(kinds, STUDY_PERTURBATIONS)
-    splits = load_data(data_name, data_path=data_path, limit=limit, seed=data_seed)
+    splits = load_data(data_name, data_path=data_path, limit=limit, seed=data_seed,
+                       validation_fraction=validation_fraction)  # fmt: skip
     input_size, num_classes = data_sizes(splits)
     given = {"hidden_size": hidden, "noise_form": noise_form, "learn_step": learn_step}
     overrides = {k: v for k, v in given.items() if v is not None}
     base = preset(preset_name, input_size=input_size, num_classes=num_classes, **overrides)
-    if dt is not None or (data_name == "digits" and base.cell.stepped):
-        base = base.replace(dt=base.dt * DIGITS_DT_SCALE if dt is None else dt)
+    if dt is None:
+        base = default_dt(base, splits.train[0].shape[1])
+    else:
+        base = base.replace(dt=dt)
     cfgs = [base.replace(sigma_add=a, sigma_mult=m) for a, m in levels]
-    task = "pmnist" if data_name.startswith("p") else "mnist"
-    lr = preset_learning_rate(preset_name, task=task) if learning_rate is None else learning_rate
+    lr = default_learning_rate(preset_name, data_name) if learning_rate is None else learning_rate
     batch_size = min(batch_size, len(splits.train[0]))
     print(f"study: {preset_name} on {data_name}, {len(cfgs)} noise levels x {len(seeds)} seeds "
           f"= {len(cfgs) * len(seeds)} members in one ensemble", flush=True)  # fmt: skip
@@ -533,6 +726,7 @@ def study(
         log_path=out / "log.jsonl", resume=resume, progress=progress, on_divergence="freeze",
     )  # fmt: skip
     diverged = _diverged(history, cfgs, list(seeds))
+    _members_at_chance(history, cfgs, seeds, splits.validation[1])
     flat = plateau(history)
     if flat and not flat["plateaued"]:
         print(f"warning: validation accuracy was still rising before the decay (+"
@@ -547,12 +741,12 @@ def study(
              "learning_rate": lr, "config": base.to_dict(), "perturbation_seed": perturbation_seed,
              "best_epoch": history["best_epoch"], "diverged": diverged, "plateau": flat,
              "seconds": seconds}  # fmt: skip
-    (out / "study_setup.json").write_text(json.dumps(setup, indent=1) + "\n")
+    atomic_write_text(out / "study_setup.json", json.dumps(setup, indent=1) + "\n")
     print(study_markdown(rows))
     print(f"study finished in {seconds:.0f} s; written to {out}/ (study.json, study.md, "
           "study.png, study_setup.json)")  # fmt: skip
     return {"rows": rows, "cfgs": cfgs, "seeds": list(seeds), "history": history,
-            "seconds": seconds}  # fmt: skip
+            "seconds": seconds, "params": params}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -594,7 +788,7 @@ def confirm(
             raise CLIError(f"the discovery study has no level sigma_add, sigma_mult = {level}.")
     rows = _study_rows(confirmation)
     out = {sel: confirm_rows(picked, rows, select=sel) for sel in ("holm", "interval")}
-    (Path(confirmation) / "confirm.json").write_text(json.dumps(out, indent=1) + "\n")
+    atomic_write_text(Path(confirmation) / "confirm.json", json.dumps(out, indent=1) + "\n")
     for sel, found in out.items():
         print(f"picked by {sel}: {len(found)}")
         for r in found:

@@ -42,10 +42,11 @@ from ._batching import evaluate_padded as evaluate_padded
 from ._batching import padded_batches as padded_batches
 # --- end batching ---
 
-# --- engine (trainkit._atomic, _checkpoint, _devices, _loop, _history) ---
+# --- engine (trainkit._atomic, _checkpoint, _devices, _lock, _loop, _history, _signals) ---
 from ._atomic import atomic_write as atomic_write
 from ._atomic import atomic_write_text as atomic_write_text
 from ._atomic import fsync_dir as fsync_dir
+from ._atomic import set_aside as set_aside
 from ._checkpoint import CheckpointStore as CheckpointStore
 from ._checkpoint import data_hash as data_hash
 from ._checkpoint import list_checkpoints as list_checkpoints
@@ -57,8 +58,22 @@ from ._devices import use_cpu_devices as use_cpu_devices
 from ._history import epoch_rows as epoch_rows
 from ._loop import Settings as Settings
 from ._loop import Task as Task
+from ._lock import RunFolderLocked as RunFolderLocked
+from ._lock import RunLock as RunLock
+from ._lock import start_afresh as start_afresh
 from ._loop import train as train
+from ._signals import TrainingInterrupted as TrainingInterrupted
 # --- end engine ---
+
+# --- checks of a run's data against its model (trainkit._data_checks) ---
+from ._data_checks import MIN_VALIDATION as MIN_VALIDATION
+from ._data_checks import at_chance as at_chance
+from ._data_checks import chance_level as chance_level
+from ._data_checks import label_space as label_space
+from ._data_checks import progress_bar as progress_bar
+from ._data_checks import small_validation as small_validation
+
+# --- end data checks ---
 
 # --- statistics over seeds (trainkit._stats) ---
 # isort: split
@@ -112,10 +127,14 @@ __all__ = [
     "read_classification_npz",
     "read_idx",
     "resample_counts",
+    "RunFolderLocked",
+    "RunLock",
     "restricted_load",
     "run_command",
     "save_model_file",
+    "set_aside",
     "Settings",
+    "start_afresh",
     "sha256_file",
     "sign_flip_p_value",
     "split_off_validation",
@@ -123,6 +142,7 @@ __all__ = [
     "Task",
     "train",
     "TrainingDiverged",
+    "TrainingInterrupted",
     "use_cpu_devices",
     "write_if_changed",
 ]

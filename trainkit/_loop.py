@@ -45,6 +45,7 @@ Semantics, the same for both packages:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -63,10 +64,18 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from . import _devices
 from ._atomic import atomic_write_text
 from ._batching import epoch_order
-from ._checkpoint import CheckpointStore, data_hash, make_fingerprint, resume_point
+from ._checkpoint import (
+    CheckpointStore,
+    data_hash,
+    make_fingerprint,
+    resume_point,
+    run_state_sha256,
+)
 from ._errors import TrainingDiverged
 from ._history import append_epoch, empty_history, history_jsonl
+from ._lock import RunLock
 from ._progress import Progress
+from ._signals import StopSignals, TrainingInterrupted
 
 logger = logging.getLogger("trainkit")
 RETURN_PARAMS = ("best", "last")
@@ -150,6 +159,9 @@ class Run:
     epoch_t0: float = 0.0
     interrupted: bool = False
     diverged: dict = dataclasses.field(default_factory=dict)  # frozen member -> global step
+    saved_step: int | None = None  # the global step of the newest checkpoint written or read
+    stop: int | None = None  # the signal to stop on (trainkit._signals)
+    signals: Any = None  # the StopSignals of the run
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,14 +316,20 @@ def _resumed(found: Any, mesh: Any, store: CheckpointStore, layout: str | None) 
         run.best_value = -math.inf if value is None else value
     run.best_epoch, run.best_meta = b.get("epoch"), b.get("meta")
     run.last_checkpoint = store.path(step)
+    run.saved_step = run.step
     return run
 
 
-def _start(task: Task, fingerprint: dict, s: Settings, mesh: Any) -> tuple[Any, Run]:
-    """Open the checkpoint folder (if any) and return ``(store, run)``: resumed or fresh."""
+def _start(
+    task: Task, fingerprint: dict, s: Settings, mesh: Any, spe: int, read_only: bool = False
+) -> tuple[Any, Run]:
+    """Open the checkpoint folder (if any) and return ``(store, run)``: resumed or fresh.
+
+    The caller holds the folder's lock (:class:`trainkit.RunLock`); ``read_only``: the folder
+    cannot be written (only a finished run can be "resumed" there)."""
     if s.checkpoint_dir is None:
         return None, _fresh(task, s.seed, mesh, s.seeds, _layout(s, mesh))
-    store = CheckpointStore(s.checkpoint_dir, s.keep)
+    store = CheckpointStore(s.checkpoint_dir, s.keep, reading=read_only)
     try:
         if not s.resume:
             if n := store.clear():
@@ -320,7 +338,10 @@ def _start(task: Task, fingerprint: dict, s: Settings, mesh: Any) -> tuple[Any, 
         else:
             members = None if s.seeds is None else len(s.seeds)
             found = resume_point(
-                store, fingerprint, lambda m: _carry_template(task, m["task"], members)
+                store,
+                fingerprint,
+                lambda m: _carry_template(task, m["task"], members),
+                check=lambda meta, state: _check_run_state(meta, state, s, spe),
             )
     except BaseException:
         store.close()
@@ -328,6 +349,32 @@ def _start(task: Task, fingerprint: dict, s: Settings, mesh: Any) -> tuple[Any, 
     if found is None:
         return store, _fresh(task, s.seed, mesh, s.seeds, _layout(s, mesh))
     return store, _resumed(found, mesh, store, _layout(s, mesh))
+
+
+def _check_run_state(meta: dict, state: Any, s: Settings, spe: int) -> str | None:
+    """What is wrong with a stored run state (position, history, best), or None.
+
+    The checksum of the run state must match, and the position must be consistent: ``step =
+    epoch x steps_per_epoch + batch`` with ``0 <= batch <= steps_per_epoch``, one history entry
+    per finished epoch, and the device step counter of the stored state equal to ``step``."""
+    want = meta.get("run_state_sha256")
+    if want is not None and want != run_state_sha256(meta):
+        return "its run state (position, history, best) does not match its checksum"
+    try:
+        pos = meta["position"]
+        epoch, batch, step = (int(pos[k]) for k in ("epoch", "batch", "step"))
+        done = len(meta["history"].get("epoch", []))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return "its run state lacks the position or the history"
+    if not 0 <= batch <= spe or step != epoch * spe + batch:
+        return (f"its position is inconsistent (step {step} != epoch {epoch} x {spe} steps per "
+                f"epoch + batch {batch})")  # fmt: skip
+    if done != epoch:
+        return f"its history has {done} epochs, its position {epoch}"
+    counter = np.asarray(state["train"]["step"]).reshape(-1)
+    if counter.size and not np.all(counter == step):
+        return f"its arrays are at step {int(counter[0])}, its position at step {step}"
+    return None
 
 
 def _say(s: Settings, message: str) -> None:
@@ -351,9 +398,13 @@ def _save(store: Any, run: Run, fingerprint: dict, task: Task, s: Settings) -> N
         "history": run.history,
         "best": {"value": _best_value_json(run), "epoch": run.best_epoch, "meta": run.best_meta},
     }  # fmt: skip
+    meta["run_state_sha256"] = run_state_sha256(meta)
     state = _devices.to_host(run.carry)
     if jax.process_index() == 0:
         run.last_checkpoint = store.save(run.step, state, run.best, meta)
+    else:
+        run.last_checkpoint = store.path(run.step)
+    run.saved_step = run.step
 
 
 def _best_value_json(run: Run) -> Any:
@@ -430,6 +481,9 @@ def _run_steps(task, run: Run, data, s: Settings, mesh, store, fingerprint, bar)
         run.step += 1
         run.batch += 1
         bar.update(1)
+        if run.signals is not None and (sig := run.signals.after_step(run.step)):
+            run.stop = sig
+            return
         if run.step % s.check_every == 0:
             _check_alive(run, task, s)
         if s.checkpoint_every and run.step % s.checkpoint_every == 0 and run.batch < spe:
@@ -505,7 +559,7 @@ def _epoch(task, run: Run, data, s: Settings, mesh, store, fingerprint, bar) -> 
             new = {**new, "key": train["key"], "step": train["step"]}
             run.carry = {**run.carry, "train": new}
     _run_steps(task, run, data, s, mesh, store, fingerprint, bar)
-    if run.interrupted:
+    if run.interrupted or run.stop:
         return
     _check_alive(run, task, s)
     _end_epoch(task, run, s)
@@ -582,19 +636,83 @@ def train(task: Task, data: tuple, settings: Settings) -> tuple[Any, dict, dict]
                                    s.seed)  # fmt: skip
     if s.seeds is not None:
         fingerprint["seed"] = [int(x) for x in s.seeds]
-    store, run = _start(task, fingerprint, s, mesh)
-    run.steps_per_epoch = spe
-    try:
-        if run.epoch >= s.epochs and store is not None and run.step > 0:
-            _say(s, f"already complete: {run.epoch} epochs ({run.step} steps) in {store.directory}")
-            return _result(task, run, s)
-        if run.step > 0:
-            _say(s, f"resumed from step {run.step} (epoch {run.epoch + 1} of {s.epochs}) in "
-                    f"{store.directory}")  # fmt: skip
-        with Progress(s.epochs * spe, run.step, s.progress) as bar:
-            while run.epoch < s.epochs and not run.interrupted:
-                _epoch(task, run, data, s, mesh, store, fingerprint, bar)
-    finally:
-        if store is not None:
-            store.close()
+    with _locked(s) as lock, StopSignals(s.check_every) as signals:
+        store, run = _start(task, fingerprint, s, mesh, spe, lock is not None and lock.read_only)
+        run.steps_per_epoch, run.signals = spe, signals
+        try:
+            if run.epoch >= s.epochs and store is not None and run.step > 0:
+                _say(s, f"already complete: {run.epoch} epochs ({run.step} steps) in "
+                        f"{store.directory}")  # fmt: skip
+                return _result(task, run, s)
+            if lock is not None and lock.read_only:
+                raise PermissionError(
+                    f"{lock.directory} cannot be written (read-only) and its run is not "
+                    "complete; copy the folder somewhere writable to resume it."
+                )
+            if run.step > 0:
+                _say(s, f"resumed from step {run.step} (epoch {run.epoch + 1} of {s.epochs}) in "
+                        f"{store.directory}")  # fmt: skip
+            with Progress(s.epochs * spe, run.step, s.progress) as bar:
+                while run.epoch < s.epochs and not run.interrupted and not run.stop:
+                    _epoch(task, run, data, s, mesh, store, fingerprint, bar)
+                    if not run.stop and not run.interrupted:
+                        run.stop = signals.at_epoch_end()
+            if run.stop:
+                _stop(store, run, fingerprint, task, s)
+        finally:
+            if store is not None:
+                store.close()
     return _result(task, run, s)
+
+
+def _locked(s: Settings) -> Any:
+    """The lock of the checkpoint folder (process 0 takes it; the others wait for its outcome),
+    or a null context without a folder."""
+    if s.checkpoint_dir is None:
+        return contextlib.nullcontext()
+    if jax.process_count() == 1:
+        return RunLock(s.checkpoint_dir)
+    return _shared_lock(s.checkpoint_dir)
+
+
+@contextlib.contextmanager
+def _shared_lock(directory: Any) -> Any:
+    """Several processes: process 0 takes the lock; all processes learn whether it got it."""
+    from jax.experimental import multihost_utils
+
+    lock, error = RunLock(directory), None
+    if jax.process_index() == 0:
+        try:
+            lock.acquire()
+        except OSError as err:
+            error = err
+    ok = multihost_utils.broadcast_one_to_all(np.int32(error is None))
+    if error is not None:
+        raise error
+    if not int(ok):
+        raise RunLock.locked_elsewhere(directory)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def _stop(store: Any, run: Run, fingerprint: dict, task: Task, s: Settings) -> None:
+    """Save the current position (unless just saved) and raise :class:`TrainingInterrupted`."""
+    import signal
+
+    if store is not None and run.saved_step != run.step:
+        _save(store, run, fingerprint, task, s)
+        _write_log(run, s)
+    name = signal.Signals(run.stop).name
+    if store is None:
+        where = "no checkpoint folder, nothing saved"
+    else:
+        where = f"checkpoint of step {run.step} in {run.last_checkpoint}"
+    raise TrainingInterrupted(
+        f"{name}: stopped after step {run.step} (epoch {run.epoch + 1}); {where}; run the "
+        "same command again to resume from it",
+        signum=run.stop,
+        step=run.step,
+        checkpoint=run.last_checkpoint,
+    )

@@ -113,7 +113,8 @@ def test_help_documents_full_size_gpu_commands(capsys):
 
 
 def _error(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
+    """The one ``error:`` line on stderr (data warnings, ``warning: ...``, may precede it)."""
+    err = [e for e in capsys.readouterr().err.strip().splitlines() if not e.startswith("warning:")]
     assert len(err) == 1 and err[0].startswith("error: "), err
     return err[0]
 

@@ -50,7 +50,7 @@ def test_compare_train_and_robustness_commands_write_parsable_outputs(tmp_path, 
             "--batch-size", "16", "--dt", dt, "--out", str(run), "--quiet"]  # fmt: skip
     assert main(argv) == 0
     result = json.loads((run / "result.json").read_text())
-    assert 0.0 <= result["test_accuracy"] <= 1.0 and result["learning_rate"] == 3e-3
+    assert 0.0 <= result["test_accuracy"] <= 1.0 and result["learning_rate"] == 1e-2  # not MNIST
     assert (run / "log.jsonl").read_text().count("\n") == 1
     assert {p.name for p in run.iterdir()} >= {"model.npz", "history.json", "result.json"}
     assert json.loads((run / "history.json").read_text())["epoch"] == [1]
@@ -81,7 +81,8 @@ def test_demo_studies_both_forms_and_their_twins_are_one_model(tmp_path, capsys)
 
 
 def _error(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
+    """The one ``error:`` line on stderr (data warnings, ``warning: ...``, may precede it)."""
+    err = [e for e in capsys.readouterr().err.strip().splitlines() if not e.startswith("warning:")]
     assert len(err) == 1 and err[0].startswith("error: "), err
     return err[0]
 
@@ -237,10 +238,21 @@ def test_study_command_writes_rows_with_intervals_and_resumes(tmp_path, capsys):
     assert "already complete" in capsys.readouterr().err
 
 
-def test_study_command_refuses_half_a_grid(tmp_path, capsys):
-    code = main(["study", "--preset", "nrnn_ito", "--sigma-add", "0.1", "--out", str(tmp_path)])
-    assert code == 2
-    assert "give both or neither" in capsys.readouterr().err
+def test_study_levels_of_one_noise_alone():
+    """--sigma-add alone studies additive noise only (sigma_mult = 0), and vice versa."""
+    from noisy_dyn.experiments import study_levels
+
+    assert study_levels(None, [0.1, 0.2]) == [(0.0, 0.0), (0.1, 0.0), (0.2, 0.0)]
+    assert study_levels(None, None, [0.05]) == [(0.0, 0.0), (0.0, 0.05)]
+
+
+def test_study_command_refuses_nothing_to_compare(tmp_path, capsys):
+    """One seed (no interval) or only sigma = 0 (no noisy level) is refused before training."""
+    base = ["study", "--preset", "nrnn_ito", "--out", str(tmp_path), "--epochs", "1"]
+    assert main(base + ["--seeds", "1"]) == 2
+    assert "at least 2 seeds" in capsys.readouterr().err
+    assert main(base + ["--seeds", "2", "--sigma", "0"]) == 2
+    assert "no noisy level" in capsys.readouterr().err
 
 
 def test_confirm_command_reproduces_the_stored_two_stage_test(tmp_path, capsys):

@@ -1,0 +1,137 @@
+"""Checks of a run's data against its model, shared by both packages' pipelines.
+
+- :func:`label_space`: the classes are decided on the training split; validation and test
+  labels outside them are refused, naming them.
+- :func:`chance_level` and :func:`at_chance`: is a validation accuracy within noise of always
+  predicting the majority class?
+- :func:`small_validation`: is a validation split too small to rank epochs?
+- :func:`progress_bar`: a tqdm bar on a terminal only (no carriage returns in piped logs).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ._cli import CLIError
+
+__all__ = [
+    "MIN_VALIDATION",
+    "at_chance",
+    "chance_level",
+    "label_space",
+    "progress_bar",
+    "small_validation",
+]
+
+MIN_VALIDATION = 30
+"""Below this many validation examples one example moves accuracy by more than 3 points, so
+epochs tie and the best one is picked by chance: :func:`small_validation` warns."""
+
+
+def label_space(train_labels: Any, others: Mapping[str, Any]) -> int:
+    """The number of classes, decided on the training split: ``1 + max(train labels)``.
+
+    A label of the other splits (``{"validation": ys, "test": ys}``) at or above that number
+    (or negative) is refused, naming the classes: a model sized on the training split cannot
+    predict them, and counting them would silently change the number of classes. A class
+    inside the range that the training split lacks is announced on stderr.
+
+    Returns:
+        ``num_classes``.
+
+    Raises:
+        CLIError: the training split is empty, or another split holds labels outside it.
+    """
+    train = np.asarray(train_labels)
+    if train.size == 0:
+        raise CLIError("the training split is empty: give a data file with training examples.")
+    classes = np.unique(train)
+    num_classes = int(classes.max()) + 1
+    for name, ys in others.items():
+        ys = np.asarray(ys)
+        if ys.size == 0:
+            continue
+        seen = np.unique(ys)
+        outside = seen[(seen < 0) | (seen >= num_classes)]
+        if outside.size:
+            raise CLIError(
+                f"the {name} split has classes {_classes_text(outside)} "
+                f"({int(np.isin(ys, outside).sum())} examples) that the training split lacks (its "
+                f"classes: {_classes_text(classes)}, so the model has {num_classes}): use the "
+                "same label coding in every split (0..C-1), or drop those examples."
+            )
+        unseen = np.setdiff1d(seen, classes)
+        if unseen.size:
+            print(f"warning: the {name} split has classes {_classes_text(unseen)} that the "
+                  "training split lacks; the model cannot learn them.",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    return num_classes
+
+
+def _classes_text(classes: np.ndarray) -> str:
+    c = [int(v) for v in classes]
+    if len(c) > 3 and c == list(range(c[0], c[-1] + 1)):
+        return f"{c[0]}..{c[-1]}"
+    return "[" + ", ".join(map(str, c[:12])) + (" ...]" if len(c) > 12 else "]")
+
+
+def chance_level(labels: Any) -> float:
+    """The accuracy of always predicting the most frequent class of ``labels``."""
+    ys = np.asarray(labels)
+    if ys.size == 0:
+        return float("nan")
+    return float(np.bincount(ys.astype(np.int64) - ys.min()).max() / ys.size)
+
+
+def at_chance(accuracy: float | None, labels: Any) -> bool:
+    """Whether ``accuracy`` on ``labels`` is within noise of :func:`chance_level`.
+
+    With ``p0`` the majority fraction and ``n`` the number of labels, the accuracy is at chance
+    when it is at most ``p0 + 2 sqrt(p0 (1 - p0) / n)`` (two binomial standard errors above
+    always predicting the majority class).
+    """
+    ys = np.asarray(labels)
+    if accuracy is None or ys.size == 0:
+        return False
+    p0 = chance_level(ys)
+    return float(accuracy) <= p0 + 2.0 * math.sqrt(p0 * (1.0 - p0) / ys.size) + 1e-12
+
+
+def small_validation(n_validation: int, fraction: float | None, n_train: int) -> str | None:
+    """A warning when the validation split holds fewer than :data:`MIN_VALIDATION` examples
+    (None otherwise). ``fraction`` is the validation fraction used (None: the loader's fixed
+    split) and ``n_train`` the number of training examples left."""
+    if n_validation >= MIN_VALIDATION:
+        return None
+    step = 100.0 / n_validation if n_validation else float("inf")
+    how = (
+        f"raise --validation-fraction (now {fraction:g})"
+        if fraction is not None
+        else "give a larger validation split"
+    )
+    return (
+        f"warning: the validation split holds {n_validation} examples (one example = "
+        f"{step:.0f} points of accuracy), too few to rank epochs; {how} or give more data "
+        f"({n_train} training examples)."
+    )
+
+
+def progress_bar(enabled: bool, **tqdm_options: Any) -> Any:
+    """A ``tqdm`` bar when ``enabled`` and stderr is a terminal; None otherwise (a piped log
+    gets no carriage returns)."""
+    if not enabled:
+        return None
+    try:
+        terminal = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    if not terminal:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(**tqdm_options)
