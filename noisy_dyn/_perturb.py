@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from ._solve import apply
+
 PERTURBATION_KINDS = ("gaussian", "multiplicative", "salt_pepper")
 ATTACK_NORMS = ("linf", "l2")
 
@@ -359,8 +361,6 @@ def deepfool_fn(
 
 
 def _model_logits(params: dict, cfg: Any, lengths: Any = None) -> LogitsFn:
-    from ._solve import apply
-
     return lambda x: apply(params, x, cfg, lengths=lengths)
 
 

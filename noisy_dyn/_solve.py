@@ -242,8 +242,9 @@ def _check_inputs(params: object, xs: object, cfg: object, key: object, noise: o
             f"xs has {xs.shape[2]} features per step (last axis) but cfg.input_size is "
             f"{cfg.input_size}."
         )
-    if not isinstance(xs, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(xs))):
-        bad = int(jnp.sum(~jnp.isfinite(xs)))  # checked when concrete; under jit it cannot be
+    # checked in NumPy when concrete (a jnp reduction inside a trace would itself be traced)
+    if not isinstance(xs, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(xs))):
+        bad = int(np.sum(~np.isfinite(np.asarray(xs))))  # under jit it cannot be checked
         raise ValueError(
             f"xs holds {bad} NaN or infinite values; clean or impute them first (under jit "
             "inputs are not checked: NaN inputs give NaN logits)."
@@ -273,7 +274,7 @@ def _check_inputs(params: object, xs: object, cfg: object, key: object, noise: o
                 raise ValueError(
                     f"noise.{name} is None but cfg (noise_form={cfg.noise_form.name!r}, sigma_add="
                     f"{cfg.sigma_add}, sigma_mult={cfg.sigma_mult}) needs it; build the noise with "
-                    "noisy_dyn.sample_noise(key, cfg, batch=..., time=...)."
+                    "noisy_dyn.random.sample_noise(key, cfg, batch=..., time=...)."
                 )
             checked.append(None)
             continue
@@ -287,7 +288,7 @@ def _check_inputs(params: object, xs: object, cfg: object, key: object, noise: o
     return xs, NoiseSample(*checked)
 
 
-def _check_lengths(lengths: object, B: int, T: int) -> Array | None:
+def check_lengths(lengths: object, B: int, T: int) -> Array | None:
     """``lengths`` as an int32 ``(B,)`` array; values checked in ``[1, T]`` when concrete."""
     if lengths is None:
         return None
@@ -313,7 +314,7 @@ def _check_lengths(lengths: object, B: int, T: int) -> Array | None:
 
 def _prepare(params, xs, cfg, key, noise, lengths):
     xs, noise = _check_inputs(params, xs, cfg, key, noise)
-    lengths = _check_lengths(lengths, xs.shape[0], xs.shape[1])
+    lengths = check_lengths(lengths, xs.shape[0], xs.shape[1])
     return xs, noise, lengths, uses(cfg)
 
 

@@ -8,7 +8,7 @@ from jaxtyping import Array, Float
 from ._cell import recurrent_matrices
 from ._config import NoisyRNNConfig
 from ._params import check_params
-from ._theory_common import _check_cfg
+from ._theory_common import check_theory_cfg
 from ._types import Params
 
 
@@ -28,7 +28,7 @@ def contraction_rate(params: Params, cfg: NoisyRNNConfig) -> Float[Array, ""]:
     Returns:
         ``mu`` (scalar), differentiable with respect to ``params``.
     """
-    cfg = _check_cfg(cfg, "contraction_rate")
+    cfg = check_theory_cfg(cfg, "contraction_rate")
     check_params(params, cfg)
     A, W = recurrent_matrices(params, cfg)
     eig = jnp.linalg.eigvalsh(0.5 * (A + A.T))
@@ -63,7 +63,7 @@ def stability_report(params: Params, cfg: NoisyRNNConfig) -> dict[str, object]:
         ``noise`` and ``verdict`` (sentences saying which condition holds and which noise the bound
         assumes).
     """
-    cfg = _check_cfg(cfg, "stability_report")
+    cfg = check_theory_cfg(cfg, "stability_report")
     check_params(params, cfg)
     A, W = (np.asarray(m, dtype=np.float64) for m in recurrent_matrices(params, cfg))
     sym_eig = np.linalg.eigvalsh(0.5 * (A + A.T))

@@ -56,7 +56,7 @@ from trainkit import (
 from ._config import NoisyRNNConfig, check_fields_agree
 from ._params import check_params
 from ._perturb import PERTURBATION_KINDS, fgsm_fn, perturb, pgd_fn
-from ._train import _check_split, logits_with_lengths
+from ._train import check_split, logits_with_lengths
 
 STUDY_PERTURBATIONS: dict[str, tuple[float, ...]] = {
     "gaussian": (0.1, 0.3, 0.5),
@@ -175,9 +175,10 @@ def evaluate_members(
     - ``("clean", 0.0)``: the test set itself;
     - a random kind (``"gaussian"``, ``"multiplicative"``, ``"salt_pepper"``): the inputs
       ``perturb(xs, kind, level, key=perturbation_key(key, kind, level))`` (see
-      :func:`noisy_dyn.perturb`), drawn once for the whole test set, identical for every member;
+      :func:`noisy_dyn.attacks.perturb`), drawn once for the whole test set, identical for every
+      member;
     - ``"fgsm"``, ``"pgd"``: a white-box l-infinity attack of radius ``level`` on each member's
-      own gradients (:func:`noisy_dyn.fgsm_fn`, :func:`noisy_dyn.pgd_fn`; PGD takes
+      own gradients (:func:`noisy_dyn.attacks.fgsm_fn`, :func:`noisy_dyn.attacks.pgd_fn`; PGD takes
       ``pgd_steps`` steps of ``2.5 level / pgd_steps`` from a random start drawn with
       ``fold_in(perturbation_key(key, "pgd", level), chunk index)``, the same for every member).
 
@@ -206,7 +207,7 @@ def evaluate_members(
     _check_perturbations(perturbations)
     if not isinstance(cfg, NoisyRNNConfig):
         raise TypeError(f"`cfg` must be a NoisyRNNConfig, got {type(cfg).__name__}.")
-    xs, ys, lengths = _check_split("test", (xs, ys, lengths), cfg)
+    xs, ys, lengths = check_split("test", (xs, ys, lengths), cfg)
     members = _member_count(params, cfg)
     batch_size = max(1, 2048 // members) if batch_size is None else batch_size
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

@@ -42,6 +42,7 @@ from trainkit import default_mesh as default_mesh
 
 from ._config import NoisyRNNConfig
 from ._params import init_params
+from ._regularizer import regularized_loss
 from ._solve import apply, trajectory
 
 Params = dict[str, Array]
@@ -53,7 +54,7 @@ REGULARIZERS = ("noise", "explicit")
 # validation
 
 
-def _check_cfg(cfg: Any) -> None:
+def check_fit_cfg(cfg: Any) -> None:
     if not isinstance(cfg, NoisyRNNConfig):
         raise TypeError(
             "`cfg` must be a NoisyRNNConfig (e.g. noisy_dyn.preset(...)), got "
@@ -61,7 +62,7 @@ def _check_cfg(cfg: Any) -> None:
         )
 
 
-def _check_split(
+def check_split(
     name: str, split: Any, cfg: NoisyRNNConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Eager checks of ``(xs, ys)`` or ``(xs, ys, lengths)``; returns NumPy arrays."""
@@ -159,7 +160,7 @@ def _eval_fn(cfg: NoisyRNNConfig):
     return fn
 
 
-def _evaluate(
+def evaluate_split(
     params: Params,
     xs: np.ndarray,
     ys: np.ndarray,
@@ -197,10 +198,10 @@ def accuracy(
     Returns:
         The accuracy in ``[0, 1]``.
     """
-    _check_cfg(cfg)
-    xs, ys, lengths = _check_split("xs/ys", (xs, ys, lengths), cfg)
+    check_fit_cfg(cfg)
+    xs, ys, lengths = check_split("xs/ys", (xs, ys, lengths), cfg)
     batch_size = _check_positive_int("batch_size", batch_size)
-    return _evaluate(params, xs, ys, cfg, lengths, batch_size)[0]
+    return evaluate_split(params, xs, ys, cfg, lengths, batch_size)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,8 +214,6 @@ _ADAM = optax.scale_by_adam()
 
 def _loss(params, xb, yb, lb, key, lam, cfg, regularizer):
     if regularizer == "explicit":
-        from ._theory import regularized_loss
-
         logits = apply(params, xb, cfg)
         return regularized_loss(params, xb, yb, cfg, lam, method="exact"), logits
     logits = logits_with_lengths(params, xb, cfg, lengths=lb, key=key)
@@ -301,7 +300,7 @@ class NoisyTask:
         if self.validation is None:
             return {}
         xs, ys, lengths = self.validation
-        acc, loss = _evaluate(state["params"], xs, ys, self.cfg, lengths, self.eval_batch_size)
+        acc, loss = evaluate_split(state["params"], xs, ys, self.cfg, lengths, self.eval_batch_size)
         return {"val_accuracy": acc, "val_loss": loss}
 
     def record(self, state, meta, step):
@@ -367,9 +366,9 @@ def prepare_run(
     """Check ``fit``'s arguments and build its task: the hyper-parameters (learning rate, decay
     step ``decay_epoch(decay_at, epochs) * (N // batch_size)``, ``lam``) and the optimizer
     settings that go into the checkpoint fingerprint."""
-    _check_cfg(cfg)
-    xs, ys, lengths = _check_split("train", train, cfg)
-    val = None if validation is None else _check_split("validation", validation, cfg)
+    check_fit_cfg(cfg)
+    xs, ys, lengths = check_split("train", train, cfg)
+    val = None if validation is None else check_split("validation", validation, cfg)
     _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_factor, lengths)
     epochs = _check_positive_int("epochs", epochs)
     batch_size = _check_positive_int("batch_size", batch_size)

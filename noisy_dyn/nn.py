@@ -26,6 +26,8 @@ from ._params import init_params
 from ._solve import apply
 from ._types import Key, Params
 
+__all__ = ["EqxNoisyRNN", "NoisyRNN"]
+
 
 class NoisyRNN(nnx.Module):
     """Flax NNX face of the Noisy RNN (and of the LSTM/GRU baselines): ``cfg`` plus one

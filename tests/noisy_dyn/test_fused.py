@@ -104,7 +104,7 @@ def test_value_and_gradients_match_autodiff_of_a_plain_scan(key, kw, ragged):
 def test_key_draws_are_the_draws_of_sample_noise_on_every_path(key, form):
     cfg, params, xs, *_ = _setup(key, noise_form=form, sigma_add=0.2, sigma_mult=0.3, dt=0.1)
     k = jax.random.key(7)
-    sample = noisy_dyn.sample_noise(k, cfg, batch=B, time=T)
+    sample = noisy_dyn.random.sample_noise(k, cfg, batch=B, time=T)
     h_key = noisy_dyn.final_state(params, xs, cfg, key=k)
     np.testing.assert_allclose(h_key, noisy_dyn.final_state(params, xs, cfg, noise=sample),
                                atol=1e-14)  # fmt: skip
@@ -118,7 +118,7 @@ def test_gradient_under_key_noise_matches_given_noise_with_remat(key):
     cfg, params, xs, *_ = _setup(key, noise_form="reference", sigma_add=0.2, sigma_mult=0.3,
                                  learn_step=True, remat=4)  # fmt: skip
     k = jax.random.key(3)
-    sample = noisy_dyn.sample_noise(k, cfg, batch=B, time=T)
+    sample = noisy_dyn.random.sample_noise(k, cfg, batch=B, time=T)
     loss = lambda p, **kw: jnp.sum(noisy_dyn.apply(p, xs, cfg, **kw) ** 2)  # noqa: E731
     g_key = jax.grad(loss)(params, key=k)
     g_given = jax.grad(loss)(params, noise=sample)

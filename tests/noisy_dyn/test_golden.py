@@ -38,7 +38,9 @@ def _prefixed(prefix: str) -> list[str]:
 
 @pytest.mark.slow
 def test_forward_loss_and_gradients_of_every_form_and_cell():
-    out = mg.core_outputs(nd.apply, nd.trajectory, nd.final_state, nd.sample_noise, mg.config)
+    out = mg.core_outputs(
+        nd.apply, nd.trajectory, nd.final_state, nd.random.sample_noise, mg.config
+    )
     theory = (
         "/regularizer",
         "/regularized_loss",
@@ -91,7 +93,7 @@ def test_fit_ensemble_and_study(tmp_path):
     out["ensemble/train_loss"] = h["train_loss"]
     assert sorted(out) == sorted(_prefixed("fit/") + _prefixed("ensemble/"))
     _check(out, rtol=1e-9, atol=1e-12)
-    rows = nd.robustness_study(p, cfgs, (3, 5), (xv, yv), key=jax.random.key(9),
+    rows = nd.study.robustness_study(p, cfgs, (3, 5), (xv, yv), key=jax.random.key(9),
                                perturbations={"gaussian": (0.3,), "fgsm": (0.05,)})  # fmt: skip
     # accuracies on 32 examples are multiples of 1/32: any change of a prediction shows
     np.testing.assert_array_equal([r["mean"] for r in rows], GOLDEN["study/mean"])

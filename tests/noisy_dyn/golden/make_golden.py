@@ -22,6 +22,12 @@ import numpy as np  # noqa: E402
 import noisy_dyn as nd  # noqa: E402
 
 HERE = Path(__file__).parent
+
+# the namespaces of the current API; the flat top level of the code the goldens were recorded on
+theory = getattr(nd, "theory", nd)
+attacks = getattr(nd, "attacks", nd)
+random = getattr(nd, "random", nd)
+study = getattr(nd, "study", nd)
 B, T, I, H, C = 5, 7, 3, 6, 4
 
 # name -> (preset, overrides)
@@ -109,21 +115,21 @@ def theory_outputs(cfg_of):
     for name in ("ito", "reference", "lipschitz"):
         cfg = cfg_of(name)
         p = params_of(name, cfg)
-        out[f"{name}/regularizer"] = nd.explicit_regularizer(p, xs, ys, cfg)
-        out[f"{name}/regularized_loss"] = nd.regularized_loss(p, xs, ys, cfg, 0.5)
-        out[f"{name}/contraction"] = nd.contraction_rate(p, cfg)
-        out[f"{name}/lyapunov"] = nd.lyapunov_exponents(p, xs[0], cfg, k=2)
-        out[f"{name}/lyapunov_key"] = nd.lyapunov_exponents(
+        out[f"{name}/regularizer"] = theory.explicit_regularizer(p, xs, ys, cfg)
+        out[f"{name}/regularized_loss"] = theory.regularized_loss(p, xs, ys, cfg, 0.5)
+        out[f"{name}/contraction"] = theory.contraction_rate(p, cfg)
+        out[f"{name}/lyapunov"] = theory.lyapunov_exponents(p, xs[0], cfg, k=2)
+        out[f"{name}/lyapunov_key"] = theory.lyapunov_exponents(
             p, xs[0], cfg, k=2, key=jax.random.key(5)
         )
-        out[f"{name}/margin"] = nd.input_margin(p, xs, ys, cfg)
-        out[f"{name}/fgsm"] = nd.fgsm(p, xs, ys, cfg, 0.1)
-        out[f"{name}/pgd"] = nd.pgd(
+        out[f"{name}/margin"] = theory.input_margin(p, xs, ys, cfg)
+        out[f"{name}/fgsm"] = attacks.fgsm(p, xs, ys, cfg, 0.1)
+        out[f"{name}/pgd"] = attacks.pgd(
             p, xs, ys, cfg, 0.1, steps=3, step_size=0.05, key=jax.random.key(6)
         )
-        out[f"{name}/deepfool"] = nd.deepfool(p, xs, cfg, max_iter=3)
+        out[f"{name}/deepfool"] = attacks.deepfool(p, xs, cfg, max_iter=3)
     for kind in ("gaussian", "multiplicative", "salt_pepper"):
-        out[f"perturb/{kind}"] = nd.perturb(xs, kind, 0.1, key=jax.random.key(7))
+        out[f"perturb/{kind}"] = attacks.perturb(xs, kind, 0.1, key=jax.random.key(7))
     return out
 
 
@@ -156,7 +162,7 @@ def training_outputs(tmp):
     for k, v in p.items():
         out[f"ensemble/{k}"] = v
     out["ensemble/train_loss"] = np.asarray(h["train_loss"])
-    rows = nd.robustness_study(
+    rows = study.robustness_study(
         p,
         cfgs,
         (3, 5),
@@ -197,7 +203,7 @@ def main():
     import tempfile
 
     out = {}
-    out.update(core_outputs(nd.apply, nd.trajectory, nd.final_state, nd.sample_noise, config))
+    out.update(core_outputs(nd.apply, nd.trajectory, nd.final_state, random.sample_noise, config))
     out.update(theory_outputs(config))
     out.update(model_files())
     with tempfile.TemporaryDirectory() as tmp:
