@@ -37,8 +37,6 @@ All weights are initialised uniform in ``+-1/sqrt(H)`` (PyTorch's default); ``h_
 logits ``V h_T + c`` as for the Lipschitz cell.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -88,7 +86,7 @@ class GatedCell(Cell):
             )
 
     def scan_parts(
-        self, params: Params, cfg: NoisyRNNConfig, *, batch: int, dtype: jnp.dtype
+        self, params: Params, cfg: "NoisyRNNConfig", *, batch: int, dtype: jnp.dtype
     ) -> tuple[object, Callable, Callable, Callable]:
         """``(carry0, project, step, hidden_of)`` of the time scan (:func:`gated_scan_parts`)."""
         raise NotImplementedError
@@ -139,7 +137,7 @@ class GRUCell(GatedCell):
         )
 
 
-def gated_shapes(cfg: NoisyRNNConfig) -> dict[str, tuple[int, ...]]:
+def gated_shapes(cfg: "NoisyRNNConfig") -> dict[str, tuple[int, ...]]:
     """Keys and shapes of the recurrent parameters of an LSTM/GRU (read-out excluded)."""
     return cfg.cell.shapes(cfg)
 
@@ -172,7 +170,7 @@ def _gru_core(W_hh: Array, b_hh: Array, h: Array, gx: Array) -> Array:
 
 
 def gated_scan_parts(
-    params: Params, cfg: NoisyRNNConfig, *, batch: int, dtype: jnp.dtype
+    params: Params, cfg: "NoisyRNNConfig", *, batch: int, dtype: jnp.dtype
 ) -> tuple[object, Callable, Callable, Callable]:
     """Pieces of the time scan of a gated cell.
 

@@ -9,8 +9,6 @@ Column-vector maths, row-batched code: ``A h`` for a batch of states ``h`` of sh
 ``(..., H)`` is computed as ``h @ A.T``.
 """
 
-from __future__ import annotations
-
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -31,7 +29,7 @@ def uniform_init(key: Key, shape: tuple[int, ...], bound: float, dtype: jnp.dtyp
     return jax.random.uniform(key, shape, dtype=dtype, minval=-bound, maxval=bound)
 
 
-def init_readout(key: Key, cfg: NoisyRNNConfig, dtype: jnp.dtype) -> Params:
+def init_readout(key: Key, cfg: "NoisyRNNConfig", dtype: jnp.dtype) -> Params:
     """Read-out ``V (C, H), c (C,)`` with PyTorch ``nn.Linear``'s default U(+-1/sqrt(H))."""
     kv, kc = jax.random.split(key)
     bound = 1.0 / math.sqrt(cfg.hidden_size)
@@ -57,15 +55,15 @@ class Cell:
     stepped: ClassVar[bool]
     """Whether the cell is a discretised ODE whose step is ``dt`` (the Lipschitz cell)."""
 
-    def shapes(self, cfg: NoisyRNNConfig) -> dict[str, tuple[int, ...]]:
+    def shapes(self, cfg: "NoisyRNNConfig") -> dict[str, tuple[int, ...]]:
         """Keys and shapes of the cell's parameters, read-out excluded."""
         raise NotImplementedError
 
-    def init(self, key: Key, cfg: NoisyRNNConfig, dtype: jnp.dtype) -> Params:
+    def init(self, key: Key, cfg: "NoisyRNNConfig", dtype: jnp.dtype) -> Params:
         """Initial parameters, read-out included."""
         raise NotImplementedError
 
-    def check(self, cfg: NoisyRNNConfig) -> None:
+    def check(self, cfg: "NoisyRNNConfig") -> None:
         """Raise a ``ValueError`` when ``cfg`` asks for what the cell does not support."""
 
 
@@ -131,7 +129,7 @@ def lipschitz_matrix(
     return beta * (M - M.T) + (1.0 - beta) * (M + M.T) - gamma * eye
 
 
-def recurrent_matrices(params: Params, cfg: NoisyRNNConfig) -> tuple[Matrix, Matrix]:
+def recurrent_matrices(params: Params, cfg: "NoisyRNNConfig") -> tuple[Matrix, Matrix]:
     """The pair ``(A, W)`` of the Lipschitz unit built from ``params["M_A"], params["M_W"]``.
 
     ``A = lipschitz_matrix(M_A, beta, gamma_a)``, ``W = lipschitz_matrix(M_W, beta, gamma_w)``,
@@ -142,7 +140,7 @@ def recurrent_matrices(params: Params, cfg: NoisyRNNConfig) -> tuple[Matrix, Mat
     return A, W
 
 
-def drift(params: Params, h: Hidden, x: Input, cfg: NoisyRNNConfig) -> Hidden:
+def drift(params: Params, h: Hidden, x: Input, cfg: "NoisyRNNConfig") -> Hidden:
     """The drift ``f(h, x) = alpha A h + tanh(W h + U x + b)`` of the Lipschitz unit.
 
     Arguments:
@@ -163,7 +161,7 @@ def drift(params: Params, h: Hidden, x: Input, cfg: NoisyRNNConfig) -> Hidden:
     return out
 
 
-def has_linear_term(cfg: NoisyRNNConfig) -> bool:
+def has_linear_term(cfg: "NoisyRNNConfig") -> bool:
     """Whether the drift's ``alpha A h`` is computed: not when ``alpha`` is a concrete 0 (a
     traced ``alpha`` keeps it, multiplied by its value)."""
     return may_be_nonzero(cfg.alpha)

@@ -19,8 +19,6 @@ be fed to any other solver. :func:`sample_noise` gives exactly the draws that ``
 key, so ``apply(..., key=k)`` equals ``apply(..., noise=sample_noise(k, ...))``.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
@@ -199,24 +197,24 @@ def noise_form(value: str | NoiseForm) -> NoiseForm:
     )
 
 
-def uses(cfg: NoisyRNNConfig) -> Uses:
+def uses(cfg: "NoisyRNNConfig") -> Uses:
     """The draws the configured noise needs (none for a cell without noise)."""
     if not cfg.cell.noisy:
         return Uses(False, False)
     return cfg.noise_form.uses(cfg.sigma_add, cfg.sigma_mult)
 
 
-def needs_xi(cfg: NoisyRNNConfig) -> bool:
+def needs_xi(cfg: "NoisyRNNConfig") -> bool:
     """Whether the configured noise uses the normals ``xi``."""
     return uses(cfg).xi
 
 
-def needs_u(cfg: NoisyRNNConfig) -> bool:
+def needs_u(cfg: "NoisyRNNConfig") -> bool:
     """Whether the configured noise uses the uniforms ``u`` (reference form with sigma_mult)."""
     return uses(cfg).u
 
 
-def ito_diffusion(h: Hidden, cfg: NoisyRNNConfig) -> Hidden:
+def ito_diffusion(h: Hidden, cfg: "NoisyRNNConfig") -> Hidden:
     """The diagonal of the Ito diffusion ``sigma(h) = sigma_add I + sigma_mult diag(h)``.
 
     Arguments:
@@ -229,7 +227,7 @@ def ito_diffusion(h: Hidden, cfg: NoisyRNNConfig) -> Hidden:
     return cfg.sigma_add + cfg.sigma_mult * h
 
 
-def step_factor(u: Array, cfg: NoisyRNNConfig) -> Array:
+def step_factor(u: Array, cfg: "NoisyRNNConfig") -> Array:
     """Reference-form step factor ``m = 1 - sigma_mult + sigma_mult u ~ U[1 - sigma_mult, 1)``.
 
     Its mean is ``1 - sigma_mult / 2``, so the mean step is ``d (1 - sigma_mult / 2)``.
@@ -273,7 +271,7 @@ def draw_steps(
 
 
 def step_noise(
-    key: Key, k: int | Array, cfg: NoisyRNNConfig, *, batch: int, dtype: jnp.dtype
+    key: Key, k: int | Array, cfg: "NoisyRNNConfig", *, batch: int, dtype: jnp.dtype
 ) -> tuple[Array | None, Array | None]:
     """The noise ``(xi_k, u_k)`` of step ``k`` for ``cfg``, each ``(batch, hidden)`` or ``None``."""
     return draw_step(key, k, (batch, cfg.hidden_size), dtype, uses(cfg))
@@ -281,7 +279,7 @@ def step_noise(
 
 def sample_noise(
     key: Key,
-    cfg: NoisyRNNConfig,
+    cfg: "NoisyRNNConfig",
     *,
     batch: int,
     time: int,

@@ -28,6 +28,9 @@ Two paths run the same update (``noisy_dyn._step.advance``) with the same noise 
 
 ``cfg.remat = N`` checkpoints chunks of ``N`` steps (the time axis padded to a multiple of ``N``
 with masked steps), trading a second forward pass for storing only every ``N``-th state.
+
+Shared within the package: :func:`check_lengths` (the theory and the attacks check their
+``lengths`` with it).
 """
 
 from collections.abc import Callable

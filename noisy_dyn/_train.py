@@ -18,6 +18,10 @@ times the small-noise regulariser (``noisy_dyn._theory.regularized_loss``; the d
 
 Checkpoints, resume, refusal of foreign runs, divergence, progress and the history format are
 ``trainkit``'s, the same as ``basis_ode.fit``'s (see ``trainkit.train``).
+
+Shared within the package: :func:`check_fit_cfg`, :func:`check_split`, :func:`evaluate_split`
+and :func:`logits_with_lengths` (the robustness table and the study use them), :class:`Step`,
+:class:`NoisyTask` and :func:`prepare_run` (``fit_ensemble`` stacks the tasks).
 """
 
 import dataclasses
