@@ -142,8 +142,12 @@ class ItoNoise(NoiseForm):
     def mean_factor(self, sigma_mult):
         return 1.0
 
+    def diffusion(self, h: Array, sigma_add: object, sigma_mult: object) -> Array:
+        """The diagonal of the diffusion ``sigma(h) = sigma_add I + sigma_mult diag(h)``."""
+        return sigma_add + sigma_mult * h
+
     def step_covariance(self, h, f, d, sigma_add, sigma_mult):
-        return jnp.abs(d) * (sigma_add + sigma_mult * h) ** 2
+        return jnp.abs(d) * self.diffusion(h, sigma_add, sigma_mult) ** 2
 
 
 @dataclass(frozen=True)
@@ -224,7 +228,7 @@ def ito_diffusion(h: Hidden, cfg: "NoisyRNNConfig") -> Hidden:
     Returns:
         ``sigma_add + sigma_mult * h`` elementwise, same shape as ``h``.
     """
-    return cfg.sigma_add + cfg.sigma_mult * h
+    return ItoNoise().diffusion(h, cfg.sigma_add, cfg.sigma_mult)
 
 
 def step_factor(u: Array, cfg: "NoisyRNNConfig") -> Array:
