@@ -33,7 +33,6 @@ in every collection (see :class:`basis_ode.ODEBlock`); :func:`basis_ode.compress
 from __future__ import annotations
 
 import functools
-import numbers
 from typing import Any
 
 import flax.linen as nn
@@ -41,6 +40,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
+
+from trainkit.internal import check_positive_int
 
 from ._block import ODEBlock
 from ._integrate import resolve_unroll
@@ -71,9 +72,7 @@ def _check_images(x: Any) -> None:
 
 def _check_positive(name: str, value: Any) -> int:
     """``value`` as a Python int (NumPy integers accepted), or a clear error."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    return int(value)
+    return check_positive_int(name, value)
 
 
 class _ConvBackbone(nn.Module):

@@ -69,24 +69,25 @@ def load_images(
                            f"{validation_fraction}; e.g. 0.2.")  # fmt: skip
     splits = _read_images(name, data_path, seed, validation_fraction)
     splits = limit_splits(splits, (limit, eval_limit, eval_limit))
-    _check_image_splits(splits, validation_fraction if name in _TAKES_FRACTION else None)
+    _check_image_splits(splits, (validation_fraction or 0.1) if name in _TAKES_FRACTION else None)
     return splits
 
 
 def _check_image_splits(splits: Any, fraction: float | None) -> None:
     import sys
 
-    from trainkit import label_space, small_validation
+    from trainkit import label_space
+    from trainkit.internal import small_validation
 
     train, val, test = splits[:3]
     label_space(train[1], {"validation": val[1], "test": test[1]})
     if len(val[1]) == 0:
+        at = "" if fraction is None else f" at validation fraction {fraction:g}"
         raise CLIError(
-            f"no validation example: {len(train[1])} training images at validation fraction "
-            f"{0.1 if fraction is None else fraction:g} leave none; give more data or a larger "
-            "--validation-fraction."
+            f"no validation example: {len(train[1])} training images{at} leave none; give more "
+            "data or a larger --validation-fraction."
         )
-    note = small_validation(len(val[1]), 0.1 if fraction is None else fraction, len(train[1]))
+    note = small_validation(len(val[1]), fraction, len(train[1]))
     if note:
         print(note, file=sys.stderr, flush=True)
 
@@ -501,7 +502,7 @@ def demo(
         ConvODENet(num_classes=10, width=width, n_basis=1, n_steps=1), splits.train,
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
         validation=splits.validation, recipe="sgd", refine_at=refine_at,
-        lr_drops=(epochs - 1,) if epochs > 1 else (), return_params="last", progress=progress,
+        lr_drops=(max(epochs - 1, 1),), return_params="last", progress=progress,
         log_path=out / "log.jsonl",
     )  # fmt: skip
     model, K = history["model"], block_K(variables)

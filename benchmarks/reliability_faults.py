@@ -229,7 +229,8 @@ def main(argv=None) -> None:
                      "ended bit-identical"))  # fmt: skip
         ok = sum(together_trial(base / f"g{i}") for i in range(a.together))
         rows.append((f"{a.together} pairs of runs started together into one folder",
-                     f"{ok} of {a.together}: exactly one proceeded, only its steps on disk"))  # fmt: skip
+                     f"{ok} of {a.together}: exactly one proceeded, "
+                     "only its steps on disk"))  # fmt: skip
         ok = sum(kill_trial(base / f"k{i}", ref0, rng) for i in range(a.kills))
         rows.append((f"{a.kills} SIGKILLs at random moments (a save every step, keep 2)",
                      f"{ok} of {a.kills} resumed bit-identical"))  # fmt: skip

@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trainkit import atomic_write_text, progress_bar
+from trainkit import atomic_write_text
+from trainkit.internal import progress_bar
 
 from ._perturb import deepfool, fgsm, perturb, pgd
 from ._solve import apply

@@ -245,9 +245,8 @@ def _check_inputs(params: object, xs: object, cfg: object, key: object, noise: o
             f"xs has {xs.shape[2]} features per step (last axis) but cfg.input_size is "
             f"{cfg.input_size}."
         )
-    # checked in NumPy when concrete (a jnp reduction inside a trace would itself be traced)
     if not isinstance(xs, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(xs))):
-        bad = int(np.sum(~np.isfinite(np.asarray(xs))))  # under jit it cannot be checked
+        bad = int(np.sum(~np.isfinite(np.asarray(xs))))  # concrete only: a tracer has no values
         raise ValueError(
             f"xs holds {bad} NaN or infinite values; clean or impute them first (under jit "
             "inputs are not checked: NaN inputs give NaN logits)."

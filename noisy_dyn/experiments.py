@@ -149,12 +149,15 @@ def load_data(
             )
         kwargs["val_fraction"] = float(validation_fraction)
     splits = limit_splits(data.load(name, **kwargs), limit)
-    check_splits(splits, validation_fraction if name in _TAKES_FRACTION else None)
+    check_splits(splits, (validation_fraction or 0.1) if name in _TAKES_FRACTION else None)
     return splits
 
 
 def check_splits(splits: Any, validation_fraction: float | None = 0.1) -> int:
     """Check a run's splits before training; returns the number of classes.
+
+    ``validation_fraction`` is the fraction the validation split was cut by (None: a fixed
+    validation set), named in the messages.
 
     The classes are the training split's (``trainkit.label_space``: validation and test labels
     it lacks are refused, naming them); an empty validation split is refused and one too small
@@ -162,16 +165,19 @@ def check_splits(splits: Any, validation_fraction: float | None = 0.1) -> int:
     """
     train, val, test = splits[:3]
     num_classes = label_space(train[1], {"validation": val[1], "test": test[1]})
-    fraction = 0.1 if validation_fraction is None else validation_fraction
     if len(val[1]) == 0:
+        at = (
+            ""
+            if validation_fraction is None
+            else f" at validation fraction {validation_fraction:g}"
+        )
         raise CLIError(
-            f"no validation example: {len(train[1])} training examples at validation fraction "
-            f"{fraction:g} leave none to select the best epoch; give more data or a larger "
-            "--validation-fraction."
+            f"no validation example: {len(train[1])} training examples{at} leave none to "
+            "select the best epoch; give more data or a larger --validation-fraction."
         )
     if len(test[1]) == 0:
         raise CLIError("the test split is empty: give a data file with test examples.")
-    note = small_validation(len(val[1]), fraction, len(train[1]))
+    note = small_validation(len(val[1]), validation_fraction, len(train[1]))
     if note:
         print(note, file=sys.stderr, flush=True)
     return num_classes
@@ -651,6 +657,7 @@ def study(
     resume: bool = True,
     progress: bool = True,
     validation_fraction: float | None = None,
+    inference_draws: int = 0,
 ) -> dict[str, Any]:
     """Does noise injection help on this data, and at which level?
 
@@ -666,6 +673,9 @@ def study(
     ``dt``, ``noise_form`` and ``learn_step`` override the preset when given. Members whose best
     validation accuracy is within noise of the majority class are warned about. At least two
     seeds and one noisy level are needed (else there is nothing to compare).
+    ``inference_draws = N > 0`` also reads every noisy member with its training noise on,
+    logits averaged over ``N`` draws (rows ``"inference": "stochastic, N draws"``, with the
+    difference paired by seed against deterministic inference).
 
     Returns:
         ``{"rows", "cfgs", "seeds", "history", "seconds", "params"}`` (``params``: the members
@@ -712,13 +722,13 @@ def study(
               "raise --epochs until it plateaus.", flush=True)  # fmt: skip
     rows = robustness_study(params, cfgs, list(seeds), tuple(splits.test),
                             key=jax.random.key(perturbation_seed), perturbations=perturbations,
-                            out_dir=out)  # fmt: skip
+                            out_dir=out, inference_draws=inference_draws)  # fmt: skip
     seconds = time.perf_counter() - t0
     setup = {"preset": preset_name, "data": data_name, "levels": [list(p) for p in levels],
              "seeds": list(seeds), "epochs": epochs, "batch_size": batch_size,
              "learning_rate": lr, "config": base.to_dict(), "perturbation_seed": perturbation_seed,
              "best_epoch": history["best_epoch"], "diverged": diverged, "plateau": flat,
-             "seconds": seconds}  # fmt: skip
+             "inference_draws": inference_draws, "seconds": seconds}  # fmt: skip
     atomic_write_text(out / "study_setup.json", json.dumps(setup, indent=1) + "\n")
     print(study_markdown(rows))
     print(f"study finished in {seconds:.0f} s; written to {out}/ (study.json, study.md, "

@@ -53,6 +53,11 @@ def atomic_write(path: str | os.PathLike, data: bytes | Callable[[IO[bytes]], An
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.filename is None:  # a failed write (e.g. ENOSPC) names no file: name the target
+            raise type(e)(e.errno, f"{e.strerror} (writing {path})", str(path)) from e
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

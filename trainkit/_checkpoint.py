@@ -198,19 +198,24 @@ class CheckpointStore:
     def path(self, step: int) -> Path:
         return self.directory / f"{PREFIX}_{int(step):010d}"
 
-    def delete(self, step: int) -> None:
-        """Delete a step: rename it away (atomic), then remove the renamed folder."""
+    def delete(self, step: int, *, sync: bool = True) -> None:
+        """Delete a step: rename it away (atomic), then remove the renamed folder (the primary
+        process; with several, all of them call this together)."""
         path = self.path(step)
         away = self.directory / f"{DELETING}{path.name}"
-        if path.is_dir():
+        if jax.process_index() == 0 and path.is_dir():  # the primary process deletes
             shutil.rmtree(away, ignore_errors=True)
             os.replace(path, away)
             fsync_dir(self.directory)
             shutil.rmtree(away, ignore_errors=True)
+        if sync and jax.process_count() > 1:  # every process calls this; all go on when done
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"trainkit delete {int(step)}")
         self._manager.reload()
 
     def _remove_renamed_away(self) -> None:
-        if not self.directory.is_dir():
+        if not self.directory.is_dir() or jax.process_index() != 0:
             return
         for entry in os.scandir(self.directory):
             if entry.name.startswith(DELETING) and entry.is_dir():
@@ -219,9 +224,18 @@ class CheckpointStore:
     def _rotate(self) -> None:
         if self.keep is None:
             return
-        steps = self.steps()
-        for old in steps[: max(0, len(steps) - self.keep)]:
-            self.delete(old)
+        # the primary process decides (the others' view of the folder may lag) and deletes;
+        # then all processes synchronise once
+        multi = jax.process_count() > 1
+        if not multi or jax.process_index() == 0:
+            steps = self.steps()
+            for old in steps[: max(0, len(steps) - self.keep)]:
+                self.delete(old, sync=False)
+        if multi:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("trainkit rotated")
+            self._manager.reload()
 
     def clear(self) -> int:
         """Delete every step; returns how many there were."""
@@ -245,6 +259,10 @@ class CheckpointStore:
         if not self._manager.save(step, args=ocp.args.Composite(**items), force=True):
             raise RuntimeError(f"orbax did not write checkpoint step {step} in {self.directory}.")
         self._manager.wait_until_finished()
+        if jax.process_count() > 1:  # all see the finalized step before they list the steps
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"trainkit saved {step}")
         self._rotate()
         return self.path(step)
 
@@ -336,6 +354,8 @@ def resume_point(
             warnings.warn(f"skipping unreadable checkpoint {path}: {err}", stacklevel=3)
             continue
         reason = None if check is None else check(meta, state)
+        if reason is None and isinstance(meta, dict) and meta.get("step", step) != step:
+            reason = f"it names step {meta.get('step')!r} in the folder of step {step}"
         if reason is not None:
             warnings.warn(
                 f"skipping checkpoint {path}: {reason}; falling back to the previous one",

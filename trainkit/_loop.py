@@ -37,6 +37,13 @@ Semantics, the same for both packages:
 - resuming a run prints "resumed from step N"; a finished run prints "already complete" and is
   returned as it is, nothing rewritten; asking a finished run for more epochs continues it to the
   new total;
+- the checkpoint folder is locked for the whole run, before orbax opens it
+  (:class:`trainkit.RunLock`): a second run into it is refused naming the live one;
+- SIGTERM or SIGINT: the current step is finished and saved, then
+  :class:`trainkit.TrainingInterrupted` (exit status 128 + signal on the command lines); a
+  second signal exits at once (``trainkit._signals``);
+- a checkpoint whose run state fails its checksum or is inconsistent is skipped with a warning
+  and the previous one resumed;
 - non-finite loss or gradient: the update and every later one are not applied; the host reads
   the on-device flag every ``check_every`` steps, at every checkpoint and at every epoch end (no
   per-step host synchronisation) and raises :class:`trainkit.TrainingDiverged`, the last good
@@ -50,7 +57,6 @@ import dataclasses
 import functools
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -74,8 +80,10 @@ from ._checkpoint import (
 from ._errors import TrainingDiverged
 from ._history import append_epoch, empty_history, history_jsonl
 from ._lock import RunLock
+from ._options import TrainOptions
 from ._progress import Progress
 from ._signals import StopSignals, TrainingInterrupted
+from ._validate import check_positive_int
 
 logger = logging.getLogger("trainkit")
 RETURN_PARAMS = ("best", "last")
@@ -114,27 +122,21 @@ class Task(Protocol):
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
-    """Options of :func:`train` (see the packages' ``fit`` for their meaning)."""
+class Settings(TrainOptions):
+    """Options of :func:`train`: the :class:`trainkit.TrainOptions` and the member axis.
 
-    epochs: int
-    batch_size: int
-    seed: int = 0
-    data_seed: int | None = None
-    checkpoint_dir: str | os.PathLike | None = None
-    resume: bool = True
-    keep: int = 3
-    checkpoint_every: int | None = None
-    check_every: int = 50
-    mesh: Any = None
-    progress: bool = True
-    log_path: str | os.PathLike | None = None
-    callback: Callable[[int, Any], dict | None] | None = None
-    stop_after_steps: int | None = None
-    return_params: str = "best"
-    seeds: tuple[int, ...] | None = None  # the member axis (module docstring)
+    ``seeds``, ``data_seeds``: the member axis (module docstring); ``on_divergence``:
+    ``"raise"``, or ``"freeze"`` (members only): a diverged member is frozen, the rest train on.
+    """
+
+    seeds: tuple[int, ...] | None = None
     data_seeds: tuple[int, ...] | None = None
-    on_divergence: str = "raise"  # or "freeze" (members only): the rest train on
+    on_divergence: str = "raise"
+
+    @classmethod
+    def from_options(cls, options: TrainOptions, **extra: Any) -> Settings:
+        """The settings of ``options`` with ``extra`` fields (the member axis) set."""
+        return cls(**{name: getattr(options, name) for name in TrainOptions.names()}, **extra)
 
 
 ON_DIVERGENCE = ("raise", "freeze")
@@ -354,9 +356,10 @@ def _start(
 def _check_run_state(meta: dict, state: Any, s: Settings, spe: int) -> str | None:
     """What is wrong with a stored run state (position, history, best), or None.
 
-    The checksum of the run state must match, and the position must be consistent: ``step =
-    epoch x steps_per_epoch + batch`` with ``0 <= batch <= steps_per_epoch``, one history entry
-    per finished epoch, and the device step counter of the stored state equal to ``step``."""
+    The checksum of the run state must match, and the position must be consistent: the step
+    recorded beside it equal to its ``step``, ``step = epoch x steps_per_epoch + batch`` with
+    ``0 <= batch <= steps_per_epoch``, one history entry per finished epoch, and the device step
+    counter of the stored state equal to ``step``."""
     want = meta.get("run_state_sha256")
     if want is not None and want != run_state_sha256(meta):
         return "its run state (position, history, best) does not match its checksum"
@@ -366,6 +369,8 @@ def _check_run_state(meta: dict, state: Any, s: Settings, spe: int) -> str | Non
         done = len(meta["history"].get("epoch", []))
     except (KeyError, TypeError, ValueError, AttributeError):
         return "its run state lacks the position or the history"
+    if meta.get("step", step) != step:
+        return f"its step ({meta.get('step')!r}) is not its position's ({step})"
     if not 0 <= batch <= spe or step != epoch * spe + batch:
         return (f"its position is inconsistent (step {step} != epoch {epoch} x {spe} steps per "
                 f"epoch + batch {batch})")  # fmt: skip
@@ -400,10 +405,8 @@ def _save(store: Any, run: Run, fingerprint: dict, task: Task, s: Settings) -> N
     }  # fmt: skip
     meta["run_state_sha256"] = run_state_sha256(meta)
     state = _devices.to_host(run.carry)
-    if jax.process_index() == 0:
-        run.last_checkpoint = store.save(run.step, state, run.best, meta)
-    else:
-        run.last_checkpoint = store.path(run.step)
+    # every process calls orbax's save (it synchronises the processes; the primary one writes)
+    run.last_checkpoint = store.save(run.step, state, run.best, meta)
     run.saved_step = run.step
 
 
@@ -577,13 +580,9 @@ def _epoch(task, run: Run, data, s: Settings, mesh, store, fingerprint, bar) -> 
 
 def _check_settings(s: Settings, n: int) -> None:
     for name in ("epochs", "batch_size", "keep", "check_every"):
-        v = getattr(s, name)
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-            raise ValueError(f"`{name}` must be an int >= 1, got {v!r}.")
+        check_positive_int(name, getattr(s, name))
     for name in ("checkpoint_every", "stop_after_steps"):
-        v = getattr(s, name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1):
-            raise ValueError(f"`{name}` must be None or an int >= 1, got {v!r}.")
+        check_positive_int(name, getattr(s, name), optional=True)
     if s.batch_size > n:
         raise ValueError(
             f"`batch_size` ({s.batch_size}) is larger than the training set ({n} examples); "
@@ -705,12 +704,13 @@ def _stop(store: Any, run: Run, fingerprint: dict, task: Task, s: Settings) -> N
         _save(store, run, fingerprint, task, s)
         _write_log(run, s)
     name = signal.Signals(run.stop).name
+    epoch = max(run.step - 1, 0) // run.steps_per_epoch + 1  # the epoch of the step saved
     if store is None:
         where = "no checkpoint folder, nothing saved"
     else:
         where = f"checkpoint of step {run.step} in {run.last_checkpoint}"
     raise TrainingInterrupted(
-        f"{name}: stopped after step {run.step} (epoch {run.epoch + 1}); {where}; run the "
+        f"{name}: stopped after step {run.step} (epoch {epoch}); {where}; run the "
         "same command again to resume from it",
         signum=run.stop,
         step=run.step,

@@ -112,8 +112,8 @@ def _main(a) -> None:
         _checkpoint.CheckpointStore.save = slow_save
     import numpy as np
 
-    if a.step_sleep or a.steps_file:
-        _pace(a.step_sleep, a.steps_file)
+    if a.step_sleep or a.steps_file:  # (the steps file: process 0's count)
+        _pace(a.step_sleep, a.steps_file if jax.process_index() == 0 else None)
     params = run(a.runner, a.ckpt, seed=a.seed, epochs=a.epochs, every=a.every)
     if jax.process_index() == 0:
         leaves = jax.tree_util.tree_leaves_with_path(params)

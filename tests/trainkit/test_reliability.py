@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainkit import Settings, list_checkpoints, train, write_if_changed
+from trainkit import Settings, train, write_if_changed
 from trainkit._checkpoint import CheckpointStore
 from trainkit._lock import LOCK_NAME, RunFolderLocked, RunLock
 
@@ -329,11 +330,14 @@ def test_cli_no_resume_sigterm_and_rerun_end_bit_identical(tmp_path):
     rc, text = _out(start())
     assert rc == 0, text
     first = (out / "model.npz").read_bytes()
+    spe = _steps(out / "checkpoints")[-1] // 5  # the steps of an epoch (5 epochs)
     victim = start("--no-resume")
     assert _wait_for(lambda: (out / "model.npz").exists() is False, timeout=120)
     aside = list(out.glob("previous-*"))
     assert len(aside) == 1 and (aside[0] / "model.npz").read_bytes() == first
-    assert _wait_for(lambda: len(list_checkpoints(out / "checkpoints")) >= 1, timeout=240)
+    # the new run's epoch-1 checkpoint (the old steps are deleted first): it is training
+    assert _wait_for(lambda: 0 < len(st := _steps(out / "checkpoints")) and st[-1] < 5 * spe,
+                     timeout=240, poll=0.002)  # fmt: skip
     os.kill(victim.pid, signal.SIGTERM)
     rc, text = _out(victim)
     assert rc == 143, text
@@ -342,3 +346,34 @@ def test_cli_no_resume_sigterm_and_rerun_end_bit_identical(tmp_path):
     rc, text = _out(start())
     assert rc == 0 and "Traceback" not in text, text
     assert (out / "model.npz").read_bytes() == first  # resumed: the uninterrupted model, bitwise
+
+
+# ------------------------------------------------------------------------------------------------
+# several processes agree on the step to save at
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_of_two_processes_saves_both_at_one_step(tmp_path):
+    from .test_contract import _free_port
+
+    def pair(out, *extra):
+        port = _free_port()
+        return [_child("toy", out, "--epochs", 4, "--every", 0, *extra, "--dist", i, 2, port,
+                       devices=2) for i in range(2)]  # fmt: skip
+
+    ref = pair(tmp_path / "ref.npz")
+    ckpt, sf = tmp_path / "ckpt", tmp_path / "steps"
+    victims = pair(tmp_path / "run.npz", "--ckpt", ckpt, "--step-sleep", 0.02, "--steps-file", sf)
+    assert _wait_for(lambda: _read_step(sf) >= 17)
+    os.kill(victims[1].pid, signal.SIGTERM)  # only process 1 is told
+    results = [_out(p) for p in victims]
+    for rc, text in results:
+        assert rc == 143, text
+        assert "Traceback" not in text, text
+    saved = [re.search(r"checkpoint of step (\d+)", t).group(1) for _, t in results]
+    assert saved[0] == saved[1] and int(saved[0]) == _steps(ckpt)[-1] > 12
+    for p in ref:
+        assert _out(p)[0] == 0
+    for rc, text in (_out(p) for p in pair(tmp_path / "run.npz", "--ckpt", ckpt)):
+        assert rc == 0, text
+    _same_npz(tmp_path / "ref.npz", tmp_path / "run.npz")
