@@ -39,11 +39,10 @@ from trainkit import (
     chance_level,
     label_space,
     markdown_table,
-    small_validation,
     start_afresh,
     write_if_changed,
 )
-from trainkit.internal import limit_splits
+from trainkit.internal import limit_splits, small_validation
 
 from . import data
 from ._config import preset, preset_learning_rate

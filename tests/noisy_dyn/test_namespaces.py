@@ -21,8 +21,8 @@ TOPICS = {
                 "robustness_table", "DEFAULT_PERTURBATIONS"},
     "random": {"standard_normal", "uniform", "sample_noise"},
     "study": {"STUDY_PERTURBATIONS", "confirm_rows", "evaluate_members", "inference_config",
-              "perturbation_key", "plot_study", "robustness_study", "study_markdown",
-              "study_rows", "write_study"},
+              "inference_key", "perturbation_key", "plot_study", "robustness_study",
+              "stochastic_logits", "study_markdown", "study_rows", "write_study"},
 }  # fmt: skip
 
 
