@@ -22,7 +22,6 @@ from ._params import check_params
 from ._solve import apply, check_lengths, trajectory
 from ._step import euler_maruyama_step
 from ._theory_common import (
-    _METHODS,
     check_theory_cfg,
     check_theory_xs,
     check_theory_ys,
@@ -32,6 +31,8 @@ from ._theory_common import (
     theory_step_vector,
 )
 from ._types import Key, Params
+
+_METHODS = ("exact", "hutchinson")  # how the Hessian trace is taken
 
 
 def _expansion_point(params: Params, cfg: NoisyRNNConfig) -> tuple[Params, NoisyRNNConfig, float]:

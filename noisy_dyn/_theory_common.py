@@ -9,7 +9,6 @@ from jaxtyping import Array
 from ._config import NoisyRNNConfig
 from ._types import Params
 
-_METHODS = ("exact", "hutchinson")
 BROWNIAN_KINDS = ("unit", "scalar")
 
 
