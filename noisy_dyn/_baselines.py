@@ -37,25 +37,109 @@ All weights are initialised uniform in ``+-1/sqrt(H)`` (PyTorch's default); ``h_
 logits ``V h_T + c`` as for the Lipschitz cell.
 """
 
+import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from ._config import NoisyRNNConfig
+from ._cell import Cell, init_readout, uniform_init
+from ._noise import known_nonzero
 from ._types import Params
 
-_GATES = {"lstm": 4, "gru": 3}
+if TYPE_CHECKING:
+    from ._config import NoisyRNNConfig
 
 
-def gated_shapes(cfg: NoisyRNNConfig) -> dict[str, tuple[int, ...]]:
-    """Keys and shapes of the recurrent parameters of an LSTM/GRU (read-out excluded)."""
-    H, n_in = cfg.hidden_size, cfg.input_size
-    G = _GATES[cfg.cell] * H
-    if cfg.cell == "lstm":
+@dataclass(frozen=True)
+class GatedCell(Cell):
+    """A deterministic gated baseline: no noise, no learned step, the plain time scan."""
+
+    noisy: ClassVar[bool] = False
+    fused: ClassVar[bool] = False
+    stepped: ClassVar[bool] = False
+    gates: ClassVar[int]
+
+    def init(self, key, cfg, dtype):
+        shapes = self.shapes(cfg)
+        keys = jax.random.split(key, len(shapes) + 1)
+        bound = 1.0 / math.sqrt(cfg.hidden_size)
+        params = {
+            name: uniform_init(k, shape, bound, dtype)
+            for k, (name, shape) in zip(keys[:-1], shapes.items(), strict=True)
+        }
+        return {**params, **init_readout(keys[-1], cfg, dtype)}
+
+    def check(self, cfg):
+        if known_nonzero(cfg.sigma_add) or known_nonzero(cfg.sigma_mult):
+            raise ValueError(
+                f"NoisyRNNConfig.sigma_add/sigma_mult must be 0 for cell={self.name!r}: noise "
+                "injection is defined for the 'lipschitz' cell only."
+            )
+        if cfg.learn_step:
+            raise ValueError(
+                f"NoisyRNNConfig.learn_step must be False for cell={self.name!r}: a learned "
+                "step exists for the 'lipschitz' cell only."
+            )
+
+    def scan_parts(
+        self, params: Params, cfg: "NoisyRNNConfig", *, batch: int, dtype: jnp.dtype
+    ) -> tuple[object, Callable, Callable, Callable]:
+        """``(carry0, project, step, hidden_of)`` of the time scan (:func:`gated_scan_parts`)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class LSTMCell(GatedCell):
+    """The LSTM (gate order i, f, g, o; ``W_ih (4H, in)``, ``W_hh (4H, H)``, ``b (4H,)``)."""
+
+    name: ClassVar[str] = "lstm"
+    gates: ClassVar[int] = 4
+
+    def shapes(self, cfg):
+        H, n_in, G = cfg.hidden_size, cfg.input_size, 4 * cfg.hidden_size
         return {"W_ih": (G, n_in), "W_hh": (G, H), "b": (G,)}
-    return {"W_ih": (G, n_in), "W_hh": (G, H), "b_ih": (G,), "b_hh": (G,)}
+
+    def scan_parts(self, params, cfg, *, batch, dtype):
+        h0 = jnp.zeros((batch, cfg.hidden_size), dtype=dtype)
+        W_ih_t, b, W_hh = params["W_ih"].T, params["b"], params["W_hh"]
+        return (
+            (h0, h0),
+            lambda xs: xs @ W_ih_t + b,
+            lambda carry, g: _lstm_core(W_hh, carry, g),
+            lambda carry: carry[0],
+        )
+
+
+@dataclass(frozen=True)
+class GRUCell(GatedCell):
+    """The GRU (gate order r, z, n; ``W_ih (3H, in)``, ``W_hh (3H, H)``, ``b_ih, b_hh (3H,)``)."""
+
+    name: ClassVar[str] = "gru"
+    gates: ClassVar[int] = 3
+
+    def shapes(self, cfg):
+        H, n_in, G = cfg.hidden_size, cfg.input_size, 3 * cfg.hidden_size
+        return {"W_ih": (G, n_in), "W_hh": (G, H), "b_ih": (G,), "b_hh": (G,)}
+
+    def scan_parts(self, params, cfg, *, batch, dtype):
+        h0 = jnp.zeros((batch, cfg.hidden_size), dtype=dtype)
+        W_ih_t, b_ih = params["W_ih"].T, params["b_ih"]
+        W_hh, b_hh = params["W_hh"], params["b_hh"]
+        return (
+            h0,
+            lambda xs: xs @ W_ih_t + b_ih,
+            lambda h, g: _gru_core(W_hh, b_hh, h, g),
+            lambda h: h,
+        )
+
+
+def gated_shapes(cfg: "NoisyRNNConfig") -> dict[str, tuple[int, ...]]:
+    """Keys and shapes of the recurrent parameters of an LSTM/GRU (read-out excluded)."""
+    return cfg.cell.shapes(cfg)
 
 
 def lstm_step(params: Params, carry: tuple[Array, Array], x: Array) -> tuple[Array, Array]:
@@ -86,7 +170,7 @@ def _gru_core(W_hh: Array, b_hh: Array, h: Array, gx: Array) -> Array:
 
 
 def gated_scan_parts(
-    params: Params, cfg: NoisyRNNConfig, *, batch: int, dtype: jnp.dtype
+    params: Params, cfg: "NoisyRNNConfig", *, batch: int, dtype: jnp.dtype
 ) -> tuple[object, Callable, Callable, Callable]:
     """Pieces of the time scan of a gated cell.
 
@@ -101,23 +185,7 @@ def gated_scan_parts(
         time-major block of inputs ``(steps, batch, input)`` to their input projections (one
         matmul for the block); the step ``carry, projection_k -> carry``; the map ``carry -> h``.
     """
-    h0 = jnp.zeros((batch, cfg.hidden_size), dtype=dtype)
-    W_ih_t = params["W_ih"].T
-    if cfg.cell == "lstm":
-        b, W_hh = params["b"], params["W_hh"]
-        return (
-            (h0, h0),
-            lambda xs: xs @ W_ih_t + b,
-            lambda carry, g: _lstm_core(W_hh, carry, g),
-            lambda carry: carry[0],
-        )
-    b_ih, W_hh, b_hh = params["b_ih"], params["W_hh"], params["b_hh"]
-    return (
-        h0,
-        lambda xs: xs @ W_ih_t + b_ih,
-        lambda h, g: _gru_core(W_hh, b_hh, h, g),
-        lambda h: h,
-    )
+    return cfg.cell.scan_parts(params, cfg, batch=batch, dtype=dtype)
 
 
 # --- conversion to and from the parameter trees of the Flax cells ---------------------------------

@@ -1,17 +1,109 @@
-"""The Lipschitz RNN unit (the paper's section 2; ``docs/noisy_rnn.md``): the structured
-matrices and the drift. Parameter initialisation and checks live in ``noisy_dyn._params``.
+"""The Lipschitz RNN unit (the paper's section 2; ``docs/noisy_rnn.md``): the cell objects'
+interface (:class:`Cell`), the Lipschitz cell (:class:`LipschitzCell`), its structured matrices
+and its drift. The gated baselines are ``noisy_dyn._baselines``.
+
+Shared within the package: :func:`init_readout` and :func:`uniform_init` (the gated cells'
+initialisation uses them too).
 
 Column-vector maths, row-batched code: ``A h`` for a batch of states ``h`` of shape
 ``(..., H)`` is computed as ``h @ A.T``.
 """
 
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._config import NoisyRNNConfig, Numerics
-from ._params import check_params as check_params  # noqa: F401  (old home, kept for _train)
-from ._params import init_params as init_params  # noqa: F401
-from ._types import Hidden, Input, Matrix, Params
+from ._noise import may_be_nonzero
+from ._types import Hidden, Input, Key, Matrix, Params
+
+if TYPE_CHECKING:
+    from ._config import NoisyRNNConfig
+
+
+def uniform_init(key: Key, shape: tuple[int, ...], bound: float, dtype: jnp.dtype) -> Array:
+    """Entries uniform in ``[-bound, bound)``."""
+    return jax.random.uniform(key, shape, dtype=dtype, minval=-bound, maxval=bound)
+
+
+def init_readout(key: Key, cfg: "NoisyRNNConfig", dtype: jnp.dtype) -> Params:
+    """Read-out ``V (C, H), c (C,)`` with PyTorch ``nn.Linear``'s default U(+-1/sqrt(H))."""
+    kv, kc = jax.random.split(key)
+    bound = 1.0 / math.sqrt(cfg.hidden_size)
+    return {
+        "V": uniform_init(kv, (cfg.num_classes, cfg.hidden_size), bound, dtype),
+        "c": uniform_init(kc, (cfg.num_classes,), bound, dtype),
+    }
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A recurrent cell: its parameters (shapes, initialisation) and what it supports.
+
+    Attributes:
+        name: the name presets, model files and the command line use.
+        noisy: whether noise injection and a learned step are defined for it.
+        fused: whether its final state runs through the fused kernel (``noisy_dyn._fused``).
+    """
+
+    name: ClassVar[str]
+    noisy: ClassVar[bool]
+    fused: ClassVar[bool]
+    stepped: ClassVar[bool]
+    """Whether the cell is a discretised ODE whose step is ``dt`` (the Lipschitz cell)."""
+
+    def shapes(self, cfg: "NoisyRNNConfig") -> dict[str, tuple[int, ...]]:
+        """Keys and shapes of the cell's parameters, read-out excluded."""
+        raise NotImplementedError
+
+    def init(self, key: Key, cfg: "NoisyRNNConfig", dtype: jnp.dtype) -> Params:
+        """Initial parameters, read-out included."""
+        raise NotImplementedError
+
+    def check(self, cfg: "NoisyRNNConfig") -> None:
+        """Raise a ``ValueError`` when ``cfg`` asks for what the cell does not support."""
+
+
+@dataclass(frozen=True)
+class LipschitzCell(Cell):
+    """The Lipschitz unit ``f(h, x) = alpha A h + tanh(W h + U x + b)`` (the Noisy RNN; with
+    ``beta = 1, alpha = 0`` the antisymmetric RNN, preset ``"antisymmetric"``).
+
+    Parameters ``M_A, M_W (H, H)`` with entries ``N(0, (init_std / H)^2)``; ``U (H, input_size)``
+    and ``b (H,)`` uniform in ``+-1/sqrt(input_size)``; with ``learn_step`` also ``step (H,)``
+    filled with ``dt``.
+    """
+
+    name: ClassVar[str] = "lipschitz"
+    noisy: ClassVar[bool] = True
+    fused: ClassVar[bool] = True
+    stepped: ClassVar[bool] = True
+
+    def shapes(self, cfg):
+        H, n_in = cfg.hidden_size, cfg.input_size
+        shapes = {"M_A": (H, H), "M_W": (H, H), "U": (H, n_in), "b": (H,)}
+        if cfg.learn_step:
+            shapes["step"] = (H,)
+        return shapes
+
+    def init(self, key, cfg, dtype):
+        H, n_in = cfg.hidden_size, cfg.input_size
+        ka, kw, ku, kb, kr = jax.random.split(key, 5)
+        std = cfg.init_std / H
+        bound_in = 1.0 / math.sqrt(n_in)
+        params = {
+            "M_A": std * jax.random.normal(ka, (H, H), dtype=dtype),
+            "M_W": std * jax.random.normal(kw, (H, H), dtype=dtype),
+            "U": uniform_init(ku, (H, n_in), bound_in, dtype),
+            "b": uniform_init(kb, (H,), bound_in, dtype),
+            **init_readout(kr, cfg, dtype),
+        }
+        if cfg.learn_step:
+            params["step"] = jnp.full((H,), cfg.dt, dtype=dtype)
+        return params
 
 
 def lipschitz_matrix(
@@ -37,21 +129,18 @@ def lipschitz_matrix(
     return beta * (M - M.T) + (1.0 - beta) * (M + M.T) - gamma * eye
 
 
-def recurrent_matrices(
-    params: Params, cfg: NoisyRNNConfig, numerics: Numerics | None = None
-) -> tuple[Matrix, Matrix]:
+def recurrent_matrices(params: Params, cfg: "NoisyRNNConfig") -> tuple[Matrix, Matrix]:
     """The pair ``(A, W)`` of the Lipschitz unit built from ``params["M_A"], params["M_W"]``.
 
     ``A = lipschitz_matrix(M_A, beta, gamma_a)``, ``W = lipschitz_matrix(M_W, beta, gamma_w)``,
-    with the values of ``cfg`` or of ``numerics`` (which may be traced).
+    with the values of ``cfg`` (which may be traced).
     """
-    num = cfg.numerics if numerics is None else numerics
-    A = lipschitz_matrix(params["M_A"], num.beta, num.gamma_a)
-    W = lipschitz_matrix(params["M_W"], num.beta, num.gamma_w)
+    A = lipschitz_matrix(params["M_A"], cfg.beta, cfg.gamma_a)
+    W = lipschitz_matrix(params["M_W"], cfg.beta, cfg.gamma_w)
     return A, W
 
 
-def drift(params: Params, h: Hidden, x: Input, cfg: NoisyRNNConfig) -> Hidden:
+def drift(params: Params, h: Hidden, x: Input, cfg: "NoisyRNNConfig") -> Hidden:
     """The drift ``f(h, x) = alpha A h + tanh(W h + U x + b)`` of the Lipschitz unit.
 
     Args:
@@ -63,10 +152,16 @@ def drift(params: Params, h: Hidden, x: Input, cfg: NoisyRNNConfig) -> Hidden:
     Returns:
         ``f(h, x)``, same shape as ``h``.
     """
-    if cfg.cell != "lipschitz":
-        raise ValueError(f"drift is defined for cell='lipschitz' only, got cell={cfg.cell!r}.")
+    if not isinstance(cfg.cell, LipschitzCell):
+        raise ValueError(f"drift is defined for cell='lipschitz' only, got cell={cfg.cell.name!r}.")
     A, W = recurrent_matrices(params, cfg)
     out = jnp.tanh(h @ W.T + x @ params["U"].T + params["b"])
-    if cfg.alpha != 0.0:
+    if has_linear_term(cfg):
         out = out + cfg.alpha * (h @ A.T)
     return out
+
+
+def has_linear_term(cfg: "NoisyRNNConfig") -> bool:
+    """Whether the drift's ``alpha A h`` is computed: not when ``alpha`` is a concrete 0 (a
+    traced ``alpha`` keeps it, multiplied by its value)."""
+    return may_be_nonzero(cfg.alpha)

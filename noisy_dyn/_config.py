@@ -1,19 +1,56 @@
-"""Configuration of a Noisy RNN: :class:`NoisyRNNConfig`, the named presets of the paper's
-official runs (their hyper-parameters are listed in ``docs/noisy_rnn.md``).
+"""Configuration of a Noisy RNN: :class:`NoisyRNNConfig`, one pytree, and the named presets of
+the paper's official runs (their hyper-parameters are listed in ``docs/noisy_rnn.md``).
 
-A config is a frozen, hashable dataclass, so it can be passed to ``jax.jit`` as a static argument;
-it is validated when it is built, before anything is traced.
+A config is an ``equinox.Module``: its structure (sizes, cell, noise form, learned step, remat)
+is static, its numbers (``dt, beta, gamma_a, gamma_w, alpha, sigma_add, sigma_mult, init_std``)
+are leaves. Built from Python numbers it is hashable and validated when it is built, before
+anything is traced; stacked (:func:`stack_configs`) its leaves gain a leading axis and
+``jax.vmap`` over it runs one config per member in one compiled program. The strings of the
+cell and the noise form are parsed here, once (``"lipschitz"``, ``"lstm"``, ``"gru"``;
+``"ito"``, ``"reference"``), into the objects that own their behaviour.
 """
 
 import dataclasses
 import math
 import numbers
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
 
-NOISE_FORMS = ("ito", "reference")
-CELLS = ("lipschitz", "lstm", "gru")
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._baselines import GRUCell, LSTMCell
+from ._cell import Cell, LipschitzCell
+from ._noise import NoiseForm, may_be_nonzero, noise_form
+
+CELLS: dict[str, Cell] = {c.name: c for c in (LipschitzCell(), LSTMCell(), GRUCell())}
+"""The cells by the name that presets, model files and the command line use."""
+
+NUMERIC_FIELDS = (
+    "dt", "beta", "gamma_a", "gamma_w", "alpha", "sigma_add", "sigma_mult", "init_std",
+)  # fmt: skip
+"""The leaves of a :class:`NoisyRNNConfig` (every other field is static)."""
+
+
+def cell_of(value: "str | Cell") -> Cell:
+    """The :class:`Cell` of a name (``"lipschitz"``, ``"lstm"``, ``"gru"``) or the object."""
+    if isinstance(value, Cell):
+        return value
+    if isinstance(value, str) and value in CELLS:
+        return CELLS[value]
+    raise ValueError(f"NoisyRNNConfig.cell must be one of {tuple(CELLS)} or a Cell, got {value!r}.")
+
+
+def _int(value: object) -> object:
+    return int(value) if isinstance(value, np.integer) else value
+
+
+def _number(value: object) -> object:
+    """NumPy scalars (``ys.max() + 1``) become Python numbers, so a config stays hashable."""
+    if isinstance(value, np.generic) and not isinstance(value, np.bool_):
+        return value.item()
+    return value
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:
@@ -24,10 +61,17 @@ def _check_int(name: str, value: object, *, minimum: int) -> None:
 
 
 def _check_real(name: str, value: object, *, lo: float, hi: float, lo_open: bool = False) -> None:
+    """Check a numeric leaf: a real number, or a real array (every entry); tracers pass."""
+    if isinstance(value, jax.core.Tracer):
+        return
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"NoisyRNNConfig.{name} must be a real number, got {value!r}.")
-    bad = not math.isfinite(value) or value > hi or (value <= lo if lo_open else value < lo)
-    if bad:
+        dtype = getattr(value, "dtype", None)
+        if dtype is None or not (jnp.issubdtype(dtype, jnp.floating) or
+                                 jnp.issubdtype(dtype, jnp.integer)):  # fmt: skip
+            raise TypeError(f"NoisyRNNConfig.{name} must be a real number, got {value!r}.")
+    arr = np.asarray(value, dtype=np.float64)
+    bad = ~np.isfinite(arr) | (arr > hi) | ((arr <= lo) if lo_open else (arr < lo))
+    if np.any(bad):
         left = "(" if lo_open else "["
         raise ValueError(
             f"NoisyRNNConfig.{name} must lie in {left}{lo}, {hi}], got {value}."
@@ -37,16 +81,16 @@ def _check_real(name: str, value: object, *, lo: float, hi: float, lo_open: bool
         )
 
 
-@dataclass(frozen=True)
-class NoisyRNNConfig:
+class NoisyRNNConfig(eqx.Module):
     """Hyper-parameters of a Noisy RNN (the paper's sections 2-3; ``docs/noisy_rnn.md``) or of a
-    baseline cell.
+    baseline cell, as one pytree.
 
     The Lipschitz cell's drift is ``f(h, x) = alpha A h + tanh(W h + U x + b)`` with
     ``A = beta (M_A - M_A^T) + (1 - beta)(M_A + M_A^T) - gamma_a I`` and ``W`` alike with
     ``M_W, gamma_w``; the logits are ``V h_T + c`` and ``h_0 = 0``.
 
-    Noise forms (only for ``cell="lipschitz"``):
+    Noise forms (only for the Lipschitz cell), objects owning their update
+    (:class:`~noisy_dyn.ItoNoise`, :class:`~noisy_dyn.ReferenceNoise`):
 
     - ``"ito"`` (default):
       ``h_{k+1} = h_k + d f(h_k, x_k) + sqrt(d) (sigma_add + sigma_mult h_k) * xi_k``, the
@@ -59,46 +103,59 @@ class NoisyRNNConfig:
     (the Ito diffusion then uses ``sqrt(|d|)``, so a step driven negative in training gives no NaN).
     Noise is used only when ``apply``/``trajectory`` get a ``key`` or pre-sampled ``noise``.
 
+    Static fields (the structure of the program): ``input_size``, ``hidden_size``,
+    ``num_classes``, ``noise_form``, ``learn_step``, ``cell``, ``remat``. Leaves (values, which
+    may be traced or stacked): ``dt``, ``beta``, ``gamma_a``, ``gamma_w``, ``alpha``,
+    ``sigma_add``, ``sigma_mult``, ``init_std``. A concrete ``alpha = 0`` drops the linear term
+    and a concrete level of 0 draws no noise of that kind; traced values keep both (a zero then
+    multiplies), which gives the same numbers.
+
     Args:
         input_size: features per time step (>= 1).
         hidden_size: ``H`` (>= 1).
         num_classes: read-out size (>= 1).
         dt: step ``dt > 0``.
         beta: skew/symmetric mix of ``A, W``, in ``[0, 1]``; ``beta = 1`` gives antisymmetric ``M``.
-        gamma_a: diagonal shifts ``>= 0`` of ``A`` and ``W``.
-        gamma_w: see ``gamma_a``.
+        gamma_a, gamma_w: diagonal shifts ``>= 0`` of ``A`` and ``W``.
         alpha: weight of the linear term ``A h`` (finite, any sign; ``0`` drops it).
         sigma_add: additive noise level ``sigma_a >= 0``.
         sigma_mult: multiplicative noise level ``sigma_m >= 0`` (``<= 1`` for the reference form).
-        noise_form: ``"ito"`` or ``"reference"``.
+        noise_form: ``"ito"`` or ``"reference"``, or a :class:`~noisy_dyn.NoiseForm`.
         learn_step: learn a per-unit step ``d`` (parameter ``step``, initialised to ``dt``).
         init_std: ``M_A, M_W`` entries are drawn from ``N(0, (init_std / H)^2)`` (official runs:
             0.1/H).
         cell: ``"lipschitz"`` (the Noisy RNN; also the deterministic Lipschitz and antisymmetric
-            RNNs), ``"lstm"`` or ``"gru"`` (deterministic baselines with the same read-out).
+            RNNs), ``"lstm"`` or ``"gru"`` (deterministic baselines with the same read-out), or
+            a :class:`~noisy_dyn.Cell`.
         remat: ``None`` or a chunk length ``N >= 1``: the time scan is split into chunks of ``N``
             steps and each chunk is rematerialised (``jax.checkpoint``) in the backward pass, so
             only every ``N``-th state is stored. Same values and gradients, less memory.
+
+    Example:
+        >>> import jax, noisy_dyn as nd
+        >>> cfgs = [nd.NoisyRNNConfig(1, 8, 10, sigma_add=s) for s in (0.0, 0.1)]
+        >>> stacked = nd.stack_configs(cfgs)  # sigma_add: shape (2,)
+        >>> stacked.sigma_add.shape
+        (2,)
     """
 
-    input_size: int
-    hidden_size: int
-    num_classes: int
-    dt: float = 0.01
-    beta: float = 0.75
-    gamma_a: float = 1e-3
-    gamma_w: float = 1e-3
-    alpha: float = 1.0
-    sigma_add: float = 0.0
-    sigma_mult: float = 0.0
-    noise_form: str = "ito"
-    learn_step: bool = False
-    init_std: float = 0.1
-    cell: str = "lipschitz"
-    remat: int | None = None
+    input_size: int = eqx.field(static=True, converter=_int)
+    hidden_size: int = eqx.field(static=True, converter=_int)
+    num_classes: int = eqx.field(static=True, converter=_int)
+    dt: float = eqx.field(default=0.01, converter=_number)
+    beta: float = eqx.field(default=0.75, converter=_number)
+    gamma_a: float = eqx.field(default=1e-3, converter=_number)
+    gamma_w: float = eqx.field(default=1e-3, converter=_number)
+    alpha: float = eqx.field(default=1.0, converter=_number)
+    sigma_add: float = eqx.field(default=0.0, converter=_number)
+    sigma_mult: float = eqx.field(default=0.0, converter=_number)
+    noise_form: NoiseForm = eqx.field(default="ito", static=True, converter=noise_form)
+    learn_step: bool = eqx.field(default=False, static=True)
+    init_std: float = eqx.field(default=0.1, converter=_number)
+    cell: Cell = eqx.field(default="lipschitz", static=True, converter=cell_of)
+    remat: int | None = eqx.field(default=None, static=True, converter=_int)
 
-    def __post_init__(self) -> None:
-        self._coerce_numpy_scalars()
+    def __check_init__(self) -> None:
         _check_int("input_size", self.input_size, minimum=1)
         _check_int("hidden_size", self.hidden_size, minimum=1)
         _check_int("num_classes", self.num_classes, minimum=1)
@@ -111,87 +168,37 @@ class NoisyRNNConfig:
         _check_real("sigma_add", self.sigma_add, lo=0.0, hi=inf)
         _check_real("sigma_mult", self.sigma_mult, lo=0.0, hi=inf)
         _check_real("init_std", self.init_std, lo=0.0, hi=inf)
-        if self.noise_form not in NOISE_FORMS:
-            raise ValueError(
-                f"NoisyRNNConfig.noise_form must be one of {NOISE_FORMS}, got {self.noise_form!r}."
-            )
-        if self.cell not in CELLS:
-            raise ValueError(f"NoisyRNNConfig.cell must be one of {CELLS}, got {self.cell!r}.")
         if not isinstance(self.learn_step, bool):
             raise TypeError(f"NoisyRNNConfig.learn_step must be a bool, got {self.learn_step!r}.")
-        if self.noise_form == "reference" and self.sigma_mult > 1.0:
-            raise ValueError(
-                "NoisyRNNConfig.sigma_mult must lie in [0, 1] for noise_form='reference' (the step "
-                f"factor is drawn from U[1 - sigma_mult, 1)), got {self.sigma_mult}."
-            )
-        if self.cell != "lipschitz":
-            if self.sigma_add != 0.0 or self.sigma_mult != 0.0:
-                raise ValueError(
-                    f"NoisyRNNConfig.sigma_add/sigma_mult must be 0 for cell={self.cell!r}: noise "
-                    "injection is defined for the 'lipschitz' cell only."
-                )
-            if self.learn_step:
-                raise ValueError(
-                    f"NoisyRNNConfig.learn_step must be False for cell={self.cell!r}: a learned "
-                    "step exists for the 'lipschitz' cell only."
-                )
+        self.noise_form.check(self.sigma_mult)
+        self.cell.check(self)
         if self.remat is not None:
             _check_int("remat", self.remat, minimum=1)
-
-    def _coerce_numpy_scalars(self) -> None:
-        """NumPy integer/float scalars (``ys.max() + 1``) become Python ints/floats, so the
-        config stays hashable and prints plainly."""
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Number):
-                continue
-            if field.name in _INT_FIELDS and isinstance(value, numbers.Integral):
-                object.__setattr__(self, field.name, int(value))
-            elif field.name in _REAL_FIELDS and isinstance(value, numbers.Real):
-                object.__setattr__(self, field.name, float(value))
-
-    @property
-    def numerics(self) -> "Numerics":
-        """The numeric fields as a :class:`Numerics` (Python floats)."""
-        return Numerics(*(float(getattr(self, name)) for name in Numerics._fields))
-
-    @property
-    def noisy(self) -> bool:
-        """Whether this config injects any noise when a key is given."""
-        return self.sigma_add > 0.0 or self.sigma_mult > 0.0
 
     def replace(self, **changes: object) -> "NoisyRNNConfig":
         """A copy with some fields changed (validated again)."""
         return _replace(self, changes)
 
     def to_dict(self) -> dict[str, object]:
-        """The fields as a plain dict (for logs and checkpoints)."""
-        return dataclasses.asdict(self)
+        """The fields as a plain dict, the cell and noise form by name (for logs, model files
+        and checkpoint fingerprints)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["noise_form"] = self.noise_form.name
+        out["cell"] = self.cell.name
+        for name in NUMERIC_FIELDS:
+            value = out[name]
+            if not isinstance(value, numbers.Number) and np.ndim(value) == 0:
+                out[name] = np.asarray(value).item()
+            elif not isinstance(value, numbers.Number):
+                out[name] = np.asarray(value).tolist()
+        return out
+
+    def is_deterministic(self) -> bool:
+        """Whether both noise levels are concrete zeros (a key then draws nothing)."""
+        return not (may_be_nonzero(self.sigma_add) or may_be_nonzero(self.sigma_mult))
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(NoisyRNNConfig))
-_INT_FIELDS = ("input_size", "hidden_size", "num_classes", "remat")
-_REAL_FIELDS = ("dt", "beta", "gamma_a", "gamma_w", "alpha", "sigma_add", "sigma_mult", "init_std")
-
-
-class Numerics(NamedTuple):
-    """The numeric hyper-parameters of the Lipschitz cell and its noise, as values.
-
-    ``cfg.numerics`` gives them as Python floats. Passed to ``apply``/``final_state``/
-    ``trajectory`` as ``numerics=``, they replace the config's values and may be traced arrays:
-    an ensemble whose members differ only in these values runs as one ``jax.vmap``-ed compiled
-    program. The config still fixes the structure: which noise is drawn (``sigma_add``,
-    ``sigma_mult`` nonzero in ``cfg``), the noise form, the learned step, and whether the linear
-    term exists (``cfg.alpha == 0`` drops it, whatever ``numerics.alpha``).
-    """
-
-    dt: Any
-    beta: Any
-    gamma_a: Any
-    gamma_w: Any
-    alpha: Any
-    sigma_add: Any
-    sigma_mult: Any
 
 
 def _replace(cfg: NoisyRNNConfig, changes: dict[str, object]) -> NoisyRNNConfig:
@@ -201,6 +208,32 @@ def _replace(cfg: NoisyRNNConfig, changes: dict[str, object]) -> NoisyRNNConfig:
             f"Unknown NoisyRNNConfig field(s) {unknown}; the fields are {list(_FIELDS)}."
         )
     return dataclasses.replace(cfg, **changes)
+
+
+def stack_configs(cfgs: Sequence[NoisyRNNConfig], *, dtype: object = None) -> NoisyRNNConfig:
+    """One config whose leaves are the members' values stacked on a leading axis.
+
+    ``jax.vmap(lambda c: apply(params, xs, c))(stack_configs(cfgs))`` equals
+    ``[apply(params, xs, c) for c in cfgs]`` stacked. The members must agree in every static
+    field (a ``ValueError`` names the first that differs).
+
+    Args:
+        cfgs: a non-empty sequence of configs built from Python numbers.
+        dtype: dtype of the stacked leaves (default JAX's default float).
+    """
+    if isinstance(cfgs, NoisyRNNConfig) or not isinstance(cfgs, Sequence) or not cfgs:
+        raise TypeError("`cfgs` must be a non-empty sequence of NoisyRNNConfig.")
+    for index, cfg in enumerate(cfgs):
+        if not isinstance(cfg, NoisyRNNConfig):
+            raise TypeError(f"cfgs[{index}] must be a NoisyRNNConfig, got {type(cfg).__name__}.")
+    check_fields_agree(
+        cfgs,
+        NUMERIC_FIELDS,
+        "configs stacked into one differ only in their numbers "
+        f"{list(NUMERIC_FIELDS)} (stack one group per value of {{name}}).",
+    )
+    dtype = jnp.zeros((), dtype=dtype if dtype is not None else float).dtype
+    return jax.tree_util.tree_map(lambda *v: np.asarray(v, dtype=dtype), *cfgs)
 
 
 # name -> (config fields, MNIST learning rate, pMNIST learning rate, provenance)

@@ -6,11 +6,12 @@ same settings. Its initial parameters come from ``init_key_j, noise_key_j = spli
 its step ``s`` draws noise from ``fold_in(noise_key_j, s)``, its epoch ``e`` visits the examples in
 ``trainkit.epoch_order(N, seed=data_seeds[j], epoch=e)``, and Adam with the step decay updates it
 alone (see ``noisy_dyn._train``). The members are ``jax.vmap``-ed in one compiled step
-(``trainkit.train``'s member axis): the configurations may differ only in the numeric fields of
-:class:`noisy_dyn.Numerics` (and ``init_std``), which enter the step as traced values, so one
-compilation serves every noise level (``docs/noisy_rnn.md``, numerics as values). The compiled
-configuration draws each kind of noise that any member uses; a member whose level is 0 multiplies
-that draw by 0, which leaves its recursion exactly that of the deterministic cell.
+(``trainkit.train``'s member axis) over their stacked configurations
+(:func:`noisy_dyn.stack_configs`): the configurations may differ only in their numbers (the
+leaves of :class:`noisy_dyn.NoisyRNNConfig`), which enter the step as traced values, so one
+compilation serves every noise level. A traced level draws every kind of noise its form can use;
+a member whose level is 0 multiplies that draw by 0, which leaves its recursion that of the
+deterministic cell.
 
 On a mesh whose device count divides the member count the members are sharded over the devices,
 each device running its members' whole steps: no per-step communication between members. That is
@@ -32,41 +33,8 @@ from jaxtyping import Array, Float
 import trainkit
 from trainkit.internal import takes_train_options
 
-from ._config import NoisyRNNConfig, Numerics, check_fields_agree
-from ._train import _NoisyTask, _Step, prepare_run
-
-# fields that may differ between the members of one ensemble
-_FREE = (*Numerics._fields, "init_std")
-
-
-def ensemble_structure(cfgs: Sequence[NoisyRNNConfig]) -> NoisyRNNConfig:
-    """The configuration compiled for every member of an ensemble of ``cfgs``.
-
-    ``cfgs[0]`` with ``sigma_add`` and ``sigma_mult`` set to their largest value over ``cfgs``
-    (so every kind of noise any member uses is drawn; each member's own levels enter as traced
-    values). Raises a ``ValueError`` naming the field when two configurations differ in a field
-    that fixes the program (shapes, cell, noise form, learned step, ...), or when ``alpha`` is 0
-    for some members only (``alpha = 0`` removes the linear term from the program).
-    """
-    if isinstance(cfgs, NoisyRNNConfig) or not isinstance(cfgs, Sequence) or not cfgs:
-        raise TypeError("`cfgs` must be a non-empty sequence of NoisyRNNConfig.")
-    for index, cfg in enumerate(cfgs):
-        if not isinstance(cfg, NoisyRNNConfig):
-            raise TypeError(f"cfgs[{index}] must be a NoisyRNNConfig, got {type(cfg).__name__}.")
-    check_fields_agree(
-        cfgs,
-        _FREE,
-        f"the members of one ensemble may differ only in {list(_FREE)} "
-        "(train one ensemble per value of {name}).",
-    )
-    if len({cfg.alpha == 0.0 for cfg in cfgs}) > 1:
-        raise ValueError(
-            "cfgs mix alpha = 0 and alpha != 0; alpha = 0 removes the linear term from the "
-            "compiled program, so train those members in separate ensembles."
-        )
-    return cfgs[0].replace(
-        sigma_add=max(c.sigma_add for c in cfgs), sigma_mult=max(c.sigma_mult for c in cfgs)
-    )
+from ._config import NoisyRNNConfig, stack_configs
+from ._train import NoisyTask, Step, prepare_run
 
 
 def _stack(trees: Sequence[Any]) -> Any:
@@ -81,8 +49,8 @@ def _member(tree: Any, m: int) -> Any:
 class _EnsembleTask:
     """The members' ``fit`` tasks, stacked on a leading member axis."""
 
-    members: tuple[_NoisyTask, ...]  # cfg-major, seed-minor
-    structure: NoisyRNNConfig
+    members: tuple[NoisyTask, ...]  # cfg-major, seed-minor
+    structure: NoisyRNNConfig  # the static fields of every member (cfgs[0])
     config: Any
     optimizer: dict
     package: str = "noisy_dyn.fit_ensemble"
@@ -95,11 +63,12 @@ class _EnsembleTask:
         return jax.eval_shape(lambda: self.init(keys, meta))
 
     def step_fn(self, meta):
-        return _Step(self.structure, "noise")
+        return Step(self.structure, "noise")
 
     def hyper(self, meta):
-        numerics = lambda t: Numerics(*(np.float32(v) for v in t.cfg.numerics))  # noqa: E731
-        return _stack([{**t.hyper(meta), "numerics": numerics(t)} for t in self.members])
+        # each member's config, its numbers as float32 values (one traced leaf per number)
+        cfgs = stack_configs([t.cfg for t in self.members], dtype=np.float32)
+        return {**_stack([t.hyper(meta) for t in self.members]), "cfg": cfgs}
 
     def epoch_start(self, epoch, state, meta):
         return state, meta
@@ -157,14 +126,12 @@ def fit_ensemble(
     injection only (``regularizer="noise"``).
 
     Args:
-        cfgs: configurations differing at most in ``dt, beta, gamma_a, gamma_w, alpha,
-            sigma_add, sigma_mult, init_std`` (see :func:`ensemble_structure`).
+        cfgs: configurations differing at most in their numbers ``dt, beta, gamma_a, gamma_w,
+            alpha, sigma_add, sigma_mult, init_std`` (see :func:`noisy_dyn.stack_configs`).
         train: ``(xs, ys)`` or ``(xs, ys, lengths)`` as for :func:`noisy_dyn.fit`.
         seeds: the seeds of every configuration (initialisation and noise).
-        learning_rate: as for ``fit``, the same for every member.
-        validation: as for ``fit``; it is evaluated for each member.
-        decay_at: as for ``fit``, the same for every member.
-        decay_factor: as for ``fit``, the same for every member.
+        learning_rate, validation, decay_at, decay_factor: as for ``fit``, the same for every
+            member (validation is evaluated for each member).
         data_seeds: seeds of the example order, one per seed (default ``seeds``).
         eval_batch_size: batch size of the validation pass.
         on_divergence: ``"raise"``: a non-finite loss or gradient in any member stops the run
@@ -187,7 +154,7 @@ def fit_ensemble(
         ``len(cfgs) * len(seeds)``; the history of ``fit`` whose per-epoch training and
         validation values are lists over the members, and ``best_epoch`` a list per member.
     """
-    structure = ensemble_structure(cfgs)
+    stack_configs(cfgs)  # the members share every static field (a clear error if not)
     seeds = _check_seeds("seeds", seeds)
     data_seeds = seeds if data_seeds is None else _check_seeds("data_seeds", data_seeds)
     if len(data_seeds) != len(seeds):
@@ -202,7 +169,7 @@ def fit_ensemble(
     first = runs[0]
     task = _EnsembleTask(
         members=tuple(run.task for run in runs for _ in seeds),
-        structure=structure,
+        structure=cfgs[0],
         config=[cfg.to_dict() for cfg in cfgs],
         optimizer={**first.task.optimizer, "data_seed": list(data_seeds)},
     )

@@ -66,8 +66,8 @@ from jax.sharding import AbstractMesh
 from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Float, Int
 
-from ._noise import Uses, draw_steps
-from ._step import Coefficients, advance, noise_scale
+from ._noise import Coefficients, Uses, draw_steps
+from ._step import advance, noise_scale
 from ._threefry import typed_key
 
 

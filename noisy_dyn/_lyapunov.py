@@ -11,7 +11,7 @@ from ._config import NoisyRNNConfig
 from ._noise import needs_u, needs_xi
 from ._params import check_params
 from ._step import euler_maruyama_step, mean_step
-from ._theory_common import _BROWNIAN, _check_cfg, _check_xs
+from ._theory_common import BROWNIAN_KINDS, check_theory_cfg, check_theory_xs
 from ._types import Key, Params
 
 
@@ -56,9 +56,9 @@ def lyapunov_exponents(
         The exponents ``(k,)``, largest first, per unit of time.
     """
     fn = "lyapunov_exponents"
-    cfg = _check_cfg(cfg, fn)
+    cfg = check_theory_cfg(cfg, fn)
     check_params(params, cfg)
-    xs = _check_xs(xs, cfg, fn, batched=False)
+    xs = check_theory_xs(xs, cfg, fn, batched=False)
     if length is not None:
         if isinstance(length, bool) or not isinstance(length, int | np.integer):
             raise TypeError(f"{fn}: length must be an int (the valid steps of xs), got {length!r}.")
@@ -68,8 +68,8 @@ def lyapunov_exponents(
     H = cfg.hidden_size
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= H:
         raise ValueError(f"{fn}: k must be an int in [1, hidden_size={H}], got {k!r}.")
-    if brownian not in _BROWNIAN:
-        raise ValueError(f"{fn}: brownian must be one of {_BROWNIAN}, got {brownian!r}.")
+    if brownian not in BROWNIAN_KINDS:
+        raise ValueError(f"{fn}: brownian must be one of {BROWNIAN_KINDS}, got {brownian!r}.")
     time = xs.shape[0]
     if isinstance(burn_in, bool) or not isinstance(burn_in, int) or not 0 <= burn_in < time:
         raise ValueError(
@@ -91,7 +91,7 @@ def _lyapunov_jit(
     H, time = cfg.hidden_size, xs.shape[0]
     dtype = jnp.result_type(xs.dtype, params["V"].dtype)
     width = H if brownian == "unit" else 1
-    if key is not None and cfg.noisy:
+    if key is not None and not cfg.is_deterministic():
         k_xi, k_u = jax.random.split(key)
         xi = jax.random.normal(k_xi, (time, width), dtype) if needs_xi(cfg) else None
         u = jax.random.uniform(k_u, (time, width), dtype) if needs_u(cfg) else None

@@ -8,8 +8,8 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._config import NoisyRNNConfig
 from ._params import check_params
-from ._solve import _check_lengths, apply
-from ._theory_common import _check_cfg, _check_xs, _check_ys
+from ._solve import apply, check_lengths
+from ._theory_common import check_theory_cfg, check_theory_xs, check_theory_ys
 from ._types import Params
 
 
@@ -55,14 +55,14 @@ def input_margin(
         The margin estimates ``(batch,)`` (``+-inf`` where the gradient vanishes).
     """
     fn = "input_margin"
-    cfg = _check_cfg(cfg, fn)
+    cfg = check_theory_cfg(cfg, fn)
     check_params(params, cfg)
-    xs = _check_xs(xs, cfg, fn)
-    ys = _check_ys(ys, xs, cfg, fn)
+    xs = check_theory_xs(xs, cfg, fn)
+    ys = check_theory_ys(ys, xs, cfg, fn)
     if cfg.num_classes < 2:
         raise ValueError(f"{fn}: a margin needs cfg.num_classes >= 2, got {cfg.num_classes}.")
 
-    checked = _check_lengths(lengths, xs.shape[0], xs.shape[1])
+    checked = check_lengths(lengths, xs.shape[0], xs.shape[1])
     full = jnp.full((xs.shape[0],), xs.shape[1], jnp.int32)
     return _input_margin_jit(params, xs, ys, cfg, full if checked is None else checked)
 

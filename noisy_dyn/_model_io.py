@@ -20,8 +20,8 @@ from jaxtyping import Array
 from trainkit import FileFormatError, load_model_file, save_model_file
 from trainkit.internal import check_fields
 
-from ._cell import check_params
 from ._config import NoisyRNNConfig
+from ._params import check_params
 
 Params = dict[str, Array]
 

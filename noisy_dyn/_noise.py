@@ -1,4 +1,8 @@
-"""Noise of the Noisy RNN: the Ito diffusion, the reference-form step noise, the one sampler.
+"""Noise of the Noisy RNN: the noise forms (:class:`ItoNoise`, :class:`ReferenceNoise`), the
+Ito diffusion, the reference-form step factor, the one sampler.
+
+Shared within the package: :class:`Uses`, :class:`Coefficients`, :func:`uses`,
+:func:`draw_steps` (the kernel, the plain scan and the theory import them).
 
 The two noise forms are written out in ``docs/noisy_rnn.md``.
 
@@ -15,16 +19,20 @@ be fed to any other solver. :func:`sample_noise` gives exactly the draws that ``
 key, so ``apply(..., key=k)`` equals ``apply(..., noise=sample_noise(k, ...))``.
 """
 
+from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
-from ._config import NoisyRNNConfig
 from ._threefry import standard_normal, typed_key, uniform
 from ._types import Hidden, Key
+
+if TYPE_CHECKING:
+    from ._config import NoisyRNNConfig
 
 
 class NoiseSample(NamedTuple):
@@ -41,40 +49,7 @@ class NoiseSample(NamedTuple):
 
 
 # --------------------------------------------------------------------------------------------
-# the step noise of the Noisy RNN
-
-
-def needs_xi(cfg: NoisyRNNConfig) -> bool:
-    """Whether the configured noise uses the normals ``xi`` (any noise for Ito)."""
-    if cfg.noise_form == "ito":
-        return cfg.sigma_add > 0.0 or cfg.sigma_mult > 0.0
-    return cfg.sigma_add > 0.0
-
-
-def needs_u(cfg: NoisyRNNConfig) -> bool:
-    """Whether the configured noise uses the uniforms ``u`` (reference form with sigma_mult)."""
-    return cfg.noise_form == "reference" and cfg.sigma_mult > 0.0
-
-
-def ito_diffusion(h: Hidden, cfg: NoisyRNNConfig) -> Hidden:
-    """The diagonal of the Ito diffusion ``sigma(h) = sigma_add I + sigma_mult diag(h)``.
-
-    Args:
-        h: hidden state(s).
-        cfg: the configuration (``sigma_add, sigma_mult``).
-
-    Returns:
-        ``sigma_add + sigma_mult * h`` elementwise, same shape as ``h``.
-    """
-    return cfg.sigma_add + cfg.sigma_mult * h
-
-
-def step_factor(u: Array, cfg: NoisyRNNConfig) -> Array:
-    """Reference-form step factor ``m = 1 - sigma_mult + sigma_mult u ~ U[1 - sigma_mult, 1)``.
-
-    Its mean is ``1 - sigma_mult / 2``, so the mean step is ``d (1 - sigma_mult / 2)``.
-    """
-    return (1.0 - cfg.sigma_mult) + cfg.sigma_mult * u
+# the noise forms: what is particular to each, as one object
 
 
 class Uses(NamedTuple):
@@ -84,9 +59,184 @@ class Uses(NamedTuple):
     u: bool
 
 
-def uses(cfg: NoisyRNNConfig) -> Uses:
-    """The draws the configured noise needs (see :func:`needs_xi`, :func:`needs_u`)."""
-    return Uses(needs_xi(cfg), needs_u(cfg))
+class Coefficients(NamedTuple):
+    """Per-unit coefficients of the one update (``noisy_dyn._step``); arrays, possibly traced."""
+
+    step: Array  # d, (H,)
+    spread: Array  # s, () — the reference form's sigma_mult, 0 for the Ito form
+    noise_add: Array  # c_a, (H,)
+    noise_mult: Array | None  # c_m, (H,); None: no multiplicative noise (reference form)
+
+
+def may_be_nonzero(value: object) -> bool:
+    """``False`` only for a value known to be 0 (a concrete zero); traced values may be anything.
+
+    Which draws a program makes is decided from this, so a concrete deterministic config draws
+    nothing, and a config whose levels are traced (``jax.vmap`` over stacked configs) draws
+    every kind its form can use (a level of 0 then multiplies its draw by 0).
+    """
+    if isinstance(value, jax.core.Tracer):
+        return True
+    return bool(np.any(np.asarray(value) != 0.0))
+
+
+def known_nonzero(value: object) -> bool:
+    """``True`` only for a concrete value with a nonzero entry (never for a traced one)."""
+    return not isinstance(value, jax.core.Tracer) and bool(np.any(np.asarray(value) != 0.0))
+
+
+@dataclass(frozen=True)
+class NoiseForm:
+    """A noise form: how ``sigma_add`` and ``sigma_mult`` enter the one update.
+
+    Subclasses give the update's :class:`Coefficients`, the draws they use, the mean time a step
+    advances and the first-order covariance of one step's noise (the theory's diffusion).
+    """
+
+    name: ClassVar[str]
+    brownian: ClassVar[bool]
+    """Whether the noise is an Ito diffusion (a Brownian increment ``sqrt(d) sigma(h) xi``)."""
+
+    def uses(self, sigma_add: object, sigma_mult: object) -> Uses:
+        """The draws this form needs at these levels (:func:`may_be_nonzero`)."""
+        raise NotImplementedError
+
+    def coefficients(self, d: Array, sigma_add: object, sigma_mult: object, dtype) -> Coefficients:
+        """The update's coefficients for the per-unit step ``d``."""
+        raise NotImplementedError
+
+    def mean_factor(self, sigma_mult: object) -> object:
+        """``E[m_k]``: the mean of the random step factor (1 without one)."""
+        raise NotImplementedError
+
+    def step_covariance(self, h: Array, f: Array, d: Array, sigma_add, sigma_mult) -> Array:
+        """The per-unit variance of one step's noise to first order around ``h`` with drift
+        ``f`` (the explicit regularizer's diffusion)."""
+        raise NotImplementedError
+
+    def check(self, sigma_mult: object) -> None:
+        """Raise a ``ValueError`` when the levels do not fit the form."""
+
+
+@dataclass(frozen=True)
+class ItoNoise(NoiseForm):
+    """The Euler-Maruyama step of ``dh = f dt + (sigma_add + sigma_mult diag(h)) dB`` (Ito):
+
+        h_{k+1} = h_k + d f(h_k, x_k) + sqrt(|d|) (sigma_add + sigma_mult h_k) * xi_k
+
+    (strong order 1/2, weak order 1). Coefficients ``s = 0``, ``c_a = sqrt(|d|) sigma_add``,
+    ``c_m = sqrt(|d|) sigma_mult``; it draws ``xi`` whenever either level may be nonzero.
+    """
+
+    name: ClassVar[str] = "ito"
+    brownian: ClassVar[bool] = True
+
+    def uses(self, sigma_add, sigma_mult):
+        return Uses(may_be_nonzero(sigma_add) or may_be_nonzero(sigma_mult), False)
+
+    def coefficients(self, d, sigma_add, sigma_mult, dtype):
+        root = jnp.sqrt(jnp.abs(d))
+        sa, sm = jnp.asarray(sigma_add, dtype), jnp.asarray(sigma_mult, dtype)
+        return Coefficients(d, jnp.zeros((), dtype), root * sa, root * sm)
+
+    def mean_factor(self, sigma_mult):
+        return 1.0
+
+    def diffusion(self, h: Array, sigma_add: object, sigma_mult: object) -> Array:
+        """The diagonal of the diffusion ``sigma(h) = sigma_add I + sigma_mult diag(h)``."""
+        return sigma_add + sigma_mult * h
+
+    def step_covariance(self, h, f, d, sigma_add, sigma_mult):
+        return jnp.abs(d) * self.diffusion(h, sigma_add, sigma_mult) ** 2
+
+
+@dataclass(frozen=True)
+class ReferenceNoise(NoiseForm):
+    """The update of the reference code: a random step size and an additive kick,
+
+        h_{k+1} = h_k + (d * m_k) * f(h_k, x_k) + sigma_add xi_k,  m_k ~ U[1 - sigma_mult, 1)
+
+    (no ``sqrt(dt)`` on the kick). Coefficients ``s = sigma_mult``, ``c_a = sigma_add``, no
+    ``c_m``; it draws ``xi`` when ``sigma_add`` and ``u`` when ``sigma_mult`` may be nonzero.
+    """
+
+    name: ClassVar[str] = "reference"
+    brownian: ClassVar[bool] = False
+
+    def uses(self, sigma_add, sigma_mult):
+        return Uses(may_be_nonzero(sigma_add), may_be_nonzero(sigma_mult))
+
+    def coefficients(self, d, sigma_add, sigma_mult, dtype):
+        ones = jnp.ones(d.shape, dtype)
+        sa, sm = jnp.asarray(sigma_add, dtype), jnp.asarray(sigma_mult, dtype)
+        return Coefficients(d, sm, sa * ones, None)
+
+    def mean_factor(self, sigma_mult):
+        return 1.0 - sigma_mult / 2.0
+
+    def step_covariance(self, h, f, d, sigma_add, sigma_mult):
+        return sigma_add**2 + (sigma_mult**2 / 12.0) * (d * f) ** 2
+
+    def check(self, sigma_mult):
+        if not isinstance(sigma_mult, jax.core.Tracer) and np.any(np.asarray(sigma_mult) > 1.0):
+            raise ValueError(
+                "NoisyRNNConfig.sigma_mult must lie in [0, 1] for noise_form='reference' (the step "
+                f"factor is drawn from U[1 - sigma_mult, 1)), got {sigma_mult}."
+            )
+
+
+NOISE_FORMS: dict[str, NoiseForm] = {form.name: form for form in (ItoNoise(), ReferenceNoise())}
+"""The noise forms by the name that presets, model files and the command line use."""
+
+
+def noise_form(value: str | NoiseForm) -> NoiseForm:
+    """The :class:`NoiseForm` of a name (``"ito"``, ``"reference"``) or the object itself."""
+    if isinstance(value, NoiseForm):
+        return value
+    if isinstance(value, str) and value in NOISE_FORMS:
+        return NOISE_FORMS[value]
+    raise ValueError(
+        f"NoisyRNNConfig.noise_form must be one of {tuple(NOISE_FORMS)} or a NoiseForm, "
+        f"got {value!r}."
+    )
+
+
+def uses(cfg: "NoisyRNNConfig") -> Uses:
+    """The draws the configured noise needs (none for a cell without noise)."""
+    if not cfg.cell.noisy:
+        return Uses(False, False)
+    return cfg.noise_form.uses(cfg.sigma_add, cfg.sigma_mult)
+
+
+def needs_xi(cfg: "NoisyRNNConfig") -> bool:
+    """Whether the configured noise uses the normals ``xi``."""
+    return uses(cfg).xi
+
+
+def needs_u(cfg: "NoisyRNNConfig") -> bool:
+    """Whether the configured noise uses the uniforms ``u`` (reference form with sigma_mult)."""
+    return uses(cfg).u
+
+
+def ito_diffusion(h: Hidden, cfg: "NoisyRNNConfig") -> Hidden:
+    """The diagonal of the Ito diffusion ``sigma(h) = sigma_add I + sigma_mult diag(h)``.
+
+    Args:
+        h: hidden state(s).
+        cfg: the configuration (``sigma_add, sigma_mult``).
+
+    Returns:
+        ``sigma_add + sigma_mult * h`` elementwise, same shape as ``h``.
+    """
+    return ItoNoise().diffusion(h, cfg.sigma_add, cfg.sigma_mult)
+
+
+def step_factor(u: Array, cfg: "NoisyRNNConfig") -> Array:
+    """Reference-form step factor ``m = 1 - sigma_mult + sigma_mult u ~ U[1 - sigma_mult, 1)``.
+
+    Its mean is ``1 - sigma_mult / 2``, so the mean step is ``d (1 - sigma_mult / 2)``.
+    """
+    return (1.0 - cfg.sigma_mult) + cfg.sigma_mult * u
 
 
 def draw_step(
@@ -125,7 +275,7 @@ def draw_steps(
 
 
 def step_noise(
-    key: Key, k: int | Array, cfg: NoisyRNNConfig, *, batch: int, dtype: jnp.dtype
+    key: Key, k: int | Array, cfg: "NoisyRNNConfig", *, batch: int, dtype: jnp.dtype
 ) -> tuple[Array | None, Array | None]:
     """The noise ``(xi_k, u_k)`` of step ``k`` for ``cfg``, each ``(batch, hidden)`` or ``None``."""
     return draw_step(key, k, (batch, cfg.hidden_size), dtype, uses(cfg))
@@ -133,7 +283,7 @@ def step_noise(
 
 def sample_noise(
     key: Key,
-    cfg: NoisyRNNConfig,
+    cfg: "NoisyRNNConfig",
     *,
     batch: int,
     time: int,
@@ -154,10 +304,10 @@ def sample_noise(
         ``None`` where the configured noise does not use them.
     """
     dtype = jnp.zeros((), dtype=dtype if dtype is not None else float).dtype
-    return _sample_noise_jit(key, cfg, batch, time, dtype)
+    return _sample_noise_jit(key, uses(cfg), (batch, cfg.hidden_size), time, dtype)
 
 
 @partial(jax.jit, static_argnums=(1, 2, 3, 4))
-def _sample_noise_jit(key, cfg, batch, time, dtype):
-    xi, u = draw_steps(key, jnp.arange(time), (batch, cfg.hidden_size), dtype, uses(cfg))
+def _sample_noise_jit(key, need, shape, time, dtype):
+    xi, u = draw_steps(key, jnp.arange(time), shape, dtype, need)
     return NoiseSample(*(None if a is None else jnp.swapaxes(a, 0, 1) for a in (xi, u)))

@@ -1,51 +1,16 @@
 """Parameters: initialisation, the expected shapes and the checks, for every cell.
 
-The one place that knows the parameter layout of the Lipschitz cell and (through
-``noisy_dyn._baselines.gated_shapes``) of the gated baselines, so neither cell module imports the
-other.
+The layout of each cell's parameters is the cell object's (``noisy_dyn._cell.LipschitzCell``,
+``noisy_dyn._baselines.LSTMCell`` / ``GRUCell``); this module adds the read-out and the checks.
 """
 
 import math
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array
 
-from ._baselines import gated_shapes
 from ._config import NoisyRNNConfig
 from ._types import Key, Params
-
-
-def _uniform(key: Key, shape: tuple[int, ...], bound: float, dtype: jnp.dtype) -> Array:
-    return jax.random.uniform(key, shape, dtype=dtype, minval=-bound, maxval=bound)
-
-
-def init_readout(key: Key, cfg: NoisyRNNConfig, dtype: jnp.dtype) -> Params:
-    """Read-out ``V (C, H), c (C,)`` with PyTorch ``nn.Linear``'s default U(+-1/sqrt(H))."""
-    kv, kc = jax.random.split(key)
-    bound = 1.0 / math.sqrt(cfg.hidden_size)
-    return {
-        "V": _uniform(kv, (cfg.num_classes, cfg.hidden_size), bound, dtype),
-        "c": _uniform(kc, (cfg.num_classes,), bound, dtype),
-    }
-
-
-def init_lipschitz(key: Key, cfg: NoisyRNNConfig, dtype: jnp.dtype) -> Params:
-    """Lipschitz-cell parameters (see :func:`init_params`)."""
-    H, n_in = cfg.hidden_size, cfg.input_size
-    ka, kw, ku, kb, kr = jax.random.split(key, 5)
-    std = cfg.init_std / H
-    bound_in = 1.0 / math.sqrt(n_in)
-    params = {
-        "M_A": std * jax.random.normal(ka, (H, H), dtype=dtype),
-        "M_W": std * jax.random.normal(kw, (H, H), dtype=dtype),
-        "U": _uniform(ku, (H, n_in), bound_in, dtype),
-        "b": _uniform(kb, (H,), bound_in, dtype),
-        **init_readout(kr, cfg, dtype),
-    }
-    if cfg.learn_step:
-        params["step"] = jnp.full((H,), cfg.dt, dtype=dtype)
-    return params
 
 
 def init_params(key: Key, cfg: NoisyRNNConfig, *, dtype: jnp.dtype | None = None) -> Params:
@@ -72,28 +37,13 @@ def init_params(key: Key, cfg: NoisyRNNConfig, *, dtype: jnp.dtype | None = None
     dtype = jnp.zeros((), dtype=dtype if dtype is not None else float).dtype
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"init_params: dtype must be a real floating dtype, got {dtype}.")
-    if cfg.cell == "lipschitz":
-        return init_lipschitz(key, cfg, dtype)
-    shapes = gated_shapes(cfg)
-    keys = jax.random.split(key, len(shapes) + 1)
-    bound = 1.0 / math.sqrt(cfg.hidden_size)
-    params = {
-        name: _uniform(k, shape, bound, dtype)
-        for k, (name, shape) in zip(keys[:-1], shapes.items(), strict=True)
-    }
-    return {**params, **init_readout(keys[-1], cfg, dtype)}
+    return cfg.cell.init(key, cfg, dtype)
 
 
 def param_shapes(cfg: NoisyRNNConfig) -> dict[str, tuple[int, ...]]:
     """The exact key set and shapes that :func:`init_params` returns for ``cfg``."""
-    H, n_in, C = cfg.hidden_size, cfg.input_size, cfg.num_classes
-    readout = {"V": (C, H), "c": (C,)}
-    if cfg.cell == "lipschitz":
-        shapes = {"M_A": (H, H), "M_W": (H, H), "U": (H, n_in), "b": (H,), **readout}
-        if cfg.learn_step:
-            shapes["step"] = (H,)
-        return shapes
-    return {**gated_shapes(cfg), **readout}
+    H, C = cfg.hidden_size, cfg.num_classes
+    return {**cfg.cell.shapes(cfg), "V": (C, H), "c": (C,)}
 
 
 def check_params(params: object, cfg: NoisyRNNConfig) -> None:
@@ -107,8 +57,9 @@ def check_params(params: object, cfg: NoisyRNNConfig) -> None:
         missing = sorted(set(expected) - set(params))
         extra = sorted(set(params) - set(expected))
         raise ValueError(
-            f"params do not match cfg (cell={cfg.cell!r}, learn_step={cfg.learn_step}): missing "
-            f"keys {missing}, unexpected keys {extra}. Build them with init_params(key, cfg)."
+            f"params do not match cfg (cell={cfg.cell.name!r}, learn_step={cfg.learn_step}): "
+            f"missing keys {missing}, unexpected keys {extra}. Build them with "
+            "init_params(key, cfg)."
         )
     for name, shape in expected.items():
         value = params[name]

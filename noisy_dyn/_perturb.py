@@ -19,6 +19,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
+from ._solve import apply
+
 PERTURBATION_KINDS = ("gaussian", "multiplicative", "salt_pepper")
 ATTACK_NORMS = ("linf", "l2")
 
@@ -360,8 +362,6 @@ def deepfool_fn(
 
 
 def _model_logits(params: dict, cfg: Any, lengths: Any = None) -> LogitsFn:
-    from ._solve import apply
-
     return lambda x: apply(params, x, cfg, lengths=lengths)
 
 

@@ -19,19 +19,20 @@ from ._cell import recurrent_matrices
 from ._config import NoisyRNNConfig
 from ._noise import needs_u, needs_xi
 from ._params import check_params
-from ._solve import _check_lengths, apply, trajectory
+from ._solve import apply, check_lengths, trajectory
 from ._step import euler_maruyama_step
 from ._theory_common import (
-    _METHODS,
-    _check_cfg,
-    _check_xs,
-    _check_ys,
-    _concrete,
-    _cross_entropy,
-    _step_vector,
-    _tanh_second,
+    check_theory_cfg,
+    check_theory_xs,
+    check_theory_ys,
+    concrete_or_none,
+    example_cross_entropy,
+    tanh_second_derivative,
+    theory_step_vector,
 )
 from ._types import Key, Params
+
+_METHODS = ("exact", "hutchinson")  # how the Hessian trace is taken
 
 
 def _expansion_point(params: Params, cfg: NoisyRNNConfig) -> tuple[Params, NoisyRNNConfig, float]:
@@ -42,9 +43,9 @@ def _expansion_point(params: Params, cfg: NoisyRNNConfig) -> tuple[Params, Noisy
     ``dbar / d``.
     """
     quiet = cfg.replace(sigma_add=0.0, sigma_mult=0.0)
-    if cfg.noise_form == "ito" or cfg.sigma_mult == 0.0:
+    if not cfg.noise_form.uses(cfg.sigma_add, cfg.sigma_mult).u:  # no random step
         return params, quiet, 1.0
-    factor = 1.0 - cfg.sigma_mult / 2.0
+    factor = cfg.noise_form.mean_factor(cfg.sigma_mult)
     if cfg.learn_step:
         return {**params, "step": params["step"] * factor}, quiet, factor
     return params, quiet.replace(dt=cfg.dt * factor), factor
@@ -57,9 +58,7 @@ def _step_covariance(h: Array, f: Array, d: Array, cfg: NoisyRNNConfig) -> Array
     ``sigma_add^2 + (sigma_mult^2 / 12) d^2 f^2`` (additive kick plus the variance of the random
     step ``d m``, ``Var m = sigma_mult^2 / 12``).
     """
-    if cfg.noise_form == "ito":
-        return jnp.abs(d) * (cfg.sigma_add + cfg.sigma_mult * h) ** 2
-    return cfg.sigma_add**2 + (cfg.sigma_mult**2 / 12.0) * (d * f) ** 2
+    return cfg.noise_form.step_covariance(h, f, d, cfg.sigma_add, cfg.sigma_mult)
 
 
 def _exact_terms(
@@ -77,8 +76,8 @@ def _exact_terms(
     A, W = recurrent_matrices(params, cfg)
     dtype = hbar.dtype
     H = hbar.shape[-1]
-    d = _step_vector(params, cfg, dtype)  # the noise's step (inference step)
-    s = _step_vector(path_params, path_cfg, dtype)  # the expansion path's step
+    d = theory_step_vector(params, cfg, dtype)  # the noise's step (inference step)
+    s = theory_step_vector(path_params, path_cfg, dtype)  # the expansion path's step
     eye = jnp.eye(H, dtype=dtype)
     pre = x @ params["U"].T + params["b"]  # (T, H): U x_k + b for all steps at once
     hs = hbar[:-1]
@@ -94,7 +93,7 @@ def _exact_terms(
         h, p, valid = inp
         z, J, f = jac_parts(h, p)
         # (q_k)_i = tanh''(z_i) w_i^T C_k w_i, scaled by the step: the second-order drift term.
-        q = s * _tanh_second(z) * jnp.sum((W @ C) * W, axis=1)
+        q = s * tanh_second_derivative(z) * jnp.sum((W @ C) * W, axis=1)
         Jh = eye + s[:, None] * J
         C_next = Jh @ C @ Jh.T + jnp.diag(_step_covariance(h, f, d, cfg))
         return jnp.where(valid, C_next, C), jnp.where(valid, q, 0.0)
@@ -142,7 +141,7 @@ def _probe_loss(
 
     h0 = jnp.zeros((xs.shape[0], cfg.hidden_size), jnp.result_type(xs, params["V"]))
     hT, _ = jax.lax.scan(body, h0, (jnp.arange(xs.shape[1]), tm(xs), tm(xi), tm(u)))
-    return jnp.sum(_cross_entropy(hT @ params["V"].T + params["c"], ys))
+    return jnp.sum(example_cross_entropy(hT @ params["V"].T + params["c"], ys))
 
 
 def _hutchinson_curvature(
@@ -249,14 +248,14 @@ def explicit_regularizer(
         >>> cfg = noisy_dyn.NoisyRNNConfig(2, 4, 3, dt=0.1, sigma_add=0.1, sigma_mult=0.1)
         >>> params = noisy_dyn.init_params(jax.random.key(0), cfg)
         >>> xs, ys = jax.numpy.ones((5, 6, 2)), jax.numpy.zeros(5, int)
-        >>> noisy_dyn.explicit_regularizer(params, xs, ys, cfg).shape
+        >>> noisy_dyn.theory.explicit_regularizer(params, xs, ys, cfg).shape
         (5,)
     """
     fn = "explicit_regularizer"
-    cfg = _check_cfg(cfg, fn)
+    cfg = check_theory_cfg(cfg, fn)
     check_params(params, cfg)
-    xs = _check_xs(xs, cfg, fn)
-    ys = _check_ys(ys, xs, cfg, fn)
+    xs = check_theory_xs(xs, cfg, fn)
+    ys = check_theory_ys(ys, xs, cfg, fn)
     if method not in _METHODS:
         raise ValueError(f"{fn}: method must be one of {_METHODS}, got {method!r}.")
     if method == "hutchinson":
@@ -274,7 +273,7 @@ def explicit_regularizer(
 
 def _full_lengths(lengths: object, xs: Array) -> Array:
     """Checked ``lengths``, or every row's full length ``T``."""
-    checked = _check_lengths(lengths, xs.shape[0], xs.shape[1])
+    checked = check_lengths(lengths, xs.shape[0], xs.shape[1])
     return jnp.full((xs.shape[0],), xs.shape[1], jnp.int32) if checked is None else checked
 
 
@@ -289,7 +288,7 @@ def _regularizer_impl(
     lengths: Array,
 ) -> Array:
     """:func:`explicit_regularizer` after validation."""
-    if not cfg.noisy:
+    if cfg.is_deterministic():
         return jnp.zeros((xs.shape[0],), jnp.result_type(xs.dtype, params["V"].dtype))
     if method == "exact":
         R, Q, shift = _terms_jit(params, xs, ys, cfg, lengths)
@@ -303,8 +302,8 @@ def _shift(params: Params, xs: Array, ys: Array, cfg: NoisyRNNConfig, lengths: A
     path_params, path_cfg, factor = _expansion_point(params, cfg)
     if factor == 1.0:
         return jnp.zeros((xs.shape[0],), jnp.result_type(xs, params["V"]))
-    loss_path = _cross_entropy(apply(path_params, xs, path_cfg, lengths=lengths), ys)
-    return loss_path - _cross_entropy(apply(params, xs, cfg, lengths=lengths), ys)
+    loss_path = example_cross_entropy(apply(path_params, xs, path_cfg, lengths=lengths), ys)
+    return loss_path - example_cross_entropy(apply(params, xs, cfg, lengths=lengths), ys)
 
 
 @partial(jax.jit, static_argnames=("cfg",))
@@ -316,8 +315,8 @@ def _terms_jit(params: Params, xs: Array, ys: Array, cfg: NoisyRNNConfig, length
     if factor == 1.0:
         shift = jnp.zeros_like(R)
     else:
-        loss_path = _cross_entropy(hbar[:, -1] @ params["V"].T + params["c"], ys)
-        shift = loss_path - _cross_entropy(apply(params, xs, cfg, lengths=lengths), ys)
+        loss_path = example_cross_entropy(hbar[:, -1] @ params["V"].T + params["c"], ys)
+        shift = loss_path - example_cross_entropy(apply(params, xs, cfg, lengths=lengths), ys)
     return R, Q, shift
 
 
@@ -346,10 +345,10 @@ def regularizer_terms(
         ``R`` alone is *not* the regularizer away from a minimum.
     """
     fn = "regularizer_terms"
-    cfg = _check_cfg(cfg, fn)
+    cfg = check_theory_cfg(cfg, fn)
     check_params(params, cfg)
-    xs = _check_xs(xs, cfg, fn)
-    ys = _check_ys(ys, xs, cfg, fn)
+    xs = check_theory_xs(xs, cfg, fn)
+    ys = check_theory_ys(ys, xs, cfg, fn)
     R, Q, shift = _terms_jit(params, xs, ys, cfg, _full_lengths(lengths, xs))
     return {"R": R, "Q": Q, "shift": shift}
 
@@ -385,11 +384,11 @@ def regularized_loss(
         The scalar loss, differentiable with respect to ``params``.
     """
     fn = "regularized_loss"
-    cfg = _check_cfg(cfg, fn)
+    cfg = check_theory_cfg(cfg, fn)
     check_params(params, cfg)
-    xs = _check_xs(xs, cfg, fn)
-    ys = _check_ys(ys, xs, cfg, fn)
-    lam_c = _concrete(lam)
+    xs = check_theory_xs(xs, cfg, fn)
+    ys = check_theory_ys(ys, xs, cfg, fn)
+    lam_c = concrete_or_none(lam)
     if lam_c is not None:
         if lam_c.shape != () or not np.isfinite(lam_c) or lam_c < 0:
             raise ValueError(f"{fn}: lam must be a finite number >= 0, got {lam!r}.")
@@ -412,6 +411,6 @@ def _regularized_loss_jit(
     key: Key | None,
     lengths: Array,
 ) -> Array:
-    data = jnp.mean(_cross_entropy(apply(params, xs, cfg, lengths=lengths), ys))
+    data = jnp.mean(example_cross_entropy(apply(params, xs, cfg, lengths=lengths), ys))
     r = _regularizer_impl(params, xs, ys, cfg, method, key, 16, lengths)
     return data + lam * jnp.mean(r)

@@ -21,7 +21,8 @@ from trainkit import atomic_write_text
 from trainkit.internal import progress_bar
 
 from ._perturb import deepfool, fgsm, perturb, pgd
-from ._train import _check_cfg, _check_split, _evaluate
+from ._solve import apply
+from ._train import check_fit_cfg, check_split, evaluate_split
 
 DEFAULT_PERTURBATIONS: dict[str, tuple[float, ...]] = {
     "gaussian": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
@@ -91,13 +92,13 @@ def robustness_table(
     """Accuracy of each model under every perturbation kind and level.
 
     For a random kind (``"gaussian"``, ``"salt_pepper"``, ``"multiplicative"``, see
-    :func:`noisy_dyn.perturb`) the accuracy of deterministic inference on ``perturb(xs, kind,
-    level, key=k)`` is reported, with the same draw ``k`` for every model. For ``"fgsm"`` and
-    ``"pgd"`` the level is the l-infinity radius ``eps`` of an attack on each model's own
-    gradients (PGD: ``pgd_steps`` steps of ``2.5 eps / pgd_steps``, random start). For
-    ``"deepfool"`` the mean and median l2 size ``||x_adv - x||`` of the DeepFool perturbation
-    over the correctly classified test examples it fools, its mean relative size
-    ``||x_adv - x|| / ||x||``, and the fraction fooled.
+    :func:`noisy_dyn.attacks.perturb`) the accuracy of deterministic inference on ``perturb(xs,
+    kind, level, key=k)`` is reported, with the same draw ``k`` for every model. For ``"fgsm"`` and
+    ``"pgd"`` the level is the l-infinity radius ``eps`` of an attack on each model's own gradients
+    (PGD: ``pgd_steps`` steps of ``2.5 eps / pgd_steps``, random start). For ``"deepfool"`` the mean
+    and median l2 size ``||x_adv - x||`` of the DeepFool perturbation over the correctly classified
+    test examples it fools, its mean relative size ``||x_adv - x|| / ||x||``, and the fraction
+    fooled.
 
     Args:
         models: name -> ``(params, cfg)``.
@@ -136,8 +137,8 @@ def robustness_table(
         entry = models[name]
         if not isinstance(entry, tuple | list) or len(entry) != 2:
             raise TypeError(f"models[{name!r}] must be a tuple (params, cfg).")
-        _check_cfg(entry[1])
-    xs, ys, lengths = _check_split("test", test, models[names[0]][1])
+        check_fit_cfg(entry[1])
+    xs, ys, lengths = check_split("test", test, models[names[0]][1])
 
     jobs = [(n, k, lv) for n in names for k, lvs in perturbations.items() for lv in lvs]
     jobs += [(n, "deepfool", None) for n in names if "deepfool" in perturbations]
@@ -150,8 +151,8 @@ def robustness_table(
         result["kinds"][kind]["accuracy"] = {}
     for name in names:
         params, cfg = models[name]
-        _check_split("test", (xs, ys, lengths), cfg)
-        result["clean"][name] = _evaluate(params, xs, ys, cfg, lengths, batch_size)[0]
+        check_split("test", (xs, ys, lengths), cfg)
+        result["clean"][name] = evaluate_split(params, xs, ys, cfg, lengths, batch_size)[0]
         if bar is not None:
             bar.update(1)
         for k_index, kind in enumerate(level_kinds):
@@ -167,7 +168,7 @@ def robustness_table(
                 else:
                     attack = partial(_pgd_jit, params, cfg, level, pgd_steps, k)
                     xp = _attack_batched(attack, xs, ys, lengths, batch_size)
-                accs.append(_evaluate(params, xp, ys, cfg, lengths, batch_size)[0])
+                accs.append(evaluate_split(params, xp, ys, cfg, lengths, batch_size)[0])
                 if bar is not None:
                     bar.update(1)
             result["kinds"][kind]["accuracy"][name] = accs
@@ -196,8 +197,6 @@ def robustness_table(
 
 
 def _predict(params: dict, xs: np.ndarray, cfg: Any, lengths, batch_size: int) -> np.ndarray:
-    from ._solve import apply
-
     fn = lambda x, y, lb: jnp.argmax(apply(params, x, cfg, lengths=lb), axis=-1)  # noqa: E731
     return _attack_batched(fn, xs, np.zeros(len(xs), np.int32), lengths, batch_size)
 

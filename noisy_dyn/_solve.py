@@ -28,6 +28,9 @@ Two paths run the same update (``noisy_dyn._step.advance``) with the same noise 
 
 ``cfg.remat = N`` checkpoints chunks of ``N`` steps (the time axis padded to a multiple of ``N``
 with masked steps), trading a second forward pass for storing only every ``N``-th state.
+
+Shared within the package: :func:`check_lengths` (the theory and the attacks check their
+``lengths`` with it).
 """
 
 from collections.abc import Callable
@@ -39,12 +42,11 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, ArrayLike, Int
 
-from ._baselines import gated_scan_parts
-from ._config import NoisyRNNConfig, Numerics
+from ._config import NoisyRNNConfig
 from ._fused import Noise, Weights, chunk_plan, fused_final_state
-from ._noise import NoiseSample, Uses, draw_steps, needs_u, needs_xi, uses
+from ._noise import NoiseSample, Uses, draw_steps, uses
 from ._params import check_params
-from ._step import advance, coefficients, drift_matrix, euler_maruyama_step, resolve
+from ._step import advance, coefficients, drift_matrix, euler_maruyama_step
 from ._types import Hidden, Key, Logits, Params, Sequences, Trajectory
 
 __all__ = ["apply", "euler_maruyama_step", "final_state", "trajectory"]
@@ -107,24 +109,24 @@ def _scan_time(step, carry, inputs, lengths, remat, out, prepare):
 # the Lipschitz cell on either path
 
 
-def _noise_inputs(cfg, key, noise: NoiseSample | None, xs_tm, dtype) -> Noise:
-    """The time-major :class:`~noisy_dyn._fused.Noise` of the call."""
+def _noise_inputs(draws: Uses, key, noise: NoiseSample | None, dtype) -> Noise:
+    """The time-major :class:`~noisy_dyn._fused.Noise` of the call (``draws``: what the
+    configured noise uses)."""
     if noise is not None:
         tm = lambda a, need: None if a is None or not need else jnp.swapaxes(a.astype(dtype), 0, 1)  # noqa: E731
-        return Noise(tm(noise.xi, needs_xi(cfg)), tm(noise.u, needs_u(cfg)))
-    if key is not None and cfg.noisy:
+        return Noise(tm(noise.xi, draws.xi), tm(noise.u, draws.u))
+    if key is not None and (draws.xi or draws.u):
         return Noise(key=key)
     return Noise()
 
 
-def _lipschitz(params, xs_tm, cfg, key, noise, lengths, numerics, collect):
+def _lipschitz(params, xs_tm, cfg, key, noise, lengths, draws, collect):
     dtype = xs_tm.dtype
-    num = resolve(cfg, numerics)
-    coef = coefficients(params, cfg, num, dtype)
-    K = drift_matrix(params, cfg, num)
+    coef = coefficients(params, cfg, dtype)
+    K = drift_matrix(params, cfg)
     U, b = params["U"].astype(dtype), params["b"].astype(dtype)
-    given = _noise_inputs(cfg, key, noise, xs_tm, dtype)
-    need = uses(cfg) if given.key is not None else Uses(given.xi is not None, given.u is not None)
+    given = _noise_inputs(draws, key, noise, dtype)
+    need = draws if given.key is not None else Uses(given.xi is not None, given.u is not None)
     B = xs_tm.shape[1]
     h0 = jnp.zeros((B, cfg.hidden_size), dtype)
     if not collect:
@@ -147,13 +149,13 @@ def _lipschitz(params, xs_tm, cfg, key, noise, lengths, numerics, collect):
     return _scan_time(step, h0, inputs, lengths, cfg.remat, lambda h: h, prepare)
 
 
-def _run(params, xs, cfg, key, noise, lengths, numerics, collect):
+def _run(params, xs, cfg, key, noise, lengths, draws, collect):
     """Final hidden state ``(B, H)`` and, when ``collect``, the states ``h_1..h_T`` time-major."""
     dtype = jnp.result_type(xs, *jax.tree_util.tree_leaves(params))
     xs_tm = jnp.swapaxes(xs.astype(dtype), 0, 1)  # (T, B, in)
-    if cfg.cell == "lipschitz":
-        return _lipschitz(params, xs_tm, cfg, key, noise, lengths, numerics, collect)
-    carry0, project, step, hidden_of = gated_scan_parts(
+    if cfg.cell.fused:
+        return _lipschitz(params, xs_tm, cfg, key, noise, lengths, draws, collect)
+    carry0, project, step, hidden_of = cfg.cell.scan_parts(
         params, cfg, batch=xs_tm.shape[1], dtype=dtype
     )
     out = hidden_of if collect else None
@@ -163,22 +165,26 @@ def _run(params, xs, cfg, key, noise, lengths, numerics, collect):
     return hidden_of(carry), hs
 
 
-@partial(jax.jit, static_argnames=("cfg",))
-def _apply_jit(params, xs, cfg, key, noise, lengths, numerics):
-    hT, _ = _run(params, xs, cfg, key, noise, lengths, numerics, collect=False)
+# ``cfg`` is a pytree argument (its numbers traced, its structure in the cache key); ``draws``
+# (which noise the configured levels use, decided from the concrete values) is static.
+
+
+@partial(jax.jit, static_argnames=("draws",))
+def _apply_jit(params, xs, cfg, key, noise, lengths, draws):
+    hT, _ = _run(params, xs, cfg, key, noise, lengths, draws, collect=False)
     return hT @ params["V"].T + params["c"]
 
 
-@partial(jax.jit, static_argnames=("cfg",))
-def _trajectory_jit(params, xs, cfg, key, noise, lengths, numerics):
-    hT, hs = _run(params, xs, cfg, key, noise, lengths, numerics, collect=True)
+@partial(jax.jit, static_argnames=("draws",))
+def _trajectory_jit(params, xs, cfg, key, noise, lengths, draws):
+    hT, hs = _run(params, xs, cfg, key, noise, lengths, draws, collect=True)
     h0 = jnp.zeros_like(hT)[None]
     return jnp.swapaxes(jnp.concatenate([h0, hs], axis=0), 0, 1)
 
 
-@partial(jax.jit, static_argnames=("cfg",))
-def _final_jit(params, xs, cfg, key, noise, lengths, numerics):
-    return _run(params, xs, cfg, key, noise, lengths, numerics, collect=False)[0]
+@partial(jax.jit, static_argnames=("draws",))
+def _final_jit(params, xs, cfg, key, noise, lengths, draws):
+    return _run(params, xs, cfg, key, noise, lengths, draws, collect=False)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,8 +257,10 @@ def _check_inputs(params: object, xs: object, cfg: object, key: object, noise: o
         _check_key(key)
     if noise is None:
         return xs, None
-    if cfg.cell != "lipschitz":
-        raise ValueError(f"noise= is not used by cell={cfg.cell!r} (a deterministic baseline).")
+    if not cfg.cell.noisy:
+        raise ValueError(
+            f"noise= is not used by cell={cfg.cell.name!r} (a deterministic baseline)."
+        )
     if isinstance(noise, tuple):
         if len(noise) not in (1, 2):
             raise ValueError("noise must be an xi array, or a NoiseSample / (xi, u) tuple.")
@@ -261,13 +269,14 @@ def _check_inputs(params: object, xs: object, cfg: object, key: object, noise: o
         sample = NoiseSample(noise, None)
     B, T, H = xs.shape[0], xs.shape[1], cfg.hidden_size
     checked = []
-    for name, value, needed in (("xi", sample.xi, needs_xi(cfg)), ("u", sample.u, needs_u(cfg))):
+    draws = uses(cfg)
+    for name, value, needed in (("xi", sample.xi, draws.xi), ("u", sample.u, draws.u)):
         if value is None:
             if needed:
                 raise ValueError(
-                    f"noise.{name} is None but cfg (noise_form={cfg.noise_form!r}, sigma_add="
+                    f"noise.{name} is None but cfg (noise_form={cfg.noise_form.name!r}, sigma_add="
                     f"{cfg.sigma_add}, sigma_mult={cfg.sigma_mult}) needs it; build the noise with "
-                    "noisy_dyn.sample_noise(key, cfg, batch=..., time=...)."
+                    "noisy_dyn.random.sample_noise(key, cfg, batch=..., time=...)."
                 )
             checked.append(None)
             continue
@@ -281,7 +290,7 @@ def _check_inputs(params: object, xs: object, cfg: object, key: object, noise: o
     return xs, NoiseSample(*checked)
 
 
-def _check_lengths(lengths: object, B: int, T: int) -> Array | None:
+def check_lengths(lengths: object, B: int, T: int) -> Array | None:
     """``lengths`` as an int32 ``(B,)`` array; values checked in ``[1, T]`` when concrete."""
     if lengths is None:
         return None
@@ -305,29 +314,10 @@ def _check_lengths(lengths: object, B: int, T: int) -> Array | None:
     return jnp.asarray(lengths, jnp.int32)
 
 
-def _check_numerics(numerics: object) -> Numerics | None:
-    if numerics is None:
-        return None
-    if not isinstance(numerics, tuple) or len(numerics) != len(Numerics._fields):
-        raise TypeError(
-            f"numerics must be a noisy_dyn.Numerics (e.g. cfg.numerics._replace(sigma_add=...)), "
-            f"got {type(numerics).__name__}."
-        )
-    for name, value in zip(Numerics._fields, numerics):
-        dtype = getattr(value, "dtype", None)
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if not ok and (dtype is None or not jnp.issubdtype(dtype, jnp.number)):
-            raise TypeError(
-                f"numerics.{name} must be a real number or numeric array, got {value!r}; e.g. "
-                f"cfg.numerics._replace({name}=0.1)."
-            )
-    return Numerics(*(jnp.asarray(v) for v in numerics))
-
-
-def _prepare(params, xs, cfg, key, noise, lengths, numerics):
+def _prepare(params, xs, cfg, key, noise, lengths):
     xs, noise = _check_inputs(params, xs, cfg, key, noise)
-    lengths = _check_lengths(lengths, xs.shape[0], xs.shape[1])
-    return xs, noise, lengths, _check_numerics(numerics)
+    lengths = check_lengths(lengths, xs.shape[0], xs.shape[1])
+    return xs, noise, lengths, uses(cfg)
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,16 +327,15 @@ _CALL_ARGS = """
     Args:
         params: from :func:`init_params` for ``cfg``.
         xs: ``(batch, time, input_size)`` real floating inputs.
-        cfg: the configuration (a static argument under ``jax.jit``).
+        cfg: the configuration, a pytree: its numbers may be traced, e.g.
+            ``jax.vmap(lambda c: apply(params, xs, c))(stack_configs(cfgs))`` runs every config
+            in one compiled program.
         key: PRNG key turning the training noise on.
         noise: pre-sampled noise: an ``xi`` array ``(batch, time, hidden)`` of standard normals, or
             a :class:`~noisy_dyn.NoiseSample` / ``(xi, u)`` with reference-form uniforms ``u``.
         lengths: ``(batch,)`` integers in ``[1, time]``: the valid steps of each row, padding
             after them. A row's steps past its length leave its state unchanged, so the result
             is each row's own last state, as if run unpadded. ``None``: all rows have ``time``.
-        numerics: a :class:`~noisy_dyn.Numerics` replacing the numeric fields of ``cfg`` (dt,
-            beta, gammas, alpha, sigmas); they may be traced, e.g. ``jax.vmap``-ed over ensemble
-            members with different noise levels in one compiled program.
 """
 
 
@@ -358,7 +347,6 @@ def apply(
     key: Key | None = None,
     noise: NoiseSample | ArrayLike | None = None,
     lengths: Lengths | None = None,
-    numerics: Numerics | None = None,
 ) -> Logits:
     """Logits of a batch of sequences: ``V h_L + c`` after each row's ``L`` steps from ``h_0 = 0``.
 
@@ -371,9 +359,8 @@ def apply(
     Returns:
         ``(batch, num_classes)`` logits in the promoted dtype of ``params`` and ``xs``.
     """
-    args = _prepare(params, xs, cfg, key, noise, lengths, numerics)
-    xs, noise, lengths, numerics = args
-    return _apply_jit(params, xs, cfg, key, noise, lengths, numerics)
+    xs, noise, lengths, draws = _prepare(params, xs, cfg, key, noise, lengths)
+    return _apply_jit(params, xs, cfg, key, noise, lengths, draws)
 
 
 def trajectory(
@@ -384,7 +371,6 @@ def trajectory(
     key: Key | None = None,
     noise: NoiseSample | ArrayLike | None = None,
     lengths: Lengths | None = None,
-    numerics: Numerics | None = None,
 ) -> Trajectory:
     """All hidden states ``h_0 = 0, h_1, ..., h_T`` of the recursion that :func:`apply` runs.
 
@@ -395,8 +381,8 @@ def trajectory(
     Returns:
         ``(batch, time + 1, hidden)`` states.
     """
-    xs, noise, lengths, numerics = _prepare(params, xs, cfg, key, noise, lengths, numerics)
-    return _trajectory_jit(params, xs, cfg, key, noise, lengths, numerics)
+    xs, noise, lengths, draws = _prepare(params, xs, cfg, key, noise, lengths)
+    return _trajectory_jit(params, xs, cfg, key, noise, lengths, draws)
 
 
 def final_state(
@@ -407,12 +393,11 @@ def final_state(
     key: Key | None = None,
     noise: NoiseSample | ArrayLike | None = None,
     lengths: Lengths | None = None,
-    numerics: Numerics | None = None,
 ) -> Hidden:
     """The last hidden state ``h_L`` ``(batch, hidden)`` of each row (what :func:`apply` reads
     out), through the fused kernel; same arguments as :func:`apply`."""
-    xs, noise, lengths, numerics = _prepare(params, xs, cfg, key, noise, lengths, numerics)
-    return _final_jit(params, xs, cfg, key, noise, lengths, numerics)
+    xs, noise, lengths, draws = _prepare(params, xs, cfg, key, noise, lengths)
+    return _final_jit(params, xs, cfg, key, noise, lengths, draws)
 
 
 apply.__doc__ = apply.__doc__.replace("    {args}", _CALL_ARGS.rstrip())

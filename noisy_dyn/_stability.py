@@ -8,7 +8,7 @@ from jaxtyping import Array, Float
 from ._cell import recurrent_matrices
 from ._config import NoisyRNNConfig
 from ._params import check_params
-from ._theory_common import _check_cfg
+from ._theory_common import check_theory_cfg
 from ._types import Params
 
 
@@ -28,7 +28,7 @@ def contraction_rate(params: Params, cfg: NoisyRNNConfig) -> Float[Array, ""]:
     Returns:
         ``mu`` (scalar), differentiable with respect to ``params``.
     """
-    cfg = _check_cfg(cfg, "contraction_rate")
+    cfg = check_theory_cfg(cfg, "contraction_rate")
     check_params(params, cfg)
     A, W = recurrent_matrices(params, cfg)
     eig = jnp.linalg.eigvalsh(0.5 * (A + A.T))
@@ -63,7 +63,7 @@ def stability_report(params: Params, cfg: NoisyRNNConfig) -> dict[str, object]:
         ``noise`` and ``verdict`` (sentences saying which condition holds and which noise the bound
         assumes).
     """
-    cfg = _check_cfg(cfg, "stability_report")
+    cfg = check_theory_cfg(cfg, "stability_report")
     check_params(params, cfg)
     A, W = (np.asarray(m, dtype=np.float64) for m in recurrent_matrices(params, cfg))
     sym_eig = np.linalg.eigvalsh(0.5 * (A + A.T))
@@ -72,13 +72,13 @@ def stability_report(params: Params, cfg: NoisyRNNConfig) -> dict[str, object]:
     mu = cfg.alpha * (lam_max if cfg.alpha >= 0 else float(sym_eig[0])) + norm_w
     H, sm, sa = cfg.hidden_size, cfg.sigma_mult, cfg.sigma_add
     bounds: dict[str, float] = {"deterministic_or_additive": mu}
-    if cfg.noise_form == "ito" and sm > 0:
+    if cfg.noise_form.brownian and sm > 0:
         bounds["almost_sure_scalar_brownian"] = mu - sm**2 / 2
         bounds["almost_sure_per_unit_brownian"] = mu + sm**2 * (0.5 - 1.0 / H)
         bounds["mean_square"] = 2 * mu + sm**2
     holds = {name: bool(value < 0) for name, value in bounds.items()}
 
-    if cfg.noise_form == "ito":
+    if cfg.noise_form.brownian:
         noise = (
             f"Ito form: additive sigma_add={sa}, multiplicative sigma_mult={sm} with one "
             f"independent Brownian motion per unit (per-unit, H={H}); the scalar-Brownian bound "
@@ -90,7 +90,7 @@ def stability_report(params: Params, cfg: NoisyRNNConfig) -> dict[str, object]:
             f"random step factor m ~ U[{1 - sm}, 1) (sigma_mult={sm}); not a Brownian term, so "
             "only the deterministic contraction statement applies, with the random step."
         )
-    if sm == 0 or cfg.noise_form == "reference":
+    if sm == 0 or not cfg.noise_form.brownian:
         if mu < 0:
             verdict = (
                 f"mu = {mu:.4g} < 0: the drift is contracting; any two trajectories with the same "

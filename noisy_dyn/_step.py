@@ -18,63 +18,43 @@ A row with ``k >= length`` keeps its state (``h_{k+1} = h_k``): padding after a 
 changes nothing, and its last valid state is carried to the end.
 """
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from ._cell import recurrent_matrices
-from ._config import NoisyRNNConfig, Numerics
+from ._cell import LipschitzCell, has_linear_term, recurrent_matrices
+from ._config import NoisyRNNConfig
+from ._noise import Coefficients
 from ._types import Params
 
 
-class Coefficients(NamedTuple):
-    """Per-unit coefficients of the update (module docstring); arrays, possibly traced."""
-
-    step: Array  # d, (H,)
-    spread: Array  # s, () — the reference form's sigma_mult, 0 for the Ito form
-    noise_add: Array  # c_a, (H,)
-    noise_mult: Array | None  # c_m, (H,); None: no multiplicative noise (reference form)
+def step_vector(params: Params, cfg: NoisyRNNConfig, dtype: jnp.dtype) -> Array:
+    """The per-unit step ``d``: ``params["step"]`` with ``learn_step``, else ``dt`` per unit."""
+    if cfg.learn_step:
+        return params["step"].astype(dtype)
+    return cfg.dt * jnp.ones((cfg.hidden_size,), dtype)
 
 
-def resolve(cfg: NoisyRNNConfig, numerics: Numerics | None) -> Numerics:
-    """``numerics`` if given, else the config's values."""
-    return cfg.numerics if numerics is None else Numerics(*numerics)
+def coefficients(params: Params, cfg: NoisyRNNConfig, dtype: jnp.dtype) -> Coefficients:
+    """The :class:`~noisy_dyn._noise.Coefficients` of ``cfg``'s noise form and levels."""
+    d = step_vector(params, cfg, dtype)
+    return cfg.noise_form.coefficients(d, cfg.sigma_add, cfg.sigma_mult, dtype)
 
 
-def coefficients(
-    params: Params, cfg: NoisyRNNConfig, numerics: Numerics, dtype: jnp.dtype
-) -> Coefficients:
-    """The :class:`Coefficients` of ``cfg``'s noise form with the values of ``numerics``."""
-    ones = jnp.ones((cfg.hidden_size,), dtype)
-    d = params["step"].astype(dtype) if cfg.learn_step else numerics.dt * ones
-    sa = jnp.asarray(numerics.sigma_add, dtype)
-    sm = jnp.asarray(numerics.sigma_mult, dtype)
-    if cfg.noise_form == "ito":
-        root = jnp.sqrt(jnp.abs(d))
-        return Coefficients(d, jnp.zeros((), dtype), root * sa, root * sm)
-    return Coefficients(d, sm, sa * ones, None)
+def mean_step(params: Params, cfg: NoisyRNNConfig) -> Array:
+    """The mean time advanced by one step, averaged over units: ``mean(d)`` times the noise
+    form's mean step factor ``E[m_k]`` (``1 - sigma_mult / 2`` for the reference form)."""
+    d = params["step"] if cfg.learn_step else jnp.asarray(cfg.dt)
+    return jnp.mean(d) * cfg.noise_form.mean_factor(cfg.sigma_mult)
 
 
-def mean_step(params: Params, cfg: NoisyRNNConfig, numerics: Numerics | None = None) -> Array:
-    """The mean time advanced by one step, averaged over units: ``mean(d)``, times
-    ``E[m_k] = 1 - sigma_mult / 2`` for the reference form."""
-    num = resolve(cfg, numerics)
-    d = params["step"] if cfg.learn_step else jnp.asarray(num.dt)
-    mean = jnp.mean(d)
-    if cfg.noise_form == "reference":
-        mean = mean * (1.0 - jnp.asarray(num.sigma_mult) / 2.0)
-    return mean
-
-
-def drift_matrix(params: Params, cfg: NoisyRNNConfig, numerics: Numerics) -> Array:
-    """``K = [W^T | alpha A^T]`` ``(H, 2H)``, or ``W^T`` when ``cfg.alpha == 0`` (no linear
-    term), so that ``h K = [W h | alpha A h]`` for a row ``h``."""
-    A, W = recurrent_matrices(params, cfg, numerics)
-    if cfg.alpha == 0.0:
+def drift_matrix(params: Params, cfg: NoisyRNNConfig) -> Array:
+    """``K = [W^T | alpha A^T]`` ``(H, 2H)``, or ``W^T`` without the linear term (a concrete
+    ``alpha = 0``), so that ``h K = [W h | alpha A h]`` for a row ``h``."""
+    A, W = recurrent_matrices(params, cfg)
+    if not has_linear_term(cfg):
         return W.T
-    return jnp.concatenate([W.T, numerics.alpha * A.T], axis=1)
+    return jnp.concatenate([W.T, cfg.alpha * A.T], axis=1)
 
 
 def noise_scale(coef: Coefficients, h: Array) -> Array:
@@ -116,8 +96,6 @@ def euler_maruyama_step(
     cfg: NoisyRNNConfig,
     xi: Array | None = None,
     u: Array | None = None,
-    *,
-    numerics: Numerics | None = None,
 ) -> Array:
     """One step of the Noisy RNN, ``h_k -> h_{k+1}`` (the update of the module docstring).
 
@@ -132,20 +110,18 @@ def euler_maruyama_step(
         xi: standard normals ``(H,)``; ``None`` means no Brownian/additive noise.
         u: reference form only: uniforms on ``[0, 1)`` giving the step factor
             ``m = 1 - sigma_mult + sigma_mult u``; ``None`` means ``m = 1``.
-        numerics: values replacing ``cfg``'s numeric fields (may be traced).
 
     Returns:
         ``h_{k+1}``, same shape as ``h``.
     """
-    if cfg.cell != "lipschitz":
+    if not isinstance(cfg.cell, LipschitzCell):
         raise ValueError(
             "euler_maruyama_step is the Lipschitz-cell step; for cell="
-            f"{cfg.cell!r} use noisy_dyn.lstm_step / gru_step."
+            f"{cfg.cell.name!r} use noisy_dyn.lstm_step / gru_step."
         )
-    num = resolve(cfg, numerics)
     dtype = jnp.result_type(h, x, *jax.tree_util.tree_leaves(params))
-    coef = coefficients(params, cfg, num, dtype)
-    if cfg.noise_form == "reference" and cfg.sigma_mult == 0.0:
+    coef = coefficients(params, cfg, dtype)
+    if not cfg.noise_form.uses(cfg.sigma_add, cfg.sigma_mult).u:
         u = None
-    hk = h @ drift_matrix(params, cfg, num)
+    hk = h @ drift_matrix(params, cfg)
     return advance(h, hk, x @ params["U"].T + params["b"], coef, xi, u, None)[0]

@@ -65,10 +65,10 @@ from trainkit import (
     sign_flip_p_value,
 )
 
-from ._cell import check_params
 from ._config import NoisyRNNConfig, check_fields_agree
+from ._params import check_params
 from ._perturb import PERTURBATION_KINDS, fgsm_fn, perturb, pgd_fn
-from ._train import _check_split, logits_with_lengths
+from ._train import check_split, logits_with_lengths
 
 STUDY_PERTURBATIONS: dict[str, tuple[float, ...]] = {
     "gaussian": (0.1, 0.3, 0.5),
@@ -244,9 +244,10 @@ def evaluate_members(
     - ``("clean", 0.0)``: the test set itself;
     - a random kind (``"gaussian"``, ``"multiplicative"``, ``"salt_pepper"``): the inputs
       ``perturb(xs, kind, level, key=perturbation_key(key, kind, level))`` (see
-      :func:`noisy_dyn.perturb`), drawn once for the whole test set, identical for every member;
+      :func:`noisy_dyn.attacks.perturb`), drawn once for the whole test set, identical for every
+      member;
     - ``"fgsm"``, ``"pgd"``: a white-box l-infinity attack of radius ``level`` on each member's
-      own gradients (:func:`noisy_dyn.fgsm_fn`, :func:`noisy_dyn.pgd_fn`; PGD takes
+      own gradients (:func:`noisy_dyn.attacks.fgsm_fn`, :func:`noisy_dyn.attacks.pgd_fn`; PGD takes
       ``pgd_steps`` steps of ``2.5 level / pgd_steps`` from a random start drawn with
       ``fold_in(perturbation_key(key, "pgd", level), chunk index)``, the same for every member).
 
@@ -298,7 +299,7 @@ def evaluate_members(
     draws = inference_draws
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 0:
         raise ValueError(f"`inference_draws` must be an int >= 0, got {draws!r}.")
-    xs, ys, lengths = _check_split("test", (xs, ys, lengths), det_cfg)
+    xs, ys, lengths = check_split("test", (xs, ys, lengths), det_cfg)
     members = _member_count(params, det_cfg)
     if members % len(cfgs):
         raise ValueError(
@@ -306,9 +307,9 @@ def evaluate_members(
             "in `cfg`; pass one configuration per noise level, in member order."
         )
     seeds = members // len(cfgs)
-    noisy = [i for i, c in enumerate(cfgs) if c.sigma_add > 0.0 or c.sigma_mult > 0.0]
-    if draws and noisy and cfgs[noisy[0]].cell != "lipschitz":
-        raise ValueError(f"Cell {cfgs[0].cell!r} has no noise to keep at inference; use "
+    noisy = [i for i, c in enumerate(cfgs) if not c.is_deterministic()]
+    if draws and noisy and not cfgs[noisy[0]].cell.noisy:
+        raise ValueError(f"Cell {cfgs[0].cell.name!r} has no noise to keep at inference; use "
                          "inference_draws=0.")  # fmt: skip
     if batch_size is not None and (
         isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1

@@ -9,22 +9,21 @@ from jaxtyping import Array
 from ._config import NoisyRNNConfig
 from ._types import Params
 
-_METHODS = ("exact", "hutchinson")
-_BROWNIAN = ("unit", "scalar")
+BROWNIAN_KINDS = ("unit", "scalar")
 
 
-def _check_cfg(cfg: object, fn: str) -> NoisyRNNConfig:
+def check_theory_cfg(cfg: object, fn: str) -> NoisyRNNConfig:
     if not isinstance(cfg, NoisyRNNConfig):
         raise TypeError(f"{fn}: cfg must be a NoisyRNNConfig, got {type(cfg).__name__}.")
-    if cfg.cell != "lipschitz":
+    if not cfg.cell.noisy:
         raise ValueError(
             f"{fn}: the theory is derived for the Lipschitz cell only (cfg.cell='lipschitz'), got "
-            f"cell={cfg.cell!r}. Use a Lipschitz/Noisy RNN config."
+            f"cell={cfg.cell.name!r}. Use a Lipschitz/Noisy RNN config."
         )
     return cfg
 
 
-def _check_xs(xs: object, cfg: NoisyRNNConfig, fn: str, *, batched: bool = True) -> Array:
+def check_theory_xs(xs: object, cfg: NoisyRNNConfig, fn: str, *, batched: bool = True) -> Array:
     arr = jnp.asarray(xs)
     want = "(batch, time, input_size)" if batched else "(time, input_size)"
     ndim = 3 if batched else 2
@@ -42,7 +41,7 @@ def _check_xs(xs: object, cfg: NoisyRNNConfig, fn: str, *, batched: bool = True)
     return arr
 
 
-def _concrete(value: object) -> np.ndarray | None:
+def concrete_or_none(value: object) -> np.ndarray | None:
     """``value`` as a NumPy array, or ``None`` when it is traced (inside ``jit``/``grad``)."""
     try:
         return np.asarray(value)
@@ -50,8 +49,8 @@ def _concrete(value: object) -> np.ndarray | None:
         return None
 
 
-def _check_ys(ys: object, xs: Array, cfg: NoisyRNNConfig, fn: str) -> Array:
-    concrete_ys = _concrete(ys)
+def check_theory_ys(ys: object, xs: Array, cfg: NoisyRNNConfig, fn: str) -> Array:
+    concrete_ys = concrete_or_none(ys)
     concrete = concrete_ys is not None
     arr = concrete_ys if concrete else ys
     if arr.shape != (xs.shape[0],):
@@ -71,19 +70,19 @@ def _check_ys(ys: object, xs: Array, cfg: NoisyRNNConfig, fn: str) -> Array:
     return jnp.asarray(arr)
 
 
-def _step_vector(params: Params, cfg: NoisyRNNConfig, dtype: jnp.dtype) -> Array:
+def theory_step_vector(params: Params, cfg: NoisyRNNConfig, dtype: jnp.dtype) -> Array:
     """The step ``d`` as an ``(H,)`` vector: the learned ``step`` or ``dt`` everywhere."""
     if cfg.learn_step:
         return params["step"]
     return jnp.full((cfg.hidden_size,), cfg.dt, dtype=dtype)
 
 
-def _cross_entropy(logits: Array, y: Array) -> Array:
+def example_cross_entropy(logits: Array, y: Array) -> Array:
     return jax.nn.logsumexp(logits, axis=-1) - jnp.take_along_axis(
         logits, y[..., None], axis=-1
     ).squeeze(-1)
 
 
-def _tanh_second(z: Array) -> Array:
+def tanh_second_derivative(z: Array) -> Array:
     t = jnp.tanh(z)
     return -2.0 * t * (1.0 - t * t)

@@ -18,6 +18,10 @@ times the small-noise regulariser (``noisy_dyn._theory.regularized_loss``; the d
 
 Checkpoints, resume, refusal of foreign runs, divergence, progress and the history format are
 ``trainkit``'s, the same as ``basis_ode.fit``'s (see ``trainkit.train``).
+
+Shared within the package: :func:`check_fit_cfg`, :func:`check_split`, :func:`evaluate_split`
+and :func:`logits_with_lengths` (the robustness table and the study use them), :class:`Step`,
+:class:`NoisyTask` and :func:`prepare_run` (``fit_ensemble`` stacks the tasks).
 """
 
 import dataclasses
@@ -38,8 +42,9 @@ from trainkit import data_hash, evaluate_padded
 from trainkit import default_mesh as default_mesh
 from trainkit.internal import check_label_space, check_positive_int, takes_train_options
 
-from ._cell import init_params
-from ._config import NoisyRNNConfig, Numerics
+from ._config import NoisyRNNConfig
+from ._params import init_params
+from ._regularizer import regularized_loss
 from ._solve import apply, trajectory
 
 Params = dict[str, Array]
@@ -51,7 +56,7 @@ REGULARIZERS = ("noise", "explicit")
 # validation
 
 
-def _check_cfg(cfg: Any) -> None:
+def check_fit_cfg(cfg: Any) -> None:
     if not isinstance(cfg, NoisyRNNConfig):
         raise TypeError(
             "`cfg` must be a NoisyRNNConfig (e.g. noisy_dyn.preset(...)), got "
@@ -59,7 +64,7 @@ def _check_cfg(cfg: Any) -> None:
         )
 
 
-def _check_split(
+def check_split(
     name: str, split: Any, cfg: NoisyRNNConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Eager checks of ``(xs, ys)`` or ``(xs, ys, lengths)``; returns NumPy arrays."""
@@ -129,18 +134,16 @@ def logits_with_lengths(
     *,
     lengths: Int[Array, " batch"] | None = None,
     key: Array | None = None,
-    numerics: Numerics | None = None,
 ) -> Float[Array, "batch classes"]:
     """Logits ``V h_L + c`` read at each sequence's own length ``L`` (``h_T`` without lengths).
 
     With ``lengths`` this runs :func:`noisy_dyn.trajectory` and reads the state after step
     ``L - 1`` of sequence ``i`` (``hs[i, L_i]``), so right-padding after the real steps has no
-    effect; without it, it is :func:`noisy_dyn.apply`. ``numerics`` (possibly traced) replace
-    the numeric fields of ``cfg`` (see :class:`noisy_dyn.Numerics`).
+    effect; without it, it is :func:`noisy_dyn.apply`. ``cfg``'s numbers may be traced.
     """
     if lengths is None:
-        return apply(params, xs, cfg, key=key, numerics=numerics)
-    hs = trajectory(params, xs, cfg, key=key, numerics=numerics)
+        return apply(params, xs, cfg, key=key)
+    hs = trajectory(params, xs, cfg, key=key)
     h = jnp.take_along_axis(hs, jnp.asarray(lengths)[:, None, None], axis=1)[:, 0]
     return h @ params["V"].T + params["c"]
 
@@ -163,7 +166,7 @@ def _eval_fn(cfg: NoisyRNNConfig):
     return fn
 
 
-def _evaluate(
+def evaluate_split(
     params: Params,
     xs: np.ndarray,
     ys: np.ndarray,
@@ -201,10 +204,10 @@ def accuracy(
     Returns:
         The accuracy in ``[0, 1]``.
     """
-    _check_cfg(cfg)
-    xs, ys, lengths = _check_split("xs/ys", (xs, ys, lengths), cfg)
+    check_fit_cfg(cfg)
+    xs, ys, lengths = check_split("xs/ys", (xs, ys, lengths), cfg)
     batch_size = _check_positive_int("batch_size", batch_size)
-    return _evaluate(params, xs, ys, cfg, lengths, batch_size)[0]
+    return evaluate_split(params, xs, ys, cfg, lengths, batch_size)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,22 +218,20 @@ def accuracy(
 _ADAM = optax.scale_by_adam()
 
 
-def _loss(params, xb, yb, lb, key, lam, cfg, regularizer, numerics=None):
+def _loss(params, xb, yb, lb, key, lam, cfg, regularizer):
     if regularizer == "explicit":
-        from ._theory import regularized_loss
-
         logits = apply(params, xb, cfg)
         return regularized_loss(params, xb, yb, cfg, lam, method="exact"), logits
-    logits = logits_with_lengths(params, xb, cfg, lengths=lb, key=key, numerics=numerics)
+    logits = logits_with_lengths(params, xb, cfg, lengths=lb, key=key)
     return jnp.mean(_cross_entropy(logits, yb)), logits
 
 
 @dataclasses.dataclass(frozen=True)
-class _Step:
+class Step:
     """One Adam step on the noisy (or explicitly regularised) loss; hashable for jit's cache.
 
-    ``hyper["numerics"]``, when present, replaces the numeric fields of ``cfg`` (traced values:
-    ``fit_ensemble`` vmaps this step over members with different noise levels).
+    ``hyper["cfg"]``, when present, is the config of the step: a pytree whose numbers are traced
+    (``fit_ensemble`` vmaps this step over the members' stacked configs); else ``cfg``.
     """
 
     cfg: NoisyRNNConfig
@@ -241,7 +242,7 @@ class _Step:
         xb, yb = batch[0], batch[1]
         lb = batch[2] if len(batch) == 3 else None
         (loss, logits), grads = jax.value_and_grad(_loss, has_aux=True)(
-            params, xb, yb, lb, key, hyper["lam"], self.cfg, self.regularizer, hyper.get("numerics")
+            params, xb, yb, lb, key, hyper["lam"], hyper.get("cfg", self.cfg), self.regularizer
         )
         sq = sum(jnp.sum(jnp.square(g)) for g in jax.tree_util.tree_leaves(grads))
         updates, new_opt = _ADAM.update(grads, opt_state, params)
@@ -268,7 +269,7 @@ def decay_epoch(decay_at: float, epochs: int) -> int:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class _NoisyTask:
+class NoisyTask:
     cfg: NoisyRNNConfig
     regularizer: str
     hyper_values: dict
@@ -291,7 +292,7 @@ class _NoisyTask:
         return jax.eval_shape(lambda: self.init(jax.random.key(0), meta))
 
     def step_fn(self, meta):
-        return _Step(self.cfg, self.regularizer)
+        return Step(self.cfg, self.regularizer)
 
     def hyper(self, meta):
         h = self.hyper_values
@@ -305,7 +306,7 @@ class _NoisyTask:
         if self.validation is None:
             return {}
         xs, ys, lengths = self.validation
-        acc, loss = _evaluate(state["params"], xs, ys, self.cfg, lengths, self.eval_batch_size)
+        acc, loss = evaluate_split(state["params"], xs, ys, self.cfg, lengths, self.eval_batch_size)
         return {"val_accuracy": acc, "val_loss": loss}
 
     def record(self, state, meta, step):
@@ -340,9 +341,9 @@ def _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_fac
         raise ValueError(f"`regularizer` must be one of {REGULARIZERS}, got {regularizer!r}.")
     if regularizer != "explicit":
         return
-    if cfg.cell != "lipschitz":
+    if not cfg.cell.noisy:
         raise ValueError(
-            f"regularizer='explicit' needs cell='lipschitz' (got {cfg.cell!r}); use "
+            f"regularizer='explicit' needs cell='lipschitz' (got {cfg.cell.name!r}); use "
             "regularizer='noise' for the LSTM/GRU baselines."
         )
     if lengths is not None:
@@ -358,7 +359,7 @@ def _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_fac
 class PreparedRun:
     """The checked pieces of one training run (shared by ``fit`` and ``fit_ensemble``)."""
 
-    task: _NoisyTask
+    task: NoisyTask
     data: tuple
     epochs: int
     batch_size: int
@@ -371,10 +372,10 @@ def prepare_run(
     """Check ``fit``'s arguments and build its task: the hyper-parameters (learning rate, decay
     step ``decay_epoch(decay_at, epochs) * (N // batch_size)``, ``lam``) and the optimizer
     settings that go into the checkpoint fingerprint."""
-    _check_cfg(cfg)
-    xs, ys, lengths = _check_split("train", train, cfg)
+    check_fit_cfg(cfg)
+    xs, ys, lengths = check_split("train", train, cfg)
     check_label_space("`train` labels", ys, cfg.num_classes)
-    val = None if validation is None else _check_split("validation", validation, cfg)
+    val = None if validation is None else check_split("validation", validation, cfg)
     if val is not None and len(val[1]) == 0:
         raise ValueError(_EMPTY_VALIDATION.format(n=len(ys)))
     _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_factor, lengths)
@@ -394,7 +395,7 @@ def prepare_run(
         "data_seed": data_seed, "validation": None if val is None else data_hash(*val),
         "init": None if init is None else data_hash(*jax.tree_util.tree_leaves(init)),
     }  # fmt: skip
-    task = _NoisyTask(cfg, regularizer, hyper, val, init, eval_batch_size, optimizer)
+    task = NoisyTask(cfg, regularizer, hyper, val, init, eval_batch_size, optimizer)
     data = (xs, ys) if lengths is None else (xs, ys, lengths)
     return PreparedRun(task, data, epochs, batch_size)
 

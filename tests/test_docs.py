@@ -216,3 +216,11 @@ def test_readme_examples_run(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr[-3000:]
         numbers = [float(x) for x in re.findall(r"(?<![\w.])0\.\d+|1\.0\b", result.stdout)]
         assert numbers and all(0.0 <= x <= 1.0 for x in numbers[-2:]), result.stdout[-2000:]
+
+
+def test_getting_started_shows_the_readme_examples() -> None:
+    """docs/getting_started.md repeats the README's ten-line examples, verbatim."""
+    fence = re.compile(r"```python\n.*?```", re.S)
+    readme = fence.findall((ROOT / "README.md").read_text())
+    page = fence.findall((ROOT / "docs" / "getting_started.md").read_text())
+    assert page[: len(readme)] == readme, "copy the README's examples into getting_started.md"

@@ -28,7 +28,7 @@ def np_lipschitz_rnn(params, xs, cfg, xi=None, u=None):
         h = np.zeros(cfg.hidden_size)
         for k in range(T):
             f = cfg.alpha * (A @ h) + np.tanh(W @ h + P["U"] @ xs[n, k] + P["b"])
-            if cfg.noise_form == "ito":
+            if cfg.noise_form.name == "ito":
                 h_new = h + d * f
                 if xi is not None:
                     h_new = h_new + np.sqrt(d) * (cfg.sigma_add + cfg.sigma_mult * h) * xi[n, k]

@@ -29,7 +29,7 @@ def test_compare_train_and_robustness_commands_write_parsable_outputs(tmp_path, 
     assert set(table["kinds"]) == {"gaussian", "salt_pepper", "fgsm"}
     for kind, data in table["kinds"].items():
         for accs in data["accuracy"].values():
-            assert len(accs) == len(noisy_dyn.DEFAULT_PERTURBATIONS[kind])
+            assert len(accs) == len(noisy_dyn.attacks.DEFAULT_PERTURBATIONS[kind])
             assert all(0.0 <= a <= 1.0 for a in accs)
     assert set(table["deepfool"]) == {"lipschitz"}
     assert "| lipschitz |" in (out / "robustness.md").read_text()

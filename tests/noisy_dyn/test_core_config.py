@@ -94,11 +94,11 @@ SPEC_ROWS = {
 def test_presets_match_the_spec_table(name):
     form, learn, dt, lr, beta, ga, gw, alpha, sa, sm = SPEC_ROWS[name]
     cfg = preset(name, input_size=1, num_classes=10)
-    got = (cfg.noise_form, cfg.learn_step, cfg.dt, cfg.beta, cfg.gamma_a, cfg.gamma_w)
+    got = (cfg.noise_form.name, cfg.learn_step, cfg.dt, cfg.beta, cfg.gamma_a, cfg.gamma_w)
     assert got == (form, learn, dt, beta, ga, gw)
     assert (cfg.alpha, cfg.sigma_add, cfg.sigma_mult, cfg.hidden_size) == (alpha, sa, sm, 128)
     assert noisy_dyn.preset_learning_rate(name) == lr
-    assert (cfg.sigma_add > 0) == cfg.noisy
+    assert (cfg.sigma_add > 0) == (not cfg.is_deterministic())
 
 
 def test_all_presets_build_and_override():
@@ -112,7 +112,8 @@ def test_all_presets_build_and_override():
         assert noisy_dyn.preset_description(name)
     ito = preset("nrnn_ito", input_size=1, num_classes=10)
     # documented derivation: per-step noise std sqrt(dt) * sigma = 0.02, the small-noise level
-    assert np.isclose(np.sqrt(ito.dt) * ito.sigma_add, 0.02) and ito.noise_form == "ito"
+    assert np.isclose(np.sqrt(ito.dt) * ito.sigma_add, 0.02)
+    assert ito.noise_form == noisy_dyn.ItoNoise()
     assert noisy_dyn.preset_learning_rate("lipschitz", task="pmnist") == 0.0035
     with pytest.raises(ValueError, match="preset"):
         preset("nrnn", input_size=1, num_classes=10)

@@ -2,7 +2,9 @@
 
 The graph is read from the source with ``ast`` (every ``from .x import ...`` and ``from . import
 x`` anywhere in a module, including function bodies), not from ``sys.modules``, so an import
-hidden inside a function to dodge a cycle at load time still counts.
+hidden inside a function to dodge a cycle at load time still counts. Imports under
+``if TYPE_CHECKING:`` are annotations only (the cell and noise modules name the config type the
+config module builds from them) and are not edges.
 """
 
 import ast
@@ -13,9 +15,22 @@ import noisy_dyn
 PACKAGE = Path(noisy_dyn.__file__).parent
 
 
+def _type_checking_blocks(tree: ast.AST) -> set[int]:
+    """ids of the import nodes under ``if TYPE_CHECKING:``."""
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            ids.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return ids
+
+
 def _local_imports(path: Path) -> set[str]:
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    skip = _type_checking_blocks(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.ImportFrom) and node.level == 1:
             if node.module:
                 found.add(node.module.split(".")[0])

@@ -49,7 +49,7 @@ def _rows(fn, padded):
 
 def test_apply_final_state_trajectory_and_noise_equal_unpadded_rows(model):
     cfg, params, padded, lengths = model
-    sample = noisy_dyn.sample_noise(jax.random.key(4), cfg, batch=B, time=T)
+    sample = noisy_dyn.random.sample_noise(jax.random.key(4), cfg, batch=B, time=T)
     # the reference model checkpoints chunks of 2 steps (time padded, masked); the unpadded
     # rows run without chunks, so no mask is involved in the reference at all
     plain = cfg.replace(remat=None)
@@ -71,7 +71,7 @@ def test_apply_final_state_trajectory_and_noise_equal_unpadded_rows(model):
 def test_gradients_with_lengths_equal_the_sum_over_unpadded_rows(model):
     cfg, params, padded, lengths = model
     k = jax.random.key(6)
-    sample = noisy_dyn.sample_noise(k, cfg, batch=B, time=T)
+    sample = noisy_dyn.random.sample_noise(k, cfg, batch=B, time=T)
 
     def loss(p, xs, noise, lengths=None):
         c = cfg if lengths is not None else cfg.replace(remat=None)  # unpadded rows: no masks
@@ -98,10 +98,12 @@ def test_faces_and_attacks_with_lengths(reference_model):
     eqx_face = noisy_dyn.nn.EqxNoisyRNN(cfg, params=params)
     np.testing.assert_allclose(eqx_face(padded[1], lengths=LENGTHS[1]), want[1], rtol=1e-12)
     valid = np.arange(T)[None, :, None] < np.array(LENGTHS)[:, None, None]
-    noisy = noisy_dyn.perturb(padded, "gaussian", 0.5, key=jax.random.key(1), lengths=lengths)
-    adv = noisy_dyn.pgd(params, padded, ys, cfg, 0.1, steps=3, step_size=0.05, norm="l2",
+    noisy = noisy_dyn.attacks.perturb(
+        padded, "gaussian", 0.5, key=jax.random.key(1), lengths=lengths
+    )
+    adv = noisy_dyn.attacks.pgd(params, padded, ys, cfg, 0.1, steps=3, step_size=0.05, norm="l2",
                         key=jax.random.key(2), lengths=lengths)  # fmt: skip
-    for out in (noisy, adv, noisy_dyn.fgsm(params, padded, ys, cfg, 0.1, lengths=lengths)):
+    for out in (noisy, adv, noisy_dyn.attacks.fgsm(params, padded, ys, cfg, 0.1, lengths=lengths)):
         np.testing.assert_array_equal(np.where(valid, 0.0, out), np.where(valid, 0.0, padded))
         assert not np.allclose(np.where(valid, out, 0.0), np.where(valid, padded, 0.0))
     assert isinstance(face, nnx.Module)
@@ -110,17 +112,17 @@ def test_faces_and_attacks_with_lengths(reference_model):
 def test_theory_with_lengths_equals_unpadded_rows(reference_model):
     cfg, params, padded, lengths = reference_model
     ys = jnp.array([0, 1, 2])
-    reg = noisy_dyn.explicit_regularizer(params, padded, ys, cfg, lengths=lengths)
+    reg = noisy_dyn.theory.explicit_regularizer(params, padded, ys, cfg, lengths=lengths)
     k = jax.random.key(3)
-    hut = noisy_dyn.explicit_regularizer(
+    hut = noisy_dyn.theory.explicit_regularizer(
         params, padded, ys, cfg, lengths=lengths, method="hutchinson", key=k, num_samples=1
     )
-    margin = noisy_dyn.input_margin(params, padded, ys, cfg, lengths=lengths)
+    margin = noisy_dyn.theory.input_margin(params, padded, ys, cfg, lengths=lengths)
     for r, n in enumerate(LENGTHS):
         x, y = padded[r : r + 1, :n], ys[r : r + 1]
-        np.testing.assert_allclose(reg[r], noisy_dyn.explicit_regularizer(params, x, y, cfg)[0],
-                                   rtol=1e-10)  # fmt: skip
-        np.testing.assert_allclose(margin[r], noisy_dyn.input_margin(params, x, y, cfg)[0],
+        single = noisy_dyn.theory.explicit_regularizer(params, x, y, cfg)[0]
+        np.testing.assert_allclose(reg[r], single, rtol=1e-10)
+        np.testing.assert_allclose(margin[r], noisy_dyn.theory.input_margin(params, x, y, cfg)[0],
                                    rtol=1e-10)  # fmt: skip
     assert np.all(np.isfinite(hut))
 
@@ -141,7 +143,7 @@ def test_robustness_table_reads_each_rows_own_last_state(reference_model):
     other = jnp.where(jnp.isclose(padded, 100.0), -7.0, padded)  # another padding value
     kinds = {"gaussian": (0.0,), "fgsm": (0.0,)}
     tables = [
-        noisy_dyn.robustness_table(
+        noisy_dyn.attacks.robustness_table(
             {"m": (params, cfg)}, (x, ys, lengths), kinds, key=jax.random.key(0), progress=False
         )  # fmt: skip
         for x in (padded, other)

@@ -44,7 +44,7 @@ def test_equinox_module_matches_apply_single_and_batched(key):
     want = noisy_dyn.apply(params, xs, cfg)
     np.testing.assert_allclose(model(xs), want, rtol=1e-13)
     np.testing.assert_allclose(jax.vmap(model)(xs), want, rtol=1e-13)  # Equinox convention
-    noise = noisy_dyn.sample_noise(kn, cfg, batch=3, time=5)
+    noise = noisy_dyn.random.sample_noise(kn, cfg, batch=3, time=5)
     one = noisy_dyn.NoiseSample(noise.xi[1], noise.u[1])
     np.testing.assert_allclose(
         model(xs[1], noise=one), noisy_dyn.apply(params, xs, cfg, noise=noise)[1], rtol=1e-13

@@ -76,7 +76,7 @@ def test_reference_form_with_given_noise_against_numpy_loop(key):
 @pytest.mark.parametrize("form", ["ito", "reference"])
 def test_key_draws_equal_sample_noise_and_single_steps(key, form):
     cfg, params, xs, kn = _model(key, dt=0.1, noise_form=form, sigma_add=0.2, sigma_mult=0.3)
-    sample = noisy_dyn.sample_noise(kn, cfg, batch=B, time=T)
+    sample = noisy_dyn.random.sample_noise(kn, cfg, batch=B, time=T)
     assert (sample.u is None) == (form == "ito")
     traj = noisy_dyn.trajectory(params, xs, cfg, key=kn)
     np.testing.assert_allclose(traj, noisy_dyn.trajectory(params, xs, cfg, noise=sample),
@@ -92,7 +92,7 @@ def test_key_draws_equal_sample_noise_and_single_steps(key, form):
 def test_step_noise_is_standard_normal_and_uniform_and_independent(key):
     cfg = NoisyRNNConfig(input_size=1, hidden_size=16, num_classes=2, noise_form="reference",
                          sigma_add=0.1, sigma_mult=0.1)  # fmt: skip
-    s = noisy_dyn.sample_noise(key, cfg, batch=50, time=40)
+    s = noisy_dyn.random.sample_noise(key, cfg, batch=50, time=40)
     xi, u = np.asarray(s.xi), np.asarray(s.u)
     assert xi.shape == u.shape == (50, 40, 16)
     assert stats.kstest(xi.ravel(), "norm").pvalue > 1e-3
@@ -157,7 +157,7 @@ def test_jit_vmap_and_grad_against_central_finite_differences(key):
     cfg, params, xs, kn = _model(
         key, dt=0.1, noise_form="reference", learn_step=True, sigma_add=0.1, sigma_mult=0.3
     )
-    noise = noisy_dyn.sample_noise(kn, cfg, batch=B, time=T)
+    noise = noisy_dyn.random.sample_noise(kn, cfg, batch=B, time=T)
     weights = jax.random.normal(kn, (B, C))
 
     def loss(p):
@@ -190,7 +190,7 @@ def test_remat_gives_the_same_values_and_gradients(key):
 def test_float32_inputs_stay_float32(key):
     cfg, params, xs, kn = _model(key, dt=0.1, sigma_add=0.1)
     p32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), params)
-    noise = noisy_dyn.sample_noise(kn, cfg, batch=B, time=T)  # float64 draws, cast inside
+    noise = noisy_dyn.random.sample_noise(kn, cfg, batch=B, time=T)  # float64 draws, cast inside
     out = noisy_dyn.apply(p32, xs.astype(jnp.float32), cfg, noise=noise)
     assert out.dtype == jnp.float32
     want = noisy_dyn.apply(params, xs, cfg, noise=noise)

@@ -85,11 +85,11 @@ SCRIPT = textwrap.dedent(
     xi = jax.random.normal(ks[2], (8, 13, 8), jnp.float32)
     u = jax.random.uniform(ks[3], (8, 13, 8), jnp.float32)
     lens = jnp.array([13, 3, 5, 13, 12, 1, 9, 2])
-    num = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), cfg.numerics)
+    num = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), cfg)  # the config's numbers
 
     def read(p, x, xi, u, num):
         noise = noisy_dyn.NoiseSample(xi, u)
-        h = noisy_dyn.final_state(p, x, cfg, noise=noise, lengths=lens, numerics=num)
+        h = noisy_dyn.final_state(p, x, num, noise=noise, lengths=lens)
         return jnp.sum(jnp.sin(h) * jnp.arange(8.0)[None])
 
     g = jax.jit(jax.value_and_grad(read, argnums=(0, 1, 2, 3, 4)))

@@ -124,15 +124,14 @@ def test_configs_differing_in_structure_are_refused(digits, change, field):
         noisy_dyn.fit_ensemble([base, base.replace(**change)], digits[:2], seeds=[0], **KW)
 
 
-def test_bad_seeds_and_alpha_mix_are_refused(digits):
+def test_bad_seeds_and_structure_mix_are_refused(digits):
     base = _cfgs()[1]
     with pytest.raises(ValueError, match="repeated"):
         noisy_dyn.fit_ensemble([base], digits[:2], seeds=[1, 1], **KW)
     with pytest.raises(TypeError, match="sequence of ints"):
         noisy_dyn.fit_ensemble([base], digits[:2], seeds=4, **KW)
-    with pytest.raises(ValueError, match="alpha = 0"):
-        noisy_dyn.fit_ensemble([base, base.replace(alpha=0.0)], digits[:2], seeds=[0], **KW)
-    assert noisy_dyn.ensemble_structure([base.replace(sigma_add=0.0), base]).sigma_add == 0.1
+    with pytest.raises(ValueError, match="learn_step"):
+        noisy_dyn.fit_ensemble([base, base.replace(learn_step=True)], digits[:2], seeds=[0], **KW)
 
 
 _MULTI = textwrap.dedent(

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import noisy_dyn
-from noisy_dyn import NoisyRNNConfig, Numerics
+from noisy_dyn import NoisyRNNConfig
 from noisy_dyn._fused import chunk_plan, default_chunk
 
 B, T, IN, H, C = 3, 11, 2, 5, 4
@@ -33,7 +33,7 @@ def _reference_final(params, xs, cfg, num, xi, u, lengths):
     def step(h, inp):
         k, x, z, v = inp
         f = num.alpha * h @ A.T + jnp.tanh(h @ W.T + x @ params["U"].T + params["b"])
-        if cfg.noise_form == "ito":
+        if cfg.noise_form.name == "ito":
             new = h + d * f + jnp.sqrt(d) * (num.sigma_add + num.sigma_mult * h) * z
         else:
             m = 1.0 - num.sigma_mult + num.sigma_mult * v
@@ -76,21 +76,22 @@ def test_value_and_gradients_match_autodiff_of_a_plain_scan(key, kw, ragged):
     cfg, params, xs, xi, u, probe = _setup(key, **kw)
     lengths = jnp.array([T, 4, 8]) if ragged else None
     ref_lengths = jnp.array([T, 4, 8]) if ragged else jnp.full((B,), T)
-    noise = (xi, u) if cfg.noise_form == "reference" else (xi,)
+    noise = (xi, u) if cfg.noise_form.name == "reference" else (xi,)
 
     def loss_kernel(params, xs, xi, u, num):
-        n = (xi, u) if cfg.noise_form == "reference" else (xi,)
-        h = noisy_dyn.final_state(params, xs, cfg, noise=n, lengths=lengths, numerics=num)
+        n = (xi, u) if cfg.noise_form.name == "reference" else (xi,)
+        h = noisy_dyn.final_state(params, xs, num, noise=n, lengths=lengths)
         return jnp.sum(probe * jnp.sin(h))  # a nonlinear read, so the adjoint is not constant
 
     def loss_ref(params, xs, xi, u, num):
         return jnp.sum(probe * jnp.sin(_reference_final(params, xs, cfg, num, xi, u, ref_lengths)))
 
-    args = (params, xs, xi, u, jax.tree_util.tree_map(jnp.asarray, cfg.numerics))
+    # the config itself is differentiated: its numbers are leaves
+    args = (params, xs, xi, u, jax.tree_util.tree_map(jnp.asarray, cfg))
     val, grads = jax.value_and_grad(loss_kernel, argnums=(0, 1, 2, 3, 4))(*args)
     want_val, want = jax.value_and_grad(loss_ref, argnums=(0, 1, 2, 3, 4))(*args)
     np.testing.assert_allclose(val, want_val, rtol=1e-12)
-    if cfg.noise_form == "ito":  # u is unused by the Ito form: no gradient on either side
+    if cfg.noise_form.name == "ito":  # u is unused by the Ito form: no gradient on either side
         grads, want = grads[:3] + grads[4:], want[:3] + want[4:]
     if cfg.alpha == 0.0:  # the config drops the linear term: alpha's value does not enter
         grads, want = grads[:-1], want[:-1]
@@ -103,7 +104,7 @@ def test_value_and_gradients_match_autodiff_of_a_plain_scan(key, kw, ragged):
 def test_key_draws_are_the_draws_of_sample_noise_on_every_path(key, form):
     cfg, params, xs, *_ = _setup(key, noise_form=form, sigma_add=0.2, sigma_mult=0.3, dt=0.1)
     k = jax.random.key(7)
-    sample = noisy_dyn.sample_noise(k, cfg, batch=B, time=T)
+    sample = noisy_dyn.random.sample_noise(k, cfg, batch=B, time=T)
     h_key = noisy_dyn.final_state(params, xs, cfg, key=k)
     np.testing.assert_allclose(h_key, noisy_dyn.final_state(params, xs, cfg, noise=sample),
                                atol=1e-14)  # fmt: skip
@@ -117,7 +118,7 @@ def test_gradient_under_key_noise_matches_given_noise_with_remat(key):
     cfg, params, xs, *_ = _setup(key, noise_form="reference", sigma_add=0.2, sigma_mult=0.3,
                                  learn_step=True, remat=4)  # fmt: skip
     k = jax.random.key(3)
-    sample = noisy_dyn.sample_noise(k, cfg, batch=B, time=T)
+    sample = noisy_dyn.random.sample_noise(k, cfg, batch=B, time=T)
     loss = lambda p, **kw: jnp.sum(noisy_dyn.apply(p, xs, cfg, **kw) ** 2)  # noqa: E731
     g_key = jax.grad(loss)(params, key=k)
     g_given = jax.grad(loss)(params, noise=sample)
@@ -125,25 +126,33 @@ def test_gradient_under_key_noise_matches_given_noise_with_remat(key):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
 
 
-def test_vmap_over_numerics_equals_separate_calls(key):
+def test_vmap_over_stacked_configs_equals_separate_calls(key):
     cfg, params, xs, *_ = _setup(key, noise_form="reference", sigma_add=0.2, sigma_mult=0.3,
                                  learn_step=True)  # fmt: skip
     k = jax.random.key(5)
-    members = [cfg.numerics, cfg.numerics._replace(sigma_add=0.05, sigma_mult=0.1, beta=0.6)]
-    stacked = Numerics(*(jnp.array(v) for v in zip(*members)))
+    members = [cfg, cfg.replace(sigma_add=0.05, sigma_mult=0.1, beta=0.6)]
+    stacked = noisy_dyn.stack_configs(members)
+    assert stacked.sigma_add.shape == (2,) and stacked.noise_form == cfg.noise_form
 
-    def loss(p, num):
-        return jnp.sum(noisy_dyn.apply(p, xs, cfg, key=k, numerics=num) ** 2)
+    def loss(p, c):
+        return jnp.sum(noisy_dyn.apply(p, xs, c, key=k) ** 2)
 
     vals, grads = jax.jit(jax.vmap(jax.value_and_grad(loss), in_axes=(None, 0)))(params, stacked)
+    logits = jax.vmap(lambda c: noisy_dyn.apply(params, xs, c))(stacked)  # the user's spelling
     for i, member in enumerate(members):
-        single = cfg.replace(**member._asdict())
-        v, g = jax.value_and_grad(loss)(params, single.numerics)
-        v_cfg = jnp.sum(noisy_dyn.apply(params, xs, single, key=k) ** 2)  # the config's own values
-        np.testing.assert_allclose(v_cfg, v, rtol=1e-12)
+        v, g = jax.value_and_grad(loss)(params, member)  # one call per config, concrete values
         np.testing.assert_allclose(vals[i], v, rtol=1e-12)
+        np.testing.assert_allclose(logits[i], noisy_dyn.apply(params, xs, member), rtol=1e-12)
         for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(g)):
             np.testing.assert_allclose(a[i], b, rtol=1e-10, atol=1e-13)
+
+
+def test_stacking_refuses_configs_of_different_structure():
+    a = NoisyRNNConfig(1, 4, 2, sigma_add=0.1)
+    with pytest.raises(ValueError, match="noise_form"):
+        noisy_dyn.stack_configs([a, a.replace(noise_form="reference")])
+    with pytest.raises(TypeError, match="sequence"):
+        noisy_dyn.stack_configs(a)
 
 
 def test_hessian_and_jvp_of_grad_work_jacfwd_does_not(key):

@@ -1,4 +1,4 @@
-"""The normal sampler (noisy_dyn.standard_normal) against a NumPy Threefry-2x32 reference.
+"""The normal sampler (noisy_dyn.random.standard_normal) against a NumPy Threefry-2x32 reference.
 
 The reference below is written from Salmon et al. (2011), "Parallel random numbers: as easy as
 1, 2, 3" (Threefry-2x32, 20 rounds, the rotation constants of Random123), in NumPy uint32
@@ -13,8 +13,8 @@ import pytest
 from jax.extend.random import threefry_2x32
 from scipy import special, stats
 
-from noisy_dyn import standard_normal, uniform
 from noisy_dyn._threefry import _threefry2x32
+from noisy_dyn.random import standard_normal, uniform
 
 ROT = (13, 15, 26, 6, 17, 29, 16, 24)
 

@@ -52,13 +52,13 @@ def _chunked_attack(attack, xs, ys, key):
 
 @jax.jit
 def _fgsm(params, xs, ys, eps):
-    return nd.fgsm(params, xs, ys, CFG, eps)
+    return nd.attacks.fgsm(params, xs, ys, CFG, eps)
 
 
 @jax.jit
 def _pgd(params, xs, ys, eps, key):
     step = 2.5 * eps / PGD_STEPS
-    return nd.pgd(params, xs, ys, CFG, eps, steps=PGD_STEPS, step_size=step, key=key)
+    return nd.attacks.pgd(params, xs, ys, CFG, eps, steps=PGD_STEPS, step_size=step, key=key)
 
 
 def _reference(params: dict, xs, ys, key) -> dict:
@@ -66,12 +66,14 @@ def _reference(params: dict, xs, ys, key) -> dict:
     ref = {("clean", 0.0): nd.accuracy(params, xs, ys, CFG)}
     for kind in ("gaussian", "multiplicative", "salt_pepper"):
         level = LEVELS[kind][0]
-        xp = nd.perturb(jnp.asarray(xs), kind, level, key=nd.perturbation_key(key, kind, level))
+        xp = nd.attacks.perturb(
+            jnp.asarray(xs), kind, level, key=nd.study.perturbation_key(key, kind, level)
+        )
         ref[(kind, level)] = nd.accuracy(params, xp, ys, CFG)
     eps = LEVELS["fgsm"][0]
     ref[("fgsm", eps)] = nd.accuracy(params, _fgsm(params, xs, ys, eps), ys, CFG)
     pgd = lambda x, y, k: _pgd(params, x, y, eps, k)  # noqa: E731
-    xg = _chunked_attack(pgd, xs, ys, nd.perturbation_key(key, "pgd", eps))
+    xg = _chunked_attack(pgd, xs, ys, nd.study.perturbation_key(key, "pgd", eps))
     ref[("pgd", eps)] = nd.accuracy(params, xg, ys, CFG)
     return ref
 
@@ -80,7 +82,7 @@ def test_vmapped_members_equal_separate_calls_with_the_same_draws(data):
     xs, ys, _ = data
     members = [_member(s) for s in range(MEMBERS)]
     key = jax.random.key(7)
-    got = nd.evaluate_members(_stack(members), CFG, xs, ys, key=key, perturbations=LEVELS,
+    got = nd.study.evaluate_members(_stack(members), CFG, xs, ys, key=key, perturbations=LEVELS,
                               batch_size=BATCH, pgd_steps=PGD_STEPS)  # fmt: skip
     assert list(got) == [("clean", 0.0)] + [(k, v[0]) for k, v in LEVELS.items()]
     for i, params in enumerate(members):
@@ -96,9 +98,9 @@ def test_vmapped_members_equal_separate_calls_with_the_same_draws(data):
 def test_every_member_sees_the_same_random_draws(data):
     xs, ys, _ = data
     twins = _stack([_member(0)] * MEMBERS)  # identical members
-    a = nd.evaluate_members(twins, CFG, xs, ys, key=jax.random.key(1), perturbations=LEVELS,
+    a = nd.study.evaluate_members(twins, CFG, xs, ys, key=jax.random.key(1), perturbations=LEVELS,
                             batch_size=BATCH, pgd_steps=PGD_STEPS)  # fmt: skip
-    b = nd.evaluate_members(twins, CFG, xs, ys, key=jax.random.key(2), perturbations=LEVELS,
+    b = nd.study.evaluate_members(twins, CFG, xs, ys, key=jax.random.key(2), perturbations=LEVELS,
                             batch_size=BATCH, pgd_steps=PGD_STEPS)  # fmt: skip
     for name in a:
         assert np.all(a[name] == a[name][0]), name  # identical inputs for every member
@@ -111,17 +113,17 @@ def test_lengths_read_each_sequence_at_its_own_end(data):
     members = [_member(s) for s in range(MEMBERS)]
     kw = dict(key=jax.random.key(3), perturbations={"gaussian": (0.5,)}, lengths=lengths,
               batch_size=BATCH)  # fmt: skip
-    got = nd.evaluate_members(_stack(members), CFG, xs, ys, **kw)
+    got = nd.study.evaluate_members(_stack(members), CFG, xs, ys, **kw)
     # What follows each sequence's end is ignored: overwrite it with garbage.
     junk = np.where(np.arange(T)[None, :, None] >= lengths[:, None, None], 9.0, xs)
-    again = nd.evaluate_members(_stack(members), CFG, junk, ys, **kw)
+    again = nd.study.evaluate_members(_stack(members), CFG, junk, ys, **kw)
     assert all(np.array_equal(v, w) for v, w in zip(got.values(), again.values()))
-    k = nd.perturbation_key(jax.random.key(3), "gaussian", 0.5)
-    xp = nd.perturb(jnp.asarray(xs), "gaussian", 0.5, key=k)
+    k = nd.study.perturbation_key(jax.random.key(3), "gaussian", 0.5)
+    xp = nd.attacks.perturb(jnp.asarray(xs), "gaussian", 0.5, key=k)
     for i, p in enumerate(members):
         assert got[("clean", 0.0)][i] == nd.accuracy(p, xs, ys, CFG, lengths=lengths)
         assert got[("gaussian", 0.5)][i] == nd.accuracy(p, xp, ys, CFG, lengths=lengths)
-    assert not np.array_equal(got[("clean", 0.0)], nd.evaluate_members(
+    assert not np.array_equal(got[("clean", 0.0)], nd.study.evaluate_members(
         _stack(members), CFG, xs, ys, **(kw | {"lengths": None}))[("clean", 0.0)])  # fmt: skip
 
 
@@ -138,7 +140,7 @@ def _synthetic_accuracies(seeds: int = 6) -> dict:
 def test_rows_carry_the_documented_fields_and_paired_statistics():
     cfgs = [CFG.replace(sigma_add=s, sigma_mult=s) for s in SIGMAS]
     acc = _synthetic_accuracies()
-    rows = nd.study_rows(acc, cfgs, list(range(6)), n_boot=2000, n_perm=2000)
+    rows = nd.study.study_rows(acc, cfgs, list(range(6)), n_boot=2000, n_perm=2000)
     assert len(rows) == 6
     base = {"sigma", "sigma_add", "sigma_mult", "perturbation", "level", "inference", "mean",
             "ci_low", "ci_high", "n"}  # fmt: skip
@@ -169,7 +171,7 @@ def test_matched_comparison_pairs_members_of_equal_clean_accuracy():
     clean = np.array([0.80, 0.85, 0.90, 0.845, 0.905, 0.70])
     robust = np.array([0.50, 0.60, 0.70, 0.64, 0.76, 0.10])
     acc = {("clean", 0.0): clean, ("gaussian", 0.3): robust}
-    rows = nd.study_rows(acc, cfgs, [0, 1, 2], caliper=0.01, n_boot=500, n_perm=500)
+    rows = nd.study.study_rows(acc, cfgs, [0, 1, 2], caliper=0.01, n_boot=500, n_perm=500)
     row = next(r for r in rows if r["sigma"] == 0.1 and r["perturbation"] == "gaussian")
     assert row["matched_n"] == 2
     assert row["matched_diff_mean"] == pytest.approx(((0.64 - 0.60) + (0.76 - 0.70)) / 2)
@@ -182,16 +184,18 @@ def test_matched_comparison_pairs_members_of_equal_clean_accuracy():
 
 def test_configurations_may_differ_only_in_the_noise():
     with pytest.raises(ValueError, match="dt"):
-        nd.inference_config([CFG, CFG.replace(dt=0.1, sigma_add=0.1)])
-    cfg = nd.inference_config([CFG.replace(sigma_add=0.1), CFG.replace(sigma_mult=0.2)])
+        nd.study.inference_config([CFG, CFG.replace(dt=0.1, sigma_add=0.1)])
+    cfg = nd.study.inference_config([CFG.replace(sigma_add=0.1), CFG.replace(sigma_mult=0.2)])
     assert cfg == CFG
     noisy_only = [CFG.replace(sigma_add=s) for s in (0.05, 0.1, 0.2)]  # no deterministic twin
-    rows = nd.study_rows(_synthetic_accuracies(), noisy_only, range(6), n_boot=100)
+    rows = nd.study.study_rows(_synthetic_accuracies(), noisy_only, range(6), n_boot=100)
     assert all("diff_mean" not in r for r in rows)
     with pytest.raises(ValueError, match="all deterministic"):
-        nd.study_rows(_synthetic_accuracies(), [CFG, CFG, CFG.replace(sigma_add=0.1)], range(6))
+        nd.study.study_rows(
+            _synthetic_accuracies(), [CFG, CFG, CFG.replace(sigma_add=0.1)], range(6)
+        )
     with pytest.raises(ValueError, match="len\\(cfgs\\) \\* len\\(seeds\\)"):
-        nd.study_rows(_synthetic_accuracies(), [CFG, CFG.replace(sigma_add=0.1)], range(6))
+        nd.study.study_rows(_synthetic_accuracies(), [CFG, CFG.replace(sigma_add=0.1)], range(6))
 
 
 def test_study_writes_json_markdown_and_png(tmp_path, data):
@@ -200,7 +204,7 @@ def test_study_writes_json_markdown_and_png(tmp_path, data):
     params = _stack([_member(s) for s in range(MEMBERS)])  # cfg-major, seed-minor: 2 x 2
     levels = {"gaussian": (0.5,), "pgd": (0.3,)}
     kw = dict(key=jax.random.key(0), perturbations=levels, batch_size=BATCH, pgd_steps=PGD_STEPS)
-    rows = nd.robustness_study(params, cfgs, [0, 1], (xs, ys), out_dir=tmp_path, **kw)
+    rows = nd.study.robustness_study(params, cfgs, [0, 1], (xs, ys), out_dir=tmp_path, **kw)
     stored = json.loads((tmp_path / "study.json").read_text())
     assert stored == rows and len(rows) == 2 * 3
     assert [r["perturbation"] for r in rows[:3]] == ["clean", "gaussian", "pgd"]
@@ -221,7 +225,7 @@ def test_study_writes_json_markdown_and_png(tmp_path, data):
     assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0
     assert not list(tmp_path.glob("*.tmp*"))  # renamed into place
     with pytest.raises(ValueError, match="members"):
-        nd.robustness_study(params, cfgs, [0], (xs, ys), key=jax.random.key(0))
+        nd.study.robustness_study(params, cfgs, [0], (xs, ys), key=jax.random.key(0))
 
 
 def test_holm_over_the_study_controls_the_family_wise_error():
@@ -234,7 +238,7 @@ def test_holm_over_the_study_controls_the_family_wise_error():
     for _ in range(150):
         seed_effect = rng.normal(0.8, 0.05, size=(1, 16))
         acc = {n: (seed_effect + rng.normal(0, 0.02, size=(3, 16))).ravel() for n in names}
-        rows = nd.study_rows(acc, cfgs, range(16), n_boot=50, n_perm=400)
+        rows = nd.study.study_rows(acc, cfgs, range(16), n_boot=50, n_perm=400)
         noisy = [r for r in rows if r["sigma"]]
         any_raw += any(r["p_value"] <= 0.05 for r in noisy)
         any_holm += any(r["p_holm"] <= 0.05 for r in noisy)
@@ -245,7 +249,10 @@ def test_holm_over_the_study_controls_the_family_wise_error():
 def test_bad_input_is_refused_before_any_work(data):
     xs, ys, _ = data
     stacked = _stack([_member(0)] * 2)
-    run = lambda params, **kw: nd.evaluate_members(params, CFG, xs, ys, key=jax.random.key(0), **kw)  # noqa: E731
+
+    def run(params, **kw):
+        return nd.study.evaluate_members(params, CFG, xs, ys, key=jax.random.key(0), **kw)
+
     with pytest.raises(ValueError, match=r"salt_pepper.*\[0, 1\]"):
         run(stacked, perturbations={"salt_pepper": (1.5,)})
     with pytest.raises(ValueError, match="deepfool"):
@@ -266,13 +273,13 @@ def _study(effects: dict, seed: int) -> list:
     for name in names:
         shift = np.array([[effects.get((s, name[0]), 0.0)] for s in SIGMAS])
         acc[name] = (seed_effect + shift + rng.normal(0, 0.01, size=(3, 16))).ravel()
-    return nd.study_rows(acc, cfgs, range(16), n_boot=500)
+    return nd.study.study_rows(acc, cfgs, range(16), n_boot=500)
 
 
 def test_confirmation_on_fresh_seeds_keeps_real_effects_and_drops_lucky_ones():
     discovery = _study({(0.05, "gaussian"): 0.05, (0.1, "salt_pepper"): 0.04}, seed=1)
     fresh = _study({(0.05, "gaussian"): 0.05}, seed=2)  # the salt-and-pepper gain was luck
-    out = nd.confirm_rows(discovery, fresh)
+    out = nd.study.confirm_rows(discovery, fresh)
     picked = {(r["sigma_add"], r["perturbation"]): r for r in out}
     assert set(picked) == {(0.05, "gaussian"), (0.1, "salt_pepper")}
     assert picked[(0.05, "gaussian")]["confirmed"]
@@ -280,10 +287,10 @@ def test_confirmation_on_fresh_seeds_keeps_real_effects_and_drops_lucky_ones():
     p = sorted(r["p_value"] for r in out)  # Holm over the two picked comparisons only
     expected = [min(1, 2 * p[0]), min(1, max(2 * p[0], p[1]))]
     assert sorted(r["p_holm"] for r in out) == pytest.approx(expected)
-    exploratory = nd.confirm_rows(discovery, fresh, select="interval")
+    exploratory = nd.study.confirm_rows(discovery, fresh, select="interval")
     assert len(exploratory) >= len(out)
     with pytest.raises(ValueError, match="lacks the comparisons"):
-        nd.confirm_rows(discovery, [r for r in fresh if r["perturbation"] != "gaussian"])
+        nd.study.confirm_rows(discovery, [r for r in fresh if r["perturbation"] != "gaussian"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,13 +311,13 @@ def _hand_logits(params, xs, cfg, key, draws=DRAWS):
 def test_stochastic_logits_average_a_hand_loop_of_noisy_apply_calls(data, form):
     xs, _, _ = data
     params, cfg, key = _member(0), NOISY[form], jax.random.key(5)
-    got = nd.stochastic_logits(params, jnp.asarray(xs), cfg, key=key, draws=DRAWS)
+    got = nd.study.stochastic_logits(params, jnp.asarray(xs), cfg, key=key, draws=DRAWS)
     np.testing.assert_allclose(got, _hand_logits(params, xs, cfg, key), rtol=1e-12, atol=1e-12)
     # the noise is on: the average differs from deterministic inference and from one draw
     det = np.asarray(nd.apply(params, xs, cfg))
     assert np.max(np.abs(np.asarray(got) - det)) > 1e-3
     with pytest.raises(ValueError, match="draws"):
-        nd.stochastic_logits(params, jnp.asarray(xs), cfg, key=key, draws=0)
+        nd.study.stochastic_logits(params, jnp.asarray(xs), cfg, key=key, draws=0)
 
 
 @pytest.mark.slow  # ~45 s on 2 cores: the fused kernel compiled per noise form
@@ -320,11 +327,12 @@ def test_vanishing_training_noise_reads_like_deterministic_inference(data):
     members = _stack([_member(s) for s in range(MEMBERS)])
     for form in ("reference", "ito"):
         tiny = NOISY[form].replace(sigma_add=1e-9, sigma_mult=1e-9)
-        logits = nd.stochastic_logits(_member(1), jnp.asarray(xs), tiny, key=jax.random.key(1),
-                                      draws=DRAWS)  # fmt: skip
+        logits = nd.study.stochastic_logits(
+            _member(1), jnp.asarray(xs), tiny, key=jax.random.key(1), draws=DRAWS
+        )
         det = nd.apply(_member(1), jnp.asarray(xs), tiny)
         np.testing.assert_allclose(logits, det, atol=1e-6)
-        got = nd.evaluate_members(members, tiny, xs, ys, key=jax.random.key(2),
+        got = nd.study.evaluate_members(members, tiny, xs, ys, key=jax.random.key(2),
                                   perturbations={"gaussian": (0.5,)}, batch_size=BATCH,
                                   inference_draws=DRAWS)  # fmt: skip
         label = "stochastic, 3 draws"
@@ -343,18 +351,19 @@ def test_stochastic_members_match_hand_loops_with_the_same_keys(data):
     key = jax.random.key(9)
     levels = {"gaussian": (0.5,), "fgsm": (0.3,)}
     kw = dict(key=key, perturbations=levels, batch_size=N)  # one chunk: chunk index 0
-    got = nd.evaluate_members(_stack(members), cfgs, xs, ys, inference_draws=DRAWS, **kw)
-    plain = nd.evaluate_members(_stack(members), cfgs, xs, ys, **kw)
+    got = nd.study.evaluate_members(_stack(members), cfgs, xs, ys, inference_draws=DRAWS, **kw)
+    plain = nd.study.evaluate_members(_stack(members), cfgs, xs, ys, **kw)
     label = "stochastic, 3 draws"
     for name, acc in plain.items():  # deterministic entries as without draws
         np.testing.assert_array_equal(got[name], acc)
         assert np.isnan(got[name + (label,)][:2]).all()  # twins: not read stochastically
-    draw_key = jax.random.fold_in(nd.inference_key(key), 0)  # chunk 0 of the inference stream
+    draw_key = jax.random.fold_in(nd.study.inference_key(key), 0)  # chunk 0 of the inference stream
     assert not jnp.array_equal(
         jax.random.key_data(draw_key),  # apart from the perturbations
-        jax.random.key_data(nd.perturbation_key(key, "gaussian", 0.5)),
+        jax.random.key_data(nd.study.perturbation_key(key, "gaussian", 0.5)),
     )
-    xg = nd.perturb(jnp.asarray(xs), "gaussian", 0.5, key=nd.perturbation_key(key, "gaussian", 0.5))
+    gauss_key = nd.study.perturbation_key(key, "gaussian", 0.5)
+    xg = nd.attacks.perturb(jnp.asarray(xs), "gaussian", 0.5, key=gauss_key)
     for i in (2, 3):
         p = members[i]
 
@@ -362,15 +371,16 @@ def test_stochastic_members_match_hand_loops_with_the_same_keys(data):
             keys = [jax.random.fold_in(draw_key, d) for d in range(DRAWS)]
             return jnp.mean(jnp.stack([nd.apply(p, x, cfgs[1], key=k) for k in keys]), axis=0)
 
-        xf = nd.fgsm_fn(hand, jnp.asarray(xs), jnp.asarray(ys), 0.3)  # attack the averaged model
+        # attack the averaged model
+        xf = nd.attacks.fgsm_fn(hand, jnp.asarray(xs), jnp.asarray(ys), 0.3)
         for name, x in ((("clean", 0.0), xs), (("gaussian", 0.5), xg), (("fgsm", 0.3), xf)):
             want = np.mean(np.argmax(_hand_logits(p, x, cfgs[1], draw_key), axis=-1) == ys)
             assert got[name + (label,)][i] == pytest.approx(want, abs=1e-12), (i, name)
     assert np.any(got[("clean", 0.0, label)][2:] != got[("clean", 0.0)][2:])  # noise matters
     with pytest.raises(ValueError, match="inference_draws"):
-        nd.evaluate_members(_stack(members), cfgs, xs, ys, inference_draws=-1, **kw)
+        nd.study.evaluate_members(_stack(members), cfgs, xs, ys, inference_draws=-1, **kw)
     with pytest.raises(ValueError, match="multiple"):
-        nd.evaluate_members(_stack(members), cfgs * 3, xs, ys, inference_draws=1, **kw)
+        nd.study.evaluate_members(_stack(members), cfgs * 3, xs, ys, inference_draws=1, **kw)
 
 
 def test_stochastic_rows_pair_each_member_with_its_deterministic_reading():
@@ -382,8 +392,8 @@ def test_stochastic_rows_pair_each_member_with_its_deterministic_reading():
     label = "stochastic, 16 draws"
     det = np.array([0.70, 0.72, 0.71, 0.69, 0.80, 0.82, 0.85, 0.83])
     stoch = np.array([np.nan] * 4 + [0.81, 0.83, 0.86, 0.86])
-    plain = nd.study_rows({("clean", 0.0): det}, cfgs, range(4), n_boot=20000)
-    rows = nd.study_rows({("clean", 0.0): det, ("clean", 0.0, label): stoch}, cfgs, range(4),
+    plain = nd.study.study_rows({("clean", 0.0): det}, cfgs, range(4), n_boot=20000)
+    rows = nd.study.study_rows({("clean", 0.0): det, ("clean", 0.0, label): stoch}, cfgs, range(4),
                          n_boot=20000)  # fmt: skip
     assert [(r["sigma"], r["inference"]) for r in rows] == [
         (0.0, "deterministic"),
@@ -399,9 +409,9 @@ def test_stochastic_rows_pair_each_member_with_its_deterministic_reading():
     assert row["inference_p_value"] == row["inference_p_holm"] == pytest.approx(2 / 16)
     assert row["diff_mean"] == pytest.approx(np.mean(stoch[4:] - det[:4]))  # against the twin
     assert "matched_n" not in row
-    table = nd.study_markdown(rows)
+    table = nd.study.study_markdown(rows)
     assert "| inference |" in table and "stochastic - deterministic [95% CI]" in table
     assert f"| {label} |" in table and "**+1.5 [+1.0, +2.5]** | 0.125 |" in table
     with pytest.raises(ValueError, match="some seeds only"):
-        nd.study_rows({("clean", 0.0): det, ("clean", 0.0, label): np.where(
+        nd.study.study_rows({("clean", 0.0): det, ("clean", 0.0, label): np.where(
             np.arange(8) == 5, np.nan, stoch)}, cfgs, range(4))  # fmt: skip

@@ -14,20 +14,17 @@ import numpy as np
 import pytest
 
 import noisy_dyn
-from noisy_dyn import (
-    NoiseSample,
-    NoisyRNNConfig,
-    apply,
+from noisy_dyn import NoiseSample, NoisyRNNConfig, apply, init_params
+from noisy_dyn._margin import _margin_over_gradient
+from noisy_dyn.theory import (
     contraction_rate,
     explicit_regularizer,
-    init_params,
     input_margin,
     lyapunov_exponents,
     regularized_loss,
     regularizer_terms,
     stability_report,
 )
-from noisy_dyn._margin import _margin_over_gradient
 
 H, T, IN, C = 5, 8, 2, 3
 
@@ -71,7 +68,7 @@ def _monte_carlo(cfg, params, xs, ys, *, n: int, seed: int) -> tuple[np.ndarray,
     yr = np.repeat(np.asarray(ys), n)
     k_xi, k_u = jax.random.split(jax.random.key(seed))
     xi = jax.random.normal(k_xi, (B * n, T, H))
-    if cfg.noise_form == "ito":
+    if cfg.noise_form.name == "ito":
         both = jnp.concatenate([xi, -xi])
     else:
         u = jax.random.uniform(k_u, (B * n, T, H))
@@ -377,4 +374,4 @@ def test_input_margin_first_order_against_bisection() -> None:
 def test_exports() -> None:
     for name in ("explicit_regularizer", "contraction_rate", "stability_report",
                  "lyapunov_exponents", "input_margin", "regularized_loss"):  # fmt: skip
-        assert callable(getattr(noisy_dyn, name))
+        assert callable(getattr(noisy_dyn.theory, name)) and name in noisy_dyn.theory.__all__
