@@ -21,9 +21,17 @@ from mkdocs.exceptions import PluginError  # noqa: E402
 _ROLE = re.compile(r":(?:func|class|meth|data|attr|mod|obj|exc|py:\w+):(<code>[^<]*</code>)")
 
 
+def _role(m: re.Match) -> str:
+    code = m.group(1)
+    if code.startswith("<code>~"):  # Sphinx's ``~a.b.c``: shown as its last part, ``c``
+        code = "<code>" + code[len("<code>~") : -len("</code>")].rsplit(".", 1)[-1] + "</code>"
+    return code
+
+
 def on_page_content(html: str, **kwargs) -> str:
-    """Docstrings written with Sphinx roles (``:func:`fit```) show the name as code, no role."""
-    return _ROLE.sub(r"\1", html)
+    """Docstrings written with Sphinx roles (``:func:`fit```) show the name as code, no role
+    (and ``:class:`~noisy_dyn.ItoNoise``` as ``ItoNoise``, as Sphinx would)."""
+    return _ROLE.sub(_role, html)
 
 
 def on_post_build(config, **kwargs) -> None:

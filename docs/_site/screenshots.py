@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.server
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         server, port = serve(site)
         try:
             for page in args.page or PAGES:
-                name = page.strip("/").replace("/", "_") or "home"
+                name = re.sub(r"[^\w.-]+", "_", page.strip("/")) or "home"
                 png = args.out_dir / f"{name}.png"
                 url = f"http://127.0.0.1:{port}/{page.lstrip('/')}"
                 shoot(chrome, url, png, args.width, args.height, Path(tmp) / "profile")
