@@ -8,8 +8,10 @@ Two kinds of object have a runtime form that the source does not show:
   ``train_option_names``) the docstring and the parameters come from the imported object.
 * A dataclass that is not written with ``@dataclass`` (an ``equinox.Module``, whose metaclass
   makes it one) has an ``__init__`` that griffe cannot see, so its documented fields would be
-  "parameters not in the signature". For such a class without an ``__init__`` of its own, the
-  runtime signature is given to griffe as ``__init__`` (annotations from the source's fields).
+  "parameters not in the signature". For every dataclass without an ``__init__`` of its own,
+  the runtime signature is given to griffe as ``__init__`` (annotations from the source's
+  fields), which also shows a default given through ``dataclasses.field`` as its value
+  (``seed: int = 0``, not ``seed: int = _option(0, doc=...)``).
 
 And one habit of writing is read as meant: an argument entry naming several parameters
 (``gamma_a, gamma_w: diagonal shifts``), which Google style has no form for, becomes one entry
@@ -127,7 +129,7 @@ class RuntimeSignatures(griffe.Extension):
                 _set_docstring(obj, text)
 
     def on_class_members(self, *, node: Any, cls: griffe.Class, agent: Any, **kw: Any) -> None:
-        if "__init__" in cls.members or "dataclass" in cls.labels:
+        if "__init__" in cls.members:
             return
         obj = _runtime(cls)
         if not (isinstance(obj, type) and dataclasses.is_dataclass(obj)):
@@ -136,11 +138,18 @@ class RuntimeSignatures(griffe.Extension):
             sig = inspect.signature(obj)
         except (TypeError, ValueError):
             return
+        factories = {
+            f.name: f.default_factory
+            for f in dataclasses.fields(obj)
+            if f.default_factory is not dataclasses.MISSING
+        }
         params = [griffe.Parameter("self", kind=griffe.ParameterKind.positional_or_keyword)]
         for p in sig.parameters.values():
             field = cls.members.get(p.name)
             annotation = getattr(field, "annotation", None) or _annotation(p.annotation)
             default = None if p.default is inspect.Parameter.empty else repr(p.default)
+            if p.name in factories:  # shown as the call that makes it, not as <factory>
+                default = f"{getattr(factories[p.name], '__name__', 'factory')}()"
             params.append(
                 griffe.Parameter(
                     p.name, annotation=annotation, kind=_KINDS[p.kind], default=default
