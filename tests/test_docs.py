@@ -224,3 +224,24 @@ def test_getting_started_shows_the_readme_examples() -> None:
     readme = fence.findall((ROOT / "README.md").read_text())
     page = fence.findall((ROOT / "docs" / "getting_started.md").read_text())
     assert page[: len(readme)] == readme, "copy the README's examples into getting_started.md"
+
+
+def test_lists_are_set_apart_from_paragraphs() -> None:
+    """A Markdown list straight after a line of text is that paragraph's text to MkDocs (its
+    Markdown, unlike GitHub's, needs a blank line first): every page keeps the blank line."""
+    glued = []
+    for path in sorted((ROOT / "docs").glob("*.md")):
+        fence, prev = False, ""
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if line.lstrip().startswith("```"):
+                fence = not fence
+            elif (
+                not fence
+                and re.match(r"(- |\* |\d+\. )", line)
+                and prev.strip()
+                and not re.match(r"\s*(- |\* |\d+\. )", prev)
+                and not prev.startswith(("  ", "|", "#"))
+            ):
+                glued.append(f"{path.relative_to(ROOT)}:{n}")
+            prev = line
+    assert not glued, f"put a blank line before the list at {glued}"

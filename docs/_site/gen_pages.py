@@ -360,19 +360,30 @@ def _inline_md(path: Path) -> str:
     return _inline_md_text(path.read_text())
 
 
+_BLOCK = re.compile(r"\s*([|>]|#{1,6} |[*+-] |\d+\. |```)")
+
+
 def _inline_md_text(text: str) -> str:
-    """Markdown written by a command or by hand, its headings two levels lower."""
+    """Markdown written by a command or by hand, its headings two levels lower.
+
+    A command writes each line of text as a paragraph of its own, often longer than any line
+    a person wraps (Markdown would join consecutive lines into one), and often right before a
+    table: a blank line goes after a plain, unindented line longer than 100 characters or
+    followed by a table, list, heading or fence. Lines wrapped by hand (at most 100
+    characters) and the indented lines of a list item are left as they are.
+    """
+    lines = text.splitlines()
     out = []
     fence = False
-    for line in text.splitlines():
+    for i, line in enumerate(lines):
         if line.startswith("```"):
             fence = not fence
         if not fence and re.match(r"#{1,4} ", line):
             line = "##" + line
         out.append(line)
-        # A plain line of text written by a command is a paragraph of its own (Markdown would
-        # join consecutive lines into one).
-        if not fence and line.strip() and not re.match(r"\s*([|#>*+-]|\d+\.|```)", line):
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        plain = line.strip() and not line[0].isspace() and not _BLOCK.match(line)
+        if not fence and plain and (len(line) > 100 or (nxt.strip() and _BLOCK.match(nxt))):
             out.append("")
     return "\n".join(out).strip() + "\n"
 
@@ -625,7 +636,12 @@ def gen_benchmarks() -> list[str]:
         for png in sorted(BENCH.glob(f"{stem}*.png")):
             _copy_binary(png, f"benchmarks/{png.name}")
             lines += [f"## {png.stem}", "", f"![{png.stem}]({png.name})", ""]
-        lines += ["## Tables", "", json_tables(data, 3, stem)]
+        twin = p.with_suffix(".md")
+        if twin.exists():  # the run's own Markdown (its tables, often what they show)
+            lines += [f"## {twin.name}", "", _inline_md(twin), ""]
+            lines += [f"## All stored values ({p.name})", "", json_tables(data, 3, stem)]
+        else:
+            lines += ["## Tables", "", json_tables(data, 3, stem)]
         _write(f"benchmarks/{stem}.md", "\n".join(lines))
         nav.append(f"    - [{stem}](benchmarks/{stem}.md)")
         first_cmd = (cmd or "").splitlines()[0] if cmd else ""
