@@ -310,17 +310,26 @@ def gen_api() -> list[str]:
         for module in modules:
             names = api[module]
             page = f"reference/{module}.md"
-            members = "\n".join(f"        - {n}" for n in names) or "        []"
-            if not names:
-                members = "        []"
-            _write(
-                page,
+            # Functions and classes re-exported from another library are named, with where
+            # they come from, not rendered (their documentation is that library's).
+            outside = {n: apiwalk.external(module, n) for n in names}
+            own = [n for n in names if not outside[n]]
+            members = "\n".join(f"        - {n}" for n in own) or "        []"
+            text = (
                 f"::: {module}\n"
                 "    options:\n"
                 "      show_root_heading: true\n"
                 "      heading_level: 1\n"
-                "      members:\n" + members + "\n",
+                "      members:\n" + members + "\n"
             )
+            others = [(n, o) for n, o in outside.items() if o]
+            if others:
+                text += "\n## Re-exported from other libraries\n\n"
+                text += "\n".join(
+                    f'- <span id="{module}.{n}"></span>`{module}.{n}`: `{o}`' for n, o in others
+                )
+                text += "\n"
+            _write(page, text)
             nav.append(f"        - [{module}]({page})")
             overview.append(f"| [`{module}`]({module}.md) | {len(names)} |")
     _write("reference/index.md", "\n".join(overview) + "\n")
