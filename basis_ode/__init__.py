@@ -74,5 +74,5 @@ from ._train import fit as fit
 from ._train import make_optimizer as make_optimizer
 # -- end train ------------------------------------------------------------------------------------
 
-# The API reference (mkdocs, docs/_site) documents exactly these names.
+# The API reference (pdoc) documents exactly these names.
 __all__ = sorted(name for name in dir() if not name.startswith("_"))

@@ -129,7 +129,7 @@ class Basis:
         The point is ``t = (cell + s) / n_cells``; ``s = 1`` gives the left limit at the cell's
         right end, ``s = 0`` the right limit at its left end. Works under jit and vmap.
 
-        Args:
+        Arguments:
             cell: integer cell index in ``[0, n_cells)`` (clipped into that range).
             s: local coordinate in [0, 1] (a float scalar; its dtype is the result's dtype).
 
@@ -152,7 +152,7 @@ class Basis:
         Piecewise families read the cell ``[c/n, (c+1)/n)`` containing t (the right limit at a
         breakpoint), except at t = 1, which reads the left limit. Works under jit and vmap.
 
-        Args:
+        Arguments:
             t: scalar time in [0, 1]; a float scalar or 0-d array.
 
         Returns:
@@ -186,7 +186,7 @@ class Basis:
         read the right limit. The cell index is an integer computation on the (possibly traced)
         integer step index, so no floating-point rounding can select a neighbouring cell.
 
-        Args:
+        Arguments:
             step: integer step index in ``[0, n_steps)`` (may be traced).
             n_steps: number of steps (static).
             c: the stage's Butcher node as an exact fraction in [0, 1].
@@ -470,7 +470,7 @@ BASES: dict[str, type[Basis]] = {
 def basis_by_name(name: str, K: int) -> Basis:
     """The basis family called ``name`` with K functions.
 
-    Args:
+    Arguments:
         name: one of "piecewise_constant", "hat", "piecewise_linear", "legendre", "chebyshev",
             "fourier".
         K: number of basis functions.

@@ -262,7 +262,7 @@ class ODEBlock(nn.Module):
     ) -> Any:
         """Integrate the block from ``h(0) = h`` to ``h(1)``.
 
-        Args:
+        Arguments:
             h: the input state (any array or pytree the unit accepts).
             train: batch statistics and a state update (needs ``mutable=["batch_stats"]``).
             n_steps: overrides the attribute for this call (None: attribute, then K).

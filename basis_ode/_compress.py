@@ -136,7 +136,7 @@ def compression_residual(
     near ``1 - K_dst / K_src`` for independent layers (directly trained models: 0.25 for
     8 -> 4, losing 1-4 points); the README has the measurements.
 
-    Args:
+    Arguments:
         variables: model variables (tagged, or with ``src_basis``).
         dst_basis: the target basis.
         src_basis: the variables' basis (None: read from their tag).
@@ -177,7 +177,7 @@ def compress(
     outside the blocks (stem, stitches, head) is returned unchanged, and the blocks' basis tags
     are rewritten to ``dst_basis``.
 
-    Args:
+    Arguments:
         variables: model variables (``{"params": ..., "batch_stats": ..., "basis": ...}``).
         dst_basis: the target basis, e.g. ``PiecewiseConstant(4)`` or ``basis_by_name("hat", 5)``.
         src_basis: the basis the variables are expressed in (name, K read from the shapes; or a
@@ -223,7 +223,7 @@ def refine_variables(
     with the cells (e.g. doubled for piecewise constant with ``n_steps = K``). Queiruga et al.
     2021, section 4 (docs/basis_ode.md, "Refinement").
 
-    Args:
+    Arguments:
         variables: model variables.
         basis: the current basis (family name, K read from the shapes; or a Basis). None: read
             from the variables' tag; a value that contradicts the tag raises ``ValueError``.
@@ -314,7 +314,7 @@ def compression_sweep(
     process high-water mark; None where the backend gives no analysis). The first rows
     (``compressed = False``) evaluate the model as trained.
 
-    Args:
+    Arguments:
         model: a :class:`ConvODENet` or :class:`ODETransformerTagger` (anything with a ``basis``
             attribute and the ``n_steps/scheme/basis`` call keywords).
         variables: its trained variables.

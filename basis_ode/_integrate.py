@@ -364,7 +364,7 @@ def odeint(
     stepping exactly onto the basis breakpoints, initial step ``1 / n_steps``) for stateless
     fields: ``has_aux`` and ``return_stages`` are not available there.
 
-    Args:
+    Arguments:
         field: ``field(theta, h) -> dh/dt`` (same pytree structure and shapes as h), or
             ``(dh/dt, aux)`` with ``has_aux=True``; theta has the structure of ``coeffs``
             without the leading K axis.
@@ -376,8 +376,7 @@ def odeint(
         return_stages: return an ``OdeSolution`` with the stage times.
         has_aux: the field returns ``(dh, aux)``; aux of every stage is stacked into
             ``OdeSolution.aux`` with leaves ``(n_steps, S, ...)``.
-        rtol: tolerances of the adaptive methods.
-        atol: see ``rtol``.
+        rtol, atol: tolerances of the adaptive methods.
         max_steps: step limit of the adaptive methods.
         unroll: unroll the fixed-step loop (True), keep it rolled (False), or None: unrolled
             exactly when ``jax.default_backend() == "cpu"``.
@@ -439,7 +438,7 @@ def least_squares_fit(
     regression, so a coefficient with no samples in its support gets 0 instead of NaN. With
     ``ridge = 0`` the pseudo-inverse ``pinv(Phi)`` is used (minimum-norm least squares).
 
-    Args:
+    Arguments:
         basis: the target basis.
         times: sample times, any shape. When they are an ``odeint`` stage grid, pass
             ``method`` too: ``times`` must then have shape ``(n_steps, S)`` and Phi is the exact

@@ -97,7 +97,7 @@ def _basis_K(variables: Mapping) -> int | None:
 def save_model(path: str | os.PathLike, model: Any, variables: Mapping[str, Any]) -> Path:
     """Save a model's configuration and its variables to one ``.npz`` file (written atomically).
 
-    Args:
+    Arguments:
         path: target file (``.npz`` is appended when missing).
         model: a :class:`ConvODENet`, :class:`ODETransformerTagger` or :class:`ResNet`, as
             returned by ``fit`` (after refinement its ``n_basis`` and ``n_steps`` are the final

@@ -51,7 +51,7 @@ from ._units import PreActConvUnit, ResidualStitch, TransformerUnit, sinusoidal_
 def count_params(params: Any) -> int:
     """Number of scalars in a parameter pytree: ``sum(leaf.size)``.
 
-    Args:
+    Arguments:
         params: any pytree of arrays (e.g. ``variables["params"]``, or the output of
             ``jax.eval_shape``).
 

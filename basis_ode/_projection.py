@@ -36,9 +36,7 @@ def _check_basis(basis: object, argname: str) -> Basis:
     return basis
 
 
-def check_coefficients(
-    coeffs: Coefficients, basis: Basis | None = None, *, argname: str = "coeffs"
-) -> int:
+def check_coefficients(coeffs: Coefficients, basis: Basis | None = None, *, argname="coeffs"):
     """Check that every leaf of ``coeffs`` has the same leading axis (K), matching ``basis.K``.
 
     Raises:
@@ -106,7 +104,7 @@ def combine(coeffs: Coefficients, phi: BasisValues) -> Parameters:
 def evaluate(coeffs: Coefficients, basis: Basis, t: Time) -> Parameters:
     """theta(t) = sum_k phi_k(t) theta_k, leaf by leaf.
 
-    Args:
+    Arguments:
         coeffs: pytree whose leaves have shape ``(K, ...)``.
         basis: the basis, with ``basis.K == K``.
         t: scalar time in [0, 1] (may be traced); breakpoints read the right limit, t = 1 the
@@ -212,7 +210,7 @@ def change_of_basis(src: Basis, dst: Basis) -> Float[np.ndarray, "Kdst Ksrc"]:
     rounding; between two Fourier bases the uniform rule with ``2 m + 1`` points, exact for
     trigonometric polynomials of frequency <= 2 m. Cached per (src, dst); read-only.
 
-    Args:
+    Arguments:
         src: the basis the coefficients are in.
         dst: the target basis.
 
@@ -234,7 +232,7 @@ def project(coeffs: Coefficients, src: Basis, dst: Basis) -> Coefficients:
 
     Every leaf becomes ``einsum('ij,j...->i...', P, leaf)`` with ``P = change_of_basis(src, dst)``.
 
-    Args:
+    Arguments:
         coeffs: pytree of leaves ``(src.K, ...)``.
         src: the basis of ``coeffs``.
         dst: the target basis.
@@ -276,7 +274,7 @@ def interpolate(coeffs: Coefficients, src: Basis, dst: Basis) -> Coefficients:
 
     Piecewise constant 2K -> K keeps every second coefficient (layer).
 
-    Args:
+    Arguments:
         coeffs: pytree of leaves ``(src.K, ...)``.
         src: the basis of ``coeffs``.
         dst: the target basis.
@@ -298,7 +296,7 @@ def refine(coeffs: Coefficients, basis: Basis) -> tuple[Coefficients, Basis]:
     the midpoint value shared); Legendre, Chebyshev, Fourier K -> 2K (zero-padded). Double
     ``n_steps`` along with it to keep one step per cell.
 
-    Args:
+    Arguments:
         coeffs: pytree of leaves ``(basis.K, ...)``.
         basis: the basis of ``coeffs``.
 

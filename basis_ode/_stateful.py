@@ -63,7 +63,7 @@ def unit_field(
 ) -> Callable[[BlockVariables, Any], Any]:
     """The vector field ``(theta, h) -> dh`` of a Flax unit applied functionally.
 
-    Args:
+    Arguments:
         unit: an unbound Flax module with call signature ``unit(h, *, train, **context)``.
         train: passed to the unit. With state collections present and ``train=True`` the field
             returns ``(dh, delta)`` where ``delta = s'(tau) - s(tau)`` is the change the unit made
@@ -106,7 +106,7 @@ def fit_state(
     exact stage basis of :func:`basis_ode.least_squares_fit` with ``method``, so a stage at a
     step's right end counts for the step's own cell).
 
-    Args:
+    Arguments:
         state: ``{collection: coefficient pytree}``, leaves ``(K, ...)``.
         basis: the basis of the coefficients.
         stage_times: ``(n_steps, S)`` stage times of the solve.
@@ -141,7 +141,7 @@ def solve_stateful(
 ) -> tuple[Any, dict[str, Any]]:
     """Integrate ``dh/dt = F(theta(t), s(t); h)`` on [0, 1] and, in training, refit the state.
 
-    Args:
+    Arguments:
         unit: unbound Flax unit, call signature ``unit(h, *, train, **context)``.
         h0: initial state ``h(0)``.
         variables: ``{"params": coeffs, <state collection>: coeffs, ...}``; every leaf ``(K, ...)``.

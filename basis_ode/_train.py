@@ -107,7 +107,7 @@ def make_optimizer(
     """A training recipe as ``(direction, schedule)``; the update is ``-schedule(step) *
     direction`` (the module docstring gives both recipes).
 
-    Args:
+    Arguments:
         recipe: ``"sgd"`` (momentum SGD with L2 weight decay 5e-4 and a step schedule) or
             ``"adam_rsqrt"`` (AdamW, betas (0.9, 0.98), eps 1e-9, decoupled decay 0.1, warm-up
             then rsqrt decay).
@@ -350,15 +350,12 @@ def accuracy(
 ) -> float:
     """Accuracy of ``model`` in eval mode: ``mean(argmax logits == ys)`` over the real targets.
 
-    Args:
-        model: the Flax module and its variables (any K: it is read from the shapes).
-        variables: see ``model``.
-        xs: images (N, H, W, C) and labels (N,), or tokens and tags (N, T) with ``lengths``.
-        ys: see ``xs``.
+    Arguments:
+        model, variables: the Flax module and its variables (any K: it is read from the shapes).
+        xs, ys: images (N, H, W, C) and labels (N,), or tokens and tags (N, T) with ``lengths``.
         lengths: (N,) sentence lengths for tagging; positions ``>= length`` are not counted.
-        n_steps: override the ODE solver of every block (integration steps, scheme)
+        n_steps, method: override the ODE solver of every block (integration steps, scheme)
             without retraining; ``None`` keeps the model's own.
-        method: see ``n_steps``.
         batch_size: evaluation batch size (memory only; the result does not depend on it).
 
     Returns:
@@ -610,7 +607,7 @@ def fit(
     model emits in training mode. The loop (checkpoints, resume, divergence, history, progress)
     is ``trainkit``'s, the same as ``noisy_dyn.fit``'s.
 
-    Args:
+    Arguments:
         model: a Flax linen module (e.g. ``ConvODENet``, ``ODETransformerTagger``); for
             ``refine_at`` it needs ``n_steps`` and ``basis`` attributes.
         train: ``(xs, ys)`` images (N, H, W, C) and labels, or ``(tokens, tags, lengths)``.
@@ -621,11 +618,7 @@ def fit(
         recipe: ``"sgd"`` or ``"adam_rsqrt"``.
         refine_at: epochs (0-based) at whose start K and n_steps double (function-preserving).
         variables: initial variables; by default ``model.init`` with the seed's init key.
-        momentum: recipe options.
-        weight_decay: see ``momentum``.
-        lr_drops: see ``momentum``.
-        lr_factor: see ``momentum``.
-        warmup_steps: see ``momentum``.
+        momentum, weight_decay, lr_drops, lr_factor, warmup_steps: recipe options.
         augment: optional ``augment(key, inputs) -> inputs`` applied inside the jitted step.
         select_best: the former switch: True means ``return_params="best"``, False ``"last"``.
         eval_batch_size: batch size of the validation pass.

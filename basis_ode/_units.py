@@ -140,7 +140,7 @@ def sinusoidal_positions(length: int, width: int, dtype: Any = jnp.float32) -> F
 
     ``P[p, 2i] = sin(p / 10000^(2i / W))``, ``P[p, 2i + 1] = cos(p / 10000^(2i / W))``.
 
-    Args:
+    Arguments:
         length: number of positions ``L``.
         width: encoding width ``W``.
         dtype: dtype of the result.
@@ -183,7 +183,7 @@ class TransformerUnit(nn.Module):
     ) -> Float[Array, "batch length width"]:
         """Evaluate the field.
 
-        Args:
+        Arguments:
             x: token states.
             train: ignored (stateless unit).
             mask: attention mask, True where query ``i`` may attend to key ``j`` (e.g.

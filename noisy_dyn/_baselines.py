@@ -174,7 +174,7 @@ def gated_scan_parts(
 ) -> tuple[object, Callable, Callable, Callable]:
     """Pieces of the time scan of a gated cell.
 
-    Args:
+    Arguments:
         params: LSTM/GRU parameters.
         cfg: configuration.
         batch: batch size.
@@ -275,7 +275,7 @@ def to_flax_lstm(params: Params) -> FlaxParams:
     invertible: ``K_ik = W_ih[k].T``, ``K_hk = W_hh[k].T``, ``b_hk = b[k]``. Note that Flax's
     carry is ``(c, h)`` where :func:`lstm_step` uses ``(h, c)``.
 
-    Args:
+    Arguments:
         params: LSTM parameters (``W_ih (4H, in)``, ``W_hh (4H, H)``, ``b (4H,)``; other
             entries such as the read-out ``V, c`` are ignored).
 
@@ -301,7 +301,7 @@ def from_flax_lstm(
     Inverse of :func:`to_flax_lstm` (exact): ``W_ih = [K_ii K_if K_ig K_io].T``,
     ``W_hh = [K_hi K_hf K_hg K_ho].T``, ``b = [b_hi; b_hf; b_hg; b_ho]``.
 
-    Args:
+    Arguments:
         flax_params: ``variables["params"]`` of an ``OptimizedLSTMCell`` or ``LSTMCell``
             (the variables dict ``{"params": ...}`` itself is accepted too).
 
@@ -327,7 +327,7 @@ def to_flax_gru(params: Params) -> FlaxParams:
     ``K_ik = W_ih[k].T``, ``K_hk = W_hh[k].T``, ``b_ir = b_ih[r] + b_hh[r]``,
     ``b_iz = b_ih[z] + b_hh[z]``, ``b_in = b_ih[n]``, ``b_hn = b_hh[n]``.
 
-    Args:
+    Arguments:
         params: GRU parameters (``W_ih (3H, in)``, ``W_hh (3H, H)``, ``b_ih (3H,)``,
             ``b_hh (3H,)``; other entries such as the read-out are ignored).
 
@@ -356,7 +356,7 @@ def from_flax_gru(
     ``b_hh = [0; 0; b_hn]``. ``to_flax_gru(from_flax_gru(t)) == t`` exactly; in the other order
     the result computes the same function with ``b_hr, b_hz`` folded into ``b_ir, b_iz``.
 
-    Args:
+    Arguments:
         flax_params: ``variables["params"]`` of a ``GRUCell`` (the variables dict
             ``{"params": ...}`` itself is accepted too).
 

@@ -114,7 +114,7 @@ def lipschitz_matrix(
     ``beta (M - M^T) + (1 - beta)(M + M^T) - gamma I``: its symmetric part is
     ``(1 - beta)(M + M^T) - gamma I`` exactly, so ``beta = 1`` gives ``sym = -gamma I``.
 
-    Args:
+    Arguments:
         M: free square matrix.
         beta: mix between the skew part (``beta = 1``) and the symmetric part.
         gamma: diagonal shift (``gamma I`` is subtracted, not the scalar ``gamma``).
@@ -143,7 +143,7 @@ def recurrent_matrices(params: Params, cfg: "NoisyRNNConfig") -> tuple[Matrix, M
 def drift(params: Params, h: Hidden, x: Input, cfg: "NoisyRNNConfig") -> Hidden:
     """The drift ``f(h, x) = alpha A h + tanh(W h + U x + b)`` of the Lipschitz unit.
 
-    Args:
+    Arguments:
         params: Lipschitz-cell parameters (``M_A, M_W, U, b``; others are ignored).
         h: hidden state ``(H,)`` (leading batch axes are allowed).
         x: input of the same step ``(input_size,)`` (same leading axes as ``h``).

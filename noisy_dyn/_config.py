@@ -110,7 +110,7 @@ class NoisyRNNConfig(eqx.Module):
     and a concrete level of 0 draws no noise of that kind; traced values keep both (a zero then
     multiplies), which gives the same numbers.
 
-    Args:
+    Arguments:
         input_size: features per time step (>= 1).
         hidden_size: ``H`` (>= 1).
         num_classes: read-out size (>= 1).
@@ -217,7 +217,7 @@ def stack_configs(cfgs: Sequence[NoisyRNNConfig], *, dtype: object = None) -> No
     ``[apply(params, xs, c) for c in cfgs]`` stacked. The members must agree in every static
     field (a ``ValueError`` names the first that differs).
 
-    Args:
+    Arguments:
         cfgs: a non-empty sequence of configs built from Python numbers.
         dtype: dtype of the stacked leaves (default JAX's default float).
     """
@@ -310,7 +310,7 @@ def preset(name: str, *, input_size: int, num_classes: int, **overrides: object)
 
     All presets otherwise keep beta 0.75, gamma 1e-3, alpha 1, init_std 0.1.
 
-    Args:
+    Arguments:
         name: one of :data:`PRESETS`.
         input_size: features per time step.
         num_classes: number of classes.
@@ -328,7 +328,7 @@ def preset_learning_rate(name: str, *, task: str = "mnist") -> float:
     """The Adam learning rate of a preset (official runs; ``task="pmnist"``
     for permuted MNIST).
 
-    Args:
+    Arguments:
         name: one of :data:`PRESETS`.
         task: ``"mnist"`` (ordered pixels, default) or ``"pmnist"``.
 

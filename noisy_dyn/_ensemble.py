@@ -125,7 +125,7 @@ def fit_ensemble(
     initial parameters, noise keys, example order and Adam updates (module docstring). Noise
     injection only (``regularizer="noise"``).
 
-    Args:
+    Arguments:
         cfgs: configurations differing at most in their numbers ``dt, beta, gamma_a, gamma_w,
             alpha, sigma_add, sigma_mult, init_std`` (see :func:`noisy_dyn.stack_configs`).
         train: ``(xs, ys)`` or ``(xs, ys, lengths)`` as for :func:`noisy_dyn.fit`.
@@ -141,8 +141,7 @@ def fit_ensemble(
             global step of its first non-finite update or None. If every member diverges the
             run stops as with ``"raise"``.
         <train options>
-
-    ``checkpoint_every_steps=`` is still accepted as the former name of ``checkpoint_every``.
+        checkpoint_every_steps: the former name of ``checkpoint_every``, still accepted.
 
     The options hold for the whole ensemble: one checkpoint holds every member; ``callback``
     gets the stacked parameters; ``return_params="best"`` gives each member its own best

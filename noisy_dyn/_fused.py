@@ -451,7 +451,7 @@ def fused_final_state(
 ) -> Float[Array, "batch hidden"]:
     """``h_T`` of the recursion in the module docstring, differentiable by reverse mode.
 
-    Args:
+    Arguments:
         w: the :class:`Weights`; coef: the update's coefficients (``noisy_dyn._step``).
         xs: inputs, time-major; h0: the initial states.
         noise: given time-major draws or a key (``uses`` says which draws a key gives).

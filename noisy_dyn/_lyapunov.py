@@ -38,7 +38,7 @@ def lyapunov_exponents(
     step is the noisy one, so the Ito Jacobian includes the multiplicative-noise term
     ``sqrt(d) sigma_mult diag(xi_k)`` and the reference Jacobian the random step ``d m_k``.
 
-    Args:
+    Arguments:
         params: Lipschitz-cell parameters.
         xs: one input sequence ``(time, input_size)``.
         cfg: the configuration.

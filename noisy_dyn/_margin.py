@@ -43,7 +43,7 @@ def input_margin(
     are affine in the input, and a first-order estimate otherwise. Negative for misclassified
     examples.
 
-    Args:
+    Arguments:
         params: Lipschitz-cell parameters.
         xs: input sequences ``(batch, time, input_size)``.
         ys: integer labels ``(batch,)``.

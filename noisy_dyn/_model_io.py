@@ -31,7 +31,7 @@ _PREFIX = "param_"
 def save_model(path: str | os.PathLike, params: Params, cfg: NoisyRNNConfig) -> Path:
     """Save parameters and configuration to one ``.npz`` file (written atomically).
 
-    Args:
+    Arguments:
         path: target file (``.npz`` is appended when missing).
         params: the parameter dict (``init_params`` / ``fit``).
         cfg: its configuration (stored as JSON, restored by :func:`load_model`).

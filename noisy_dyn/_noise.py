@@ -221,7 +221,7 @@ def needs_u(cfg: "NoisyRNNConfig") -> bool:
 def ito_diffusion(h: Hidden, cfg: "NoisyRNNConfig") -> Hidden:
     """The diagonal of the Ito diffusion ``sigma(h) = sigma_add I + sigma_mult diag(h)``.
 
-    Args:
+    Arguments:
         h: hidden state(s).
         cfg: the configuration (``sigma_add, sigma_mult``).
 
@@ -291,7 +291,7 @@ def sample_noise(
 ) -> NoiseSample:
     """The step noise that ``apply(params, xs, cfg, key=key)`` uses, batch-major.
 
-    Args:
+    Arguments:
         key: PRNG key.
         cfg: the configuration (which noise is needed).
         batch: number of sequences.

@@ -23,7 +23,7 @@ def init_params(key: Key, cfg: NoisyRNNConfig, *, dtype: jnp.dtype | None = None
     ``learn_step`` also ``step (H,)`` filled with ``dt``. LSTM/GRU: every entry uniform in
     ``+-1/sqrt(H)`` (PyTorch's default; layout in ``noisy_dyn._baselines``), same read-out.
 
-    Args:
+    Arguments:
         key: PRNG key.
         cfg: the configuration.
         dtype: floating dtype of the arrays; default JAX's default float (float32, or float64

@@ -75,14 +75,13 @@ def perturb(
 
     No clipping is applied. ``level`` may be a traced scalar (e.g. under ``vmap`` over levels).
 
-    Args:
+    Arguments:
         xs: inputs of any shape and floating dtype.
         kind: one of ``"gaussian"``, ``"multiplicative"``, ``"salt_pepper"``.
         level: noise standard deviation (gaussian, multiplicative, >= 0) or corruption
             probability (salt_pepper, in [0, 1]).
         key: PRNG key (keyword-only).
-        low: the "pepper" and "salt" values of salt-and-pepper noise.
-        high: see ``low``.
+        low, high: the "pepper" and "salt" values of salt-and-pepper noise.
         lengths: for ``xs`` of shape ``(batch, time, ...)`` with padding after each row's
             ``lengths[b]`` valid steps: the padding is left untouched.
 
@@ -167,7 +166,7 @@ def fgsm_fn(
     ``x_adv = x + eps * sign(grad_x CE(logits_fn(x), y))`` per example, the steepest ascent step of
     the cross-entropy in the l-infinity ball of radius ``eps``.
 
-    Args:
+    Arguments:
         logits_fn: maps a batch ``xs`` to logits (batch, classes); examples must not interact.
         xs: clean inputs (batch, ...).
         ys: integer labels (batch,).
@@ -229,7 +228,7 @@ def pgd_fn(
     among the clean input and all iterates, so the attack never lowers the loss it climbs. One
     ``lax.scan`` over the steps.
 
-    Args:
+    Arguments:
         logits_fn: maps a batch ``xs`` to logits (batch, classes); examples must not interact.
         xs: clean inputs (batch, ...).
         ys: integer labels (batch,).
@@ -303,7 +302,7 @@ def deepfool_fn(
     a classifier affine in its input one round lands on the nearest decision boundary, so
     ``||x_adv - x|| = (1 + overshoot)`` times the distance to it (plus the 1e-4 margin).
 
-    Args:
+    Arguments:
         logits_fn: maps a batch ``xs`` to logits (batch, classes); examples must not interact.
         xs: clean inputs (batch, ...).
         max_iter: most rounds, >= 1.

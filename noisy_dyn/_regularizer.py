@@ -222,7 +222,7 @@ def explicit_regularizer(
     ``sigma_add^2 + (sigma_mult^2 / 12) d^2 f(hbar_k)^2``, plus the first-order shift
     ``l(mean-step path) - l(inference path)``, since inference uses the step ``d``.
 
-    Args:
+    Arguments:
         params: Lipschitz-cell parameters (``init_params``).
         xs: input sequences ``(batch, time, input_size)``.
         ys: integer labels ``(batch,)``.
@@ -370,7 +370,7 @@ def regularized_loss(
     approximation of the expected noisy training loss, so training on it replaces noise injection
     by an explicit penalty (the trainer's ``regularizer="explicit"``).
 
-    Args:
+    Arguments:
         params: Lipschitz-cell parameters.
         xs: input sequences ``(batch, time, input_size)``.
         ys: integer labels ``(batch,)``.

@@ -100,7 +100,7 @@ def robustness_table(
     test examples it fools, its mean relative size ``||x_adv - x|| / ||x||``, and the fraction
     fooled.
 
-    Args:
+    Arguments:
         models: name -> ``(params, cfg)``.
         test: ``(xs, ys)`` test split, or ``(xs, ys, lengths)`` for sequences padded after
             their ``lengths`` valid steps (read out at each row's own last step; the random

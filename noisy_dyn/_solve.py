@@ -324,7 +324,7 @@ def _prepare(params, xs, cfg, key, noise, lengths):
 # public
 
 _CALL_ARGS = """
-    Args:
+    Arguments:
         params: from :func:`init_params` for ``cfg``.
         xs: ``(batch, time, input_size)`` real floating inputs.
         cfg: the configuration, a pytree: its numbers may be traced, e.g.

@@ -21,7 +21,7 @@ def contraction_rate(params: Params, cfg: NoisyRNNConfig) -> Float[Array, ""]:
     ``mu < 0`` means two trajectories driven by the same input (and the same additive noise)
     contract at the exponential rate ``mu``.
 
-    Args:
+    Arguments:
         params: Lipschitz-cell parameters.
         cfg: the configuration.
 
@@ -53,7 +53,7 @@ def stability_report(params: Params, cfg: NoisyRNNConfig) -> dict[str, object]:
     - reference form: a random step size, not a Brownian term: the deterministic statement with
       the (random, positive) step; no stochastic stabilization.
 
-    Args:
+    Arguments:
         params: Lipschitz-cell parameters (concrete arrays; this is an eager report).
         cfg: the configuration (noise levels and form).
 

@@ -102,7 +102,7 @@ def euler_maruyama_step(
     Pure and usable on its own (e.g. under ``jax.jacfwd`` for step Jacobians). Leading batch axes
     are allowed on ``h, x, xi, u``.
 
-    Args:
+    Arguments:
         params: Lipschitz-cell parameters.
         h: state ``h_k``, ``(H,)``.
         x: input ``x_k``, ``(input_size,)``.

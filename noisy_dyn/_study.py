@@ -129,7 +129,7 @@ def stochastic_logits(
     length with ``lengths``). As ``sigma_add, sigma_mult -> 0`` it tends to the deterministic
     logits. The draws are vectorised (``jax.vmap``), so memory grows as ``draws x batch``.
 
-    Args:
+    Arguments:
         params: one model's parameters.
         xs: ``(batch, time, input_size)`` inputs.
         cfg: the configuration, with the noise levels the model was trained with.
@@ -268,7 +268,7 @@ def evaluate_members(
     ``cfg`` gives every member its noise. Members without noise (``sigma_add = sigma_mult =
     0``) are not read stochastically: their entries there are NaN.
 
-    Args:
+    Arguments:
         params: the members' parameters stacked on a leading axis (as ``fit_ensemble`` returns).
         cfg: the configuration of any member, or the configurations in member order
             (cfg-major); they may differ only in ``sigma_add`` and ``sigma_mult``.
@@ -492,7 +492,7 @@ def study_rows(
     deterministic accuracy paired by seed, ``inference_p_value`` and ``inference_p_holm`` (Holm
     over every stochastic row of the study, clean included).
 
-    Args:
+    Arguments:
         accuracies: ``{(perturbation, level): (members,)}`` from :func:`evaluate_members`, with
             ``("clean", 0.0)``, and optionally ``{(perturbation, level, inference): (members,)}``
             (NaN for the members not read that way); member ``i * len(seeds) + j`` is
@@ -500,11 +500,8 @@ def study_rows(
         cfgs: the configurations, in member order.
         seeds: the seeds, in member order.
         caliper: largest clean-accuracy gap of a matched pair (a fraction: 0.01 is one point).
-        confidence: of the intervals and p-values (fixed for
+        confidence, n_boot, n_perm, seed: of the intervals and p-values (fixed for
             reproducibility).
-        n_boot: see ``confidence``.
-        n_perm: see ``confidence``.
-        seed: see ``confidence``.
 
     Returns:
         The rows, configuration-major, then in the order of ``accuracies``.
@@ -781,7 +778,7 @@ def robustness_study(
     """Evaluate an ensemble and summarise it: :func:`evaluate_members`, then :func:`study_rows`,
     then (with ``out_dir``) :func:`write_study`.
 
-    Args:
+    Arguments:
         params: ``len(cfgs) * len(seeds)`` members stacked cfg-major, seed-minor (the output of
             ``fit_ensemble(cfgs, train, seeds=seeds, ...)``).
         cfgs: the configurations; they may differ only in ``sigma_add`` and ``sigma_mult``.
@@ -790,10 +787,8 @@ def robustness_study(
         key: PRNG key of the perturbations (the same draws for every member).
         perturbations: kind -> levels; default :data:`STUDY_PERTURBATIONS`.
         out_dir: where to write ``study.json``, ``study.md`` and ``study.png``.
-        batch_size: see :func:`evaluate_members`.
-        pgd_steps: see :func:`evaluate_members`.
-        caliper: see :func:`study_rows`.
-        seed: see :func:`study_rows`.
+        batch_size, pgd_steps: see :func:`evaluate_members`.
+        caliper, seed: see :func:`study_rows`.
         inference_draws: with ``N > 0`` the noisy members are also read with their training
             noise on, logits averaged over ``N`` draws (:func:`evaluate_members`).
 

@@ -17,7 +17,6 @@ and a normal as ``sqrt(2) erfinv(2 u' - 1)`` (the transform of ``jax.random.norm
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.typing import DTypeLike
 from jaxtyping import Array
 
 from ._types import Key
@@ -93,11 +92,7 @@ def _check(
 
 
 def standard_normal(
-    key: Key,
-    shape: tuple[int, ...],
-    dtype: DTypeLike = jnp.float32,
-    *,
-    first_row: Array | int | None = None,
+    key: Key, shape: tuple[int, ...], dtype=jnp.float32, *, first_row: Array | int | None = None
 ) -> Array:
     """Independent standard normals of the given shape from a PRNG key.
 
@@ -108,7 +103,7 @@ def standard_normal(
     different stream), about 3x faster than ``jax.random.normal`` on CPU. Keys of other
     implementations (``rbg``, ``unsafe_rbg``) use ``jax.random.normal``.
 
-    Args:
+    Arguments:
         key: a PRNG key (typed ``jax.random.key`` or raw ``jax.random.PRNGKey``).
         shape: output shape.
         dtype: floating output dtype (default float32; the uniforms have float32 resolution).
@@ -131,11 +126,7 @@ def standard_normal(
 
 
 def uniform(
-    key: Key,
-    shape: tuple[int, ...],
-    dtype: DTypeLike = jnp.float32,
-    *,
-    first_row: Array | int | None = None,
+    key: Key, shape: tuple[int, ...], dtype=jnp.float32, *, first_row: Array | int | None = None
 ) -> Array:
     """Independent uniforms on ``[0, 1)`` of the given shape from a PRNG key.
 

@@ -193,7 +193,7 @@ def accuracy(
     """Fraction of sequences whose deterministic-inference prediction ``argmax V h_T + c`` is
     the label.
 
-    Args:
+    Arguments:
         params: model parameters for ``cfg``.
         xs: ``(n, time, input_size)`` inputs.
         ys: ``(n,)`` integer labels in ``[0, num_classes)``.
@@ -432,7 +432,7 @@ def fit(
     :class:`trainkit.TrainingDiverged` (``noisy_dyn.TrainingDiverged``); the last good checkpoint
     is kept.
 
-    Args:
+    Arguments:
         cfg: the model configuration.
         train: ``(xs, ys)`` or ``(xs, ys, lengths)``: ``xs (N, time, input_size)`` floating,
             ``ys (N,)`` integers in ``[0, num_classes)``, ``lengths (N,)`` in ``[1, time]``.
@@ -441,14 +441,11 @@ def fit(
             every epoch; the parameters of the best validation accuracy are returned.
         regularizer: ``"noise"`` (noise injection) or ``"explicit"`` (penalty, Lipschitz cell).
         lam: weight of the explicit penalty.
-        decay_at: the fraction of the epochs after which the learning rate steps down
-            (``ceil(decay_at * epochs)`` epochs at ``learning_rate``).
-        decay_factor: the learning rate's factor at that step.
+        decay_at, decay_factor: the step decay of the learning rate.
         init: initial parameters (default ``init_params(init_key, cfg)``).
         eval_batch_size: batch size of the validation pass.
         <train options>
-
-    ``checkpoint_every_steps=`` is still accepted as the former name of ``checkpoint_every``.
+        checkpoint_every_steps: the former name of ``checkpoint_every``, still accepted.
 
     Returns:
         ``(params, history)``: the parameters, and a dict of per-epoch lists (epoch 1 first):

@@ -33,7 +33,7 @@ class NoisyRNN(nnx.Module):
     """Flax NNX face of the Noisy RNN (and of the LSTM/GRU baselines): ``cfg`` plus one
     ``nnx.Param`` per entry of the parameter dict.
 
-    Args:
+    Arguments:
         cfg: the configuration.
         rngs: ``nnx.Rngs``; the ``params`` stream seeds :func:`noisy_dyn.init_params`.
         params: optional existing parameter dict to wrap instead of initialising.
@@ -74,7 +74,7 @@ class EqxNoisyRNN(eqx.Module):
     Called on one example ``(time, input_size)`` (the Equinox convention; ``jax.vmap`` it with
     split keys) or on a batch ``(batch, time, input_size)``.
 
-    Args:
+    Arguments:
         cfg: the configuration (a pytree field: its numbers are leaves, not trainable arrays
             unless made so).
         key: PRNG key for :func:`noisy_dyn.init_params`.

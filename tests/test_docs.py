@@ -93,7 +93,9 @@ def test_strict_site_build_documents_every_public_name(tmp_path: Path) -> None:
 
 
 def test_docstring_sections_use_one_header_style() -> None:
-    """Every docstring of the three packages writes its arguments under ``Args:`` (Google)."""
+    """Every docstring of the three packages writes its arguments under ``Arguments:`` (a
+    Google-style header, the one most of the code used and the one diffrax and equinox write),
+    never under ``Args:``, ``Parameters:`` or ``Params:``."""
     offenders = []
     for pkg in ("noisy_dyn", "basis_ode", "trainkit"):
         for path in sorted((ROOT / pkg).rglob("*.py")):
@@ -102,9 +104,13 @@ def test_docstring_sections_use_one_header_style() -> None:
                     node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Module
                 ):
                     doc = ast.get_docstring(node, clean=False) or ""
-                    if re.search(r"^\s*(Arguments|Parameters|Params):\s*$", doc, re.M):
+                    if re.search(r"^\s*(Args|Parameters|Params):\s*$", doc, re.M):
                         offenders.append(f"{path.relative_to(ROOT)}:{getattr(node, 'name', '')}")
-    assert not offenders, f"write 'Args:' instead of 'Arguments:' in {offenders}"
+    assert not offenders, (
+        f"write 'Arguments:' in {offenders}; all at once: "
+        "sed -i -E 's/^(\\s*)Args:\\s*$/\\1Arguments:/' $(git ls-files 'noisy_dyn/*.py' "
+        "'basis_ode/*.py' 'trainkit/*.py')"
+    )
 
 
 def test_readme_is_a_front_page_with_the_quickstart() -> None:
@@ -245,3 +251,23 @@ def test_lists_are_set_apart_from_paragraphs() -> None:
                 glued.append(f"{path.relative_to(ROOT)}:{n}")
             prev = line
     assert not glued, f"put a blank line before the list at {glued}"
+
+
+def test_docstring_rewrites_of_the_griffe_extension() -> None:
+    """The extension's two text rewrites, on docstrings written here: a joint entry becomes one
+    per name, and an entry naming no parameter moves after the argument section."""
+    pytest.importorskip("griffe")
+    sys.path.insert(0, str(ROOT / "docs" / "_site"))
+    import griffe_runtime as g
+
+    doc = "Sum.\n\nArguments:\n    lo, hi: the bounds\n        (inclusive).\n    x: a value.\n"
+    assert g.split_joint_arguments(doc) == (
+        "Sum.\n\nArguments:\n    lo: the bounds\n        (inclusive).\n"
+        "    hi: the bounds\n        (inclusive).\n    x: a value.\n"
+    )
+    doc = "Fit.\n\nArguments:\n    a: one.\n    old: the former name\n        of a.\n\n"
+    doc += "Returns:\n    b."
+    assert g._former_names_apart(doc, {"a"}) == (
+        "Fit.\n\nArguments:\n    a: one.\n\n``old=``: the former name of a.\n\nReturns:\n    b."
+    )
+    assert g._former_names_apart(doc, {"a", "old"}) == doc

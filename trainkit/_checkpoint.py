@@ -146,7 +146,7 @@ def _flat(tree: Any) -> dict[str, Any]:
 class CheckpointStore:
     """The orbax ``CheckpointManager`` of one folder, with the three items of a trainkit step.
 
-    Args:
+    Arguments:
         directory: the checkpoint folder (created unless ``reading``).
         keep: number of newest steps kept (None: all). Older steps are deleted by renaming
             them away first (``.deleting-ckpt_<step>``), then removing them, so a kill never
@@ -154,9 +154,7 @@ class CheckpointStore:
         reading: only read: neither create the folder nor remove unfinalized steps.
     """
 
-    def __init__(
-        self, directory: str | os.PathLike, keep: int | None = 3, *, reading: bool = False
-    ):
+    def __init__(self, directory: str | os.PathLike, keep: int | None = 3, *, reading=False):
         import orbax.checkpoint as ocp
         from absl import logging as absl_logging
 

@@ -55,7 +55,7 @@ def use_cpu_devices(n: int | None = None) -> int:
     batch over them (the batch size must be a multiple of ``n``; see :func:`cpu_devices_for`).
     GPUs and TPUs are unaffected: they stay the default devices.
 
-    Args:
+    Arguments:
         n: number of CPU devices, ``>= 1``.
 
     Returns:

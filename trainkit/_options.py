@@ -160,7 +160,7 @@ def takes_train_options(
     replacing its fields). Its signature shows the options as keyword-only parameters and the
     line ``<train options>`` of its docstring becomes their documentation.
 
-    Args:
+    Arguments:
         exclude: option names the function does not take (e.g. ``seed`` where seeds come in
             another form); passing one is the usual ``TypeError``, and an ``options`` object
             that sets one away from its default is refused.

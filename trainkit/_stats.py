@@ -111,7 +111,7 @@ def bootstrap_mean(
     ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` empirical quantiles of ``m_1..m_B``
     (linear interpolation). With one value the interval is that value.
 
-    Args:
+    Arguments:
         values: scores, the seeds on the last axis; leading axes are independent rows that
             share the resamples.
         confidence: coverage of the interval, in (0, 1).
@@ -181,7 +181,7 @@ def sign_flip_p_value(
     ``n_perm`` uniform random sign vectors. Ties count as hits (a relative tolerance of 1e-9
     absorbs rounding), so equal accuracies give ``p = 1``.
 
-    Args:
+    Arguments:
         a: scores (seeds on the last axis), or the differences themselves when ``b`` is None.
         b: paired reference scores, same shape as ``a``.
         n_perm: most sign patterns to use.

@@ -63,11 +63,10 @@ def check_int(
 ) -> int | None:
     """``int(value)`` after checking it is an integer in ``[minimum, maximum]``.
 
-    Args:
+    Arguments:
         name: the argument's name, as the message shows it.
         value: a Python int or NumPy integer (a bool or a float is refused).
-        minimum: inclusive lower bound (None: unbounded); by default 0.
-        maximum: inclusive upper bound (None: unbounded, the default).
+        minimum, maximum: inclusive bounds (None: unbounded); by default ``>= 0``.
         optional: None is allowed (and returned).
 
     Raises:
@@ -123,7 +122,7 @@ def check_finite(name: str, array: Any, *, cast_to: Any = None, fix: str = "") -
     The overflow is reported as such: float64 ``1e39`` is finite, but float32 cannot hold it
     (its largest finite value is about ``3.4e38``), so training it in float32 would see ``inf``.
 
-    Args:
+    Arguments:
         name: what the array is (e.g. ``"data.npz: x_train"``).
         array: a floating (or integer) array.
         cast_to: the floating dtype the array is about to be cast to, or None.
@@ -175,7 +174,7 @@ def check_labels(
     leave gaps (e.g. ``{0, 100000}``: a 100,001-way output layer for two classes) a
     :class:`LabelGapWarning` names the classes found and the output size built.
 
-    Args:
+    Arguments:
         name: what the labels are (e.g. ``"train labels"`` or ``"data.npz: y_train"``).
         labels: a 1-D array of class indices.
         num_classes: the size of the output layer, if fixed already; None: ``max + 1``.
@@ -237,7 +236,7 @@ def check_labels(
 def check_label_space(name: str, labels: Any, num_classes: int) -> None:
     """Refuse training labels of one class; warn when they leave classes of the output unused.
 
-    Args:
+    Arguments:
         name: what the labels are (e.g. ``"`train` labels"``).
         labels: class indices already checked to lie in ``[0, num_classes)``.
         num_classes: the size of the output layer built for them.

@@ -97,6 +97,53 @@ def _more(line: str, indent: str) -> bool:
     return len(line) - len(line.lstrip()) > len(indent)
 
 
+def _former_names_apart(doc: str, names: set[str]) -> str:
+    """Argument entries naming no parameter of the runtime signature (a former name that
+    ``takes_train_options(renamed=...)`` still accepts) move out of the argument section into a
+    note after it, so the signature and the documented parameters agree."""
+    lines = doc.split("\n")
+    out: list[str] = []
+    moved: list[str] = []
+    section: int | None = None
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        m = _SECTION.match(line)
+        if m and m.group(2) in ("Args", "Arguments", "Parameters", "Params"):
+            section = len(m.group(1))
+            out.append(line)
+            i += 1
+            continue
+        indent = len(line) - len(line.lstrip())
+        if section is not None and line.strip() and indent <= section:
+            section = None
+        entry = (
+            re.match(r"^(\s+)(\w+)(\s*\([^)]*\))?:\s(.*)$", line) if section is not None else None
+        )
+        if entry and entry.group(2) not in names and indent == section + 4:
+            k = i + 1
+            text = [entry.group(4).strip()]
+            while k < len(lines) and lines[k].strip() and _more(lines[k], entry.group(1)):
+                text.append(lines[k].strip())
+                k += 1
+            moved.append(f"``{entry.group(2)}=``: {' '.join(text)}")
+            i = k
+            continue
+        out.append(line)
+        i += 1
+    if not moved:
+        return doc
+    for j, line in enumerate(out):  # after the argument section
+        if _SECTION.match(line):
+            k = j + 1
+            while k < len(out) and (not out[k].strip() or _more(out[k], "")):
+                k += 1
+            while k > j + 1 and not out[k - 1].strip():
+                k -= 1
+            return "\n".join(out[:k] + ["", *moved] + out[k:])
+    return "\n".join(out + ["", *moved])
+
+
 def _set_docstring(obj: griffe.Object, text: str) -> None:
     old = obj.docstring
     obj.docstring = griffe.Docstring(
@@ -167,7 +214,8 @@ class RuntimeSignatures(griffe.Extension):
             return
         doc = inspect.getdoc(obj)
         if doc:
-            _set_docstring(func, split_joint_arguments(doc))
+            names = set(inspect.signature(obj).parameters)
+            _set_docstring(func, _former_names_apart(split_joint_arguments(doc), names))
         # The source's own parameters keep their source annotations; the added ones (the
         # options) come from the runtime signature, in its order.
         source = {p.name: p for p in func.parameters}
