@@ -444,6 +444,22 @@ def _result_page(folder: Path, children: list[Path]) -> str:
         lines += [f"## {p.name}", "", json_tables(data, 3, p.stem)]
     if text:
         lines += ["## Command", "", "```bash", text.rstrip(), "```", ""]
+    up = "../" * (len(rel.parts) + 1)
+    referrers = _referrers(rel.as_posix())
+    if not text:
+        lines += [
+            "## Command",
+            "",
+            "No `commands.sh` is stored with these files"
+            + ("; the pages below give the command and discuss the run." if referrers else "."),
+            "",
+        ]
+    if referrers:
+        lines += ["## Discussed in", ""]
+        lines += [
+            f"- [{'Home' if p == HOME else _first_heading(DOCS / p)}]({up}{p})" for p in referrers
+        ]
+        lines.append("")
     if children:
         lines += ["## Parts", ""]
         lines += [f"- [{c.name}]({c.name}/index.md)" for c in children]
@@ -454,6 +470,12 @@ def _result_page(folder: Path, children: list[Path]) -> str:
         lines += [f"- [`{p.name}`]({p.name})" for p in others + mds]
         lines.append("")
     return "\n".join(lines)
+
+
+def _referrers(rel: str) -> list[str]:
+    """The pages under ``docs/`` that link to the results folder ``rel``."""
+    pattern = re.compile(rf"results/{re.escape(rel)}(/|\))")
+    return [p.name for p in sorted(DOCS.glob("*.md")) if pattern.search(p.read_text())]
 
 
 def _result_summary(folder: Path) -> tuple[str, str, str]:
