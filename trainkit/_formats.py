@@ -111,7 +111,7 @@ def read_idx(path: PathLike) -> np.ndarray:
     then ``d`` big-endian uint32 sizes, then the values in C order, big-endian. The file must
     hold exactly ``4 + 4 d + prod(sizes) * itemsize`` bytes.
 
-    Args:
+    Arguments:
         path: the file.
 
     Returns:
@@ -208,7 +208,7 @@ class ArrayOnlyUnpickler(pickle.Unpickler):
 def restricted_load(data: bytes, *, source: str, encoding: str = "ASCII") -> Any:
     """Unpickle ``data`` (optionally gzip-compressed) allowing only NumPy array globals.
 
-    Args:
+    Arguments:
         data: the pickle's bytes.
         source: the file's name, for error messages.
         encoding: how Python 2 ``str`` objects are decoded (``"latin1"`` for array pickles,

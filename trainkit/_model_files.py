@@ -176,7 +176,7 @@ def load_model_file(
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read ``(config, arrays)`` written by :func:`save_model_file` for ``package``.
 
-    Args:
+    Arguments:
         path: the file.
         package: the package that must have written it (``"noisy_dyn"`` or ``"basis_ode"``).
         legacy_config_key: also accept an older layout whose configuration is the JSON member

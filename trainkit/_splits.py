@@ -46,7 +46,7 @@ def split_three(
     With ``order = default_rng(seed).permutation(N)``: test is ``order[:n_test]``, validation
     ``order[n_test : n_test + n_val]``, train the rest (in that order).
 
-    Args:
+    Arguments:
         arrays: arrays with a common leading size ``N`` (e.g. ``(xs, ys)``).
         seed: seed of the shuffle.
         val_fraction: fraction for validation, in ``[0, 1)``.
@@ -78,7 +78,7 @@ def split_off_validation(
     With ``order = default_rng(seed).permutation(N)``, validation holds ``sort(order[:val_size])``
     and train ``sort(order[val_size:])``: both keep the stored order.
 
-    Args:
+    Arguments:
         arrays: training arrays with a common leading size ``N``.
         seed: seed of the choice.
         val_size: number of examples moved, ``0 <= val_size < N``.

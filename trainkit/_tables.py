@@ -26,7 +26,7 @@ def markdown_table(
 ) -> str:
     """A Markdown table: one line per row of ``rows``, the cells ``row[c]`` for ``c in columns``.
 
-    Args:
+    Arguments:
         rows: the rows (mappings); a missing key gives an empty cell.
         columns: the keys shown, in order.
         headers: the header texts (default: the keys).

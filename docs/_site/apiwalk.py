@@ -1,0 +1,99 @@
+"""Which modules and names the API reference must document, found by walking the packages.
+
+A module is public when no part of its dotted name starts with ``_``; its public names are its
+``__all__`` or, without one, the names not starting with ``_`` whose object was defined inside
+the package (so ``import numpy as np`` in a module is not a public name of it). Both the page
+generator (``gen_pages.py``) and the build check (``hooks.py``) read this one list, so a module
+or name added later is documented, or the strict build fails, without editing ``mkdocs.yml``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+import types
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("noisy_dyn", "basis_ode", "trainkit")
+
+
+def _ensure_path() -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
+def public_modules(package: str) -> list[str]:
+    """The dotted names of ``package`` and of its public modules and subpackages, sorted."""
+    _ensure_path()
+    pkg = importlib.import_module(package)
+    names = [package]
+    for info in pkgutil.walk_packages(pkg.__path__, prefix=package + ".", onerror=lambda _: None):
+        if any(part.startswith("_") for part in info.name.split(".")):
+            continue
+        names.append(info.name)
+    return sorted(names)
+
+
+def public_names(module_name: str) -> list[str]:
+    """The names a reader may use from ``module_name``: its ``__all__``, else its own names."""
+    _ensure_path()
+    module = importlib.import_module(module_name)
+    explicit = getattr(module, "__all__", None)
+    if explicit is not None:
+        # A submodule listed in ``__all__`` (``noisy_dyn.data``) has a page of its own.
+        return [
+            str(n) for n in explicit if not isinstance(getattr(module, n, None), types.ModuleType)
+        ]
+    top = module_name.split(".")[0]
+    out = []
+    for name, obj in vars(module).items():
+        if name.startswith("_") or isinstance(obj, types.ModuleType):
+            continue
+        origin = getattr(obj, "__module__", None)
+        if origin is None or not str(origin).startswith(top):
+            continue
+        out.append(name)
+    return out
+
+
+def external(module_name: str, name: str) -> str | None:
+    """Where a public function or class defined outside the three packages comes from
+    (``"numpy.sqrt"``), or None for the packages' own names, constants and instances."""
+    obj = getattr(importlib.import_module(module_name), name, None)
+    if not (callable(obj) and hasattr(obj, "__module__") and hasattr(obj, "__qualname__")):
+        return None
+    origin = str(obj.__module__ or "")
+    if origin.split(".")[0] in PACKAGES:
+        return None
+    return f"{origin}.{obj.__qualname__}" if origin else str(obj.__qualname__)
+
+
+def api_map() -> dict[str, list[str]]:
+    """``{module: [public names]}`` for every public module of every package that imports."""
+    out: dict[str, list[str]] = {}
+    for package in PACKAGES:
+        for module in public_modules(package):
+            out[module] = public_names(module)
+    return out
+
+
+def undocumented() -> list[str]:
+    """Public functions and classes without a docstring of their own (an auto-generated
+    ``Name(field, ...)`` of a dataclass or named tuple does not count)."""
+    import inspect
+
+    out = []
+    for module, names in api_map().items():
+        mod = importlib.import_module(module)
+        for name in names:
+            obj = getattr(mod, name, None)
+            if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+                continue
+            if external(module, name):  # its docstring is its own package's
+                continue
+            doc = (obj.__doc__ or "").strip()
+            if not doc or doc.startswith(f"{obj.__name__}("):
+                out.append(f"{module}.{name}")
+    return out

@@ -1,0 +1,778 @@
+"""Generate the site's API reference, results, benchmarks, notebooks and navigation at build time.
+
+Run by ``mkdocs-gen-files`` (see ``mkdocs.yml``); nothing here is written into the repository.
+
+* API reference: one page per public module of each package (``apiwalk.api_map``), listing its
+  ``__all__`` (or public names) for mkdocstrings.
+* Results: one page per folder under ``docs/results/``, made from the stored files: the
+  folder's Markdown tables, JSON files without a Markdown twin rendered as tables, its plots,
+  the exact commands (``commands.sh``), the machine and the date (from the stored JSON where it
+  says so, else from ``commands.sh``'s comments and the commit that added the folder).
+* Benchmarks: one page per ``benchmarks/results/*.json`` with its tables, plots, machine, date
+  and command, and an overview page.
+* Notebooks: ``notebooks/*.ipynb`` with their stored outputs (rendered by mkdocs-jupyter,
+  never executed).
+* ``CHANGELOG.md`` at the root, when present, as a page.
+* ``SUMMARY.md``: the navigation (mkdocs-literate-nav). Pages named in ``NAV`` are placed
+  where it says when they exist; every other ``docs/*.md`` is listed under "More".
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import mkdocs_gen_files
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import apiwalk  # noqa: E402
+
+ROOT = apiwalk.ROOT
+DOCS = ROOT / "docs"
+RESULTS = DOCS / "results"
+BENCH = ROOT / "benchmarks" / "results"
+
+# (section, [(title, page)]) in reading order; a page that does not exist is left out.
+NAV: list[tuple[str, list[tuple[str, str]]]] = [
+    (
+        "Getting started",
+        [
+            ("Install and quickstart", "getting_started.md"),
+            ("Your own data", "own_data.md"),
+            ("Data sets", "data.md"),
+            ("File formats", "data_formats.md"),
+            ("Command lines", "command_lines.md"),
+            ("Training", "training.md"),
+            ("Training options", "training_options.md"),
+            ("Devices and several hosts", "devices.md"),
+            ("Checkpoints, resume and faults", "reliability.md"),
+        ],
+    ),
+    (
+        "Guides",
+        [
+            ("Noisy RNNs (noisy_dyn)", "guide_noisy_dyn.md"),
+            ("Basis-function ODE-Nets (basis_ode)", "guide_basis_ode.md"),
+        ],
+    ),
+    (
+        "Theory",
+        [
+            ("Noisy RNN: derivations", "derivations.md"),
+            ("Noisy RNN: the discretisations and the kernel", "noisy_rnn.md"),
+            ("Basis-function ODE-Nets: the mathematics", "basis_ode.md"),
+        ],
+    ),
+]
+HOME = "index.md"
+
+
+# ---------------------------------------------------------------------------------------------
+# small helpers
+
+
+def _write(path: str, text: str) -> None:
+    with mkdocs_gen_files.open(path, "w") as f:
+        f.write(text)
+
+
+def _copy_binary(src: Path, dst: str) -> None:
+    with mkdocs_gen_files.open(dst, "wb") as f:
+        f.write(src.read_bytes())
+
+
+def _git_first_date(path: Path) -> str | None:
+    """The date (UTC, YYYY-MM-DD) of the first commit that added files under ``path``."""
+    try:
+        out = subprocess.run(
+            ["git", "log", "--diff-filter=A", "--format=%cd", "--date=short", "--", str(path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out[-1] if out else None
+
+
+def _first_heading(path: Path) -> str:
+    """A page's first ``# `` heading without Markdown, else its file name."""
+    for line in path.read_text().splitlines():
+        if line.startswith("# "):
+            return line[2:].replace("`", "").strip()
+    return _title(path.stem).capitalize()
+
+
+def _title(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):
+            return str(v)
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
+            return f"{v:.3g}"
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        items = [_fmt(x) for x in v]
+        if len(items) > 12:
+            return ", ".join(items[:8]) + f", ... ({len(items)} values)"
+        return "[" + ", ".join(items) + "]"
+    s = str(v).replace("|", "\\|").replace("\n", " ")
+    return s
+
+
+def _is_scalar(v: object) -> bool:
+    return v is None or isinstance(v, str | int | float | bool)
+
+
+def _is_scalar_list(v: object) -> bool:
+    return isinstance(v, list) and all(_is_scalar(x) for x in v)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, object] | None:
+    """Flatten nested dicts of scalars (and short scalar lists) to dotted keys, else None."""
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if _is_scalar(v) or _is_scalar_list(v):
+            out[key] = v
+        elif isinstance(v, dict):
+            sub = _flat(v, key + ".")
+            if sub is None:
+                return None
+            out.update(sub)
+        else:
+            return None
+    return out
+
+
+def json_tables(obj: object, level: int = 3, name: str = "") -> str:
+    """Render any JSON value as Markdown tables: generic, so a new result file needs no code.
+
+    A dict's scalar entries form one key/value table; a list of dicts, or a dict of dicts, of
+    scalars is one table with a row per entry; anything deeper gets a heading and recurses.
+    """
+    h = "#" * min(level, 6)
+    if _is_scalar(obj) or _is_scalar_list(obj):
+        return f"{_fmt(obj)}\n\n"
+    if isinstance(obj, list):
+        flats = [_flat(x) if isinstance(x, dict) else None for x in obj]
+        if obj and all(f is not None for f in flats):
+            cols: list[str] = []
+            for f in flats:
+                cols += [c for c in f if c not in cols]
+            rows = [[_fmt(f.get(c, "")) for c in cols] for f in flats]
+            return _table(cols, rows) + "\n"
+        return "".join(json_tables(x, level + 1, f"{name}[{i}]") for i, x in enumerate(obj))
+    assert isinstance(obj, dict)
+    out = ""
+    scalars = {k: v for k, v in obj.items() if _is_scalar(v) or _is_scalar_list(v)}
+    if scalars:
+        rows = [
+            [str(k), _date_text({k: v}) if k in _DATE_KEYS else _fmt(v)] for k, v in scalars.items()
+        ]
+        out += _table(["key", "value"], rows) + "\n"
+    rest = {k: v for k, v in obj.items() if k not in scalars}
+    for k, v in rest.items():
+        out += f"{h} {k}\n\n"
+        if isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
+            flats = {kk: _flat(x) for kk, x in v.items()}
+            if all(f is not None for f in flats.values()):
+                cols = []
+                for f in flats.values():
+                    cols += [c for c in f if c not in cols]
+                rows = [[str(kk)] + [_fmt(f.get(c, "")) for c in cols] for kk, f in flats.items()]
+                out += _table([k] + cols, rows) + "\n"
+                continue
+        out += json_tables(v, level + 1, k)
+    return out
+
+
+_DATE_KEYS = ("date", "timestamp", "started")
+
+
+def _find_keys(obj: object, keys: tuple[str, ...], found: dict[str, object]) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k in keys and k not in found:
+                found[k] = v
+            _find_keys(v, keys, found)
+    elif isinstance(obj, list):
+        for x in obj[:50]:
+            _find_keys(x, keys, found)
+
+
+def _machine_text(m: object) -> str:
+    if isinstance(m, dict):
+        parts = []
+        if m.get("backend") and m.get("backend") != "cpu":  # the accelerator first
+            parts.append(f"{m.get('device') or m['backend']} (JAX backend {m['backend']})")
+        if "processor" in m or "cpu_count" in m:
+            parts.append(f"{m.get('cpu_count', '?')}-core {m.get('processor', '')} CPU".strip())
+        for k in ("local_devices", "jax", "python", "torch"):
+            if k in m:
+                parts.append(f"{k} {m[k]}")
+        if "load_average_1min" in m:
+            parts.append(f"1-min load {float(m['load_average_1min']):.2f} at start")
+        return ", ".join(parts) or _fmt(m)
+    return _fmt(m)
+
+
+def _date_text(found: dict[str, object]) -> str | None:
+    for k in ("date", "timestamp", "started"):
+        v = found.get(k)
+        if isinstance(v, int | float) and v > 1e9:
+            return _dt.datetime.fromtimestamp(v, _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        if isinstance(v, str) and v:
+            try:  # an ISO time stamp, shown as the others are
+                t = _dt.datetime.fromisoformat(v)
+            except ValueError:
+                return v
+            if "T" not in v or t.tzinfo is None:
+                return v
+            return t.astimezone(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return None
+
+
+_MACHINE_RE = re.compile(
+    r"((?:idle |shared |loaded |busy )?(?:the )?\d+-core CPU|(?:one )?NVIDIA \w+|one H200|H200)",
+    re.IGNORECASE,
+)
+
+
+def _provenance(folder: Path, jsons: list[Path], comments: str) -> list[str]:
+    """Lines saying on what machine and when, each with where the statement comes from."""
+    found: dict[str, object] = {}
+    for p in jsons:
+        try:
+            _find_keys(json.loads(p.read_text()), ("machine", "date", "started", "backend"), found)
+        except (ValueError, OSError):
+            continue
+    lines = []
+    if "machine" in found:
+        lines.append(f"**Machine:** {_machine_text(found['machine'])} (stored in the JSON).")
+    else:
+        m = _MACHINE_RE.search(comments)
+        if m:
+            lines.append(f"**Machine:** {m.group(1)} (from the comments of `commands.sh`).")
+        elif "backend" in found:
+            lines.append(f"**Machine:** JAX backend `{found['backend']}` (stored in the JSON).")
+        else:
+            lines.append("**Machine:** not recorded in the stored files.")
+    date = _date_text(found)
+    if date:
+        lines.append(f"**Date:** {date} (stored in the JSON).")
+    added = _git_first_date(folder)
+    if added:
+        lines.append(f"**Committed:** {added} (the commit that added these files).")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# API reference
+
+
+def gen_api() -> list[str]:
+    """Write one page per public module; return the SUMMARY lines of the API section."""
+    nav = ["- API reference", "    - [Overview](reference/index.md)"]
+    overview = [
+        "# API reference",
+        "",
+        "Generated from the docstrings (Google style) of every public module: a module whose",
+        "dotted name has no part starting with `_`. Each page lists the module's `__all__`",
+        "(its public names, where it has none). The strict build fails if any of them is",
+        "missing from its page, so new modules and names are documented as they land.",
+        "",
+        "| module | public names |",
+        "|---|---|",
+    ]
+    api = apiwalk.api_map()
+    by_package: dict[str, list[str]] = {}
+    for module in api:
+        by_package.setdefault(module.split(".")[0], []).append(module)
+    for package, modules in by_package.items():
+        nav.append(f"    - {package}")
+        for module in modules:
+            names = api[module]
+            page = f"reference/{module}.md"
+            # Functions and classes re-exported from another library are named, with where
+            # they come from, not rendered (their documentation is that library's).
+            outside = {n: apiwalk.external(module, n) for n in names}
+            own = [n for n in names if not outside[n]]
+            members = "\n".join(f"        - {n}" for n in own) or "        []"
+            text = (
+                f"::: {module}\n"
+                "    options:\n"
+                "      show_root_heading: true\n"
+                "      heading_level: 1\n"
+                "      members:\n" + members + "\n"
+            )
+            others = [(n, o) for n, o in outside.items() if o]
+            if others:
+                text += "\n## Re-exported from other libraries\n\n"
+                text += "\n".join(
+                    f'- <span id="{module}.{n}"></span>`{module}.{n}`: `{o}`' for n, o in others
+                )
+                text += "\n"
+            _write(page, text)
+            nav.append(f"        - [{module}]({page})")
+            overview.append(f"| [`{module}`]({module}.md) | {len(names)} |")
+    _write("reference/index.md", "\n".join(overview) + "\n")
+    return nav
+
+
+# ---------------------------------------------------------------------------------------------
+# results
+
+
+def _commands(folder: Path) -> tuple[str, str]:
+    sh = folder / "commands.sh"
+    if not sh.exists():
+        return "", ""
+    text = sh.read_text()
+    comments = " ".join(
+        line.lstrip("# ").strip()
+        for line in text.splitlines()
+        if line.startswith("#") and not line.startswith("#!")
+    )
+    return text, comments
+
+
+def _readme(folder: Path) -> tuple[str, str] | None:
+    """A folder's own ``README.md``: (its first heading, the rest), or None."""
+    p = folder / "README.md"
+    if not p.exists():
+        return None
+    lines = p.read_text().strip().splitlines()
+    if lines and lines[0].startswith("# "):
+        return lines[0][2:].strip(), "\n".join(lines[1:]).strip()
+    return "", "\n".join(lines)
+
+
+def _inline_md(path: Path) -> str:
+    """A stored Markdown file, its headings moved below the page's own (level 3 and lower)."""
+    return _inline_md_text(path.read_text())
+
+
+_BLOCK = re.compile(r"\s*([|>]|#{1,6} |[*+-] |\d+\. |```)")
+
+
+def _inline_md_text(text: str) -> str:
+    """Markdown written by a command or by hand, its headings two levels lower.
+
+    A command writes each line of text as a paragraph of its own, often longer than any line
+    a person wraps (Markdown would join consecutive lines into one), and often right before a
+    table: a blank line goes after a plain, unindented line longer than 100 characters or
+    followed by a table, list, heading or fence. Lines wrapped by hand (at most 100
+    characters) and the indented lines of a list item are left as they are.
+    """
+    lines = text.splitlines()
+    out = []
+    fence = False
+    for i, line in enumerate(lines):
+        if line.startswith("```"):
+            fence = not fence
+        if not fence and re.match(r"#{1,4} ", line):
+            line = "##" + line
+        out.append(line)
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        plain = line.strip() and not line[0].isspace() and not _BLOCK.match(line)
+        if not fence and plain and (len(line) > 100 or (nxt.strip() and _BLOCK.match(nxt))):
+            out.append("")
+    return "\n".join(out).strip() + "\n"
+
+
+def _result_jsons(folder: Path) -> list[Path]:
+    """The JSON files a folder's machine and date are read from: its own, and its subfolders'
+    unless it is a package's folder (whose subfolders are separate runs)."""
+    if folder.parent == RESULTS:
+        return sorted(folder.glob("*.json"))
+    return sorted(folder.rglob("*.json"))
+
+
+def _result_page(folder: Path, children: list[Path]) -> str:
+    """The page of one results folder: what was run (its README or the comments of its
+    ``commands.sh``), the machine and the date, its tables, its plots, the exact commands."""
+    rel = folder.relative_to(RESULTS)
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    text, comments = _commands(folder)
+    readme = _readme(folder)
+    mds = [p for p in files if p.suffix == ".md" and p.name != "README.md"]
+    jsons = [p for p in files if p.suffix == ".json"]
+    nested_jsons = _result_jsons(folder)
+    pngs = [p for p in files if p.suffix == ".png"]
+    if readme and readme[0]:
+        lines = [f"# {readme[0]}", ""]
+    else:
+        lines = [f"# {rel.as_posix()}", ""]
+    if comments and not readme:
+        lines += [comments, ""]
+    lines += [
+        f"Generated from the files stored in `docs/results/{rel.as_posix()}/`.",
+        "",
+    ]
+    lines += [line + "  " for line in _provenance(folder, nested_jsons, comments)] + [""]
+    if readme:
+        lines += [readme[1], ""]
+    for p in mds:
+        lines += [f"## {p.name}", "", _inline_md(p), ""]
+    md_stems = {p.stem for p in mds}
+    for p in pngs:
+        lines += [f"## {p.name}", "", f"![{p.stem}]({p.name})", ""]
+    for p in jsons:
+        if p.stem in md_stems:
+            continue
+        try:
+            data = json.loads(p.read_text())
+        except ValueError:
+            continue
+        lines += [f"## {p.name}", "", json_tables(data, 3, p.stem)]
+    if text:
+        lines += ["## Command", "", "```bash", text.rstrip(), "```", ""]
+    up = "../" * (len(rel.parts) + 1)
+    referrers = _referrers(rel.as_posix())
+    if not text:
+        lines += [
+            "## Command",
+            "",
+            "No `commands.sh` is stored with these files"
+            + ("; the pages below give the command and discuss the run." if referrers else "."),
+            "",
+        ]
+    if referrers:
+        lines += ["## Discussed in", ""]
+        lines += [
+            f"- [{'Home' if p == HOME else _first_heading(DOCS / p)}]({up}{p})" for p in referrers
+        ]
+        lines.append("")
+    if children:
+        lines += ["## Parts", ""]
+        lines += [f"- [{c.name}]({c.name}/index.md)" for c in children]
+        lines.append("")
+    others = [p for p in files if p.suffix not in (".md", ".png")]
+    if others or mds:
+        lines += ["## Stored files", ""]
+        lines += [f"- [`{p.name}`]({p.name})" for p in others + mds]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _referrers(rel: str) -> list[str]:
+    """The pages under ``docs/`` that link to the results folder ``rel``."""
+    pattern = re.compile(rf"results/{re.escape(rel)}(/|\))")
+    return [p.name for p in sorted(DOCS.glob("*.md")) if pattern.search(p.read_text())]
+
+
+def _result_summary(folder: Path) -> tuple[str, str, str]:
+    """(what, machine, date) in one line each for the overview table."""
+    text, comments = _commands(folder)
+    readme = _readme(folder)
+    what = readme[0] if readme and readme[0] else ""
+    what = what or (comments.split(". ")[0][:160] if comments else "")
+    if not what:
+        for p in sorted(folder.glob("*.md")):
+            first = p.read_text().strip().splitlines()
+            if first and not first[0].startswith("|"):
+                what = first[0].lstrip("# ").strip()[:160]
+                break
+    prov = _provenance(folder, _result_jsons(folder), comments)
+    machine = prov[0].removeprefix("**Machine:** ")
+    date = next((p for p in prov if p.startswith("**Date")), "")
+    date = date or next((p for p in prov if p.startswith("**Committed")), "")
+    date = re.sub(r"\*\*\w+:\*\* ", "", date).split(" (")[0]
+    machine = machine.split(" (")[0].replace("not recorded in the stored files.", "not recorded")
+    return what.replace("|", "\\|"), machine, date
+
+
+def gen_results() -> list[str]:
+    nav = ["- Results", "    - [Overview](results/index.md)"]
+    for title, page in (
+        ("Findings: noisy_dyn", "findings_noisy_dyn.md"),
+        ("Findings: basis_ode", "findings_basis_ode.md"),
+    ):
+        if (DOCS / page).exists():
+            nav.append(f"    - [{title}]({page})")
+    overview = [
+        "# Results",
+        "",
+        "One page per folder under `docs/results/`, generated at build time from the stored",
+        "files: the tables the commands wrote, their plots, the exact commands, and the machine",
+        "and date as far as the stored files record them. A folder added later gets its page",
+        "without any change to the site's configuration.",
+        "",
+    ]
+    if not RESULTS.exists():
+        _write("results/index.md", "\n".join(overview))
+        return nav
+
+    def visit(folder: Path, depth: int) -> None:
+        children = sorted(p for p in folder.iterdir() if p.is_dir())
+        rel = folder.relative_to(RESULTS).as_posix()
+        if not (folder / "index.md").exists():
+            _write(f"results/{rel}/index.md", _result_page(folder, children))
+        nav.append("    " * depth + f"- [{folder.name}](results/{rel}/index.md)")
+        for c in children:
+            visit(c, depth + 1)
+
+    for package_dir in sorted(p for p in RESULTS.iterdir() if p.is_dir()):
+        nav.append(f"    - {package_dir.name}")
+        overview += [
+            f"## {package_dir.name}",
+            "",
+            "| result | what was run | machine | date |",
+            "|---|---|---|---|",
+        ]
+        files = sorted(p for p in package_dir.iterdir() if p.is_file())
+        subdirs = sorted(p for p in package_dir.iterdir() if p.is_dir())
+        if not (package_dir / "index.md").exists():
+            _write(f"results/{package_dir.name}/index.md", _result_page(package_dir, subdirs))
+        nav[-1] = f"    - [{package_dir.name}](results/{package_dir.name}/index.md)"
+        if files:  # loose files at the package level are shown on the package's page
+            what, machine, date = _result_summary(package_dir)
+            overview.append(
+                f"| [stored files]({package_dir.name}/index.md) | {what} | {machine} | {date} |"
+            )
+        for folder in sorted(p for p in package_dir.iterdir() if p.is_dir()):
+            visit(folder, 2)
+            what, machine, date = _result_summary(folder)
+            rel = folder.relative_to(RESULTS).as_posix()
+            overview.append(f"| [{folder.name}]({rel}/index.md) | {what} | {machine} | {date} |")
+        overview.append("")
+    _write("results/index.md", "\n".join(overview))
+    return nav
+
+
+# ---------------------------------------------------------------------------------------------
+# benchmarks
+
+RERUN = [
+    ("cpu_full", "python -m benchmarks.run --full", "the CPU suite, about 5 minutes"),
+    (
+        "cpu_quick",
+        "python -m benchmarks.run --quick",
+        "the CPU suite at small size, about 2 minutes",
+    ),
+    ("gpu_full", "bash benchmarks/gpu.sh", "the suite on a GPU, results to `$OUT`"),
+    (
+        "noisy_theory_training",
+        "python -m benchmarks.noisy_theory_experiments training",
+        "a Noisy RNN and its deterministic twin on digits, measured every epoch",
+    ),
+    (
+        "stochastic_stabilization",
+        "python -m benchmarks.noisy_theory_experiments stabilization",
+        "the top Lyapunov exponent of an unstable Lipschitz RNN as multiplicative noise grows",
+    ),
+    ("cpu_idle_ensemble", "python -m benchmarks.ensemble", "ensemble against separate runs"),
+    (
+        "reliability",
+        "python -m benchmarks.reliability_faults --seed 0",
+        "fault injection on the training engine, about 5 minutes",
+    ),
+]
+
+
+def _bench_command(stem: str, data: dict) -> str | None:
+    for key in ("command", "commands"):
+        if key in data:
+            v = data[key]
+            cmd = "\n".join(map(str, v)) if isinstance(v, list) else str(v)
+            extra = data.get("command_hugetlb")
+            return cmd + (f"\n{extra}" if isinstance(extra, str) else "")
+    if data.get("mode") in ("full", "quick") and stem.startswith("cpu"):
+        return f"python -m benchmarks.run --{data['mode']}"
+    for s, cmd, _ in RERUN:
+        if stem == s:
+            return cmd
+    return None
+
+
+def _train_step_table(runs: dict[str, dict]) -> str:
+    """Seconds per Noisy RNN train step by implementation, one column per stored run."""
+    impls: list[str] = []
+    for d in runs.values():
+        impls += [i for i in d["train_step"]["impl"] if i not in impls]
+    header = ["implementation"] + [f"{s} (s)" for s in runs]
+    rows = []
+    for i in impls:
+        row = [i]
+        for d in runs.values():
+            r = d["train_step"]["impl"].get(i)
+            row.append(f"{r['min_s']:.4g}" if r else "-")
+        rows.append(row)
+    rows.append(
+        ["matmul roofline"] + [f"{d['train_step']['roofline_s']:.4g}" for d in runs.values()]
+    )
+    return _table(header, rows)
+
+
+def gen_benchmarks() -> list[str]:
+    nav = ["- Benchmarks", "    - [Overview](benchmarks/index.md)"]
+    if (DOCS / "performance.md").exists():
+        nav.append("    - [What the numbers show](performance.md)")
+    overview = [
+        "# Benchmarks",
+        "",
+        "Speed and memory are measured by the scripts in `benchmarks/`, never asserted in the",
+        "tests. Each run writes JSON (and usually a Markdown table and plots) to",
+        "`benchmarks/results/`; the pages below are generated from those JSON files at build",
+        "time. The discussion of what they show is [What the numbers show](../performance.md)."
+        if (DOCS / "performance.md").exists()
+        else "time.",
+        "",
+        "## Rerun them",
+        "",
+        'The PyTorch baseline needs the bench extra: `pip install -e ".[bench]"` (torch 2.13.0',
+        "for the CPU build). Then, from the repository root:",
+        "",
+        "| command | what it runs | stored as |",
+        "|---|---|---|",
+    ]
+    overview += [f"| `{cmd}` | {note or '-'} | [{stem}]({stem}.md) |" for stem, cmd, note in RERUN]
+    overview += ["", "## Stored runs", "", "| file | machine | date | command |"]
+    overview.append("|---|---|---|---|")
+    suite: dict[str, dict] = {}
+    for p in sorted(BENCH.glob("*.json")) if BENCH.exists() else []:
+        try:
+            data = json.loads(p.read_text())
+        except ValueError:
+            continue
+        stem = p.stem
+        if isinstance(data, dict) and "train_step" in data and "impl" in data["train_step"]:
+            suite[stem] = data
+        found: dict[str, object] = {}
+        _find_keys(data, ("machine", "date", "started"), found)
+        machine = _machine_text(found["machine"]) if "machine" in found else "not recorded"
+        date = _date_text(found) or (_git_first_date(p) or "") + " (committed)"
+        cmd = _bench_command(stem, data) if isinstance(data, dict) else None
+        lines = [f"# {stem}", "", f"Generated from `benchmarks/results/{p.name}`.", ""]
+        lines += [f"**Machine:** {machine}.  ", f"**Date:** {date}.", ""]
+        if cmd:
+            lines += ["## Command", "", "```bash", cmd, "```", ""]
+        for png in sorted(BENCH.glob(f"{stem}*.png")):
+            _copy_binary(png, f"benchmarks/{png.name}")
+            lines += [f"## {png.stem}", "", f"![{png.stem}]({png.name})", ""]
+        twin = p.with_suffix(".md")
+        if twin.exists():  # the run's own Markdown (its tables, often what they show)
+            lines += [f"## {twin.name}", "", _inline_md(twin), ""]
+            lines += [f"## All stored values ({p.name})", "", json_tables(data, 3, stem)]
+        else:
+            lines += ["## Tables", "", json_tables(data, 3, stem)]
+        _write(f"benchmarks/{stem}.md", "\n".join(lines))
+        nav.append(f"    - [{stem}](benchmarks/{stem}.md)")
+        first_cmd = (cmd or "").splitlines()[0] if cmd else ""
+        overview.append(
+            f"| [{stem}]({stem}.md) | {machine.split(',')[0]} | {date} | `{first_cmd}` |"
+            if first_cmd
+            else f"| [{stem}]({stem}.md) | {machine.split(',')[0]} | {date} | |"
+        )
+    jsons = {p.stem for p in BENCH.glob("*.json")} if BENCH.exists() else set()
+    for p in sorted(BENCH.glob("*.md")) if BENCH.exists() else []:
+        if p.stem in jsons:
+            continue  # the table of a JSON run, shown on that run's page
+        text = p.read_text().strip()
+        head, _, body = text.partition("\n")
+        title = head[2:].strip() if head.startswith("# ") else p.stem
+        if not head.startswith("# "):
+            body = text
+        cmd = _bench_command(p.stem, {})
+        # Machine and date as the file's own text states them, else the commit's date.
+        m = re.search(r"[\w-]*\s*\(?\d+[- ]cores?\)?|\d+-core CPU|NVIDIA \w+", body)
+        machine = m.group(0).strip() if m else "see the page"
+        d = re.search(r"\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2} UTC)?", body)
+        date = d.group(0) if d else (_git_first_date(p) or "") + " (committed)"
+        lines = [f"# {title}", "", f"Generated from `benchmarks/results/{p.name}`.", ""]
+        lines += [body.strip(), ""]
+        if cmd:
+            lines += ["## Command", "", "```bash", cmd, "```", ""]
+        _write(f"benchmarks/{p.stem}.md", "\n".join(lines))
+        nav.append(f"    - [{title}](benchmarks/{p.stem}.md)")
+        cell = f"`{cmd.splitlines()[0]}`" if cmd else ""
+        overview.append(f"| [{p.stem}]({p.stem}.md) | {machine} | {date} | {cell} |")
+    if suite:
+        overview += [
+            "",
+            "## Noisy RNN train step, every stored suite run",
+            "",
+            "Minimum seconds per step (B = 128, H = 128, T = 784, value and gradient), from",
+            "`train_step.impl.*.min_s` of each JSON:",
+            "",
+            _train_step_table(suite),
+        ]
+    _write("benchmarks/index.md", "\n".join(overview) + "\n")
+    return nav
+
+
+# ---------------------------------------------------------------------------------------------
+# notebooks, changelog, navigation
+
+
+def gen_notebooks() -> list[str]:
+    nav = []
+    books = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    if books:
+        nav.append("- Notebooks")
+    for nb in books:
+        _copy_binary(nb, f"notebooks/{nb.name}")
+        title = _title(nb.stem)
+        try:  # the notebook's own first heading, without Markdown
+            for cell in json.loads(nb.read_text())["cells"]:
+                src = "".join(cell["source"]).strip()
+                if cell["cell_type"] == "markdown" and src.startswith("# "):
+                    title = src.splitlines()[0][2:].replace("`", "").split(":")[0].strip()
+                    break
+        except (ValueError, KeyError):
+            pass
+        nav.append(f"    - [{title}](notebooks/{nb.name})")
+    return nav
+
+
+def gen_changelog() -> list[str]:
+    src = ROOT / "CHANGELOG.md"
+    if not src.exists():
+        return []
+    text = src.read_text()
+    # Links written relative to the repository root point into the site from docs/.
+    text = re.sub(r"\]\(docs/", "](", text)
+    _write("changelog.md", text)
+    return ["- [Changelog](changelog.md)"]
+
+
+def main() -> None:
+    summary = [f"- [Home]({HOME})"]
+    placed = {HOME}
+    for section, pages in NAV:
+        present = [(t, p) for t, p in pages if (DOCS / p).exists()]
+        if present:
+            summary.append(f"- {section}")
+            summary += [f"    - [{t}]({p})" for t, p in present]
+            placed |= {p for _, p in present}
+    summary += gen_notebooks()
+    summary += gen_results()
+    summary += gen_benchmarks()
+    summary += gen_api()
+    summary += gen_changelog()
+    placed |= {"findings_noisy_dyn.md", "findings_basis_ode.md", "performance.md"}
+    others = sorted(p.name for p in DOCS.glob("*.md") if p.name not in placed)
+    if others:
+        summary.append("- More")
+        summary += [f"    - [{_first_heading(DOCS / p)}]({p})" for p in others]
+    _write("SUMMARY.md", "\n".join(summary) + "\n")
+
+
+main()
