@@ -37,7 +37,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from trainkit import Parser, add_run_flags, run_command
+from trainkit import Parser, add_run_flags, add_train_flags, cli_train_options, run_command
 from trainkit.internal import check_positive, default_out, parse_ints, parse_names
 
 EPILOG = __doc__.split("Full-size commands", 1)[1].join(["Full-size commands", ""])
@@ -57,12 +57,10 @@ def cmd_train(args: argparse.Namespace) -> dict:
     out = args.out or default_out("basis_ode", f"convodenet_{args.data}")
     run = experiments.train_images(
         splits, data_name=args.data, width=args.width, K=args.K, n_steps=args.n_steps,
-        basis=args.basis, method=args.method, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.lr, lr_drops=parse_ints(args.lr_drops),
-        refine_at=parse_ints(args.refine_at), augment=args.augment, seed=args.seed, out=out,
-        resume=not args.no_resume, progress=not args.quiet,
-        checkpoint_every=args.checkpoint_every, data_path=args.data_path,
-        validation_fraction=args.validation_fraction,
+        basis=args.basis, method=args.method, learning_rate=args.lr,
+        lr_drops=parse_ints(args.lr_drops), refine_at=parse_ints(args.refine_at),
+        augment=args.augment, out=out, data_path=args.data_path,
+        validation_fraction=args.validation_fraction, **cli_train_options(args),
     )  # fmt: skip
     r = run["result"]
     print(f"trained {args.data}: K={r['K']} n_steps={r['model']['n_steps'] or r['K']} "
@@ -92,9 +90,8 @@ def cmd_tag(args: argparse.Namespace) -> dict:
     run = experiments.train_tagger(
         conllu=args.conllu, sentences=args.sentences, width=args.width, K=args.K,
         n_steps=args.n_steps, basis=args.basis, method=args.method,
-        refine_at=parse_ints(args.refine_at), epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.lr, warmup=args.warmup, compress_to=parse_ints(args.compress_to),
-        seed=args.seed, out=out, resume=not args.no_resume, progress=not args.quiet,
+        refine_at=parse_ints(args.refine_at), learning_rate=args.lr, warmup=args.warmup,
+        compress_to=parse_ints(args.compress_to), out=out, **cli_train_options(args),
     )  # fmt: skip
     print(experiments.rows_markdown(run["result"]["rows"], ["K", "n_steps", "test_accuracy"]))
     _report("tag", out, run["written"])
@@ -140,16 +137,12 @@ def _train_parser(sub: Any) -> None:
                    help="fraction of the training images held out to pick the best epoch "
                    "(digits, npz; default 0.1)")  # fmt: skip
     _solver(p, K=4, width=16)
-    p.add_argument("--epochs", type=int, default=10, help="number of epochs")
-    p.add_argument("--batch-size", type=int, default=128, help="global batch size")
-    p.add_argument("--lr", type=float, default=0.1, help="peak learning rate")
+    add_train_flags(p, epochs=10, batch_size=128, learning_rate=0.1, lr_help="peak learning rate",
+                    seed_help="seed of split, init and data order")  # fmt: skip
     p.add_argument(
         "--lr-drops", default="", help="epochs where lr is multiplied by 0.1 (default: none)"
     )
     p.add_argument("--augment", action="store_true", help="random crop (pad 4) + flip")
-    p.add_argument("--checkpoint-every", type=int, default=None,
-                   help="also checkpoint every N steps (default: every epoch only)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="seed of split, init and data order")
     add_run_flags(p, out_default=None,
                   out_help="output folder (default: runs/basis_ode/convodenet_<data>)")  # fmt: skip
     p.set_defaults(func=cmd_train)
@@ -178,12 +171,11 @@ def _tag_parser(sub: Any) -> None:
                    help="train, dev, test CoNLL-U paths (default: the synthetic task)")  # fmt: skip
     p.add_argument("--sentences", type=int, default=2000, help="synthetic task size")
     _solver(p, K=16, width=32)
-    p.add_argument("--epochs", type=int, default=10, help="number of epochs")
-    p.add_argument("--batch-size", type=int, default=64, help="batch size")
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    add_train_flags(p, epochs=10, batch_size=64, learning_rate=3e-3, lr_help="peak learning rate",
+                    seed_help="seed of data, init and data order", batch_help="batch size",
+                    checkpoint_every=False)  # fmt: skip
     p.add_argument("--warmup", type=int, default=100, help="warm-up steps (paper: 8000)")
     p.add_argument("--compress-to", default="8", help="K values to compress to after training")
-    p.add_argument("--seed", type=int, default=0, help="seed of data, init and data order")
     out_help = "output folder (default: runs/basis_ode/tagger_<synthetic|ud>)"
     add_run_flags(p, out_default=None, out_help=out_help)
     p.set_defaults(func=cmd_tag)

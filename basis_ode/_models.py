@@ -35,7 +35,6 @@ Every ODE block keeps its unit's variables under the name ``basis_coeffs`` as a
 from __future__ import annotations
 
 import functools
-import numbers
 from typing import Any
 
 import flax.linen as nn
@@ -43,6 +42,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
+
+from trainkit.internal import check_positive_int
 
 from ._bases import Basis, PiecewiseConstant
 from ._block import ODEBlock
@@ -74,9 +75,7 @@ def _check_images(x: Any) -> None:
 
 def _check_positive(name: str, value: Any) -> int:
     """``value`` as a Python int (NumPy integers accepted), or a clear error."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    return int(value)
+    return check_positive_int(name, value)
 
 
 class _ConvBackbone(nn.Module):

@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -46,7 +45,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh
 from jaxtyping import Array, Float, Int
 
 import trainkit
@@ -55,7 +53,7 @@ from trainkit import TrainingDiverged as TrainingDiverged
 from trainkit import atomic_write, evaluate_padded
 from trainkit import list_checkpoints as list_checkpoints
 from trainkit import load_latest_checkpoint as load_latest_checkpoint
-from trainkit.internal import to_host
+from trainkit.internal import check_label_space, takes_train_options, to_host
 
 NonFiniteError = TrainingDiverged  # the former name of basis_ode's divergence error
 _RECIPES = ("sgd", "adam_rsqrt")
@@ -290,7 +288,8 @@ def _check_options(recipe: str, learning_rate: Any, refine_at: Sequence[int], mo
 
 
 def _check_epoch_lists(epochs: Any, refine_at: Sequence[int], lr_drops: Sequence[int]) -> None:
-    """Refinement epochs must lie in ``[0, epochs)`` and learning-rate drops in ``[1, epochs)``:
+    """Refinement epochs must lie in ``[0, epochs)`` and learning-rate drops in ``[1, epochs]``
+    (a drop at ``epochs`` takes effect when a finished run is continued to more epochs):
     outside, they would never happen (or, a drop at 0, replace the learning rate)."""
     if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 1:
         return  # refused with its own message by the loop's checks
@@ -300,11 +299,11 @@ def _check_epoch_lists(epochs: Any, refine_at: Sequence[int], lr_drops: Sequence
             f"refine_at (--refine-at) epochs {late} lie outside [0, epochs={epochs}): they "
             "would never refine; give epochs before the last, or more epochs."
         )
-    bad = [int(d) for d in lr_drops if not 1 <= int(d) < epochs]
+    bad = [int(d) for d in lr_drops if not 1 <= int(d) <= epochs]
     if bad:
         raise ValueError(
-            f"lr_drops (--lr-drops) epochs {bad} lie outside [1, epochs={epochs}): a drop at 0 "
-            "would replace the learning rate, one at or after the last epoch never happens."
+            f"lr_drops (--lr-drops) epochs {bad} lie outside [1, epochs={epochs}]: a drop at 0 "
+            "would replace the learning rate, one after the last epoch never happens."
         )
 
 
@@ -616,14 +615,12 @@ def _options(recipe, refine_at, augment, batch_size, opt_kwargs) -> dict:
     }
 
 
+@takes_train_options()
 def fit(
     model: Any,
     train: tuple,
     *,
-    epochs: int,
-    batch_size: int,
     learning_rate: float,
-    seed: int = 0,
     validation: tuple | None = None,
     recipe: str = "sgd",
     refine_at: Sequence[int] = (),
@@ -634,19 +631,9 @@ def fit(
     lr_factor: float = 0.1,
     warmup_steps: int = 8000,
     augment: Callable[..., Array] | None = None,
-    checkpoint_dir: str | os.PathLike | None = None,
-    checkpoint_every: int | None = None,
-    keep: int = 3,
-    resume: bool = True,
-    return_params: str = "best",
     select_best: bool | None = None,
-    mesh: Mesh | None = None,
-    progress: bool = True,
-    log_path: str | os.PathLike | None = None,
-    stop_after_steps: int | None = None,
     eval_batch_size: int = 500,
-    callback: Callable[[int, Any], dict | None] | None = None,
-    check_every: int = 50,
+    options: trainkit.TrainOptions,
 ) -> tuple[Any, dict[str, Any]]:
     """Train ``model`` on ``train`` by minimising the cross-entropy with a training recipe.
 
@@ -662,12 +649,7 @@ def fit(
             ``refine_at`` it needs ``n_steps`` and ``basis`` attributes.
         train: ``(xs, ys)`` images (N, H, W, C) and labels, or ``(tokens, tags, lengths)``.
             Checked before anything is traced: layout, dtypes, finiteness, label range.
-        epochs: total number of epochs (a resumed run continues up to it; a finished run asked
-            for more continues to the new total).
-        batch_size: global batch size; a multiple of the number of devices in ``mesh``. The
-            last incomplete batch of an epoch is dropped.
         learning_rate: peak learning rate ``lr0`` (> 0).
-        seed: initialisation, data order (``epoch_order``) and per-step keys derive from it.
         validation: data in the same layout as ``train``, evaluated after every epoch (model
             selection uses it, never the test split).
         recipe: ``"sgd"`` or ``"adam_rsqrt"``.
@@ -675,26 +657,9 @@ def fit(
         variables: initial variables; by default ``model.init`` with the seed's init key.
         momentum, weight_decay, lr_drops, lr_factor, warmup_steps: recipe options.
         augment: optional ``augment(key, inputs) -> inputs`` applied inside the jitted step.
-        checkpoint_dir: folder of the checkpoints (orbax steps ``ckpt_<step>``) and
-            ``log.jsonl``; a run there is resumed when ``resume`` (refused, naming each differing
-            field with both values, if it belongs to another run); ``resume=False`` deletes its
-            checkpoints and starts afresh.
-        checkpoint_every: also checkpoint every this many steps (besides every epoch end).
-        keep: number of checkpoints kept.
-        return_params: ``"best"`` (the variables of the best validation accuracy; the last
-            without validation) or ``"last"``.
-        select_best: the former switch: True means ``"best"``, False ``"last"``.
-        mesh: a one-axis ``jax.sharding.Mesh`` (``trainkit.default_mesh()``: axis ``"batch"``
-            over all devices); the batch is sharded along it, the parameters replicated.
-        progress: a tqdm bar when stderr is a terminal, else one line per epoch; also the
-            "resumed from step N" / "already complete" lines.
-        log_path: JSON-lines log (one line per epoch); default ``checkpoint_dir/log.jsonl``.
-        stop_after_steps: stop (as if interrupted, without saving) once this global step is
-            reached; for tests and for splitting a long run into sessions.
+        select_best: the former switch: True means ``return_params="best"``, False ``"last"``.
         eval_batch_size: batch size of the validation pass.
-        callback: ``callback(epoch, variables) -> dict | None`` after every epoch (1-based);
-            the dict is merged into that epoch's history.
-        check_every: read the on-device finiteness flag every this many steps.
+        <train options>
 
     Returns:
         ``(variables, history)``. ``history`` holds per-epoch lists (epoch 1 first): ``epoch``,
@@ -709,17 +674,24 @@ def fit(
         trainkit.CheckpointMismatchError: ``checkpoint_dir`` holds another run.
     """
     _check_options(recipe, learning_rate, tuple(refine_at), model)
-    _check_epoch_lists(epochs, refine_at, lr_drops)
+    _check_epoch_lists(options.epochs, refine_at, lr_drops)
     arrays = _check_data(train, "train")
     n_classes = _num_classes(model, arrays)
     arrays = _check_data(arrays, "train", n_classes)
+    if len(arrays) == 2 and n_classes is not None:  # images (tagging pads its tags with 0)
+        check_label_space("train labels", arrays[1], n_classes)
     val_arrays = None if validation is None else _check_data(validation, "validation", n_classes)
+    if val_arrays is not None and len(val_arrays[0]) == 0:
+        raise ValueError(
+            f"validation holds no examples (with {len(arrays[0])} training examples the "
+            "validation split came out empty); pass more training data, or validation=None."
+        )
     if select_best is not None:
-        return_params = "best" if select_best else "last"
+        options = options.replace(return_params="best" if select_best else "last")
     n = arrays[0].shape[0]
     opt_kwargs = dict(
         learning_rate=float(learning_rate),
-        steps_per_epoch=max(n // max(int(batch_size), 1), 1),
+        steps_per_epoch=max(n // max(int(options.batch_size), 1), 1),
         momentum=momentum,
         weight_decay=weight_decay,
         lr_drops=tuple(int(d) for d in lr_drops),
@@ -731,14 +703,8 @@ def fit(
         model=model, arrays=arrays, validation=val_arrays, recipe=recipe, opt_kwargs=opt_kwargs,
         refine_at=refine, augment=augment, variables=variables,
         eval_batch_size=int(eval_batch_size),
-        options=_options(recipe, refine, augment, batch_size, opt_kwargs),
+        options=_options(recipe, refine, augment, options.batch_size, opt_kwargs),
     )  # fmt: skip
-    settings = trainkit.Settings(
-        epochs=epochs, batch_size=batch_size, seed=seed, checkpoint_dir=checkpoint_dir,
-        resume=resume, keep=keep, checkpoint_every=checkpoint_every, check_every=check_every,
-        mesh=mesh, progress=progress, log_path=log_path, callback=callback,
-        stop_after_steps=stop_after_steps, return_params=return_params,
-    )  # fmt: skip
-    result, history, meta = trainkit.train(task, arrays, settings)
+    result, history, meta = trainkit.train(task, arrays, trainkit.Settings.from_options(options))
     history["model"] = task.model_of(meta)
     return result, history

@@ -395,6 +395,63 @@ def read_conllu(
     return sentences
 
 
+_UNESCAPED_SLASH = re.compile(r"(?<!\\)/")
+
+
+def read_tagged_text(
+    text_or_path: str | os.PathLike, *, name: str | None = None
+) -> list[tuple[list[str], list[str]]]:
+    """Passages of ``word/TAG`` text (e.g. Penn Treebank samples) as ``(words, tags)`` pairs.
+
+    One passage a line (a line may hold one or a few sentences); tokens are separated by
+    whitespace and each is ``word/TAG``, split at its LAST unescaped ``/``: a slash inside the
+    word is written ``\\/`` and read back as ``/`` (``1\\/2/CD`` is the word ``1/2`` with tag
+    ``CD``; ``and/or/CC`` is ``and/or``, ``CC``). Empty lines are skipped. A token with no
+    unescaped ``/``, an empty word or an empty tag is refused.
+
+    Args:
+        text_or_path: the text, or the path of a file (a ``Path``, or a string without a newline
+            that names an existing file), read as UTF-8.
+        name: how errors name the source (default: the path, or ``"<text>"``).
+
+    Returns:
+        List of ``(words, tags)``, one entry per non-empty line, in file order.
+
+    Raises:
+        trainkit.FileFormatError: a malformed token, naming the file, the line and the token.
+    """
+    is_path = isinstance(text_or_path, os.PathLike)
+    if not is_path and "\n" not in text_or_path:
+        try:
+            is_path = Path(text_or_path).is_file()
+        except (OSError, ValueError):  # e.g. a name too long to be a path
+            is_path = False
+    if is_path:
+        source = str(text_or_path) if name is None else name
+        text = Path(text_or_path).read_text(encoding="utf-8")
+    else:
+        source = "<text>" if name is None else name
+        text = text_or_path
+    passages: list[tuple[list[str], list[str]]] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        words, tags = [], []
+        for token in tokens:
+            cuts = [m.start() for m in _UNESCAPED_SLASH.finditer(token)]
+            word, tag = (token[: cuts[-1]], token[cuts[-1] + 1 :]) if cuts else ("", "")
+            if not cuts or not word or not tag:
+                raise FileFormatError(
+                    f"{source}, line {lineno}: malformed token {token!r}; expected word/TAG "
+                    "(write a slash inside the word as \\/)."
+                )
+            words.append(word.replace("\\/", "/"))
+            tags.append(tag)
+        passages.append((words, tags))
+    return passages
+
+
 def _encode(sentences, vocab: dict[str, int], tagmap: dict[str, int], max_len: int | None):
     lengths = np.asarray([len(w) for w, _ in sentences], np.int32)
     if max_len is not None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from trainkit import CLIError, markdown_table, write_if_changed
+from trainkit import CLIError, atomic_write_text, markdown_table, start_afresh, write_if_changed
 from trainkit.internal import limit_splits
 
 IMAGE_DATA = ("digits", "fashion_mnist", "cifar10", "npz")
@@ -69,24 +69,25 @@ def load_images(
                            f"{validation_fraction}; e.g. 0.2.")  # fmt: skip
     splits = _read_images(name, data_path, seed, validation_fraction)
     splits = limit_splits(splits, (limit, eval_limit, eval_limit))
-    _check_image_splits(splits, validation_fraction if name in _TAKES_FRACTION else None)
+    _check_image_splits(splits, (validation_fraction or 0.1) if name in _TAKES_FRACTION else None)
     return splits
 
 
 def _check_image_splits(splits: Any, fraction: float | None) -> None:
     import sys
 
-    from trainkit import label_space, small_validation
+    from trainkit import label_space
+    from trainkit.internal import small_validation
 
     train, val, test = splits[:3]
     label_space(train[1], {"validation": val[1], "test": test[1]})
     if len(val[1]) == 0:
+        at = "" if fraction is None else f" at validation fraction {fraction:g}"
         raise CLIError(
-            f"no validation example: {len(train[1])} training images at validation fraction "
-            f"{0.1 if fraction is None else fraction:g} leave none; give more data or a larger "
-            "--validation-fraction."
+            f"no validation example: {len(train[1])} training images{at} leave none; give more "
+            "data or a larger --validation-fraction."
         )
-    note = small_validation(len(val[1]), 0.1 if fraction is None else fraction, len(train[1]))
+    note = small_validation(len(val[1]), fraction, len(train[1]))
     if note:
         print(note, file=sys.stderr, flush=True)
 
@@ -154,9 +155,15 @@ def write_run(out: Path, model: Any, variables: Any, history: dict, result: dict
     return changed
 
 
+RUN_FILES = ("model.npz", "history.json", "result.json", "log.jsonl")
+"""The output files of a trained run (moved aside by ``--no-resume``)."""
+
+
 def _fit_files(out: Path | None, resume: bool) -> dict[str, Any]:
     if out is None:
         return {}
+    if not resume:  # nothing may read the previous run's model while this one trains
+        start_afresh(out, RUN_FILES)
     return {"checkpoint_dir": out / "checkpoints", "log_path": out / "log.jsonl", "resume": resume}
 
 
@@ -495,7 +502,7 @@ def demo(
         ConvODENet(num_classes=10, width=width, n_basis=1, n_steps=1), splits.train,
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
         validation=splits.validation, recipe="sgd", refine_at=refine_at,
-        lr_drops=(epochs - 1,) if epochs > 1 else (), return_params="last", progress=progress,
+        lr_drops=(max(epochs - 1, 1),), return_params="last", progress=progress,
         log_path=out / "log.jsonl",
     )  # fmt: skip
     model, K = history["model"], block_K(variables)
@@ -508,13 +515,13 @@ def demo(
         methods=["euler"], out_dir=out, progress=progress,
     )  # fmt: skip
     hist = {k: v for k, v in history.items() if k != "model"}
-    (out / "history.json").write_text(json.dumps(hist, indent=2))
+    atomic_write_text(out / "history.json", json.dumps(hist, indent=2))
     demo_plots(rows, hist, out)
     summary = {"final_K": K, "final_n_steps": model.n_steps, "refine_at": list(refine_at),
                "params": count_params(variables["params"]), "train_seconds": t_train,
                "total_seconds": time.perf_counter() - t_start,
                "val_accuracy": history["val_accuracy"]}  # fmt: skip
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     print((out / "sweep.md").read_text())
     total = summary["total_seconds"]
     print(f"demo: K = n_steps = 1 -> {K} (refined at epochs {list(refine_at)}), trained in "

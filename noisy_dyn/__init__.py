@@ -86,9 +86,11 @@ from ._study import STUDY_PERTURBATIONS as STUDY_PERTURBATIONS
 from ._study import confirm_rows as confirm_rows
 from ._study import evaluate_members as evaluate_members
 from ._study import inference_config as inference_config
+from ._study import inference_key as inference_key
 from ._study import perturbation_key as perturbation_key
 from ._study import plot_study as plot_study
 from ._study import robustness_study as robustness_study
+from ._study import stochastic_logits as stochastic_logits
 from ._study import study_markdown as study_markdown
 from ._study import study_rows as study_rows
 from ._study import write_study as write_study

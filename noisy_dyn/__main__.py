@@ -18,14 +18,23 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from trainkit import CLIError, Parser, add_run_flags, run_command
+from trainkit import (
+    CLIError,
+    Parser,
+    add_run_flags,
+    add_train_flags,
+    cli_train_options,
+    run_command,
+)
 from trainkit.internal import check_positive, default_out, parse_names, restart_with_huge_pages
 
 TRAINING_COMMANDS = ("train", "study", "compare", "demo", "robustness")
-"""Commands that, run from a shell (``main()`` on ``sys.argv``), restart themselves once with
-glibc's ``malloc`` asking for transparent huge pages where that helps (Linux, glibc >= 2.35, THP
-mode ``madvise``): the T = 784 training step took 10-30 % less time on the 2-core CPU.
-``TRAINKIT_HUGE_PAGES=0`` turns it off (``trainkit.internal.restart_with_huge_pages``)."""
+"""Commands that, run from a shell (``main()`` on ``sys.argv``) with ``TRAINKIT_HUGE_PAGES=1``
+set by the user, restart themselves once with glibc's ``malloc`` asking for transparent huge
+pages where that helps (Linux, glibc >= 2.35, THP mode ``madvise``): the T = 784 training step
+took 10-30 % less time on the 2-core CPU. Without it they never replace their own process
+(``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` at start has the same effect;
+``trainkit.internal.restart_with_huge_pages``)."""
 
 EPILOG = """\
 Full-size runs (the paper's setting, Lim et al. 2021, Sec. 6: T = 784 pixel steps, H = 128,
@@ -70,11 +79,10 @@ def cmd_train(args: argparse.Namespace) -> int:
              "sigma_mult": args.sigma_mult}  # fmt: skip
     out = args.out or default_out("noisy_dyn", f"{args.preset}_{args.data}")
     run = experiments.train_preset(
-        args.preset, splits, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.lr, seed=args.seed,
+        args.preset, splits, learning_rate=args.lr,
         overrides={k: v for k, v in given.items() if v is not None}, out=out,
-        data_name=args.data, resume=not args.no_resume, progress=not args.quiet,
-        checkpoint_every_steps=args.checkpoint_every, regularizer=args.regularizer, lam=args.lam,
+        data_name=args.data, regularizer=args.regularizer, lam=args.lam,
+        **cli_train_options(args),
     )  # fmt: skip
     result = run["result"]
     best = result["best_val_accuracy"]
@@ -111,6 +119,8 @@ def _floats(text: str | None, flag: str) -> list[float] | None:
 def cmd_study(args: argparse.Namespace) -> int:
     from . import experiments
 
+    if args.inference_draws < 0:
+        raise CLIError(f"--inference-draws must be >= 0 (0: none), got {args.inference_draws}.")
     levels = experiments.study_levels(_floats(args.sigma, "--sigma"),
                                       _floats(args.sigma_add, "--sigma-add"),
                                       _floats(args.sigma_mult, "--sigma-mult"))  # fmt: skip
@@ -123,7 +133,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         kinds=parse_names(args.kinds), perturbation_seed=args.perturbation_seed,
         out=args.out or default_out("noisy_dyn", f"study_{args.preset}_{args.data}"),
         resume=not args.no_resume, progress=not args.quiet,
-        validation_fraction=args.validation_fraction,
+        validation_fraction=args.validation_fraction, inference_draws=args.inference_draws,
     )  # fmt: skip
     return 0
 
@@ -206,12 +216,9 @@ def _train_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
     t.add_argument("--preset", required=True, choices=presets, help="model preset")
     _data_flags(t, names)
     _validation_flag(t)
-    t.add_argument("--epochs", type=int, default=100, help="number of epochs")
-    t.add_argument("--batch-size", type=int, default=128, help="global batch size")
-    t.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default: the preset's on MNIST, Fashion-MNIST and "
-                   "CIFAR-10, 0.01 on other data)")  # fmt: skip
-    t.add_argument("--seed", type=int, default=0, help="seed of init, noise and data order")
+    add_train_flags(t, epochs=100, batch_size=128, learning_rate=None,
+                    lr_help="learning rate (default: the preset's on MNIST, Fashion-MNIST and "
+                    "CIFAR-10, 0.01 on other data)")  # fmt: skip
     t.add_argument("--hidden", type=int, default=None,
                    help="hidden size H (default: the preset's)")  # fmt: skip
     t.add_argument("--dt", type=float, default=None,
@@ -224,8 +231,6 @@ def _train_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
     t.add_argument("--regularizer", choices=("noise", "explicit"), default="noise",
                    help="noise injection, or the explicit small-noise regularizer")  # fmt: skip
     t.add_argument("--lam", type=float, default=1.0, help="weight of the explicit regularizer")
-    t.add_argument("--checkpoint-every", type=int, default=None,
-                   help="also checkpoint every N steps (default: every epoch only)")  # fmt: skip
     t.add_argument(
         "--cpu-devices", type=int, default=None,
         help="run on a CPU as this many JAX devices, the batch sharded over them (default: "
@@ -293,6 +298,13 @@ def _study_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
     )
     s.add_argument(
         "--perturbation-seed", type=int, default=0, help="seed of the perturbation draws"
+    )
+    s.add_argument(
+        "--inference-draws",
+        type=int,
+        default=0,
+        help="also read every noisy member with its training noise on, logits averaged over N "
+        "draws (rows 'stochastic, N draws', paired against deterministic inference); 0: none",
     )
     s.add_argument(
         "--cpu-devices", type=int, default=None,
@@ -453,12 +465,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns the exit status: 0, or 2 after one ``error: ...`` line on stderr for a user error
     (bad value, missing or malformed file, a checkpoint of another run, a diverged run). On
-    ``sys.argv`` (``argv=None``) the commands of :data:`TRAINING_COMMANDS` may restart the
-    process once first, with ``malloc`` asking for huge pages.
+    ``sys.argv`` (``argv=None``) and with ``TRAINKIT_HUGE_PAGES=1`` set, the commands of
+    :data:`TRAINING_COMMANDS` restart the process once first, with ``malloc`` asking for huge
+    pages; by default they never do. A training run stopped by SIGTERM or SIGINT saves its
+    current step and returns ``128 + signal`` (143, 130).
     """
     args = build_parser().parse_args(argv)
     if argv is None and args.command in TRAINING_COMMANDS:
-        restart_with_huge_pages()  # same command, malloc asking for huge pages (trainkit)
+        restart_with_huge_pages()  # only with TRAINKIT_HUGE_PAGES=1 (opt-in)
     return run_command(lambda: _run(args))
 
 

@@ -21,17 +21,16 @@ core runs its own members) and on an accelerator (one launch per step for all me
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh
 from jaxtyping import Array, Float
 
 import trainkit
+from trainkit.internal import takes_train_options
 
 from ._config import NoisyRNNConfig, Numerics, check_fields_agree
 from ._train import _NoisyTask, _Step, prepare_run
@@ -133,31 +132,22 @@ def _check_seeds(name: str, seeds: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in values)
 
 
+@takes_train_options(
+    exclude=("seed", "data_seed"), renamed={"checkpoint_every_steps": "checkpoint_every"}
+)
 def fit_ensemble(
     cfgs: Sequence[NoisyRNNConfig],
     train: tuple,
     *,
     seeds: Sequence[int],
-    epochs: int,
-    batch_size: int,
     learning_rate: float,
     validation: tuple | None = None,
     decay_at: float = 0.9,
     decay_factor: float = 0.1,
     data_seeds: Sequence[int] | None = None,
-    callback: Callable[[int, Any], dict[str, Any] | None] | None = None,
-    checkpoint_dir: str | os.PathLike | None = None,
-    checkpoint_every_steps: int | None = None,
-    resume: bool = True,
-    keep: int = 3,
-    mesh: Mesh | None = None,
-    log_path: str | os.PathLike | None = None,
     eval_batch_size: int = 512,
-    stop_after_steps: int | None = None,
-    progress: bool = True,
-    return_params: str = "best",
-    check_every: int = 50,
     on_divergence: str = "raise",
+    options: trainkit.TrainOptions,
 ) -> tuple[dict[str, Float[Array, "members ..."]], dict[str, Any]]:
     """Train ``len(cfgs) * len(seeds)`` Noisy RNNs of one architecture in one compiled program.
 
@@ -171,23 +161,23 @@ def fit_ensemble(
             sigma_add, sigma_mult, init_std`` (see :func:`ensemble_structure`).
         train: ``(xs, ys)`` or ``(xs, ys, lengths)`` as for :func:`noisy_dyn.fit`.
         seeds: the seeds of every configuration (initialisation and noise).
-        epochs, batch_size, learning_rate, validation, decay_at, decay_factor: as for ``fit``,
-            the same for every member (validation is evaluated for each member).
+        learning_rate, validation, decay_at, decay_factor: as for ``fit``, the same for every
+            member (validation is evaluated for each member).
         data_seeds: seeds of the example order, one per seed (default ``seeds``).
-        callback: ``callback(epoch, params)`` with the stacked parameters, after every epoch.
-        checkpoint_dir, checkpoint_every_steps, resume, keep, log_path, stop_after_steps,
-            progress, check_every: as for ``fit`` (one checkpoint holds every member).
-        mesh: a one-axis mesh (default all devices): members are sharded over it when its
-            device count divides the member count, else every member's batch is.
         eval_batch_size: batch size of the validation pass.
-        return_params: ``"best"``: each member's parameters of its own best validation
-            accuracy (the last without validation); ``"last"``: the final ones.
         on_divergence: ``"raise"``: a non-finite loss or gradient in any member stops the run
             (``TrainingDiverged``, naming the members); ``"freeze"``: such a member keeps its
             last finite parameters and the others train on (a study should not lose 95 members
             to one unstable noise level); ``history["diverged_step"]`` gives, per member, the
             global step of its first non-finite update or None. If every member diverges the
             run stops as with ``"raise"``.
+        <train options>
+        checkpoint_every_steps: the former name of ``checkpoint_every``, still accepted.
+
+    The options hold for the whole ensemble: one checkpoint holds every member; ``callback``
+    gets the stacked parameters; ``return_params="best"`` gives each member its own best
+    validation epoch; the mesh shards the members when its device count divides the member
+    count, else every member's batch.
 
     Returns:
         ``(params, history)``: every parameter leaf stacked on a leading member axis of length
@@ -200,7 +190,7 @@ def fit_ensemble(
     if len(data_seeds) != len(seeds):
         raise ValueError(f"`data_seeds` needs one value per seed ({len(seeds)}).")
     runs = [
-        prepare_run(cfg, train, validation, epochs=epochs, batch_size=batch_size,
+        prepare_run(cfg, train, validation, epochs=options.epochs, batch_size=options.batch_size,
                     learning_rate=learning_rate, regularizer="noise", lam=1.0, decay_at=decay_at,
                     decay_factor=decay_factor, data_seed=None, init=None,
                     eval_batch_size=eval_batch_size)
@@ -213,14 +203,9 @@ def fit_ensemble(
         config=[cfg.to_dict() for cfg in cfgs],
         optimizer={**first.task.optimizer, "data_seed": list(data_seeds)},
     )
-    settings = trainkit.Settings(
-        epochs=first.epochs, batch_size=first.batch_size, seed=seeds[0],
-        seeds=seeds * len(cfgs), data_seeds=data_seeds * len(cfgs),
-        checkpoint_dir=checkpoint_dir, resume=resume, keep=keep,
-        checkpoint_every=checkpoint_every_steps, check_every=check_every, mesh=mesh,
-        progress=progress, log_path=log_path, callback=callback,
-        stop_after_steps=stop_after_steps, return_params=return_params,
-        on_divergence=on_divergence,
+    settings = trainkit.Settings.from_options(
+        options.replace(epochs=first.epochs, batch_size=first.batch_size, seed=seeds[0]),
+        seeds=seeds * len(cfgs), data_seeds=data_seeds * len(cfgs), on_divergence=on_divergence,
     )  # fmt: skip
     params, history, _ = trainkit.train(task, first.data, settings)
     return params, history

@@ -16,6 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jaxtyping import Array, Float, Int
 
 PERTURBATION_KINDS = ("gaussian", "multiplicative", "salt_pepper")
@@ -124,9 +125,8 @@ def _perturb(xs, kind, level, *, key, low, high):
 
 
 def _per_example_ce(logits: Array, ys: Array) -> Array:
-    """Softmax cross-entropy of each example, (batch,)."""
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    return -jnp.take_along_axis(logp, ys[:, None], axis=-1)[:, 0]
+    """Softmax cross-entropy of each example, (batch,): ``logsumexp(logits) - logits[y]``."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, ys)
 
 
 def _example_axes(x: Array) -> tuple[int, ...]:

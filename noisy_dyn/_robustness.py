@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trainkit import progress_bar
+from trainkit import atomic_write_text
+from trainkit.internal import progress_bar
 
 from ._perturb import deepfool, fgsm, perturb, pgd
 from ._train import _check_cfg, _check_split, _evaluate
@@ -274,7 +275,7 @@ def write_robustness(result: dict[str, Any], out_dir: str | os.PathLike) -> dict
         "markdown": out / "robustness.md",
         "png": out / "robustness.png",
     }
-    paths["json"].write_text(json.dumps(result, indent=2))
-    paths["markdown"].write_text(to_markdown(result))
+    atomic_write_text(paths["json"], json.dumps(result, indent=2))
+    atomic_write_text(paths["markdown"], to_markdown(result))
     plot_robustness(result, paths["png"])
     return paths

@@ -239,8 +239,8 @@ def _check_inputs(params: object, xs: object, cfg: object, key: object, noise: o
             f"xs has {xs.shape[2]} features per step (last axis) but cfg.input_size is "
             f"{cfg.input_size}."
         )
-    if not isinstance(xs, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(xs))):
-        bad = int(jnp.sum(~jnp.isfinite(xs)))  # checked when concrete; under jit it cannot be
+    if not isinstance(xs, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(xs))):
+        bad = int(np.sum(~np.isfinite(np.asarray(xs))))  # concrete only: a tracer has no values
         raise ValueError(
             f"xs holds {bad} NaN or infinite values; clean or impute them first (under jit "
             "inputs are not checked: NaN inputs give NaN logits)."

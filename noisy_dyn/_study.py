@@ -16,6 +16,18 @@ perturbed inputs without costing clean accuracy? This module
    (:func:`study_rows`; the statistics are those of ``trainkit``);
 3. writes them as ``study.json``, a Markdown table and a PNG (:func:`write_study`).
 
+Noise kept at inference. The paper drops the training noise at inference. With
+``inference_draws = N > 0`` every noise-trained member is also read *stochastically*: with its
+own training noise on (its ``sigma_add``, ``sigma_mult`` and noise form), the logits averaged over
+``N`` draws (:func:`stochastic_logits`), clean and under every perturbation. The draws are the
+same for every member and come from their own key stream, apart from the perturbations':
+``inference_key(key) = fold_in(key, 6)`` (the perturbations use ``fold_in(key, 1..5)``), and
+draw ``d`` of chunk ``c`` of the test set is ``fold_in(fold_in(inference_key(key), c), d)``. The
+attacks (FGSM, PGD) attack the predictor being read: the gradient of the loss of the averaged
+logits with those same draws, so no gradient is hidden by the noise. Those rows say
+``"inference": "stochastic, N draws"`` (the others ``"deterministic"``) and carry the difference
+paired by seed of stochastic against deterministic inference of the same member.
+
 Matched clean accuracy. Noise can trade clean accuracy for robustness, and a less accurate
 model can look more robust only because it has less to lose. Next to the seed-paired
 comparison each row therefore reports one between members of equal clean accuracy: every noisy
@@ -70,6 +82,8 @@ salt-and-pepper fractions, and l-infinity radii of FGSM and PGD (10 steps of ``2
 from a random start)."""
 
 _KIND_IDS = {"clean": 0, "gaussian": 1, "multiplicative": 2, "salt_pepper": 3, "fgsm": 4, "pgd": 5}
+_INFERENCE_STREAM = 6  # fold_in(key, 6): the training noise kept at inference (apart from 1..5)
+DETERMINISTIC = "deterministic"
 _ATTACKS = ("fgsm", "pgd")
 _INFERENCE_FREE = ("sigma_add", "sigma_mult")  # the fields that only matter in training
 
@@ -83,6 +97,54 @@ def perturbation_key(key: Array, kind: str, level: float) -> Array:
     if kind not in _KIND_IDS:
         raise ValueError(f"Unknown perturbation {kind!r}; choose from {tuple(_KIND_IDS)}.")
     return jax.random.fold_in(jax.random.fold_in(key, _KIND_IDS[kind]), round(1e6 * level))
+
+
+def inference_key(key: Array) -> Array:
+    """The key stream of the training noise kept at inference: ``fold_in(key, 6)``.
+
+    Apart from every perturbation's stream (``fold_in(key, 1..5)``, :func:`perturbation_key`),
+    so turning inference draws on changes none of the perturbation draws.
+    """
+    return jax.random.fold_in(key, _INFERENCE_STREAM)
+
+
+def stochastic_inference(draws: int) -> str:
+    """The ``inference`` label of rows read with ``draws`` draws: ``"stochastic, N draws"``."""
+    return f"stochastic, {draws} draw" + ("" if draws == 1 else "s")
+
+
+def stochastic_logits(
+    params: dict[str, Array],
+    xs: Float[Array, "batch time feature"],
+    cfg: NoisyRNNConfig,
+    *,
+    key: Array,
+    draws: int,
+    lengths: Int[Array, " batch"] | None = None,
+) -> Float[Array, "batch classes"]:
+    """Logits averaged over ``draws`` draws of the training noise of ``cfg``, kept at inference.
+
+    ``(1 / N) sum_{d < N} logits(params, xs, cfg, key = fold_in(key, d))``, each term the noisy
+    forward pass of training (:func:`noisy_dyn.apply` with a key; read at each sequence's own
+    length with ``lengths``). As ``sigma_add, sigma_mult -> 0`` it tends to the deterministic
+    logits. The draws are vectorised (``jax.vmap``), so memory grows as ``draws x batch``.
+
+    Arguments:
+        params: one model's parameters.
+        xs: ``(batch, time, input_size)`` inputs.
+        cfg: the configuration, with the noise levels the model was trained with.
+        key: PRNG key of the draws.
+        draws: number of draws ``N >= 1``.
+        lengths: optional ``(batch,)`` sequence lengths.
+
+    Returns:
+        ``(batch, num_classes)`` averaged logits.
+    """
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ValueError(f"`draws` must be an int >= 1, got {draws!r}.")
+    keys = jax.vmap(lambda d: jax.random.fold_in(key, d))(jnp.arange(draws))
+    one = lambda k: logits_with_lengths(params, xs, cfg, lengths=lengths, key=k)  # noqa: E731
+    return jnp.mean(jax.vmap(one)(keys), axis=0)
 
 
 def _check_perturbations(perturbations: Mapping[str, Sequence[float]]) -> None:
@@ -112,15 +174,21 @@ def _member_count(params: Any, cfg: NoisyRNNConfig) -> int:
     return sizes.pop()
 
 
-@partial(jax.jit, static_argnames=("cfg", "attack", "steps"))
-def _count_correct(params, chunks, eps, key, *, cfg, attack, steps):
-    """Correct predictions of every member, summed over the chunks: ``(members,)``."""
+@partial(jax.jit, static_argnames=("cfg", "attack", "steps", "draws"))
+def _count_correct(params, chunks, eps, key, noise_key, *, cfg, attack, steps, draws):
+    """Correct predictions of every member, summed over the chunks: ``(members,)``; with
+    ``draws > 0`` read by :func:`stochastic_logits` (the draws of chunk ``c`` from
+    ``fold_in(noise_key, c)``, the same for every member)."""
 
     def chunk(args):
         (xb, yb, lb, valid), index = args
 
         def member(p):
-            logits = lambda x: logits_with_lengths(p, x, cfg, lengths=lb)  # noqa: E731
+            if draws:
+                k = jax.random.fold_in(noise_key, index)
+                logits = lambda x: stochastic_logits(p, x, cfg, key=k, draws=draws, lengths=lb)  # noqa: E731
+            else:
+                logits = lambda x: logits_with_lengths(p, x, cfg, lengths=lb)  # noqa: E731
             if attack == "fgsm":
                 xb_used = fgsm_fn(logits, xb, yb, eps)
             elif attack == "pgd":
@@ -156,7 +224,7 @@ _perturb_jit = jax.jit(perturb, static_argnames=("kind",))
 
 def evaluate_members(
     params: dict[str, Float[Array, "members ..."]],
-    cfg: NoisyRNNConfig,
+    cfg: NoisyRNNConfig | Sequence[NoisyRNNConfig],
     xs: Float[Array, "n time feature"],
     ys: Int[Array, " n"],
     *,
@@ -165,7 +233,8 @@ def evaluate_members(
     lengths: Int[Array, " n"] | None = None,
     batch_size: int | None = None,
     pgd_steps: int = 10,
-) -> dict[tuple[str, float], np.ndarray]:
+    inference_draws: int = 0,
+) -> dict[tuple, np.ndarray]:
     """Accuracy of every member of an ensemble, clean and under each perturbation and level.
 
     Every member is evaluated by deterministic inference (:func:`noisy_dyn.apply`, read at each
@@ -181,55 +250,109 @@ def evaluate_members(
       ``pgd_steps`` steps of ``2.5 level / pgd_steps`` from a random start drawn with
       ``fold_in(perturbation_key(key, "pgd", level), chunk index)``, the same for every member).
 
-    Members must share every inference setting (one static ``cfg``; its noise levels are not
-    used). Memory grows as ``members x batch_size x time x hidden`` (the attacks keep the
-    trajectory for their gradients), so the default chunk holds ``max(1, 2048 // members)``
-    examples: 2048 sequences in flight whatever the ensemble's size.
+    Members must share every inference setting (one static ``cfg``; deterministic inference
+    uses none of its noise levels). Memory grows as ``members x batch_size x time x hidden``
+    (the attacks keep the trajectory for their gradients), so the default chunk holds
+    ``max(1, 2048 // members)`` examples: 2048 sequences in flight whatever the ensemble's size.
+
+    With ``inference_draws = N > 0`` every noise-trained member is also read with its own
+    training noise on: the logits averaged over ``N`` draws (:func:`stochastic_logits`), on the
+    same perturbed inputs; the attacks take the gradient of that averaged predictor. Draw ``d``
+    of chunk ``c`` uses ``fold_in(fold_in(inference_key(key), c), d)`` for every member and every
+    perturbation (a stream apart from the perturbations'; chunks of ``batch_size`` examples,
+    by default ``max(1, 2048 // (S x N))`` for the ``S`` members of one noise level, and the
+    draws and PGD's start depend on it). A member's noise is
+    that of its configuration: pass ``cfg`` as the sequence of the ensemble's configurations,
+    member ``i * S + j`` being ``cfg[i]`` from seed ``j`` (``S = members / len(cfg)``); one
+    ``cfg`` gives every member its noise. Members without noise (``sigma_add = sigma_mult =
+    0``) are not read stochastically: their entries there are NaN.
 
     Arguments:
         params: the members' parameters stacked on a leading axis (as ``fit_ensemble`` returns).
-        cfg: the configuration of any member.
+        cfg: the configuration of any member, or the configurations in member order
+            (cfg-major); they may differ only in ``sigma_add`` and ``sigma_mult``.
         xs: ``(n, time, input_size)`` test inputs.
         ys: ``(n,)`` integer labels.
-        key: PRNG key of the random perturbations and of PGD's start.
+        key: PRNG key of the random perturbations, of PGD's start and of the inference draws.
         perturbations: kind -> levels; default :data:`STUDY_PERTURBATIONS`.
         lengths: optional ``(n,)`` sequence lengths.
         batch_size: examples per chunk (each member sees all of them); default
             ``max(1, 2048 // members)``. PGD's random start depends on it (one draw per chunk).
         pgd_steps: PGD iterations.
+        inference_draws: noise draws of stochastic inference, ``0`` (default) for none.
 
     Returns:
         ``{(perturbation, level): accuracies}``, each a float64 array of shape ``(members,)``,
-        ``("clean", 0.0)`` first, then the kinds and levels in the given order.
+        ``("clean", 0.0)`` first, then the kinds and levels in the given order; with
+        ``inference_draws = N > 0`` each is followed by ``(perturbation, level, "stochastic, N
+        draws")``, the same under stochastic inference (NaN for the members without noise).
     """
     perturbations = dict(STUDY_PERTURBATIONS if perturbations is None else perturbations)
     _check_perturbations(perturbations)
-    if not isinstance(cfg, NoisyRNNConfig):
-        raise TypeError(f"`cfg` must be a NoisyRNNConfig, got {type(cfg).__name__}.")
-    xs, ys, lengths = _check_split("test", (xs, ys, lengths), cfg)
-    members = _member_count(params, cfg)
-    batch_size = max(1, 2048 // members) if batch_size is None else batch_size
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    cfgs = [cfg] if isinstance(cfg, NoisyRNNConfig) else cfg
+    if not isinstance(cfgs, Sequence) or not cfgs or isinstance(cfgs, str):
+        raise TypeError(
+            f"`cfg` must be a NoisyRNNConfig or a sequence of them, got {type(cfg).__name__}."
+        )
+    det_cfg = cfg if isinstance(cfg, NoisyRNNConfig) else inference_config(cfgs)
+    draws = inference_draws
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 0:
+        raise ValueError(f"`inference_draws` must be an int >= 0, got {draws!r}.")
+    xs, ys, lengths = _check_split("test", (xs, ys, lengths), det_cfg)
+    members = _member_count(params, det_cfg)
+    if members % len(cfgs):
+        raise ValueError(
+            f"`params` holds {members} members, not a multiple of the {len(cfgs)} configurations "
+            "in `cfg`; pass one configuration per noise level, in member order."
+        )
+    seeds = members // len(cfgs)
+    noisy = [i for i, c in enumerate(cfgs) if c.sigma_add > 0.0 or c.sigma_mult > 0.0]
+    if draws and noisy and cfgs[noisy[0]].cell != "lipschitz":
+        raise ValueError(f"Cell {cfgs[0].cell!r} has no noise to keep at inference; use "
+                         "inference_draws=0.")  # fmt: skip
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
         raise ValueError(f"`batch_size` must be an int >= 1 or None, got {batch_size!r}.")
-    batch = min(batch_size, len(xs))
-    clean = _chunks(xs, ys, lengths, batch)
+    batch = min(batch_size or max(1, 2048 // members), len(xs))
+    noisy_batch = min(batch_size or max(1, 2048 // (seeds * max(1, draws))), len(xs))
     zero = jnp.zeros((), xs.dtype)
+    noise_key = inference_key(key)
+    label = stochastic_inference(draws) if draws else None
 
-    def accuracy(chunks: tuple, attack: str | None, eps: Any, k: Array) -> np.ndarray:
+    def accuracy(x: np.ndarray, attack: str | None, eps: Any, k: Array) -> list[np.ndarray]:
         steps = pgd_steps if attack == "pgd" else 0  # one program for every other kind
-        counts = _count_correct(params, chunks, eps, k, cfg=cfg, attack=attack, steps=steps)
-        return np.asarray(counts, dtype=np.float64) / len(xs)
+        counts = _count_correct(params, _chunks(x, ys, lengths, batch), eps, k, None,
+                                cfg=det_cfg, attack=attack, steps=steps, draws=0)  # fmt: skip
+        out = [np.asarray(counts, dtype=np.float64) / len(xs)]
+        if draws:
+            chunks = _chunks(x, ys, lengths, noisy_batch)
+            acc = np.full(members, np.nan)
+            for i in noisy:  # each noise level under its own (static) noise
+                part = slice(i * seeds, (i + 1) * seeds)
+                group = jax.tree_util.tree_map(lambda a, part=part: a[part], params)
+                counts = _count_correct(group, chunks, eps, k, noise_key, cfg=cfgs[i],
+                                        attack=attack, steps=steps, draws=draws)  # fmt: skip
+                acc[part] = np.asarray(counts, np.float64) / len(xs)
+            out.append(acc)
+        return out
 
-    out = {("clean", 0.0): accuracy(clean, None, zero, key)}
+    def put(name: tuple[str, float], accs: list[np.ndarray]) -> None:
+        out[name] = accs[0]
+        if draws:
+            out[name + (label,)] = accs[1]
+
+    out: dict[tuple, np.ndarray] = {}
+    put(("clean", 0.0), accuracy(xs, None, zero, key))
     for kind, levels in perturbations.items():
         for level in levels:
             k = perturbation_key(key, kind, float(level))
             if kind in _ATTACKS:
                 eps = jnp.asarray(level, xs.dtype)
-                out[(kind, float(level))] = accuracy(clean, kind, eps, k)
+                put((kind, float(level)), accuracy(xs, kind, eps, k))
             else:
                 xp = np.asarray(_perturb_jit(jnp.asarray(xs), kind, float(level), key=k))
-                out[(kind, float(level))] = accuracy(_chunks(xp, ys, lengths, batch), None, zero, k)
+                put((kind, float(level)), accuracy(xp, None, zero, k))
     return out
 
 
@@ -314,6 +437,13 @@ def _matched(acc, clean, acc0, clean0, kw: dict) -> dict:
 
 
 def _add_holm(rows: list[dict], p_name: str, out_name: str, *, skip_clean: bool) -> None:
+    """Holm's adjustment of ``p_name`` into ``out_name``, one family per inference."""
+    for inference in dict.fromkeys(r.get("inference", DETERMINISTIC) for r in rows):
+        family = [r for r in rows if r.get("inference", DETERMINISTIC) == inference]
+        _holm_family(family, p_name, out_name, skip_clean=skip_clean)
+
+
+def _holm_family(rows: list[dict], p_name: str, out_name: str, *, skip_clean: bool) -> None:
     family = [r for r in rows if r.get(p_name) is not None]
     family = [r for r in family if not (skip_clean and r["perturbation"] == "clean")]
     if family:
@@ -322,7 +452,7 @@ def _add_holm(rows: list[dict], p_name: str, out_name: str, *, skip_clean: bool)
 
 
 def study_rows(
-    accuracies: Mapping[tuple[str, float], Float[np.ndarray, " members"]],
+    accuracies: Mapping[tuple, Float[np.ndarray, " members"]],
     cfgs: Sequence[NoisyRNNConfig],
     seeds: Sequence[int],
     *,
@@ -335,10 +465,13 @@ def study_rows(
     """One row per configuration, perturbation and level, with intervals over the seeds.
 
     Every row has ``sigma`` (the common value when ``sigma_add == sigma_mult``, else None),
-    ``sigma_add``, ``sigma_mult``, ``perturbation``, ``level``, and the mean accuracy over the
-    ``n`` seeds with its percentile-bootstrap interval ``ci_low, ci_high``
-    (:func:`trainkit.bootstrap_mean`). The rows of a noisy configuration also have, against the
-    deterministic twin (``sigma_add = sigma_mult = 0``, when ``cfgs`` has one):
+    ``sigma_add``, ``sigma_mult``, ``perturbation``, ``level``, ``inference``
+    (``"deterministic"``, or ``"stochastic, N draws"`` for the entries ``(perturbation, level,
+    "stochastic, N draws")`` of :func:`evaluate_members` with ``inference_draws = N``), and the
+    mean accuracy over the ``n`` seeds with its percentile-bootstrap interval ``ci_low,
+    ci_high`` (:func:`trainkit.bootstrap_mean`). The rows of a noisy configuration also have,
+    against the deterministic twin (``sigma_add = sigma_mult = 0``, when ``cfgs`` has one, read
+    deterministically):
 
     - ``diff_mean, diff_ci_low, diff_ci_high``: the difference paired by seed and its interval
       (:func:`trainkit.paired_difference`), ``p_value`` its two-sided sign-flip p-value
@@ -351,9 +484,18 @@ def study_rows(
       shows what is left of the clean gap after matching and is not a test (no ``p_holm``);
       the other matched rows form a second Holm family.
 
+    Stochastic rows (only for noisy configurations; no matched comparison) have the paired
+    difference against the twin with their own Holm family (the deterministic rows' p-values
+    are adjusted as without them), and, against deterministic inference of the same members,
+    ``inference_diff_mean, inference_diff_ci_low, inference_diff_ci_high``: stochastic minus
+    deterministic accuracy paired by seed, ``inference_p_value`` and ``inference_p_holm`` (Holm
+    over every stochastic row of the study, clean included).
+
     Arguments:
         accuracies: ``{(perturbation, level): (members,)}`` from :func:`evaluate_members`, with
-            ``("clean", 0.0)``; member ``i * len(seeds) + j`` is ``cfgs[i]`` from ``seeds[j]``.
+            ``("clean", 0.0)``, and optionally ``{(perturbation, level, inference): (members,)}``
+            (NaN for the members not read that way); member ``i * len(seeds) + j`` is
+            ``cfgs[i]`` from ``seeds[j]``.
         cfgs: the configurations, in member order.
         seeds: the seeds, in member order.
         caliper: largest clean-accuracy gap of a matched pair (a fraction: 0.01 is one point).
@@ -378,22 +520,39 @@ def study_rows(
     base = _baseline(cfgs)
     kw = dict(confidence=confidence, n_boot=n_boot, n_perm=n_perm, seed=seed, caliper=caliper)
     clean = table[("clean", 0.0)]
+    for k in table:
+        if len(k) == 3 and k[:2] not in table:
+            raise ValueError(f"accuracies[{k}] has no deterministic counterpart {k[:2]}.")
     rows = []
     for i, cfg in enumerate(cfgs):
-        for (kind, level), acc in table.items():
-            row = _summary(cfg, kind, level, acc[i], kw)
+        for name, acc in table.items():
+            kind, level = name[:2]
+            inference = name[2] if len(name) == 3 else DETERMINISTIC
+            if inference != DETERMINISTIC and np.isnan(acc[i]).all():
+                continue  # a member not read this way (deterministic ones, stochastically)
+            if np.isnan(acc[i]).any():
+                raise ValueError(f"accuracies[{name}] of cfgs[{i}] has NaN for some seeds only.")
+            row = _summary(cfg, kind, level, acc[i], kw) | {"inference": inference}
+            twin = table[(kind, level)]
             if base is not None and i != base:
-                row |= _paired(acc[i], acc[base], kw) | {"p_holm": None}
-                row |= _matched(acc[i], clean[i], acc[base], clean[base], kw)
-                row["matched_p_holm"] = None
+                row |= _paired(acc[i], twin[base], kw) | {"p_holm": None}
+                if inference == DETERMINISTIC:
+                    row |= _matched(acc[i], clean[i], acc[base], clean[base], kw)
+                    row["matched_p_holm"] = None
+            if inference != DETERMINISTIC:
+                paired = _paired(acc[i], twin[i], kw)
+                row |= {f"inference_{k}": v for k, v in paired.items()}
+                row["inference_p_holm"] = None
             rows.append(row)
     _add_holm(rows, "p_value", "p_holm", skip_clean=False)
     _add_holm(rows, "matched_p_value", "matched_p_holm", skip_clean=True)
+    _add_holm(rows, "inference_p_value", "inference_p_holm", skip_clean=False)
     return rows
 
 
 def _comparison(row: Mapping[str, Any]) -> tuple:
-    return (row["sigma_add"], row["sigma_mult"], row["perturbation"], row["level"])
+    inference = row.get("inference", DETERMINISTIC)
+    return (row["sigma_add"], row["sigma_mult"], row["perturbation"], row["level"], inference)
 
 
 def confirm_rows(
@@ -443,7 +602,8 @@ def confirm_rows(
         out.append(dict(zip(("sigma_add", "sigma_mult", "perturbation", "level"), _comparison(r)))
                    | {"discovery_diff_mean": r["diff_mean"], "discovery_p_holm": r["p_holm"]}
                    | {k: c[k] for k in ("diff_mean", "diff_ci_low", "diff_ci_high", "p_value")}
-                   | {"p_holm": float(p), "confirmed": bool(p <= alpha and same_sign)})  # fmt: skip
+                   | {"p_holm": float(p), "confirmed": bool(p <= alpha and same_sign)}
+                   | ({} if "inference" not in r else {"inference": r["inference"]}))  # fmt: skip
     return out
 
 
@@ -480,10 +640,17 @@ def study_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     interval and Holm-adjusted p-value, and the difference at matched clean accuracy (with the
     number of matched pairs and its own Holm-adjusted p-value). A difference whose interval
     excludes zero is in bold, unless it rests on a single seed or pair (a degenerate interval).
+    When some rows were read with the training noise kept at inference, an ``inference`` column
+    follows the level, and two more columns give the difference paired by seed of stochastic
+    against deterministic inference with its interval and Holm-adjusted p-value.
     """
+    stochastic = any(r.get("inference", DETERMINISTIC) != DETERMINISTIC for r in rows)
     header = ["sigma_add", "sigma_mult", "perturbation", "level", "accuracy % [95% CI]",
               "n", "diff vs sigma=0 [95% CI]", "p (Holm)", "matched diff [95% CI]",
               "matched n", "matched p (Holm)"]  # fmt: skip
+    if stochastic:
+        header[4:4] = ["inference"]
+        header += ["stochastic - deterministic [95% CI]", "p (Holm)"]
     body = []
     for r in rows:
         # an interval over one seed (or one matched pair) is degenerate: never bold
@@ -491,10 +658,15 @@ def study_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         raw = _points(r.get("diff_mean"), r.get("diff_ci_low"), r.get("diff_ci_high"), bold)
         m = [r.get(f"matched_diff_{k}") for k in ("mean", "ci_low", "ci_high")]
         m_bold = bold and (r.get("matched_n") or 0) >= 2
-        body.append([f"{r['sigma_add']:g}", f"{r['sigma_mult']:g}", r["perturbation"],
-                     f"{r['level']:g}", _points(r["mean"], r["ci_low"], r["ci_high"], False),
-                     str(r["n"]), raw, _p(r.get("p_holm")), _points(*m, True, m_bold),
-                     str(r.get("matched_n", "-")), _p(r.get("matched_p_holm"))])  # fmt: skip
+        cells = [f"{r['sigma_add']:g}", f"{r['sigma_mult']:g}", r["perturbation"],
+                 f"{r['level']:g}", _points(r["mean"], r["ci_low"], r["ci_high"], False),
+                 str(r["n"]), raw, _p(r.get("p_holm")), _points(*m, True, m_bold),
+                 str(r.get("matched_n", "-")), _p(r.get("matched_p_holm"))]  # fmt: skip
+        if stochastic:
+            cells[4:4] = [r.get("inference", DETERMINISTIC)]
+            d = [r.get(f"inference_diff_{k}") for k in ("mean", "ci_low", "ci_high")]
+            cells += [_points(*d, True, bold), _p(r.get("inference_p_holm"))]
+        body.append(cells)
     legend = (
         "\n\nDifferences are paired by seed against the deterministic twin (sigma = 0); p is the "
         "two-sided sign-flip permutation p-value adjusted by Holm over every paired comparison "
@@ -502,6 +674,14 @@ def study_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         "clean accuracy (within the caliper); its p-values form a second Holm family (clean "
         "rows excluded). Bold: the 95 % interval excludes zero."
     )
+    if stochastic:
+        legend += (
+            " Stochastic rows: the noisy members read with their training noise on, logits "
+            "averaged over the draws (the twin still read deterministically); their differences "
+            "against the twin form their own Holm family, and stochastic - deterministic is the "
+            "difference paired by seed against the same members read deterministically (Holm "
+            "over the stochastic rows)."
+        )
     fewest = min((r["n"] for r in rows), default=0)
     if fewest < 16:
         legend += (
@@ -513,9 +693,11 @@ def study_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _label(row: Mapping[str, Any]) -> str:
+    inference = row.get("inference", DETERMINISTIC)
+    tail = "" if inference == DETERMINISTIC else f" ({inference})"
     if row["sigma"] is not None:
-        return f"sigma={row['sigma']:g}"
-    return f"sigma_add={row['sigma_add']:g}, sigma_mult={row['sigma_mult']:g}"
+        return f"sigma={row['sigma']:g}{tail}"
+    return f"sigma_add={row['sigma_add']:g}, sigma_mult={row['sigma_mult']:g}{tail}"
 
 
 def plot_study(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
@@ -590,6 +772,7 @@ def robustness_study(
     pgd_steps: int = 10,
     caliper: float = 0.01,
     seed: int = 0,
+    inference_draws: int = 0,
 ) -> list[dict[str, Any]]:
     """Evaluate an ensemble and summarise it: :func:`evaluate_members`, then :func:`study_rows`,
     then (with ``out_dir``) :func:`write_study`.
@@ -605,6 +788,8 @@ def robustness_study(
         out_dir: where to write ``study.json``, ``study.md`` and ``study.png``.
         batch_size, pgd_steps: see :func:`evaluate_members`.
         caliper, seed: see :func:`study_rows`.
+        inference_draws: with ``N > 0`` the noisy members are also read with their training
+            noise on, logits averaged over ``N`` draws (:func:`evaluate_members`).
 
     Returns:
         The rows of :func:`study_rows`.
@@ -619,9 +804,10 @@ def robustness_study(
     if not isinstance(test, tuple | list) or len(test) not in (2, 3):
         raise TypeError("`test` must be a tuple (xs, ys) or (xs, ys, lengths).")
     lengths = test[2] if len(test) == 3 else None
-    accuracies = evaluate_members(params, cfg, test[0], test[1], key=key,
+    accuracies = evaluate_members(params, list(cfgs), test[0], test[1], key=key,
                                   perturbations=perturbations, lengths=lengths,
-                                  batch_size=batch_size, pgd_steps=pgd_steps)  # fmt: skip
+                                  batch_size=batch_size, pgd_steps=pgd_steps,
+                                  inference_draws=inference_draws)  # fmt: skip
     rows = study_rows(accuracies, cfgs, seeds, caliper=caliper, seed=seed)
     if out_dir is not None:
         write_study(rows, out_dir)

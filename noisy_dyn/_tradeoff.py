@@ -36,7 +36,9 @@ def noisy_levels(rows: Rows) -> list[tuple[float, float]]:
 
 
 def _compared(rows: Rows, level: tuple[float, float]) -> list[Mapping[str, Any]]:
-    return [r for r in rows if _level(r) == level and r.get("diff_mean") is not None]
+    """The rows of ``level`` compared with the twin, read deterministically (as in the paper)."""
+    return [r for r in rows if _level(r) == level and r.get("diff_mean") is not None
+            and r.get("inference", "deterministic") == "deterministic"]  # fmt: skip
 
 
 def robustness_gain(rows: Rows, level: tuple[float, float]) -> float:
@@ -99,7 +101,8 @@ def _panel(ax: Any, label: str, rows: Rows) -> None:
     levels = noisy_levels(rows)
     kinds = list(dict.fromkeys((r["perturbation"], r["level"]) for r in rows))
     compared = {(_level(r), r["perturbation"], r["level"]): r for r in rows
-                if r.get("diff_mean") is not None}  # fmt: skip
+                if r.get("diff_mean") is not None
+                and r.get("inference", "deterministic") == "deterministic"}  # fmt: skip
     width = 0.8 / max(len(kinds), 1)
     for index, (kind, level) in enumerate(kinds):
         here = [compared.get((lv, kind, level)) for lv in levels]

@@ -23,15 +23,12 @@ Checkpoints, resume, refusal of foreign runs, divergence, progress and the histo
 import dataclasses
 import functools
 import math
-import os
-from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh
 from jaxtyping import Array, Float, Int
 
 import trainkit
@@ -39,6 +36,7 @@ from trainkit import CheckpointMismatchError as CheckpointMismatchError
 from trainkit import TrainingDiverged as TrainingDiverged
 from trainkit import data_hash, evaluate_padded
 from trainkit import default_mesh as default_mesh
+from trainkit.internal import check_label_space, check_positive_int, takes_train_options
 
 from ._cell import init_params
 from ._config import NoisyRNNConfig, Numerics
@@ -110,10 +108,14 @@ def _check_split(
     return xs, ys.astype(np.int32), None if lengths is None else lengths.astype(np.int32)
 
 
+_EMPTY_VALIDATION = (
+    "`validation` holds no examples (with {n} training examples the validation split came out "
+    "empty); pass more training data, or validation=None to train without model selection."
+)
+
+
 def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
-    return int(value)
+    return check_positive_int(name, value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,8 +146,8 @@ def logits_with_lengths(
 
 
 def _cross_entropy(logits: Array, ys: Array) -> Array:
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    return -jnp.take_along_axis(logp, ys[:, None], axis=-1)[:, 0]
+    """``logsumexp(logits) - logits[y]`` per example (optax's; its gradient is bit-identical)."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, ys)
 
 
 @functools.lru_cache(maxsize=32)
@@ -371,7 +373,10 @@ def prepare_run(
     settings that go into the checkpoint fingerprint."""
     _check_cfg(cfg)
     xs, ys, lengths = _check_split("train", train, cfg)
+    check_label_space("`train` labels", ys, cfg.num_classes)
     val = None if validation is None else _check_split("validation", validation, cfg)
+    if val is not None and len(val[1]) == 0:
+        raise ValueError(_EMPTY_VALIDATION.format(n=len(ys)))
     _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_factor, lengths)
     epochs = _check_positive_int("epochs", epochs)
     batch_size = _check_positive_int("batch_size", batch_size)
@@ -394,33 +399,20 @@ def prepare_run(
     return PreparedRun(task, data, epochs, batch_size)
 
 
+@takes_train_options(renamed={"checkpoint_every_steps": "checkpoint_every"})
 def fit(
     cfg: NoisyRNNConfig,
     train: tuple,
     *,
-    epochs: int,
-    batch_size: int,
     learning_rate: float,
-    seed: int = 0,
     validation: tuple | None = None,
     regularizer: str = "noise",
     lam: float = 1.0,
     decay_at: float = 0.9,
     decay_factor: float = 0.1,
-    callback: Callable[[int, Params], dict[str, Any] | None] | None = None,
-    checkpoint_dir: str | os.PathLike | None = None,
-    checkpoint_every_steps: int | None = None,
-    resume: bool = True,
-    keep: int = 3,
-    mesh: Mesh | None = None,
-    log_path: str | os.PathLike | None = None,
-    data_seed: int | None = None,
     init: Params | None = None,
     eval_batch_size: int = 512,
-    stop_after_steps: int | None = None,
-    progress: bool = True,
-    return_params: str = "best",
-    check_every: int = 50,
+    options: trainkit.TrainOptions,
 ) -> tuple[Params, dict[str, Any]]:
     """Train a Noisy RNN (or a baseline) with Adam and a step decay of the learning rate.
 
@@ -443,38 +435,16 @@ def fit(
         cfg: the model configuration.
         train: ``(xs, ys)`` or ``(xs, ys, lengths)``: ``xs (N, time, input_size)`` floating,
             ``ys (N,)`` integers in ``[0, num_classes)``, ``lengths (N,)`` in ``[1, time]``.
-        epochs: number of passes over ``train`` (the last incomplete batch is dropped); a
-            finished run asked for more continues to the new total.
-        batch_size: examples per step; a multiple of the number of devices in ``mesh``.
         learning_rate: Adam learning rate before the decay.
-        seed: seed of the initial parameters and of the training noise (two streams).
         validation: optional ``(xs, ys[, lengths])``; evaluated (deterministic inference) after
             every epoch; the parameters of the best validation accuracy are returned.
         regularizer: ``"noise"`` (noise injection) or ``"explicit"`` (penalty, Lipschitz cell).
         lam: weight of the explicit penalty.
         decay_at, decay_factor: the step decay of the learning rate.
-        callback: ``callback(epoch, params) -> dict | None`` after every epoch (1-based epoch);
-            the dict is merged into that epoch's history (JSON numbers or strings).
-        checkpoint_dir: folder of the checkpoints (orbax steps ``ckpt_<global step>``) and of
-            ``log.jsonl``; written after every epoch and every ``checkpoint_every_steps`` steps.
-        checkpoint_every_steps: also checkpoint every this many global steps.
-        resume: continue from the newest checkpoint in ``checkpoint_dir`` (refused, naming each
-            differing field with both values, if another run wrote it); ``resume=False``
-            deletes the checkpoints there and starts afresh.
-        keep: number of checkpoints kept.
-        mesh: a one-axis ``jax.sharding.Mesh`` (default ``trainkit.default_mesh()``, axis
-            ``"batch"`` over all devices).
-        log_path: JSON-lines file with one line per epoch (rewritten atomically each epoch).
-        data_seed: seed of the example order (default ``seed``).
         init: initial parameters (default ``init_params(init_key, cfg)``).
         eval_batch_size: batch size of the validation pass.
-        stop_after_steps: stop (without saving) after this many global steps in total, as if the
-            process were killed there; for tests of resumption.
-        progress: a tqdm bar when stderr is a terminal, else one line per epoch; also the
-            "resumed from step N" / "already complete" lines.
-        return_params: ``"best"`` (best validation accuracy; the last without validation) or
-            ``"last"``.
-        check_every: read the on-device finiteness flag every this many steps.
+        <train options>
+        checkpoint_every_steps: the former name of ``checkpoint_every``, still accepted.
 
     Returns:
         ``(params, history)``: the parameters, and a dict of per-epoch lists (epoch 1 first):
@@ -482,17 +452,12 @@ def fit(
         validation, ``val_accuracy, val_loss``, plus the callback's entries; and the run-level
         ``best_epoch``, ``global_step``, ``interrupted``.
     """
-    data_seed = seed if data_seed is None else int(data_seed)
-    run = prepare_run(cfg, train, validation, epochs=epochs, batch_size=batch_size,
+    o = options
+    data_seed = o.seed if o.data_seed is None else int(o.data_seed)
+    run = prepare_run(cfg, train, validation, epochs=o.epochs, batch_size=o.batch_size,
                       learning_rate=learning_rate, regularizer=regularizer, lam=lam,
                       decay_at=decay_at, decay_factor=decay_factor, data_seed=data_seed,
                       init=init, eval_batch_size=eval_batch_size)  # fmt: skip
-    settings = trainkit.Settings(
-        epochs=run.epochs, batch_size=run.batch_size, seed=seed, data_seed=data_seed,
-        checkpoint_dir=checkpoint_dir, resume=resume, keep=keep,
-        checkpoint_every=checkpoint_every_steps, check_every=check_every, mesh=mesh,
-        progress=progress, log_path=log_path, callback=callback,
-        stop_after_steps=stop_after_steps, return_params=return_params,
-    )  # fmt: skip
-    params, history, _ = trainkit.train(run.task, run.data, settings)
+    o = o.replace(epochs=run.epochs, batch_size=run.batch_size, data_seed=data_seed)
+    params, history, _ = trainkit.train(run.task, run.data, trainkit.Settings.from_options(o))
     return params, history

@@ -32,6 +32,7 @@ unpickler that only rebuilds NumPy arrays. The readers, splits and batch order a
 
 import importlib.util
 import io
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -51,6 +52,7 @@ from trainkit import batches as batches
 from trainkit import epoch_order as epoch_order
 from trainkit import read_idx as read_idx
 from trainkit.internal import (
+    check_finite,
     check_fraction,
     check_sha256,
     limit_splits,
@@ -395,8 +397,11 @@ def _parse_ucr_line(path: Path, lineno: int, line: str) -> list[float]:
         raise FileFormatError(f"{path}, line {lineno}: non-numeric field.") from None
     if len(values) < 2:
         raise FileFormatError(f"{path}, line {lineno}: need a label and at least one value.")
-    if values[0] != int(values[0]):
-        raise FileFormatError(f"{path}, line {lineno}: label {values[0]} is not an integer.")
+    if not math.isfinite(values[0]) or values[0] != int(values[0]):
+        raise FileFormatError(
+            f"{path}, line {lineno}: label {values[0]} is not an integer; the first field of "
+            "each line must be the class label (e.g. 1, 2, ...)."
+        )
     return values
 
 
@@ -430,7 +435,10 @@ def _read_ucr_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 "layout); save them as an .npz with x_train, y_train, x_test, y_test and "
                 "lengths_train, lengths_test (docs/own_data.md) and pass --data npz."
             )
-        raise FileFormatError(f"{path}: contains NaN or infinite values.")
+    try:  # the series are trained in float32: a value beyond its range is refused here
+        check_finite(str(path), xs, cast_to=np.float32)
+    except ValueError as e:
+        raise FileFormatError(str(e)) from None
     return xs, np.asarray(labels, dtype=np.int64)
 
 

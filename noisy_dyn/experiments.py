@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from trainkit import CLIError, markdown_table, write_if_changed
+from trainkit import CLIError, atomic_write_text, markdown_table, start_afresh, write_if_changed
 from trainkit.internal import limit_splits
 
 COMPARE_MODELS: dict[str, str] = {
@@ -128,12 +128,15 @@ def load_data(
             )
         kwargs["val_fraction"] = float(validation_fraction)
     splits = limit_splits(data.load(name, **kwargs), limit)
-    check_splits(splits, validation_fraction if name in _TAKES_FRACTION else None)
+    check_splits(splits, (validation_fraction or 0.1) if name in _TAKES_FRACTION else None)
     return splits
 
 
 def check_splits(splits: Any, validation_fraction: float | None = 0.1) -> int:
     """Check a run's splits before training; returns the number of classes.
+
+    ``validation_fraction`` is the fraction the validation split was cut by (None: a fixed
+    validation set), named in the messages.
 
     The classes are the training split's (``trainkit.label_space``: validation and test labels
     it lacks are refused, naming them); an empty validation split is refused and one too small
@@ -141,20 +144,24 @@ def check_splits(splits: Any, validation_fraction: float | None = 0.1) -> int:
     """
     import sys
 
-    from trainkit import label_space, small_validation
+    from trainkit import label_space
+    from trainkit.internal import small_validation
 
     train, val, test = splits[:3]
     num_classes = label_space(train[1], {"validation": val[1], "test": test[1]})
-    fraction = 0.1 if validation_fraction is None else validation_fraction
     if len(val[1]) == 0:
+        at = (
+            ""
+            if validation_fraction is None
+            else f" at validation fraction {validation_fraction:g}"
+        )
         raise CLIError(
-            f"no validation example: {len(train[1])} training examples at validation fraction "
-            f"{fraction:g} leave none to select the best epoch; give more data or a larger "
-            "--validation-fraction."
+            f"no validation example: {len(train[1])} training examples{at} leave none to "
+            "select the best epoch; give more data or a larger --validation-fraction."
         )
     if len(test[1]) == 0:
         raise CLIError("the test split is empty: give a data file with test examples.")
-    note = small_validation(len(val[1]), fraction, len(train[1]))
+    note = small_validation(len(val[1]), validation_fraction, len(train[1]))
     if note:
         print(note, file=sys.stderr, flush=True)
     return num_classes
@@ -256,6 +263,13 @@ def _jsonable_history(history: Any) -> Any:
     return history
 
 
+RUN_FILES = ("model.npz", "history.json", "result.json", "log.jsonl")
+"""The output files of a trained run (moved aside by ``--no-resume``)."""
+
+STUDY_FILES = ("study.json", "study.md", "study.png", "study_setup.json", "log.jsonl")
+"""The output files of a study (moved aside by ``--no-resume``)."""
+
+
 def write_run(out: Path, params: Any, cfg: Any, history: Any, result: dict) -> bool:
     """Write ``model.npz``, ``history.json`` and ``result.json`` to ``out``; True if any changed.
 
@@ -316,6 +330,8 @@ def train_preset(
         fit_options["mesh"] = batch_mesh(batch_size, verbose=progress)
     if out is not None:
         out = Path(out)
+        if not resume:  # nothing may read the previous run's model while this one trains
+            start_afresh(out, RUN_FILES)
         fit_options["log_path"] = out / "log.jsonl"
         if checkpoints:
             fit_options["checkpoint_dir"] = out / "checkpoints"
@@ -494,7 +510,7 @@ def _compare_seed(seed: int, splits: Any, out: Path, o: dict[str, Any]) -> dict[
         progress=o["progress"],
     )  # fmt: skip
     result["labels"] = {n: COMPARE_MODELS[n] for n in o["models"]}
-    (out / "robustness.json").write_text(json.dumps(result, indent=2))
+    atomic_write_text(out / "robustness.json", json.dumps(result, indent=2))
     print(to_markdown(result))
     return result
 
@@ -537,9 +553,9 @@ def compare(
     per_seed = [_compare_seed(s, splits, f, options) for s, f in zip(seeds, folders)]
     agg = aggregate_seeds(per_seed)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(agg, indent=2))
+    atomic_write_text(out / "summary.json", json.dumps(agg, indent=2))
     summary = summary_markdown(agg, COMPARE_MODELS)
-    (out / "summary.md").write_text(summary)
+    atomic_write_text(out / "summary.md", summary)
     print(summary)
     seconds = time.perf_counter() - t0
     print(f"compare finished in {seconds:.0f} s; outputs in {out}/ "
@@ -658,6 +674,7 @@ def study(
     resume: bool = True,
     progress: bool = True,
     validation_fraction: float | None = None,
+    inference_draws: int = 0,
 ) -> dict[str, Any]:
     """Does noise injection help on this data, and at which level?
 
@@ -673,6 +690,9 @@ def study(
     ``dt``, ``noise_form`` and ``learn_step`` override the preset when given. Members whose best
     validation accuracy is within noise of the majority class are warned about. At least two
     seeds and one noisy level are needed (else there is nothing to compare).
+    ``inference_draws = N > 0`` also reads every noisy member with its training noise on,
+    logits averaged over ``N`` draws (rows ``"inference": "stochastic, N draws"``, with the
+    difference paired by seed against deterministic inference).
 
     Returns:
         ``{"rows", "cfgs", "seeds", "history", "seconds", "params"}`` (``params``: the members
@@ -693,6 +713,8 @@ def study(
     if not any(a or m for a, m in levels):
         raise CLIError("the study has no noisy level to compare with sigma = 0; pass e.g. "
                        "--sigma 0.05,0.1.")  # fmt: skip
+    if not resume:
+        start_afresh(out, STUDY_FILES)
     perturbations = _perturbations(kinds, STUDY_PERTURBATIONS)
     splits = load_data(data_name, data_path=data_path, limit=limit, seed=data_seed,
                        validation_fraction=validation_fraction)  # fmt: skip
@@ -723,14 +745,14 @@ def study(
               "raise --epochs until it plateaus.", flush=True)  # fmt: skip
     rows = robustness_study(params, cfgs, list(seeds), tuple(splits.test),
                             key=jax.random.key(perturbation_seed), perturbations=perturbations,
-                            out_dir=out)  # fmt: skip
+                            out_dir=out, inference_draws=inference_draws)  # fmt: skip
     seconds = time.perf_counter() - t0
     setup = {"preset": preset_name, "data": data_name, "levels": [list(p) for p in levels],
              "seeds": list(seeds), "epochs": epochs, "batch_size": batch_size,
              "learning_rate": lr, "config": base.to_dict(), "perturbation_seed": perturbation_seed,
              "best_epoch": history["best_epoch"], "diverged": diverged, "plateau": flat,
-             "seconds": seconds}  # fmt: skip
-    (out / "study_setup.json").write_text(json.dumps(setup, indent=1) + "\n")
+             "inference_draws": inference_draws, "seconds": seconds}  # fmt: skip
+    atomic_write_text(out / "study_setup.json", json.dumps(setup, indent=1) + "\n")
     print(study_markdown(rows))
     print(f"study finished in {seconds:.0f} s; written to {out}/ (study.json, study.md, "
           "study.png, study_setup.json)")  # fmt: skip
@@ -777,7 +799,7 @@ def confirm(
             raise CLIError(f"the discovery study has no level sigma_add, sigma_mult = {level}.")
     rows = _study_rows(confirmation)
     out = {sel: confirm_rows(picked, rows, select=sel) for sel in ("holm", "interval")}
-    (Path(confirmation) / "confirm.json").write_text(json.dumps(out, indent=1) + "\n")
+    atomic_write_text(Path(confirmation) / "confirm.json", json.dumps(out, indent=1) + "\n")
     for sel, found in out.items():
         print(f"picked by {sel}: {len(found)}")
         for r in found:

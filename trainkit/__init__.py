@@ -42,10 +42,11 @@ from ._batching import evaluate_padded as evaluate_padded
 from ._batching import padded_batches as padded_batches
 # --- end batching ---
 
-# --- engine (trainkit._atomic, _checkpoint, _devices, _loop, _history) ---
+# --- engine (trainkit._atomic, _checkpoint, _devices, _lock, _loop, _history, _signals) ---
 from ._atomic import atomic_write as atomic_write
 from ._atomic import atomic_write_text as atomic_write_text
 from ._atomic import fsync_dir as fsync_dir
+from ._atomic import set_aside as set_aside
 from ._checkpoint import CheckpointStore as CheckpointStore
 from ._checkpoint import data_hash as data_hash
 from ._checkpoint import list_checkpoints as list_checkpoints
@@ -56,17 +57,21 @@ from ._devices import default_mesh as default_mesh
 from ._devices import use_cpu_devices as use_cpu_devices
 from ._history import epoch_rows as epoch_rows
 from ._loop import Settings as Settings
+from ._options import TrainOptions as TrainOptions
+from ._options import add_train_flags as add_train_flags
+from ._options import cli_train_options as cli_train_options
 from ._loop import Task as Task
+from ._lock import RunFolderLocked as RunFolderLocked
+from ._lock import RunLock as RunLock
+from ._lock import start_afresh as start_afresh
 from ._loop import train as train
+from ._signals import TrainingInterrupted as TrainingInterrupted
 # --- end engine ---
 
 # --- checks of a run's data against its model (trainkit._data_checks) ---
-from ._data_checks import MIN_VALIDATION as MIN_VALIDATION
 from ._data_checks import at_chance as at_chance
 from ._data_checks import chance_level as chance_level
 from ._data_checks import label_space as label_space
-from ._data_checks import progress_bar as progress_bar
-from ._data_checks import small_validation as small_validation
 
 # --- end data checks ---
 
@@ -89,14 +94,18 @@ from . import internal as internal
 
 __all__ = [
     "add_run_flags",
+    "add_train_flags",
     "ArrayOnlyUnpickler",
+    "at_chance",
     "atomic_write",
     "atomic_write_text",
     "AXIS",
     "batches",
     "bootstrap_mean",
+    "chance_level",
     "CheckpointMismatchError",
     "CheckpointStore",
+    "cli_train_options",
     "CLIError",
     "CONFIDENCE",
     "cpu_devices_for",
@@ -109,6 +118,7 @@ __all__ = [
     "fsync_dir",
     "holm",
     "Interval",
+    "label_space",
     "list_checkpoints",
     "load_latest_checkpoint",
     "load_model_file",
@@ -124,15 +134,21 @@ __all__ = [
     "resample_counts",
     "restricted_load",
     "run_command",
+    "RunFolderLocked",
+    "RunLock",
     "save_model_file",
+    "set_aside",
     "Settings",
     "sha256_file",
     "sign_flip_p_value",
     "split_off_validation",
     "split_three",
+    "start_afresh",
     "Task",
     "train",
     "TrainingDiverged",
+    "TrainingInterrupted",
+    "TrainOptions",
     "use_cpu_devices",
     "write_if_changed",
 ]

@@ -7,8 +7,9 @@ fsync-ed so that the rename survives a power cut.
 
 from __future__ import annotations
 
+import datetime
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,6 +28,13 @@ def fsync_dir(directory: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def unique_temporary(path: str | os.PathLike) -> Path:
+    """A temporary name beside ``path`` that no other writer uses: ``.<name>.<pid>-<random
+    hex>.tmp<suffix>`` (the suffix kept, so writers that append one see it there)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.{os.getpid()}-{os.urandom(6).hex()}.tmp{path.suffix}")
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | Callable[[IO[bytes]], Any]) -> Path:
     """Write ``data`` (bytes, or ``write(file)`` that writes to a binary file) to ``path``.
 
@@ -35,7 +43,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | Callable[[IO[bytes]], An
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = unique_temporary(path)
     try:
         with open(tmp, "wb") as f:
             if isinstance(data, bytes | bytearray | memoryview):
@@ -45,6 +53,11 @@ def atomic_write(path: str | os.PathLike, data: bytes | Callable[[IO[bytes]], An
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.filename is None:  # a failed write (e.g. ENOSPC) names no file: name the target
+            raise type(e)(e.errno, f"{e.strerror} (writing {path})", str(path)) from e
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -55,3 +68,27 @@ def atomic_write(path: str | os.PathLike, data: bytes | Callable[[IO[bytes]], An
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """:func:`atomic_write` of UTF-8 text."""
     return atomic_write(path, text.encode())
+
+
+def set_aside(directory: str | os.PathLike, names: Iterable[str]) -> Path | None:
+    """Move the files ``names`` found in ``directory`` into a new folder
+    ``directory/previous-<UTC time>`` (each move an atomic rename); returns that folder, or None
+    when there was nothing to move.
+
+    What a run started afresh (``--no-resume``) does first with the outputs of the run before,
+    so that nothing reads a stale model or result while the new run trains."""
+    d = Path(directory)
+    found = [d / n for n in names if (d / n).exists()]
+    if not found:
+        return None
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside = d / f"previous-{stamp}"
+    k = 1
+    while aside.exists():
+        aside, k = d / f"previous-{stamp}-{k}", k + 1
+    aside.mkdir()
+    for p in found:
+        os.replace(p, aside / p.name)
+    fsync_dir(aside)
+    fsync_dir(d)
+    return aside

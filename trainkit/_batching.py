@@ -17,14 +17,7 @@ import jax
 import numpy as np
 from jaxtyping import Int
 
-
-def check_int(name: str, value: Any, *, minimum: int = 0) -> int:
-    """``int(value)``; TypeError unless an int (not a bool), ValueError if below ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an int, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
-    return int(value)
+from ._validate import check_int
 
 
 def epoch_order(n: int, *, seed: int, epoch: int) -> Int[np.ndarray, " n"]:
@@ -102,7 +95,7 @@ def padded_batches(
     arrays = tuple(np.asarray(a) for a in arrays)
     n = len(arrays[0])
     if n == 0:
-        raise ValueError("Cannot evaluate on an empty set.")
+        raise ValueError("Cannot evaluate on an empty set (0 examples); pass at least one example.")
     if any(len(a) != n for a in arrays):
         raise ValueError(f"arrays must share the leading size, got {[len(a) for a in arrays]}.")
     bs = min(check_int("batch_size", batch_size, minimum=1), n)

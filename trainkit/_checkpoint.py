@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from ._atomic import fsync_dir
 from ._errors import CheckpointMismatchError, FileFormatError
 
 FORMAT = 3  # 3: trainkit (2: noisy_dyn's / basis_ode's own orbax layouts; 1: .npz per step)
@@ -85,6 +87,21 @@ def stored_fingerprint(meta: Any) -> dict[str, Any]:
     return {"package": "unknown (not a trainkit checkpoint)"}
 
 
+RUN_STATE = ("position", "task", "history", "best")
+"""The host part of a step's ``meta`` covered by :func:`run_state_sha256`."""
+
+DELETING = ".deleting-"
+"""Prefix of a step folder renamed away for deletion (the next open removes a leftover)."""
+
+
+def run_state_sha256(meta: dict[str, Any]) -> str:
+    """sha256 (hex) of the run state of a step's ``meta``: position, task meta, history, best
+    (canonical JSON: sorted keys, no spaces)."""
+    part = {k: meta.get(k) for k in RUN_STATE}
+    text = json.dumps(part, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _show(value: Any, limit: int = 120) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -131,7 +148,9 @@ class CheckpointStore:
 
     Arguments:
         directory: the checkpoint folder (created unless ``reading``).
-        keep: number of newest steps kept (None: all).
+        keep: number of newest steps kept (None: all). Older steps are deleted by renaming
+            them away first (``.deleting-ckpt_<step>``), then removing them, so a kill never
+            leaves a half-deleted step under a step's name.
         reading: only read: neither create the folder nor remove unfinalized steps.
     """
 
@@ -141,8 +160,9 @@ class CheckpointStore:
 
         if absl_logging.get_verbosity() > absl_logging.WARNING:  # keep orbax's INFO lines quiet
             absl_logging.set_verbosity(absl_logging.WARNING)
+        self.keep = keep
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep,
+            max_to_keep=None,  # rotation by rename-away (self._rotate)
             create=not reading,
             enable_async_checkpointing=False,
             step_prefix=PREFIX,
@@ -155,6 +175,8 @@ class CheckpointStore:
             "meta": ocp.JsonCheckpointHandler(),
         }
         self.directory = Path(directory).resolve()
+        if not reading:
+            self._remove_renamed_away()
         self._manager = ocp.CheckpointManager(
             self.directory, options=options, item_handlers=handlers
         )
@@ -176,8 +198,44 @@ class CheckpointStore:
     def path(self, step: int) -> Path:
         return self.directory / f"{PREFIX}_{int(step):010d}"
 
-    def delete(self, step: int) -> None:
-        self._manager.delete(int(step))
+    def delete(self, step: int, *, sync: bool = True) -> None:
+        """Delete a step: rename it away (atomic), then remove the renamed folder (the primary
+        process; with several, all of them call this together)."""
+        path = self.path(step)
+        away = self.directory / f"{DELETING}{path.name}"
+        if jax.process_index() == 0 and path.is_dir():  # the primary process deletes
+            shutil.rmtree(away, ignore_errors=True)
+            os.replace(path, away)
+            fsync_dir(self.directory)
+            shutil.rmtree(away, ignore_errors=True)
+        if sync and jax.process_count() > 1:  # every process calls this; all go on when done
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"trainkit delete {int(step)}")
+        self._manager.reload()
+
+    def _remove_renamed_away(self) -> None:
+        if not self.directory.is_dir() or jax.process_index() != 0:
+            return
+        for entry in os.scandir(self.directory):
+            if entry.name.startswith(DELETING) and entry.is_dir():
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+    def _rotate(self) -> None:
+        if self.keep is None:
+            return
+        # the primary process decides (the others' view of the folder may lag) and deletes;
+        # then all processes synchronise once
+        multi = jax.process_count() > 1
+        if not multi or jax.process_index() == 0:
+            steps = self.steps()
+            for old in steps[: max(0, len(steps) - self.keep)]:
+                self.delete(old, sync=False)
+        if multi:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("trainkit rotated")
+            self._manager.reload()
 
     def clear(self) -> int:
         """Delete every step; returns how many there were."""
@@ -201,6 +259,11 @@ class CheckpointStore:
         if not self._manager.save(step, args=ocp.args.Composite(**items), force=True):
             raise RuntimeError(f"orbax did not write checkpoint step {step} in {self.directory}.")
         self._manager.wait_until_finished()
+        if jax.process_count() > 1:  # all see the finalized step before they list the steps
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"trainkit saved {step}")
+        self._rotate()
         return self.path(step)
 
     def read_meta(self, step: int) -> dict[str, Any]:
@@ -261,13 +324,17 @@ def refuse_if_foreign(path: Path, meta: Any, fingerprint: dict[str, Any]) -> Non
         )
 
 
-def resume_point(store: CheckpointStore, fingerprint: dict[str, Any], template_of) -> Any:
+def resume_point(
+    store: CheckpointStore, fingerprint: dict[str, Any], template_of, check=None
+) -> Any:
     """``(step, meta, state, best)`` of the newest readable step of this run, or None.
 
     ``template_of(meta)`` gives the state's template for a step. A step written by another run
-    raises :class:`CheckpointMismatchError`; an unreadable step (e.g. a full disk) is skipped
-    with a warning and an older one used (the newer ones are deleted, as they will be rewritten).
-    A folder whose steps are all unreadable raises :class:`FileFormatError`.
+    raises :class:`CheckpointMismatchError`; an unreadable step (e.g. a full disk), or one for
+    which ``check(meta, state)`` returns a reason (a run state that fails its checksum or is
+    inconsistent), is skipped with a warning and an older one used (the newer ones are deleted,
+    as they will be rewritten). A folder whose steps are all unreadable raises
+    :class:`FileFormatError`.
     """
     steps = store.steps()
     for step in reversed(steps):
@@ -286,6 +353,15 @@ def resume_point(store: CheckpointStore, fingerprint: dict[str, Any], template_o
         except Exception as err:  # noqa: BLE001
             warnings.warn(f"skipping unreadable checkpoint {path}: {err}", stacklevel=3)
             continue
+        reason = None if check is None else check(meta, state)
+        if reason is None and isinstance(meta, dict) and meta.get("step", step) != step:
+            reason = f"it names step {meta.get('step')!r} in the folder of step {step}"
+        if reason is not None:
+            warnings.warn(
+                f"skipping checkpoint {path}: {reason}; falling back to the previous one",
+                stacklevel=3,
+            )
+            continue
         for newer in steps[steps.index(step) + 1 :]:
             store.delete(newer)
         return step, meta, state, best
@@ -298,7 +374,11 @@ def resume_point(store: CheckpointStore, fingerprint: dict[str, Any], template_o
 
 
 def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
-    """Finalized checkpoints in ``directory``, oldest first (unfinalized ones are ignored)."""
+    """Complete checkpoints in ``directory``, oldest first.
+
+    A step is listed when orbax finalized it (its folder has the step's name, not a temporary
+    one) and it holds orbax's step metadata file and its ``state`` and ``meta`` items; steps
+    being written (``*.orbax-checkpoint-tmp-*``) or deleted (``.deleting-*``) are not."""
     d = Path(directory)
     if not d.is_dir():
         return []
@@ -308,7 +388,9 @@ def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
     found = []
     for entry in os.scandir(d):
         if re.fullmatch(rf"{PREFIX}_\d{{10}}", entry.name) and entry.is_dir():
-            found.append(d / entry.name)
+            p = d / entry.name
+            if all((p / part).exists() for part in ("_CHECKPOINT_METADATA", "state", "meta")):
+                found.append(p)
     return sorted(found)
 
 
@@ -324,6 +406,9 @@ def load_latest_checkpoint(directory: str | os.PathLike) -> dict[str, Any] | Non
         for step in reversed(store.steps()):
             try:
                 meta = store.read_meta(step)
+                want = meta.get("run_state_sha256") if isinstance(meta, dict) else None
+                if want is not None and want != run_state_sha256(meta):
+                    raise FileFormatError("its run state does not match its checksum")
                 args = ocp.args.Composite(state=ocp.args.StandardRestore())
                 state = store._manager.restore(step, args=args).state
                 best = store.read_best(step)

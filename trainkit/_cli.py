@@ -8,7 +8,10 @@ One set of semantics for both command lines:
   share a checkpoint folder), ``--no-resume`` and ``--quiet``;
 - :func:`run_command` turns every user error (bad value, missing or malformed file, a checkpoint
   of another run, a diverged run) into one line ``error: ...`` on stderr and exit status 2,
-  without a traceback; Ctrl-C exits with status 130 and says how to resume.
+  without a traceback; a run stopped by SIGTERM or SIGINT after saving its current step
+  (:class:`trainkit.TrainingInterrupted`) prints that in one line and exits with status
+  ``128 + signal`` (143 for SIGTERM, 130 for SIGINT); Ctrl-C outside training exits with 130
+  and says how to resume.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._errors import CheckpointMismatchError, FileFormatError, TrainingDiverged
+from ._signals import TrainingInterrupted
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,  # includes FileFormatError and CheckpointMismatchError
@@ -108,13 +112,17 @@ def run_command(command: Callable[[], Any]) -> int:
 
     Returns 0 when ``command`` returns None, else ``int(result)`` for an int result (0 for any
     other result); :data:`USER_ERRORS` print :func:`error_line` to stderr and return 2; Ctrl-C
-    prints how to resume and returns 130.
+    prints how to resume and returns 130; a run stopped by a signal after saving
+    (:class:`trainkit.TrainingInterrupted`) prints its one line and returns ``128 + signal``.
     """
     try:
         result = command()
     except USER_ERRORS as err:
         print(error_line(err), file=sys.stderr)
         return EXIT_USER_ERROR
+    except TrainingInterrupted as stop:
+        print(f"interrupted: {stop}", file=sys.stderr)
+        return stop.exit_status
     except KeyboardInterrupt:
         print(
             "interrupted: run the same command again to resume from the last checkpoint",

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import FileFormatError
+from ._validate import check_finite, check_labels
 
 PathLike = str | os.PathLike
 
@@ -221,6 +222,12 @@ def restricted_load(data: bytes, *, source: str, encoding: str = "ASCII") -> Any
         return ArrayOnlyUnpickler(io.BytesIO(data), encoding=encoding).load()
     except (pickle.UnpicklingError, EOFError, OSError, ValueError, TypeError) as e:
         raise FileFormatError(f"{source}: not a valid pickle of NumPy arrays ({e}).") from e
+    except (MemoryError, OverflowError) as e:
+        raise FileFormatError(
+            f"{source}: the pickle asks for an array larger than this machine can hold "
+            f"({type(e).__name__}: {e or 'out of memory'}); the file is corrupt or not what it "
+            "claims to be: download it again."
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,11 +321,22 @@ def read_npz(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist (expected an .npz file).")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic == b"\x93NUMPY":
+        raise FileFormatError(
+            f"{path}: is a .npy file (one array), not an .npz archive of named arrays; write it "
+            f"with np.savez(path, {', '.join(f'{k}=...' for k in required)})."
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error, KeyError) as e:
         raise FileFormatError(f"{path}: not a readable .npz file of arrays ({e}).") from e
+    except (TypeError, AttributeError) as e:  # np.load returned something that is not an npz
+        raise FileFormatError(
+            f"{path}: not an .npz archive of arrays ({e}); write it with np.savez."
+        ) from e
     missing = [k for k in required if k not in arrays]
     unknown = sorted(set(arrays) - set(required) - set(optional))
     if missing or unknown:
@@ -335,19 +353,21 @@ def read_npz(
 
 
 def _check_xy(path: Path, part: str, x: np.ndarray, y: np.ndarray) -> None:
+    """Checks on the raw arrays, before the casts to float32 and int32 (none may wrap)."""
     if x.dtype.kind not in "biuf" or x.ndim < 2 or len(x) == 0:
         raise FileFormatError(
             f"{path}: x_{part} must be a non-empty real array (N, ...), got {x.dtype} {x.shape}."
         )
-    if not np.all(np.isfinite(x)):
-        raise FileFormatError(f"{path}: x_{part} contains NaN or infinite values.")
     if y.dtype.kind not in "iu" or y.shape != (len(x),):
         raise FileFormatError(
             f"{path}: y_{part} must be {len(x)} integer labels (shape ({len(x)},)), got "
             f"{y.dtype} {y.shape}."
         )
-    if y.min() < 0:
-        raise FileFormatError(f"{path}: y_{part} holds negative labels; use classes 0..C-1.")
+    try:
+        check_finite(f"{path}: x_{part}", x, cast_to=np.float32)
+        check_labels(f"{path}: y_{part}", y, training=False)
+    except ValueError as e:
+        raise FileFormatError(str(e)) from None
 
 
 def _check_lengths(path: Path, part: str, lengths: np.ndarray, x: np.ndarray) -> None:
@@ -366,9 +386,11 @@ def _check_lengths(path: Path, part: str, lengths: np.ndarray, x: np.ndarray) ->
 def read_classification_npz(path: PathLike, *, lengths: bool = True) -> dict[str, np.ndarray]:
     """A user's classification data: ``x_train, y_train, x_test, y_test`` [+ ``lengths_*``].
 
-    Checks: ``x_*`` real (bool, integer or float) and finite with the same trailing shape;
-    ``y_*`` integer, one non-negative label per example; ``lengths_*`` (only when ``lengths``
-    is True; both or neither) integer, one per example, in ``1..x.shape[1]``.
+    Checks, on the raw arrays before any cast: ``x_*`` real (bool, integer or float), finite
+    and within the float32 range, with the same trailing shape; ``y_*`` integer, one label per
+    example in ``[0, 2**31 - 1)`` (an int64 ``2**32 + 1`` is refused, not wrapped to 1);
+    ``lengths_*`` (only when ``lengths`` is True; both or neither) integer, one per example, in
+    ``1..x.shape[1]``.
 
     Returns:
         The arrays by name, ``x_*`` as float32, ``y_*`` and ``lengths_*`` as int32.

@@ -37,6 +37,13 @@ Semantics, the same for both packages:
 - resuming a run prints "resumed from step N"; a finished run prints "already complete" and is
   returned as it is, nothing rewritten; asking a finished run for more epochs continues it to the
   new total;
+- the checkpoint folder is locked for the whole run, before orbax opens it
+  (:class:`trainkit.RunLock`): a second run into it is refused naming the live one;
+- SIGTERM or SIGINT: the current step is finished and saved, then
+  :class:`trainkit.TrainingInterrupted` (exit status 128 + signal on the command lines); a
+  second signal exits at once (``trainkit._signals``);
+- a checkpoint whose run state fails its checksum or is inconsistent is skipped with a warning
+  and the previous one resumed;
 - non-finite loss or gradient: the update and every later one are not applied; the host reads
   the on-device flag every ``check_every`` steps, at every checkpoint and at every epoch end (no
   per-step host synchronisation) and raises :class:`trainkit.TrainingDiverged`, the last good
@@ -45,11 +52,11 @@ Semantics, the same for both packages:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -63,10 +70,20 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from . import _devices
 from ._atomic import atomic_write_text
 from ._batching import epoch_order
-from ._checkpoint import CheckpointStore, data_hash, make_fingerprint, resume_point
+from ._checkpoint import (
+    CheckpointStore,
+    data_hash,
+    make_fingerprint,
+    resume_point,
+    run_state_sha256,
+)
 from ._errors import TrainingDiverged
 from ._history import append_epoch, empty_history, history_jsonl
+from ._lock import RunLock
+from ._options import TrainOptions
 from ._progress import Progress
+from ._signals import StopSignals, TrainingInterrupted
+from ._validate import check_positive_int
 
 logger = logging.getLogger("trainkit")
 RETURN_PARAMS = ("best", "last")
@@ -105,27 +122,21 @@ class Task(Protocol):
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
-    """Options of :func:`train` (see the packages' ``fit`` for their meaning)."""
+class Settings(TrainOptions):
+    """Options of :func:`train`: the :class:`trainkit.TrainOptions` and the member axis.
 
-    epochs: int
-    batch_size: int
-    seed: int = 0
-    data_seed: int | None = None
-    checkpoint_dir: str | os.PathLike | None = None
-    resume: bool = True
-    keep: int = 3
-    checkpoint_every: int | None = None
-    check_every: int = 50
-    mesh: Any = None
-    progress: bool = True
-    log_path: str | os.PathLike | None = None
-    callback: Callable[[int, Any], dict | None] | None = None
-    stop_after_steps: int | None = None
-    return_params: str = "best"
-    seeds: tuple[int, ...] | None = None  # the member axis (module docstring)
+    ``seeds``, ``data_seeds``: the member axis (module docstring); ``on_divergence``:
+    ``"raise"``, or ``"freeze"`` (members only): a diverged member is frozen, the rest train on.
+    """
+
+    seeds: tuple[int, ...] | None = None
     data_seeds: tuple[int, ...] | None = None
-    on_divergence: str = "raise"  # or "freeze" (members only): the rest train on
+    on_divergence: str = "raise"
+
+    @classmethod
+    def from_options(cls, options: TrainOptions, **extra: Any) -> Settings:
+        """The settings of ``options`` with ``extra`` fields (the member axis) set."""
+        return cls(**{name: getattr(options, name) for name in TrainOptions.names()}, **extra)
 
 
 ON_DIVERGENCE = ("raise", "freeze")
@@ -150,6 +161,9 @@ class Run:
     epoch_t0: float = 0.0
     interrupted: bool = False
     diverged: dict = dataclasses.field(default_factory=dict)  # frozen member -> global step
+    saved_step: int | None = None  # the global step of the newest checkpoint written or read
+    stop: int | None = None  # the signal to stop on (trainkit._signals)
+    signals: Any = None  # the StopSignals of the run
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,14 +318,20 @@ def _resumed(found: Any, mesh: Any, store: CheckpointStore, layout: str | None) 
         run.best_value = -math.inf if value is None else value
     run.best_epoch, run.best_meta = b.get("epoch"), b.get("meta")
     run.last_checkpoint = store.path(step)
+    run.saved_step = run.step
     return run
 
 
-def _start(task: Task, fingerprint: dict, s: Settings, mesh: Any) -> tuple[Any, Run]:
-    """Open the checkpoint folder (if any) and return ``(store, run)``: resumed or fresh."""
+def _start(
+    task: Task, fingerprint: dict, s: Settings, mesh: Any, spe: int, read_only: bool = False
+) -> tuple[Any, Run]:
+    """Open the checkpoint folder (if any) and return ``(store, run)``: resumed or fresh.
+
+    The caller holds the folder's lock (:class:`trainkit.RunLock`); ``read_only``: the folder
+    cannot be written (only a finished run can be "resumed" there)."""
     if s.checkpoint_dir is None:
         return None, _fresh(task, s.seed, mesh, s.seeds, _layout(s, mesh))
-    store = CheckpointStore(s.checkpoint_dir, s.keep)
+    store = CheckpointStore(s.checkpoint_dir, s.keep, reading=read_only)
     try:
         if not s.resume:
             if n := store.clear():
@@ -320,7 +340,10 @@ def _start(task: Task, fingerprint: dict, s: Settings, mesh: Any) -> tuple[Any, 
         else:
             members = None if s.seeds is None else len(s.seeds)
             found = resume_point(
-                store, fingerprint, lambda m: _carry_template(task, m["task"], members)
+                store,
+                fingerprint,
+                lambda m: _carry_template(task, m["task"], members),
+                check=lambda meta, state: _check_run_state(meta, state, s, spe),
             )
     except BaseException:
         store.close()
@@ -328,6 +351,35 @@ def _start(task: Task, fingerprint: dict, s: Settings, mesh: Any) -> tuple[Any, 
     if found is None:
         return store, _fresh(task, s.seed, mesh, s.seeds, _layout(s, mesh))
     return store, _resumed(found, mesh, store, _layout(s, mesh))
+
+
+def _check_run_state(meta: dict, state: Any, s: Settings, spe: int) -> str | None:
+    """What is wrong with a stored run state (position, history, best), or None.
+
+    The checksum of the run state must match, and the position must be consistent: the step
+    recorded beside it equal to its ``step``, ``step = epoch x steps_per_epoch + batch`` with
+    ``0 <= batch <= steps_per_epoch``, one history entry per finished epoch, and the device step
+    counter of the stored state equal to ``step``."""
+    want = meta.get("run_state_sha256")
+    if want is not None and want != run_state_sha256(meta):
+        return "its run state (position, history, best) does not match its checksum"
+    try:
+        pos = meta["position"]
+        epoch, batch, step = (int(pos[k]) for k in ("epoch", "batch", "step"))
+        done = len(meta["history"].get("epoch", []))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return "its run state lacks the position or the history"
+    if meta.get("step", step) != step:
+        return f"its step ({meta.get('step')!r}) is not its position's ({step})"
+    if not 0 <= batch <= spe or step != epoch * spe + batch:
+        return (f"its position is inconsistent (step {step} != epoch {epoch} x {spe} steps per "
+                f"epoch + batch {batch})")  # fmt: skip
+    if done != epoch:
+        return f"its history has {done} epochs, its position {epoch}"
+    counter = np.asarray(state["train"]["step"]).reshape(-1)
+    if counter.size and not np.all(counter == step):
+        return f"its arrays are at step {int(counter[0])}, its position at step {step}"
+    return None
 
 
 def _say(s: Settings, message: str) -> None:
@@ -351,9 +403,11 @@ def _save(store: Any, run: Run, fingerprint: dict, task: Task, s: Settings) -> N
         "history": run.history,
         "best": {"value": _best_value_json(run), "epoch": run.best_epoch, "meta": run.best_meta},
     }  # fmt: skip
+    meta["run_state_sha256"] = run_state_sha256(meta)
     state = _devices.to_host(run.carry)
-    if jax.process_index() == 0:
-        run.last_checkpoint = store.save(run.step, state, run.best, meta)
+    # every process calls orbax's save (it synchronises the processes; the primary one writes)
+    run.last_checkpoint = store.save(run.step, state, run.best, meta)
+    run.saved_step = run.step
 
 
 def _best_value_json(run: Run) -> Any:
@@ -430,6 +484,9 @@ def _run_steps(task, run: Run, data, s: Settings, mesh, store, fingerprint, bar)
         run.step += 1
         run.batch += 1
         bar.update(1)
+        if run.signals is not None and (sig := run.signals.after_step(run.step)):
+            run.stop = sig
+            return
         if run.step % s.check_every == 0:
             _check_alive(run, task, s)
         if s.checkpoint_every and run.step % s.checkpoint_every == 0 and run.batch < spe:
@@ -505,7 +562,7 @@ def _epoch(task, run: Run, data, s: Settings, mesh, store, fingerprint, bar) -> 
             new = {**new, "key": train["key"], "step": train["step"]}
             run.carry = {**run.carry, "train": new}
     _run_steps(task, run, data, s, mesh, store, fingerprint, bar)
-    if run.interrupted:
+    if run.interrupted or run.stop:
         return
     _check_alive(run, task, s)
     _end_epoch(task, run, s)
@@ -523,13 +580,9 @@ def _epoch(task, run: Run, data, s: Settings, mesh, store, fingerprint, bar) -> 
 
 def _check_settings(s: Settings, n: int) -> None:
     for name in ("epochs", "batch_size", "keep", "check_every"):
-        v = getattr(s, name)
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-            raise ValueError(f"`{name}` must be an int >= 1, got {v!r}.")
+        check_positive_int(name, getattr(s, name))
     for name in ("checkpoint_every", "stop_after_steps"):
-        v = getattr(s, name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1):
-            raise ValueError(f"`{name}` must be None or an int >= 1, got {v!r}.")
+        check_positive_int(name, getattr(s, name), optional=True)
     if s.batch_size > n:
         raise ValueError(
             f"`batch_size` ({s.batch_size}) is larger than the training set ({n} examples); "
@@ -582,19 +635,84 @@ def train(task: Task, data: tuple, settings: Settings) -> tuple[Any, dict, dict]
                                    s.seed)  # fmt: skip
     if s.seeds is not None:
         fingerprint["seed"] = [int(x) for x in s.seeds]
-    store, run = _start(task, fingerprint, s, mesh)
-    run.steps_per_epoch = spe
-    try:
-        if run.epoch >= s.epochs and store is not None and run.step > 0:
-            _say(s, f"already complete: {run.epoch} epochs ({run.step} steps) in {store.directory}")
-            return _result(task, run, s)
-        if run.step > 0:
-            _say(s, f"resumed from step {run.step} (epoch {run.epoch + 1} of {s.epochs}) in "
-                    f"{store.directory}")  # fmt: skip
-        with Progress(s.epochs * spe, run.step, s.progress) as bar:
-            while run.epoch < s.epochs and not run.interrupted:
-                _epoch(task, run, data, s, mesh, store, fingerprint, bar)
-    finally:
-        if store is not None:
-            store.close()
+    with _locked(s) as lock, StopSignals(s.check_every) as signals:
+        store, run = _start(task, fingerprint, s, mesh, spe, lock is not None and lock.read_only)
+        run.steps_per_epoch, run.signals = spe, signals
+        try:
+            if run.epoch >= s.epochs and store is not None and run.step > 0:
+                _say(s, f"already complete: {run.epoch} epochs ({run.step} steps) in "
+                        f"{store.directory}")  # fmt: skip
+                return _result(task, run, s)
+            if lock is not None and lock.read_only:
+                raise PermissionError(
+                    f"{lock.directory} cannot be written (read-only) and its run is not "
+                    "complete; copy the folder somewhere writable to resume it."
+                )
+            if run.step > 0:
+                _say(s, f"resumed from step {run.step} (epoch {run.epoch + 1} of {s.epochs}) in "
+                        f"{store.directory}")  # fmt: skip
+            with Progress(s.epochs * spe, run.step, s.progress) as bar:
+                while run.epoch < s.epochs and not run.interrupted and not run.stop:
+                    _epoch(task, run, data, s, mesh, store, fingerprint, bar)
+                    if not run.stop and not run.interrupted:
+                        run.stop = signals.at_epoch_end()
+            if run.stop:
+                _stop(store, run, fingerprint, task, s)
+        finally:
+            if store is not None:
+                store.close()
     return _result(task, run, s)
+
+
+def _locked(s: Settings) -> Any:
+    """The lock of the checkpoint folder (process 0 takes it; the others wait for its outcome),
+    or a null context without a folder."""
+    if s.checkpoint_dir is None:
+        return contextlib.nullcontext()
+    if jax.process_count() == 1:
+        return RunLock(s.checkpoint_dir)
+    return _shared_lock(s.checkpoint_dir)
+
+
+@contextlib.contextmanager
+def _shared_lock(directory: Any) -> Any:
+    """Several processes: process 0 takes the lock; all processes learn whether it got it."""
+    from jax.experimental import multihost_utils
+
+    lock, error = RunLock(directory), None
+    if jax.process_index() == 0:
+        try:
+            lock.acquire()
+        except OSError as err:
+            error = err
+    ok = multihost_utils.broadcast_one_to_all(np.int32(error is None))
+    if error is not None:
+        raise error
+    if not int(ok):
+        raise RunLock.locked_elsewhere(directory)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def _stop(store: Any, run: Run, fingerprint: dict, task: Task, s: Settings) -> None:
+    """Save the current position (unless just saved) and raise :class:`TrainingInterrupted`."""
+    import signal
+
+    if store is not None and run.saved_step != run.step:
+        _save(store, run, fingerprint, task, s)
+        _write_log(run, s)
+    name = signal.Signals(run.stop).name
+    epoch = max(run.step - 1, 0) // run.steps_per_epoch + 1  # the epoch of the step saved
+    if store is None:
+        where = "no checkpoint folder, nothing saved"
+    else:
+        where = f"checkpoint of step {run.step} in {run.last_checkpoint}"
+    raise TrainingInterrupted(
+        f"{name}: stopped after step {run.step} (epoch {epoch}); {where}; run the "
+        "same command again to resume from it",
+        signum=run.stop,
+        step=run.step,
+        checkpoint=run.last_checkpoint,
+    )

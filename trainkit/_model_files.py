@@ -13,9 +13,11 @@ for a stored configuration with a missing or unknown field.
 
 from __future__ import annotations
 
+import errno
 import filecmp
 import json
 import os
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -24,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import atomic_write, fsync_dir
+from ._atomic import atomic_write, fsync_dir, unique_temporary
 from ._errors import FileFormatError
 
 MODEL_FORMAT = "trainkit-model"
@@ -93,13 +95,23 @@ def write_npz(file: Any, arrays: Mapping[str, np.ndarray]) -> None:
 def write_if_changed(path: str | os.PathLike, write: Callable[[Path], Any]) -> bool:
     """Let ``write(tmp)`` write a new version of ``path``; keep the old file if it is identical.
 
-    Returns True when ``path`` was (re)written, False when its bytes were already the new ones
-    (e.g. the outputs of a run that was already complete), in which case it is not touched.
+    ``tmp`` is a temporary name beside ``path`` unique to this call (two writers never share
+    one), renamed over ``path`` when the bytes differ. Returns True when ``path`` was
+    (re)written, False when its bytes were already the new ones (e.g. the outputs of a run that
+    was already complete), in which case it is not touched; that holds in a read-only folder
+    too (the new version is then compared from the system's temporary folder).
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.new{path.suffix}")
+    tmp = unique_temporary(path)
     try:
-        write(tmp)
+        try:
+            write(tmp)
+        except OSError as err:
+            if not (path.is_file() and _cannot_write(err)):
+                raise
+            if _same_as(path, write):
+                return False
+            raise
         if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
             return False
         os.replace(tmp, path)
@@ -107,6 +119,18 @@ def write_if_changed(path: str | os.PathLike, write: Callable[[Path], Any]) -> b
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
     return True
+
+
+def _cannot_write(err: OSError) -> bool:
+    return err.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _same_as(path: Path, write: Callable[[Path], Any]) -> bool:
+    """Whether ``write`` would produce ``path``'s bytes (written in the temporary folder)."""
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d) / path.name
+        write(tmp)
+        return tmp.is_file() and filecmp.cmp(tmp, path, shallow=False)
 
 
 def _read_members(path: Path) -> dict[str, np.ndarray]:

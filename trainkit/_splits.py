@@ -11,14 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from ._batching import check_int
+from ._validate import ArgumentTypeError, check_int
 
 
 def check_seed(seed: Any) -> int:
-    """``int(seed)``; TypeError unless ``seed`` is a non-negative int (not a bool)."""
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise TypeError(f"seed must be a non-negative int, got {seed!r}.")
-    return int(seed)
+    """``int(seed)``; an error (a TypeError and a ValueError) unless a non-negative int."""
+    try:
+        return check_int("seed", seed, minimum=0)
+    except ValueError as e:
+        raise ArgumentTypeError(str(e)) from None
 
 
 def check_fraction(name: str, value: Any) -> float:

@@ -36,6 +36,8 @@ from typing import NamedTuple
 import numpy as np
 from jaxtyping import Float
 
+from ._validate import check_positive_int
+
 CONFIDENCE = 0.95
 """Default coverage of the intervals."""
 N_BOOTSTRAP = 10_000
@@ -71,8 +73,7 @@ def _check_confidence(confidence: float) -> None:
 
 
 def _check_count(name: str, value: int) -> None:
-    if not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
+    check_positive_int(name, value)
 
 
 def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:

@@ -8,21 +8,32 @@ exports (``trainkit.__all__``).
 
 Groups:
 
+- validation (``trainkit._validate``): ``check_int``, ``check_positive_int``, ``check_real``,
+  ``check_finite`` (NaN, infinity, and overflow of a cast to float32), ``check_labels`` (class
+  labels on their raw integers, before any cast) and ``check_label_space`` (one class refused,
+  gaps warned about with :class:`LabelGapWarning`); each raises one line naming the argument
+  and the fix; :class:`ArgumentTypeError` is both a ``TypeError`` and a ``ValueError``;
 - command line (``trainkit._cli``): ``check_positive``, ``default_out``, ``parse_ints``,
   ``parse_names``, ``restart_with_huge_pages``;
 - data files (``trainkit._formats``, ``trainkit._splits``): ``check_sha256``, ``read_zip_member``,
   ``read_idx_pair``, ``read_cifar_folder``, ``check_fraction``, ``limit_splits``;
 - model files (``trainkit._model_files``): ``check_fields``;
+- run data (``trainkit._data_checks``): ``small_validation``, ``MIN_VALIDATION``, and
+  ``progress_bar`` (a tqdm bar on a terminal only);
+- training options (``trainkit._options``): ``takes_train_options``, the decorator that gives a
+  ``fit`` the :class:`trainkit.TrainOptions` as keyword arguments and documentation;
 - devices and the loop (``trainkit._devices``, ``trainkit._loop``): ``available_cores``,
   ``MIN_ROWS_PER_DEVICE``, ``to_host``, ``compiled_step`` (its ``cache_clear()`` is what a
   benchmark calls to time a compilation).
 """
 
-from ._batching import check_int as check_int
 from ._cli import check_positive as check_positive
 from ._cli import default_out as default_out
 from ._cli import parse_ints as parse_ints
 from ._cli import parse_names as parse_names
+from ._data_checks import MIN_VALIDATION as MIN_VALIDATION
+from ._data_checks import progress_bar as progress_bar
+from ._data_checks import small_validation as small_validation
 from ._devices import MIN_ROWS_PER_DEVICE as MIN_ROWS_PER_DEVICE
 from ._devices import available_cores as available_cores
 from ._devices import to_host as to_host
@@ -33,25 +44,45 @@ from ._formats import read_zip_member as read_zip_member
 from ._hugepages import restart_with_huge_pages as restart_with_huge_pages
 from ._loop import compiled_step as compiled_step
 from ._model_files import check_fields as check_fields
+from ._options import takes_train_options as takes_train_options
 from ._splits import check_fraction as check_fraction
 from ._splits import limit_splits as limit_splits
+from ._validate import ArgumentTypeError as ArgumentTypeError
+from ._validate import LabelGapWarning as LabelGapWarning
+from ._validate import check_finite as check_finite
+from ._validate import check_int as check_int
+from ._validate import check_label_space as check_label_space
+from ._validate import check_labels as check_labels
+from ._validate import check_positive_int as check_positive_int
+from ._validate import check_real as check_real
 
 __all__ = [
+    "ArgumentTypeError",
+    "LabelGapWarning",
     "MIN_ROWS_PER_DEVICE",
+    "MIN_VALIDATION",
     "available_cores",
     "check_fields",
+    "check_finite",
     "check_fraction",
     "check_int",
+    "check_label_space",
+    "check_labels",
     "check_positive",
+    "check_positive_int",
+    "check_real",
     "check_sha256",
     "compiled_step",
     "default_out",
     "limit_splits",
     "parse_ints",
     "parse_names",
+    "progress_bar",
     "read_cifar_folder",
     "read_idx_pair",
     "read_zip_member",
     "restart_with_huge_pages",
+    "small_validation",
+    "takes_train_options",
     "to_host",
 ]

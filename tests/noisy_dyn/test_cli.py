@@ -238,6 +238,32 @@ def test_study_command_writes_rows_with_intervals_and_resumes(tmp_path, capsys):
     assert "already complete" in capsys.readouterr().err
 
 
+def test_study_command_keeps_the_noise_at_inference_when_asked(tmp_path, capsys):
+    out = tmp_path / "study"
+    argv = ["study", "--preset", "nrnn_reference", "--sigma", "0.1", "--seeds", "2",
+            "--hidden", "4", "--epochs", "1", "--limit", "64", "--batch-size", "16",
+            "--kinds", "gaussian", "--inference-draws", "2", "--out", str(out),
+            "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    rows = json.loads((out / "study.json").read_text())
+    # 2 levels x (clean + 3 Gaussian levels) read deterministically, the noisy level also
+    # stochastically; each stochastic row paired against the same members read deterministically
+    assert len(rows) == 2 * 4 + 4
+    stochastic = [r for r in rows if r["inference"] == "stochastic, 2 draws"]
+    assert [r["sigma"] for r in stochastic] == [0.1] * 4
+    det = {(r["sigma"], r["perturbation"], r["level"]): r for r in rows
+           if r["inference"] == "deterministic"}  # fmt: skip
+    for r in stochastic:
+        twin = det[(r["sigma"], r["perturbation"], r["level"])]
+        assert r["inference_diff_mean"] == pytest.approx(r["mean"] - twin["mean"])
+        assert r["inference_diff_ci_low"] <= r["inference_diff_mean"] <= r["inference_diff_ci_high"]
+    assert "| 0.1 | 0.1 | clean | 0 | stochastic, 2 draws |" in (out / "study.md").read_text()
+    assert json.loads((out / "study_setup.json").read_text())["inference_draws"] == 2
+    capsys.readouterr()
+    assert main(argv[:-1] + ["--inference-draws", "-1", "--quiet"]) == 2
+    assert "--inference-draws must be >= 0" in capsys.readouterr().err
+
+
 def test_study_levels_of_one_noise_alone():
     """--sigma-add alone studies additive noise only (sigma_mult = 0), and vice versa."""
     from noisy_dyn.experiments import study_levels

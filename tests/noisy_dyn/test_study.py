@@ -140,13 +140,14 @@ def test_rows_carry_the_documented_fields_and_paired_statistics():
     acc = _synthetic_accuracies()
     rows = nd.study_rows(acc, cfgs, list(range(6)), n_boot=2000, n_perm=2000)
     assert len(rows) == 6
-    base = {"sigma", "sigma_add", "sigma_mult", "perturbation", "level", "mean", "ci_low",
-            "ci_high", "n"}  # fmt: skip
+    base = {"sigma", "sigma_add", "sigma_mult", "perturbation", "level", "inference", "mean",
+            "ci_low", "ci_high", "n"}  # fmt: skip
     diff = {"diff_mean", "diff_ci_low", "diff_ci_high", "p_value", "p_holm", "matched_n",
             "matched_diff_mean", "matched_diff_ci_low", "matched_diff_ci_high",
             "matched_p_value", "matched_p_holm"}  # fmt: skip
     for r in rows:
         assert set(r) == (base if r["sigma"] == 0.0 else base | diff)
+        assert r["inference"] == "deterministic"
         table = acc[(r["perturbation"], r["level"])].reshape(3, 6)
         i = SIGMAS.index(r["sigma"])
         assert r["mean"] == pytest.approx(table[i].mean()) and r["n"] == 6
@@ -283,3 +284,124 @@ def test_confirmation_on_fresh_seeds_keeps_real_effects_and_drops_lucky_ones():
     assert len(exploratory) >= len(out)
     with pytest.raises(ValueError, match="lacks the comparisons"):
         nd.confirm_rows(discovery, [r for r in fresh if r["perturbation"] != "gaussian"])
+
+
+# --------------------------------------------------------------------------------------------
+# noise kept at inference: logits averaged over draws of each member's training noise
+
+DRAWS = 3
+NOISY = {"reference": CFG.replace(noise_form="reference", sigma_add=0.3, sigma_mult=0.4),
+         "ito": CFG.replace(sigma_add=0.3, sigma_mult=0.3)}  # fmt: skip
+
+
+def _hand_logits(params, xs, cfg, key, draws=DRAWS):
+    """Reference: a Python loop of ``draws`` noisy ``apply`` calls, averaged in float64 NumPy."""
+    keys = [jax.random.fold_in(key, d) for d in range(draws)]
+    return np.mean([np.asarray(nd.apply(params, xs, cfg, key=k)) for k in keys], axis=0)
+
+
+@pytest.mark.parametrize("form", ["reference", "ito"])
+def test_stochastic_logits_average_a_hand_loop_of_noisy_apply_calls(data, form):
+    xs, _, _ = data
+    params, cfg, key = _member(0), NOISY[form], jax.random.key(5)
+    got = nd.stochastic_logits(params, jnp.asarray(xs), cfg, key=key, draws=DRAWS)
+    np.testing.assert_allclose(got, _hand_logits(params, xs, cfg, key), rtol=1e-12, atol=1e-12)
+    # the noise is on: the average differs from deterministic inference and from one draw
+    det = np.asarray(nd.apply(params, xs, cfg))
+    assert np.max(np.abs(np.asarray(got) - det)) > 1e-3
+    with pytest.raises(ValueError, match="draws"):
+        nd.stochastic_logits(params, jnp.asarray(xs), cfg, key=key, draws=0)
+
+
+@pytest.mark.slow  # ~45 s on 2 cores: the fused kernel compiled per noise form
+def test_vanishing_training_noise_reads_like_deterministic_inference(data):
+    """sigma -> 0: every draw is the deterministic recursion up to O(sigma) (closed form)."""
+    xs, ys, _ = data
+    members = _stack([_member(s) for s in range(MEMBERS)])
+    for form in ("reference", "ito"):
+        tiny = NOISY[form].replace(sigma_add=1e-9, sigma_mult=1e-9)
+        logits = nd.stochastic_logits(_member(1), jnp.asarray(xs), tiny, key=jax.random.key(1),
+                                      draws=DRAWS)  # fmt: skip
+        det = nd.apply(_member(1), jnp.asarray(xs), tiny)
+        np.testing.assert_allclose(logits, det, atol=1e-6)
+        got = nd.evaluate_members(members, tiny, xs, ys, key=jax.random.key(2),
+                                  perturbations={"gaussian": (0.5,)}, batch_size=BATCH,
+                                  inference_draws=DRAWS)  # fmt: skip
+        label = "stochastic, 3 draws"
+        assert list(got) == [("clean", 0.0), ("clean", 0.0, label), ("gaussian", 0.5),
+                             ("gaussian", 0.5, label)]  # fmt: skip
+        for name in (("clean", 0.0), ("gaussian", 0.5)):
+            np.testing.assert_array_equal(got[name + (label,)], got[name])
+
+
+@pytest.mark.slow  # ~45 s on 2 cores: the fused kernel compiled per noise form
+def test_stochastic_members_match_hand_loops_with_the_same_keys(data):
+    xs, ys, _ = data
+    members = [_member(s) for s in range(MEMBERS)]
+    twin = NOISY["reference"].replace(sigma_add=0.0, sigma_mult=0.0)
+    cfgs = [twin, NOISY["reference"]]  # members 0, 1 deterministic; 2, 3 noisy
+    key = jax.random.key(9)
+    levels = {"gaussian": (0.5,), "fgsm": (0.3,)}
+    kw = dict(key=key, perturbations=levels, batch_size=N)  # one chunk: chunk index 0
+    got = nd.evaluate_members(_stack(members), cfgs, xs, ys, inference_draws=DRAWS, **kw)
+    plain = nd.evaluate_members(_stack(members), cfgs, xs, ys, **kw)
+    label = "stochastic, 3 draws"
+    for name, acc in plain.items():  # deterministic entries as without draws
+        np.testing.assert_array_equal(got[name], acc)
+        assert np.isnan(got[name + (label,)][:2]).all()  # twins: not read stochastically
+    draw_key = jax.random.fold_in(nd.inference_key(key), 0)  # chunk 0 of the inference stream
+    assert not jnp.array_equal(
+        jax.random.key_data(draw_key),  # apart from the perturbations
+        jax.random.key_data(nd.perturbation_key(key, "gaussian", 0.5)),
+    )
+    xg = nd.perturb(jnp.asarray(xs), "gaussian", 0.5, key=nd.perturbation_key(key, "gaussian", 0.5))
+    for i in (2, 3):
+        p = members[i]
+
+        def hand(x, p=p):  # the averaged predictor, as a loop
+            keys = [jax.random.fold_in(draw_key, d) for d in range(DRAWS)]
+            return jnp.mean(jnp.stack([nd.apply(p, x, cfgs[1], key=k) for k in keys]), axis=0)
+
+        xf = nd.fgsm_fn(hand, jnp.asarray(xs), jnp.asarray(ys), 0.3)  # attack the averaged model
+        for name, x in ((("clean", 0.0), xs), (("gaussian", 0.5), xg), (("fgsm", 0.3), xf)):
+            want = np.mean(np.argmax(_hand_logits(p, x, cfgs[1], draw_key), axis=-1) == ys)
+            assert got[name + (label,)][i] == pytest.approx(want, abs=1e-12), (i, name)
+    assert np.any(got[("clean", 0.0, label)][2:] != got[("clean", 0.0)][2:])  # noise matters
+    with pytest.raises(ValueError, match="inference_draws"):
+        nd.evaluate_members(_stack(members), cfgs, xs, ys, inference_draws=-1, **kw)
+    with pytest.raises(ValueError, match="multiple"):
+        nd.evaluate_members(_stack(members), cfgs * 3, xs, ys, inference_draws=1, **kw)
+
+
+def test_stochastic_rows_pair_each_member_with_its_deterministic_reading():
+    """Hand-worked: differences 0.01, 0.01, 0.01, 0.03 over 4 seeds. Mean 0.015; a resample
+    mean is 0.01 + 0.005 c with c ~ Binomial(4, 1/4) copies of the 0.03: P(c = 0) = 0.32 puts the
+    2.5 % quantile at 0.01, P(c >= 3) = 0.051 > 0.025 > P(c = 4) = 0.004 the 97.5 % one at 0.025;
+    the sign-flip p-value is exact: only the 2 of 16 patterns with equal signs reach |sum| 0.06."""
+    cfgs = [CFG, CFG.replace(sigma_add=0.1, sigma_mult=0.1)]
+    label = "stochastic, 16 draws"
+    det = np.array([0.70, 0.72, 0.71, 0.69, 0.80, 0.82, 0.85, 0.83])
+    stoch = np.array([np.nan] * 4 + [0.81, 0.83, 0.86, 0.86])
+    plain = nd.study_rows({("clean", 0.0): det}, cfgs, range(4), n_boot=20000)
+    rows = nd.study_rows({("clean", 0.0): det, ("clean", 0.0, label): stoch}, cfgs, range(4),
+                         n_boot=20000)  # fmt: skip
+    assert [(r["sigma"], r["inference"]) for r in rows] == [
+        (0.0, "deterministic"),
+        (0.1, "deterministic"),
+        (0.1, label),
+    ]  # no stochastic twin row
+    assert rows[:2] == [r | {"inference": "deterministic"} for r in plain]  # unchanged
+    row = rows[2]
+    assert row["mean"] == pytest.approx(0.84)
+    assert row["inference_diff_mean"] == pytest.approx(0.015)
+    assert row["inference_diff_ci_low"] == pytest.approx(0.01)
+    assert row["inference_diff_ci_high"] == pytest.approx(0.025)
+    assert row["inference_p_value"] == row["inference_p_holm"] == pytest.approx(2 / 16)
+    assert row["diff_mean"] == pytest.approx(np.mean(stoch[4:] - det[:4]))  # against the twin
+    assert "matched_n" not in row
+    table = nd.study_markdown(rows)
+    assert "| inference |" in table and "stochastic - deterministic [95% CI]" in table
+    assert f"| {label} |" in table and "**+1.5 [+1.0, +2.5]** | 0.125 |" in table
+    with pytest.raises(ValueError, match="some seeds only"):
+        nd.study_rows({("clean", 0.0): det, ("clean", 0.0, label): np.where(
+            np.arange(8) == 5, np.nan, stoch)}, cfgs, range(4))  # fmt: skip

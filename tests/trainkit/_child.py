@@ -2,8 +2,16 @@
 package's ``fit``), optionally one of several ``jax.distributed`` processes.
 
     python -m tests.trainkit._child RUNNER OUT [--ckpt DIR] [--slow] [--dist ID N PORT]
+        [--save-sleep SECONDS] [--seed S] [--epochs E] [--every N] [--step-sleep SECONDS]
+        [--steps-file FILE]
 
-Writes the returned parameters' leaves to ``OUT`` (``.npz``, process 0 only).
+Writes the returned parameters' leaves to ``OUT`` (``.npz``, process 0 only). Errors and
+interruptions are reported as by the command lines (``trainkit.run_command``: one line, status 2
+or 128 + signal). The toy runner's options: ``--seed``, ``--epochs`` (3), ``--every`` (checkpoint
+every N steps, 0: at epoch ends only; default 1), ``--step-sleep`` (host seconds before every
+step, to widen the window of a signal), ``--save-sleep`` (seconds before every save with
+``--slow``, 0.05) and ``--steps-file`` (the global step count, rewritten
+after every step).
 """
 
 from __future__ import annotations
@@ -20,11 +28,35 @@ def _args(argv):
     p.add_argument("out")
     p.add_argument("--ckpt", default=None)
     p.add_argument("--slow", action="store_true")
+    p.add_argument("--save-sleep", type=float, default=0.05)
     p.add_argument("--dist", nargs=3, type=int, default=None)
+    p.add_argument("--seed", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--every", type=int, default=1)
+    p.add_argument("--step-sleep", type=float, default=0.0)
+    p.add_argument("--steps-file", default=None)
     return p.parse_args(argv)
 
 
-def run(runner: str, ckpt=None, mesh=None, progress=False):
+def _pace(sleep: float, steps_file: str | None) -> None:
+    """Sleep before every step and record the step count (wraps the engine's batch upload)."""
+    from trainkit import _loop
+
+    put, count = _loop._put_batch, [0]
+
+    def paced(*args, **kw):
+        if steps_file is not None:
+            with open(steps_file + ".tmp", "w") as f:
+                f.write(str(count[0]))
+            os.replace(steps_file + ".tmp", steps_file)
+        count[0] += 1
+        time.sleep(sleep)
+        return put(*args, **kw)
+
+    _loop._put_batch = paced
+
+
+def run(runner: str, ckpt=None, mesh=None, progress=False, *, seed=2, epochs=3, every=1):
     """Train ``runner`` on its tiny data set; returns the parameters."""
 
     if runner == "toy":
@@ -32,8 +64,8 @@ def run(runner: str, ckpt=None, mesh=None, progress=False):
 
         from ._toy import ToyTask, toy_data
 
-        s = Settings(epochs=3, batch_size=8, seed=2, checkpoint_dir=ckpt, checkpoint_every=1,
-                     mesh=mesh, progress=progress)  # fmt: skip
+        s = Settings(epochs=epochs, batch_size=8, seed=seed, checkpoint_dir=ckpt,
+                     checkpoint_every=every or None, mesh=mesh, progress=progress)  # fmt: skip
         return train(ToyTask(), toy_data(), s)[0]
     if runner == "noisy_dyn":
         import noisy_dyn
@@ -55,7 +87,13 @@ def run(runner: str, ckpt=None, mesh=None, progress=False):
 
 
 def main(argv=None) -> None:
+    from trainkit import run_command
+
     a = _args(sys.argv[1:] if argv is None else argv)
+    sys.exit(run_command(lambda: _main(a)))
+
+
+def _main(a) -> None:
     import jax
 
     if a.dist is not None:
@@ -68,13 +106,15 @@ def main(argv=None) -> None:
         save = _checkpoint.CheckpointStore.save
 
         def slow_save(*args, **kw):
-            time.sleep(0.05)
+            time.sleep(a.save_sleep)
             return save(*args, **kw)
 
         _checkpoint.CheckpointStore.save = slow_save
     import numpy as np
 
-    params = run(a.runner, a.ckpt)
+    if a.step_sleep or a.steps_file:  # (the steps file: process 0's count)
+        _pace(a.step_sleep, a.steps_file if jax.process_index() == 0 else None)
+    params = run(a.runner, a.ckpt, seed=a.seed, epochs=a.epochs, every=a.every)
     if jax.process_index() == 0:
         leaves = jax.tree_util.tree_leaves_with_path(params)
         tmp = a.out + ".tmp.npz"

@@ -195,9 +195,15 @@ def test_classification_npz_reads_and_checks_each_array(tmp_path):
             r"missing the arrays \['y_test'\]",
         ),
         "unknown": ({**good, "extra": np.zeros(1)}, r"unknown arrays \['extra'\]"),
-        "nan": ({**good, "x_train": np.full((6, 5, 2), np.nan)}, "x_train contains NaN"),
+        "nan": (
+            {**good, "x_train": np.full((6, 5, 2), np.nan)},
+            "x_train holds 60 NaN or infinite",
+        ),
         "floatlabels": ({**good, "y_train": np.zeros(6)}, "y_train must be 6 integer labels"),
-        "negative": ({**good, "y_test": np.array([0, -1, 2])}, "negative labels"),
+        "negative": (
+            {**good, "y_test": np.array([0, -1, 2])},
+            r"y_test holds a negative label \(-1",
+        ),
         "count": ({**good, "y_train": np.zeros(5, int)}, "y_train must be 6"),
         "shape": ({**good, "x_test": np.zeros((3, 4, 2))}, "must match"),
         "onelength": ({k: v for k, v in good.items() if k != "lengths_test"}, "twin"),
