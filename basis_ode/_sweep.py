@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -20,10 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._bases import basis_by_name
+from ._bases import BASES, Basis
 from ._compress import compress, param_bytes
 from ._expansion import basis_of
-from ._integrate import ButcherTableau, scheme_by_name, scheme_name
+from ._integrate import EULER, ButcherTableau, scheme_by_name, scheme_name
 from ._models import count_params
 
 __all__ = ["compression_sweep"]
@@ -62,10 +62,10 @@ def compression_sweep(
     variables: Mapping[str, Any],
     data: Sequence[Any],
     *,
-    bases: Iterable[str],
+    bases: Iterable[type[Basis] | str],
     Ks: Iterable[int],
     n_steps_list: Iterable[int],
-    methods: Iterable[ButcherTableau | str] = ("euler",),
+    methods: Iterable[ButcherTableau | str] = (EULER,),
     out_dir: str | os.PathLike[str],
     compress_method: str = "project",
     batch_size: int = 256,
@@ -88,9 +88,10 @@ def compression_sweep(
         variables: its trained variables.
         data: ``(inputs, labels)``, or ``(tokens, tags, mask)`` / ``(tokens, tags, lengths)`` for
             the tagger (accuracy over real tokens).
-        bases: target family names.
-        Ks: target K values (combinations a family rejects, e.g. odd K for "piecewise_linear", are
-            skipped and listed in the JSON under ``"skipped"``).
+        bases: target families: :class:`basis_ode.Basis` subclasses such as ``Hat`` (or their
+            names, "hat", as given on the command line).
+        Ks: target K values (combinations a family rejects, e.g. odd K for ``PiecewiseLinear``,
+            are skipped and listed in the JSON under ``"skipped"``).
         n_steps_list: step counts to evaluate.
         methods: integration schemes to evaluate: :class:`basis_ode.ButcherTableau` objects or
             their names ("euler", "midpoint", "rk4", "rk4_38"), as given on the command line.
@@ -110,6 +111,7 @@ def compression_sweep(
             "data: inputs and labels must be non-empty and equally long, got "
             f"{len(xs)} and {len(ys)}."
         )
+    families = [_family(b) for b in bases]
     methods = [scheme_by_name(m) if isinstance(m, str) else m for m in methods]
     n_steps_list = [int(n) for n in n_steps_list]
     src = basis_of(variables)
@@ -118,16 +120,17 @@ def compression_sweep(
     src_name, k_src = src.name, src.K
     os.makedirs(out_dir, exist_ok=True)
     evaluation = _EvalData(*_pad_eval_data(xs, ys, mask, min(batch_size, len(xs))), repeats)
-    configs = [(False, src_name, k_src)] + [(True, b, int(k)) for b in bases for k in Ks]
+    configs = [(False, type(src), k_src)] + [(True, f, int(k)) for f in families for k in Ks]
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     per_config = len(methods) * len(n_steps_list)
     terminal = sys.stderr.isatty()  # no bar (no carriage returns) in a piped log
     bar = tqdm(total=len(configs) * per_config, desc="compression sweep",
                disable=not (progress and terminal))  # fmt: skip
-    for compressed, name, K in configs:
+    for compressed, family, K in configs:
+        name = family.name
         try:
-            dst = basis_by_name(name, K)
+            dst = family(K)
         except (ValueError, TypeError) as err:
             skipped.append({"basis": name, "K": K, "reason": str(err)})
             bar.update(per_config)
@@ -150,6 +153,20 @@ def compression_sweep(
     )
     _write_sweep(out_dir, rows, skipped, meta)
     return rows
+
+
+def _family(b: Any) -> type[Basis]:
+    """A basis family (a Basis subclass), from itself or its name."""
+    if isinstance(b, str):
+        if b not in BASES:
+            raise ValueError(f"unknown basis name {b!r}; choose one of {sorted(BASES)}.")
+        return BASES[b]
+    if isinstance(b, type) and issubclass(b, Basis) and b is not Basis:
+        return b
+    raise TypeError(
+        f"bases: expected basis families such as basis_ode.Hat (the class; K comes from Ks), "
+        f"got {b!r}."
+    )
 
 
 class _EvalData(NamedTuple):
