@@ -4,7 +4,7 @@ The public API is re-exported here explicitly; the code lives in private modules
 idea each (``_bases``, ``_projection``, ``_integrate``, ...).
 """
 
-# -- core (_types, _bases, _expansion, _projection, _integrate) ----------------------------------------------
+# -- core (_types, _bases, _expansion, _projection, _integrate) ---------------------------------
 from ._bases import BASES as BASES
 from ._bases import Basis as Basis
 from ._bases import Chebyshev as Chebyshev

@@ -8,13 +8,13 @@ sections 2 and 3.2). The block owns
     params["basis_coeffs"]        BasisExpansion(basis, the unit's params), leaves (K, ...)
     batch_stats["basis_coeffs"]   BasisExpansion(basis, the unit's statistics), if it has any
 
-The basis is read from these expansions, never from configuration, so the same module runs
-variables that were compressed or refined to another family or K (:func:`basis_ode.compress`,
-:func:`basis_ode.refine_variables`); the attribute ``basis`` is used at ``init`` only. Initialisation draws
-the unit's own init K times (K keys split from the ``params`` key), one draw per node of the
-basis, and interpolates them (:func:`init_coefficients`): the normalisation state is the unit's
-starting constant at every depth and the weights have the unit's init spread at every depth, in
-every family.
+The basis is read from these expansions, never from configuration, so the same module runs variables
+that were compressed or refined to another family or K (:func:`basis_ode.compress`,
+:func:`basis_ode.refine_variables`); the attribute ``basis`` is used at ``init`` only.
+Initialisation draws the unit's own init K times (K keys split from the ``params`` key), one draw
+per node of the basis, and interpolates them (:func:`init_coefficients`): the normalisation state is
+the unit's starting constant at every depth and the weights have the unit's init spread at every
+depth, in every family.
 
 Integration settings are attributes, overridable per call::
 

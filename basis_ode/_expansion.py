@@ -91,7 +91,7 @@ class BasisExpansion(eqx.Module):
         return BasisExpansion(dst, _keep_dtype(new, self.coeffs))
 
     def refine(self) -> BasisExpansion:
-        """The same ``theta(t)`` in the next finer basis of the family (:func:`basis_ode.refine`)."""
+        """The same ``theta(t)`` in the family's next finer basis (:func:`basis_ode.refine`)."""
         fine, fine_basis = refine(self.coeffs, self.basis)
         return BasisExpansion(fine_basis, _keep_dtype(fine, self.coeffs))
 

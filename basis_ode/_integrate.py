@@ -6,15 +6,15 @@ unrolled on a CPU, see :func:`resolve_unroll`), or an adaptive solve with a diff
 (``diffrax.Tsit5()``, ``diffrax.Dopri5()``, ...) for stateless vector fields. Names ("rk4",
 "tsit5") are for the edges only (command line, model files): :func:`scheme_by_name`.
 
-``odeint`` is compiled once per (field, shapes and dtypes, basis, n_steps, scheme): the solve is
-a module-level ``equinox.filter_jit`` whose static part is the field, the basis, the scheme and
-the step count, so repeated eager calls with the same field object run the cached program (and
-inside an outer ``jax.jit`` it is traced inline). A field that is a fresh ``lambda`` on every call
-is a new static key and compiles again; pass the same function (or an ``equinox.Module`` whose
-arrays are leaves) to reuse the program. Stage times ``(i + c_j) / n_steps`` and the cells they read come from the integer step
-index i and the exact rational Butcher nodes c_j; a stage at a step's right end (c_j = 1) reads
-the left limit of a discontinuous basis, so it stays in the step's own cell (docs/basis_ode.md,
-"Integration"; Queiruga et al. 2021, section 3).
+``odeint`` is compiled once per (field, shapes and dtypes, basis, n_steps, scheme): the solve is a
+module-level ``equinox.filter_jit`` whose static part is the field, the basis, the scheme and the
+step count, so repeated eager calls with the same field object run the cached program (and inside an
+outer ``jax.jit`` it is traced inline). A field that is a fresh ``lambda`` on every call is a new
+static key and compiles again; pass the same function (or an ``equinox.Module`` whose arrays are
+leaves) to reuse the program. Stage times ``(i + c_j) / n_steps`` and the cells they read come from
+the integer step index i and the exact rational Butcher nodes c_j; a stage at a step's right end
+(c_j = 1) reads the left limit of a discontinuous basis, so it stays in the step's own cell
+(docs/basis_ode.md, "Integration"; Queiruga et al. 2021, section 3).
 """
 
 from __future__ import annotations
@@ -208,7 +208,9 @@ def _check_scheme(method: Any) -> ButcherTableau:
     )
 
 
-def stage_times(n_steps: int, method: ButcherTableau = EULER) -> Float[np.ndarray, "n_steps stages"]:
+def stage_times(
+    n_steps: int, method: ButcherTableau = EULER
+) -> Float[np.ndarray, "n_steps stages"]:
     """Stage times ``(i + c_j) / n_steps`` of a fixed-step scheme, in float64.
 
     Computed as the exact rationals ``(i q + p) / (n_steps q)`` for ``c_j = p / q``.

@@ -55,6 +55,8 @@ from trainkit import list_checkpoints as list_checkpoints
 from trainkit import load_latest_checkpoint as load_latest_checkpoint
 from trainkit.internal import check_label_space, takes_train_options, to_host
 
+from ._integrate import ButcherTableau
+
 NonFiniteError = TrainingDiverged  # the former name of basis_ode's divergence error
 _RECIPES = ("sgd", "adam_rsqrt")
 
@@ -339,7 +341,7 @@ def _cross_entropy(logits, targets, weights):
     return jnp.sum(ce * weights), jnp.sum(correct * weights), jnp.sum(weights)
 
 
-def _with_solver(model, n_steps: int | None, method: str | None):
+def _with_solver(model, n_steps: int | None, method: ButcherTableau | None):
     updates = {}
     if n_steps is not None:
         if int(n_steps) < 1:
@@ -383,7 +385,7 @@ def accuracy(
     *,
     lengths: Int[Array, " batch"] | None = None,
     n_steps: int | None = None,
-    method: str | None = None,
+    method: ButcherTableau | None = None,
     batch_size: int = 500,
 ) -> float:
     """Accuracy of ``model`` in eval mode: ``mean(argmax logits == ys)`` over the real targets.
@@ -392,8 +394,9 @@ def accuracy(
         model, variables: the Flax module and its variables (any K: it is read from the shapes).
         xs, ys: images (N, H, W, C) and labels (N,), or tokens and tags (N, T) with ``lengths``.
         lengths: (N,) sentence lengths for tagging; positions ``>= length`` are not counted.
-        n_steps, method: override the ODE solver of every block (integration steps, scheme)
-            without retraining; ``None`` keeps the model's own.
+        n_steps, method: override the ODE solver of every block (integration steps, a
+            :class:`basis_ode.ButcherTableau` such as ``RK4``) without retraining; ``None`` keeps
+            the model's own.
         batch_size: evaluation batch size (memory only; the result does not depend on it).
 
     Returns:
@@ -426,11 +429,11 @@ def _model_config(model) -> dict[str, str]:
 
 
 def block_K(variables: Any) -> int | None:
-    """K of the ODE blocks: the leading axis of the leaves under ``basis_coeffs`` (None if none)."""
-    for path, leaf in jax.tree_util.tree_leaves_with_path(variables.get("params", variables)):
-        if any(getattr(p, "key", None) == "basis_coeffs" for p in path):
-            return int(leaf.shape[0])
-    return None
+    """K of the ODE blocks: the leading axis of their expansions (None if there are none)."""
+    from ._expansion import basis_of
+
+    basis = basis_of(variables)
+    return None if basis is None else basis.K
 
 
 def _refine_model(model, variables):

@@ -60,6 +60,9 @@ __all__ = [
     "write_run",
 ]
 
+_IMAGE_BASIS = PiecewiseConstant(4)  # the default initial basis of train_images
+_TAGGER_BASIS = PiecewiseConstant(16)  # and of train_tagger
+
 IMAGE_DATA = ("digits", "fashion_mnist", "cifar10", "npz")
 """The image data sets of ``train`` (``npz``: your own arrays, see ``data.load_npz``)."""
 
@@ -218,7 +221,7 @@ def train_images(
     *,
     data_name: str = "digits",
     width: int = 16,
-    basis: Basis = PiecewiseConstant(4),
+    basis: Basis = _IMAGE_BASIS,
     n_steps: int | None = None,
     method: ButcherTableau = EULER,
     epochs: int = 10,
@@ -437,7 +440,7 @@ def train_tagger(
     conllu: Sequence[str] | None = None,
     sentences: int = 2000,
     width: int = 32,
-    basis: Basis = PiecewiseConstant(16),
+    basis: Basis = _TAGGER_BASIS,
     n_steps: int | None = None,
     method: ButcherTableau = EULER,
     refine_at: Sequence[int] = (),
@@ -532,7 +535,8 @@ def demo(
     splits = load_images("digits", seed=seed, limit=limit)
     refine_at = _quarters(epochs) if refine_at is None else tuple(refine_at)
     variables, history = fit(
-        ConvODENet(num_classes=10, width=width, basis=PiecewiseConstant(1), n_steps=1), splits.train,
+        ConvODENet(num_classes=10, width=width, basis=PiecewiseConstant(1), n_steps=1),
+        splits.train,
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
         validation=splits.validation, recipe="sgd", refine_at=refine_at,
         lr_drops=(max(epochs - 1, 1),), return_params="last", progress=progress,

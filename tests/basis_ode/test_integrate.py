@@ -2,9 +2,9 @@
 
 from fractions import Fraction
 
+import diffrax
 import jax
 import jax.numpy as jnp
-import diffrax
 import numpy as np
 import pytest
 
