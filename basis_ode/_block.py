@@ -43,6 +43,8 @@ from ._expansion import BasisExpansion
 from ._integrate import EULER, ButcherTableau, _check_scheme
 from ._stateful import solve_stateful
 
+__all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
+
 #: Name of the variable holding the basis expansion of a block's unit, in every collection.
 COEFFS = "basis_coeffs"
 

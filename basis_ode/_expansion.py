@@ -30,6 +30,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import numpy as np
+from flax import serialization
 
 from ._bases import Basis
 from ._projection import _check_basis, check_coefficients, evaluate, interpolate, project, refine
@@ -94,6 +95,21 @@ class BasisExpansion(eqx.Module):
         """The same ``theta(t)`` in the family's next finer basis (:func:`basis_ode.refine`)."""
         fine, fine_basis = refine(self.coeffs, self.basis)
         return BasisExpansion(fine_basis, _keep_dtype(fine, self.coeffs))
+
+
+def _to_state_dict(e: BasisExpansion) -> dict[str, Any]:
+    return {"coeffs": serialization.to_state_dict(e.coeffs)}
+
+
+def _from_state_dict(target: BasisExpansion, state: dict[str, Any]) -> BasisExpansion:
+    return BasisExpansion(
+        target.basis, serialization.from_state_dict(target.coeffs, state["coeffs"])
+    )
+
+
+# Flax's state dicts (msgpack files, the orbax checkpoints of trainkit) hold an expansion as
+# {"coeffs": ...}; restoring into a template rebuilds it in the template's family (K checked).
+serialization.register_serialization_state(BasisExpansion, _to_state_dict, _from_state_dict)
 
 
 def _keep_dtype(new: Any, old: Any) -> Any:

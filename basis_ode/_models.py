@@ -50,6 +50,8 @@ from ._block import ODEBlock
 from ._integrate import EULER, ButcherTableau, resolve_unroll
 from ._units import PreActConvUnit, ResidualStitch, TransformerUnit, sinusoidal_positions
 
+__all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
+
 
 def count_params(params: Any) -> int:
     """Number of scalars in a parameter pytree: ``sum(leaf.size)``.

@@ -44,6 +44,8 @@ import jax.numpy as jnp
 from ._bases import Basis
 from ._integrate import EULER, ButcherTableau, least_squares_fit, odeint
 
+__all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
+
 #: Variables of one ODE block: ``{"params": coeffs, "batch_stats": coeffs}``, leaves ``(K, ...)``.
 BlockVariables = Mapping[str, Any]
 

@@ -57,6 +57,8 @@ from trainkit.internal import check_label_space, takes_train_options, to_host
 
 from ._integrate import ButcherTableau
 
+__all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
+
 NonFiniteError = TrainingDiverged  # the former name of basis_ode's divergence error
 _RECIPES = ("sgd", "adam_rsqrt")
 

@@ -180,7 +180,8 @@ def test_variables_know_their_basis(trained):
             e = small[c][stage]["basis_coeffs"]
             assert isinstance(e, BasisExpansion) and e.basis == Legendre(2) and e.K == 2
     # span(Legendre(2)) = span(Hat(2)) = the linear functions: the exact change of basis gives
-    # the same theta(t), so the same logits, though the coefficients differ.
+    # the same theta(t), so the same logits, though the coefficients differ (to the rounding of
+    # the BatchNorm statistics, which Flax keeps in float32; misread, they would differ by O(1)).
     as_hat = compress(small, Hat(2))
     assert basis_of(as_hat) == Hat(2)
     assert not np.allclose(
@@ -189,7 +190,7 @@ def test_variables_know_their_basis(trained):
     )
     for n in (2, 5):
         np.testing.assert_allclose(
-            FWD(as_hat, x, n_steps=n), FWD(small, x, n_steps=n), rtol=1e-10, atol=1e-12
+            FWD(as_hat, x, n_steps=n), FWD(small, x, n_steps=n), rtol=1e-6, atol=1e-6
         )
     labels = np.asarray(jnp.argmax(FWD(small, x), -1))
     assert accuracy(MODEL, small, x, labels) == 1.0
@@ -216,8 +217,12 @@ def test_expansions_survive_jit_vmap_optax_and_orbax(trained, tmp_path):
     assert basis_of(out) == Hat(3)
     np.testing.assert_array_equal(FWD(out, x), FWD(small, x))
     e = small["params"]["stage0"]["basis_coeffs"]
-    col = jax.vmap(lambda c: c, in_axes=1, out_axes=1)(e)  # over an axis other than K
-    assert col.basis == Hat(3)
+    pair = jax.tree_util.tree_map(lambda a: jnp.stack([a, 2 * a], axis=1), e)  # axis 1: a batch
+    assert pair.basis == Hat(3)
+    thetas = jax.vmap(lambda c: c(0.25), in_axes=1)(pair)  # each c: an expansion in Hat(3)
+    np.testing.assert_allclose(
+        thetas["Conv_0"]["kernel"][1], 2 * e(0.25)["Conv_0"]["kernel"], rtol=1e-12
+    )
     opt = optax.sgd(0.1)
     grads = jax.tree_util.tree_map(jnp.ones_like, small["params"])
     updates, _ = opt.update(grads, opt.init(small["params"]), small["params"])
@@ -234,6 +239,14 @@ def test_expansions_survive_jit_vmap_optax_and_orbax(trained, tmp_path):
         back = ckpt.restore(tmp_path / "ckpt", jax.eval_shape(lambda: small))
     assert basis_of(back) == Hat(3)
     np.testing.assert_array_equal(FWD(back, x), FWD(small, x))
+    # flax's state dicts (msgpack; trainkit's checkpoints) restore into a template
+    from flax import serialization
+
+    raw = serialization.msgpack_serialize(serialization.to_state_dict(small))
+    assert "coeffs" in serialization.msgpack_restore(raw)["params"]["stage0"]["basis_coeffs"]
+    again = serialization.from_bytes(jax.eval_shape(lambda: small), raw)
+    assert basis_of(again) == Hat(3)
+    np.testing.assert_array_equal(FWD(again, x), FWD(small, x))
 
 
 def _residual_by_quadrature(v, src, dst, n=4000):

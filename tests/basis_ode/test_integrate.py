@@ -346,3 +346,46 @@ def test_scheme_by_name_is_the_edge():
     assert bo.scheme_name(diffrax.Dopri5()) == "dopri5"
     with pytest.raises(ValueError, match="choose one of"):
         bo.scheme_by_name("rk45")
+
+
+def test_odeint_compiles_once_per_field_shapes_and_settings():
+    """Eager calls with the same field, shapes, basis, n_steps and scheme trace the field once
+    (the compiled program is reused for new values); another n_steps is a new program."""
+    traces = []
+
+    def field(theta, h):
+        traces.append(1)  # runs at trace time only
+        return jnp.tanh(theta * h)
+
+    c, h = jnp.ones((4, 3)), jnp.ones(3)
+    first = bo.odeint(field, h, c, bo.Hat(4), n_steps=8, method=bo.RK4)
+    n_traced = len(traces)
+    assert n_traced > 0
+    for s in (0.5, 2.0):
+        out = bo.odeint(field, h * s, c * s, bo.Hat(4), n_steps=8, method=bo.RK4)
+        assert not np.allclose(out, first)  # new values, the same program
+    assert len(traces) == n_traced
+    bo.odeint(field, h, c, bo.Hat(4), n_steps=9, method=bo.RK4)
+    assert len(traces) > n_traced
+
+
+def test_import_basis_ode_loads_no_plotting_or_experiment_code():
+    """``import basis_ode`` (a fresh interpreter) imports no matplotlib, tqdm or the drivers."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, basis_ode; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'tqdm') "
+        "or m in ('basis_ode.experiments', 'basis_ode._sweep', 'basis_ode.tagging_study')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout
+    # the drivers do load them
+    code = "import sys, basis_ode.experiments; print('basis_ode._sweep' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "True"
