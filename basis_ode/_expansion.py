@@ -102,13 +102,14 @@ def _to_state_dict(e: BasisExpansion) -> dict[str, Any]:
 
 
 def _from_state_dict(target: BasisExpansion, state: dict[str, Any]) -> BasisExpansion:
-    return BasisExpansion(
-        target.basis, serialization.from_state_dict(target.coeffs, state["coeffs"])
-    )
+    coeffs = serialization.from_state_dict(target.coeffs, state["coeffs"])
+    K = _leading_axis(coeffs)
+    return BasisExpansion(target.basis if K is None else target.family(K), coeffs)
 
 
 # Flax's state dicts (msgpack files, the orbax checkpoints of trainkit) hold an expansion as
-# {"coeffs": ...}; restoring into a template rebuilds it in the template's family (K checked).
+# {"coeffs": ...}; restoring into a template rebuilds it in the template's family, with the K of
+# the restored arrays (a best state saved before a refinement has a smaller K than the template).
 serialization.register_serialization_state(BasisExpansion, _to_state_dict, _from_state_dict)
 
 

@@ -63,7 +63,7 @@ def basis_run(folder: Path, **how: Any) -> dict[str, np.ndarray]:
 
     splits = basis_ode.data.load_digits(seed=0)
     (xs, ys), (xv, yv) = splits.train, splits.validation
-    model = basis_ode.ConvODENet(num_classes=10, width=4, n_basis=1)
+    model = basis_ode.ConvODENet(num_classes=10, width=4, basis=basis_ode.PiecewiseConstant(1))
     variables, hist = basis_ode.fit(
         model, (xs[:64], ys[:64]), learning_rate=0.05, validation=(xv[:32], yv[:32]),
         refine_at=(1,), callback=lambda epoch, v: {"seen": float(epoch)},
