@@ -166,7 +166,7 @@ def save_model(path: str | os.PathLike, model: Any, variables: Mapping[str, Any]
     Arguments:
         path: target file (``.npz`` is appended when missing).
         model: a :class:`ConvODENet`, :class:`ODETransformerTagger` or :class:`ResNet`, as
-            returned by ``fit`` (after refinement its ``n_basis`` and ``n_steps`` are the final
+            returned by ``fit`` (after refinement its ``basis`` and ``n_steps`` are the final
             ones).
         variables: its variables ``{"params": ..., "batch_stats": ..., ...}``; every collection
             and key is stored.

@@ -511,7 +511,7 @@ class _Step:
 @dataclasses.dataclass(frozen=True, eq=False)
 class _OdeTask:
     """basis_ode's model, recipe and data for :func:`trainkit.train`. ``meta["model_updates"]``
-    holds the fields (``n_steps``, ``n_basis``) refinements changed."""
+    holds what refinements changed (``n_steps``, and ``K`` of the basis)."""
 
     model: Any
     arrays: tuple
