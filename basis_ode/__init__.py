@@ -1,7 +1,12 @@
 """basis_ode: continuous-in-depth ODE-Nets whose weights are basis-function expansions, in JAX.
 
 The public API is re-exported here explicitly; the code lives in private modules named after one
-idea each (``_bases``, ``_projection``, ``_integrate``, ...).
+idea each (``_bases``, ``_expansion``, ``_projection``, ``_integrate``, ...). This is the pure
+library: coefficients carry their basis (:class:`BasisExpansion`), :func:`compress` is a linear
+map over parameter pytrees and :func:`odeint` is compiled once per field, shapes and settings.
+The experiment drivers (training pipelines, the compression sweep with its latency timing,
+files and plots) are :mod:`basis_ode.experiments`, imported on demand: ``import basis_ode``
+loads no matplotlib.
 """
 
 # -- core (_types, _bases, _expansion, _projection, _integrate) ---------------------------------

@@ -25,6 +25,26 @@ def _leaves(tree: Any, prefix: str) -> dict[str, np.ndarray]:
     return {prefix + jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in flat}
 
 
+def _previous_layout(variables: Any) -> Any:
+    """basis_ode variables in the layout the golden file was recorded in: every
+    ``BasisExpansion`` as its plain coefficient dict, plus the collection ``"basis"`` of the
+    earlier tags ``{block: {"<family>_K<K>": K}}``, derived from each block's expansion (so the
+    comparison checks family and K too)."""
+    import basis_ode
+
+    def plain(tree: Any) -> Any:
+        if isinstance(tree, basis_ode.BasisExpansion):
+            return tree.coeffs
+        return {k: plain(v) for k, v in tree.items()} if isinstance(tree, dict) else tree
+
+    tags = {
+        block: {f"{e.basis.name}_K{e.K}": np.int32(e.K)}
+        for block, node in variables["params"].items()
+        if isinstance(e := node.get("basis_coeffs"), basis_ode.BasisExpansion)
+    }
+    return {**{c: plain(t) for c, t in variables.items()}, "basis": tags}
+
+
 def checksum(arrays: dict[str, np.ndarray]) -> str:
     """sha256 over the names, dtypes, shapes and bytes of ``arrays`` (sorted by name)."""
     h = hashlib.sha256()
@@ -69,7 +89,7 @@ def basis_run(folder: Path, **how: Any) -> dict[str, np.ndarray]:
         refine_at=(1,), callback=lambda epoch, v: {"seen": float(epoch)},
         checkpoint_dir=folder / "ckpt", log_path=folder / "log.jsonl", **how,
     )  # fmt: skip
-    out = _leaves(variables, "basis/variables")
+    out = _leaves(_previous_layout(variables), "basis/variables")
     out["basis/logits"] = np.asarray(hist["model"].apply(variables, xv[:32], train=False))
     for key in ("train_loss", "val_loss", "val_accuracy", "seen"):
         out[f"basis/history/{key}"] = np.asarray(hist[key], np.float64)
