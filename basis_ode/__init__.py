@@ -1,10 +1,15 @@
 """basis_ode: continuous-in-depth ODE-Nets whose weights are basis-function expansions, in JAX.
 
 The public API is re-exported here explicitly; the code lives in private modules named after one
-idea each (``_bases``, ``_projection``, ``_integrate``, ...).
+idea each (``_bases``, ``_expansion``, ``_projection``, ``_integrate``, ...). This is the pure
+library: coefficients carry their basis (:class:`BasisExpansion`), :func:`compress` is a linear
+map over parameter pytrees and :func:`odeint` is compiled once per field, shapes and settings.
+The experiment drivers (training pipelines, the compression sweep with its latency timing,
+files and plots) are :mod:`basis_ode.experiments`, imported on demand: ``import basis_ode``
+loads no matplotlib.
 """
 
-# -- core (_types, _bases, _projection, _integrate) ----------------------------------------------
+# -- core (_types, _bases, _expansion, _projection, _integrate) ---------------------------------
 from ._bases import BASES as BASES
 from ._bases import Basis as Basis
 from ._bases import Chebyshev as Chebyshev
@@ -14,13 +19,20 @@ from ._bases import Legendre as Legendre
 from ._bases import PiecewiseConstant as PiecewiseConstant
 from ._bases import PiecewiseLinear as PiecewiseLinear
 from ._bases import basis_by_name as basis_by_name
-from ._integrate import ADAPTIVE_METHODS as ADAPTIVE_METHODS
+from ._expansion import BasisExpansion as BasisExpansion
+from ._expansion import basis_of as basis_of
+from ._integrate import EULER as EULER
+from ._integrate import MIDPOINT as MIDPOINT
+from ._integrate import RK4 as RK4
+from ._integrate import RK4_38 as RK4_38
 from ._integrate import SCHEMES as SCHEMES
 from ._integrate import ButcherTableau as ButcherTableau
 from ._integrate import OdeSolution as OdeSolution
 from ._integrate import least_squares_fit as least_squares_fit
 from ._integrate import odeint as odeint
 from ._integrate import resolve_unroll as resolve_unroll
+from ._integrate import scheme_by_name as scheme_by_name
+from ._integrate import scheme_name as scheme_name
 from ._integrate import stage_basis as stage_basis
 from ._integrate import stage_times as stage_times
 from ._projection import change_of_basis as change_of_basis
@@ -34,13 +46,10 @@ from ._projection import refine as refine
 # -- end core -------------------------------------------------------------------------------------
 
 # -- models (_stateful, _block, _units, _models, _compress) --------------------------------------
-from ._block import TAG as TAG
 from ._block import ODEBlock as ODEBlock
 from ._block import init_coefficients as init_coefficients
-from ._block import tagged_basis as tagged_basis
 from ._compress import compress as compress
 from ._compress import compression_residual as compression_residual
-from ._compress import compression_sweep as compression_sweep
 from ._compress import param_bytes as param_bytes
 from ._compress import refine_variables as refine_variables
 from ._models import ConvODENet as ConvODENet
@@ -72,7 +81,72 @@ from ._train import TrainingDiverged as TrainingDiverged
 from ._train import accuracy as accuracy
 from ._train import fit as fit
 from ._train import make_optimizer as make_optimizer
+from ._train import rsqrt_schedule as rsqrt_schedule
+from ._train import set_learning_rate as set_learning_rate
+from ._train import step_schedule as step_schedule
 # -- end train ------------------------------------------------------------------------------------
 
 # The API reference (pdoc) documents exactly these names.
-__all__ = sorted(name for name in dir() if not name.startswith("_"))
+__all__ = [
+    "BASES",
+    "Basis",
+    "BasisExpansion",
+    "ButcherTableau",
+    "Chebyshev",
+    "CheckpointMismatchError",
+    "ConvODENet",
+    "EULER",
+    "Fourier",
+    "Hat",
+    "Legendre",
+    "MIDPOINT",
+    "NonFiniteError",
+    "ODEBlock",
+    "ODETransformerTagger",
+    "OdeSolution",
+    "PiecewiseConstant",
+    "PiecewiseLinear",
+    "PreActConvUnit",
+    "RK4",
+    "RK4_38",
+    "ResNet",
+    "ResidualStitch",
+    "SCHEMES",
+    "TrainingDiverged",
+    "TransformerUnit",
+    "accuracy",
+    "basis_by_name",
+    "basis_of",
+    "change_of_basis",
+    "check_coefficients",
+    "compress",
+    "compression_residual",
+    "count_params",
+    "data",
+    "evaluate",
+    "fit",
+    "fit_state",
+    "gram_matrix",
+    "init_coefficients",
+    "interpolate",
+    "interpolation_matrix",
+    "least_squares_fit",
+    "load_model",
+    "make_optimizer",
+    "odeint",
+    "param_bytes",
+    "project",
+    "refine",
+    "refine_variables",
+    "resolve_unroll",
+    "rsqrt_schedule",
+    "save_model",
+    "scheme_by_name",
+    "scheme_name",
+    "set_learning_rate",
+    "sinusoidal_positions",
+    "solve_stateful",
+    "stage_basis",
+    "stage_times",
+    "step_schedule",
+]

@@ -37,10 +37,48 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from trainkit import Parser, add_run_flags, add_train_flags, cli_train_options, run_command
+from trainkit import (
+    CLIError,
+    Parser,
+    add_run_flags,
+    add_train_flags,
+    cli_train_options,
+    run_command,
+)
 from trainkit.internal import check_positive, default_out, parse_ints, parse_names
 
+from ._bases import BASES, Basis, basis_by_name
+from ._integrate import SCHEMES, ButcherTableau
+
+__all__ = ["build_parser", "cli", "main"]
+
 EPILOG = __doc__.split("Full-size commands", 1)[1].join(["Full-size commands", ""])
+
+
+# --------------------------------------------------------------------------------------------
+# the edge: names on the command line -> the library's objects
+
+
+def _family(name: str) -> type[Basis]:
+    if name not in BASES:
+        raise CLIError(f"unknown basis {name!r}; choose one of {', '.join(sorted(BASES))}.")
+    return BASES[name]
+
+
+def _basis(name: str, K: int) -> Basis:
+    """``--basis NAME --K K`` as a basis object (e.g. ``Hat(4)``)."""
+    _family(name)
+    try:
+        return basis_by_name(name, K)
+    except (ValueError, TypeError) as err:
+        raise CLIError(f"--basis {name} --K {K}: {err}") from None
+
+
+def _scheme(name: str) -> ButcherTableau:
+    """``--method NAME`` as a fixed-step scheme (``ButcherTableau``)."""
+    if name not in SCHEMES:
+        raise CLIError(f"unknown --method {name!r}; choose one of {', '.join(SCHEMES)}.")
+    return SCHEMES[name]
 
 
 def _report(kind: str, out: str, written: bool) -> None:
@@ -56,8 +94,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
                                      validation_fraction=args.validation_fraction)  # fmt: skip
     out = args.out or default_out("basis_ode", f"convodenet_{args.data}")
     run = experiments.train_images(
-        splits, data_name=args.data, width=args.width, K=args.K, n_steps=args.n_steps,
-        basis=args.basis, method=args.method, learning_rate=args.lr,
+        splits, data_name=args.data, width=args.width, basis=_basis(args.basis, args.K),
+        n_steps=args.n_steps, method=_scheme(args.method), learning_rate=args.lr,
         lr_drops=parse_ints(args.lr_drops), refine_at=parse_ints(args.refine_at),
         augment=args.augment, out=out, data_path=args.data_path,
         validation_fraction=args.validation_fraction, **cli_train_options(args),
@@ -75,8 +113,9 @@ def cmd_compress(args: argparse.Namespace) -> Any:
     out = args.out or f"{args.run}/compress"
     rows = experiments.compress_run(
         args.run, data_name=args.data, data_path=args.data_path, limit=args.limit,
-        split=args.split, bases=parse_names(args.bases), Ks=parse_ints(args.Ks),
-        n_steps_list=parse_ints(args.n_steps_list), methods=parse_names(args.methods), out=out,
+        split=args.split, bases=[_family(b) for b in parse_names(args.bases)],
+        Ks=parse_ints(args.Ks), n_steps_list=parse_ints(args.n_steps_list),
+        methods=[_scheme(m) for m in parse_names(args.methods)], out=out,
         progress=not args.quiet,
     )  # fmt: skip
     print(f"compression sweep on the {args.split} split written to {out}/")
@@ -88,8 +127,8 @@ def cmd_tag(args: argparse.Namespace) -> dict:
 
     out = args.out or default_out("basis_ode", "tagger_" + ("ud" if args.conllu else "synthetic"))
     run = experiments.train_tagger(
-        conllu=args.conllu, sentences=args.sentences, width=args.width, K=args.K,
-        n_steps=args.n_steps, basis=args.basis, method=args.method,
+        conllu=args.conllu, sentences=args.sentences, width=args.width,
+        basis=_basis(args.basis, args.K), n_steps=args.n_steps, method=_scheme(args.method),
         refine_at=parse_ints(args.refine_at), learning_rate=args.lr, warmup=args.warmup,
         compress_to=parse_ints(args.compress_to), out=out, **cli_train_options(args),
     )  # fmt: skip

@@ -5,22 +5,22 @@ Flax unit and every variable of the unit - trainable parameters *and* mutable st
 BatchNorm statistics - is a basis expansion in depth (docs/basis_ode.md; Queiruga et al. 2021,
 sections 2 and 3.2). The block owns
 
-    params["basis_coeffs"]        the unit's params, every leaf with a leading axis K
-    batch_stats["basis_coeffs"]   the unit's statistics (only if the unit has any), leading axis K
+    params["basis_coeffs"]        BasisExpansion(basis, the unit's params), leaves (K, ...)
+    batch_stats["basis_coeffs"]   BasisExpansion(basis, the unit's statistics), if it has any
 
-K is read from these shapes, never from configuration, so the same module runs variables that
-were compressed or refined to another K (:func:`basis_ode.compress`,
-:func:`basis_ode.refine_variables`); ``n_basis`` is used at ``init`` only. Initialisation draws
-the unit's own init K times (K keys split from the ``params`` key), one draw per node of the
-basis, and interpolates them (:func:`init_coefficients`): the normalisation state is the unit's
-starting constant at every depth and the weights have the unit's init spread at every depth, in
-every family.
+The basis is read from these expansions, never from configuration, so the same module runs variables
+that were compressed or refined to another family or K (:func:`basis_ode.compress`,
+:func:`basis_ode.refine_variables`); the attribute ``basis`` is used at ``init`` only.
+Initialisation draws the unit's own init K times (K keys split from the ``params`` key), one draw
+per node of the basis, and interpolates them (:func:`init_coefficients`): the normalisation state is
+the unit's starting constant at every depth and the weights have the unit's init spread at every
+depth, in every family.
 
 Integration settings are attributes, overridable per call::
 
-    block = ODEBlock(unit=PreActConvUnit, n_basis=8)            # n_steps defaults to K
-    y = block.apply(v, h, train=False, n_steps=16, scheme="rk4", basis="hat")
-    y = block.clone(n_steps=16, method="rk4").apply(v, h)       # the same, by cloning
+    block = ODEBlock(unit=PreActConvUnit, basis=Hat(8))          # n_steps defaults to K
+    y = block.apply(v, h, train=False, n_steps=16, scheme=RK4)
+    y = block.clone(n_steps=16, method=RK4).apply(v, h)          # the same, by cloning
 
 The per-call name of the scheme is ``scheme`` because ``method`` is a reserved keyword of Flax's
 ``Module.apply``; the attribute is ``method``.
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -38,90 +38,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._bases import Basis, basis_by_name
+from ._bases import Basis, PiecewiseConstant
+from ._expansion import BasisExpansion
+from ._integrate import EULER, ButcherTableau, _check_scheme
 from ._stateful import solve_stateful
 
-#: Name of the variable holding the basis coefficients of a block's unit, in every collection.
+__all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
+
+#: Name of the variable holding the basis expansion of a block's unit, in every collection.
 COEFFS = "basis_coeffs"
-#: The collection of basis tags: ``variables["basis"][<block path>]["<family>_K<K>"] = K``.
-TAG = "basis"
 
 
-def tag_key(basis: Basis) -> str:
-    """The tag of a basis: the variable name ``"<family>_K<K>"``, e.g. ``"legendre_K4"``."""
-    return f"{basis.name}_K{basis.K}"
-
-
-def parse_tag(key: str) -> Basis:
-    """The basis a tag names (inverse of :func:`tag_key`)."""
-    name, sep, k = str(key).rpartition("_K")
-    if not sep or not k.isdigit():
+def _block_expansions(variables: dict, name: str) -> Basis:
+    """The one basis of a block's expansions (params and state), or a clear refusal."""
+    bases = {c: v.basis for c, v in variables.items()}
+    if len(set(bases.values())) > 1:
         raise ValueError(
-            f"{key!r} is not a basis tag; tags read '<family>_K<K>', e.g. 'hat_K4' (collection "
-            f"{TAG!r} of the variables)."
+            f"ODEBlock {name!r}: the block's collections are in different bases {bases}; map "
+            "the whole model with basis_ode.compress(variables, basis), which maps them together."
         )
-    return basis_by_name(name, int(k))
-
-
-def tagged_basis(variables: Any) -> Basis | None:
-    """The basis recorded in ``variables[TAG]`` (None for variables without a tag).
-
-    Raises:
-        ValueError: the blocks' tags disagree.
-    """
-    found: set[str] = set()
-
-    def walk(tree: Any) -> None:
-        for k, v in tree.items():
-            if isinstance(v, Mapping):
-                walk(v)
-            else:
-                found.add(k)
-
-    tags = variables.get(TAG) if isinstance(variables, Mapping) else None
-    if isinstance(tags, Mapping):
-        walk(tags)
-    if len(found) > 1:
-        raise ValueError(
-            f"the ODE blocks' basis tags disagree: {sorted(found)}; every block of a model must "
-            "be expressed in one basis."
-        )
-    return parse_tag(found.pop()) if found else None
-
-
-def retag(variables: Mapping[str, Any], basis: Basis) -> dict[str, Any]:
-    """``variables`` with every block's tag rewritten to ``basis`` (unchanged without tags)."""
-
-    def walk(tree: Any) -> Any:
-        if all(not isinstance(v, Mapping) for v in tree.values()):
-            return {tag_key(basis): np.int32(basis.K)}
-        return {k: walk(v) if isinstance(v, Mapping) else v for k, v in tree.items()}
-
-    out = dict(variables)
-    if isinstance(out.get(TAG), Mapping) and out[TAG]:
-        out[TAG] = walk(out[TAG])
-    return out
-
-
-def check_same_basis(claimed: Basis, tagged: Basis | None, what: str) -> None:
-    """Refuse ``claimed`` when the variables are tagged with another basis, naming both."""
-    if tagged is not None and (claimed.name, claimed.K) != (tagged.name, tagged.K):
-        raise ValueError(
-            f"{what}: the variables are expressed in {tagged!r} (their {TAG!r} tag "
-            f"{tag_key(tagged)!r}) but {claimed!r} was given. Pass the variables' own basis "
-            f"(or leave it out: it is read from the tag), or change basis with "
-            f"basis_ode.compress(variables, {claimed!r})."
-        )
-
-
-def _leading_k(tree: Any, what: str) -> int:
-    ks = {int(leaf.shape[0]) for leaf in jax.tree_util.tree_leaves(tree) if leaf.ndim > 0}
-    if len(ks) != 1:
-        raise ValueError(
-            f"ODEBlock: every leaf of {what} must have the same leading axis K (the number of "
-            f"basis functions); found {sorted(ks)}. Compress or refine all blocks together."
-        )
-    return ks.pop()
+    return next(iter(bases.values()))
 
 
 @functools.lru_cache(maxsize=64)
@@ -188,11 +124,11 @@ class ODEBlock(nn.Module):
         unit: a Flax module class (or ``functools.partial`` of one) accepting ``parent=None``; its
             instances are called as ``unit(h, *, train, **context)`` and return ``dh/dt`` shaped
             like ``h``.
-        n_basis: K, used at ``init`` only (afterwards K is read from the variables).
-        n_steps: default number of steps; None means ``n_steps = K``.
-        basis: basis family name for :func:`basis_ode.basis_by_name` ("piecewise_constant", "hat",
-            "piecewise_linear", "legendre", "chebyshev", "fourier").
-        method: default scheme ("euler", "midpoint", "rk4", "rk4_38").
+        basis: the basis at ``init`` (family and K), e.g. ``Hat(4)``. Afterwards the variables'
+            own :class:`basis_ode.BasisExpansion` says the basis: the block evaluates whatever
+            expansion it is given (compressed, refined, another family).
+        n_steps: default number of steps; None means ``n_steps = K`` of the variables.
+        method: default scheme, a :class:`basis_ode.ButcherTableau` (``EULER``, ``RK4``, ...).
         state_collections: the unit's mutable collections kept as coefficients.
         stats_ridge: ridge ``lambda`` of the state refit.
         unroll: unroll the depth loop (True), keep one ``lax.scan`` (False), or None: unrolled
@@ -200,54 +136,47 @@ class ODEBlock(nn.Module):
     """
 
     unit: Callable[..., nn.Module]
-    n_basis: int = 1
+    basis: Basis = PiecewiseConstant(1)
     n_steps: int | None = None
-    basis: str = "piecewise_constant"
-    method: str = "euler"
+    method: ButcherTableau = EULER
     state_collections: tuple[str, ...] = ("batch_stats",)
     stats_ridge: float = 1e-6
     unroll: bool | None = None
 
-    def _initial_variables(self, template: Any, h: Any, basis: str | None, context: Any) -> dict:
+    def _initial_variables(self, template: Any, h: Any, context: Any) -> dict:
         """At init: K draws of the unit's variables, interpolated (:func:`init_coefficients`),
-        and the basis tag; ``{}`` otherwise."""
+        one :class:`BasisExpansion` per collection; ``{}`` otherwise."""
         if not self.is_initializing() or self.has_variable("params", COEFFS):
             return {}
-        init_basis = basis_by_name(basis if basis is not None else self.basis, self.n_basis)
-        keys = jax.random.split(self.make_rng("params"), init_basis.K)
+        basis = self.basis
+        if not isinstance(basis, Basis) or type(basis) is Basis:
+            raise TypeError(
+                f"ODEBlock: basis must be a basis object such as basis_ode.Hat(4) (family and "
+                f"K), got {basis!r}; basis_ode.basis_by_name(name, K) turns a name into one."
+            )
+        keys = jax.random.split(self.make_rng("params"), basis.K)
         draws = jax.vmap(lambda k: template.init(k, h, train=False, **context))(keys)
         keep = ("params", *self.state_collections)
-        self.variable(TAG, tag_key(init_basis), lambda: jnp.int32(init_basis.K))
-        return init_coefficients({c: v for c, v in draws.items() if c in keep}, init_basis)
+        coeffs = init_coefficients({c: v for c, v in draws.items() if c in keep}, basis)
+        return {c: BasisExpansion(basis, dict(v)) for c, v in coeffs.items()}
 
-    def _coefficients(self, init_vars: dict) -> Any:
+    def _expansion(self, init_vars: dict) -> BasisExpansion:
         if init_vars:
             return self.param(COEFFS, lambda _: init_vars["params"])
         if self.has_variable("params", COEFFS):
-            # read directly: ``self.param`` would shape-check against ``n_basis`` and K is read
-            # from the variables instead
-            return self.get_variable("params", COEFFS)
+            value = self.get_variable("params", COEFFS)
+            if not isinstance(value, BasisExpansion):
+                raise TypeError(
+                    f"ODEBlock {self.name!r}: params[{COEFFS!r}] must be a "
+                    f"basis_ode.BasisExpansion (coefficients with their basis), got "
+                    f"{type(value).__name__}; build it with BasisExpansion(basis, coeffs) or "
+                    "load a model file with basis_ode.load_model."
+                )
+            return value
         raise ValueError(
             f"ODEBlock {self.name!r}: no params[{COEFFS!r}] in the variables; initialise the "
             "model with model.init(key, x) and pass the resulting variables to apply."
         )
-
-    def _basis(self, override: str | None, k: int) -> Basis:
-        """The basis of the coefficients: the variables' tag if they carry one (a per-call
-        ``basis`` must then agree), else the per-call name, else the attribute, with K = k."""
-        tags = [key for key in self.variables.get(TAG, {}) if not self.is_initializing()]
-        if not tags:
-            return basis_by_name(override if override is not None else self.basis, k)
-        tagged = parse_tag(tags[0])
-        if tagged.K != k:
-            raise ValueError(
-                f"ODEBlock {self.name!r}: the basis tag {tags[0]!r} says K = {tagged.K} but the "
-                f"coefficients have K = {k}; change K only with basis_ode.compress or "
-                "basis_ode.refine_variables, which rewrite the tag."
-            )
-        if override is not None:
-            check_same_basis(basis_by_name(override, k), tagged, f"ODEBlock {self.name!r}")
-        return tagged
 
     @nn.compact
     def __call__(
@@ -256,43 +185,41 @@ class ODEBlock(nn.Module):
         *,
         train: bool = False,
         n_steps: int | None = None,
-        scheme: str | None = None,
-        basis: str | None = None,
+        scheme: ButcherTableau | None = None,
         **context: Any,
     ) -> Any:
-        """Integrate the block from ``h(0) = h`` to ``h(1)``.
+        """Integrate the block from ``h(0) = h`` to ``h(1)`` in the basis of the variables.
 
         Arguments:
             h: the input state (any array or pytree the unit accepts).
             train: batch statistics and a state update (needs ``mutable=["batch_stats"]``).
             n_steps: overrides the attribute for this call (None: attribute, then K).
-            scheme: overrides ``method`` for this call.
-            basis: overrides the basis family name for this call.
+            scheme: overrides ``method`` for this call (a :class:`basis_ode.ButcherTableau`).
             **context: passed to the unit at every stage (e.g. ``mask=``).
 
         Returns:
             ``h(1)``, shaped like ``h``.
         """
         template = self.unit(parent=None)
-        scheme = scheme if scheme is not None else self.method
-        init_vars = self._initial_variables(template, h, basis, context)
-        params = self._coefficients(init_vars)
+        tab = _check_scheme(scheme if scheme is not None else self.method)
+        init_vars = self._initial_variables(template, h, context)
+        expansions = {"params": self._expansion(init_vars)}
         state_vars = {}
         for c in self.state_collections:
             if c in init_vars or self.has_variable(c, COEFFS):
                 state_vars[c] = self.variable(c, COEFFS, lambda c=c: init_vars[c])
-        variables = {"params": params, **{c: v.value for c, v in state_vars.items()}}
-        k = _leading_k(variables, f"ODE block {self.name!r}")
-        basis_obj = self._basis(basis, k)
-        steps = _check_steps(n_steps if n_steps is not None else self.n_steps or k)
+                expansions[c] = state_vars[c].value
+        basis = _block_expansions(expansions, self.name)
+        variables = {c: e.coeffs for c, e in expansions.items()}
+        steps = _check_steps(n_steps if n_steps is not None else self.n_steps or basis.K)
 
         out, new_state = solve_stateful(
             template,
             h,
             variables,
-            basis_obj,
+            basis,
             n_steps=steps,
-            method=scheme,
+            method=tab,
             train=train,
             ridge=self.stats_ridge,
             context=context,
@@ -301,5 +228,5 @@ class ODEBlock(nn.Module):
         if train and not self.is_initializing():
             for c, var in state_vars.items():
                 if self.is_mutable_collection(c):
-                    var.value = new_state[c]
+                    var.value = BasisExpansion(basis, new_state[c])
         return out

@@ -1,12 +1,20 @@
 """Integrating dh/dt = F(theta(t), h) over t in [0, 1] with basis-function weights theta(t).
 
-One verb, ``odeint``: fixed-step explicit Runge-Kutta schemes (Euler, explicit midpoint, classic
-RK4, RK4 3/8 rule) as one ``lax.scan`` over the steps (fully unrolled on a CPU, see
-:func:`resolve_unroll`), or an adaptive diffrax solve (Tsit5, Dopri5) for stateless vector
-fields. Stage times ``(i + c_j) / n_steps`` and the cells they read come from the integer step
-index i and the exact rational Butcher nodes c_j; a stage at a step's right end (c_j = 1) reads
-the left limit of a discontinuous basis, so it stays in the step's own cell (docs/basis_ode.md,
-"Integration"; Queiruga et al. 2021, section 3).
+One verb, ``odeint``: fixed-step explicit Runge-Kutta schemes, each a :class:`ButcherTableau`
+object (``EULER``, ``MIDPOINT``, ``RK4``, ``RK4_38``), as one ``lax.scan`` over the steps (fully
+unrolled on a CPU, see :func:`resolve_unroll`), or an adaptive solve with a diffrax solver object
+(``diffrax.Tsit5()``, ``diffrax.Dopri5()``, ...) for stateless vector fields. Names ("rk4",
+"tsit5") are for the edges only (command line, model files): :func:`scheme_by_name`.
+
+``odeint`` is compiled once per (field, shapes and dtypes, basis, n_steps, scheme): the solve is a
+module-level ``equinox.filter_jit`` whose static part is the field, the basis, the scheme and the
+step count, so repeated eager calls with the same field object run the cached program (and inside an
+outer ``jax.jit`` it is traced inline). A field that is a fresh ``lambda`` on every call is a new
+static key and compiles again; pass the same function (or an ``equinox.Module`` whose arrays are
+leaves) to reuse the program. Stage times ``(i + c_j) / n_steps`` and the cells they read come from
+the integer step index i and the exact rational Butcher nodes c_j; a stage at a step's right end
+(c_j = 1) reads the left limit of a discontinuous basis, so it stays in the step's own cell
+(docs/basis_ode.md, "Integration"; Queiruga et al. 2021, section 3).
 """
 
 from __future__ import annotations
@@ -18,19 +26,22 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, NamedTuple
 
+import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from ._bases import Basis
+from ._expansion import BasisExpansion
 from ._projection import _check_basis, check_coefficients, combine
 from ._types import Aux, Coefficients, State
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class ButcherTableau:
     """An explicit Runge-Kutta scheme with exact rational coefficients.
 
@@ -55,6 +66,9 @@ class ButcherTableau:
     def n_stages(self) -> int:
         return len(self.b)
 
+    def __repr__(self) -> str:
+        return f"ButcherTableau(name={self.name!r}, order={self.order})"
+
 
 def _tableau(name, a, b, c, order) -> ButcherTableau:
     F = Fraction
@@ -67,28 +81,62 @@ def _tableau(name, a, b, c, order) -> ButcherTableau:
     )
 
 
-#: The fixed-step explicit schemes, by name.
-SCHEMES: dict[str, ButcherTableau] = {
-    "euler": _tableau("euler", [[]], [1], [0], 1),
-    "midpoint": _tableau("midpoint", [[], ["1/2"]], [0, 1], [0, "1/2"], 2),
-    "rk4": _tableau(
-        "rk4",
-        [[], ["1/2"], [0, "1/2"], [0, 0, 1]],
-        ["1/6", "1/3", "1/3", "1/6"],
-        [0, "1/2", "1/2", 1],
-        4,
-    ),
-    "rk4_38": _tableau(
-        "rk4_38",
-        [[], ["1/3"], ["-1/3", 1], [1, -1, 1]],
-        ["1/8", "3/8", "3/8", "1/8"],
-        [0, "1/3", "2/3", 1],
-        4,
-    ),
+#: Forward Euler, order 1: ``h_{n+1} = h_n + dt F(t_n, h_n)``.
+EULER = _tableau("euler", [[]], [1], [0], 1)
+#: Explicit midpoint, order 2: ``h_{n+1} = h_n + dt F(t_n + dt/2, h_n + dt/2 F(t_n, h_n))``.
+MIDPOINT = _tableau("midpoint", [[], ["1/2"]], [0, 1], [0, "1/2"], 2)
+#: The classic four-stage Runge-Kutta scheme, order 4 (nodes 0, 1/2, 1/2, 1).
+RK4 = _tableau(
+    "rk4",
+    [[], ["1/2"], [0, "1/2"], [0, 0, 1]],
+    ["1/6", "1/3", "1/3", "1/6"],
+    [0, "1/2", "1/2", 1],
+    4,
+)
+#: Kutta's 3/8 rule, order 4 (nodes 0, 1/3, 2/3, 1).
+RK4_38 = _tableau(
+    "rk4_38",
+    [[], ["1/3"], ["-1/3", 1], [1, -1, 1]],
+    ["1/8", "3/8", "3/8", "1/8"],
+    [0, "1/3", "2/3", 1],
+    4,
+)
+
+#: The fixed-step explicit schemes by name (for the command line and model files).
+SCHEMES: dict[str, ButcherTableau] = {t.name: t for t in (EULER, MIDPOINT, RK4, RK4_38)}
+#: The adaptive diffrax solvers by name (for the command line).
+_ADAPTIVE: dict[str, type[diffrax.AbstractSolver]] = {
+    "tsit5": diffrax.Tsit5,
+    "dopri5": diffrax.Dopri5,
 }
 
-#: Adaptive methods, solved with diffrax (stateless vector fields only).
-ADAPTIVE_METHODS: tuple[str, ...] = ("tsit5", "dopri5")
+#: An integration scheme: a fixed-step tableau or an adaptive diffrax solver.
+Scheme = ButcherTableau | diffrax.AbstractSolver
+
+
+def scheme_by_name(name: str) -> ButcherTableau | diffrax.AbstractSolver:
+    """The scheme called ``name``: "euler", "midpoint", "rk4", "rk4_38" (a
+    :class:`ButcherTableau`) or "tsit5", "dopri5" (a diffrax solver object).
+
+    Strings are for the edges (command line, model files); the library takes the objects.
+    """
+    if isinstance(name, str) and name in SCHEMES:
+        return SCHEMES[name]
+    if isinstance(name, str) and name in _ADAPTIVE:
+        return _ADAPTIVE[name]()
+    raise ValueError(
+        f"unknown scheme {name!r}; choose one of {sorted(SCHEMES) + sorted(_ADAPTIVE)}."
+    )
+
+
+def scheme_name(scheme: Scheme) -> str:
+    """The name of a scheme object (inverse of :func:`scheme_by_name`)."""
+    if isinstance(scheme, ButcherTableau):
+        return scheme.name
+    for name, cls in _ADAPTIVE.items():
+        if type(scheme) is cls:
+            return name
+    return type(scheme).__name__
 
 
 class OdeSolution(NamedTuple):
@@ -147,15 +195,22 @@ def resolve_unroll(unroll: bool | None) -> bool:
 
 
 def _check_scheme(method: Any) -> ButcherTableau:
-    if method not in SCHEMES:
-        raise ValueError(
-            f"unknown fixed-step method {method!r}; choose one of {sorted(SCHEMES)}"
-            f" (or {list(ADAPTIVE_METHODS)} in odeint for adaptive diffrax solves)."
+    if isinstance(method, ButcherTableau):
+        return method
+    if isinstance(method, str):
+        raise TypeError(
+            f"the scheme is an object, not a name: pass basis_ode.scheme_by_name({method!r}) "
+            "(or basis_ode.RK4, basis_ode.EULER, ...)."
         )
-    return SCHEMES[method]
+    raise TypeError(
+        f"expected a fixed-step scheme (a ButcherTableau such as basis_ode.RK4), got "
+        f"{type(method).__name__} {method!r}."
+    )
 
 
-def stage_times(n_steps: int, method: str = "euler") -> Float[np.ndarray, "n_steps stages"]:
+def stage_times(
+    n_steps: int, method: ButcherTableau = EULER
+) -> Float[np.ndarray, "n_steps stages"]:
     """Stage times ``(i + c_j) / n_steps`` of a fixed-step scheme, in float64.
 
     Computed as the exact rationals ``(i q + p) / (n_steps q)`` for ``c_j = p / q``.
@@ -171,7 +226,9 @@ def stage_times(n_steps: int, method: str = "euler") -> Float[np.ndarray, "n_ste
     return (i * den + num) / (n * den).astype(np.float64)
 
 
-def stage_basis(basis: Basis, n_steps: int, method: str = "euler") -> Float[np.ndarray, "n S K"]:
+def stage_basis(
+    basis: Basis, n_steps: int, method: ButcherTableau = EULER
+) -> Float[np.ndarray, "n S K"]:
     """The basis values every stage of ``odeint`` reads, in float64.
 
     Entry ``[i, j]`` is ``basis.at_step(i, n_steps, c_j)``: at a stage with c_j = 1 (a step's
@@ -306,10 +363,14 @@ def _fixed_step(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, 
     return OdeSolution(h=h, stage_times=times, aux=aux)
 
 
-def _adaptive(field, h0, coeffs, basis, n_steps, method, rtol, atol, max_steps):
-    import diffrax
+@eqx.filter_jit
+def _solve_fixed(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, unroll):
+    """The fixed-step solve, compiled once per static (field, basis, n_steps, tableau, flags)."""
+    return _fixed_step(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, unroll)
 
-    solver = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5}[method]()
+
+@eqx.filter_jit
+def _adaptive(field, h0, coeffs, basis, n_steps, solver, rtol, atol, max_steps):
     dtype = jnp.result_type(_float_dtype(coeffs), _float_dtype(h0))
 
     def vf(t, y, args):
@@ -337,11 +398,11 @@ def _adaptive(field, h0, coeffs, basis, n_steps, method, rtol, atol, max_steps):
 def odeint(
     field: Callable[..., Any],
     h0: State,
-    coeffs: Coefficients,
-    basis: Basis,
+    coeffs: Coefficients | BasisExpansion,
+    basis: Basis | None = None,
     *,
     n_steps: int,
-    method: str = "euler",
+    method: Scheme = EULER,
     return_stages: bool = False,
     has_aux: bool = False,
     rtol: float = 1e-6,
@@ -351,7 +412,7 @@ def odeint(
 ) -> State | OdeSolution:
     """Solve ``dh/dt = F(theta(t), h)`` on t in [0, 1] with ``theta(t) = sum_k phi_k(t) theta_k``.
 
-    Fixed-step methods ("euler" order 1, "midpoint" 2, "rk4" 4, "rk4_38" 4) take ``n_steps``
+    Fixed-step schemes (``EULER`` order 1, ``MIDPOINT`` 2, ``RK4`` 4, ``RK4_38`` 4) take ``n_steps``
     steps of size ``dt = 1 / n_steps`` in one ``lax.scan``: rolled on GPU and TPU (the compiled
     program does not grow with n_steps), fully unrolled on a CPU (``unroll``, see
     :func:`resolve_unroll`; the same arithmetic, 40x faster for convolutional fields there).
@@ -360,7 +421,8 @@ def odeint(
     With Euler, ``PiecewiseConstant(K)`` and ``n_steps = K`` this is exactly the ResNet loop
     ``h <- h + F(theta_k, h) / K``.
 
-    "tsit5" and "dopri5" solve adaptively with diffrax (PID step control with ``rtol``/``atol``,
+    A diffrax solver object (``diffrax.Tsit5()``, ``diffrax.Dopri5()``, any explicit
+    ``diffrax.AbstractSolver``) solves adaptively (PID step control with ``rtol``/``atol``,
     stepping exactly onto the basis breakpoints, initial step ``1 / n_steps``) for stateless
     fields: ``has_aux`` and ``return_stages`` are not available there.
 
@@ -369,10 +431,13 @@ def odeint(
             ``(dh/dt, aux)`` with ``has_aux=True``; theta has the structure of ``coeffs``
             without the leading K axis.
         h0: initial state (pytree of arrays).
-        coeffs: coefficient pytree, leaves ``(basis.K, ...)``.
-        basis: the basis of ``coeffs``.
+        coeffs: a :class:`BasisExpansion` (its basis is used), or a plain coefficient pytree
+            with leaves ``(basis.K, ...)`` together with ``basis``.
+        basis: the basis of plain ``coeffs`` (None for an expansion; if given with an
+            expansion it must be the expansion's).
         n_steps: number of fixed steps (static int >= 1).
-        method: "euler", "midpoint", "rk4", "rk4_38", "tsit5" or "dopri5".
+        method: a :class:`ButcherTableau` (``EULER``, ``MIDPOINT``, ``RK4``, ``RK4_38``) or a
+            diffrax solver object; :func:`scheme_by_name` turns a name into one.
         return_stages: return an ``OdeSolution`` with the stage times.
         has_aux: the field returns ``(dh, aux)``; aux of every stage is stacked into
             ``OdeSolution.aux`` with leaves ``(n_steps, S, ...)``.
@@ -389,13 +454,26 @@ def odeint(
         >>> import jax.numpy as jnp, basis_ode as bo
         >>> coeffs = {"w": jnp.linspace(0.0, 1.0, 4)[:, None] * jnp.ones((4, 3))}  # K = 4
         >>> field = lambda theta, h: jnp.tanh(theta["w"] * h)
-        >>> h1 = bo.odeint(field, jnp.full(3, 0.5), coeffs, bo.Hat(4), n_steps=8, method="rk4")
+        >>> h1 = bo.odeint(field, jnp.full(3, 0.5), coeffs, bo.Hat(4), n_steps=8, method=bo.RK4)
         >>> h1.shape
         (3,)
     """
     if not callable(field):
         raise TypeError(
             f"field must be callable field(theta, h) -> dh, got {type(field).__name__}."
+        )
+    if isinstance(coeffs, BasisExpansion):
+        if basis is not None and basis != coeffs.basis:
+            raise ValueError(
+                f"odeint: the coefficients are in {coeffs.basis!r} but basis={basis!r} was "
+                "given; leave basis out (an expansion carries its own) or map the coefficients "
+                f"first with expansion.project({basis!r})."
+            )
+        coeffs, basis = coeffs.coeffs, coeffs.basis
+    if basis is None:
+        raise TypeError(
+            "odeint: plain coefficients need their basis: odeint(field, h0, coeffs, Hat(K), ...) "
+            "or pass a BasisExpansion(basis, coeffs)."
         )
     _check_basis(basis, "basis")
     check_coefficients(coeffs, basis)
@@ -404,23 +482,17 @@ def odeint(
     h0 = _as_float_tree(h0)
     if not jax.tree_util.tree_leaves(h0):
         raise ValueError("h0 has no array leaves; pass the initial state as an array or pytree.")
-    if method in ADAPTIVE_METHODS:
+    if isinstance(method, diffrax.AbstractSolver):
         if has_aux or return_stages:
             raise ValueError(
                 f"method={method!r} (adaptive, diffrax) supports stateless fields only: "
-                "has_aux and return_stages need a fixed-step method such as 'rk4'."
+                "has_aux and return_stages need a fixed-step scheme such as basis_ode.RK4."
             )
         if not (rtol > 0 and atol > 0):
             raise ValueError(f"rtol and atol must be positive, got rtol={rtol}, atol={atol}.")
         return _adaptive(field, h0, coeffs, basis, n_steps, method, rtol, atol, max_steps)
     tab = _check_scheme(method)
-
-    # One compiled program per call (rather than one per eager primitive); inlined when traced.
-    @jax.jit
-    def solve(h0, coeffs):
-        return _fixed_step(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, unroll)
-
-    return solve(h0, coeffs)
+    return _solve_fixed(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, unroll)
 
 
 def least_squares_fit(
@@ -429,7 +501,7 @@ def least_squares_fit(
     values: PyTree[Float[ArrayLike, "*samples"]],
     *,
     ridge: float = 1e-6,
-    method: str | None = None,
+    method: ButcherTableau | None = None,
 ) -> Coefficients:
     """Fit samples ``values`` taken at ``times`` back onto the K basis coefficients.
 
@@ -463,7 +535,7 @@ def least_squares_fit(
         tab = _check_scheme(method)
         if len(tshape) != 2 or tshape[1] != tab.n_stages:
             raise ValueError(
-                f"with method={method!r} times must be a stage grid of shape (n_steps, "
+                f"with method={tab.name!r} times must be a stage grid of shape (n_steps, "
                 f"{tab.n_stages}) as in OdeSolution.stage_times, got shape {tshape}."
             )
         Phi = jnp.asarray(stage_basis(basis, tshape[0], method).reshape(N, basis.K))

@@ -4,13 +4,20 @@
 ``docs/data_formats.md``) holding
 
 - the model's class (``ConvODENet``, ``ODETransformerTagger`` or ``ResNet``) and every
-  configuration field of the module - among them the basis family ``basis``, ``n_basis``,
-  ``n_steps`` and ``method`` - with ``param_dtype`` stored by its name;
+  configuration field of the module, objects by their names: the init basis ``basis`` by its
+  family name (its K is the file's ``K``), the scheme ``method`` by its name (``"rk4"``),
+  ``param_dtype`` by its dtype name;
 - every variable collection (``params``, ``batch_stats``, ...) with its exact pytree keys: each
   array leaf is a member ``v<i>`` of the archive, each plain leaf (a string, number or None) is
-  stored in the JSON, and the list of key paths rebuilds the same nested dicts;
-- K, the number of basis functions, read from the variables (the leading axis of the
-  ``basis_coeffs`` leaves), for information.
+  stored in the JSON, and the list of key paths rebuilds the same nested dicts; a
+  :class:`basis_ode.BasisExpansion` is one entry ``{"path": [...], "expansion": "<family>"}``
+  followed by its coefficients under the same path (K is their leading axis);
+- K, the number of basis functions (the leading axis of the expansions), once more at the top
+  level, which checks the arrays.
+
+Files of the earlier format (fields ``basis`` and ``n_basis``, the basis name-encoded in a
+collection ``"basis"`` of tags ``"<family>_K<K>"``) still load: the family is read from the tag
+and the coefficients are wrapped in expansions.
 
 ``load_model(path) -> (model, variables)`` rebuilds both and refuses a file that is truncated,
 malformed, written by something else, or whose configuration lacks a field or has an unknown
@@ -32,7 +39,12 @@ import numpy as np
 from trainkit import FileFormatError, load_model_file, save_model_file
 from trainkit.internal import check_fields
 
+from ._bases import Basis, basis_by_name
+from ._expansion import BasisExpansion
+from ._integrate import ButcherTableau, scheme_by_name, scheme_name
 from ._models import ConvODENet, ODETransformerTagger, ResNet
+
+__all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
 MODEL_CLASSES = {cls.__name__: cls for cls in (ConvODENet, ODETransformerTagger, ResNet)}
 """The model classes a model file can hold, by name."""
@@ -48,6 +60,10 @@ def _config_fields(cls: type) -> list[str]:
 def _field_to_json(cls: type, name: str, value: Any) -> Any:
     if name in _DTYPE_FIELDS and value is not None:
         return np.dtype(value).name
+    if isinstance(value, Basis):
+        return value.name
+    if isinstance(value, ButcherTableau):
+        return scheme_name(value)
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, np.generic):
@@ -55,11 +71,18 @@ def _field_to_json(cls: type, name: str, value: Any) -> Any:
     raise TypeError(f"{cls.__name__}.{name} = {value!r} cannot be stored in a model file.")
 
 
-def _field_from_json(path: Path, name: str, value: Any) -> Any:
+def _field_from_json(path: Path, name: str, value: Any, K: Any) -> Any:
     if name in _DTYPE_FIELDS and value is not None:
         if not isinstance(value, str) or not hasattr(jnp, value):
             raise FileFormatError(f"{path}: field {name} holds an unknown dtype {value!r}.")
         return getattr(jnp, value)
+    try:
+        if name == "basis":
+            return basis_by_name(value, int(K))
+        if name == "method":
+            return scheme_by_name(value)
+    except (TypeError, ValueError) as e:
+        raise FileFormatError(f"{path}: field {name} = {value!r} is invalid ({e}).") from e
     return value
 
 
@@ -71,7 +94,10 @@ def _flatten(tree: Mapping, prefix: tuple[str, ...], out: list, arrays: dict) ->
         if not isinstance(key, str):
             raise TypeError(f"variables keys must be strings, got {key!r} at {list(prefix)}.")
         path = (*prefix, key)
-        if isinstance(value, Mapping):
+        if isinstance(value, BasisExpansion):
+            out.append({"path": list(path), "expansion": value.family.name})
+            _flatten(value.coeffs, path, out, arrays)
+        elif isinstance(value, Mapping):
             _flatten(value, path, out, arrays)
         elif isinstance(value, jax.Array | np.ndarray | np.generic):
             name = f"v{len(arrays)}"
@@ -94,13 +120,53 @@ def _basis_K(variables: Mapping) -> int | None:
     return None
 
 
+def _wrap_expansions(path: Path, tree: Any, marks: list[tuple[list[str], str]]) -> Any:
+    """Replace the subtree at each marked path by ``BasisExpansion(family(K), subtree)``."""
+    for keys, family in marks:
+        node = tree
+        for k in keys[:-1]:
+            node = node[k]
+        coeffs = node[keys[-1]]
+        try:
+            K = int(np.shape(jax.tree_util.tree_leaves(coeffs)[0])[0])
+            node[keys[-1]] = BasisExpansion(basis_by_name(family, K), coeffs)
+        except (IndexError, TypeError, ValueError) as e:
+            raise FileFormatError(f"{path}: the basis expansion at {keys} is invalid ({e}).") from e
+    return tree
+
+
+def _legacy_tag_family(path: Path, tags: Any) -> str:
+    """The family of the earlier format's tag collection ``{<block>: {"<family>_K<K>": K}}``."""
+    names: set[str] = set()
+
+    def walk(t: Any) -> None:
+        for k, v in t.items():
+            walk(v) if isinstance(v, Mapping) else names.add(k.rpartition("_K")[0])
+
+    walk(tags)
+    if len(names) != 1:
+        raise FileFormatError(f"{path}: the basis tags name {sorted(names)}, not one family.")
+    return names.pop()
+
+
+def _legacy_marks(tree: Any, prefix: tuple[str, ...] = ()) -> list[list[str]]:
+    """The key paths of every ``basis_coeffs`` subtree (the earlier format's blocks)."""
+    out = []
+    for k, v in tree.items():
+        if k == "basis_coeffs":
+            out.append([*prefix, k])
+        elif isinstance(v, Mapping):
+            out += _legacy_marks(v, (*prefix, k))
+    return out
+
+
 def save_model(path: str | os.PathLike, model: Any, variables: Mapping[str, Any]) -> Path:
     """Save a model's configuration and its variables to one ``.npz`` file (written atomically).
 
     Arguments:
         path: target file (``.npz`` is appended when missing).
         model: a :class:`ConvODENet`, :class:`ODETransformerTagger` or :class:`ResNet`, as
-            returned by ``fit`` (after refinement its ``n_basis`` and ``n_steps`` are the final
+            returned by ``fit`` (after refinement its ``basis`` and ``n_steps`` are the final
             ones).
         variables: its variables ``{"params": ..., "batch_stats": ..., ...}``; every collection
             and key is stored.
@@ -137,6 +203,8 @@ def _unflatten(path: Path, leaves: Any, arrays: dict[str, np.ndarray]) -> dict[s
         if entry.get("empty"):
             if keys:
                 node.setdefault(keys[-1], {})
+        elif "expansion" in entry:
+            node.setdefault(keys[-1], {})
         elif "array" in entry:
             if entry["array"] not in arrays:
                 raise FileFormatError(f"{path}: the array {entry['array']!r} of {keys} is missing.")
@@ -170,15 +238,27 @@ def load_model(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     fields = config["fields"]
     if not isinstance(fields, dict):
         raise FileFormatError(f"{path}: the stored {cls.__name__} fields are not a JSON object.")
+    fields = dict(fields)
+    n_basis = fields.pop("n_basis", None)  # the earlier format's init K
     check_fields(path, fields, _config_fields(cls), what=f"{cls.__name__} configuration")
-    try:
-        model = cls(**{k: _field_from_json(path, k, v) for k, v in fields.items()})
-    except (TypeError, ValueError) as e:
-        raise FileFormatError(f"{path}: the stored {cls.__name__} is invalid ({e}).") from e
     variables = _unflatten(path, config["variables"], arrays)
+    marks = [
+        (e["path"], e["expansion"])
+        for e in config["variables"]
+        if isinstance(e, dict) and "expansion" in e
+    ]
+    if "basis" in variables and not marks:  # the earlier format: tags, plain coefficients
+        family = _legacy_tag_family(path, variables.pop("basis"))
+        marks = [(keys, family) for keys in _legacy_marks(variables)]
     if _basis_K(variables) != config["K"]:
         raise FileFormatError(
             f"{path}: the variables hold K = {_basis_K(variables)} basis functions but the file "
             f"records K = {config['K']}; the file is corrupt."
         )
+    variables = _wrap_expansions(path, variables, marks)
+    K = config["K"] if config["K"] is not None else n_basis
+    try:
+        model = cls(**{k: _field_from_json(path, k, v, K) for k, v in fields.items()})
+    except (TypeError, ValueError) as e:
+        raise FileFormatError(f"{path}: the stored {cls.__name__} is invalid ({e}).") from e
     return model, variables

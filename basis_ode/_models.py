@@ -4,30 +4,32 @@ The architectures of Queiruga et al. 2021, sections 5.1 and 5.2 (docs/basis_ode.
 
 Calling convention (all models are Flax linen modules; variables ``{"params", "batch_stats"}``)::
 
-    model = ConvODENet(num_classes=10, width=16, n_basis=8, basis="piecewise_constant",
-                       method="euler")                 # n_steps=None: n_steps = K
+    model = ConvODENet(num_classes=10, width=16, basis=PiecewiseConstant(8),
+                       method=EULER)                   # n_steps=None: n_steps = K
     variables = model.init(jax.random.key(0), x, train=False)          # x: NHWC float
     logits = model.apply(variables, x, train=False)                    # inference
     logits, updates = model.apply(variables, x, train=True,
                                   mutable=["batch_stats"])            # training step
     variables = {"params": new_params, "batch_stats": updates["batch_stats"]}
-    # inference with other integration settings (K is read from the variables):
-    logits = model.apply(variables, x, train=False, n_steps=16, scheme="rk4", basis="hat")
+    # inference with other integration settings (the basis is the variables' own):
+    logits = model.apply(variables, x, train=False, n_steps=16, scheme=RK4)
+    small = compress(variables, Hat(4))                # coefficients that know their basis
+    logits = model.apply(small, x, train=False)        # evaluated in Hat(4)
     n = count_params(variables["params"])
 
 ``scheme`` is the per-call name of the attribute ``method`` (Flax's ``apply`` reserves the keyword
-``method``); ``model.clone(n_steps=16, method="rk4")`` does the same by cloning. ``basis`` must be
-the family the variables are expressed in: after ``compress(variables, Hat(4), src_basis=...)``
-call with ``basis="hat"`` (or clone with ``basis="hat"``).
+``method``); ``model.clone(n_steps=16, method=RK4)`` does the same by cloning. The attribute
+``basis`` is the basis at ``init`` only: every ODE block reads the basis of the
+:class:`basis_ode.BasisExpansion` it is given.
 
 The tagger: ``ODETransformerTagger(vocab_size, num_tags)`` is called as
 ``model.apply(variables, tokens, mask=valid, train=False)`` with integer ``tokens`` ``(batch, L)``
 and boolean ``valid`` ``(batch, L)`` (True at real tokens; None means all real); it has no
 ``batch_stats``, so ``variables = {"params": ...}`` and training needs no ``mutable``.
 
-Every ODE block keeps its unit's variables under the name ``basis_coeffs`` with a leading axis K
-in every collection (see :class:`basis_ode.ODEBlock`); :func:`basis_ode.compress` and
-:func:`basis_ode.refine_variables` rely on that name.
+Every ODE block keeps its unit's variables under the name ``basis_coeffs`` as a
+:class:`basis_ode.BasisExpansion` in every collection (see :class:`basis_ode.ODEBlock`);
+:func:`basis_ode.compress` and :func:`basis_ode.refine_variables` map every expansion they find.
 """
 
 from __future__ import annotations
@@ -43,9 +45,12 @@ from jaxtyping import Array, Bool, Float, Int
 
 from trainkit.internal import check_positive_int
 
+from ._bases import Basis, PiecewiseConstant
 from ._block import ODEBlock
-from ._integrate import resolve_unroll
+from ._integrate import EULER, ButcherTableau, resolve_unroll
 from ._units import PreActConvUnit, ResidualStitch, TransformerUnit, sinusoidal_positions
+
+__all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
 
 def count_params(params: Any) -> int:
@@ -137,26 +142,24 @@ class ConvODENet(_ConvBackbone):
     Attributes:
         num_classes: number of logits.
         width: width ``w`` of the first stage.
-        n_basis: K at ``init`` (afterwards read from the variables).
+        basis: the basis at ``init``, family and K (afterwards the variables' own).
         n_steps: default steps of every ODE block (None: ``n_steps = K``).
-        basis: basis family name.
-        method: default scheme ("euler", "midpoint", "rk4", "rk4_38").
+        method: default scheme, a :class:`basis_ode.ButcherTableau` (``EULER``, ``RK4``, ...).
         bn_momentum: BatchNorm momentum (Flax convention; 0.9 = PyTorch's 0.1).
         param_dtype: dtype of the parameters.
         unroll: unroll the depth loop of every block (True), keep one ``lax.scan`` (False), or
             None: unrolled on the CPU backend only, where XLA runs a convolution inside a loop
             body far slower (see :func:`basis_ode.odeint`). The result is the same either way.
 
-    Call: ``model.apply(variables, x, train=False, n_steps=None, scheme=None, basis=None)`` with
-    ``x`` NHWC; returns logits ``(batch, num_classes)``.
+    Call: ``model.apply(variables, x, train=False, n_steps=None, scheme=None)`` with ``x`` NHWC;
+    returns logits ``(batch, num_classes)``.
     """
 
     num_classes: int = 10
     width: int = 16
-    n_basis: int = 4
+    basis: Basis = PiecewiseConstant(4)
     n_steps: int | None = None
-    basis: str = "piecewise_constant"
-    method: str = "euler"
+    method: ButcherTableau = EULER
     bn_momentum: float = 0.9
     param_dtype: Any = jnp.float32
     unroll: bool | None = None
@@ -167,9 +170,8 @@ class ConvODENet(_ConvBackbone):
         )
         block = ODEBlock(
             unit=unit,
-            n_basis=self.n_basis,
-            n_steps=self.n_steps,
             basis=self.basis,
+            n_steps=self.n_steps,
             method=self.method,
             unroll=self.unroll,
             name=f"stage{i}",
@@ -183,11 +185,10 @@ class ConvODENet(_ConvBackbone):
         *,
         train: bool = False,
         n_steps: int | None = None,
-        scheme: str | None = None,
-        basis: str | None = None,
+        scheme: ButcherTableau | None = None,
     ) -> Float[Array, "batch num_classes"]:
         """Logits of a batch of NHWC images (see the class docstring for the overrides)."""
-        return self.run(x, train, n_steps=n_steps, scheme=scheme, basis=basis)
+        return self.run(x, train, n_steps=n_steps, scheme=scheme)
 
 
 class _ResidualBlock(nn.Module):
@@ -267,23 +268,22 @@ class ODETransformerTagger(nn.Module):
         vocab_size: number of token ids.
         num_tags: number of tags (logits per position).
         width: model width.
-        n_basis, n_steps, basis, method: as in :class:`ConvODENet`.
+        basis, n_steps, method: as in :class:`ConvODENet`.
         num_heads: attention heads (1 in the paper).
         param_dtype: dtype of the parameters.
         unroll: as in :class:`ConvODENet`.
 
-    Call: ``model.apply(variables, tokens, mask=None, train=False, n_steps=None, scheme=None,
-    basis=None)`` with ``tokens`` int ``(batch, L)`` and ``mask`` bool ``(batch, L)`` (True at real
+    Call: ``model.apply(variables, tokens, mask=None, train=False, n_steps=None, scheme=None)``
+    with ``tokens`` int ``(batch, L)`` and ``mask`` bool ``(batch, L)`` (True at real
     tokens); returns ``(batch, L, num_tags)`` logits.
     """
 
     vocab_size: int
     num_tags: int
     width: int = 128
-    n_basis: int = 4
+    basis: Basis = PiecewiseConstant(4)
     n_steps: int | None = None
-    basis: str = "piecewise_constant"
-    method: str = "euler"
+    method: ButcherTableau = EULER
     num_heads: int = 1
     param_dtype: Any = jnp.float32
     unroll: bool | None = None
@@ -296,8 +296,7 @@ class ODETransformerTagger(nn.Module):
         mask: Bool[Array, "batch length"] | None = None,
         train: bool = False,
         n_steps: int | None = None,
-        scheme: str | None = None,
-        basis: str | None = None,
+        scheme: ButcherTableau | None = None,
     ) -> Float[Array, "batch length num_tags"]:
         """Per-position tag logits (see the class docstring)."""
         vocab, tags, width = (
@@ -322,14 +321,13 @@ class ODETransformerTagger(nn.Module):
         )
         block = ODEBlock(
             unit=unit,
-            n_basis=self.n_basis,
-            n_steps=self.n_steps,
             basis=self.basis,
+            n_steps=self.n_steps,
             method=self.method,
             state_collections=(),
             unroll=self.unroll,
             name="encoder",
         )
-        x = block(x, train=train, n_steps=n_steps, scheme=scheme, basis=basis, mask=attn_mask)
+        x = block(x, train=train, n_steps=n_steps, scheme=scheme, mask=attn_mask)
         x = nn.LayerNorm(param_dtype=self.param_dtype, name="final_norm")(x)
         return nn.Dense(tags, param_dtype=self.param_dtype, name="head")(x)

@@ -36,12 +36,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import equinox as eqx
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from ._bases import Basis
-from ._integrate import least_squares_fit, odeint
+from ._integrate import EULER, ButcherTableau, least_squares_fit, odeint
+
+__all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
 #: Variables of one ODE block: ``{"params": coeffs, "batch_stats": coeffs}``, leaves ``(K, ...)``.
 BlockVariables = Mapping[str, Any]
@@ -74,20 +77,29 @@ def unit_field(
     Returns:
         ``field(theta, h)``: ``dh``, or ``(dh, delta)`` in the stateful training case.
     """
-    context = dict(context or {})
-    names = list(state_collections)
+    return _UnitField(unit, bool(train), tuple(state_collections), dict(context or {}))
 
-    def field(theta: BlockVariables, h: Any) -> Any:
-        if train and names:
-            dh, mutated = unit.apply(theta, h, train=True, mutable=names, **context)
+
+class _UnitField(eqx.Module):
+    """``(theta, h) -> dh`` of a Flax unit: the unit, ``train`` and the collection names static,
+    the context (e.g. an attention mask) a leaf, so :func:`basis_ode.odeint` compiles one
+    program per unit configuration and shapes rather than one per call."""
+
+    unit: nn.Module = eqx.field(static=True)
+    train: bool = eqx.field(static=True)
+    names: tuple[str, ...] = eqx.field(static=True)
+    context: dict[str, Any]
+
+    def __call__(self, theta: BlockVariables, h: Any) -> Any:
+        names = list(self.names)
+        if self.train and names:
+            dh, mutated = self.unit.apply(theta, h, train=True, mutable=names, **self.context)
             delta = {
                 c: jax.tree_util.tree_map(jnp.subtract, _strip(mutated[c]), _strip(theta[c]))
                 for c in names
             }
             return dh, delta
-        return unit.apply(theta, h, train=train, **context)
-
-    return field
+        return self.unit.apply(theta, h, train=self.train, **self.context)
 
 
 def fit_state(
@@ -96,7 +108,7 @@ def fit_state(
     stage_times: Any,
     deltas: Mapping[str, Any],
     *,
-    method: str,
+    method: ButcherTableau,
     ridge: float = 1e-6,
 ) -> dict[str, Any]:
     """Fit stage-wise state increments back onto the K nodes (anchored ridge least squares).
@@ -133,7 +145,7 @@ def solve_stateful(
     basis: Basis,
     *,
     n_steps: int,
-    method: str = "euler",
+    method: ButcherTableau = EULER,
     train: bool = False,
     ridge: float = 1e-6,
     context: Mapping[str, Any] | None = None,
@@ -147,7 +159,7 @@ def solve_stateful(
         variables: ``{"params": coeffs, <state collection>: coeffs, ...}``; every leaf ``(K, ...)``.
         basis: the basis of all coefficients (``basis.K == K``).
         n_steps: number of fixed steps (independent of K).
-        method: explicit scheme of :func:`basis_ode.odeint` ("euler", "midpoint", "rk4", "rk4_38").
+        method: explicit scheme of :func:`basis_ode.odeint` (a :class:`basis_ode.ButcherTableau`).
         train: batch statistics and a state update if True.
         ridge: ridge ``lambda`` of the state fit (see :func:`fit_state`).
         context: extra keyword arguments for the unit.

@@ -55,6 +55,10 @@ from trainkit import list_checkpoints as list_checkpoints
 from trainkit import load_latest_checkpoint as load_latest_checkpoint
 from trainkit.internal import check_label_space, takes_train_options, to_host
 
+from ._integrate import ButcherTableau
+
+__all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
+
 NonFiniteError = TrainingDiverged  # the former name of basis_ode's divergence error
 _RECIPES = ("sgd", "adam_rsqrt")
 
@@ -70,19 +74,19 @@ def _atomic_write(path: Any, data: bytes) -> None:  # kept for callers of the fo
 
 def step_schedule(
     learning_rate: float, steps_per_epoch: int, lr_drops: Sequence[int], factor: float = 0.1
-) -> Callable[[Array], Array]:
-    """``lr(s) = learning_rate * factor ** #{d in lr_drops : d * steps_per_epoch <= s}``."""
-    boundaries = jnp.asarray([int(d) * steps_per_epoch for d in lr_drops], dtype=jnp.int32)
+) -> optax.Schedule:
+    """``lr(s) = learning_rate * factor ** #{d in lr_drops : d * steps_per_epoch <= s}``, as an
+    ``optax.piecewise_constant_schedule`` (a drop listed twice multiplies twice)."""
+    scales: dict[int, float] = {}
+    for d in lr_drops:
+        b = int(d) * int(steps_per_epoch)
+        scales[b] = scales.get(b, 1.0) * factor
+    return optax.piecewise_constant_schedule(learning_rate, scales)
 
-    def schedule(step):
-        n = jnp.sum(jnp.asarray(step) >= boundaries) if len(lr_drops) else 0
-        return learning_rate * factor ** jnp.asarray(n, jnp.float32)
 
-    return schedule
-
-
-def rsqrt_schedule(learning_rate: float, warmup_steps: int) -> Callable[[Array], Array]:
-    """``lr(s) = learning_rate * min((s + 1) / warmup, sqrt(warmup / (s + 1)))``."""
+def rsqrt_schedule(learning_rate: float, warmup_steps: int) -> optax.Schedule:
+    """``lr(s) = learning_rate * min((s + 1) / warmup, sqrt(warmup / (s + 1)))``: linear warm-up,
+    then inverse-square-root decay (an optax schedule: a function of the step count)."""
     if warmup_steps < 1:
         raise ValueError(f"warmup_steps must be >= 1, got {warmup_steps}.")
 
@@ -91,6 +95,22 @@ def rsqrt_schedule(learning_rate: float, warmup_steps: int) -> Callable[[Array],
         return learning_rate * jnp.minimum(s / warmup_steps, jnp.sqrt(warmup_steps / s))
 
     return schedule
+
+
+def _sgd(learning_rate, momentum, weight_decay):
+    return optax.chain(
+        optax.add_decayed_weights(weight_decay),
+        optax.trace(decay=momentum),
+        optax.scale_by_learning_rate(learning_rate),
+    )
+
+
+def _adamw(learning_rate, weight_decay):
+    return optax.chain(
+        optax.scale_by_adam(b1=0.9, b2=0.98, eps=1e-9),
+        optax.add_decayed_weights(weight_decay),
+        optax.scale_by_learning_rate(learning_rate),
+    )
 
 
 def make_optimizer(
@@ -103,31 +123,53 @@ def make_optimizer(
     lr_drops: Sequence[int] = (),
     lr_factor: float = 0.1,
     warmup_steps: int = 8000,
-) -> tuple[optax.GradientTransformation, Callable[[Array], Array]]:
-    """A training recipe as ``(direction, schedule)``; the update is ``-schedule(step) *
-    direction`` (the module docstring gives both recipes).
+) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """A training recipe by name: ``(optimizer, schedule)``, both optax objects.
+
+    The optimizer is ``optax.inject_hyperparams`` of the recipe's chain, so its learning rate is
+    a hyperparameter in the state: the training step sets it to ``schedule(global_step)`` before
+    every update (:func:`set_learning_rate`), and rebuilding the state after a refinement does
+    not restart the schedule. The recipes (the module docstring gives the maths):
+
+    - ``"sgd"``: ``chain(add_decayed_weights(wd), trace(momentum), scale_by_learning_rate)``
+      with ``wd = 5e-4`` and :func:`step_schedule` (``optax.piecewise_constant_schedule``);
+    - ``"adam_rsqrt"``: ``chain(scale_by_adam(0.9, 0.98, 1e-9), add_decayed_weights(0.1),
+      scale_by_learning_rate)`` with :func:`rsqrt_schedule`.
+
+    The name is the edge (command line, run files); code that builds its own optimizer passes
+    any ``optax.inject_hyperparams`` transformation with a ``learning_rate`` hyperparameter.
 
     Arguments:
-        recipe: ``"sgd"`` (momentum SGD with L2 weight decay 5e-4 and a step schedule) or
-            ``"adam_rsqrt"`` (AdamW, betas (0.9, 0.98), eps 1e-9, decoupled decay 0.1, warm-up
-            then rsqrt decay).
+        recipe: ``"sgd"`` or ``"adam_rsqrt"``.
         learning_rate: the peak learning rate ``lr0``.
         steps_per_epoch: converts the epoch boundaries of ``lr_drops`` into steps.
+        momentum, weight_decay, lr_drops, lr_factor, warmup_steps: the recipe's options.
 
     Returns:
-        ``direction``: an optax transformation without the learning rate; ``schedule(step)``.
+        ``(optimizer, schedule)``.
     """
+    lr0 = jnp.float32(learning_rate)
     if recipe == "sgd":
         wd = 5e-4 if weight_decay is None else weight_decay
-        direction = optax.chain(optax.add_decayed_weights(wd), optax.trace(decay=momentum))
-        return direction, step_schedule(learning_rate, steps_per_epoch, lr_drops, lr_factor)
+        opt = optax.inject_hyperparams(_sgd, static_args=("momentum", "weight_decay"))(
+            learning_rate=lr0, momentum=momentum, weight_decay=wd
+        )
+        return opt, step_schedule(learning_rate, steps_per_epoch, lr_drops, lr_factor)
     if recipe == "adam_rsqrt":
         wd = 0.1 if weight_decay is None else weight_decay
-        direction = optax.chain(
-            optax.scale_by_adam(b1=0.9, b2=0.98, eps=1e-9), optax.add_decayed_weights(wd)
+        opt = optax.inject_hyperparams(_adamw, static_args=("weight_decay",))(
+            learning_rate=lr0, weight_decay=wd
         )
-        return direction, rsqrt_schedule(learning_rate, warmup_steps)
+        return opt, rsqrt_schedule(learning_rate, warmup_steps)
     raise ValueError(f"recipe must be one of {_RECIPES}, got {recipe!r}.")
+
+
+def set_learning_rate(opt_state: Any, learning_rate: Any) -> Any:
+    """``opt_state`` of an ``optax.inject_hyperparams`` optimizer with its learning rate set
+    (cast to the stored dtype, so the state keeps its structure and dtypes)."""
+    old = opt_state.hyperparams["learning_rate"]
+    lr = jnp.asarray(learning_rate).astype(jnp.asarray(old).dtype)
+    return opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr})
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,7 +343,7 @@ def _cross_entropy(logits, targets, weights):
     return jnp.sum(ce * weights), jnp.sum(correct * weights), jnp.sum(weights)
 
 
-def _with_solver(model, n_steps: int | None, method: str | None):
+def _with_solver(model, n_steps: int | None, method: ButcherTableau | None):
     updates = {}
     if n_steps is not None:
         if int(n_steps) < 1:
@@ -345,7 +387,7 @@ def accuracy(
     *,
     lengths: Int[Array, " batch"] | None = None,
     n_steps: int | None = None,
-    method: str | None = None,
+    method: ButcherTableau | None = None,
     batch_size: int = 500,
 ) -> float:
     """Accuracy of ``model`` in eval mode: ``mean(argmax logits == ys)`` over the real targets.
@@ -354,8 +396,9 @@ def accuracy(
         model, variables: the Flax module and its variables (any K: it is read from the shapes).
         xs, ys: images (N, H, W, C) and labels (N,), or tokens and tags (N, T) with ``lengths``.
         lengths: (N,) sentence lengths for tagging; positions ``>= length`` are not counted.
-        n_steps, method: override the ODE solver of every block (integration steps, scheme)
-            without retraining; ``None`` keeps the model's own.
+        n_steps, method: override the ODE solver of every block (integration steps, a
+            :class:`basis_ode.ButcherTableau` such as ``RK4``) without retraining; ``None`` keeps
+            the model's own.
         batch_size: evaluation batch size (memory only; the result does not depend on it).
 
     Returns:
@@ -388,11 +431,11 @@ def _model_config(model) -> dict[str, str]:
 
 
 def block_K(variables: Any) -> int | None:
-    """K of the ODE blocks: the leading axis of the leaves under ``basis_coeffs`` (None if none)."""
-    for path, leaf in jax.tree_util.tree_leaves_with_path(variables.get("params", variables)):
-        if any(getattr(p, "key", None) == "basis_coeffs" for p in path):
-            return int(leaf.shape[0])
-    return None
+    """K of the ODE blocks: the leading axis of their expansions (None if there are none)."""
+    from ._expansion import basis_of
+
+    basis = basis_of(variables)
+    return None if basis is None else basis.K
 
 
 def _refine_model(model, variables):
@@ -401,11 +444,8 @@ def _refine_model(model, variables):
 
     K = block_K(variables)
     n_steps = int(model.n_steps) if model.n_steps is not None else K
-    new_variables, new_basis = refine_variables(variables, model.basis)
-    updates = {"n_steps": 2 * n_steps}
-    if hasattr(model, "n_basis"):
-        updates["n_basis"] = int(new_basis.K)
-    return model.clone(**updates), new_variables
+    new_variables, new_basis = refine_variables(variables)
+    return model.clone(n_steps=2 * n_steps, basis=new_basis), new_variables
 
 
 @functools.lru_cache(maxsize=16)
@@ -444,7 +484,7 @@ class _Step:
     augment: Any
 
     def __call__(self, state, batch, key, step, hyper):
-        direction, schedule = make_optimizer(self.recipe, **dict(self.opt_key))
+        optimizer, schedule = make_optimizer(self.recipe, **dict(self.opt_key))
         params, model_state = state["params"], state["model_state"]
         inputs = batch[0] if self.augment is None else self.augment(key, batch[0])
         full = (inputs, *batch[1:])
@@ -461,9 +501,9 @@ class _Step:
         finite = jnp.isfinite(loss)
         for g in jax.tree.leaves(grads):
             finite = finite & jnp.all(jnp.isfinite(g))
-        updates, new_opt = direction.update(grads, state["opt_state"], params)
-        lr = schedule(step)
-        new_params = jax.tree.map(lambda p, u: p - (lr * u).astype(p.dtype), params, updates)
+        opt_state = set_learning_rate(state["opt_state"], schedule(step))
+        updates, new_opt = optimizer.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
         metrics = {"loss_sum": loss * count, "correct": correct, "count": count, "finite": finite}
         return {"params": new_params, "opt_state": new_opt, "model_state": new_state}, metrics
 
@@ -471,7 +511,7 @@ class _Step:
 @dataclasses.dataclass(frozen=True, eq=False)
 class _OdeTask:
     """basis_ode's model, recipe and data for :func:`trainkit.train`. ``meta["model_updates"]``
-    holds the fields (``n_steps``, ``n_basis``) refinements changed."""
+    holds what refinements changed (``n_steps``, and ``K`` of the basis)."""
 
     model: Any
     arrays: tuple
@@ -494,7 +534,9 @@ class _OdeTask:
         return self.options
 
     def model_of(self, meta: dict):
-        updates = meta.get("model_updates")
+        updates = dict(meta.get("model_updates") or {})
+        if "K" in updates:  # JSON-able meta: the refined basis as its K
+            updates["basis"] = type(self.model.basis)(int(updates.pop("K")))
         return self.model.clone(**updates) if updates else self.model
 
     def _direction(self):
@@ -533,7 +575,7 @@ class _OdeTask:
             return state, meta
         host = to_host({"params": state["params"], **state["model_state"]})
         model, variables = _refine_model(self.model_of(meta), host)
-        updates = {k: getattr(model, k) for k in ("n_steps", "n_basis") if hasattr(model, k)}
+        updates = {"n_steps": model.n_steps, "K": model.basis.K}
         return self._state(variables), {**meta, "model_updates": updates}
 
     def evaluate(self, state, meta):

@@ -8,6 +8,8 @@ from typing import Any
 
 from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 
+__all__: list[str] = []  # shared by the basis_ode modules; not part of the public API
+
 #: A coefficient pytree: every leaf has shape ``(K, ...)``.
 Coefficients = PyTree[Float[Array, "K ..."]]
 #: A parameter pytree of the unit, i.e. one coefficient slice ``theta(t)`` (leaves ``(...)``).

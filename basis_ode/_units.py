@@ -28,6 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
+__all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
+
 #: Padding of a 3x3 convolution as in the reference (one pixel on each side, also with stride 2).
 _PAD1 = ((1, 1), (1, 1))
 

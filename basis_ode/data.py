@@ -47,6 +47,29 @@ from trainkit.internal import check_int as _check_int
 
 PathLike = str | os.PathLike
 
+__all__ = [
+    "FASHION_MNIST_ROOT",
+    "FOOLBOX_WHEEL_SHA256",
+    "SYNTHETIC_TAGS",
+    "SYNTHETIC_VOCAB",
+    "SYNTHETIC_WORDS",
+    "Splits",
+    "TaggingSplits",
+    "augment",
+    "batches",
+    "epoch_order",
+    "load_cifar10",
+    "load_digits",
+    "load_fashion_mnist",
+    "load_npz",
+    "load_ud",
+    "read_conllu",
+    "read_foolbox_samples",
+    "read_idx",
+    "read_tagged_text",
+    "synthetic_tagging",
+]
+
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 """Where Debian's ``dataset-fashion-mnist`` package puts the four IDX files."""
 

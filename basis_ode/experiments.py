@@ -1,8 +1,14 @@
 """Experiment pipelines of ``python -m basis_ode``, importable: train a ConvODENet on images,
-compress a trained run without retraining, train the ODE transformer tagger, and the digits demo
-(refinement K = n_steps = 1 -> 8, then compression to K/2 and K/4).
+compress a trained run without retraining (the compression sweep, with its latency timing,
+files and plots), train the ODE transformer tagger, and the digits demo (refinement
+K = n_steps = 1 -> 8, then compression to K/2 and K/4).
 
-The command line (``basis_ode.__main__``) only parses arguments and calls these functions. A
+These drivers read and write files, time and plot; the mathematics they call is the pure
+library (``basis_ode.compress``, ``basis_ode.fit``, ``basis_ode.odeint``, ...), which imports
+none of this (``import basis_ode`` loads no matplotlib). They take objects, as the library does:
+a basis such as ``Hat(4)`` and a scheme such as ``RK4``; names are turned into objects by the
+command line (``basis_ode.__main__``, with ``basis_by_name`` and ``scheme_by_name``), which
+only parses arguments and calls these functions. A
 trained run (``train_images``, ``train_tagger``) writes, into its output folder ``out``, the
 files both packages write:
 
@@ -29,6 +35,33 @@ import numpy as np
 
 from trainkit import CLIError, atomic_write_text, markdown_table, start_afresh, write_if_changed
 from trainkit.internal import limit_splits
+
+from ._bases import Basis, PiecewiseConstant
+from ._expansion import basis_of
+from ._integrate import EULER, ButcherTableau, scheme_name
+from ._sweep import compression_sweep
+
+__all__ = [
+    "IMAGE_DATA",
+    "RUN_FILES",
+    "block_K",
+    "check_run_data",
+    "compress_run",
+    "compression_sweep",
+    "demo",
+    "demo_plots",
+    "load_images",
+    "load_run",
+    "num_classes",
+    "rows_markdown",
+    "synthetic_tagging_splits",
+    "train_images",
+    "train_tagger",
+    "write_run",
+]
+
+_IMAGE_BASIS = PiecewiseConstant(4)  # the default initial basis of train_images
+_TAGGER_BASIS = PiecewiseConstant(16)  # and of train_tagger
 
 IMAGE_DATA = ("digits", "fashion_mnist", "cifar10", "npz")
 """The image data sets of ``train`` (``npz``: your own arrays, see ``data.load_npz``)."""
@@ -126,13 +159,11 @@ def num_classes(splits: Any) -> int:
 
 
 def block_K(variables: Any) -> int:
-    """K of the ODE blocks: the leading axis of the leaves under ``basis_coeffs``."""
-    import jax
-
-    for path, leaf in jax.tree_util.tree_leaves_with_path(variables["params"]):
-        if any(getattr(p, "key", None) == "basis_coeffs" for p in path):
-            return int(leaf.shape[0])
-    raise ValueError("no ODE block (no 'basis_coeffs' entry) in these variables.")
+    """K of the ODE blocks: the leading axis of their expansions (``basis_of(variables).K``)."""
+    basis = basis_of(variables)
+    if basis is None:
+        raise ValueError("no ODE block (no basis expansion) in these variables.")
+    return basis.K
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,7 +199,17 @@ def _fit_files(out: Path | None, resume: bool) -> dict[str, Any]:
 
 
 def _model_config(model: Any, names: Sequence[str]) -> dict[str, Any]:
-    return {k: getattr(model, k) for k in names}
+    """The model's configuration for ``result.json``: objects by their names (a basis by its
+    family name, its K is the result's ``K``; a scheme by its name)."""
+
+    def as_json(value: Any) -> Any:
+        if isinstance(value, Basis):
+            return value.name
+        if isinstance(value, ButcherTableau):
+            return scheme_name(value)
+        return value
+
+    return {k: as_json(getattr(model, k)) for k in names}
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,10 +221,9 @@ def train_images(
     *,
     data_name: str = "digits",
     width: int = 16,
-    K: int = 4,
+    basis: Basis = _IMAGE_BASIS,
     n_steps: int | None = None,
-    basis: str = "piecewise_constant",
-    method: str = "euler",
+    method: ButcherTableau = EULER,
     epochs: int = 10,
     batch_size: int = 128,
     learning_rate: float = 0.1,
@@ -200,6 +240,8 @@ def train_images(
 ) -> dict[str, Any]:
     """Train a ConvODENet on ``splits`` with the SGD recipe; evaluate on validation and test.
 
+    ``basis`` (family and K, e.g. ``PiecewiseConstant(4)``) is the initial basis (refinement at
+    ``refine_at`` doubles it), ``method`` the scheme (``EULER``, ``RK4``, ...).
     ``result.json`` records the data set, its file (``data_path``), the split seed and
     validation fraction and the image shape, so that ``compress`` evaluates the model on the
     same data and refuses data of another kind. A best validation accuracy within noise of the
@@ -213,9 +255,9 @@ def train_images(
     from ._train import accuracy, fit
     from .data import augment as augment_fn
 
-    names = ("num_classes", "width", "n_basis", "n_steps", "basis", "method")
-    model = ConvODENet(num_classes=num_classes(splits), width=width, n_basis=K, n_steps=n_steps,
-                       basis=basis, method=method)  # fmt: skip
+    names = ("num_classes", "width", "n_steps", "basis", "method")
+    model = ConvODENet(num_classes=num_classes(splits), width=width, basis=basis,
+                       n_steps=n_steps, method=method)  # fmt: skip
     out = None if out is None else Path(out)
     variables, history = fit(
         model, splits.train, epochs=epochs, batch_size=min(batch_size, len(splits.train[0])),
@@ -319,10 +361,10 @@ def compress_run(
     data_path: str | None = None,
     limit: int | None = None,
     split: str = "test",
-    bases: Sequence[str] = ("piecewise_constant",),
+    bases: Sequence[type[Basis]] = (PiecewiseConstant,),
     Ks: Sequence[int] = (8, 4),
     n_steps_list: Sequence[int] = (4, 8),
-    methods: Sequence[str] = ("euler",),
+    methods: Sequence[ButcherTableau] = (EULER,),
     out: str | Path | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
@@ -332,8 +374,6 @@ def compress_run(
     The data set and split seed are the run's (``run/result.json``) unless ``data_name`` is
     given. Writes the sweep's table and plots to ``out`` (default ``run/compress``).
     """
-    from ._compress import compression_sweep
-
     run = Path(run)
     model, variables, splits = load_run(run, data_name=data_name, data_path=data_path,
                                         limit=limit)  # fmt: skip
@@ -382,16 +422,14 @@ def _tagging_data(conllu: Sequence[str] | None, sentences: int, seed: int) -> tu
 
 
 def _compressed_rows(model: Any, variables: Any, test: tuple, compress_to: Sequence[int]):
-    from ._bases import basis_by_name
     from ._compress import compress
     from ._train import accuracy
 
-    K_full = block_K(variables)
-    src = basis_by_name(model.basis, K_full)
+    src = basis_of(variables)
+    K_full = src.K
     rows = []
     for K in [K_full] + [k for k in compress_to if k != K_full]:
-        vs = variables if K == K_full else compress(variables, basis_by_name(model.basis, K),
-                                                    src_basis=src)  # fmt: skip
+        vs = variables if K == K_full else compress(variables, type(src)(K))
         acc = accuracy(model, vs, test[0], test[1], lengths=test[2])
         rows.append({"K": K, "n_steps": model.n_steps or K_full, "test_accuracy": acc})
     return rows
@@ -402,10 +440,9 @@ def train_tagger(
     conllu: Sequence[str] | None = None,
     sentences: int = 2000,
     width: int = 32,
-    K: int = 16,
+    basis: Basis = _TAGGER_BASIS,
     n_steps: int | None = None,
-    basis: str = "piecewise_constant",
-    method: str = "euler",
+    method: ButcherTableau = EULER,
     refine_at: Sequence[int] = (),
     epochs: int = 10,
     batch_size: int = 64,
@@ -429,8 +466,8 @@ def train_tagger(
 
     train, dev, test, vocab_size, num_tags = _tagging_data(conllu, sentences, seed)
     model = ODETransformerTagger(
-        vocab_size=vocab_size, num_tags=num_tags, width=width, n_basis=K, n_steps=n_steps,
-        basis=basis, method=method,
+        vocab_size=vocab_size, num_tags=num_tags, width=width, basis=basis, n_steps=n_steps,
+        method=method,
     )  # fmt: skip
     out = None if out is None else Path(out)
     variables, history = fit(
@@ -488,7 +525,6 @@ def demo(
     Returns:
         ``{"summary", "rows", "model", "variables", "splits"}``.
     """
-    from ._compress import compression_sweep
     from ._model_io import save_model
     from ._models import ConvODENet, count_params
     from ._train import fit
@@ -499,7 +535,8 @@ def demo(
     splits = load_images("digits", seed=seed, limit=limit)
     refine_at = _quarters(epochs) if refine_at is None else tuple(refine_at)
     variables, history = fit(
-        ConvODENet(num_classes=10, width=width, n_basis=1, n_steps=1), splits.train,
+        ConvODENet(num_classes=10, width=width, basis=PiecewiseConstant(1), n_steps=1),
+        splits.train,
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
         validation=splits.validation, recipe="sgd", refine_at=refine_at,
         lr_drops=(max(epochs - 1, 1),), return_params="last", progress=progress,
@@ -509,10 +546,10 @@ def demo(
     save_model(out / "model.npz", model, variables)
     t_train = time.perf_counter() - t_start
     rows = compression_sweep(
-        model, variables, splits.test, bases=[model.basis],
+        model, variables, splits.test, bases=[type(basis_of(variables))],
         Ks=sorted({max(K // 2, 1), max(K // 4, 1)} - {K}, reverse=True),
         n_steps_list=list(n_steps_list or sorted({max(K // 4, 1), max(K // 2, 1), K})),
-        methods=["euler"], out_dir=out, progress=progress,
+        methods=[EULER], out_dir=out, progress=progress,
     )  # fmt: skip
     hist = {k: v for k, v in history.items() if k != "model"}
     atomic_write_text(out / "history.json", json.dumps(hist, indent=2))

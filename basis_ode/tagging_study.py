@@ -299,16 +299,15 @@ def _quarters(epochs: int) -> list[int]:
 
 
 def _train_one(mode: str, seed: int, encoded: list, vocab_size: int, num_tags: int, cfg: dict):
-    from . import ODETransformerTagger, fit
+    from . import ODETransformerTagger, basis_by_name, fit
 
     K0 = 1 if mode == "refined" else cfg["K"]
     model = ODETransformerTagger(
         vocab_size=vocab_size,
         num_tags=num_tags,
         width=cfg["width"],
-        n_basis=K0,
+        basis=basis_by_name(cfg["basis"], K0),  # the configuration's name, at the edge
         n_steps=K0,
-        basis=cfg["basis"],
     )
     refine_at = _quarters(cfg["epochs"]) if mode == "refined" else []
     start = time.perf_counter()
@@ -601,7 +600,7 @@ def run_study(
                 "config": cfg,
                 "split_seed": split_seed,
                 "train_seconds": seconds,
-                "final_K": int(model.n_basis),
+                "final_K": int(model.basis.K),
                 "final_n_steps": int(model.n_steps),
                 "history": hist,
                 "rows": rows,
@@ -615,7 +614,7 @@ def run_study(
                     if r["compress"] == "trained" and r["n_steps"] == cfg["K"]
                 )
                 print(
-                    f"{mode} seed {seed}: K = {model.n_basis}, trained in {seconds:.0f} s, "
+                    f"{mode} seed {seed}: K = {model.basis.K}, trained in {seconds:.0f} s, "
                     f"test accuracy {100 * acc:.2f} %",
                     flush=True,
                 )

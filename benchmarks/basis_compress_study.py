@@ -4,7 +4,7 @@ For a trained model (a run folder of ``python -m basis_ode train``) and each tar
 relative error of the projection (``basis_ode.compression_residual``, closed form), the relative
 L2(0, 1) error of theta(t) of both methods (trainable parameters of all ODE blocks, on a
 512-point grid), and the test accuracy of both at every n_steps
-(``basis_ode.compression_sweep``). Writes ``study.json`` and ``study.md`` to ``--out``::
+(``basis_ode.experiments.compression_sweep``). Writes ``study.json`` and ``study.md`` to ``--out``::
 
     python -m benchmarks.basis_compress_study --run runs/bfm_s0 --Ks 4,2 --n-steps-list 2,4,8 \\
         --out docs/results/basis_ode/fmnist_cpu_refined_large/s0
@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 import basis_ode as bo
+from basis_ode.experiments import compression_sweep
 
 
 def _grid_values(basis: bo.Basis, n: int = 512) -> np.ndarray:
@@ -58,13 +59,13 @@ def theta_error(variables: Any, compressed: Any, src: bo.Basis, dst: bo.Basis) -
 
 def study(model, variables, data, *, Ks, n_steps_list, out_dir, progress=False) -> dict:
     """Residuals, theta errors and accuracies of both compression methods (see module doc)."""
-    src = bo.tagged_basis(variables)
+    src = bo.basis_of(variables)  # the expansions' own basis
     if src is None:
-        raise ValueError("the variables carry no basis tag; train them with this version.")
+        raise ValueError("the variables hold no basis expansion (no ODE block).")
     out_dir = Path(out_dir)
     rows = []
     for K in Ks:
-        dst = bo.basis_by_name(src.name, K)
+        dst = type(src)(K)
         r = bo.compression_residual(variables, dst)
         row = {"K": K, "residual": r}
         for m in ("project", "interpolate"):
@@ -74,11 +75,11 @@ def study(model, variables, data, *, Ks, n_steps_list, out_dir, progress=False) 
         rows.append(row)
     sweeps = {}
     for m in ("project", "interpolate"):
-        sweeps[m] = bo.compression_sweep(
+        sweeps[m] = compression_sweep(
             model,
             variables,
             data,
-            bases=[src.name],
+            bases=[type(src)],
             Ks=list(Ks),
             n_steps_list=n_steps_list,
             out_dir=out_dir / m,

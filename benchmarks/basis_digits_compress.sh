@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The measurements behind compress(method="auto"): on sklearn digits, a ConvODENet (width 8,
-# piecewise constant, K = n_steps = 8) trained directly and one trained by refinement 1 -> 8,
+# The measurements behind compress projecting by default: on sklearn digits, a ConvODENet
+# (width 8, piecewise constant, K = n_steps = 8) trained directly and one trained by refinement 1 -> 8,
 # each compressed to K = 4 and K = 2 by projection and by interpolation
 # (benchmarks/basis_compress_study.py). Results to $OUT (default
 # docs/results/basis_ode/compress_rule_digits).

@@ -3,7 +3,7 @@
 # -> 8 on the full 55k training set (SGD recipe: lr 0.1, momentum 0.9), then compressed without
 # retraining to K = 4 and K = 2 by projection and by interpolation and evaluated at n_steps 2, 4
 # and 8 on the 10k test images (benchmarks/basis_compress_study.py: accuracy, parameters,
-# latency, theta(t) errors, the compress(method="auto") choice). Results to $OUT.
+# latency, theta(t) errors of both methods). Results to $OUT.
 #
 # Sized for about 10 minutes on one H200: the earlier direct K = 8 run there took ~7 s an epoch
 # at K = 8 (4.4 ms per 256-image forward); 30 epochs with 20 at K = 8 plus the sweeps fit.

@@ -35,7 +35,7 @@ from ._common import compile_stats, loglog_slope, time_interleaved
 
 
 def _model_and_vars(K: int, *, width: int = 16, image: int = 32, seed: int = 0):
-    model = basis_ode.ConvODENet(num_classes=10, width=width, n_basis=K)
+    model = basis_ode.ConvODENet(num_classes=10, width=width, basis=basis_ode.PiecewiseConstant(K))
     x = jnp.zeros((1, image, image, 3), jnp.float32)
     variables = jax.jit(lambda k: model.init(k, x, train=False))(jax.random.key(seed))
     return model, variables
@@ -108,7 +108,7 @@ def bench_compile(n_steps_list, *, width: int = 64, K: int = 8, batch: int = 16)
         fns = {
             u: jax.jit(
                 lambda c, h, n=n, u=u: basis_ode.odeint(
-                    _mlp_field, h, c, basis, n_steps=n, method="rk4", unroll=u
+                    _mlp_field, h, c, basis, n_steps=n, method=basis_ode.RK4, unroll=u
                 )
             )
             for u in (False, True)
@@ -220,8 +220,12 @@ def bench_train_step(
         return f, (params, state, x, y), basis_ode.count_params(params)
 
     models = {
-        "jax_unrolled": basis_ode.ConvODENet(width=width, n_basis=K, unroll=True),
-        "jax_scan": basis_ode.ConvODENet(width=width, n_basis=K, unroll=False),
+        "jax_unrolled": basis_ode.ConvODENet(
+            width=width, basis=basis_ode.PiecewiseConstant(K), unroll=True
+        ),
+        "jax_scan": basis_ode.ConvODENet(
+            width=width, basis=basis_ode.PiecewiseConstant(K), unroll=False
+        ),
         "jax_resnet_unrolled": basis_ode.ResNet(width=width, n_blocks=K, unroll=True),
     }
     calls, meta = {}, {}
@@ -271,7 +275,9 @@ def bench_train_compile(
     for n in n_steps_list:
         row = {"n_steps": n}
         for u in (False, True):
-            model = basis_ode.ConvODENet(width=width, n_basis=n, unroll=u)
+            model = basis_ode.ConvODENet(
+                width=width, basis=basis_ode.PiecewiseConstant(n), unroll=u
+            )
             shapes = jax.eval_shape(lambda k, m=model: m.init(k, x, train=False), jax.random.key(0))
             v = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
@@ -324,7 +330,7 @@ def bench_change_of_basis(*, K_src: int = 16, K_dst: int = 8, subset: int = 2000
     basis_ode.change_of_basis(src, dst)  # warm the cache: time the mapping, as for the baseline
 
     def lib():
-        return basis_ode.compress(variables, dst, src_basis="piecewise_constant")
+        return basis_ode.compress(variables, dst)
 
     t_lib = time_interleaved({"lib": lib}, repeats=repeats)["lib"]
     # all block coefficient leaves, flattened to (entries, K)

@@ -98,3 +98,16 @@ def test_ensemble_benchmark_reports_the_median_repeat():
     text = "\n".join(markdown_lines(res))
     assert "| separate | 10.0 | 2.00 | 30.0 |" in text
     assert "median of 3 repeats" in text and "2.00x, 1.33x, 2.13x" in text
+
+
+def test_odeint_compile_benchmark_runs_and_reuses_the_program(tmp_path):
+    """``benchmarks.odeint_compile`` (few repeats): a repeated eager call is far cheaper than the
+    first (which compiles), and eager and jitted solves give the same numbers."""
+    from benchmarks.odeint_compile import main
+
+    res = main(["--repeats", "3", "--slow-repeats", "1", "--out", str(tmp_path / "oc")])
+    rows = res["rows"]
+    assert rows["eager_repeat"]["median_s"] < rows["eager_first"]["median_s"] / 10
+    assert rows["fresh_jit_closure"]["median_s"] > 10 * rows["eager_repeat"]["median_s"]
+    assert res["max_abs_diff_eager_vs_jitted"] == 0.0
+    assert (tmp_path / "oc.md").read_text().startswith("# odeint: eager calls")

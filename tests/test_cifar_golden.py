@@ -66,7 +66,7 @@ def test_foolbox_wheel_reader_and_the_cifar_model_path(tmp_path):
     np.testing.assert_allclose(x, images / 255.0, atol=1e-7)
     np.testing.assert_array_equal(y, labels)
 
-    model = basis_ode.ConvODENet(num_classes=10, width=4, n_basis=2)
+    model = basis_ode.ConvODENet(num_classes=10, width=4, basis=basis_ode.PiecewiseConstant(2))
     variables = model.init(jax.random.key(0), jnp.asarray(x[:2]))
     logits, updated = model.apply(variables, jnp.asarray(x), train=True, mutable=["batch_stats"])
     assert logits.shape == (20, 10) and bool(jnp.all(jnp.isfinite(logits)))

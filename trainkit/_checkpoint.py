@@ -254,7 +254,7 @@ class CheckpointStore:
             self.delete(step)
         items = {"state": ocp.args.StandardSave(serialization.to_state_dict(state))}
         if best is not None:
-            items["best"] = ocp.args.StandardSave(best)
+            items["best"] = ocp.args.StandardSave(serialization.to_state_dict(best))
         items["meta"] = ocp.args.JsonSave({"format": FORMAT, "step": step, **meta})
         if not self._manager.save(step, args=ocp.args.Composite(**items), force=True):
             raise RuntimeError(f"orbax did not write checkpoint step {step} in {self.directory}.")

@@ -303,8 +303,12 @@ def _carry_template(task: Task, meta: dict, members: int | None) -> dict:
     return {"train": train, "sums": sums, **flags}
 
 
-def _resumed(found: Any, mesh: Any, store: CheckpointStore, layout: str | None) -> Run:
+def _resumed(found: Any, mesh: Any, store: CheckpointStore, layout: str | None, task: Task) -> Run:
     step, meta, state, best = found
+    if best is not None:  # nested dicts as stored: back into the structure the task exports
+        from flax import serialization
+
+        best = serialization.from_state_dict(task.export(state["train"], meta["task"]), best)
     pos = meta["position"]
     run = Run(carry=_put_state(state, mesh, layout), meta=meta["task"])
     run.epoch, run.batch, run.step = pos["epoch"], pos["batch"], pos["step"]
@@ -350,7 +354,7 @@ def _start(
         raise
     if found is None:
         return store, _fresh(task, s.seed, mesh, s.seeds, _layout(s, mesh))
-    return store, _resumed(found, mesh, store, _layout(s, mesh))
+    return store, _resumed(found, mesh, store, _layout(s, mesh), task)
 
 
 def _check_run_state(meta: dict, state: Any, s: Settings, spe: int) -> str | None:

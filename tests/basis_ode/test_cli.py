@@ -62,10 +62,11 @@ def test_train_then_compress_commands(tmp_path):
          "--out", str(run), "--quiet"]
     )  # fmt: skip
     assert (run / "log.jsonl").exists() and (run / "history.json").exists()
-    assert result["model"]["n_basis"] == 1 and 0.0 <= result["test_accuracy"] <= 1.0
+    assert result["K"] == 1 and result["model"]["basis"] == "piecewise_constant"
+    assert 0.0 <= result["test_accuracy"] <= 1.0
     assert json.loads((run / "result.json").read_text())["test_accuracy"] == result["test_accuracy"]
     model, variables = basis_ode.load_model(run / "model.npz")
-    assert model.n_basis == 1 and model.basis == "piecewise_constant"
+    assert model.basis == basis_ode.PiecewiseConstant(1) and model.method is basis_ode.EULER
     xs, ys = basis_ode.data.load_digits(seed=0).test
     expected = accuracy(model, variables, xs[:64], ys[:64])
     assert result["test_accuracy"] == pytest.approx(expected, abs=1e-12)
@@ -180,3 +181,17 @@ def test_user_errors_exit_2_without_traceback(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
     assert "bad.npz" in proc.stderr
+
+
+def test_names_are_parsed_at_the_edge(tmp_path, capsys):
+    """Basis and scheme names become objects on the command line; a bad one exits 2 with a
+    line listing the valid names, before anything is trained."""
+    base = ["train", "--limit", "64", "--epochs", "1", "--out", str(tmp_path / "o")]
+    assert main([*base, "--basis", "splines"]) == 2
+    assert "unknown basis 'splines'; choose one of chebyshev, fourier, hat" in _error(capsys)
+    assert main([*base, "--method", "rk45"]) == 2
+    assert "unknown --method 'rk45'; choose one of euler, midpoint, rk4, rk4_38" in _error(capsys)
+    assert main([*base, "--basis", "piecewise_linear", "--K", "3"]) == 2
+    line = _error(capsys)
+    assert "--basis piecewise_linear --K 3" in line and "even" in line
+    assert not (tmp_path / "o").exists()

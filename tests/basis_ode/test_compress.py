@@ -5,46 +5,51 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from basis_ode import (
-    TAG,
+    EULER,
+    RK4,
+    BasisExpansion,
     ConvODENet,
     Hat,
     Legendre,
     PiecewiseConstant,
     accuracy,
+    basis_of,
     compress,
     compression_residual,
-    compression_sweep,
     count_params,
     refine_variables,
-    tagged_basis,
 )
+from basis_ode.experiments import compression_sweep
 
 from . import fill
 
 K = 4
-MODEL = ConvODENet(width=2, n_basis=K, param_dtype=jnp.float64)
+MODEL = ConvODENet(width=2, basis=PiecewiseConstant(K), param_dtype=jnp.float64)
 #: one jitted forward shared by all tests, so equal configurations compile once
-FWD = jax.jit(MODEL.apply, static_argnames=("train", "n_steps", "scheme", "basis"))
+FWD = jax.jit(MODEL.apply, static_argnames=("train", "n_steps", "scheme"))
 
 
 @pytest.fixture(scope="module")
 def trained():
     x = jnp.asarray(np.random.default_rng(2).standard_normal((6, 8, 8, 1)))
-    shapes = dict(jax.eval_shape(MODEL.init, jax.random.key(0), x))
-    tags = shapes.pop(TAG)  # filled apart, so the random fill of the rest is what it always was
-    v = fill(shapes)
-    v[TAG] = jax.tree_util.tree_map(lambda s: np.int32(K), tags)
+    v = fill(dict(jax.eval_shape(MODEL.init, jax.random.key(0), x)))
     return v, x
+
+
+def _keys(path):
+    """The dict keys of a pytree path (an expansion's ``.coeffs`` attribute step left out)."""
+    return tuple(p.key for p in path if hasattr(p, "key"))
 
 
 def _block_leaves(v):
     """{path: leaf} of every ODE-block leaf (params and statistics)."""
     out = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(v)[0]:
-        keys = tuple(p.key for p in path)
+        keys = _keys(path)
         if "basis_coeffs" in keys:
             out[keys] = np.asarray(leaf)
     return out
@@ -52,15 +57,15 @@ def _block_leaves(v):
 
 def _other_leaves(v):
     return {
-        tuple(p.key for p in path): np.asarray(leaf)
+        _keys(path): np.asarray(leaf)
         for path, leaf in jax.tree_util.tree_flatten_with_path(v)[0]
-        if "basis_coeffs" not in tuple(p.key for p in path) and path[0].key != TAG
+        if "basis_coeffs" not in _keys(path)
     }
 
 
 def test_compress_to_the_same_basis_is_the_identity(trained):
     v, x = trained
-    same = compress(v, PiecewiseConstant(K), src_basis="piecewise_constant")
+    same = compress(v, PiecewiseConstant(K))
     for path, leaf in _block_leaves(v).items():
         np.testing.assert_allclose(_block_leaves(same)[path], leaf, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(FWD(same, x), FWD(v, x), rtol=1e-10, atol=1e-12)
@@ -70,7 +75,7 @@ def test_piecewise_constant_2k_to_k_averages_pairs(trained):
     """Projecting PiecewiseConstant(2K) onto PiecewiseConstant(K) averages node pairs,
     for the weights and the BatchNorm statistics alike; the rest of the model is untouched."""
     v, x = trained
-    small = compress(v, PiecewiseConstant(K // 2), src_basis="piecewise_constant")
+    small = compress(v, PiecewiseConstant(K // 2))
     got = _block_leaves(small)
     for path, leaf in _block_leaves(v).items():
         expected = 0.5 * (leaf[0::2] + leaf[1::2])
@@ -90,24 +95,21 @@ def test_piecewise_constant_2k_to_k_averages_pairs(trained):
 def test_compressed_model_runs_with_other_steps_and_schemes(trained):
     """Projected onto Legendre(3) (smooth in depth), Euler converges at order 1 to RK4."""
     v, x = trained
-    smooth = compress(v, Legendre(3), src_basis="piecewise_constant")
-    ref = FWD(smooth, x, n_steps=8, scheme="rk4", basis="legendre")
-    errs = [
-        float(jnp.max(jnp.abs(FWD(smooth, x, n_steps=n, scheme="euler", basis="legendre") - ref)))
-        for n in (4, 8)
-    ]
+    smooth = compress(v, Legendre(3))
+    ref = FWD(smooth, x, n_steps=8, scheme=RK4)
+    errs = [float(jnp.max(jnp.abs(FWD(smooth, x, n_steps=n, scheme=EULER) - ref))) for n in (4, 8)]
     assert 1.5 < errs[0] / errs[1] < 2.7, errs
 
 
 def test_refine_variables_preserves_the_function(trained):
     v, x = trained
-    fine, basis = refine_variables(v, "piecewise_constant")
+    fine, basis = refine_variables(v)
     assert basis == PiecewiseConstant(2 * K)
     for path, leaf in _block_leaves(v).items():
         np.testing.assert_array_equal(_block_leaves(fine)[path], np.repeat(leaf, 2, axis=0))
     # the same theta(t): same outputs with the same steps (each step reads the left cell)
     np.testing.assert_allclose(FWD(fine, x, n_steps=K), FWD(v, x), rtol=1e-12, atol=1e-12)
-    hat, hat2 = refine_variables(compress(v, Hat(3)), Hat(3))
+    hat, hat2 = refine_variables(compress(v, Hat(3)))
     assert hat2 == Hat(5)
     for leaf in _block_leaves(hat).values():
         np.testing.assert_allclose(leaf[1::2], 0.5 * (leaf[0:-1:2] + leaf[2::2]), rtol=1e-6)
@@ -119,8 +121,8 @@ def test_compress_rejects_bad_input(trained):
         compress(v, "hat")
     with pytest.raises(ValueError, match="project"):
         compress(v, Hat(2), method="nearest")
-    with pytest.raises(ValueError, match="K = 3"):
-        compress(v, Hat(2), src_basis=PiecewiseConstant(3))
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        compress(v, Hat(2), src_basis=PiecewiseConstant(4))  # the source is each expansion's
     with pytest.raises(ValueError, match="no ODE block"):
         compress({"params": {"dense": {"kernel": jnp.ones((2, 2))}}}, Hat(2))
 
@@ -136,7 +138,7 @@ def test_compression_sweep_writes_table_and_plots(trained, tmp_path):
         bases=["piecewise_linear"],
         Ks=[2, 3, 4],
         n_steps_list=[4],
-        methods=["euler"],
+        methods=[EULER],
         out_dir=tmp_path,
         batch_size=4,
         repeats=2,
@@ -167,49 +169,84 @@ def test_compression_sweep_writes_table_and_plots(trained, tmp_path):
 
 
 def test_variables_know_their_basis(trained):
-    """compress/refine rewrite the tag; the model then evaluates the coefficients in that basis
-    whatever its own attribute says, and an explicit contradicting basis is refused."""
+    """compress/refine return expansions in their new basis; the model evaluates the
+    coefficients in that basis whatever its own ``basis`` attribute says (init only)."""
     v, x = trained
-    assert tagged_basis(v) == PiecewiseConstant(K)
+    assert basis_of(v) == PiecewiseConstant(K)
     small = compress(v, Legendre(2), method="project")
-    assert tagged_basis(small) == Legendre(2)
-    assert set(small[TAG]) == {"stage0", "stage1", "stage2"}
-    assert all(list(t) == ["legendre_K2"] for t in small[TAG].values())
-    as_legendre = MODEL.clone(basis="legendre").apply(small, x)
-    # MODEL says piecewise_constant; the tag makes it read the coefficients as Legendre
-    np.testing.assert_allclose(FWD(small, x), as_legendre, rtol=1e-12, atol=1e-12)
-    labels = np.asarray(jnp.argmax(as_legendre, -1))
+    assert basis_of(small) == Legendre(2)
+    for c in ("params", "batch_stats"):
+        for stage in ("stage0", "stage1", "stage2"):
+            e = small[c][stage]["basis_coeffs"]
+            assert isinstance(e, BasisExpansion) and e.basis == Legendre(2) and e.K == 2
+    # span(Legendre(2)) = span(Hat(2)) = the linear functions: the exact change of basis gives
+    # the same theta(t), so the same logits, though the coefficients differ (to the rounding of
+    # the BatchNorm statistics, which Flax keeps in float32; misread, they would differ by O(1)).
+    as_hat = compress(small, Hat(2))
+    assert basis_of(as_hat) == Hat(2)
+    assert not np.allclose(
+        as_hat["params"]["stage0"]["basis_coeffs"].coeffs["Conv_0"]["kernel"],
+        small["params"]["stage0"]["basis_coeffs"].coeffs["Conv_0"]["kernel"],
+    )
+    for n in (2, 5):
+        np.testing.assert_allclose(
+            FWD(as_hat, x, n_steps=n), FWD(small, x, n_steps=n), rtol=1e-6, atol=1e-6
+        )
+    labels = np.asarray(jnp.argmax(FWD(small, x), -1))
     assert accuracy(MODEL, small, x, labels) == 1.0
-    with pytest.raises(ValueError, match=r"Legendre\(K=2\).*Hat\(K=2\)"):
-        FWD(small, x, basis="hat")
-    with pytest.raises(ValueError, match=r"Legendre\(K=2\).*PiecewiseConstant\(K=2\)"):
-        compress(small, Hat(2), src_basis="piecewise_constant")
-    with pytest.raises(ValueError, match=r"Legendre\(K=2\).*PiecewiseConstant\(K=2\)"):
-        refine_variables(small, "piecewise_constant")
-    # a second compress reads the tag: Legendre(2) -> Legendre(3) is exact (nested spaces)
+    # a second compress reads the expansions: Legendre(2) -> Legendre(3) is exact (nested spaces)
     again = compress(small, Legendre(3))
     np.testing.assert_allclose(
         FWD(again, x, n_steps=4), FWD(small, x, n_steps=4), rtol=1e-10, atol=1e-12
     )
     fine, b = refine_variables(small)
-    assert b == tagged_basis(fine) == Legendre(4)
+    assert b == basis_of(fine) == Legendre(4)
+    mixed = {**small, "batch_stats": compress(v, Hat(2))["batch_stats"]}
+    with pytest.raises(ValueError, match=r"Hat\(K=2\).*Legendre\(K=2\)"):
+        refine_variables(mixed)
 
 
-def test_tag_survives_jit_and_a_generic_save_and_load(trained):
-    from flax import serialization
+def test_expansions_survive_jit_vmap_optax_and_orbax(trained, tmp_path):
+    """The basis rides along every pytree transformation: jit, vmap over another axis, an optax
+    update and an orbax checkpoint round trip all return expansions in the same basis."""
+    import orbax.checkpoint as ocp
 
     v, x = trained
     small = compress(v, Hat(3))
-    back = serialization.msgpack_restore(serialization.msgpack_serialize(small))
-    assert tagged_basis(back) == Hat(3)
-    np.testing.assert_array_equal(jax.jit(MODEL.apply)(back, x), FWD(small, x, basis="hat"))
-    bad = {**back, TAG: {k: {"hat_K4": np.int32(4)} for k in back[TAG]}}
-    with pytest.raises(ValueError, match="K = 4 but the coefficients have K = 3"):
-        FWD(bad, x)
-    untagged = {c: t for c, t in v.items() if c != TAG}
-    with pytest.raises(ValueError, match="no basis tag"):
-        compress(untagged, Hat(2))
-    assert tagged_basis(compress(untagged, Hat(2), src_basis="piecewise_constant")) is None
+    out = jax.jit(lambda t: t)(small)
+    assert basis_of(out) == Hat(3)
+    np.testing.assert_array_equal(FWD(out, x), FWD(small, x))
+    e = small["params"]["stage0"]["basis_coeffs"]
+    pair = jax.tree_util.tree_map(lambda a: jnp.stack([a, 2 * a], axis=1), e)  # axis 1: a batch
+    assert pair.basis == Hat(3)
+    thetas = jax.vmap(lambda c: c(0.25), in_axes=1)(pair)  # each c: an expansion in Hat(3)
+    np.testing.assert_allclose(
+        thetas["Conv_0"]["kernel"][1], 2 * e(0.25)["Conv_0"]["kernel"], rtol=1e-12
+    )
+    opt = optax.sgd(0.1)
+    grads = jax.tree_util.tree_map(jnp.ones_like, small["params"])
+    updates, _ = opt.update(grads, opt.init(small["params"]), small["params"])
+    stepped = optax.apply_updates(small["params"], updates)
+    assert basis_of(stepped) == Hat(3)
+    np.testing.assert_allclose(
+        stepped["stage1"]["basis_coeffs"].coeffs["Conv_1"]["kernel"],
+        small["params"]["stage1"]["basis_coeffs"].coeffs["Conv_1"]["kernel"] - 0.1,
+        rtol=1e-12,
+    )
+    with ocp.StandardCheckpointer() as ckpt:
+        ckpt.save(tmp_path / "ckpt", small)
+        ckpt.wait_until_finished()
+        back = ckpt.restore(tmp_path / "ckpt", jax.eval_shape(lambda: small))
+    assert basis_of(back) == Hat(3)
+    np.testing.assert_array_equal(FWD(back, x), FWD(small, x))
+    # flax's state dicts (msgpack; trainkit's checkpoints) restore into a template
+    from flax import serialization
+
+    raw = serialization.msgpack_serialize(serialization.to_state_dict(small))
+    assert "coeffs" in serialization.msgpack_restore(raw)["params"]["stage0"]["basis_coeffs"]
+    again = serialization.from_bytes(jax.eval_shape(lambda: small), raw)
+    assert basis_of(again) == Hat(3)
+    np.testing.assert_array_equal(FWD(again, x), FWD(small, x))
 
 
 def _residual_by_quadrature(v, src, dst, n=4000):
@@ -232,11 +269,11 @@ def test_compression_residual_is_the_projection_error(trained):
     v, x = trained
     dst = PiecewiseConstant(K // 2)
     r_indep = compression_residual(v, dst)
-    assert r_indep == pytest.approx(_residual_by_quadrature(v, tagged_basis(v), dst), rel=1e-3)
+    assert r_indep == pytest.approx(_residual_by_quadrature(v, basis_of(v), dst), rel=1e-3)
     assert 0.3 < r_indep < 0.7  # independent N(0, 0.3^2) layers: about 1 - 2/4
     hat = Hat(3)
     assert compression_residual(v, hat) == pytest.approx(
-        _residual_by_quadrature(v, tagged_basis(v), hat), rel=1e-3
+        _residual_by_quadrature(v, basis_of(v), hat), rel=1e-3
     )
     smooth, _ = refine_variables(compress(v, dst))  # pairs of equal layers
     assert compression_residual(smooth, dst) < 1e-12

@@ -2,6 +2,7 @@
 
 from fractions import Fraction
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,7 +32,8 @@ def test_convergence_order(method, order):
     exact = np.asarray(_H0) * np.exp(0.5)
     errs = []
     for n in ns:
-        h1 = bo.odeint(_linear_field, _H0, _C, bo.Legendre(3), n_steps=n, method=method)
+        scheme = bo.scheme_by_name(method)  # the edge: a name -> its ButcherTableau
+        h1 = bo.odeint(_linear_field, _H0, _C, bo.Legendre(3), n_steps=n, method=scheme)
         errs.append(np.max(np.abs(np.asarray(h1) - exact)))
     slope = np.polyfit(np.log(1.0 / np.asarray(ns)), np.log(errs), 1)[0]
     assert abs(slope - order) < 0.3, (slope, errs)
@@ -83,7 +85,7 @@ def test_constant_field_integrates_to_one(method):
                 coeffs,
                 bo.PiecewiseConstant(12),
                 n_steps=n,
-                method=method,
+                method=bo.SCHEMES[method],
                 return_stages=True,
             )
             for n in steps
@@ -92,7 +94,9 @@ def test_constant_field_integrates_to_one(method):
     for n, sol in zip(steps, solve_all(jnp.zeros(()), jnp.zeros(12))):
         np.testing.assert_allclose(sol.h, 1.0, rtol=0, atol=1e-13)
         assert sol.stage_times.shape == (n, bo.SCHEMES[method].n_stages)
-        np.testing.assert_allclose(sol.stage_times, bo.stage_times(n, method), atol=1e-15)
+        np.testing.assert_allclose(
+            sol.stage_times, bo.stage_times(n, bo.SCHEMES[method]), atol=1e-15
+        )
         assert float(sol.stage_times[-1, -1]) <= 1.0
 
 
@@ -109,7 +113,7 @@ def test_every_stage_of_step_i_reads_node_i(K):
                 nodes,
                 bo.PiecewiseConstant(K),
                 n_steps=K,
-                method=m,
+                method=bo.SCHEMES[m],
                 has_aux=True,
             )
             for m in FIXED
@@ -120,7 +124,7 @@ def test_every_stage_of_step_i_reads_node_i(K):
         np.testing.assert_array_equal(sol.aux, np.repeat(np.arange(K)[:, None], S, axis=1))
     # The naive float rule floor(t * K) at the right-end stage reads the next cell: the case the
     # exact integer rule exists for.
-    t_end = bo.stage_times(K, "rk4")[:, -1]
+    t_end = bo.stage_times(K, bo.RK4)[:, -1]
     assert np.any(np.minimum(np.floor(t_end * K), K - 1) != np.arange(K))
 
 
@@ -128,10 +132,10 @@ def test_stage_basis_matches_odeint_stages():
     basis = bo.PiecewiseLinear(6)
     field = lambda theta, h: (jnp.zeros_like(h), theta)  # noqa: E731
     eye = jnp.eye(6)
-    sol = bo.odeint(field, jnp.zeros(()), eye, basis, n_steps=6, method="rk4_38", has_aux=True)
-    np.testing.assert_allclose(sol.aux, bo.stage_basis(basis, 6, "rk4_38"), atol=1e-15)
+    sol = bo.odeint(field, jnp.zeros(()), eye, basis, n_steps=6, method=bo.RK4_38, has_aux=True)
+    np.testing.assert_allclose(sol.aux, bo.stage_basis(basis, 6, bo.RK4_38), atol=1e-15)
     # interior stages agree with the reference formula at the stage times
-    t = bo.stage_times(6, "rk4_38")
+    t = bo.stage_times(6, bo.RK4_38)
     np.testing.assert_allclose(
         sol.aux[:, 1:3].reshape(-1, 6),
         ref_values("piecewise_linear", 6, t[:, 1:3].ravel()),
@@ -145,7 +149,9 @@ def test_stage_basis_matches_odeint_stages():
 
 
 @pytest.mark.parametrize(
-    "basis,method", [(bo.PiecewiseConstant(4), "tsit5"), (bo.Hat(5), "dopri5")], ids=repr
+    "basis,method",
+    [(bo.PiecewiseConstant(4), diffrax.Tsit5()), (bo.Hat(5), diffrax.Dopri5())],
+    ids=repr,
 )
 def test_adaptive_diffrax_agrees_with_fine_rk4(basis, method):
     rng = np.random.default_rng(1)
@@ -156,7 +162,7 @@ def test_adaptive_diffrax_agrees_with_fine_rk4(basis, method):
         return jnp.tanh(theta["W"] @ h) + theta["b"]
 
     h0 = jnp.asarray(rng.normal(size=3))
-    ref = bo.odeint(field, h0, coeffs, basis, n_steps=256, method="rk4")
+    ref = bo.odeint(field, h0, coeffs, basis, n_steps=256, method=bo.RK4)
     out = bo.odeint(field, h0, coeffs, basis, n_steps=4, method=method, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(out, ref, atol=1e-7)
 
@@ -165,7 +171,7 @@ def test_gradient_matches_closed_form():
     # d h(1) / d c_0 = h0 exp(c_0) for the linear field; RK4 with 64 steps is exact to ~1e-8.
     g = jax.jit(
         jax.grad(
-            lambda c: bo.odeint(_linear_field, _H0, c, bo.Legendre(3), n_steps=64, method="rk4")[0]
+            lambda c: bo.odeint(_linear_field, _H0, c, bo.Legendre(3), n_steps=64, method=bo.RK4)[0]
         )
     )(_C)
     np.testing.assert_allclose(g[0], 1.3 * np.exp(0.5), rtol=1e-7)
@@ -179,7 +185,7 @@ def test_jit_vmap_and_pytree_state():
     # theta = 1: a rotation, h(1) = R(1) h0
     c = jnp.ones(4)
     h0 = {"x": jnp.asarray([1.0, 0.0]), "y": jnp.asarray([0.0, 1.0])}
-    f = jax.jit(jax.vmap(lambda h: bo.odeint(field, h, c, bo.Hat(4), n_steps=32, method="rk4")))
+    f = jax.jit(jax.vmap(lambda h: bo.odeint(field, h, c, bo.Hat(4), n_steps=32, method=bo.RK4)))
     out = f(h0)
     np.testing.assert_allclose(out["x"], [np.cos(1.0), np.sin(1.0)], atol=1e-8)
     np.testing.assert_allclose(out["y"], [-np.sin(1.0), np.cos(1.0)], atol=1e-8)
@@ -212,7 +218,7 @@ def test_program_size_does_not_grow_with_n_steps(method):
                 c,
                 bo.PiecewiseConstant(8),
                 n_steps=n,
-                method=method,
+                method=bo.SCHEMES[method],
                 has_aux=True,
                 unroll=False,
             )
@@ -232,7 +238,9 @@ def test_unrolled_loop_equals_scan_and_has_no_while(method):
 
     def solve(c, h, unroll):
         field = lambda th, x: (jnp.tanh(th["w"] * x), jnp.sum(x))  # noqa: E731
-        sol = bo.odeint(field, h, c, basis, n_steps=5, method=method, has_aux=True, unroll=unroll)
+        sol = bo.odeint(
+            field, h, c, basis, n_steps=5, method=bo.SCHEMES[method], has_aux=True, unroll=unroll
+        )
         return jnp.sum(sol.h**2), sol
 
     outs = {}
@@ -260,21 +268,21 @@ def test_least_squares_fit_recovers_nodes_and_handles_empty_nodes():
     vals = jnp.arange(K, dtype=jnp.float64)
     field = lambda theta, h: (jnp.zeros_like(h), theta)  # noqa: E731
     basis = bo.PiecewiseConstant(K)
-    sol = bo.odeint(field, jnp.zeros(()), vals, basis, n_steps=K, method="rk4", has_aux=True)
-    fit = bo.least_squares_fit(basis, sol.stage_times, sol.aux, ridge=1e-9, method="rk4")
+    sol = bo.odeint(field, jnp.zeros(()), vals, basis, n_steps=K, method=bo.RK4, has_aux=True)
+    fit = bo.least_squares_fit(basis, sol.stage_times, sol.aux, ridge=1e-9, method=bo.RK4)
     np.testing.assert_allclose(fit, vals, atol=1e-8)
     # Without the stage grid the right-end stage would count for the next node: a biased fit.
     naive = bo.least_squares_fit(basis, sol.stage_times, sol.aux, ridge=1e-9)
     assert np.max(np.abs(np.asarray(naive) - np.asarray(vals))) > 0.1
     # Fewer steps than nodes: nodes without samples get 0, never NaN; NumPy ridge reference.
-    sol2 = bo.odeint(field, jnp.zeros(()), vals, basis, n_steps=2, method="euler", has_aux=True)
-    fit2 = bo.least_squares_fit(basis, sol2.stage_times, sol2.aux, ridge=1e-3, method="euler")
+    sol2 = bo.odeint(field, jnp.zeros(()), vals, basis, n_steps=2, method=bo.EULER, has_aux=True)
+    fit2 = bo.least_squares_fit(basis, sol2.stage_times, sol2.aux, ridge=1e-3, method=bo.EULER)
     Phi = ref_values("piecewise_constant", K, np.asarray(sol2.stage_times).ravel())
     Q = np.linalg.solve(Phi.T @ Phi + 1e-3 * np.eye(K), Phi.T)
     np.testing.assert_allclose(fit2, Q @ np.asarray(sol2.aux).ravel(), atol=1e-12)
     assert np.all(np.isfinite(fit2)) and float(fit2[1]) == 0.0
     # ridge = 0: pseudo-inverse, also finite.
-    fit3 = bo.least_squares_fit(basis, sol2.stage_times, sol2.aux, ridge=0.0, method="euler")
+    fit3 = bo.least_squares_fit(basis, sol2.stage_times, sol2.aux, ridge=0.0, method=bo.EULER)
     assert np.all(np.isfinite(fit3))
 
 
@@ -293,8 +301,8 @@ def test_least_squares_fit_recovers_a_polynomial_in_span():
         (dict(coeffs=jnp.ones((5, 2))), ValueError, "K = 5"),
         (dict(n_steps=0), ValueError, "n_steps must be >= 1"),
         (dict(n_steps=2.0), TypeError, "Python int"),
-        (dict(method="rk45"), ValueError, "choose one of"),
-        (dict(method="tsit5", has_aux=True), ValueError, "fixed-step"),
+        (dict(method="rk4"), TypeError, "scheme_by_name"),
+        (dict(method=diffrax.Tsit5(), has_aux=True), ValueError, "fixed-step"),
         (dict(basis="hat"), TypeError, "basis_by_name"),
         (dict(field=lambda th, h: (h, h)), ValueError, "has_aux=True"),
     ],
@@ -314,7 +322,7 @@ def test_bad_input_raises_clear_error(kwargs, exc, match):
 
 def test_least_squares_fit_bad_input():
     with pytest.raises(ValueError, match="stage grid"):
-        bo.least_squares_fit(bo.Hat(3), jnp.zeros((4, 2)), jnp.zeros((4, 2)), method="rk4")
+        bo.least_squares_fit(bo.Hat(3), jnp.zeros((4, 2)), jnp.zeros((4, 2)), method=bo.RK4)
     with pytest.raises(ValueError, match="start with the shape of times"):
         bo.least_squares_fit(bo.Hat(3), jnp.zeros((4,)), jnp.zeros((5,)))
     with pytest.raises(ValueError, match="ridge"):
@@ -324,7 +332,60 @@ def test_least_squares_fit_bad_input():
 def test_float32_stays_float32_under_x64():
     c32 = _C.astype(jnp.float32)
     h32 = bo.odeint(
-        _linear_field, _H0.astype(jnp.float32), c32, bo.Legendre(3), n_steps=16, method="rk4"
+        _linear_field, _H0.astype(jnp.float32), c32, bo.Legendre(3), n_steps=16, method=bo.RK4
     )
     assert h32.dtype == jnp.float32
     np.testing.assert_allclose(h32, np.asarray(_H0) * np.exp(0.5), rtol=1e-5)
+
+
+def test_scheme_by_name_is_the_edge():
+    """Names map to the objects (and back); an unknown name lists the known ones."""
+    for name, tab in bo.SCHEMES.items():
+        assert bo.scheme_by_name(name) is tab and bo.scheme_name(tab) == name
+    assert isinstance(bo.scheme_by_name("tsit5"), diffrax.Tsit5)
+    assert bo.scheme_name(diffrax.Dopri5()) == "dopri5"
+    with pytest.raises(ValueError, match="choose one of"):
+        bo.scheme_by_name("rk45")
+
+
+def test_odeint_compiles_once_per_field_shapes_and_settings():
+    """Eager calls with the same field, shapes, basis, n_steps and scheme trace the field once
+    (the compiled program is reused for new values); another n_steps is a new program."""
+    traces = []
+
+    def field(theta, h):
+        traces.append(1)  # runs at trace time only
+        return jnp.tanh(theta * h)
+
+    c, h = jnp.ones((4, 3)), jnp.ones(3)
+    first = bo.odeint(field, h, c, bo.Hat(4), n_steps=8, method=bo.RK4)
+    n_traced = len(traces)
+    assert n_traced > 0
+    for s in (0.5, 2.0):
+        out = bo.odeint(field, h * s, c * s, bo.Hat(4), n_steps=8, method=bo.RK4)
+        assert not np.allclose(out, first)  # new values, the same program
+    assert len(traces) == n_traced
+    bo.odeint(field, h, c, bo.Hat(4), n_steps=9, method=bo.RK4)
+    assert len(traces) > n_traced
+
+
+def test_import_basis_ode_loads_no_plotting_or_experiment_code():
+    """``import basis_ode`` (a fresh interpreter) imports no matplotlib, tqdm or the drivers."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, basis_ode; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'tqdm') "
+        "or m in ('basis_ode.experiments', 'basis_ode._sweep', 'basis_ode.tagging_study')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout
+    # the drivers do load them
+    code = "import sys, basis_ode.experiments; print('basis_ode._sweep' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "True"

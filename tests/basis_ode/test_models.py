@@ -7,9 +7,12 @@ import pytest
 
 from basis_ode import (
     BASES,
+    BasisExpansion,
     ConvODENet,
     ODEBlock,
     ODETransformerTagger,
+    PiecewiseConstant,
+    PiecewiseLinear,
     PreActConvUnit,
     ResNet,
     basis_by_name,
@@ -25,7 +28,7 @@ F64 = jnp.float64
 @pytest.mark.parametrize("K", [1, 8, 16])
 def test_conv_odenet_parameter_count_is_exact(K):
     """Paper 5.1: P(K) = 78,074 + 97,216 K for width 16 on 32x32x3 inputs."""
-    model = ConvODENet(num_classes=10, width=16, n_basis=K)
+    model = ConvODENet(num_classes=10, width=16, basis=PiecewiseConstant(K))
     shapes = jax.eval_shape(
         lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3), jnp.float32))
     )
@@ -37,9 +40,16 @@ def test_count_params_closed_form():
     assert count_params(tree) == 12 + 5 + 8
 
 
-def _rename(tree, src, dst):
+def _as_expansions(tree, K):
+    """The ResNet's variables as ConvODENet's: each stage's stacked ``unit`` (leading axis K)
+    becomes ``basis_coeffs``, a piecewise-constant expansion of the same leaves."""
     if isinstance(tree, dict):
-        return {(dst if k == src else k): _rename(v, src, dst) for k, v in tree.items()}
+        return {
+            ("basis_coeffs" if k == "unit" else k): (
+                BasisExpansion(PiecewiseConstant(K), v) if k == "unit" else _as_expansions(v, K)
+            )
+            for k, v in tree.items()
+        }
     return tree
 
 
@@ -51,9 +61,9 @@ def test_resnet_equals_conv_odenet_euler_piecewise_constant(key, train, unroll):
     K = 2
     x = jax.random.normal(key, (3, 8, 8, 1), F64)
     resnet = ResNet(width=2, n_blocks=K, param_dtype=F64, unroll=unroll)
-    odenet = ConvODENet(width=2, n_basis=K, param_dtype=F64, unroll=not unroll)
+    odenet = ConvODENet(width=2, basis=PiecewiseConstant(K), param_dtype=F64, unroll=not unroll)
     rv = fill(jax.eval_shape(resnet.init, jax.random.key(1), x))
-    ov = {c: _rename(t, "unit", "basis_coeffs") for c, t in rv.items()}
+    ov = {c: _as_expansions(t, K) for c, t in rv.items()}
     if train:
         r_out, r_upd = jax.jit(
             lambda v, x: resnet.apply(v, x, train=True, mutable=["batch_stats"])
@@ -63,7 +73,7 @@ def test_resnet_equals_conv_odenet_euler_piecewise_constant(key, train, unroll):
         )(ov, x)
         jax.tree_util.tree_map(
             lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-            _rename(r_upd["batch_stats"], "unit", "basis_coeffs"),
+            _as_expansions(r_upd["batch_stats"], K),
             o_upd["batch_stats"],
         )
     else:
@@ -115,13 +125,16 @@ def _positions_np(L, W):
 
 def test_tagger_matches_numpy_and_respects_padding(key):
     K, W, L = 2, 8, 5
-    model = ODETransformerTagger(vocab_size=13, num_tags=4, width=W, n_basis=K, param_dtype=F64)
+    model = ODETransformerTagger(
+        vocab_size=13, num_tags=4, width=W, basis=PiecewiseConstant(K), param_dtype=F64
+    )
     tokens = jax.random.randint(key, (3, L), 1, 13)
     valid = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 0, 0, 0]], bool)
     v = fill(jax.eval_shape(lambda: model.init(jax.random.key(1), tokens, mask=valid)))
-    assert set(v) == {"params", "basis"}  # a stateless unit: no batch_stats; the basis tag
+    assert set(v) == {"params"}  # a stateless unit: no batch_stats
     p = jax.tree_util.tree_map(np.asarray, v["params"])
-    blocks = p["encoder"]["basis_coeffs"]
+    assert p["encoder"]["basis_coeffs"].basis == PiecewiseConstant(K)
+    blocks = p["encoder"]["basis_coeffs"].coeffs
 
     apply = jax.jit(lambda t: model.apply(v, t, mask=jnp.asarray(valid)))
     out = np.asarray(apply(tokens))
@@ -145,12 +158,14 @@ def test_models_reject_bad_inputs(key):
         return jax.eval_shape(lambda: model.init(key, *args, **kw))
 
     with pytest.raises(ValueError, match="NHWC"):
-        init(ConvODENet(width=2, n_basis=1), jnp.zeros((8, 8, 1)))
+        init(ConvODENet(width=2, basis=PiecewiseConstant(1)), jnp.zeros((8, 8, 1)))
     with pytest.raises(ValueError, match="even"):
-        init(ConvODENet(width=2, n_basis=3, basis="piecewise_linear"), jnp.zeros((1, 8, 8, 1)))
+        PiecewiseLinear(3)
+    with pytest.raises(TypeError, match="basis_by_name"):
+        init(ConvODENet(width=2, basis="hat"), jnp.zeros((1, 8, 8, 1)))
     with pytest.raises(ValueError, match="width"):
-        init(ConvODENet(width=0, n_basis=1), jnp.zeros((1, 8, 8, 1)))
-    tagger = ODETransformerTagger(vocab_size=5, num_tags=2, width=4, n_basis=1)
+        init(ConvODENet(width=0, basis=PiecewiseConstant(1)), jnp.zeros((1, 8, 8, 1)))
+    tagger = ODETransformerTagger(vocab_size=5, num_tags=2, width=4, basis=PiecewiseConstant(1))
     with pytest.raises(ValueError, match="integer"):
         init(tagger, jnp.zeros((2, 3)))
     with pytest.raises(ValueError, match="mask"):
@@ -160,11 +175,13 @@ def test_models_reject_bad_inputs(key):
 def test_configuration_accepts_numpy_scalars(key):
     """NumPy integers and floats in the configuration build the same model as Python numbers."""
     x = jax.random.normal(key, (2, 8, 8, 1), F64)
-    plain = ConvODENet(num_classes=3, width=2, n_basis=2, n_steps=2, param_dtype=F64)
+    plain = ConvODENet(
+        num_classes=3, width=2, basis=PiecewiseConstant(2), n_steps=2, param_dtype=F64
+    )
     numpy_cfg = ConvODENet(
         num_classes=np.int64(3),
         width=np.int32(2),
-        n_basis=np.int64(2),
+        basis=PiecewiseConstant(2),
         n_steps=np.int64(2),
         bn_momentum=np.float32(0.9),
         param_dtype=F64,
@@ -197,10 +214,10 @@ def test_initial_depth_functions_of_every_family(key, name, K):
     c = 16
     h = jnp.zeros((1, 4, 4, c), jnp.float32)
     basis = basis_by_name(name, K)
-    v = ODEBlock(unit=PreActConvUnit, n_basis=K, basis=name).init(key, h)
+    v = ODEBlock(unit=PreActConvUnit, basis=basis).init(key, h)
     t = np.linspace(0.0, 1.0, 50)
     for coll in ("batch_stats", "params"):
-        for path, leaf in jax.tree_util.tree_flatten_with_path(v[coll]["basis_coeffs"])[0]:
+        for path, leaf in jax.tree_util.tree_flatten_with_path(v[coll]["basis_coeffs"].coeffs)[0]:
             leaf_name = path[-1].key
             theta = np.stack([np.asarray(evaluate(leaf, basis, s)) for s in t])
             if leaf_name in ("mean", "var", "scale", "bias"):
@@ -208,7 +225,7 @@ def test_initial_depth_functions_of_every_family(key, name, K):
                 np.testing.assert_allclose(theta, want, atol=2e-7)
     ref = PreActConvUnit().init(jax.random.key(7), h)["params"]["Conv_0"]["kernel"]
     sigma = float(np.std(np.asarray(ref)))  # the unit's own init spread (9 c^2 = 2304 draws)
-    kernel = v["params"]["basis_coeffs"]["Conv_0"]["kernel"]
+    kernel = v["params"]["basis_coeffs"].coeffs["Conv_0"]["kernel"]
     spread = np.array([np.std(np.asarray(evaluate(kernel, basis, s))) for s in t])
     expected = sigma * _lagrange_spread(basis, t)
     np.testing.assert_allclose(spread, expected, rtol=0.12)  # sampling error of 2304 draws
@@ -219,8 +236,8 @@ def test_initial_depth_functions_of_every_family(key, name, K):
 def test_fresh_model_is_finite_in_train_and_eval_mode(key, name):
     """The issue's reproducer (Fourier gave NaN logits in eval mode), for all six families."""
     x = jax.random.normal(key, (4, 8, 8, 3))
-    m = ConvODENet(num_classes=3, width=2, n_basis=4 if name == "piecewise_linear" else 3,
-                   basis=name)  # fmt: skip
+    basis = basis_by_name(name, 4 if name == "piecewise_linear" else 3)
+    m = ConvODENet(num_classes=3, width=2, basis=basis)
     v = m.init(jax.random.key(0), x, train=False)
     assert np.all(np.isfinite(m.apply(v, x, train=False)))
     logits, upd = m.apply(v, x, train=True, mutable=["batch_stats"])
@@ -237,7 +254,7 @@ def test_benchmark_pytorch_twin_has_the_same_parameters(key, K):
     from benchmarks.ode_nets import _torch_conv_odenet
 
     for width in (2, 16):
-        model = ConvODENet(width=width, n_basis=K)
+        model = ConvODENet(width=width, basis=PiecewiseConstant(K))
         shapes = jax.eval_shape(model.init, key, jnp.zeros((1, 32, 32, 3)))
         net = _torch_conv_odenet(width, K)
         assert sum(p.numel() for p in net.parameters()) == count_params(shapes["params"])

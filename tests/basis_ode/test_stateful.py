@@ -8,7 +8,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from basis_ode import ODEBlock, PreActConvUnit
+from basis_ode import (
+    EULER,
+    MIDPOINT,
+    BasisExpansion,
+    Hat,
+    ODEBlock,
+    PiecewiseConstant,
+    PreActConvUnit,
+)
 
 from . import fill
 
@@ -47,7 +55,7 @@ def _split(tree, K):
 
 def _conv_block(K, **kw):
     unit = functools.partial(PreActConvUnit, param_dtype=F64)
-    return ODEBlock(unit=unit, n_basis=K, basis="piecewise_constant", method="euler", **kw)
+    return ODEBlock(unit=unit, basis=PiecewiseConstant(K), method=EULER, **kw)
 
 
 K4 = 4
@@ -65,7 +73,7 @@ def conv4():
 @pytest.mark.parametrize("train", [True, False])
 def test_euler_piecewise_constant_equals_resnet_stage_with_batchnorm(conv4, train):
     block, v, h = conv4
-    ref_vars = {c: _split(v[c]["basis_coeffs"], K4) for c in v if c != "basis"}
+    ref_vars = {c: _split(v[c]["basis_coeffs"].coeffs, K4) for c in v if c != "basis"}
     ref = PlainStage(K4)
     if train:
         mut = ["batch_stats"]
@@ -75,7 +83,7 @@ def test_euler_piecewise_constant_equals_resnet_stage_with_batchnorm(conv4, trai
         ref_out, ref_upd = jax.jit(lambda v, h: ref.apply(v, h, True, mutable=["batch_stats"]))(
             ref_vars, h
         )
-        got = _split(upd["batch_stats"]["basis_coeffs"], K4)
+        got = _split(upd["batch_stats"]["basis_coeffs"].coeffs, K4)
         # the statistics moved, and the refit equals per-layer BatchNorm (ridge 1e-6 relative)
         old = ref_vars["batch_stats"]["block0"]["BatchNorm_0"]["mean"]
         assert not np.allclose(got["block0"]["BatchNorm_0"]["mean"], old)
@@ -114,15 +122,16 @@ def test_generic_unit_hat_basis_matches_numpy(key, train):
     """Any unit with a mutable collection: Hat(3) weights and state, 4 Euler steps, ridge refit."""
     K, n, lam = 3, 4, 1e-3
     h0 = np.asarray(jax.random.normal(key, (5, 4), F64))
-    block = ODEBlock(
-        unit=EmaUnit, n_basis=K, basis="hat", state_collections=("stats",), stats_ridge=lam
-    )
+    block = ODEBlock(unit=EmaUnit, basis=Hat(K), state_collections=("stats",), stats_ridge=lam)
     v = block.init(jax.random.key(3), jnp.asarray(h0))
-    Wc = np.asarray(v["params"]["basis_coeffs"]["w"])
+    Wc = np.asarray(v["params"]["basis_coeffs"].coeffs["w"])
     # the K coefficient sets are initialised with different keys
     assert not np.allclose(Wc[0], Wc[1]) and not np.allclose(Wc[1], Wc[2])
     Sc = np.asarray(jax.random.normal(jax.random.key(4), (K, 4), F64))
-    v = {"params": v["params"], "stats": {"basis_coeffs": {"ema": jnp.asarray(Sc)}}}
+    v = {
+        "params": v["params"],
+        "stats": {"basis_coeffs": BasisExpansion(Hat(K), {"ema": jnp.asarray(Sc)})},
+    }
 
     h, phis, deltas = h0.copy(), [], []
     for i in range(n):
@@ -141,7 +150,7 @@ def test_generic_unit_hat_basis_matches_numpy(key, train):
         out, upd = fn(v, jnp.asarray(h0))
         Phi, D = np.stack(phis), np.stack(deltas)
         S_new = Sc + np.linalg.solve(Phi.T @ Phi + lam * np.eye(K), Phi.T @ D)
-        np.testing.assert_allclose(upd["stats"]["basis_coeffs"]["ema"], S_new, rtol=1e-10)
+        np.testing.assert_allclose(upd["stats"]["basis_coeffs"].coeffs["ema"], S_new, rtol=1e-10)
     else:
         out = jax.jit(lambda v, h: block.apply(v, h, n_steps=n))(v, jnp.asarray(h0))
     np.testing.assert_allclose(out, h, rtol=1e-10, atol=1e-12)
@@ -153,20 +162,20 @@ def test_nodes_without_samples_keep_their_statistics(conv4):
     fn = jax.jit(lambda v, h: block.apply(v, h, train=True, n_steps=2, mutable=["batch_stats"]))
     _, upd = fn(v, h)
     for name in ("mean", "var"):
-        old = v["batch_stats"]["basis_coeffs"]["BatchNorm_1"][name]
-        new = upd["batch_stats"]["basis_coeffs"]["BatchNorm_1"][name]
+        old = v["batch_stats"]["basis_coeffs"].coeffs["BatchNorm_1"][name]
+        new = upd["batch_stats"]["basis_coeffs"].coeffs["BatchNorm_1"][name]
         np.testing.assert_array_equal(new[1::2], old[1::2])
         assert np.all(np.abs(new[0::2] - old[0::2]) > 0)
 
 
 def test_k_is_read_from_shapes_and_overrides_match_clone(conv4):
     block4, v, h = conv4
-    other = _conv_block(1)  # n_basis is only an init-time setting
-    a = jax.jit(lambda v, h: other.apply(v, h, n_steps=3, scheme="midpoint"))(v, h)
-    b = jax.jit(other.clone(n_steps=3, method="midpoint").apply)(v, h)
+    other = _conv_block(1)  # the basis attribute is only an init-time setting
+    a = jax.jit(lambda v, h: other.apply(v, h, n_steps=3, scheme=MIDPOINT))(v, h)
+    b = jax.jit(other.clone(n_steps=3, method=MIDPOINT).apply)(v, h)
     np.testing.assert_allclose(a, b, rtol=0, atol=0)
     # K = 4 read from the variables: with Euler and n_steps = K this equals the 4-block stage
-    ref_vars = {c: _split(v[c]["basis_coeffs"], K4) for c in v if c != "basis"}
+    ref_vars = {c: _split(v[c]["basis_coeffs"].coeffs, K4) for c in v if c != "basis"}
     ref = jax.jit(lambda v, h: PlainStage(K4).apply(v, h, False))(ref_vars, h)
     np.testing.assert_allclose(jax.jit(other.apply)(v, h), ref, rtol=1e-10)
     assert not np.allclose(a, ref)  # the midpoint override did change the computation
@@ -176,7 +185,12 @@ def test_bad_arguments_raise_clear_errors(conv4):
     block, v, h = conv4
     with pytest.raises(ValueError, match="n_steps"):
         block.apply(v, h, n_steps=0)
-    with pytest.raises(ValueError, match="basis"):
-        block.apply(v, h, basis="splines")
+    with pytest.raises(TypeError, match="scheme_by_name"):
+        block.apply(v, h, scheme="rk4")
+    # params and statistics in different bases: refused, naming both
+    stats = v["batch_stats"]["basis_coeffs"]
+    other = {**v, "batch_stats": {"basis_coeffs": stats.project(Hat(4))}}
+    with pytest.raises(ValueError, match=r"PiecewiseConstant\(K=4\).*Hat\(K=4\)"):
+        block.apply(other, h)
     with pytest.raises(ValueError, match="init"):
         block.apply({"params": {}}, h)

@@ -118,7 +118,8 @@ def test_the_published_facts_of_the_wsj_sample(tmp_path):
 
 def test_study_accuracy_agrees_with_basis_ode_accuracy():
     tokens, tags, lengths, vocab, num_tags = bdata.synthetic_tagging(20, seed=3)
-    model = ODETransformerTagger(vocab_size=vocab, num_tags=num_tags, width=8, n_basis=8,
+    basis = basis_by_name("piecewise_constant", 8)
+    model = ODETransformerTagger(vocab_size=vocab, num_tags=num_tags, width=8, basis=basis,
                                  n_steps=8)  # fmt: skip
     import jax
 

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from basis_ode import ODEBlock, data
+from basis_ode import EULER, Basis, ButcherTableau, ODEBlock, PiecewiseConstant, data
 from basis_ode._train import (
     CheckpointMismatchError,
     NonFiniteError,
@@ -58,24 +58,22 @@ class MLPODENet(nn.Module):
     """
 
     width: int = 16
-    n_basis: int = 1
+    basis: Basis = PiecewiseConstant(1)
     n_steps: int | None = None
-    basis: str = "piecewise_constant"
-    method: str = "euler"
+    method: ButcherTableau = EULER
     param_dtype: object = jnp.float32
 
     @nn.compact
-    def __call__(self, x, *, train=False, n_steps=None, scheme=None, basis=None):
+    def __call__(self, x, *, train=False, n_steps=None, scheme=None):
         h = nn.Dense(self.width, param_dtype=self.param_dtype)(x.reshape(x.shape[0], -1))
         block = ODEBlock(
             unit=functools.partial(_Unit, param_dtype=self.param_dtype),
-            n_basis=self.n_basis,
-            n_steps=self.n_steps,
             basis=self.basis,
+            n_steps=self.n_steps,
             method=self.method,
             name="block",
         )
-        h = block(h, train=train, n_steps=n_steps, scheme=scheme, basis=basis)
+        h = block(h, train=train, n_steps=n_steps, scheme=scheme)
         return nn.Dense(10, param_dtype=self.param_dtype)(h)
 
 
@@ -92,7 +90,7 @@ def digits():
 
 @pytest.fixture(scope="module")
 def model():
-    return MLPODENet(n_basis=1, n_steps=1)
+    return MLPODENet(basis=PiecewiseConstant(1), n_steps=1)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +133,7 @@ def test_refinement_preserves_function_at_switch(digits, model, refined_run):
     # interrupting right after the refinement at the start of epoch 1 gives the switch state
     after, h_after = fit(model, train, epochs=2, refine_at=(1,), stop_after_steps=SPE, **CONFIG)
     assert h_after["interrupted"] and block_K(before) == 1 and block_K(after) == 2
-    assert h_after["model"].n_steps == 2 and h_after["model"].n_basis == 2
+    assert h_after["model"].n_steps == 2 and h_after["model"].basis == PiecewiseConstant(2)
     # piecewise-constant refinement duplicates every node (params and statistics): numpy reference
     cb, ca = _coeff_leaves(before), _coeff_leaves(after)
     assert cb.keys() == ca.keys() and len(cb) > 0
@@ -258,7 +256,7 @@ _CHILD = textwrap.dedent(
     import sys, time
     import jax
     jax.config.update("jax_enable_x64", True)
-    import flax.serialization as ser
+    import numpy as np
     from basis_ode import data
     from basis_ode._train import fit
     from trainkit import _checkpoint
@@ -270,21 +268,20 @@ _CHILD = textwrap.dedent(
     from tests.basis_ode.test_train import MLPODENet
     splits = data.load_digits(seed=0)
     xs, ys = splits.train
-    model = MLPODENet(n_basis=1, n_steps=1)
+    model = MLPODENet(n_steps=1)  # K = 1 at init
     out = sys.argv[1]
     variables, history = fit(
         model, (xs[:{n}], ys[:{n}]), epochs=2, refine_at=(1,), batch_size={b},
         learning_rate=0.05, seed=0, progress=False, checkpoint_dir=out + "/ckpt",
         checkpoint_every=1,
     )
-    open(out + "/final.msgpack", "wb").write(ser.msgpack_serialize(jax.device_get(variables)))
+    leaves = jax.tree_util.tree_leaves_with_path(jax.device_get(variables))
+    np.savez(out + "/final.npz", **{{jax.tree_util.keystr(p): x for p, x in leaves}})
     """
 ).format(n=N_TRAIN, b=BATCH)
 
 
 def test_sigkill_mid_epoch_then_restart_is_bit_identical(refined_run, tmp_path):
-    import flax.serialization as ser
-
     script = tmp_path / "child.py"
     script.write_text(_CHILD)
     cmd = [sys.executable, str(script), str(tmp_path)]
@@ -310,13 +307,16 @@ def test_sigkill_mid_epoch_then_restart_is_bit_identical(refined_run, tmp_path):
         time.sleep(0.02)
     proc.wait()
     assert killed_at is not None and killed_at < SPE, proc.stdout.read().decode()[-2000:]
-    assert not (tmp_path / "final.msgpack").exists()
+    assert not (tmp_path / "final.npz").exists()
     latest = load_latest_checkpoint(tmp_path / "ckpt")["meta"]
     assert 4 <= latest["step"] < SPE and latest["position"]["batch"] == latest["step"]
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
-    final = ser.msgpack_restore((tmp_path / "final.msgpack").read_bytes())
-    _assert_trees_equal(final, jax.device_get(refined_run[0]))
+    final = dict(np.load(tmp_path / "final.npz"))
+    reference = jax.tree_util.tree_leaves_with_path(jax.device_get(refined_run[0]))
+    assert sorted(final) == sorted(jax.tree_util.keystr(p) for p, _ in reference)
+    for path, x in reference:
+        assert np.array_equal(final[jax.tree_util.keystr(path)], np.asarray(x)), path
 
 
 _DEVICES = textwrap.dedent(
@@ -327,12 +327,13 @@ _DEVICES = textwrap.dedent(
     from jax.sharding import Mesh
     from basis_ode import data
     from basis_ode._train import fit
+    from basis_ode import PiecewiseConstant
     from tests.basis_ode.test_train import MLPODENet
     assert len(jax.devices()) == 4, jax.devices()
     splits = data.load_digits(seed=0)
     xs, ys = splits.train
     train = (xs[:64].astype(np.float64), ys[:64])
-    model = MLPODENet(n_basis=2, n_steps=2, param_dtype=jnp.float64)
+    model = MLPODENet(basis=PiecewiseConstant(2), n_steps=2, param_dtype=jnp.float64)
     kw = dict(epochs=1, batch_size=16, learning_rate=0.05, seed=0, progress=False)
     v4, h4 = fit(model, train, mesh=Mesh(np.array(jax.devices()), ("batch",)), **kw)
     v1, h1 = fit(model, train, mesh=Mesh(np.array(jax.devices()[:1]), ("batch",)), **kw)

@@ -81,7 +81,7 @@ def run(runner: str, ckpt=None, mesh=None, progress=False, *, seed=2, epochs=3, 
     from tests.basis_ode.test_train import MLPODENet
 
     xs, ys = data.load_digits(seed=0).train
-    return fit(MLPODENet(width=8, n_basis=1, n_steps=1), (xs[:64], ys[:64]), epochs=2,
+    return fit(MLPODENet(width=8, n_steps=1), (xs[:64], ys[:64]), epochs=2,
                refine_at=(1,), batch_size=8, learning_rate=0.05, seed=2, checkpoint_dir=ckpt,
                checkpoint_every=1, mesh=mesh, progress=progress)[0]  # fmt: skip
 

@@ -25,6 +25,26 @@ def _leaves(tree: Any, prefix: str) -> dict[str, np.ndarray]:
     return {prefix + jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in flat}
 
 
+def _previous_layout(variables: Any) -> Any:
+    """basis_ode variables in the layout the golden file was recorded in: every
+    ``BasisExpansion`` as its plain coefficient dict, plus the collection ``"basis"`` of the
+    earlier tags ``{block: {"<family>_K<K>": K}}``, derived from each block's expansion (so the
+    comparison checks family and K too)."""
+    import basis_ode
+
+    def plain(tree: Any) -> Any:
+        if isinstance(tree, basis_ode.BasisExpansion):
+            return tree.coeffs
+        return {k: plain(v) for k, v in tree.items()} if isinstance(tree, dict) else tree
+
+    tags = {
+        block: {f"{e.basis.name}_K{e.K}": np.int32(e.K)}
+        for block, node in variables["params"].items()
+        if isinstance(e := node.get("basis_coeffs"), basis_ode.BasisExpansion)
+    }
+    return {**{c: plain(t) for c, t in variables.items()}, "basis": tags}
+
+
 def checksum(arrays: dict[str, np.ndarray]) -> str:
     """sha256 over the names, dtypes, shapes and bytes of ``arrays`` (sorted by name)."""
     h = hashlib.sha256()
@@ -63,13 +83,13 @@ def basis_run(folder: Path, **how: Any) -> dict[str, np.ndarray]:
 
     splits = basis_ode.data.load_digits(seed=0)
     (xs, ys), (xv, yv) = splits.train, splits.validation
-    model = basis_ode.ConvODENet(num_classes=10, width=4, n_basis=1)
+    model = basis_ode.ConvODENet(num_classes=10, width=4, basis=basis_ode.PiecewiseConstant(1))
     variables, hist = basis_ode.fit(
         model, (xs[:64], ys[:64]), learning_rate=0.05, validation=(xv[:32], yv[:32]),
         refine_at=(1,), callback=lambda epoch, v: {"seen": float(epoch)},
         checkpoint_dir=folder / "ckpt", log_path=folder / "log.jsonl", **how,
     )  # fmt: skip
-    out = _leaves(variables, "basis/variables")
+    out = _leaves(_previous_layout(variables), "basis/variables")
     out["basis/logits"] = np.asarray(hist["model"].apply(variables, xv[:32], train=False))
     for key in ("train_loss", "val_loss", "val_accuracy", "seen"):
         out[f"basis/history/{key}"] = np.asarray(hist[key], np.float64)

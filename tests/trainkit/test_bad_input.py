@@ -157,7 +157,7 @@ def test_fit_refuses_one_class_and_warns_about_gaps():
 def test_basis_fit_refuses_one_class_and_an_empty_validation():
     import basis_ode
 
-    model = basis_ode.ConvODENet(num_classes=3, width=2, n_basis=1)
+    model = basis_ode.ConvODENet(num_classes=3, width=2, basis=basis_ode.PiecewiseConstant(1))
     xs = RNG.uniform(size=(8, 4, 4, 1)).astype(np.float32)
     with pytest.raises(ValueError, match="train labels: every one of the 8 examples has the cl"):
         basis_ode.fit(model, (xs, np.ones(8, int)), learning_rate=0.1, epochs=1, batch_size=4)

@@ -110,7 +110,9 @@ def _random_variables(model, x):
 
 
 def _conv():
-    model = basis_ode.ConvODENet(num_classes=3, width=2, n_basis=2, basis="hat", method="rk4")
+    model = basis_ode.ConvODENet(
+        num_classes=3, width=2, basis=basis_ode.Hat(2), method=basis_ode.RK4
+    )
     return model, _random_variables(model, jnp.zeros((1, 8, 8, 1)))
 
 
@@ -138,7 +140,9 @@ def test_basis_model_round_trip_keeps_class_config_and_every_collection(tmp_path
 
 
 def test_basis_tagger_and_bfloat16_leaves(tmp_path):
-    model = basis_ode.ODETransformerTagger(vocab_size=7, num_tags=3, width=4, n_basis=1)
+    model = basis_ode.ODETransformerTagger(
+        vocab_size=7, num_tags=3, width=4, basis=basis_ode.PiecewiseConstant(1)
+    )
     variables = _random_variables(model, jnp.zeros((1, 5), jnp.int32))
     half = jax.tree.map(lambda a: a.astype(jnp.bfloat16), variables)
     model2, v2 = basis_ode.load_model(basis_ode.save_model(tmp_path / "t.npz", model, half))
