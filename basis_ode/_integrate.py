@@ -6,9 +6,9 @@ unrolled on a CPU, see :func:`resolve_unroll`), or an adaptive solve with a diff
 (``diffrax.Tsit5()``, ``diffrax.Dopri5()``, ...) for stateless vector fields. Names ("rk4",
 "tsit5") are for the edges only (command line, model files): :func:`scheme_by_name`.
 
-``odeint`` is compiled once per (field, shapes and dtypes, basis, n_steps, scheme): the solve is a
-module-level ``equinox.filter_jit`` whose static part is the field, the basis, the scheme and the
-step count, so repeated eager calls with the same field object run the cached program (and inside an
+``odeint`` is compiled once per (field, shapes and dtypes, basis, n_steps, scheme): one ``jax.jit``
+program per static part (the field's non-array parts, the basis, the scheme and the step count;
+the ``MAX_PROGRAMS`` most recent kept), so repeated eager calls with the same field object run the cached program (and inside an
 outer ``jax.jit`` it is traced inline). A field that is a fresh ``lambda`` on every call is a new
 static key and compiles again; pass the same function (or an ``equinox.Module`` whose arrays are
 leaves) to reuse the program. Stage times ``(i + c_j) / n_steps`` and the cells they read come from
@@ -19,6 +19,7 @@ the integer step index i and the exact rational Butcher nodes c_j; a stage at a 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import numbers
@@ -363,14 +364,60 @@ def _fixed_step(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, 
     return OdeSolution(h=h, stage_times=times, aux=aux)
 
 
-@eqx.filter_jit
+#: How many compiled solve programs are kept (least recently used dropped first, with their
+#: executables). Each jax.jit program owns its cache, so a dropped one is freed; unbounded (as
+#: with one shared equinox.filter_jit) every distinct field kept ~40 memory maps for the life of
+#: the process, and a long test session crashed in XLA at the kernel's map limit.
+MAX_PROGRAMS = 64
+_PROGRAMS: collections.OrderedDict = collections.OrderedDict()
+
+
+def _program(key: tuple, build: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
+    try:
+        fn = _PROGRAMS.pop(key)
+    except KeyError:
+        fn = build()
+    except TypeError as err:
+        raise TypeError(
+            f"odeint: the field's non-array parts must be hashable ({err}); make the field a "
+            "function or an equinox.Module whose arrays are leaves."
+        ) from None
+    _PROGRAMS[key] = fn
+    while len(_PROGRAMS) > max(int(MAX_PROGRAMS), 1):
+        _PROGRAMS.popitem(last=False)
+    return fn
+
+
 def _solve_fixed(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, unroll):
-    """The fixed-step solve, compiled once per static (field, basis, n_steps, tableau, flags)."""
-    return _fixed_step(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, unroll)
+    """The fixed-step solve: one ``jax.jit`` program per static (field, basis, n_steps, tableau,
+    flags); the field's arrays (``eqx.partition``), h0 and coeffs are its inputs."""
+    dynamic, static = eqx.partition(field, eqx.is_array)
+    settings = (basis, n_steps, tab, has_aux, return_stages, unroll)
+
+    def build():
+        def solve(dynamic, h0, coeffs):
+            return _fixed_step(eqx.combine(dynamic, static), h0, coeffs, *settings)
+
+        return jax.jit(solve)
+
+    return _program(("fixed", static, settings), build)(dynamic, h0, coeffs)
 
 
-@eqx.filter_jit
 def _adaptive(field, h0, coeffs, basis, n_steps, solver, rtol, atol, max_steps):
+    """The adaptive diffrax solve: one ``jax.jit`` program per static field part and settings."""
+    dynamic, static = eqx.partition(field, eqx.is_array)
+    settings = (basis, n_steps, solver, float(rtol), float(atol), int(max_steps))
+
+    def build():
+        def solve(dynamic, h0, coeffs):
+            return _adaptive_solve(eqx.combine(dynamic, static), h0, coeffs, *settings)
+
+        return jax.jit(solve)
+
+    return _program(("adaptive", static, settings), build)(dynamic, h0, coeffs)
+
+
+def _adaptive_solve(field, h0, coeffs, basis, n_steps, solver, rtol, atol, max_steps):
     dtype = jnp.result_type(_float_dtype(coeffs), _float_dtype(h0))
 
     def vf(t, y, args):
