@@ -7,14 +7,14 @@ unrolled on a CPU, see :func:`resolve_unroll`), or an adaptive solve with a diff
 "tsit5") are for the edges only (command line, model files): :func:`scheme_by_name`.
 
 ``odeint`` is compiled once per (field, shapes and dtypes, basis, n_steps, scheme): one ``jax.jit``
-program per static part (the field's non-array parts, the basis, the scheme and the step count;
-the ``MAX_PROGRAMS`` most recent kept), so repeated eager calls with the same field object run the cached program (and inside an
-outer ``jax.jit`` it is traced inline). A field that is a fresh ``lambda`` on every call is a new
-static key and compiles again; pass the same function (or an ``equinox.Module`` whose arrays are
-leaves) to reuse the program. Stage times ``(i + c_j) / n_steps`` and the cells they read come from
-the integer step index i and the exact rational Butcher nodes c_j; a stage at a step's right end
-(c_j = 1) reads the left limit of a discontinuous basis, so it stays in the step's own cell
-(docs/basis_ode.md, "Integration"; Queiruga et al. 2021, section 3).
+program per static part (the field's non-array parts, the basis, the scheme and the step count; the
+``MAX_PROGRAMS`` most recent kept), so repeated eager calls with the same field object run the
+cached program (and inside an outer ``jax.jit`` it is traced inline). A field that is a fresh
+``lambda`` on every call is a new static key and compiles again; pass the same function (or an
+``equinox.Module`` whose arrays are leaves) to reuse the program. Stage times ``(i + c_j) /
+n_steps`` and the cells they read come from the integer step index i and the exact rational Butcher
+nodes c_j; a stage at a step's right end (c_j = 1) reads the left limit of a discontinuous basis, so
+it stays in the step's own cell (docs/basis_ode.md, "Integration"; Queiruga et al. 2021, section 3).
 """
 
 from __future__ import annotations
