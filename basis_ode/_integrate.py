@@ -388,6 +388,12 @@ def _program(key: tuple, build: Callable[[], Callable[..., Any]]) -> Callable[..
     return fn
 
 
+def _static_key(static: Any) -> tuple:
+    """A hashable key of the field's non-array part: its tree structure and its leaves."""
+    leaves, treedef = jax.tree_util.tree_flatten(static)
+    return treedef, tuple(leaves)
+
+
 def _solve_fixed(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, unroll):
     """The fixed-step solve: one ``jax.jit`` program per static (field, basis, n_steps, tableau,
     flags); the field's arrays (``eqx.partition``), h0 and coeffs are its inputs."""
@@ -400,7 +406,7 @@ def _solve_fixed(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages,
 
         return jax.jit(solve)
 
-    return _program(("fixed", static, settings), build)(dynamic, h0, coeffs)
+    return _program(("fixed", _static_key(static), settings), build)(dynamic, h0, coeffs)
 
 
 def _adaptive(field, h0, coeffs, basis, n_steps, solver, rtol, atol, max_steps):
@@ -414,7 +420,7 @@ def _adaptive(field, h0, coeffs, basis, n_steps, solver, rtol, atol, max_steps):
 
         return jax.jit(solve)
 
-    return _program(("adaptive", static, settings), build)(dynamic, h0, coeffs)
+    return _program(("adaptive", _static_key(static), settings), build)(dynamic, h0, coeffs)
 
 
 def _adaptive_solve(field, h0, coeffs, basis, n_steps, solver, rtol, atol, max_steps):
