@@ -19,6 +19,7 @@ the integer step index i and the exact rational Butcher nodes c_j; a stage at a 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import numbers
@@ -363,14 +364,72 @@ def _fixed_step(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, 
     return OdeSolution(h=h, stage_times=times, aux=aux)
 
 
-@eqx.filter_jit
+#: How many compiled solve programs are kept (least recently used dropped first, freeing their
+#: executables): eager calls of up to this many (field, basis, n_steps, scheme) configurations
+#: reuse their programs. Without a bound every distinct field would keep its program alive for
+#: the life of the process (about 40 memory maps each on a CPU, up to the kernel's limit).
+MAX_PROGRAMS = 64
+_PROGRAMS: collections.OrderedDict[Any, Callable[..., Any]] = collections.OrderedDict()
+
+
+def _static_key(static: Any) -> tuple:
+    """A hashable key of a field's non-array part: its tree structure and its leaves, as
+    ``equinox.filter_jit`` keys its cache (containers such as dicts need not be hashable)."""
+    leaves, treedef = jax.tree_util.tree_flatten(static)
+    return (treedef, tuple(leaves))
+
+
+def _program(key: tuple, build: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
+    """The jitted solve for ``key`` (static field part and settings), built on first use."""
+    try:
+        fn = _PROGRAMS.pop(key)
+    except KeyError:
+        fn = build()
+    except TypeError as err:  # an unhashable static part
+        raise TypeError(
+            "odeint: the field's non-array parts must be hashable (they select the compiled "
+            f"program): {err}. Make the field a function or an equinox.Module whose arrays are "
+            "leaves."
+        ) from None
+    _PROGRAMS[key] = fn
+    while len(_PROGRAMS) > max(int(MAX_PROGRAMS), 1):
+        _PROGRAMS.popitem(last=False)
+    return fn
+
+
 def _solve_fixed(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, unroll):
-    """The fixed-step solve, compiled once per static (field, basis, n_steps, tableau, flags)."""
-    return _fixed_step(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, unroll)
+    """The fixed-step solve: one ``filter_jit`` program per static (field, basis, n_steps,
+    tableau, flags), the field's arrays (and h0, coeffs) its dynamic inputs."""
+    dynamic, static = eqx.partition(field, eqx.is_array)
+    settings = (basis, n_steps, tab, has_aux, return_stages, unroll)
+
+    def build():
+        @eqx.filter_jit
+        def solve(dynamic, h0, coeffs):
+            f = eqx.combine(dynamic, static)
+            return _fixed_step(f, h0, coeffs, *settings)
+
+        return solve
+
+    return _program(("fixed", _static_key(static), settings), build)(dynamic, h0, coeffs)
 
 
-@eqx.filter_jit
 def _adaptive(field, h0, coeffs, basis, n_steps, solver, rtol, atol, max_steps):
+    """The adaptive diffrax solve, one program per static (field, basis, solver, settings)."""
+    dynamic, static = eqx.partition(field, eqx.is_array)
+    settings = (basis, n_steps, solver, float(rtol), float(atol), int(max_steps))
+
+    def build():
+        @eqx.filter_jit
+        def solve(dynamic, h0, coeffs):
+            return _adaptive_solve(eqx.combine(dynamic, static), h0, coeffs, *settings)
+
+        return solve
+
+    return _program(("adaptive", _static_key(static), settings), build)(dynamic, h0, coeffs)
+
+
+def _adaptive_solve(field, h0, coeffs, basis, n_steps, solver, rtol, atol, max_steps):
     dtype = jnp.result_type(_float_dtype(coeffs), _float_dtype(h0))
 
     def vf(t, y, args):

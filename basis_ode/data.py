@@ -356,6 +356,25 @@ def augment(
 # ----------------------------------------------------------------------------------------------
 
 
+def _text_and_source(text_or_path: str | os.PathLike, name: str | None = None) -> tuple[str, str]:
+    """``(how errors name the source, the text)`` of a text or a file's path.
+
+    A ``PathLike``, or a string without a newline that names an existing file, is read as UTF-8
+    and named by its path; anything else is the text itself, named ``"<text>"``; ``name``
+    overrides the name.
+    """
+    is_path = isinstance(text_or_path, os.PathLike)
+    if not is_path and "\n" not in text_or_path:
+        try:
+            is_path = Path(text_or_path).is_file()
+        except (OSError, ValueError):  # e.g. a name too long to be a path
+            is_path = False
+    if is_path:
+        text = Path(text_or_path).read_text(encoding="utf-8")
+        return (str(text_or_path) if name is None else name), text
+    return ("<text>" if name is None else name), str(text_or_path)
+
+
 def read_conllu(
     text_or_path: str | os.PathLike, *, column: str = "xpos"
 ) -> list[tuple[list[str], list[str]]]:
@@ -377,18 +396,7 @@ def read_conllu(
     if column not in ("xpos", "upos"):
         raise ValueError(f"column must be 'xpos' or 'upos', got {column!r}.")
     col = 4 if column == "xpos" else 3
-    source = "<text>"
-    is_path = isinstance(text_or_path, os.PathLike)
-    if not is_path and "\n" not in text_or_path:
-        try:
-            is_path = Path(text_or_path).is_file()
-        except (OSError, ValueError):  # e.g. a name too long to be a path
-            is_path = False
-    if is_path:
-        source = str(text_or_path)
-        text = Path(text_or_path).read_text(encoding="utf-8")
-    else:
-        text = text_or_path
+    source, text = _text_and_source(text_or_path)
     sentences: list[tuple[list[str], list[str]]] = []
     words: list[str] = []
     tags: list[str] = []
@@ -443,18 +451,7 @@ def read_tagged_text(
     Raises:
         trainkit.FileFormatError: a malformed token, naming the file, the line and the token.
     """
-    is_path = isinstance(text_or_path, os.PathLike)
-    if not is_path and "\n" not in text_or_path:
-        try:
-            is_path = Path(text_or_path).is_file()
-        except (OSError, ValueError):  # e.g. a name too long to be a path
-            is_path = False
-    if is_path:
-        source = str(text_or_path) if name is None else name
-        text = Path(text_or_path).read_text(encoding="utf-8")
-    else:
-        source = "<text>" if name is None else name
-        text = text_or_path
+    source, text = _text_and_source(text_or_path, name)
     passages: list[tuple[list[str], list[str]]] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         tokens = line.split()

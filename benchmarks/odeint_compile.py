@@ -5,8 +5,8 @@ The solve (``dh/dt = tanh(theta(t) h)`` with ``theta(t) = sum_k phi_k(t) W_k``, 
 
 - ``eager_first``: the first eager call ``odeint(field, h0, coeffs, Hat(4), n_steps=16,
   method=RK4)``: tracing and compilation included;
-- ``eager_repeat``: the same call again, same field object, new array values: ``odeint`` is a
-  module-level ``equinox.filter_jit``, so this is a lookup of the compiled program and a call;
+- ``eager_repeat``: the same call again, same field object, new array values: ``odeint`` keeps
+  one ``jax.jit`` program per static part, so this is a lookup of the compiled program and a call;
 - ``jitted``: ``jax.jit(lambda c, h: odeint(...))``, compiled once, then called (the reference
   a repeated eager call should be within a few times of);
 - ``fresh_jit_closure``: a new ``jax.jit`` closure around the solve on every call, the pattern

@@ -15,3 +15,12 @@ jax.config.update("jax_enable_x64", True)
 def key() -> jax.Array:
     """A fixed PRNG key, so every test is reproducible."""
     return jax.random.key(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module. One pytest worker runs hundreds of
+    modules; every CPU executable holds some 40 memory maps, and a process that keeps them all
+    reaches the kernel's limit (``vm.max_map_count``, 65,530) and crashes inside XLA."""
+    yield
+    jax.clear_caches()
