@@ -6,15 +6,15 @@ unrolled on a CPU, see :func:`resolve_unroll`), or an adaptive solve with a diff
 (``diffrax.Tsit5()``, ``diffrax.Dopri5()``, ...) for stateless vector fields. Names ("rk4",
 "tsit5") are for the edges only (command line, model files): :func:`scheme_by_name`.
 
-``odeint`` is compiled once per (field, shapes and dtypes, basis, n_steps, scheme): the solve is a
-module-level ``equinox.filter_jit`` whose static part is the field, the basis, the scheme and the
-step count, so repeated eager calls with the same field object run the cached program (and inside an
-outer ``jax.jit`` it is traced inline). A field that is a fresh ``lambda`` on every call is a new
-static key and compiles again; pass the same function (or an ``equinox.Module`` whose arrays are
-leaves) to reuse the program. Stage times ``(i + c_j) / n_steps`` and the cells they read come from
-the integer step index i and the exact rational Butcher nodes c_j; a stage at a step's right end
-(c_j = 1) reads the left limit of a discontinuous basis, so it stays in the step's own cell
-(docs/basis_ode.md, "Integration"; Queiruga et al. 2021, section 3).
+``odeint`` is compiled once per (field, shapes and dtypes, basis, n_steps, scheme): one ``jax.jit``
+program per static part (the field's non-array parts, the basis, the scheme and the step count; the
+``MAX_PROGRAMS`` most recent kept), so repeated eager calls with the same field object run the
+cached program (and inside an outer ``jax.jit`` it is traced inline). A field that is a fresh
+``lambda`` on every call is a new static key and compiles again; pass the same function (or an
+``equinox.Module`` whose arrays are leaves) to reuse the program. Stage times ``(i + c_j) /
+n_steps`` and the cells they read come from the integer step index i and the exact rational Butcher
+nodes c_j; a stage at a step's right end (c_j = 1) reads the left limit of a discontinuous basis, so
+it stays in the step's own cell (docs/basis_ode.md, "Integration"; Queiruga et al. 2021, section 3).
 """
 
 from __future__ import annotations
@@ -364,32 +364,23 @@ def _fixed_step(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, 
     return OdeSolution(h=h, stage_times=times, aux=aux)
 
 
-#: How many compiled solve programs are kept (least recently used dropped first, freeing their
-#: executables): eager calls of up to this many (field, basis, n_steps, scheme) configurations
-#: reuse their programs. Without a bound every distinct field would keep its program alive for
-#: the life of the process (about 40 memory maps each on a CPU, up to the kernel's limit).
+#: How many compiled solve programs are kept (least recently used dropped first, with their
+#: executables). Each jax.jit program owns its cache, so a dropped one is freed; unbounded (as
+#: with one shared equinox.filter_jit) every distinct field kept ~40 memory maps for the life of
+#: the process, and a long test session crashed in XLA at the kernel's map limit.
 MAX_PROGRAMS = 64
-_PROGRAMS: collections.OrderedDict[Any, Callable[..., Any]] = collections.OrderedDict()
-
-
-def _static_key(static: Any) -> tuple:
-    """A hashable key of a field's non-array part: its tree structure and its leaves, as
-    ``equinox.filter_jit`` keys its cache (containers such as dicts need not be hashable)."""
-    leaves, treedef = jax.tree_util.tree_flatten(static)
-    return (treedef, tuple(leaves))
+_PROGRAMS: collections.OrderedDict = collections.OrderedDict()
 
 
 def _program(key: tuple, build: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
-    """The jitted solve for ``key`` (static field part and settings), built on first use."""
     try:
         fn = _PROGRAMS.pop(key)
     except KeyError:
         fn = build()
-    except TypeError as err:  # an unhashable static part
+    except TypeError as err:
         raise TypeError(
-            "odeint: the field's non-array parts must be hashable (they select the compiled "
-            f"program): {err}. Make the field a function or an equinox.Module whose arrays are "
-            "leaves."
+            f"odeint: the field's non-array parts must be hashable ({err}); make the field a "
+            "function or an equinox.Module whose arrays are leaves."
         ) from None
     _PROGRAMS[key] = fn
     while len(_PROGRAMS) > max(int(MAX_PROGRAMS), 1):
@@ -397,34 +388,37 @@ def _program(key: tuple, build: Callable[[], Callable[..., Any]]) -> Callable[..
     return fn
 
 
+def _static_key(static: Any) -> tuple:
+    """A hashable key of the field's non-array part: its tree structure and its leaves."""
+    leaves, treedef = jax.tree_util.tree_flatten(static)
+    return treedef, tuple(leaves)
+
+
 def _solve_fixed(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, unroll):
-    """The fixed-step solve: one ``filter_jit`` program per static (field, basis, n_steps,
-    tableau, flags), the field's arrays (and h0, coeffs) its dynamic inputs."""
+    """The fixed-step solve: one ``jax.jit`` program per static (field, basis, n_steps, tableau,
+    flags); the field's arrays (``eqx.partition``), h0 and coeffs are its inputs."""
     dynamic, static = eqx.partition(field, eqx.is_array)
     settings = (basis, n_steps, tab, has_aux, return_stages, unroll)
 
     def build():
-        @eqx.filter_jit
         def solve(dynamic, h0, coeffs):
-            f = eqx.combine(dynamic, static)
-            return _fixed_step(f, h0, coeffs, *settings)
+            return _fixed_step(eqx.combine(dynamic, static), h0, coeffs, *settings)
 
-        return solve
+        return jax.jit(solve)
 
     return _program(("fixed", _static_key(static), settings), build)(dynamic, h0, coeffs)
 
 
 def _adaptive(field, h0, coeffs, basis, n_steps, solver, rtol, atol, max_steps):
-    """The adaptive diffrax solve, one program per static (field, basis, solver, settings)."""
+    """The adaptive diffrax solve: one ``jax.jit`` program per static field part and settings."""
     dynamic, static = eqx.partition(field, eqx.is_array)
     settings = (basis, n_steps, solver, float(rtol), float(atol), int(max_steps))
 
     def build():
-        @eqx.filter_jit
         def solve(dynamic, h0, coeffs):
             return _adaptive_solve(eqx.combine(dynamic, static), h0, coeffs, *settings)
 
-        return solve
+        return jax.jit(solve)
 
     return _program(("adaptive", _static_key(static), settings), build)(dynamic, h0, coeffs)
 
