@@ -175,7 +175,7 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 
 def _step_targets(ts: dict[str, Any] | None, form: str) -> list[tuple[str, float, str, bool]]:
-    """The train-step targets of one noise form."""
+    """The train-step thresholds of one noise form."""
     if not ts:
         return []
     rows = []
@@ -186,7 +186,7 @@ def _step_targets(ts: dict[str, Any] | None, form: str) -> list[tuple[str, float
         libs.append(("jax_library_dp", f"library, batch sharded over {n} devices"))
     for name, label in libs:
         lib = impl[name]["min_s"]
-        if "torch_eager" in impl:  # the issue's targets: 2x on one device, 3x over the cores
+        if "torch_eager" in impl:  # thresholds: 2x on one device, 3x over the cores
             v, want = impl["torch_eager"]["min_s"] / lib, 2 if name == "jax_library" else 3
             rows.append(
                 (f"{form}: speed-up over the PyTorch eager loop ({label})", v, f">= {want}",
@@ -202,7 +202,7 @@ def _step_targets(ts: dict[str, Any] | None, form: str) -> list[tuple[str, float
 
 
 def targets(res: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
-    """(description, measured value, target, met) for every target the brief sets."""
+    """(description, measured value, threshold, reached) for every threshold checked."""
     rows = []
     for form, suffix in FORMS:
         rows += _step_targets(res.get("train_step" + suffix), form)
@@ -409,7 +409,8 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append("")
     tg = targets(res)
     if tg:
-        lines += ["## Targets", "", "| target | measured | wanted | met |", "|---|---|---|---|"]
+        head = "| comparison | measured | threshold | reached |"
+        lines += ["## Thresholds", "", head, "|---|---|---|---|"]
         lines += [f"| {d} | {v:.2f} | {w} | {'yes' if ok else 'no'} |" for d, v, w, ok in tg]
         lines.append("")
     if res.get("train_throughput"):
