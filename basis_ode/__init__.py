@@ -80,14 +80,22 @@ from ._train import NonFiniteError as NonFiniteError
 from ._train import TrainingDiverged as TrainingDiverged
 from ._train import accuracy as accuracy
 from ._train import fit as fit
-from ._train import make_optimizer as make_optimizer
-from ._train import rsqrt_schedule as rsqrt_schedule
-from ._train import set_learning_rate as set_learning_rate
-from ._train import step_schedule as step_schedule
 # -- end train ------------------------------------------------------------------------------------
+
+# -- recipes (_recipes: optimizer directions and learning-rate schedules, as optax objects) ------
+from ._recipes import RECIPES as RECIPES
+from ._recipes import AdamRsqrtRecipe as AdamRsqrtRecipe
+from ._recipes import Recipe as Recipe
+from ._recipes import SGDRecipe as SGDRecipe
+from ._recipes import recipe_by_name as recipe_by_name
+from ._recipes import rsqrt_schedule as rsqrt_schedule
+from ._recipes import set_learning_rate as set_learning_rate
+from ._recipes import step_schedule as step_schedule
+# -- end recipes ----------------------------------------------------------------------------------
 
 # The API reference (pdoc) documents exactly these names.
 __all__ = [
+    "AdamRsqrtRecipe",
     "BASES",
     "Basis",
     "BasisExpansion",
@@ -107,11 +115,14 @@ __all__ = [
     "PiecewiseConstant",
     "PiecewiseLinear",
     "PreActConvUnit",
+    "RECIPES",
     "RK4",
     "RK4_38",
+    "Recipe",
     "ResNet",
     "ResidualStitch",
     "SCHEMES",
+    "SGDRecipe",
     "TrainingDiverged",
     "TransformerUnit",
     "accuracy",
@@ -132,10 +143,10 @@ __all__ = [
     "interpolation_matrix",
     "least_squares_fit",
     "load_model",
-    "make_optimizer",
     "odeint",
     "param_bytes",
     "project",
+    "recipe_by_name",
     "refine",
     "refine_variables",
     "resolve_unroll",

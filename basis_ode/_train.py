@@ -10,18 +10,12 @@ One verb, ``fit(model, train, ...)``, trains any Flax linen classifier whose var
   lengths; the loss is the cross-entropy averaged over the real (unpadded) positions, and the
   model is called as ``model.apply(variables, tokens, mask=positions < lengths, train=...)``.
 
-Recipes (the experimental set-up of Queiruga et al., 2021, *Stateful ODE-Nets using Basis
-Function Expansions*, appendix). With ``g`` the gradient, ``w`` the parameters, ``s`` the step:
-
-* ``"sgd"`` (images): ``m <- 0.9 m + (g + wd w)``, ``w <- w - lr(s) m`` with ``wd = 5e-4`` on
-  the parameters only (running statistics are not optimised) and a step schedule
-  ``lr(s) = lr0 * 0.1 ** #{drops <= epoch(s)}``;
-* ``"adam_rsqrt"`` (tagger): AdamW with ``b1 = 0.9, b2 = 0.98, eps = 1e-9``, decoupled weight decay
-  0.1, and ``lr(s) = lr0 * min((s + 1) / warmup, sqrt(warmup / (s + 1)))`` (linear warm-up, then
-  inverse-square-root decay).
-
-The learning rate is a function of the global step (not of the optimizer's state), so rebuilding
-the optimizer state after a refinement does not restart the schedule.
+The update of every step is a :class:`basis_ode.Recipe`'s (``_recipes``): an optax direction
+``D`` and a learning-rate schedule ``lr(s)`` of the global step, ``w <- w - lr(s) D(g)``:
+:class:`SGDRecipe` (momentum, L2 decay, step drops: the image recipe of Queiruga et al., 2021) or
+:class:`AdamRsqrtRecipe` (AdamW, warm-up and inverse-square-root decay: the tagger recipe). The
+learning rate is a function of the global step (not of the optimizer's state), so rebuilding the
+optimizer state after a refinement does not restart the schedule.
 
 Refinement (``refine_at``): at the start of each listed epoch (0-based) every ODE block's
 coefficients are refined function-preservingly (piecewise constant K -> 2K, hat K -> 2K - 1, ...)
@@ -56,120 +50,16 @@ from trainkit import load_latest_checkpoint as load_latest_checkpoint
 from trainkit.internal import check_label_space, takes_train_options, to_host
 
 from ._integrate import ButcherTableau
+from ._recipes import AdamRsqrtRecipe, Recipe, SGDRecipe, set_learning_rate
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
 NonFiniteError = TrainingDiverged  # the former name of basis_ode's divergence error
-_RECIPES = ("sgd", "adam_rsqrt")
+SGD_RECIPE = SGDRecipe()  # fit's default recipe (the paper's image recipe)
 
 
 def _atomic_write(path: Any, data: bytes) -> None:  # kept for callers of the former helper
     atomic_write(path, data)
-
-
-# --------------------------------------------------------------------------------------------
-# Optimizers and schedules
-# --------------------------------------------------------------------------------------------
-
-
-def step_schedule(
-    learning_rate: float, steps_per_epoch: int, lr_drops: Sequence[int], factor: float = 0.1
-) -> optax.Schedule:
-    """``lr(s) = learning_rate * factor ** #{d in lr_drops : d * steps_per_epoch <= s}``, as an
-    ``optax.piecewise_constant_schedule`` (a drop listed twice multiplies twice)."""
-    scales: dict[int, float] = {}
-    for d in lr_drops:
-        b = int(d) * int(steps_per_epoch)
-        scales[b] = scales.get(b, 1.0) * factor
-    return optax.piecewise_constant_schedule(learning_rate, scales)
-
-
-def rsqrt_schedule(learning_rate: float, warmup_steps: int) -> optax.Schedule:
-    """``lr(s) = learning_rate * min((s + 1) / warmup, sqrt(warmup / (s + 1)))``: linear warm-up,
-    then inverse-square-root decay (an optax schedule: a function of the step count)."""
-    if warmup_steps < 1:
-        raise ValueError(f"warmup_steps must be >= 1, got {warmup_steps}.")
-
-    def schedule(step):
-        s = jnp.asarray(step, jnp.float32) + 1.0
-        return learning_rate * jnp.minimum(s / warmup_steps, jnp.sqrt(warmup_steps / s))
-
-    return schedule
-
-
-def _sgd(learning_rate, momentum, weight_decay):
-    return optax.chain(
-        optax.add_decayed_weights(weight_decay),
-        optax.trace(decay=momentum),
-        optax.scale_by_learning_rate(learning_rate),
-    )
-
-
-def _adamw(learning_rate, weight_decay):
-    return optax.chain(
-        optax.scale_by_adam(b1=0.9, b2=0.98, eps=1e-9),
-        optax.add_decayed_weights(weight_decay),
-        optax.scale_by_learning_rate(learning_rate),
-    )
-
-
-def make_optimizer(
-    recipe: str,
-    *,
-    learning_rate: float,
-    steps_per_epoch: int,
-    momentum: float = 0.9,
-    weight_decay: float | None = None,
-    lr_drops: Sequence[int] = (),
-    lr_factor: float = 0.1,
-    warmup_steps: int = 8000,
-) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """A training recipe by name: ``(optimizer, schedule)``, both optax objects.
-
-    The optimizer is ``optax.inject_hyperparams`` of the recipe's chain, so its learning rate is
-    a hyperparameter in the state: the training step sets it to ``schedule(global_step)`` before
-    every update (:func:`set_learning_rate`), and rebuilding the state after a refinement does
-    not restart the schedule. The recipes (the module docstring gives the maths):
-
-    - ``"sgd"``: ``chain(add_decayed_weights(wd), trace(momentum), scale_by_learning_rate)``
-      with ``wd = 5e-4`` and :func:`step_schedule` (``optax.piecewise_constant_schedule``);
-    - ``"adam_rsqrt"``: ``chain(scale_by_adam(0.9, 0.98, 1e-9), add_decayed_weights(0.1),
-      scale_by_learning_rate)`` with :func:`rsqrt_schedule`.
-
-    The name is the edge (command line, run files); code that builds its own optimizer passes
-    any ``optax.inject_hyperparams`` transformation with a ``learning_rate`` hyperparameter.
-
-    Arguments:
-        recipe: ``"sgd"`` or ``"adam_rsqrt"``.
-        learning_rate: the peak learning rate ``lr0``.
-        steps_per_epoch: converts the epoch boundaries of ``lr_drops`` into steps.
-        momentum, weight_decay, lr_drops, lr_factor, warmup_steps: the recipe's options.
-
-    Returns:
-        ``(optimizer, schedule)``.
-    """
-    lr0 = jnp.float32(learning_rate)
-    if recipe == "sgd":
-        wd = 5e-4 if weight_decay is None else weight_decay
-        opt = optax.inject_hyperparams(_sgd, static_args=("momentum", "weight_decay"))(
-            learning_rate=lr0, momentum=momentum, weight_decay=wd
-        )
-        return opt, step_schedule(learning_rate, steps_per_epoch, lr_drops, lr_factor)
-    if recipe == "adam_rsqrt":
-        wd = 0.1 if weight_decay is None else weight_decay
-        opt = optax.inject_hyperparams(_adamw, static_args=("weight_decay",))(
-            learning_rate=lr0, weight_decay=wd
-        )
-        return opt, rsqrt_schedule(learning_rate, warmup_steps)
-    raise ValueError(f"recipe must be one of {_RECIPES}, got {recipe!r}.")
-
-
-def set_learning_rate(opt_state: Any, learning_rate: Any) -> Any:
-    """``opt_state`` of an ``optax.inject_hyperparams`` optimizer with its learning rate set
-    (cast to the stored dtype, so the state keeps its structure and dtypes)."""
-    old = opt_state.hyperparams["learning_rate"]
-    lr = jnp.asarray(learning_rate).astype(jnp.asarray(old).dtype)
-    return opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr})
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,9 +165,18 @@ def _num_classes(model: Any, arrays: tuple) -> int | None:
         return None
 
 
-def _check_options(recipe: str, learning_rate: Any, refine_at: Sequence[int], model) -> None:
-    if recipe not in _RECIPES:
-        raise ValueError(f"recipe must be one of {_RECIPES}, got {recipe!r}.")
+def _check_options(recipe: Any, learning_rate: Any, refine_at: Sequence[int], model) -> None:
+    if isinstance(recipe, str):
+        raise TypeError(
+            f"recipe takes a recipe object, got the name {recipe!r}: pass "
+            f"basis_ode.recipe_by_name({recipe!r}, ...) or basis_ode.SGDRecipe(...) / "
+            "basis_ode.AdamRsqrtRecipe(...)."
+        )
+    if not isinstance(recipe, Recipe):
+        raise TypeError(
+            "recipe must be a basis_ode.Recipe (SGDRecipe(...), AdamRsqrtRecipe(...) or a "
+            f"subclass), got {type(recipe).__name__}."
+        )
     try:
         lr = float(learning_rate)
     except (TypeError, ValueError):
@@ -291,10 +190,9 @@ def _check_options(recipe: str, learning_rate: Any, refine_at: Sequence[int], mo
         )
 
 
-def _check_epoch_lists(epochs: Any, refine_at: Sequence[int], lr_drops: Sequence[int]) -> None:
-    """Refinement epochs must lie in ``[0, epochs)`` and learning-rate drops in ``[1, epochs]``
-    (a drop at ``epochs`` takes effect when a finished run is continued to more epochs):
-    outside, they would never happen (or, a drop at 0, replace the learning rate)."""
+def _check_epoch_lists(epochs: Any, refine_at: Sequence[int], recipe: Recipe) -> None:
+    """Refinement epochs must lie in ``[0, epochs)`` (outside, they would never happen), and the
+    recipe's epoch settings must take effect in ``epochs`` epochs (``Recipe.check_epochs``)."""
     if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 1:
         return  # refused with its own message by the loop's checks
     late = [int(e) for e in refine_at if not 0 <= int(e) < epochs]
@@ -303,12 +201,7 @@ def _check_epoch_lists(epochs: Any, refine_at: Sequence[int], lr_drops: Sequence
             f"refine_at (--refine-at) epochs {late} lie outside [0, epochs={epochs}): they "
             "would never refine; give epochs before the last, or more epochs."
         )
-    bad = [int(d) for d in lr_drops if not 1 <= int(d) <= epochs]
-    if bad:
-        raise ValueError(
-            f"lr_drops (--lr-drops) epochs {bad} lie outside [1, epochs={epochs}]: a drop at 0 "
-            "would replace the learning rate, one after the last epoch never happens."
-        )
+    recipe.check_epochs(int(epochs))
 
 
 # --------------------------------------------------------------------------------------------
@@ -479,12 +372,14 @@ class _Step:
     """The pure training step of one (model, recipe); hashable so that jit caches it."""
 
     model: Any
-    recipe: str
-    opt_key: tuple
+    recipe: Recipe
+    learning_rate: float
+    steps_per_epoch: int
     augment: Any
 
     def __call__(self, state, batch, key, step, hyper):
-        optimizer, schedule = make_optimizer(self.recipe, **dict(self.opt_key))
+        optimizer = self.recipe.optimizer(self.learning_rate)
+        schedule = self.recipe.schedule(self.learning_rate, self.steps_per_epoch)
         params, model_state = state["params"], state["model_state"]
         inputs = batch[0] if self.augment is None else self.augment(key, batch[0])
         full = (inputs, *batch[1:])
@@ -516,8 +411,9 @@ class _OdeTask:
     model: Any
     arrays: tuple
     validation: tuple | None
-    recipe: str
-    opt_kwargs: dict
+    recipe: Recipe
+    learning_rate: float
+    steps_per_epoch: int
     refine_at: tuple
     augment: Any
     variables: Any
@@ -539,12 +435,9 @@ class _OdeTask:
             updates["basis"] = type(self.model.basis)(int(updates.pop("K")))
         return self.model.clone(**updates) if updates else self.model
 
-    def _direction(self):
-        return make_optimizer(self.recipe, **self.opt_kwargs)
-
     def _state(self, variables) -> dict:
         params, model_state = _split(variables)
-        opt_state = self._direction()[0].init(params)
+        opt_state = self.recipe.optimizer(self.learning_rate).init(params)
         return {"params": params, "opt_state": opt_state, "model_state": model_state}
 
     def init(self, key, meta):
@@ -564,8 +457,8 @@ class _OdeTask:
         return jax.eval_shape(self._state, abstract)
 
     def step_fn(self, meta):
-        opt_key = tuple(sorted(self.opt_kwargs.items()))
-        return _Step(self.model_of(meta), self.recipe, opt_key, self.augment)
+        model = self.model_of(meta)
+        return _Step(model, self.recipe, self.learning_rate, self.steps_per_epoch, self.augment)
 
     def hyper(self, meta):
         return {}
@@ -586,7 +479,7 @@ class _OdeTask:
         return {"val_accuracy": out["accuracy"], "val_loss": out["loss"]}
 
     def record(self, state, meta, step):
-        schedule = self._direction()[1]
+        schedule = self.recipe.schedule(self.learning_rate, self.steps_per_epoch)
         model = self.model_of(meta)
         K = block_K({"params": state["params"]})
         return {
@@ -599,21 +492,48 @@ class _OdeTask:
         return jax.device_get({"params": state["params"], **state["model_state"]})
 
     def diverged_hint(self):
-        lr = self.opt_kwargs["learning_rate"]
+        lr = self.learning_rate
         return (
             f"Try a lower learning_rate (e.g. {lr / 10:g}), a longer warm-up, or check the inputs "
             "for NaN/inf."
         )
 
 
-def _options(recipe, refine_at, augment, batch_size, opt_kwargs) -> dict:
+def _recipe_settings(recipe: Recipe) -> dict[str, Any]:
+    """The recipe's part of the run fingerprint.
+
+    The two built-in recipes keep the keys the recipe names had before they became objects
+    (``momentum, weight_decay, lr_drops, lr_factor, warmup_steps`` and ``recipe``; a weight decay
+    equal to the recipe's default written as ``None``, settings a recipe ignores at their former
+    defaults), so that runs checkpointed before keep resuming. Other recipes record their name,
+    class and :meth:`Recipe.settings`.
+    """
+    if type(recipe) is SGDRecipe:
+        return {"momentum": recipe.momentum,
+                "weight_decay": None if recipe.weight_decay == 5e-4 else recipe.weight_decay,
+                "lr_drops": list(recipe.lr_drops), "lr_factor": recipe.lr_factor,
+                "warmup_steps": 8000, "recipe": "sgd"}  # fmt: skip
+    default = AdamRsqrtRecipe()
+    if type(recipe) is AdamRsqrtRecipe and (recipe.b1, recipe.b2, recipe.eps) == (
+        default.b1,
+        default.b2,
+        default.eps,
+    ):
+        return {"momentum": 0.9,
+                "weight_decay": None if recipe.weight_decay == 0.1 else recipe.weight_decay,
+                "lr_drops": [], "lr_factor": 0.1, "warmup_steps": recipe.warmup_steps,
+                "recipe": "adam_rsqrt"}  # fmt: skip
+    cls = type(recipe)
+    return {"recipe": recipe.name, "recipe_class": f"{cls.__module__}.{cls.__qualname__}",
+            **recipe.settings()}  # fmt: skip
+
+
+def _options(recipe, learning_rate, refine_at, augment, batch_size) -> dict:
     """The optimizer settings of the fingerprint (``epochs`` is left out on purpose: a finished
     run may be continued longer)."""
-    opts = {k: v for k, v in opt_kwargs.items() if k != "steps_per_epoch"}
     return {
-        **opts,
-        "lr_drops": list(opts["lr_drops"]),
-        "recipe": recipe,
+        "learning_rate": learning_rate,
+        **_recipe_settings(recipe),
         "batch_size": batch_size,
         "refine_at": list(refine_at),
         "augment": None if augment is None else getattr(augment, "__name__", repr(augment)),
@@ -626,15 +546,10 @@ def fit(
     train: tuple,
     *,
     learning_rate: float,
+    recipe: Recipe = SGD_RECIPE,
     validation: tuple | None = None,
-    recipe: str = "sgd",
     refine_at: Sequence[int] = (),
     variables: Any = None,
-    momentum: float = 0.9,
-    weight_decay: float | None = None,
-    lr_drops: Sequence[int] = (),
-    lr_factor: float = 0.1,
-    warmup_steps: int = 8000,
     augment: Callable[..., Array] | None = None,
     select_best: bool | None = None,
     eval_batch_size: int = 500,
@@ -645,7 +560,7 @@ def fit(
     Each step computes ``L(w) = sum_i m_i CE(f_w(x_i), y_i) / sum_i m_i`` on one batch
     (``m_i`` = 1 for images, the padding mask for tagging), its gradient ``g``, and applies
     ``w <- w - lr(s) * D(g)`` where ``D`` and ``lr`` are the recipe's direction and schedule
-    (see ``make_optimizer``); mutable collections (BatchNorm statistics) take the values the
+    (:class:`basis_ode.Recipe`); mutable collections (BatchNorm statistics) take the values the
     model emits in training mode. The loop (checkpoints, resume, divergence, history, progress)
     is ``trainkit``'s, the same as ``noisy_dyn.fit``'s.
 
@@ -654,13 +569,15 @@ def fit(
             ``refine_at`` it needs ``n_steps`` and ``basis`` attributes.
         train: ``(xs, ys)`` images (N, H, W, C) and labels, or ``(tokens, tags, lengths)``.
             Checked before anything is traced: layout, dtypes, finiteness, label range.
-        learning_rate: peak learning rate ``lr0`` (> 0).
+        learning_rate: peak learning rate ``lr0`` (> 0) of the recipe's schedule.
+        recipe: the direction and schedule: ``SGDRecipe(momentum=0.9, weight_decay=5e-4,
+            lr_drops=(), lr_factor=0.1)`` (the default) or ``AdamRsqrtRecipe(warmup_steps=8000,
+            weight_decay=0.1)``, or any :class:`basis_ode.Recipe`; ``recipe_by_name`` turns a
+            name into one.
         validation: data in the same layout as ``train``, evaluated after every epoch (model
             selection uses it, never the test split).
-        recipe: ``"sgd"`` or ``"adam_rsqrt"``.
         refine_at: epochs (0-based) at whose start K and n_steps double (function-preserving).
         variables: initial variables; by default ``model.init`` with the seed's init key.
-        momentum, weight_decay, lr_drops, lr_factor, warmup_steps: recipe options.
         augment: optional ``augment(key, inputs) -> inputs`` applied inside the jitted step.
         select_best: the former switch: True means ``return_params="best"``, False ``"last"``.
         eval_batch_size: batch size of the validation pass.
@@ -679,7 +596,7 @@ def fit(
         trainkit.CheckpointMismatchError: ``checkpoint_dir`` holds another run.
     """
     _check_options(recipe, learning_rate, tuple(refine_at), model)
-    _check_epoch_lists(options.epochs, refine_at, lr_drops)
+    _check_epoch_lists(options.epochs, refine_at, recipe)
     arrays = _check_data(train, "train")
     n_classes = _num_classes(model, arrays)
     arrays = _check_data(arrays, "train", n_classes)
@@ -694,21 +611,14 @@ def fit(
     if select_best is not None:
         options = options.replace(return_params="best" if select_best else "last")
     n = arrays[0].shape[0]
-    opt_kwargs = dict(
-        learning_rate=float(learning_rate),
-        steps_per_epoch=max(n // max(int(options.batch_size), 1), 1),
-        momentum=momentum,
-        weight_decay=weight_decay,
-        lr_drops=tuple(int(d) for d in lr_drops),
-        lr_factor=lr_factor,
-        warmup_steps=warmup_steps,
-    )
     refine = tuple(sorted(int(e) for e in refine_at))
     task = _OdeTask(
-        model=model, arrays=arrays, validation=val_arrays, recipe=recipe, opt_kwargs=opt_kwargs,
+        model=model, arrays=arrays, validation=val_arrays, recipe=recipe,
+        learning_rate=float(learning_rate),
+        steps_per_epoch=max(n // max(int(options.batch_size), 1), 1),
         refine_at=refine, augment=augment, variables=variables,
         eval_batch_size=int(eval_batch_size),
-        options=_options(recipe, refine, augment, options.batch_size, opt_kwargs),
+        options=_options(recipe, float(learning_rate), refine, augment, options.batch_size),
     )  # fmt: skip
     result, history, meta = trainkit.train(task, arrays, trainkit.Settings.from_options(options))
     history["model"] = task.model_of(meta)

@@ -39,6 +39,7 @@ from trainkit.internal import limit_splits
 from ._bases import Basis, PiecewiseConstant
 from ._expansion import basis_of
 from ._integrate import EULER, ButcherTableau, scheme_name
+from ._recipes import AdamRsqrtRecipe, SGDRecipe
 from ._sweep import compression_sweep
 
 __all__ = [
@@ -261,8 +262,8 @@ def train_images(
     out = None if out is None else Path(out)
     variables, history = fit(
         model, splits.train, epochs=epochs, batch_size=min(batch_size, len(splits.train[0])),
-        learning_rate=learning_rate, seed=seed, validation=splits.validation, recipe="sgd",
-        refine_at=list(refine_at), lr_drops=list(lr_drops),
+        learning_rate=learning_rate, seed=seed, validation=splits.validation,
+        recipe=SGDRecipe(lr_drops=tuple(lr_drops)), refine_at=list(refine_at),
         augment=augment_fn if augment else None, progress=progress,
         **_fit_files(out, resume), **fit_options,
     )  # fmt: skip
@@ -472,7 +473,7 @@ def train_tagger(
     out = None if out is None else Path(out)
     variables, history = fit(
         model, train, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-        seed=seed, validation=dev, recipe="adam_rsqrt", warmup_steps=warmup,
+        seed=seed, validation=dev, recipe=AdamRsqrtRecipe(warmup_steps=warmup),
         refine_at=list(refine_at), progress=progress, **_fit_files(out, resume),
     )  # fmt: skip
     model = history["model"]
@@ -538,8 +539,8 @@ def demo(
         ConvODENet(num_classes=10, width=width, basis=PiecewiseConstant(1), n_steps=1),
         splits.train,
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-        validation=splits.validation, recipe="sgd", refine_at=refine_at,
-        lr_drops=(max(epochs - 1, 1),), return_params="last", progress=progress,
+        validation=splits.validation, refine_at=refine_at,
+        recipe=SGDRecipe(lr_drops=(max(epochs - 1, 1),)), return_params="last", progress=progress,
         log_path=out / "log.jsonl",
     )  # fmt: skip
     model, K = history["model"], block_K(variables)

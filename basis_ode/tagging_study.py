@@ -299,7 +299,7 @@ def _quarters(epochs: int) -> list[int]:
 
 
 def _train_one(mode: str, seed: int, encoded: list, vocab_size: int, num_tags: int, cfg: dict):
-    from . import ODETransformerTagger, basis_by_name, fit
+    from . import AdamRsqrtRecipe, ODETransformerTagger, basis_by_name, fit
 
     K0 = 1 if mode == "refined" else cfg["K"]
     model = ODETransformerTagger(
@@ -319,8 +319,7 @@ def _train_one(mode: str, seed: int, encoded: list, vocab_size: int, num_tags: i
         learning_rate=cfg["learning_rate"],
         seed=seed,
         validation=encoded[1],
-        recipe="adam_rsqrt",
-        warmup_steps=cfg["warmup"],
+        recipe=AdamRsqrtRecipe(warmup_steps=cfg["warmup"]),
         refine_at=refine_at,
         return_params="last",
         progress=False,

@@ -112,7 +112,7 @@ def test_two_epoch_fit_with_refinement(golden):
     model = bo.ConvODENet(num_classes=2, width=2, basis=bo.PiecewiseConstant(1))
     fitted, hist = bo.fit(
         model, (xs, ys), epochs=2, batch_size=8, learning_rate=0.05, seed=0,
-        refine_at=(1,), lr_drops=(1,), progress=False,
+        refine_at=(1,), recipe=bo.SGDRecipe(lr_drops=(1,)), progress=False,
     )  # fmt: skip
     same(golden, flat(fitted, "fit|"), "fit|", rtol=1e-4, atol=1e-5)
     close(hist["train_loss"], golden["fit|train_loss"], rtol=1e-5)
@@ -139,7 +139,7 @@ def test_tagger(golden):
     tags = (toks % 3).astype(np.int32)
     tfit, thist = bo.fit(
         tagger, (toks, tags, lengths), epochs=2, batch_size=2, learning_rate=0.01, seed=0,
-        recipe="adam_rsqrt", warmup_steps=3, progress=False,
+        recipe=bo.AdamRsqrtRecipe(warmup_steps=3), progress=False,
     )  # fmt: skip
     same(golden, flat(tfit, "tagger_fit|"), "tagger_fit|", rtol=1e-4, atol=1e-5)
     close(thist["train_loss"], golden["tagger_fit|train_loss"], rtol=1e-5)
@@ -148,10 +148,8 @@ def test_tagger(golden):
 
 def test_learning_rate_schedules(golden):
     steps = np.arange(30)
-    _, sgd_lr = bo.make_optimizer("sgd", learning_rate=0.1, steps_per_epoch=5, lr_drops=(2, 4))
-    _, rsq_lr = bo.make_optimizer(
-        "adam_rsqrt", learning_rate=0.1, steps_per_epoch=5, warmup_steps=7
-    )
+    sgd_lr = bo.SGDRecipe(lr_drops=(2, 4)).schedule(0.1, steps_per_epoch=5)
+    rsq_lr = bo.recipe_by_name("adam_rsqrt", warmup_steps=7).schedule(0.1, steps_per_epoch=5)
     close([float(sgd_lr(s)) for s in steps], golden["schedule|sgd"], rtol=1e-6)
     close([float(rsq_lr(s)) for s in steps], golden["schedule|adam_rsqrt"], rtol=1e-6)
 

@@ -230,7 +230,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(digits, model, tmp
 
 def test_bad_arguments_raise_clear_errors(digits, model):
     train, _ = digits
-    with pytest.raises(ValueError, match="recipe"):
+    with pytest.raises(TypeError, match=r"recipe_by_name\('adagrad', \.\.\.\)"):
         fit(model, train, epochs=1, recipe="adagrad", **CONFIG)
     with pytest.raises(ValueError, match="larger than the training set"):
         fit(model, (train[0][:8], train[1][:8]), epochs=1, **CONFIG)
