@@ -120,9 +120,8 @@ class Recipe(abc.ABC):
         """``lr(s)`` for the peak learning rate ``learning_rate`` (``steps_per_epoch`` converts
         epoch boundaries into steps)."""
 
-    def check_epochs(self, epochs: int) -> None:
-        """Refuse settings that cannot take effect in a run of ``epochs`` epochs (none here)."""
-        del epochs
+    def check_epochs(self, epochs: int) -> None:  # noqa: B027 - a hook: nothing by default
+        """Refuse settings that cannot take effect in a run of ``epochs`` epochs."""
 
     def settings(self) -> dict[str, Any]:
         """The recipe's settings as JSON-able values (recorded in a run's fingerprint)."""

@@ -37,6 +37,7 @@ All weights are initialised uniform in ``+-1/sqrt(H)`` (PyTorch's default); ``h_
 logits ``V h_T + c`` as for the Lipschitz cell.
 """
 
+import abc
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -85,11 +86,11 @@ class GatedCell(Cell):
                 "step exists for the 'lipschitz' cell only."
             )
 
+    @abc.abstractmethod
     def scan_parts(
         self, params: Params, cfg: "NoisyRNNConfig", *, batch: int, dtype: jnp.dtype
     ) -> tuple[object, Callable, Callable, Callable]:
         """``(carry0, project, step, hidden_of)`` of the time scan (:func:`gated_scan_parts`)."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)

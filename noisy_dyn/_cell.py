@@ -9,6 +9,7 @@ Column-vector maths, row-batched code: ``A h`` for a batch of states ``h`` of sh
 ``(..., H)`` is computed as ``h @ A.T``.
 """
 
+import abc
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -40,7 +41,7 @@ def init_readout(key: Key, cfg: "NoisyRNNConfig", dtype: jnp.dtype) -> Params:
 
 
 @dataclass(frozen=True)
-class Cell:
+class Cell(abc.ABC):
     """A recurrent cell: its parameters (shapes, initialisation) and what it supports.
 
     Attributes:
@@ -55,15 +56,15 @@ class Cell:
     stepped: ClassVar[bool]
     """Whether the cell is a discretised ODE whose step is ``dt`` (the Lipschitz cell)."""
 
+    @abc.abstractmethod
     def shapes(self, cfg: "NoisyRNNConfig") -> dict[str, tuple[int, ...]]:
         """Keys and shapes of the cell's parameters, read-out excluded."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def init(self, key: Key, cfg: "NoisyRNNConfig", dtype: jnp.dtype) -> Params:
         """Initial parameters, read-out included."""
-        raise NotImplementedError
 
-    def check(self, cfg: "NoisyRNNConfig") -> None:
+    def check(self, cfg: "NoisyRNNConfig") -> None:  # noqa: B027 - a hook: nothing to refuse by default
         """Raise a ``ValueError`` when ``cfg`` asks for what the cell does not support."""
 
 

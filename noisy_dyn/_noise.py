@@ -19,6 +19,7 @@ be fed to any other solver. :func:`sample_noise` gives exactly the draws that ``
 key, so ``apply(..., key=k)`` equals ``apply(..., noise=sample_noise(k, ...))``.
 """
 
+import abc
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
@@ -86,7 +87,7 @@ def known_nonzero(value: object) -> bool:
 
 
 @dataclass(frozen=True)
-class NoiseForm:
+class NoiseForm(abc.ABC):
     """A noise form: how ``sigma_add`` and ``sigma_mult`` enter the one update.
 
     Subclasses give the update's :class:`Coefficients`, the draws they use, the mean time a step
@@ -97,24 +98,24 @@ class NoiseForm:
     brownian: ClassVar[bool]
     """Whether the noise is an Ito diffusion (a Brownian increment ``sqrt(d) sigma(h) xi``)."""
 
+    @abc.abstractmethod
     def uses(self, sigma_add: object, sigma_mult: object) -> Uses:
         """The draws this form needs at these levels (:func:`may_be_nonzero`)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def coefficients(self, d: Array, sigma_add: object, sigma_mult: object, dtype) -> Coefficients:
         """The update's coefficients for the per-unit step ``d``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def mean_factor(self, sigma_mult: object) -> object:
         """``E[m_k]``: the mean of the random step factor (1 without one)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def step_covariance(self, h: Array, f: Array, d: Array, sigma_add, sigma_mult) -> Array:
         """The per-unit variance of one step's noise to first order around ``h`` with drift
         ``f`` (the explicit regularizer's diffusion)."""
-        raise NotImplementedError
 
-    def check(self, sigma_mult: object) -> None:
+    def check(self, sigma_mult: object) -> None:  # noqa: B027 - a hook: nothing to refuse by default
         """Raise a ``ValueError`` when the levels do not fit the form."""
 
 
