@@ -13,7 +13,7 @@ in ``dst`` with any ``n_steps`` and scheme. No data is touched; everything outsi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import numpy as np
@@ -40,7 +40,9 @@ def _map_expansions(variables: Any, fn: Any, what: str) -> Any:
     )
 
 
-def compress(variables: Any, dst_basis: Basis, *, method: str = "project") -> Any:
+def compress(
+    variables: Any, dst_basis: Basis, *, method: Literal["project", "interpolate"] = "project"
+) -> Any:
     """Re-express every basis expansion of ``variables`` in ``dst_basis`` (a linear map).
 
     Each expansion becomes ``BasisExpansion(dst, P theta_src)`` leaf by leaf, ``P`` the

@@ -124,10 +124,23 @@ class Recipe(abc.ABC):
         """Refuse settings that cannot take effect in a run of ``epochs`` epochs."""
 
     def settings(self) -> dict[str, Any]:
-        """The recipe's settings as JSON-able values (recorded in a run's fingerprint)."""
-        fields = dataclasses.fields(self) if dataclasses.is_dataclass(self) else ()
-        out = {f.name: getattr(self, f.name) for f in fields}
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+        """The recipe's settings as JSON-able values (recorded in a run's fingerprint, so a run
+        resumed with other settings is refused): the dataclass fields, or else the public
+        instance attributes; a value that is not a number, string or list of them is recorded
+        by its ``repr``."""
+        if dataclasses.is_dataclass(self):
+            out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        else:
+            out = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return {k: _json_value(v) for k, v in out.items()}
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, tuple | list):
+        return [_json_value(v) for v in value]
+    return repr(value)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -154,11 +154,10 @@ class CosineSGD(bo.Recipe):
     def schedule(self, learning_rate, steps_per_epoch):
         return optax.cosine_decay_schedule(learning_rate, self.total_steps)
 
-    def settings(self):
-        return {"total_steps": self.total_steps}
-
 
 def test_a_custom_recipe_trains_and_is_recorded_by_class_and_settings(tmp_path):
+    """Its settings are its public attributes (``Recipe.settings``), so other settings are
+    refused on resume."""
     rng = np.random.default_rng(5)
     xs = rng.standard_normal((16, 8, 8, 1)).astype(np.float32)
     ys = (xs.mean(axis=(1, 2, 3)) > 0).astype(np.int32)
