@@ -17,7 +17,9 @@
 
 Files of the earlier format (fields ``basis`` and ``n_basis``, the basis name-encoded in a
 collection ``"basis"`` of tags ``"<family>_K<K>"``) still load: the family is read from the tag
-and the coefficients are wrapped in expansions.
+and the coefficients are wrapped in expansions, each tag's K checked against their leading axis
+(:func:`upgrade_legacy_variables`; ``fit`` converts training checkpoints of that format with the
+same function).
 
 ``load_model(path) -> (model, variables)`` rebuilds both and refuses a file that is truncated,
 malformed, written by something else, or whose configuration lacks a field or has an unknown

@@ -29,6 +29,7 @@ gets ``fold_in(noise_key, s)``, used by ``augment``), data order ``epoch_order(N
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import math
@@ -39,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import serialization
 from jaxtyping import Array, Float, Int
 
 import trainkit
@@ -49,7 +51,9 @@ from trainkit import list_checkpoints as list_checkpoints
 from trainkit import load_latest_checkpoint as load_latest_checkpoint
 from trainkit.internal import check_label_space, takes_train_options, to_host
 
-from ._integrate import ButcherTableau
+from ._bases import basis_by_name
+from ._integrate import ButcherTableau, scheme_by_name
+from ._model_io import legacy_tags, upgrade_legacy_variables, wrap_legacy_coefficients
 from ._recipes import AdamRsqrtRecipe, Recipe, SGDRecipe, set_learning_rate
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
@@ -508,8 +512,6 @@ class _OdeTask:
         """An earlier-format step in today's layout (:func:`_legacy_variables` on the variables
         and the best, :meth:`_legacy_opt_state` on the optimizer state, ``n_basis`` -> ``K`` in
         the task metas)."""
-        from flax import serialization
-
         variables = _legacy_variables({"params": state["params"], **state["model_state"]})
         family, K = _legacy_basis(state["model_state"])
         opt_state = self._legacy_opt_state(meta, state["opt_state"], variables["params"], family, K)
@@ -528,13 +530,9 @@ class _OdeTask:
         its parameter-shaped parts in expansions; the injected ``count`` is the number of updates
         since the state was built (at step 0 or the last refinement), the learning rate the one
         the last update used."""
-        from flax import serialization
-
-        from ._model_io import wrap_legacy_coefficients
-
         optimizer = self.recipe.optimizer(self.learning_rate)
         fresh = serialization.to_state_dict(jax.eval_shape(optimizer.init, params))
-        if set(fresh) < {"count", "hyperparams", "inner_state"}:
+        if not {"count", "hyperparams", "inner_state"} <= set(fresh):
             raise ValueError(f"the recipe's optimizer state {sorted(fresh)} has no inner_state")
         old = wrap_legacy_coefficients("its optimizer state", dict(old), family, K)
         inner = dict(fresh["inner_state"])
@@ -564,11 +562,6 @@ class _OdeTask:
 def _legacy_config(config: dict) -> dict:
     """An earlier model configuration (reprs of ``n_basis``, ``basis="<name>"``,
     ``method="<name>"``) in today's fields: ``basis`` and ``method`` as today's object reprs."""
-    import ast
-
-    from ._bases import basis_by_name
-    from ._integrate import scheme_by_name
-
     new = dict(config)
     try:
         K = int(ast.literal_eval(new.pop("n_basis")))
@@ -590,8 +583,6 @@ def _legacy_task_meta(meta: dict) -> dict:
 
 def _legacy_basis(model_state: dict) -> tuple[str, int]:
     """``(family, K)`` named by the earlier tag collection ``model_state["basis"]``."""
-    from ._model_io import legacy_tags
-
     if "basis" not in model_state:
         raise ValueError("its model state has no basis tag collection")
     return legacy_tags("its model state", model_state["basis"])
@@ -600,8 +591,6 @@ def _legacy_basis(model_state: dict) -> tuple[str, int]:
 def _legacy_variables(variables: dict) -> dict:
     """Earlier-format variables (raw, as stored) in today's layout (``_model_io``'s
     conversion: tags dropped, coefficients in expansions, K checked)."""
-    from ._model_io import upgrade_legacy_variables
-
     if "basis" not in variables:
         raise ValueError("its variables have no basis tag collection")
     return upgrade_legacy_variables("its variables", dict(variables))

@@ -34,9 +34,10 @@ Semantics, the same for both packages:
 - ``callback(epoch, params) -> dict | None`` after every epoch (1-based), merged into history;
 - ``return_params="best"`` returns the parameters of the best validation accuracy (the first
   epoch of the best; the last ones without validation), ``"last"`` the final ones;
-- resuming a run prints "resumed from step N"; a finished run prints "already complete" and is
-  returned as it is, nothing rewritten; asking a finished run for more epochs continues it to the
-  new total;
+- resuming a run prints "resumed from step N" (with ", converted from a checkpoint of an earlier
+  format" when the task read one of its earlier formats: :func:`_upgrade_of`); a finished run
+  prints "already complete" and is returned as it is, nothing rewritten; asking a finished run
+  for more epochs continues it to the new total;
 - the checkpoint folder is locked for the whole run, before orbax opens it
   (:class:`trainkit.RunLock`): a second run into it is refused naming the live one;
 - SIGTERM or SIGINT: the current step is finished and saved, then

@@ -177,3 +177,27 @@ def test_a_converted_run_state_is_still_checked_against_its_checksum(tmp_path):
     with pytest.warns(UserWarning, match="does not match its checksum"):
         with pytest.raises(FileFormatError, match="No readable checkpoint"):
             bo.fit(model, train, checkpoint_dir=bad, progress=False, **kw)
+
+
+def test_the_shared_conversion_checks_the_tags_K_against_the_coefficients(tmp_path):
+    """The one conversion of the earlier layout (model files and checkpoints): a tag naming
+    another K than the coefficients' leading axis (3 in ``golden/model_v0.npz``) is refused."""
+    import trainkit
+
+    config, arrays = trainkit.load_model_file(GOLDEN / "model_v0.npz", package="basis_ode")
+    for entry in config["variables"]:
+        if entry["path"][0] == "basis" and entry["path"][1] == "stage1":
+            entry["path"][2] = "hat_K2"
+    path = trainkit.save_model_file(
+        tmp_path / "tags.npz", package="basis_ode", config=config, arrays=arrays
+    )
+    with pytest.raises(FileFormatError, match=r"sizes \[\('hat', '2'\), \('hat', '3'\)\]"):
+        bo.load_model(path)
+    for entry in config["variables"]:
+        if entry["path"][0] == "basis":
+            entry["path"][2] = "hat_K2"
+    path = trainkit.save_model_file(
+        tmp_path / "tags2.npz", package="basis_ode", config=config, arrays=arrays
+    )
+    with pytest.raises(FileFormatError, match="leading axes \\[3\\]; the basis tags say K = 2"):
+        bo.load_model(path)
