@@ -17,7 +17,9 @@
 
 Files of the earlier format (fields ``basis`` and ``n_basis``, the basis name-encoded in a
 collection ``"basis"`` of tags ``"<family>_K<K>"``) still load: the family is read from the tag
-and the coefficients are wrapped in expansions.
+and the coefficients are wrapped in expansions, each tag's K checked against their leading axis
+(:func:`upgrade_legacy_variables`; ``fit`` converts training checkpoints of that format with the
+same function).
 
 ``load_model(path) -> (model, variables)`` rebuilds both and refuses a file that is truncated,
 malformed, written by something else, or whose configuration lacks a field or has an unknown
@@ -120,7 +122,7 @@ def _basis_K(variables: Mapping) -> int | None:
     return None
 
 
-def _wrap_expansions(path: Path, tree: Any, marks: list[tuple[list[str], str]]) -> Any:
+def _wrap_expansions(path: Any, tree: Any, marks: list[tuple[list[str], str]]) -> Any:
     """Replace the subtree at each marked path by ``BasisExpansion(family(K), subtree)``."""
     for keys, family in marks:
         node = tree
@@ -135,18 +137,23 @@ def _wrap_expansions(path: Path, tree: Any, marks: list[tuple[list[str], str]]) 
     return tree
 
 
-def _legacy_tag_family(path: Path, tags: Any) -> str:
-    """The family of the earlier format's tag collection ``{<block>: {"<family>_K<K>": K}}``."""
-    names: set[str] = set()
+def legacy_tags(path: Any, tags: Any) -> tuple[str, int]:
+    """``(family, K)`` of the earlier format's tag collection ``{<block>: {"<family>_K<K>": K}}``
+    (every tag must name the same family and K)."""
+    found: set[tuple[str, str]] = set()
 
     def walk(t: Any) -> None:
         for k, v in t.items():
-            walk(v) if isinstance(v, Mapping) else names.add(k.rpartition("_K")[0])
+            walk(v) if isinstance(v, Mapping) else found.add(k.rpartition("_K")[::2])
 
     walk(tags)
-    if len(names) != 1:
-        raise FileFormatError(f"{path}: the basis tags name {sorted(names)}, not one family.")
-    return names.pop()
+    if len({name for name, _ in found}) != 1:
+        names = sorted({name for name, _ in found})
+        raise FileFormatError(f"{path}: the basis tags name {names}, not one family.")
+    if len(found) != 1 or not next(iter(found))[1].isdigit():
+        raise FileFormatError(f"{path}: the basis tags name the sizes {sorted(found)}, not one K.")
+    family, K = found.pop()
+    return family, int(K)
 
 
 def _legacy_marks(tree: Any, prefix: tuple[str, ...] = ()) -> list[list[str]]:
@@ -158,6 +165,40 @@ def _legacy_marks(tree: Any, prefix: tuple[str, ...] = ()) -> list[list[str]]:
         elif isinstance(v, Mapping):
             out += _legacy_marks(v, (*prefix, k))
     return out
+
+
+def wrap_legacy_coefficients(path: Any, tree: Any, family: str, K: int) -> Any:
+    """A nested dict of the earlier format with every ``basis_coeffs`` subtree (plain arrays
+    with a leading K axis) wrapped as ``BasisExpansion(family(K), subtree)`` (in place).
+
+    Raises:
+        trainkit.FileFormatError: a subtree's leading axis is not ``K``, naming ``path``.
+    """
+    marks = _legacy_marks(tree)
+    for keys in marks:
+        node = tree
+        for k in keys:
+            node = node[k]
+        axes = {np.shape(x)[0] if np.ndim(x) else None for x in jax.tree_util.tree_leaves(node)}
+        if axes != {K}:
+            raise FileFormatError(
+                f"{path}: the coefficients at {keys} have leading axes {sorted(axes, key=str)}; "
+                f"the basis tags say K = {K}."
+            )
+    return _wrap_expansions(path, tree, [(keys, family) for keys in marks])
+
+
+def upgrade_legacy_variables(path: Any, variables: dict[str, Any]) -> dict[str, Any]:
+    """Variables of the earlier format in today's layout (in place): the tag collection
+    ``"basis"`` is dropped and every block's ``basis_coeffs`` becomes a
+    :class:`BasisExpansion` in the tagged family, its K checked against the tags.
+
+    Raises:
+        trainkit.FileFormatError: the tags name several families or sizes, or disagree with
+            the coefficients' leading axis; the message names ``path``.
+    """
+    family, K = legacy_tags(path, variables.pop("basis"))
+    return wrap_legacy_coefficients(path, variables, family, K)
 
 
 def save_model(path: str | os.PathLike, model: Any, variables: Mapping[str, Any]) -> Path:
@@ -247,15 +288,16 @@ def load_model(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
         for e in config["variables"]
         if isinstance(e, dict) and "expansion" in e
     ]
-    if "basis" in variables and not marks:  # the earlier format: tags, plain coefficients
-        family = _legacy_tag_family(path, variables.pop("basis"))
-        marks = [(keys, family) for keys in _legacy_marks(variables)]
+    legacy = "basis" in variables and not marks  # the earlier format: tags, plain coefficients
     if _basis_K(variables) != config["K"]:
         raise FileFormatError(
             f"{path}: the variables hold K = {_basis_K(variables)} basis functions but the file "
             f"records K = {config['K']}; the file is corrupt."
         )
-    variables = _wrap_expansions(path, variables, marks)
+    if legacy:
+        variables = upgrade_legacy_variables(path, variables)
+    else:
+        variables = _wrap_expansions(path, variables, marks)
     K = config["K"] if config["K"] is not None else n_basis
     try:
         model = cls(**{k: _field_from_json(path, k, v, K) for k, v in fields.items()})

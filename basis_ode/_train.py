@@ -29,6 +29,7 @@ gets ``fold_in(noise_key, s)``, used by ``augment``), data order ``epoch_order(N
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import math
@@ -39,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import serialization
 from jaxtyping import Array, Float, Int
 
 import trainkit
@@ -49,7 +51,9 @@ from trainkit import list_checkpoints as list_checkpoints
 from trainkit import load_latest_checkpoint as load_latest_checkpoint
 from trainkit.internal import check_label_space, takes_train_options, to_host
 
-from ._integrate import ButcherTableau
+from ._bases import basis_by_name
+from ._integrate import ButcherTableau, scheme_by_name
+from ._model_io import legacy_tags, upgrade_legacy_variables, wrap_legacy_coefficients
 from ._recipes import AdamRsqrtRecipe, Recipe, SGDRecipe, set_learning_rate
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
@@ -491,12 +495,105 @@ class _OdeTask:
     def export(self, state, meta):
         return jax.device_get({"params": state["params"], **state["model_state"]})
 
+    # checkpoints of the format before the basis-expansion refactor (commit c60054b): model
+    # fields n_basis and basis/method by name, plain coefficients beside a tag collection
+    # "basis", an optimizer state without the injected learning rate
+
+    def legacy_fingerprint(self, stored: dict) -> dict | None:
+        """The fingerprint of an earlier-format run in today's terms (``n_basis`` and the basis
+        and scheme names become today's ``basis`` and ``method`` reprs), or None when it is not
+        one."""
+        config = stored.get("config")
+        if stored.get("package") != self.package or not isinstance(config, dict):
+            return None
+        return {**stored, "config": _legacy_config(config)} if "n_basis" in config else None
+
+    def upgrade(self, meta: dict, state: dict, best: Any) -> tuple[dict, dict, Any]:
+        """An earlier-format step in today's layout (:func:`_legacy_variables` on the variables
+        and the best, :meth:`_legacy_opt_state` on the optimizer state, ``n_basis`` -> ``K`` in
+        the task metas)."""
+        variables = _legacy_variables({"params": state["params"], **state["model_state"]})
+        family, K = _legacy_basis(state["model_state"])
+        opt_state = self._legacy_opt_state(meta, state["opt_state"], variables["params"], family, K)
+        params, model_state = _split(serialization.to_state_dict(variables))
+        new = {"params": params, "opt_state": opt_state, "model_state": model_state}
+        if best is not None:
+            best = serialization.to_state_dict(_legacy_variables(dict(best)))
+        b = dict(meta.get("best") or {})
+        if isinstance(b.get("meta"), dict):
+            b["meta"] = _legacy_task_meta(b["meta"])
+        return {**meta, "task": _legacy_task_meta(meta.get("task") or {}), "best": b}, new, best
+
+    def _legacy_opt_state(self, meta, old: dict, params, family: str, K: int) -> dict:
+        """Today's optimizer state (state dict) from the earlier one: the earlier chain is
+        today's ``inner_state`` without the trailing learning-rate scale (whose state is empty),
+        its parameter-shaped parts in expansions; the injected ``count`` is the number of updates
+        since the state was built (at step 0 or the last refinement), the learning rate the one
+        the last update used."""
+        optimizer = self.recipe.optimizer(self.learning_rate)
+        fresh = serialization.to_state_dict(jax.eval_shape(optimizer.init, params))
+        if not {"count", "hyperparams", "inner_state"} <= set(fresh):
+            raise ValueError(f"the recipe's optimizer state {sorted(fresh)} has no inner_state")
+        old = wrap_legacy_coefficients("its optimizer state", dict(old), family, K)
+        inner = dict(fresh["inner_state"])
+        unknown = sorted(set(old) - set(inner))
+        if unknown:
+            raise ValueError(f"its optimizer state holds parts {unknown} the recipe does not have")
+        inner.update(serialization.to_state_dict(old))
+        pos = meta["position"]
+        step, epoch, batch = int(pos["step"]), int(pos["epoch"]), int(pos["batch"])
+        built = [e for e in self.refine_at if e < epoch or (e == epoch and batch > 0)]
+        count = step - max(built) * self.steps_per_epoch if built else step
+        schedule = self.recipe.schedule(self.learning_rate, self.steps_per_epoch)
+        lr = schedule(step - 1) if count > 0 else self.learning_rate
+        hyper = fresh["hyperparams"]
+        return {**fresh, "count": np.asarray(count, fresh["count"].dtype), "inner_state": inner,
+                "hyperparams": {**hyper, "learning_rate": np.asarray(
+                    lr, hyper["learning_rate"].dtype)}}  # fmt: skip
+
     def diverged_hint(self):
         lr = self.learning_rate
         return (
             f"Try a lower learning_rate (e.g. {lr / 10:g}), a longer warm-up, or check the inputs "
             "for NaN/inf."
         )
+
+
+def _legacy_config(config: dict) -> dict:
+    """An earlier model configuration (reprs of ``n_basis``, ``basis="<name>"``,
+    ``method="<name>"``) in today's fields: ``basis`` and ``method`` as today's object reprs."""
+    new = dict(config)
+    try:
+        K = int(ast.literal_eval(new.pop("n_basis")))
+        new["basis"] = repr(basis_by_name(ast.literal_eval(new["basis"]), K))
+        if "method" in new:
+            new["method"] = repr(scheme_by_name(ast.literal_eval(new["method"])))
+    except (KeyError, SyntaxError, TypeError, ValueError) as e:
+        raise ValueError(f"its model configuration cannot be read in today's terms ({e})") from e
+    return new
+
+
+def _legacy_task_meta(meta: dict) -> dict:
+    """An earlier task meta: ``model_updates.n_basis`` becomes ``model_updates.K``."""
+    updates = dict(meta.get("model_updates") or {})
+    if "n_basis" in updates:
+        updates["K"] = int(updates.pop("n_basis"))
+    return {**meta, "model_updates": updates} if updates else dict(meta)
+
+
+def _legacy_basis(model_state: dict) -> tuple[str, int]:
+    """``(family, K)`` named by the earlier tag collection ``model_state["basis"]``."""
+    if "basis" not in model_state:
+        raise ValueError("its model state has no basis tag collection")
+    return legacy_tags("its model state", model_state["basis"])
+
+
+def _legacy_variables(variables: dict) -> dict:
+    """Earlier-format variables (raw, as stored) in today's layout (``_model_io``'s
+    conversion: tags dropped, coefficients in expansions, K checked)."""
+    if "basis" not in variables:
+        raise ValueError("its variables have no basis tag collection")
+    return upgrade_legacy_variables("its variables", dict(variables))
 
 
 def _recipe_settings(recipe: Recipe) -> dict[str, Any]:

@@ -13,11 +13,13 @@ it, the model configuration, the optimizer settings, the sha256 of the training 
 seed. Resuming is refused (:class:`trainkit.CheckpointMismatchError`) when any of them differs;
 the message names each differing field with the stored and the current value. Folders written by
 the other package or by an older version of either are recognised and refused the same way, never
-with a ``KeyError``.
+with a ``KeyError``. A package may read its own earlier formats (:class:`Upgrade`): a step whose
+fingerprint translates into today's is converted into today's layout and checked against it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -25,6 +27,7 @@ import os
 import re
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -290,44 +293,127 @@ class CheckpointStore:
         from flax import serialization
 
         target = serialization.to_state_dict(template)
-        want, stored = _flat(target), _flat(self._manager.item_metadata(int(step)).state)
-        path = self.path(step)
-        if want.keys() != stored.keys():
-            raise CheckpointMismatchError(
-                f"The checkpoint {path} holds the arrays {sorted(set(stored) - set(want))} this "
-                f"run does not have and lacks {sorted(set(want) - set(stored))}. Use another "
-                "checkpoint folder, or resume=False (--no-resume) to start afresh there."
-            )
-        for name, t in want.items():
-            a = stored[name]
-            if tuple(a.shape) != tuple(np.shape(t)) or np.dtype(a.dtype) != np.dtype(t.dtype):
-                raise CheckpointMismatchError(
-                    f"The checkpoint {path} stores {name} as {np.dtype(a.dtype)}"
-                    f"{tuple(a.shape)}; this run needs {np.dtype(t.dtype)}{tuple(np.shape(t))}. "
-                    "Use another checkpoint folder, or resume=False (--no-resume)."
-                )
+        stored = _flat(self._manager.item_metadata(int(step)).state)
+        check_layout(self.path(step), _flat(target), stored)
         target = jax.tree.map(lambda t: jax.ShapeDtypeStruct(np.shape(t), t.dtype), target)
         args = ocp.args.Composite(state=ocp.args.StandardRestore(target))
         restored = self._manager.restore(int(step), args=args).state
         return serialization.from_state_dict(template, restored)
 
+    def read_raw_state(self, step: int) -> Any:
+        """The ``state`` item as stored: nested dicts of NumPy arrays (no template; empty
+        subtrees are absent), for a task to convert from an earlier layout."""
+        import orbax.checkpoint as ocp
 
-def refuse_if_foreign(path: Path, meta: Any, fingerprint: dict[str, Any]) -> None:
-    """Raise :class:`CheckpointMismatchError` unless ``meta`` was written by this run."""
-    diffs = mismatches(stored_fingerprint(meta), fingerprint)
-    if diffs:
+        args = ocp.args.Composite(state=ocp.args.StandardRestore())
+        return jax.device_get(self._manager.restore(int(step), args=args).state)
+
+
+def check_layout(path: Path, want: dict[str, Any], stored: dict[str, Any]) -> None:
+    """Raise :class:`CheckpointMismatchError` unless the flat arrays ``stored`` (key path ->
+    array or array metadata) have the keys, shapes and dtypes of ``want`` (those of a template)."""
+    if want.keys() != stored.keys():
         raise CheckpointMismatchError(
-            f"The checkpoint {path} belongs to another run; it differs in "
+            f"The checkpoint {path} holds the arrays {sorted(set(stored) - set(want))} this "
+            f"run does not have and lacks {sorted(set(want) - set(stored))}. Use another "
+            "checkpoint folder, or resume=False (--no-resume) to start afresh there."
+        )
+    for name, t in want.items():
+        a = stored[name]
+        if tuple(a.shape) != tuple(np.shape(t)) or np.dtype(a.dtype) != np.dtype(t.dtype):
+            raise CheckpointMismatchError(
+                f"The checkpoint {path} stores {name} as {np.dtype(a.dtype)}"
+                f"{tuple(a.shape)}; this run needs {np.dtype(t.dtype)}{tuple(np.shape(t))}. "
+                "Use another checkpoint folder, or resume=False (--no-resume)."
+            )
+
+
+def refuse_if_foreign(
+    path: Path, meta: Any, fingerprint: dict[str, Any], stored: dict[str, Any] | None = None
+) -> None:
+    """Raise :class:`CheckpointMismatchError` unless ``meta`` was written by this run
+    (``stored``: its fingerprint translated from an earlier format, when it was)."""
+    diffs = mismatches(stored_fingerprint(meta) if stored is None else stored, fingerprint)
+    if diffs:
+        earlier = (
+            "" if stored is None else " (a checkpoint of an earlier format, read in today's terms)"
+        )
+        raise CheckpointMismatchError(
+            f"The checkpoint {path}{earlier} belongs to another run; it differs in "
             + "; ".join(diffs)
             + ". Use another checkpoint folder (--out), restore the original settings, or pass "
             "resume=False (--no-resume) to delete its checkpoints and start afresh there."
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class Upgrade:
+    """How a package reads the checkpoints of its earlier formats (:func:`resume_point`).
+
+    Attributes:
+        fingerprint: ``fingerprint(stored) -> dict | None``: a stored fingerprint (as
+            :func:`stored_fingerprint` reads it) translated into today's terms, or None when it
+            is not of an earlier format the package knows. Raises ``ValueError`` when it is but
+            cannot be translated.
+        state: ``state(meta, raw, best) -> (meta, state, best)``: a step of that format (its
+            ``meta``, the raw ``state`` item as nested dicts of arrays, the raw ``best`` item or
+            None) in today's layout: the meta with its task parts converted and the state and
+            best as state dicts (``flax.serialization.to_state_dict``) of today's structures.
+            Raises ``ValueError`` when the conversion cannot be done cleanly.
+    """
+
+    fingerprint: Callable[[dict[str, Any]], dict[str, Any] | None]
+    state: Callable[[dict[str, Any], Any, Any], tuple[dict[str, Any], Any, Any]]
+
+
+def _cannot_convert(path: Path, err: Exception) -> CheckpointMismatchError:
+    return CheckpointMismatchError(
+        f"The checkpoint {path} is of an earlier format and cannot be converted ({err}). Use "
+        "another checkpoint folder, or resume=False (--no-resume) to start afresh there."
+    )
+
+
+def _translated(path: Path, meta: Any, fingerprint: dict, upgrade: Upgrade | None) -> Any:
+    """The stored fingerprint in today's terms when it differs and is of an earlier format the
+    package knows (None otherwise: compared as stored)."""
+    stored = stored_fingerprint(meta)
+    if upgrade is None or not mismatches(stored, fingerprint):
+        return None
+    try:
+        return upgrade.fingerprint(stored)
+    except (ValueError, TypeError, KeyError) as err:
+        raise _cannot_convert(path, err) from err
+
+
+def _read_upgraded(store: CheckpointStore, step: int, meta: dict, upgrade: Upgrade, template_of):
+    """``(meta, state, best)`` of a step of an earlier format, converted by ``upgrade`` and
+    checked against today's template (keys, shapes, dtypes, every leaf an array)."""
+    from flax import serialization
+
+    path = store.path(step)
+    raw, best = store.read_raw_state(step), store.read_best(step)
+    try:
+        new_meta, state, best = upgrade.state(meta, raw, best)
+    except (ValueError, TypeError, KeyError) as err:
+        raise _cannot_convert(path, err) from err
+    meta = {**meta, "task": new_meta["task"], "best": new_meta.get("best", meta.get("best"))}
+    template = template_of(meta)
+    have = _flat(state)
+    loose = [k for k, v in have.items() if not isinstance(v, np.ndarray | np.generic | jax.Array)]
+    if loose:
+        raise _cannot_convert(path, ValueError(f"no stored values for {loose[:3]}"))
+    check_layout(path, _flat(serialization.to_state_dict(template)), have)
+    return meta, serialization.from_state_dict(template, state), best
+
+
 def resume_point(
-    store: CheckpointStore, fingerprint: dict[str, Any], template_of, check=None
+    store: CheckpointStore,
+    fingerprint: dict[str, Any],
+    template_of,
+    check=None,
+    upgrade: Upgrade | None = None,
 ) -> Any:
-    """``(step, meta, state, best)`` of the newest readable step of this run, or None.
+    """``(step, meta, state, best, converted)`` of the newest readable step of this run, or None.
 
     ``template_of(meta)`` gives the state's template for a step. A step written by another run
     raises :class:`CheckpointMismatchError`; an unreadable step (e.g. a full disk), or one for
@@ -335,6 +421,11 @@ def resume_point(
     inconsistent), is skipped with a warning and an older one used (the newer ones are deleted,
     as they will be rewritten). A folder whose steps are all unreadable raises
     :class:`FileFormatError`.
+
+    With ``upgrade`` (:class:`Upgrade`), a step whose fingerprint translates into this run's
+    from an earlier format is converted into today's layout (``converted`` True); its run state
+    is checked as stored (``check`` sees the stored meta, the converted arrays) and a
+    conversion that cannot be done cleanly raises :class:`CheckpointMismatchError`.
     """
     steps = store.steps()
     for step in reversed(steps):
@@ -344,16 +435,21 @@ def resume_point(
         except Exception as err:  # noqa: BLE001 - any unreadable step: try an older one
             warnings.warn(f"skipping unreadable checkpoint {path}: {err}", stacklevel=3)
             continue
-        refuse_if_foreign(path, meta, fingerprint)
+        earlier = _translated(path, meta, fingerprint, upgrade)
+        refuse_if_foreign(path, meta, fingerprint, earlier)
+        stored_meta = meta
         try:
-            state = store.read_state(step, template_of(meta))
-            best = store.read_best(step)
+            if earlier is None:
+                state = store.read_state(step, template_of(meta))
+                best = store.read_best(step)
+            else:
+                meta, state, best = _read_upgraded(store, step, meta, upgrade, template_of)
         except CheckpointMismatchError:
             raise
         except Exception as err:  # noqa: BLE001
             warnings.warn(f"skipping unreadable checkpoint {path}: {err}", stacklevel=3)
             continue
-        reason = None if check is None else check(meta, state)
+        reason = None if check is None else check(stored_meta, state)
         if reason is None and isinstance(meta, dict) and meta.get("step", step) != step:
             reason = f"it names step {meta.get('step')!r} in the folder of step {step}"
         if reason is not None:
@@ -364,7 +460,7 @@ def resume_point(
             continue
         for newer in steps[steps.index(step) + 1 :]:
             store.delete(newer)
-        return step, meta, state, best
+        return step, meta, state, best, earlier is not None
     if steps:
         raise FileFormatError(
             f"No readable checkpoint in {store.directory} (newest: {store.path(steps[-1])}); "

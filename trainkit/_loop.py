@@ -34,9 +34,10 @@ Semantics, the same for both packages:
 - ``callback(epoch, params) -> dict | None`` after every epoch (1-based), merged into history;
 - ``return_params="best"`` returns the parameters of the best validation accuracy (the first
   epoch of the best; the last ones without validation), ``"last"`` the final ones;
-- resuming a run prints "resumed from step N"; a finished run prints "already complete" and is
-  returned as it is, nothing rewritten; asking a finished run for more epochs continues it to the
-  new total;
+- resuming a run prints "resumed from step N" (with ", converted from a checkpoint of an earlier
+  format" when the task read one of its earlier formats: :func:`_upgrade_of`); a finished run
+  prints "already complete" and is returned as it is, nothing rewritten; asking a finished run
+  for more epochs continues it to the new total;
 - the checkpoint folder is locked for the whole run, before orbax opens it
   (:class:`trainkit.RunLock`): a second run into it is refused naming the live one;
 - SIGTERM or SIGINT: the current step is finished and saved, then
@@ -72,6 +73,7 @@ from ._atomic import atomic_write_text
 from ._batching import epoch_order
 from ._checkpoint import (
     CheckpointStore,
+    Upgrade,
     data_hash,
     make_fingerprint,
     resume_point,
@@ -120,6 +122,10 @@ class Task(Protocol):
 
     def diverged_hint(self) -> str: ...
 
+    # Optional, to resume checkpoints of the package's earlier formats (:func:`_upgrade_of`):
+    #   legacy_fingerprint(stored: dict) -> dict | None
+    #   upgrade(meta: dict, state: dict, best: Any) -> tuple[dict, dict, Any]
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings(TrainOptions):
@@ -164,6 +170,7 @@ class Run:
     saved_step: int | None = None  # the global step of the newest checkpoint written or read
     stop: int | None = None  # the signal to stop on (trainkit._signals)
     signals: Any = None  # the StopSignals of the run
+    converted: bool = False  # resumed from a checkpoint of an earlier format, converted
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,8 +310,32 @@ def _carry_template(task: Task, meta: dict, members: int | None) -> dict:
     return {"train": train, "sums": sums, **flags}
 
 
+def _upgrade_of(task: Task) -> Upgrade | None:
+    """The task's reader of its earlier checkpoint formats, when it has one.
+
+    A task that gives both ``legacy_fingerprint(stored) -> dict | None`` (a stored fingerprint
+    in today's terms, or None when it is not of an earlier format) and ``upgrade(meta, state,
+    best) -> (meta, state, best)`` (the step meta with ``task`` and ``best.meta`` converted; the
+    train state ``{"params", "opt_state", "model_state"}`` and the best parameters, raw as
+    stored, turned into state dicts of today's structures) resumes such checkpoints; the engine
+    keeps the key, the step counter, the sums and the flags as stored and checks the result
+    against today's template."""
+    fingerprint = getattr(task, "legacy_fingerprint", None)
+    convert = getattr(task, "upgrade", None)
+    if fingerprint is None or convert is None:
+        return None
+
+    def state(meta: dict, raw: dict, best: Any) -> tuple[dict, dict, Any]:
+        train = raw["train"]
+        inner = {k: v for k, v in train.items() if k not in ("key", "step")}
+        meta, inner, best = convert(meta, inner, best)
+        return meta, {**raw, "train": {**inner, "key": train["key"], "step": train["step"]}}, best
+
+    return Upgrade(fingerprint=fingerprint, state=state)
+
+
 def _resumed(found: Any, mesh: Any, store: CheckpointStore, layout: str | None, task: Task) -> Run:
-    step, meta, state, best = found
+    step, meta, state, best, converted = found
     if best is not None:  # nested dicts as stored: back into the structure the task exports
         from flax import serialization
 
@@ -323,6 +354,7 @@ def _resumed(found: Any, mesh: Any, store: CheckpointStore, layout: str | None, 
     run.best_epoch, run.best_meta = b.get("epoch"), b.get("meta")
     run.last_checkpoint = store.path(step)
     run.saved_step = run.step
+    run.converted = converted
     return run
 
 
@@ -348,6 +380,7 @@ def _start(
                 fingerprint,
                 lambda m: _carry_template(task, m["task"], members),
                 check=lambda meta, state: _check_run_state(meta, state, s, spe),
+                upgrade=_upgrade_of(task),
             )
     except BaseException:
         store.close()
@@ -653,8 +686,9 @@ def train(task: Task, data: tuple, settings: Settings) -> tuple[Any, dict, dict]
                     "complete; copy the folder somewhere writable to resume it."
                 )
             if run.step > 0:
+                how = ", converted from a checkpoint of an earlier format" if run.converted else ""
                 _say(s, f"resumed from step {run.step} (epoch {run.epoch + 1} of {s.epochs}) in "
-                        f"{store.directory}")  # fmt: skip
+                        f"{store.directory}{how}")  # fmt: skip
             with Progress(s.epochs * spe, run.step, s.progress) as bar:
                 while run.epoch < s.epochs and not run.interrupted and not run.stop:
                     _epoch(task, run, data, s, mesh, store, fingerprint, bar)
