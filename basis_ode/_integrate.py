@@ -394,33 +394,28 @@ def _static_key(static: Any) -> tuple:
     return treedef, tuple(leaves)
 
 
-def _solve_fixed(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, unroll):
-    """The fixed-step solve: one ``jax.jit`` program per static (field, basis, n_steps, tableau,
-    flags); the field's arrays (``eqx.partition``), h0 and coeffs are its inputs."""
+def _compiled(kind: str, solve: Callable, field, h0, coeffs, settings: tuple):
+    """``solve(field, h0, coeffs, *settings)`` through one ``jax.jit`` program per (kind, static
+    part of the field, settings); the field's arrays (``eqx.partition``), h0 and coeffs are the
+    program's inputs."""
     dynamic, static = eqx.partition(field, eqx.is_array)
-    settings = (basis, n_steps, tab, has_aux, return_stages, unroll)
 
     def build():
-        def solve(dynamic, h0, coeffs):
-            return _fixed_step(eqx.combine(dynamic, static), h0, coeffs, *settings)
+        return jax.jit(lambda d, h, c: solve(eqx.combine(d, static), h, c, *settings))
 
-        return jax.jit(solve)
+    return _program((kind, _static_key(static), settings), build)(dynamic, h0, coeffs)
 
-    return _program(("fixed", _static_key(static), settings), build)(dynamic, h0, coeffs)
+
+def _solve_fixed(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, unroll):
+    """The fixed-step solve, compiled once per static (field, basis, n_steps, tableau, flags)."""
+    settings = (basis, n_steps, tab, has_aux, return_stages, unroll)
+    return _compiled("fixed", _fixed_step, field, h0, coeffs, settings)
 
 
 def _adaptive(field, h0, coeffs, basis, n_steps, solver, rtol, atol, max_steps):
-    """The adaptive diffrax solve: one ``jax.jit`` program per static field part and settings."""
-    dynamic, static = eqx.partition(field, eqx.is_array)
+    """The adaptive diffrax solve, compiled once per static field part and settings."""
     settings = (basis, n_steps, solver, float(rtol), float(atol), int(max_steps))
-
-    def build():
-        def solve(dynamic, h0, coeffs):
-            return _adaptive_solve(eqx.combine(dynamic, static), h0, coeffs, *settings)
-
-        return jax.jit(solve)
-
-    return _program(("adaptive", _static_key(static), settings), build)(dynamic, h0, coeffs)
+    return _compiled("adaptive", _adaptive_solve, field, h0, coeffs, settings)
 
 
 def _adaptive_solve(field, h0, coeffs, basis, n_steps, solver, rtol, atol, max_steps):
