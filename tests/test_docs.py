@@ -222,6 +222,10 @@ def test_readme_examples_run(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr[-3000:]
         numbers = [float(x) for x in re.findall(r"(?<![\w.])0\.\d+|1\.0\b", result.stdout)]
         assert numbers and all(0.0 <= x <= 1.0 for x in numbers[-2:]), result.stdout[-2000:]
+        if "refine_at" in code:  # it shows what it says: trained to K = 8, read at 8, 4 and 2
+            assert "PiecewiseConstant(K=8)" in result.stdout, result.stdout[-2000:]
+            ks = re.findall(r"^(\d+) (?:0\.\d+|1\.0)$", result.stdout, re.M)
+            assert ks == ["8", "4", "2"], result.stdout[-2000:]
 
 
 def test_getting_started_shows_the_readme_examples() -> None:
