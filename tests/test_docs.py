@@ -54,6 +54,18 @@ def test_strict_site_build_documents_every_public_name(tmp_path: Path) -> None:
         assert not missing, (module, missing)
     assert "fit" in api["noisy_dyn"] and "compress" in api["basis_ode"]
 
+    # The site works offline: no page loads a script or a style sheet from another host, and the
+    # MathJax bundle it loads instead is in the site (the real MathJax 3, not an empty file).
+    remote = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)=\"(?:https?:)?//[^\"]+", re.I)
+    pages = list(site.rglob("*.html"))
+    assert len(pages) > 50
+    offenders = [f"{p.relative_to(site)}: {m.group(0)[:120]}" for p in pages
+                 for m in remote.finditer(p.read_text(errors="replace"))]  # fmt: skip
+    assert not offenders, offenders[:5]
+    bundle = site / "javascripts" / "vendor" / "mathjax" / "tex-svg.js"
+    assert bundle.stat().st_size > 1_000_000 and b"MathJax" in bundle.read_bytes()
+    assert "vendor/mathjax/tex-svg.js" in (site / "derivations" / "index.html").read_text()
+
     # One results page per stored folder, one benchmarks page per stored JSON.
     folders = [p for p in (ROOT / "docs" / "results").rglob("*") if p.is_dir()]
     for folder in folders:
