@@ -197,8 +197,9 @@ def _announce(i: int, n: int) -> None:
     print(f"process {i} of {n} on {socket.gethostname()} (pid {os.getpid()}): {len(local)} "
           f"local {local[0].platform} device(s) of {jax.device_count()} in the job; process 0 "
           "writes the logs, results and checkpoints", file=sys.stderr, flush=True)  # fmt: skip
-    if i != 0:
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    if i != 0:  # its standard output, C libraries' (gloo's) included, goes nowhere
+        sys.stdout.flush()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
 
 
 # --------------------------------------------------------------------------------------------

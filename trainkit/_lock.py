@@ -209,7 +209,10 @@ class RunLock:
                 f.flush()
             except OSError:
                 pass
-            f.close()  # releases the flock
+            try:
+                f.close()  # releases the flock (the descriptor is closed even if a flush fails)
+            except OSError:  # a full disk: the record could not be flushed
+                pass
 
 
 def clear_records() -> None:

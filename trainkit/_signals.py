@@ -317,7 +317,7 @@ class StopSignals:
         self._sync = _jax_sync_manager()
         self._on = SUPERVISOR.enter()
         if self._on:
-            SUPERVISOR.mark("compilation")
+            SUPERVISOR.mark("start-up")  # reading the checkpoint; the steps mark their phases
         return self
 
     def __exit__(self, *exc: Any) -> None:
