@@ -212,8 +212,10 @@ class Supervisor:
             return
         waited = time.monotonic() - self.at
         if waited >= HARD:
-            self._exit(signum, f"{_name(signum)}: no checkpoint could be finished within "
-                       f"{HARD:g} s of the signal ({self.phase}); {self._kept()}")  # fmt: skip
+            what = ("exiting" if self.taken and self._nothing_unsaved() else
+                    "no checkpoint could be finished")  # fmt: skip
+            self._exit(signum, f"{_name(signum)}: {what} {HARD:g} s after the signal "
+                       f"({self.phase}); {self._kept()}")  # fmt: skip
         if self.taken:
             return
         if self.phase in ("start-up", "after training"):
