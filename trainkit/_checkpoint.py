@@ -8,6 +8,11 @@ by an atomic rename, so a process killed at any moment (even by SIGKILL) leaves 
 intact, and a half-written step (``*.orbax-checkpoint-tmp-*``) is never listed and is removed by
 the next save.
 
+Every step carries digests (:mod:`trainkit._integrity`): a sha256 of every array and of the meta
+itself in the meta, and a file list ``trainkit_digests.json`` with the sha256 of every file,
+written once orbax finalised the step. :func:`resume_point` resumes the newest step that
+verifies and moves damaged ones into ``set-aside/``.
+
 The fingerprint of a run is ``{package, config, optimizer, data, seed}``: the package that wrote
 it, the model configuration, the optimizer settings, the sha256 of the training data and the
 seed. Resuming is refused (:class:`trainkit.CheckpointMismatchError`) when any of them differs;

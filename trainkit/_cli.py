@@ -168,7 +168,7 @@ def _failure(err: BaseException) -> tuple[int, str]:
         what = ", ".join(dict.fromkeys(f[0] for f in found))
         return EXIT_PEER_LOST, (
             f"error: another process of this job was lost ({what}); "
-            + SUPERVISOR._kept("start all its processes again")
+            + SUPERVISOR.kept("start all its processes again")
         )
     return EXIT_USER_ERROR, error_line(err)
 

@@ -97,13 +97,8 @@ def _job_from_environment() -> tuple[str, int, int] | None:
     several = (
         int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1 and "SLURM_STEP_NODELIST" in os.environ
     ) or int(os.environ.get("OMPI_COMM_WORLD_SIZE", "1") or 1) > 1
-    if not several:
-        try:
-            from jax._src.cloud_tpu_init import running_in_cloud_tpu_vm
-        except ImportError:  # pragma: no cover
-            return None
-        if not running_in_cloud_tpu_vm:
-            return None
+    if not several and not _on_a_tpu_vm():
+        return None
     from jax._src import clusters
 
     address, n, i, _ = clusters.ClusterEnv.auto_detect_unset_distributed_params(
@@ -112,6 +107,17 @@ def _job_from_environment() -> tuple[str, int, int] | None:
     if address is None or n is None or i is None:
         return None
     return str(address), int(n), int(i)
+
+
+def _on_a_tpu_vm() -> bool:
+    """TPU chips on this host and libtpu installed (read before JAX's backend starts)."""
+    try:
+        from jax._src import cloud_tpu_init, hardware_utils
+
+        chips, _ = hardware_utils.num_available_tpu_chips_and_device_id()
+        return chips > 0 and cloud_tpu_init.get_tpu_library_path() is not None
+    except Exception:  # noqa: BLE001 - JAX's internals moved: no detection
+        return False
 
 
 def start_cluster(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -275,7 +281,7 @@ class Peers:
     def _lost(self, supervisor: Any, what: str) -> None:
         from ._signals import _exit_now
 
-        line = f"error: {what}; {supervisor._kept(f'start all {self.count} processes again')}"
+        line = f"error: {what}; {supervisor.kept(f'start all {self.count} processes again')}"
         self.post_exit(EXIT_PEER_LOST, line)
         _exit_now(EXIT_PEER_LOST, line + "\n")
 

@@ -42,13 +42,16 @@ Semantics, the same for both packages:
   (:class:`trainkit.RunLock`): a second run into it is refused naming the live one;
 - SIGTERM or SIGINT: the current step is finished and saved, then
   :class:`trainkit.TrainingInterrupted` (exit status 128 + signal on the command lines); a
-  second signal exits at once (``trainkit._signals``);
-- a checkpoint whose run state fails its checksum or is inconsistent is skipped with a warning
-  and the previous one resumed;
+  second signal exits at once; a phase where the loop cannot look (XLA compiling, a long
+  evaluation) is answered by the signal supervisor's thread (``trainkit._signals``);
+- a checkpoint is resumed only when its files, meta and arrays match their digests and its run
+  state its checksum and position; a damaged one is set aside with a warning and the newest one
+  that verifies resumed (``trainkit._checkpoint.resume_point``); a resume on other devices than
+  the checkpoint's is warned about;
 - non-finite loss or gradient: the update and every later one are not applied; the host reads
   the on-device flag every ``check_every`` steps, at every checkpoint and at every epoch end (no
   per-step host synchronisation) and raises :class:`trainkit.TrainingDiverged`, the last good
-  checkpoint kept.
+  checkpoint kept (right after a resume: named as the one the run resumed from).
 """
 
 from __future__ import annotations

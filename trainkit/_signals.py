@@ -215,7 +215,7 @@ class Supervisor:
             what = ("exiting" if self.taken and self._nothing_unsaved() else
                     "no checkpoint could be finished")  # fmt: skip
             self._exit(signum, f"{_name(signum)}: {what} {HARD:g} s after the signal "
-                       f"({self.phase}); {self._kept()}")  # fmt: skip
+                       f"({self.phase}); {self.kept()}")  # fmt: skip
         if self.taken:
             return
         if self.phase in ("start-up", "after training"):
@@ -227,16 +227,16 @@ class Supervisor:
             self._exit(signum, f"{_name(signum)} during {self.phase}: {what}")  # fmt: skip
         elif self.phase != "saving" and self._nothing_unsaved() and waited >= QUICK:
             self._exit(signum, f"{_name(signum)} during {self.phase}: nothing was trained since "
-                       f"the last checkpoint, so none is written; {self._kept()}")  # fmt: skip
+                       f"the last checkpoint, so none is written; {self.kept()}")  # fmt: skip
         elif self.phase != "saving" and waited >= GRACE:
             self._exit(signum, f"{_name(signum)}: no step could be finished and saved within "
-                       f"{GRACE:g} s ({self.phase}); {self._kept()}")  # fmt: skip
+                       f"{GRACE:g} s ({self.phase}); {self.kept()}")  # fmt: skip
 
     def _nothing_unsaved(self) -> bool:
         run = self.run
         return run is None or run.step == (run.saved_step or 0)
 
-    def _kept(self, again: str = "run the same command again") -> str:
+    def kept(self, again: str = "run the same command again") -> str:
         """Which checkpoint the next start resumes from, and how to start it."""
         run = self.run
         path = None if run is None else run.last_checkpoint
