@@ -45,7 +45,14 @@ from trainkit import (
     cli_train_options,
     run_command,
 )
-from trainkit.internal import check_positive, default_out, parse_ints, parse_names
+from trainkit.internal import (
+    add_cluster_flags,
+    check_positive,
+    default_out,
+    parse_ints,
+    parse_names,
+    start_cluster,
+)
 
 from ._bases import BASES, Basis, basis_by_name
 from ._integrate import SCHEMES, ButcherTableau
@@ -182,6 +189,8 @@ def _train_parser(sub: Any) -> None:
         "--lr-drops", default="", help="epochs where lr is multiplied by 0.1 (default: none)"
     )
     p.add_argument("--augment", action="store_true", help="random crop (pad 4) + flip")
+    add_cluster_flags(p, cpu_devices_help="run on a CPU as this many JAX devices (in each "
+                      "process), the batch sharded over them (default: one)")  # fmt: skip
     add_run_flags(p, out_default=None,
                   out_help="output folder (default: runs/basis_ode/convodenet_<data>)")  # fmt: skip
     p.set_defaults(func=cmd_train)
@@ -245,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> Any:
     check_positive(args, ("epochs", "limit", "eval_limit", "batch_size", "width", "K", "n_steps",
-                          "sentences", "checkpoint_every"))  # fmt: skip
+                          "sentences", "checkpoint_every", "cpu_devices"))  # fmt: skip
+    if args.command == "train":
+        start_cluster(args)  # --cpu-devices, and the job's processes join here
     return args.func(args)
 
 

@@ -211,7 +211,8 @@ class ODEBlock(nn.Module):
                 expansions[c] = state_vars[c].value
         basis = _block_expansions(expansions, self.name)
         variables = {c: e.coeffs for c, e in expansions.items()}
-        steps = _check_steps(n_steps if n_steps is not None else self.n_steps or basis.K)
+        default = basis.K if self.n_steps is None else self.n_steps  # 0 is refused, not K
+        steps = _check_steps(n_steps if n_steps is not None else default)
 
         out, new_state = solve_stateful(
             template,

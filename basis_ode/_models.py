@@ -164,6 +164,11 @@ class ConvODENet(_ConvBackbone):
     param_dtype: Any = jnp.float32
     unroll: bool | None = None
 
+    def __post_init__(self) -> None:
+        if self.n_steps is not None:  # 0 would otherwise read as "unset" somewhere
+            _check_positive("ConvODENet: n_steps (None for K)", self.n_steps)
+        super().__post_init__()
+
     def stage(self, i: int, h: Array, train: bool, **kw: Any) -> Array:
         unit = functools.partial(
             PreActConvUnit, bn_momentum=self.bn_momentum, param_dtype=self.param_dtype

@@ -49,7 +49,7 @@ from trainkit import TrainingDiverged as TrainingDiverged
 from trainkit import atomic_write, evaluate_padded
 from trainkit import list_checkpoints as list_checkpoints
 from trainkit import load_latest_checkpoint as load_latest_checkpoint
-from trainkit.internal import check_label_space, takes_train_options, to_host
+from trainkit.internal import check_finite, check_label_space, takes_train_options, to_host
 
 from ._bases import basis_by_name
 from ._integrate import ButcherTableau, scheme_by_name
@@ -135,9 +135,13 @@ def _check_images(xs: np.ndarray, ys: np.ndarray, name: str) -> None:
         )
     if not np.issubdtype(xs.dtype, np.floating):
         raise TypeError(f"{name}: images must be floating point, got dtype {xs.dtype}.")
+    if 0 in xs.shape[1:]:
+        raise ValueError(f"{name}: images of shape {xs.shape[1:]} hold no pixels; give images "
+                         "with height, width and channels >= 1.")  # fmt: skip
     if not np.all(np.isfinite(xs)):
         bad = int(np.sum(~np.isfinite(xs)))
         raise ValueError(f"{name}: images hold {bad} NaN or infinite values; clean them first.")
+    check_finite(f"{name}: the image array", xs, cast_to=jnp.result_type(float))
     if ys.ndim != 1:
         raise ValueError(f"{name}: labels must be a vector (N,), got shape {ys.shape}.")
 
@@ -700,6 +704,14 @@ def fit(
     if len(arrays) == 2 and n_classes is not None:  # images (tagging pads its tags with 0)
         check_label_space("train labels", arrays[1], n_classes)
     val_arrays = None if validation is None else _check_data(validation, "validation", n_classes)
+    images = len(arrays) == 2
+    if val_arrays is not None and images and val_arrays[0].shape[3:] != arrays[0].shape[3:]:
+        raise ValueError(
+            f"validation: images with {val_arrays[0].shape[3]} channel(s), the training images "
+            f"have {arrays[0].shape[3]}; give validation images of the same kind."
+        )
+    if variables is not None:
+        _check_channels(variables, arrays, "train")
     if val_arrays is not None and len(val_arrays[0]) == 0:
         raise ValueError(
             f"validation holds no examples (with {len(arrays[0])} training examples the "

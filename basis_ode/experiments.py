@@ -33,8 +33,20 @@ from typing import Any
 
 import numpy as np
 
-from trainkit import CLIError, atomic_write_text, markdown_table, start_afresh, write_if_changed
-from trainkit.internal import limit_splits
+from trainkit import (
+    CLIError,
+    atomic_write_text,
+    data_hash,
+    markdown_table,
+    start_afresh,
+    write_if_changed,
+)
+from trainkit.internal import (
+    check_record_fields,
+    check_training_data,
+    limit_splits,
+    read_run_record,
+)
 
 from ._bases import Basis, PiecewiseConstant
 from ._expansion import basis_of
@@ -256,12 +268,12 @@ def train_images(
     from ._train import accuracy, fit
     from .data import augment as augment_fn
 
-    names = ("num_classes", "width", "n_steps", "basis", "method")
+    names = _IMAGE_MODEL
     model = ConvODENet(num_classes=num_classes(splits), width=width, basis=basis,
                        n_steps=n_steps, method=method)  # fmt: skip
     out = None if out is None else Path(out)
     variables, history = fit(
-        model, splits.train, epochs=epochs, batch_size=min(batch_size, len(splits.train[0])),
+        model, splits.train, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, seed=seed, validation=splits.validation,
         recipe=SGDRecipe(lr_drops=tuple(lr_drops)), refine_at=list(refine_at),
         augment=augment_fn if augment else None, progress=progress,
@@ -274,7 +286,8 @@ def train_images(
               "n_train": int(len(splits.train[0])), "seed": seed,
               "image_shape": [int(d) for d in splits.train[0].shape[1:]],
               "data_path": None if data_path is None else str(Path(data_path).resolve()),
-              "validation_fraction": validation_fraction}  # fmt: skip
+              "validation_fraction": validation_fraction,
+              "train_sha256": data_hash(*splits.train)}  # fmt: skip
     _warn_if_at_chance(history, splits.validation[1])
     written = out is not None and write_run(out, model, variables, history, result)
     return {"model": model, "variables": variables, "history": history, "result": result,
@@ -344,15 +357,33 @@ def load_run(
             "train` as --run."
         )
     model, variables = load_model(run / "model.npz")
-    info = json.loads((run / "result.json").read_text())
+    info = read_run_record(run / "result.json", _RECORD, _RECORD_OPTIONAL)
+    names = [k for k in _IMAGE_MODEL if k in info["model"]]
+    check_record_fields(run / "result.json", {**{k: info["model"][k] for k in names},
+                        "K": info["K"]}, {**_model_config(model, names),
+                        "K": block_K(variables)}, run / "model.npz")  # fmt: skip
     name = data_name or info["data"]
-    if data_path is None and name == info["data"]:
+    own = name == info["data"] and data_path is None
+    if own:
         data_path = info.get("data_path")  # the run's file (runs written before: none stored)
     splits = load_images(name, data_path=data_path, seed=info["seed"], eval_limit=limit,
                          validation_fraction=info.get("validation_fraction"))  # fmt: skip
+    if own:  # the record must give back the run's training set (an edited seed does not)
+        n = info.get("n_train")
+        check_training_data(run / "result.json", info, tuple(a[:n] for a in splits.train))
     given = f"--data {name}" + ("" if data_path is None else f" ({data_path})")
     check_run_data(model, variables, info, splits, given)
     return model, variables, splits
+
+
+_IMAGE_MODEL = ("num_classes", "width", "n_steps", "basis", "method")
+"""The model fields ``train_images`` records in ``result.json``."""
+
+_RECORD = {"data": str, "seed": int, "K": int, "model": dict}
+_RECORD_OPTIONAL = {"n_train": int, "validation_fraction": (float, None),
+                    "data_path": (str, None), "train_sha256": str}  # fmt: skip
+"""The keys of ``result.json`` that ``compress`` reads, with their types (the optional ones are
+absent from runs written by earlier versions)."""
 
 
 def compress_run(

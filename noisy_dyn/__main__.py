@@ -26,7 +26,14 @@ from trainkit import (
     cli_train_options,
     run_command,
 )
-from trainkit.internal import check_positive, default_out, parse_names, restart_with_huge_pages
+from trainkit.internal import (
+    add_cluster_flags,
+    check_positive,
+    default_out,
+    parse_names,
+    restart_with_huge_pages,
+    start_cluster,
+)
 
 from . import experiments
 from ._config import PRESETS
@@ -225,11 +232,9 @@ def _train_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
     t.add_argument("--regularizer", choices=("noise", "explicit"), default="noise",
                    help="noise injection, or the explicit small-noise regularizer")  # fmt: skip
     t.add_argument("--lam", type=float, default=1.0, help="weight of the explicit regularizer")
-    t.add_argument(
-        "--cpu-devices", type=int, default=None,
-        help="run on a CPU as this many JAX devices, the batch sharded over them (default: "
-        "noisy_dyn.cpu_devices_for(batch size): one per core, >= 32 rows each); 1 turns it off",
-    )  # fmt: skip
+    add_cluster_flags(t, cpu_devices_help="run on a CPU as this many JAX devices (in each "
+                      "process), the batch sharded over them (default: noisy_dyn.cpu_devices_for("
+                      "batch size): one per core, >= 32 rows each); 1 turns it off")  # fmt: skip
     add_run_flags(t, out_default=None)
     t.set_defaults(func=cmd_train, out_help=default_out("noisy_dyn", "PRESET_DATA"))
     t._option_string_actions[
@@ -432,6 +437,7 @@ def _run(args: argparse.Namespace) -> int:
                           "cpu_devices", "checkpoint_every", "seeds"))  # fmt: skip
     if args.command == "train":
         _configure_cpu_devices(args.cpu_devices, args.batch_size)
+        start_cluster(args)  # one command per host: the job's processes join here
     if args.command == "study":
         _configure_member_devices(_study_members(args), args.cpu_devices)
     if args.command == "demo":

@@ -40,7 +40,12 @@ from trainkit import CheckpointMismatchError as CheckpointMismatchError
 from trainkit import TrainingDiverged as TrainingDiverged
 from trainkit import data_hash, evaluate_padded
 from trainkit import default_mesh as default_mesh
-from trainkit.internal import check_label_space, check_positive_int, takes_train_options
+from trainkit.internal import (
+    check_finite,
+    check_label_space,
+    check_positive_int,
+    takes_train_options,
+)
 
 from ._config import NoisyRNNConfig
 from ._params import init_params
@@ -76,9 +81,10 @@ def check_split(
         )
     xs, ys = np.asarray(split[0]), np.asarray(split[1])
     lengths = None if len(split) == 2 or split[2] is None else np.asarray(split[2])
-    if xs.ndim != 3 or xs.shape[2] != cfg.input_size:
+    if xs.ndim != 3 or xs.shape[2] != cfg.input_size or xs.shape[1] == 0:
         raise ValueError(
-            f"`{name}` xs must have shape (N, time, input_size={cfg.input_size}), got {xs.shape}."
+            f"`{name}` xs must have shape (N, time >= 1, input_size={cfg.input_size}), got "
+            f"{xs.shape}."
         )
     if not np.issubdtype(xs.dtype, np.floating):
         raise TypeError(f"`{name}` xs must be floating point, got dtype {xs.dtype}.")
@@ -87,6 +93,7 @@ def check_split(
         raise ValueError(
             f"`{name}` xs holds {bad} NaN or infinite values; clean or impute them before training."
         )
+    check_finite(f"`{name}` xs", xs, cast_to=jnp.result_type(float))
     if ys.ndim != 1 or len(ys) != len(xs):
         raise ValueError(
             f"`{name}` ys must be a vector with one label per sequence ({len(xs)}), got shape "

@@ -42,7 +42,12 @@ from trainkit import (
     start_afresh,
     write_if_changed,
 )
-from trainkit.internal import limit_splits, small_validation
+from trainkit.internal import (
+    check_record_fields,
+    limit_splits,
+    read_run_record,
+    small_validation,
+)
 
 from . import data
 from ._config import preset, preset_learning_rate
@@ -163,6 +168,10 @@ def check_splits(splits: Any, validation_fraction: float | None = 0.1) -> int:
     to rank epochs (``trainkit.small_validation``) announced on stderr.
     """
     train, val, test = splits[:3]
+    if np.ndim(train[0]) != 3 or 0 in np.shape(train[0])[1:]:
+        raise CLIError(f"the training series have shape {np.shape(train[0])[1:]} (time steps, "
+                       "features): every series needs at least one step and one feature; check "
+                       "the data file.")  # fmt: skip
     num_classes = label_space(train[1], {"validation": val[1], "test": test[1]})
     if len(val[1]) == 0:
         at = (
@@ -237,8 +246,12 @@ def warn_if_at_chance(val_accuracy: Any, val_labels: Any, what: str = "the model
 
 
 def batch_mesh(batch_size: int, *, verbose: bool = True) -> Any:
-    """A one-axis mesh over the most local devices that divide ``batch_size``."""
-    devices = jax.local_devices()
+    """A one-axis mesh over the most devices that divide ``batch_size`` (in a job of several
+    processes: all devices of the job, which must divide it)."""
+    devices = jax.devices()
+    if jax.process_count() > 1 and batch_size % len(devices):
+        raise CLIError(f"--batch-size ({batch_size}) must be a multiple of the {len(devices)} "
+                       "devices of the job's processes.")  # fmt: skip
     n = max(d for d in range(1, len(devices) + 1) if batch_size % d == 0)
     if n > 1 and verbose:
         print(f"  batch of {batch_size} sharded over {n} {devices[0].platform} devices")
@@ -322,7 +335,6 @@ def train_preset(
     if "dt" not in (overrides or {}):
         cfg = default_dt(cfg, splits.train[0].shape[1], verbose=progress)
     lr = default_learning_rate(preset_name, data_name) if learning_rate is None else learning_rate
-    batch_size = min(batch_size, len(splits.train[0]))
     if "mesh" not in fit_options:
         fit_options["mesh"] = batch_mesh(batch_size, verbose=progress)
     if out is not None:
@@ -387,6 +399,8 @@ def robustness(
     if len(names) != len(files):
         raise CLIError(f"--names needs one name per checkpoint ({len(files)}), got {len(names)}.")
     models = {n: load_model(f) for n, f in zip(names, files, strict=True)}
+    for f, (_, cfg) in zip(files, models.values(), strict=True):
+        check_run_record(f, cfg)
     splits = load_data(data, data_path=data_path, limit=limit, seed=data_seed)
     for n, (_, cfg) in models.items():
         check_model_data(n, cfg, splits.test, f"--data {data}")
@@ -395,6 +409,18 @@ def robustness(
         models, tuple(splits.test), perturbations, key=jax.random.key(seed), out_dir=out,
         progress=progress,
     )  # fmt: skip
+
+
+def check_run_record(model_file: Path, cfg: Any) -> None:
+    """A run folder's ``result.json`` beside ``model_file`` (when there is one) must describe
+    that model: its keys readable, its ``config`` the model file's (one line naming the first
+    difference otherwise)."""
+    record = model_file.parent / "result.json"
+    if model_file.name != "model.npz" or not record.is_file():
+        return
+    info = read_run_record(record, {"config": dict})
+    check_record_fields(record, info["config"], json.loads(json.dumps(cfg.to_dict())),
+                        model_file)  # fmt: skip
 
 
 def check_model_data(name: str, cfg: Any, split: tuple, given: str) -> None:

@@ -8,6 +8,11 @@ by an atomic rename, so a process killed at any moment (even by SIGKILL) leaves 
 intact, and a half-written step (``*.orbax-checkpoint-tmp-*``) is never listed and is removed by
 the next save.
 
+Every step carries digests (:mod:`trainkit._integrity`): a sha256 of every array and of the meta
+itself in the meta, and a file list ``trainkit_digests.json`` with the sha256 of every file,
+written once orbax finalised the step. :func:`resume_point` resumes the newest step that
+verifies and moves damaged ones into ``set-aside/``.
+
 The fingerprint of a run is ``{package, config, optimizer, data, seed}``: the package that wrote
 it, the model configuration, the optimizer settings, the sha256 of the training data and the
 seed. Resuming is refused (:class:`trainkit.CheckpointMismatchError`) when any of them differs;
@@ -19,7 +24,9 @@ fingerprint translates into today's is converted into today's layout and checked
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
@@ -29,13 +36,14 @@ import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
 from ._atomic import fsync_dir
 from ._errors import CheckpointMismatchError, FileFormatError
+from ._integrity import array_digests, check_arrays, check_files, check_meta, seal, write_manifest
 
 FORMAT = 3  # 3: trainkit (2: noisy_dyn's / basis_ode's own orbax layouts; 1: .npz per step)
 PREFIX = "ckpt"
@@ -95,6 +103,16 @@ RUN_STATE = ("position", "task", "history", "best")
 
 DELETING = ".deleting-"
 """Prefix of a step folder renamed away for deletion (the next open removes a leftover)."""
+
+SET_ASIDE = "set-aside"
+"""The subfolder a damaged step is moved into (kept for inspection, never resumed)."""
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+"""The error numbers of a full disk (or an exhausted quota)."""
+
+
+class StepDamaged(Exception):
+    """A step's files, meta or arrays do not match their digests (internal)."""
 
 
 def run_state_sha256(meta: dict[str, Any]) -> str:
@@ -248,26 +266,71 @@ class CheckpointStore:
         return len(steps)
 
     def save(self, step: int, state: Any, best: Any, meta: dict[str, Any]) -> Path:
-        """Write step ``step`` (replacing an existing one) and wait until it is finalized."""
+        """Write step ``step`` (replacing an existing one) and wait until it is finalized.
+
+        The meta gets the digest of every array and its own checksum
+        (:mod:`trainkit._integrity`); once orbax finalised the step, the primary process
+        writes the step's file list. A full disk raises ``OSError`` naming the step folder
+        and what was being written; the previous steps are kept.
+        """
         import orbax.checkpoint as ocp
         from flax import serialization
 
         step = int(step)
         if step in self._manager.all_steps():  # orbax never overwrites a step
             self.delete(step)
-        items = {"state": ocp.args.StandardSave(serialization.to_state_dict(state))}
+        state = serialization.to_state_dict(state)
+        best = None if best is None else serialization.to_state_dict(best)
+        digests = {"state": array_digests(state)}
         if best is not None:
-            items["best"] = ocp.args.StandardSave(serialization.to_state_dict(best))
-        items["meta"] = ocp.args.JsonSave({"format": FORMAT, "step": step, **meta})
-        if not self._manager.save(step, args=ocp.args.Composite(**items), force=True):
-            raise RuntimeError(f"orbax did not write checkpoint step {step} in {self.directory}.")
-        self._manager.wait_until_finished()
+            digests["best"] = array_digests(best)
+        meta = seal({"format": FORMAT, "step": step, **meta, "digests": digests})
+        items = {"state": ocp.args.StandardSave(state)}
+        if best is not None:
+            items["best"] = ocp.args.StandardSave(best)
+        items["meta"] = ocp.args.JsonSave(meta)
+        with self._naming_a_full_disk(step, "its arrays"):
+            if not self._manager.save(step, args=ocp.args.Composite(**items), force=True):
+                raise RuntimeError(
+                    f"orbax did not write checkpoint step {step} in {self.directory}."
+                )
+            self._manager.wait_until_finished()
         if jax.process_count() > 1:  # all see the finalized step before they list the steps
             from jax.experimental import multihost_utils
 
             multihost_utils.sync_global_devices(f"trainkit saved {step}")
+        if jax.process_index() == 0:
+            with self._naming_a_full_disk(step, "its file digests"):
+                write_manifest(self.path(step))
         self._rotate()
         return self.path(step)
+
+    def _naming_a_full_disk(self, step: int, what: str) -> Any:
+        return _full_disk_named(self.path(step), what, self._previous(step))
+
+    def _previous(self, step: int) -> Path | None:
+        older = [s for s in self._manager.all_steps() if int(s) < step]
+        return self.path(max(older)) if older else None
+
+    def set_aside(self, step: int) -> Path:
+        """Move a damaged step into ``SET_ASIDE/`` (the primary process; all processes call
+        this together); returns where it went."""
+        path = self.path(step)
+        aside = self.directory / SET_ASIDE
+        dest, k = aside / path.name, 1
+        while dest.exists():
+            dest, k = aside / f"{path.name}-{k}", k + 1
+        if jax.process_index() == 0 and path.is_dir():
+            aside.mkdir(exist_ok=True)
+            os.replace(path, dest)
+            fsync_dir(aside)
+            fsync_dir(self.directory)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"trainkit set aside {int(step)}")
+        self._manager.reload()
+        return dest
 
     def read_meta(self, step: int) -> dict[str, Any]:
         import orbax.checkpoint as ocp
@@ -275,20 +338,28 @@ class CheckpointStore:
         args = ocp.args.Composite(meta=ocp.args.JsonRestore())
         return self._manager.restore(int(step), args=args).meta
 
-    def read_best(self, step: int) -> Any:
-        """The ``best`` item as nested dicts of NumPy arrays (None when the step has none)."""
+    def read_best(self, step: int, digests: dict | None = None) -> Any:
+        """The ``best`` item as nested dicts of NumPy arrays (None when the step has none),
+        checked against ``digests`` (the step's ``meta["digests"]["best"]``) when given:
+        :class:`StepDamaged` when they differ."""
         import orbax.checkpoint as ocp
 
         if not (self.path(step) / "best").is_dir():
+            if digests:
+                raise StepDamaged("its best parameters are missing")
             return None
         args = ocp.args.Composite(best=ocp.args.StandardRestore())
-        return self._manager.restore(int(step), args=args).best
+        best = self._manager.restore(int(step), args=args).best
+        _verify(best, digests, "best")
+        return best
 
-    def read_state(self, step: int, template: Any) -> Any:
+    def read_state(self, step: int, template: Any, digests: dict | None = None) -> Any:
         """The ``state`` item in the structure of ``template`` (arrays or ShapeDtypeStructs).
 
         Shapes and dtypes are checked against the stored metadata first (orbax would cast):
-        :class:`CheckpointMismatchError` naming the array when they differ."""
+        :class:`CheckpointMismatchError` naming the array when they differ. With ``digests``
+        (the step's ``meta["digests"]["state"]``) every restored array must match its digest
+        (:class:`StepDamaged` otherwise)."""
         import orbax.checkpoint as ocp
         from flax import serialization
 
@@ -298,6 +369,7 @@ class CheckpointStore:
         target = jax.tree.map(lambda t: jax.ShapeDtypeStruct(np.shape(t), t.dtype), target)
         args = ocp.args.Composite(state=ocp.args.StandardRestore(target))
         restored = self._manager.restore(int(step), args=args).state
+        _verify(restored, digests, "state")
         return serialization.from_state_dict(template, restored)
 
     def read_raw_state(self, step: int) -> Any:
@@ -307,6 +379,41 @@ class CheckpointStore:
 
         args = ocp.args.Composite(state=ocp.args.StandardRestore())
         return jax.device_get(self._manager.restore(int(step), args=args).state)
+
+
+def _verify(tree: Any, digests: dict | None, item: str) -> None:
+    if digests is not None and (reason := check_arrays(tree, digests, item)):
+        raise StepDamaged(reason)
+
+
+def is_full_disk(err: BaseException) -> bool:
+    """True for an error of a full disk or quota, also as orbax or tensorstore word it."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in NO_SPACE:
+            return True
+        text = str(err)
+        if "No space left on device" in text or "Disk quota exceeded" in text:
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+@contextlib.contextmanager
+def _full_disk_named(path: Path, what: str, previous: Path | None) -> Any:
+    """Turn a full disk while writing ``what`` of the step ``path`` into one ``OSError`` that
+    names both and the checkpoint kept."""
+    try:
+        yield
+    except Exception as err:
+        if not is_full_disk(err):
+            raise
+        kept = f"the previous checkpoint {previous} is kept" if previous else "no earlier step"
+        raise OSError(
+            errno.ENOSPC,
+            f"No space left on device while writing {what} of checkpoint {path}; {kept}. Free "
+            "some space (or use another --out) and run the same command again",
+            str(path),
+        ) from None
 
 
 def check_layout(path: Path, want: dict[str, Any], stored: dict[str, Any]) -> None:
@@ -406,21 +513,89 @@ def _read_upgraded(store: CheckpointStore, step: int, meta: dict, upgrade: Upgra
     return meta, serialization.from_state_dict(template, state), best
 
 
+class Found(NamedTuple):
+    """The step :func:`resume_point` resumes: its number, meta, state, best parameters, whether
+    it was converted from an earlier format and how it was verified (:data:`VERIFIED`)."""
+
+    step: int
+    meta: dict
+    state: Any
+    best: Any
+    converted: bool
+    verified: str
+
+
+VERIFIED = {
+    "files": "its files, meta and arrays match their digests",
+    "arrays": "its meta and arrays match their digests (its file list was never written)",
+    "none": "written before checkpoints carried digests: its arrays could not be verified",
+}
+"""How a resumed step was verified -> what that means (named in the resume line)."""
+
+
+def _short(err: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _examine(store, step, fingerprint, template_of, check, upgrade) -> Any:
+    """A :class:`Found`, a :class:`StepDamaged` (why the step cannot be trusted) or a
+    :class:`CheckpointMismatchError` (a step whose verified fingerprint is another run's)."""
+    path = store.path(step)
+    listed, damage = check_files(path)
+    try:
+        meta = store.read_meta(step)
+    except Exception as err:  # noqa: BLE001 - any unreadable meta is damage
+        return StepDamaged(damage or f"its meta cannot be read ({_short(err)})")
+    reasons = [r for r in (damage, check_meta(meta)) if r]
+    if reasons:  # damaged: say everything that is wrong with it
+        extra = None if check is None or not isinstance(meta, dict) else check(meta, None)
+        return StepDamaged("; ".join(reasons + ([extra] if extra else [])))
+    earlier = _translated(path, meta, fingerprint, upgrade)  # (raises: cannot be converted)
+    try:
+        refuse_if_foreign(path, meta, fingerprint, earlier)
+    except CheckpointMismatchError as err:
+        return err
+    stored_meta, digests = meta, meta.get("digests") or {}
+    try:
+        if earlier is None:
+            state = store.read_state(step, template_of(meta), digests.get("state"))
+            best = store.read_best(step, digests.get("best"))
+        else:
+            meta, state, best = _read_upgraded(store, step, meta, upgrade, template_of)
+    except CheckpointMismatchError:
+        raise
+    except StepDamaged as err:
+        return err
+    except Exception as err:  # noqa: BLE001 - unreadable arrays are damage
+        return StepDamaged(f"its arrays cannot be read ({_short(err)})")
+    reason = None if check is None else check(stored_meta, state)
+    if reason is None and isinstance(meta, dict) and meta.get("step", step) != step:
+        reason = f"it names step {meta.get('step')!r} in the folder of step {step}"
+    if reason is not None:
+        return StepDamaged(reason)
+    verified = "files" if listed else ("arrays" if "meta_sha256" in stored_meta else "none")
+    return Found(step, meta, state, best, earlier is not None, verified)
+
+
 def resume_point(
     store: CheckpointStore,
     fingerprint: dict[str, Any],
     template_of,
     check=None,
     upgrade: Upgrade | None = None,
-) -> Any:
-    """``(step, meta, state, best, converted)`` of the newest readable step of this run, or None.
+) -> Found | None:
+    """The newest step of this run that verifies (:class:`Found`), or None for an empty folder.
 
-    ``template_of(meta)`` gives the state's template for a step. A step written by another run
-    raises :class:`CheckpointMismatchError`; an unreadable step (e.g. a full disk), or one for
-    which ``check(meta, state)`` returns a reason (a run state that fails its checksum or is
-    inconsistent), is skipped with a warning and an older one used (the newer ones are deleted,
-    as they will be rewritten). A folder whose steps are all unreadable raises
-    :class:`FileFormatError`.
+    ``template_of(meta)`` gives the state's template for a step; ``check(meta, state)`` returns
+    why a run state is not to be trusted (``state`` None: the meta alone), or None. Steps are
+    examined newest first. A step is **damaged** when a file does not match the step's file list,
+    its meta does not match its checksum (a changed fingerprint included), an array does not
+    match its digest, it cannot be read, or ``check`` finds a reason. A step whose verified
+    fingerprint differs is **another run's**. The newest step of this run that verifies is
+    resumed; every newer step is moved into ``SET_ASIDE/`` with one warning naming it and why.
+    Without such a step: :class:`CheckpointMismatchError` when a step is another run's (naming
+    the fields), else :class:`FileFormatError` (no step verifies; each named in a warning).
 
     With ``upgrade`` (:class:`Upgrade`), a step whose fingerprint translates into this run's
     from an earlier format is converted into today's layout (``converted`` True); its run state
@@ -428,45 +603,41 @@ def resume_point(
     conversion that cannot be done cleanly raises :class:`CheckpointMismatchError`.
     """
     steps = store.steps()
+    passed: list[tuple[int, Exception]] = []
+    found = None
     for step in reversed(steps):
-        path = store.path(step)
-        try:
-            meta = store.read_meta(step)
-        except Exception as err:  # noqa: BLE001 - any unreadable step: try an older one
-            warnings.warn(f"skipping unreadable checkpoint {path}: {err}", stacklevel=3)
-            continue
-        earlier = _translated(path, meta, fingerprint, upgrade)
-        refuse_if_foreign(path, meta, fingerprint, earlier)
-        stored_meta = meta
-        try:
-            if earlier is None:
-                state = store.read_state(step, template_of(meta))
-                best = store.read_best(step)
-            else:
-                meta, state, best = _read_upgraded(store, step, meta, upgrade, template_of)
-        except CheckpointMismatchError:
-            raise
-        except Exception as err:  # noqa: BLE001
-            warnings.warn(f"skipping unreadable checkpoint {path}: {err}", stacklevel=3)
-            continue
-        reason = None if check is None else check(stored_meta, state)
-        if reason is None and isinstance(meta, dict) and meta.get("step", step) != step:
-            reason = f"it names step {meta.get('step')!r} in the folder of step {step}"
-        if reason is not None:
+        outcome = _examine(store, step, fingerprint, template_of, check, upgrade)
+        if isinstance(outcome, Found):
+            found = outcome
+            break
+        passed.append((step, outcome))
+    primary = jax.process_index() == 0
+    if found is None:
+        foreign = [err for _, err in passed if isinstance(err, CheckpointMismatchError)]
+        for step, err in passed:
+            if primary and isinstance(err, StepDamaged):
+                warnings.warn(f"skipping checkpoint {store.path(step)}: {err}", stacklevel=3)
+        if foreign:
+            raise foreign[0]
+        if steps:
+            raise FileFormatError(
+                f"No readable checkpoint in {store.directory}: none of its {len(steps)} steps "
+                f"verifies (newest: {store.path(steps[-1])}); move the folder away, or pass "
+                "resume=False (--no-resume) to delete them and start afresh there."
+            )
+        return None
+    for step, err in passed:
+        why = str(err) if isinstance(err, StepDamaged) else (
+            f"its fingerprint is not this run's ({_short(err, 200)}) while the older step "
+            f"{found.step} is")  # fmt: skip
+        dest = store.set_aside(step)
+        if primary:
             warnings.warn(
-                f"skipping checkpoint {path}: {reason}; falling back to the previous one",
+                f"skipping checkpoint {store.path(step)}: {why}; set aside as {dest}, falling "
+                f"back to the previous one (resuming from {store.path(found.step)})",
                 stacklevel=3,
             )
-            continue
-        for newer in steps[steps.index(step) + 1 :]:
-            store.delete(newer)
-        return step, meta, state, best, earlier is not None
-    if steps:
-        raise FileFormatError(
-            f"No readable checkpoint in {store.directory} (newest: {store.path(steps[-1])}); "
-            "delete the folder or pass resume=False (--no-resume)."
-        )
-    return None
+    return found
 
 
 def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
@@ -491,8 +662,11 @@ def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
 
 
 def load_latest_checkpoint(directory: str | os.PathLike) -> dict[str, Any] | None:
-    """The newest readable checkpoint in ``directory``: ``{"meta": dict, "state": arrays,
-    "best": arrays or None, "path": Path}`` with NumPy arrays (None when there is none)."""
+    """The newest checkpoint in ``directory`` that verifies: ``{"meta": dict, "state": arrays,
+    "best": arrays or None, "path": Path}`` with NumPy arrays (None when there is none).
+
+    A step whose files, meta, run state or arrays do not match their digests, or that cannot
+    be read, is skipped with a warning (nothing is moved: this only reads)."""
     import orbax.checkpoint as ocp
 
     d = Path(directory)
@@ -501,17 +675,22 @@ def load_latest_checkpoint(directory: str | os.PathLike) -> dict[str, Any] | Non
     with CheckpointStore(d, None, reading=True) as store:
         for step in reversed(store.steps()):
             try:
+                damage = check_files(store.path(step))[1]
+                if damage:
+                    raise StepDamaged(damage)
                 meta = store.read_meta(step)
-                want = meta.get("run_state_sha256") if isinstance(meta, dict) else None
+                if reason := check_meta(meta):
+                    raise StepDamaged(reason)
+                want = meta.get("run_state_sha256")
                 if want is not None and want != run_state_sha256(meta):
                     raise FileFormatError("its run state does not match its checksum")
+                digests = meta.get("digests") or {}
                 args = ocp.args.Composite(state=ocp.args.StandardRestore())
                 state = store._manager.restore(step, args=args).state
-                best = store.read_best(step)
+                _verify(state, digests.get("state"), "state")
+                best = store.read_best(step, digests.get("best"))
             except Exception as err:  # noqa: BLE001
-                warnings.warn(
-                    f"skipping unreadable checkpoint {store.path(step)}: {err}", stacklevel=2
-                )
+                warnings.warn(f"skipping checkpoint {store.path(step)}: {err}", stacklevel=2)
                 continue
             return {"meta": meta, "state": state, "best": best, "path": store.path(step)}
     return None

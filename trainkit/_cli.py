@@ -17,12 +17,14 @@ One set of semantics for both command lines:
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._cluster import EXIT_PEER_LOST, abort_job
 from ._errors import CheckpointMismatchError, FileFormatError, TrainingDiverged
-from ._signals import TrainingInterrupted
+from ._signals import TrainingInterrupted, command_signals
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,  # includes FileFormatError and CheckpointMismatchError
@@ -114,22 +116,61 @@ def run_command(command: Callable[[], Any]) -> int:
     other result); :data:`USER_ERRORS` print :func:`error_line` to stderr and return 2; Ctrl-C
     prints how to resume and returns 130; a run stopped by a signal after saving
     (:class:`trainkit.TrainingInterrupted`) prints its one line and returns ``128 + signal``.
+
+    SIGTERM and SIGINT are answered at every phase of the command, start-up included
+    (``trainkit._signals.command_signals``). In a job of several processes, a process that ends
+    with an error posts its line for the others and exits at once (none waits for it in a
+    collective); one whose peer was lost exits with status 75
+    (``trainkit._cluster.EXIT_PEER_LOST``).
     """
-    try:
-        result = command()
-    except USER_ERRORS as err:
-        print(error_line(err), file=sys.stderr)
-        return EXIT_USER_ERROR
-    except TrainingInterrupted as stop:
-        print(f"interrupted: {stop}", file=sys.stderr)
-        return stop.exit_status
-    except KeyboardInterrupt:
-        print(
-            "interrupted: run the same command again to resume from the last checkpoint",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
+    with command_signals():
+        try:
+            result = command()
+        except USER_ERRORS as err:
+            status, line = _failure(err)
+            print(line, file=sys.stderr, flush=True)
+            abort_job(status, line)
+            return status
+        except TrainingInterrupted as stop:
+            print(f"interrupted: {stop}", file=sys.stderr)
+            return stop.exit_status
+        except KeyboardInterrupt:
+            print(
+                "interrupted: run the same command again to resume from the last checkpoint",
+                file=sys.stderr,
+            )
+            abort_job(EXIT_INTERRUPTED, "interrupted")
+            return EXIT_INTERRUPTED
+        except Exception as err:  # several processes: none may wait for this one
+            status, line = _failure(err)
+            if status == EXIT_PEER_LOST:
+                print(line, file=sys.stderr, flush=True)
+                abort_job(status, line)
+                return status
+            import traceback
+
+            traceback.print_exc()
+            abort_job(1, f"error: {type(err).__name__}: {' '.join(str(err).split())[:200]}")
+            raise
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+_LOST_PEER = re.compile(r"(Gloo \w+ failed|Connection (closed|reset) by peer|Read error)")
+
+
+def _failure(err: BaseException) -> tuple[int, str]:
+    """``(status, line)`` of a user error; a collective that failed because another process
+    of the job is gone reads as that (status 75)."""
+    found = _LOST_PEER.findall(str(err))
+    if found:
+        from ._signals import SUPERVISOR
+
+        what = ", ".join(dict.fromkeys(f[0] for f in found))
+        return EXIT_PEER_LOST, (
+            f"error: another process of this job was lost ({what}); "
+            + SUPERVISOR.kept("start all its processes again")
+        )
+    return EXIT_USER_ERROR, error_line(err)
 
 
 def parse_ints(text: str) -> list[int]:

@@ -108,7 +108,9 @@ def sharded(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
 
 
-def _put(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
+def put(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """``x`` (the same global value in every process) placed with ``sharding``; with several
+    processes each process copies only the blocks of its own devices."""
     if jax.process_count() == 1:
         return jax.device_put(x, sharding)
     x = np.asarray(x)
@@ -117,12 +119,12 @@ def _put(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
 
 def put_sharded(tree, mesh: Mesh):
     """Place a pytree of host arrays (the same global value in every process), rows sharded."""
-    return jax.tree.map(lambda x: _put(np.asarray(x), sharded(mesh)), tree)
+    return jax.tree.map(lambda x: put(np.asarray(x), sharded(mesh)), tree)
 
 
 def put_replicated(tree, mesh: Mesh):
     """Place a pytree of host arrays (the same in every process) on every device of ``mesh``."""
-    return jax.tree.map(lambda x: _put(np.asarray(x), replicated(mesh)), tree)
+    return jax.tree.map(lambda x: put(np.asarray(x), replicated(mesh)), tree)
 
 
 def to_host(tree):
@@ -134,3 +136,36 @@ def to_host(tree):
         return np.asarray(x)
 
     return jax.tree.map(get, tree)
+
+
+def layout(mesh: Mesh) -> dict:
+    """What a run's numbers depend on besides its data and seed: ``{"platform", "devices",
+    "processes"}`` of ``mesh`` (recorded in every checkpoint)."""
+    return {
+        "platform": str(mesh.devices.flat[0].platform),
+        "devices": int(mesh.devices.size),
+        "processes": int(jax.process_count()),
+    }
+
+
+def _describe(layout: dict) -> str:
+    n, p = layout.get("devices"), layout.get("processes")
+    return f"{n} {layout.get('platform')} device(s) in {p} process(es)"
+
+
+def layout_change(stored: dict | None, now: dict) -> str | None:
+    """One line saying what changes when a checkpoint written on ``stored`` resumes on ``now``
+    (None when they are the same, or when the checkpoint did not record its devices)."""
+    if not isinstance(stored, dict) or stored == now:
+        return None
+    how = (
+        f"--cpu-devices {stored.get('devices')}"
+        if stored.get("platform") == "cpu" and stored.get("processes") == 1
+        else f"{stored.get('processes')} process(es) with {stored.get('devices')} devices in all"
+    )
+    return (
+        f"this run resumes on {_describe(now)}; its checkpoint was written on "
+        f"{_describe(stored)}: the batch is split and summed differently from here on, so the "
+        "run goes on but does not end bit-identical to an uninterrupted one (resume it on "
+        f"{how} to reproduce it)"
+    )

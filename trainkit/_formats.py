@@ -358,6 +358,11 @@ def _check_xy(path: Path, part: str, x: np.ndarray, y: np.ndarray) -> None:
         raise FileFormatError(
             f"{path}: x_{part} must be a non-empty real array (N, ...), got {x.dtype} {x.shape}."
         )
+    if 0 in x.shape[1:]:
+        raise FileFormatError(
+            f"{path}: x_{part} has examples of shape {x.shape[1:]}, which hold no values (a "
+            "series of length 0, or an image without pixels); every axis needs length >= 1."
+        )
     if y.dtype.kind not in "iu" or y.shape != (len(x),):
         raise FileFormatError(
             f"{path}: y_{part} must be {len(x)} integer labels (shape ({len(x)},)), got "

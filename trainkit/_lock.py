@@ -168,11 +168,15 @@ class RunLock:
                 "without releasing it; its last checkpoint is resumed as usual",
                 stacklevel=4,
             )
-        f.seek(0)
-        f.truncate()
-        f.write(json.dumps(self._record()))
-        f.flush()
-        os.fsync(f.fileno())
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(json.dumps(self._record()))
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError as err:  # a full disk: the flock holds; only the record is missing
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT) or not flocked:
+                raise
 
     @staticmethod
     def locked_elsewhere(directory: str | os.PathLike) -> RunFolderLocked:
@@ -205,7 +209,28 @@ class RunLock:
                 f.flush()
             except OSError:
                 pass
-            f.close()  # releases the flock
+            try:
+                f.close()  # releases the flock (the descriptor is closed even if a flush fails)
+            except OSError:  # a full disk: the record could not be flushed
+                pass
+
+
+def clear_records() -> None:
+    """Clear the holder records of every lock this process holds (the process is about to end
+    at once: ``os._exit``; the OS releases the flocks), so the next run takes them without a
+    warning. Never blocks: a lock in use by another thread is left as it is."""
+    if not _GUARD.acquire(timeout=0.5):
+        return
+    try:
+        for f, _ in _HELD.values():
+            try:
+                f.seek(0)
+                f.truncate()
+                f.flush()
+            except (OSError, ValueError):
+                pass
+    finally:
+        _GUARD.release()
 
 
 def start_afresh(
@@ -214,11 +239,13 @@ def start_afresh(
     """What a command does first when told ``--no-resume``: under the lock of the run's
     checkpoint folder (default ``out/checkpoints``; refused while another run is live there),
     move the previous run's output files ``names`` aside into ``out/previous-<UTC time>``
-    (:func:`trainkit.set_aside`) and say so in one line. Returns that folder, or None."""
+    (:func:`trainkit.set_aside`) and say so in one line. Returns that folder, or None. In a job
+    of several processes, process 0 does it (the others return None)."""
     from ._atomic import set_aside
+    from ._cluster import process_index
 
     out = Path(out)
-    if not out.is_dir():
+    if not out.is_dir() or process_index() != 0:  # several processes: process 0 does it
         return None
     with RunLock(out / "checkpoints" if checkpoint_dir is None else checkpoint_dir):
         aside = set_aside(out, names)

@@ -42,13 +42,16 @@ Semantics, the same for both packages:
   (:class:`trainkit.RunLock`): a second run into it is refused naming the live one;
 - SIGTERM or SIGINT: the current step is finished and saved, then
   :class:`trainkit.TrainingInterrupted` (exit status 128 + signal on the command lines); a
-  second signal exits at once (``trainkit._signals``);
-- a checkpoint whose run state fails its checksum or is inconsistent is skipped with a warning
-  and the previous one resumed;
+  second signal exits at once; a phase where the loop cannot look (XLA compiling, a long
+  evaluation) is answered by the signal supervisor's thread (``trainkit._signals``);
+- a checkpoint is resumed only when its files, meta and arrays match their digests and its run
+  state its checksum and position; a damaged one is set aside with a warning and the newest one
+  that verifies resumed (``trainkit._checkpoint.resume_point``); a resume on other devices than
+  the checkpoint's is warned about;
 - non-finite loss or gradient: the update and every later one are not applied; the host reads
   the on-device flag every ``check_every`` steps, at every checkpoint and at every epoch end (no
   per-step host synchronisation) and raises :class:`trainkit.TrainingDiverged`, the last good
-  checkpoint kept.
+  checkpoint kept (right after a resume: named as the one the run resumed from).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ import functools
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -171,6 +175,10 @@ class Run:
     stop: int | None = None  # the signal to stop on (trainkit._signals)
     signals: Any = None  # the StopSignals of the run
     converted: bool = False  # resumed from a checkpoint of an earlier format, converted
+    resumed_from: Path | None = None  # the checkpoint resumed (None: a fresh run)
+    verified: str = "files"  # how that checkpoint was verified (trainkit._checkpoint.VERIFIED)
+    written_on: dict | None = None  # the devices that checkpoint was written on
+    devices: dict | None = None  # the devices this run trains on (_devices.layout)
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,8 +229,10 @@ def _put_state(tree: Any, mesh: Any, layout: str | None) -> Any:
 
 
 def _put_batch(tree: Any, mesh: Any, layout: str | None) -> Any:
+    """The batch on the mesh; with several processes each copies only its own devices' rows
+    (``jax.make_array_from_callback``: no cross-process check of the values)."""
     sharding = _shardings(mesh, layout)[1]
-    return jax.tree.map(lambda x: jax.device_put(np.asarray(x), sharding), tree)
+    return jax.tree.map(lambda x: _devices.put(np.asarray(x), sharding), tree)
 
 
 def _member_map(fn: Callable, mesh: Any, layout: str) -> Callable:
@@ -335,7 +345,7 @@ def _upgrade_of(task: Task) -> Upgrade | None:
 
 
 def _resumed(found: Any, mesh: Any, store: CheckpointStore, layout: str | None, task: Task) -> Run:
-    step, meta, state, best, converted = found
+    step, meta, state, best, converted, verified = found
     if best is not None:  # nested dicts as stored: back into the structure the task exports
         from flax import serialization
 
@@ -352,9 +362,10 @@ def _resumed(found: Any, mesh: Any, store: CheckpointStore, layout: str | None, 
     else:
         run.best_value = -math.inf if value is None else value
     run.best_epoch, run.best_meta = b.get("epoch"), b.get("meta")
-    run.last_checkpoint = store.path(step)
+    run.last_checkpoint = run.resumed_from = store.path(step)
     run.saved_step = run.step
-    run.converted = converted
+    run.converted, run.verified = converted, verified
+    run.written_on = meta.get("devices")
     return run
 
 
@@ -391,7 +402,8 @@ def _start(
 
 
 def _check_run_state(meta: dict, state: Any, s: Settings, spe: int) -> str | None:
-    """What is wrong with a stored run state (position, history, best), or None.
+    """What is wrong with a stored run state (position, history, best), or None (``state``
+    None: the meta alone).
 
     The checksum of the run state must match, and the position must be consistent: the step
     recorded beside it equal to its ``step``, ``step = epoch x steps_per_epoch + batch`` with
@@ -413,6 +425,8 @@ def _check_run_state(meta: dict, state: Any, s: Settings, spe: int) -> str | Non
                 f"epoch + batch {batch})")  # fmt: skip
     if done != epoch:
         return f"its history has {done} epochs, its position {epoch}"
+    if state is None:  # the meta alone (its arrays are not read)
+        return None
     counter = np.asarray(state["train"]["step"]).reshape(-1)
     if counter.size and not np.all(counter == step):
         return f"its arrays are at step {int(counter[0])}, its position at step {step}"
@@ -421,7 +435,7 @@ def _check_run_state(meta: dict, state: Any, s: Settings, spe: int) -> str | Non
 
 def _say(s: Settings, message: str) -> None:
     logger.info(message)
-    if s.progress:
+    if s.progress and jax.process_index() == 0:
         Progress.note(message)
 
 
@@ -439,12 +453,24 @@ def _save(store: Any, run: Run, fingerprint: dict, task: Task, s: Settings) -> N
         "task": run.meta,
         "history": run.history,
         "best": {"value": _best_value_json(run), "epoch": run.best_epoch, "meta": run.best_meta},
+        "devices": run.devices,
     }  # fmt: skip
     meta["run_state_sha256"] = run_state_sha256(meta)
     state = _devices.to_host(run.carry)
+    _mark(run, "saving")
     # every process calls orbax's save (it synchronises the processes; the primary one writes)
     run.last_checkpoint = store.save(run.step, state, run.best, meta)
     run.saved_step = run.step
+    _mark(run, "training")
+
+
+def _mark(run: Run, phase: str) -> None:
+    """Tell the signal supervisor which phase the run is in (``trainkit._signals.PHASES``)."""
+    if run.signals is not None:
+        run.signals.mark(phase)
+
+
+_COMPILED: set[int] = set()  # the compiled steps already called in this process
 
 
 def _best_value_json(run: Run) -> Any:
@@ -474,19 +500,28 @@ def _check_alive(run: Run, task: Task, s: Settings) -> None:
     bad = int(np.min(steps[dead]))
     epoch = (bad - 1) // run.steps_per_epoch + 1
     who = "" if alive.ndim == 0 else f" of members {dead.tolist()}"
-    where = (
-        f"the last good checkpoint {run.last_checkpoint} is kept"
-        if run.last_checkpoint is not None
-        else "no checkpoint was written"
-    )
     raise TrainingDiverged(
         f"Non-finite loss or gradient{who} at global step {bad} (epoch {epoch}); that update and "
-        f"the later ones were not applied, training stopped and {where}. " + task.diverged_hint(),
+        f"the later ones were not applied, training stopped and {_kept(run, bad)}. "
+        + task.diverged_hint(),
         step=bad,
         epoch=epoch,
         params=task.export(_devices.to_host(run.carry["train"]), run.meta),
         checkpoint=run.last_checkpoint,
     )
+
+
+def _kept(run: Run, bad: int) -> str:
+    """Which checkpoint a divergence keeps; right after a resume, the one it came from."""
+    if run.last_checkpoint is None:
+        return "no checkpoint was written"
+    if run.resumed_from is None or run.last_checkpoint != run.resumed_from:
+        return f"the last good checkpoint {run.last_checkpoint} is kept"
+    from ._checkpoint import VERIFIED
+
+    return (f"it had resumed {bad - run.saved_step} step(s) before from the checkpoint "
+            f"{run.resumed_from}, which is kept ({VERIFIED[run.verified]}; if it is damaged, move "
+            "it away and the run resumes from the step before)")  # fmt: skip
 
 
 def _freeze(run: Run, s: Settings, dead: dict[int, int]) -> None:
@@ -517,7 +552,9 @@ def _run_steps(task, run: Run, data, s: Settings, mesh, store, fingerprint, bar)
             return
         idx = order[..., run.batch * s.batch_size : (run.batch + 1) * s.batch_size]
         batch = _put_batch(tuple(a[idx] for a in data), mesh, layout)
+        _mark(run, "training" if id(step) in _COMPILED else "compilation")
         run.carry = step(run.carry, batch, hyper)
+        _COMPILED.add(id(step))
         run.step += 1
         run.batch += 1
         bar.update(1)
@@ -577,6 +614,7 @@ def _end_epoch(task: Task, run: Run, s: Settings) -> None:
         "train_accuracy": (np.asarray(sums["correct"], dtype=float) / count).tolist(),
         **task.record(train, run.meta, run.step),
     }
+    _mark(run, "evaluation")
     val = task.evaluate(train, run.meta)
     entry.update(val)
     if "val_accuracy" in val:
@@ -584,6 +622,7 @@ def _end_epoch(task: Task, run: Run, s: Settings) -> None:
     if s.callback is not None:
         extra = s.callback(run.epoch + 1, task.export(train, run.meta))
         entry.update(extra or {})
+    _mark(run, "training")
     entry["seconds"] = time.perf_counter() - run.epoch_t0
     append_epoch(run.history, entry)
 
@@ -623,7 +662,7 @@ def _check_settings(s: Settings, n: int) -> None:
     if s.batch_size > n:
         raise ValueError(
             f"`batch_size` ({s.batch_size}) is larger than the training set ({n} examples); "
-            "lower it."
+            f"lower it (--batch-size on the command line), to at most {n}."
         )
     if s.seeds is not None and (
         not s.seeds or (s.data_seeds is not None and len(s.data_seeds) != len(s.seeds))
@@ -675,6 +714,8 @@ def train(task: Task, data: tuple, settings: Settings) -> tuple[Any, dict, dict]
     with _locked(s) as lock, StopSignals(s.check_every) as signals:
         store, run = _start(task, fingerprint, s, mesh, spe, lock is not None and lock.read_only)
         run.steps_per_epoch, run.signals = spe, signals
+        run.devices = _devices.layout(mesh)
+        signals.watch(run)
         try:
             if run.epoch >= s.epochs and store is not None and run.step > 0:
                 _say(s, f"already complete: {run.epoch} epochs ({run.step} steps) in "
@@ -686,10 +727,9 @@ def train(task: Task, data: tuple, settings: Settings) -> tuple[Any, dict, dict]
                     "complete; copy the folder somewhere writable to resume it."
                 )
             if run.step > 0:
-                how = ", converted from a checkpoint of an earlier format" if run.converted else ""
-                _say(s, f"resumed from step {run.step} (epoch {run.epoch + 1} of {s.epochs}) in "
-                        f"{store.directory}{how}")  # fmt: skip
-            with Progress(s.epochs * spe, run.step, s.progress) as bar:
+                _say_resumed(run, s, store)
+            shown = s.progress and jax.process_index() == 0
+            with Progress(s.epochs * spe, run.step, shown) as bar:
                 while run.epoch < s.epochs and not run.interrupted and not run.stop:
                     _epoch(task, run, data, s, mesh, store, fingerprint, bar)
                     if not run.stop and not run.interrupted:
@@ -700,6 +740,21 @@ def train(task: Task, data: tuple, settings: Settings) -> tuple[Any, dict, dict]
             if store is not None:
                 store.close()
     return _result(task, run, s)
+
+
+def _say_resumed(run: Run, s: Settings, store: Any) -> None:
+    """The resume line (how the checkpoint was verified, unless fully), and a warning when
+    the devices differ from those the checkpoint was written on."""
+    from ._checkpoint import VERIFIED
+
+    how = ", converted from a checkpoint of an earlier format" if run.converted else ""
+    if run.verified == "none":
+        how += f" ({VERIFIED['none']})"
+    _say(s, f"resumed from step {run.step} (epoch {run.epoch + 1} of {s.epochs}) in "
+            f"{store.directory}{how}")  # fmt: skip
+    change = _devices.layout_change(run.written_on, run.devices)
+    if change and jax.process_index() == 0:
+        warnings.warn(change, stacklevel=3)
 
 
 def _locked(s: Settings) -> Any:
@@ -738,6 +793,7 @@ def _stop(store: Any, run: Run, fingerprint: dict, task: Task, s: Settings) -> N
     """Save the current position (unless just saved) and raise :class:`TrainingInterrupted`."""
     import signal
 
+    run.signals.take()
     if store is not None and run.saved_step != run.step:
         _save(store, run, fingerprint, task, s)
         _write_log(run, s)

@@ -99,19 +99,26 @@ def write_if_changed(path: str | os.PathLike, write: Callable[[Path], Any]) -> b
     one), renamed over ``path`` when the bytes differ. Returns True when ``path`` was
     (re)written, False when its bytes were already the new ones (e.g. the outputs of a run that
     was already complete), in which case it is not touched; that holds in a read-only folder
-    too (the new version is then compared from the system's temporary folder).
+    and on a full disk too (the new version is then compared from the system's temporary
+    folder). A full disk otherwise raises ``OSError`` naming ``path``. In a job of several
+    processes (``jax.distributed``) only process 0 writes; the others return False.
     """
+    from ._cluster import process_index
+
     path = Path(path)
+    if process_index() != 0:
+        return False
     tmp = unique_temporary(path)
     try:
         try:
             write(tmp)
         except OSError as err:
-            if not (path.is_file() and _cannot_write(err)):
-                raise
-            if _same_as(path, write):
+            if path.is_file() and _cannot_write(err) and _same_as(path, write):
                 return False
-            raise
+            named = _named(err, path)
+            if named is err:
+                raise
+            raise named from err
         if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
             return False
         os.replace(tmp, path)
@@ -122,7 +129,15 @@ def write_if_changed(path: str | os.PathLike, write: Callable[[Path], Any]) -> b
 
 
 def _cannot_write(err: OSError) -> bool:
-    return err.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    return err.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
+
+
+def _named(err: OSError, path: Path) -> OSError:
+    """``err`` as an error naming ``path`` (not the temporary file beside it)."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OSError(err.errno, f"{err.strerror} while writing {path}; free some space (or "
+                       "use another --out) and run the same command again", str(path))  # fmt: skip
+    return err
 
 
 def _same_as(path: Path, write: Callable[[Path], Any]) -> bool:

@@ -18,6 +18,10 @@ Groups:
 - data files (``trainkit._formats``, ``trainkit._splits``): ``check_sha256``, ``read_zip_member``,
   ``read_idx_pair``, ``read_cifar_folder``, ``check_fraction``, ``limit_splits``;
 - model files (``trainkit._model_files``): ``check_fields``;
+- run records (``trainkit._run_record``): ``read_run_record``, ``check_record_fields``,
+  ``check_training_data`` (a run's ``result.json`` checked against its model and data);
+- several processes (``trainkit._cluster``): ``add_cluster_flags``, ``start_cluster``,
+  ``EXIT_PEER_LOST``;
 - run data (``trainkit._data_checks``): ``small_validation``, ``MIN_VALIDATION``, and
   ``progress_bar`` (a tqdm bar on a terminal only);
 - training options (``trainkit._options``): ``takes_train_options``, the decorator that gives a
@@ -31,6 +35,9 @@ from ._cli import check_positive as check_positive
 from ._cli import default_out as default_out
 from ._cli import parse_ints as parse_ints
 from ._cli import parse_names as parse_names
+from ._cluster import EXIT_PEER_LOST as EXIT_PEER_LOST
+from ._cluster import add_cluster_flags as add_cluster_flags
+from ._cluster import start_cluster as start_cluster
 from ._data_checks import MIN_VALIDATION as MIN_VALIDATION
 from ._data_checks import progress_bar as progress_bar
 from ._data_checks import small_validation as small_validation
@@ -45,6 +52,9 @@ from ._hugepages import restart_with_huge_pages as restart_with_huge_pages
 from ._loop import compiled_step as compiled_step
 from ._model_files import check_fields as check_fields
 from ._options import takes_train_options as takes_train_options
+from ._run_record import check_record_fields as check_record_fields
+from ._run_record import check_training_data as check_training_data
+from ._run_record import read_run_record as read_run_record
 from ._splits import check_fraction as check_fraction
 from ._splits import limit_splits as limit_splits
 from ._validate import ArgumentTypeError as ArgumentTypeError
@@ -57,10 +67,12 @@ from ._validate import check_positive_int as check_positive_int
 from ._validate import check_real as check_real
 
 __all__ = [
+    "EXIT_PEER_LOST",
     "ArgumentTypeError",
     "LabelGapWarning",
     "MIN_ROWS_PER_DEVICE",
     "MIN_VALIDATION",
+    "add_cluster_flags",
     "available_cores",
     "check_fields",
     "check_finite",
@@ -71,7 +83,9 @@ __all__ = [
     "check_positive",
     "check_positive_int",
     "check_real",
+    "check_record_fields",
     "check_sha256",
+    "check_training_data",
     "compiled_step",
     "default_out",
     "limit_splits",
@@ -80,9 +94,11 @@ __all__ = [
     "progress_bar",
     "read_cifar_folder",
     "read_idx_pair",
+    "read_run_record",
     "read_zip_member",
     "restart_with_huge_pages",
     "small_validation",
+    "start_cluster",
     "takes_train_options",
     "to_host",
 ]

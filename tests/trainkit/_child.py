@@ -2,8 +2,8 @@
 package's ``fit``), optionally one of several ``jax.distributed`` processes.
 
     python -m tests.trainkit._child RUNNER OUT [--ckpt DIR] [--slow] [--dist ID N PORT]
-        [--save-sleep SECONDS] [--seed S] [--epochs E] [--every N] [--step-sleep SECONDS]
-        [--steps-file FILE]
+        [--job ID N PORT] [--save-sleep SECONDS] [--seed S] [--epochs E] [--every N]
+        [--step-sleep SECONDS] [--steps-file FILE] [--unroll N] [--startup-sleep SECONDS]
 
 Writes the returned parameters' leaves to ``OUT`` (``.npz``, process 0 only). Errors and
 interruptions are reported as by the command lines (``trainkit.run_command``: one line, status 2
@@ -11,7 +11,11 @@ or 128 + signal). The toy runner's options: ``--seed``, ``--epochs`` (3), ``--ev
 every N steps, 0: at epoch ends only; default 1), ``--step-sleep`` (host seconds before every
 step, to widen the window of a signal), ``--save-sleep`` (seconds before every save with
 ``--slow``, 0.05) and ``--steps-file`` (the global step count, rewritten
-after every step).
+after every step). ``--dist`` joins a job with ``jax.distributed.initialize`` itself, ``--job``
+as the command lines do (``trainkit``'s ``start_cluster``: the coordination service in a process
+of its own). ``--unroll N``: the toy step carries a chain of N unrolled ops (XLA compiles it
+for seconds; numbers unchanged). ``--startup-sleep S``: sleep S seconds before training, after
+writing ``OUT.starting`` (a start-up phase to signal).
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ def _args(argv):
     p.add_argument("--every", type=int, default=1)
     p.add_argument("--step-sleep", type=float, default=0.0)
     p.add_argument("--steps-file", default=None)
+    p.add_argument("--job", nargs=3, type=int, default=None)
+    p.add_argument("--unroll", type=int, default=0)
+    p.add_argument("--startup-sleep", type=float, default=0.0)
     return p.parse_args(argv)
 
 
@@ -56,7 +63,8 @@ def _pace(sleep: float, steps_file: str | None) -> None:
     _loop._put_batch = paced
 
 
-def run(runner: str, ckpt=None, mesh=None, progress=False, *, seed=2, epochs=3, every=1):
+def run(runner: str, ckpt=None, mesh=None, progress=False, *, seed=2, epochs=3, every=1,
+        unroll=0):  # fmt: skip
     """Train ``runner`` on its tiny data set; returns the parameters."""
 
     if runner == "toy":
@@ -66,7 +74,7 @@ def run(runner: str, ckpt=None, mesh=None, progress=False, *, seed=2, epochs=3, 
 
         s = Settings(epochs=epochs, batch_size=8, seed=seed, checkpoint_dir=ckpt,
                      checkpoint_every=every or None, mesh=mesh, progress=progress)  # fmt: skip
-        return train(ToyTask(), toy_data(), s)[0]
+        return train(ToyTask(unroll=unroll), toy_data(), s)[0]
     if runner == "noisy_dyn":
         import noisy_dyn
         from noisy_dyn.data import load_digits
@@ -100,6 +108,16 @@ def _main(a) -> None:
         pid, n, port = a.dist
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(f"localhost:{port}", num_processes=n, process_id=pid)
+    if a.job is not None:
+        from trainkit._cluster import start_cluster
+
+        pid, n, port = a.job
+        start_cluster(argparse.Namespace(coordinator=f"localhost:{port}", num_processes=n,
+                                         process_id=pid))  # fmt: skip
+    if a.startup_sleep:
+        with open(a.out + ".starting", "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(a.startup_sleep)
     if a.slow:  # widen the window between checkpoints so that a kill lands mid-epoch
         from trainkit import _checkpoint
 
@@ -114,7 +132,7 @@ def _main(a) -> None:
 
     if a.step_sleep or a.steps_file:  # (the steps file: process 0's count)
         _pace(a.step_sleep, a.steps_file if jax.process_index() == 0 else None)
-    params = run(a.runner, a.ckpt, seed=a.seed, epochs=a.epochs, every=a.every)
+    params = run(a.runner, a.ckpt, seed=a.seed, epochs=a.epochs, every=a.every, unroll=a.unroll)
     if jax.process_index() == 0:
         leaves = jax.tree_util.tree_leaves_with_path(params)
         tmp = a.out + ".tmp.npz"

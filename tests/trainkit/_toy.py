@@ -18,6 +18,7 @@ from trainkit import evaluate_padded
 @dataclasses.dataclass(frozen=True)
 class ToyStep:
     noise: float = 0.1
+    unroll: int = 0  # > 0: a chain of that many unrolled ops, to make XLA compile for long
 
     def __call__(self, state, batch, key, step, hyper):
         xs, ys = batch
@@ -31,6 +32,8 @@ class ToyStep:
             return jnp.mean(ce), logits
 
         (loss, logits), g = jax.value_and_grad(loss_fn, has_aux=True)(p)
+        if self.unroll:  # adds exactly 0: the chain is finite (XLA cannot know that)
+            loss = loss + jnp.where(jnp.isfinite(_chain(p["w"], self.unroll)), 0.0, jnp.nan)
         finite = jnp.isfinite(loss)
         for leaf in jax.tree.leaves(g):
             finite &= jnp.all(jnp.isfinite(leaf))
@@ -47,6 +50,13 @@ class ToyStep:
         return {"params": new_p, "opt_state": mom, "model_state": {"mean": mean}}, metrics
 
 
+def _chain(w, n):
+    h = jax.lax.stop_gradient(w[:, :3])
+    for i in range(n):
+        h = jnp.tanh(h * (1.0 + i * 1e-4)) @ jnp.eye(3, dtype=h.dtype)
+    return jnp.sum(h)
+
+
 @jax.jit
 def _eval_fn(params, batch, weight):
     xs, ys = batch
@@ -61,6 +71,7 @@ class ToyTask:
     lr: float = 0.1
     validation: tuple | None = None
     package: str = "toy"
+    unroll: int = 0  # ToyStep.unroll (not part of the fingerprint: it changes no number)
 
     @property
     def config(self):
@@ -81,7 +92,7 @@ class ToyTask:
         return jax.eval_shape(lambda: self.init(jax.random.key(0), meta))
 
     def step_fn(self, meta):
-        return ToyStep()
+        return ToyStep(unroll=self.unroll)
 
     def hyper(self, meta):
         return {"lr": np.float32(self.lr)}
