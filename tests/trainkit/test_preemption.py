@@ -31,17 +31,22 @@ def _lines(text: str) -> list[str]:
     return [ln for ln in text.splitlines() if ln.strip()]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_during_start_up_ends_the_command_at_once(tmp_path, sig):
-    out, ckpt = tmp_path / "run.npz", tmp_path / "ckpt"
-    proc = _child("toy", out, "--startup-sleep", 120, "--ckpt", ckpt)
-    assert _wait_for(lambda: (tmp_path / "run.npz.starting").exists(), timeout=120)
+def _signal(proc, sig) -> tuple[int, str, list[str], float]:
+    """Send ``sig``, wait for the exit: status, output, its non-empty lines, seconds taken."""
     sent = time.monotonic()
     os.kill(proc.pid, sig)
     rc, text = _out(proc, timeout=120)
     took = time.monotonic() - sent
     assert rc == 128 + sig, text
-    lines = _lines(text)
+    return rc, text, _lines(text), took
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_start_up_ends_the_command_at_once(tmp_path, sig):
+    out, ckpt = tmp_path / "run.npz", tmp_path / "ckpt"
+    proc = _child("toy", out, "--startup-sleep", 120, "--ckpt", ckpt)
+    assert _wait_for(lambda: (tmp_path / "run.npz.starting").exists(), timeout=120)
+    _, text, lines, took = _signal(proc, sig)
     assert lines == [f"interrupted: {sig.name} during start-up: nothing was trained or saved yet"]
     assert took < CONTRACT_S, took
     assert _steps(ckpt) == [] and not out.exists()
@@ -61,12 +66,7 @@ def test_a_signal_during_compilation_is_answered_and_the_run_resumes_bit_identic
         proc = _child("toy", tmp_path / "run.npz", *args, "--unroll", UNROLL, "--steps-file", sf)
         assert _wait_for(lambda: _read_step(sf) == 0, timeout=120)  # the first batch is placed
         time.sleep(0.5)  # into the compiler
-        sent = time.monotonic()
-        os.kill(proc.pid, sig)
-        rc, text = _out(proc, timeout=120)
-        took = time.monotonic() - sent
-        assert rc == 128 + sig, text
-        lines = _lines(text)
+        _, text, lines, took = _signal(proc, sig)
         assert len(lines) == 1, text
         assert lines[0].startswith(f"interrupted: {sig.name} during compilation: nothing was "
                                    "trained since the last checkpoint"), text  # fmt: skip
