@@ -88,6 +88,13 @@ class _EnsembleTask:
     def diverged_hint(self):
         return self.members[0].diverged_hint()
 
+    @property
+    def chance_loss(self) -> float:
+        return self.members[0].chance_loss
+
+    def loss_hint(self):
+        return self.members[0].loss_hint()
+
 
 def _check_seeds(name: str, seeds: Any) -> tuple[int, ...]:
     if isinstance(seeds, int | np.integer) or not isinstance(seeds, Sequence | np.ndarray):

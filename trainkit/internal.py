@@ -16,8 +16,12 @@ Groups:
 - command line (``trainkit._cli``): ``check_positive``, ``default_out``, ``parse_ints``,
   ``parse_names``, ``restart_with_huge_pages``;
 - data files (``trainkit._formats``, ``trainkit._splits``): ``check_sha256``, ``read_zip_member``,
-  ``read_idx_pair``, ``read_cifar_folder``, ``check_fraction``, ``limit_splits``;
+  ``read_idx_pair``, ``read_cifar_folder``, ``check_fraction``, ``limit_splits``; of ``.ts``
+  files (``trainkit._ts``): ``label_order``, ``pad_series``;
 - model files (``trainkit._model_files``): ``check_fields``;
+- sequence data (``trainkit._sequences``): ``padding_problem`` (right-padding whose lengths were
+  dropped), ``takes_sequences`` (a function of ``xs, ys`` also called with one
+  :class:`trainkit.Sequences`);
 - run data (``trainkit._data_checks``): ``small_validation``, ``MIN_VALIDATION``, and
   ``progress_bar`` (a tqdm bar on a terminal only);
 - training options (``trainkit._options``): ``takes_train_options``, the decorator that gives a
@@ -45,8 +49,12 @@ from ._hugepages import restart_with_huge_pages as restart_with_huge_pages
 from ._loop import compiled_step as compiled_step
 from ._model_files import check_fields as check_fields
 from ._options import takes_train_options as takes_train_options
+from ._sequences import padding_problem as padding_problem
+from ._sequences import takes_sequences as takes_sequences
 from ._splits import check_fraction as check_fraction
 from ._splits import limit_splits as limit_splits
+from ._ts import label_order as label_order
+from ._ts import pad_series as pad_series
 from ._validate import ArgumentTypeError as ArgumentTypeError
 from ._validate import LabelGapWarning as LabelGapWarning
 from ._validate import check_finite as check_finite
@@ -74,8 +82,11 @@ __all__ = [
     "check_sha256",
     "compiled_step",
     "default_out",
+    "label_order",
     "limit_splits",
+    "pad_series",
     "parse_ints",
+    "padding_problem",
     "parse_names",
     "progress_bar",
     "read_cifar_folder",
@@ -83,6 +94,7 @@ __all__ = [
     "read_zip_member",
     "restart_with_huge_pages",
     "small_validation",
+    "takes_sequences",
     "takes_train_options",
     "to_host",
 ]
