@@ -782,19 +782,25 @@ def study_verdicts(rows: Sequence[Mapping[str, Any]], *, alpha: float = 0.05) ->
         name = _level_name(sa, sm)
         if inference != DETERMINISTIC:
             name += f" ({inference})"
-        if held:
-            text = f"more robust under {up} of {len(perturbed)} perturbations after Holm"
-            text += f", less robust under {down}" if down else ""
-        else:
-            text = f"no difference under any of the {len(perturbed)} perturbations after Holm"
+        parts = []
+        if perturbed and held:
+            ways = [f"{word} robust under {k} of {len(perturbed)}"
+                    for word, k in (("more", up), ("less", down)) if k]  # fmt: skip
+            parts.append(" and ".join(ways) + " perturbations after Holm")
+        elif perturbed:
+            parts.append(f"no difference under any of the {len(perturbed)} perturbations "
+                         "after Holm")  # fmt: skip
         clean = [r for r in group if r["perturbation"] == "clean"]
         if clean:
             c = clean[0]
             iv = interval_text(c["diff_mean"], c["diff_ci_low"], c["diff_ci_high"], c["n"],
-                               signed=True)  # fmt: skip
-            holm_clean = (c.get("p_holm") or 1.0) <= alpha
-            text += f", clean accuracy {iv} points" + (" (Holm: a real change)" * holm_clean)
-        lines.append(f"{name}: {text} ({group[0]['n']} seeds).")
+                               signed=True).split(" (")[0]  # fmt: skip
+            real = " (Holm: a real change)" if (c.get("p_holm") or 1.0) <= alpha else ""
+            parts.append(f"clean accuracy {iv} points{real}")
+        n = group[0]["n"]
+        seeds = f"{n} seeds" if n >= MIN_SEEDS_SHOWN else f"{n} seeds: too few for an interval"
+        text = ", ".join(parts)
+        lines.append(f"{name}: {text} ({seeds}).")
     return lines
 
 

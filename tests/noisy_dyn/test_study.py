@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import noisy_dyn as nd
-from trainkit import holm
+from trainkit import bootstrap_mean, holm, paired_difference, sign_flip_p_value
 
 CFG = nd.NoisyRNNConfig(input_size=2, hidden_size=8, num_classes=3, dt=0.2)
 N, T, BATCH = 30, 10, 16  # two chunks, the second padded with two copies of row 0
@@ -208,17 +208,19 @@ def test_study_writes_json_markdown_and_png(tmp_path, data):
     stored = json.loads((tmp_path / "study.json").read_text())
     assert stored == rows and len(rows) == 2 * 3
     assert [r["perturbation"] for r in rows[:3]] == ["clean", "gaussian", "pgd"]
-    table = (tmp_path / "study.md").read_text().splitlines()
-    assert table[0].startswith("| sigma_add | sigma_mult | perturbation")
+    lines = (tmp_path / "study.md").read_text().splitlines()
+    assert lines[0] == "- " + nd.study.study_verdicts(rows)[0]  # the answer first
+    assert lines[0].startswith("- sigma 0.1: ") and "(2 seeds: too few for an interval)" in lines[0]
+    table = lines[lines.index(next(x for x in lines if x.startswith("| sigma_add"))) :]
+    assert table[0].startswith("| sigma_add | sigma_mult | perturbation | level | accuracy % [")
+    assert "95% CI" not in table[0]  # two seeds: no "95 %" interval anywhere
     assert sum(line.startswith("| 0.1 | 0.1 |") for line in table) == 3
-    assert "rest on 2 seeds" in table[-1]  # the warning about intervals over few seeds
+    assert "is not a 95 % interval" in table[-1]  # the legend says why
     # The first noisy row (clean accuracy), in percent and signed percentage points.
     r = rows[3]
     cells = [c.strip() for c in table[2 + 3].strip("|").split("|")]
-    assert cells[4] == f"{100 * r['mean']:.1f} [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
-    diff = f"{100 * r['diff_mean']:+.1f} [{100 * r['diff_ci_low']:+.1f}, "
-    assert cells[6].strip("*").startswith(diff)
-    assert cells[6].startswith("**") == (r["diff_ci_low"] > 0 or r["diff_ci_high"] < 0)
+    assert cells[4] == f"{100 * r['mean']:.1f} (2 seeds: no interval)"
+    assert cells[6] == f"{100 * r['diff_mean']:+.1f} (2 seeds: no interval)"  # never bold
     import matplotlib.image
 
     image = matplotlib.image.imread(tmp_path / "study.png")
@@ -226,6 +228,44 @@ def test_study_writes_json_markdown_and_png(tmp_path, data):
     assert not list(tmp_path.glob("*.tmp*"))  # renamed into place
     with pytest.raises(ValueError, match="members"):
         nd.study.robustness_study(params, cfgs, [0], (xs, ys), key=jax.random.key(0))
+
+
+def test_a_reader_recomputes_every_interval_and_p_value_from_the_stored_accuracies(tmp_path, data):
+    """study_accuracies.csv (beside study.json) holds each member's test accuracy under each
+    perturbation; trainkit's interval, paired difference, sign-flip p-value and Holm at their
+    default settings, fed only from that file, give study.json's numbers exactly."""
+    xs, ys, lengths = data
+    cfgs = [CFG, CFG.replace(sigma_add=0.1, sigma_mult=0.1)]
+    params = _stack([_member(s) for s in range(MEMBERS)])
+    kw = dict(key=jax.random.key(3), perturbations={"gaussian": (0.5,), "fgsm": (0.3,)},
+              batch_size=BATCH, pgd_steps=PGD_STEPS)  # fmt: skip
+    test = nd.Sequences(xs, ys, lengths)
+    nd.study.robustness_study(params, cfgs, [4, 7], test, out_dir=tmp_path, **kw)
+    rows = json.loads((tmp_path / "study.json").read_text())
+    stored = nd.study.read_accuracies(tmp_path)
+    lines = (tmp_path / nd.study.ACCURACIES_FILE).read_text().splitlines()
+    assert lines[0].split(",")[:3] == ["sigma_add", "sigma_mult", "seed"]
+    assert len(lines) == 1 + MEMBERS * 3  # members x (clean, gaussian, fgsm)
+    for line in lines[1:]:
+        correct, n_test, acc = line.split(",")[-3:]
+        assert int(n_test) == N and float(acc) == int(correct) / N
+    twin = lambda r: stored[(0.0, 0.0, "deterministic", r["perturbation"], r["level"])]  # noqa: E731
+    p_values = []
+    for r in rows:
+        acc = stored[(r["sigma_add"], r["sigma_mult"], "deterministic", r["perturbation"],
+                      r["level"])]  # fmt: skip
+        per_seed = np.array([acc[s] for s in (4, 7)])
+        assert tuple(bootstrap_mean(per_seed)) == (r["mean"], r["ci_low"], r["ci_high"])
+        if "diff_mean" in r:
+            ref = np.array([twin(r)[s] for s in (4, 7)])
+            diff = paired_difference(per_seed, ref)
+            assert tuple(diff) == (r["diff_mean"], r["diff_ci_low"], r["diff_ci_high"])
+            assert float(sign_flip_p_value(per_seed, ref)) == r["p_value"]
+            p_values.append(r["p_value"])
+    np.testing.assert_array_equal(holm(p_values), [r["p_holm"] for r in rows if "p_holm" in r])
+    # the accuracies themselves: member 1 (seed 7 of sigma 0) read alone, at its own lengths
+    one = jax.tree.map(lambda a: a[1], params)
+    assert stored[(0.0, 0.0, "deterministic", "clean", 0.0)][7] == nd.accuracy(one, test, CFG)
 
 
 def test_holm_over_the_study_controls_the_family_wise_error():
@@ -410,8 +450,8 @@ def test_stochastic_rows_pair_each_member_with_its_deterministic_reading():
     assert row["diff_mean"] == pytest.approx(np.mean(stoch[4:] - det[:4]))  # against the twin
     assert "matched_n" not in row
     table = nd.study.study_markdown(rows)
-    assert "| inference |" in table and "stochastic - deterministic [95% CI]" in table
-    assert f"| {label} |" in table and "**+1.5 [+1.0, +2.5]** | 0.125 |" in table
+    assert "| inference |" in table and "stochastic - deterministic [interval]" in table
+    assert f"| {label} |" in table and "**+1.5 [+1.0, +2.5]†** | 0.125 |" in table
     with pytest.raises(ValueError, match="some seeds only"):
         nd.study.study_rows({("clean", 0.0): det, ("clean", 0.0, label): np.where(
             np.arange(8) == 5, np.nan, stoch)}, cfgs, range(4))  # fmt: skip
