@@ -92,8 +92,11 @@ class _EnsembleTask:
     def chance_loss(self) -> float:
         return self.members[0].chance_loss
 
-    def loss_hint(self):
-        return self.members[0].loss_hint()
+    def loss_hint(self, members=None):
+        first = self.members[(members or [0])[0]]
+        dts = sorted({self.members[m].cfg.dt for m in (members or [0])})
+        where = f" (members {members}: dt {', '.join(f'{d:g}' for d in dts)})" if members else ""
+        return first.loss_hint() + where
 
 
 def _check_seeds(name: str, seeds: Any) -> tuple[int, ...]:

@@ -369,21 +369,21 @@ class NoisyTask:
             f"{self.cfg.dt}); for noise, smaller sigma_add/sigma_mult."
         )
 
-    def loss_hint(self):
+    def loss_hint(self, members=None):
+        """The likely causes of a training loss far above the chance level's, with numbers."""
+        std = self.input_std
         scale = (
-            f"inputs of large scale (the training inputs' standard deviation is "
-            f"{self.input_std:.3g}; standardise them: noisy_dyn.data.standardize, the command "
-            "lines' default on your own data)"
-            if self.input_std > 10
-            else f"unscaled inputs (standard deviation {self.input_std:.3g}; standardise them)"
+            f"inputs of scale {std:.3g} (standardise them: noisy_dyn.data.standardize, the "
+            "command lines' default on your own data)"
         )
         step = (
-            f"a step too large for the cell (cfg.dt = {self.cfg.dt:g}: lower dt)"
+            f"a step too large for the cell (dt = {self.cfg.dt:g}: lower dt)"
             if self.cfg.cell.stepped
-            else f"a learning rate too high (now {self.hyper_values['lr']:g})"
+            else "an unstable recurrence"
         )
-        first, second = (scale, step) if self.input_std > 10 else (step, scale)
-        return f"Likely causes: {first}, or {second}."
+        rate = f"a learning rate too high (now {self.hyper_values['lr']:g})"
+        causes = [scale, step] if not 0.1 <= std <= 10 else [step, rate]
+        return f"Likely causes: {causes[0]}, or {causes[1]}."
 
 
 def _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_factor):

@@ -80,7 +80,7 @@ from ._checkpoint import (
     resume_point,
     run_state_sha256,
 )
-from ._data_checks import loss_alarm
+from ._data_checks import LOSS_ALARM, loss_alarm
 from ._errors import TrainingDiverged
 from ._history import append_epoch, empty_history, history_jsonl
 from ._lock import RunLock
@@ -126,7 +126,8 @@ class Task(Protocol):
 
     # Optional, to warn about a training loss far above the chance level's (:func:`_check_loss`):
     #   chance_loss: float        (e.g. log C for C classes)
-    #   loss_hint() -> str        (the likely causes, named for the package's model)
+    #   loss_hint(members) -> str (the likely causes, named for the package's model; members:
+    #                              the indices of the members concerned, None without members)
     # Optional, to resume checkpoints of the package's earlier formats (:func:`_upgrade_of`):
     #   legacy_fingerprint(stored: dict) -> dict | None
     #   upgrade(meta: dict, state: dict, best: Any) -> tuple[dict, dict, Any]
@@ -603,9 +604,10 @@ def _check_loss(task: Task, history: dict) -> None:
         return
     message = loss_alarm(losses, float(chance))
     if message:
+        last = np.asarray(losses[-1], dtype=float)
+        members = None if last.ndim == 0 else np.flatnonzero(last > LOSS_ALARM * chance).tolist()
         hint = getattr(task, "loss_hint", None)
-        message += " " + (hint() if hint is not None else task.diverged_hint())
-        logger.warning(message)
+        message += " " + (hint(members) if hint is not None else task.diverged_hint())
         print("warning: " + message, file=sys.stderr, flush=True)
 
 
