@@ -138,7 +138,8 @@ def fit_ensemble(
     Arguments:
         cfgs: configurations differing at most in their numbers ``dt, beta, gamma_a, gamma_w,
             alpha, sigma_add, sigma_mult, init_std`` (see :func:`noisy_dyn.stack_configs`).
-        train: ``(xs, ys)`` or ``(xs, ys, lengths)`` as for :func:`noisy_dyn.fit`.
+        train: a :class:`trainkit.Sequences` or ``(xs, ys[, lengths])``, as for
+            :func:`noisy_dyn.fit`.
         seeds: the seeds of every configuration (initialisation and noise).
         learning_rate, validation, decay_at, decay_factor: as for ``fit``, the same for every
             member (validation is evaluated for each member).

@@ -488,16 +488,21 @@ def fit(
     ``mesh`` (parameters replicated), which gives the single-device numbers up to floating-point
     summation order. A non-finite loss or gradient stops training with
     :class:`trainkit.TrainingDiverged` (``noisy_dyn.TrainingDiverged``); the last good checkpoint
-    is kept.
+    is kept. An epoch's training loss above ``trainkit.LOSS_ALARM`` times the chance level's
+    (``log C``) is announced once on stderr with its likely causes (input scale, ``dt``,
+    learning rate).
 
     Arguments:
         cfg: the model configuration.
-        train: ``(xs, ys)`` or ``(xs, ys, lengths)``: ``xs (N, time, input_size)`` floating,
-            ``ys (N,)`` integers in ``[0, num_classes)``, ``lengths (N,)`` in ``[1, time]``.
+        train: a :class:`trainkit.Sequences` (what the loaders of :mod:`noisy_dyn.data` return)
+            or a tuple ``(xs, ys)`` / ``(xs, ys, lengths)``: ``xs (N, time, input_size)``
+            floating, ``ys (N,)`` integers in ``[0, num_classes)``, ``lengths (N,)`` in
+            ``[1, time]``. Padded series without lengths are refused (:func:`check_split`).
         learning_rate: Adam learning rate before the decay.
-        validation: optional ``(xs, ys[, lengths])``; evaluated (deterministic inference) after
-            every epoch; the parameters of the best validation accuracy are returned.
-        regularizer: ``"noise"`` (noise injection) or ``"explicit"`` (penalty, Lipschitz cell).
+        validation: optional, as ``train``; evaluated (deterministic inference) after every
+            epoch; the parameters of the best validation accuracy are returned.
+        regularizer: ``"noise"`` (noise injection) or ``"explicit"`` (penalty, Lipschitz cell;
+            variable lengths as for the noise: steps past a series' length are the identity).
         lam: weight of the explicit penalty.
         decay_at, decay_factor: the step decay of the learning rate.
         init: initial parameters (default ``init_params(init_key, cfg)``).
