@@ -38,6 +38,7 @@ from trainkit import bootstrap_mean, interval_legend, interval_text
 
 SETTINGS = {
     "defaults": {},
+    "dt 0.05": {"dt": 0.05},
     "dt 0.3": {"dt": 0.3},
     "gru": {"preset": "gru"},
     "downsample 10": {"downsample": 10},
@@ -87,27 +88,39 @@ def run_setting(folder: Path, name: str, spec: dict, seeds: list[int], hidden: i
         cfg = experiments.default_dt(cfg, splits.train[0].shape[1])
     lr = experiments.default_learning_rate(preset, "ts")
     t0 = time.perf_counter()
-    params, history = noisy_dyn.fit_ensemble(
-        [cfg], splits.train, seeds=seeds, epochs=epochs, batch_size=batch, learning_rate=lr,
-        validation=splits.validation, progress=False, on_divergence="freeze",
-    )  # fmt: skip
+    head = {"setting": name, "preset": preset, "dt": cfg.dt if cfg.cell.stepped else None,
+            "steps": int(splits.train[0].shape[1]), "epochs": epochs, "batch_size": batch,
+            "hidden": cfg.hidden_size, "learning_rate": lr}  # fmt: skip
+    try:
+        params, history = noisy_dyn.fit_ensemble(
+            [cfg], splits.train, seeds=seeds, epochs=epochs, batch_size=batch,
+            learning_rate=lr, validation=splits.validation, progress=False,
+            on_divergence="freeze",
+        )  # fmt: skip
+    except noisy_dyn.TrainingDiverged as err:  # every member: nothing left to evaluate
+        return head | {"test_accuracy": None, "diverged": str(err).split(";")[0],
+                       "seconds": time.perf_counter() - t0}  # fmt: skip
     acc = [noisy_dyn.accuracy({k: v[m] for k, v in params.items()}, splits.test, cfg)
            for m in range(len(seeds))]  # fmt: skip
-    return {"setting": name, "preset": preset, "dt": cfg.dt if cfg.cell.stepped else None,
-            "steps": int(splits.train[0].shape[1]), "epochs": epochs, "batch_size": batch,
-            "hidden": cfg.hidden_size, "learning_rate": lr, "test_accuracy": acc,
-            "best_val_accuracy": np.max(np.asarray(history["val_accuracy"]), axis=0).tolist(),
+    best = np.max(np.asarray(history["val_accuracy"]), axis=0).tolist()
+    return head | {"test_accuracy": acc, "best_val_accuracy": best,
             "final_train_loss": np.asarray(history["train_loss"][-1]).tolist(),
             "diverged_step": history.get("diverged_step"),
             "seconds": time.perf_counter() - t0}  # fmt: skip
 
 
 def markdown(name: str, rows: list[dict], base: dict[str, float]) -> str:
-    n = min(len(r["test_accuracy"]) for r in rows)
+    n = min((len(r["test_accuracy"]) for r in rows if r["test_accuracy"]), default=0)
     lines = [f"{name}: test accuracy (%) over {n} seeds, mean [interval] and per seed.", "",
              "| setting | preset | T | dt | epochs x batch | test accuracy | per seed | time |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
+        if r["test_accuracy"] is None:
+            dt = "-" if r["dt"] is None else f"{r['dt']:.3g}"
+            lines.append(f"| {r['setting']} | {r['preset']} | {r['steps']} | {dt} | "
+                         f"{r['epochs']} x {r['batch_size']} | diverged: {r['diverged']} | - | "
+                         f"{r['seconds']:.0f} s |")  # fmt: skip
+            continue
         acc = np.asarray(r["test_accuracy"])
         iv = interval_text(*bootstrap_mean(acc), len(acc))
         dt = "-" if r["dt"] is None else f"{r['dt']:.3g}"
@@ -130,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--out", required=True)
+    p.add_argument("--append", action="store_true", help="add to the rows of --out")
     a = p.parse_args(argv)
     folder, out = Path(a.data), Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     base = baselines(folder)
     print(f"{name} baselines: {base}", flush=True)
     rows = []
+    if a.append and (out / "results.json").exists():
+        rows = json.loads((out / "results.json").read_text())["rows"]
     for setting in a.settings.split(";"):
         spec = dict(SETTINGS[setting])
         if "downsample" in spec:
@@ -144,8 +160,9 @@ def main(argv: list[str] | None = None) -> None:
         label = setting.replace("10", str(a.downsample))
         rows.append(run_setting(folder, label, spec, list(range(a.seeds)), a.hidden, a.epochs))
         r = rows[-1]
-        print(f"{label}: {np.round(r['test_accuracy'], 3).tolist()} ({r['seconds']:.0f} s)",
-              flush=True)  # fmt: skip
+        got = r["test_accuracy"]
+        shown = r.get("diverged") if got is None else np.round(got, 3).tolist()
+        print(f"{label}: {shown} ({r['seconds']:.0f} s)", flush=True)
         meta = {"machine": platform.processor() or platform.machine(),
                 "date": time.strftime("%F"), "args": vars(a)}  # fmt: skip
         (out / "results.json").write_text(json.dumps(

@@ -634,8 +634,8 @@ def confirm_rows(
     Returns:
         One row per picked comparison: ``sigma_add, sigma_mult, perturbation, level``,
         ``discovery_diff_mean, discovery_p_holm``, the confirmation's ``diff_mean,
-        diff_ci_low, diff_ci_high, p_value`` and seeds ``n``, ``p_holm`` (over the picked
-        family) and ``confirmed``.
+        diff_ci_low, diff_ci_high, p_value``, ``p_holm`` (over the picked family) and
+        ``confirmed``.
     """
     if select not in ("holm", "interval"):
         raise ValueError(f"`select` must be 'holm' or 'interval', got {select!r}.")
@@ -659,7 +659,6 @@ def confirm_rows(
         out.append(dict(zip(("sigma_add", "sigma_mult", "perturbation", "level"), _comparison(r)))
                    | {"discovery_diff_mean": r["diff_mean"], "discovery_p_holm": r["p_holm"]}
                    | {k: c[k] for k in ("diff_mean", "diff_ci_low", "diff_ci_high", "p_value")}
-                   | {"n": c["n"]}
                    | {"p_holm": float(p), "confirmed": bool(p <= alpha and same_sign)}
                    | ({} if "inference" not in r else {"inference": r["inference"]}))  # fmt: skip
     return out

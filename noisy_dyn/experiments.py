@@ -861,16 +861,16 @@ def confirm(
     rows = _study_rows(confirmation)
     out = {sel: confirm_rows(picked, rows, select=sel) for sel in ("holm", "interval")}
     atomic_write_text(Path(confirmation) / "confirm.json", json.dumps(out, indent=1) + "\n")
+    n = min((r["n"] for r in rows), default=MIN_SEEDS)  # the confirmation study's seeds
     for sel, found in out.items():
         print(f"picked by {sel}: {len(found)}")
         for r in found:
-            iv = interval_text(r["diff_mean"], r["diff_ci_low"], r["diff_ci_high"], r["n"],
+            iv = interval_text(r["diff_mean"], r["diff_ci_low"], r["diff_ci_high"], n,
                                signed=True)  # fmt: skip
             print(f"  {r['perturbation']} {r['level']:g}: discovery "
                   f"{100 * r['discovery_diff_mean']:+.1f}, confirmation {iv}, Holm p "
                   f"{r['p_holm']:.2g}, confirmed {r['confirmed']}")  # fmt: skip
-    fewest = min((r["n"] for found in out.values() for r in found), default=MIN_SEEDS)
-    if note := interval_legend(fewest):
+    if any(out.values()) and (note := interval_legend(n)):
         print(note)
     return out
 
