@@ -311,17 +311,10 @@ def evaluate_members(
             f"`cfg` must be a NoisyRNNConfig or a sequence of them, got {type(cfg).__name__}."
         )
     det_cfg = cfg if isinstance(cfg, NoisyRNNConfig) else inference_config(cfgs)
-    if isinstance(xs, Sequences):
-        if ys is not None or lengths is not None:
-            raise TypeError("evaluate_members: give the test set as one Sequences or as xs, ys "
-                            "(and lengths), not both.")  # fmt: skip
-        xs, ys, lengths = xs.inputs, xs.labels, xs.lengths
-    elif ys is None:
-        raise TypeError("evaluate_members: missing ys (or pass the test set as one Sequences).")
     draws = inference_draws
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 0:
         raise ValueError(f"`inference_draws` must be an int >= 0, got {draws!r}.")
-    xs, ys, lengths = check_split("test", (xs, ys, lengths), det_cfg)
+    xs, ys, lengths = check_split("test", _test_set(xs, ys, lengths), det_cfg)
     members = _member_count(params, det_cfg)
     if members % len(cfgs):
         raise ValueError(
@@ -380,6 +373,18 @@ def evaluate_members(
                 put((kind, level), accuracy(xp, None, zero, k))
             report.done(f"{kind} {level:g}")
     return out
+
+
+def _test_set(xs: Any, ys: Any, lengths: Any) -> Sequences:
+    """The test set of :func:`evaluate_members`, given as one ``Sequences`` or as arrays."""
+    if isinstance(xs, Sequences):
+        if ys is not None or lengths is not None:
+            raise TypeError("evaluate_members: give the test set as one Sequences or as xs, ys "
+                            "(and lengths), not both.")  # fmt: skip
+        return xs
+    if ys is None:
+        raise TypeError("evaluate_members: missing ys (or pass the test set as one Sequences).")
+    return Sequences(xs, ys, lengths)
 
 
 class _Stages:
