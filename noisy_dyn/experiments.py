@@ -224,11 +224,12 @@ def default_dt(cfg: Any, steps: int, *, verbose: bool = True) -> Any:
               f"keeping dt x T at {cfg.dt * REFERENCE_STEPS:.4g} (give --dt to choose it)",
               flush=True)  # fmt: skip
         if steps > LONG_SERIES:
-            print(f"note: series of {steps} steps are long for the Lipschitz cell: on a task "
-                  f"whose answer sits in the first steps it carried it over {LONG_SERIES} steps "
-                  "only with dt 0.3 to 1, and over 1024 steps at no dt measured "
-                  "(docs/own_data.md, 'Long series'); try --dt 0.3, or shorten the series "
-                  "(noisy_dyn.data.downsample)", flush=True)  # fmt: skip
+            print(f"note: series of {steps} steps are long for the Lipschitz cell "
+                  "(docs/own_data.md, 'Long series'): it carried the start of a synthetic "
+                  f"series over {LONG_SERIES} steps only with steps of 0.3 to 1, and such steps "
+                  "blew up the 128-unit presets on real series of 427 and 1,460 steps; keep "
+                  "this step, and if accuracy stays low shorten the series "
+                  "(noisy_dyn.data.downsample) or compare --preset gru", flush=True)  # fmt: skip
     return cfg.replace(dt=dt)
 
 
@@ -236,7 +237,8 @@ LONG_SERIES = 256
 """Beyond this many steps the default step's series are announced as long (``default_dt``):
 the Lipschitz cell carried the answer of a task set in the first 8 steps over 256 steps at
 ``dt`` 0.3 to 1 (the length rule's 0.092 reached 74 %), and over 1,024 at no ``dt`` measured
-(``docs/results/noisy_dyn/length_memory``)."""
+(``docs/results/noisy_dyn/length_memory``); on real series of 427 and 1,460 steps ``dt`` 0.3
+made the 128-unit ``nrnn_ito`` blow up (``docs/results/noisy_dyn/long_series``)."""
 
 
 def default_learning_rate(preset_name: str, data_name: str) -> float:

@@ -147,3 +147,27 @@ def test_train_and_study_choose_the_same_defaults_and_say_so(tmp_path, capsys):
     setup = json.loads((tmp_path / "s" / "study_setup.json").read_text())
     assert setup["batch_size"] == 32 and setup["input_scaling"] is not None
     assert study["verdicts"] and study["verdicts"][0].startswith("sigma 0.1: ")
+
+
+def test_downsample_averages_windows_of_real_steps():
+    """Each window of F real steps becomes its mean (the last may be shorter), a series of L
+    steps keeps ceil(L / F); checked against a plain loop, for Sequences and for splits."""
+    rng = np.random.default_rng(4)
+    n, t, f, factor = 7, 11, 2, 3
+    lengths = rng.integers(1, t + 1, n)
+    x = rng.normal(size=(n, t, f)).astype(np.float32)
+    x[np.arange(t)[None, :] >= lengths[:, None]] = 0.0
+    data = nd.Sequences(x, np.arange(n), lengths)
+    got = nd.data.downsample(data, factor)
+    assert got.steps == -(-t // factor)
+    for i in range(n):
+        real = x[i, : lengths[i]]
+        windows = [real[s : s + factor].mean(axis=0) for s in range(0, lengths[i], factor)]
+        assert got.lengths[i] == len(windows)
+        np.testing.assert_allclose(got.inputs[i, : len(windows)], windows, rtol=1e-6)
+        assert not got.inputs[i, len(windows) :].any()
+    splits = nd.data.SequenceSplits(data, data, data)
+    assert all(s.steps == got.steps for s in nd.data.downsample(splits, factor))
+    assert nd.data.downsample(data, 1) is data
+    with pytest.raises(ValueError, match="factor must be an int >= 1"):
+        nd.data.downsample(data, 0)
