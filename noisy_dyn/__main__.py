@@ -213,8 +213,8 @@ def _validation_flag(p: argparse.ArgumentParser) -> None:
         "--standardize", choices=STANDARDIZE, default="auto",
         help="standardise each input feature with the training split's mean and standard "
         "deviation (stored with the model, applied at evaluation); auto: on for your own data "
-        "(npz, ucr, ts, fsdd), off for the pixel sets in [0, 1] (digits, MNIST, Fashion-MNIST, "
-        "CIFAR-10)",
+        "(npz, ucr, ts), off for the pixel sets in [0, 1] (digits, MNIST, Fashion-MNIST, "
+        "CIFAR-10) and for fsdd (its loader standardises it)",
     )  # fmt: skip
 
 

@@ -8,11 +8,11 @@ split, and print the choice:
   least about 8 steps (243 JapaneseVowels series: 16, not 128 = one step an epoch);
 - **epochs**: the paper's 100 on its pixel tasks; on other data enough epochs for about
   :data:`STEP_BUDGET` optimiser steps, between :data:`MIN_EPOCHS` and :data:`MAX_EPOCHS`;
-- **standardisation** (``"auto"``): the inputs of your own data (npz, UCR and ``.ts`` files,
-  FSDD) are standardised per feature with the training split's statistics
+- **standardisation** (``"auto"``): the inputs of your own data (npz, UCR and ``.ts`` files)
+  are standardised per feature with the training split's statistics
   (:class:`noisy_dyn.data.InputScaling`); the built-in pixel sets (digits, MNIST,
   Fashion-MNIST, CIFAR-10), already in ``[0, 1]`` and the setting the presets were tuned on,
-  are used as they are.
+  are used as they are, and FSDD is standardised by its loader already.
 
 The step ``dt`` follows the length (``noisy_dyn.experiments.scaled_dt``).
 """
@@ -31,6 +31,10 @@ them."""
 PIXEL_SETS = ("digits", "pdigits", *PAPER_TASKS)
 """The built-in image sets read as pixel sequences in ``[0, 1]``: not standardised by
 ``"auto"``."""
+
+SCALED_BY_LOADER = ("fsdd",)
+"""Sets whose loader standardises them with the training split's statistics already
+(``noisy_dyn.data.load_fsdd``): not standardised again by ``"auto"``."""
 
 STEP_BUDGET = 2000
 """Optimiser steps the default epochs aim at on data other than the paper's tasks (the digits
@@ -86,14 +90,15 @@ def training_defaults(
 
 def standardizes(data_name: str, standardize_inputs: str | bool) -> bool:
     """Whether ``standardize_inputs`` (``"auto"``, ``"on"``, ``"off"`` or a bool) standardises
-    the data set ``data_name`` (``"auto"``: all but :data:`PIXEL_SETS`)."""
+    the data set ``data_name`` (``"auto"``: all but :data:`PIXEL_SETS` and
+    :data:`SCALED_BY_LOADER`)."""
     if isinstance(standardize_inputs, bool):
         return standardize_inputs
     if standardize_inputs not in STANDARDIZE:
         raise ValueError(f"standardize must be one of {STANDARDIZE} or a bool, got "
                          f"{standardize_inputs!r}.")  # fmt: skip
     if standardize_inputs == "auto":
-        return data_name not in PIXEL_SETS
+        return data_name not in PIXEL_SETS + SCALED_BY_LOADER
     return standardize_inputs == "on"
 
 
@@ -105,6 +110,7 @@ def prepare_inputs(
     if not standardizes(data_name, standardize_inputs):
         if verbose:
             why = ("pixel values in [0, 1], as the presets were tuned" if data_name in PIXEL_SETS
+                   else "standardised by its loader already" if data_name in SCALED_BY_LOADER
                    else "--standardize off")  # fmt: skip
             print(f"inputs used as they are ({why}; --standardize on to standardise)", flush=True)
         return splits, None

@@ -340,7 +340,8 @@ def train_preset(
 
     What is not given follows the data (``noisy_dyn._defaults``, each choice announced): the
     inputs are standardised with the training split's statistics (``standardize="auto"``: your
-    own data, not the built-in pixel sets; ``"on"``/``"off"`` force it), the batch size and the
+    own files, not the built-in pixel sets nor FSDD, which its loader standardises;
+    ``"on"``/``"off"`` force it), the batch size and the
     epochs follow the training set's size (the paper's 128 and 100 on its pixel tasks), and,
     without ``dt`` in ``overrides``, the step is the preset's scaled to the data's length
     (:func:`default_dt`: ``dt x T`` kept at the preset's ``784 dt``). The learning rate defaults
