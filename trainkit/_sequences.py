@@ -16,9 +16,10 @@ Padding without lengths. :func:`padding_problem` recognises right-padding: some 
 run of all-zero steps while no step anywhere else is all zero. Real-valued series (audio
 features, sensor readings, standardised values) practically never hold an exact all-zero step,
 so such a pattern is padding whose lengths were dropped, and reading those rows at step ``T``
-gives silently wrong answers (the state read is the one after the padding). The check cannot tell padding from content when all-zero
-steps also occur inside the rows, as on pixel sequences (the background is zero): it then says
-nothing, and the reader must pass the lengths.
+gives silently wrong answers (the state read is the one after the padding). The check cannot
+tell padding from content when all-zero steps also occur inside the rows, as on pixel
+sequences (the background is zero): it then says nothing, and the reader must pass the
+lengths.
 """
 
 from __future__ import annotations
