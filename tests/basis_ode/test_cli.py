@@ -46,10 +46,17 @@ def test_demo_writes_table_and_plots(tmp_path):
     assert len(trained) == 1 and len(halved) == 1
     # compressing K = 2 -> 1 removes exactly one coefficient set of every ODE unit
     assert trained[0]["params"] - halved[0]["params"] == _unit_params(2)
-    # the table's accuracy of the trained model equals an evaluation done here
-    xs, ys = res["splits"].test
+    # the table is scored on the validation split (K and steps are chosen there) and says so;
+    # its accuracy of the trained model equals an evaluation of the validation split done here
+    assert json.loads((out / "sweep.json").read_text())["meta"]["split"] == "validation"
+    xs, ys = res["splits"].validation
     expected = accuracy(res["model"], res["variables"], xs, ys, n_steps=2)
     assert trained[0]["accuracy"] == pytest.approx(expected, abs=1e-9)
+    # the test split gives one number, the trained model's, in summary.json
+    xs, ys = res["splits"].test
+    assert summary["test_accuracy"] == pytest.approx(
+        accuracy(res["model"], res["variables"], xs, ys), abs=1e-9
+    )
     assert 0.0 <= halved[0]["accuracy"] <= 1.0 and halved[0]["latency_s"] > 0
 
 
