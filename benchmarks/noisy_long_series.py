@@ -11,7 +11,7 @@ preset's x 784 / T, learning rate 1e-2) with the named changes:
 - ``--dt D``: a fixed step;
 - ``downsample F``: every series averaged over windows of F steps first
   (``noisy_dyn.data.downsample``), so T becomes T / F;
-- ``gru``: the GRU preset (no step);
+- ``gru``: the GRU preset (no step); ``gru, downsample F`` on the shortened series;
 - ``before``: the command line's defaults before they followed the data (batch 128, 100
   epochs, inputs as they are).
 
@@ -43,6 +43,7 @@ SETTINGS = {
     "gru": {"preset": "gru"},
     "downsample 10": {"downsample": 10},
     "downsample 10, dt 0.3": {"downsample": 10, "dt": 0.3},
+    "gru, downsample 10": {"preset": "gru", "downsample": 10},
     "before: batch 128, 100 epochs, raw inputs": {
         "batch_size": 128,
         "epochs": 100,

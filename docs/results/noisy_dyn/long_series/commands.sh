@@ -19,8 +19,15 @@ PY
 OUT=docs/results/noisy_dyn/long_series
 python -m benchmarks.noisy_long_series --data "$TS/ACSF1" --seeds 3 \
   --settings "defaults" --out "$OUT/ACSF1"
+# 2026-12-07 (the same shared CPU, load average about 8): shortened series, the GRU on them and
+# a 10x step. Not run: dt 0.3 and the GRU at the full 1,460 steps (the GRU took 3x the
+# Noisy RNN's time on OSULeaf: over an hour here).
 python -m benchmarks.noisy_long_series --data "$TS/ACSF1" --seeds 3 --append \
-  --settings "dt 0.3;dt 0.05;gru;downsample 10;downsample 10, dt 0.3" --out "$OUT/ACSF1"
+  --settings "downsample 10;downsample 10, dt 0.3;gru, downsample 10" --out "$OUT/ACSF1"
+python -m benchmarks.noisy_long_series --data "$TS/ACSF1" --seeds 3 --append \
+  --settings "downsample 10" --downsample 20 --out "$OUT/ACSF1"
+python -m benchmarks.noisy_long_series --data "$TS/ACSF1" --seeds 3 --append \
+  --settings "dt 0.05" --out "$OUT/ACSF1"
 python -m benchmarks.noisy_long_series --data "$TS/OSULeaf" --seeds 3 --downsample 4 \
   --settings "defaults;dt 0.3;gru;downsample 10;downsample 10, dt 0.3" --out "$OUT/OSULeaf"
 python -m benchmarks.noisy_long_series --data "$TS/JapaneseVowels" --seeds 3 \
