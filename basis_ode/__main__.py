@@ -137,9 +137,15 @@ def cmd_tag(args: argparse.Namespace) -> dict:
         conllu=args.conllu, sentences=args.sentences, width=args.width,
         basis=_basis(args.basis, args.K), n_steps=args.n_steps, method=_scheme(args.method),
         refine_at=parse_ints(args.refine_at), learning_rate=args.lr, warmup=args.warmup,
-        compress_to=parse_ints(args.compress_to), out=out, **cli_train_options(args),
+        compress_to=parse_ints(args.compress_to), out=out, tag_column=args.tag_column,
+        **cli_train_options(args),
     )  # fmt: skip
-    print(experiments.rows_markdown(run["result"]["rows"], ["K", "n_steps", "test_accuracy"]))
+    result = run["result"]
+    print("accuracy on the validation split (choose K here):")
+    print(experiments.rows_markdown(result["rows"], ["K", "n_steps", "val_accuracy"]))
+    trained = result["rows"][0]
+    print(f"test accuracy of the trained model (K={trained['K']}): "
+          f"{trained['test_accuracy']:.4f}; of each K in result.json")  # fmt: skip
     _report("tag", out, run["written"])
     return run["result"]
 
@@ -203,7 +209,9 @@ def _compress_parser(sub: Any) -> None:
     p.add_argument("--data-path", "--data-root", dest="data_path", default=None,
                    help="data folder or file (default: the run's, recorded by train)")  # fmt: skip
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N examples only")
-    p.add_argument("--split", default="test", choices=["validation", "test"], help="split")
+    p.add_argument("--split", default="validation", choices=["validation", "test"],
+                   help="split the table is scored on (default validation: choose K and steps "
+                   "there; test only for the final number of the chosen model)")  # fmt: skip
     p.add_argument("--bases", default="piecewise_constant", help="comma-separated basis names")
     p.add_argument("--Ks", default="8,4", help="target K values")
     p.add_argument("--n-steps-list", default="4,8", help="n_steps values at inference")
@@ -218,6 +226,9 @@ def _tag_parser(sub: Any) -> None:
     p.add_argument("--conllu", nargs="*", default=None,
                    help="train, dev, test CoNLL-U paths (default: the synthetic task)")  # fmt: skip
     p.add_argument("--sentences", type=int, default=2000, help="synthetic task size")
+    p.add_argument("--tag-column", choices=("auto", "xpos", "upos"), default="auto",
+                   help="CoNLL-U tag column; auto: XPOS (the paper's) when the training file "
+                   "fills it, else UPOS (printed)")  # fmt: skip
     _solver(p, K=16, width=32)
     add_train_flags(p, epochs=10, batch_size=64, learning_rate=3e-3, lr_help="peak learning rate",
                     seed_help="seed of data, init and data order", batch_help="batch size",

@@ -71,15 +71,17 @@ def compression_sweep(
     batch_size: int = 256,
     repeats: int = 5,
     progress: bool = True,
+    split: str | None = None,
 ) -> list[dict[str, Any]]:
     """Compress a trained model to every (basis, K) and evaluate every (scheme, n_steps).
 
-    For each configuration the row holds: test accuracy, trainable parameters, parameter bytes
-    (``params`` only; ``state_bytes`` for the statistics), the median latency of a jit-compiled
-    forward pass on one batch (``block_until_ready``, after a warm-up call, over ``repeats`` runs),
-    and ``peak_bytes``: argument + output + temporary buffer bytes of the compiled executable from
-    ``compiled.memory_analysis()`` (XLA's static buffer assignment for one batch, not a measured
-    process high-water mark; None where the backend gives no analysis). The first rows
+    For each configuration the row holds: the accuracy on ``data``, trainable parameters,
+    parameter bytes (``params`` only; ``state_bytes`` for the statistics), the median latency of
+    a jit-compiled forward pass on one batch (``block_until_ready``, after a warm-up call, over
+    ``repeats`` runs), and ``peak_bytes``: argument + output + temporary buffer bytes of the
+    compiled executable from ``compiled.memory_analysis()`` (XLA's static buffer assignment for
+    one batch, not a measured process high-water mark; None where the backend gives no
+    analysis). The first rows
     (``compressed = False``) evaluate the model as trained.
 
     Arguments:
@@ -101,6 +103,9 @@ def compression_sweep(
         batch_size: evaluation batch size (latency and memory are for one such batch).
         repeats: timed repeats for the median latency.
         progress: show a tqdm bar (on a terminal only: none in a piped log).
+        split: which split ``data`` is (e.g. ``"validation"``), written into ``sweep.json``
+            (``meta.split``) and the head of ``sweep.md``. Choose K and n_steps on a
+            validation split; the test split is for the final number of the chosen model.
 
     Returns:
         The list of rows (dicts) also written to ``sweep.json``.
@@ -147,6 +152,7 @@ def compression_sweep(
         batch_size=batch_size,
         repeats=repeats,
         n_examples=int(len(xs)),
+        split=split,
         backend=jax.default_backend(),
         peak_bytes_meaning="argument + output + temp bytes of the compiled executable "
         "(XLA memory_analysis, one batch), minus aliased bytes",
@@ -251,10 +257,11 @@ def _compressed_cell(row: dict[str, Any]) -> str:
 
 
 def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    where = f" of the {meta['split']} split" if meta.get("split") else ""
     head = (
         f"Compression sweep: source {meta['src_basis']} K={meta['src_K']}, "
-        f"{meta['compress_method']}, {meta['n_examples']} examples, backend {meta['backend']}, "
-        f"batch {meta['batch_size']}.\n\n"
+        f"{meta['compress_method']}, accuracy on {meta['n_examples']} examples{where}, backend "
+        f"{meta['backend']}, batch {meta['batch_size']}.\n\n"
         "| compressed | basis | K | scheme | n_steps | accuracy | params | param bytes | "
         "latency (ms) | peak bytes |\n|---|---|---|---|---|---|---|---|---|---|\n"
     )

@@ -173,6 +173,20 @@ def _num_classes(model: Any, arrays: tuple) -> int | None:
         return None
 
 
+def _check_tags(arrays: tuple) -> None:
+    """Refuse tagging data whose real tokens all carry one tag (as ``check_label_space``
+    refuses one class): a tagger that always answers it scores 100 % and learns nothing."""
+    tags, lengths = np.asarray(arrays[1]), np.asarray(arrays[2])
+    real = tags[np.arange(tags.shape[1])[None, :] < lengths[:, None]]
+    found = np.unique(real)
+    if found.size == 1:
+        raise ValueError(
+            f"train tags: every one of the {real.size} tokens has the tag {int(found[0])}; a "
+            "tagger needs tokens of at least two tags to learn from (a CoNLL-U column of '_' "
+            "only? read the other one: basis_ode.data.load_ud(..., column=...))."
+        )
+
+
 def _check_options(recipe: Any, learning_rate: Any, refine_at: Sequence[int], model) -> None:
     if isinstance(recipe, str):
         raise TypeError(
@@ -703,6 +717,8 @@ def fit(
     arrays = _check_data(arrays, "train", n_classes)
     if len(arrays) == 2 and n_classes is not None:  # images (tagging pads its tags with 0)
         check_label_space("train labels", arrays[1], n_classes)
+    if len(arrays) == 3:
+        _check_tags(arrays)
     val_arrays = None if validation is None else _check_data(validation, "validation", n_classes)
     images = len(arrays) == 2
     if val_arrays is not None and images and val_arrays[0].shape[3:] != arrays[0].shape[3:]:

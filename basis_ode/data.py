@@ -68,6 +68,8 @@ __all__ = [
     "read_idx",
     "read_tagged_text",
     "synthetic_tagging",
+    "tag_column",
+    "TAG_COLUMNS",
 ]
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -97,7 +99,8 @@ class TaggingSplits(NamedTuple):
     ``tokens`` and ``tags`` are int32 ``(N, max_len)``, right-padded with 0 (token 0 is
     ``"<pad>"``, token 1 ``"<unk>"``; padded tag positions hold 0 and must be masked with
     ``lengths``, int32 ``(N,)``). ``vocab`` maps words to token ids, ``tags`` maps tag names to
-    tag ids ``0..num_tags-1``.
+    tag ids ``0..num_tags-1``; ``column`` is the CoNLL-U column the tags were read from
+    (``"xpos"`` or ``"upos"``).
     """
 
     train: tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -105,6 +108,7 @@ class TaggingSplits(NamedTuple):
     test: tuple[np.ndarray, np.ndarray, np.ndarray]
     vocab: dict[str, int]
     tags: dict[str, int]
+    column: str = "xpos"
 
     @property
     def vocab_size(self) -> int:
@@ -388,12 +392,13 @@ def read_conllu(
     Arguments:
         text_or_path: CoNLL-U text, or the path of a file (a ``Path``, or a string without a
             newline that names an existing file).
-        column: ``"xpos"`` (language-specific tags, the paper's) or ``"upos"``.
+        column: ``"xpos"`` (language-specific tags, the paper's) or ``"upos"`` (universal tags).
+            Many treebanks leave one of them ``_`` throughout: :func:`tag_column` chooses.
 
     Returns:
         List of ``(words, tags)`` with one entry per sentence.
     """
-    if column not in ("xpos", "upos"):
+    if column not in TAG_COLUMNS:
         raise ValueError(f"column must be 'xpos' or 'upos', got {column!r}.")
     col = 4 if column == "xpos" else 3
     source, text = _text_and_source(text_or_path)
@@ -424,6 +429,39 @@ def read_conllu(
     if words:
         sentences.append((words, tags))
     return sentences
+
+
+TAG_COLUMNS = ("xpos", "upos")
+"""The CoNLL-U tag columns: XPOS (language-specific, the paper's) and UPOS (universal)."""
+
+
+def tag_column(text_or_path: str | os.PathLike, column: str = "auto") -> tuple[str, str]:
+    """The tag column to read from a CoNLL-U training file, and why.
+
+    ``column="auto"``: XPOS (the paper's) when it holds a tag other than ``_``; else UPOS when
+    that does (many UD treebanks leave XPOS ``_`` throughout); refused when both are ``_``
+    throughout. ``"xpos"`` or ``"upos"`` is taken as given.
+
+    Returns:
+        ``(column, reason)``: ``"xpos"`` or ``"upos"``, and one line saying why.
+    """
+    if column in TAG_COLUMNS:
+        return column, f"tag column {column} (as asked)"
+    if column != "auto":
+        raise ValueError(f"column must be 'auto', 'xpos' or 'upos', got {column!r}.")
+    source, _ = _text_and_source(text_or_path)
+    filled = {c: _filled(read_conllu(text_or_path, column=c)) for c in TAG_COLUMNS}
+    if filled["xpos"]:
+        return "xpos", "tag column xpos (the paper's; --tag-column upos for the universal tags)"
+    if filled["upos"]:
+        return "upos", f"tag column upos: the xpos column of {source} is '_' throughout"
+    raise ValueError(
+        f"{source}: both tag columns (UPOS, XPOS) are '_' throughout; there is nothing to tag."
+    )
+
+
+def _filled(sentences: list[tuple[list[str], list[str]]]) -> bool:
+    return any(t != "_" for _, tags in sentences for t in tags)
 
 
 _UNESCAPED_SLASH = re.compile(r"(?<!\\)/")
@@ -491,7 +529,7 @@ def load_ud(
     path_dev: PathLike,
     path_test: PathLike,
     *,
-    column: str = "xpos",
+    column: str = "auto",
     min_count: int = 1,
     max_len: int | None = None,
 ) -> TaggingSplits:
@@ -500,13 +538,16 @@ def load_ud(
     The vocabulary holds ``"<pad>"`` (0), ``"<unk>"`` (1) and every training word seen at least
     ``min_count`` times, in order of first appearance; other words map to ``"<unk>"``. The tag
     map lists the sorted tags of all three files (the tag set is closed; no word statistics of
-    dev or test are used).
+    dev or test are used). The tags come from ``column``; ``"auto"`` reads XPOS when the
+    training file fills it and UPOS when its XPOS is ``_`` throughout (:func:`tag_column`;
+    ``TaggingSplits.column`` says which). A training file whose tags are all one tag is
+    refused: a tagger that always answers it would score 100 % and learn nothing.
 
     Arguments:
         path_train: ``*-ud-train.conllu``.
         path_dev: ``*-ud-dev.conllu`` (the validation split).
         path_test: ``*-ud-test.conllu``.
-        column: ``"xpos"`` or ``"upos"``.
+        column: ``"auto"`` (default), ``"xpos"`` or ``"upos"``.
         min_count: minimum training frequency for a word to get its own id.
         max_len: truncate sentences to this many words (None keeps all).
 
@@ -516,10 +557,19 @@ def load_ud(
     _check_int("min_count", min_count, minimum=1)
     if max_len is not None:
         _check_int("max_len", max_len, minimum=1)
+    column = tag_column(Path(path_train), column)[0]
     splits = [read_conllu(Path(p), column=column) for p in (path_train, path_dev, path_test)]
     for p, s in zip((path_train, path_dev, path_test), splits):
         if not s:
             raise ValueError(f"{p}: no sentences found.")
+    train_tags = {t for _, ts in splits[0] for t in ts}
+    if len(train_tags) == 1:
+        other = "upos" if column == "xpos" else "xpos"
+        raise ValueError(
+            f"{path_train}: every token of the {column} column has the tag "
+            f"{next(iter(train_tags))!r}; a tagger needs tokens of at least two tags to learn "
+            f"from (read the {other} column: column={other!r}, --tag-column {other})."
+        )
     counts: dict[str, int] = {}
     for words, _ in splits[0]:
         for w in words:
@@ -530,7 +580,7 @@ def load_ud(
             vocab[w] = len(vocab)
     tagmap = {t: i for i, t in enumerate(sorted({t for s in splits for _, ts in s for t in ts}))}
     encoded = [_encode(s, vocab, tagmap, max_len) for s in splits]
-    return TaggingSplits(*encoded, vocab=vocab, tags=tagmap)
+    return TaggingSplits(*encoded, vocab=vocab, tags=tagmap, column=column)
 
 
 SYNTHETIC_TAGS = ("DET", "ADJ", "NOUN", "VERB", "PRON")

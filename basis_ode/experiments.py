@@ -392,7 +392,7 @@ def compress_run(
     data_name: str | None = None,
     data_path: str | None = None,
     limit: int | None = None,
-    split: str = "test",
+    split: str = "validation",
     bases: Sequence[type[Basis]] = (PiecewiseConstant,),
     Ks: Sequence[int] = (8, 4),
     n_steps_list: Sequence[int] = (4, 8),
@@ -403,8 +403,11 @@ def compress_run(
     """Project the model of a ``train`` run (``run/model.npz``) onto other bases and K, without
     retraining, and sweep ``n_steps`` and schemes on one split (``compression_sweep``).
 
-    The data set and split seed are the run's (``run/result.json``) unless ``data_name`` is
-    given. Writes the sweep's table and plots to ``out`` (default ``run/compress``).
+    The table is scored on the validation split by default: choose K and n_steps there, and
+    measure only the chosen model on the test split (``split="test"``); the split is named in
+    ``sweep.json`` and ``sweep.md``. The data set and split seed are the run's
+    (``run/result.json``) unless ``data_name`` is given. Writes the sweep's table and plots to
+    ``out`` (default ``run/compress``).
     """
     run = Path(run)
     model, variables, splits = load_run(run, data_name=data_name, data_path=data_path,
@@ -418,7 +421,7 @@ def compress_run(
     return compression_sweep(
         model, variables, getattr(splits, split), bases=list(bases), Ks=list(Ks),
         n_steps_list=list(n_steps_list), methods=list(methods),
-        out_dir=Path(out) if out else run / "compress", progress=progress,
+        out_dir=Path(out) if out else run / "compress", progress=progress, split=split,
     )  # fmt: skip
 
 
@@ -442,18 +445,32 @@ def synthetic_tagging_splits(n_sentences: int, *, seed: int) -> tuple:
     return part(0, cut), part(cut, cut + n_val), part(cut + n_val, n), vocab_size, num_tags
 
 
-def _tagging_data(conllu: Sequence[str] | None, sentences: int, seed: int) -> tuple:
+def _tagging_data(
+    conllu: Sequence[str] | None, sentences: int, seed: int, tag_column: str, progress: bool
+) -> tuple:
+    """``(train, validation, test, vocab_size, num_tags, column)``: the synthetic task (column
+    None) or the CoNLL-U files, their tag column chosen by ``data.tag_column`` (announced)."""
     from . import data
 
     if not conllu:
-        return synthetic_tagging_splits(sentences, seed=seed)
+        return (*synthetic_tagging_splits(sentences, seed=seed), None)
     if len(conllu) != 3:
         raise CLIError("--conllu takes three paths: the train, dev and test CoNLL-U files.")
-    ud = data.load_ud(*conllu)
-    return ud.train, ud.validation, ud.test, len(ud.vocab), len(ud.tags)
+    try:
+        column, why = data.tag_column(Path(conllu[0]), tag_column)
+        ud = data.load_ud(*conllu, column=column)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    if progress:
+        print(f"{why}: {len(ud.tags)} tags", flush=True)
+    return ud.train, ud.validation, ud.test, len(ud.vocab), len(ud.tags), column
 
 
-def _compressed_rows(model: Any, variables: Any, test: tuple, compress_to: Sequence[int]):
+def _compressed_rows(
+    model: Any, variables: Any, val: tuple, test: tuple, compress_to: Sequence[int]
+) -> list[dict[str, Any]]:
+    """The trained K and every K of ``compress_to``: validation accuracy (the column to choose K
+    on) and test accuracy (the final number of the K chosen)."""
     from ._compress import compress
     from ._train import accuracy
 
@@ -462,8 +479,9 @@ def _compressed_rows(model: Any, variables: Any, test: tuple, compress_to: Seque
     rows = []
     for K in [K_full] + [k for k in compress_to if k != K_full]:
         vs = variables if K == K_full else compress(variables, type(src)(K))
-        acc = accuracy(model, vs, test[0], test[1], lengths=test[2])
-        rows.append({"K": K, "n_steps": model.n_steps or K_full, "test_accuracy": acc})
+        acc = {f"{name}_accuracy": accuracy(model, vs, s[0], s[1], lengths=s[2])
+               for name, s in (("val", val), ("test", test))}  # fmt: skip
+        rows.append({"K": K, "n_steps": model.n_steps or K_full, **acc})
     return rows
 
 
@@ -485,18 +503,30 @@ def train_tagger(
     out: str | Path | None = None,
     resume: bool = True,
     progress: bool = True,
+    tag_column: str = "auto",
 ) -> dict[str, Any]:
     """Train the ODE transformer tagger (synthetic task, or UD CoNLL-U files) with the
     Adam + inverse-square-root recipe, then test it at its K and compressed to ``compress_to``.
 
+    The CoNLL-U tags come from ``tag_column``: ``"xpos"``, ``"upos"``, or ``"auto"`` (XPOS
+    when the training file fills it, else UPOS; ``basis_ode.data.tag_column``), the choice
+    printed; a training file whose tags are one tag is refused.
+
     Returns:
         ``{"model", "variables", "history", "result", "written"}``; ``result["rows"]`` holds
-        ``K, n_steps, test_accuracy`` for the trained and every compressed K.
+        ``K, n_steps, val_accuracy, test_accuracy`` for the trained and every compressed K
+        (choose K on ``val_accuracy``; ``test_accuracy`` is the final number of the K chosen);
+        ``result`` also
+        records the model (``K`` trained, ``K_start``, ``width``, ``n_steps``, ``basis``,
+        ``method``), the refinement schedule ``refine_at``, the tag column and the number of
+        tags, and the training settings.
     """
     from ._models import ODETransformerTagger
     from ._train import fit
 
-    train, dev, test, vocab_size, num_tags = _tagging_data(conllu, sentences, seed)
+    train, dev, test, vocab_size, num_tags, column = _tagging_data(
+        conllu, sentences, seed, tag_column, progress
+    )
     model = ODETransformerTagger(
         vocab_size=vocab_size, num_tags=num_tags, width=width, basis=basis, n_steps=n_steps,
         method=method,
@@ -508,9 +538,14 @@ def train_tagger(
         refine_at=list(refine_at), progress=progress, **_fit_files(out, resume),
     )  # fmt: skip
     model = history["model"]
-    rows = _compressed_rows(model, variables, test, compress_to)
+    rows = _compressed_rows(model, variables, dev, test, compress_to)
     result = {"data": "conllu" if conllu else "synthetic", "rows": rows,
-              "val_accuracy": history["val_accuracy"], "epochs": epochs, "seed": seed}  # fmt: skip
+              "val_accuracy": history["val_accuracy"], "epochs": epochs, "seed": seed,
+              "K": basis_of(variables).K, "K_start": basis.K, "width": width,
+              "n_steps": model.n_steps, "basis": type(basis).__name__, "method": method.name,
+              "refine_at": [int(e) for e in refine_at], "tag_column": column,
+              "num_tags": num_tags, "batch_size": batch_size, "learning_rate": learning_rate,
+              "warmup": warmup}  # fmt: skip
     written = out is not None and write_run(out, model, variables, history, result)
     return {"model": model, "variables": variables, "history": history, "result": result,
             "written": written}  # fmt: skip
@@ -547,19 +582,19 @@ def demo(
 
     Trains from K = n_steps = 1, doubling both at ``refine_at`` (default: every quarter of the
     epochs, so 8 epochs give 1 -> 2 -> 4 -> 8), with the SGD recipe, and keeps the last
-    (refined) variables; the validation split is evaluated every epoch (the test split only at
-    the end). The final model (K) is compressed
-    to K/2 and K/4 by L2 projection without retraining and every (K, n_steps) pair is evaluated
-    on the test split with its latency. Writes ``sweep.md``, ``sweep.json``, ``history.json``,
-    ``summary.json``, ``model.npz``, ``accuracy_vs_K.png``, ``accuracy_vs_n_steps.png``,
-    ``latency.png`` and ``training.png`` to ``out``.
+    (refined) variables; the validation split is evaluated every epoch. The final model (K) is
+    compressed to K/2 and K/4 by L2 projection without retraining and every (K, n_steps) pair
+    is evaluated on the validation split, where K and n_steps are chosen, with its latency; the
+    test split gives one number, the trained model's (``summary.json``). Writes ``sweep.md``,
+    ``sweep.json``, ``history.json``, ``summary.json``, ``model.npz``, ``accuracy_vs_K.png``,
+    ``accuracy_vs_n_steps.png``, ``latency.png`` and ``training.png`` to ``out``.
 
     Returns:
         ``{"summary", "rows", "model", "variables", "splits"}``.
     """
     from ._model_io import save_model
     from ._models import ConvODENet, count_params
-    from ._train import fit
+    from ._train import accuracy, fit
 
     t_start = time.perf_counter()
     out = Path(out)
@@ -578,16 +613,17 @@ def demo(
     save_model(out / "model.npz", model, variables)
     t_train = time.perf_counter() - t_start
     rows = compression_sweep(
-        model, variables, splits.test, bases=[type(basis_of(variables))],
+        model, variables, splits.validation, bases=[type(basis_of(variables))],
         Ks=sorted({max(K // 2, 1), max(K // 4, 1)} - {K}, reverse=True),
         n_steps_list=list(n_steps_list or sorted({max(K // 4, 1), max(K // 2, 1), K})),
-        methods=[EULER], out_dir=out, progress=progress,
+        methods=[EULER], out_dir=out, progress=progress, split="validation",
     )  # fmt: skip
     hist = {k: v for k, v in history.items() if k != "model"}
     atomic_write_text(out / "history.json", json.dumps(hist, indent=2))
     demo_plots(rows, hist, out)
     summary = {"final_K": K, "final_n_steps": model.n_steps, "refine_at": list(refine_at),
                "params": count_params(variables["params"]), "train_seconds": t_train,
+               "test_accuracy": accuracy(model, variables, *splits.test),
                "total_seconds": time.perf_counter() - t_start,
                "val_accuracy": history["val_accuracy"]}  # fmt: skip
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))

@@ -17,7 +17,8 @@ The study (`run_study`, command ``python -m basis_ode.tagging_study``):
 - each trained model compressed without retraining to K = 4 and K = 2, by L2 projection and by
   nodal interpolation (``basis_ode.compress``), every model evaluated at n_steps = 8 (full),
   4 (half) and 2;
-- token accuracy on the test lines, means with 95 % bootstrap intervals over seeds, the paired
+- token accuracy on the test lines, means with bootstrap intervals over seeds (called 95 %
+  intervals from 16 seeds on, marked below, none below 3: ``trainkit.interval_text``), the paired
   difference of every compressed model against its trained one (same seed, same n_steps
   = 8), trainable parameters and the median latency of one jitted forward pass over the test
   lines;
@@ -43,7 +44,16 @@ from typing import Any
 
 import numpy as np
 
-from trainkit import FileFormatError, bootstrap_mean, markdown_table, paired_difference, sha256_file
+from trainkit import (
+    MIN_SEEDS,
+    FileFormatError,
+    bootstrap_mean,
+    interval_legend,
+    interval_text,
+    markdown_table,
+    paired_difference,
+    sha256_file,
+)
 
 from . import data as _data
 
@@ -420,12 +430,13 @@ def _versions() -> dict[str, str]:
 
 def _interval(values: Sequence[float]) -> dict[str, float]:
     iv = bootstrap_mean(np.asarray(values))
-    return {"mean": float(iv.mean), "low": float(iv.low), "high": float(iv.high)}
+    return {"mean": float(iv.mean), "low": float(iv.low), "high": float(iv.high),
+            "n": len(values)}  # fmt: skip
 
 
 def _difference(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     iv = paired_difference(np.asarray(a), np.asarray(b))
-    return {"mean": float(iv.mean), "low": float(iv.low), "high": float(iv.high)}
+    return {"mean": float(iv.mean), "low": float(iv.low), "high": float(iv.high), "n": len(a)}
 
 
 def summarise(runs: list[dict], cfg: dict) -> list[dict]:
@@ -474,16 +485,18 @@ def summarise(runs: list[dict], cfg: dict) -> list[dict]:
 
 
 def _pct(iv: dict | None, signed: bool = False) -> str:
+    """``mean [low, high]`` in %, by the seeds behind it (``trainkit.interval_text``: marked
+    below 16 seeds, no interval below 3); summaries stored before ``n`` was recorded count as
+    16 (they were read so)."""
     if iv is None:
         return "(reference)"
-    f = "{:+.2f}" if signed else "{:.2f}"
-    return (
-        f"{f.format(100 * iv['mean'])} [{f.format(100 * iv['low'])}, {f.format(100 * iv['high'])}]"
-    )
+    return interval_text(iv["mean"], iv["low"], iv["high"], iv.get("n", MIN_SEEDS), digits=2,
+                         signed=signed)  # fmt: skip
 
 
 def markdown(summary: dict) -> str:
-    """The results table (accuracy in %, 95 % bootstrap intervals over seeds)."""
+    """The results table (accuracy in %, bootstrap intervals over seeds: called 95 % intervals
+    only from 16 seeds on, ``trainkit.interval_text``)."""
     rows = []
     for e in summary["table"]:
         rows.append(
@@ -506,7 +519,9 @@ def markdown(summary: dict) -> str:
         f"unknown {100 * base['unknown_accuracy']:.2f} %, "
         f"{100 * base['unknown_rate']:.1f} % of test tokens unknown).\n\n"
     )
-    return head + markdown_table(rows, list(rows[0])) + "\n"
+    fewest = min((e["accuracy"].get("n", MIN_SEEDS) for e in summary["table"]), default=MIN_SEEDS)
+    legend = interval_legend(fewest)
+    return head + markdown_table(rows, list(rows[0])) + "\n" + (f"\n{legend}\n" if legend else "")
 
 
 def plot(summary: dict, out: Path) -> None:

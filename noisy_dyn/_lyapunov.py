@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from trainkit import Sequences
+
 from ._config import NoisyRNNConfig
 from ._noise import needs_u, needs_xi
 from ._params import check_params
@@ -40,7 +42,8 @@ def lyapunov_exponents(
 
     Arguments:
         params: Lipschitz-cell parameters.
-        xs: one input sequence ``(time, input_size)``.
+        xs: one input sequence ``(time, input_size)``, or a :class:`trainkit.Sequences` holding
+            one (its length used).
         cfg: the configuration.
         k: number of exponents (``1 <= k <= H``).
         key: PRNG key; ``None`` follows the noise-free path.
@@ -56,6 +59,12 @@ def lyapunov_exponents(
         The exponents ``(k,)``, largest first, per unit of time.
     """
     fn = "lyapunov_exponents"
+    if isinstance(xs, Sequences):
+        if xs.size != 1 or length is not None:
+            raise ValueError(f"{fn}: a Sequences must hold one sequence (got {xs.size}) and "
+                             "carries its own length (no length=).")  # fmt: skip
+        length = None if xs.lengths is None else int(np.asarray(xs.lengths)[0])
+        xs = xs.inputs[0]
     cfg = check_theory_cfg(cfg, fn)
     check_params(params, cfg)
     xs = check_theory_xs(xs, cfg, fn, batched=False)

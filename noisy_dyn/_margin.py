@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
+from trainkit.internal import takes_sequences
+
 from ._config import NoisyRNNConfig
 from ._params import check_params
 from ._solve import apply, check_lengths
@@ -26,6 +28,7 @@ def _margin_over_gradient(logits_fn, x: Array, y: Array) -> Array:
     return jnp.where(norm > 0, m / jnp.where(norm > 0, norm, 1.0), jnp.sign(m) * jnp.inf)
 
 
+@takes_sequences()
 def input_margin(
     params: Params,
     xs: Float[ArrayLike, "batch time input"],

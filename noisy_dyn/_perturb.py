@@ -19,6 +19,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
+from trainkit.internal import takes_sequences
+
 from ._solve import apply
 
 PERTURBATION_KINDS = ("gaussian", "multiplicative", "salt_pepper")
@@ -53,6 +55,7 @@ def _check_floating(name: str, xs: Any) -> None:
         )
 
 
+@takes_sequences(position=0, labels=False, rewrap=True)
 def perturb(
     xs: Float[Array, "*shape"],
     kind: str,
@@ -76,7 +79,8 @@ def perturb(
     No clipping is applied. ``level`` may be a traced scalar (e.g. under ``vmap`` over levels).
 
     Arguments:
-        xs: inputs of any shape and floating dtype.
+        xs: inputs of any shape and floating dtype, or a :class:`trainkit.Sequences` (its
+            lengths used; a ``Sequences`` with the perturbed inputs is returned).
         kind: one of ``"gaussian"``, ``"multiplicative"``, ``"salt_pepper"``.
         level: noise standard deviation (gaussian, multiplicative, >= 0) or corruption
             probability (salt_pepper, in [0, 1]).
@@ -364,6 +368,7 @@ def _model_logits(params: dict, cfg: Any, lengths: Any = None) -> LogitsFn:
     return lambda x: apply(params, x, cfg, lengths=lengths)
 
 
+@takes_sequences(rewrap=True)
 def fgsm(
     params: dict,
     xs: Float[Array, "batch time feature"],
@@ -375,11 +380,14 @@ def fgsm(
 ) -> Float[Array, "batch time feature"]:
     """FGSM on the deterministic inference path ``apply(params, xs, cfg)``; see ``fgsm_fn``.
 
-    With ``lengths`` (valid steps per row) the padding is left untouched."""
+    With ``lengths`` (valid steps per row) the padding is left untouched. ``fgsm(params, data,
+    cfg, eps)`` takes a :class:`trainkit.Sequences` in place of ``xs, ys`` (its lengths used)
+    and returns one with the adversarial inputs."""
     adv = fgsm_fn(_model_logits(params, cfg, lengths), xs, ys, eps)
     return adv if lengths is None else jnp.where(_valid_steps(adv, lengths), adv, xs)
 
 
+@takes_sequences(rewrap=True)
 def pgd(
     params: dict,
     xs: Float[Array, "batch time feature"],
@@ -396,12 +404,14 @@ def pgd(
     """PGD on the deterministic inference path ``apply(params, xs, cfg)``; see ``pgd_fn``.
 
     With ``lengths`` (valid steps per row) the padding is left untouched and does not use the
-    ball's budget."""
+    ball's budget. ``pgd(params, data, cfg, eps, ...)`` takes a :class:`trainkit.Sequences` in
+    place of ``xs, ys`` and returns one with the adversarial inputs."""
     fn = _model_logits(params, cfg, lengths)
     mask = None if lengths is None else _valid_steps(jnp.asarray(xs), lengths)
     return pgd_fn(fn, xs, ys, eps, steps=steps, step_size=step_size, norm=norm, key=key, mask=mask)
 
 
+@takes_sequences(labels=False, rewrap=True)
 def deepfool(
     params: dict,
     xs: Float[Array, "batch time feature"],
@@ -412,7 +422,8 @@ def deepfool(
     lengths: Int[Array, " batch"] | None = None,
 ) -> Float[Array, "batch time feature"]:
     """DeepFool on the deterministic inference path ``apply(params, xs, cfg)``; see
-    ``deepfool_fn``. With ``lengths`` the padding is left untouched."""
+    ``deepfool_fn``. With ``lengths`` the padding is left untouched. ``deepfool(params, data,
+    cfg)`` takes a :class:`trainkit.Sequences` in place of ``xs`` and returns one."""
     fn = _model_logits(params, cfg, lengths)
     adv = deepfool_fn(fn, xs, max_iter=max_iter, overshoot=overshoot)
     return adv if lengths is None else jnp.where(_valid_steps(adv, lengths), adv, xs)

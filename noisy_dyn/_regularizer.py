@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
+from trainkit.internal import takes_sequences
+
 from ._cell import recurrent_matrices
 from ._config import NoisyRNNConfig
 from ._noise import needs_u, needs_xi
@@ -193,6 +195,7 @@ def _hutchinson_curvature(
     return jnp.mean(jax.lax.map(per_example_quadratic, keys), axis=0)
 
 
+@takes_sequences()
 def explicit_regularizer(
     params: Params,
     xs: Float[ArrayLike, "batch time input"],
@@ -328,6 +331,7 @@ _hutchinson_jit = partial(jax.jit, static_argnames=("cfg", "num_samples"))(
 )
 
 
+@takes_sequences()
 def regularizer_terms(
     params: Params,
     xs: Float[ArrayLike, "batch time input"],
@@ -353,6 +357,7 @@ def regularizer_terms(
     return {"R": R, "Q": Q, "shift": shift}
 
 
+@takes_sequences()
 def regularized_loss(
     params: Params,
     xs: Float[ArrayLike, "batch time input"],

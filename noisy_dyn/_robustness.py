@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trainkit import atomic_write_text
+from trainkit import as_sequences, atomic_write_text
 from trainkit.internal import progress_bar
 
 from ._perturb import deepfool, fgsm, perturb, pgd
@@ -102,9 +102,11 @@ def robustness_table(
 
     Arguments:
         models: name -> ``(params, cfg)``.
-        test: ``(xs, ys)`` test split, or ``(xs, ys, lengths)`` for sequences padded after
-            their ``lengths`` valid steps (read out at each row's own last step; the random
-            perturbations and the attacks leave the padding untouched).
+        test: the test split, a :class:`trainkit.Sequences` or a tuple ``(xs, ys)`` / ``(xs, ys,
+            lengths)``; with lengths, sequences padded after their ``lengths`` valid steps are
+            read out at each row's own last step (the random perturbations and the attacks leave
+            the padding untouched). Padded inputs without lengths are refused
+            (``noisy_dyn.accuracy`` says when that check applies).
         perturbations: kind -> levels; default :data:`DEFAULT_PERTURBATIONS` (give
             ``"deepfool": ()`` to include DeepFool).
         key: PRNG key of the random perturbations and of PGD's random start.
@@ -130,8 +132,7 @@ def robustness_table(
         for level in levels:
             if not math.isfinite(float(level)) or float(level) < 0:
                 raise ValueError(f"Levels of {kind!r} must be finite and >= 0, got {level!r}.")
-    if not isinstance(test, tuple | list) or len(test) not in (2, 3):
-        raise ValueError("`test` must be (xs, ys) or (xs, ys, lengths).")
+    test = as_sequences(test, "test")
     names = list(models)
     for name in names:
         entry = models[name]

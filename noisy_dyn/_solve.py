@@ -42,12 +42,14 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, ArrayLike, Int
 
+from trainkit.internal import takes_sequences
+
 from ._config import NoisyRNNConfig
 from ._fused import Noise, Weights, chunk_plan, fused_final_state
 from ._noise import NoiseSample, Uses, draw_steps, uses
 from ._params import check_params
 from ._step import advance, coefficients, drift_matrix, euler_maruyama_step
-from ._types import Hidden, Key, Logits, Params, Sequences, Trajectory
+from ._types import Hidden, Inputs, Key, Logits, Params, Trajectory
 
 __all__ = ["apply", "euler_maruyama_step", "final_state", "trajectory"]
 
@@ -326,7 +328,8 @@ def _prepare(params, xs, cfg, key, noise, lengths):
 _CALL_ARGS = """
     Arguments:
         params: from :func:`init_params` for ``cfg``.
-        xs: ``(batch, time, input_size)`` real floating inputs.
+        xs: ``(batch, time, input_size)`` real floating inputs, or a :class:`trainkit.Sequences`
+            (its inputs and lengths; the labels are not used).
         cfg: the configuration, a pytree: its numbers may be traced, e.g.
             ``jax.vmap(lambda c: apply(params, xs, c))(stack_configs(cfgs))`` runs every config
             in one compiled program.
@@ -339,9 +342,10 @@ _CALL_ARGS = """
 """
 
 
+@takes_sequences(labels=False)
 def apply(
     params: Params,
-    xs: Sequences,
+    xs: Inputs,
     cfg: NoisyRNNConfig,
     *,
     key: Key | None = None,
@@ -363,9 +367,10 @@ def apply(
     return _apply_jit(params, xs, cfg, key, noise, lengths, draws)
 
 
+@takes_sequences(labels=False)
 def trajectory(
     params: Params,
-    xs: Sequences,
+    xs: Inputs,
     cfg: NoisyRNNConfig,
     *,
     key: Key | None = None,
@@ -385,9 +390,10 @@ def trajectory(
     return _trajectory_jit(params, xs, cfg, key, noise, lengths, draws)
 
 
+@takes_sequences(labels=False)
 def final_state(
     params: Params,
-    xs: Sequences,
+    xs: Inputs,
     cfg: NoisyRNNConfig,
     *,
     key: Key | None = None,

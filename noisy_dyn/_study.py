@@ -42,9 +42,13 @@ approximate (a little too narrow); read them next to the raw ones, not instead o
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
+import sys
+import time
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -57,13 +61,20 @@ from jaxtyping import Array, Float, Int
 
 from trainkit import (
     CONFIDENCE,
+    MIN_SEEDS_SHOWN,
     N_BOOTSTRAP,
     N_PERMUTATIONS,
+    Sequences,
+    as_sequences,
     bootstrap_mean,
     holm,
+    interval_heading,
+    interval_legend,
+    interval_text,
     paired_difference,
     sign_flip_p_value,
 )
+from trainkit.internal import progress_bar
 
 from ._config import NoisyRNNConfig, check_fields_agree
 from ._params import check_params
@@ -225,8 +236,8 @@ _perturb_jit = jax.jit(perturb, static_argnames=("kind",))
 def evaluate_members(
     params: dict[str, Float[Array, "members ..."]],
     cfg: NoisyRNNConfig | Sequence[NoisyRNNConfig],
-    xs: Float[Array, "n time feature"],
-    ys: Int[Array, " n"],
+    xs: Float[Array, "n time feature"] | Sequences,
+    ys: Int[Array, " n"] | None = None,
     *,
     key: Array,
     perturbations: Mapping[str, Sequence[float]] | None = None,
@@ -234,6 +245,7 @@ def evaluate_members(
     batch_size: int | None = None,
     pgd_steps: int = 10,
     inference_draws: int = 0,
+    progress: bool = False,
 ) -> dict[tuple, np.ndarray]:
     """Accuracy of every member of an ensemble, clean and under each perturbation and level.
 
@@ -272,7 +284,8 @@ def evaluate_members(
         params: the members' parameters stacked on a leading axis (as ``fit_ensemble`` returns).
         cfg: the configuration of any member, or the configurations in member order
             (cfg-major); they may differ only in ``sigma_add`` and ``sigma_mult``.
-        xs: ``(n, time, input_size)`` test inputs.
+        xs: ``(n, time, input_size)`` test inputs, or the test set as one
+            :class:`trainkit.Sequences` (then no ``ys`` and no ``lengths``).
         ys: ``(n,)`` integer labels.
         key: PRNG key of the random perturbations, of PGD's start and of the inference draws.
         perturbations: kind -> levels; default :data:`STUDY_PERTURBATIONS`.
@@ -281,6 +294,8 @@ def evaluate_members(
             ``max(1, 2048 // members)``. PGD's random start depends on it (one draw per chunk).
         pgd_steps: PGD iterations.
         inference_draws: noise draws of stochastic inference, ``0`` (default) for none.
+        progress: show the stages (one per perturbation and level): a bar on a terminal, else
+            one line per stage on stderr with the seconds it took.
 
     Returns:
         ``{(perturbation, level): accuracies}``, each a float64 array of shape ``(members,)``,
@@ -299,7 +314,7 @@ def evaluate_members(
     draws = inference_draws
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 0:
         raise ValueError(f"`inference_draws` must be an int >= 0, got {draws!r}.")
-    xs, ys, lengths = check_split("test", (xs, ys, lengths), det_cfg)
+    xs, ys, lengths = check_split("test", _test_set(xs, ys, lengths), det_cfg)
     members = _member_count(params, det_cfg)
     if members % len(cfgs):
         raise ValueError(
@@ -344,17 +359,63 @@ def evaluate_members(
             out[name + (label,)] = accs[1]
 
     out: dict[tuple, np.ndarray] = {}
-    put(("clean", 0.0), accuracy(xs, None, zero, key))
-    for kind, levels in perturbations.items():
-        for level in levels:
-            k = perturbation_key(key, kind, float(level))
-            if kind in _ATTACKS:
-                eps = jnp.asarray(level, xs.dtype)
-                put((kind, float(level)), accuracy(xs, kind, eps, k))
+    stages = [("clean", 0.0)] + [(k, float(v)) for k, levels in perturbations.items()
+                                 for v in levels]  # fmt: skip
+    with _Stages(progress, len(stages), members, len(xs)) as report:
+        for kind, level in stages:
+            k = key if kind == "clean" else perturbation_key(key, kind, level)
+            if kind == "clean":
+                put((kind, level), accuracy(xs, None, zero, k))
+            elif kind in _ATTACKS:
+                put((kind, level), accuracy(xs, kind, jnp.asarray(level, xs.dtype), k))
             else:
-                xp = np.asarray(_perturb_jit(jnp.asarray(xs), kind, float(level), key=k))
-                put((kind, float(level)), accuracy(xp, None, zero, k))
+                xp = np.asarray(_perturb_jit(jnp.asarray(xs), kind, level, key=k))
+                put((kind, level), accuracy(xp, None, zero, k))
+            report.done(f"{kind} {level:g}")
     return out
+
+
+def _test_set(xs: Any, ys: Any, lengths: Any) -> Sequences:
+    """The test set of :func:`evaluate_members`, given as one ``Sequences`` or as arrays."""
+    if isinstance(xs, Sequences):
+        if ys is not None or lengths is not None:
+            raise TypeError("evaluate_members: give the test set as one Sequences or as xs, ys "
+                            "(and lengths), not both.")  # fmt: skip
+        return xs
+    if ys is None:
+        raise TypeError("evaluate_members: missing ys (or pass the test set as one Sequences).")
+    return Sequences(xs, ys, lengths)
+
+
+class _Stages:
+    """Progress through the evaluation stages: a tqdm bar on a terminal, else one line per stage
+    on stderr (with ``enabled``; silent otherwise)."""
+
+    def __init__(self, enabled: bool, total: int, members: int, n: int):
+        self.enabled, self.total, self.count = enabled, total, 0
+        self.bar = progress_bar(enabled, total=total, desc="evaluate", unit="stage")
+        self.t0 = self.last = time.perf_counter()
+        if enabled and self.bar is None:
+            print(f"evaluating {members} members on {n} test sequences: {total} stages (clean "
+                  "and each perturbation level)", file=sys.stderr, flush=True)  # fmt: skip
+
+    def __enter__(self) -> _Stages:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def done(self, name: str) -> None:
+        self.count += 1
+        now = time.perf_counter()
+        if self.bar is not None:
+            self.bar.set_postfix_str(name)
+            self.bar.update(1)
+        elif self.enabled:
+            print(f"  evaluated {name} ({self.count} of {self.total}, {now - self.last:.1f} s)",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        self.last = now
 
 
 # --------------------------------------------------------------------------------------------
@@ -618,62 +679,67 @@ def _markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str
 
 
 def _points(
-    mean: float | None, low: float | None, high: float | None, signed: bool, bold: bool = True
-) -> str:
-    """``+3.7 [+0.4, +6.7]`` in percentage points; bold when a difference excludes zero (and
-    ``bold``: not for the degenerate interval of a single seed)."""
-    if mean is None:
-        return "-"
-    f = (lambda v: f"{100 * v:+.1f}") if signed else (lambda v: f"{100 * v:.1f}")  # noqa: E731
-    text = f"{f(mean)} [{f(low)}, {f(high)}]"
-    return f"**{text}**" if signed and bold and (low > 0 or high < 0) else text
+    mean: float | None, low: float | None, high: float | None, signed: bool, n: int,
+    bold: bool = True,
+) -> str:  # fmt: skip
+    """``+3.7 [+0.4, +6.7]`` in percentage points over ``n`` seeds (``trainkit.interval_text``:
+    marked below 16 seeds, no interval below 3); bold when a difference excludes zero (and
+    ``bold``; never without an interval)."""
+    text = interval_text(mean, low, high, n, signed=signed)
+    shown = mean is not None and n >= MIN_SEEDS_SHOWN
+    return f"**{text}**" if signed and bold and shown and (low > 0 or high < 0) else text
 
 
 def _p(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
-def study_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The rows as one Markdown table, accuracies and differences in percentage points.
+def study_markdown(rows: Sequence[Mapping[str, Any]], *, verdicts: bool = True) -> str:
+    """The rows as one Markdown table, accuracies and differences in percentage points, under
+    the study's one-line verdict per noise level (:func:`study_verdicts`; ``verdicts=False``
+    leaves it out).
 
-    Columns: the noise levels, the perturbation and level, the mean accuracy with its 95 %
-    interval over ``n`` seeds, the difference paired by seed against ``sigma = 0`` with its
-    interval and Holm-adjusted p-value, and the difference at matched clean accuracy (with the
-    number of matched pairs and its own Holm-adjusted p-value). A difference whose interval
-    excludes zero is in bold, unless it rests on a single seed or pair (a degenerate interval).
-    When some rows were read with the training noise kept at inference, an ``inference`` column
-    follows the level, and two more columns give the difference paired by seed of stochastic
-    against deterministic inference with its interval and Holm-adjusted p-value.
+    Columns: the noise levels, the perturbation and level, the mean accuracy with its interval
+    over ``n`` seeds, the difference paired by seed against ``sigma = 0`` with its interval and
+    Holm-adjusted p-value, and the difference at matched clean accuracy (with the number of
+    matched pairs and its own Holm-adjusted p-value). Intervals over fewer than 16 seeds are not
+    called 95 % intervals: the headings say "interval", each is marked and the legend says why
+    (``trainkit.interval_text``); below 3 seeds none is shown. A difference whose interval
+    excludes zero is in bold (never one without an interval). When some rows were read with the
+    training noise kept at inference, an ``inference`` column follows the level, and two more
+    columns give the difference paired by seed of stochastic against deterministic inference
+    with its interval and Holm-adjusted p-value.
     """
     stochastic = any(r.get("inference", DETERMINISTIC) != DETERMINISTIC for r in rows)
-    header = ["sigma_add", "sigma_mult", "perturbation", "level", "accuracy % [95% CI]",
-              "n", "diff vs sigma=0 [95% CI]", "p (Holm)", "matched diff [95% CI]",
+    fewest = min((r["n"] for r in rows), default=0)
+    ci = interval_heading(fewest)
+    header = ["sigma_add", "sigma_mult", "perturbation", "level", f"accuracy % [{ci}]",
+              "n", f"diff vs sigma=0 [{ci}]", "p (Holm)", f"matched diff [{ci}]",
               "matched n", "matched p (Holm)"]  # fmt: skip
     if stochastic:
         header[4:4] = ["inference"]
-        header += ["stochastic - deterministic [95% CI]", "p (Holm)"]
+        header += [f"stochastic - deterministic [{ci}]", "p (Holm)"]
     body = []
     for r in rows:
-        # an interval over one seed (or one matched pair) is degenerate: never bold
-        bold = r["n"] >= 2
-        raw = _points(r.get("diff_mean"), r.get("diff_ci_low"), r.get("diff_ci_high"), bold)
+        n = r["n"]
+        raw = _points(r.get("diff_mean"), r.get("diff_ci_low"), r.get("diff_ci_high"), True, n)
         m = [r.get(f"matched_diff_{k}") for k in ("mean", "ci_low", "ci_high")]
-        m_bold = bold and (r.get("matched_n") or 0) >= 2
         cells = [f"{r['sigma_add']:g}", f"{r['sigma_mult']:g}", r["perturbation"],
-                 f"{r['level']:g}", _points(r["mean"], r["ci_low"], r["ci_high"], False),
-                 str(r["n"]), raw, _p(r.get("p_holm")), _points(*m, True, m_bold),
+                 f"{r['level']:g}", _points(r["mean"], r["ci_low"], r["ci_high"], False, n),
+                 str(n), raw, _p(r.get("p_holm")),
+                 _points(*m, True, min(n, r.get("matched_n") or 0)),
                  str(r.get("matched_n", "-")), _p(r.get("matched_p_holm"))]  # fmt: skip
         if stochastic:
             cells[4:4] = [r.get("inference", DETERMINISTIC)]
             d = [r.get(f"inference_diff_{k}") for k in ("mean", "ci_low", "ci_high")]
-            cells += [_points(*d, True, bold), _p(r.get("inference_p_holm"))]
+            cells += [_points(*d, True, n), _p(r.get("inference_p_holm"))]
         body.append(cells)
     legend = (
         "\n\nDifferences are paired by seed against the deterministic twin (sigma = 0); p is the "
         "two-sided sign-flip permutation p-value adjusted by Holm over every paired comparison "
         "of the table. Matched: each noisy member against the deterministic member nearest in "
         "clean accuracy (within the caliper); its p-values form a second Holm family (clean "
-        "rows excluded). Bold: the 95 % interval excludes zero."
+        "rows excluded). Bold: the interval excludes zero."
     )
     if stochastic:
         legend += (
@@ -683,14 +749,64 @@ def study_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
             "difference paired by seed against the same members read deterministically (Holm "
             "over the stochastic rows)."
         )
-    fewest = min((r["n"] for r in rows), default=0)
-    if fewest < 16:
-        legend += (
-            f" Some rows rest on {fewest} seeds: below 16 the percentile bootstrap interval is "
-            "too narrow (about 88 % coverage at 8 seeds, 84 % at 5), while the sign-flip "
-            "p-values stay exact; trust the Holm-adjusted p-values over the bold."
-        )
-    return _markdown_table(header, body) + legend + "\n"
+    if note := interval_legend(fewest):
+        legend += " " + note
+    head = ""
+    if verdicts and (lines := study_verdicts(rows)):
+        head = "\n".join(f"- {line}" for line in lines) + "\n\n"
+    return head + _markdown_table(header, body) + legend + "\n"
+
+
+def _level_name(sigma_add: float, sigma_mult: float) -> str:
+    if sigma_add == sigma_mult:
+        return f"sigma {sigma_add:g}"
+    return f"sigma_add {sigma_add:g}, sigma_mult {sigma_mult:g}"
+
+
+def study_verdicts(rows: Sequence[Mapping[str, Any]], *, alpha: float = 0.05) -> list[str]:
+    """The study's answer, one line per noise level (and inference) compared with the twin.
+
+    For each noisy level: under how many of the perturbations its members are more robust than
+    their deterministic twins (difference paired by seed, Holm-adjusted p <= ``alpha`` over the
+    study) and under how many less robust, then its clean-accuracy difference with its interval
+    (marked below 16 seeds, ``trainkit.interval_text``), e.g. ``sigma 0.1: more robust under 9
+    of 12 perturbations after Holm, clean accuracy -0.4 [-1.1, +0.3] points (16 seeds)``.
+    Empty for a study without a twin.
+    """
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        if r.get("diff_mean") is not None:
+            key = (r["sigma_add"], r["sigma_mult"], r.get("inference", DETERMINISTIC))
+            groups.setdefault(key, []).append(r)
+    lines = []
+    for (sa, sm, inference), group in groups.items():
+        perturbed = [r for r in group if r["perturbation"] != "clean"]
+        held = [r for r in perturbed if (r.get("p_holm") or 1.0) <= alpha]
+        up = sum(r["diff_mean"] > 0 for r in held)
+        down = len(held) - up
+        name = _level_name(sa, sm)
+        if inference != DETERMINISTIC:
+            name += f" ({inference})"
+        parts = []
+        if perturbed and held:
+            ways = [f"{word} robust under {k} of {len(perturbed)}"
+                    for word, k in (("more", up), ("less", down)) if k]  # fmt: skip
+            parts.append(" and ".join(ways) + " perturbations after Holm")
+        elif perturbed:
+            parts.append(f"no difference under any of the {len(perturbed)} perturbations "
+                         "after Holm")  # fmt: skip
+        clean = [r for r in group if r["perturbation"] == "clean"]
+        if clean:
+            c = clean[0]
+            iv = interval_text(c["diff_mean"], c["diff_ci_low"], c["diff_ci_high"], c["n"],
+                               signed=True).split(" (")[0]  # fmt: skip
+            real = " (Holm: a real change)" if (c.get("p_holm") or 1.0) <= alpha else ""
+            parts.append(f"clean accuracy {iv} points{real}")
+        n = group[0]["n"]
+        seeds = f"{n} seeds" if n >= MIN_SEEDS_SHOWN else f"{n} seeds: too few for an interval"
+        text = ", ".join(parts)
+        lines.append(f"{name}: {text} ({seeds}).")
+    return lines
 
 
 def _label(row: Mapping[str, Any]) -> str:
@@ -741,8 +857,77 @@ def plot_study(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Pa
     return path
 
 
-def write_study(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``study.json`` (the rows, a JSON list), ``study.md`` and ``study.png`` in ``out_dir``.
+ACCURACIES_FILE = "study_accuracies.csv"
+"""The per-member accuracies a study stores beside ``study.json``."""
+
+_CSV_FIELDS = ("sigma_add", "sigma_mult", "seed", "inference", "perturbation", "level",
+               "correct", "n_test", "accuracy")  # fmt: skip
+
+
+def accuracies_csv(
+    accuracies: Mapping[tuple, np.ndarray],
+    cfgs: Sequence[NoisyRNNConfig],
+    seeds: Sequence[int],
+    n_test: int,
+) -> str:
+    """Every member's accuracy under every perturbation, one CSV line each.
+
+    Columns ``sigma_add, sigma_mult, seed, inference, perturbation, level, correct, n_test,
+    accuracy``: member ``i * len(seeds) + j`` is ``cfgs[i]`` from ``seeds[j]``; ``correct`` of
+    the ``n_test`` test sequences were classified right, ``accuracy = correct / n_test`` (written
+    to 17 significant digits, so it reads back to the same float). Members not read one way
+    (deterministic members under stochastic inference) have no line. With these, every interval
+    and p-value of ``study.json`` is recomputed by :func:`study_rows` (or by
+    ``trainkit.bootstrap_mean``, ``paired_difference`` and ``sign_flip_p_value`` with their
+    default settings on the per-seed values): see :func:`read_accuracies`.
+    """
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(_CSV_FIELDS)
+    for name, acc in accuracies.items():
+        kind, level = name[:2]
+        inference = name[2] if len(name) == 3 else DETERMINISTIC
+        for m, value in enumerate(np.asarray(acc, np.float64)):
+            if np.isnan(value):
+                continue
+            cfg, seed = cfgs[m // len(seeds)], seeds[m % len(seeds)]
+            writer.writerow([f"{cfg.sigma_add:.17g}", f"{cfg.sigma_mult:.17g}", seed, inference,
+                             kind, f"{float(level):.17g}", int(round(value * n_test)), n_test,
+                             f"{value:.17g}"])  # fmt: skip
+    return text.getvalue()
+
+
+def read_accuracies(path: str | os.PathLike) -> dict[tuple, dict[int, float]]:
+    """The per-member accuracies of a study (``study_accuracies.csv``, or its folder) as
+    ``{(sigma_add, sigma_mult, inference, perturbation, level): {seed: accuracy}}``.
+
+    The rows of ``study.json`` follow from them: a row's ``mean, ci_low, ci_high`` is
+    ``trainkit.bootstrap_mean`` of its seeds' accuracies (in seed order), its ``diff_*`` are
+    ``trainkit.paired_difference`` against the deterministic twin's (``sigma_add = sigma_mult
+    = 0``, read deterministically) and its ``p_value`` is ``trainkit.sign_flip_p_value`` of the
+    two, all at their default settings; ``p_holm`` is ``trainkit.holm`` over the study's family.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / ACCURACIES_FILE
+    out: dict[tuple, dict[int, float]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            key = (float(row["sigma_add"]), float(row["sigma_mult"]), row["inference"],
+                   row["perturbation"], float(row["level"]))  # fmt: skip
+            out.setdefault(key, {})[int(row["seed"])] = float(row["accuracy"])
+    return out
+
+
+def write_study(
+    rows: Sequence[Mapping[str, Any]],
+    out_dir: str | os.PathLike,
+    *,
+    accuracies: str | None = None,
+) -> dict[str, Path]:
+    """Write ``study.json`` (the rows, a JSON list), ``study.md`` and ``study.png`` in
+    ``out_dir``, and with ``accuracies`` (the text of :func:`accuracies_csv`) the per-member
+    accuracies ``study_accuracies.csv`` behind every interval and p-value.
 
     Each file is written to a temporary name and renamed, so an interrupted study never leaves
     a truncated file behind.
@@ -751,6 +936,9 @@ def write_study(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike) -
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "study.json", "markdown": out / "study.md", "png": out / "study.png"}
     texts = {"json": json.dumps(list(rows), indent=1), "markdown": study_markdown(rows)}
+    if accuracies is not None:
+        paths["accuracies"] = out / ACCURACIES_FILE
+        texts["accuracies"] = accuracies
     for name, text in texts.items():
         tmp = paths[name].with_suffix(".tmp")
         tmp.write_text(text if text.endswith("\n") else text + "\n")
@@ -774,16 +962,18 @@ def robustness_study(
     caliper: float = 0.01,
     seed: int = 0,
     inference_draws: int = 0,
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
     """Evaluate an ensemble and summarise it: :func:`evaluate_members`, then :func:`study_rows`,
-    then (with ``out_dir``) :func:`write_study`.
+    then (with ``out_dir``) :func:`write_study`, the per-member accuracies included
+    (:func:`accuracies_csv`).
 
     Arguments:
         params: ``len(cfgs) * len(seeds)`` members stacked cfg-major, seed-minor (the output of
             ``fit_ensemble(cfgs, train, seeds=seeds, ...)``).
         cfgs: the configurations; they may differ only in ``sigma_add`` and ``sigma_mult``.
         seeds: the training seeds.
-        test: ``(xs, ys)`` or ``(xs, ys, lengths)``.
+        test: a :class:`trainkit.Sequences`, or a tuple ``(xs, ys)`` / ``(xs, ys, lengths)``.
         key: PRNG key of the perturbations (the same draws for every member).
         perturbations: kind -> levels; default :data:`STUDY_PERTURBATIONS`.
         out_dir: where to write ``study.json``, ``study.md`` and ``study.png``.
@@ -791,6 +981,7 @@ def robustness_study(
         caliper, seed: see :func:`study_rows`.
         inference_draws: with ``N > 0`` the noisy members are also read with their training
             noise on, logits averaged over ``N`` draws (:func:`evaluate_members`).
+        progress: show the evaluation's stages (:func:`evaluate_members`) and the writing.
 
     Returns:
         The rows of :func:`study_rows`.
@@ -802,14 +993,16 @@ def robustness_study(
             f"`params` holds {members} members but len(cfgs) * len(seeds) = "
             f"{len(cfgs)} * {len(seeds)}; pass the cfgs and seeds the ensemble was trained with."
         )
-    if not isinstance(test, tuple | list) or len(test) not in (2, 3):
-        raise TypeError("`test` must be a tuple (xs, ys) or (xs, ys, lengths).")
-    lengths = test[2] if len(test) == 3 else None
-    accuracies = evaluate_members(params, list(cfgs), test[0], test[1], key=key,
-                                  perturbations=perturbations, lengths=lengths,
-                                  batch_size=batch_size, pgd_steps=pgd_steps,
-                                  inference_draws=inference_draws)  # fmt: skip
+    test = as_sequences(test, "test")
+    accuracies = evaluate_members(params, list(cfgs), test, key=key,
+                                  perturbations=perturbations, batch_size=batch_size,
+                                  pgd_steps=pgd_steps, inference_draws=inference_draws,
+                                  progress=progress)  # fmt: skip
     rows = study_rows(accuracies, cfgs, seeds, caliper=caliper, seed=seed)
     if out_dir is not None:
-        write_study(rows, out_dir)
+        if progress:
+            print(f"writing {Path(out_dir)}/ (study.json, study.md, study.png, {ACCURACIES_FILE})",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        text = accuracies_csv(accuracies, cfgs, list(seeds), int(np.shape(test.labels)[0]))
+        write_study(rows, out_dir, accuracies=text)
     return rows

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from trainkit import MIN_SEEDS, interval_legend, interval_text
+
 Rows = Sequence[Mapping[str, Any]]
 
 
@@ -48,8 +50,10 @@ def robustness_gain(rows: Rows, level: tuple[float, float]) -> float:
 
 
 def _points(row: Mapping[str, Any]) -> str:
-    d, lo, hi = (100.0 * row[k] for k in ("diff_mean", "diff_ci_low", "diff_ci_high"))
-    return f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+    """``+3.7 [+0.4, +6.7]`` (marked below 16 seeds, no interval below 3:
+    ``trainkit.interval_text``)."""
+    d, lo, hi = (row[k] for k in ("diff_mean", "diff_ci_low", "diff_ci_high"))
+    return interval_text(d, lo, hi, row.get("n", MIN_SEEDS), signed=True)
 
 
 def _verdict(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -90,8 +94,12 @@ def form_headline(label: str, rows: Rows) -> str:
 
 
 def headline(studies: Mapping[str, Rows]) -> str:
-    """The demo's headline: one sentence per noise form (:func:`form_headline`), label -> rows."""
-    return "\n".join(form_headline(label, rows) for label, rows in studies.items())
+    """The demo's headline: one sentence per noise form (:func:`form_headline`), label -> rows,
+    and the note on intervals over fewer than 16 seeds (``trainkit.interval_legend``)."""
+    lines = [form_headline(label, rows) for label, rows in studies.items()]
+    fewest = min((r["n"] for rows in studies.values() for r in rows), default=MIN_SEEDS)
+    note = interval_legend(fewest)
+    return "\n".join(lines + ([note] if note else []))
 
 
 def _panel(ax: Any, label: str, rows: Rows) -> None:

@@ -37,13 +37,14 @@ from jaxtyping import Array, Float, Int
 
 import trainkit
 from trainkit import CheckpointMismatchError as CheckpointMismatchError
+from trainkit import Sequences, as_sequences, data_hash, evaluate_padded
 from trainkit import TrainingDiverged as TrainingDiverged
-from trainkit import data_hash, evaluate_padded
 from trainkit import default_mesh as default_mesh
 from trainkit.internal import (
     check_finite,
     check_label_space,
     check_positive_int,
+    padding_problem,
     takes_train_options,
 )
 
@@ -72,15 +73,17 @@ def check_fit_cfg(cfg: Any) -> None:
 def check_split(
     name: str, split: Any, cfg: NoisyRNNConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Eager checks of ``(xs, ys)`` or ``(xs, ys, lengths)``; returns NumPy arrays."""
-    if not isinstance(split, tuple | list) or len(split) not in (2, 3):
-        raise TypeError(
-            f"`{name}` must be a tuple (xs, ys) or (xs, ys, lengths), got {type(split).__name__}"
-            + (f" of length {len(split)}" if isinstance(split, tuple | list) else "")
-            + "."
-        )
-    xs, ys = np.asarray(split[0]), np.asarray(split[1])
-    lengths = None if len(split) == 2 or split[2] is None else np.asarray(split[2])
+    """Eager checks of a :class:`trainkit.Sequences` or a tuple ``(xs, ys)`` / ``(xs, ys,
+    lengths)``; returns NumPy arrays ``(xs, ys, lengths or None)``.
+
+    Without lengths, inputs that look right-padded (rows ending in all-zero steps while no other
+    step is all zero: ``trainkit.internal.padding_problem``) are refused in one line: read at
+    step ``T`` such rows give wrong answers. On data whose all-zero steps also occur inside the
+    rows (pixel sequences) padding cannot be told from content and nothing is refused.
+    """
+    data = as_sequences(split, name)
+    xs, ys = np.asarray(data.inputs), np.asarray(data.labels)
+    lengths = None if data.lengths is None else np.asarray(data.lengths)
     if xs.ndim != 3 or xs.shape[2] != cfg.input_size or xs.shape[1] == 0:
         raise ValueError(
             f"`{name}` xs must have shape (N, time >= 1, input_size={cfg.input_size}), got "
@@ -117,6 +120,8 @@ def check_split(
                 f"`{name}` lengths must lie in [1, time={xs.shape[1]}], got range "
                 f"[{lengths.min()}, {lengths.max()}]."
             )
+    if lengths is None and (problem := padding_problem(xs, f"{name} xs")):
+        raise ValueError(problem)
     return xs, ys.astype(np.int32), None if lengths is None else lengths.astype(np.int32)
 
 
@@ -190,31 +195,61 @@ def evaluate_split(
 
 def accuracy(
     params: Params,
-    xs: Float[Array, "n time feature"],
-    ys: Int[Array, " n"],
-    cfg: NoisyRNNConfig,
-    *,
+    data: Sequences | tuple | Float[Array, "n time feature"],
+    *args: Any,
     batch_size: int = 512,
     lengths: Int[Array, " n"] | None = None,
 ) -> float:
-    """Fraction of sequences whose deterministic-inference prediction ``argmax V h_T + c`` is
-    the label.
+    """Fraction of sequences whose deterministic-inference prediction ``argmax V h_L + c`` is
+    the label (``h_L`` the state after each sequence's own ``L`` real steps).
+
+    Two forms:
+
+    - ``accuracy(params, data, cfg)`` with ``data`` a :class:`trainkit.Sequences` (what the
+      loaders of :mod:`noisy_dyn.data` return) or a tuple ``(xs, ys)`` / ``(xs, ys, lengths)``;
+    - ``accuracy(params, xs, ys, cfg, lengths=None)``, the arrays separately (the unpacked
+      ``accuracy(params, *split, cfg)`` of a split with lengths works too).
+
+    Padded data without lengths are refused in one line when they look padded (rows ending in
+    all-zero steps while no other step is all zero; :func:`check_split`): reading such rows at
+    step ``T`` gives wrong answers. The check cannot apply to data whose all-zero steps also
+    occur inside the rows (pixel sequences): there, pass the lengths of padded series yourself.
 
     Arguments:
         params: model parameters for ``cfg``.
-        xs: ``(n, time, input_size)`` inputs.
-        ys: ``(n,)`` integer labels in ``[0, num_classes)``.
-        cfg: the configuration.
+        data: the sequences (or ``xs``, ``(n, time, input_size)`` inputs, in the second form).
+        *args: ``cfg`` (first form) or ``ys, cfg`` / ``ys, lengths, cfg`` (second form).
         batch_size: evaluation batch size (the last batch is padded, so one shape compiles).
-        lengths: optional per-sequence lengths (read-out at each sequence's last real step).
+        lengths: ``(n,)`` per-sequence lengths for the second form.
 
     Returns:
         The accuracy in ``[0, 1]``.
     """
+    data, cfg = _accuracy_arguments(data, args, lengths)
     check_fit_cfg(cfg)
-    xs, ys, lengths = check_split("xs/ys", (xs, ys, lengths), cfg)
+    xs, ys, lengths = check_split("data", data, cfg)
     batch_size = _check_positive_int("batch_size", batch_size)
     return evaluate_split(params, xs, ys, cfg, lengths, batch_size)[0]
+
+
+def _accuracy_arguments(data: Any, args: tuple, lengths: Any) -> tuple[Sequences, Any]:
+    """``(Sequences, cfg)`` from the positional forms of :func:`accuracy`."""
+    if len(args) == 1:
+        if lengths is not None:
+            if isinstance(data, Sequences) and data.lengths is not None:
+                raise TypeError("accuracy: lengths given twice (in the data and as lengths=).")
+            data = as_sequences(data, "data")
+            data = Sequences(data.inputs, data.labels, lengths)
+        return as_sequences(data, "data"), args[0]
+    if len(args) in (2, 3):
+        given = args[1] if len(args) == 3 else None
+        if given is not None and lengths is not None:
+            raise TypeError("accuracy: lengths given twice (positionally and as lengths=).")
+        return Sequences(data, args[0], lengths if given is None else given), args[-1]
+    raise TypeError(
+        f"accuracy takes (params, data, cfg) or (params, xs, ys, cfg); got {1 + len(args)} "
+        "arguments after params."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,8 +262,8 @@ _ADAM = optax.scale_by_adam()
 
 def _loss(params, xb, yb, lb, key, lam, cfg, regularizer):
     if regularizer == "explicit":
-        logits = apply(params, xb, cfg)
-        return regularized_loss(params, xb, yb, cfg, lam, method="exact"), logits
+        logits = logits_with_lengths(params, xb, cfg, lengths=lb)
+        return regularized_loss(params, xb, yb, cfg, lam, method="exact", lengths=lb), logits
     logits = logits_with_lengths(params, xb, cfg, lengths=lb, key=key)
     return jnp.mean(_cross_entropy(logits, yb)), logits
 
@@ -285,10 +320,16 @@ class NoisyTask:
     eval_batch_size: int
     optimizer: dict
     package: str = "noisy_dyn"
+    input_std: float = 1.0  # of the training inputs' real steps (named by loss_hint)
 
     @property
     def config(self) -> dict:
         return self.cfg.to_dict()
+
+    @property
+    def chance_loss(self) -> float:
+        """``log C``: the cross-entropy of a uniform guess over the ``C`` classes."""
+        return math.log(max(self.cfg.num_classes, 2))
 
     def init(self, key, meta):
         params = init_params(key, self.cfg) if self.init_params is None else self.init_params
@@ -331,8 +372,24 @@ class NoisyTask:
             f"{self.cfg.dt}); for noise, smaller sigma_add/sigma_mult."
         )
 
+    def loss_hint(self, members=None):
+        """The likely causes of a training loss far above the chance level's, with numbers."""
+        std = self.input_std
+        scale = (
+            f"inputs of scale {std:.3g} (standardise them: noisy_dyn.data.standardize, the "
+            "command lines' default on your own data)"
+        )
+        step = (
+            f"a step too large for the cell (dt = {self.cfg.dt:g}: lower dt)"
+            if self.cfg.cell.stepped
+            else "an unstable recurrence"
+        )
+        rate = f"a learning rate too high (now {self.hyper_values['lr']:g})"
+        causes = [scale, step] if not 0.1 <= std <= 10 else [step, rate]
+        return f"Likely causes: {causes[0]}, or {causes[1]}."
 
-def _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_factor, lengths):
+
+def _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_factor):
     try:
         lr = float(learning_rate)
     except (TypeError, ValueError):
@@ -352,11 +409,6 @@ def _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_fac
         raise ValueError(
             f"regularizer='explicit' needs cell='lipschitz' (got {cfg.cell.name!r}); use "
             "regularizer='noise' for the LSTM/GRU baselines."
-        )
-    if lengths is not None:
-        raise ValueError(
-            "regularizer='explicit' does not support variable `lengths`; pad to a common "
-            "length or use regularizer='noise'."
         )
     if not math.isfinite(float(lam)) or float(lam) < 0:
         raise ValueError(f"`lam` must be a finite number >= 0, got {lam!r}.")
@@ -385,7 +437,7 @@ def prepare_run(
     val = None if validation is None else check_split("validation", validation, cfg)
     if val is not None and len(val[1]) == 0:
         raise ValueError(_EMPTY_VALIDATION.format(n=len(ys)))
-    _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_factor, lengths)
+    _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_factor)
     epochs = _check_positive_int("epochs", epochs)
     batch_size = _check_positive_int("batch_size", batch_size)
     eval_batch_size = _check_positive_int("eval_batch_size", eval_batch_size)
@@ -402,7 +454,9 @@ def prepare_run(
         "data_seed": data_seed, "validation": None if val is None else data_hash(*val),
         "init": None if init is None else data_hash(*jax.tree_util.tree_leaves(init)),
     }  # fmt: skip
-    task = NoisyTask(cfg, regularizer, hyper, val, init, eval_batch_size, optimizer)
+    real = xs if lengths is None else xs[np.arange(xs.shape[1])[None, :] < lengths[:, None]]
+    task = NoisyTask(cfg, regularizer, hyper, val, init, eval_batch_size, optimizer,
+                     input_std=float(np.std(real)) if real.size else 1.0)  # fmt: skip
     data = (xs, ys) if lengths is None else (xs, ys, lengths)
     return PreparedRun(task, data, epochs, batch_size)
 
@@ -437,16 +491,21 @@ def fit(
     ``mesh`` (parameters replicated), which gives the single-device numbers up to floating-point
     summation order. A non-finite loss or gradient stops training with
     :class:`trainkit.TrainingDiverged` (``noisy_dyn.TrainingDiverged``); the last good checkpoint
-    is kept.
+    is kept. An epoch's training loss above ``trainkit.LOSS_ALARM`` times the chance level's
+    (``log C``) is announced once on stderr with its likely causes (input scale, ``dt``,
+    learning rate).
 
     Arguments:
         cfg: the model configuration.
-        train: ``(xs, ys)`` or ``(xs, ys, lengths)``: ``xs (N, time, input_size)`` floating,
-            ``ys (N,)`` integers in ``[0, num_classes)``, ``lengths (N,)`` in ``[1, time]``.
+        train: a :class:`trainkit.Sequences` (what the loaders of :mod:`noisy_dyn.data` return)
+            or a tuple ``(xs, ys)`` / ``(xs, ys, lengths)``: ``xs (N, time, input_size)``
+            floating, ``ys (N,)`` integers in ``[0, num_classes)``, ``lengths (N,)`` in
+            ``[1, time]``. Padded series without lengths are refused (:func:`check_split`).
         learning_rate: Adam learning rate before the decay.
-        validation: optional ``(xs, ys[, lengths])``; evaluated (deterministic inference) after
-            every epoch; the parameters of the best validation accuracy are returned.
-        regularizer: ``"noise"`` (noise injection) or ``"explicit"`` (penalty, Lipschitz cell).
+        validation: optional, as ``train``; evaluated (deterministic inference) after every
+            epoch; the parameters of the best validation accuracy are returned.
+        regularizer: ``"noise"`` (noise injection) or ``"explicit"`` (penalty, Lipschitz cell;
+            variable lengths as for the noise: steps past a series' length are the identity).
         lam: weight of the explicit penalty.
         decay_at, decay_factor: the step decay of the learning rate.
         init: initial parameters (default ``init_params(init_key, cfg)``).

@@ -18,7 +18,7 @@ Hidden = Float[Array, "*batch hidden"]
 Input = Float[Array, "*batch input"]
 """The input ``x_k`` of one time step (optionally with leading batch axes)."""
 
-Sequences = Float[ArrayLike, "batch time input"]
+Inputs = Float[ArrayLike, "batch time input"]
 """A batch of input sequences, time-major inside each example."""
 
 StepNormals = Float[ArrayLike, "batch time hidden"]

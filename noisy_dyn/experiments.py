@@ -33,10 +33,13 @@ from jax.sharding import Mesh
 
 from trainkit import (
     AXIS,
+    MIN_SEEDS,
     CLIError,
     at_chance,
     atomic_write_text,
     chance_level,
+    interval_legend,
+    interval_text,
     label_space,
     markdown_table,
     start_afresh,
@@ -51,10 +54,18 @@ from trainkit.internal import (
 
 from . import data
 from ._config import preset, preset_learning_rate
+from ._defaults import PAPER_TASKS, prepare_inputs, training_defaults
 from ._ensemble import fit_ensemble
 from ._model_io import load_model, save_model
 from ._robustness import DEFAULT_PERTURBATIONS, robustness_table, to_markdown
-from ._study import STUDY_PERTURBATIONS, confirm_rows, robustness_study, study_markdown
+from ._study import (
+    ACCURACIES_FILE,
+    STUDY_PERTURBATIONS,
+    confirm_rows,
+    robustness_study,
+    study_markdown,
+    study_verdicts,
+)
 from ._tradeoff import headline, plot_tradeoff
 from ._train import accuracy, decay_epoch, fit
 
@@ -80,15 +91,17 @@ _PATH_ARGUMENT = {
     "pmnist": "source",
     "fsdd": "source",
     "ucr": "train_path",
+    "ts": "train_path",
     "npz": "path",
 }
 _NEEDS_PATH = {
     "cifar10": "the folder holding data_batch_1..5 and test_batch",
     "ucr": "the folder holding NAME_TRAIN and NAME_TEST, or the NAME_TRAIN file",
+    "ts": "the NAME_TRAIN.ts file (its NAME_TEST.ts beside it), or their folder",
     "npz": "an .npz file with x_train, y_train, x_test, y_test",
 }
 _TAKES_LIMIT = ("fashion_mnist", "pfashion_mnist", "mnist", "pmnist", "cifar10")
-_PAPER_TASKS = ("fashion_mnist", "pfashion_mnist", "mnist", "pmnist", "cifar10")
+_PAPER_TASKS = PAPER_TASKS
 """The paper's pixel tasks: the presets' learning rates were tuned on them."""
 
 OWN_DATA_LR = 1e-2
@@ -101,7 +114,7 @@ and the presets' 1e-3 leaves a 10-epoch run at chance (docs/own_data.md)."""
 # data
 
 
-_TAKES_FRACTION = ("digits", "pdigits", "ucr", "fsdd", "npz")
+_TAKES_FRACTION = ("digits", "pdigits", "ucr", "ts", "fsdd", "npz")
 """The loaders that split validation off by a fraction (``--validation-fraction``); the others
 have a fixed validation set (a fixed count, or the MNIST wheel's own split)."""
 
@@ -219,7 +232,22 @@ def default_dt(cfg: Any, steps: int, *, verbose: bool = True) -> Any:
         print(f"dt = {dt:.4g}: the preset's {cfg.dt:g} x {REFERENCE_STEPS} / {steps} steps, "
               f"keeping dt x T at {cfg.dt * REFERENCE_STEPS:.4g} (give --dt to choose it)",
               flush=True)  # fmt: skip
+        if steps > LONG_SERIES:
+            print(f"note: series of {steps} steps are long for the Lipschitz cell "
+                  "(docs/own_data.md, 'Long series'): it carried the start of a synthetic "
+                  f"series over {LONG_SERIES} steps only with steps of 0.3 to 1, and such steps "
+                  "blew up the 128-unit presets on real series of 427 and 1,460 steps; keep "
+                  "this step, and if accuracy stays low shorten the series "
+                  "(noisy_dyn.data.downsample) or compare --preset gru", flush=True)  # fmt: skip
     return cfg.replace(dt=dt)
+
+
+LONG_SERIES = 256
+"""Beyond this many steps the default step's series are announced as long (``default_dt``):
+the Lipschitz cell carried the answer of a task set in the first 8 steps over 256 steps at
+``dt`` 0.3 to 1 (the length rule's 0.092 reached 74 %), and over 1,024 at no ``dt`` measured
+(``docs/results/noisy_dyn/length_memory``); on real series of 427 and 1,460 steps ``dt`` 0.3
+made the 128-unit ``nrnn_ito`` blow up (``docs/results/noisy_dyn/long_series``)."""
 
 
 def default_learning_rate(preset_name: str, data_name: str) -> float:
@@ -281,18 +309,23 @@ def _jsonable_history(history: Any) -> Any:
 RUN_FILES = ("model.npz", "history.json", "result.json", "log.jsonl")
 """The output files of a trained run (moved aside by ``--no-resume``)."""
 
-STUDY_FILES = ("study.json", "study.md", "study.png", "study_setup.json", "log.jsonl")
+STUDY_FILES = ("study.json", "study.md", "study.png", ACCURACIES_FILE, "study_setup.json",
+               "log.jsonl")  # fmt: skip
 """The output files of a study (moved aside by ``--no-resume``)."""
 
 
-def write_run(out: Path, params: Any, cfg: Any, history: Any, result: dict) -> bool:
-    """Write ``model.npz``, ``history.json`` and ``result.json`` to ``out``; True if any changed.
+def write_run(
+    out: Path, params: Any, cfg: Any, history: Any, result: dict, scaling: Any = None
+) -> bool:
+    """Write ``model.npz`` (with the input ``scaling``, if any), ``history.json`` and
+    ``result.json`` to ``out``; True if any changed.
 
     Files whose bytes would not change are left untouched.
     """
     out.mkdir(parents=True, exist_ok=True)
     texts = {"history.json": _jsonable_history(history), "result.json": result}
-    changed = write_if_changed(out / "model.npz", lambda p: save_model(p, params, cfg))
+    changed = write_if_changed(out / "model.npz",
+                               lambda p: save_model(p, params, cfg, scaling=scaling))  # fmt: skip
     for name, obj in texts.items():
         text = json.dumps(obj, indent=1) + "\n"
         changed |= write_if_changed(out / name, lambda p, t=text: p.write_text(t))
@@ -303,8 +336,8 @@ def train_preset(
     preset_name: str,
     splits: Any,
     *,
-    epochs: int,
-    batch_size: int,
+    epochs: int | None = None,
+    batch_size: int | None = None,
     learning_rate: float | None = None,
     seed: int = 0,
     overrides: dict[str, Any] | None = None,
@@ -313,24 +346,34 @@ def train_preset(
     resume: bool = True,
     checkpoints: bool = True,
     progress: bool = True,
+    standardize: str | bool = "auto",
     **fit_options: Any,
 ) -> dict[str, Any]:
     """Train preset ``preset_name`` on ``splits`` with ``noisy_dyn.fit``; test on the test split.
 
-    Without ``dt`` in ``overrides``, the step is the preset's scaled to the data's length
-    (:func:`default_dt`: ``dt x T`` kept at the preset's ``784 dt``, announced). The learning
-    rate defaults to :func:`default_learning_rate` (the preset's on the paper's pixel tasks, the
+    What is not given follows the data (``noisy_dyn._defaults``, each choice announced): the
+    inputs are standardised with the training split's statistics (``standardize="auto"``: your
+    own files, not the built-in pixel sets nor FSDD, which its loader standardises;
+    ``"on"``/``"off"`` force it), the batch size and the
+    epochs follow the training set's size (the paper's 128 and 100 on its pixel tasks), and,
+    without ``dt`` in ``overrides``, the step is the preset's scaled to the data's length
+    (:func:`default_dt`: ``dt x T`` kept at the preset's ``784 dt``). The learning rate defaults
+    to :func:`default_learning_rate` (the preset's on the paper's pixel tasks, the
     permuted-pixel rate when ``data_name`` starts with ``p``; :data:`OWN_DATA_LR` on other
     data); the batch is sharded over the local devices that divide it. A best validation
     accuracy within noise of the majority class is warned about (:func:`warn_if_at_chance`).
-    With ``out``, the run's files go to ``out`` (module docstring) and, with ``checkpoints``,
-    the checkpoints to ``out/checkpoints`` (``resume`` as in ``fit``).
+    With ``out``, the run's files go to ``out`` (module docstring; ``model.npz`` stores the
+    standardisation, so evaluation applies it again) and, with ``checkpoints``, the checkpoints
+    to ``out/checkpoints`` (``resume`` as in ``fit``).
 
     Returns:
-        ``{"params", "cfg", "history", "result", "written"}``: ``result`` is what
+        ``{"params", "cfg", "scaling", "history", "result", "written"}``: ``result`` is what
         ``result.json`` holds; ``written`` tells whether any output file changed.
     """
     input_size, num_classes = data_sizes(splits)
+    splits, scaling = prepare_inputs(splits, data_name, standardize, verbose=progress)
+    epochs, batch_size = training_defaults(len(splits.train[1]), data_name, epochs=epochs,
+                                           batch_size=batch_size, verbose=progress)  # fmt: skip
     cfg = preset(preset_name, input_size=input_size, num_classes=num_classes, **(overrides or {}))
     if "dt" not in (overrides or {}):
         cfg = default_dt(cfg, splits.train[0].shape[1], verbose=progress)
@@ -348,15 +391,22 @@ def train_preset(
         cfg, splits.train, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
         validation=splits.validation, progress=progress, resume=resume, **fit_options,
     )  # fmt: skip
-    test = splits.test
-    acc = accuracy(params, test[0], test[1], cfg, lengths=test[2] if len(test) == 3 else None)
+    acc = accuracy(params, splits.test, cfg)
     warn_if_at_chance(best_validation(history), splits.validation[1], f"{preset_name}")
     result = {"preset": preset_name, "data": data_name, "test_accuracy": acc,
               "best_val_accuracy": best_validation(history), "learning_rate": lr,
-              "epochs": epochs, "seed": seed, "config": cfg.to_dict()}  # fmt: skip
-    written = out is not None and write_run(out, params, cfg, history, result)
-    return {"params": params, "cfg": cfg, "history": history, "result": result,
-            "written": written}  # fmt: skip
+              "epochs": epochs, "batch_size": batch_size, "seed": seed,
+              "input_scaling": scaling_json(scaling), "config": cfg.to_dict()}  # fmt: skip
+    written = out is not None and write_run(out, params, cfg, history, result, scaling)
+    return {"params": params, "cfg": cfg, "scaling": scaling, "history": history,
+            "result": result, "written": written}  # fmt: skip
+
+
+def scaling_json(scaling: Any) -> dict[str, list[float]] | None:
+    """An :class:`noisy_dyn.data.InputScaling` as JSON (None: inputs used as they are)."""
+    if scaling is None:
+        return None
+    return {"mean": [float(v) for v in scaling.mean], "scale": [float(v) for v in scaling.scale]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,22 +442,27 @@ def robustness(
     """The robustness table (:func:`noisy_dyn.attacks.robustness_table`) of saved models on a
     test split.
 
+    A model trained on standardised inputs stores its standardisation (``model.npz``); the test
+    split is standardised with it before the models see it, and the perturbations apply to the
+    standardised inputs, as in ``study``. Models with different standardisations cannot share
+    one table (the same perturbation would mean different things): refused, naming them.
     Writes ``robustness.md``, ``.json`` and ``.png`` to ``out`` and returns the table.
     """
     files = model_files(checkpoints)
     names = list(names or [f.parent.name if f.name == "model.npz" else f.stem for f in files])
     if len(names) != len(files):
         raise CLIError(f"--names needs one name per checkpoint ({len(files)}), got {len(names)}.")
-    models = {n: load_model(f) for n, f in zip(names, files, strict=True)}
-    for f, (_, cfg) in zip(files, models.values(), strict=True):
+    loaded = {n: load_model(f, with_scaling=True) for n, f in zip(names, files, strict=True)}
+    for f, (_, cfg, _) in zip(files, loaded.values(), strict=True):
         check_run_record(f, cfg)
     splits = load_data(data, data_path=data_path, limit=limit, seed=data_seed)
-    for n, (_, cfg) in models.items():
+    for n, (_, cfg, _) in loaded.items():
         check_model_data(n, cfg, splits.test, f"--data {data}")
+    test = _scaled_test(loaded, splits.test)
+    models = {n: (params, cfg) for n, (params, cfg, _) in loaded.items()}
     perturbations = _perturbations(kinds, DEFAULT_PERTURBATIONS)
     return robustness_table(
-        models, tuple(splits.test), perturbations, key=jax.random.key(seed), out_dir=out,
-        progress=progress,
+        models, test, perturbations, key=jax.random.key(seed), out_dir=out, progress=progress,
     )  # fmt: skip
 
 
@@ -421,6 +476,21 @@ def check_run_record(model_file: Path, cfg: Any) -> None:
     info = read_run_record(record, {"config": dict})
     check_record_fields(record, info["config"], json.loads(json.dumps(cfg.to_dict())),
                         model_file)  # fmt: skip
+
+
+def _scaled_test(loaded: dict[str, tuple], test: Any) -> Any:
+    """``test`` under the models' one stored standardisation (as it is when they have none)."""
+    scalings = {n: scaling_json(sc) for n, (_, _, sc) in loaded.items()}
+    if len({json.dumps(v) for v in scalings.values()}) > 1:
+        raise CLIError(
+            f"the models were trained on differently standardised inputs ({', '.join(scalings)}"
+            "): one robustness table needs one input space; tabulate them separately."
+        )
+    scaling = next(iter(loaded.values()))[2]
+    if scaling is None:
+        return test
+    print(f"test inputs {scaling.describe()}, as stored with the models", flush=True)
+    return scaling.apply(test)
 
 
 def check_model_data(name: str, cfg: Any, split: tuple, given: str) -> None:
@@ -666,8 +736,8 @@ def study(
     *,
     levels: Sequence[tuple[float, float]],
     seeds: Sequence[int],
-    epochs: int,
-    batch_size: int = 64,
+    epochs: int | None = None,
+    batch_size: int | None = None,
     learning_rate: float | None = None,
     hidden: int | None = None,
     dt: float | None = None,
@@ -683,6 +753,7 @@ def study(
     progress: bool = True,
     validation_fraction: float | None = None,
     inference_draws: int = 0,
+    standardize: str | bool = "auto",
 ) -> dict[str, Any]:
     """Does noise injection help on this data, and at which level?
 
@@ -691,20 +762,27 @@ def study(
     the epochs, each member's parameters of its best validation epoch; a member whose update turns
     non-finite is frozen and reported, the others train on), then evaluates every
     member clean and under the perturbations with the same draws for all
-    (:func:`noisy_dyn.study.robustness_study`), and writes ``study.json``, ``study.md`` and
-    ``study.png`` to ``out`` (checkpoints in ``out/checkpoints``; a rerun resumes). ``dt``
-    defaults to the preset's scaled to the data's length (:func:`default_dt`; on digits the
-    preset's times 784/64), the learning rate to :func:`default_learning_rate`. ``hidden``,
-    ``dt``, ``noise_form`` and ``learn_step`` override the preset when given. Members whose best
-    validation accuracy is within noise of the majority class are warned about. At least two
-    seeds and one noisy level are needed (else there is nothing to compare).
-    ``inference_draws = N > 0`` also reads every noisy member with its training noise on,
-    logits averaged over ``N`` draws (rows ``"inference": "stochastic, N draws"``, with the
-    difference paired by seed against deterministic inference).
+    (:func:`noisy_dyn.study.robustness_study`), and writes ``study.json``, ``study.md``,
+    ``study.png`` and the per-member accuracies ``study_accuracies.csv`` to ``out``
+    (checkpoints in ``out/checkpoints``; a rerun resumes). It ends with one line per noise level
+    (:func:`noisy_dyn.study.study_verdicts`), also at the top of ``study.md``.
+
+    The defaults are those of :func:`train_preset`, chosen from the data the same way and
+    announced: standardised inputs on your own data (``standardize``), the batch size and epochs
+    from the training set's size, ``dt`` the preset's scaled to the data's length
+    (:func:`default_dt`; on digits the preset's times 784/64), the learning rate
+    :func:`default_learning_rate`. ``hidden``, ``dt``, ``noise_form`` and ``learn_step``
+    override the preset when given. Members whose best validation accuracy is within noise of
+    the majority class are warned about. At least two seeds and one noisy level are needed
+    (else there is nothing to compare). ``inference_draws = N > 0`` also reads every noisy
+    member with its training noise on, logits averaged over ``N`` draws (rows ``"inference":
+    "stochastic, N draws"``, with the difference paired by seed against deterministic
+    inference). With ``progress``, each stage says so in the log (training, each evaluation
+    stage, writing), with a bar on a terminal.
 
     Returns:
-        ``{"rows", "cfgs", "seeds", "history", "seconds", "params"}`` (``params``: the members
-        stacked cfg-major, seed-minor).
+        ``{"rows", "verdicts", "cfgs", "seeds", "history", "seconds", "params"}`` (``params``:
+        the members stacked cfg-major, seed-minor).
     """
     t0 = time.perf_counter()
     out = Path(out)
@@ -721,23 +799,24 @@ def study(
     splits = load_data(data_name, data_path=data_path, limit=limit, seed=data_seed,
                        validation_fraction=validation_fraction)  # fmt: skip
     input_size, num_classes = data_sizes(splits)
+    splits, scaling = prepare_inputs(splits, data_name, standardize, verbose=progress)
+    epochs, batch_size = training_defaults(len(splits.train[1]), data_name, epochs=epochs,
+                                           batch_size=batch_size, verbose=progress)  # fmt: skip
     given = {"hidden_size": hidden, "noise_form": noise_form, "learn_step": learn_step}
     overrides = {k: v for k, v in given.items() if v is not None}
     base = preset(preset_name, input_size=input_size, num_classes=num_classes, **overrides)
-    if dt is None:
-        base = default_dt(base, splits.train[0].shape[1])
-    else:
-        base = base.replace(dt=dt)
+    base = default_dt(base, splits.train[0].shape[1]) if dt is None else base.replace(dt=dt)
     cfgs = [base.replace(sigma_add=a, sigma_mult=m) for a, m in levels]
     lr = default_learning_rate(preset_name, data_name) if learning_rate is None else learning_rate
-    batch_size = min(batch_size, len(splits.train[0]))
-    print(f"study: {preset_name} on {data_name}, {len(cfgs)} noise levels x {len(seeds)} seeds "
-          f"= {len(cfgs) * len(seeds)} members in one ensemble", flush=True)  # fmt: skip
+    _stage(progress, f"study: {preset_name} on {data_name}, {len(cfgs)} noise levels x "
+                     f"{len(seeds)} seeds = {len(cfgs) * len(seeds)} members in one ensemble, "
+                     f"{epochs} epochs of batch {batch_size}")  # fmt: skip
     params, history = fit_ensemble(
         cfgs, splits.train, seeds=list(seeds), epochs=epochs, batch_size=batch_size,
         learning_rate=lr, validation=splits.validation, checkpoint_dir=out / "checkpoints",
         log_path=out / "log.jsonl", resume=resume, progress=progress, on_divergence="freeze",
     )  # fmt: skip
+    _stage(progress, f"study: training done ({time.perf_counter() - t0:.0f} s so far)")
     diverged = _diverged(history, cfgs, list(seeds))
     _members_at_chance(history, cfgs, seeds, splits.validation[1])
     flat = plateau(history)
@@ -745,21 +824,32 @@ def study(
         print(f"warning: validation accuracy was still rising before the decay (+"
               f"{100 * flat['late_gain']:.1f} points over the last quarter of the epochs): "
               "raise --epochs until it plateaus.", flush=True)  # fmt: skip
-    rows = robustness_study(params, cfgs, list(seeds), tuple(splits.test),
+    rows = robustness_study(params, cfgs, list(seeds), splits.test,
                             key=jax.random.key(perturbation_seed), perturbations=perturbations,
-                            out_dir=out, inference_draws=inference_draws)  # fmt: skip
+                            out_dir=out, inference_draws=inference_draws,
+                            progress=progress)  # fmt: skip
     seconds = time.perf_counter() - t0
     setup = {"preset": preset_name, "data": data_name, "levels": [list(p) for p in levels],
              "seeds": list(seeds), "epochs": epochs, "batch_size": batch_size,
              "learning_rate": lr, "config": base.to_dict(), "perturbation_seed": perturbation_seed,
-             "best_epoch": history["best_epoch"], "diverged": diverged, "plateau": flat,
-             "inference_draws": inference_draws, "seconds": seconds}  # fmt: skip
+             "input_scaling": scaling_json(scaling), "best_epoch": history["best_epoch"],
+             "diverged": diverged, "plateau": flat, "inference_draws": inference_draws,
+             "seconds": seconds}  # fmt: skip
     atomic_write_text(out / "study_setup.json", json.dumps(setup, indent=1) + "\n")
-    print(study_markdown(rows))
+    verdicts = study_verdicts(rows)
+    print(study_markdown(rows, verdicts=False))
+    print("\n".join(["verdict (difference to the deterministic twin, paired by seed):"]
+                    + [f"  {line}" for line in verdicts]))  # fmt: skip
     print(f"study finished in {seconds:.0f} s; written to {out}/ (study.json, study.md, "
-          "study.png, study_setup.json)")  # fmt: skip
-    return {"rows": rows, "cfgs": cfgs, "seeds": list(seeds), "history": history,
-            "seconds": seconds, "params": params}  # fmt: skip
+          "study.png, study_accuracies.csv, study_setup.json)")  # fmt: skip
+    return {"rows": rows, "verdicts": verdicts, "cfgs": cfgs, "seeds": list(seeds),
+            "history": history, "seconds": seconds, "params": params}  # fmt: skip
+
+
+def _stage(progress: bool, message: str) -> None:
+    """One line per stage of a pipeline, in the log (stdout, flushed)."""
+    if progress:
+        print(message, flush=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -801,14 +891,17 @@ def confirm(
     rows = _study_rows(confirmation)
     out = {sel: confirm_rows(picked, rows, select=sel) for sel in ("holm", "interval")}
     atomic_write_text(Path(confirmation) / "confirm.json", json.dumps(out, indent=1) + "\n")
+    n = min((r["n"] for r in rows), default=MIN_SEEDS)  # the confirmation study's seeds
     for sel, found in out.items():
         print(f"picked by {sel}: {len(found)}")
         for r in found:
+            iv = interval_text(r["diff_mean"], r["diff_ci_low"], r["diff_ci_high"], n,
+                               signed=True)  # fmt: skip
             print(f"  {r['perturbation']} {r['level']:g}: discovery "
-                  f"{100 * r['discovery_diff_mean']:+.1f}, confirmation "
-                  f"{100 * r['diff_mean']:+.1f} [{100 * r['diff_ci_low']:+.1f}, "
-                  f"{100 * r['diff_ci_high']:+.1f}], Holm p {r['p_holm']:.2g}, "
-                  f"confirmed {r['confirmed']}")  # fmt: skip
+                  f"{100 * r['discovery_diff_mean']:+.1f}, confirmation {iv}, Holm p "
+                  f"{r['p_holm']:.2g}, confirmed {r['confirmed']}")  # fmt: skip
+    if any(out.values()) and (note := interval_legend(n)):
+        print(note)
     return out
 
 

@@ -5,30 +5,38 @@ results (``noisy_dyn._study``'s module docstring has the method).
 The plot imports matplotlib when called; importing this module does not.
 """
 
+from ._study import ACCURACIES_FILE as ACCURACIES_FILE
 from ._study import STUDY_PERTURBATIONS as STUDY_PERTURBATIONS
+from ._study import accuracies_csv as accuracies_csv
 from ._study import confirm_rows as confirm_rows
 from ._study import evaluate_members as evaluate_members
 from ._study import inference_config as inference_config
 from ._study import inference_key as inference_key
 from ._study import perturbation_key as perturbation_key
 from ._study import plot_study as plot_study
+from ._study import read_accuracies as read_accuracies
 from ._study import robustness_study as robustness_study
 from ._study import stochastic_logits as stochastic_logits
 from ._study import study_markdown as study_markdown
 from ._study import study_rows as study_rows
+from ._study import study_verdicts as study_verdicts
 from ._study import write_study as write_study
 
 __all__ = [
+    "ACCURACIES_FILE",
     "STUDY_PERTURBATIONS",
+    "accuracies_csv",
     "confirm_rows",
     "evaluate_members",
     "inference_config",
     "inference_key",
     "perturbation_key",
     "plot_study",
+    "read_accuracies",
     "robustness_study",
     "stochastic_logits",
     "study_markdown",
     "study_rows",
+    "study_verdicts",
     "write_study",
 ]

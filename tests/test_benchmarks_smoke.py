@@ -53,7 +53,8 @@ def test_profile_breakdown_counts_the_step_loops():
 
 def test_compress_study_reads_a_train_run_and_matches_the_closed_form(tmp_path):
     """``benchmarks.basis_compress_study`` on a tiny ``python -m basis_ode train`` run: the
-    projection's theta(t) error on the grid equals ``compression_residual`` (closed form), and
+    projection's theta(t) error of the parameters on the grid equals ``compression_residual``
+    over the parameters (closed form), and
     for piecewise-constant K = 2 -> 1 interpolation's error is twice it (the picked value
     differs from the mean by the half-difference, the mean by the same: |a - b|^2 / 2 against
     |a - b|^2 / 4 per unit)."""
@@ -70,9 +71,10 @@ def test_compress_study_reads_a_train_run_and_matches_the_closed_form(tmp_path):
                 "--out", str(out)])  # fmt: skip
     res = json.loads((out / "study.json").read_text())
     (row,) = res["rows"]
-    assert row["residual"] > 0
-    assert row["theta_err_project"] == pytest.approx(row["residual"], rel=1e-6)
-    assert row["theta_err_interpolate"] == pytest.approx(2 * row["residual"], rel=1e-6)
+    assert row["residual"] > 0 and row["residual_params"] > 0
+    assert row["theta_err_project"] == pytest.approx(row["residual_params"], rel=1e-6)
+    assert row["theta_err_interpolate"] == pytest.approx(2 * row["residual_params"], rel=1e-6)
+    assert res["split"] == "validation"
     assert 0.0 <= row["acc_project_n2"] <= 1.0 and "| 1 |" in (out / "study.md").read_text()
 
 

@@ -1,11 +1,12 @@
 """Your own data, end to end: files in the formats users have (npz with and without lengths, UCR
-text, a ``.ts`` file converted to npz, short and long series) through every command line, on
-tiny sizes.
+text, multivariate variable-length ``.ts`` files, short and long series) through every command
+line, on tiny sizes.
 
 What each test checks against something independent: the clean accuracy every command reports
-equals ``noisy_dyn.accuracy`` of the saved model on the test split read with its lengths; the
-default step equals the documented rule ``dt x 784 / T``; refusals name what the model expects
-and what was given; piped logs hold no carriage return.
+equals ``noisy_dyn.accuracy`` of the saved model on the test split read with its lengths (and
+standardised with the statistics stored in the model file); the default step equals the
+documented rule ``dt x 784 / T``; refusals name what the model expects and what was given;
+piped logs hold no carriage return.
 """
 
 from __future__ import annotations
@@ -57,10 +58,11 @@ def _plain_npz(path, *, n_train=40, n_test=16, T=12, classes=2, seed=0):
 
 
 def _test_accuracy(run, data):
-    """The saved model's accuracy on the npz's test split, read with its lengths."""
-    params, cfg = noisy_dyn.load_model(run / "model.npz")
-    xs, ys, *rest = noisy_dyn.data.load_npz(data).test
-    return noisy_dyn.accuracy(params, xs, ys, cfg, lengths=rest[0] if rest else None)
+    """The saved model's accuracy on the npz's test split, read with its lengths and
+    standardised as the model file says."""
+    params, cfg, scaling = noisy_dyn.load_model(run / "model.npz", with_scaling=True)
+    test = noisy_dyn.data.load_npz(data).test
+    return noisy_dyn.accuracy(params, test if scaling is None else scaling.apply(test), cfg)
 
 
 # --------------------------------------------------------------------------------------------
@@ -81,8 +83,8 @@ def test_train_then_robustness_clean_accuracy_uses_lengths(tmp_path, capsys):
     table = json.loads((rob / "robustness.json").read_text())
     assert table["clean"]["run"] == pytest.approx(result["test_accuracy"], abs=1e-12)
     # the lengths matter on this file: read at step T, the predictions differ
-    params, cfg = noisy_dyn.load_model(run / "model.npz")
-    xs, _, ls = noisy_dyn.data.load_npz(data).test
+    params, cfg, scaling = noisy_dyn.load_model(run / "model.npz", with_scaling=True)
+    xs, _, ls = scaling.apply(noisy_dyn.data.load_npz(data).test)
     at_length = np.asarray(experiments_logits(params, xs, cfg, ls))
     at_end = np.asarray(noisy_dyn.apply(params, xs, cfg))
     assert not np.allclose(at_length, at_end, atol=1e-3)
@@ -101,7 +103,10 @@ def test_study_clean_accuracy_of_every_member_uses_lengths(tmp_path, capsys):
         epochs=1, batch_size=8, hidden=4, kinds=["gaussian"], out=tmp_path / "study",
         progress=False,
     )  # fmt: skip
-    xs, ys, ls = noisy_dyn.data.load_npz(data).test
+    setup = json.loads((tmp_path / "study" / "study_setup.json").read_text())
+    scaling = noisy_dyn.data.InputScaling(*(np.asarray(setup["input_scaling"][k])
+                                            for k in ("mean", "scale")))  # fmt: skip
+    xs, ys, ls = scaling.apply(noisy_dyn.data.load_npz(data).test)
     params = run["params"]
     for c, cfg in enumerate(run["cfgs"]):
         accs = []
@@ -215,52 +220,31 @@ def test_ucr_text_and_nan_padded_files(tmp_path, capsys):
     assert "lengths_train" in capsys.readouterr().err
 
 
-def _read_ts(path):
-    """A minimal reader of a univariate sktime/aeon ``.ts`` file (docs/own_data.md): the
-    series after ``@data``, ``v1,v2,...:label`` one per line, of any length."""
-    series, labels, started = [], [], False
-    for line in open(path):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.lower() == "@data":
-            started = True
-        elif started:
-            values, label = line.rsplit(":", 1)
-            series.append(np.array(values.split(","), dtype=np.float32))
-            labels.append(label)
-    return series, labels
-
-
-def test_ts_file_converted_to_npz_with_lengths(tmp_path, capsys):
+def test_multivariate_ts_files_of_any_length_train_and_evaluate(tmp_path, capsys):
+    """.ts files as the UEA/UCR archive writes them (12 features, lengths 4..14, labels 1..3)
+    through --data ts: the reported accuracy is the saved model's on the test file, read with
+    its lengths and standardised as stored."""
     rng = np.random.default_rng(2)
-    parts = {}
-    for part, n in (("TRAIN", 32), ("TEST", 12)):
-        lines = ["@problemName toy", "@univariate true", "@classLabel true a b", "@data"]
+    for part, n in (("TRAIN", 36), ("TEST", 12)):
+        lines = ["@problemName toy", "@univariate false", "@dimensions 3", "@equalLength false",
+                 "@classLabel true 1 2 3", "@data"]  # fmt: skip
         for i in range(n):
-            label = "ab"[i % 2]
-            values = (1.0 if label == "b" else -1.0) + 0.2 * rng.normal(size=rng.integers(4, 15))
-            lines.append(",".join(f"{v:.3f}" for v in values) + f":{label}")
+            label = 1 + i % 3
+            x = 100.0 * label + rng.normal(size=(rng.integers(4, 15), 3))
+            lines.append(":".join(",".join(f"{v:.4f}" for v in x[:, d]) for d in range(3))
+                         + f":{label}")  # fmt: skip
         (tmp_path / f"toy_{part}.ts").write_text("\n".join(lines) + "\n")
-        parts[part] = _read_ts(tmp_path / f"toy_{part}.ts")
-    classes = sorted(set(parts["TRAIN"][1]))
-    T = max(len(s) for series, _ in parts.values() for s in series)
-    arrays = {}
-    for part, key in (("TRAIN", "train"), ("TEST", "test")):
-        series, labels = parts[part]
-        x = np.zeros((len(series), T, 1), np.float32)
-        for i, s in enumerate(series):
-            x[i, : len(s), 0] = s
-        arrays |= {f"x_{key}": x, f"y_{key}": np.array([classes.index(c) for c in labels]),
-                   f"lengths_{key}": np.array([len(s) for s in series])}  # fmt: skip
-    np.savez(tmp_path / "toy.npz", **arrays)
     run = tmp_path / "run"
-    toy = str(tmp_path / "toy.npz")
-    assert main(["train", "--preset", "nrnn_ito", "--data", "npz", "--data-path", toy,
-                 "--epochs", "1", "--out", str(run), *TINY]) == 0  # fmt: skip
+    assert main(["train", "--preset", "nrnn_ito", "--data", "ts", "--data-path",
+                 str(tmp_path / "toy_TRAIN.ts"), "--epochs", "1", "--out", str(run),
+                 *TINY]) == 0  # fmt: skip
     result = json.loads((run / "result.json").read_text())
+    assert result["config"]["input_size"] == 3 and result["config"]["num_classes"] == 3
+    params, cfg, scaling = noisy_dyn.load_model(run / "model.npz", with_scaling=True)
+    test = noisy_dyn.data.load_ts(tmp_path).test
+    assert test.lengths is not None and test.features == 3
     assert result["test_accuracy"] == pytest.approx(
-        _test_accuracy(run, tmp_path / "toy.npz"), abs=1e-12
+        noisy_dyn.accuracy(params, scaling.apply(test), cfg), abs=1e-12
     )
 
 
@@ -379,8 +363,11 @@ def test_cli_small_fixes(tmp_path, capsys):
     row = {"sigma_add": 0.1, "sigma_mult": 0.1, "perturbation": "clean", "level": 0.0,
            "mean": 0.9, "ci_low": 0.9, "ci_high": 0.9, "n": 1, "diff_mean": 0.05,
            "diff_ci_low": 0.05, "diff_ci_high": 0.05, "p_holm": 1.0}  # fmt: skip
-    assert "**" not in study_markdown([row]).split("\n\n")[0]  # one seed: no bold interval
-    assert "**" in study_markdown([row | {"n": 2}]).split("\n\n")[0]
+    for n in (1, 2):  # one or two seeds: no interval, so never bold
+        table = study_markdown([row | {"n": n}], verdicts=False).split("\n\n")[0]
+        assert "**" not in table and f"({n} seed" in table
+    table = study_markdown([row | {"n": 3}], verdicts=False).split("\n\n")[0]
+    assert "**+5.0 [+5.0, +5.0]†**" in table  # three seeds: a marked interval
 
 
 def test_piped_logs_hold_no_carriage_return(tmp_path):

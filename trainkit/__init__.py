@@ -30,6 +30,10 @@ from ._formats import sha256_file as sha256_file
 from ._model_files import load_model_file as load_model_file
 from ._model_files import save_model_file as save_model_file
 from ._model_files import write_if_changed as write_if_changed
+from ._sequences import Sequences as Sequences
+from ._ts import TsFile as TsFile
+from ._ts import read_ts as read_ts
+from ._sequences import as_sequences as as_sequences
 from ._splits import split_off_validation as split_off_validation
 from ._splits import split_three as split_three
 from ._tables import markdown_table as markdown_table
@@ -69,6 +73,7 @@ from ._signals import TrainingInterrupted as TrainingInterrupted
 # --- end engine ---
 
 # --- checks of a run's data against its model (trainkit._data_checks) ---
+from ._data_checks import LOSS_ALARM as LOSS_ALARM
 from ._data_checks import at_chance as at_chance
 from ._data_checks import chance_level as chance_level
 from ._data_checks import label_space as label_space
@@ -78,11 +83,16 @@ from ._data_checks import label_space as label_space
 # --- statistics over seeds (trainkit._stats) ---
 # isort: split
 from ._stats import CONFIDENCE as CONFIDENCE
+from ._stats import MIN_SEEDS as MIN_SEEDS
+from ._stats import MIN_SEEDS_SHOWN as MIN_SEEDS_SHOWN
 from ._stats import N_BOOTSTRAP as N_BOOTSTRAP
 from ._stats import N_PERMUTATIONS as N_PERMUTATIONS
 from ._stats import Interval as Interval
 from ._stats import bootstrap_mean as bootstrap_mean
 from ._stats import holm as holm
+from ._stats import interval_heading as interval_heading
+from ._stats import interval_legend as interval_legend
+from ._stats import interval_text as interval_text
 from ._stats import paired_difference as paired_difference
 from ._stats import resample_counts as resample_counts
 from ._stats import sign_flip_p_value as sign_flip_p_value
@@ -118,11 +128,17 @@ __all__ = [
     "fsync_dir",
     "holm",
     "Interval",
+    "interval_heading",
+    "interval_legend",
+    "interval_text",
     "label_space",
     "list_checkpoints",
     "load_latest_checkpoint",
     "load_model_file",
+    "LOSS_ALARM",
     "markdown_table",
+    "MIN_SEEDS",
+    "MIN_SEEDS_SHOWN",
     "N_BOOTSTRAP",
     "N_PERMUTATIONS",
     "padded_batches",
@@ -131,12 +147,15 @@ __all__ = [
     "read_cifar_batch",
     "read_classification_npz",
     "read_idx",
+    "read_ts",
     "resample_counts",
     "restricted_load",
     "run_command",
     "RunFolderLocked",
     "RunLock",
     "save_model_file",
+    "Sequences",
+    "as_sequences",
     "set_aside",
     "Settings",
     "sha256_file",
@@ -149,6 +168,7 @@ __all__ = [
     "TrainingDiverged",
     "TrainingInterrupted",
     "TrainOptions",
+    "TsFile",
     "use_cpu_devices",
     "write_if_changed",
 ]

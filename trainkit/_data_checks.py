@@ -5,6 +5,7 @@
 - :func:`chance_level` and :func:`at_chance`: is a validation accuracy within noise of always
   predicting the majority class?
 - :func:`small_validation`: is a validation split too small to rank epochs?
+- :func:`loss_alarm`: is a training loss far above the loss of a chance-level guess?
 - :func:`progress_bar`: a tqdm bar on a terminal only (no carriage returns in piped logs).
 """
 
@@ -20,10 +21,12 @@ import numpy as np
 from ._cli import CLIError
 
 __all__ = [
+    "LOSS_ALARM",
     "MIN_VALIDATION",
     "at_chance",
     "chance_level",
     "label_space",
+    "loss_alarm",
     "progress_bar",
     "small_validation",
 ]
@@ -135,3 +138,30 @@ def progress_bar(enabled: bool, **tqdm_options: Any) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(**tqdm_options)
+
+
+LOSS_ALARM = 100.0
+"""A training loss above this many times the chance level's (``log C`` for ``C`` classes: the
+cross-entropy of a uniform guess) is announced (:func:`loss_alarm`). Learning never needs it:
+even a model that predicts the wrong class with certainty 0.9999 costs only ``log 10^4 = 9.2``;
+losses of millions come from a recursion that blows up (a step too large for the cell) or from
+inputs of large scale."""
+
+
+def loss_alarm(losses: list, chance_loss: float, factor: float = LOSS_ALARM) -> str | None:
+    """A one-line warning when the last epoch's training loss (a list over members with
+    several) is the first to exceed ``factor * chance_loss``; None otherwise, and for every
+    later epoch (a run is warned once)."""
+    last = np.atleast_1d(np.asarray(losses[-1], dtype=float))
+    before = [np.max(np.atleast_1d(np.asarray(v, dtype=float))) for v in losses[:-1]]
+    limit = factor * chance_loss
+    high = last > limit
+    if not high.any() or any(b > limit for b in before):
+        return None
+    worst = float(np.max(last))
+    who = "" if last.size == 1 else f" of {int(high.sum())} of {last.size} members"
+    ratio = worst / chance_loss
+    return (
+        f"the training loss{who} after epoch {len(losses)} is {worst:.6g}, {ratio:.3g} times "
+        f"the {chance_loss:.3g} of a chance-level guess; training is not learning."
+    )

@@ -61,6 +61,7 @@ import dataclasses
 import functools
 import logging
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -83,6 +84,7 @@ from ._checkpoint import (
     resume_point,
     run_state_sha256,
 )
+from ._data_checks import LOSS_ALARM, loss_alarm
 from ._errors import TrainingDiverged
 from ._history import append_epoch, empty_history, history_jsonl
 from ._lock import RunLock
@@ -126,6 +128,10 @@ class Task(Protocol):
 
     def diverged_hint(self) -> str: ...
 
+    # Optional, to warn about a training loss far above the chance level's (:func:`_check_loss`):
+    #   chance_loss: float        (e.g. log C for C classes)
+    #   loss_hint(members) -> str (the likely causes, named for the package's model; members:
+    #                              the indices of the members concerned, None without members)
     # Optional, to resume checkpoints of the package's earlier formats (:func:`_upgrade_of`):
     #   legacy_fingerprint(stored: dict) -> dict | None
     #   upgrade(meta: dict, state: dict, best: Any) -> tuple[dict, dict, Any]
@@ -625,6 +631,23 @@ def _end_epoch(task: Task, run: Run, s: Settings) -> None:
     _mark(run, "training")
     entry["seconds"] = time.perf_counter() - run.epoch_t0
     append_epoch(run.history, entry)
+    _check_loss(task, run.history)
+
+
+def _check_loss(task: Task, history: dict) -> None:
+    """Warn, once a run, when the epoch's training loss first exceeds
+    :data:`trainkit.LOSS_ALARM` times the task's ``chance_loss`` (tasks without one: no check)."""
+    chance = getattr(task, "chance_loss", None)
+    losses = history.get("train_loss") or []
+    if chance is None or not losses:
+        return
+    message = loss_alarm(losses, float(chance))
+    if message:
+        last = np.asarray(losses[-1], dtype=float)
+        members = None if last.ndim == 0 else np.flatnonzero(last > LOSS_ALARM * chance).tolist()
+        hint = getattr(task, "loss_hint", None)
+        message += " " + (hint(members) if hint is not None else task.diverged_hint())
+        print("warning: " + message, file=sys.stderr, flush=True)
 
 
 def _epoch(task, run: Run, data, s: Settings, mesh, store, fingerprint, bar) -> None:

@@ -258,21 +258,23 @@ def _with_option_docs(doc: str, exclude: Sequence[str]) -> str:
 def add_train_flags(
     parser: argparse.ArgumentParser,
     *,
-    epochs: int,
-    batch_size: int,
+    epochs: int | None,
+    batch_size: int | None,
     learning_rate: float | None,
     lr_help: str = "learning rate",
     seed_help: str = "seed of init, noise and data order",
     batch_help: str = "global batch size",
     checkpoint_every: bool = True,
+    epochs_help: str = "number of epochs",
 ) -> None:
     """Add the training flags both command lines share, with this command's defaults.
 
     ``--epochs``, ``--batch-size``, ``--lr``, ``--seed`` and (``checkpoint_every``)
     ``--checkpoint-every``; :func:`cli_train_options` reads them back with ``--no-resume`` and
-    ``--quiet`` (``trainkit.add_run_flags``).
+    ``--quiet`` (``trainkit.add_run_flags``). A default of None leaves the choice to the command
+    (e.g. from the data).
     """
-    parser.add_argument("--epochs", type=int, default=epochs, help="number of epochs")
+    parser.add_argument("--epochs", type=int, default=epochs, help=epochs_help)
     parser.add_argument("--batch-size", type=int, default=batch_size, help=batch_help)
     parser.add_argument("--lr", type=float, default=learning_rate, help=lr_help)
     parser.add_argument("--seed", type=int, default=0, help=seed_help)

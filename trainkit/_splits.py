@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ._sequences import Sequences
 from ._validate import ArgumentTypeError, check_int
 
 
@@ -105,12 +106,15 @@ def split_off_fraction(
     return split_off_validation(arrays, seed=seed, val_size=int(round(val_fraction * n)))
 
 
-def limit(split: tuple[np.ndarray, ...], limit: int | None) -> tuple[np.ndarray, ...]:
-    """The first ``limit`` examples of every array of ``split`` (all of them for None)."""
+def limit(split: Any, limit: int | None) -> Any:
+    """The first ``limit`` examples of every array of ``split`` (all of them for None); a
+    :class:`trainkit.Sequences` stays one."""
     if limit is None:
         return split
     if isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 1:
         raise ValueError(f"limit must be a positive int or None, got {limit!r}.")
+    if isinstance(split, Sequences):
+        return split.take(slice(None, limit))
     return tuple(a[:limit] for a in split)
 
 

@@ -16,12 +16,16 @@ Groups:
 - command line (``trainkit._cli``): ``check_positive``, ``default_out``, ``parse_ints``,
   ``parse_names``, ``restart_with_huge_pages``;
 - data files (``trainkit._formats``, ``trainkit._splits``): ``check_sha256``, ``read_zip_member``,
-  ``read_idx_pair``, ``read_cifar_folder``, ``check_fraction``, ``limit_splits``;
+  ``read_idx_pair``, ``read_cifar_folder``, ``check_fraction``, ``limit_splits``; of ``.ts``
+  files (``trainkit._ts``): ``label_order``, ``pad_series``;
 - model files (``trainkit._model_files``): ``check_fields``;
 - run records (``trainkit._run_record``): ``read_run_record``, ``check_record_fields``,
   ``check_training_data`` (a run's ``result.json`` checked against its model and data);
 - several processes (``trainkit._cluster``): ``add_cluster_flags``, ``start_cluster``,
   ``EXIT_PEER_LOST``;
+- sequence data (``trainkit._sequences``): ``padding_problem`` (right-padding whose lengths were
+  dropped), ``takes_sequences`` (a function of ``xs, ys`` also called with one
+  :class:`trainkit.Sequences`);
 - run data (``trainkit._data_checks``): ``small_validation``, ``MIN_VALIDATION``, and
   ``progress_bar`` (a tqdm bar on a terminal only);
 - training options (``trainkit._options``): ``takes_train_options``, the decorator that gives a
@@ -55,8 +59,12 @@ from ._options import takes_train_options as takes_train_options
 from ._run_record import check_record_fields as check_record_fields
 from ._run_record import check_training_data as check_training_data
 from ._run_record import read_run_record as read_run_record
+from ._sequences import padding_problem as padding_problem
+from ._sequences import takes_sequences as takes_sequences
 from ._splits import check_fraction as check_fraction
 from ._splits import limit_splits as limit_splits
+from ._ts import label_order as label_order
+from ._ts import pad_series as pad_series
 from ._validate import ArgumentTypeError as ArgumentTypeError
 from ._validate import LabelGapWarning as LabelGapWarning
 from ._validate import check_finite as check_finite
@@ -88,8 +96,11 @@ __all__ = [
     "check_training_data",
     "compiled_step",
     "default_out",
+    "label_order",
     "limit_splits",
+    "pad_series",
     "parse_ints",
+    "padding_problem",
     "parse_names",
     "progress_bar",
     "read_cifar_folder",
@@ -99,6 +110,7 @@ __all__ = [
     "restart_with_huge_pages",
     "small_validation",
     "start_cluster",
+    "takes_sequences",
     "takes_train_options",
     "to_host",
 ]

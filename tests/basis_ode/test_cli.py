@@ -46,10 +46,17 @@ def test_demo_writes_table_and_plots(tmp_path):
     assert len(trained) == 1 and len(halved) == 1
     # compressing K = 2 -> 1 removes exactly one coefficient set of every ODE unit
     assert trained[0]["params"] - halved[0]["params"] == _unit_params(2)
-    # the table's accuracy of the trained model equals an evaluation done here
-    xs, ys = res["splits"].test
+    # the table is scored on the validation split (K and steps are chosen there) and says so;
+    # its accuracy of the trained model equals an evaluation of the validation split done here
+    assert json.loads((out / "sweep.json").read_text())["meta"]["split"] == "validation"
+    xs, ys = res["splits"].validation
     expected = accuracy(res["model"], res["variables"], xs, ys, n_steps=2)
     assert trained[0]["accuracy"] == pytest.approx(expected, abs=1e-9)
+    # the test split gives one number, the trained model's, in summary.json
+    xs, ys = res["splits"].test
+    assert summary["test_accuracy"] == pytest.approx(
+        accuracy(res["model"], res["variables"], xs, ys), abs=1e-9
+    )
     assert 0.0 <= halved[0]["accuracy"] <= 1.0 and halved[0]["latency_s"] > 0
 
 
@@ -75,11 +82,19 @@ def test_train_then_compress_commands(tmp_path):
          "--out", str(tmp_path / "c")]
     )  # fmt: skip
     by_k = {(r["K"], r["compressed"]): r for r in rows}
-    assert by_k[(1, False)]["accuracy"] == pytest.approx(result["test_accuracy"], abs=1e-9)
+    # scored on the validation split by default (K and steps are chosen there), and it says so
+    vx, vy = basis_ode.data.load_digits(seed=0).validation
+    val = accuracy(model, variables, vx[:64], vy[:64])
+    assert by_k[(1, False)]["accuracy"] == pytest.approx(val, abs=1e-9)
     # K = 1 -> 2 is an exact re-expansion (the function is in the target space): same outputs
-    assert by_k[(2, True)]["accuracy"] == pytest.approx(result["test_accuracy"], abs=1e-9)
+    assert by_k[(2, True)]["accuracy"] == pytest.approx(val, abs=1e-9)
     assert by_k[(2, True)]["params"] - by_k[(1, False)]["params"] == _unit_params(2)
-    assert (tmp_path / "c" / "sweep.json").exists()
+    sweep = json.loads((tmp_path / "c" / "sweep.json").read_text())
+    assert sweep["meta"]["split"] == "validation"
+    assert "of the validation split" in (tmp_path / "c" / "sweep.md").read_text()
+    rows = main(["compress", "--run", str(run), "--Ks", "2", "--n-steps-list", "1", "--limit",
+                 "64", "--split", "test", "--out", str(tmp_path / "t")])  # fmt: skip
+    assert rows[0]["accuracy"] == pytest.approx(result["test_accuracy"], abs=1e-9)
 
 
 def test_tag_command_on_the_synthetic_task(tmp_path):
@@ -91,9 +106,43 @@ def test_tag_command_on_the_synthetic_task(tmp_path):
     ks = [r["K"] for r in result["rows"]]
     assert ks == [2, 1]
     assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in result["rows"])
+    assert all(0.0 <= r["val_accuracy"] <= 1.0 for r in result["rows"])
+    assert (result["K"], result["width"], result["refine_at"], result["tag_column"]) == (
+        2,
+        8,
+        [],
+        None,
+    )
     assert np.isfinite(result["val_accuracy"]).all()
     model, _ = basis_ode.load_model(tmp_path / "model.npz")
     assert type(model) is basis_ode.ODETransformerTagger and model.width == 8
+
+
+def test_tag_command_reads_upos_when_xpos_is_empty_and_records_the_model(tmp_path, capsys):
+    """On CoNLL-U files whose XPOS is '_' throughout, `tag` trains on UPOS (it used to train on
+    the one tag '_' and report 100 %), says so, and result.json records K, width and the
+    refinement schedule; forcing XPOS is refused in one line."""
+    from .test_data import CONLLU, _upos_only
+
+    paths = [tmp_path / f"{p}.conllu" for p in ("train", "dev", "test")]
+    for p in paths:
+        p.write_text(_upos_only(CONLLU * 6))
+    out = tmp_path / "run"
+    result = main(["tag", "--conllu", *map(str, paths), "--K", "1", "--n-steps", "1",
+                   "--refine-at", "1", "--width", "8", "--epochs", "2", "--batch-size", "4",
+                   "--warmup", "2", "--compress-to", "1", "--out", str(out)])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "tag column upos: the xpos column of" in printed and "5 tags" in printed
+    stored = json.loads((out / "result.json").read_text())
+    assert stored == result
+    assert (stored["tag_column"], stored["num_tags"]) == ("upos", 5)
+    assert (stored["K_start"], stored["refine_at"], stored["width"]) == (1, [1], 8)
+    assert stored["K"] == stored["rows"][0]["K"] in (1, 2)  # the best epoch's K: 1, or 2 after
+    assert all(0.0 <= r["val_accuracy"] <= 1.0 for r in stored["rows"])
+    assert main(["tag", "--conllu", *map(str, paths), "--tag-column", "xpos", "--epochs", "1",
+                 "--out", str(tmp_path / "x"), "--quiet"]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert "has the tag '_'" in err and "--tag-column upos" in err and "\n" not in err
 
 
 def test_help_documents_full_size_gpu_commands(capsys):

@@ -252,15 +252,42 @@ def test_expansions_survive_jit_vmap_optax_and_orbax(trained, tmp_path):
 def _residual_by_quadrature(v, src, dst, n=4000):
     """||theta - P theta||^2 / ||theta||^2 with P theta = argmin over span(dst), by sampling
     theta on a fine grid and a float64 least-squares fit (independent of the Gram matrices)."""
+    return _quadrature_over(v, src, dst, ("params",), n)
+
+
+def _quadrature_over(v, src, dst, collections, n=4096):
     t = (np.arange(n) + 0.5) / n
     Ps = np.stack([src._values_at(float(s), 1) for s in t])
     Pd = np.stack([dst._values_at(float(s), 1) for s in t])
     lost = total = 0.0
-    for leaf in _block_leaves({"params": v["params"]}).values():
+    for leaf in _block_leaves({c: v[c] for c in collections}).values():
         theta = Ps @ leaf.reshape(src.K, -1)
         fit = Pd @ np.linalg.lstsq(Pd, theta, rcond=None)[0]
         lost, total = lost + np.sum((theta - fit) ** 2), total + np.sum(theta**2)
     return lost / total
+
+
+def test_compression_residual_counts_the_batch_statistics_by_default(trained):
+    """By default r measures every collection: the statistics' theta(t) error enters with the
+    parameters' (a fine-grid least-squares fit over both collections gives the same r), and a
+    model whose weights are smooth in depth but whose statistics are not has r > 0."""
+    v, _ = trained
+    assert set(v) == {"params", "batch_stats"}
+    dst = PiecewiseConstant(K // 2)
+    both = _quadrature_over(v, basis_of(v), dst, ("params", "batch_stats"))
+    assert compression_residual(v, dst) == pytest.approx(both, rel=1e-3)
+    assert compression_residual(v, dst, collections=("params", "batch_stats")) == (
+        pytest.approx(compression_residual(v, dst), rel=1e-12)
+    )
+    smooth_params = refine_variables(compress(v, dst))[0]["params"]
+    mixed = {"params": smooth_params, "batch_stats": v["batch_stats"]}
+    assert compression_residual(mixed, dst, collections=("params",)) < 1e-12
+    r_stats = _quadrature_over(mixed, basis_of(mixed), dst, ("batch_stats",))
+    assert r_stats > 0.01  # the fixture's statistics differ layer by layer
+    assert compression_residual(mixed, dst) == pytest.approx(
+        _quadrature_over(mixed, basis_of(mixed), dst, ("params", "batch_stats")), rel=1e-3
+    )
+    assert compression_residual(mixed, dst) > 1e-3
 
 
 def test_compression_residual_is_the_projection_error(trained):
@@ -268,11 +295,11 @@ def test_compression_residual_is_the_projection_error(trained):
     fit; about 1 - K_dst/K_src for independent layers, 0 for theta already in span(dst)."""
     v, x = trained
     dst = PiecewiseConstant(K // 2)
-    r_indep = compression_residual(v, dst)
+    r_indep = compression_residual(v, dst, collections=("params",))
     assert r_indep == pytest.approx(_residual_by_quadrature(v, basis_of(v), dst), rel=1e-3)
     assert 0.3 < r_indep < 0.7  # independent N(0, 0.3^2) layers: about 1 - 2/4
     hat = Hat(3)
-    assert compression_residual(v, hat) == pytest.approx(
+    assert compression_residual(v, hat, collections=("params",)) == pytest.approx(
         _residual_by_quadrature(v, basis_of(v), hat), rel=1e-3
     )
     smooth, _ = refine_variables(compress(v, dst))  # pairs of equal layers

@@ -226,6 +226,42 @@ def test_load_ud_builds_vocab_from_train_and_pads(tmp_path):
     assert ud.train[0].dtype == np.int32
 
 
+def _upos_only(text: str) -> str:
+    """``text`` with every XPOS field blanked to ``_`` (as many UD treebanks ship)."""
+    lines = []
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if len(fields) == 10:
+            fields[4] = "_"
+        lines.append("\t".join(fields))
+    return "\n".join(lines) + "\n"
+
+
+def test_the_tag_column_is_chosen_when_one_is_empty_and_one_tag_is_refused(tmp_path):
+    paths = [tmp_path / f"{p}.conllu" for p in ("train", "dev", "test")]
+    for p in paths:
+        p.write_text(_upos_only(CONLLU))
+    column, why = data.tag_column(paths[0])
+    assert column == "upos" and "xpos column" in why and "'_' throughout" in why
+    ud = data.load_ud(*paths)  # auto: reads UPOS, not the single tag "_"
+    assert ud.column == "upos"
+    assert ud.tags == {"DET": 0, "NOUN": 1, "PART": 2, "PUNCT": 3, "VERB": 4}
+    tokens, tags, lengths = ud.train
+    inverse = {i: t for t, i in ud.tags.items()}
+    assert [inverse[int(t)] for t in tags[0, : lengths[0]]] == ["DET", "NOUN", "PART", "NOUN",
+                                                               "PUNCT"]  # fmt: skip
+    assert data.tag_column(CONLLU) == ("xpos", data.tag_column(CONLLU)[1])  # both filled
+    with pytest.raises(ValueError, match="every token of the xpos column has the tag '_'"):
+        data.load_ud(*paths, column="xpos")
+    blank = _upos_only(CONLLU)
+    for tag in ("NOUN", "DET", "PART", "PUNCT", "VERB"):
+        blank = blank.replace(f"\t{tag}\t", "\t_\t")
+    for p in paths:
+        p.write_text(blank)
+    with pytest.raises(ValueError, match="both tag columns"):
+        data.load_ud(*paths)
+
+
 def test_synthetic_tagging_needs_context():
     tokens, tags, lengths, vocab_size, num_tags = data.synthetic_tagging(1500, seed=0)
     assert tokens.shape == tags.shape == (1500, 12) and lengths.shape == (1500,)

@@ -3,6 +3,7 @@
 import hashlib
 import io
 import json
+import re
 import tarfile
 
 import jax.numpy as jnp
@@ -177,7 +178,14 @@ def test_study_end_to_end_on_a_synthetic_file(tmp_path, capsys):
     )
     d = [pick(r, 2, "project") - pick(r, 8, "trained") for r in per_seed]
     assert row["difference"]["mean"] == pytest.approx(np.mean(d))
-    assert (out / "results.md").read_text().startswith("Frequency baseline")
+    text = (out / "results.md").read_text()
+    assert text.startswith("Frequency baseline")
+    # two seeds: no "95 %" interval (the user saw `85.88 [85.88, 85.88]`), the legend says why
+    acc = row["accuracy"]
+    assert f"| {100 * acc['mean']:.2f} (2 seeds: no interval) |" in text
+    table_rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert not any(re.search(r"\d \[[+-]?\d", line) for line in table_rows)  # no interval
+    assert "is not a 95 % interval" in text
     assert (out / "accuracy.png").stat().st_size > 0
     # a second call reuses every finished run
     before = (out / "runs" / "direct_s0.json").read_text()

@@ -75,7 +75,8 @@ def test_demo_studies_both_forms_and_their_twins_are_one_model(tmp_path, capsys)
     assert levels["reference"] == {(0.0, 0.0), (0.03, 0.02), (0.06, 0.04)}
     assert levels["ito"] == {(0.0, 0.0), (0.05, 0.05), (0.1, 0.1)}
     headline = (out / "headline.md").read_text().splitlines()
-    assert len(headline) == 2 and "(2 seeds)" in headline[0]
+    assert len(headline) == 3 and "(2 seeds)" in headline[0]
+    assert headline[2].startswith("† An interval over fewer than 16 seeds is not a 95 %")
     assert (out / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert headline[1] in capsys.readouterr().out
 
@@ -115,7 +116,9 @@ def test_help_shows_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for default in ("--epochs EPOCHS number of epochs (default: 100)", "(default: 128)",
+    for default in ("--epochs EPOCHS epochs (default from the data, printed: 100 on MNIST",
+                    "--batch-size BATCH_SIZE batch size (default from the data, printed: 128 on",
+                    "--standardize {auto,on,off}", "(default: auto)",
                     "runs/noisy_dyn/<preset>_<data>", "--no-resume", "--quiet"):  # fmt: skip
         assert default in text
 
@@ -143,9 +146,9 @@ def test_npz_data_trains_resumes_and_refuses_other_settings(tmp_path, capsys):
     assert "outputs written to" in capsys.readouterr().out
     result = json.loads((out / "result.json").read_text())
     assert result["data"] == "npz" and result["config"]["input_size"] == 1
-    params, cfg = noisy_dyn.load_model(out / "model.npz")
+    params, cfg, scaling = noisy_dyn.load_model(out / "model.npz", with_scaling=True)
     splits = noisy_dyn.data.load_npz(data)  # the same split, read independently of the CLI
-    xs, ys, ls = splits.test
+    xs, ys, ls = scaling.apply(splits.test)  # standardised as stored with the model
     acc = noisy_dyn.accuracy(params, xs, ys, cfg, lengths=ls)
     assert result["test_accuracy"] == pytest.approx(acc, abs=1e-12)
     # The same command again: the run is complete, its outputs are left as they are.
@@ -159,7 +162,7 @@ def test_npz_data_trains_resumes_and_refuses_other_settings(tmp_path, capsys):
     line = _error(capsys)
     assert "hidden_size" in line and "4" in line and "5" in line and "--no-resume" in line
     assert main([*argv, "--no-resume"]) == 0
-    assert noisy_dyn.load_model(out / "model.npz")[1].hidden_size == 5
+    assert noisy_dyn.load_model(out / "model.npz", with_scaling=True)[1].hidden_size == 5
 
 
 def test_ucr_folder_trains(tmp_path, capsys):

@@ -22,7 +22,8 @@ TOPICS = {
     "random": {"standard_normal", "uniform", "sample_noise"},
     "study": {"STUDY_PERTURBATIONS", "confirm_rows", "evaluate_members", "inference_config",
               "inference_key", "perturbation_key", "plot_study", "robustness_study",
-              "stochastic_logits", "study_markdown", "study_rows", "write_study"},
+              "stochastic_logits", "study_markdown", "study_rows", "write_study",
+              "ACCURACIES_FILE", "accuracies_csv", "read_accuracies", "study_verdicts"},
 }  # fmt: skip
 
 
