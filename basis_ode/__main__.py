@@ -277,7 +277,11 @@ def _plan_parser(sub: Any) -> None:
         help="step counts (default: powers of two up to the trained steps)",
     )
     p.add_argument("--methods", default="euler,midpoint", help="comma-separated schemes")
-    p.add_argument("--maps", default="project", help="project and/or interpolate")
+    p.add_argument(
+        "--maps",
+        default="project,interpolate",
+        help="maps from the trained coefficients: project and/or interpolate",
+    )
     p.add_argument(
         "--no-per-block",
         action="store_true",

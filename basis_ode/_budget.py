@@ -20,8 +20,8 @@ Example:
     >>> import basis_ode as bo
     >>> bo.Latency(3.0).admits({"latency_ms": 2.5})
     True
-    >>> (bo.Latency(3.0), bo.Bytes(200_000))[1].describe()
-    'model bytes <= 200,000'
+    >>> bo.Bytes(200_000).describe()
+    'model size <= 200,000 bytes'
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class Budget:
     @classmethod
     def format(cls, value: float) -> str:
         """A value of this cost with its unit."""
-        return f"{int(round(value)):,}" if cls.unit == "bytes" else f"{value:.3g} {cls.unit}"
+        return f"{int(round(value)):,} bytes" if cls.unit == "bytes" else f"{value:.3g} {cls.unit}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +114,7 @@ class Bytes(Budget):
     cost: ClassVar[str] = "model_bytes"
     unit: ClassVar[str] = "bytes"
     flag: ClassVar[str] = "--bytes"
-    cost_words: ClassVar[str] = "model bytes"
+    cost_words: ClassVar[str] = "model size"
     _example: ClassVar[str] = "200_000"
 
 
@@ -136,7 +136,12 @@ BUDGETS: dict[str, type[Budget]] = {c.cost: c for c in (Latency, Bytes, PeakMemo
 
 def as_budgets(budget: Budget | Sequence[Budget]) -> tuple[Budget, ...]:
     """One budget or several as a tuple; refuses anything else, and two limits on one cost."""
-    items = (budget,) if isinstance(budget, Budget) else tuple(budget)
+    if isinstance(budget, Budget):
+        items: tuple = (budget,)
+    elif isinstance(budget, Sequence) and not isinstance(budget, str):
+        items = tuple(budget)
+    else:
+        items = ()
     if not items or not all(isinstance(b, Budget) for b in items):
         raise TypeError(
             f"budget must be a basis_ode budget such as Latency(3.0), Bytes(200_000) or "

@@ -149,8 +149,9 @@ class Point:
         peak_bytes: argument + output + temporary bytes of the compiled forward pass on one
             batch (None where the backend gives no memory analysis).
         certificate: the :class:`basis_ode.Certificate` (None before it is computed).
-        search: how the point was reached: "grid" (one K and steps for all blocks) or
-            "per-block" (the greedy per-block search).
+        search: how the point was reached: "grid" (one K and steps for all blocks),
+            "per-block" (the greedy per-block search) or "trained" (the configuration the
+            model was trained in, measured as the walks' start).
     """
 
     config: Configuration

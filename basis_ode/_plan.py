@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -102,20 +102,28 @@ class SearchSpace:
         n_steps: step counts; None: the powers of two below the largest trained step count,
             and that count.
         schemes: fixed-step schemes (``EULER``, ``MIDPOINT``, ``RK4``, ...).
-        methods: maps from the trained coefficients, "project" and/or "interpolate".
+        methods: maps from the trained coefficients, "project" and/or "interpolate" (both by
+            default: the two maps share every compiled program).
         per_block: run the greedy per-block walks (step 3 of the module docstring).
         max_walk_steps: the most moves of one walk.
+        walk_from: where the walks start: "best" (the most accurate certified grid point, ties
+            to fewer bytes) or "trained" (the configuration the model was trained in).
     """
 
     bases: tuple[type[Basis], ...] | None = None
     Ks: tuple[int, ...] | None = None
     n_steps: tuple[int, ...] | None = None
     schemes: tuple[ButcherTableau, ...] = (EULER, MIDPOINT)
-    methods: tuple[str, ...] = ("project",)
+    methods: tuple[str, ...] = ("project", "interpolate")
     per_block: bool = True
     max_walk_steps: int = 12
+    walk_from: str = "best"
 
     def __post_init__(self) -> None:
+        if self.walk_from not in ("best", "trained"):
+            raise ValueError(f"SearchSpace.walk_from must be 'best' or 'trained', got "
+                             f"{self.walk_from!r}.")  # fmt: skip
+
         def ints(name: str) -> None:
             v = getattr(self, name)
             if v is not None:
@@ -272,7 +280,7 @@ class _Measurer:
         self.timer, self.tolerance, self.source = timer, float(tolerance), source
         self.unroll = resolve_unroll(getattr(model, "unroll", None))
         self.programs: dict[tuple, Any] = {}
-        self.compilations, self.compile_seconds, self.timed = 0, 0.0, 0
+        self.compilations, self.compile_seconds, self.timed, self.evaluations = 0, 0.0, 0, 0
         self._vars: dict[tuple, Any] = {}
         self._runs: dict[tuple, _Run] = {}
         self._costs: dict[tuple, tuple[float, int | None]] = {}
@@ -316,6 +324,7 @@ class _Measurer:
         if not full and (config, True) in self._runs:
             return self._runs[(config, True)]  # the certificate's examples lead the full set
         data = self.data if full else self.cert
+        self.evaluations += 1
         compiled = self.program(config, self.unroll if full else self._cert_unroll(config))
         v = self.variables_of(config)
         correct, logits, n_cert = 0.0, [], len(self.cert.xs)
@@ -488,9 +497,8 @@ def measure_frontier(
     for c in grid:
         points.append(measure.certified(measure._points[c]))
         bar.update(1)
-    starts = [p for p in points if p.certified]
-    if walks and starts:
-        start = min(starts, key=lambda p: (-p.accuracy, p.model_bytes, p.latency_ms or 0.0))
+    start = _walk_start(measure, points, source, space) if walks else None
+    if start is not None:
         bar.total += len(walks) * len(names) * space.max_walk_steps
         for cost in walks:
             _walk(measure, start, cost, space, bar)
@@ -501,6 +509,7 @@ def measure_frontier(
         "grid_points": len(grid),
         "per_block_points": sum(p.search == "per-block" for p in all_points),
         "structures": len({p.config.structure for p in all_points}),
+        "evaluations": measure.evaluations,
         "compilations": measure.compilations,
         "compile_seconds": measure.compile_seconds,
         "timed_structures": measure.timed,
@@ -508,9 +517,21 @@ def measure_frontier(
         "validation_examples": n_val,
         "certificate_examples": n_cert,
         "space": _space_json(space),
-        "walk_start": None if not (walks and starts) else start.config.label,
+        "walk_start": None if start is None else start.config.label,
     }  # fmt: skip
     return Frontier(all_points, source, data.batch_size, _device(), notes, stats)
+
+
+def _walk_start(measure: _Measurer, points: list[Point], source: Configuration,
+                space: SearchSpace) -> Point | None:  # fmt: skip
+    """The walks' start: the most accurate certified grid point (ties: fewer bytes, lower
+    latency), or the trained configuration."""
+    if space.walk_from == "trained":
+        return measure.certified(measure.point(source, "trained"))
+    starts = [p for p in points if p.certified]
+    if not starts:
+        return None
+    return min(starts, key=lambda p: (-p.accuracy, p.model_bytes, p.latency_ms or 0.0))
 
 
 def _check_options(batch_size: Any, tolerance: Any, certificate_examples: Any) -> None:
@@ -539,6 +560,7 @@ def _space_json(space: SearchSpace) -> dict[str, Any]:
         "methods": list(space.methods),
         "per_block": space.per_block,
         "max_walk_steps": space.max_walk_steps,
+        "walk_from": space.walk_from,
     }
 
 
@@ -566,7 +588,7 @@ def plan(
     model: Any,
     variables: Any,
     validation: Sequence[Any],
-    budget: Budget | Iterable[Budget],
+    budget: Budget | Sequence[Budget],
     *,
     allow_uncertified: bool = False,
     **measure_options: Any,
@@ -603,7 +625,7 @@ def plan(
         >>> p.choice.config.label, p.choice.accuracy  # doctest: +SKIP
         ('hat K=4, 4 euler steps', 0.97)
     """
-    budgets = as_budgets(budget if isinstance(budget, Budget) else tuple(budget))
+    budgets = as_budgets(budget)
     frontier = measure_frontier(model, variables, validation, **measure_options)
     choice = frontier.choose(budgets, allow_uncertified=allow_uncertified)
     new_model, new_variables = adapt(model, variables, choice.config)

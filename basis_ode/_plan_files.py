@@ -135,7 +135,8 @@ def frontier_plot(
         ax.set_xscale("log")
         lo = min(100 * p.accuracy for p in frontier.optimal()) if pts else 0.0
         ax.set_ylim(max(0.0, lo - 5.0), 100.5)
-    axes[0].legend(fontsize=7, loc="lower right")
+    if any(c is not None for _, c in choices.values()):
+        axes[0].legend(fontsize=7, loc="lower right")
     fig.suptitle(f"{frontier.source.label} (o certified, x not converged, ^ per block)",
                  fontsize=9)  # fmt: skip
     fig.tight_layout()
