@@ -76,12 +76,12 @@ from ._frontier import BudgetError as BudgetError
 from ._frontier import Configuration as Configuration
 from ._frontier import Frontier as Frontier
 from ._frontier import Point as Point
-from ._plan import MedianTimer as MedianTimer
 from ._plan import Plan as Plan
 from ._plan import SearchSpace as SearchSpace
 from ._plan import adapt as adapt
 from ._plan import measure_frontier as measure_frontier
 from ._plan import plan as plan
+from ._plan import wall_clock as wall_clock
 # -- end planning ---------------------------------------------------------------------------------
 
 # -- model files (_model_io: save_model, load_model) ----------------------------------------------
@@ -135,7 +135,6 @@ __all__ = [
     "Latency",
     "Legendre",
     "MIDPOINT",
-    "MedianTimer",
     "NonFiniteError",
     "ODEBlock",
     "ODETransformerTagger",
@@ -197,4 +196,5 @@ __all__ = [
     "stage_basis",
     "stage_times",
     "step_schedule",
+    "wall_clock",
 ]

@@ -140,7 +140,7 @@ def cmd_plan(args: argparse.Namespace) -> dict:
     res = experiments.plan_run(
         args.run, budgets, data_name=args.data, data_path=args.data_path, limit=args.limit,
         out=out, allow_uncertified=args.allow_uncertified, space=space,
-        batch_size=args.batch_size, timer=_timer(args.repeats), tolerance=args.tolerance,
+        batch_size=args.batch_size, repeats=args.repeats, tolerance=args.tolerance,
         certificate_examples=args.certificate_examples, progress=not args.quiet,
         notes=args.notes,
     )  # fmt: skip
@@ -155,12 +155,6 @@ def _map(name: str) -> str:
     if name not in ("project", "interpolate"):
         raise CLIError(f"unknown --maps entry {name!r}; choose project and/or interpolate.")
     return name
-
-
-def _timer(repeats: int) -> Any:
-    from ._plan import MedianTimer
-
-    return MedianTimer(repeats=repeats)
 
 
 def cmd_tag(args: argparse.Namespace) -> dict:
@@ -293,7 +287,12 @@ def _plan_parser(sub: Any) -> None:
         default=256,
         help="batch of every forward pass (latency and peak memory are per batch)",
     )
-    p.add_argument("--repeats", type=int, default=7, help="timed calls per latency (median)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=7,
+        help="timed calls per configuration, and round-robin rounds at the end",
+    )
     p.add_argument(
         "--tolerance",
         type=float,

@@ -9,7 +9,7 @@ budget             cost             how it is measured
 =================  ===============  =====================================================
 ``Latency(ms)``    ``latency_ms``   median wall time of the compiled forward pass on one
                                     batch of the planner's batch size, after warm-up, on the
-                                    device in use (``MedianTimer``; injectable)
+                                    device in use (``wall_clock``; injectable)
 ``Bytes(n)``       ``model_bytes``  exact bytes of every variable the model needs at
                                     inference: parameters and BatchNorm statistics
 ``PeakMemory(n)``  ``peak_bytes``   argument + output + temporary bytes of the compiled
@@ -96,7 +96,8 @@ class Latency(Budget):
     """The forward pass on one batch must take at most ``limit`` milliseconds.
 
     Measured on the device in use, at the planner's batch size (``plan(batch_size=...)``), as
-    the median of repeated compiled calls after warm-up (:class:`basis_ode.MedianTimer`).
+    the median of repeated compiled calls after warm-up, timed round-robin over all
+    configurations (:func:`basis_ode.measure_frontier`).
     """
 
     cost: ClassVar[str] = "latency_ms"

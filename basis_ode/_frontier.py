@@ -189,6 +189,23 @@ class Point:
         return {"config": self.config.to_json(), "label": self.config.label,
                 "accuracy": self.accuracy, **d, "certificate": cert}  # fmt: skip
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Point:
+        """The inverse of :meth:`to_json` (extra keys such as ``pareto`` are ignored)."""
+        c = d.get("certificate")
+        cert = None
+        if c is not None:
+            fields = {f.name for f in dataclasses.fields(Certificate)}
+            cert = Certificate(**{k: v for k, v in c.items() if k in fields})
+            cert = dataclasses.replace(
+                cert, n_steps=tuple(tuple(n) for n in cert.n_steps),
+                accuracy=tuple(cert.accuracy), change=tuple(cert.change),
+            )  # fmt: skip
+        keys = ("correct", "total", "latency_ms", "model_bytes", "param_bytes", "peak_bytes",
+                "search")  # fmt: skip
+        return cls(Configuration.from_json(d["config"]), **{k: d[k] for k in keys},
+                   certificate=cert)  # fmt: skip
+
 
 def _dominates(a: Point, b: Point, costs: Sequence[str]) -> bool:
     """``a`` has at least ``b``'s accuracy and at most each of its costs, one strictly."""
@@ -300,6 +317,19 @@ class Frontier:
             "stats": dict(self.stats),
             "points": [dict(p.to_json(), pareto=ok) for p, ok in zip(self.points, flags)],
         }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Frontier:
+        """The inverse of :meth:`to_json`: a stored frontier (``plan.json["frontier"]``), to
+        choose again for other budgets without measuring again."""
+        return cls(
+            tuple(Point.from_json(p) for p in d["points"]),
+            Configuration.from_json(d["source"]),
+            int(d["batch_size"]),
+            d["device"],
+            d.get("notes", ""),
+            dict(d.get("stats", {})),
+        )
 
 
 def _round_up(b: Budget, v: float) -> str:

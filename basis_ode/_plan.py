@@ -9,15 +9,17 @@ adaptation between computational environments"):
    every ODE block, reached from the trained coefficients by :func:`basis_ode.compress`'s linear
    maps. Each configuration is evaluated on the validation data (accuracy), its variables
    counted (bytes, exact), its compiled forward pass analysed (peak memory) and timed on one
-   batch (latency: median of repeated calls after warm-up; the timer is injectable).
+   batch (latency: median of repeated calls after warm-up, then again round-robin over all
+   configurations once everything is measured; the timer is injectable).
 2. Certificate: every point is evaluated again at 2n and 4n steps on the first
    ``certificate_examples`` validation examples (:class:`basis_ode.Certificate`); a point whose
    logits move by more than the tolerance is "not a converged ODE" and is not chosen by default.
-3. Per block: from the most accurate certified grid point, two greedy walks lower one block's K
-   (the bytes walk) or one block's steps (the latency walk) one grid notch at a time, taking the
-   move that loses the least validation accuracy per relative cost saved, until no move saves
-   cost or ``max_walk_steps`` moves were made. At most ``blocks`` configurations are measured per
-   move, so a walk measures at most ``blocks * max_walk_steps`` (bounded, not exhaustive).
+3. Per block: from the most accurate certified grid point (or the trained configuration), two
+   greedy walks lower one block's K (the bytes walk) or one block's steps (the latency walk)
+   one grid notch at a time, taking the move that loses the least validation accuracy per
+   relative cost saved, until no move saves cost or ``max_walk_steps`` moves were made. At most
+   ``blocks`` configurations are measured per move, so a walk measures at most
+   ``blocks * max_walk_steps`` (bounded, not exhaustive).
 4. Choice: :meth:`basis_ode.Frontier.choose` (most accurate certified point within every limit;
    ties to fewer bytes, then lower latency).
 
@@ -51,35 +53,19 @@ from ._sweep import _EvalData, _pad_eval_data, _peak_memory, _unpack
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
-#: A timer: ``timer(config, run) -> seconds`` for one call of ``run`` (a compiled forward pass on
-#: one batch that blocks until ready). Inject a table lookup to make a plan independent of the
-#: clock.
+#: A timer: ``timer(config, run) -> seconds`` of one call of ``run`` (the compiled forward pass
+#: of ``config`` on one batch, blocking until ready). Inject a table lookup to make a plan
+#: independent of the clock.
 Timer = Callable[[Configuration, Callable[[], Any]], float]
 
 
-@dataclasses.dataclass(frozen=True)
-class MedianTimer:
-    """The default timer: ``warmup`` calls, then the median wall time of ``repeats`` calls.
-
-    Attributes:
-        repeats: timed calls (the median is reported).
-        warmup: untimed calls first (the program is compiled before either).
-    """
-
-    repeats: int = 7
-    warmup: int = 2
-
-    def __call__(self, config: Configuration, run: Callable[[], Any]) -> float:
-        """Seconds of one call of ``run``: the median of ``repeats`` calls after the warm-up."""
-        del config
-        for _ in range(self.warmup):
-            jax.block_until_ready(run())
-        times = []
-        for _ in range(max(1, self.repeats)):
-            t0 = time.perf_counter()
-            jax.block_until_ready(run())
-            times.append(time.perf_counter() - t0)
-        return float(np.median(times))
+def wall_clock(config: Configuration, run: Callable[[], Any]) -> float:
+    """The default timer: the wall time of one call of ``run`` (``time.perf_counter`` around
+    the call and ``jax.block_until_ready`` of its result), in seconds."""
+    del config
+    t0 = time.perf_counter()
+    jax.block_until_ready(run())
+    return time.perf_counter() - t0
 
 
 def _powers_of_two(top: int) -> tuple[int, ...]:
@@ -106,8 +92,9 @@ class SearchSpace:
             default: the two maps share every compiled program).
         per_block: run the greedy per-block walks (step 3 of the module docstring).
         max_walk_steps: the most moves of one walk.
-        walk_from: where the walks start: "best" (the most accurate certified grid point, ties
-            to fewer bytes) or "trained" (the configuration the model was trained in).
+        walk_from: where walks start, each start two walks: "best" (the most accurate certified
+            grid point, ties to fewer bytes) and/or "trained" (the configuration the model was
+            trained in).
     """
 
     bases: tuple[type[Basis], ...] | None = None
@@ -117,12 +104,14 @@ class SearchSpace:
     methods: tuple[str, ...] = ("project", "interpolate")
     per_block: bool = True
     max_walk_steps: int = 12
-    walk_from: str = "best"
+    walk_from: tuple[str, ...] = ("best",)
 
     def __post_init__(self) -> None:
-        if self.walk_from not in ("best", "trained"):
-            raise ValueError(f"SearchSpace.walk_from must be 'best' or 'trained', got "
+        where = (self.walk_from,) if isinstance(self.walk_from, str) else tuple(self.walk_from)
+        if not where or set(where) - {"best", "trained"}:
+            raise ValueError(f"SearchSpace.walk_from must name 'best' and/or 'trained', got "
                              f"{self.walk_from!r}.")  # fmt: skip
+        object.__setattr__(self, "walk_from", where)
 
         def ints(name: str) -> None:
             v = getattr(self, name)
@@ -275,15 +264,17 @@ class _Measurer:
     the compilations; caches compressed variables, evaluations, latencies and peak memory."""
 
     def __init__(self, model, variables, data: _EvalData, cert: _EvalData, timer: Timer,
-                 tolerance: float, source: Configuration):  # fmt: skip
+                 timing: tuple[int, int], tolerance: float, source: Configuration):  # fmt: skip
         self.model, self.variables, self.data, self.cert = model, variables, data, cert
         self.timer, self.tolerance, self.source = timer, float(tolerance), source
+        self.repeats, self.warmup = timing
         self.unroll = resolve_unroll(getattr(model, "unroll", None))
         self.programs: dict[tuple, Any] = {}
         self.compilations, self.compile_seconds, self.timed, self.evaluations = 0, 0.0, 0, 0
         self._vars: dict[tuple, Any] = {}
         self._runs: dict[tuple, _Run] = {}
         self._costs: dict[tuple, tuple[float, int | None]] = {}
+        self._configs: dict[tuple, Configuration] = {}
         self._points: dict[Configuration, Point] = {}
 
     def variables_of(self, config: Configuration) -> Any:
@@ -344,16 +335,41 @@ class _Measurer:
         is a rolled scan (compiles faster; the same arithmetic)."""
         return self.unroll if (config.structure, self.unroll) in self.programs else False
 
+    def _run_of(self, config: Configuration) -> Callable[[], Any]:
+        compiled = self.program(config, self.unroll)
+        v, (x, m) = self.variables_of(config), self._batch(self.data, 0)
+        return lambda: compiled(v, x, m)
+
     def costs(self, config: Configuration) -> tuple[float, int | None]:
-        """(latency in ms, peak bytes) of the structure, measured once per structure."""
+        """(latency in ms, peak bytes) of the structure, measured once per structure: the
+        median of ``repeats`` timed calls after ``warmup`` calls (provisional: see retime)."""
         key = config.structure
         if key not in self._costs:
-            compiled = self.program(config, self.unroll)
-            v, (x, m) = self.variables_of(config), self._batch(self.data, 0)
-            seconds = self.timer(config, lambda: compiled(v, x, m))
+            run = self._run_of(config)
+            for _ in range(self.warmup):
+                jax.block_until_ready(run())
+            times = [self.timer(config, run) for _ in range(self.repeats)]
             self.timed += 1
-            self._costs[key] = (1e3 * float(seconds), _peak_memory(compiled))
+            peak = _peak_memory(self.program(config, self.unroll))
+            self._costs[key] = (1e3 * float(np.median(times)), peak)
+            self._configs[key] = config
         return self._costs[key]
+
+    def retime(self) -> None:
+        """Time every measured structure again, round-robin (``repeats`` rounds of one call
+        each, after one untimed round), so that load from other processes falls on all alike;
+        every point's latency becomes the median of its structure's rounds."""
+        runs = {k: self._run_of(c) for k, c in self._configs.items()}
+        for run in runs.values():
+            jax.block_until_ready(run())
+        samples: dict[tuple, list[float]] = {k: [] for k in runs}
+        for _ in range(self.repeats):
+            for k, run in runs.items():
+                samples[k].append(self.timer(self._configs[k], run))
+        for k, ts in samples.items():
+            self._costs[k] = (1e3 * float(np.median(ts)), self._costs[k][1])
+        for c, p in self._points.items():
+            self._points[c] = dataclasses.replace(p, latency_ms=self._costs[c.structure][0])
 
     def point(self, config: Configuration, search: str) -> Point:
         if config not in self._points:
@@ -455,13 +471,21 @@ def measure_frontier(
     *,
     space: SearchSpace | None = None,
     batch_size: int = 256,
-    timer: Timer | None = None,
+    timer: Timer = wall_clock,
+    repeats: int = 7,
+    warmup: int = 1,
     tolerance: float = TOLERANCE,
     certificate_examples: int = 512,
     progress: bool = True,
     notes: str = "",
 ) -> Frontier:
     """Measure every configuration of ``space`` (and the per-block walks) on ``validation``.
+
+    Latency: each structure is timed when first measured (``warmup`` untimed calls, then the
+    median of ``repeats`` timed calls; the walks decide on these), and once everything is
+    measured, every structure again round-robin, ``repeats`` rounds of one call each: the
+    latency of a point is the median of its structure's rounds, so load from other processes
+    falls on all configurations alike.
 
     Arguments:
         model: a trained :class:`basis_ode.ConvODENet` or :class:`basis_ode.ODETransformerTagger`.
@@ -470,63 +494,79 @@ def measure_frontier(
             the choice is made on. Never pass the test split to choose.
         space: the :class:`basis_ode.SearchSpace` (defaults filled from the trained model).
         batch_size: the batch of every forward pass; latency and peak memory are per batch.
-        timer: ``timer(config, run) -> seconds`` (default :class:`basis_ode.MedianTimer`).
+        timer: ``timer(config, run) -> seconds`` of one call (default
+            :func:`basis_ode.wall_clock`); a plan is deterministic given its timings.
+        repeats: timed calls per structure (and round-robin rounds at the end).
+        warmup: untimed calls before a structure is first timed.
         tolerance: the certificate's tolerance on the relative logit change from n to 4n.
         certificate_examples: the first so many validation examples certify each point.
         progress: a progress bar on a terminal.
         notes: what the timings should be read with (e.g. other load on the machine).
 
     Returns:
-        The :class:`basis_ode.Frontier`; its ``stats`` count points, structures and
-        compilations.
+        The :class:`basis_ode.Frontier`; its ``stats`` count points, structures, evaluations
+        and compilations.
     """
     t_start = time.perf_counter()
-    _check_options(batch_size, tolerance, certificate_examples)
+    _check_options(batch_size, tolerance, certificate_examples, repeats, warmup)
     names = block_names(variables)
     source = source_configuration(model, variables)
     space = (space or SearchSpace()).resolved(source)
     data, cert, n_val, n_cert = _eval_sets(validation, batch_size, certificate_examples)
-    measure = _Measurer(model, variables, data, cert, timer or MedianTimer(), tolerance, source)
+    measure = _Measurer(model, variables, data, cert, timer, (int(repeats), int(warmup)),
+                        tolerance, source)  # fmt: skip
     grid = space.grid(source)
-    walks = ("model_bytes", "latency_ms") if space.per_block and len(names) > 1 else ()
     bar = tqdm(total=2 * len(grid), desc="plan", disable=not progress or not _terminal())
     for c in grid:
         measure.point(c, "grid")
         bar.update(1)
-    points = []
-    for c in grid:
-        points.append(measure.certified(measure._points[c]))
-        bar.update(1)
-    start = _walk_start(measure, points, source, space) if walks else None
-    if start is not None:
-        bar.total += len(walks) * len(names) * space.max_walk_steps
-        for cost in walks:
+    points = [measure.certified(measure._points[c]) for c in grid if bar.update(1) is None]
+    starts = _walk_starts(measure, points, source, space) if len(names) > 1 else []
+    bar.total += 2 * len(starts) * len(names) * space.max_walk_steps
+    for start in starts:
+        for cost in ("model_bytes", "latency_ms"):
             _walk(measure, start, cost, space, bar)
     bar.close()
+    measure.retime()
     all_points = tuple(measure._points.values())
-    stats = {
-        "points": len(all_points),
-        "grid_points": len(grid),
-        "per_block_points": sum(p.search == "per-block" for p in all_points),
-        "structures": len({p.config.structure for p in all_points}),
+    stats = _stats(measure, all_points, len(grid), space, starts)
+    stats.update(seconds=time.perf_counter() - t_start, validation_examples=n_val,
+                 certificate_examples=n_cert)  # fmt: skip
+    return Frontier(all_points, source, data.batch_size, _device(), notes, stats)
+
+
+def _stats(measure: _Measurer, points: tuple[Point, ...], n_grid: int, space: SearchSpace,
+           starts: list[Point]) -> dict[str, Any]:  # fmt: skip
+    return {
+        "points": len(points),
+        "grid_points": n_grid,
+        "per_block_points": sum(p.search == "per-block" for p in points),
+        "structures": len({p.config.structure for p in points}),
         "evaluations": measure.evaluations,
         "compilations": measure.compilations,
         "compile_seconds": measure.compile_seconds,
         "timed_structures": measure.timed,
-        "seconds": time.perf_counter() - t_start,
-        "validation_examples": n_val,
-        "certificate_examples": n_cert,
+        "repeats": measure.repeats,
         "space": _space_json(space),
-        "walk_start": None if start is None else start.config.label,
-    }  # fmt: skip
-    return Frontier(all_points, source, data.batch_size, _device(), notes, stats)
+        "walk_starts": [p.config.label for p in starts],
+    }
+
+
+def _walk_starts(measure: _Measurer, points: list[Point], source: Configuration,
+                 space: SearchSpace) -> list[Point]:  # fmt: skip
+    """The walks' starts: the most accurate certified grid point (ties: fewer bytes, lower
+    latency) for "best", the trained configuration for "trained"."""
+    out = []
+    for where in space.walk_from if space.per_block else ():
+        p = _walk_start(measure, points, source, where)
+        if p is not None and p not in out:
+            out.append(p)
+    return out
 
 
 def _walk_start(measure: _Measurer, points: list[Point], source: Configuration,
-                space: SearchSpace) -> Point | None:  # fmt: skip
-    """The walks' start: the most accurate certified grid point (ties: fewer bytes, lower
-    latency), or the trained configuration."""
-    if space.walk_from == "trained":
+                where: str) -> Point | None:  # fmt: skip
+    if where == "trained":
         return measure.certified(measure.point(source, "trained"))
     starts = [p for p in points if p.certified]
     if not starts:
@@ -534,10 +574,13 @@ def _walk_start(measure: _Measurer, points: list[Point], source: Configuration,
     return min(starts, key=lambda p: (-p.accuracy, p.model_bytes, p.latency_ms or 0.0))
 
 
-def _check_options(batch_size: Any, tolerance: Any, certificate_examples: Any) -> None:
-    for name, v in (("batch_size", batch_size), ("certificate_examples", certificate_examples)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}.")
+def _check_options(batch_size: Any, tolerance: Any, certificate_examples: Any, repeats: Any,
+                   warmup: Any) -> None:  # fmt: skip
+    for name, v, low in (("batch_size", batch_size, 1), ("repeats", repeats, 1),
+                         ("certificate_examples", certificate_examples, 1),
+                         ("warmup", warmup, 0)):  # fmt: skip
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {v!r}.")
     if not (isinstance(tolerance, int | float) and np.isfinite(tolerance) and tolerance > 0):
         raise ValueError(
             f"tolerance must be a positive number (the largest relative logit change from n to "
@@ -560,7 +603,7 @@ def _space_json(space: SearchSpace) -> dict[str, Any]:
         "methods": list(space.methods),
         "per_block": space.per_block,
         "max_walk_steps": space.max_walk_steps,
-        "walk_from": space.walk_from,
+        "walk_from": list(space.walk_from),
     }
 
 

@@ -107,12 +107,19 @@ def study(args: argparse.Namespace) -> dict[str, Any]:
     model, variables, splits = load_run(args.run)
     xv, yv = splits.validation
     val = (xv[: args.limit], yv[: args.limit]) if args.limit else (xv, yv)
-    space = bo.SearchSpace(schemes=tuple(bo.scheme_by_name(s) for s in args.schemes.split(",")))
-    t0, n0 = time.perf_counter(), events.count
-    frontier = bo.measure_frontier(model, variables, val, space=space, batch_size=args.batch_size,
-                                   certificate_examples=args.certificate_examples,
-                                   notes=args.notes, progress=False)  # fmt: skip
-    plan_s, plan_events = time.perf_counter() - t0, events.count - n0
+    if args.frontier:  # a stored measurement: choose again, re-check and test
+        stored = json.loads(Path(args.frontier).read_text())
+        frontier = bo.Frontier.from_json(stored["frontier"])
+        plan_s, plan_events = stored["meta"]["bench"]["plan_seconds"], stored["meta"]["bench"][
+            "backend_compilations"]  # fmt: skip
+    else:
+        schemes = tuple(bo.scheme_by_name(s) for s in args.schemes.split(","))
+        t0, n0 = time.perf_counter(), events.count
+        frontier = bo.measure_frontier(model, variables, val, space=bo.SearchSpace(
+            schemes=schemes, walk_from=("best", "trained")), batch_size=args.batch_size,
+            certificate_examples=args.certificate_examples, notes=args.notes,
+            progress=args.progress)  # fmt: skip
+        plan_s, plan_events = time.perf_counter() - t0, events.count - n0
     source = next(p for p in frontier.points if p.config == frontier.source)
     choices = {}
     for text in args.budget:
@@ -124,9 +131,10 @@ def study(args: argparse.Namespace) -> dict[str, Any]:
             choices[name] = (budgets, None)
     report = _evaluate_choices(args, model, variables, splits, frontier, source, choices)
     bench = {"plan_seconds": plan_s, "backend_compilations": plan_events,
-             **{k: frontier.stats[k] for k in ("points", "grid_points", "per_block_points",
-                                               "structures", "compilations", "compile_seconds",
-                                               "validation_examples", "certificate_examples")},
+             **{k: frontier.stats.get(k) for k in ("points", "grid_points", "per_block_points",
+                                                   "structures", "evaluations", "compilations",
+                                                   "compile_seconds", "validation_examples",
+                                                   "certificate_examples")},
              "machine": machine(), "notes": args.notes, "run": args.run,
              "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}  # fmt: skip
     meta = {"run": args.run, "split": "validation", "limit": args.limit, "bench": bench,
@@ -225,6 +233,7 @@ def _write_bench(stem: Path, bench: dict) -> None:
         f"| configurations measured (grid + per block) | {bench['points']} "
         f"({bench['grid_points']} + {bench['per_block_points']}) |",
         f"| distinct program structures among them | {bench['structures']} |",
+        f"| evaluations on the validation or certificate examples | {bench['evaluations']} |",
         f"| forward programs compiled by the planner | {bench['compilations']} "
         f"({bench['compile_seconds']:.0f} s) |",
         f"| XLA backend compilations in the process during the plan (all programs) | "
@@ -245,6 +254,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--certificate-examples", type=int, default=512)
     p.add_argument("--recheck-repeats", type=int, default=15)
     p.add_argument("--notes", default="", help="conditions of the timings")
+    p.add_argument(
+        "--frontier",
+        default=None,
+        help="a stored plan.json: choose, re-check and test without measuring again",
+    )
+    p.add_argument("--progress", action="store_true", help="a progress bar on a terminal")
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--bench", required=True, help="benchmark stem, e.g. benchmarks/results/plan_x")
     return study(p.parse_args(argv))

@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
 SPACE = ["--bases", "piecewise_constant", "--Ks", "1,2", "--n-steps-list", "1,2", "--methods",
          "euler", "--batch-size", "64", "--repeats", "1", "--certificate-examples", "64",
-         "--limit", "128", "--quiet"]  # fmt: skip
+         "--limit", "128", "--tolerance", "0.5", "--quiet"]  # fmt: skip
+# The 2-epoch model below is no converged ODE at the default tolerance (its logits move 11-20 %
+# from n to 4n steps): these tests are about the command, so they certify at 50 %.
 
 
 @pytest.fixture(scope="module")
