@@ -350,7 +350,7 @@ def _demo_parser(sub: Any) -> None:
     d.add_argument("--forms", default=None, help=f"subset of the noise forms {forms}")
     _limit_flags(d)
     add_run_flags(d, out_default=default_out("noisy_dyn", "demo"))
-    d.set_defaults(func=cmd_demo, epochs=100)  # to a plateau: at 30 epochs the forms differ
+    d.set_defaults(func=cmd_demo, epochs=100)  # at 30 epochs the gains did not replicate
 
 
 def build_parser() -> argparse.ArgumentParser:

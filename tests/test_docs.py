@@ -54,6 +54,18 @@ def test_strict_site_build_documents_every_public_name(tmp_path: Path) -> None:
         assert not missing, (module, missing)
     assert "fit" in api["noisy_dyn"] and "compress" in api["basis_ode"]
 
+    # The site works offline: no page loads a script or a style sheet from another host, and the
+    # MathJax bundle it loads instead is in the site (the real MathJax 3, not an empty file).
+    remote = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)=\"(?:https?:)?//[^\"]+", re.I)
+    pages = list(site.rglob("*.html"))
+    assert len(pages) > 50
+    offenders = [f"{p.relative_to(site)}: {m.group(0)[:120]}" for p in pages
+                 for m in remote.finditer(p.read_text(errors="replace"))]  # fmt: skip
+    assert not offenders, offenders[:5]
+    bundle = site / "javascripts" / "vendor" / "mathjax" / "tex-svg.js"
+    assert bundle.stat().st_size > 1_000_000 and b"MathJax" in bundle.read_bytes()
+    assert "vendor/mathjax/tex-svg.js" in (site / "derivations" / "index.html").read_text()
+
     # One results page per stored folder, one benchmarks page per stored JSON.
     folders = [p for p in (ROOT / "docs" / "results").rglob("*") if p.is_dir()]
     for folder in folders:
@@ -222,6 +234,10 @@ def test_readme_examples_run(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr[-3000:]
         numbers = [float(x) for x in re.findall(r"(?<![\w.])0\.\d+|1\.0\b", result.stdout)]
         assert numbers and all(0.0 <= x <= 1.0 for x in numbers[-2:]), result.stdout[-2000:]
+        if "refine_at" in code:  # it shows what it says: trained to K = 8, read at 8, 4 and 2
+            assert "PiecewiseConstant(K=8)" in result.stdout, result.stdout[-2000:]
+            ks = re.findall(r"^(\d+) (?:0\.\d+|1\.0)$", result.stdout, re.M)
+            assert ks == ["8", "4", "2"], result.stdout[-2000:]
 
 
 def test_getting_started_shows_the_readme_examples() -> None:

@@ -1,4 +1,4 @@
-"""mkdocs hooks: the build fails when a public name is undocumented; MathJax may be local.
+"""mkdocs hooks: the build fails when a public name is undocumented; the site serves MathJax.
 
 After the site is written, every name of ``apiwalk.api_map()`` must have its anchor
 (``id="<module>.<name>"``) on its module's page. A name that mkdocstrings could not render
@@ -54,29 +54,42 @@ def on_post_build(config, **kwargs) -> None:
         )
 
 
-MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"
-_LOCAL = "javascripts/vendor/mathjax.js"
+_LOCAL = "javascripts/vendor/mathjax/tex-svg.js"
+"""Where the site serves MathJax from: a copy made at build time, never a CDN."""
+
+
+def mathjax_bundle() -> Path:
+    """The MathJax 3 single-file bundle ``es5/tex-svg.js`` (SVG output, fonts inside the file)
+    of the ``django-static-mathjax`` package in the docs extra (no Django needed: it is MathJax's
+    own distribution as package data), or ``$DOCS_MATHJAX`` when set."""
+    local = os.environ.get("DOCS_MATHJAX")
+    if local:
+        path = Path(local)
+    else:
+        try:
+            import mathjax  # django-static-mathjax's package: static/mathjax/es5/...
+        except ImportError as e:
+            raise RuntimeError(
+                "the docs need MathJax from the docs extra: pip install -e '.[docs]' "
+                "(django-static-mathjax), or set DOCS_MATHJAX=/path/to/es5/tex-svg.js"
+            ) from e
+        path = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5" / "tex-svg.js"
+    if not path.is_file():
+        raise RuntimeError(f"no MathJax bundle at {path}; reinstall the docs extra")
+    return path
 
 
 def on_config(config, **kwargs):
-    """With ``DOCS_MATHJAX=/path/to/mathjax/es5/tex-svg.js``, serve that copy instead of the CDN.
-
-    The published site loads MathJax from jsDelivr; a machine without internet (the screenshot
-    script) points this at a local MathJax 3 bundle so the maths still renders.
-    """
-    local = os.environ.get("DOCS_MATHJAX")
-    if local:
-        scripts = config["extra_javascript"]
-        for i, s in enumerate(scripts):
-            if str(s) == MATHJAX_CDN:
-                scripts[i] = _LOCAL
+    """Serve MathJax from the site itself: the page script list gets the local copy."""
+    scripts = config["extra_javascript"]
+    if _LOCAL not in [str(s) for s in scripts]:
+        scripts.append(_LOCAL)
     return config
 
 
 def on_files(files, config, **kwargs):
-    local = os.environ.get("DOCS_MATHJAX")
-    if local:
-        from mkdocs.structure.files import File
+    """Add the MathJax bundle to the site's files (copied, so the site works offline)."""
+    from mkdocs.structure.files import File
 
-        files.append(File.generated(config, _LOCAL, abs_src_path=local))
+    files.append(File.generated(config, _LOCAL, abs_src_path=str(mathjax_bundle())))
     return files

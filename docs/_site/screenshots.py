@@ -7,11 +7,8 @@ default the home page, an API page, a results page, a theory page and the benchm
 ``PATH`` is a path inside the site (``reference/basis_ode/``). Needs Chromium (Debian:
 ``apt-get install chromium``) and the docs extra (``pip install -e ".[docs]"``).
 
-The published site loads MathJax from jsDelivr; so that the maths renders on a machine without
-internet, ``DOCS_MATHJAX`` may name a local MathJax 3 single-file bundle (``es5/tex-svg.js``,
-which carries its fonts). Unset, the script uses ``~/.cache/mathjax3/package/es5/tex-svg.js``,
-fetching it once with ``npm pack mathjax@3`` where npm is installed; without either the pages
-are photographed with their maths as TeX source.
+The site serves its own copy of MathJax (from the docs extra, ``docs/_site/hooks.py``), so the
+maths renders here without internet as it does for readers offline.
 """
 
 from __future__ import annotations
@@ -37,8 +34,6 @@ PAGES = (
     "noisy_rnn/",
     "benchmarks/",
 )
-CACHE = Path.home() / ".cache" / "mathjax3"
-BUNDLE = CACHE / "package" / "es5" / "tex-svg.js"
 
 
 def browser() -> str:
@@ -50,36 +45,10 @@ def browser() -> str:
     sys.exit("error: no Chromium found; install it with: apt-get install -y chromium")
 
 
-def mathjax_bundle() -> str | None:
-    """A local MathJax 3 ``tex-svg.js``: ``$DOCS_MATHJAX``, the cache, or fetched by npm."""
-    given = os.environ.get("DOCS_MATHJAX")
-    if given:
-        if not Path(given).is_file():
-            sys.exit(f"error: DOCS_MATHJAX={given} is not a file; point it at es5/tex-svg.js")
-        return given
-    if not BUNDLE.is_file() and shutil.which("npm"):
-        CACHE.mkdir(parents=True, exist_ok=True)
-        try:
-            subprocess.run(["npm", "pack", "--silent", "mathjax@3"], cwd=CACHE, check=True,
-                           capture_output=True, timeout=300)  # fmt: skip
-            tgz = max(CACHE.glob("mathjax-*.tgz"))
-            subprocess.run(["tar", "xzf", tgz.name], cwd=CACHE, check=True, timeout=120)
-        except (subprocess.SubprocessError, OSError, ValueError) as e:
-            print(
-                f"warning: could not fetch MathJax with npm ({e}); maths stays TeX", file=sys.stderr
-            )
-    if BUNDLE.is_file():
-        return str(BUNDLE)
-    print("warning: no local MathJax; the maths is photographed as TeX source", file=sys.stderr)
-    return None
-
-
-def build(site: Path, mathjax: str | None) -> None:
+def build(site: Path) -> None:
     """``mkdocs build`` of the repository into ``site`` (strict, as the tests build it)."""
     env = dict(os.environ, DISABLE_MKDOCS_2_WARNING="true", NO_MKDOCS_2_WARNING="1")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    if mathjax:
-        env["DOCS_MATHJAX"] = mathjax
     cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(site)]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if result.returncode:
@@ -134,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "site"
-        build(site, mathjax_bundle())
+        build(site)
         server, port = serve(site)
         try:
             for page in args.page or PAGES:

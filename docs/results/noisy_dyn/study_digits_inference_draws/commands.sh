@@ -1,4 +1,4 @@
-# Noise kept at inference, digits, both noise forms at the plateau settings of
+# Noise kept at inference, digits, both noise forms at the 100-epoch settings of
 # ../study_digits_plateau (reference form, sigma_add = 0.03, sigma_mult = 0.02) and
 # ../study_digits_ito_plateau_confirm (Ito form, sigma = 0.1): fixed step dt = 0.3675, 100 epochs
 # (lr 0.01, x0.1 after epoch 90), 16 fresh seeds (160-175), fresh perturbation draws

