@@ -35,12 +35,11 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from ._bases import BASES, Basis, Hat, Legendre
 from ._budget import Budget, as_budgets
@@ -49,7 +48,9 @@ from ._compress import param_bytes
 from ._expansion import expansions, is_expansion
 from ._frontier import Configuration, Frontier, Point
 from ._integrate import EULER, MIDPOINT, ButcherTableau, resolve_unroll, scheme_by_name
-from ._sweep import _EvalData, _pad_eval_data, _peak_memory, _unpack
+
+if TYPE_CHECKING:  # the sweep's helpers (and tqdm) are imported when a plan runs, not on import
+    from ._sweep import _EvalData
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
@@ -350,6 +351,8 @@ class _Measurer:
                 jax.block_until_ready(run())
             times = [self.timer(config, run) for _ in range(self.repeats)]
             self.timed += 1
+            from ._sweep import _peak_memory
+
             peak = _peak_memory(self.program(config, self.unroll))
             self._costs[key] = (1e3 * float(np.median(times)), peak)
             self._configs[key] = config
@@ -393,6 +396,8 @@ class _Measurer:
 
 
 def _eval_sets(validation: Sequence[Any], batch_size: int, cert_examples: int) -> tuple:
+    from ._sweep import _EvalData, _pad_eval_data, _unpack
+
     xs, ys, mask = _unpack(validation)
     if len(xs) == 0 or len(xs) != len(ys):
         raise ValueError(
@@ -516,11 +521,10 @@ def measure_frontier(
     measure = _Measurer(model, variables, data, cert, timer, (int(repeats), int(warmup)),
                         tolerance, source)  # fmt: skip
     grid = space.grid(source)
+    from tqdm.auto import tqdm
+
     bar = tqdm(total=2 * len(grid), desc="plan", disable=not progress or not _terminal())
-    for c in grid:
-        measure.point(c, "grid")
-        bar.update(1)
-    points = [measure.certified(measure._points[c]) for c in grid if bar.update(1) is None]
+    points = _measure_grid(measure, grid, bar)
     starts = _walk_starts(measure, points, source, space) if len(names) > 1 else []
     bar.total += 2 * len(starts) * len(names) * space.max_walk_steps
     for start in starts:
@@ -533,6 +537,19 @@ def measure_frontier(
     stats.update(seconds=time.perf_counter() - t_start, validation_examples=n_val,
                  certificate_examples=n_cert)  # fmt: skip
     return Frontier(all_points, source, data.batch_size, _device(), notes, stats)
+
+
+def _measure_grid(measure: _Measurer, grid: list[Configuration], bar: Any) -> list[Point]:
+    """Every grid point measured, then certified (each certificate reuses the grid's programs
+    where its refined steps are grid steps), in grid order."""
+    for c in grid:
+        measure.point(c, "grid")
+        bar.update(1)
+    points = []
+    for c in grid:
+        points.append(measure.certified(measure.point(c, "grid")))
+        bar.update(1)
+    return points
 
 
 def _stats(measure: _Measurer, points: tuple[Point, ...], n_grid: int, space: SearchSpace,

@@ -237,3 +237,32 @@ def test_injected_timer_times_every_structure_alike(frontier):
     assert set(counts.values()) == {14}
     for p in frontier.points:  # the plan's latencies are the injected ones
         assert p.latency_ms == pytest.approx(1e3 * stages_timer(p.config, None))
+
+
+def test_walks_from_the_best_and_the_trained_point_with_a_progress_bar(trained, monkeypatch):
+    """Both walk starts, with the progress bar drawn (as on a terminal): every grid point is
+    certified, and the starts are the trained configuration and the best certified grid point
+    found here by brute force (most accurate, then fewest bytes, then lowest latency)."""
+    import tqdm.auto
+
+    import basis_ode._plan as plan_module
+
+    class RedrawingBar(tqdm.auto.tqdm):
+        def update(self, n=1):
+            super().update(n)
+            return True  # what tqdm returns whenever it redraws (every 0.1 s on a terminal)
+
+    monkeypatch.setattr(plan_module, "_terminal", lambda: True)
+    monkeypatch.setattr(tqdm.auto, "tqdm", RedrawingBar)
+    space = dataclasses.replace(SPACE, walk_from=("best", "trained"))
+    f = bo.measure_frontier(MODEL, trained, _data(), space=space, batch_size=32,
+                            timer=stages_timer, certificate_examples=64, tolerance=10.0,
+                            progress=True)  # fmt: skip
+    grid = [p for p in f.points if p.search == "grid"]
+    assert len(grid) == f.stats["grid_points"] == len(space.resolved(f.source).grid(f.source))
+    assert all(p.certificate is not None for p in f.points)
+    best = min((p for p in grid if p.certified),
+               key=lambda p: (-p.accuracy, p.model_bytes, p.latency_ms))  # fmt: skip
+    assert f.stats["walk_starts"] == list(dict.fromkeys([best.config.label, f.source.label]))
+    with pytest.raises(ValueError, match="walk_from"):
+        dataclasses.replace(SPACE, walk_from=("cheapest",))
