@@ -29,6 +29,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,19 @@ def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     return {"mean": float(d.mean), "low": float(d.low), "high": float(d.high)}
 
 
+def _space(args: argparse.Namespace) -> bo.SearchSpace:
+    """The search space of the flags (None: the planner's default from the trained model)."""
+
+    def ints(text: str | None) -> tuple[int, ...] | None:
+        return None if text is None else tuple(int(k) for k in text.split(","))
+
+    bases = None if args.bases is None else tuple(bo.BASES[b] for b in args.bases.split(","))
+    schemes = tuple(bo.scheme_by_name(s) for s in args.schemes.split(","))
+    return bo.SearchSpace(bases=bases, Ks=ints(args.Ks), n_steps=ints(args.n_steps_list),
+                          schemes=schemes, max_walk_steps=args.max_walk_steps,
+                          walk_from=("best", "trained"))  # fmt: skip
+
+
 def study(args: argparse.Namespace) -> dict[str, Any]:
     events = CompileEvents()
     model, variables, splits = load_run(args.run)
@@ -113,12 +128,10 @@ def study(args: argparse.Namespace) -> dict[str, Any]:
         plan_s, plan_events = stored["meta"]["bench"]["plan_seconds"], stored["meta"]["bench"][
             "backend_compilations"]  # fmt: skip
     else:
-        schemes = tuple(bo.scheme_by_name(s) for s in args.schemes.split(","))
         t0, n0 = time.perf_counter(), events.count
-        frontier = bo.measure_frontier(model, variables, val, space=bo.SearchSpace(
-            schemes=schemes, walk_from=("best", "trained")), batch_size=args.batch_size,
-            certificate_examples=args.certificate_examples, notes=args.notes,
-            progress=args.progress)  # fmt: skip
+        frontier = bo.measure_frontier(model, variables, val, space=_space(args),
+            batch_size=args.batch_size, certificate_examples=args.certificate_examples,
+            notes=args.notes, progress=args.progress)  # fmt: skip
         plan_s, plan_events = time.perf_counter() - t0, events.count - n0
     source = next(p for p in frontier.points if p.config == frontier.source)
     choices = {}
@@ -135,7 +148,7 @@ def study(args: argparse.Namespace) -> dict[str, Any]:
                                                    "structures", "evaluations", "compilations",
                                                    "compile_seconds", "validation_examples",
                                                    "certificate_examples")},
-             "machine": machine(), "notes": args.notes, "run": args.run,
+             "machine": machine(), "notes": args.notes, "run": args.run, "command": args.command,
              "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}  # fmt: skip
     meta = {"run": args.run, "split": "validation", "limit": args.limit, "bench": bench,
             "date": bench["date"], "budgets": args.budget}  # fmt: skip
@@ -250,6 +263,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--budget", action="append", required=True, help="NAME:COST=VALUE[,...]")
     p.add_argument("--limit", type=int, default=None, help="first N validation examples")
     p.add_argument("--schemes", default="euler,midpoint", help="comma-separated schemes")
+    p.add_argument("--bases", default=None, help="comma-separated basis families (default: "
+                   "the trained one, hat, legendre)")  # fmt: skip
+    p.add_argument("--Ks", default=None, help="comma-separated K (default: powers of two)")
+    p.add_argument("--n-steps-list", default=None, help="comma-separated step counts")
+    p.add_argument("--max-walk-steps", type=int, default=12, help="moves of one per-block walk")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--certificate-examples", type=int, default=512)
     p.add_argument("--recheck-repeats", type=int, default=15)
@@ -262,7 +280,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--progress", action="store_true", help="a progress bar on a terminal")
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--bench", required=True, help="benchmark stem, e.g. benchmarks/results/plan_x")
-    return study(p.parse_args(argv))
+    args = p.parse_args(argv)
+    args.command = shlex.join(["python", "-m", "benchmarks.plan_study", *(argv or sys.argv[1:])])
+    return study(args)
 
 
 if __name__ == "__main__":
