@@ -22,6 +22,8 @@ cost (so budgets are fixed before any test example is seen)::
 
 Writes ``plan.json``, ``plan.md`` and ``frontier.png`` (plus ``<budget>/model.npz`` and
 ``<budget>/resnet/``) to ``--out`` and the planner's timing to ``--bench`` (JSON + Markdown).
+With ``--frontier plan.json`` the stored measurement is chosen from again (other budgets),
+re-checked and tested; its benchmark files are left as they are.
 """
 
 from __future__ import annotations
@@ -125,14 +127,13 @@ def study(args: argparse.Namespace) -> dict[str, Any]:
     if args.frontier:  # a stored measurement: choose again, re-check and test
         stored = json.loads(Path(args.frontier).read_text())
         frontier = bo.Frontier.from_json(stored["frontier"])
-        plan_s, plan_events = stored["meta"]["bench"]["plan_seconds"], stored["meta"]["bench"][
-            "backend_compilations"]  # fmt: skip
+        bench = stored["meta"]["bench"]  # the measurement's own machine, date and timing
     else:
         t0, n0 = time.perf_counter(), events.count
         frontier = bo.measure_frontier(model, variables, val, space=_space(args),
             batch_size=args.batch_size, certificate_examples=args.certificate_examples,
             notes=args.notes, progress=args.progress)  # fmt: skip
-        plan_s, plan_events = time.perf_counter() - t0, events.count - n0
+        bench = _bench(args, frontier, time.perf_counter() - t0, events.count - n0)
     source = next(p for p in frontier.points if p.config == frontier.source)
     choices = {}
     for text in args.budget:
@@ -143,19 +144,24 @@ def study(args: argparse.Namespace) -> dict[str, Any]:
             print(f"{name}: {err}")
             choices[name] = (budgets, None)
     report = _evaluate_choices(args, model, variables, splits, frontier, source, choices)
-    bench = {"plan_seconds": plan_s, "backend_compilations": plan_events,
-             **{k: frontier.stats.get(k) for k in ("points", "grid_points", "per_block_points",
-                                                   "structures", "evaluations", "compilations",
-                                                   "compile_seconds", "validation_examples",
-                                                   "certificate_examples")},
-             "machine": machine(), "notes": args.notes, "run": args.run, "command": args.command,
-             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}  # fmt: skip
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     meta = {"run": args.run, "split": "validation", "limit": args.limit, "bench": bench,
-            "date": bench["date"], "budgets": args.budget}  # fmt: skip
+            "date": now, "budgets": args.budget, "command": args.command}  # fmt: skip
     write_plan(args.out, frontier, choices, meta)
     _write_report(Path(args.out), frontier, choices, report, meta)
-    _write_bench(Path(args.bench), bench)
+    if not args.frontier:  # a stored measurement keeps its benchmark files
+        _write_bench(Path(args.bench), bench)
     return report
+
+
+def _bench(args: argparse.Namespace, frontier: bo.Frontier, seconds: float, events: int) -> dict:
+    keys = ("points", "grid_points", "per_block_points", "structures", "evaluations",
+            "compilations", "compile_seconds", "validation_examples",
+            "certificate_examples")  # fmt: skip
+    return {"plan_seconds": seconds, "backend_compilations": events,
+            **{k: frontier.stats.get(k) for k in keys}, "machine": machine(),
+            "notes": args.notes, "run": args.run, "command": args.command,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}  # fmt: skip
 
 
 def _evaluate_choices(args, model, variables, splits, frontier, source, choices) -> dict:
@@ -279,8 +285,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     p.add_argument("--progress", action="store_true", help="a progress bar on a terminal")
     p.add_argument("--out", required=True, help="results folder")
-    p.add_argument("--bench", required=True, help="benchmark stem, e.g. benchmarks/results/plan_x")
+    p.add_argument("--bench", default=None, help="benchmark stem, e.g. "
+                   "benchmarks/results/plan_x (required unless --frontier)")  # fmt: skip
     args = p.parse_args(argv)
+    if args.bench is None and args.frontier is None:
+        p.error("--bench is required when the frontier is measured (no --frontier)")
     args.command = shlex.join(["python", "-m", "benchmarks.plan_study", *(argv or sys.argv[1:])])
     return study(args)
 
