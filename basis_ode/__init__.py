@@ -64,6 +64,26 @@ from ._units import TransformerUnit as TransformerUnit
 from ._units import sinusoidal_positions as sinusoidal_positions
 # -- end models -----------------------------------------------------------------------------------
 
+# -- planning (_budget, _certificate, _frontier, _plan, _export): adapt a model to a budget --------
+from ._budget import Budget as Budget
+from ._budget import Bytes as Bytes
+from ._budget import Latency as Latency
+from ._budget import PeakMemory as PeakMemory
+from ._certificate import Certificate as Certificate
+from ._certificate import certify as certify
+from ._export import export_resnet as export_resnet
+from ._frontier import BudgetError as BudgetError
+from ._frontier import Configuration as Configuration
+from ._frontier import Frontier as Frontier
+from ._frontier import Point as Point
+from ._plan import Plan as Plan
+from ._plan import SearchSpace as SearchSpace
+from ._plan import adapt as adapt
+from ._plan import measure_frontier as measure_frontier
+from ._plan import plan as plan
+from ._plan import wall_clock as wall_clock
+# -- end planning ---------------------------------------------------------------------------------
+
 # -- model files (_model_io: save_model, load_model) ----------------------------------------------
 from ._model_io import load_model as load_model
 from ._model_io import save_model as save_model
@@ -99,21 +119,31 @@ __all__ = [
     "BASES",
     "Basis",
     "BasisExpansion",
+    "Budget",
+    "BudgetError",
     "ButcherTableau",
+    "Bytes",
+    "Certificate",
     "Chebyshev",
     "CheckpointMismatchError",
+    "Configuration",
     "ConvODENet",
     "EULER",
     "Fourier",
+    "Frontier",
     "Hat",
+    "Latency",
     "Legendre",
     "MIDPOINT",
     "NonFiniteError",
     "ODEBlock",
     "ODETransformerTagger",
     "OdeSolution",
+    "PeakMemory",
     "PiecewiseConstant",
     "PiecewiseLinear",
+    "Plan",
+    "Point",
     "PreActConvUnit",
     "RECIPES",
     "RK4",
@@ -123,11 +153,14 @@ __all__ = [
     "ResidualStitch",
     "SCHEMES",
     "SGDRecipe",
+    "SearchSpace",
     "TrainingDiverged",
     "TransformerUnit",
     "accuracy",
+    "adapt",
     "basis_by_name",
     "basis_of",
+    "certify",
     "change_of_basis",
     "check_coefficients",
     "compress",
@@ -135,6 +168,7 @@ __all__ = [
     "count_params",
     "data",
     "evaluate",
+    "export_resnet",
     "fit",
     "fit_state",
     "gram_matrix",
@@ -143,8 +177,10 @@ __all__ = [
     "interpolation_matrix",
     "least_squares_fit",
     "load_model",
+    "measure_frontier",
     "odeint",
     "param_bytes",
+    "plan",
     "project",
     "recipe_by_name",
     "refine",
@@ -160,4 +196,5 @@ __all__ = [
     "stage_basis",
     "stage_times",
     "step_schedule",
+    "wall_clock",
 ]

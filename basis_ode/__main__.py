@@ -1,4 +1,4 @@
-"""Command line of basis_ode: ``python -m basis_ode {train,compress,tag,demo} ...``.
+"""Command line of basis_ode: ``python -m basis_ode {train,compress,plan,tag,demo} ...``.
 
 ``demo`` is the quick tour (about a few minutes on two CPU cores): a small ConvODENet on the sklearn
 digits trained with refinement K = n_steps = 1 -> 2 -> 4 -> 8, then compressed to K/2 and K/4
@@ -17,6 +17,9 @@ python-pickle layout under ROOT)::
     # compress the trained model to K = 8 (and 4) without retraining, sweep steps and schemes
     python -m basis_ode compress --run runs/c10_k16 --Ks 16,8,4 --n-steps-list 8,16 \\
         --bases piecewise_constant --out runs/c10_k16/compress
+    # the best configuration that runs in 3 ms a batch of 256 and fits in 200 kB (validation
+    # split; writes plan.json, plan.md, frontier.png, model.npz and, for Euler, resnet/)
+    python -m basis_ode plan --run runs/c10_ref --latency-ms 3 --bytes 200000
     # POS tagging on Universal Dependencies (English-GUM CoNLL-U files)
     python -m basis_ode tag --conllu en_gum-ud-train.conllu en_gum-ud-dev.conllu \\
         en_gum-ud-test.conllu --K 1 --n-steps 1 --refine-at 2,4,6,8,10,12 --epochs 60 \\
@@ -129,6 +132,38 @@ def cmd_compress(args: argparse.Namespace) -> Any:
     return rows
 
 
+def cmd_plan(args: argparse.Namespace) -> dict:
+    from . import experiments
+    from ._plan import SearchSpace
+
+    budgets = experiments.budgets_from_flags(args.latency_ms, args.bytes, args.peak_bytes)
+    space = SearchSpace(
+        bases=None if args.bases is None else tuple(_family(b) for b in parse_names(args.bases)),
+        Ks=parse_ints(args.Ks) or None, n_steps=parse_ints(args.n_steps_list) or None,
+        schemes=tuple(_scheme(m) for m in parse_names(args.methods)),
+        methods=tuple(_map(m) for m in parse_names(args.maps)), per_block=not args.no_per_block,
+    )  # fmt: skip
+    out = args.out or f"{args.run}/plan"
+    res = experiments.plan_run(
+        args.run, budgets, data_name=args.data, data_path=args.data_path, limit=args.limit,
+        out=out, allow_uncertified=args.allow_uncertified, space=space,
+        batch_size=args.batch_size, repeats=args.repeats, tolerance=args.tolerance,
+        certificate_examples=args.certificate_examples, progress=not args.quiet,
+        notes=args.notes,
+    )  # fmt: skip
+    p = res["choice"]
+    print(f"chosen: {p.config.label}: validation {100 * p.accuracy:.2f} %, "
+          f"{p.latency_ms:.3g} ms per batch of {res['frontier'].batch_size}, "
+          f"{p.model_bytes:,} bytes, {p.certificate.describe()} -> {out}/model.npz")  # fmt: skip
+    return res
+
+
+def _map(name: str) -> str:
+    if name not in ("project", "interpolate"):
+        raise CLIError(f"unknown --maps entry {name!r}; choose project and/or interpolate.")
+    return name
+
+
 def cmd_tag(args: argparse.Namespace) -> dict:
     from . import experiments
 
@@ -221,6 +256,83 @@ def _compress_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_compress)
 
 
+def _plan_parser(sub: Any) -> None:
+    p = sub.add_parser("plan", help="choose basis, K, steps and scheme for a latency or size "
+                       "budget (validation split)")  # fmt: skip
+    p.add_argument("--run", "--checkpoints", dest="run", required=True,
+                   help="output folder of `train` (holds model.npz)")  # fmt: skip
+    p.add_argument("--data", default=None, help="data set (default: the run's)")
+    p.add_argument("--data-path", "--data-root", dest="data_path", default=None,
+                   help="data folder or file (default: the run's, recorded by train)")  # fmt: skip
+    p.add_argument("--limit", type=int, default=None,
+                   help="plan on the first N validation examples only")  # fmt: skip
+    p.add_argument("--latency-ms", type=float, default=None,
+                   help="budget: milliseconds per forward pass on one batch")  # fmt: skip
+    p.add_argument(
+        "--bytes",
+        type=int,
+        default=None,
+        help="budget: bytes of the model's variables (parameters and statistics)",
+    )
+    p.add_argument("--peak-bytes", type=int, default=None,
+                   help="budget: bytes of the compiled forward pass on one batch")  # fmt: skip
+    p.add_argument(
+        "--bases",
+        default=None,
+        help="basis families to try (default: the trained one, hat, legendre)",
+    )
+    p.add_argument("--Ks", default="", help="K values (default: powers of two up to the trained K)")
+    p.add_argument(
+        "--n-steps-list",
+        default="",
+        help="step counts (default: powers of two up to the trained steps)",
+    )
+    p.add_argument("--methods", default="euler,midpoint", help="comma-separated schemes")
+    p.add_argument(
+        "--maps",
+        default="project,interpolate",
+        help="maps from the trained coefficients: project and/or interpolate",
+    )
+    p.add_argument(
+        "--no-per-block",
+        action="store_true",
+        help="one K and step count for all blocks (no per-block search)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="batch of every forward pass (latency and peak memory are per batch)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=7,
+        help="timed calls per configuration, and round-robin rounds at the end",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.1,
+        help="certificate: largest relative logit change from n to 4n steps",
+    )
+    p.add_argument(
+        "--certificate-examples",
+        type=int,
+        default=512,
+        help="validation examples each certificate is computed on",
+    )
+    p.add_argument(
+        "--allow-uncertified",
+        action="store_true",
+        help="also choose configurations that fail the certificate",
+    )
+    p.add_argument("--notes", default="", help="conditions recorded with the timings")
+    add_run_flags(p, out_default=None, out_help="output folder (default: RUN/plan)",
+                  train=False)  # fmt: skip
+    p.set_defaults(func=cmd_plan)
+
+
 def _tag_parser(sub: Any) -> None:
     p = sub.add_parser("tag", help="ODE transformer tagger: synthetic task or UD CoNLL-U")
     p.add_argument("--conllu", nargs="*", default=None,
@@ -244,12 +356,14 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m basis_ode`` (``--help`` shows every default)."""
     parser = Parser(
         prog="python -m basis_ode",
-        description="Basis-function ODE-Nets: train, compress without retraining, tag, demo.",
+        description="Basis-function ODE-Nets: train, compress without retraining, plan for a "
+        "budget, tag, demo.",
         epilog=EPILOG,
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     _train_parser(sub)
     _compress_parser(sub)
+    _plan_parser(sub)
     _tag_parser(sub)
     p = sub.add_parser("demo", help="digits: refinement 1->8, compression to K/2 and K/4")
     p.add_argument("--epochs", type=int, default=8, help="number of epochs")
@@ -265,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> Any:
     check_positive(args, ("epochs", "limit", "eval_limit", "batch_size", "width", "K", "n_steps",
-                          "sentences", "checkpoint_every", "cpu_devices"))  # fmt: skip
+                          "sentences", "checkpoint_every", "cpu_devices", "repeats",
+                          "certificate_examples"))  # fmt: skip
     if args.command == "train":
         start_cluster(args)  # --cpu-devices, and the job's processes join here
     return args.func(args)

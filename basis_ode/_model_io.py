@@ -70,6 +70,8 @@ def _field_to_json(cls: type, name: str, value: Any) -> Any:
         return value
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, tuple) and all(isinstance(v, int | np.integer) for v in value):
+        return [int(v) for v in value]  # n_steps per block
     raise TypeError(f"{cls.__name__}.{name} = {value!r} cannot be stored in a model file.")
 
 
@@ -78,6 +80,10 @@ def _field_from_json(path: Path, name: str, value: Any, K: Any) -> Any:
         if not isinstance(value, str) or not hasattr(jnp, value):
             raise FileFormatError(f"{path}: field {name} holds an unknown dtype {value!r}.")
         return getattr(jnp, value)
+    if name == "n_steps" and isinstance(value, list):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise FileFormatError(f"{path}: field n_steps = {value!r} is not a list of ints.")
+        return tuple(value)  # one count per block
     try:
         if name == "basis":
             return basis_by_name(value, int(K))

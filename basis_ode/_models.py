@@ -129,6 +129,23 @@ class _ConvBackbone(nn.Module):
         return nn.Dense(num_classes, param_dtype=self.param_dtype, name="head")(h)
 
 
+#: The number of ODE blocks (stages) of a ConvODENet.
+N_STAGES = 3
+
+
+def _stage_steps(n_steps: Any, i: int, what: str) -> int | None:
+    """Stage ``i``'s steps: ``n_steps`` itself (an int or None), or its i-th entry (a tuple of one
+    count per stage)."""
+    if not isinstance(n_steps, tuple | list):
+        return n_steps
+    if len(n_steps) != N_STAGES:
+        raise ValueError(
+            f"ConvODENet: {what} {tuple(n_steps)} must give one step count per ODE block "
+            f"({N_STAGES}: stage0, stage1, stage2), or be one int for all of them."
+        )
+    return n_steps[i]
+
+
 class ConvODENet(_ConvBackbone):
     """Three-stage convolutional ODE-Net with stateful, basis-expanded ODE blocks (paper 5.1).
 
@@ -143,7 +160,8 @@ class ConvODENet(_ConvBackbone):
         num_classes: number of logits.
         width: width ``w`` of the first stage.
         basis: the basis at ``init``, family and K (afterwards the variables' own).
-        n_steps: default steps of every ODE block (None: ``n_steps = K``).
+        n_steps: default steps of every ODE block (None: ``n_steps = K`` of each block), or a
+            tuple of three, one per block (``stage0, stage1, stage2``).
         method: default scheme, a :class:`basis_ode.ButcherTableau` (``EULER``, ``RK4``, ...).
         bn_momentum: BatchNorm momentum (Flax convention; 0.9 = PyTorch's 0.1).
         param_dtype: dtype of the parameters.
@@ -152,13 +170,15 @@ class ConvODENet(_ConvBackbone):
             body far slower (see :func:`basis_ode.odeint`). The result is the same either way.
 
     Call: ``model.apply(variables, x, train=False, n_steps=None, scheme=None)`` with ``x`` NHWC;
-    returns logits ``(batch, num_classes)``.
+    returns logits ``(batch, num_classes)``. ``n_steps`` is one int for every block or a tuple
+    of three; each block may hold its own basis and K (``basis_ode.adapt`` maps blocks
+    separately), as every block reads the basis of its own coefficients.
     """
 
     num_classes: int = 10
     width: int = 16
     basis: Basis = PiecewiseConstant(4)
-    n_steps: int | None = None
+    n_steps: int | tuple[int, ...] | None = None
     method: ButcherTableau = EULER
     bn_momentum: float = 0.9
     param_dtype: Any = jnp.float32
@@ -176,11 +196,12 @@ class ConvODENet(_ConvBackbone):
         block = ODEBlock(
             unit=unit,
             basis=self.basis,
-            n_steps=self.n_steps,
+            n_steps=_stage_steps(self.n_steps, i, "n_steps"),
             method=self.method,
             unroll=self.unroll,
             name=f"stage{i}",
         )
+        kw["n_steps"] = _stage_steps(kw.get("n_steps"), i, "the n_steps argument")
         return block(h, train=train, **kw)
 
     @nn.compact
@@ -189,7 +210,7 @@ class ConvODENet(_ConvBackbone):
         x: Float[Array, "batch height width channel"],
         *,
         train: bool = False,
-        n_steps: int | None = None,
+        n_steps: int | tuple[int, ...] | None = None,
         scheme: ButcherTableau | None = None,
     ) -> Float[Array, "batch num_classes"]:
         """Logits of a batch of NHWC images (see the class docstring for the overrides)."""

@@ -51,6 +51,7 @@ from trainkit.internal import (
 from ._bases import Basis, PiecewiseConstant
 from ._expansion import basis_of
 from ._integrate import EULER, ButcherTableau, scheme_name
+from ._plan_files import budgets_from_flags, frontier_markdown, frontier_plot, plan_run, write_plan
 from ._recipes import AdamRsqrtRecipe, SGDRecipe
 from ._sweep import compression_sweep
 
@@ -58,18 +59,23 @@ __all__ = [
     "IMAGE_DATA",
     "RUN_FILES",
     "block_K",
+    "budgets_from_flags",
     "check_run_data",
     "compress_run",
     "compression_sweep",
     "demo",
     "demo_plots",
+    "frontier_markdown",
+    "frontier_plot",
     "load_images",
     "load_run",
     "num_classes",
+    "plan_run",
     "rows_markdown",
     "synthetic_tagging_splits",
     "train_images",
     "train_tagger",
+    "write_plan",
     "write_run",
 ]
 
