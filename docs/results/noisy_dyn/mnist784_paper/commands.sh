@@ -34,3 +34,9 @@ arm() {  # name core sigma...
 arm nrnn 0 &
 arm deterministic 1 --sigma-add 0 --sigma-mult 0 &
 wait
+
+# After both arms finished their 100 epochs (run once; the current library, not the frozen code):
+# the final and the best-validation parameters of each arm as model files (save_model), then
+# the paired robustness of the two on the same perturbation draws, per test example.
+#   python docs/results/noisy_dyn/mnist784_paper/robustness.py --which last --export --check
+#   python docs/results/noisy_dyn/mnist784_paper/robustness.py --which best --export
