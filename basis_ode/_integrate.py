@@ -546,7 +546,7 @@ def odeint(
 def least_squares_fit(
     basis: Basis,
     times: Float[ArrayLike, "*samples"],
-    values: PyTree[Float[ArrayLike, "*samples"]],
+    values: PyTree[Float[ArrayLike, ...]],
     *,
     ridge: float = 1e-6,
     method: ButcherTableau | None = None,

@@ -41,7 +41,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from trainkit.internal import check_positive_int
 
@@ -207,7 +207,7 @@ class ConvODENet(_ConvBackbone):
     @nn.compact
     def __call__(
         self,
-        x: Float[Array, "batch height width channel"],
+        x: Float[ArrayLike, "batch height width channel"],
         *,
         train: bool = False,
         n_steps: int | tuple[int, ...] | None = None,
@@ -275,7 +275,7 @@ class ResNet(_ConvBackbone):
 
     @nn.compact
     def __call__(
-        self, x: Float[Array, "batch height width channel"], *, train: bool = False
+        self, x: Float[ArrayLike, "batch height width channel"], *, train: bool = False
     ) -> Float[Array, "batch num_classes"]:
         """Logits of a batch of NHWC images."""
         return self.run(x, train)
@@ -317,9 +317,9 @@ class ODETransformerTagger(nn.Module):
     @nn.compact
     def __call__(
         self,
-        tokens: Int[Array, "batch length"],
+        tokens: Int[ArrayLike, "batch length"],
         *,
-        mask: Bool[Array, "batch length"] | None = None,
+        mask: Bool[ArrayLike, "batch length"] | None = None,
         train: bool = False,
         n_steps: int | None = None,
         scheme: ButcherTableau | None = None,

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import serialization
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 import trainkit
 from trainkit import CheckpointMismatchError as CheckpointMismatchError
@@ -297,10 +297,10 @@ def _evaluate(model, variables, arrays: tuple, batch_size: int) -> dict[str, flo
 def accuracy(
     model: Any,
     variables: Any,
-    xs: Float[Array, "batch ..."] | Int[Array, "batch time"],
-    ys: Int[Array, " batch"] | Int[Array, "batch time"],
+    xs: Float[ArrayLike, "batch ..."] | Int[ArrayLike, "batch time"],
+    ys: Int[ArrayLike, " batch"] | Int[ArrayLike, "batch time"],
     *,
-    lengths: Int[Array, " batch"] | None = None,
+    lengths: Int[ArrayLike, " batch"] | None = None,
     n_steps: int | None = None,
     method: ButcherTableau | None = None,
     batch_size: int = 500,
@@ -658,11 +658,11 @@ def _options(recipe, learning_rate, refine_at, augment, batch_size) -> dict:
 @takes_train_options()
 def fit(
     model: Any,
-    train: tuple,
+    train: tuple | list,
     *,
     learning_rate: float,
     recipe: Recipe = SGD_RECIPE,
-    validation: tuple | None = None,
+    validation: tuple | list | None = None,
     refine_at: Sequence[int] = (),
     variables: Any = None,
     augment: Callable[..., Array] | None = None,

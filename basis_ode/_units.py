@@ -26,7 +26,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, ArrayLike, Bool, Float
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
@@ -76,7 +76,7 @@ class PreActConvUnit(nn.Module):
 
     @nn.compact
     def __call__(
-        self, h: Float[Array, "batch height width channel"], *, train: bool = False
+        self, h: Float[ArrayLike, "batch height width channel"], *, train: bool = False
     ) -> Float[Array, "batch height width channel"]:
         """Evaluate the branch. Arguments: ``h`` (NHWC), ``train`` (batch statistics if True).
 
@@ -111,7 +111,7 @@ class ResidualStitch(nn.Module):
 
     @nn.compact
     def __call__(
-        self, h: Float[Array, "batch height width in_channel"], *, train: bool = False
+        self, h: Float[ArrayLike, "batch height width in_channel"], *, train: bool = False
     ) -> Float[Array, "batch out_height out_width features"]:
         """Apply the stitch to ``h`` (NHWC); returns NHWC, ``features`` channels."""
         bn = lambda name: _batch_norm(  # noqa: E731
@@ -178,10 +178,10 @@ class TransformerUnit(nn.Module):
     @nn.compact
     def __call__(
         self,
-        x: Float[Array, "batch length width"],
+        x: Float[ArrayLike, "batch length width"],
         *,
         train: bool = False,
-        mask: Bool[Array, "batch 1 length length"] | None = None,
+        mask: Bool[ArrayLike, "batch 1 length length"] | None = None,
     ) -> Float[Array, "batch length width"]:
         """Evaluate the field.
 

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from trainkit import FileFormatError, read_classification_npz, split_off_validation, split_three
 from trainkit import batches as batches
@@ -320,7 +320,7 @@ def read_foolbox_samples(
 
 
 def augment(
-    key: Array, images: Float[Array, "batch height width channel"], pad: int = 4
+    key: Array, images: Float[ArrayLike, "batch height width channel"], pad: int = 4
 ) -> Float[Array, "batch height width channel"]:
     """Random crop after zero padding, and random horizontal flip (the CIFAR-10 recipe).
 

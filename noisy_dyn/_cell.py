@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from trainkit.internal import FloatScalar
+
 from ._noise import may_be_nonzero
 from ._types import Hidden, Input, Key, Matrix, Params
 
@@ -108,7 +110,7 @@ class LipschitzCell(Cell):
 
 
 def lipschitz_matrix(
-    M: Float[ArrayLike, "hidden hidden"], beta: float, gamma: float
+    M: Float[ArrayLike, "hidden hidden"], beta: FloatScalar, gamma: FloatScalar
 ) -> Float[Array, "hidden hidden"]:
     """The structured recurrent matrix of the Lipschitz RNN.
 

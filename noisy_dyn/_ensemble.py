@@ -127,7 +127,7 @@ def fit_ensemble(
     eval_batch_size: int = 512,
     on_divergence: str = "raise",
     options: trainkit.TrainOptions,
-) -> tuple[dict[str, Float[Array, "members ..."]], dict[str, Any]]:
+) -> tuple[dict[str, Float[Array | np.ndarray, "members ..."]], dict[str, Any]]:
     """Train ``len(cfgs) * len(seeds)`` Noisy RNNs of one architecture in one compiled program.
 
     Member ``i * len(seeds) + j`` is ``fit(cfgs[i], train, seed=seeds[j],

@@ -64,7 +64,7 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 from jax.sharding import AbstractMesh
 from jax.sharding import PartitionSpec as P
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._noise import Coefficients, Uses, draw_steps
 from ._step import advance, noise_scale
@@ -441,10 +441,10 @@ def chunk_plan(time: int, remat: int | None) -> tuple[int, int]:
 def fused_final_state(
     w: Weights,
     coef: Coefficients,
-    xs: Float[Array, "time batch input"],
-    h0: Float[Array, "batch hidden"],
+    xs: Float[ArrayLike, "time batch input"],
+    h0: Float[ArrayLike, "batch hidden"],
     noise: Noise,
-    lengths: Int[Array, " batch"] | None,
+    lengths: Int[ArrayLike, " batch"] | None,
     *,
     uses: Uses,
     remat: int | None,

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from trainkit.internal import takes_sequences
 
@@ -57,14 +57,14 @@ def _check_floating(name: str, xs: Any) -> None:
 
 @takes_sequences(position=0, labels=False, rewrap=True)
 def perturb(
-    xs: Float[Array, "*shape"],
+    xs: Float[ArrayLike, "*shape"],
     kind: str,
-    level: float | Float[Array, ""],
+    level: float | Float[ArrayLike, ""],
     *,
     key: Array,
     low: float = 0.0,
     high: float = 1.0,
-    lengths: Int[Array, " batch"] | None = None,
+    lengths: Int[ArrayLike, " batch"] | None = None,
 ) -> Float[Array, "*shape"]:
     """Corrupt inputs with random noise of a given kind and level.
 
@@ -161,9 +161,9 @@ def _check_batch(xs: Any, ys: Any) -> None:
 
 def fgsm_fn(
     logits_fn: LogitsFn,
-    xs: Float[Array, "batch ..."],
-    ys: Int[Array, " batch"],
-    eps: float | Float[Array, ""],
+    xs: Float[ArrayLike, "batch ..."],
+    ys: Int[ArrayLike, " batch"],
+    eps: float | Float[ArrayLike, ""],
 ) -> Float[Array, "batch ..."]:
     """Fast gradient sign method (Goodfellow et al. 2015) on any batched logits function.
 
@@ -213,12 +213,12 @@ def _random_start(key: Array, xs: Array, eps: Array, norm: str) -> Array:
 
 def pgd_fn(
     logits_fn: LogitsFn,
-    xs: Float[Array, "batch ..."],
-    ys: Int[Array, " batch"],
-    eps: float | Float[Array, ""],
+    xs: Float[ArrayLike, "batch ..."],
+    ys: Int[ArrayLike, " batch"],
+    eps: float | Float[ArrayLike, ""],
     *,
     steps: int,
-    step_size: float | Float[Array, ""],
+    step_size: float | Float[ArrayLike, ""],
     norm: str = "linf",
     key: Array | None = None,
     mask: Array | None = None,
@@ -291,7 +291,7 @@ def pgd_fn(
 
 def deepfool_fn(
     logits_fn: LogitsFn,
-    xs: Float[Array, "batch ..."],
+    xs: Float[ArrayLike, "batch ..."],
     *,
     max_iter: int = 50,
     overshoot: float = 0.02,
@@ -371,12 +371,12 @@ def _model_logits(params: dict, cfg: Any, lengths: Any = None) -> LogitsFn:
 @takes_sequences(rewrap=True)
 def fgsm(
     params: dict,
-    xs: Float[Array, "batch time feature"],
-    ys: Int[Array, " batch"],
+    xs: Float[ArrayLike, "batch time feature"],
+    ys: Int[ArrayLike, " batch"],
     cfg: Any,
-    eps: float | Float[Array, ""],
+    eps: float | Float[ArrayLike, ""],
     *,
-    lengths: Int[Array, " batch"] | None = None,
+    lengths: Int[ArrayLike, " batch"] | None = None,
 ) -> Float[Array, "batch time feature"]:
     """FGSM on the deterministic inference path ``apply(params, xs, cfg)``; see ``fgsm_fn``.
 
@@ -390,16 +390,16 @@ def fgsm(
 @takes_sequences(rewrap=True)
 def pgd(
     params: dict,
-    xs: Float[Array, "batch time feature"],
-    ys: Int[Array, " batch"],
+    xs: Float[ArrayLike, "batch time feature"],
+    ys: Int[ArrayLike, " batch"],
     cfg: Any,
-    eps: float | Float[Array, ""],
+    eps: float | Float[ArrayLike, ""],
     *,
     steps: int,
-    step_size: float | Float[Array, ""],
+    step_size: float | Float[ArrayLike, ""],
     norm: str = "linf",
     key: Array | None = None,
-    lengths: Int[Array, " batch"] | None = None,
+    lengths: Int[ArrayLike, " batch"] | None = None,
 ) -> Float[Array, "batch time feature"]:
     """PGD on the deterministic inference path ``apply(params, xs, cfg)``; see ``pgd_fn``.
 
@@ -414,12 +414,12 @@ def pgd(
 @takes_sequences(labels=False, rewrap=True)
 def deepfool(
     params: dict,
-    xs: Float[Array, "batch time feature"],
+    xs: Float[ArrayLike, "batch time feature"],
     cfg: Any,
     *,
     max_iter: int = 50,
     overshoot: float = 0.02,
-    lengths: Int[Array, " batch"] | None = None,
+    lengths: Int[ArrayLike, " batch"] | None = None,
 ) -> Float[Array, "batch time feature"]:
     """DeepFool on the deterministic inference path ``apply(params, xs, cfg)``; see
     ``deepfool_fn``. With ``lengths`` the padding is left untouched. ``deepfool(params, data,

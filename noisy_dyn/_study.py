@@ -57,7 +57,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from trainkit import (
     CONFIDENCE,
@@ -126,12 +126,12 @@ def stochastic_inference(draws: int) -> str:
 
 def stochastic_logits(
     params: dict[str, Array],
-    xs: Float[Array, "batch time feature"],
+    xs: Float[ArrayLike, "batch time feature"],
     cfg: NoisyRNNConfig,
     *,
     key: Array,
     draws: int,
-    lengths: Int[Array, " batch"] | None = None,
+    lengths: Int[ArrayLike, " batch"] | None = None,
 ) -> Float[Array, "batch classes"]:
     """Logits averaged over ``draws`` draws of the training noise of ``cfg``, kept at inference.
 
@@ -234,14 +234,14 @@ _perturb_jit = jax.jit(perturb, static_argnames=("kind",))
 
 
 def evaluate_members(
-    params: dict[str, Float[Array, "members ..."]],
+    params: dict[str, Float[Array | np.ndarray, "members ..."]],
     cfg: NoisyRNNConfig | Sequence[NoisyRNNConfig],
-    xs: Float[Array, "n time feature"] | Sequences,
-    ys: Int[Array, " n"] | None = None,
+    xs: Float[ArrayLike, "n time feature"] | Sequences,
+    ys: Int[ArrayLike, " n"] | None = None,
     *,
     key: Array,
     perturbations: Mapping[str, Sequence[float]] | None = None,
-    lengths: Int[Array, " n"] | None = None,
+    lengths: Int[ArrayLike, " n"] | None = None,
     batch_size: int | None = None,
     pgd_steps: int = 10,
     inference_draws: int = 0,
@@ -949,7 +949,7 @@ def write_study(
 
 
 def robustness_study(
-    params: dict[str, Float[Array, "members ..."]],
+    params: dict[str, Float[Array | np.ndarray, "members ..."]],
     cfgs: Sequence[NoisyRNNConfig],
     seeds: Sequence[int],
     test: tuple,

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 import trainkit
 from trainkit import CheckpointMismatchError as CheckpointMismatchError
@@ -52,8 +52,7 @@ from ._config import NoisyRNNConfig
 from ._params import init_params
 from ._regularizer import regularized_loss
 from ._solve import apply, trajectory
-
-Params = dict[str, Array]
+from ._types import Params  # noqa: E402
 
 REGULARIZERS = ("noise", "explicit")
 
@@ -141,10 +140,10 @@ def _check_positive_int(name: str, value: Any) -> int:
 
 def logits_with_lengths(
     params: Params,
-    xs: Float[Array, "batch time feature"],
+    xs: Float[ArrayLike, "batch time feature"],
     cfg: NoisyRNNConfig,
     *,
-    lengths: Int[Array, " batch"] | None = None,
+    lengths: Int[ArrayLike, " batch"] | None = None,
     key: Array | None = None,
 ) -> Float[Array, "batch classes"]:
     """Logits ``V h_L + c`` read at each sequence's own length ``L`` (``h_T`` without lengths).
@@ -195,10 +194,10 @@ def evaluate_split(
 
 def accuracy(
     params: Params,
-    data: Sequences | tuple | Float[Array, "n time feature"],
+    data: Sequences | tuple | Float[ArrayLike, "n time feature"],
     *args: Any,
     batch_size: int = 512,
-    lengths: Int[Array, " n"] | None = None,
+    lengths: Int[ArrayLike, " n"] | None = None,
 ) -> float:
     """Fraction of sequences whose deterministic-inference prediction ``argmax V h_L + c`` is
     the label (``h_L`` the state after each sequence's own ``L`` real steps).
@@ -464,10 +463,10 @@ def prepare_run(
 @takes_train_options(renamed={"checkpoint_every_steps": "checkpoint_every"})
 def fit(
     cfg: NoisyRNNConfig,
-    train: tuple,
+    train: Sequences | tuple,
     *,
     learning_rate: float,
-    validation: tuple | None = None,
+    validation: Sequences | tuple | None = None,
     regularizer: str = "noise",
     lam: float = 1.0,
     decay_at: float = 0.9,

@@ -66,7 +66,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -97,6 +97,7 @@ logger = logging.getLogger("trainkit")
 RETURN_PARAMS = ("best", "last")
 
 
+@runtime_checkable
 class Task(Protocol):
     """What a package supplies to :func:`train`.
 

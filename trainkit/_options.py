@@ -179,7 +179,7 @@ def takes_train_options(
         name = fn.__name__
 
         @functools.wraps(fn)
-        def wrapper(*args: Any, options: TrainOptions | None = None, **kwargs: Any) -> Any:
+        def wrapper(*args: Any, options: Any = None, **kwargs: Any) -> Any:  # checked below
             given = {k: kwargs.pop(k) for k in list(kwargs) if k in fields}
             for old, new in renamed.items():
                 if old in kwargs:

@@ -30,6 +30,8 @@ Groups:
   ``progress_bar`` (a tqdm bar on a terminal only);
 - training options (``trainkit._options``): ``takes_train_options``, the decorator that gives a
   ``fit`` the :class:`trainkit.TrainOptions` as keyword arguments and documentation;
+- jaxtyping aliases (``trainkit._types``): ``FloatScalar``, ``IntScalar``, ``RealScalar`` (a
+  Python number or a 0-d array, possibly traced);
 - devices and the loop (``trainkit._devices``, ``trainkit._loop``): ``available_cores``,
   ``MIN_ROWS_PER_DEVICE``, ``to_host``, ``compiled_step`` (its ``cache_clear()`` is what a
   benchmark calls to time a compilation).
@@ -65,6 +67,9 @@ from ._splits import check_fraction as check_fraction
 from ._splits import limit_splits as limit_splits
 from ._ts import label_order as label_order
 from ._ts import pad_series as pad_series
+from ._types import FloatScalar as FloatScalar
+from ._types import IntScalar as IntScalar
+from ._types import RealScalar as RealScalar
 from ._validate import ArgumentTypeError as ArgumentTypeError
 from ._validate import LabelGapWarning as LabelGapWarning
 from ._validate import check_finite as check_finite
@@ -77,9 +82,12 @@ from ._validate import check_real as check_real
 __all__ = [
     "EXIT_PEER_LOST",
     "ArgumentTypeError",
+    "FloatScalar",
+    "IntScalar",
     "LabelGapWarning",
     "MIN_ROWS_PER_DEVICE",
     "MIN_VALIDATION",
+    "RealScalar",
     "add_cluster_flags",
     "available_cores",
     "check_fields",
