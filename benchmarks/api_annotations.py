@@ -9,7 +9,8 @@ and its public methods (``__call__`` included). Each parameter and return annota
   ``PRNGKeyArray``), or a ``PyTree[...]``;
 - ``bare``: an array type without dtype and shape (``jax.Array``, ``np.ndarray``, ``ArrayLike``);
 - ``missing``: no annotation at all (``self``, ``cls``, ``*args`` and ``**kwargs`` are not counted);
-- ``other``: anything else (``int``, ``str``, a config class, ``Callable``, ``Any``).
+- ``other``: anything else (``int``, ``str``, a config class, ``Callable``, ``Any``); the
+  parameters annotated ``Any`` (pytrees, models, loose containers) are listed in the JSON.
 
 A callable is *shaped* when it has array arguments or returns and all of them are ``shaped`` and
 no parameter is ``missing``; *no arrays* when every parameter is annotated and none is an array;
@@ -38,7 +39,7 @@ import jaxtyping
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PACKAGES = ("noisy_dyn", "basis_ode", "trainkit")
+PACKAGES = ("trainkit", "noisy_dyn", "basis_ode")  # trainkit first: the others re-export it
 _BARE = (jax.Array, np.ndarray, np.generic)
 
 
@@ -79,6 +80,8 @@ def classify(annotation: Any) -> set[str]:
     if isinstance(annotation, typing.TypeAliasType if hasattr(typing, "TypeAliasType") else ()):
         return classify(annotation.__value__)
     kinds: set[str] = set()
+    if any("shaped" in classify(a) for a in args):  # Float[ArrayLike, ""] adds NumPy scalars
+        args = tuple(a for a in args if not (isinstance(a, type) and issubclass(a, np.generic)))
     for a in args:
         if isinstance(a, list):  # Callable[[...], ...]
             for b in a:
@@ -102,7 +105,8 @@ def callable_record(fn: Any, qualname: str, fields: dict[str, Any] | None = None
         try:
             sig = inspect.signature(fn)
         except (TypeError, ValueError):
-            return {"name": qualname, "status": "no signature", "params": {}}
+            empty: list[str] = []
+            return {"name": qualname, "status": "no signature", "bare": empty, "missing": empty}
         params = {}
         for p in sig.parameters.values():
             if p.name in ("self", "cls") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
@@ -120,7 +124,8 @@ def callable_record(fn: Any, qualname: str, fields: dict[str, Any] | None = None
         status = "partly" if any("shaped" in k for k in kinds.values()) else "unshaped"
     else:
         status = "shaped" if arrays else "no arrays"
-    return {"name": qualname, "status": status, "bare": bare, "missing": missing}
+    loose = [n for n, a in params.items() if a is Any]  # reported, not judged: pytrees, models
+    return {"name": qualname, "status": status, "bare": bare, "missing": missing, "any": loose}
 
 
 def _class_records(cls: type, qualname: str) -> list[dict]:

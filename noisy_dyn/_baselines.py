@@ -49,7 +49,7 @@ from jaxtyping import Array
 
 from ._cell import Cell, init_readout, uniform_init
 from ._noise import known_nonzero
-from ._types import Params
+from ._types import Hidden, Input, Params
 
 if TYPE_CHECKING:
     from ._config import NoisyRNNConfig
@@ -143,13 +143,13 @@ def gated_shapes(cfg: "NoisyRNNConfig") -> dict[str, tuple[int, ...]]:
     return cfg.cell.shapes(cfg)
 
 
-def lstm_step(params: Params, carry: tuple[Array, Array], x: Array) -> tuple[Array, Array]:
+def lstm_step(params: Params, carry: tuple[Hidden, Hidden], x: Input) -> tuple[Hidden, Hidden]:
     """One LSTM step ``(h, c), x -> (h', c')`` (equations in the module docstring)."""
     h, c = carry
     return _lstm_core(params["W_hh"], (h, c), x @ params["W_ih"].T + params["b"])
 
 
-def gru_step(params: Params, h: Array, x: Array) -> Array:
+def gru_step(params: Params, h: Hidden, x: Input) -> Hidden:
     """One GRU step ``h, x -> h'`` (equations in the module docstring)."""
     return _gru_core(params["W_hh"], params["b_hh"], h, x @ params["W_ih"].T + params["b_ih"])
 

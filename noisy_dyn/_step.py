@@ -20,12 +20,12 @@ changes nothing, and its last valid state is carried to the end.
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array
+from jaxtyping import Array, ArrayLike, Float
 
 from ._cell import LipschitzCell, has_linear_term, recurrent_matrices
 from ._config import NoisyRNNConfig
 from ._noise import Coefficients
-from ._types import Params
+from ._types import Hidden, Input, Params
 
 
 def step_vector(params: Params, cfg: NoisyRNNConfig, dtype: jnp.dtype) -> Array:
@@ -91,12 +91,12 @@ def advance(
 
 def euler_maruyama_step(
     params: Params,
-    h: Array,
-    x: Array,
+    h: Hidden,
+    x: Input,
     cfg: NoisyRNNConfig,
-    xi: Array | None = None,
-    u: Array | None = None,
-) -> Array:
+    xi: Float[ArrayLike, "*batch hidden"] | None = None,
+    u: Float[ArrayLike, "*batch hidden"] | None = None,
+) -> Hidden:
     """One step of the Noisy RNN, ``h_k -> h_{k+1}`` (the update of the module docstring).
 
     Pure and usable on its own (e.g. under ``jax.jacfwd`` for step Jacobians). Leading batch axes

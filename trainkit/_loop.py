@@ -72,6 +72,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import PRNGKeyArray
 
 from . import _devices
 from ._atomic import atomic_write_text
@@ -111,7 +112,7 @@ class Task(Protocol):
     config: Any  # JSON-able model configuration (fingerprint)
     optimizer: Any  # JSON-able optimizer settings (fingerprint)
 
-    def init(self, key: jax.Array, meta: dict) -> dict: ...
+    def init(self, key: PRNGKeyArray, meta: dict) -> dict: ...
 
     def template(self, meta: dict) -> dict: ...
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import jax
 import numpy as np
-from jaxtyping import ArrayLike, Float, Int
+from jaxtyping import ArrayLike, Bool, Float, Int
 
 from ._validate import ArgumentTypeError
 
@@ -89,7 +89,7 @@ class Sequences:
         """Features per step ``F``."""
         return int(np.shape(self.inputs)[2])
 
-    def valid_steps(self) -> np.ndarray:
+    def valid_steps(self) -> Bool[np.ndarray, "n time"]:
         """``(N, T)`` booleans: True at the real steps of each row (all of them without lengths)."""
         n, t = np.shape(self.inputs)[:2]
         if self.lengths is None:

@@ -10,9 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from jaxtyping import ArrayLike, Shaped
 
 from ._sequences import Sequences
 from ._validate import ArgumentTypeError, check_int
+
+Rows = tuple[Shaped[np.ndarray, "rows ..."], ...]
+"""Some rows of each array (the same rows of all)."""
 
 
 def check_seed(seed: Any) -> int:
@@ -40,8 +44,12 @@ def _check_same_length(arrays: tuple[np.ndarray, ...]) -> int:
 
 
 def split_three(
-    arrays: tuple[np.ndarray, ...], *, seed: int, val_fraction: float, test_fraction: float
-) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    arrays: tuple[Shaped[ArrayLike, "n ..."], ...],
+    *,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+) -> tuple[Rows, Rows, Rows]:
     """Shuffle; cut off ``round(test_fraction N)`` test, ``round(val_fraction N)`` validation.
 
     With ``order = default_rng(seed).permutation(N)``: test is ``order[:n_test]``, validation
@@ -72,8 +80,8 @@ def split_three(
 
 
 def split_off_validation(
-    arrays: tuple[np.ndarray, ...], *, seed: int, val_size: int
-) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    arrays: tuple[Shaped[ArrayLike, "n ..."], ...], *, seed: int, val_size: int
+) -> tuple[Rows, Rows]:
     """Move ``val_size`` examples, chosen by ``default_rng(seed)``, from train to validation.
 
     With ``order = default_rng(seed).permutation(N)``, validation holds ``sort(order[:val_size])``
