@@ -42,6 +42,7 @@ from ._bases import Basis, PiecewiseConstant
 from ._expansion import BasisExpansion
 from ._integrate import EULER, ButcherTableau, _check_scheme
 from ._stateful import solve_stateful
+from ._types import Coefficients, State
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
@@ -74,7 +75,7 @@ def _nodal_matrices(basis: Basis) -> tuple[np.ndarray, np.ndarray] | None:
     return A, c1
 
 
-def init_coefficients(samples: Any, basis: Basis) -> Any:
+def init_coefficients(samples: Coefficients, basis: Basis) -> Coefficients:
     """Coefficients whose ``theta(t)`` interpolates K independent initialisations at the nodes.
 
     ``samples`` stacks K draws of the unit's variables (leaves ``(K, ...)``), draw j standing for
@@ -181,13 +182,13 @@ class ODEBlock(nn.Module):
     @nn.compact
     def __call__(
         self,
-        h: Any,
+        h: State,
         *,
         train: bool = False,
         n_steps: int | None = None,
         scheme: ButcherTableau | None = None,
         **context: Any,
-    ) -> Any:
+    ) -> State:
         """Integrate the block from ``h(0) = h`` to ``h(1)`` in the basis of the variables.
 
         Arguments:

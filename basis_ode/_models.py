@@ -50,6 +50,11 @@ from ._block import ODEBlock
 from ._integrate import EULER, ButcherTableau, resolve_unroll
 from ._units import PreActConvUnit, ResidualStitch, TransformerUnit, sinusoidal_positions
 
+FeatureMap = Float[Array, "batch height width channels"]
+"""NHWC features between two stages."""
+StageOutput = Float[Array, "batch height_out width_out channels_out"]
+"""A stage's output (strided or widened)."""
+
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
 
@@ -97,7 +102,7 @@ class _ConvBackbone(nn.Module):
             name=name,
         )
 
-    def stage(self, i: int, h: Array, train: bool, **kw: Any) -> Array:
+    def stage(self, i: int, h: FeatureMap, train: bool, **kw: Any) -> StageOutput:
         raise TypeError("_ConvBackbone is abstract")  # pragma: no cover
 
     def run(self, x: Array, train: bool, **kw: Any) -> Array:
@@ -189,7 +194,7 @@ class ConvODENet(_ConvBackbone):
             _check_positive("ConvODENet: n_steps (None for K)", self.n_steps)
         super().__post_init__()
 
-    def stage(self, i: int, h: Array, train: bool, **kw: Any) -> Array:
+    def stage(self, i: int, h: FeatureMap, train: bool, **kw: Any) -> StageOutput:
         unit = functools.partial(
             PreActConvUnit, bn_momentum=self.bn_momentum, param_dtype=self.param_dtype
         )
@@ -257,7 +262,7 @@ class ResNet(_ConvBackbone):
     param_dtype: Any = jnp.float32
     unroll: bool | None = None
 
-    def stage(self, i: int, h: Array, train: bool, **kw: Any) -> Array:
+    def stage(self, i: int, h: FeatureMap, train: bool, **kw: Any) -> StageOutput:
         n_blocks = _check_positive("n_blocks", self.n_blocks)
         unit = functools.partial(
             PreActConvUnit, bn_momentum=self.bn_momentum, param_dtype=self.param_dtype

@@ -36,7 +36,9 @@ def _check_basis(basis: object, argname: str) -> Basis:
     return basis
 
 
-def check_coefficients(coeffs: Coefficients, basis: Basis | None = None, *, argname="coeffs"):
+def check_coefficients(
+    coeffs: Coefficients, basis: Basis | None = None, *, argname: str = "coeffs"
+):
     """Check that every leaf of ``coeffs`` has the same leading axis (K), matching ``basis.K``.
 
     Raises:

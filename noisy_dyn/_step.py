@@ -20,6 +20,7 @@ changes nothing, and its last valid state is carried to the end.
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 from jaxtyping import Array, ArrayLike, Float
 
 from ._cell import LipschitzCell, has_linear_term, recurrent_matrices
@@ -28,14 +29,14 @@ from ._noise import Coefficients
 from ._types import Hidden, Input, Params
 
 
-def step_vector(params: Params, cfg: NoisyRNNConfig, dtype: jnp.dtype) -> Array:
+def step_vector(params: Params, cfg: NoisyRNNConfig, dtype: DTypeLike) -> Array:
     """The per-unit step ``d``: ``params["step"]`` with ``learn_step``, else ``dt`` per unit."""
     if cfg.learn_step:
         return params["step"].astype(dtype)
     return cfg.dt * jnp.ones((cfg.hidden_size,), dtype)
 
 
-def coefficients(params: Params, cfg: NoisyRNNConfig, dtype: jnp.dtype) -> Coefficients:
+def coefficients(params: Params, cfg: NoisyRNNConfig, dtype: DTypeLike) -> Coefficients:
     """The :class:`~noisy_dyn._noise.Coefficients` of ``cfg``'s noise form and levels."""
     d = step_vector(params, cfg, dtype)
     return cfg.noise_form.coefficients(d, cfg.sigma_add, cfg.sigma_mult, dtype)

@@ -57,7 +57,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from trainkit import (
     CONFIDENCE,
@@ -80,6 +80,7 @@ from ._config import NoisyRNNConfig, check_fields_agree
 from ._params import check_params
 from ._perturb import PERTURBATION_KINDS, fgsm_fn, perturb, pgd_fn
 from ._train import check_split, logits_with_lengths
+from ._types import Params
 
 STUDY_PERTURBATIONS: dict[str, tuple[float, ...]] = {
     "gaussian": (0.1, 0.3, 0.5),
@@ -99,7 +100,7 @@ _ATTACKS = ("fgsm", "pgd")
 _INFERENCE_FREE = ("sigma_add", "sigma_mult")  # the fields that only matter in training
 
 
-def perturbation_key(key: Array, kind: str, level: float) -> Array:
+def perturbation_key(key: PRNGKeyArray, kind: str, level: float) -> PRNGKeyArray:
     """The key of one ``(kind, level)`` of a study: ``fold_in(fold_in(key, id), round(1e6 level))``.
 
     ``id`` is 1 gaussian, 2 multiplicative, 3 salt_pepper, 4 fgsm, 5 pgd; so the draws of a level
@@ -110,7 +111,7 @@ def perturbation_key(key: Array, kind: str, level: float) -> Array:
     return jax.random.fold_in(jax.random.fold_in(key, _KIND_IDS[kind]), round(1e6 * level))
 
 
-def inference_key(key: Array) -> Array:
+def inference_key(key: PRNGKeyArray) -> PRNGKeyArray:
     """The key stream of the training noise kept at inference: ``fold_in(key, 6)``.
 
     Apart from every perturbation's stream (``fold_in(key, 1..5)``, :func:`perturbation_key`),
@@ -125,11 +126,11 @@ def stochastic_inference(draws: int) -> str:
 
 
 def stochastic_logits(
-    params: dict[str, Array],
+    params: Params,
     xs: Float[ArrayLike, "batch time feature"],
     cfg: NoisyRNNConfig,
     *,
-    key: Array,
+    key: PRNGKeyArray,
     draws: int,
     lengths: Int[ArrayLike, " batch"] | None = None,
 ) -> Float[Array, "batch classes"]:
@@ -239,14 +240,14 @@ def evaluate_members(
     xs: Float[ArrayLike, "n time feature"] | Sequences,
     ys: Int[ArrayLike, " n"] | None = None,
     *,
-    key: Array,
+    key: PRNGKeyArray,
     perturbations: Mapping[str, Sequence[float]] | None = None,
     lengths: Int[ArrayLike, " n"] | None = None,
     batch_size: int | None = None,
     pgd_steps: int = 10,
     inference_draws: int = 0,
     progress: bool = False,
-) -> dict[tuple, np.ndarray]:
+) -> dict[tuple, Float[np.ndarray, " members"]]:
     """Accuracy of every member of an ensemble, clean and under each perturbation and level.
 
     Every member is evaluated by deterministic inference (:func:`noisy_dyn.apply`, read at each
@@ -865,7 +866,7 @@ _CSV_FIELDS = ("sigma_add", "sigma_mult", "seed", "inference", "perturbation", "
 
 
 def accuracies_csv(
-    accuracies: Mapping[tuple, np.ndarray],
+    accuracies: Mapping[tuple, Float[np.ndarray, " members"]],
     cfgs: Sequence[NoisyRNNConfig],
     seeds: Sequence[int],
     n_test: int,
@@ -954,7 +955,7 @@ def robustness_study(
     seeds: Sequence[int],
     test: tuple,
     *,
-    key: Array,
+    key: PRNGKeyArray,
     perturbations: Mapping[str, Sequence[float]] | None = None,
     out_dir: str | os.PathLike | None = None,
     batch_size: int | None = None,

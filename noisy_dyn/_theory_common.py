@@ -4,6 +4,7 @@ Lyapunov exponents, margin)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 from jaxtyping import Array
 
 from ._config import NoisyRNNConfig
@@ -70,7 +71,7 @@ def check_theory_ys(ys: object, xs: Array, cfg: NoisyRNNConfig, fn: str) -> Arra
     return jnp.asarray(arr)
 
 
-def theory_step_vector(params: Params, cfg: NoisyRNNConfig, dtype: jnp.dtype) -> Array:
+def theory_step_vector(params: Params, cfg: NoisyRNNConfig, dtype: DTypeLike) -> Array:
     """The step ``d`` as an ``(H,)`` vector: the learned ``step`` or ``dt`` everywhere."""
     if cfg.learn_step:
         return params["step"]

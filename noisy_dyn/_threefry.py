@@ -17,7 +17,10 @@ and a normal as ``sqrt(2) erfinv(2 u' - 1)`` (the transform of ``jax.random.norm
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array
+from jax.typing import DTypeLike
+from jaxtyping import Array, Float
+
+from trainkit.internal import IntScalar
 
 from ._types import Key
 
@@ -92,8 +95,12 @@ def _check(
 
 
 def standard_normal(
-    key: Key, shape: tuple[int, ...], dtype=jnp.float32, *, first_row: Array | int | None = None
-) -> Array:
+    key: Key,
+    shape: tuple[int, ...],
+    dtype: DTypeLike = jnp.float32,
+    *,
+    first_row: IntScalar | None = None,
+) -> Float[Array, "..."]:
     """Independent standard normals of the given shape from a PRNG key.
 
     ``xi = sqrt(2) erfinv(v)`` with ``v`` uniform on ``(-1, 1)`` built from the top 23 bits of a
@@ -126,8 +133,12 @@ def standard_normal(
 
 
 def uniform(
-    key: Key, shape: tuple[int, ...], dtype=jnp.float32, *, first_row: Array | int | None = None
-) -> Array:
+    key: Key,
+    shape: tuple[int, ...],
+    dtype: DTypeLike = jnp.float32,
+    *,
+    first_row: IntScalar | None = None,
+) -> Float[Array, "..."]:
     """Independent uniforms on ``[0, 1)`` of the given shape from a PRNG key.
 
     ``(w >> 9) / 2^23`` of the words ``w`` of the same stream as :func:`standard_normal` (so the

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, ArrayLike, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 import trainkit
 from trainkit import CheckpointMismatchError as CheckpointMismatchError
@@ -144,7 +144,7 @@ def logits_with_lengths(
     cfg: NoisyRNNConfig,
     *,
     lengths: Int[ArrayLike, " batch"] | None = None,
-    key: Array | None = None,
+    key: PRNGKeyArray | None = None,
 ) -> Float[Array, "batch classes"]:
     """Logits ``V h_L + c`` read at each sequence's own length ``L`` (``h_T`` without lengths).
 

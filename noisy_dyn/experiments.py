@@ -30,6 +30,7 @@ from typing import Any
 import jax
 import numpy as np
 from jax.sharding import Mesh
+from jaxtyping import ArrayLike, Int
 
 from trainkit import (
     AXIS,
@@ -260,7 +261,9 @@ def default_learning_rate(preset_name: str, data_name: str) -> float:
     return preset_learning_rate(preset_name, task=task)
 
 
-def warn_if_at_chance(val_accuracy: Any, val_labels: Any, what: str = "the model") -> bool:
+def warn_if_at_chance(
+    val_accuracy: Any, val_labels: Int[ArrayLike, ...] | Sequence[int], what: str = "the model"
+) -> bool:
     """Print a warning when a best validation accuracy is within noise of the majority class
     (``trainkit.at_chance``); True when it warned."""
     if val_accuracy is None or not at_chance(val_accuracy, val_labels):

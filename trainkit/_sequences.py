@@ -102,7 +102,7 @@ class Sequences:
         pick = lambda a: None if a is None else a[index]  # noqa: E731
         return Sequences(pick(self.inputs), pick(self.labels), pick(self.lengths))
 
-    def with_inputs(self, inputs: Any) -> Sequences:
+    def with_inputs(self, inputs: Float[ArrayLike, "n time features"]) -> Sequences:
         """The same labels and lengths with other ``inputs`` (e.g. perturbed or rescaled)."""
         return dataclasses.replace(self, inputs=inputs)
 
