@@ -105,7 +105,7 @@ class _ConvBackbone(nn.Module):
     def stage(self, i: int, h: FeatureMap, train: bool, **kw: Any) -> StageOutput:
         raise TypeError("_ConvBackbone is abstract")  # pragma: no cover
 
-    def run(self, x: Array, train: bool, **kw: Any) -> Array:
+    def run(self, x: ArrayLike, train: bool, **kw: Any) -> Array:
         _check_images(x)
         w = _check_positive("width", self.width)
         num_classes = _check_positive("num_classes", self.num_classes)
@@ -230,7 +230,7 @@ class _ResidualBlock(nn.Module):
     train: bool
 
     @nn.compact
-    def __call__(self, h: Array, _: Any) -> tuple[Array, None]:
+    def __call__(self, h: ArrayLike, _: Any) -> tuple[Array, None]:
         return h + self.scale * self.unit(name="unit")(h, train=self.train), None
 
 

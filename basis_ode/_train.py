@@ -665,7 +665,7 @@ def fit(
     validation: tuple | list | None = None,
     refine_at: Sequence[int] = (),
     variables: Any = None,
-    augment: Callable[..., Array] | None = None,
+    augment: Callable[..., ArrayLike] | None = None,
     select_best: bool | None = None,
     eval_batch_size: int = 500,
     options: trainkit.TrainOptions,

@@ -41,7 +41,7 @@ import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PACKAGES = ("trainkit", "noisy_dyn", "basis_ode")  # trainkit first: the others re-export it
-_BARE = (jax.Array, np.ndarray, np.generic)
+_BARE = (jax.Array, np.ndarray)  # a NumPy scalar (np.int64, np.float32) is a number, not an array
 
 
 def public_namespaces(package: str) -> dict[str, list[str]]:

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from ._cell import Cell, init_readout, uniform_init
 from ._noise import known_nonzero
@@ -160,14 +160,16 @@ def gru_step(params: Params, h: Hidden, x: Input) -> Hidden:
     return _gru_core(params["W_hh"], params["b_hh"], h, x @ params["W_ih"].T + params["b_ih"])
 
 
-def _lstm_core(W_hh: Array, carry: tuple[Array, Array], gx: Array) -> tuple[Array, Array]:
+def _lstm_core(
+    W_hh: ArrayLike, carry: tuple[ArrayLike, ArrayLike], gx: ArrayLike
+) -> tuple[Array, Array]:
     h, c = carry
     i, f, g, o = jnp.split(gx + h @ W_hh.T, 4, axis=-1)
     c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
     return jax.nn.sigmoid(o) * jnp.tanh(c_new), c_new
 
 
-def _gru_core(W_hh: Array, b_hh: Array, h: Array, gx: Array) -> Array:
+def _gru_core(W_hh: ArrayLike, b_hh: ArrayLike, h: ArrayLike, gx: ArrayLike) -> Array:
     xr, xz, xn = jnp.split(gx, 3, axis=-1)
     hr, hz, hn = jnp.split(h @ W_hh.T + b_hh, 3, axis=-1)
     r = jax.nn.sigmoid(xr + hr)
@@ -197,7 +199,7 @@ def gated_scan_parts(
 
 # --- conversion to and from the parameter trees of the Flax cells ---------------------------------
 
-FlaxParams = dict[str, dict[str, Float[Array | np.ndarray, "..."]]]
+FlaxParams = PyTree[Float[Array | np.ndarray, "..."]]
 """The ``params`` collection of a Flax cell: ``{module: {"kernel": (in, H), "bias": (H,)}}``."""
 
 _LSTM_GATES = ("i", "f", "g", "o")

@@ -260,11 +260,11 @@ def step_factor(u: Float[ArrayLike, "*batch hidden"], cfg: "NoisyRNNConfig") -> 
 
 def draw_step(
     key: Key,
-    k: int | Array,
+    k: int | ArrayLike,
     shape: tuple[int, int],
     dtype: DTypeLike,
     need: Uses,
-    first_row: Array | int | None = None,
+    first_row: ArrayLike | int | None = None,
 ) -> tuple[Array | None, Array | None]:
     """The noise ``(xi_k, u_k)`` of step ``k``, each of ``shape`` or ``None`` when not needed.
 
@@ -283,18 +283,18 @@ def draw_step(
 
 def draw_steps(
     key: Key,
-    ks: Array,
+    ks: ArrayLike,
     shape: tuple[int, int],
     dtype: DTypeLike,
     need: Uses,
-    first_row: Array | int | None = None,
+    first_row: ArrayLike | int | None = None,
 ) -> tuple[Array | None, Array | None]:
     """:func:`draw_step` of every step index in ``ks``, stacked on a leading axis."""
     return jax.vmap(lambda k: draw_step(key, k, shape, dtype, need, first_row))(ks)
 
 
 def step_noise(
-    key: Key, k: int | Array, cfg: "NoisyRNNConfig", *, batch: int, dtype: DTypeLike
+    key: Key, k: int | ArrayLike, cfg: "NoisyRNNConfig", *, batch: int, dtype: DTypeLike
 ) -> tuple[Array | None, Array | None]:
     """The noise ``(xi_k, u_k)`` of step ``k`` for ``cfg``, each ``(batch, hidden)`` or ``None``."""
     return draw_step(key, k, (batch, cfg.hidden_size), dtype, uses(cfg))

@@ -97,7 +97,7 @@ def perturb(
     return out if lengths is None else jnp.where(_valid_steps(out, lengths), out, xs)
 
 
-def _valid_steps(xs: Array, lengths: Any) -> Array:
+def _valid_steps(xs: ArrayLike, lengths: Any) -> Array:
     """Boolean mask of the valid steps of ``xs`` ``(batch, time, ...)``, broadcastable."""
     if xs.ndim < 2 or np.shape(lengths) != (xs.shape[0],):
         raise ValueError(
@@ -131,21 +131,21 @@ def _perturb(xs, kind, level, *, key, low, high):
 # Generic attacks on a batched logits function.
 
 
-def _per_example_ce(logits: Array, ys: Array) -> Array:
+def _per_example_ce(logits: ArrayLike, ys: ArrayLike) -> Array:
     """Softmax cross-entropy of each example, (batch,): ``logsumexp(logits) - logits[y]``."""
     return optax.softmax_cross_entropy_with_integer_labels(logits, ys)
 
 
-def _example_axes(x: Array) -> tuple[int, ...]:
+def _example_axes(x: ArrayLike) -> tuple[int, ...]:
     return tuple(range(1, x.ndim))
 
 
-def _bcast(v: Array, x: Array) -> Array:
+def _bcast(v: ArrayLike, x: ArrayLike) -> Array:
     """Reshape a (batch,) vector to broadcast against x (batch, ...)."""
     return v.reshape(v.shape + (1,) * (x.ndim - 1))
 
 
-def _l2(x: Array) -> Array:
+def _l2(x: ArrayLike) -> Array:
     return jnp.sqrt(jnp.sum(x * x, axis=_example_axes(x)))
 
 
@@ -186,7 +186,7 @@ def fgsm_fn(
     return xs + jnp.asarray(eps, xs.dtype) * jnp.sign(grad)
 
 
-def _project(delta: Array, eps: Array, norm: str) -> Array:
+def _project(delta: ArrayLike, eps: ArrayLike, norm: str) -> Array:
     if norm == "linf":
         return jnp.clip(delta, -eps, eps)
     n = _l2(delta)
@@ -194,14 +194,14 @@ def _project(delta: Array, eps: Array, norm: str) -> Array:
     return delta * _bcast(scale, delta)
 
 
-def _ascent_direction(grad: Array, norm: str) -> Array:
+def _ascent_direction(grad: ArrayLike, norm: str) -> Array:
     if norm == "linf":
         return jnp.sign(grad)
     n = _l2(grad)
     return grad / _bcast(jnp.maximum(n, jnp.finfo(grad.dtype).tiny), grad)
 
 
-def _random_start(key: PRNGKeyArray, xs: Array, eps: Array, norm: str) -> Array:
+def _random_start(key: PRNGKeyArray, xs: ArrayLike, eps: ArrayLike, norm: str) -> Array:
     if norm == "linf":
         return jax.random.uniform(key, xs.shape, xs.dtype, -1.0, 1.0) * eps
     # Uniform in the l2 ball: a uniform direction times radius eps * u^(1/d).
@@ -259,8 +259,8 @@ def pgd_fn(
     eps = jnp.asarray(eps, xs.dtype)
     step_size = jnp.asarray(step_size, xs.dtype)
 
-    def loss_and_grad(delta: Array) -> tuple[Array, Array]:
-        def total(d: Array) -> tuple[Array, Array]:
+    def loss_and_grad(delta: ArrayLike) -> tuple[Array, Array]:
+        def total(d: ArrayLike) -> tuple[Array, Array]:
             per = _per_example_ce(logits_fn(xs + d), ys)
             return jnp.sum(per), per
 
@@ -274,7 +274,9 @@ def pgd_fn(
     start = zero if key is None else keep(_random_start(key, xs, eps, norm))
     delta = _project(start, eps, norm)
 
-    def body(carry: tuple[Array, Array, Array], _: None) -> tuple[tuple[Array, Array, Array], None]:
+    def body(
+        carry: tuple[ArrayLike, ArrayLike, ArrayLike], _: None
+    ) -> tuple[tuple[Array, Array, Array], None]:
         delta, best, best_loss = carry
         loss, grad = loss_and_grad(delta)
         better = loss > best_loss
@@ -326,17 +328,17 @@ def deepfool_fn(
     k0 = jnp.argmax(logits_fn(xs), axis=-1)
     tiny = jnp.finfo(xs.dtype).tiny
 
-    def logits_and_jac(x: Array) -> tuple[Array, Array]:
+    def logits_and_jac(x: ArrayLike) -> tuple[Array, Array]:
         logits = logits_fn(x)
         # Rows of the per-example Jacobian: examples do not interact, so d sum_b f_bk / d x_b.
         jac = jax.jacrev(lambda z: jnp.sum(logits_fn(z), axis=0))(x)  # (classes, batch, ...)
         return logits, jnp.moveaxis(jac, 0, 1)  # (batch, classes, ...)
 
-    def cond(state: tuple[Array, Array, Array]) -> Array:
+    def cond(state: tuple[ArrayLike, ArrayLike, ArrayLike]) -> Array:
         i, _, active = state
         return (i < max_iter) & jnp.any(active)
 
-    def body(state: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
+    def body(state: tuple[ArrayLike, ArrayLike, ArrayLike]) -> tuple[Array, Array, Array]:
         i, r, active = state
         logits, jac = logits_and_jac(xs + scale * r)
         still = jnp.argmax(logits, axis=-1) == k0

@@ -53,7 +53,7 @@ def _expansion_point(params: Params, cfg: NoisyRNNConfig) -> tuple[Params, Noisy
     return params, quiet.replace(dt=cfg.dt * factor), factor
 
 
-def _step_covariance(h: Array, f: Array, d: Array, cfg: NoisyRNNConfig) -> Array:
+def _step_covariance(h: ArrayLike, f: ArrayLike, d: ArrayLike, cfg: NoisyRNNConfig) -> Array:
     """Diagonal of the covariance added by one step's noise, at the expansion point.
 
     Ito: ``|d| (sigma_add + sigma_mult h)^2`` (increment ``sqrt(|d|) sigma(h) xi``). Reference:
@@ -69,9 +69,9 @@ def _exact_terms(
     path_cfg: NoisyRNNConfig,
     hbar: Float[ArrayLike, "time_plus_1 hidden"],
     x: Float[ArrayLike, "time input"],
-    y: Array,
+    y: ArrayLike,
     cfg: NoisyRNNConfig,
-    length: Array,
+    length: ArrayLike,
 ) -> tuple[Array, Array]:
     """``(R, Q)`` for one example by the covariance recursion and the BPTT adjoint; steps
     ``k >= length`` are the identity (no noise, no drift)."""
@@ -84,14 +84,14 @@ def _exact_terms(
     pre = x @ params["U"].T + params["b"]  # (T, H): U x_k + b for all steps at once
     hs = hbar[:-1]
 
-    def jac_parts(h: Array, p: Array) -> tuple[Array, Array, Array]:
+    def jac_parts(h: ArrayLike, p: ArrayLike) -> tuple[Array, Array, Array]:
         z = W @ h + p
         t = jnp.tanh(z)
         J = cfg.alpha * A + (1.0 - t * t)[:, None] * W
         f = cfg.alpha * (A @ h) + t
         return z, J, f
 
-    def forward(C: Array, inp: tuple[Array, Array, Array]) -> tuple[Array, Array]:
+    def forward(C: ArrayLike, inp: tuple[ArrayLike, ArrayLike, ArrayLike]) -> tuple[Array, Array]:
         h, p, valid = inp
         z, J, f = jac_parts(h, p)
         # (q_k)_i = tanh''(z_i) w_i^T C_k w_i, scaled by the step: the second-order drift term.
@@ -110,7 +110,9 @@ def _exact_terms(
     hess_T = params["V"].T @ (jnp.diag(p) - jnp.outer(p, p)) @ params["V"]  # PSD
     R = jnp.sum(hess_T * C_T)  # tr(Hs C_T), both symmetric
 
-    def backward(lam: Array, inp: tuple[Array, Array, Array, Array]) -> tuple[Array, Array]:
+    def backward(
+        lam: ArrayLike, inp: tuple[ArrayLike, ArrayLike, ArrayLike, ArrayLike]
+    ) -> tuple[Array, Array]:
         h, pk, q, valid = inp  # lam = lambda_{k+1} = d l / d h_{k+1}
         _, J, _ = jac_parts(h, pk)
         contrib = lam @ q
@@ -122,12 +124,12 @@ def _exact_terms(
 
 def _probe_loss(
     params: Params,
-    xs: Array,
-    ys: Array,
+    xs: ArrayLike,
+    ys: ArrayLike,
     cfg: NoisyRNNConfig,
-    xi: Array | None,
-    u: Array | None,
-    lengths: Array,
+    xi: ArrayLike | None,
+    u: ArrayLike | None,
+    lengths: ArrayLike,
 ) -> Array:
     """Summed cross-entropy of the noisy model driven by the given noise ``(batch, time, H)``.
 
@@ -136,7 +138,7 @@ def _probe_loss(
     """
     tm = lambda a: None if a is None else jnp.swapaxes(a, 0, 1)  # noqa: E731
 
-    def body(h: Array, inp: tuple) -> tuple[Array, None]:
+    def body(h: ArrayLike, inp: tuple) -> tuple[Array, None]:
         k, x_k, xi_k, u_k = inp
         h_next = euler_maruyama_step(params, h, x_k, cfg, xi_k, u_k)
         return jnp.where((k < lengths)[:, None], h_next, h), None
@@ -148,12 +150,12 @@ def _probe_loss(
 
 def _hutchinson_curvature(
     params: Params,
-    xs: Array,
-    ys: Array,
+    xs: ArrayLike,
+    ys: ArrayLike,
     cfg: NoisyRNNConfig,
     key: Key,
     num_samples: int,
-    lengths: Array,
+    lengths: ArrayLike,
 ) -> Array:
     """Unbiased estimate of ``R + Q`` per example from Hessian-vector products in the noise.
 
@@ -170,7 +172,7 @@ def _hutchinson_curvature(
     base_xi = jnp.zeros((batch, time, H), dtype) if use_xi else None
     base_u = jnp.full((batch, time, H), 0.5, dtype) if use_u else None
 
-    def loss_of(noise: tuple[Array | None, Array | None]) -> Array:
+    def loss_of(noise: tuple[ArrayLike | None, ArrayLike | None]) -> Array:
         # summed over the batch: examples do not interact, so the Hessian is block-diagonal
         # per example and v^T H v splits into per-example terms; we return them per example.
         return _probe_loss(params, xs, ys, cfg, *noise, lengths)
@@ -274,7 +276,7 @@ def explicit_regularizer(
     return _regularizer_impl(params, xs, ys, cfg, method, key, num_samples, lengths)
 
 
-def _full_lengths(lengths: object, xs: Array) -> Array:
+def _full_lengths(lengths: object, xs: ArrayLike) -> Array:
     """Checked ``lengths``, or every row's full length ``T``."""
     checked = check_lengths(lengths, xs.shape[0], xs.shape[1])
     return jnp.full((xs.shape[0],), xs.shape[1], jnp.int32) if checked is None else checked
@@ -282,13 +284,13 @@ def _full_lengths(lengths: object, xs: Array) -> Array:
 
 def _regularizer_impl(
     params: Params,
-    xs: Array,
-    ys: Array,
+    xs: ArrayLike,
+    ys: ArrayLike,
     cfg: NoisyRNNConfig,
     method: str,
     key: Key | None,
     num_samples: int,
-    lengths: Array,
+    lengths: ArrayLike,
 ) -> Array:
     """:func:`explicit_regularizer` after validation."""
     if cfg.is_deterministic():
@@ -300,7 +302,9 @@ def _regularizer_impl(
     return shift + 0.5 * _hutchinson_jit(params, xs, ys, cfg, key, num_samples, lengths)
 
 
-def _shift(params: Params, xs: Array, ys: Array, cfg: NoisyRNNConfig, lengths: Array) -> Array:
+def _shift(
+    params: Params, xs: ArrayLike, ys: ArrayLike, cfg: NoisyRNNConfig, lengths: ArrayLike
+) -> Array:
     """``l(expansion path) - l(inference path)`` (zero for the Ito form)."""
     path_params, path_cfg, factor = _expansion_point(params, cfg)
     if factor == 1.0:
@@ -310,7 +314,7 @@ def _shift(params: Params, xs: Array, ys: Array, cfg: NoisyRNNConfig, lengths: A
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def _terms_jit(params: Params, xs: Array, ys: Array, cfg: NoisyRNNConfig, lengths) -> tuple:
+def _terms_jit(params: Params, xs: ArrayLike, ys: ArrayLike, cfg: NoisyRNNConfig, lengths) -> tuple:
     path_params, path_cfg, factor = _expansion_point(params, cfg)
     hbar = trajectory(path_params, xs, path_cfg, lengths=lengths)  # (batch, T + 1, H), noise off
     terms = partial(_exact_terms, params, path_params, path_cfg, cfg=cfg)
@@ -408,13 +412,13 @@ def regularized_loss(
 @partial(jax.jit, static_argnames=("cfg", "method"))
 def _regularized_loss_jit(
     params: Params,
-    xs: Array,
-    ys: Array,
+    xs: ArrayLike,
+    ys: ArrayLike,
     cfg: NoisyRNNConfig,
-    lam: Array,
+    lam: ArrayLike,
     method: str,
     key: Key | None,
-    lengths: Array,
+    lengths: ArrayLike,
 ) -> Array:
     data = jnp.mean(example_cross_entropy(apply(params, xs, cfg, lengths=lengths), ys))
     r = _regularizer_impl(params, xs, ys, cfg, method, key, 16, lengths)

@@ -58,19 +58,19 @@ def drift_matrix(params: Params, cfg: NoisyRNNConfig) -> Array:
     return jnp.concatenate([W.T, cfg.alpha * A.T], axis=1)
 
 
-def noise_scale(coef: Coefficients, h: Array) -> Array:
+def noise_scale(coef: Coefficients, h: ArrayLike) -> Array:
     """The scale of the step's normals, ``c_a + c_m ⊙ h`` (``c_a`` without ``c_m``)."""
     return coef.noise_add if coef.noise_mult is None else coef.noise_add + coef.noise_mult * h
 
 
 def advance(
-    h: Array,
-    hk: Array,
-    drive: Array,
+    h: ArrayLike,
+    hk: ArrayLike,
+    drive: ArrayLike,
     coef: Coefficients,
-    xi: Array | None,
-    u: Array | None,
-    valid: Array | None,
+    xi: ArrayLike | None,
+    u: ArrayLike | None,
+    valid: ArrayLike | None,
 ) -> tuple[Array, Array, Array]:
     """One step from ``hk = h K`` and ``drive = U x + b``: returns ``(h_{k+1}, a_k, f_k)``.
 

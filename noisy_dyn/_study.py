@@ -235,7 +235,7 @@ _perturb_jit = jax.jit(perturb, static_argnames=("kind",))
 
 
 def evaluate_members(
-    params: dict[str, Float[Array | np.ndarray, "members ..."]],
+    params: dict[str, Float[ArrayLike | np.ndarray, "members ..."]],
     cfg: NoisyRNNConfig | Sequence[NoisyRNNConfig],
     xs: Float[ArrayLike, "n time feature"] | Sequences,
     ys: Int[ArrayLike, " n"] | None = None,
@@ -337,7 +337,7 @@ def evaluate_members(
     noise_key = inference_key(key)
     label = stochastic_inference(draws) if draws else None
 
-    def accuracy(x: np.ndarray, attack: str | None, eps: Any, k: Array) -> list[np.ndarray]:
+    def accuracy(x: np.ndarray, attack: str | None, eps: Any, k: ArrayLike) -> list[np.ndarray]:
         steps = pgd_steps if attack == "pgd" else 0  # one program for every other kind
         counts = _count_correct(params, _chunks(x, ys, lengths, batch), eps, k, None,
                                 cfg=det_cfg, attack=attack, steps=steps, draws=0)  # fmt: skip
@@ -950,7 +950,7 @@ def write_study(
 
 
 def robustness_study(
-    params: dict[str, Float[Array | np.ndarray, "members ..."]],
+    params: dict[str, Float[ArrayLike | np.ndarray, "members ..."]],
     cfgs: Sequence[NoisyRNNConfig],
     seeds: Sequence[int],
     test: tuple,

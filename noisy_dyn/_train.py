@@ -159,7 +159,7 @@ def logits_with_lengths(
     return h @ params["V"].T + params["c"]
 
 
-def _cross_entropy(logits: Array, ys: Array) -> Array:
+def _cross_entropy(logits: ArrayLike, ys: ArrayLike) -> Array:
     """``logsumexp(logits) - logits[y]`` per example (optax's; its gradient is bit-identical)."""
     return optax.softmax_cross_entropy_with_integer_labels(logits, ys)
 

@@ -15,8 +15,12 @@ from jaxtyping import ArrayLike, Shaped
 from ._sequences import Sequences
 from ._validate import ArgumentTypeError, check_int
 
-Rows = tuple[Shaped[np.ndarray, "rows ..."], ...]
-"""Some rows of each array (the same rows of all)."""
+Train = tuple[Shaped[ArrayLike, "n_train ..."], ...]
+"""The training rows of each array (the same rows of all)."""
+Validation = tuple[Shaped[ArrayLike, "n_val ..."], ...]
+"""The validation rows of each array."""
+Test = tuple[Shaped[ArrayLike, "n_test ..."], ...]
+"""The test rows of each array."""
 
 
 def check_seed(seed: Any) -> int:
@@ -49,7 +53,7 @@ def split_three(
     seed: int,
     val_fraction: float,
     test_fraction: float,
-) -> tuple[Rows, Rows, Rows]:
+) -> tuple[Train, Validation, Test]:
     """Shuffle; cut off ``round(test_fraction N)`` test, ``round(val_fraction N)`` validation.
 
     With ``order = default_rng(seed).permutation(N)``: test is ``order[:n_test]``, validation
@@ -81,7 +85,7 @@ def split_three(
 
 def split_off_validation(
     arrays: tuple[Shaped[ArrayLike, "n ..."], ...], *, seed: int, val_size: int
-) -> tuple[Rows, Rows]:
+) -> tuple[Train, Validation]:
     """Move ``val_size`` examples, chosen by ``default_rng(seed)``, from train to validation.
 
     With ``order = default_rng(seed).permutation(N)``, validation holds ``sort(order[:val_size])``

@@ -175,7 +175,7 @@ def label_order(labels: list[str]) -> list[str]:
 
 def pad_series(
     series: list[Float[np.ndarray, "time features"]], steps: int | None = None
-) -> tuple[Float32[np.ndarray, "n steps features"], Int32[np.ndarray, " n"]]:
+) -> tuple[Float32[np.ndarray, "n max_time features"], Int32[np.ndarray, " n"]]:
     """``(inputs float32 (N, T, F) zero-padded on the right, lengths int32 (N,))`` with ``T``
     the longest series (or ``steps``)."""
     lengths = np.asarray([len(s) for s in series], np.int32)
