@@ -50,7 +50,7 @@ __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 COEFFS = "basis_coeffs"
 
 
-def _block_expansions(variables: dict, name: str) -> Basis:
+def _block_expansions(variables: dict, name: str | None) -> Basis:
     """The one basis of a block's expansions (params and state), or a clear refusal."""
     bases = {c: v.basis for c, v in variables.items()}
     if len(set(bases.values())) > 1:

@@ -161,7 +161,7 @@ class SGDRecipe(Recipe):
 
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    lr_drops: tuple[int, ...] = ()
+    lr_drops: Sequence[int] = ()  # stored as a tuple
     lr_factor: float = 0.1
     name: ClassVar[str] = "sgd"
 

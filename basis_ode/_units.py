@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
-from jaxtyping import Array, ArrayLike, Bool, Float
+from jaxtyping import Array, ArrayLike, Float, Shaped
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
@@ -184,15 +184,16 @@ class TransformerUnit(nn.Module):
         x: Float[ArrayLike, "batch length width"],
         *,
         train: bool = False,
-        mask: Bool[ArrayLike, "batch 1 length length"] | None = None,
+        mask: Shaped[ArrayLike, "batch 1 length length"] | None = None,
     ) -> Float[Array, "batch length width"]:
         """Evaluate the field.
 
         Arguments:
             x: token states.
             train: ignored (stateless unit).
-            mask: attention mask, True where query ``i`` may attend to key ``j`` (e.g.
-                ``flax.linen.make_attention_mask(valid, valid)``); None attends everywhere.
+            mask: attention mask, True (or 1) where query ``i`` may attend to key ``j`` (e.g.
+                ``flax.linen.make_attention_mask(valid, valid)``, a float 0/1 array);
+                None attends everywhere.
 
         Returns:
             ``dx/dt`` with the shape of ``x``.
