@@ -356,7 +356,7 @@ def augment(
     dy, dx, flip = draws[:, 0], draws[:, 1], draws[:, 2] == 1
     padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
 
-    def one(img: ArrayLike, oy: ArrayLike, ox: ArrayLike, f: ArrayLike) -> Array:
+    def one(img: Array, oy: Array, ox: Array, f: Array) -> Array:
         crop = jax.lax.dynamic_slice(img, (oy, ox, 0), (h, w, img.shape[-1]))
         return jnp.where(f, crop[:, ::-1, :], crop)
 

@@ -19,7 +19,7 @@ from ._types import Key, Params
 
 def lyapunov_exponents(
     params: Params,
-    xs: Float[ArrayLike, "time input"],
+    xs: Float[ArrayLike, "time input"] | Sequences,
     cfg: NoisyRNNConfig,
     *,
     k: int = 1,
@@ -111,14 +111,12 @@ def _lyapunov_jit(
     xi = None if xi is None else jnp.broadcast_to(xi, (time, H))
     u = None if u is None else jnp.broadcast_to(u, (time, H))
 
-    def one_step(
-        h: ArrayLike, x: ArrayLike, xi_k: ArrayLike | None, u_k: ArrayLike | None
-    ) -> Array:
+    def one_step(h: Array, x: Array, xi_k: Array | None, u_k: Array | None) -> Array:
         return euler_maruyama_step(params, h, x, noisy_cfg, xi_k, u_k)
 
     q0, _ = jnp.linalg.qr(jax.random.normal(jax.random.key(20210), (H, k), dtype))
 
-    def body(carry: tuple[ArrayLike, ArrayLike, ArrayLike], inp: tuple) -> tuple:
+    def body(carry: tuple[Array, Array, Array], inp: tuple) -> tuple:
         h, Q, acc = carry
         x, xi_k, u_k, counted = inp
         J = jax.jacfwd(one_step)(h, x, xi_k, u_k)

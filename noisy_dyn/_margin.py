@@ -18,7 +18,7 @@ from ._types import Params
 def _margin_over_gradient(logits_fn, x: ArrayLike, y: ArrayLike) -> Array:
     """``m(x) / ||grad_x m(x)||`` with ``m`` the logit margin (true class minus best other)."""
 
-    def margin(xx: ArrayLike) -> Array:
+    def margin(xx: Array) -> Array:
         z = logits_fn(xx)
         others = jnp.where(jnp.arange(z.shape[-1]) == y, -jnp.inf, z)
         return z[y] - jnp.max(others)
@@ -74,7 +74,7 @@ def input_margin(
 def _input_margin_jit(
     params: Params, xs: ArrayLike, ys: ArrayLike, cfg: NoisyRNNConfig, lengths
 ) -> Array:
-    def margin(x: ArrayLike, y: ArrayLike, n: ArrayLike) -> Array:
+    def margin(x: Array, y: Array, n: Array) -> Array:
         logits_fn = lambda xx: apply(params, xx[None], cfg, lengths=n[None])[0]  # noqa: E731
         return _margin_over_gradient(logits_fn, x, y)
 

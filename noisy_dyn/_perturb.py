@@ -259,8 +259,8 @@ def pgd_fn(
     eps = jnp.asarray(eps, xs.dtype)
     step_size = jnp.asarray(step_size, xs.dtype)
 
-    def loss_and_grad(delta: ArrayLike) -> tuple[Array, Array]:
-        def total(d: ArrayLike) -> tuple[Array, Array]:
+    def loss_and_grad(delta: Array) -> tuple[Array, Array]:
+        def total(d: Array) -> tuple[Array, Array]:
             per = _per_example_ce(logits_fn(xs + d), ys)
             return jnp.sum(per), per
 
@@ -274,9 +274,7 @@ def pgd_fn(
     start = zero if key is None else keep(_random_start(key, xs, eps, norm))
     delta = _project(start, eps, norm)
 
-    def body(
-        carry: tuple[ArrayLike, ArrayLike, ArrayLike], _: None
-    ) -> tuple[tuple[Array, Array, Array], None]:
+    def body(carry: tuple[Array, Array, Array], _: None) -> tuple[tuple[Array, Array, Array], None]:
         delta, best, best_loss = carry
         loss, grad = loss_and_grad(delta)
         better = loss > best_loss
@@ -328,17 +326,17 @@ def deepfool_fn(
     k0 = jnp.argmax(logits_fn(xs), axis=-1)
     tiny = jnp.finfo(xs.dtype).tiny
 
-    def logits_and_jac(x: ArrayLike) -> tuple[Array, Array]:
+    def logits_and_jac(x: Array) -> tuple[Array, Array]:
         logits = logits_fn(x)
         # Rows of the per-example Jacobian: examples do not interact, so d sum_b f_bk / d x_b.
         jac = jax.jacrev(lambda z: jnp.sum(logits_fn(z), axis=0))(x)  # (classes, batch, ...)
         return logits, jnp.moveaxis(jac, 0, 1)  # (batch, classes, ...)
 
-    def cond(state: tuple[ArrayLike, ArrayLike, ArrayLike]) -> Array:
+    def cond(state: tuple[Array, Array, Array]) -> Array:
         i, _, active = state
         return (i < max_iter) & jnp.any(active)
 
-    def body(state: tuple[ArrayLike, ArrayLike, ArrayLike]) -> tuple[Array, Array, Array]:
+    def body(state: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
         i, r, active = state
         logits, jac = logits_and_jac(xs + scale * r)
         still = jnp.argmax(logits, axis=-1) == k0

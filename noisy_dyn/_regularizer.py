@@ -84,14 +84,14 @@ def _exact_terms(
     pre = x @ params["U"].T + params["b"]  # (T, H): U x_k + b for all steps at once
     hs = hbar[:-1]
 
-    def jac_parts(h: ArrayLike, p: ArrayLike) -> tuple[Array, Array, Array]:
+    def jac_parts(h: Array, p: Array) -> tuple[Array, Array, Array]:
         z = W @ h + p
         t = jnp.tanh(z)
         J = cfg.alpha * A + (1.0 - t * t)[:, None] * W
         f = cfg.alpha * (A @ h) + t
         return z, J, f
 
-    def forward(C: ArrayLike, inp: tuple[ArrayLike, ArrayLike, ArrayLike]) -> tuple[Array, Array]:
+    def forward(C: Array, inp: tuple[Array, Array, Array]) -> tuple[Array, Array]:
         h, p, valid = inp
         z, J, f = jac_parts(h, p)
         # (q_k)_i = tanh''(z_i) w_i^T C_k w_i, scaled by the step: the second-order drift term.
@@ -110,9 +110,7 @@ def _exact_terms(
     hess_T = params["V"].T @ (jnp.diag(p) - jnp.outer(p, p)) @ params["V"]  # PSD
     R = jnp.sum(hess_T * C_T)  # tr(Hs C_T), both symmetric
 
-    def backward(
-        lam: ArrayLike, inp: tuple[ArrayLike, ArrayLike, ArrayLike, ArrayLike]
-    ) -> tuple[Array, Array]:
+    def backward(lam: Array, inp: tuple[Array, Array, Array, Array]) -> tuple[Array, Array]:
         h, pk, q, valid = inp  # lam = lambda_{k+1} = d l / d h_{k+1}
         _, J, _ = jac_parts(h, pk)
         contrib = lam @ q
@@ -138,7 +136,7 @@ def _probe_loss(
     """
     tm = lambda a: None if a is None else jnp.swapaxes(a, 0, 1)  # noqa: E731
 
-    def body(h: ArrayLike, inp: tuple) -> tuple[Array, None]:
+    def body(h: Array, inp: tuple) -> tuple[Array, None]:
         k, x_k, xi_k, u_k = inp
         h_next = euler_maruyama_step(params, h, x_k, cfg, xi_k, u_k)
         return jnp.where((k < lengths)[:, None], h_next, h), None
@@ -172,7 +170,7 @@ def _hutchinson_curvature(
     base_xi = jnp.zeros((batch, time, H), dtype) if use_xi else None
     base_u = jnp.full((batch, time, H), 0.5, dtype) if use_u else None
 
-    def loss_of(noise: tuple[ArrayLike | None, ArrayLike | None]) -> Array:
+    def loss_of(noise: tuple[Array | None, Array | None]) -> Array:
         # summed over the batch: examples do not interact, so the Hessian is block-diagonal
         # per example and v^T H v splits into per-example terms; we return them per example.
         return _probe_loss(params, xs, ys, cfg, *noise, lengths)

@@ -337,7 +337,7 @@ def evaluate_members(
     noise_key = inference_key(key)
     label = stochastic_inference(draws) if draws else None
 
-    def accuracy(x: np.ndarray, attack: str | None, eps: Any, k: ArrayLike) -> list[np.ndarray]:
+    def accuracy(x: np.ndarray, attack: str | None, eps: Any, k: Array) -> list[np.ndarray]:
         steps = pgd_steps if attack == "pgd" else 0  # one program for every other kind
         counts = _count_correct(params, _chunks(x, ys, lengths, batch), eps, k, None,
                                 cfg=det_cfg, attack=attack, steps=steps, draws=0)  # fmt: skip

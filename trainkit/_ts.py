@@ -32,7 +32,7 @@ class TsFile(NamedTuple):
     """What a ``.ts`` file holds: ``series[i]`` float64 ``(T_i, F)``, ``labels[i]`` as written
     (strings), and the header ``{key (lower case): value string}``."""
 
-    series: list[Float[np.ndarray, "time features"]]
+    series: list[Float[np.ndarray, "_time features"]]
     labels: list[str]
     header: dict[str, str]
 
@@ -174,7 +174,7 @@ def label_order(labels: list[str]) -> list[str]:
 
 
 def pad_series(
-    series: list[Float[np.ndarray, "time features"]], steps: int | None = None
+    series: list[Float[np.ndarray, "_time features"]], steps: int | None = None
 ) -> tuple[Float32[np.ndarray, "n max_time features"], Int32[np.ndarray, " n"]]:
     """``(inputs float32 (N, T, F) zero-padded on the right, lengths int32 (N,))`` with ``T``
     the longest series (or ``steps``)."""
