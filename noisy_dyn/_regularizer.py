@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from trainkit.internal import takes_sequences
+from trainkit.internal import FloatScalar, takes_sequences
 
 from ._cell import recurrent_matrices
 from ._config import NoisyRNNConfig
@@ -365,7 +365,7 @@ def regularized_loss(
     xs: Float[ArrayLike, "batch time input"],
     ys: Int[ArrayLike, " batch"],
     cfg: NoisyRNNConfig,
-    lam: float,
+    lam: FloatScalar,
     *,
     method: str = "exact",
     key: Key | None = None,
