@@ -30,6 +30,7 @@ import importlib
 import inspect
 import json
 import pkgutil
+import sys
 import types
 import typing
 from pathlib import Path
@@ -195,8 +196,9 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Public API annotations",
         "",
-        f"{result['date']}, `python -m benchmarks.api_annotations`. Status per public callable "
-        "(function, class fields or constructor, public method): see the module docstring.",
+        f"{result['date']}, `{result['command']}`, counting {result['counted']}. Status per "
+        "public callable (function, class fields or constructor, public method): see the module "
+        "docstring.",
         "",
         "| package | callables | " + " | ".join(statuses) + " |",
         "|---|" + "---|" * (len(statuses) + 1),
@@ -213,13 +215,17 @@ def to_markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    argv = sys.argv[1:] if argv is None else argv
     """Survey the packages; write JSON and Markdown under ``--out`` (``--name`` names them)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", default="api_annotations")
+    parser.add_argument("--counted", default="the working tree", help="which code was counted")
     args = parser.parse_args(argv)
     result = survey()
     result["date"] = datetime.date.today().isoformat()
+    result["counted"] = args.counted
+    result["command"] = " ".join(["python -m benchmarks.api_annotations", *(argv or [])])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
     (args.out / f"{args.name}.md").write_text(to_markdown(result))
