@@ -38,6 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from trainkit.internal import FloatLike, IntLike
+
 from ._bases import Basis, PiecewiseConstant
 from ._expansion import BasisExpansion
 from ._integrate import EULER, ButcherTableau, _check_scheme
@@ -138,10 +140,10 @@ class ODEBlock(nn.Module):
 
     unit: Callable[..., nn.Module]
     basis: Basis = PiecewiseConstant(1)
-    n_steps: int | None = None
+    n_steps: IntLike | None = None
     method: ButcherTableau = EULER
     state_collections: tuple[str, ...] = ("batch_stats",)
-    stats_ridge: float = 1e-6
+    stats_ridge: FloatLike = 1e-6
     unroll: bool | None = None
 
     def _initial_variables(self, template: Any, h: Any, context: Any) -> dict:

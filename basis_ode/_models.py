@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from trainkit.internal import check_positive_int
+from trainkit.internal import FloatLike, IntLike, check_positive_int
 
 from ._bases import Basis, PiecewiseConstant
 from ._block import ODEBlock
@@ -88,9 +88,9 @@ def _check_positive(name: str, value: Any) -> int:
 class _ConvBackbone(nn.Module):
     """Stem, three stages and head shared by ConvODENet and ResNet; ``stage`` builds a stage."""
 
-    num_classes: int
-    width: int
-    bn_momentum: float
+    num_classes: IntLike
+    width: IntLike
+    bn_momentum: FloatLike
     param_dtype: Any
 
     def norm(self, train: bool, name: str) -> nn.BatchNorm:
@@ -180,12 +180,12 @@ class ConvODENet(_ConvBackbone):
     separately), as every block reads the basis of its own coefficients.
     """
 
-    num_classes: int = 10
-    width: int = 16
+    num_classes: IntLike = 10
+    width: IntLike = 16
     basis: Basis = PiecewiseConstant(4)
-    n_steps: int | tuple[int, ...] | None = None
+    n_steps: IntLike | tuple[int, ...] | None = None
     method: ButcherTableau = EULER
-    bn_momentum: float = 0.9
+    bn_momentum: FloatLike = 0.9
     param_dtype: Any = jnp.float32
     unroll: bool | None = None
 
@@ -226,7 +226,7 @@ class _ResidualBlock(nn.Module):
     """``h <- h + scale * F(theta_k, h)``, the body of the ResNet's scanned stage."""
 
     unit: Any
-    scale: float
+    scale: FloatLike
     train: bool
 
     @nn.compact
@@ -254,11 +254,11 @@ class ResNet(_ConvBackbone):
             on the CPU backend only, as in :class:`ConvODENet`.
     """
 
-    num_classes: int = 10
-    width: int = 16
-    n_blocks: int = 4
-    residual_scale: float | None = None
-    bn_momentum: float = 0.9
+    num_classes: IntLike = 10
+    width: IntLike = 16
+    n_blocks: IntLike = 4
+    residual_scale: FloatLike | None = None
+    bn_momentum: FloatLike = 0.9
     param_dtype: Any = jnp.float32
     unroll: bool | None = None
 
@@ -309,13 +309,13 @@ class ODETransformerTagger(nn.Module):
     tokens); returns ``(batch, L, num_tags)`` logits.
     """
 
-    vocab_size: int
-    num_tags: int
-    width: int = 128
+    vocab_size: IntLike
+    num_tags: IntLike
+    width: IntLike = 128
     basis: Basis = PiecewiseConstant(4)
-    n_steps: int | None = None
+    n_steps: IntLike | None = None
     method: ButcherTableau = EULER
-    num_heads: int = 1
+    num_heads: IntLike = 1
     param_dtype: Any = jnp.float32
     unroll: bool | None = None
 

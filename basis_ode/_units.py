@@ -29,6 +29,8 @@ import numpy as np
 from jax.typing import DTypeLike
 from jaxtyping import Array, ArrayLike, Float, Shaped
 
+from trainkit.internal import FloatLike, IntLike
+
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
 #: Padding of a 3x3 convolution as in the reference (one pixel on each side, also with stride 2).
@@ -71,8 +73,8 @@ class PreActConvUnit(nn.Module):
         param_dtype: dtype of the parameters.
     """
 
-    bn_momentum: float = 0.9
-    bn_epsilon: float = 1e-5
+    bn_momentum: FloatLike = 0.9
+    bn_epsilon: FloatLike = 1e-5
     param_dtype: Any = jnp.float32
 
     @nn.compact
@@ -104,10 +106,10 @@ class ResidualStitch(nn.Module):
         bn_momentum, bn_epsilon, param_dtype: as in :class:`PreActConvUnit`.
     """
 
-    features: int
-    strides: int = 1
-    bn_momentum: float = 0.9
-    bn_epsilon: float = 1e-5
+    features: IntLike
+    strides: IntLike = 1
+    bn_momentum: FloatLike = 0.9
+    bn_epsilon: FloatLike = 1e-5
     param_dtype: Any = jnp.float32
 
     @nn.compact
@@ -174,8 +176,8 @@ class TransformerUnit(nn.Module):
         param_dtype: dtype of the parameters.
     """
 
-    mlp_width: int | None = None
-    num_heads: int = 1
+    mlp_width: IntLike | None = None
+    num_heads: IntLike = 1
     param_dtype: Any = jnp.float32
 
     @nn.compact

@@ -4,6 +4,7 @@ Shapes are checked in the test run only (``tests/conftest.py`` installs jaxtypin
 with beartype); for users they are documentation.
 """
 
+import numpy as np
 from jaxtyping import ArrayLike, Float, Int, Real
 
 FloatScalar = float | Float[ArrayLike, ""]
@@ -14,3 +15,9 @@ IntScalar = int | Int[ArrayLike, ""]
 
 RealScalar = float | Real[ArrayLike, ""]
 """A real number of any dtype: a Python number or a 0-d integer or float array."""
+
+IntLike = int | np.integer
+"""A whole number in a configuration: a Python or NumPy integer (models accept both)."""
+
+FloatLike = float | np.floating | np.integer
+"""A real number in a configuration: a Python number or a NumPy scalar."""

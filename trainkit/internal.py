@@ -31,7 +31,8 @@ Groups:
 - training options (``trainkit._options``): ``takes_train_options``, the decorator that gives a
   ``fit`` the :class:`trainkit.TrainOptions` as keyword arguments and documentation;
 - jaxtyping aliases (``trainkit._types``): ``FloatScalar``, ``IntScalar``, ``RealScalar`` (a
-  Python number or a 0-d array, possibly traced);
+  Python number or a 0-d array, possibly traced), ``IntLike``, ``FloatLike`` (a Python or NumPy
+  number in a configuration);
 - devices and the loop (``trainkit._devices``, ``trainkit._loop``): ``available_cores``,
   ``MIN_ROWS_PER_DEVICE``, ``to_host``, ``compiled_step`` (its ``cache_clear()`` is what a
   benchmark calls to time a compilation).
@@ -67,7 +68,9 @@ from ._splits import check_fraction as check_fraction
 from ._splits import limit_splits as limit_splits
 from ._ts import label_order as label_order
 from ._ts import pad_series as pad_series
+from ._types import FloatLike as FloatLike
 from ._types import FloatScalar as FloatScalar
+from ._types import IntLike as IntLike
 from ._types import IntScalar as IntScalar
 from ._types import RealScalar as RealScalar
 from ._validate import ArgumentTypeError as ArgumentTypeError
@@ -82,7 +85,9 @@ from ._validate import check_real as check_real
 __all__ = [
     "EXIT_PEER_LOST",
     "ArgumentTypeError",
+    "FloatLike",
     "FloatScalar",
+    "IntLike",
     "IntScalar",
     "LabelGapWarning",
     "MIN_ROWS_PER_DEVICE",
