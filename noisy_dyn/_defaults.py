@@ -73,8 +73,7 @@ def training_defaults(
     chosen = []
     if batch_size is None:
         batch_size = default_batch_size(n_train, data_name)
-        chosen.append(f"batch size {batch_size}")
-    batch_size = min(batch_size, n_train)
+        chosen.append(f"batch size {batch_size}")  # at most n_train; a given one is checked
     if epochs is None:
         epochs = default_epochs(n_train, batch_size, data_name)
         chosen.append(f"{epochs} epochs")

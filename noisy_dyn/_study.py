@@ -74,7 +74,7 @@ from trainkit import (
     paired_difference,
     sign_flip_p_value,
 )
-from trainkit.internal import progress_bar
+from trainkit.internal import progress_bar, scoring_split
 
 from ._config import NoisyRNNConfig, check_fields_agree
 from ._params import check_params
@@ -96,6 +96,9 @@ from a random start)."""
 _KIND_IDS = {"clean": 0, "gaussian": 1, "multiplicative": 2, "salt_pepper": 3, "fgsm": 4, "pgd": 5}
 _INFERENCE_STREAM = 6  # fold_in(key, 6): the training noise kept at inference (apart from 1..5)
 DETERMINISTIC = "deterministic"
+STORED_SPLIT = "test"
+"""The split of a study stored without a ``split`` field: studies written before the field
+existed were all scored on the test split."""
 _ATTACKS = ("fgsm", "pgd")
 _INFERENCE_FREE = ("sigma_add", "sigma_mult")  # the fields that only matter in training
 
@@ -613,6 +616,16 @@ def study_rows(
     return rows
 
 
+def study_split(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The split a study's rows were scored on: their ``split`` field (``"validation"`` or
+    ``"test"``), :data:`STORED_SPLIT` (``"test"``) for rows stored before the field existed.
+    Rows of several splits are refused."""
+    splits = {r.get("split", STORED_SPLIT) for r in rows} or {STORED_SPLIT}
+    if len(splits) > 1:
+        raise ValueError(f"The rows mix the splits {sorted(splits)}; a study scores one split.")
+    return splits.pop()
+
+
 def _comparison(row: Mapping[str, Any]) -> tuple:
     inference = row.get("inference", DETERMINISTIC)
     return (row["sigma_add"], row["sigma_mult"], row["perturbation"], row["level"], inference)
@@ -640,11 +653,19 @@ def confirm_rows(
     Returns:
         One row per picked comparison: ``sigma_add, sigma_mult, perturbation, level``,
         ``discovery_diff_mean, discovery_p_holm``, the confirmation's ``diff_mean,
-        diff_ci_low, diff_ci_high, p_value``, ``p_holm`` (over the picked family) and
-        ``confirmed``.
+        diff_ci_low, diff_ci_high, p_value``, ``p_holm`` (over the picked family),
+        ``confirmed`` and ``split`` (the split both studies were scored on, :func:`study_split`;
+        studies scored on different splits are refused).
     """
     if select not in ("holm", "interval"):
         raise ValueError(f"`select` must be 'holm' or 'interval', got {select!r}.")
+    first, second = study_split(discovery), study_split(confirmation)
+    if first != second:
+        raise ValueError(
+            f"The discovery study was scored on the {first} split and the confirmation study on "
+            f"the {second} split; rerun the confirmation study with --split {first} "
+            f"(split={first!r}) so that both score the same split."
+        )
     if select == "holm":
         picked = [r for r in discovery if (r.get("p_holm") or 1.0) <= alpha]
     else:
@@ -666,6 +687,7 @@ def confirm_rows(
                    | {"discovery_diff_mean": r["diff_mean"], "discovery_p_holm": r["p_holm"]}
                    | {k: c[k] for k in ("diff_mean", "diff_ci_low", "diff_ci_high", "p_value")}
                    | {"p_holm": float(p), "confirmed": bool(p <= alpha and same_sign)}
+                   | {"split": first}
                    | ({} if "inference" not in r else {"inference": r["inference"]}))  # fmt: skip
     return out
 
@@ -753,9 +775,19 @@ def study_markdown(rows: Sequence[Mapping[str, Any]], *, verdicts: bool = True) 
     if note := interval_legend(fewest):
         legend += " " + note
     head = ""
+    if rows and "split" in rows[0]:
+        head = f"{scored_on(rows)}\n\n"
     if verdicts and (lines := study_verdicts(rows)):
-        head = "\n".join(f"- {line}" for line in lines) + "\n\n"
+        head += "\n".join(f"- {line}" for line in lines) + "\n\n"
     return head + _markdown_table(header, body) + legend + "\n"
+
+
+def scored_on(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``Scored on the validation split (N examples).``: the first line of ``study.md`` (the
+    split of :func:`study_split`; the count from the rows' ``examples`` when they have it)."""
+    n = rows[0].get("examples") if rows else None
+    count = "" if n is None else f" ({n} examples)"
+    return f"Scored on the {study_split(rows)} split{count}."
 
 
 def _level_name(sigma_add: float, sigma_mult: float) -> str:
@@ -964,17 +996,20 @@ def robustness_study(
     seed: int = 0,
     inference_draws: int = 0,
     progress: bool = False,
+    split: str = "test",
 ) -> list[dict[str, Any]]:
     """Evaluate an ensemble and summarise it: :func:`evaluate_members`, then :func:`study_rows`,
     then (with ``out_dir``) :func:`write_study`, the per-member accuracies included
-    (:func:`accuracies_csv`).
+    (:func:`accuracies_csv`). Every row also records ``split`` (the name of the split ``test``
+    holds) and ``examples`` (its size), named in the first line of ``study.md``.
 
     Arguments:
         params: ``len(cfgs) * len(seeds)`` members stacked cfg-major, seed-minor (the output of
             ``fit_ensemble(cfgs, train, seeds=seeds, ...)``).
         cfgs: the configurations; they may differ only in ``sigma_add`` and ``sigma_mult``.
         seeds: the training seeds.
-        test: a :class:`trainkit.Sequences`, or a tuple ``(xs, ys)`` / ``(xs, ys, lengths)``.
+        test: the examples scored: a :class:`trainkit.Sequences`, or a tuple ``(xs, ys)`` /
+            ``(xs, ys, lengths)``.
         key: PRNG key of the perturbations (the same draws for every member).
         perturbations: kind -> levels; default :data:`STUDY_PERTURBATIONS`.
         out_dir: where to write ``study.json``, ``study.md`` and ``study.png``.
@@ -983,10 +1018,15 @@ def robustness_study(
         inference_draws: with ``N > 0`` the noisy members are also read with their training
             noise on, logits averaged over ``N`` draws (:func:`evaluate_members`).
         progress: show the evaluation's stages (:func:`evaluate_members`) and the writing.
+        split: which split ``test`` is, ``"validation"`` or ``"test"``: a study that chooses
+            (a noise level, epochs) scores the validation split, as
+            :func:`noisy_dyn.experiments.study` does by default, and the test split only for
+            the final report.
 
     Returns:
-        The rows of :func:`study_rows`.
+        The rows of :func:`study_rows`, each with ``split`` and ``examples``.
     """
+    scoring_split(split, "`split`")
     cfg = inference_config(cfgs)
     members = _member_count(params, cfg)
     if members != len(cfgs) * len(seeds):
@@ -999,11 +1039,13 @@ def robustness_study(
                                   perturbations=perturbations, batch_size=batch_size,
                                   pgd_steps=pgd_steps, inference_draws=inference_draws,
                                   progress=progress)  # fmt: skip
-    rows = study_rows(accuracies, cfgs, seeds, caliper=caliper, seed=seed)
+    n = int(np.shape(test.labels)[0])
+    rows = [r | {"split": split, "examples": n}
+            for r in study_rows(accuracies, cfgs, seeds, caliper=caliper, seed=seed)]  # fmt: skip
     if out_dir is not None:
         if progress:
             print(f"writing {Path(out_dir)}/ (study.json, study.md, study.png, {ACCURACIES_FILE})",
                   file=sys.stderr, flush=True)  # fmt: skip
-        text = accuracies_csv(accuracies, cfgs, list(seeds), int(np.shape(test.labels)[0]))
+        text = accuracies_csv(accuracies, cfgs, list(seeds), n)
         write_study(rows, out_dir, accuracies=text)
     return rows

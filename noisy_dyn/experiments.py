@@ -50,6 +50,8 @@ from trainkit.internal import (
     check_record_fields,
     limit_splits,
     read_run_record,
+    scoring_split,
+    small_scoring_split,
     small_validation,
 )
 
@@ -65,6 +67,7 @@ from ._study import (
     confirm_rows,
     robustness_study,
     study_markdown,
+    study_split,
     study_verdicts,
 )
 from ._tradeoff import headline, plot_tradeoff
@@ -757,6 +760,7 @@ def study(
     validation_fraction: float | None = None,
     inference_draws: int = 0,
     standardize: str | bool = "auto",
+    split: str = "validation",
 ) -> dict[str, Any]:
     """Does noise injection help on this data, and at which level?
 
@@ -783,6 +787,13 @@ def study(
     inference). With ``progress``, each stage says so in the log (training, each evaluation
     stage, writing), with a bar on a terminal.
 
+    The members are scored on the validation split by default (``split="validation"``): a
+    study chooses a noise level (and epochs), and nothing is chosen on the test split. Pass
+    ``split="test"`` (``--split test``) for the final report of a level already chosen. The
+    split and its size are recorded in every row of ``study.json`` (``split``, ``examples``),
+    in ``study_setup.json`` and in the first line of ``study.md``; a validation split of fewer
+    than ``trainkit.internal.MIN_VALIDATION`` examples is warned about in one line.
+
     Returns:
         ``{"rows", "verdicts", "cfgs", "seeds", "history", "seconds", "params"}`` (``params``:
         the members stacked cfg-major, seed-minor).
@@ -790,6 +801,7 @@ def study(
     t0 = time.perf_counter()
     out = Path(out)
     seeds = list(seeds)
+    scoring_split(split)
     if len(seeds) < 2:
         raise CLIError(f"a study needs at least 2 seeds for its intervals, got {len(seeds)}; "
                        "pass --seeds 8 or more (16 for trustworthy intervals).")  # fmt: skip
@@ -827,17 +839,22 @@ def study(
         print(f"warning: validation accuracy was still rising before the decay (+"
               f"{100 * flat['late_gain']:.1f} points over the last quarter of the epochs): "
               "raise --epochs until it plateaus.", flush=True)  # fmt: skip
-    rows = robustness_study(params, cfgs, list(seeds), splits.test,
+    scored = getattr(splits, split)
+    _stage(progress, f"study: scoring on the {split} split ({len(scored[1])} examples)")
+    if note := small_scoring_split(len(scored[1]), split, "examples",
+                                   "raise --validation-fraction or give more data"):  # fmt: skip
+        print(note, file=sys.stderr, flush=True)
+    rows = robustness_study(params, cfgs, list(seeds), scored,
                             key=jax.random.key(perturbation_seed), perturbations=perturbations,
                             out_dir=out, inference_draws=inference_draws,
-                            progress=progress)  # fmt: skip
+                            progress=progress, split=split)  # fmt: skip
     seconds = time.perf_counter() - t0
     setup = {"preset": preset_name, "data": data_name, "levels": [list(p) for p in levels],
              "seeds": list(seeds), "epochs": epochs, "batch_size": batch_size,
              "learning_rate": lr, "config": base.to_dict(), "perturbation_seed": perturbation_seed,
              "input_scaling": scaling_json(scaling), "best_epoch": history["best_epoch"],
              "diverged": diverged, "plateau": flat, "inference_draws": inference_draws,
-             "seconds": seconds}  # fmt: skip
+             "split": split, "split_examples": len(scored[1]), "seconds": seconds}  # fmt: skip
     atomic_write_text(out / "study_setup.json", json.dumps(setup, indent=1) + "\n")
     verdicts = study_verdicts(rows)
     print(study_markdown(rows, verdicts=False))
@@ -879,7 +896,9 @@ def confirm(
     exploratory pick, every 95 % interval excluding zero) are re-tested in the
     ``confirmation`` study (same configurations and perturbations, fresh seeds and perturbation
     draws), with Holm's correction over the picked family alone. ``level = (sigma_add,
-    sigma_mult)`` restricts the discovery to that noisy level (and its twin). Writes
+    sigma_mult)`` restricts the discovery to that noisy level (and its twin). Both studies must
+    have been scored on the same split (:func:`noisy_dyn.study.study_split`: studies stored
+    without the field were scored on the test split); the split of each is printed. Writes
     ``confirmation/confirm.json`` and prints one line per picked comparison.
 
     Returns:
@@ -892,6 +911,8 @@ def confirm(
         if not any(r["sigma_add"] or r["sigma_mult"] for r in picked):
             raise CLIError(f"the discovery study has no level sigma_add, sigma_mult = {level}.")
     rows = _study_rows(confirmation)
+    print(f"discovery scored on the {study_split(picked)} split, confirmation on the "
+          f"{study_split(rows)} split")  # fmt: skip
     out = {sel: confirm_rows(picked, rows, select=sel) for sel in ("holm", "interval")}
     atomic_write_text(Path(confirmation) / "confirm.json", json.dumps(out, indent=1) + "\n")
     n = min((r["n"] for r in rows), default=MIN_SEEDS)  # the confirmation study's seeds

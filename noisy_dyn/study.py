@@ -6,6 +6,7 @@ The plot imports matplotlib when called; importing this module does not.
 """
 
 from ._study import ACCURACIES_FILE as ACCURACIES_FILE
+from ._study import STORED_SPLIT as STORED_SPLIT
 from ._study import STUDY_PERTURBATIONS as STUDY_PERTURBATIONS
 from ._study import accuracies_csv as accuracies_csv
 from ._study import confirm_rows as confirm_rows
@@ -16,14 +17,17 @@ from ._study import perturbation_key as perturbation_key
 from ._study import plot_study as plot_study
 from ._study import read_accuracies as read_accuracies
 from ._study import robustness_study as robustness_study
+from ._study import scored_on as scored_on
 from ._study import stochastic_logits as stochastic_logits
 from ._study import study_markdown as study_markdown
 from ._study import study_rows as study_rows
+from ._study import study_split as study_split
 from ._study import study_verdicts as study_verdicts
 from ._study import write_study as write_study
 
 __all__ = [
     "ACCURACIES_FILE",
+    "STORED_SPLIT",
     "STUDY_PERTURBATIONS",
     "accuracies_csv",
     "confirm_rows",
@@ -34,9 +38,11 @@ __all__ = [
     "plot_study",
     "read_accuracies",
     "robustness_study",
+    "scored_on",
     "stochastic_logits",
     "study_markdown",
     "study_rows",
+    "study_split",
     "study_verdicts",
     "write_study",
 ]

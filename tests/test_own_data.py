@@ -96,17 +96,28 @@ def experiments_logits(params, xs, cfg, lengths):
     return logits_with_lengths(params, xs, cfg, lengths=lengths)
 
 
-def test_study_clean_accuracy_of_every_member_uses_lengths(tmp_path, capsys):
-    data = _ragged_npz(tmp_path / "ragged.npz")
+@pytest.mark.parametrize("split", [None, "test"])
+def test_study_clean_accuracy_of_every_member_uses_lengths(tmp_path, capsys, split):
+    """By default the study scores the validation split (none of it is chosen on test), with
+    ``split="test"`` the test split: each clean row equals the members' accuracy computed
+    apart on that split, read at each series' length."""
+    data = _ragged_npz(tmp_path / "ragged.npz", n_train=120)
     run = experiments.study(
         "nrnn_ito", "npz", data_path=str(data), levels=[(0.0, 0.0), (0.1, 0.1)], seeds=[0, 1],
         epochs=1, batch_size=8, hidden=4, kinds=["gaussian"], out=tmp_path / "study",
-        progress=False,
+        progress=False, **({} if split is None else {"split": split}),
     )  # fmt: skip
     setup = json.loads((tmp_path / "study" / "study_setup.json").read_text())
     scaling = noisy_dyn.data.InputScaling(*(np.asarray(setup["input_scaling"][k])
                                             for k in ("mean", "scale")))  # fmt: skip
-    xs, ys, ls = scaling.apply(noisy_dyn.data.load_npz(data).test)
+    name = split or "validation"
+    xs, ys, ls = scaling.apply(getattr(noisy_dyn.data.load_npz(data), name))
+    assert (setup["split"], setup["split_examples"]) == (name, len(ys))
+    assert {(r["split"], r["examples"]) for r in run["rows"]} == {(name, len(ys))}
+    first = (tmp_path / "study" / "study.md").read_text().splitlines()[0]
+    assert first == f"Scored on the {name} split ({len(ys)} examples)."
+    small = "warning: the study is scored on a validation split of 12 examples"
+    assert (small in capsys.readouterr().err) == (split is None)  # 12 < MIN_VALIDATION = 30
     params = run["params"]
     for c, cfg in enumerate(run["cfgs"]):
         accs = []

@@ -31,7 +31,10 @@ __all__ = [
     "chance_level",
     "label_space",
     "loss_alarm",
+    "SCORING_SPLITS",
     "progress_bar",
+    "scoring_split",
+    "small_scoring_split",
     "small_validation",
 ]
 
@@ -125,6 +128,34 @@ def small_validation(n_validation: int, fraction: float | None, n_train: int) ->
         f"warning: the validation split holds {n_validation} examples (one example = "
         f"{step:.0f} points of accuracy), too few to rank epochs; {how} or give more data "
         f"({n_train} training examples)."
+    )
+
+
+SCORING_SPLITS = ("validation", "test")
+"""The splits a table used for choosing (K, steps, epochs, noise levels) may be scored on:
+``"validation"`` (the default everywhere: choose there) or ``"test"`` (the final report)."""
+
+
+def scoring_split(split: str, flag: str = "--split") -> str:
+    """``split`` when it is one of :data:`SCORING_SPLITS`; a one-line error naming ``flag``
+    otherwise."""
+    if split not in SCORING_SPLITS:
+        raise CLIError(f"{flag} must be validation or test, got {split!r}.")
+    return split
+
+
+def small_scoring_split(n: int, split: str, what: str, fix: str) -> str | None:
+    """A one-line warning when a study scores on a validation split of fewer than
+    :data:`MIN_VALIDATION` ``what`` (None otherwise, and always None on the test split, which
+    the data fix): one of them moves an accuracy by ``100 / n`` points, too coarse to choose
+    by. ``fix`` names the way to a larger split (a flag)."""
+    if split != "validation" or n >= MIN_VALIDATION:
+        return None
+    step = 100.0 / n if n else float("inf")
+    return (
+        f"warning: the study is scored on a validation split of {n} {what} (one = {step:.0f} "
+        f"points of accuracy), too few to choose by; {fix}, or pass --split test for the final "
+        "report."
     )
 
 

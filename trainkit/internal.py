@@ -26,8 +26,9 @@ Groups:
 - sequence data (``trainkit._sequences``): ``padding_problem`` (right-padding whose lengths were
   dropped), ``takes_sequences`` (a function of ``xs, ys`` also called with one
   :class:`trainkit.Sequences`);
-- run data (``trainkit._data_checks``): ``small_validation``, ``MIN_VALIDATION``, and
-  ``progress_bar`` (a tqdm bar on a terminal only);
+- run data (``trainkit._data_checks``): ``small_validation``, ``MIN_VALIDATION``,
+  ``SCORING_SPLITS``, ``scoring_split`` and ``small_scoring_split`` (the split a study or table
+  is scored on: validation by default), and ``progress_bar`` (a tqdm bar on a terminal only);
 - training options (``trainkit._options``): ``takes_train_options``, the decorator that gives a
   ``fit`` the :class:`trainkit.TrainOptions` as keyword arguments and documentation;
 - jaxtyping aliases (``trainkit._types``): ``FloatScalar``, ``IntScalar``, ``RealScalar`` (a
@@ -46,7 +47,10 @@ from ._cluster import EXIT_PEER_LOST as EXIT_PEER_LOST
 from ._cluster import add_cluster_flags as add_cluster_flags
 from ._cluster import start_cluster as start_cluster
 from ._data_checks import MIN_VALIDATION as MIN_VALIDATION
+from ._data_checks import SCORING_SPLITS as SCORING_SPLITS
 from ._data_checks import progress_bar as progress_bar
+from ._data_checks import scoring_split as scoring_split
+from ._data_checks import small_scoring_split as small_scoring_split
 from ._data_checks import small_validation as small_validation
 from ._devices import MIN_ROWS_PER_DEVICE as MIN_ROWS_PER_DEVICE
 from ._devices import available_cores as available_cores
@@ -93,6 +97,7 @@ __all__ = [
     "MIN_ROWS_PER_DEVICE",
     "MIN_VALIDATION",
     "RealScalar",
+    "SCORING_SPLITS",
     "add_cluster_flags",
     "available_cores",
     "check_fields",
@@ -121,6 +126,8 @@ __all__ = [
     "read_run_record",
     "read_zip_member",
     "restart_with_huge_pages",
+    "scoring_split",
+    "small_scoring_split",
     "small_validation",
     "start_cluster",
     "takes_sequences",

@@ -179,7 +179,10 @@ def test_study_end_to_end_on_a_synthetic_file(tmp_path, capsys):
     d = [pick(r, 2, "project") - pick(r, 8, "trained") for r in per_seed]
     assert row["difference"]["mean"] == pytest.approx(np.mean(d))
     text = (out / "results.md").read_text()
-    assert text.startswith("Frequency baseline")
+    assert summary["split"]["scored"] == "validation"  # the default: nothing chosen on test
+    n_val = int(lengths[np.array(summary["split"]["lines"]["validation"])].sum())
+    assert text.startswith(f"Scored on the validation split (4 lines, {n_val} tokens).")
+    assert "\n\nFrequency baseline" in text
     # two seeds: no "95 %" interval (the user saw `85.88 [85.88, 85.88]`), the legend says why
     acc = row["accuracy"]
     assert f"| {100 * acc['mean']:.2f} (2 seeds: no interval) |" in text
@@ -192,3 +195,58 @@ def test_study_end_to_end_on_a_synthetic_file(tmp_path, capsys):
     assert ts.main(argv) == 0
     assert (out / "runs" / "direct_s0.json").read_text() == before
     capsys.readouterr()
+
+
+def _synthetic_passages(n, seed):
+    tokens, tags, lengths, _, _ = bdata.synthetic_tagging(n, seed=seed)
+    words = [[bdata.SYNTHETIC_VOCAB[w] for w in tokens[i, :k]] for i, k in enumerate(lengths)]
+    marks = [[bdata.SYNTHETIC_TAGS[t] for t in tags[i, :k]] for i, k in enumerate(lengths)]
+    return list(zip(words, marks))
+
+
+@pytest.mark.parametrize("split", [None, "test"])
+def test_study_scores_the_validation_lines_unless_told_test(tmp_path, monkeypatch, capsys, split):
+    """Every model is scored on the validation lines by default, on the test lines with
+    ``split="test"``: the trained model's accuracy in the run file equals
+    ``basis_ode.accuracy`` of the same variables on that split's encoding, made apart."""
+    passages = _synthetic_passages(30, 2)
+    train, val, test, _ = ts.split_passages(passages, seed=0)
+    (_, v, t), _, _ = ts.encode_passages(train, [val, test], min_count=2)
+    want = v if split is None else t
+    seen = []
+    evaluate = ts._evaluate_run
+
+    def recording(model, variables, scored, cfg, repeats):
+        rows = evaluate(model, variables, scored, cfg, repeats)
+        seen.append((accuracy(model, variables, *want[:2], lengths=want[2], n_steps=8), rows))
+        return rows
+
+    monkeypatch.setattr(ts, "_evaluate_run", recording)
+    config = {"width": 8, "epochs": 1, "batch_size": 16, "compress_to": [4], "n_steps_list": [8]}
+    summary = ts.run_study(passages, seeds=[0], out=tmp_path, config=config, progress=False,
+                           **({} if split is None else {"split": split}))  # fmt: skip
+    name = split or "validation"
+    assert summary["split"]["scored"] == ts.scored_split(summary) == name
+    assert len(seen) == 2  # refined and direct
+    for independent, rows in seen:
+        trained = next(r for r in rows if r["compress"] == "trained")
+        assert trained["accuracy"] == pytest.approx(float(independent), abs=1e-6)
+    run = json.loads((tmp_path / "runs" / "direct_s0.json").read_text())
+    assert run["split"] == name
+    assert summary["baseline"] == ts.frequency_baseline(train, val if split is None else test)
+    first = (tmp_path / "results.md").read_text().splitlines()[0]
+    assert first == f"Scored on the {name} split (3 lines, {int(want[2].sum())} tokens)."
+    err = capsys.readouterr().err  # a 3-line validation split is too small to choose by
+    assert ("warning: the study is scored on a validation split of" in err) == (split is None)
+
+
+def test_a_stored_summary_without_a_split_reads_as_test():
+    from pathlib import Path
+
+    stored = Path(__file__).parents[2] / "docs/results/basis_ode/wsj_tagging_cpu/results.json"
+    summary = json.loads(stored.read_text())
+    assert "scored" not in summary["split"] and ts.scored_split(summary) == "test"
+    text = ts.markdown(summary)
+    tokens = summary["split"]["tokens"]["test"]
+    assert text.startswith(f"Scored on the test split (100 lines, {tokens} tokens).")
+    assert "| test accuracy (%) |" in text and "% of test tokens unknown" in text

@@ -23,7 +23,8 @@ TOPICS = {
     "study": {"STUDY_PERTURBATIONS", "confirm_rows", "evaluate_members", "inference_config",
               "inference_key", "perturbation_key", "plot_study", "robustness_study",
               "stochastic_logits", "study_markdown", "study_rows", "write_study",
-              "ACCURACIES_FILE", "accuracies_csv", "read_accuracies", "study_verdicts"},
+              "ACCURACIES_FILE", "accuracies_csv", "read_accuracies", "study_verdicts",
+              "STORED_SPLIT", "scored_on", "study_split"},
 }  # fmt: skip
 
 

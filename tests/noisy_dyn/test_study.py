@@ -2,6 +2,8 @@
 rows' statistics against hand computations, and the written outputs."""
 
 import json
+import shutil
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -208,9 +210,11 @@ def test_study_writes_json_markdown_and_png(tmp_path, data):
     stored = json.loads((tmp_path / "study.json").read_text())
     assert stored == rows and len(rows) == 2 * 3
     assert [r["perturbation"] for r in rows[:3]] == ["clean", "gaussian", "pgd"]
+    assert {(r["split"], r["examples"]) for r in rows} == {("test", N)}  # what it was given
     lines = (tmp_path / "study.md").read_text().splitlines()
-    assert lines[0] == "- " + nd.study.study_verdicts(rows)[0]  # the answer first
-    assert lines[0].startswith("- sigma 0.1: ") and "(2 seeds: too few for an interval)" in lines[0]
+    assert lines[0] == f"Scored on the test split ({N} examples)."  # which data, then the answer
+    assert lines[2] == "- " + nd.study.study_verdicts(rows)[0]
+    assert lines[2].startswith("- sigma 0.1: ") and "(2 seeds: too few for an interval)" in lines[2]
     table = lines[lines.index(next(x for x in lines if x.startswith("| sigma_add"))) :]
     assert table[0].startswith("| sigma_add | sigma_mult | perturbation | level | accuracy % [")
     assert "95% CI" not in table[0]  # two seeds: no "95 %" interval anywhere
@@ -489,3 +493,49 @@ def test_stochastic_rows_pair_each_member_with_its_deterministic_reading():
     with pytest.raises(ValueError, match="some seeds only"):
         nd.study.study_rows({("clean", 0.0): det, ("clean", 0.0, label): np.where(
             np.arange(8) == 5, np.nan, stoch)}, cfgs, range(4))  # fmt: skip
+
+
+STORED_STUDY = Path(__file__).parents[2] / "docs/results/noisy_dyn/study_digits"
+
+
+def test_a_stored_study_without_a_split_reads_as_test_and_confirm_refuses_mixed_splits(
+    tmp_path, capsys
+):
+    """Studies stored before the split was recorded were scored on the test split: they read
+    so, confirm on them still works, and confirm refuses to pair one with a study scored on
+    the validation split, naming the fix."""
+    from noisy_dyn import experiments
+
+    stored = json.loads((STORED_STUDY / "study.json").read_text())
+    assert not any("split" in r for r in stored)
+    assert nd.study.study_split(stored) == nd.study.STORED_SPLIT == "test"
+    old = tmp_path / "old"
+    shutil.copytree(STORED_STUDY, old)
+    out = experiments.confirm(old, old)  # a study against itself: every pick confirmed
+    assert out["holm"] and all(r["confirmed"] and r["split"] == "test" for r in out["holm"])
+    assert "discovery scored on the test split, confirmation on the test split" in (
+        capsys.readouterr().out
+    )
+    new = tmp_path / "new"
+    new.mkdir()
+    rows = [r | {"split": "validation", "examples": 180} for r in stored]
+    (new / "study.json").write_text(json.dumps(rows))
+    assert nd.study.scored_on(rows) == "Scored on the validation split (180 examples)."
+    with pytest.raises(ValueError, match="rerun the confirmation study with --split test") as e:
+        experiments.confirm(old, new)
+    assert "\n" not in str(e.value)
+    assert "confirmation on the validation split" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="--split validation"):
+        nd.study.confirm_rows(rows, stored)
+    with pytest.raises(ValueError, match="mix the splits"):
+        nd.study.study_split(rows[:1] + stored[:1])
+
+
+def test_the_study_command_scores_validation_unless_told_test():
+    from noisy_dyn.__main__ import build_parser
+
+    argv = ["study", "--preset", "lipschitz", "--data", "digits"]
+    assert build_parser().parse_args(argv).split == "validation"
+    assert build_parser().parse_args(argv + ["--split", "test"]).split == "test"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(argv + ["--split", "train"])
