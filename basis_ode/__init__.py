@@ -102,20 +102,22 @@ from ._train import accuracy as accuracy
 from ._train import fit as fit
 # -- end train ------------------------------------------------------------------------------------
 
-# -- recipes (_recipes: optimizer directions and learning-rate schedules, as optax objects) ------
-from ._recipes import RECIPES as RECIPES
-from ._recipes import AdamRsqrtRecipe as AdamRsqrtRecipe
-from ._recipes import Recipe as Recipe
-from ._recipes import SGDRecipe as SGDRecipe
-from ._recipes import recipe_by_name as recipe_by_name
-from ._recipes import rsqrt_schedule as rsqrt_schedule
-from ._recipes import set_learning_rate as set_learning_rate
-from ._recipes import step_schedule as step_schedule
+# -- recipes (trainkit's: optimizer directions and learning-rate schedules, as optax objects) --
+from trainkit import RECIPES as RECIPES
+from trainkit import AdamRsqrtRecipe as AdamRsqrtRecipe
+from trainkit import AdamStepDecay as AdamStepDecay
+from trainkit import Recipe as Recipe
+from trainkit import SGDRecipe as SGDRecipe
+from trainkit import recipe_by_name as recipe_by_name
+from trainkit import rsqrt_schedule as rsqrt_schedule
+from trainkit import set_learning_rate as set_learning_rate
+from trainkit import step_schedule as step_schedule
 # -- end recipes ----------------------------------------------------------------------------------
 
 # The API reference (pdoc) documents exactly these names.
 __all__ = [
     "AdamRsqrtRecipe",
+    "AdamStepDecay",
     "BASES",
     "Basis",
     "BasisExpansion",

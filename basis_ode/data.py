@@ -33,6 +33,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from trainkit import FileFormatError, read_classification_npz, split_off_validation, split_three
+from trainkit import Splits as Splits
 from trainkit import batches as batches
 from trainkit import epoch_order as epoch_order
 from trainkit import read_idx as read_idx
@@ -88,17 +89,6 @@ TaggedSplit = tuple[
     Int[np.ndarray, "n max_len"], Int[np.ndarray, "n max_len"], Int[np.ndarray, " n"]
 ]
 """Tagged passages ``(tokens, tags, lengths)``, right-padded with 0."""
-
-
-class Splits(NamedTuple):
-    """Train / validation / test splits, each a tuple ``(xs, ys)``.
-
-    ``xs`` is float32 NHWC ``(N, H, W, C)`` in ``[0, 1]``; ``ys`` int32 ``(N,)``.
-    """
-
-    train: ImageSplit
-    validation: ImageSplit
-    test: ImageSplit
 
 
 class TaggingSplits(NamedTuple):

@@ -4,9 +4,9 @@ Member ``m = i * S + j`` (cfg-major, seed-minor) is configuration ``cfgs[i]`` tr
 ``seeds[j]``: the run ``fit(cfgs[i], train, seed=seeds[j], data_seed=data_seeds[j])`` with the
 same settings. Its initial parameters come from ``init_key_j, noise_key_j = split(key(seeds[j]))``,
 its step ``s`` draws noise from ``fold_in(noise_key_j, s)``, its epoch ``e`` visits the examples in
-``trainkit.epoch_order(N, seed=data_seeds[j], epoch=e)``, and Adam with the step decay updates it
-alone (see ``noisy_dyn._train``). The members are ``jax.vmap``-ed in one compiled step
-(``trainkit.train``'s member axis) over their stacked configurations
+``trainkit.epoch_order(N, seed=data_seeds[j], epoch=e)``, and the recipe (Adam with the step
+decay by default) updates it alone (see ``noisy_dyn._train``). The members are ``jax.vmap``-ed
+in one compiled step (``trainkit.train``'s member axis) over their stacked configurations
 (:func:`noisy_dyn.stack_configs`): the configurations may differ only in their numbers (the
 leaves of :class:`noisy_dyn.NoisyRNNConfig`), which enter the step as traced values, so one
 compilation serves every noise level. A traced level draws every kind of noise its form can use;
@@ -31,10 +31,11 @@ import numpy as np
 from jaxtyping import Array, Float
 
 import trainkit
-from trainkit.internal import takes_train_options
+from trainkit import EVAL_BATCH_SIZE, AdamStepDecay, Recipe
+from trainkit.internal import takes_former_keywords, takes_train_options
 
 from ._config import NoisyRNNConfig, stack_configs
-from ._train import NoisyTask, Step, prepare_run
+from ._train import ADAM_STEP_DECAY, NOISE_INJECTION, NoisyTask, Step, prepare_run
 
 
 def _stack(trees: Sequence[Any]) -> Any:
@@ -63,7 +64,9 @@ class _EnsembleTask:
         return jax.eval_shape(lambda: self.init(keys, meta))
 
     def step_fn(self, meta):
-        return Step(self.structure, "noise")
+        first = self.members[0]
+        return Step(self.structure, first.regularizer, first.recipe, first.steps_per_epoch,
+                    first.epochs)  # fmt: skip
 
     def hyper(self, meta):
         # each member's config, its numbers as float32 values (one traced leaf per number)
@@ -111,6 +114,19 @@ def _check_seeds(name: str, seeds: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in values)
 
 
+def _former_keywords(former: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``decay_at``, ``decay_factor`` become ``recipe=AdamStepDecay(decay_at, factor)``."""
+    if "recipe" in kwargs:
+        raise TypeError("fit_ensemble() got decay_at/decay_factor and recipe; pass recipe only.")
+    recipe = AdamStepDecay(decay_at=former.get("decay_at", 0.9),
+                           factor=former.get("decay_factor", 0.1))  # fmt: skip
+    return {**kwargs, "recipe": recipe}
+
+
+@takes_former_keywords(
+    ("decay_at", "decay_factor"), _former_keywords,
+    instead="pass recipe=noisy_dyn.AdamStepDecay(decay_at=..., factor=...)",
+)  # fmt: skip
 @takes_train_options(
     exclude=("seed", "data_seed"), renamed={"checkpoint_every_steps": "checkpoint_every"}
 )
@@ -121,10 +137,9 @@ def fit_ensemble(
     seeds: Sequence[int],
     learning_rate: float,
     validation: tuple | None = None,
-    decay_at: float = 0.9,
-    decay_factor: float = 0.1,
+    recipe: Recipe = ADAM_STEP_DECAY,
     data_seeds: Sequence[int] | None = None,
-    eval_batch_size: int = 512,
+    eval_batch_size: int = EVAL_BATCH_SIZE,
     on_divergence: str = "raise",
     options: trainkit.TrainOptions,
 ) -> tuple[dict[str, Float[Array | np.ndarray, "members ..."]], dict[str, Any]]:
@@ -132,8 +147,8 @@ def fit_ensemble(
 
     Member ``i * len(seeds) + j`` is ``fit(cfgs[i], train, seed=seeds[j],
     data_seed=data_seeds[j])`` with the same settings, up to floating-point rounding: the same
-    initial parameters, noise keys, example order and Adam updates (module docstring). Noise
-    injection only (``regularizer="noise"``).
+    initial parameters, noise keys, example order and recipe updates (module docstring). Noise
+    injection only (``regularizer=NoiseInjection()``).
 
     Arguments:
         cfgs: configurations differing at most in their numbers ``dt, beta, gamma_a, gamma_w,
@@ -141,8 +156,8 @@ def fit_ensemble(
         train: a :class:`trainkit.Sequences` or ``(xs, ys[, lengths])``, as for
             :func:`noisy_dyn.fit`.
         seeds: the seeds of every configuration (initialisation and noise).
-        learning_rate, validation, decay_at, decay_factor: as for ``fit``, the same for every
-            member (validation is evaluated for each member).
+        learning_rate, validation, recipe: as for ``fit``, the same for every member
+            (validation is evaluated for each member).
         data_seeds: seeds of the example order, one per seed (default ``seeds``).
         eval_batch_size: batch size of the validation pass.
         on_divergence: ``"raise"``: a non-finite loss or gradient in any member stops the run
@@ -153,6 +168,8 @@ def fit_ensemble(
             run stops as with ``"raise"``.
         <train options>
         checkpoint_every_steps: the former name of ``checkpoint_every``, still accepted.
+        decay_at, decay_factor: the former keywords, still accepted with a DeprecationWarning
+            (``recipe=AdamStepDecay(decay_at, factor)``).
 
     The options hold for the whole ensemble: one checkpoint holds every member; ``callback``
     gets the stacked parameters; ``return_params="best"`` gives each member its own best
@@ -171,9 +188,8 @@ def fit_ensemble(
         raise ValueError(f"`data_seeds` needs one value per seed ({len(seeds)}).")
     runs = [
         prepare_run(cfg, train, validation, epochs=options.epochs, batch_size=options.batch_size,
-                    learning_rate=learning_rate, regularizer="noise", lam=1.0, decay_at=decay_at,
-                    decay_factor=decay_factor, data_seed=None, init=None,
-                    eval_batch_size=eval_batch_size)
+                    learning_rate=learning_rate, regularizer=NOISE_INJECTION, recipe=recipe,
+                    data_seed=None, init=None, eval_batch_size=eval_batch_size)
         for cfg in cfgs
     ]  # fmt: skip
     first = runs[0]

@@ -5,10 +5,19 @@ Notation (column vectors, one example): ``hbar_k`` the noise-free path, ``z_k = 
 + b``, ``J_k = alpha A + diag(1 - tanh^2 z_k) W`` the drift Jacobian, ``s`` the step vector
 (``dt``, or the learned ``step``), ``Jhat_k = I + diag(s) J_k`` the step Jacobian, ``l`` the
 softmax cross-entropy of the read-out ``V h_L + c``.
+
+How the trace ``R + Q = sum_k tr(S_k^T d^2 l / d e_k^2 S_k)`` is taken is an object:
+:class:`Exact` (the covariance recursion and the adjoint) or :class:`Hutchinson` (``num_samples``
+Hessian-vector probes); :func:`trace_by_name` parses the names ``"exact"`` and ``"hutchinson"``
+at the edge.
 """
 
+import abc
+import dataclasses
 import math
+import warnings
 from functools import partial
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +43,137 @@ from ._theory_common import (
 )
 from ._types import Key, Params
 
-_METHODS = ("exact", "hutchinson")  # how the Hessian trace is taken
+
+class Trace(abc.ABC):
+    """How the regularizer's trace ``R + Q`` is taken: :class:`Exact` or :class:`Hutchinson`.
+
+    Frozen dataclasses (hashable: a compiled program is cached per trace). :meth:`regularizer`
+    gives ``r = shift + (R + Q) / 2`` per example after the checks of
+    :func:`explicit_regularizer`.
+    """
+
+    name: ClassVar[str]
+    needs_key: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def regularizer(
+        self,
+        params: Params,
+        xs: Float[ArrayLike, "batch time input"],
+        ys: Int[ArrayLike, " batch"],
+        cfg: NoisyRNNConfig,
+        key: Key | None,
+        lengths: Int[ArrayLike, " batch"],
+    ) -> Float[Array, " batch"]:
+        """``r`` per example (``key`` used only where :attr:`needs_key`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Exact(Trace):
+    """The trace exactly: the first-order covariance recursion forward and the BPTT adjoint
+    backward, one ``lax.scan`` each way; ``O(T H^3)`` per example, deterministic."""
+
+    name: ClassVar[str] = "exact"
+
+    def regularizer(
+        self,
+        params: Params,
+        xs: Float[ArrayLike, "batch time input"],
+        ys: Int[ArrayLike, " batch"],
+        cfg: NoisyRNNConfig,
+        key: Key | None,
+        lengths: Int[ArrayLike, " batch"],
+    ) -> Float[Array, " batch"]:
+        R, Q, shift = _terms_jit(params, xs, ys, cfg, lengths)
+        return shift + 0.5 * (R + Q)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hutchinson(Trace):
+    """An unbiased estimate of the trace from ``num_samples`` Hessian-vector products of the
+    loss in the step's noise inputs (Rademacher probes scaled to the noise covariance);
+    ``O(T H^2)`` per sample, needs a key. The relative error falls as ``1 / sqrt(num_samples)``:
+    at 16 it was 40-130 % per example and 24 % for the mean of 16 examples on a measured Ito
+    model (``docs/derivations.md``): fine for a training penalty (a batch mean), not for
+    per-example values.
+
+    Attributes:
+        num_samples: the number of probes, an int >= 1.
+    """
+
+    num_samples: int = 16
+    name: ClassVar[str] = "hutchinson"
+    needs_key: ClassVar[bool] = True
+
+    def __post_init__(self):
+        n = self.num_samples
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise ValueError(f"Hutchinson num_samples must be an int >= 1, got {n!r}.")
+        object.__setattr__(self, "num_samples", int(n))
+
+    def regularizer(
+        self,
+        params: Params,
+        xs: Float[ArrayLike, "batch time input"],
+        ys: Int[ArrayLike, " batch"],
+        cfg: NoisyRNNConfig,
+        key: Key | None,
+        lengths: Int[ArrayLike, " batch"],
+    ) -> Float[Array, " batch"]:
+        shift = _shift_jit(params, xs, ys, cfg, lengths)
+        return shift + 0.5 * _hutchinson_jit(params, xs, ys, cfg, key, self.num_samples, lengths)
+
+
+TRACES: dict[str, type[Trace]] = {"exact": Exact, "hutchinson": Hutchinson}
+"""The traces by name (the names of :func:`trace_by_name`, the command line and run files)."""
+
+
+def trace_by_name(name: str, **settings: Any) -> Trace:
+    """The trace called ``name`` (``"exact"`` or ``"hutchinson"``) with ``settings`` (its
+    fields): ``trace_by_name("hutchinson", num_samples=8) == Hutchinson(8)``. Strings are for
+    the edges; the library takes the objects."""
+    if not isinstance(name, str) or name not in TRACES:
+        raise ValueError(f"unknown trace {name!r}; choose one of {sorted(TRACES)}.")
+    return TRACES[name](**settings)
+
+
+def _as_trace(fn: str, trace: Any, method: Any, num_samples: Any, key: Any) -> Trace:
+    """The trace of a theory call: ``trace`` (an object, or a name with a DeprecationWarning),
+    or the former keywords ``method=`` / ``num_samples=`` mapped onto one (with a
+    DeprecationWarning); checked against ``key``."""
+    if method is not None or num_samples is not None:
+        if trace is not None:
+            raise TypeError(f"{fn}: pass trace=Exact() or trace=Hutchinson(n), not also method=.")
+        warnings.warn(
+            f"{fn}(method=..., num_samples=...) is deprecated; pass trace=noisy_dyn.Exact() or "
+            "trace=noisy_dyn.Hutchinson(num_samples).",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        name = "exact" if method is None else method
+        if name not in TRACES:
+            raise ValueError(f"{fn}: method must be one of {tuple(TRACES)}, got {method!r}.")
+        n = {} if num_samples is None or name != "hutchinson" else {"num_samples": num_samples}
+        trace = trace_by_name(name, **n)
+    elif isinstance(trace, str):
+        warnings.warn(
+            f"{fn}(trace={trace!r}) is deprecated; pass the object (noisy_dyn.Exact(), "
+            "noisy_dyn.Hutchinson(n)) or trace_by_name at the edge.",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        trace = trace_by_name(trace)
+    trace = Exact() if trace is None else trace
+    if not isinstance(trace, Trace):
+        raise TypeError(
+            f"{fn}: trace must be noisy_dyn.Exact() or noisy_dyn.Hutchinson(n), got {trace!r}."
+        )
+    if trace.needs_key and key is None:
+        raise ValueError(
+            f"{fn}: trace={trace!r} needs a PRNG key (key=jax.random.key(0)); use "
+            "trace=Exact() for the deterministic covariance recursion."
+        )
+    return trace
 
 
 def _expansion_point(params: Params, cfg: NoisyRNNConfig) -> tuple[Params, NoisyRNNConfig, float]:
@@ -202,10 +341,11 @@ def explicit_regularizer(
     ys: Int[ArrayLike, " batch"],
     cfg: NoisyRNNConfig,
     *,
-    method: str = "exact",
+    trace: Trace | None = None,
     key: Key | None = None,
-    num_samples: int = 16,
     lengths: Int[ArrayLike, " batch"] | None = None,
+    method: str | None = None,
+    num_samples: int | None = None,
 ) -> Float[Array, " batch"]:
     """The explicit regularizer of noise injection: the second-order small-noise term ``r_i``.
 
@@ -230,17 +370,16 @@ def explicit_regularizer(
         xs: input sequences ``(batch, time, input_size)``.
         ys: integer labels ``(batch,)``.
         cfg: the configuration; its ``sigma_add``, ``sigma_mult`` and ``noise_form`` set the noise.
-        method: ``"exact"`` (covariance recursion and adjoint, one ``lax.scan`` each way;
-            ``O(T H^3)`` per example) or ``"hutchinson"`` (unbiased estimate of ``R + Q`` from
-            ``num_samples`` Hessian-vector products of the loss in the noise inputs of the step;
-            ``O(T H^2)`` per sample; needs ``key``).
-        key: PRNG key, keyword-only, required by ``method="hutchinson"``.
-        num_samples: number of Hutchinson probes. The estimate is unbiased with a relative error
-            falling as ``1 / sqrt(num_samples)``; at the default 16 it was 40-130 % per example
-            and 24 % for the mean of 16 examples on a measured Ito model (``docs/derivations.md``):
-            fine for a training penalty (a batch mean), not for per-example values.
+        trace: how ``R + Q`` is taken: :class:`noisy_dyn.Exact` (default; covariance
+            recursion and adjoint, one ``lax.scan`` each way; ``O(T H^3)`` per example) or
+            :class:`noisy_dyn.Hutchinson` ``(num_samples)`` (unbiased estimate from
+            Hessian-vector products of the loss in the noise inputs of the step; ``O(T H^2)``
+            per sample; needs ``key``; its error is in its docstring).
+        key: PRNG key, keyword-only, required by ``Hutchinson``.
         lengths: ``(batch,)`` valid steps per row, padding after them: steps past a row's
             length are the identity (no noise, no drift) and the loss reads ``h_L``.
+        method, num_samples: the former spelling (``"exact"`` / ``"hutchinson"`` and the probe
+            count), still accepted with a DeprecationWarning.
 
     Returns:
         ``r`` per example, ``(batch,)``; differentiable with respect to ``params``. Zero without
@@ -259,19 +398,9 @@ def explicit_regularizer(
     check_params(params, cfg)
     xs = check_theory_xs(xs, cfg, fn)
     ys = check_theory_ys(ys, xs, cfg, fn)
-    if method not in _METHODS:
-        raise ValueError(f"{fn}: method must be one of {_METHODS}, got {method!r}.")
-    if method == "hutchinson":
-        if key is None:
-            raise ValueError(
-                f"{fn}: method='hutchinson' needs a PRNG key (key=jax.random.key(0)); use "
-                "method='exact' for the deterministic covariance recursion."
-            )
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"{fn}: num_samples must be an int >= 1, got {num_samples!r}.")
-
+    trace = _as_trace(fn, trace, method, num_samples, key)
     lengths = _full_lengths(lengths, xs)
-    return _regularizer_impl(params, xs, ys, cfg, method, key, num_samples, lengths)
+    return _regularizer_impl(params, xs, ys, cfg, trace, key, lengths)
 
 
 def _full_lengths(lengths: object, xs: ArrayLike) -> Array:
@@ -285,19 +414,14 @@ def _regularizer_impl(
     xs: ArrayLike,
     ys: ArrayLike,
     cfg: NoisyRNNConfig,
-    method: str,
+    trace: Trace,
     key: Key | None,
-    num_samples: int,
     lengths: ArrayLike,
 ) -> Array:
     """:func:`explicit_regularizer` after validation."""
     if cfg.is_deterministic():
         return jnp.zeros((xs.shape[0],), jnp.result_type(xs.dtype, params["V"].dtype))
-    if method == "exact":
-        R, Q, shift = _terms_jit(params, xs, ys, cfg, lengths)
-        return shift + 0.5 * (R + Q)
-    shift = _shift_jit(params, xs, ys, cfg, lengths)
-    return shift + 0.5 * _hutchinson_jit(params, xs, ys, cfg, key, num_samples, lengths)
+    return trace.regularizer(params, xs, ys, cfg, key, lengths)
 
 
 def _shift(
@@ -342,7 +466,7 @@ def regularizer_terms(
     *,
     lengths: Int[ArrayLike, " batch"] | None = None,
 ) -> dict[str, Float[Array, " batch"]]:
-    """The parts of :func:`explicit_regularizer` (``method="exact"``) separately, per example
+    """The parts of :func:`explicit_regularizer` (``trace=Exact()``) separately, per example
     (``lengths`` as there).
 
     Returns:
@@ -367,15 +491,16 @@ def regularized_loss(
     cfg: NoisyRNNConfig,
     lam: FloatScalar,
     *,
-    method: str = "exact",
+    trace: Trace | None = None,
     key: Key | None = None,
     lengths: Int[ArrayLike, " batch"] | None = None,
+    method: str | None = None,
 ) -> Float[Array, ""]:
     """Mean cross-entropy of the deterministic model plus ``lam`` times the mean regularizer.
 
     ``mean_i l_i(inference) + lam * mean_i r_i``: with ``lam = 1`` this is the second-order
     approximation of the expected noisy training loss, so training on it replaces noise injection
-    by an explicit penalty (the trainer's ``regularizer="explicit"``).
+    by an explicit penalty (``fit(regularizer=ExplicitRegularizer(lam, trace))``).
 
     Arguments:
         params: Lipschitz-cell parameters.
@@ -383,9 +508,12 @@ def regularized_loss(
         ys: integer labels ``(batch,)``.
         cfg: the configuration (noise levels and form define ``r``).
         lam: weight of the penalty (``>= 0``; ``1`` matches the noise).
-        method: ``"exact"`` or ``"hutchinson"`` (16 probes; see :func:`explicit_regularizer`).
-        key: PRNG key, required for ``"hutchinson"``.
+        trace: :class:`noisy_dyn.Exact` (default) or :class:`noisy_dyn.Hutchinson` (see
+            :func:`explicit_regularizer`).
+        key: PRNG key, required for ``Hutchinson``.
         lengths: valid steps per row (padding after them), as in :func:`explicit_regularizer`.
+        method: the former spelling (``"exact"`` / ``"hutchinson"``, 16 probes), still accepted
+            with a DeprecationWarning.
 
     Returns:
         The scalar loss, differentiable with respect to ``params``.
@@ -399,25 +527,22 @@ def regularized_loss(
     if lam_c is not None:
         if lam_c.shape != () or not np.isfinite(lam_c) or lam_c < 0:
             raise ValueError(f"{fn}: lam must be a finite number >= 0, got {lam!r}.")
-    if method not in _METHODS:
-        raise ValueError(f"{fn}: method must be one of {_METHODS}, got {method!r}.")
-    if method == "hutchinson" and key is None:
-        raise ValueError(f"{fn}: method='hutchinson' needs a PRNG key (key=jax.random.key(0)).")
+    trace = _as_trace(fn, trace, method, None, key)
     lengths = _full_lengths(lengths, xs)
-    return _regularized_loss_jit(params, xs, ys, cfg, lam, method, key, lengths)
+    return _regularized_loss_jit(params, xs, ys, cfg, lam, trace, key, lengths)
 
 
-@partial(jax.jit, static_argnames=("cfg", "method"))
+@partial(jax.jit, static_argnames=("cfg", "trace"))
 def _regularized_loss_jit(
     params: Params,
     xs: ArrayLike,
     ys: ArrayLike,
     cfg: NoisyRNNConfig,
     lam: ArrayLike,
-    method: str,
+    trace: Trace,
     key: Key | None,
     lengths: ArrayLike,
 ) -> Array:
     data = jnp.mean(example_cross_entropy(apply(params, xs, cfg, lengths=lengths), ys))
-    r = _regularizer_impl(params, xs, ys, cfg, method, key, 16, lengths)
+    r = _regularizer_impl(params, xs, ys, cfg, trace, key, lengths)
     return data + lam * jnp.mean(r)

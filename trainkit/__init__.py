@@ -34,6 +34,7 @@ from ._sequences import Sequences as Sequences
 from ._ts import TsFile as TsFile
 from ._ts import read_ts as read_ts
 from ._sequences import as_sequences as as_sequences
+from ._splits import Splits as Splits
 from ._splits import split_off_validation as split_off_validation
 from ._splits import split_three as split_three
 from ._tables import markdown_table as markdown_table
@@ -61,6 +62,7 @@ from ._devices import default_mesh as default_mesh
 from ._devices import use_cpu_devices as use_cpu_devices
 from ._history import epoch_rows as epoch_rows
 from ._loop import Settings as Settings
+from ._options import EVAL_BATCH_SIZE as EVAL_BATCH_SIZE
 from ._options import TrainOptions as TrainOptions
 from ._options import add_train_flags as add_train_flags
 from ._options import cli_train_options as cli_train_options
@@ -71,6 +73,20 @@ from ._lock import start_afresh as start_afresh
 from ._loop import train as train
 from ._signals import TrainingInterrupted as TrainingInterrupted
 # --- end engine ---
+
+# --- training recipes: optimizer direction and learning-rate schedule (trainkit._recipes) ---
+from ._recipes import RECIPES as RECIPES
+from ._recipes import AdamRsqrtRecipe as AdamRsqrtRecipe
+from ._recipes import AdamStepDecay as AdamStepDecay
+from ._recipes import Recipe as Recipe
+from ._recipes import SGDRecipe as SGDRecipe
+from ._recipes import decay_epoch as decay_epoch
+from ._recipes import recipe_by_name as recipe_by_name
+from ._recipes import rsqrt_schedule as rsqrt_schedule
+from ._recipes import set_learning_rate as set_learning_rate
+from ._recipes import step_schedule as step_schedule
+
+# --- end recipes ---
 
 # --- checks of a run's data against its model (trainkit._data_checks) ---
 from ._data_checks import LOSS_ALARM as LOSS_ALARM
@@ -103,6 +119,8 @@ from ._stats import sign_flip_p_value as sign_flip_p_value
 from . import internal as internal
 
 __all__ = [
+    "AdamRsqrtRecipe",
+    "AdamStepDecay",
     "add_run_flags",
     "add_train_flags",
     "ArrayOnlyUnpickler",
@@ -120,9 +138,11 @@ __all__ = [
     "CONFIDENCE",
     "cpu_devices_for",
     "data_hash",
+    "decay_epoch",
     "default_mesh",
     "epoch_order",
     "epoch_rows",
+    "EVAL_BATCH_SIZE",
     "evaluate_padded",
     "FileFormatError",
     "fsync_dir",
@@ -148,8 +168,12 @@ __all__ = [
     "read_classification_npz",
     "read_idx",
     "read_ts",
+    "Recipe",
+    "RECIPES",
+    "recipe_by_name",
     "resample_counts",
     "restricted_load",
+    "rsqrt_schedule",
     "run_command",
     "RunFolderLocked",
     "RunLock",
@@ -157,12 +181,16 @@ __all__ = [
     "Sequences",
     "as_sequences",
     "set_aside",
+    "set_learning_rate",
     "Settings",
+    "SGDRecipe",
+    "Splits",
     "sha256_file",
     "sign_flip_p_value",
     "split_off_validation",
     "split_three",
     "start_afresh",
+    "step_schedule",
     "Task",
     "train",
     "TrainingDiverged",

@@ -7,7 +7,7 @@ gives the same split (and a resumed run sees the same data). See ``docs/data_for
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from jaxtyping import ArrayLike, Shaped
@@ -21,6 +21,20 @@ Validation = tuple[Shaped[ArrayLike, "n_val ..."], ...]
 """The validation rows of each array."""
 Test = tuple[Shaped[ArrayLike, "n_test ..."], ...]
 """The test rows of each array."""
+
+
+class Splits(NamedTuple):
+    """Train / validation / test splits of one data set: what both packages' loaders return.
+
+    Each split is what its package trains on: a :class:`trainkit.Sequences` in ``noisy_dyn``
+    (inputs ``(N, time, features)``, labels, optional lengths), a tuple ``(xs, ys)`` of NHWC
+    images and labels in ``basis_ode``. ``noisy_dyn.data.Splits`` and ``basis_ode.data.Splits``
+    are this class. Model selection reads ``validation``; ``test`` is for the final report only.
+    """
+
+    train: Any
+    validation: Any
+    test: Any
 
 
 def check_seed(seed: Any) -> int:

@@ -30,7 +30,10 @@ Groups:
   ``SCORING_SPLITS``, ``scoring_split`` and ``small_scoring_split`` (the split a study or table
   is scored on: validation by default), and ``progress_bar`` (a tqdm bar on a terminal only);
 - training options (``trainkit._options``): ``takes_train_options``, the decorator that gives a
-  ``fit`` the :class:`trainkit.TrainOptions` as keyword arguments and documentation;
+  ``fit`` the :class:`trainkit.TrainOptions` as keyword arguments and documentation,
+  ``takes_former_keywords`` (keywords a function no longer takes, mapped with a
+  DeprecationWarning), and
+  ``check_learning_rate`` (``trainkit._recipes``), the check of both ``fit``'s ``learning_rate``;
 - jaxtyping aliases (``trainkit._types``): ``FloatScalar``, ``IntScalar``, ``RealScalar`` (a
   Python number or a 0-d array, possibly traced), ``IntLike``, ``FloatLike`` (a Python or NumPy
   number in a configuration);
@@ -62,7 +65,9 @@ from ._formats import read_zip_member as read_zip_member
 from ._hugepages import restart_with_huge_pages as restart_with_huge_pages
 from ._loop import compiled_step as compiled_step
 from ._model_files import check_fields as check_fields
+from ._options import takes_former_keywords as takes_former_keywords
 from ._options import takes_train_options as takes_train_options
+from ._recipes import check_learning_rate as check_learning_rate
 from ._run_record import check_record_fields as check_record_fields
 from ._run_record import check_training_data as check_training_data
 from ._run_record import read_run_record as read_run_record
@@ -106,6 +111,7 @@ __all__ = [
     "check_int",
     "check_label_space",
     "check_labels",
+    "check_learning_rate",
     "check_positive",
     "check_positive_int",
     "check_real",
@@ -130,6 +136,7 @@ __all__ = [
     "small_scoring_split",
     "small_validation",
     "start_cluster",
+    "takes_former_keywords",
     "takes_sequences",
     "takes_train_options",
     "to_host",

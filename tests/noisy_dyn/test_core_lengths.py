@@ -116,7 +116,7 @@ def test_theory_with_lengths_equals_unpadded_rows(reference_model):
     reg = noisy_dyn.theory.explicit_regularizer(params, padded, ys, cfg, lengths=lengths)
     k = jax.random.key(3)
     hut = noisy_dyn.theory.explicit_regularizer(
-        params, padded, ys, cfg, lengths=lengths, method="hutchinson", key=k, num_samples=1
+        params, padded, ys, cfg, lengths=lengths, trace=noisy_dyn.Hutchinson(1), key=k
     )
     margin = noisy_dyn.theory.input_margin(params, padded, ys, cfg, lengths=lengths)
     for r, n in enumerate(LENGTHS):

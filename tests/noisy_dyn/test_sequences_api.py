@@ -1,6 +1,6 @@
 """Data carry their lengths: every entry point takes one ``Sequences`` and gives what the
 arrays-and-lengths form gives; padded data without lengths is refused where it can be told;
-``fit(regularizer="explicit")`` trains on variable-length data."""
+``fit(regularizer=ExplicitRegularizer(...))`` trains on variable-length data."""
 
 from __future__ import annotations
 
@@ -123,8 +123,8 @@ def test_explicit_regularizer_trains_on_variable_length_data(ragged):
     """The padding has no effect on explicit training (garbage in it changes nothing), and the
     loss of one step equals the per-series losses of the series evaluated alone, unpadded."""
     data, params = ragged
-    kw = dict(learning_rate=1e-2, epochs=2, batch_size=8, regularizer="explicit", lam=0.5,
-              init=params, progress=False)  # fmt: skip
+    kw = dict(learning_rate=1e-2, epochs=2, batch_size=8, init=params, progress=False,
+              regularizer=nd.ExplicitRegularizer(lam=0.5))  # fmt: skip
     p1, h1 = nd.fit(CFG, data, **kw)
     garbage = np.where(data.valid_steps()[..., None], data.inputs, 7.0)
     p2, h2 = nd.fit(CFG, data.with_inputs(garbage), **kw)
