@@ -116,7 +116,7 @@ def _check_seeds(name: str, seeds: Any) -> tuple[int, ...]:
 
 def _former_keywords(former: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
     """``decay_at``, ``decay_factor`` become ``recipe=AdamStepDecay(decay_at, factor)``."""
-    if "recipe" in kwargs:
+    if kwargs.get("recipe") is not None:
         raise TypeError("fit_ensemble() got decay_at/decay_factor and recipe; pass recipe only.")
     recipe = AdamStepDecay(decay_at=former.get("decay_at", 0.9),
                            factor=former.get("decay_factor", 0.1))  # fmt: skip

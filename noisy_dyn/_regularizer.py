@@ -153,7 +153,8 @@ def _as_trace(fn: str, trace: Any, method: Any, num_samples: Any, key: Any) -> T
         name = "exact" if method is None else method
         if name not in TRACES:
             raise ValueError(f"{fn}: method must be one of {tuple(TRACES)}, got {method!r}.")
-        n = {} if num_samples is None or name != "hutchinson" else {"num_samples": num_samples}
+        hutchinson = TRACES[name] is Hutchinson and num_samples is not None
+        n = {"num_samples": num_samples} if hutchinson else {}
         trace = trace_by_name(name, **n)
     elif isinstance(trace, str):
         warnings.warn(

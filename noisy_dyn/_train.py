@@ -454,12 +454,12 @@ def former_fit_keywords(former: dict[str, Any], kwargs: dict[str, Any]) -> dict[
     ``recipe=AdamStepDecay(decay_at, factor)``, ``lam`` (with ``regularizer`` a name) becomes
     ``regularizer=regularizer_by_name(name, lam=lam)``."""
     out = dict(kwargs)
-    if "decay_at" in former or "decay_factor" in former:
-        if "recipe" in kwargs:
+    if former.keys() & {"decay_at", "decay_factor"}:
+        if kwargs.get("recipe") is not None:
             raise TypeError("fit() got decay_at/decay_factor and recipe; pass recipe only.")
         at, factor = former.get("decay_at", 0.9), former.get("decay_factor", 0.1)
         out["recipe"] = AdamStepDecay(decay_at=at, factor=factor)
-    if "lam" in former:
+    if former.keys() & {"lam"}:
         name = kwargs.get("regularizer", "noise")
         if not isinstance(name, str):
             raise TypeError(

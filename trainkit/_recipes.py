@@ -75,7 +75,7 @@ def step_schedule(
     return optax.piecewise_constant_schedule(learning_rate, scales)
 
 
-def rsqrt_schedule(learning_rate: float, warmup_steps: int) -> optax.Schedule:
+def rsqrt_schedule(learning_rate: RealScalar, warmup_steps: int) -> optax.Schedule:
     """``lr(s) = learning_rate * min((s + 1) / warmup, sqrt(warmup / (s + 1)))``: linear warm-up,
     then inverse-square-root decay (an optax schedule: a function of the step count)."""
     if warmup_steps < 1:
@@ -144,11 +144,11 @@ class Recipe(abc.ABC):
     name: ClassVar[str] = "custom"
 
     @abc.abstractmethod
-    def optimizer(self, learning_rate: float) -> optax.GradientTransformation:
+    def optimizer(self, learning_rate: RealScalar) -> optax.GradientTransformation:
         """The direction ``D``, with ``learning_rate`` as its initial injected hyperparameter."""
 
     @abc.abstractmethod
-    def schedule(self, learning_rate: float, steps_per_epoch: int) -> optax.Schedule:
+    def schedule(self, learning_rate: RealScalar, steps_per_epoch: int) -> optax.Schedule:
         """``lr(s)`` for the peak learning rate ``learning_rate`` (``steps_per_epoch`` converts
         epoch boundaries into steps)."""
 
@@ -181,7 +181,7 @@ class Recipe(abc.ABC):
         return optax.apply_updates(params, updates), new_opt
 
     def learning_rate_at(
-        self, learning_rate: float, steps_per_epoch: int, epochs: int, step: int
+        self, learning_rate: RealScalar, steps_per_epoch: int, epochs: int, step: int
     ) -> float:
         """``lr(step)`` on the host, as a Python float (what a run's history records)."""
         return float(self.run_schedule(learning_rate, steps_per_epoch, epochs)(step))
@@ -251,14 +251,14 @@ class SGDRecipe(Recipe):
             raise ValueError(f"SGDRecipe lr_drops must be whole epochs, got {self.lr_drops!r}.")
         object.__setattr__(self, "lr_drops", drops)
 
-    def optimizer(self, learning_rate: float) -> optax.GradientTransformation:
+    def optimizer(self, learning_rate: RealScalar) -> optax.GradientTransformation:
         return optax.inject_hyperparams(_sgd, static_args=("momentum", "weight_decay"))(
             learning_rate=jnp.float32(learning_rate),
             momentum=self.momentum,
             weight_decay=self.weight_decay,
         )
 
-    def schedule(self, learning_rate: float, steps_per_epoch: int) -> optax.Schedule:
+    def schedule(self, learning_rate: RealScalar, steps_per_epoch: int) -> optax.Schedule:
         return step_schedule(learning_rate, steps_per_epoch, self.lr_drops, self.lr_factor)
 
     def check_epochs(self, epochs: int) -> None:
@@ -306,7 +306,7 @@ class AdamRsqrtRecipe(Recipe):
                 raise ValueError(f"AdamRsqrtRecipe {name} must lie in [0, 1).")
         _finite("AdamRsqrtRecipe eps", self.eps, strict=True)
 
-    def optimizer(self, learning_rate: float) -> optax.GradientTransformation:
+    def optimizer(self, learning_rate: RealScalar) -> optax.GradientTransformation:
         return optax.inject_hyperparams(_adamw, static_args=("weight_decay", "b1", "b2", "eps"))(
             learning_rate=jnp.float32(learning_rate),
             weight_decay=self.weight_decay,
@@ -315,7 +315,7 @@ class AdamRsqrtRecipe(Recipe):
             eps=self.eps,
         )
 
-    def schedule(self, learning_rate: float, steps_per_epoch: int) -> optax.Schedule:
+    def schedule(self, learning_rate: RealScalar, steps_per_epoch: int) -> optax.Schedule:
         return rsqrt_schedule(learning_rate, self.warmup_steps)
 
 
@@ -350,14 +350,14 @@ class AdamStepDecay(Recipe):
         object.__setattr__(self, "decay_at", at)
         object.__setattr__(self, "factor", float(self.factor))
 
-    def optimizer(self, learning_rate: float) -> optax.GradientTransformation:
+    def optimizer(self, learning_rate: RealScalar) -> optax.GradientTransformation:
         return optax.inject_hyperparams(_adam)(learning_rate=jnp.float32(learning_rate))
 
     def decay_epoch(self, epochs: int) -> int:
         """The epochs before the decay in a run of ``epochs``: ``ceil(decay_at * epochs)``."""
         return decay_epoch(self.decay_at, epochs)
 
-    def schedule(self, learning_rate: float, steps_per_epoch: int) -> optax.Schedule:
+    def schedule(self, learning_rate: RealScalar, steps_per_epoch: int) -> optax.Schedule:
         raise TypeError(
             "AdamStepDecay decays after a fraction of the run: its schedule needs the run's "
             "length; call run_schedule(learning_rate, steps_per_epoch, epochs)."
@@ -371,7 +371,7 @@ class AdamStepDecay(Recipe):
         )
 
     def learning_rate_at(
-        self, learning_rate: float, steps_per_epoch: int, epochs: int, step: int
+        self, learning_rate: RealScalar, steps_per_epoch: int, epochs: int, step: int
     ) -> float:
         # in Python floats: lr0 or lr0 * factor exactly, whatever JAX's default float width
         after = step >= self.decay_epoch(epochs) * steps_per_epoch

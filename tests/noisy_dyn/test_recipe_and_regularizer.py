@@ -63,7 +63,7 @@ def test_former_keywords_warn_and_give_the_same_parameters(small):
     assert hist["learning_rate"] == old_hist["learning_rate"] == [1e-2, 1e-2, 2e-3, 2e-3]
     explicit = noisy_dyn.ExplicitRegularizer(lam=0.5)
     new, _ = noisy_dyn.fit(cfg, (xs, ys), regularizer=explicit, **{**kw, "epochs": 1})
-    with pytest.warns(DeprecationWarning, match="regularizer='explicit'"):
+    with pytest.warns(DeprecationWarning, match="lam="):
         old, _ = noisy_dyn.fit(
             cfg, (xs, ys), regularizer="explicit", lam=0.5, **{**kw, "epochs": 1}
         )
