@@ -23,7 +23,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -517,7 +517,7 @@ def check_model_data(name: str, cfg: Any, split: tuple, given: str) -> None:
         )
 
 
-def _subset(names: Sequence[str] | None, allowed: Sequence[str], what: str) -> list[str]:
+def _subset(names: Sequence[str] | None, allowed: Collection[str], what: str) -> list[str]:
     """``names`` (default: all of ``allowed``), refusing unknown ones with the choices."""
     names = list(names or allowed)
     unknown = sorted(set(names) - set(allowed))
