@@ -36,6 +36,7 @@ from trainkit import (
     AXIS,
     MIN_SEEDS,
     CLIError,
+    Sequences,
     at_chance,
     atomic_write_text,
     chance_level,
@@ -499,7 +500,7 @@ def _scaled_test(loaded: dict[str, tuple], test: Any) -> Any:
     return scaling.apply(test)
 
 
-def check_model_data(name: str, cfg: Any, split: tuple, given: str) -> None:
+def check_model_data(name: str, cfg: Any, split: Sequences | tuple, given: str) -> None:
     """Refuse, in one line naming the model's expectation and what was given, a split whose
     features per step or labels do not fit model ``name`` (its ``cfg``)."""
     xs, ys = np.asarray(split[0]), np.asarray(split[1])

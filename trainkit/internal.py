@@ -32,8 +32,8 @@ Groups:
 - training options (``trainkit._options``): ``takes_train_options``, the decorator that gives a
   ``fit`` the :class:`trainkit.TrainOptions` as keyword arguments and documentation,
   ``takes_former_keywords`` (keywords a function no longer takes, mapped with a
-  DeprecationWarning), and
-  ``check_learning_rate`` (``trainkit._recipes``), the check of both ``fit``'s ``learning_rate``;
+  DeprecationWarning), and ``check_learning_rate`` (``trainkit._recipes``), the check of both
+  ``fit``'s ``learning_rate``;
 - jaxtyping aliases (``trainkit._types``): ``FloatScalar``, ``IntScalar``, ``RealScalar`` (a
   Python number or a 0-d array, possibly traced), ``IntLike``, ``FloatLike`` (a Python or NumPy
   number in a configuration);
