@@ -5,9 +5,10 @@ checkpoints with a run fingerprint and resume, the training loop over a ``TrainS
 device and mesh helpers, data-file formats, splits and batch order, padded evaluation, command
 line helpers and Markdown tables. It imports neither model package; both import it.
 
-The names below (``__all__``) are the public API. ``trainkit.internal`` holds the smaller
-helpers the two model packages share (argument checks, command-line parsing, data-file pieces);
-it is not a user API. The ``trainkit._x`` modules are private: neither package imports them
+The names below (``__all__``) are the public API (the API reference documents them).
+``trainkit.internal`` holds the smaller helpers the two model packages share (argument checks,
+command-line parsing, data-file pieces); it is not a user API and not in the reference. The
+``trainkit._x`` modules are private: neither package imports them
 (``tests/trainkit/test_public_door.py`` checks).
 """
 
@@ -15,6 +16,8 @@ it is not a user API. The ``trainkit._x`` modules are private: neither package i
 from ._errors import CheckpointMismatchError as CheckpointMismatchError
 from ._errors import FileFormatError as FileFormatError
 from ._errors import TrainingDiverged as TrainingDiverged
+from ._validate import ArgumentTypeError as ArgumentTypeError
+from ._validate import LabelGapWarning as LabelGapWarning
 
 # --- formats, splits, model files, tables, command line (trainkit._formats, _splits, ...) ---
 from ._cli import CLIError as CLIError
@@ -66,6 +69,7 @@ from ._options import EVAL_BATCH_SIZE as EVAL_BATCH_SIZE
 from ._options import TrainOptions as TrainOptions
 from ._options import add_train_flags as add_train_flags
 from ._options import cli_train_options as cli_train_options
+from ._options import takes_train_options as takes_train_options
 from ._loop import Task as Task
 from ._lock import RunFolderLocked as RunFolderLocked
 from ._lock import RunLock as RunLock
@@ -123,6 +127,7 @@ __all__ = [
     "AdamStepDecay",
     "add_run_flags",
     "add_train_flags",
+    "ArgumentTypeError",
     "ArrayOnlyUnpickler",
     "at_chance",
     "atomic_write",
@@ -152,6 +157,7 @@ __all__ = [
     "interval_legend",
     "interval_text",
     "label_space",
+    "LabelGapWarning",
     "list_checkpoints",
     "load_latest_checkpoint",
     "load_model_file",
@@ -191,6 +197,7 @@ __all__ = [
     "split_three",
     "start_afresh",
     "step_schedule",
+    "takes_train_options",
     "Task",
     "train",
     "TrainingDiverged",
