@@ -90,6 +90,7 @@ from ._errors import TrainingDiverged
 from ._history import append_epoch, empty_history, history_jsonl
 from ._lock import RunLock
 from ._options import TrainOptions
+from ._programs import cached_program
 from ._progress import Progress
 from ._signals import StopSignals, TrainingInterrupted
 from ._validate import check_positive_int
@@ -265,7 +266,7 @@ def _member_map(fn: Callable, mesh: Any, layout: str) -> Callable:
     return jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
 
 
-@functools.lru_cache(maxsize=32)
+@cached_program(maxsize=32)
 def compiled_step(task_step: Callable, mesh: Any, layout: str | None = None) -> Callable:
     """The jitted guarded step of ``task_step`` on ``mesh`` (cached: reruns do not recompile);
     with a member layout, mapped over the leading member axis of every argument

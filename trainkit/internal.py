@@ -37,6 +37,8 @@ Groups:
 - jaxtyping aliases (``trainkit._types``): ``FloatScalar``, ``IntScalar``, ``RealScalar`` (a
   Python number or a 0-d array, possibly traced), ``IntLike``, ``FloatLike`` (a Python or NumPy
   number in a configuration);
+- compiled programs (``trainkit._programs``): ``ProgramCache`` and the decorator
+  ``cached_program``, the one way every package keeps its jitted programs (bounded LRU);
 - devices and the loop (``trainkit._devices``, ``trainkit._loop``): ``available_cores``,
   ``MIN_ROWS_PER_DEVICE``, ``to_host``, ``compiled_step`` (its ``cache_clear()`` is what a
   benchmark calls to time a compilation).
@@ -67,6 +69,8 @@ from ._loop import compiled_step as compiled_step
 from ._model_files import check_fields as check_fields
 from ._options import takes_former_keywords as takes_former_keywords
 from ._options import takes_train_options as takes_train_options
+from ._programs import ProgramCache as ProgramCache
+from ._programs import cached_program as cached_program
 from ._recipes import check_learning_rate as check_learning_rate
 from ._run_record import check_record_fields as check_record_fields
 from ._run_record import check_training_data as check_training_data
@@ -101,10 +105,12 @@ __all__ = [
     "LabelGapWarning",
     "MIN_ROWS_PER_DEVICE",
     "MIN_VALIDATION",
+    "ProgramCache",
     "RealScalar",
     "SCORING_SPLITS",
     "add_cluster_flags",
     "available_cores",
+    "cached_program",
     "check_fields",
     "check_finite",
     "check_fraction",
