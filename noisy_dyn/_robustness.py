@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from trainkit import as_sequences, atomic_write_text
+from trainkit import Sequences, as_sequences, atomic_write_text
 from trainkit.internal import progress_bar
 
 from ._perturb import deepfool, fgsm, perturb, pgd
@@ -80,7 +80,7 @@ def _attack_batched(fn, xs: np.ndarray, ys: np.ndarray, lengths, batch_size: int
 
 def robustness_table(
     models: Mapping[str, tuple[dict, Any]],
-    test: tuple,
+    test: Sequences | tuple,
     perturbations: Mapping[str, Sequence[float]] | None = None,
     *,
     key: PRNGKeyArray,

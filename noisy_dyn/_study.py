@@ -985,7 +985,7 @@ def robustness_study(
     params: dict[str, Float[ArrayLike | np.ndarray, "members ..."]],
     cfgs: Sequence[NoisyRNNConfig],
     seeds: Sequence[int],
-    test: tuple,
+    test: Sequences | tuple,
     *,
     key: PRNGKeyArray,
     perturbations: Mapping[str, Sequence[float]] | None = None,
