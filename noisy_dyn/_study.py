@@ -22,7 +22,9 @@ own training noise on (its ``sigma_add``, ``sigma_mult`` and noise form), the lo
 ``N`` draws (:func:`stochastic_logits`), clean and under every perturbation. The draws are the
 same for every member and come from their own key stream, apart from the perturbations':
 ``inference_key(key) = fold_in(key, 6)`` (the perturbations use ``fold_in(key, 1..5)``), and
-draw ``d`` of chunk ``c`` of the test set is ``fold_in(fold_in(inference_key(key), c), d)``. The
+draw ``d`` of chunk ``c`` of the test set is ``fold_in(fold_in(inference_key(key), c), d)``;
+under PGD it is ``fold_in(fold_in(perturbation_key(key, p), c), d)``, the key of PGD's start in
+that chunk (so the studies written so far are reproduced draw for draw). The
 attacks (FGSM, PGD) attack the predictor being read: the gradient of the loss of the averaged
 logits with those same draws, so no gradient is hidden by the noise. Those rows say
 ``"inference": "stochastic, N draws"`` (the others ``"deterministic"``) and carry the difference
@@ -49,6 +51,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -78,40 +81,78 @@ from trainkit.internal import progress_bar, scoring_split
 
 from ._config import NoisyRNNConfig, check_fields_agree
 from ._params import check_params
-from ._perturb import PERTURBATION_KINDS, fgsm_fn, perturb, pgd_fn
+from ._perturb import perturb
+from ._perturbations import (
+    FGSM,
+    PGD,
+    Attack,
+    Clean,
+    Gaussian,
+    Multiplicative,
+    Perturbation,
+    SaltPepper,
+    as_perturbations,
+    parse_perturbation,
+)
 from ._train import check_split, logits_with_lengths
 from ._types import Params
 
-STUDY_PERTURBATIONS: dict[str, tuple[float, ...]] = {
-    "gaussian": (0.1, 0.3, 0.5),
-    "multiplicative": (0.3, 0.6, 1.0),
-    "salt_pepper": (0.05, 0.1, 0.2),
-    "fgsm": (0.01, 0.03, 0.05),
-    "pgd": (0.01, 0.03, 0.05),
-}
-"""The default levels of a study: noise standard deviations (additive and multiplicative),
-salt-and-pepper fractions, and l-infinity radii of FGSM and PGD (10 steps of ``2.5 eps / 10``
-from a random start)."""
+STUDY_PERTURBATIONS: tuple[Perturbation, ...] = (
+    *(Gaussian(s) for s in (0.1, 0.3, 0.5)),
+    *(Multiplicative(s) for s in (0.3, 0.6, 1.0)),
+    *(SaltPepper(p) for p in (0.05, 0.1, 0.2)),
+    *(FGSM(e) for e in (0.01, 0.03, 0.05)),
+    *(PGD(e, steps=10) for e in (0.01, 0.03, 0.05)),
+)
+"""The default perturbations of a study: noise standard deviations (additive and
+multiplicative), salt-and-pepper fractions, and l-infinity radii of FGSM and PGD (10 steps of
+``2.5 eps / 10`` from a random start)."""
 
-_KIND_IDS = {"clean": 0, "gaussian": 1, "multiplicative": 2, "salt_pepper": 3, "fgsm": 4, "pgd": 5}
+_STREAMS: dict[type[Perturbation], int] = {
+    Clean: 0,
+    Gaussian: 1,
+    Multiplicative: 2,
+    SaltPepper: 3,
+    FGSM: 4,
+    PGD: 5,
+}
+"""The stable id of each perturbation's key stream (:func:`perturbation_key`): the one place
+that fixes it, so stored studies stay reproducible. 6 is the inference noise's stream."""
 _INFERENCE_STREAM = 6  # fold_in(key, 6): the training noise kept at inference (apart from 1..5)
 DETERMINISTIC = "deterministic"
 STORED_SPLIT = "test"
 """The split of a study stored without a ``split`` field: studies written before the field
 existed were all scored on the test split."""
-_ATTACKS = ("fgsm", "pgd")
 _INFERENCE_FREE = ("sigma_add", "sigma_mult")  # the fields that only matter in training
 
 
-def perturbation_key(key: PRNGKeyArray, kind: str, level: float) -> PRNGKeyArray:
-    """The key of one ``(kind, level)`` of a study: ``fold_in(fold_in(key, id), round(1e6 level))``.
+def perturbation_key(
+    key: PRNGKeyArray, perturbation: Perturbation | str, level: float | None = None
+) -> PRNGKeyArray:
+    """The key of one perturbation of a study: ``fold_in(fold_in(key, id), round(1e6 level))``.
 
-    ``id`` is 1 gaussian, 2 multiplicative, 3 salt_pepper, 4 fgsm, 5 pgd; so the draws of a level
-    do not depend on which other kinds and levels the study includes.
+    ``id`` is 1 :class:`Gaussian`, 2 :class:`Multiplicative`, 3 :class:`SaltPepper`, 4
+    :class:`FGSM`, 5 :class:`PGD` (0 :class:`Clean`), and ``level`` the object's level; so the draws
+    of a level do not depend on which other perturbations the study includes. The old spelling
+    ``perturbation_key(key, "gaussian", 0.1)`` still works and warns.
     """
-    if kind not in _KIND_IDS:
-        raise ValueError(f"Unknown perturbation {kind!r}; choose from {tuple(_KIND_IDS)}.")
-    return jax.random.fold_in(jax.random.fold_in(key, _KIND_IDS[kind]), round(1e6 * level))
+    if isinstance(perturbation, str):
+        warnings.warn(
+            f"perturbation_key(key, {perturbation!r}, level) is deprecated; pass the object, "
+            "e.g. perturbation_key(key, Gaussian(0.1)).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        perturbation = parse_perturbation(perturbation, level)
+    elif level is not None:
+        raise TypeError("perturbation_key: the level belongs to the perturbation object.")
+    if type(perturbation) not in _STREAMS:
+        raise ValueError(
+            f"{perturbation!r} has no key stream in a study; choose from "
+            f"{tuple(cls.__name__ for cls in _STREAMS)}."
+        )
+    level = round(1e6 * float(perturbation.level))
+    return jax.random.fold_in(jax.random.fold_in(key, _STREAMS[type(perturbation)]), level)
 
 
 def inference_key(key: PRNGKeyArray) -> PRNGKeyArray:
@@ -162,17 +203,24 @@ def stochastic_logits(
     return jnp.mean(jax.vmap(one)(keys), axis=0)
 
 
-def _check_perturbations(perturbations: Mapping[str, Sequence[float]]) -> None:
-    for kind, levels in perturbations.items():
-        if kind not in PERTURBATION_KINDS + _ATTACKS:
+def _study_perturbations(perturbations: Any, pgd_steps: int) -> tuple[Perturbation, ...]:
+    """The perturbations of :func:`evaluate_members` (default :data:`STUDY_PERTURBATIONS`, PGD
+    with ``pgd_steps``); each must have a key stream, and no two may share name and level."""
+    if perturbations is None:
+        return tuple(p if not isinstance(p, PGD) else PGD(p.eps, steps=pgd_steps)
+                     for p in STUDY_PERTURBATIONS)  # fmt: skip
+    out = as_perturbations(perturbations, "evaluate_members", pgd_steps=pgd_steps)
+    for p in out:
+        if type(p) not in _STREAMS or isinstance(p, Clean):
             raise ValueError(
-                f"Unknown perturbation {kind!r}; choose from {PERTURBATION_KINDS + _ATTACKS}."
+                f"A study cannot evaluate under {p!r} (the clean accuracy is always included); "
+                "use Gaussian, Multiplicative, SaltPepper, FGSM or PGD."
             )
-        upper = 1.0 if kind == "salt_pepper" else math.inf  # a fraction of the entries
-        for level in levels:
-            if not 0.0 <= float(level) <= upper or not math.isfinite(float(level)):
-                bound = "in [0, 1]" if kind == "salt_pepper" else "finite and >= 0"
-                raise ValueError(f"Levels of {kind!r} must be {bound}, got {level!r}.")
+    names = [(p.name, float(p.level)) for p in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Two perturbations share a name and level in {names}; a study's rows "
+                         "are keyed by them.")  # fmt: skip
+    return out
 
 
 def _member_count(params: Any, cfg: NoisyRNNConfig) -> int:
@@ -189,8 +237,8 @@ def _member_count(params: Any, cfg: NoisyRNNConfig) -> int:
     return sizes.pop()
 
 
-@partial(jax.jit, static_argnames=("cfg", "attack", "steps", "draws"))
-def _count_correct(params, chunks, eps, key, noise_key, *, cfg, attack, steps, draws):
+@partial(jax.jit, static_argnames=("cfg", "draws"))
+def _count_correct(params, chunks, attack, key, noise_key, *, cfg, draws):
     """Correct predictions of every member, summed over the chunks: ``(members,)``; with
     ``draws > 0`` read by :func:`stochastic_logits` (the draws of chunk ``c`` from
     ``fold_in(noise_key, c)``, the same for every member)."""
@@ -200,18 +248,17 @@ def _count_correct(params, chunks, eps, key, noise_key, *, cfg, attack, steps, d
 
         def member(p):
             if draws:
-                k = jax.random.fold_in(noise_key, index)
+                # PGD's rows read the noise from PGD's own chunk key (as the studies stored so far
+                # did), every other row from the inference stream.
+                stream = key if isinstance(attack, PGD) else noise_key
+                k = jax.random.fold_in(stream, index)
                 logits = lambda x: stochastic_logits(p, x, cfg, key=k, draws=draws, lengths=lb)  # noqa: E731
             else:
                 logits = lambda x: logits_with_lengths(p, x, cfg, lengths=lb)  # noqa: E731
-            if attack == "fgsm":
-                xb_used = fgsm_fn(logits, xb, yb, eps)
-            elif attack == "pgd":
-                k = jax.random.fold_in(key, index)  # one draw per chunk, shared by the members
-                step = 2.5 * eps / steps
-                xb_used = pgd_fn(logits, xb, yb, eps, steps=steps, step_size=step, key=k)
-            else:
+            if attack is None:
                 xb_used = xb
+            else:  # PGD's start: one draw per chunk, shared by the members
+                xb_used = attack.attack(logits, xb, yb, key=jax.random.fold_in(key, index))
             return jnp.sum((jnp.argmax(logits(xb_used), axis=-1) == yb) & valid)
 
         return jax.vmap(member)(params)
@@ -234,7 +281,7 @@ def _chunks(xs: np.ndarray, ys: np.ndarray, lengths: np.ndarray | None, batch: i
     return split(xs), split(ys), split(lengths), jnp.asarray(valid.reshape(-1, batch))
 
 
-_perturb_jit = jax.jit(perturb, static_argnames=("kind",))
+_perturb_jit = jax.jit(perturb)
 
 
 def evaluate_members(
@@ -244,7 +291,7 @@ def evaluate_members(
     ys: Int[ArrayLike, " n"] | None = None,
     *,
     key: PRNGKeyArray,
-    perturbations: Mapping[str, Sequence[float]] | None = None,
+    perturbations: Sequence[Perturbation] | Mapping[str, Sequence[float]] | None = None,
     lengths: Int[ArrayLike, " n"] | None = None,
     batch_size: int | None = None,
     pgd_steps: int = 10,
@@ -258,14 +305,17 @@ def evaluate_members(
     members with ``jax.vmap`` and over chunks of ``batch_size`` examples with ``lax.map``:
 
     - ``("clean", 0.0)``: the test set itself;
-    - a random kind (``"gaussian"``, ``"multiplicative"``, ``"salt_pepper"``): the inputs
-      ``perturb(xs, kind, level, key=perturbation_key(key, kind, level))`` (see
+    - a random perturbation ``p`` (:class:`~noisy_dyn.attacks.Gaussian`,
+      :class:`~noisy_dyn.attacks.Multiplicative`, :class:`~noisy_dyn.attacks.SaltPepper`): the
+      inputs ``perturb(xs, p, key=perturbation_key(key, p))`` (see
       :func:`noisy_dyn.attacks.perturb`), drawn once for the whole test set, identical for every
       member;
-    - ``"fgsm"``, ``"pgd"``: a white-box l-infinity attack of radius ``level`` on each member's
-      own gradients (:func:`noisy_dyn.attacks.fgsm_fn`, :func:`noisy_dyn.attacks.pgd_fn`; PGD takes
-      ``pgd_steps`` steps of ``2.5 level / pgd_steps`` from a random start drawn with
-      ``fold_in(perturbation_key(key, "pgd", level), chunk index)``, the same for every member).
+    - an attack (:class:`~noisy_dyn.attacks.FGSM`, :class:`~noisy_dyn.attacks.PGD`): a white-box
+      attack of radius ``p.eps`` in its norm's ball on each member's own gradients (PGD takes
+      ``p.steps`` steps of ``2.5 eps / steps`` from a random start drawn with
+      ``fold_in(perturbation_key(key, p), chunk index)``, the same for every member).
+
+    Each result is keyed by ``(p.name, p.level)``, the words and numbers of the files.
 
     Members must share every inference setting (one static ``cfg``; deterministic inference
     uses none of its noise levels). Memory grows as ``members x batch_size x time x hidden``
@@ -292,11 +342,14 @@ def evaluate_members(
             :class:`trainkit.Sequences` (then no ``ys`` and no ``lengths``).
         ys: ``(n,)`` integer labels.
         key: PRNG key of the random perturbations, of PGD's start and of the inference draws.
-        perturbations: kind -> levels; default :data:`STUDY_PERTURBATIONS`.
+        perturbations: the perturbation objects, e.g. ``(Gaussian(0.1), PGD(0.03, steps=10))``;
+            default :data:`STUDY_PERTURBATIONS` (its PGD with ``pgd_steps`` steps). A ``{name:
+            levels}`` mapping (the old spelling) still works and warns.
         lengths: optional ``(n,)`` sequence lengths.
         batch_size: examples per chunk (each member sees all of them); default
             ``max(1, 2048 // members)``. PGD's random start depends on it (one draw per chunk).
-        pgd_steps: PGD iterations.
+        pgd_steps: PGD iterations of the default perturbations (and of a ``{name: levels}``
+            mapping); a :class:`~noisy_dyn.attacks.PGD` object carries its own ``steps``.
         inference_draws: noise draws of stochastic inference, ``0`` (default) for none.
         progress: show the stages (one per perturbation and level): a bar on a terminal, else
             one line per stage on stderr with the seconds it took.
@@ -307,8 +360,7 @@ def evaluate_members(
         ``inference_draws = N > 0`` each is followed by ``(perturbation, level, "stochastic, N
         draws")``, the same under stochastic inference (NaN for the members without noise).
     """
-    perturbations = dict(STUDY_PERTURBATIONS if perturbations is None else perturbations)
-    _check_perturbations(perturbations)
+    perturbations = _study_perturbations(perturbations, pgd_steps)
     cfgs = [cfg] if isinstance(cfg, NoisyRNNConfig) else cfg
     if not isinstance(cfgs, Sequence) or not cfgs or isinstance(cfgs, str):
         raise TypeError(
@@ -336,14 +388,12 @@ def evaluate_members(
         raise ValueError(f"`batch_size` must be an int >= 1 or None, got {batch_size!r}.")
     batch = min(batch_size or max(1, 2048 // members), len(xs))
     noisy_batch = min(batch_size or max(1, 2048 // (seeds * max(1, draws))), len(xs))
-    zero = jnp.zeros((), xs.dtype)
     noise_key = inference_key(key)
     label = stochastic_inference(draws) if draws else None
 
-    def accuracy(x: np.ndarray, attack: str | None, eps: Any, k: Array) -> list[np.ndarray]:
-        steps = pgd_steps if attack == "pgd" else 0  # one program for every other kind
-        counts = _count_correct(params, _chunks(x, ys, lengths, batch), eps, k, None,
-                                cfg=det_cfg, attack=attack, steps=steps, draws=0)  # fmt: skip
+    def accuracy(x: np.ndarray, attack: Attack | None, k: Array) -> list[np.ndarray]:
+        counts = _count_correct(params, _chunks(x, ys, lengths, batch), attack, k, None,
+                                cfg=det_cfg, draws=0)  # fmt: skip
         out = [np.asarray(counts, dtype=np.float64) / len(xs)]
         if draws:
             chunks = _chunks(x, ys, lengths, noisy_batch)
@@ -351,8 +401,8 @@ def evaluate_members(
             for i in noisy:  # each noise level under its own (static) noise
                 part = slice(i * seeds, (i + 1) * seeds)
                 group = jax.tree_util.tree_map(lambda a, part=part: a[part], params)
-                counts = _count_correct(group, chunks, eps, k, noise_key, cfg=cfgs[i],
-                                        attack=attack, steps=steps, draws=draws)  # fmt: skip
+                counts = _count_correct(group, chunks, attack, k, noise_key, cfg=cfgs[i],
+                                        draws=draws)  # fmt: skip
                 acc[part] = np.asarray(counts, np.float64) / len(xs)
             out.append(acc)
         return out
@@ -363,19 +413,19 @@ def evaluate_members(
             out[name + (label,)] = accs[1]
 
     out: dict[tuple, np.ndarray] = {}
-    stages = [("clean", 0.0)] + [(k, float(v)) for k, levels in perturbations.items()
-                                 for v in levels]  # fmt: skip
+    stages = (Clean(), *perturbations)
     with _Stages(progress, len(stages), members, len(xs)) as report:
-        for kind, level in stages:
-            k = key if kind == "clean" else perturbation_key(key, kind, level)
-            if kind == "clean":
-                put((kind, level), accuracy(xs, None, zero, k))
-            elif kind in _ATTACKS:
-                put((kind, level), accuracy(xs, kind, jnp.asarray(level, xs.dtype), k))
+        for p in stages:
+            name = (p.name, float(p.level))
+            if isinstance(p, Clean):
+                put(name, accuracy(xs, None, key))
+            elif isinstance(p, Attack):
+                traced = p.with_level(jnp.asarray(p.level, xs.dtype))
+                put(name, accuracy(xs, traced, perturbation_key(key, p)))
             else:
-                xp = np.asarray(_perturb_jit(jnp.asarray(xs), kind, level, key=k))
-                put((kind, level), accuracy(xp, None, zero, k))
-            report.done(f"{kind} {level:g}")
+                xp = np.asarray(_perturb_jit(jnp.asarray(xs), p, key=perturbation_key(key, p)))
+                put(name, accuracy(xp, None, perturbation_key(key, p)))
+            report.done(p.label())
     return out
 
 
@@ -988,7 +1038,7 @@ def robustness_study(
     test: Sequences | tuple,
     *,
     key: PRNGKeyArray,
-    perturbations: Mapping[str, Sequence[float]] | None = None,
+    perturbations: Sequence[Perturbation] | Mapping[str, Sequence[float]] | None = None,
     out_dir: str | os.PathLike | None = None,
     batch_size: int | None = None,
     pgd_steps: int = 10,
@@ -1011,7 +1061,7 @@ def robustness_study(
         test: the examples scored: a :class:`trainkit.Sequences`, or a tuple ``(xs, ys)`` /
             ``(xs, ys, lengths)``.
         key: PRNG key of the perturbations (the same draws for every member).
-        perturbations: kind -> levels; default :data:`STUDY_PERTURBATIONS`.
+        perturbations: the perturbation objects; default :data:`STUDY_PERTURBATIONS`.
         out_dir: where to write ``study.json``, ``study.md`` and ``study.png``.
         batch_size, pgd_steps: see :func:`evaluate_members`.
         caliper, seed: see :func:`study_rows`.

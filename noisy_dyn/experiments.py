@@ -23,7 +23,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from trainkit import (
     AXIS,
     MIN_SEEDS,
     CLIError,
+    Sequences,
     at_chance,
     atomic_write_text,
     chance_level,
@@ -60,6 +61,7 @@ from ._config import preset, preset_learning_rate
 from ._defaults import PAPER_TASKS, prepare_inputs, training_defaults
 from ._ensemble import fit_ensemble
 from ._model_io import load_model, save_model
+from ._perturbations import Perturbation
 from ._robustness import DEFAULT_PERTURBATIONS, robustness_table, to_markdown
 from ._study import (
     ACCURACIES_FILE,
@@ -499,7 +501,7 @@ def _scaled_test(loaded: dict[str, tuple], test: Any) -> Any:
     return scaling.apply(test)
 
 
-def check_model_data(name: str, cfg: Any, split: tuple, given: str) -> None:
+def check_model_data(name: str, cfg: Any, split: Sequences | tuple, given: str) -> None:
     """Refuse, in one line naming the model's expectation and what was given, a split whose
     features per step or labels do not fit model ``name`` (its ``cfg``)."""
     xs, ys = np.asarray(split[0]), np.asarray(split[1])
@@ -517,7 +519,9 @@ def check_model_data(name: str, cfg: Any, split: tuple, given: str) -> None:
         )
 
 
-def _subset(names: Sequence[str] | None, allowed: Sequence[str], what: str) -> list[str]:
+def _subset(
+    names: Sequence[str] | None, allowed: Sequence[str] | Mapping[str, Any], what: str
+) -> list[str]:
     """``names`` (default: all of ``allowed``), refusing unknown ones with the choices."""
     names = list(names or allowed)
     unknown = sorted(set(names) - set(allowed))
@@ -526,8 +530,13 @@ def _subset(names: Sequence[str] | None, allowed: Sequence[str], what: str) -> l
     return names
 
 
-def _perturbations(kinds: Sequence[str] | None, default: dict) -> dict:
-    return {k: default[k] for k in _subset(kinds, default, "perturbations")}
+def _perturbations(
+    kinds: Sequence[str] | None, default: Sequence[Perturbation]
+) -> tuple[Perturbation, ...]:
+    """The default perturbations whose names are ``kinds`` (all by default), in that order."""
+    allowed = list(dict.fromkeys(p.name for p in default))
+    return tuple(p for k in _subset(kinds, allowed, "perturbations") for p in default
+                 if p.name == k)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
