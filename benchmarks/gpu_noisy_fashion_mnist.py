@@ -72,8 +72,13 @@ pert = {
 }
 t = time.time()
 res = robustness_table(
-    models, sub, perturbations_from_levels(pert), key=jax.random.key(0), out_dir=out,
-    progress=False, batch_size=1000,
+    models,
+    sub,
+    perturbations_from_levels(pert),
+    key=jax.random.key(0),
+    out_dir=out,
+    progress=False,
+    batch_size=1000,
 )
 print(to_markdown(res))
 print("robustness seconds", round(time.time() - t, 1), "total", round(time.time() - t0, 1))
