@@ -45,6 +45,7 @@ approximate (a little too narrow); read them next to the raw ones, not instead o
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -94,6 +95,15 @@ from ._perturbations import (
     as_perturbations,
     parse_perturbation,
 )
+from ._study_row import (
+    DETERMINISTIC,
+    Difference,
+    Matched,
+    StudyRow,
+    inference_draws,
+    stochastic_inference,
+    study_rows_of,
+)
 from ._train import check_split, logits_with_lengths
 from ._types import Params
 
@@ -119,7 +129,6 @@ _STREAMS: dict[type[Perturbation], int] = {
 """The stable id of each perturbation's key stream (:func:`perturbation_key`): the one place
 that fixes it, so stored studies stay reproducible. 6 is the inference noise's stream."""
 _INFERENCE_STREAM = 6  # fold_in(key, 6): the training noise kept at inference (apart from 1..5)
-DETERMINISTIC = "deterministic"
 STORED_SPLIT = "test"
 """The split of a study stored without a ``split`` field: studies written before the field
 existed were all scored on the test split."""
@@ -162,11 +171,6 @@ def inference_key(key: PRNGKeyArray) -> PRNGKeyArray:
     so turning inference draws on changes none of the perturbation draws.
     """
     return jax.random.fold_in(key, _INFERENCE_STREAM)
-
-
-def stochastic_inference(draws: int) -> str:
-    """The ``inference`` label of rows read with ``draws`` draws: ``"stochastic, N draws"``."""
-    return f"stochastic, {draws} draw" + ("" if draws == 1 else "s")
 
 
 def stochastic_logits(
@@ -505,66 +509,52 @@ def _stats(kw: dict[str, Any]) -> dict[str, Any]:
     return {k: kw[k] for k in ("confidence", "n_boot", "seed")}
 
 
-def _summary(cfg: NoisyRNNConfig, kind: str, level: float, acc: np.ndarray, kw: dict) -> dict:
-    sa, sm = float(cfg.sigma_add), float(cfg.sigma_mult)
-    mean, low, high = bootstrap_mean(acc, **_stats(kw))
-    return {
-        "sigma": sa if sa == sm else None,
-        "sigma_add": sa,
-        "sigma_mult": sm,
-        "perturbation": kind,
-        "level": float(level),
-        "mean": float(mean),
-        "ci_low": float(low),
-        "ci_high": float(high),
-        "n": int(acc.size),
-    }
-
-
-def _paired(acc: np.ndarray, acc0: np.ndarray, kw: dict) -> dict:
+def _paired(acc: np.ndarray, acc0: np.ndarray, kw: dict) -> Difference:
     mean, low, high = paired_difference(acc, acc0, **_stats(kw))
     p = sign_flip_p_value(acc, acc0, n_perm=kw["n_perm"], seed=kw["seed"])
-    return {
-        "diff_mean": float(mean),
-        "diff_ci_low": float(low),
-        "diff_ci_high": float(high),
-        "p_value": float(p),
-    }
+    return Difference(float(mean), float(low), float(high), float(p))
 
 
-def _matched(acc, clean, acc0, clean0, kw: dict) -> dict:
+def _matched(acc, clean, acc0, clean0, kw: dict) -> Matched:
     """Nearest-neighbour matching on clean accuracy within ``caliper`` (module docstring)."""
     gap = np.abs(clean[:, None] - clean0[None, :])
     nearest = np.argmin(gap, axis=1)  # first minimum: the lowest seed index on ties
     keep = gap[np.arange(len(clean)), nearest] <= kw["caliper"] + 1e-12
-    row: dict[str, Any] = {"matched_n": int(keep.sum())}
     if not keep.any():
-        none = ("matched_diff_mean", "matched_diff_ci_low", "matched_diff_ci_high")
-        return row | dict.fromkeys(none + ("matched_p_value",))
+        return Matched(0, None, None, None, None)
     d = acc[keep] - acc0[nearest[keep]]
     mean, low, high = bootstrap_mean(d, **_stats(kw))
     p = sign_flip_p_value(d, n_perm=kw["n_perm"], seed=kw["seed"])
-    return row | {
-        "matched_diff_mean": float(mean),
-        "matched_diff_ci_low": float(low),
-        "matched_diff_ci_high": float(high),
-        "matched_p_value": float(p),
-    }
+    return Matched(int(keep.sum()), float(mean), float(low), float(high), float(p))
 
 
-def _add_holm(rows: list[dict], p_name: str, out_name: str, *, skip_clean: bool) -> None:
-    """Holm's adjustment of ``p_name`` into ``out_name``, one family per inference."""
-    for inference in dict.fromkeys(r.get("inference", DETERMINISTIC) for r in rows):
-        family = [r for r in rows if r.get("inference", DETERMINISTIC) == inference]
-        _holm_family(family, p_name, out_name, skip_clean=skip_clean)
+def _with_holm(rows: list[StudyRow], part: str, *, skip_clean: bool) -> list[StudyRow]:
+    """Holm's adjustment of the p-values of ``part`` (``"paired"``, ``"matched"`` or
+    ``"versus_deterministic"``), one family per inference; the clean rows left out with
+    ``skip_clean``."""
+    rows = list(rows)
+    for draws in dict.fromkeys(r.draws for r in rows):
+        family = [j for j, r in enumerate(rows) if r.draws == draws
+                  and getattr(r, part) is not None and getattr(r, part).p_value is not None
+                  and not (skip_clean and r.is_clean)]  # fmt: skip
+        if family:
+            adjusted = holm([getattr(rows[j], part).p_value for j in family])
+            for j, p in zip(family, adjusted):
+                value = getattr(rows[j], part)._replace(p_holm=float(p))
+                rows[j] = dataclasses.replace(rows[j], **{part: value})
+    return rows
 
 
-def _holm_family(rows: list[dict], p_name: str, out_name: str, *, skip_clean: bool) -> None:
-    family = [r for r in rows if r.get(p_name) is not None]
-    family = [r for r in family if not (skip_clean and r["perturbation"] == "clean")]
-    if family:
-        for r, p in zip(family, holm([r[p_name] for r in family])):
-            r[out_name] = float(p)
+def _row(cfg: NoisyRNNConfig, name: tuple, acc: np.ndarray, kw: dict) -> StudyRow:
+    """The summary of one configuration under one entry of the accuracies."""
+    kind, level = name[:2]
+    mean, low, high = bootstrap_mean(acc, **_stats(kw))
+    return StudyRow(
+        sigma_add=float(cfg.sigma_add), sigma_mult=float(cfg.sigma_mult),
+        perturbation=parse_perturbation(kind, float(level)), mean=float(mean),
+        ci_low=float(low), ci_high=float(high), n=int(acc.size),
+        draws=inference_draws(name[2]) if len(name) == 3 else 0,
+    )  # fmt: skip
 
 
 def study_rows(
@@ -577,11 +567,13 @@ def study_rows(
     n_boot: int = N_BOOTSTRAP,
     n_perm: int = N_PERMUTATIONS,
     seed: int = 0,
-) -> list[dict[str, Any]]:
+) -> list[StudyRow]:
     """One row per configuration, perturbation and level, with intervals over the seeds.
 
-    Every row has ``sigma`` (the common value when ``sigma_add == sigma_mult``, else None),
-    ``sigma_add``, ``sigma_mult``, ``perturbation``, ``level``, ``inference``
+    Each row is a :class:`StudyRow` (a typed record; ``row.to_dict()`` is its ``study.json``
+    form, whose keys are named here, and the row also reads as that mapping). Every row has
+    ``sigma`` (the common value when ``sigma_add == sigma_mult``, else None), ``sigma_add``,
+    ``sigma_mult``, ``perturbation``, ``level``, ``inference``
     (``"deterministic"``, or ``"stochastic, N draws"`` for the entries ``(perturbation, level,
     "stochastic, N draws")`` of :func:`evaluate_members` with ``inference_draws = N``), and the
     mean accuracy over the ``n`` seeds with its percentile-bootstrap interval ``ci_low,
@@ -642,48 +634,40 @@ def study_rows(
     rows = []
     for i, cfg in enumerate(cfgs):
         for name, acc in table.items():
-            kind, level = name[:2]
-            inference = name[2] if len(name) == 3 else DETERMINISTIC
-            if inference != DETERMINISTIC and np.isnan(acc[i]).all():
+            stochastic = len(name) == 3
+            if stochastic and np.isnan(acc[i]).all():
                 continue  # a member not read this way (deterministic ones, stochastically)
             if np.isnan(acc[i]).any():
                 raise ValueError(f"accuracies[{name}] of cfgs[{i}] has NaN for some seeds only.")
-            row = _summary(cfg, kind, level, acc[i], kw) | {"inference": inference}
-            twin = table[(kind, level)]
+            row = _row(cfg, name, acc[i], kw)
+            twin = table[name[:2]]
             if base is not None and i != base:
-                row |= _paired(acc[i], twin[base], kw) | {"p_holm": None}
-                if inference == DETERMINISTIC:
-                    row |= _matched(acc[i], clean[i], acc[base], clean[base], kw)
-                    row["matched_p_holm"] = None
-            if inference != DETERMINISTIC:
-                paired = _paired(acc[i], twin[i], kw)
-                row |= {f"inference_{k}": v for k, v in paired.items()}
-                row["inference_p_holm"] = None
+                row = dataclasses.replace(row, paired=_paired(acc[i], twin[base], kw))
+                if not stochastic:
+                    matched = _matched(acc[i], clean[i], acc[base], clean[base], kw)
+                    row = dataclasses.replace(row, matched=matched)
+            if stochastic:
+                versus = _paired(acc[i], twin[i], kw)
+                row = dataclasses.replace(row, versus_deterministic=versus)
             rows.append(row)
-    _add_holm(rows, "p_value", "p_holm", skip_clean=False)
-    _add_holm(rows, "matched_p_value", "matched_p_holm", skip_clean=True)
-    _add_holm(rows, "inference_p_value", "inference_p_holm", skip_clean=False)
-    return rows
+    rows = _with_holm(rows, "paired", skip_clean=False)
+    rows = _with_holm(rows, "matched", skip_clean=True)
+    return _with_holm(rows, "versus_deterministic", skip_clean=False)
 
 
-def study_split(rows: Sequence[Mapping[str, Any]]) -> str:
+def study_split(rows: Sequence[StudyRow | Mapping[str, Any]]) -> str:
     """The split a study's rows were scored on: their ``split`` field (``"validation"`` or
     ``"test"``), :data:`STORED_SPLIT` (``"test"``) for rows stored before the field existed.
     Rows of several splits are refused."""
-    splits = {r.get("split", STORED_SPLIT) for r in rows} or {STORED_SPLIT}
+    splits = {r.split or STORED_SPLIT for r in study_rows_of(rows)} or {STORED_SPLIT}
     if len(splits) > 1:
         raise ValueError(f"The rows mix the splits {sorted(splits)}; a study scores one split.")
     return splits.pop()
 
 
-def _comparison(row: Mapping[str, Any]) -> tuple:
-    inference = row.get("inference", DETERMINISTIC)
-    return (row["sigma_add"], row["sigma_mult"], row["perturbation"], row["level"], inference)
-
-
 def confirm_rows(
-    discovery: Sequence[Mapping[str, Any]],
-    confirmation: Sequence[Mapping[str, Any]],
+    discovery: Sequence[StudyRow | Mapping[str, Any]],
+    confirmation: Sequence[StudyRow | Mapping[str, Any]],
     *,
     select: str = "holm",
     alpha: float = 0.05,
@@ -709,6 +693,7 @@ def confirm_rows(
     """
     if select not in ("holm", "interval"):
         raise ValueError(f"`select` must be 'holm' or 'interval', got {select!r}.")
+    discovery, confirmation = study_rows_of(discovery), study_rows_of(confirmation)
     first, second = study_split(discovery), study_split(confirmation)
     if first != second:
         raise ValueError(
@@ -716,29 +701,30 @@ def confirm_rows(
             f"the {second} split; rerun the confirmation study with --split {first} "
             f"(split={first!r}) so that both score the same split."
         )
+    compared = [r for r in discovery if r.paired is not None]
     if select == "holm":
-        picked = [r for r in discovery if (r.get("p_holm") or 1.0) <= alpha]
+        picked = [r for r in compared if (r.paired.p_holm or 1.0) <= alpha]
     else:
-        picked = [r for r in discovery if "diff_mean" in r and
-                  (r["diff_ci_low"] > 0 or r["diff_ci_high"] < 0)]  # fmt: skip
-    fresh = {_comparison(r): r for r in confirmation if "diff_mean" in r}
-    missing = [_comparison(r) for r in picked if _comparison(r) not in fresh]
+        picked = [r for r in compared if r.paired.ci_low > 0 or r.paired.ci_high < 0]
+    fresh = {r.comparison: r for r in confirmation if r.paired is not None}
+    missing = [r.comparison for r in picked if r.comparison not in fresh]
     if missing:
         raise ValueError(
             f"The confirmation study lacks the comparisons {missing}; run it with the same "
             "configurations, perturbations and levels as the discovery study."
         )
-    adjusted = holm([fresh[_comparison(r)]["p_value"] for r in picked]) if picked else []
+    adjusted = holm([fresh[r.comparison].paired.p_value for r in picked]) if picked else []
     out = []
     for r, p in zip(picked, adjusted):
-        c = fresh[_comparison(r)]
-        same_sign = np.sign(c["diff_mean"]) == np.sign(r["diff_mean"]) != 0
-        out.append(dict(zip(("sigma_add", "sigma_mult", "perturbation", "level"), _comparison(r)))
-                   | {"discovery_diff_mean": r["diff_mean"], "discovery_p_holm": r["p_holm"]}
-                   | {k: c[k] for k in ("diff_mean", "diff_ci_low", "diff_ci_high", "p_value")}
+        c = fresh[r.comparison].paired
+        same_sign = np.sign(c.mean) == np.sign(r.paired.mean) != 0
+        out.append(dict(zip(("sigma_add", "sigma_mult", "perturbation", "level"), r.comparison))
+                   | {"discovery_diff_mean": r.paired.mean, "discovery_p_holm": r.paired.p_holm}
+                   | {"diff_mean": c.mean, "diff_ci_low": c.ci_low, "diff_ci_high": c.ci_high,
+                      "p_value": c.p_value}
                    | {"p_holm": float(p), "confirmed": bool(p <= alpha and same_sign)}
                    | {"split": first}
-                   | ({} if "inference" not in r else {"inference": r["inference"]}))  # fmt: skip
+                   | ({} if r.draws is None else {"inference": r.inference}))  # fmt: skip
     return out
 
 
@@ -767,7 +753,7 @@ def _p(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
-def study_markdown(rows: Sequence[Mapping[str, Any]], *, verdicts: bool = True) -> str:
+def study_markdown(rows: Sequence[StudyRow | Mapping[str, Any]], *, verdicts: bool = True) -> str:
     """The rows as one Markdown table, accuracies and differences in percentage points, under
     the study's one-line verdict per noise level (:func:`study_verdicts`; ``verdicts=False``
     leaves it out).
@@ -783,8 +769,9 @@ def study_markdown(rows: Sequence[Mapping[str, Any]], *, verdicts: bool = True) 
     columns give the difference paired by seed of stochastic against deterministic inference
     with its interval and Holm-adjusted p-value.
     """
-    stochastic = any(r.get("inference", DETERMINISTIC) != DETERMINISTIC for r in rows)
-    fewest = min((r["n"] for r in rows), default=0)
+    rows = study_rows_of(rows)
+    stochastic = any(r.draws for r in rows)
+    fewest = min((r.n for r in rows), default=0)
     ci = interval_heading(fewest)
     header = ["sigma_add", "sigma_mult", "perturbation", "level", f"accuracy % [{ci}]",
               "n", f"diff vs sigma=0 [{ci}]", "p (Holm)", f"matched diff [{ci}]",
@@ -793,19 +780,19 @@ def study_markdown(rows: Sequence[Mapping[str, Any]], *, verdicts: bool = True) 
         header[4:4] = ["inference"]
         header += [f"stochastic - deterministic [{ci}]", "p (Holm)"]
     body = []
+    none = Difference(None, None, None, None)
     for r in rows:
-        n = r["n"]
-        raw = _points(r.get("diff_mean"), r.get("diff_ci_low"), r.get("diff_ci_high"), True, n)
-        m = [r.get(f"matched_diff_{k}") for k in ("mean", "ci_low", "ci_high")]
-        cells = [f"{r['sigma_add']:g}", f"{r['sigma_mult']:g}", r["perturbation"],
-                 f"{r['level']:g}", _points(r["mean"], r["ci_low"], r["ci_high"], False, n),
-                 str(n), raw, _p(r.get("p_holm")),
-                 _points(*m, True, min(n, r.get("matched_n") or 0)),
-                 str(r.get("matched_n", "-")), _p(r.get("matched_p_holm"))]  # fmt: skip
+        n = r.n
+        d, m = r.paired or none, r.matched or Matched(0, None, None, None, None)
+        cells = [f"{r.sigma_add:g}", f"{r.sigma_mult:g}", r.perturbation.name, f"{r.level:g}",
+                 _points(r.mean, r.ci_low, r.ci_high, False, n), str(n),
+                 _points(d.mean, d.ci_low, d.ci_high, True, n), _p(d.p_holm),
+                 _points(m.mean, m.ci_low, m.ci_high, True, min(n, m.n or 0)),
+                 "-" if r.matched is None else str(m.n), _p(m.p_holm)]  # fmt: skip
         if stochastic:
-            cells[4:4] = [r.get("inference", DETERMINISTIC)]
-            d = [r.get(f"inference_diff_{k}") for k in ("mean", "ci_low", "ci_high")]
-            cells += [_points(*d, True, n), _p(r.get("inference_p_holm"))]
+            cells[4:4] = [r.inference]
+            v = r.versus_deterministic or none
+            cells += [_points(v.mean, v.ci_low, v.ci_high, True, n), _p(v.p_holm)]
         body.append(cells)
     legend = (
         "\n\nDifferences are paired by seed against the deterministic twin (sigma = 0); p is the "
@@ -825,17 +812,18 @@ def study_markdown(rows: Sequence[Mapping[str, Any]], *, verdicts: bool = True) 
     if note := interval_legend(fewest):
         legend += " " + note
     head = ""
-    if rows and "split" in rows[0]:
+    if rows and rows[0].split is not None:
         head = f"{scored_on(rows)}\n\n"
     if verdicts and (lines := study_verdicts(rows)):
         head += "\n".join(f"- {line}" for line in lines) + "\n\n"
     return head + _markdown_table(header, body) + legend + "\n"
 
 
-def scored_on(rows: Sequence[Mapping[str, Any]]) -> str:
+def scored_on(rows: Sequence[StudyRow | Mapping[str, Any]]) -> str:
     """``Scored on the validation split (N examples).``: the first line of ``study.md`` (the
     split of :func:`study_split`; the count from the rows' ``examples`` when they have it)."""
-    n = rows[0].get("examples") if rows else None
+    rows = study_rows_of(rows)
+    n = rows[0].examples if rows else None
     count = "" if n is None else f" ({n} examples)"
     return f"Scored on the {study_split(rows)} split{count}."
 
@@ -846,7 +834,9 @@ def _level_name(sigma_add: float, sigma_mult: float) -> str:
     return f"sigma_add {sigma_add:g}, sigma_mult {sigma_mult:g}"
 
 
-def study_verdicts(rows: Sequence[Mapping[str, Any]], *, alpha: float = 0.05) -> list[str]:
+def study_verdicts(
+    rows: Sequence[StudyRow | Mapping[str, Any]], *, alpha: float = 0.05
+) -> list[str]:
     """The study's answer, one line per noise level (and inference) compared with the twin.
 
     For each noisy level: under how many of the perturbations its members are more robust than
@@ -856,16 +846,15 @@ def study_verdicts(rows: Sequence[Mapping[str, Any]], *, alpha: float = 0.05) ->
     of 12 perturbations after Holm, clean accuracy -0.4 [-1.1, +0.3] points (16 seeds)``.
     Empty for a study without a twin.
     """
-    groups: dict[tuple, list[Mapping[str, Any]]] = {}
-    for r in rows:
-        if r.get("diff_mean") is not None:
-            key = (r["sigma_add"], r["sigma_mult"], r.get("inference", DETERMINISTIC))
-            groups.setdefault(key, []).append(r)
+    groups: dict[tuple, list[StudyRow]] = {}
+    for r in study_rows_of(rows):
+        if r.paired is not None and r.paired.mean is not None:
+            groups.setdefault((*r.config, r.inference), []).append(r)
     lines = []
     for (sa, sm, inference), group in groups.items():
-        perturbed = [r for r in group if r["perturbation"] != "clean"]
-        held = [r for r in perturbed if (r.get("p_holm") or 1.0) <= alpha]
-        up = sum(r["diff_mean"] > 0 for r in held)
+        perturbed = [r for r in group if not r.is_clean]
+        held = [r for r in perturbed if (r.paired.p_holm or 1.0) <= alpha]
+        up = sum(r.paired.mean > 0 for r in held)
         down = len(held) - up
         name = _level_name(sa, sm)
         if inference != DETERMINISTIC:
@@ -878,29 +867,28 @@ def study_verdicts(rows: Sequence[Mapping[str, Any]], *, alpha: float = 0.05) ->
         elif perturbed:
             parts.append(f"no difference under any of the {len(perturbed)} perturbations "
                          "after Holm")  # fmt: skip
-        clean = [r for r in group if r["perturbation"] == "clean"]
+        clean = [r for r in group if r.is_clean]
         if clean:
-            c = clean[0]
-            iv = interval_text(c["diff_mean"], c["diff_ci_low"], c["diff_ci_high"], c["n"],
+            c = clean[0].paired
+            iv = interval_text(c.mean, c.ci_low, c.ci_high, clean[0].n,
                                signed=True).split(" (")[0]  # fmt: skip
-            real = " (Holm: a real change)" if (c.get("p_holm") or 1.0) <= alpha else ""
+            real = " (Holm: a real change)" if (c.p_holm or 1.0) <= alpha else ""
             parts.append(f"clean accuracy {iv} points{real}")
-        n = group[0]["n"]
+        n = group[0].n
         seeds = f"{n} seeds" if n >= MIN_SEEDS_SHOWN else f"{n} seeds: too few for an interval"
         text = ", ".join(parts)
         lines.append(f"{name}: {text} ({seeds}).")
     return lines
 
 
-def _label(row: Mapping[str, Any]) -> str:
-    inference = row.get("inference", DETERMINISTIC)
-    tail = "" if inference == DETERMINISTIC else f" ({inference})"
-    if row["sigma"] is not None:
-        return f"sigma={row['sigma']:g}{tail}"
-    return f"sigma_add={row['sigma_add']:g}, sigma_mult={row['sigma_mult']:g}{tail}"
+def _label(row: StudyRow) -> str:
+    tail = f" ({row.inference})" if row.draws else ""
+    if row.sigma is not None:
+        return f"sigma={row.sigma:g}{tail}"
+    return f"sigma_add={row.sigma_add:g}, sigma_mult={row.sigma_mult:g}{tail}"
 
 
-def plot_study(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
+def plot_study(rows: Sequence[StudyRow | Mapping[str, Any]], path: str | os.PathLike) -> Path:
     """Robustness against clean accuracy: one panel per perturbation and level.
 
     Each configuration is one point, its mean clean accuracy (x) against its mean accuracy
@@ -911,20 +899,21 @@ def plot_study(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Pa
     from matplotlib.figure import Figure  # no pyplot: notebooks keep their backend
     from matplotlib.ticker import MaxNLocator
 
-    clean = {_label(r): r for r in rows if r["perturbation"] == "clean"}
-    panels = list(dict.fromkeys((r["perturbation"], r["level"]) for r in rows))
-    panels = [p for p in panels if p[0] != "clean"] or [("clean", 0.0)]
+    rows = study_rows_of(rows)
+    clean = {_label(r): r for r in rows if r.is_clean}
+    panels = list(dict.fromkeys((r.perturbation.name, r.level) for r in rows if not r.is_clean))
+    panels = panels or [(Clean.name, 0.0)]
     cols = min(4, len(panels))
     fig = Figure(figsize=(3.6 * cols, 3.2 * math.ceil(len(panels) / cols)))
     axes = fig.subplots(math.ceil(len(panels) / cols), cols, squeeze=False).ravel()
     for ax, (kind, level) in zip(axes, panels):
-        here = [r for r in rows if (r["perturbation"], r["level"]) == (kind, level)]
+        here = [r for r in rows if (r.perturbation.name, r.level) == (kind, level)]
         xs = [clean[_label(r)] for r in here]
-        ax.plot([c["mean"] for c in xs], [r["mean"] for r in here], "-", color="0.7", lw=1)
+        ax.plot([c.mean for c in xs], [r.mean for r in here], "-", color="0.7", lw=1)
         for index, (c, r) in enumerate(zip(xs, here)):
-            ax.errorbar(c["mean"], r["mean"], fmt="o", ms=4, color=f"C{index % 10}",
-                        xerr=[[c["mean"] - c["ci_low"]], [c["ci_high"] - c["mean"]]],
-                        yerr=[[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]],
+            ax.errorbar(c.mean, r.mean, fmt="o", ms=4, color=f"C{index % 10}",
+                        xerr=[[c.mean - c.ci_low], [c.ci_high - c.mean]],
+                        yerr=[[r.mean - r.ci_low], [r.ci_high - r.mean]],
                         label=_label(r))  # fmt: skip
         ax.set_title(f"{kind} {level:g}", fontsize=9)
         ax.set_xlabel("clean accuracy", fontsize=8)
@@ -1003,7 +992,7 @@ def read_accuracies(path: str | os.PathLike) -> dict[tuple, dict[int, float]]:
 
 
 def write_study(
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[StudyRow | Mapping[str, Any]],
     out_dir: str | os.PathLike,
     *,
     accuracies: str | None = None,
@@ -1018,7 +1007,9 @@ def write_study(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "study.json", "markdown": out / "study.md", "png": out / "study.png"}
-    texts = {"json": json.dumps(list(rows), indent=1), "markdown": study_markdown(rows)}
+    rows = study_rows_of(rows)
+    texts = {"json": json.dumps([r.to_dict() for r in rows], indent=1),
+             "markdown": study_markdown(rows)}  # fmt: skip
     if accuracies is not None:
         paths["accuracies"] = out / ACCURACIES_FILE
         texts["accuracies"] = accuracies
@@ -1047,7 +1038,7 @@ def robustness_study(
     inference_draws: int = 0,
     progress: bool = False,
     split: str = "test",
-) -> list[dict[str, Any]]:
+) -> list[StudyRow]:
     """Evaluate an ensemble and summarise it: :func:`evaluate_members`, then :func:`study_rows`,
     then (with ``out_dir``) :func:`write_study`, the per-member accuracies included
     (:func:`accuracies_csv`). Every row also records ``split`` (the name of the split ``test``
@@ -1090,7 +1081,7 @@ def robustness_study(
                                   pgd_steps=pgd_steps, inference_draws=inference_draws,
                                   progress=progress)  # fmt: skip
     n = int(np.shape(test.labels)[0])
-    rows = [r | {"split": split, "examples": n}
+    rows = [dataclasses.replace(r, split=split, examples=n)
             for r in study_rows(accuracies, cfgs, seeds, caliper=caliper, seed=seed)]  # fmt: skip
     if out_dir is not None:
         if progress:

@@ -72,6 +72,7 @@ from ._study import (
     study_split,
     study_verdicts,
 )
+from ._study_row import StudyRow
 from ._tradeoff import headline, plot_tradeoff
 from ._train import accuracy, decay_epoch, fit
 
@@ -885,11 +886,11 @@ def _stage(progress: bool, message: str) -> None:
 # confirming a study's finds on fresh seeds (two-stage test)
 
 
-def _study_rows(folder: str | Path) -> list[dict[str, Any]]:
+def _study_rows(folder: str | Path) -> list[StudyRow]:
     path = Path(folder) / "study.json"
     if not path.is_file():
         raise CLIError(f"{path} not found: give the folder a `study` run wrote (--out).")
-    return json.loads(path.read_text())
+    return [StudyRow.from_dict(r) for r in json.loads(path.read_text())]
 
 
 def confirm(
@@ -916,15 +917,15 @@ def confirm(
     picked = _study_rows(discovery)
     if level is not None:
         keep = {(0.0, 0.0), tuple(float(v) for v in level)}
-        picked = [r for r in picked if (r["sigma_add"], r["sigma_mult"]) in keep]
-        if not any(r["sigma_add"] or r["sigma_mult"] for r in picked):
+        picked = [r for r in picked if r.config in keep]
+        if not any(r.sigma_add or r.sigma_mult for r in picked):
             raise CLIError(f"the discovery study has no level sigma_add, sigma_mult = {level}.")
     rows = _study_rows(confirmation)
     print(f"discovery scored on the {study_split(picked)} split, confirmation on the "
           f"{study_split(rows)} split")  # fmt: skip
     out = {sel: confirm_rows(picked, rows, select=sel) for sel in ("holm", "interval")}
     atomic_write_text(Path(confirmation) / "confirm.json", json.dumps(out, indent=1) + "\n")
-    n = min((r["n"] for r in rows), default=MIN_SEEDS)  # the confirmation study's seeds
+    n = min((r.n for r in rows), default=MIN_SEEDS)  # the confirmation study's seeds
     for sel, found in out.items():
         print(f"picked by {sel}: {len(found)}")
         for r in found:

@@ -103,7 +103,7 @@ def study_outputs() -> dict:
         for name, a in acc.items():
             out[f"accuracy/{draws}/" + "/".join(str(x) for x in name)] = np.asarray(a)
         rows = nd.study.study_rows(acc, cfgs, seeds, n_boot=200, n_perm=200)
-        out[f"rows/{draws}"] = json.dumps(rows)
+        out[f"rows/{draws}"] = json.dumps([r.to_dict() for r in rows])
         out[f"markdown/{draws}"] = nd.study.study_markdown(rows)
         out[f"csv/{draws}"] = nd.study.accuracies_csv(acc, cfgs, list(seeds), mg.N)
         out[f"verdicts/{draws}"] = json.dumps(nd.study.study_verdicts(rows))
@@ -160,3 +160,15 @@ def test_robustness_table_reproduces_golden():
     _check(robustness_outputs())
     with pytest.warns(DeprecationWarning, match="mapping of perturbations"):
         _check(mg.robustness_outputs())
+
+
+def test_stored_studies_load_as_records_and_regenerate_their_tables():
+    root = Path(__file__).parents[2] / "docs" / "results" / "noisy_dyn"
+    for name in mg.STORED:
+        stored = json.loads((root / name / "study.json").read_text())
+        rows = [nd.study.StudyRow.from_dict(r) for r in stored]
+        # the records write back exactly the JSON they were read from (keys, order, values)
+        assert json.dumps([r.to_dict() for r in rows]) == json.dumps(stored), name
+        assert all(r.is_clean == (d["perturbation"] == "clean") for r, d in zip(rows, stored))
+        text = nd.study.study_markdown(rows) + "\n".join(nd.study.study_verdicts(rows))
+        assert text + nd.study.study_split(rows) == str(GOLDEN[f"stored/{name}"]), name

@@ -161,7 +161,11 @@ def test_rows_carry_the_documented_fields_and_paired_statistics():
     # sigma = 0.05 gains 5 points under Gaussian noise on every seed, minus the clean spread.
     gain = next(r for r in noisy if r["sigma"] == 0.05 and r["perturbation"] == "gaussian")
     assert gain["diff_ci_low"] > 0
-    assert json.loads(json.dumps(rows)) == rows  # plain JSON types
+    assert all(isinstance(r, nd.study.StudyRow) for r in rows)  # typed records ...
+    assert rows[0].is_clean and rows[0].perturbation == nd.attacks.Clean()
+    stored = [r.to_dict() for r in rows]  # ... written as plain JSON types
+    assert json.loads(json.dumps(stored)) == stored == [dict(r) for r in rows]
+    assert [nd.study.StudyRow.from_dict(d) for d in stored] == rows  # and read back
 
 
 def test_matched_comparison_pairs_members_of_equal_clean_accuracy():
@@ -480,7 +484,7 @@ def test_stochastic_rows_pair_each_member_with_its_deterministic_reading():
         (0.1, "deterministic"),
         (0.1, label),
     ]  # no stochastic twin row
-    assert rows[:2] == [r | {"inference": "deterministic"} for r in plain]  # unchanged
+    assert rows[:2] == [dict(r) | {"inference": "deterministic"} for r in plain]  # unchanged
     row = rows[2]
     assert row["mean"] == pytest.approx(0.84)
     assert row["inference_diff_mean"] == pytest.approx(0.015)

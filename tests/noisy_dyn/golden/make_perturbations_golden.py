@@ -113,7 +113,7 @@ def study_outputs() -> dict:
         for name, a in acc.items():
             out[f"accuracy/{draws}/" + "/".join(str(x) for x in name)] = np.asarray(a)
         rows = nd.study.study_rows(acc, cfgs, seeds, n_boot=200, n_perm=200)
-        out[f"rows/{draws}"] = np.asarray(json.dumps(rows))
+        out[f"rows/{draws}"] = np.asarray(json.dumps([dict(r) for r in rows]))
         out[f"markdown/{draws}"] = np.asarray(nd.study.study_markdown(rows))
         out[f"csv/{draws}"] = np.asarray(nd.study.accuracies_csv(acc, cfgs, list(seeds), N))
         out[f"verdicts/{draws}"] = np.asarray(json.dumps(nd.study.study_verdicts(rows)))
@@ -134,8 +134,23 @@ def robustness_outputs() -> dict:
     return {"robustness": np.asarray(json.dumps(result))}
 
 
+STORED = ("study_digits", "study_digits_inference_draws/ito", "study_fsdd_reference")
+"""Stored studies (docs/results/noisy_dyn/) whose tables must regenerate as they did."""
+
+
+def stored_outputs() -> dict:
+    """The Markdown, verdicts and split of stored studies, regenerated from their study.json."""
+    root = HERE.parents[2] / "docs" / "results" / "noisy_dyn"
+    out = {}
+    for name in STORED:
+        rows = json.loads((root / name / "study.json").read_text())
+        text = nd.study.study_markdown(rows) + "\n".join(nd.study.study_verdicts(rows))
+        out[f"stored/{name}"] = np.asarray(text + nd.study.study_split(rows))
+    return out
+
+
 def main() -> None:
-    out = attack_outputs() | study_outputs() | robustness_outputs()
+    out = attack_outputs() | study_outputs() | robustness_outputs() | stored_outputs()
     np.savez_compressed(HERE / "perturbations.npz", **out)
     print(f"wrote {len(out)} arrays to {HERE / 'perturbations.npz'}")
 
