@@ -385,13 +385,13 @@ def _accuracy_and_latency(
 
 def _evaluate_run(model: Any, variables: Any, test: tuple, cfg: dict, repeats: int) -> list:
     """Rows ``{K, compress, n_steps, accuracy, params, latency_s}`` for one trained model."""
-    from . import basis_by_name, compress, count_params
+    from . import Interpolate, Project, basis_by_name, compress, count_params
 
     models = [(cfg["K"], "trained", variables)]
     for K in cfg["compress_to"]:
-        for method in ("project", "interpolate"):
+        for method in (Project(), Interpolate()):
             vs = compress(variables, basis_by_name(cfg["basis"], K), method=method)
-            models.append((K, method, vs))
+            models.append((K, method.name, vs))
     rows = []
     for K, how, vs in models:
         params = count_params(vs["params"])
