@@ -36,6 +36,7 @@ from trainkit import (
     AXIS,
     MIN_SEEDS,
     CLIError,
+    FreezeDiverged,
     Sequences,
     at_chance,
     atomic_write_text,
@@ -839,7 +840,8 @@ def study(
     params, history = fit_ensemble(
         cfgs, splits.train, seeds=list(seeds), epochs=epochs, batch_size=batch_size,
         learning_rate=lr, validation=splits.validation, checkpoint_dir=out / "checkpoints",
-        log_path=out / "log.jsonl", resume=resume, progress=progress, on_divergence="freeze",
+        log_path=out / "log.jsonl", resume=resume, progress=progress,
+        on_divergence=FreezeDiverged(),
     )  # fmt: skip
     _stage(progress, f"study: training done ({time.perf_counter() - t0:.0f} s so far)")
     diverged = _diverged(history, cfgs, list(seeds))

@@ -15,6 +15,11 @@ it is not a user API. The ``trainkit._x`` modules are private: neither package i
 from ._errors import CheckpointMismatchError as CheckpointMismatchError
 from ._errors import FileFormatError as FileFormatError
 from ._errors import TrainingDiverged as TrainingDiverged
+from ._divergence import DIVERGENCE_POLICIES as DIVERGENCE_POLICIES
+from ._divergence import DivergencePolicy as DivergencePolicy
+from ._divergence import FreezeDiverged as FreezeDiverged
+from ._divergence import RaiseOnDivergence as RaiseOnDivergence
+from ._divergence import divergence_policy as divergence_policy
 
 # --- formats, splits, model files, tables, command line (trainkit._formats, _splits, ...) ---
 from ._cli import CLIError as CLIError
@@ -166,6 +171,11 @@ __all__ = [
     "Task",
     "train",
     "TrainingDiverged",
+    "DIVERGENCE_POLICIES",
+    "DivergencePolicy",
+    "FreezeDiverged",
+    "RaiseOnDivergence",
+    "divergence_policy",
     "TrainingInterrupted",
     "TrainOptions",
     "TsFile",
