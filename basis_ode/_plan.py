@@ -106,7 +106,7 @@ class SearchSpace:
     methods: tuple[CompressionMap | str, ...] = (Project(), Interpolate())
     per_block: bool = True
     max_walk_steps: int = 12
-    walk_from: tuple[str, ...] = ("best",)
+    walk_from: tuple[str, ...] | str = ("best",)
 
     def __post_init__(self) -> None:
         where = (self.walk_from,) if isinstance(self.walk_from, str) else tuple(self.walk_from)
