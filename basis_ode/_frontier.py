@@ -201,11 +201,10 @@ class Point:
         cert = None
         if c is not None:
             fields = {f.name for f in dataclasses.fields(Certificate)}
-            cert = Certificate(**{k: v for k, v in c.items() if k in fields})
-            cert = dataclasses.replace(
-                cert, n_steps=tuple(tuple(n) for n in cert.n_steps),
-                accuracy=tuple(cert.accuracy), change=tuple(cert.change),
-            )  # fmt: skip
+            kw = {k: v for k, v in c.items() if k in fields}  # JSON lists back to tuples
+            kw |= {"n_steps": tuple(tuple(n) for n in kw["n_steps"]),
+                   "accuracy": tuple(kw["accuracy"]), "change": tuple(kw["change"])}  # fmt: skip
+            cert = Certificate(**kw)
         keys = ("correct", "total", "latency_ms", "model_bytes", "param_bytes", "peak_bytes",
                 "search")  # fmt: skip
         return cls(Configuration.from_json(d["config"]), **{k: d[k] for k in keys},
