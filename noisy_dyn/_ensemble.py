@@ -117,11 +117,11 @@ def _check_seeds(name: str, seeds: Any) -> tuple[int, ...]:
 )
 def fit_ensemble(
     cfgs: Sequence[NoisyRNNConfig],
-    train: tuple,
+    train: trainkit.Sequences | tuple,
     *,
     seeds: Sequence[int],
     learning_rate: float,
-    validation: tuple | None = None,
+    validation: trainkit.Sequences | tuple | None = None,
     decay_at: float = 0.9,
     decay_factor: float = 0.1,
     data_seeds: Sequence[int] | None = None,
