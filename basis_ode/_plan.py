@@ -99,14 +99,15 @@ class SearchSpace:
             trained in).
     """
 
-    bases: tuple[type[Basis], ...] | None = None
-    Ks: tuple[int, ...] | None = None
-    n_steps: tuple[int, ...] | None = None
-    schemes: tuple[ButcherTableau, ...] = (EULER, MIDPOINT)
-    methods: tuple[CompressionMap | str, ...] = (Project(), Interpolate())
+    # sequences and names are accepted (the command line passes lists); stored as tuples
+    bases: Sequence[type[Basis] | str] | None = None
+    Ks: Sequence[int] | None = None
+    n_steps: Sequence[int] | None = None
+    schemes: Sequence[ButcherTableau | str] = (EULER, MIDPOINT)
+    methods: Sequence[CompressionMap | str] = (Project(), Interpolate())
     per_block: bool = True
     max_walk_steps: int = 12
-    walk_from: tuple[str, ...] | str = ("best",)
+    walk_from: Sequence[str] | str = ("best",)
 
     def __post_init__(self) -> None:
         where = (self.walk_from,) if isinstance(self.walk_from, str) else tuple(self.walk_from)
