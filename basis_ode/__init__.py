@@ -48,7 +48,12 @@ from ._projection import refine as refine
 # -- models (_stateful, _block, _units, _models, _compress) --------------------------------------
 from ._block import ODEBlock as ODEBlock
 from ._block import init_coefficients as init_coefficients
+from ._compress import COMPRESSION_MAPS as COMPRESSION_MAPS
+from ._compress import CompressionMap as CompressionMap
+from ._compress import Interpolate as Interpolate
+from ._compress import Project as Project
 from ._compress import compress as compress
+from ._compress import compression_by_name as compression_by_name
 from ._compress import compression_residual as compression_residual
 from ._compress import param_bytes as param_bytes
 from ._compress import refine_variables as refine_variables
@@ -144,8 +149,10 @@ __all__ = [
     "PeakMemory",
     "PiecewiseConstant",
     "PiecewiseLinear",
+    "Interpolate",
     "Plan",
     "Point",
+    "Project",
     "PreActConvUnit",
     "RECIPES",
     "RK4",
@@ -154,6 +161,8 @@ __all__ = [
     "ResNet",
     "ResidualStitch",
     "SCHEMES",
+    "COMPRESSION_MAPS",
+    "CompressionMap",
     "SGDRecipe",
     "SearchSpace",
     "TrainingDiverged",
@@ -166,6 +175,7 @@ __all__ = [
     "change_of_basis",
     "check_coefficients",
     "compress",
+    "compression_by_name",
     "compression_residual",
     "count_params",
     "data",

@@ -63,7 +63,7 @@ from trainkit.internal import ProgramCache, scoring_split, small_scoring_split
 
 from . import data as _data
 from ._bases import basis_by_name
-from ._compress import compress
+from ._compress import Interpolate, Project, compress
 from ._models import ODETransformerTagger, count_params
 from ._recipes import AdamRsqrtRecipe
 from ._train import fit
@@ -387,9 +387,9 @@ def _evaluate_run(model: Any, variables: Any, test: tuple, cfg: dict, repeats: i
     """Rows ``{K, compress, n_steps, accuracy, params, latency_s}`` for one trained model."""
     models = [(cfg["K"], "trained", variables)]
     for K in cfg["compress_to"]:
-        for method in ("project", "interpolate"):
+        for method in (Project(), Interpolate()):
             vs = compress(variables, basis_by_name(cfg["basis"], K), method=method)
-            models.append((K, method, vs))
+            models.append((K, method.name, vs))
     rows = []
     for K, how, vs in models:
         params = count_params(vs["params"])

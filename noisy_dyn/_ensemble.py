@@ -31,8 +31,13 @@ import numpy as np
 from jaxtyping import Array, Float
 
 import trainkit
-from trainkit import EVAL_BATCH_SIZE, AdamStepDecay, Recipe
-from trainkit.internal import takes_former_keywords, takes_train_options
+from trainkit import EVAL_BATCH_SIZE, AdamStepDecay, DivergencePolicy, Recipe
+from trainkit.internal import (
+    RAISE_ON_DIVERGENCE,
+    as_divergence_policy,
+    takes_former_keywords,
+    takes_train_options,
+)
 
 from ._config import NoisyRNNConfig, stack_configs
 from ._train import ADAM_STEP_DECAY, NOISE_INJECTION, NoisyTask, Step, prepare_run
@@ -132,15 +137,15 @@ def _former_keywords(former: dict[str, Any], kwargs: dict[str, Any]) -> dict[str
 )
 def fit_ensemble(
     cfgs: Sequence[NoisyRNNConfig],
-    train: tuple,
+    train: trainkit.Sequences | tuple,
     *,
     seeds: Sequence[int],
     learning_rate: float,
-    validation: tuple | None = None,
+    validation: trainkit.Sequences | tuple | None = None,
     recipe: Recipe = ADAM_STEP_DECAY,
     data_seeds: Sequence[int] | None = None,
     eval_batch_size: int = EVAL_BATCH_SIZE,
-    on_divergence: str = "raise",
+    on_divergence: DivergencePolicy | str = RAISE_ON_DIVERGENCE,
     options: trainkit.TrainOptions,
 ) -> tuple[dict[str, Float[Array | np.ndarray, "members ..."]], dict[str, Any]]:
     """Train ``len(cfgs) * len(seeds)`` Noisy RNNs of one architecture in one compiled program.
@@ -160,12 +165,13 @@ def fit_ensemble(
             (validation is evaluated for each member).
         data_seeds: seeds of the example order, one per seed (default ``seeds``).
         eval_batch_size: batch size of the validation pass.
-        on_divergence: ``"raise"``: a non-finite loss or gradient in any member stops the run
-            (``TrainingDiverged``, naming the members); ``"freeze"``: such a member keeps its
-            last finite parameters and the others train on (a study should not lose 95 members
-            to one unstable noise level); ``history["diverged_step"]`` gives, per member, the
-            global step of its first non-finite update or None. If every member diverges the
-            run stops as with ``"raise"``.
+        on_divergence: ``trainkit.RaiseOnDivergence()`` (default): a non-finite loss or
+            gradient in any member stops the run (``TrainingDiverged``, naming the members);
+            ``trainkit.FreezeDiverged()``: such a member keeps its last finite parameters and
+            the others train on (a study should not lose 95 members to one unstable noise
+            level); ``history["diverged_step"]`` gives, per member, the global step of its first
+            non-finite update or None. If every member diverges the run stops as with
+            ``RaiseOnDivergence()``. The names ``"raise"``, ``"freeze"`` still work and warn.
         <train options>
         checkpoint_every_steps: the former name of ``checkpoint_every``, still accepted.
         decay_at, decay_factor: the former keywords, still accepted with a DeprecationWarning
@@ -201,7 +207,8 @@ def fit_ensemble(
     )
     settings = trainkit.Settings.from_options(
         options.replace(epochs=first.epochs, batch_size=first.batch_size, seed=seeds[0]),
-        seeds=seeds * len(cfgs), data_seeds=data_seeds * len(cfgs), on_divergence=on_divergence,
+        seeds=seeds * len(cfgs), data_seeds=data_seeds * len(cfgs),
+        on_divergence=as_divergence_policy(on_divergence, "fit_ensemble"),
     )  # fmt: skip
     params, history, _ = trainkit.train(task, first.data, settings)
     return params, history

@@ -18,6 +18,11 @@ from ._errors import FileFormatError as FileFormatError
 from ._errors import TrainingDiverged as TrainingDiverged
 from ._validate import ArgumentTypeError as ArgumentTypeError
 from ._validate import LabelGapWarning as LabelGapWarning
+from ._divergence import DIVERGENCE_POLICIES as DIVERGENCE_POLICIES
+from ._divergence import DivergencePolicy as DivergencePolicy
+from ._divergence import FreezeDiverged as FreezeDiverged
+from ._divergence import RaiseOnDivergence as RaiseOnDivergence
+from ._divergence import divergence_policy as divergence_policy
 
 # --- formats, splits, model files, tables, command line (trainkit._formats, _splits, ...) ---
 from ._cli import CLIError as CLIError
@@ -201,6 +206,11 @@ __all__ = [
     "Task",
     "train",
     "TrainingDiverged",
+    "DIVERGENCE_POLICIES",
+    "DivergencePolicy",
+    "FreezeDiverged",
+    "RaiseOnDivergence",
+    "divergence_policy",
     "TrainingInterrupted",
     "TrainOptions",
     "TsFile",

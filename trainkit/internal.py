@@ -60,6 +60,8 @@ from ._data_checks import small_validation as small_validation
 from ._devices import MIN_ROWS_PER_DEVICE as MIN_ROWS_PER_DEVICE
 from ._devices import available_cores as available_cores
 from ._devices import to_host as to_host
+from ._divergence import RAISE_ON_DIVERGENCE as RAISE_ON_DIVERGENCE
+from ._divergence import as_divergence_policy as as_divergence_policy
 from ._formats import check_sha256 as check_sha256
 from ._formats import read_cifar_folder as read_cifar_folder
 from ._formats import read_idx_pair as read_idx_pair
@@ -97,6 +99,8 @@ from ._validate import check_real as check_real
 
 __all__ = [
     "EXIT_PEER_LOST",
+    "RAISE_ON_DIVERGENCE",
+    "as_divergence_policy",
     "ArgumentTypeError",
     "FloatLike",
     "FloatScalar",

@@ -57,7 +57,7 @@ def counting_timer(config, run):
 
 SPACE = bo.SearchSpace(
     bases=(bo.PiecewiseConstant, bo.Hat), Ks=(1, 2), n_steps=(2,),
-    schemes=(bo.EULER,), methods=("project", "interpolate"), per_block=True, max_walk_steps=1,
+    schemes=(bo.EULER,), methods=(bo.Project(), bo.Interpolate()), per_block=True, max_walk_steps=1,
     walk_from="trained",
 )  # fmt: skip
 

@@ -100,9 +100,10 @@ def test_faces_and_attacks_with_lengths(reference_model):
     np.testing.assert_allclose(eqx_face(padded[1], lengths=LENGTHS[1]), want[1], rtol=1e-12)
     valid = np.arange(T)[None, :, None] < np.array(LENGTHS)[:, None, None]
     noisy = noisy_dyn.attacks.perturb(
-        padded, "gaussian", 0.5, key=jax.random.key(1), lengths=lengths
+        padded, noisy_dyn.attacks.Gaussian(0.5), key=jax.random.key(1), lengths=lengths
     )
-    adv = noisy_dyn.attacks.pgd(params, padded, ys, cfg, 0.1, steps=3, step_size=0.05, norm="l2",
+    adv = noisy_dyn.attacks.pgd(params, padded, ys, cfg, 0.1, steps=3, step_size=0.05,
+                        norm=noisy_dyn.attacks.L2(),
                         key=jax.random.key(2), lengths=lengths)  # fmt: skip
     for out in (noisy, adv, noisy_dyn.attacks.fgsm(params, padded, ys, cfg, 0.1, lengths=lengths)):
         np.testing.assert_array_equal(np.where(valid, 0.0, out), np.where(valid, 0.0, padded))
@@ -143,7 +144,7 @@ def test_robustness_table_reads_each_rows_own_last_state(reference_model):
     cfg, params, padded, lengths = reference_model
     ys = jnp.array([0, 1, 2])
     other = jnp.where(jnp.isclose(padded, 100.0), -7.0, padded)  # another padding value
-    kinds = {"gaussian": (0.0,), "fgsm": (0.0,)}
+    kinds = (noisy_dyn.attacks.Gaussian(0.0), noisy_dyn.attacks.FGSM(0.0))
     tables = [
         noisy_dyn.attacks.robustness_table(
             {"m": (params, cfg)}, (x, ys, lengths), kinds, key=jax.random.key(0), progress=False

@@ -61,8 +61,9 @@ def test_padded_data_without_lengths_is_refused_in_one_line(ragged):
         lambda: nd.accuracy(params, (xs, ys), CFG),
         lambda: nd.fit(CFG, (xs, ys), learning_rate=1e-2, epochs=1, batch_size=8,
                        progress=False),
-        lambda: nd.attacks.robustness_table({"m": (params, CFG)}, (xs, ys), {"gaussian": (0.1,)},
-                                            key=jax.random.key(0), progress=False),
+        lambda: nd.attacks.robustness_table({"m": (params, CFG)}, (xs, ys),
+                                            (nd.attacks.Gaussian(0.1),), key=jax.random.key(0),
+                                            progress=False),
     ):  # fmt: skip
         with pytest.raises(ValueError, match=f"{padded} of {N} rows end in all-zero steps") as e:
             call()
@@ -99,8 +100,8 @@ def test_attacks_perturbations_and_theory_take_one_sequences(ragged):
         (nd.attacks.pgd(params, data, CFG, 0.1, steps=2, step_size=0.05, key=key).inputs,
          nd.attacks.pgd(params, xs, ys, CFG, 0.1, steps=2, step_size=0.05, key=key,
                         lengths=lengths)),
-        (nd.attacks.perturb(data, "gaussian", 0.2, key=key).inputs,
-         nd.attacks.perturb(xs, "gaussian", 0.2, key=key, lengths=lengths)),
+        (nd.attacks.perturb(data, nd.attacks.Gaussian(0.2), key=key).inputs,
+         nd.attacks.perturb(xs, nd.attacks.Gaussian(0.2), key=key, lengths=lengths)),
         (nd.theory.explicit_regularizer(params, data, CFG),
          nd.theory.explicit_regularizer(params, xs, ys, CFG, lengths=lengths)),
         (nd.theory.input_margin(params, data, CFG),
