@@ -37,7 +37,9 @@ __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 _PAD1 = ((1, 1), (1, 1))
 
 
-def _batch_norm(train: bool, momentum: float, epsilon: float, dtype: Any, name: str | None = None):
+def _batch_norm(
+    train: bool, momentum: FloatLike, epsilon: FloatLike, dtype: Any, name: str | None = None
+):
     return nn.BatchNorm(
         use_running_average=not train,
         momentum=momentum,
