@@ -138,7 +138,7 @@ class _ConvBackbone(nn.Module):
 N_STAGES = 3
 
 
-def _stage_steps(n_steps: Any, i: int, what: str) -> int | None:
+def _stage_steps(n_steps: Any, i: int, what: str) -> IntLike | None:
     """Stage ``i``'s steps: ``n_steps`` itself (an int or None), or its i-th entry (a tuple of one
     count per stage)."""
     if not isinstance(n_steps, tuple | list):

@@ -176,11 +176,12 @@ def test_bad_budgets_are_refused_with_the_fix():
     for bad in (0, -1.0, float("nan"), float("inf"), True, "3"):
         with library_checks_only(), pytest.raises(ValueError, match=r"Latency\(3\.0\)"):
             bo.Latency(bad)
-    empty = bo.Frontier((), None, 1, "")
-    with pytest.raises(ValueError, match="same cost"):
-        empty.choose((bo.Bytes(10), bo.Bytes(20)))
-    with pytest.raises(TypeError, match="Latency"):
-        empty.choose(3.0)
+    with library_checks_only():  # an empty frontier without a source: the library's own messages
+        empty = bo.Frontier((), None, 1, "")
+        with pytest.raises(ValueError, match="same cost"):
+            empty.choose((bo.Bytes(10), bo.Bytes(20)))
+        with pytest.raises(TypeError, match="Latency"):
+            empty.choose(3.0)
 
 
 def test_certificate_order_matches_the_closed_form():
