@@ -33,15 +33,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from ._bases import BASES, Basis, Hat, Legendre
 from ._budget import Budget, as_budgets
@@ -50,7 +48,9 @@ from ._compress import CompressionMap, Interpolate, Project, as_compression_map,
 from ._expansion import expansions, is_expansion
 from ._frontier import Configuration, Frontier, Point
 from ._integrate import EULER, MIDPOINT, ButcherTableau, resolve_unroll, scheme_by_name
-from ._sweep import _EvalData, _pad_eval_data, _peak_memory, _unpack
+
+if TYPE_CHECKING:  # the sweep's helpers (and tqdm) are imported when a plan runs, not on import
+    from ._sweep import _EvalData
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
@@ -354,6 +354,8 @@ class _Measurer:
                 jax.block_until_ready(run())
             times = [self.timer(config, run) for _ in range(self.repeats)]
             self.timed += 1
+            from ._sweep import _peak_memory
+
             peak = _peak_memory(self.program(config, self.unroll))
             self._costs[key] = (1e3 * float(np.median(times)), peak)
             self._configs[key] = config
@@ -397,6 +399,8 @@ class _Measurer:
 
 
 def _eval_sets(validation: Sequence[Any], batch_size: int, cert_examples: int) -> tuple:
+    from ._sweep import _EvalData, _pad_eval_data, _unpack
+
     xs, ys, mask = _unpack(validation)
     if len(xs) == 0 or len(xs) != len(ys):
         raise ValueError(
@@ -520,6 +524,8 @@ def measure_frontier(
     measure = _Measurer(model, variables, data, cert, timer, (int(repeats), int(warmup)),
                         tolerance, source)  # fmt: skip
     grid = space.grid(source)
+    from tqdm.auto import tqdm
+
     bar = tqdm(total=2 * len(grid), desc="plan", disable=not progress or not _terminal())
     points = _measure_grid(measure, grid, bar)
     starts = _walk_starts(measure, points, source, space) if len(names) > 1 else []
@@ -603,6 +609,8 @@ def _check_options(batch_size: Any, tolerance: Any, certificate_examples: Any, r
 
 
 def _terminal() -> bool:
+    import sys
+
     return sys.stderr.isatty()
 
 
