@@ -11,6 +11,7 @@ import pytest
 
 import noisy_dyn
 from noisy_dyn.data import load_digits
+from tests._shape_checks import library_checks_only
 
 from .test_train import _child_env
 
@@ -128,8 +129,8 @@ def test_bad_seeds_and_structure_mix_are_refused(digits):
     base = _cfgs()[1]
     with pytest.raises(ValueError, match="repeated"):
         noisy_dyn.fit_ensemble([base], digits[:2], seeds=[1, 1], **KW)
-    with pytest.raises(TypeError, match="sequence of ints"):
-        noisy_dyn.fit_ensemble([base], digits[:2], seeds=4, **KW)
+    with library_checks_only(), pytest.raises(TypeError, match="sequence of ints"):
+        noisy_dyn.fit_ensemble([base], digits[:2], seeds=4, **KW)  # the library's own message
     with pytest.raises(ValueError, match="learn_step"):
         noisy_dyn.fit_ensemble([base, base.replace(learn_step=True)], digits[:2], seeds=[0], **KW)
 
