@@ -5,6 +5,7 @@ an interruption equals the uninterrupted run; bad seeds and ensembles over model
 import logging
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -102,6 +103,37 @@ def test_resume_after_interruption_is_identical(digits, model, ensemble, tmp_pat
     assert history["train_loss"] == h_ref["train_loss"] and history["K"] == [1, 2]
     with pytest.raises(basis_ode.CheckpointMismatchError):
         basis_ode.fit_ensemble(model, train, **{**kw, "seeds": (3, 6)})
+
+
+def _poison(key, inputs):
+    """An augmentation that turns a batch holding a marked image (pixel 1e4) into NaN."""
+    return jnp.where(jnp.max(inputs) > 1e3, jnp.nan, inputs)
+
+
+def test_a_diverging_member_is_frozen_and_the_other_trains_on(digits, model):
+    """One image is marked so that it poisons member 0's batch at a known step and lies in the
+    dropped tail of member 1's order (60 examples, 3 batches of 16): ``on_divergence="freeze"``
+    keeps member 0 at the variables its own ``fit`` stops with, member 1 equals its own run;
+    the default raises, naming member 0."""
+    (xs, ys), _ = digits
+    xs, ys = xs[:60].copy(), ys[:60]
+    first, second = (data.epoch_order(60, seed=s, epoch=0) for s in SEEDS)
+    marked = next(int(i) for i in second[48:] if i in first[:48])
+    step = int(np.flatnonzero(first == marked)[0]) // BATCH + 1
+    xs[marked, 0, 0, 0] = 1e4  # finite: the input checks let it through
+    kw = dict(epochs=1, batch_size=BATCH, learning_rate=0.05, augment=_poison, progress=False)
+    with pytest.raises(basis_ode.TrainingDiverged, match=r"members \[0\]"):
+        basis_ode.fit_ensemble(model, (xs, ys), seeds=SEEDS, **kw)
+    variables, history = basis_ode.fit_ensemble(model, (xs, ys), seeds=SEEDS,
+                                                on_divergence="freeze", **kw)  # fmt: skip
+    assert history["diverged_step"] == [step, None]
+    with pytest.raises(basis_ode.TrainingDiverged) as info:
+        basis_ode.fit(model, (xs, ys), seed=SEEDS[0], **kw)
+    alone, _ = basis_ode.fit(model, (xs, ys), seed=SEEDS[1], **kw)
+    for j, reference in enumerate((info.value.variables, alone)):
+        member = jax.tree.map(lambda a, j=j: a[j], variables)
+        for path, x, y in _pairs(member, reference):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5, err_msg=f"member {j} {path}")
 
 
 def test_bad_seeds_and_ensembles_of_models_are_refused(digits, model):
