@@ -99,7 +99,8 @@ from . import data as data
 
 # -- end data -------------------------------------------------------------------------------------
 
-# -- train (_train: fit, accuracy, checkpoints, mesh) ---------------------------------------------
+# -- train (_train: fit, accuracy, checkpoints, mesh; _ensemble: fit_ensemble) --------------------
+from ._ensemble import fit_ensemble as fit_ensemble
 from ._train import CheckpointMismatchError as CheckpointMismatchError
 from ._train import NonFiniteError as NonFiniteError
 from ._train import TrainingDiverged as TrainingDiverged
@@ -182,6 +183,7 @@ __all__ = [
     "evaluate",
     "export_resnet",
     "fit",
+    "fit_ensemble",
     "fit_state",
     "gram_matrix",
     "init_coefficients",

@@ -664,6 +664,47 @@ def _options(recipe, learning_rate, refine_at, augment, batch_size) -> dict:
     }
 
 
+def prepare_task(
+    model, train, validation, *, learning_rate, recipe, refine_at, variables, augment,
+    eval_batch_size, options,
+) -> _OdeTask:  # fmt: skip
+    """Check ``fit``'s arguments (before anything is traced) and build its task for
+    :func:`trainkit.train` (``fit`` and ``fit_ensemble`` share it)."""
+    _check_options(recipe, learning_rate, tuple(refine_at), model)
+    _check_epoch_lists(options.epochs, refine_at, recipe)
+    arrays = _check_data(train, "train")
+    n_classes = _num_classes(model, arrays)
+    arrays = _check_data(arrays, "train", n_classes)
+    if len(arrays) == 2 and n_classes is not None:  # images (tagging pads its tags with 0)
+        check_label_space("train labels", arrays[1], n_classes)
+    if len(arrays) == 3:
+        _check_tags(arrays)
+    val_arrays = None if validation is None else _check_data(validation, "validation", n_classes)
+    images = len(arrays) == 2
+    if val_arrays is not None and images and val_arrays[0].shape[3:] != arrays[0].shape[3:]:
+        raise ValueError(
+            f"validation: images with {val_arrays[0].shape[3]} channel(s), the training images "
+            f"have {arrays[0].shape[3]}; give validation images of the same kind."
+        )
+    if variables is not None:
+        _check_channels(variables, arrays, "train")
+    if val_arrays is not None and len(val_arrays[0]) == 0:
+        raise ValueError(
+            f"validation holds no examples (with {len(arrays[0])} training examples the "
+            "validation split came out empty); pass more training data, or validation=None."
+        )
+    n = arrays[0].shape[0]
+    refine = tuple(sorted(int(e) for e in refine_at))
+    return _OdeTask(
+        model=model, arrays=arrays, validation=val_arrays, recipe=recipe,
+        learning_rate=float(learning_rate),
+        steps_per_epoch=max(n // max(int(options.batch_size), 1), 1), epochs=options.epochs,
+        refine_at=refine, augment=augment, variables=variables,
+        eval_batch_size=int(eval_batch_size),
+        options=_options(recipe, float(learning_rate), refine, augment, options.batch_size),
+    )  # fmt: skip
+
+
 @takes_train_options()
 def fit(
     model: Any,
@@ -719,41 +760,12 @@ def fit(
             the last good checkpoint is kept; ``.step``, ``.epoch``, ``.variables`` tell more.
         trainkit.CheckpointMismatchError: ``checkpoint_dir`` holds another run.
     """
-    _check_options(recipe, learning_rate, tuple(refine_at), model)
-    _check_epoch_lists(options.epochs, refine_at, recipe)
-    arrays = _check_data(train, "train")
-    n_classes = _num_classes(model, arrays)
-    arrays = _check_data(arrays, "train", n_classes)
-    if len(arrays) == 2 and n_classes is not None:  # images (tagging pads its tags with 0)
-        check_label_space("train labels", arrays[1], n_classes)
-    if len(arrays) == 3:
-        _check_tags(arrays)
-    val_arrays = None if validation is None else _check_data(validation, "validation", n_classes)
-    images = len(arrays) == 2
-    if val_arrays is not None and images and val_arrays[0].shape[3:] != arrays[0].shape[3:]:
-        raise ValueError(
-            f"validation: images with {val_arrays[0].shape[3]} channel(s), the training images "
-            f"have {arrays[0].shape[3]}; give validation images of the same kind."
-        )
-    if variables is not None:
-        _check_channels(variables, arrays, "train")
-    if val_arrays is not None and len(val_arrays[0]) == 0:
-        raise ValueError(
-            f"validation holds no examples (with {len(arrays[0])} training examples the "
-            "validation split came out empty); pass more training data, or validation=None."
-        )
     if select_best is not None:
         options = options.replace(return_params="best" if select_best else "last")
-    n = arrays[0].shape[0]
-    refine = tuple(sorted(int(e) for e in refine_at))
-    task = _OdeTask(
-        model=model, arrays=arrays, validation=val_arrays, recipe=recipe,
-        learning_rate=float(learning_rate),
-        steps_per_epoch=max(n // max(int(options.batch_size), 1), 1), epochs=options.epochs,
-        refine_at=refine, augment=augment, variables=variables,
-        eval_batch_size=int(eval_batch_size),
-        options=_options(recipe, float(learning_rate), refine, augment, options.batch_size),
-    )  # fmt: skip
-    result, history, meta = trainkit.train(task, arrays, trainkit.Settings.from_options(options))
+    task = prepare_task(model, train, validation, learning_rate=learning_rate, recipe=recipe,
+                        refine_at=refine_at, variables=variables, augment=augment,
+                        eval_batch_size=eval_batch_size, options=options)  # fmt: skip
+    settings = trainkit.Settings.from_options(options)
+    result, history, meta = trainkit.train(task, task.arrays, settings)
     history["model"] = task.model_of(meta)
     return result, history

@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
@@ -35,20 +34,15 @@ from trainkit import EVAL_BATCH_SIZE, AdamStepDecay, DivergencePolicy, Recipe
 from trainkit.internal import (
     RAISE_ON_DIVERGENCE,
     as_divergence_policy,
+    check_seeds,
+    member_of,
+    stack_members,
     takes_former_keywords,
     takes_train_options,
 )
 
 from ._config import NoisyRNNConfig, stack_configs
 from ._train import ADAM_STEP_DECAY, NOISE_INJECTION, NoisyTask, Step, prepare_run
-
-
-def _stack(trees: Sequence[Any]) -> Any:
-    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
-
-
-def _member(tree: Any, m: int) -> Any:
-    return jax.tree_util.tree_map(lambda leaf: leaf[m], tree)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -62,7 +56,7 @@ class _EnsembleTask:
     package: str = "noisy_dyn.fit_ensemble"
 
     def init(self, keys, meta):
-        return _stack([t.init(keys[m], meta) for m, t in enumerate(self.members)])
+        return stack_members([t.init(keys[m], meta) for m, t in enumerate(self.members)])
 
     def template(self, meta):
         keys = jax.random.wrap_key_data(np.zeros((len(self.members), 2), np.uint32))
@@ -76,7 +70,7 @@ class _EnsembleTask:
     def hyper(self, meta):
         # each member's config, its numbers as float32 values (one traced leaf per number)
         cfgs = stack_configs([t.cfg for t in self.members], dtype=np.float32)
-        return {**_stack([t.hyper(meta) for t in self.members]), "cfg": cfgs}
+        return {**stack_members([t.hyper(meta) for t in self.members]), "cfg": cfgs}
 
     def epoch_start(self, epoch, state, meta):
         return state, meta
@@ -84,7 +78,7 @@ class _EnsembleTask:
     def evaluate(self, state, meta):
         if self.members[0].validation is None:
             return {}
-        each = [t.evaluate(_member(state, m), meta) for m, t in enumerate(self.members)]
+        each = [t.evaluate(member_of(state, m), meta) for m, t in enumerate(self.members)]
         return {k: [e[k] for e in each] for k in each[0]}
 
     def record(self, state, meta, step):
@@ -105,18 +99,6 @@ class _EnsembleTask:
         dts = sorted({self.members[m].cfg.dt for m in (members or [0])})
         where = f" (members {members}: dt {', '.join(f'{d:g}' for d in dts)})" if members else ""
         return first.loss_hint() + where
-
-
-def _check_seeds(name: str, seeds: Any) -> tuple[int, ...]:
-    if isinstance(seeds, int | np.integer) or not isinstance(seeds, Sequence | np.ndarray):
-        raise TypeError(f"`{name}` must be a sequence of ints (e.g. range(8)), got {seeds!r}.")
-    values = tuple(seeds)
-    if not values or not all(isinstance(s, int | np.integer) and not isinstance(s, bool)
-                             for s in values):  # fmt: skip
-        raise ValueError(f"`{name}` must be a non-empty sequence of ints, got {seeds!r}.")
-    if len(set(values)) != len(values):
-        raise ValueError(f"`{name}` holds repeated values {values}; each member needs its own.")
-    return tuple(int(s) for s in values)
 
 
 def _former_keywords(former: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -188,8 +170,8 @@ def fit_ensemble(
         validation values are lists over the members, and ``best_epoch`` a list per member.
     """
     stack_configs(cfgs)  # the members share every static field (a clear error if not)
-    seeds = _check_seeds("seeds", seeds)
-    data_seeds = seeds if data_seeds is None else _check_seeds("data_seeds", data_seeds)
+    seeds = check_seeds("seeds", seeds)
+    data_seeds = seeds if data_seeds is None else check_seeds("data_seeds", data_seeds)
     if len(data_seeds) != len(seeds):
         raise ValueError(f"`data_seeds` needs one value per seed ({len(seeds)}).")
     runs = [

@@ -41,7 +41,9 @@ Groups:
   ``cached_program``, the one way every package keeps its jitted programs (bounded LRU);
 - devices and the loop (``trainkit._devices``, ``trainkit._loop``): ``available_cores``,
   ``MIN_ROWS_PER_DEVICE``, ``to_host``, ``compiled_step`` (its ``cache_clear()`` is what a
-  benchmark calls to time a compilation).
+  benchmark calls to time a compilation);
+- ensembles (``trainkit._members``): ``check_seeds`` (the seeds of the members),
+  ``stack_members`` (member pytrees on a leading axis) and ``member_of`` (one member back).
 """
 
 from ._cli import check_positive as check_positive
@@ -68,6 +70,9 @@ from ._formats import read_idx_pair as read_idx_pair
 from ._formats import read_zip_member as read_zip_member
 from ._hugepages import restart_with_huge_pages as restart_with_huge_pages
 from ._loop import compiled_step as compiled_step
+from ._members import check_seeds as check_seeds
+from ._members import member_of as member_of
+from ._members import stack_members as stack_members
 from ._model_files import check_fields as check_fields
 from ._options import takes_former_keywords as takes_former_keywords
 from ._options import takes_train_options as takes_train_options
@@ -126,12 +131,14 @@ __all__ = [
     "check_positive_int",
     "check_real",
     "check_record_fields",
+    "check_seeds",
     "check_sha256",
     "check_training_data",
     "compiled_step",
     "default_out",
     "label_order",
     "limit_splits",
+    "member_of",
     "pad_series",
     "parse_ints",
     "padding_problem",
@@ -145,6 +152,7 @@ __all__ = [
     "scoring_split",
     "small_scoring_split",
     "small_validation",
+    "stack_members",
     "start_cluster",
     "takes_former_keywords",
     "takes_sequences",

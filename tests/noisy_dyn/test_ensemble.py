@@ -138,7 +138,7 @@ def test_bad_seeds_and_structure_mix_are_refused(digits):
     with pytest.raises(ValueError, match="repeated"):
         noisy_dyn.fit_ensemble([base], digits[:2], seeds=[1, 1], **KW)
     with library_checks_only(), pytest.raises(TypeError, match="sequence of ints"):
-        noisy_dyn.fit_ensemble([base], digits[:2], seeds=4, **KW)
+        noisy_dyn.fit_ensemble([base], digits[:2], seeds=4, **KW)  # the library's own message
     with pytest.raises(ValueError, match="learn_step"):
         noisy_dyn.fit_ensemble([base, base.replace(learn_step=True)], digits[:2], seeds=[0], **KW)
 
