@@ -32,8 +32,15 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 
 import trainkit
-from trainkit import EVAL_BATCH_SIZE, Recipe
-from trainkit.internal import check_seeds, member_of, stack_members, takes_train_options
+from trainkit import EVAL_BATCH_SIZE, DivergencePolicy, Recipe
+from trainkit.internal import (
+    RAISE_ON_DIVERGENCE,
+    as_divergence_policy,
+    check_seeds,
+    member_of,
+    stack_members,
+    takes_train_options,
+)
 
 from ._train import SGD_RECIPE, _OdeTask, prepare_task
 
@@ -116,7 +123,7 @@ def fit_ensemble(
     variables: Any = None,
     augment: Callable[..., ArrayLike] | None = None,
     eval_batch_size: int = EVAL_BATCH_SIZE,
-    on_divergence: str = "raise",
+    on_divergence: DivergencePolicy | str = RAISE_ON_DIVERGENCE,
     options: trainkit.TrainOptions,
 ) -> tuple[PyTree[Float[Array | np.ndarray, "members ..."]], dict[str, Any]]:
     """Train ``len(seeds)`` copies of ``model`` from different seeds in one compiled program.
@@ -137,10 +144,12 @@ def fit_ensemble(
             ``variables``, when given, start every member). ``refine_at`` with validation
             needs ``return_params="last"`` (module docstring).
         data_seeds: seeds of the example order, one per member (default ``seeds``).
-        on_divergence: ``"raise"``: a non-finite loss or gradient in any member stops the run
-            (``TrainingDiverged``, naming the members); ``"freeze"``: such a member keeps its
-            last finite variables and the others train on; ``history["diverged_step"]`` gives,
-            per member, the global step of its first non-finite update or None.
+        on_divergence: ``trainkit.RaiseOnDivergence()`` (default): a non-finite loss or
+            gradient in any member stops the run (``TrainingDiverged``, naming the members);
+            ``trainkit.FreezeDiverged()``: such a member keeps its last finite variables and the
+            others train on; ``history["diverged_step"]`` gives, per member, the global step of
+            its first non-finite update or None. The names ``"raise"``, ``"freeze"`` still work
+            and warn, as in ``noisy_dyn.fit_ensemble``.
         <train options>
 
     The options hold for the whole ensemble: one checkpoint holds every member (resumed as
@@ -174,7 +183,7 @@ def fit_ensemble(
     task = _EnsembleTask(member, len(seeds), data_seeds)
     settings = trainkit.Settings.from_options(
         options.replace(seed=seeds[0]), seeds=seeds, data_seeds=data_seeds,
-        on_divergence=on_divergence,
+        on_divergence=as_divergence_policy(on_divergence, "fit_ensemble"),
     )  # fmt: skip
     result, history, meta = trainkit.train(task, member.arrays, settings)
     history["model"] = member.model_of(meta)

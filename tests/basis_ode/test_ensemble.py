@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import basis_ode
+import trainkit
 from basis_ode import data
 from tests._shape_checks import library_checks_only
 
@@ -124,8 +125,9 @@ def test_a_diverging_member_is_frozen_and_the_other_trains_on(digits, model):
     kw = dict(epochs=1, batch_size=BATCH, learning_rate=0.05, augment=_poison, progress=False)
     with pytest.raises(basis_ode.TrainingDiverged, match=r"members \[0\]"):
         basis_ode.fit_ensemble(model, (xs, ys), seeds=SEEDS, **kw)
+    freeze = trainkit.FreezeDiverged()
     variables, history = basis_ode.fit_ensemble(model, (xs, ys), seeds=SEEDS,
-                                                on_divergence="freeze", **kw)  # fmt: skip
+                                                on_divergence=freeze, **kw)  # fmt: skip
     assert history["diverged_step"] == [step, None]
     with pytest.raises(basis_ode.TrainingDiverged) as info:
         basis_ode.fit(model, (xs, ys), seed=SEEDS[0], **kw)
