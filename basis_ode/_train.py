@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -57,6 +56,7 @@ from trainkit import TrainingDiverged as TrainingDiverged
 from trainkit import list_checkpoints as list_checkpoints
 from trainkit import load_latest_checkpoint as load_latest_checkpoint
 from trainkit.internal import (
+    cached_program,
     check_finite,
     check_label_space,
     check_learning_rate,
@@ -281,7 +281,7 @@ def _with_solver(model, n_steps: int | None, method: ButcherTableau | None):
     return model
 
 
-@functools.lru_cache(maxsize=16)
+@cached_program(maxsize=16)
 def _eval_fn(model):
     @jax.jit
     def fn(variables, batch, row_weight):
@@ -370,7 +370,7 @@ def _refine_model(model, variables):
     return model.clone(n_steps=2 * n_steps, basis=new_basis), new_variables
 
 
-@functools.lru_cache(maxsize=16)
+@cached_program(maxsize=16)
 def _init_fn(model, tagging: bool):
     if tagging:
         return jax.jit(lambda key, x, mask: model.init(key, x, mask=mask, train=False))

@@ -28,7 +28,6 @@ and :func:`logits_with_lengths` (the robustness table and the study use them), :
 """
 
 import dataclasses
-import functools
 import math
 import warnings
 from typing import Any
@@ -53,6 +52,7 @@ from trainkit import TrainingDiverged as TrainingDiverged
 from trainkit import decay_epoch as decay_epoch
 from trainkit import default_mesh as default_mesh
 from trainkit.internal import (
+    cached_program,
     check_finite,
     check_label_space,
     check_learning_rate,
@@ -158,7 +158,7 @@ def _check_positive_int(name: str, value: Any) -> int:
 # forward pass, loss, evaluation
 
 
-@functools.lru_cache(maxsize=32)
+@cached_program(maxsize=32)
 def _eval_fn(cfg: NoisyRNNConfig):
     @jax.jit
     def fn(params, batch, weight):
