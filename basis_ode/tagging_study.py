@@ -51,6 +51,7 @@ import numpy as np
 
 from trainkit import (
     MIN_SEEDS,
+    AdamRsqrtRecipe,
     FileFormatError,
     bootstrap_mean,
     interval_legend,
@@ -65,7 +66,6 @@ from . import data as _data
 from ._bases import basis_by_name
 from ._compress import Interpolate, Project, compress
 from ._models import ODETransformerTagger, count_params
-from ._recipes import AdamRsqrtRecipe
 from ._train import fit
 from .data import TaggedSplit
 
