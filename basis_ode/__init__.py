@@ -48,7 +48,12 @@ from ._projection import refine as refine
 # -- models (_stateful, _block, _units, _models, _compress) --------------------------------------
 from ._block import ODEBlock as ODEBlock
 from ._block import init_coefficients as init_coefficients
+from ._compress import COMPRESSION_MAPS as COMPRESSION_MAPS
+from ._compress import CompressionMap as CompressionMap
+from ._compress import Interpolate as Interpolate
+from ._compress import Project as Project
 from ._compress import compress as compress
+from ._compress import compression_by_name as compression_by_name
 from ._compress import compression_residual as compression_residual
 from ._compress import param_bytes as param_bytes
 from ._compress import refine_variables as refine_variables
@@ -94,7 +99,8 @@ from . import data as data
 
 # -- end data -------------------------------------------------------------------------------------
 
-# -- train (_train: fit, accuracy, checkpoints, mesh) ---------------------------------------------
+# -- train (_train: fit, accuracy, checkpoints, mesh; _ensemble: fit_ensemble) --------------------
+from ._ensemble import fit_ensemble as fit_ensemble
 from ._train import CheckpointMismatchError as CheckpointMismatchError
 from ._train import NonFiniteError as NonFiniteError
 from ._train import TrainingDiverged as TrainingDiverged
@@ -102,20 +108,22 @@ from ._train import accuracy as accuracy
 from ._train import fit as fit
 # -- end train ------------------------------------------------------------------------------------
 
-# -- recipes (_recipes: optimizer directions and learning-rate schedules, as optax objects) ------
-from ._recipes import RECIPES as RECIPES
-from ._recipes import AdamRsqrtRecipe as AdamRsqrtRecipe
-from ._recipes import Recipe as Recipe
-from ._recipes import SGDRecipe as SGDRecipe
-from ._recipes import recipe_by_name as recipe_by_name
-from ._recipes import rsqrt_schedule as rsqrt_schedule
-from ._recipes import set_learning_rate as set_learning_rate
-from ._recipes import step_schedule as step_schedule
+# -- recipes (trainkit's: optimizer directions and learning-rate schedules, as optax objects) --
+from trainkit import RECIPES as RECIPES
+from trainkit import AdamRsqrtRecipe as AdamRsqrtRecipe
+from trainkit import AdamStepDecay as AdamStepDecay
+from trainkit import Recipe as Recipe
+from trainkit import SGDRecipe as SGDRecipe
+from trainkit import recipe_by_name as recipe_by_name
+from trainkit import rsqrt_schedule as rsqrt_schedule
+from trainkit import set_learning_rate as set_learning_rate
+from trainkit import step_schedule as step_schedule
 # -- end recipes ----------------------------------------------------------------------------------
 
 # The API reference (pdoc) documents exactly these names.
 __all__ = [
     "AdamRsqrtRecipe",
+    "AdamStepDecay",
     "BASES",
     "Basis",
     "BasisExpansion",
@@ -142,8 +150,10 @@ __all__ = [
     "PeakMemory",
     "PiecewiseConstant",
     "PiecewiseLinear",
+    "Interpolate",
     "Plan",
     "Point",
+    "Project",
     "PreActConvUnit",
     "RECIPES",
     "RK4",
@@ -152,6 +162,8 @@ __all__ = [
     "ResNet",
     "ResidualStitch",
     "SCHEMES",
+    "COMPRESSION_MAPS",
+    "CompressionMap",
     "SGDRecipe",
     "SearchSpace",
     "TrainingDiverged",
@@ -164,12 +176,14 @@ __all__ = [
     "change_of_basis",
     "check_coefficients",
     "compress",
+    "compression_by_name",
     "compression_residual",
     "count_params",
     "data",
     "evaluate",
     "export_resnet",
     "fit",
+    "fit_ensemble",
     "fit_state",
     "gram_matrix",
     "init_coefficients",

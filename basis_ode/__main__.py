@@ -58,6 +58,7 @@ from trainkit.internal import (
 )
 
 from ._bases import BASES, Basis, basis_by_name
+from ._compress import COMPRESSION_MAPS, CompressionMap, compression_by_name
 from ._integrate import SCHEMES, ButcherTableau
 
 __all__ = ["build_parser", "cli", "main"]
@@ -158,10 +159,11 @@ def cmd_plan(args: argparse.Namespace) -> dict:
     return res
 
 
-def _map(name: str) -> str:
-    if name not in ("project", "interpolate"):
+def _map(name: str) -> CompressionMap:
+    """``--maps NAME`` as a compression map (``Project()``, ``Interpolate()``)."""
+    if name not in COMPRESSION_MAPS:
         raise CLIError(f"unknown --maps entry {name!r}; choose project and/or interpolate.")
-    return name
+    return compression_by_name(name)
 
 
 def cmd_tag(args: argparse.Namespace) -> dict:

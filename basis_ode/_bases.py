@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
 from ._types import BasisValues, IntScalar, Time
 
@@ -177,7 +178,7 @@ class Basis:
         return self._assemble(cell.astype(jnp.int32), s, jnp).astype(t.dtype)
 
     def at_step(
-        self, step: IntScalar, n_steps: int, c: Fraction, *, dtype: Any = None
+        self, step: IntScalar, n_steps: int, c: Fraction, *, dtype: DTypeLike | None = None
     ) -> BasisValues:
         """Values at the stage time ``(step + c) / n_steps`` located with exact integer arithmetic.
 

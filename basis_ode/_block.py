@@ -38,10 +38,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from trainkit.internal import FloatLike, IntLike
+
 from ._bases import Basis, PiecewiseConstant
 from ._expansion import BasisExpansion
 from ._integrate import EULER, ButcherTableau, _check_scheme
 from ._stateful import solve_stateful
+from ._types import Coefficients, State
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
@@ -49,7 +52,7 @@ __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 COEFFS = "basis_coeffs"
 
 
-def _block_expansions(variables: dict, name: str) -> Basis:
+def _block_expansions(variables: dict, name: str | None) -> Basis:
     """The one basis of a block's expansions (params and state), or a clear refusal."""
     bases = {c: v.basis for c, v in variables.items()}
     if len(set(bases.values())) > 1:
@@ -74,7 +77,7 @@ def _nodal_matrices(basis: Basis) -> tuple[np.ndarray, np.ndarray] | None:
     return A, c1
 
 
-def init_coefficients(samples: Any, basis: Basis) -> Any:
+def init_coefficients(samples: Coefficients, basis: Basis) -> Coefficients:
     """Coefficients whose ``theta(t)`` interpolates K independent initialisations at the nodes.
 
     ``samples`` stacks K draws of the unit's variables (leaves ``(K, ...)``), draw j standing for
@@ -137,10 +140,10 @@ class ODEBlock(nn.Module):
 
     unit: Callable[..., nn.Module]
     basis: Basis = PiecewiseConstant(1)
-    n_steps: int | None = None
+    n_steps: IntLike | None = None
     method: ButcherTableau = EULER
     state_collections: tuple[str, ...] = ("batch_stats",)
-    stats_ridge: float = 1e-6
+    stats_ridge: FloatLike = 1e-6
     unroll: bool | None = None
 
     def _initial_variables(self, template: Any, h: Any, context: Any) -> dict:
@@ -181,13 +184,13 @@ class ODEBlock(nn.Module):
     @nn.compact
     def __call__(
         self,
-        h: Any,
+        h: State,
         *,
         train: bool = False,
         n_steps: int | None = None,
         scheme: ButcherTableau | None = None,
         **context: Any,
-    ) -> Any:
+    ) -> State:
         """Integrate the block from ``h(0) = h`` to ``h(1)`` in the basis of the variables.
 
         Arguments:

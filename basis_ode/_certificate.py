@@ -26,7 +26,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from jaxtyping import Float
+from jaxtyping import ArrayLike, Float, Int, Shaped
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
@@ -74,8 +74,8 @@ class Certificate:
 
 def certify(
     logits: Sequence[Float[np.ndarray, "batch ... classes"]],
-    labels: np.ndarray,
-    weights: np.ndarray,
+    labels: Int[ArrayLike, "batch ..."],
+    weights: Shaped[ArrayLike, "batch ..."],
     n_steps: Sequence[tuple[int, ...]],
     *,
     tolerance: float = TOLERANCE,

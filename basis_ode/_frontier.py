@@ -24,11 +24,17 @@ from typing import Any
 from ._bases import BASES, Basis
 from ._budget import COSTS, Budget, as_budgets
 from ._certificate import Certificate
+from ._compress import (
+    PROJECT,
+    CompressionMap,
+    Interpolate,
+    Project,
+    as_compression_map,
+    compression_by_name,
+)
 from ._integrate import ButcherTableau, scheme_by_name, scheme_name
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
-
-_METHODS = ("project", "interpolate")
 
 
 class BudgetError(ValueError):
@@ -44,14 +50,14 @@ class Configuration:
             ``stage1``, ``stage2`` for a ConvODENet).
         n_steps: one step count per block.
         scheme: the fixed-step scheme of every block (``EULER``, ``MIDPOINT``, ``RK4``, ...).
-        method: how the trained coefficients reach ``bases``: "project" (L2 projection) or
-            "interpolate" (see :func:`basis_ode.compress`).
+        method: how the trained coefficients reach ``bases``: ``Project()`` (L2 projection) or
+            ``Interpolate()`` (see :func:`basis_ode.compress`); a name still works and warns.
     """
 
     bases: tuple[Basis, ...]
     n_steps: tuple[int, ...]
     scheme: ButcherTableau
-    method: str = "project"
+    method: CompressionMap | str = Project()
 
     def __post_init__(self) -> None:
         bases, steps = tuple(self.bases), tuple(int(n) for n in self.n_steps)
@@ -65,9 +71,7 @@ class Configuration:
                             f"{bases!r}.")  # fmt: skip
         if min(steps) < 1:
             raise ValueError(f"Configuration: step counts must be >= 1, got {steps}.")
-        if self.method not in _METHODS:
-            raise ValueError(f"Configuration: method must be 'project' or 'interpolate', got "
-                             f"{self.method!r}.")  # fmt: skip
+        object.__setattr__(self, "method", as_compression_map(self.method, "Configuration"))
         object.__setattr__(self, "bases", bases)
         object.__setattr__(self, "n_steps", steps)
 
@@ -78,7 +82,7 @@ class Configuration:
         n_steps: int,
         scheme: ButcherTableau,
         blocks: int,
-        method: str = "project",
+        method: CompressionMap | str = PROJECT,
     ) -> Configuration:
         """The same basis and steps in each of ``blocks`` blocks."""
         return cls((basis,) * blocks, (int(n_steps),) * blocks, scheme, method)
@@ -113,7 +117,7 @@ class Configuration:
         else:
             k = "/".join(str(b.K) for b in self.bases)
             n = "/".join(str(s) for s in self.n_steps)
-        via = "" if self.method == "project" else " (interpolated)"
+        via = " (interpolated)" if isinstance(self.method, Interpolate) else ""
         plural = "" if n == "1" else "s"
         return f"{'+'.join(fams)} K={k}, {n} {self.scheme.name} step{plural}{via}"
 
@@ -124,14 +128,15 @@ class Configuration:
             "K": [b.K for b in self.bases],
             "n_steps": list(self.n_steps),
             "scheme": scheme_name(self.scheme),
-            "method": self.method,
+            "method": self.method.name,
         }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Configuration:
         """The inverse of :meth:`to_json`."""
         bases = tuple(BASES[n](int(k)) for n, k in zip(d["bases"], d["K"]))
-        return cls(bases, tuple(d["n_steps"]), scheme_by_name(d["scheme"]), d["method"])
+        method = compression_by_name(d["method"])
+        return cls(bases, tuple(d["n_steps"]), scheme_by_name(d["scheme"]), method)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,11 +201,10 @@ class Point:
         cert = None
         if c is not None:
             fields = {f.name for f in dataclasses.fields(Certificate)}
-            cert = Certificate(**{k: v for k, v in c.items() if k in fields})
-            cert = dataclasses.replace(
-                cert, n_steps=tuple(tuple(n) for n in cert.n_steps),
-                accuracy=tuple(cert.accuracy), change=tuple(cert.change),
-            )  # fmt: skip
+            kw = {k: v for k, v in c.items() if k in fields}  # JSON lists back to tuples
+            kw |= {"n_steps": tuple(tuple(n) for n in kw["n_steps"]),
+                   "accuracy": tuple(kw["accuracy"]), "change": tuple(kw["change"])}  # fmt: skip
+            cert = Certificate(**kw)
         keys = ("correct", "total", "latency_ms", "model_bytes", "param_bytes", "peak_bytes",
                 "search")  # fmt: skip
         return cls(Configuration.from_json(d["config"]), **{k: d[k] for k in keys},

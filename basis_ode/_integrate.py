@@ -19,7 +19,6 @@ it stays in the step's own cell (docs/basis_ode.md, "Integration"; Queiruga et a
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import numbers
@@ -33,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PyTree
+
+from trainkit.internal import ProgramCache
 
 from ._bases import Basis
 from ._expansion import BasisExpansion
@@ -364,28 +365,20 @@ def _fixed_step(field, h0, coeffs, basis, n_steps, tab, has_aux, return_stages, 
     return OdeSolution(h=h, stage_times=times, aux=aux)
 
 
-#: How many compiled solve programs are kept (least recently used dropped first, with their
-#: executables). Each jax.jit program owns its cache, so a dropped one is freed; unbounded (as
-#: with one shared equinox.filter_jit) every distinct field kept ~40 memory maps for the life of
-#: the process, and a long test session crashed in XLA at the kernel's map limit.
 MAX_PROGRAMS = 64
-_PROGRAMS: collections.OrderedDict = collections.OrderedDict()
+"""How many compiled solve programs are kept (least recently used dropped first, with their
+executables; :class:`trainkit.internal.ProgramCache` says why the number is bounded)."""
+_PROGRAMS = ProgramCache(MAX_PROGRAMS)
 
 
 def _program(key: tuple, build: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
     try:
-        fn = _PROGRAMS.pop(key)
-    except KeyError:
-        fn = build()
+        return _PROGRAMS.get(key, build)
     except TypeError as err:
         raise TypeError(
             f"odeint: the field's non-array parts must be hashable ({err}); make the field a "
             "function or an equinox.Module whose arrays are leaves."
         ) from None
-    _PROGRAMS[key] = fn
-    while len(_PROGRAMS) > max(int(MAX_PROGRAMS), 1):
-        _PROGRAMS.popitem(last=False)
-    return fn
 
 
 def _static_key(static: Any) -> tuple:
@@ -546,7 +539,7 @@ def odeint(
 def least_squares_fit(
     basis: Basis,
     times: Float[ArrayLike, "*samples"],
-    values: PyTree[Float[ArrayLike, "*samples"]],
+    values: PyTree[Float[ArrayLike, ...]],
     *,
     ridge: float = 1e-6,
     method: ButcherTableau | None = None,

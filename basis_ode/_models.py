@@ -41,14 +41,19 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from trainkit.internal import check_positive_int
+from trainkit.internal import FloatLike, IntLike, check_positive_int
 
 from ._bases import Basis, PiecewiseConstant
 from ._block import ODEBlock
 from ._integrate import EULER, ButcherTableau, resolve_unroll
 from ._units import PreActConvUnit, ResidualStitch, TransformerUnit, sinusoidal_positions
+
+FeatureMap = Float[Array, "batch height width channels"]
+"""NHWC features between two stages."""
+StageOutput = Float[Array, "batch height_out width_out channels_out"]
+"""A stage's output (strided or widened)."""
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
@@ -83,9 +88,9 @@ def _check_positive(name: str, value: Any) -> int:
 class _ConvBackbone(nn.Module):
     """Stem, three stages and head shared by ConvODENet and ResNet; ``stage`` builds a stage."""
 
-    num_classes: int
-    width: int
-    bn_momentum: float
+    num_classes: IntLike
+    width: IntLike
+    bn_momentum: FloatLike
     param_dtype: Any
 
     def norm(self, train: bool, name: str) -> nn.BatchNorm:
@@ -97,10 +102,10 @@ class _ConvBackbone(nn.Module):
             name=name,
         )
 
-    def stage(self, i: int, h: Array, train: bool, **kw: Any) -> Array:
+    def stage(self, i: int, h: FeatureMap, train: bool, **kw: Any) -> StageOutput:
         raise TypeError("_ConvBackbone is abstract")  # pragma: no cover
 
-    def run(self, x: Array, train: bool, **kw: Any) -> Array:
+    def run(self, x: ArrayLike, train: bool, **kw: Any) -> Array:
         _check_images(x)
         w = _check_positive("width", self.width)
         num_classes = _check_positive("num_classes", self.num_classes)
@@ -133,7 +138,7 @@ class _ConvBackbone(nn.Module):
 N_STAGES = 3
 
 
-def _stage_steps(n_steps: Any, i: int, what: str) -> int | None:
+def _stage_steps(n_steps: Any, i: int, what: str) -> IntLike | None:
     """Stage ``i``'s steps: ``n_steps`` itself (an int or None), or its i-th entry (a tuple of one
     count per stage)."""
     if not isinstance(n_steps, tuple | list):
@@ -175,12 +180,12 @@ class ConvODENet(_ConvBackbone):
     separately), as every block reads the basis of its own coefficients.
     """
 
-    num_classes: int = 10
-    width: int = 16
+    num_classes: IntLike = 10
+    width: IntLike = 16
     basis: Basis = PiecewiseConstant(4)
-    n_steps: int | tuple[int, ...] | None = None
+    n_steps: IntLike | tuple[int, ...] | None = None
     method: ButcherTableau = EULER
-    bn_momentum: float = 0.9
+    bn_momentum: FloatLike = 0.9
     param_dtype: Any = jnp.float32
     unroll: bool | None = None
 
@@ -191,7 +196,7 @@ class ConvODENet(_ConvBackbone):
                 _check_positive("ConvODENet: n_steps (None for K)", steps)
         super().__post_init__()
 
-    def stage(self, i: int, h: Array, train: bool, **kw: Any) -> Array:
+    def stage(self, i: int, h: FeatureMap, train: bool, **kw: Any) -> StageOutput:
         unit = functools.partial(
             PreActConvUnit, bn_momentum=self.bn_momentum, param_dtype=self.param_dtype
         )
@@ -209,7 +214,7 @@ class ConvODENet(_ConvBackbone):
     @nn.compact
     def __call__(
         self,
-        x: Float[Array, "batch height width channel"],
+        x: Float[ArrayLike, "batch height width channel"],
         *,
         train: bool = False,
         n_steps: int | tuple[int, ...] | None = None,
@@ -223,11 +228,11 @@ class _ResidualBlock(nn.Module):
     """``h <- h + scale * F(theta_k, h)``, the body of the ResNet's scanned stage."""
 
     unit: Any
-    scale: float
+    scale: FloatLike
     train: bool
 
     @nn.compact
-    def __call__(self, h: Array, _: Any) -> tuple[Array, None]:
+    def __call__(self, h: ArrayLike, _: Any) -> tuple[Array, None]:
         return h + self.scale * self.unit(name="unit")(h, train=self.train), None
 
 
@@ -251,15 +256,15 @@ class ResNet(_ConvBackbone):
             on the CPU backend only, as in :class:`ConvODENet`.
     """
 
-    num_classes: int = 10
-    width: int = 16
-    n_blocks: int = 4
-    residual_scale: float | None = None
-    bn_momentum: float = 0.9
+    num_classes: IntLike = 10
+    width: IntLike = 16
+    n_blocks: IntLike = 4
+    residual_scale: FloatLike | None = None
+    bn_momentum: FloatLike = 0.9
     param_dtype: Any = jnp.float32
     unroll: bool | None = None
 
-    def stage(self, i: int, h: Array, train: bool, **kw: Any) -> Array:
+    def stage(self, i: int, h: FeatureMap, train: bool, **kw: Any) -> StageOutput:
         n_blocks = _check_positive("n_blocks", self.n_blocks)
         unit = functools.partial(
             PreActConvUnit, bn_momentum=self.bn_momentum, param_dtype=self.param_dtype
@@ -277,7 +282,7 @@ class ResNet(_ConvBackbone):
 
     @nn.compact
     def __call__(
-        self, x: Float[Array, "batch height width channel"], *, train: bool = False
+        self, x: Float[ArrayLike, "batch height width channel"], *, train: bool = False
     ) -> Float[Array, "batch num_classes"]:
         """Logits of a batch of NHWC images."""
         return self.run(x, train)
@@ -306,22 +311,22 @@ class ODETransformerTagger(nn.Module):
     tokens); returns ``(batch, L, num_tags)`` logits.
     """
 
-    vocab_size: int
-    num_tags: int
-    width: int = 128
+    vocab_size: IntLike
+    num_tags: IntLike
+    width: IntLike = 128
     basis: Basis = PiecewiseConstant(4)
-    n_steps: int | None = None
+    n_steps: IntLike | None = None
     method: ButcherTableau = EULER
-    num_heads: int = 1
+    num_heads: IntLike = 1
     param_dtype: Any = jnp.float32
     unroll: bool | None = None
 
     @nn.compact
     def __call__(
         self,
-        tokens: Int[Array, "batch length"],
+        tokens: Int[ArrayLike, "batch length"],
         *,
-        mask: Bool[Array, "batch length"] | None = None,
+        mask: Bool[ArrayLike, "batch length"] | None = None,
         train: bool = False,
         n_steps: int | None = None,
         scheme: ButcherTableau | None = None,

@@ -44,7 +44,7 @@ import numpy as np
 from ._bases import BASES, Basis, Hat, Legendre
 from ._budget import Budget, as_budgets
 from ._certificate import TOLERANCE, certify
-from ._compress import param_bytes
+from ._compress import CompressionMap, Interpolate, Project, as_compression_map, param_bytes
 from ._expansion import expansions, is_expansion
 from ._frontier import Configuration, Frontier, Point
 from ._integrate import EULER, MIDPOINT, ButcherTableau, resolve_unroll, scheme_by_name
@@ -89,8 +89,9 @@ class SearchSpace:
         n_steps: step counts; None: the powers of two below the largest trained step count,
             and that count.
         schemes: fixed-step schemes (``EULER``, ``MIDPOINT``, ``RK4``, ...).
-        methods: maps from the trained coefficients, "project" and/or "interpolate" (both by
-            default: the two maps share every compiled program).
+        methods: maps from the trained coefficients, ``Project()`` and/or ``Interpolate()``
+            (both by default: the two maps share every compiled program); names still work and
+            warn.
         per_block: run the greedy per-block walks (step 3 of the module docstring).
         max_walk_steps: the most moves of one walk.
         walk_from: where walks start, each start two walks: "best" (the most accurate certified
@@ -98,14 +99,15 @@ class SearchSpace:
             trained in).
     """
 
-    bases: tuple[type[Basis], ...] | None = None
-    Ks: tuple[int, ...] | None = None
-    n_steps: tuple[int, ...] | None = None
-    schemes: tuple[ButcherTableau, ...] = (EULER, MIDPOINT)
-    methods: tuple[str, ...] = ("project", "interpolate")
+    # sequences and names are accepted (the command line passes lists); stored as tuples
+    bases: Sequence[type[Basis] | str] | None = None
+    Ks: Sequence[int] | None = None
+    n_steps: Sequence[int] | None = None
+    schemes: Sequence[ButcherTableau | str] = (EULER, MIDPOINT)
+    methods: Sequence[CompressionMap | str] = (Project(), Interpolate())
     per_block: bool = True
     max_walk_steps: int = 12
-    walk_from: tuple[str, ...] = ("best",)
+    walk_from: Sequence[str] | str = ("best",)
 
     def __post_init__(self) -> None:
         where = (self.walk_from,) if isinstance(self.walk_from, str) else tuple(self.walk_from)
@@ -135,9 +137,10 @@ class SearchSpace:
             raise TypeError(f"SearchSpace.schemes must be fixed-step schemes such as "
                             f"basis_ode.EULER, got {self.schemes!r}.")  # fmt: skip
         object.__setattr__(self, "schemes", schemes)
-        if not self.methods or set(self.methods) - {"project", "interpolate"}:
-            raise ValueError(f"SearchSpace.methods must be 'project' and/or 'interpolate', got "
-                             f"{self.methods!r}.")  # fmt: skip
+        methods = tuple(as_compression_map(m, "SearchSpace.methods") for m in self.methods)
+        if not methods:
+            raise ValueError("SearchSpace.methods must hold Project() and/or Interpolate().")
+        object.__setattr__(self, "methods", tuple(dict.fromkeys(methods)))
 
     def resolved(self, source: Configuration) -> SearchSpace:
         """The space with its defaults filled in from the trained configuration."""
@@ -160,7 +163,7 @@ class SearchSpace:
                 same = (basis,) * blocks == source.bases
                 for scheme in self.schemes:
                     for n in self.n_steps:
-                        for m in ("project",) if same else self.methods:
+                        for m in (Project(),) if same else self.methods:
                             out.append(Configuration.uniform(basis, n, scheme, blocks, m))
         return out
 
@@ -242,7 +245,7 @@ def _map_blocks(variables: Any, config: Configuration) -> Any:
         dst = config.bases[index[_block_key(path)]]
         if dst == x.basis:
             return x  # the identity map (exact)
-        return x.project(dst) if config.method == "project" else x.interpolate(dst)
+        return config.method(x, dst)
 
     return jax.tree_util.tree_map_with_path(one, dict(variables), is_leaf=is_expansion)
 
@@ -617,7 +620,7 @@ def _space_json(space: SearchSpace) -> dict[str, Any]:
         "Ks": list(space.Ks),
         "n_steps": list(space.n_steps),
         "schemes": [s.name for s in space.schemes],
-        "methods": list(space.methods),
+        "methods": [m.name for m in space.methods],
         "per_block": space.per_block,
         "max_walk_steps": space.max_walk_steps,
         "walk_from": list(space.walk_from),

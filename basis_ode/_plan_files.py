@@ -16,7 +16,12 @@ from typing import Any
 from trainkit import atomic_write_text
 
 from ._budget import BUDGETS, COSTS, Budget, as_budgets
+from ._export import export_resnet
 from ._frontier import BudgetError, Frontier, Point, pareto
+from ._integrate import EULER
+from ._model_io import save_model
+from ._models import ConvODENet
+from ._plan import adapt, measure_frontier
 
 __all__ = ["frontier_markdown", "frontier_plot", "plan_run", "write_plan"]
 
@@ -213,12 +218,7 @@ def plan_run(
     Raises:
         basis_ode.BudgetError: nothing fits (after the files are written).
     """
-    from ._export import export_resnet
-    from ._integrate import EULER
-    from ._model_io import save_model
-    from ._models import ConvODENet
-    from ._plan import adapt, measure_frontier
-    from .experiments import load_run
+    from .experiments import load_run  # (experiments imports this module: no cycle at import)
 
     budgets = as_budgets(tuple(budgets))
     run = Path(run)

@@ -18,7 +18,7 @@ import numpy as np
 from jaxtyping import Float
 
 from ._bases import Basis, Fourier
-from ._types import BasisValues, Coefficients, Parameters, Time
+from ._types import BasisValues, Coefficients, NewCoefficients, Parameters, Time
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
@@ -36,7 +36,9 @@ def _check_basis(basis: object, argname: str) -> Basis:
     return basis
 
 
-def check_coefficients(coeffs: Coefficients, basis: Basis | None = None, *, argname="coeffs"):
+def check_coefficients(
+    coeffs: Coefficients, basis: Basis | None = None, *, argname: str = "coeffs"
+):
     """Check that every leaf of ``coeffs`` has the same leading axis (K), matching ``basis.K``.
 
     Raises:
@@ -83,7 +85,7 @@ def _as_float_leaf(leaf):
     return leaf
 
 
-def _apply_matrix(matrix: np.ndarray, coeffs: Coefficients) -> Coefficients:
+def _apply_matrix(matrix: Float[np.ndarray, "K_new K"], coeffs: Coefficients) -> NewCoefficients:
     def one(leaf):
         leaf = _as_float_leaf(leaf)
         return jnp.einsum("ij,j...->i...", jnp.asarray(matrix, dtype=leaf.dtype), leaf)
@@ -227,7 +229,7 @@ def change_of_basis(src: Basis, dst: Basis) -> Float[np.ndarray, "Kdst Ksrc"]:
     return _change_of_basis(src, dst)
 
 
-def project(coeffs: Coefficients, src: Basis, dst: Basis) -> Coefficients:
+def project(coeffs: Coefficients, src: Basis, dst: Basis) -> NewCoefficients:
     """L2 projection of theta onto span(dst).
 
     Every leaf becomes ``einsum('ij,j...->i...', P, leaf)`` with ``P = change_of_basis(src, dst)``.
@@ -269,7 +271,7 @@ def interpolation_matrix(src: Basis, dst: Basis) -> Float[np.ndarray, "Kdst Ksrc
     return _interpolation_matrix(src, dst)
 
 
-def interpolate(coeffs: Coefficients, src: Basis, dst: Basis) -> Coefficients:
+def interpolate(coeffs: Coefficients, src: Basis, dst: Basis) -> NewCoefficients:
     """Nodal interpolation of theta into span(dst) (see ``interpolation_matrix``).
 
     Piecewise constant 2K -> K keeps every second coefficient (layer).
@@ -288,7 +290,7 @@ def interpolate(coeffs: Coefficients, src: Basis, dst: Basis) -> Coefficients:
     return _apply_matrix(_interpolation_matrix(src, dst), coeffs)
 
 
-def refine(coeffs: Coefficients, basis: Basis) -> tuple[Coefficients, Basis]:
+def refine(coeffs: Coefficients, basis: Basis) -> tuple[NewCoefficients, Basis]:
     """Function-preserving refinement: the same theta(t) in a finer basis of the same family.
 
     piecewise constant K -> 2K (each coefficient duplicated); hat K -> 2K - 1 (midpoints

@@ -40,9 +40,11 @@ import equinox as eqx
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jaxtyping import ArrayLike, Float
 
 from ._bases import Basis
 from ._integrate import EULER, ButcherTableau, least_squares_fit, odeint
+from ._types import State
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
@@ -105,7 +107,7 @@ class _UnitField(eqx.Module):
 def fit_state(
     state: Mapping[str, Any],
     basis: Basis,
-    stage_times: Any,
+    stage_times: Float[ArrayLike, "n_steps stages"],
     deltas: Mapping[str, Any],
     *,
     method: ButcherTableau,
@@ -140,7 +142,7 @@ def fit_state(
 
 def solve_stateful(
     unit: nn.Module,
-    h0: Any,
+    h0: State,
     variables: BlockVariables,
     basis: Basis,
     *,

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ._bases import BASES, Basis
-from ._compress import compress, param_bytes
+from ._compress import PROJECT, CompressionMap, as_compression_map, compress, param_bytes
 from ._expansion import basis_of
 from ._integrate import EULER, ButcherTableau, scheme_by_name, scheme_name
 from ._models import count_params
@@ -67,7 +67,7 @@ def compression_sweep(
     n_steps_list: Iterable[int],
     methods: Iterable[ButcherTableau | str] = (EULER,),
     out_dir: str | os.PathLike[str],
-    compress_method: str = "project",
+    compress_method: CompressionMap | str = PROJECT,
     batch_size: int = 256,
     repeats: int = 5,
     progress: bool = True,
@@ -99,7 +99,8 @@ def compression_sweep(
             their names ("euler", "midpoint", "rk4", "rk4_38"), as given on the command line.
         out_dir: where ``sweep.json``, ``sweep.md``, ``accuracy_vs_K.png`` and
             ``accuracy_vs_n_steps.png`` are written (created if missing).
-        compress_method: "project" or "interpolate" (see :func:`compress`).
+        compress_method: ``Project()`` or ``Interpolate()`` (see :func:`compress`); a name still
+            works and warns. The rows and the metadata name it (``"project"``, ...).
         batch_size: evaluation batch size (latency and memory are for one such batch).
         repeats: timed repeats for the median latency.
         progress: show a tqdm bar (on a terminal only: none in a piped log).
@@ -118,6 +119,7 @@ def compression_sweep(
         )
     families = [_family(b) for b in bases]
     methods = [scheme_by_name(m) if isinstance(m, str) else m for m in methods]
+    compress_method = as_compression_map(compress_method, "compression_sweep")
     n_steps_list = [int(n) for n in n_steps_list]
     src = basis_of(variables)
     if src is None:
@@ -140,15 +142,15 @@ def compression_sweep(
             skipped.append({"basis": name, "K": K, "reason": str(err)})
             bar.update(per_config)
             continue
-        chosen = compress_method if compressed else None
-        v = compress(variables, dst, method=chosen) if compressed else variables
+        v = compress(variables, dst, method=compress_method) if compressed else variables
+        chosen = compress_method.name if compressed else None
         head = dict(compressed=compressed, compress_method=chosen, basis=name, K=K)
         rows += _sweep_config(model, v, head, evaluation, methods, n_steps_list, bar)
     bar.close()
     meta = dict(
         src_basis=src_name,
         src_K=k_src,
-        compress_method=compress_method,
+        compress_method=compress_method.name,
         batch_size=batch_size,
         repeats=repeats,
         n_examples=int(len(xs)),

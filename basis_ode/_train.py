@@ -10,7 +10,8 @@ One verb, ``fit(model, train, ...)``, trains any Flax linen classifier whose var
   lengths; the loss is the cross-entropy averaged over the real (unpadded) positions, and the
   model is called as ``model.apply(variables, tokens, mask=positions < lengths, train=...)``.
 
-The update of every step is a :class:`basis_ode.Recipe`'s (``_recipes``): an optax direction
+The update of every step is a :class:`trainkit.Recipe`'s (``trainkit._recipes``; re-exported as
+``basis_ode.Recipe``): an optax direction
 ``D`` and a learning-rate schedule ``lr(s)`` of the global step, ``w <- w - lr(s) D(g)``:
 :class:`SGDRecipe` (momentum, L2 decay, step drops: the image recipe of Queiruga et al., 2021) or
 :class:`AdamRsqrtRecipe` (AdamW, warm-up and inverse-square-root decay: the tagger recipe). The
@@ -31,8 +32,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import functools
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,20 +40,33 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import serialization
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 import trainkit
+from trainkit import (
+    EVAL_BATCH_SIZE,
+    AdamRsqrtRecipe,
+    Recipe,
+    SGDRecipe,
+    atomic_write,
+    evaluate_padded,
+)
 from trainkit import CheckpointMismatchError as CheckpointMismatchError
 from trainkit import TrainingDiverged as TrainingDiverged
-from trainkit import atomic_write, evaluate_padded
 from trainkit import list_checkpoints as list_checkpoints
 from trainkit import load_latest_checkpoint as load_latest_checkpoint
-from trainkit.internal import check_finite, check_label_space, takes_train_options, to_host
+from trainkit.internal import (
+    cached_program,
+    check_finite,
+    check_label_space,
+    check_learning_rate,
+    takes_train_options,
+    to_host,
+)
 
 from ._bases import basis_by_name
 from ._integrate import ButcherTableau, scheme_by_name
 from ._model_io import legacy_tags, upgrade_legacy_variables, wrap_legacy_coefficients
-from ._recipes import AdamRsqrtRecipe, Recipe, SGDRecipe, set_learning_rate
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
@@ -199,12 +211,7 @@ def _check_options(recipe: Any, learning_rate: Any, refine_at: Sequence[int], mo
             "recipe must be a basis_ode.Recipe (SGDRecipe(...), AdamRsqrtRecipe(...) or a "
             f"subclass), got {type(recipe).__name__}."
         )
-    try:
-        lr = float(learning_rate)
-    except (TypeError, ValueError):
-        lr = math.nan
-    if isinstance(learning_rate, bool) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"`learning_rate` must be a finite number > 0, got {learning_rate!r}.")
+    check_learning_rate(learning_rate)
     if refine_at and not (hasattr(model, "n_steps") and hasattr(model, "basis")):
         raise TypeError(
             "refine_at needs a model with `n_steps` and `basis` attributes (an ODE-Net); "
@@ -274,7 +281,7 @@ def _with_solver(model, n_steps: int | None, method: ButcherTableau | None):
     return model
 
 
-@functools.lru_cache(maxsize=16)
+@cached_program(maxsize=16)
 def _eval_fn(model):
     @jax.jit
     def fn(variables, batch, row_weight):
@@ -297,13 +304,13 @@ def _evaluate(model, variables, arrays: tuple, batch_size: int) -> dict[str, flo
 def accuracy(
     model: Any,
     variables: Any,
-    xs: Float[Array, "batch ..."] | Int[Array, "batch time"],
-    ys: Int[Array, " batch"] | Int[Array, "batch time"],
+    xs: Float[ArrayLike, "batch ..."] | Int[ArrayLike, "batch time"],
+    ys: Int[ArrayLike, " batch"] | Int[ArrayLike, "batch time"],
     *,
-    lengths: Int[Array, " batch"] | None = None,
+    lengths: Int[ArrayLike, " batch"] | None = None,
     n_steps: int | None = None,
     method: ButcherTableau | None = None,
-    batch_size: int = 500,
+    batch_size: int = EVAL_BATCH_SIZE,
 ) -> float:
     """Accuracy of ``model`` in eval mode: ``mean(argmax logits == ys)`` over the real targets.
 
@@ -363,7 +370,7 @@ def _refine_model(model, variables):
     return model.clone(n_steps=2 * n_steps, basis=new_basis), new_variables
 
 
-@functools.lru_cache(maxsize=16)
+@cached_program(maxsize=16)
 def _init_fn(model, tagging: bool):
     if tagging:
         return jax.jit(lambda key, x, mask: model.init(key, x, mask=mask, train=False))
@@ -397,11 +404,11 @@ class _Step:
     recipe: Recipe
     learning_rate: float
     steps_per_epoch: int
+    epochs: int
     augment: Any
 
     def __call__(self, state, batch, key, step, hyper):
-        optimizer = self.recipe.optimizer(self.learning_rate)
-        schedule = self.recipe.schedule(self.learning_rate, self.steps_per_epoch)
+        schedule = self.recipe.run_schedule(self.learning_rate, self.steps_per_epoch, self.epochs)
         params, model_state = state["params"], state["model_state"]
         inputs = batch[0] if self.augment is None else self.augment(key, batch[0])
         full = (inputs, *batch[1:])
@@ -418,9 +425,9 @@ class _Step:
         finite = jnp.isfinite(loss)
         for g in jax.tree.leaves(grads):
             finite = finite & jnp.all(jnp.isfinite(g))
-        opt_state = set_learning_rate(state["opt_state"], schedule(step))
-        updates, new_opt = optimizer.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
+        new_params, new_opt = self.recipe.update(
+            grads, state["opt_state"], params, learning_rate=self.learning_rate, rate=schedule(step)
+        )
         metrics = {"loss_sum": loss * count, "correct": correct, "count": count, "finite": finite}
         return {"params": new_params, "opt_state": new_opt, "model_state": new_state}, metrics
 
@@ -436,6 +443,7 @@ class _OdeTask:
     recipe: Recipe
     learning_rate: float
     steps_per_epoch: int
+    epochs: int
     refine_at: tuple
     augment: Any
     variables: Any
@@ -459,7 +467,7 @@ class _OdeTask:
 
     def _state(self, variables) -> dict:
         params, model_state = _split(variables)
-        opt_state = self.recipe.optimizer(self.learning_rate).init(params)
+        opt_state = self.recipe.init(self.learning_rate, params)
         return {"params": params, "opt_state": opt_state, "model_state": model_state}
 
     def init(self, key, meta):
@@ -480,7 +488,8 @@ class _OdeTask:
 
     def step_fn(self, meta):
         model = self.model_of(meta)
-        return _Step(model, self.recipe, self.learning_rate, self.steps_per_epoch, self.augment)
+        return _Step(model, self.recipe, self.learning_rate, self.steps_per_epoch, self.epochs,
+                     self.augment)  # fmt: skip
 
     def hyper(self, meta):
         return {}
@@ -501,11 +510,13 @@ class _OdeTask:
         return {"val_accuracy": out["accuracy"], "val_loss": out["loss"]}
 
     def record(self, state, meta, step):
-        schedule = self.recipe.schedule(self.learning_rate, self.steps_per_epoch)
+        lr = self.recipe.learning_rate_at(
+            self.learning_rate, self.steps_per_epoch, self.epochs, max(step - 1, 0)
+        )
         model = self.model_of(meta)
         K = block_K({"params": state["params"]})
         return {
-            "learning_rate": float(schedule(max(step - 1, 0))),
+            "learning_rate": lr,
             "K": K,
             "n_steps": getattr(model, "n_steps", None) or K,
         }
@@ -562,7 +573,7 @@ class _OdeTask:
         step, epoch, batch = int(pos["step"]), int(pos["epoch"]), int(pos["batch"])
         built = [e for e in self.refine_at if e < epoch or (e == epoch and batch > 0)]
         count = step - max(built) * self.steps_per_epoch if built else step
-        schedule = self.recipe.schedule(self.learning_rate, self.steps_per_epoch)
+        schedule = self.recipe.run_schedule(self.learning_rate, self.steps_per_epoch, self.epochs)
         lr = schedule(step - 1) if count > 0 else self.learning_rate
         hyper = fresh["hyperparams"]
         return {**fresh, "count": np.asarray(count, fresh["count"].dtype), "inner_state": inner,
@@ -638,9 +649,7 @@ def _recipe_settings(recipe: Recipe) -> dict[str, Any]:
                 "weight_decay": None if recipe.weight_decay == 0.1 else recipe.weight_decay,
                 "lr_drops": [], "lr_factor": 0.1, "warmup_steps": recipe.warmup_steps,
                 "recipe": "adam_rsqrt"}  # fmt: skip
-    cls = type(recipe)
-    return {"recipe": recipe.name, "recipe_class": f"{cls.__module__}.{cls.__qualname__}",
-            **recipe.settings()}  # fmt: skip
+    return recipe.fingerprint()
 
 
 def _options(recipe, learning_rate, refine_at, augment, batch_size) -> dict:
@@ -655,19 +664,60 @@ def _options(recipe, learning_rate, refine_at, augment, batch_size) -> dict:
     }
 
 
+def prepare_task(
+    model, train, validation, *, learning_rate, recipe, refine_at, variables, augment,
+    eval_batch_size, options,
+) -> _OdeTask:  # fmt: skip
+    """Check ``fit``'s arguments (before anything is traced) and build its task for
+    :func:`trainkit.train` (``fit`` and ``fit_ensemble`` share it)."""
+    _check_options(recipe, learning_rate, tuple(refine_at), model)
+    _check_epoch_lists(options.epochs, refine_at, recipe)
+    arrays = _check_data(train, "train")
+    n_classes = _num_classes(model, arrays)
+    arrays = _check_data(arrays, "train", n_classes)
+    if len(arrays) == 2 and n_classes is not None:  # images (tagging pads its tags with 0)
+        check_label_space("train labels", arrays[1], n_classes)
+    if len(arrays) == 3:
+        _check_tags(arrays)
+    val_arrays = None if validation is None else _check_data(validation, "validation", n_classes)
+    images = len(arrays) == 2
+    if val_arrays is not None and images and val_arrays[0].shape[3:] != arrays[0].shape[3:]:
+        raise ValueError(
+            f"validation: images with {val_arrays[0].shape[3]} channel(s), the training images "
+            f"have {arrays[0].shape[3]}; give validation images of the same kind."
+        )
+    if variables is not None:
+        _check_channels(variables, arrays, "train")
+    if val_arrays is not None and len(val_arrays[0]) == 0:
+        raise ValueError(
+            f"validation holds no examples (with {len(arrays[0])} training examples the "
+            "validation split came out empty); pass more training data, or validation=None."
+        )
+    n = arrays[0].shape[0]
+    refine = tuple(sorted(int(e) for e in refine_at))
+    return _OdeTask(
+        model=model, arrays=arrays, validation=val_arrays, recipe=recipe,
+        learning_rate=float(learning_rate),
+        steps_per_epoch=max(n // max(int(options.batch_size), 1), 1), epochs=options.epochs,
+        refine_at=refine, augment=augment, variables=variables,
+        eval_batch_size=int(eval_batch_size),
+        options=_options(recipe, float(learning_rate), refine, augment, options.batch_size),
+    )  # fmt: skip
+
+
 @takes_train_options()
 def fit(
     model: Any,
-    train: tuple,
+    train: tuple | list,
     *,
     learning_rate: float,
     recipe: Recipe = SGD_RECIPE,
-    validation: tuple | None = None,
+    validation: tuple | list | None = None,
     refine_at: Sequence[int] = (),
     variables: Any = None,
-    augment: Callable[..., Array] | None = None,
+    augment: Callable[..., ArrayLike] | None = None,
     select_best: bool | None = None,
-    eval_batch_size: int = 500,
+    eval_batch_size: int = EVAL_BATCH_SIZE,
     options: trainkit.TrainOptions,
 ) -> tuple[Any, dict[str, Any]]:
     """Train ``model`` on ``train`` by minimising the cross-entropy with a training recipe.
@@ -695,7 +745,7 @@ def fit(
         variables: initial variables; by default ``model.init`` with the seed's init key.
         augment: optional ``augment(key, inputs) -> inputs`` applied inside the jitted step.
         select_best: the former switch: True means ``return_params="best"``, False ``"last"``.
-        eval_batch_size: batch size of the validation pass.
+        eval_batch_size: batch size of the validation pass (``trainkit.EVAL_BATCH_SIZE``).
         <train options>
 
     Returns:
@@ -710,41 +760,12 @@ def fit(
             the last good checkpoint is kept; ``.step``, ``.epoch``, ``.variables`` tell more.
         trainkit.CheckpointMismatchError: ``checkpoint_dir`` holds another run.
     """
-    _check_options(recipe, learning_rate, tuple(refine_at), model)
-    _check_epoch_lists(options.epochs, refine_at, recipe)
-    arrays = _check_data(train, "train")
-    n_classes = _num_classes(model, arrays)
-    arrays = _check_data(arrays, "train", n_classes)
-    if len(arrays) == 2 and n_classes is not None:  # images (tagging pads its tags with 0)
-        check_label_space("train labels", arrays[1], n_classes)
-    if len(arrays) == 3:
-        _check_tags(arrays)
-    val_arrays = None if validation is None else _check_data(validation, "validation", n_classes)
-    images = len(arrays) == 2
-    if val_arrays is not None and images and val_arrays[0].shape[3:] != arrays[0].shape[3:]:
-        raise ValueError(
-            f"validation: images with {val_arrays[0].shape[3]} channel(s), the training images "
-            f"have {arrays[0].shape[3]}; give validation images of the same kind."
-        )
-    if variables is not None:
-        _check_channels(variables, arrays, "train")
-    if val_arrays is not None and len(val_arrays[0]) == 0:
-        raise ValueError(
-            f"validation holds no examples (with {len(arrays[0])} training examples the "
-            "validation split came out empty); pass more training data, or validation=None."
-        )
     if select_best is not None:
         options = options.replace(return_params="best" if select_best else "last")
-    n = arrays[0].shape[0]
-    refine = tuple(sorted(int(e) for e in refine_at))
-    task = _OdeTask(
-        model=model, arrays=arrays, validation=val_arrays, recipe=recipe,
-        learning_rate=float(learning_rate),
-        steps_per_epoch=max(n // max(int(options.batch_size), 1), 1),
-        refine_at=refine, augment=augment, variables=variables,
-        eval_batch_size=int(eval_batch_size),
-        options=_options(recipe, float(learning_rate), refine, augment, options.batch_size),
-    )  # fmt: skip
-    result, history, meta = trainkit.train(task, arrays, trainkit.Settings.from_options(options))
+    task = prepare_task(model, train, validation, learning_rate=learning_rate, recipe=recipe,
+                        refine_at=refine_at, variables=variables, augment=augment,
+                        eval_batch_size=eval_batch_size, options=options)  # fmt: skip
+    settings = trainkit.Settings.from_options(options)
+    result, history, meta = trainkit.train(task, task.arrays, settings)
     history["model"] = task.model_of(meta)
     return result, history

@@ -11,11 +11,13 @@ from jaxtyping import Array, ArrayLike, Float, Int, PyTree
 __all__: list[str] = []  # shared by the basis_ode modules; not part of the public API
 
 #: A coefficient pytree: every leaf has shape ``(K, ...)``.
-Coefficients = PyTree[Float[Array, "K ..."]]
+Coefficients = PyTree[Float[ArrayLike, "K ..."]]
+#: The coefficients on another basis (its own number of functions, ``K_new``).
+NewCoefficients = PyTree[Float[ArrayLike, "K_new ..."]]
 #: A parameter pytree of the unit, i.e. one coefficient slice ``theta(t)`` (leaves ``(...)``).
-Parameters = PyTree[Float[Array, "..."]]
+Parameters = PyTree[Float[ArrayLike, "..."]]
 #: The ODE state ``h`` (any pytree of arrays).
-State = PyTree[Float[Array, "..."]]
+State = PyTree[Float[ArrayLike, "..."]]
 #: A scalar time in [0, 1] (Python float or 0-d array, possibly traced).
 Time = Float[ArrayLike, ""]
 #: The values ``(phi_0(t), ..., phi_{K-1}(t))`` of a basis at one time.

@@ -26,7 +26,10 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float
+from jax.typing import DTypeLike
+from jaxtyping import Array, ArrayLike, Float, Shaped
+
+from trainkit.internal import FloatLike, IntLike
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
@@ -34,7 +37,9 @@ __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 _PAD1 = ((1, 1), (1, 1))
 
 
-def _batch_norm(train: bool, momentum: float, epsilon: float, dtype: Any, name: str | None = None):
+def _batch_norm(
+    train: bool, momentum: FloatLike, epsilon: FloatLike, dtype: Any, name: str | None = None
+):
     return nn.BatchNorm(
         use_running_average=not train,
         momentum=momentum,
@@ -70,13 +75,13 @@ class PreActConvUnit(nn.Module):
         param_dtype: dtype of the parameters.
     """
 
-    bn_momentum: float = 0.9
-    bn_epsilon: float = 1e-5
+    bn_momentum: FloatLike = 0.9
+    bn_epsilon: FloatLike = 1e-5
     param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(
-        self, h: Float[Array, "batch height width channel"], *, train: bool = False
+        self, h: Float[ArrayLike, "batch height width channel"], *, train: bool = False
     ) -> Float[Array, "batch height width channel"]:
         """Evaluate the branch. Arguments: ``h`` (NHWC), ``train`` (batch statistics if True).
 
@@ -103,15 +108,15 @@ class ResidualStitch(nn.Module):
         bn_momentum, bn_epsilon, param_dtype: as in :class:`PreActConvUnit`.
     """
 
-    features: int
-    strides: int = 1
-    bn_momentum: float = 0.9
-    bn_epsilon: float = 1e-5
+    features: IntLike
+    strides: IntLike = 1
+    bn_momentum: FloatLike = 0.9
+    bn_epsilon: FloatLike = 1e-5
     param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(
-        self, h: Float[Array, "batch height width in_channel"], *, train: bool = False
+        self, h: Float[ArrayLike, "batch height width in_channel"], *, train: bool = False
     ) -> Float[Array, "batch out_height out_width features"]:
         """Apply the stitch to ``h`` (NHWC); returns NHWC, ``features`` channels."""
         bn = lambda name: _batch_norm(  # noqa: E731
@@ -137,7 +142,9 @@ class ResidualStitch(nn.Module):
         return shortcut + y
 
 
-def sinusoidal_positions(length: int, width: int, dtype: Any = jnp.float32) -> Float[Array, "L W"]:
+def sinusoidal_positions(
+    length: int, width: int, dtype: DTypeLike = jnp.float32
+) -> Float[Array, "L W"]:
     """Sinusoidal position encodings of Vaswani et al.
 
     ``P[p, 2i] = sin(p / 10000^(2i / W))``, ``P[p, 2i + 1] = cos(p / 10000^(2i / W))``.
@@ -171,25 +178,26 @@ class TransformerUnit(nn.Module):
         param_dtype: dtype of the parameters.
     """
 
-    mlp_width: int | None = None
-    num_heads: int = 1
+    mlp_width: IntLike | None = None
+    num_heads: IntLike = 1
     param_dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(
         self,
-        x: Float[Array, "batch length width"],
+        x: Float[ArrayLike, "batch length width"],
         *,
         train: bool = False,
-        mask: Bool[Array, "batch 1 length length"] | None = None,
+        mask: Shaped[ArrayLike, "batch 1 length length"] | None = None,
     ) -> Float[Array, "batch length width"]:
         """Evaluate the field.
 
         Arguments:
             x: token states.
             train: ignored (stateless unit).
-            mask: attention mask, True where query ``i`` may attend to key ``j`` (e.g.
-                ``flax.linen.make_attention_mask(valid, valid)``); None attends everywhere.
+            mask: attention mask, True (or 1) where query ``i`` may attend to key ``j`` (e.g.
+                ``flax.linen.make_attention_mask(valid, valid)``, a float 0/1 array);
+                None attends everywhere.
 
         Returns:
             ``dx/dt`` with the shape of ``x``.

@@ -30,9 +30,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from trainkit import FileFormatError, read_classification_npz, split_off_validation, split_three
+from trainkit import Splits as Splits
 from trainkit import batches as batches
 from trainkit import epoch_order as epoch_order
 from trainkit import read_idx as read_idx
@@ -82,15 +83,12 @@ Images = Float[np.ndarray, "batch height width channel"]
 Labels = Int[np.ndarray, " batch"]
 
 
-class Splits(NamedTuple):
-    """Train / validation / test splits, each a tuple ``(xs, ys)``.
-
-    ``xs`` is float32 NHWC ``(N, H, W, C)`` in ``[0, 1]``; ``ys`` int32 ``(N,)``.
-    """
-
-    train: tuple[np.ndarray, np.ndarray]
-    validation: tuple[np.ndarray, np.ndarray]
-    test: tuple[np.ndarray, np.ndarray]
+ImageSplit = tuple[Float[np.ndarray, "n height width channels"], Int[np.ndarray, " n"]]
+"""Images ``(xs, ys)``: float32 NHWC in ``[0, 1]`` and int32 labels."""
+TaggedSplit = tuple[
+    Int[np.ndarray, "n max_len"], Int[np.ndarray, "n max_len"], Int[np.ndarray, " n"]
+]
+"""Tagged passages ``(tokens, tags, lengths)``, right-padded with 0."""
 
 
 class TaggingSplits(NamedTuple):
@@ -103,9 +101,9 @@ class TaggingSplits(NamedTuple):
     (``"xpos"`` or ``"upos"``).
     """
 
-    train: tuple[np.ndarray, np.ndarray, np.ndarray]
-    validation: tuple[np.ndarray, np.ndarray, np.ndarray]
-    test: tuple[np.ndarray, np.ndarray, np.ndarray]
+    train: TaggedSplit
+    validation: TaggedSplit
+    test: TaggedSplit
     vocab: dict[str, int]
     tags: dict[str, int]
     column: str = "xpos"
@@ -320,7 +318,7 @@ def read_foolbox_samples(
 
 
 def augment(
-    key: Array, images: Float[Array, "batch height width channel"], pad: int = 4
+    key: PRNGKeyArray, images: Float[ArrayLike, "batch height width channel"], pad: int = 4
 ) -> Float[Array, "batch height width channel"]:
     """Random crop after zero padding, and random horizontal flip (the CIFAR-10 recipe).
 

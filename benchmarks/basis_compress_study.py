@@ -73,7 +73,7 @@ def study(model, variables, data, *, Ks, n_steps_list, out_dir, progress=False, 
         row = {"K": K, "residual": r, "residual_params": r_params}
         for m in ("project", "interpolate"):
             row[f"theta_err_{m}"] = theta_error(
-                variables, bo.compress(variables, dst, method=m), src, dst
+                variables, bo.compress(variables, dst, method=bo.compression_by_name(m)), src, dst
             )
         rows.append(row)
     sweeps = {}
@@ -86,7 +86,7 @@ def study(model, variables, data, *, Ks, n_steps_list, out_dir, progress=False, 
             Ks=list(Ks),
             n_steps_list=n_steps_list,
             out_dir=out_dir / m,
-            compress_method=m,
+            compress_method=bo.compression_by_name(m),
             progress=progress,
             split=split,
         )

@@ -18,6 +18,7 @@ import jax
 import noisy_dyn
 from noisy_dyn import data
 from noisy_dyn._robustness import robustness_table, to_markdown
+from noisy_dyn.attacks import perturbations_from_levels
 
 out = os.environ["OUT"]
 budget = float(sys.argv[1])  # seconds of training for all models together
@@ -71,7 +72,13 @@ pert = {
 }
 t = time.time()
 res = robustness_table(
-    models, sub, pert, key=jax.random.key(0), out_dir=out, progress=False, batch_size=1000
+    models,
+    sub,
+    perturbations_from_levels(pert),
+    key=jax.random.key(0),
+    out_dir=out,
+    progress=False,
+    batch_size=1000,
 )
 print(to_markdown(res))
 print("robustness seconds", round(time.time() - t, 1), "total", round(time.time() - t0, 1))

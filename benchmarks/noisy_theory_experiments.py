@@ -11,10 +11,10 @@
 2. ``training``: a Noisy RNN (Ito form) and its deterministic twin (same initialisation and data
    order, noise off) trained on sklearn digits (64-step pixel sequences, 8 x 8 row-major, scaled
    to [0, 1]); optionally (``--explicit``, slower) a third model trained deterministically with
-   the explicit regularizer as a penalty (``regularizer="explicit"``). After every epoch: ``mu``,
-   the mean finite-time top Lyapunov exponent along test sequences, the mean input margin (logit
-   margin over its input gradient norm) on test examples, the mean explicit regularizer (at the
-   NRNN's noise levels) and the test accuracy.
+   the explicit regularizer as a penalty (``regularizer=ExplicitRegularizer(lam=1.0)``). After
+   every epoch: ``mu``, the mean finite-time top Lyapunov exponent along test sequences, the mean
+   input margin (logit margin over its input gradient norm) on test examples, the mean explicit
+   regularizer (at the NRNN's noise levels) and the test accuracy.
 
 Each writes ``benchmarks/results/<name>.json`` and ``<name>.png``. Run::
 
@@ -222,8 +222,7 @@ def training(
             learning_rate=learning_rate,
             seed=seed,
             validation=(xs_val, ys_val),
-            regularizer=regularizer,
-            lam=1.0,
+            regularizer=noisy_dyn.regularizer_by_name(regularizer, lam=1.0),
             callback=diagnostics,
             init=init,
         )

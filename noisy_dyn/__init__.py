@@ -64,6 +64,13 @@ from ._train import CheckpointMismatchError as CheckpointMismatchError
 from ._train import TrainingDiverged as TrainingDiverged
 from ._train import accuracy as accuracy
 from ._train import fit as fit
+from ._regularizer import Exact as Exact
+from ._regularizer import Hutchinson as Hutchinson
+from ._regularizer import trace_by_name as trace_by_name
+from ._training_loss import ExplicitRegularizer as ExplicitRegularizer
+from ._training_loss import NoiseInjection as NoiseInjection
+from ._training_loss import regularizer_by_name as regularizer_by_name
+from trainkit import AdamStepDecay as AdamStepDecay
 
 # --- namespaces by topic ---
 from . import attacks as attacks
@@ -77,7 +84,9 @@ from .nn import NoisyRNN as NoisyRNN
 
 # The API reference (pdoc) documents exactly these names.
 __all__ = [
-    "PRESETS", "CheckpointMismatchError", "Cell", "EqxNoisyRNN", "GRUCell", "ItoNoise",
+    "PRESETS", "AdamStepDecay", "CheckpointMismatchError", "Exact", "ExplicitRegularizer",
+    "Hutchinson", "NoiseInjection", "regularizer_by_name", "trace_by_name", "Cell",
+    "EqxNoisyRNN", "GRUCell", "ItoNoise",
     "LSTMCell", "LipschitzCell", "NoiseForm", "NoiseSample", "NoisyRNN", "NoisyRNNConfig",
     "ReferenceNoise", "Sequences", "TrainingDiverged", "accuracy", "apply", "attacks",
     "count_params", "cpu_devices_for", "data", "drift", "euler_maruyama_step", "final_state", "fit",

@@ -40,6 +40,7 @@ from ._config import PRESETS
 from ._defaults import STANDARDIZE, default_batch_size
 from ._devices import available_cores, cpu_devices_for, use_cpu_devices
 from ._robustness import to_markdown
+from ._training_loss import regularizer_by_name
 from .data import NAMES
 from .experiments import COMPARE_MODELS, DEMO_DT, DEMO_FORMS, DEMO_KINDS
 
@@ -104,7 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = experiments.train_preset(
         args.preset, splits, learning_rate=args.lr,
         overrides={k: v for k, v in given.items() if v is not None}, out=out,
-        data_name=args.data, regularizer=args.regularizer, lam=args.lam,
+        data_name=args.data, regularizer=regularizer_by_name(args.regularizer, lam=args.lam),
         standardize=args.standardize, **cli_train_options(args),
     )  # fmt: skip
     result = run["result"]

@@ -45,11 +45,13 @@ from typing import TYPE_CHECKING, ClassVar
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array
+import numpy as np
+from jax.typing import DTypeLike
+from jaxtyping import Array, ArrayLike, Float, PyTree
 
 from ._cell import Cell, init_readout, uniform_init
 from ._noise import known_nonzero
-from ._types import Params
+from ._types import Hidden, Input, Key, Params
 
 if TYPE_CHECKING:
     from ._config import NoisyRNNConfig
@@ -64,7 +66,7 @@ class GatedCell(Cell):
     stepped: ClassVar[bool] = False
     gates: ClassVar[int]
 
-    def init(self, key, cfg, dtype):
+    def init(self, key: Key, cfg: "NoisyRNNConfig", dtype: DTypeLike) -> Params:
         shapes = self.shapes(cfg)
         keys = jax.random.split(key, len(shapes) + 1)
         bound = 1.0 / math.sqrt(cfg.hidden_size)
@@ -88,7 +90,7 @@ class GatedCell(Cell):
 
     @abc.abstractmethod
     def scan_parts(
-        self, params: Params, cfg: "NoisyRNNConfig", *, batch: int, dtype: jnp.dtype
+        self, params: Params, cfg: "NoisyRNNConfig", *, batch: int, dtype: DTypeLike
     ) -> tuple[object, Callable, Callable, Callable]:
         """``(carry0, project, step, hidden_of)`` of the time scan (:func:`gated_scan_parts`)."""
 
@@ -100,11 +102,13 @@ class LSTMCell(GatedCell):
     name: ClassVar[str] = "lstm"
     gates: ClassVar[int] = 4
 
-    def shapes(self, cfg):
+    def shapes(self, cfg: "NoisyRNNConfig") -> dict[str, tuple[int, ...]]:
         H, n_in, G = cfg.hidden_size, cfg.input_size, 4 * cfg.hidden_size
         return {"W_ih": (G, n_in), "W_hh": (G, H), "b": (G,)}
 
-    def scan_parts(self, params, cfg, *, batch, dtype):
+    def scan_parts(
+        self, params: Params, cfg: "NoisyRNNConfig", *, batch: int, dtype: DTypeLike
+    ) -> tuple[object, Callable, Callable, Callable]:
         h0 = jnp.zeros((batch, cfg.hidden_size), dtype=dtype)
         W_ih_t, b, W_hh = params["W_ih"].T, params["b"], params["W_hh"]
         return (
@@ -122,11 +126,13 @@ class GRUCell(GatedCell):
     name: ClassVar[str] = "gru"
     gates: ClassVar[int] = 3
 
-    def shapes(self, cfg):
+    def shapes(self, cfg: "NoisyRNNConfig") -> dict[str, tuple[int, ...]]:
         H, n_in, G = cfg.hidden_size, cfg.input_size, 3 * cfg.hidden_size
         return {"W_ih": (G, n_in), "W_hh": (G, H), "b_ih": (G,), "b_hh": (G,)}
 
-    def scan_parts(self, params, cfg, *, batch, dtype):
+    def scan_parts(
+        self, params: Params, cfg: "NoisyRNNConfig", *, batch: int, dtype: DTypeLike
+    ) -> tuple[object, Callable, Callable, Callable]:
         h0 = jnp.zeros((batch, cfg.hidden_size), dtype=dtype)
         W_ih_t, b_ih = params["W_ih"].T, params["b_ih"]
         W_hh, b_hh = params["W_hh"], params["b_hh"]
@@ -143,25 +149,27 @@ def gated_shapes(cfg: "NoisyRNNConfig") -> dict[str, tuple[int, ...]]:
     return cfg.cell.shapes(cfg)
 
 
-def lstm_step(params: Params, carry: tuple[Array, Array], x: Array) -> tuple[Array, Array]:
+def lstm_step(params: Params, carry: tuple[Hidden, Hidden], x: Input) -> tuple[Hidden, Hidden]:
     """One LSTM step ``(h, c), x -> (h', c')`` (equations in the module docstring)."""
     h, c = carry
     return _lstm_core(params["W_hh"], (h, c), x @ params["W_ih"].T + params["b"])
 
 
-def gru_step(params: Params, h: Array, x: Array) -> Array:
+def gru_step(params: Params, h: Hidden, x: Input) -> Hidden:
     """One GRU step ``h, x -> h'`` (equations in the module docstring)."""
     return _gru_core(params["W_hh"], params["b_hh"], h, x @ params["W_ih"].T + params["b_ih"])
 
 
-def _lstm_core(W_hh: Array, carry: tuple[Array, Array], gx: Array) -> tuple[Array, Array]:
+def _lstm_core(
+    W_hh: ArrayLike, carry: tuple[ArrayLike, ArrayLike], gx: ArrayLike
+) -> tuple[Array, Array]:
     h, c = carry
     i, f, g, o = jnp.split(gx + h @ W_hh.T, 4, axis=-1)
     c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
     return jax.nn.sigmoid(o) * jnp.tanh(c_new), c_new
 
 
-def _gru_core(W_hh: Array, b_hh: Array, h: Array, gx: Array) -> Array:
+def _gru_core(W_hh: ArrayLike, b_hh: ArrayLike, h: ArrayLike, gx: ArrayLike) -> Array:
     xr, xz, xn = jnp.split(gx, 3, axis=-1)
     hr, hz, hn = jnp.split(h @ W_hh.T + b_hh, 3, axis=-1)
     r = jax.nn.sigmoid(xr + hr)
@@ -171,7 +179,7 @@ def _gru_core(W_hh: Array, b_hh: Array, h: Array, gx: Array) -> Array:
 
 
 def gated_scan_parts(
-    params: Params, cfg: "NoisyRNNConfig", *, batch: int, dtype: jnp.dtype
+    params: Params, cfg: "NoisyRNNConfig", *, batch: int, dtype: DTypeLike
 ) -> tuple[object, Callable, Callable, Callable]:
     """Pieces of the time scan of a gated cell.
 
@@ -191,7 +199,7 @@ def gated_scan_parts(
 
 # --- conversion to and from the parameter trees of the Flax cells ---------------------------------
 
-FlaxParams = dict[str, dict[str, Array]]
+FlaxParams = PyTree[Float[Array | np.ndarray, "..."]]
 """The ``params`` collection of a Flax cell: ``{module: {"kernel": (in, H), "bias": (H,)}}``."""
 
 _LSTM_GATES = ("i", "f", "g", "o")
@@ -210,7 +218,7 @@ _FLAX_GRU_LEAVES = {
 
 def _read_flax_tree(
     flax_params: object, leaves: dict[str, tuple[str, ...]], cell_name: str
-) -> tuple[dict[str, dict[str, Array]], int, int]:
+) -> tuple[FlaxParams, int, int]:
     """Validate a Flax cell's ``params`` tree; return it as arrays with ``(input_size, H)``."""
     if isinstance(flax_params, Mapping) and set(flax_params) == {"params"}:
         flax_params = flax_params["params"]  # a whole variables dict {"params": ...}

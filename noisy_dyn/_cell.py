@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 from jaxtyping import Array, ArrayLike, Float
+
+from trainkit.internal import FloatScalar
 
 from ._noise import may_be_nonzero
 from ._types import Hidden, Input, Key, Matrix, Params
@@ -25,12 +28,12 @@ if TYPE_CHECKING:
     from ._config import NoisyRNNConfig
 
 
-def uniform_init(key: Key, shape: tuple[int, ...], bound: float, dtype: jnp.dtype) -> Array:
+def uniform_init(key: Key, shape: tuple[int, ...], bound: float, dtype: DTypeLike) -> Array:
     """Entries uniform in ``[-bound, bound)``."""
     return jax.random.uniform(key, shape, dtype=dtype, minval=-bound, maxval=bound)
 
 
-def init_readout(key: Key, cfg: "NoisyRNNConfig", dtype: jnp.dtype) -> Params:
+def init_readout(key: Key, cfg: "NoisyRNNConfig", dtype: DTypeLike) -> Params:
     """Read-out ``V (C, H), c (C,)`` with PyTorch ``nn.Linear``'s default U(+-1/sqrt(H))."""
     kv, kc = jax.random.split(key)
     bound = 1.0 / math.sqrt(cfg.hidden_size)
@@ -61,7 +64,7 @@ class Cell(abc.ABC):
         """Keys and shapes of the cell's parameters, read-out excluded."""
 
     @abc.abstractmethod
-    def init(self, key: Key, cfg: "NoisyRNNConfig", dtype: jnp.dtype) -> Params:
+    def init(self, key: Key, cfg: "NoisyRNNConfig", dtype: DTypeLike) -> Params:
         """Initial parameters, read-out included."""
 
     def check(self, cfg: "NoisyRNNConfig") -> None:  # noqa: B027 - a hook: nothing to refuse by default
@@ -83,14 +86,14 @@ class LipschitzCell(Cell):
     fused: ClassVar[bool] = True
     stepped: ClassVar[bool] = True
 
-    def shapes(self, cfg):
+    def shapes(self, cfg: "NoisyRNNConfig") -> dict[str, tuple[int, ...]]:
         H, n_in = cfg.hidden_size, cfg.input_size
         shapes = {"M_A": (H, H), "M_W": (H, H), "U": (H, n_in), "b": (H,)}
         if cfg.learn_step:
             shapes["step"] = (H,)
         return shapes
 
-    def init(self, key, cfg, dtype):
+    def init(self, key: Key, cfg: "NoisyRNNConfig", dtype: DTypeLike) -> Params:
         H, n_in = cfg.hidden_size, cfg.input_size
         ka, kw, ku, kb, kr = jax.random.split(key, 5)
         std = cfg.init_std / H
@@ -108,7 +111,7 @@ class LipschitzCell(Cell):
 
 
 def lipschitz_matrix(
-    M: Float[ArrayLike, "hidden hidden"], beta: float, gamma: float
+    M: Float[ArrayLike, "hidden hidden"], beta: FloatScalar, gamma: FloatScalar
 ) -> Float[Array, "hidden hidden"]:
     """The structured recurrent matrix of the Lipschitz RNN.
 

@@ -294,7 +294,9 @@ def _lookup(name: str) -> tuple[dict[str, object], float, float, str]:
     return _PRESETS[name]
 
 
-def preset(name: str, *, input_size: int, num_classes: int, **overrides: object) -> NoisyRNNConfig:
+def preset(
+    name: str, *, input_size: int | np.integer, num_classes: int | np.integer, **overrides: object
+) -> NoisyRNNConfig:
     """A named configuration of the paper's official runs (hidden size 128 unless overridden;
     the table is in ``docs/noisy_rnn.md``).
 

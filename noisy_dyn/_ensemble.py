@@ -4,9 +4,9 @@ Member ``m = i * S + j`` (cfg-major, seed-minor) is configuration ``cfgs[i]`` tr
 ``seeds[j]``: the run ``fit(cfgs[i], train, seed=seeds[j], data_seed=data_seeds[j])`` with the
 same settings. Its initial parameters come from ``init_key_j, noise_key_j = split(key(seeds[j]))``,
 its step ``s`` draws noise from ``fold_in(noise_key_j, s)``, its epoch ``e`` visits the examples in
-``trainkit.epoch_order(N, seed=data_seeds[j], epoch=e)``, and Adam with the step decay updates it
-alone (see ``noisy_dyn._train``). The members are ``jax.vmap``-ed in one compiled step
-(``trainkit.train``'s member axis) over their stacked configurations
+``trainkit.epoch_order(N, seed=data_seeds[j], epoch=e)``, and the recipe (Adam with the step
+decay by default) updates it alone (see ``noisy_dyn._train``). The members are ``jax.vmap``-ed
+in one compiled step (``trainkit.train``'s member axis) over their stacked configurations
 (:func:`noisy_dyn.stack_configs`): the configurations may differ only in their numbers (the
 leaves of :class:`noisy_dyn.NoisyRNNConfig`), which enter the step as traced values, so one
 compilation serves every noise level. A traced level draws every kind of noise its form can use;
@@ -26,23 +26,23 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
 import trainkit
-from trainkit.internal import takes_train_options
+from trainkit import EVAL_BATCH_SIZE, AdamStepDecay, DivergencePolicy, Recipe
+from trainkit.internal import (
+    RAISE_ON_DIVERGENCE,
+    as_divergence_policy,
+    check_seeds,
+    member_of,
+    stack_members,
+    takes_former_keywords,
+    takes_train_options,
+)
 
 from ._config import NoisyRNNConfig, stack_configs
-from ._train import NoisyTask, Step, prepare_run
-
-
-def _stack(trees: Sequence[Any]) -> Any:
-    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
-
-
-def _member(tree: Any, m: int) -> Any:
-    return jax.tree_util.tree_map(lambda leaf: leaf[m], tree)
+from ._train import ADAM_STEP_DECAY, NOISE_INJECTION, NoisyTask, Step, prepare_run
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -56,19 +56,21 @@ class _EnsembleTask:
     package: str = "noisy_dyn.fit_ensemble"
 
     def init(self, keys, meta):
-        return _stack([t.init(keys[m], meta) for m, t in enumerate(self.members)])
+        return stack_members([t.init(keys[m], meta) for m, t in enumerate(self.members)])
 
     def template(self, meta):
         keys = jax.random.wrap_key_data(np.zeros((len(self.members), 2), np.uint32))
         return jax.eval_shape(lambda: self.init(keys, meta))
 
     def step_fn(self, meta):
-        return Step(self.structure, "noise")
+        first = self.members[0]
+        return Step(self.structure, first.regularizer, first.recipe, first.steps_per_epoch,
+                    first.epochs)  # fmt: skip
 
     def hyper(self, meta):
         # each member's config, its numbers as float32 values (one traced leaf per number)
         cfgs = stack_configs([t.cfg for t in self.members], dtype=np.float32)
-        return {**_stack([t.hyper(meta) for t in self.members]), "cfg": cfgs}
+        return {**stack_members([t.hyper(meta) for t in self.members]), "cfg": cfgs}
 
     def epoch_start(self, epoch, state, meta):
         return state, meta
@@ -76,7 +78,7 @@ class _EnsembleTask:
     def evaluate(self, state, meta):
         if self.members[0].validation is None:
             return {}
-        each = [t.evaluate(_member(state, m), meta) for m, t in enumerate(self.members)]
+        each = [t.evaluate(member_of(state, m), meta) for m, t in enumerate(self.members)]
         return {k: [e[k] for e in each] for k in each[0]}
 
     def record(self, state, meta, step):
@@ -99,41 +101,41 @@ class _EnsembleTask:
         return first.loss_hint() + where
 
 
-def _check_seeds(name: str, seeds: Any) -> tuple[int, ...]:
-    if isinstance(seeds, int | np.integer) or not isinstance(seeds, Sequence | np.ndarray):
-        raise TypeError(f"`{name}` must be a sequence of ints (e.g. range(8)), got {seeds!r}.")
-    values = tuple(seeds)
-    if not values or not all(isinstance(s, int | np.integer) and not isinstance(s, bool)
-                             for s in values):  # fmt: skip
-        raise ValueError(f"`{name}` must be a non-empty sequence of ints, got {seeds!r}.")
-    if len(set(values)) != len(values):
-        raise ValueError(f"`{name}` holds repeated values {values}; each member needs its own.")
-    return tuple(int(s) for s in values)
+def _former_keywords(former: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``decay_at``, ``decay_factor`` become ``recipe=AdamStepDecay(decay_at, factor)``."""
+    if kwargs.get("recipe") is not None:
+        raise TypeError("fit_ensemble() got decay_at/decay_factor and recipe; pass recipe only.")
+    recipe = AdamStepDecay(decay_at=former.get("decay_at", 0.9),
+                           factor=former.get("decay_factor", 0.1))  # fmt: skip
+    return {**kwargs, "recipe": recipe}
 
 
+@takes_former_keywords(
+    ("decay_at", "decay_factor"), _former_keywords,
+    instead="pass recipe=noisy_dyn.AdamStepDecay(decay_at=..., factor=...)",
+)  # fmt: skip
 @takes_train_options(
     exclude=("seed", "data_seed"), renamed={"checkpoint_every_steps": "checkpoint_every"}
 )
 def fit_ensemble(
     cfgs: Sequence[NoisyRNNConfig],
-    train: tuple,
+    train: trainkit.Sequences | tuple,
     *,
     seeds: Sequence[int],
     learning_rate: float,
-    validation: tuple | None = None,
-    decay_at: float = 0.9,
-    decay_factor: float = 0.1,
+    validation: trainkit.Sequences | tuple | None = None,
+    recipe: Recipe = ADAM_STEP_DECAY,
     data_seeds: Sequence[int] | None = None,
-    eval_batch_size: int = 512,
-    on_divergence: str = "raise",
+    eval_batch_size: int = EVAL_BATCH_SIZE,
+    on_divergence: DivergencePolicy | str = RAISE_ON_DIVERGENCE,
     options: trainkit.TrainOptions,
-) -> tuple[dict[str, Float[Array, "members ..."]], dict[str, Any]]:
+) -> tuple[dict[str, Float[Array | np.ndarray, "members ..."]], dict[str, Any]]:
     """Train ``len(cfgs) * len(seeds)`` Noisy RNNs of one architecture in one compiled program.
 
     Member ``i * len(seeds) + j`` is ``fit(cfgs[i], train, seed=seeds[j],
     data_seed=data_seeds[j])`` with the same settings, up to floating-point rounding: the same
-    initial parameters, noise keys, example order and Adam updates (module docstring). Noise
-    injection only (``regularizer="noise"``).
+    initial parameters, noise keys, example order and recipe updates (module docstring). Noise
+    injection only (``regularizer=NoiseInjection()``).
 
     Arguments:
         cfgs: configurations differing at most in their numbers ``dt, beta, gamma_a, gamma_w,
@@ -141,18 +143,21 @@ def fit_ensemble(
         train: a :class:`trainkit.Sequences` or ``(xs, ys[, lengths])``, as for
             :func:`noisy_dyn.fit`.
         seeds: the seeds of every configuration (initialisation and noise).
-        learning_rate, validation, decay_at, decay_factor: as for ``fit``, the same for every
-            member (validation is evaluated for each member).
+        learning_rate, validation, recipe: as for ``fit``, the same for every member
+            (validation is evaluated for each member).
         data_seeds: seeds of the example order, one per seed (default ``seeds``).
         eval_batch_size: batch size of the validation pass.
-        on_divergence: ``"raise"``: a non-finite loss or gradient in any member stops the run
-            (``TrainingDiverged``, naming the members); ``"freeze"``: such a member keeps its
-            last finite parameters and the others train on (a study should not lose 95 members
-            to one unstable noise level); ``history["diverged_step"]`` gives, per member, the
-            global step of its first non-finite update or None. If every member diverges the
-            run stops as with ``"raise"``.
+        on_divergence: ``trainkit.RaiseOnDivergence()`` (default): a non-finite loss or
+            gradient in any member stops the run (``TrainingDiverged``, naming the members);
+            ``trainkit.FreezeDiverged()``: such a member keeps its last finite parameters and
+            the others train on (a study should not lose 95 members to one unstable noise
+            level); ``history["diverged_step"]`` gives, per member, the global step of its first
+            non-finite update or None. If every member diverges the run stops as with
+            ``RaiseOnDivergence()``. The names ``"raise"``, ``"freeze"`` still work and warn.
         <train options>
         checkpoint_every_steps: the former name of ``checkpoint_every``, still accepted.
+        decay_at, decay_factor: the former keywords, still accepted with a DeprecationWarning
+            (``recipe=AdamStepDecay(decay_at, factor)``).
 
     The options hold for the whole ensemble: one checkpoint holds every member; ``callback``
     gets the stacked parameters; ``return_params="best"`` gives each member its own best
@@ -165,15 +170,14 @@ def fit_ensemble(
         validation values are lists over the members, and ``best_epoch`` a list per member.
     """
     stack_configs(cfgs)  # the members share every static field (a clear error if not)
-    seeds = _check_seeds("seeds", seeds)
-    data_seeds = seeds if data_seeds is None else _check_seeds("data_seeds", data_seeds)
+    seeds = check_seeds("seeds", seeds)
+    data_seeds = seeds if data_seeds is None else check_seeds("data_seeds", data_seeds)
     if len(data_seeds) != len(seeds):
         raise ValueError(f"`data_seeds` needs one value per seed ({len(seeds)}).")
     runs = [
         prepare_run(cfg, train, validation, epochs=options.epochs, batch_size=options.batch_size,
-                    learning_rate=learning_rate, regularizer="noise", lam=1.0, decay_at=decay_at,
-                    decay_factor=decay_factor, data_seed=None, init=None,
-                    eval_batch_size=eval_batch_size)
+                    learning_rate=learning_rate, regularizer=NOISE_INJECTION, recipe=recipe,
+                    data_seed=None, init=None, eval_batch_size=eval_batch_size)
         for cfg in cfgs
     ]  # fmt: skip
     first = runs[0]
@@ -185,7 +189,8 @@ def fit_ensemble(
     )
     settings = trainkit.Settings.from_options(
         options.replace(epochs=first.epochs, batch_size=first.batch_size, seed=seeds[0]),
-        seeds=seeds * len(cfgs), data_seeds=data_seeds * len(cfgs), on_divergence=on_divergence,
+        seeds=seeds * len(cfgs), data_seeds=data_seeds * len(cfgs),
+        on_divergence=as_divergence_policy(on_divergence, "fit_ensemble"),
     )  # fmt: skip
     params, history, _ = trainkit.train(task, first.data, settings)
     return params, history

@@ -64,7 +64,7 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 from jax.sharding import AbstractMesh
 from jax.sharding import PartitionSpec as P
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int
 
 from ._noise import Coefficients, Uses, draw_steps
 from ._step import advance, noise_scale
@@ -180,7 +180,7 @@ def _draws(noise: Noise, plan: Plan, c: _Chunk, shape, dtype, first_row):
     return draw_steps(noise.key, c.ks, shape, dtype, plan.uses, first_row)
 
 
-def _chunk_forward(ctx: _Ctx, h: Array, c: _Chunk, need: _Need | None):
+def _chunk_forward(ctx: _Ctx, h: ArrayLike, c: _Chunk, need: _Need | None):
     """The steps of one chunk from its first state ``h``: ``h_end`` and, given what the
     backward pass ``need``-s, the chunk's :class:`_Residuals`."""
     collect = need is not None
@@ -206,7 +206,7 @@ def _chunk_forward(ctx: _Ctx, h: Array, c: _Chunk, need: _Need | None):
     return h_end, _Residuals(hT, af[0], af[1], xi_c if need.xi else None, u_c)
 
 
-def _step_back(ctx: _Ctx, Kt: Array, need: _Need, g: Array, inp):
+def _step_back(ctx: _Ctx, Kt: ArrayLike, need: _Need, g: ArrayLike, inp):
     """One reverse step: ``g_{k+1} -> g_k``, emitting ``[delta_k | gf_k]`` and ``gv``."""
     k, a_k, xi_k, u_k = inp
     coef = ctx.coef
@@ -221,7 +221,7 @@ def _step_back(ctx: _Ctx, Kt: Array, need: _Need, g: Array, inp):
     return g_prev, (dg, gv if need.gv else None)
 
 
-def _coef_grads(coef: Coefficients, res: _Residuals, gv: Array, h, need: _Need) -> Coefficients:
+def _coef_grads(coef: Coefficients, res: _Residuals, gv: ArrayLike, h, need: _Need) -> Coefficients:
     """Sums over the chunk's rows of the coefficient gradients (module docstring); zeros for
     the coefficients that are not differentiated."""
     rows = (0, 1)
@@ -241,7 +241,7 @@ def _coef_grads(coef: Coefficients, res: _Residuals, gv: Array, h, need: _Need) 
     return grads
 
 
-def _chunk_backward(ctx: _Ctx, Kt: Array, need: _Need, carry: _Grads, c: _Chunk, res):
+def _chunk_backward(ctx: _Ctx, Kt: ArrayLike, need: _Need, carry: _Grads, c: _Chunk, res):
     """Reverse one chunk: ``g`` at its end -> ``g`` at its start; add its gradients."""
     H = res.hT.shape[0]
     coef = ctx.coef
@@ -271,7 +271,7 @@ def _chunks(xs, noise: Noise, plan: Plan) -> _Chunk:
     return jax.tree_util.tree_map(lambda a: a.reshape(-1, plan.chunk, *a.shape[1:]), c)
 
 
-def _forward(ctx: _Ctx, xs: Array, h0: Array, need: _Need | None):
+def _forward(ctx: _Ctx, xs: ArrayLike, h0: ArrayLike, need: _Need | None):
     """The outer scan over chunks; with ``need``, each chunk's residuals (or, with remat, its
     first state) are stored for the backward pass."""
     store = need is not None
@@ -441,10 +441,10 @@ def chunk_plan(time: int, remat: int | None) -> tuple[int, int]:
 def fused_final_state(
     w: Weights,
     coef: Coefficients,
-    xs: Float[Array, "time batch input"],
-    h0: Float[Array, "batch hidden"],
+    xs: Float[ArrayLike, "time batch input"],
+    h0: Float[ArrayLike, "batch hidden"],
     noise: Noise,
-    lengths: Int[Array, " batch"] | None,
+    lengths: Int[ArrayLike, " batch"] | None,
     *,
     uses: Uses,
     remat: int | None,

@@ -19,7 +19,7 @@ from ._types import Key, Params
 
 def lyapunov_exponents(
     params: Params,
-    xs: Float[ArrayLike, "time input"],
+    xs: Float[ArrayLike, "time input"] | Sequences,
     cfg: NoisyRNNConfig,
     *,
     k: int = 1,
@@ -90,7 +90,7 @@ def lyapunov_exponents(
 @partial(jax.jit, static_argnames=("cfg", "k", "brownian", "burn_in"))
 def _lyapunov_jit(
     params: Params,
-    xs: Array,
+    xs: ArrayLike,
     cfg: NoisyRNNConfig,
     key: Key | None,
     k: int,

@@ -15,7 +15,7 @@ from ._theory_common import check_theory_cfg, check_theory_xs, check_theory_ys
 from ._types import Params
 
 
-def _margin_over_gradient(logits_fn, x: Array, y: Array) -> Array:
+def _margin_over_gradient(logits_fn, x: ArrayLike, y: ArrayLike) -> Array:
     """``m(x) / ||grad_x m(x)||`` with ``m`` the logit margin (true class minus best other)."""
 
     def margin(xx: Array) -> Array:
@@ -71,7 +71,9 @@ def input_margin(
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def _input_margin_jit(params: Params, xs: Array, ys: Array, cfg: NoisyRNNConfig, lengths) -> Array:
+def _input_margin_jit(
+    params: Params, xs: ArrayLike, ys: ArrayLike, cfg: NoisyRNNConfig, lengths
+) -> Array:
     def margin(x: Array, y: Array, n: Array) -> Array:
         logits_fn = lambda xx: apply(params, xx[None], cfg, lengths=n[None])[0]  # noqa: E731
         return _margin_over_gradient(logits_fn, x, y)

@@ -19,7 +19,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array
 
 from trainkit import FileFormatError, load_model_file, save_model_file
 from trainkit.internal import check_fields
@@ -27,8 +26,7 @@ from trainkit.internal import check_fields
 from ._config import NoisyRNNConfig
 from ._params import check_params
 from ._scaling import InputScaling
-
-Params = dict[str, Array]
+from ._types import Params  # noqa: E402
 
 _PREFIX = "param_"
 _SCALING = ("input_mean", "input_scale")

@@ -27,10 +27,16 @@ from typing import TYPE_CHECKING, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jax.typing import DTypeLike
+from jaxtyping import Array, ArrayLike, Float
 
 from ._threefry import standard_normal, typed_key, uniform
 from ._types import Hidden, Key
+
+Level = float | Float[ArrayLike, "*members"]
+"""A noise level: a number, or one per member of stacked configurations; possibly traced."""
+Step = Float[ArrayLike, "*members hidden"]
+"""A per-unit quantity of the update (the step ``d``, ``c_a``, ``c_m``), ``(H,)``."""
 
 if TYPE_CHECKING:
     from ._config import NoisyRNNConfig
@@ -45,8 +51,8 @@ class NoiseSample(NamedTuple):
             ``m_k = 1 - sigma_mult + sigma_mult u_k``; ``None`` for the Ito form.
     """
 
-    xi: Float[Array, "batch time hidden"] | None
-    u: Float[Array, "batch time hidden"] | None = None
+    xi: Float[ArrayLike, "batch time hidden"] | None
+    u: Float[ArrayLike, "batch time hidden"] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -63,10 +69,10 @@ class Uses(NamedTuple):
 class Coefficients(NamedTuple):
     """Per-unit coefficients of the one update (``noisy_dyn._step``); arrays, possibly traced."""
 
-    step: Array  # d, (H,)
-    spread: Array  # s, () — the reference form's sigma_mult, 0 for the Ito form
-    noise_add: Array  # c_a, (H,)
-    noise_mult: Array | None  # c_m, (H,); None: no multiplicative noise (reference form)
+    step: Step  # d, (H,)
+    spread: Level  # s, () — the reference form's sigma_mult, 0 for the Ito form
+    noise_add: Step  # c_a, (H,)
+    noise_mult: Step | None  # c_m, (H,); None: no multiplicative noise (reference form)
 
 
 def may_be_nonzero(value: object) -> bool:
@@ -99,23 +105,27 @@ class NoiseForm(abc.ABC):
     """Whether the noise is an Ito diffusion (a Brownian increment ``sqrt(d) sigma(h) xi``)."""
 
     @abc.abstractmethod
-    def uses(self, sigma_add: object, sigma_mult: object) -> Uses:
+    def uses(self, sigma_add: Level, sigma_mult: Level) -> Uses:
         """The draws this form needs at these levels (:func:`may_be_nonzero`)."""
 
     @abc.abstractmethod
-    def coefficients(self, d: Array, sigma_add: object, sigma_mult: object, dtype) -> Coefficients:
+    def coefficients(
+        self, d: Step, sigma_add: Level, sigma_mult: Level, dtype: DTypeLike
+    ) -> Coefficients:
         """The update's coefficients for the per-unit step ``d``."""
 
     @abc.abstractmethod
-    def mean_factor(self, sigma_mult: object) -> object:
+    def mean_factor(self, sigma_mult: Level) -> Level:
         """``E[m_k]``: the mean of the random step factor (1 without one)."""
 
     @abc.abstractmethod
-    def step_covariance(self, h: Array, f: Array, d: Array, sigma_add, sigma_mult) -> Array:
+    def step_covariance(
+        self, h: Hidden, f: Hidden, d: Step, sigma_add: Level, sigma_mult: Level
+    ) -> Hidden:
         """The per-unit variance of one step's noise to first order around ``h`` with drift
         ``f`` (the explicit regularizer's diffusion)."""
 
-    def check(self, sigma_mult: object) -> None:  # noqa: B027 - a hook: nothing to refuse by default
+    def check(self, sigma_mult: Level) -> None:  # noqa: B027 - a hook: nothing to refuse by default
         """Raise a ``ValueError`` when the levels do not fit the form."""
 
 
@@ -132,22 +142,26 @@ class ItoNoise(NoiseForm):
     name: ClassVar[str] = "ito"
     brownian: ClassVar[bool] = True
 
-    def uses(self, sigma_add, sigma_mult):
+    def uses(self, sigma_add: Level, sigma_mult: Level) -> Uses:
         return Uses(may_be_nonzero(sigma_add) or may_be_nonzero(sigma_mult), False)
 
-    def coefficients(self, d, sigma_add, sigma_mult, dtype):
+    def coefficients(
+        self, d: Step, sigma_add: Level, sigma_mult: Level, dtype: DTypeLike
+    ) -> Coefficients:
         root = jnp.sqrt(jnp.abs(d))
         sa, sm = jnp.asarray(sigma_add, dtype), jnp.asarray(sigma_mult, dtype)
         return Coefficients(d, jnp.zeros((), dtype), root * sa, root * sm)
 
-    def mean_factor(self, sigma_mult):
+    def mean_factor(self, sigma_mult: Level) -> Level:
         return 1.0
 
-    def diffusion(self, h: Array, sigma_add: object, sigma_mult: object) -> Array:
+    def diffusion(self, h: Hidden, sigma_add: Level, sigma_mult: Level) -> Hidden:
         """The diagonal of the diffusion ``sigma(h) = sigma_add I + sigma_mult diag(h)``."""
         return sigma_add + sigma_mult * h
 
-    def step_covariance(self, h, f, d, sigma_add, sigma_mult):
+    def step_covariance(
+        self, h: Hidden, f: Hidden, d: Step, sigma_add: Level, sigma_mult: Level
+    ) -> Hidden:
         return jnp.abs(d) * self.diffusion(h, sigma_add, sigma_mult) ** 2
 
 
@@ -164,21 +178,25 @@ class ReferenceNoise(NoiseForm):
     name: ClassVar[str] = "reference"
     brownian: ClassVar[bool] = False
 
-    def uses(self, sigma_add, sigma_mult):
+    def uses(self, sigma_add: Level, sigma_mult: Level) -> Uses:
         return Uses(may_be_nonzero(sigma_add), may_be_nonzero(sigma_mult))
 
-    def coefficients(self, d, sigma_add, sigma_mult, dtype):
+    def coefficients(
+        self, d: Step, sigma_add: Level, sigma_mult: Level, dtype: DTypeLike
+    ) -> Coefficients:
         ones = jnp.ones(d.shape, dtype)
         sa, sm = jnp.asarray(sigma_add, dtype), jnp.asarray(sigma_mult, dtype)
         return Coefficients(d, sm, sa * ones, None)
 
-    def mean_factor(self, sigma_mult):
+    def mean_factor(self, sigma_mult: Level) -> Level:
         return 1.0 - sigma_mult / 2.0
 
-    def step_covariance(self, h, f, d, sigma_add, sigma_mult):
+    def step_covariance(
+        self, h: Hidden, f: Hidden, d: Step, sigma_add: Level, sigma_mult: Level
+    ) -> Hidden:
         return sigma_add**2 + (sigma_mult**2 / 12.0) * (d * f) ** 2
 
-    def check(self, sigma_mult):
+    def check(self, sigma_mult: Level) -> None:
         if not isinstance(sigma_mult, jax.core.Tracer) and np.any(np.asarray(sigma_mult) > 1.0):
             raise ValueError(
                 "NoisyRNNConfig.sigma_mult must lie in [0, 1] for noise_form='reference' (the step "
@@ -232,7 +250,7 @@ def ito_diffusion(h: Hidden, cfg: "NoisyRNNConfig") -> Hidden:
     return ItoNoise().diffusion(h, cfg.sigma_add, cfg.sigma_mult)
 
 
-def step_factor(u: Array, cfg: "NoisyRNNConfig") -> Array:
+def step_factor(u: Float[ArrayLike, "*batch hidden"], cfg: "NoisyRNNConfig") -> Hidden:
     """Reference-form step factor ``m = 1 - sigma_mult + sigma_mult u ~ U[1 - sigma_mult, 1)``.
 
     Its mean is ``1 - sigma_mult / 2``, so the mean step is ``d (1 - sigma_mult / 2)``.
@@ -242,11 +260,11 @@ def step_factor(u: Array, cfg: "NoisyRNNConfig") -> Array:
 
 def draw_step(
     key: Key,
-    k: int | Array,
+    k: int | ArrayLike,
     shape: tuple[int, int],
-    dtype: jnp.dtype,
+    dtype: DTypeLike,
     need: Uses,
-    first_row: Array | int | None = None,
+    first_row: ArrayLike | int | None = None,
 ) -> tuple[Array | None, Array | None]:
     """The noise ``(xi_k, u_k)`` of step ``k``, each of ``shape`` or ``None`` when not needed.
 
@@ -265,18 +283,18 @@ def draw_step(
 
 def draw_steps(
     key: Key,
-    ks: Array,
+    ks: ArrayLike,
     shape: tuple[int, int],
-    dtype: jnp.dtype,
+    dtype: DTypeLike,
     need: Uses,
-    first_row: Array | int | None = None,
+    first_row: ArrayLike | int | None = None,
 ) -> tuple[Array | None, Array | None]:
     """:func:`draw_step` of every step index in ``ks``, stacked on a leading axis."""
     return jax.vmap(lambda k: draw_step(key, k, shape, dtype, need, first_row))(ks)
 
 
 def step_noise(
-    key: Key, k: int | Array, cfg: "NoisyRNNConfig", *, batch: int, dtype: jnp.dtype
+    key: Key, k: int | ArrayLike, cfg: "NoisyRNNConfig", *, batch: int, dtype: DTypeLike
 ) -> tuple[Array | None, Array | None]:
     """The noise ``(xi_k, u_k)`` of step ``k`` for ``cfg``, each ``(batch, hidden)`` or ``None``."""
     return draw_step(key, k, (batch, cfg.hidden_size), dtype, uses(cfg))
@@ -288,7 +306,7 @@ def sample_noise(
     *,
     batch: int,
     time: int,
-    dtype: jnp.dtype | None = None,
+    dtype: DTypeLike | None = None,
 ) -> NoiseSample:
     """The step noise that ``apply(params, xs, cfg, key=key)`` uses, batch-major.
 

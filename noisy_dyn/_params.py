@@ -8,12 +8,13 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from ._config import NoisyRNNConfig
 from ._types import Key, Params
 
 
-def init_params(key: Key, cfg: NoisyRNNConfig, *, dtype: jnp.dtype | None = None) -> Params:
+def init_params(key: Key, cfg: NoisyRNNConfig, *, dtype: DTypeLike | None = None) -> Params:
     """Initial parameters for ``cfg.cell``, as a flat dict of arrays.
 
     Lipschitz cell: ``M_A, M_W`` of shape ``(H, H)`` with entries

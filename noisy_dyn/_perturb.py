@@ -10,40 +10,39 @@ All functions are pure, work under ``jax.jit`` and ``jax.vmap``, and treat every
 batch independently: norms and balls are taken over all non-batch axes of one example.
 """
 
-from collections.abc import Callable
+import warnings
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from trainkit.internal import takes_sequences
 
+from ._perturbations import (
+    FGSM,
+    PERTURBATIONS,
+    Linf,
+    LogitsFn,
+    Norm,
+    RandomPerturbation,
+    SaltPepper,
+    _bcast,
+    as_norm,
+    pgd_loop,
+)
+from ._perturbations import check_level as _check_level
 from ._solve import apply
+from ._types import Params
+
+_LINF = Linf()
 
 PERTURBATION_KINDS = ("gaussian", "multiplicative", "salt_pepper")
+"""The names of the random perturbations (the objects: ``Gaussian``, ``Multiplicative``,
+``SaltPepper``)."""
 ATTACK_NORMS = ("linf", "l2")
-
-LogitsFn = Callable[[Array], Array]
-
-
-def _is_concrete(x: Any) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
-def _check_level(name: str, level: Any, *, upper: float | None = None) -> None:
-    """Eager validation of a noise level or radius (skipped when it is traced)."""
-    if not _is_concrete(level):
-        return
-    value = np.asarray(level)
-    if value.ndim != 0:
-        raise ValueError(f"`{name}` must be a scalar, got an array of shape {value.shape}.")
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"`{name}` must be a finite number >= 0, got {float(value)}.")
-    if upper is not None and value > upper:
-        raise ValueError(f"`{name}` must lie in [0, {upper}], got {float(value)}.")
+"""The names of the attack norms (the objects: ``Linf``, ``L2``)."""
 
 
 def _check_floating(name: str, xs: Any) -> None:
@@ -57,46 +56,80 @@ def _check_floating(name: str, xs: Any) -> None:
 
 @takes_sequences(position=0, labels=False, rewrap=True)
 def perturb(
-    xs: Float[Array, "*shape"],
-    kind: str,
-    level: float | Float[Array, ""],
+    xs: Float[ArrayLike, "*shape"],
+    perturbation: RandomPerturbation | str,
+    level: float | Float[ArrayLike, ""] | None = None,
     *,
-    key: Array,
-    low: float = 0.0,
-    high: float = 1.0,
-    lengths: Int[Array, " batch"] | None = None,
+    key: PRNGKeyArray,
+    low: float | None = None,
+    high: float | None = None,
+    lengths: Int[ArrayLike, " batch"] | None = None,
 ) -> Float[Array, "*shape"]:
-    """Corrupt inputs with random noise of a given kind and level.
+    """Corrupt inputs with random noise: ``perturb(xs, Gaussian(0.1), key=key)``.
 
     With ``n`` i.i.d. standard normal and ``u`` i.i.d. uniform on [0, 1), entry by entry:
 
-    - ``"gaussian"``: ``x + level * n`` (additive white noise of standard deviation ``level``);
-    - ``"multiplicative"``: ``x * (1 + level * n)``;
-    - ``"salt_pepper"``: with probability ``level`` the entry is replaced, by ``low`` or ``high``
-      with equal chance (so a fraction ``level`` of the entries is corrupted on average);
-      otherwise it is kept.
+    - :class:`Gaussian` ``(sigma)``: ``x + sigma * n`` (additive white noise);
+    - :class:`Multiplicative` ``(sigma)``: ``x * (1 + sigma * n)``;
+    - :class:`SaltPepper` ``(p, low=0, high=1)``: with probability ``p`` the entry is replaced,
+      by ``low`` or ``high`` with equal chance (a fraction ``p`` of the entries is corrupted on
+      average); otherwise it is kept.
 
-    No clipping is applied. ``level`` may be a traced scalar (e.g. under ``vmap`` over levels).
+    No clipping is applied. The level may be traced (e.g. ``jax.vmap(lambda s: perturb(xs,
+    Gaussian(s), key=key))(sigmas)``).
 
     Arguments:
         xs: inputs of any shape and floating dtype, or a :class:`trainkit.Sequences` (its
             lengths used; a ``Sequences`` with the perturbed inputs is returned).
-        kind: one of ``"gaussian"``, ``"multiplicative"``, ``"salt_pepper"``.
-        level: noise standard deviation (gaussian, multiplicative, >= 0) or corruption
-            probability (salt_pepper, in [0, 1]).
+        perturbation: a random perturbation object. The old spelling ``perturb(xs, "gaussian",
+            0.1, key=key)`` (a name, its level and ``low``/``high`` for salt and pepper) still
+            works and warns (``DeprecationWarning``).
+        level: only with a name (deprecated).
         key: PRNG key (keyword-only).
-        low, high: the "pepper" and "salt" values of salt-and-pepper noise.
+        low, high: only with the name ``"salt_pepper"`` (deprecated; ``SaltPepper(p, low,
+            high)``).
         lengths: for ``xs`` of shape ``(batch, time, ...)`` with padding after each row's
             ``lengths[b]`` valid steps: the padding is left untouched.
 
     Returns:
         The perturbed array, same shape and dtype as ``xs``.
     """
-    out = _perturb(xs, kind, level, key=key, low=low, high=high)
+    perturbation = _random_perturbation(perturbation, level, low, high)
+    _check_floating("xs", xs)
+    xs = jnp.asarray(xs)
+    out = perturbation.sample(xs, key=key)
     return out if lengths is None else jnp.where(_valid_steps(out, lengths), out, xs)
 
 
-def _valid_steps(xs: Array, lengths: Any) -> Array:
+def _random_perturbation(perturbation: Any, level: Any, low: Any, high: Any) -> Any:
+    """The object of :func:`perturb`'s argument; a name (the old spelling) warns."""
+    if isinstance(perturbation, RandomPerturbation):
+        if level is not None or low is not None or high is not None:
+            raise TypeError(
+                "perturb: the level, low and high belong to the perturbation object (e.g. "
+                "SaltPepper(0.1, low=0.0, high=1.0)); do not pass them beside it."
+            )
+        return perturbation
+    if perturbation not in PERTURBATION_KINDS:
+        raise ValueError(
+            "`perturbation` must be Gaussian(sigma), Multiplicative(sigma) or SaltPepper(p) (or "
+            f"one of the names {PERTURBATION_KINDS}), got {perturbation!r}."
+        )
+    cls = PERTURBATIONS[perturbation]
+    warnings.warn(
+        f"perturb(xs, {perturbation!r}, level) is deprecated; pass the object, "
+        f"perturb(xs, noisy_dyn.attacks.{cls.__name__}(level), key=key).",
+        DeprecationWarning,
+        stacklevel=4,
+    )
+    if level is None:
+        raise TypeError(f"perturb: the perturbation {perturbation!r} needs a level.")
+    _check_level("level", level, upper=1.0 if cls is SaltPepper else None)
+    extra = {"low": 0.0 if low is None else low, "high": 1.0 if high is None else high}
+    return cls(level, **(extra if cls is SaltPepper else {}))
+
+
+def _valid_steps(xs: ArrayLike, lengths: Any) -> Array:
     """Boolean mask of the valid steps of ``xs`` ``(batch, time, ...)``, broadcastable."""
     if xs.ndim < 2 or np.shape(lengths) != (xs.shape[0],):
         raise ValueError(
@@ -107,45 +140,8 @@ def _valid_steps(xs: Array, lengths: Any) -> Array:
     return valid.reshape(valid.shape + (1,) * (xs.ndim - 2))
 
 
-def _perturb(xs, kind, level, *, key, low, high):
-    if kind not in PERTURBATION_KINDS:
-        raise ValueError(f"`kind` must be one of {PERTURBATION_KINDS}, got {kind!r}.")
-    _check_floating("xs", xs)
-    _check_level("level", level, upper=1.0 if kind == "salt_pepper" else None)
-    xs = jnp.asarray(xs)
-    dtype = xs.dtype
-    level = jnp.asarray(level, dtype)
-    if kind == "gaussian":
-        return xs + level * jax.random.normal(key, xs.shape, dtype)
-    if kind == "multiplicative":
-        return xs * (1 + level * jax.random.normal(key, xs.shape, dtype))
-    k_mask, k_value = jax.random.split(key)
-    hit = jax.random.uniform(k_mask, xs.shape, dtype) < level
-    salt = jax.random.bernoulli(k_value, 0.5, xs.shape)
-    value = jnp.where(salt, jnp.asarray(high, dtype), jnp.asarray(low, dtype))
-    return jnp.where(hit, value, xs)
-
-
 # --------------------------------------------------------------------------------------------
 # Generic attacks on a batched logits function.
-
-
-def _per_example_ce(logits: Array, ys: Array) -> Array:
-    """Softmax cross-entropy of each example, (batch,): ``logsumexp(logits) - logits[y]``."""
-    return optax.softmax_cross_entropy_with_integer_labels(logits, ys)
-
-
-def _example_axes(x: Array) -> tuple[int, ...]:
-    return tuple(range(1, x.ndim))
-
-
-def _bcast(v: Array, x: Array) -> Array:
-    """Reshape a (batch,) vector to broadcast against x (batch, ...)."""
-    return v.reshape(v.shape + (1,) * (x.ndim - 1))
-
-
-def _l2(x: Array) -> Array:
-    return jnp.sqrt(jnp.sum(x * x, axis=_example_axes(x)))
 
 
 def _check_batch(xs: Any, ys: Any) -> None:
@@ -161,72 +157,49 @@ def _check_batch(xs: Any, ys: Any) -> None:
 
 def fgsm_fn(
     logits_fn: LogitsFn,
-    xs: Float[Array, "batch ..."],
-    ys: Int[Array, " batch"],
-    eps: float | Float[Array, ""],
+    xs: Float[ArrayLike, "batch ..."],
+    ys: Int[ArrayLike, " batch"],
+    eps: float | Float[ArrayLike, ""],
+    *,
+    norm: Norm | str = _LINF,
 ) -> Float[Array, "batch ..."]:
     """Fast gradient sign method (Goodfellow et al. 2015) on any batched logits function.
 
-    ``x_adv = x + eps * sign(grad_x CE(logits_fn(x), y))`` per example, the steepest ascent step of
-    the cross-entropy in the l-infinity ball of radius ``eps``.
+    ``x_adv = x + eps * a(grad_x CE(logits_fn(x), y))`` per example, with ``a`` the norm's
+    steepest-ascent direction: ``sign`` for :class:`Linf` (the default; the steepest ascent step of
+    the cross-entropy in the l-infinity ball of radius ``eps``), ``g / ||g||_2`` for :class:`L2`.
+    The same as ``FGSM(eps, norm=norm).attack(logits_fn, xs, ys)``.
 
     Arguments:
         logits_fn: maps a batch ``xs`` to logits (batch, classes); examples must not interact.
         xs: clean inputs (batch, ...).
         ys: integer labels (batch,).
-        eps: l-infinity radius, >= 0.
+        eps: radius, >= 0.
+        norm: the ball, ``Linf()`` (default) or ``L2()``.
 
     Returns:
         The adversarial inputs, same shape and dtype as ``xs``.
     """
     _check_batch(xs, ys)
-    _check_level("eps", eps)
-    grad = jax.grad(lambda x: jnp.sum(_per_example_ce(logits_fn(x), ys)))(xs)
-    return xs + jnp.asarray(eps, xs.dtype) * jnp.sign(grad)
-
-
-def _project(delta: Array, eps: Array, norm: str) -> Array:
-    if norm == "linf":
-        return jnp.clip(delta, -eps, eps)
-    n = _l2(delta)
-    scale = jnp.minimum(1.0, eps / jnp.maximum(n, jnp.finfo(delta.dtype).tiny))
-    return delta * _bcast(scale, delta)
-
-
-def _ascent_direction(grad: Array, norm: str) -> Array:
-    if norm == "linf":
-        return jnp.sign(grad)
-    n = _l2(grad)
-    return grad / _bcast(jnp.maximum(n, jnp.finfo(grad.dtype).tiny), grad)
-
-
-def _random_start(key: Array, xs: Array, eps: Array, norm: str) -> Array:
-    if norm == "linf":
-        return jax.random.uniform(key, xs.shape, xs.dtype, -1.0, 1.0) * eps
-    # Uniform in the l2 ball: a uniform direction times radius eps * u^(1/d).
-    k_dir, k_rad = jax.random.split(key)
-    d = int(np.prod(xs.shape[1:]))
-    direction = _ascent_direction(jax.random.normal(k_dir, xs.shape, xs.dtype), "l2")
-    radius = eps * jax.random.uniform(k_rad, (xs.shape[0],), xs.dtype) ** (1.0 / d)
-    return direction * _bcast(radius, xs)
+    return FGSM(eps, norm=as_norm(norm, "fgsm_fn")).attack(logits_fn, jnp.asarray(xs), ys)
 
 
 def pgd_fn(
     logits_fn: LogitsFn,
-    xs: Float[Array, "batch ..."],
-    ys: Int[Array, " batch"],
-    eps: float | Float[Array, ""],
+    xs: Float[ArrayLike, "batch ..."],
+    ys: Int[ArrayLike, " batch"],
+    eps: float | Float[ArrayLike, ""],
     *,
     steps: int,
-    step_size: float | Float[Array, ""],
-    norm: str = "linf",
-    key: Array | None = None,
-    mask: Array | None = None,
+    step_size: float | Float[ArrayLike, ""],
+    norm: Norm | str = _LINF,
+    key: PRNGKeyArray | None = None,
+    mask: Bool[ArrayLike, "..."] | None = None,
 ) -> Float[Array, "batch ..."]:
     """Projected gradient ascent on the cross-entropy in an eps-ball (Madry et al. 2018).
 
     Iterates ``delta <- Proj_eps(delta + step_size * s(grad))`` with ``s = sign`` for
-    ``norm="linf"`` and ``s(g) = g / ||g||_2`` for ``norm="l2"``, ``Proj_eps`` the Euclidean
+    ``norm=Linf()`` and ``s(g) = g / ||g||_2`` for ``norm=L2()``, ``Proj_eps`` the Euclidean
     projection onto ``{||delta|| <= eps}`` of one example. The start is ``delta = 0``, or uniform in
     the ball when ``key`` is given. The returned iterate is, per example, the one of highest loss
     among the clean input and all iterates, so the attack never lowers the loss it climbs. One
@@ -239,7 +212,8 @@ def pgd_fn(
         eps: radius of the ball, >= 0.
         steps: number of ascent steps, >= 1.
         step_size: ascent step length, >= 0 (a common choice is 2.5 * eps / steps).
-        norm: ``"linf"`` or ``"l2"``.
+        norm: the ball, ``Linf()`` (default) or ``L2()`` (the names ``"linf"``, ``"l2"`` still
+            work and warn).
         key: optional PRNG key for a random start.
         mask: optional boolean array broadcastable to ``xs``: entries where it is ``False``
             (e.g. padding) are never changed.
@@ -250,48 +224,18 @@ def pgd_fn(
     _check_batch(xs, ys)
     _check_level("eps", eps)
     _check_level("step_size", step_size)
-    if norm not in ATTACK_NORMS:
-        raise ValueError(f"`norm` must be one of {ATTACK_NORMS}, got {norm!r}.")
-    if not isinstance(steps, int | np.integer) or steps < 1:
+    norm = as_norm(norm, "pgd_fn")
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
         raise ValueError(f"`steps` must be a Python int >= 1, got {steps!r}.")
     xs = jnp.asarray(xs)
     eps = jnp.asarray(eps, xs.dtype)
     step_size = jnp.asarray(step_size, xs.dtype)
-
-    def loss_and_grad(delta: Array) -> tuple[Array, Array]:
-        def total(d: Array) -> tuple[Array, Array]:
-            per = _per_example_ce(logits_fn(xs + d), ys)
-            return jnp.sum(per), per
-
-        (_, per), grad = jax.value_and_grad(total, has_aux=True)(delta)
-        return per, grad
-
-    zero = jnp.zeros_like(xs)
-    best_loss, _ = loss_and_grad(zero)
-    best = zero
-    keep = (lambda d: d) if mask is None else (lambda d: jnp.where(mask, d, 0.0))  # noqa: E731
-    start = zero if key is None else keep(_random_start(key, xs, eps, norm))
-    delta = _project(start, eps, norm)
-
-    def body(carry: tuple[Array, Array, Array], _: None) -> tuple[tuple[Array, Array, Array], None]:
-        delta, best, best_loss = carry
-        loss, grad = loss_and_grad(delta)
-        better = loss > best_loss
-        best = jnp.where(_bcast(better, delta), delta, best)
-        best_loss = jnp.where(better, loss, best_loss)
-        step = keep(_ascent_direction(keep(grad), norm))
-        delta = _project(delta + step_size * step, eps, norm)
-        return (delta, best, best_loss), None
-
-    (delta, best, best_loss), _ = jax.lax.scan(body, (delta, best, best_loss), None, length=steps)
-    final_loss, _ = loss_and_grad(delta)
-    best = jnp.where(_bcast(final_loss > best_loss, delta), delta, best)
-    return xs + best
+    return pgd_loop(logits_fn, xs, ys, eps, step_size, steps=steps, norm=norm, key=key, mask=mask)
 
 
 def deepfool_fn(
     logits_fn: LogitsFn,
-    xs: Float[Array, "batch ..."],
+    xs: Float[ArrayLike, "batch ..."],
     *,
     max_iter: int = 50,
     overshoot: float = 0.02,
@@ -370,13 +314,13 @@ def _model_logits(params: dict, cfg: Any, lengths: Any = None) -> LogitsFn:
 
 @takes_sequences(rewrap=True)
 def fgsm(
-    params: dict,
-    xs: Float[Array, "batch time feature"],
-    ys: Int[Array, " batch"],
+    params: Params,
+    xs: Float[ArrayLike, "batch time feature"],
+    ys: Int[ArrayLike, " batch"],
     cfg: Any,
-    eps: float | Float[Array, ""],
+    eps: float | Float[ArrayLike, ""],
     *,
-    lengths: Int[Array, " batch"] | None = None,
+    lengths: Int[ArrayLike, " batch"] | None = None,
 ) -> Float[Array, "batch time feature"]:
     """FGSM on the deterministic inference path ``apply(params, xs, cfg)``; see ``fgsm_fn``.
 
@@ -389,17 +333,17 @@ def fgsm(
 
 @takes_sequences(rewrap=True)
 def pgd(
-    params: dict,
-    xs: Float[Array, "batch time feature"],
-    ys: Int[Array, " batch"],
+    params: Params,
+    xs: Float[ArrayLike, "batch time feature"],
+    ys: Int[ArrayLike, " batch"],
     cfg: Any,
-    eps: float | Float[Array, ""],
+    eps: float | Float[ArrayLike, ""],
     *,
     steps: int,
-    step_size: float | Float[Array, ""],
-    norm: str = "linf",
-    key: Array | None = None,
-    lengths: Int[Array, " batch"] | None = None,
+    step_size: float | Float[ArrayLike, ""],
+    norm: Norm | str = _LINF,
+    key: PRNGKeyArray | None = None,
+    lengths: Int[ArrayLike, " batch"] | None = None,
 ) -> Float[Array, "batch time feature"]:
     """PGD on the deterministic inference path ``apply(params, xs, cfg)``; see ``pgd_fn``.
 
@@ -408,18 +352,19 @@ def pgd(
     place of ``xs, ys`` and returns one with the adversarial inputs."""
     fn = _model_logits(params, cfg, lengths)
     mask = None if lengths is None else _valid_steps(jnp.asarray(xs), lengths)
+    norm = as_norm(norm, "pgd")
     return pgd_fn(fn, xs, ys, eps, steps=steps, step_size=step_size, norm=norm, key=key, mask=mask)
 
 
 @takes_sequences(labels=False, rewrap=True)
 def deepfool(
-    params: dict,
-    xs: Float[Array, "batch time feature"],
+    params: Params,
+    xs: Float[ArrayLike, "batch time feature"],
     cfg: Any,
     *,
     max_iter: int = 50,
     overshoot: float = 0.02,
-    lengths: Int[Array, " batch"] | None = None,
+    lengths: Int[ArrayLike, " batch"] | None = None,
 ) -> Float[Array, "batch time feature"]:
     """DeepFool on the deterministic inference path ``apply(params, xs, cfg)``; see
     ``deepfool_fn``. With ``lengths`` the padding is left untouched. ``deepfool(params, data,

@@ -5,17 +5,26 @@ Notation (column vectors, one example): ``hbar_k`` the noise-free path, ``z_k = 
 + b``, ``J_k = alpha A + diag(1 - tanh^2 z_k) W`` the drift Jacobian, ``s`` the step vector
 (``dt``, or the learned ``step``), ``Jhat_k = I + diag(s) J_k`` the step Jacobian, ``l`` the
 softmax cross-entropy of the read-out ``V h_L + c``.
+
+How the trace ``R + Q = sum_k tr(S_k^T d^2 l / d e_k^2 S_k)`` is taken is an object:
+:class:`Exact` (the covariance recursion and the adjoint) or :class:`Hutchinson` (``num_samples``
+Hessian-vector probes); :func:`trace_by_name` parses the names ``"exact"`` and ``"hutchinson"``
+at the edge.
 """
 
+import abc
+import dataclasses
 import math
+import warnings
 from functools import partial
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from trainkit.internal import takes_sequences
+from trainkit.internal import FloatScalar, takes_sequences
 
 from ._cell import recurrent_matrices
 from ._config import NoisyRNNConfig
@@ -34,7 +43,138 @@ from ._theory_common import (
 )
 from ._types import Key, Params
 
-_METHODS = ("exact", "hutchinson")  # how the Hessian trace is taken
+
+class Trace(abc.ABC):
+    """How the regularizer's trace ``R + Q`` is taken: :class:`Exact` or :class:`Hutchinson`.
+
+    Frozen dataclasses (hashable: a compiled program is cached per trace). :meth:`regularizer`
+    gives ``r = shift + (R + Q) / 2`` per example after the checks of
+    :func:`explicit_regularizer`.
+    """
+
+    name: ClassVar[str]
+    needs_key: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def regularizer(
+        self,
+        params: Params,
+        xs: Float[ArrayLike, "batch time input"],
+        ys: Int[ArrayLike, " batch"],
+        cfg: NoisyRNNConfig,
+        key: Key | None,
+        lengths: Int[ArrayLike, " batch"],
+    ) -> Float[Array, " batch"]:
+        """``r`` per example (``key`` used only where :attr:`needs_key`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Exact(Trace):
+    """The trace exactly: the first-order covariance recursion forward and the BPTT adjoint
+    backward, one ``lax.scan`` each way; ``O(T H^3)`` per example, deterministic."""
+
+    name: ClassVar[str] = "exact"
+
+    def regularizer(
+        self,
+        params: Params,
+        xs: Float[ArrayLike, "batch time input"],
+        ys: Int[ArrayLike, " batch"],
+        cfg: NoisyRNNConfig,
+        key: Key | None,
+        lengths: Int[ArrayLike, " batch"],
+    ) -> Float[Array, " batch"]:
+        R, Q, shift = _terms_jit(params, xs, ys, cfg, lengths)
+        return shift + 0.5 * (R + Q)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hutchinson(Trace):
+    """An unbiased estimate of the trace from ``num_samples`` Hessian-vector products of the
+    loss in the step's noise inputs (Rademacher probes scaled to the noise covariance);
+    ``O(T H^2)`` per sample, needs a key. The relative error falls as ``1 / sqrt(num_samples)``:
+    at 16 it was 40-130 % per example and 24 % for the mean of 16 examples on a measured Ito
+    model (``docs/derivations.md``): fine for a training penalty (a batch mean), not for
+    per-example values.
+
+    Attributes:
+        num_samples: the number of probes, an int >= 1.
+    """
+
+    num_samples: int = 16
+    name: ClassVar[str] = "hutchinson"
+    needs_key: ClassVar[bool] = True
+
+    def __post_init__(self):
+        n = self.num_samples
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise ValueError(f"Hutchinson num_samples must be an int >= 1, got {n!r}.")
+        object.__setattr__(self, "num_samples", int(n))
+
+    def regularizer(
+        self,
+        params: Params,
+        xs: Float[ArrayLike, "batch time input"],
+        ys: Int[ArrayLike, " batch"],
+        cfg: NoisyRNNConfig,
+        key: Key | None,
+        lengths: Int[ArrayLike, " batch"],
+    ) -> Float[Array, " batch"]:
+        shift = _shift_jit(params, xs, ys, cfg, lengths)
+        return shift + 0.5 * _hutchinson_jit(params, xs, ys, cfg, key, self.num_samples, lengths)
+
+
+TRACES: dict[str, type[Trace]] = {"exact": Exact, "hutchinson": Hutchinson}
+"""The traces by name (the names of :func:`trace_by_name`, the command line and run files)."""
+
+
+def trace_by_name(name: str, **settings: Any) -> Trace:
+    """The trace called ``name`` (``"exact"`` or ``"hutchinson"``) with ``settings`` (its
+    fields): ``trace_by_name("hutchinson", num_samples=8) == Hutchinson(8)``. Strings are for
+    the edges; the library takes the objects."""
+    if not isinstance(name, str) or name not in TRACES:
+        raise ValueError(f"unknown trace {name!r}; choose one of {sorted(TRACES)}.")
+    return TRACES[name](**settings)
+
+
+def _as_trace(fn: str, trace: Any, method: Any, num_samples: Any, key: Any) -> Trace:
+    """The trace of a theory call: ``trace`` (an object, or a name with a DeprecationWarning),
+    or the former keywords ``method=`` / ``num_samples=`` mapped onto one (with a
+    DeprecationWarning); checked against ``key``."""
+    if method is not None or num_samples is not None:
+        if trace is not None:
+            raise TypeError(f"{fn}: pass trace=Exact() or trace=Hutchinson(n), not also method=.")
+        warnings.warn(
+            f"{fn}(method=..., num_samples=...) is deprecated; pass trace=noisy_dyn.Exact() or "
+            "trace=noisy_dyn.Hutchinson(num_samples).",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        name = "exact" if method is None else method
+        if name not in TRACES:
+            raise ValueError(f"{fn}: method must be one of {tuple(TRACES)}, got {method!r}.")
+        hutchinson = TRACES[name] is Hutchinson and num_samples is not None
+        n = {"num_samples": num_samples} if hutchinson else {}
+        trace = trace_by_name(name, **n)
+    elif isinstance(trace, str):
+        warnings.warn(
+            f"{fn}(trace={trace!r}) is deprecated; pass the object (noisy_dyn.Exact(), "
+            "noisy_dyn.Hutchinson(n)) or trace_by_name at the edge.",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        trace = trace_by_name(trace)
+    trace = Exact() if trace is None else trace
+    if not isinstance(trace, Trace):
+        raise TypeError(
+            f"{fn}: trace must be noisy_dyn.Exact() or noisy_dyn.Hutchinson(n), got {trace!r}."
+        )
+    if trace.needs_key and key is None:
+        raise ValueError(
+            f"{fn}: trace={trace!r} needs a PRNG key (key=jax.random.key(0)); use "
+            "trace=Exact() for the deterministic covariance recursion."
+        )
+    return trace
 
 
 def _expansion_point(params: Params, cfg: NoisyRNNConfig) -> tuple[Params, NoisyRNNConfig, float]:
@@ -53,7 +193,7 @@ def _expansion_point(params: Params, cfg: NoisyRNNConfig) -> tuple[Params, Noisy
     return params, quiet.replace(dt=cfg.dt * factor), factor
 
 
-def _step_covariance(h: Array, f: Array, d: Array, cfg: NoisyRNNConfig) -> Array:
+def _step_covariance(h: ArrayLike, f: ArrayLike, d: ArrayLike, cfg: NoisyRNNConfig) -> Array:
     """Diagonal of the covariance added by one step's noise, at the expansion point.
 
     Ito: ``|d| (sigma_add + sigma_mult h)^2`` (increment ``sqrt(|d|) sigma(h) xi``). Reference:
@@ -67,11 +207,11 @@ def _exact_terms(
     params: Params,
     path_params: Params,
     path_cfg: NoisyRNNConfig,
-    hbar: Float[Array, "time_plus_1 hidden"],
-    x: Float[Array, "time input"],
-    y: Array,
+    hbar: Float[ArrayLike, "time_plus_1 hidden"],
+    x: Float[ArrayLike, "time input"],
+    y: ArrayLike,
     cfg: NoisyRNNConfig,
-    length: Array,
+    length: ArrayLike,
 ) -> tuple[Array, Array]:
     """``(R, Q)`` for one example by the covariance recursion and the BPTT adjoint; steps
     ``k >= length`` are the identity (no noise, no drift)."""
@@ -122,12 +262,12 @@ def _exact_terms(
 
 def _probe_loss(
     params: Params,
-    xs: Array,
-    ys: Array,
+    xs: ArrayLike,
+    ys: ArrayLike,
     cfg: NoisyRNNConfig,
-    xi: Array | None,
-    u: Array | None,
-    lengths: Array,
+    xi: ArrayLike | None,
+    u: ArrayLike | None,
+    lengths: ArrayLike,
 ) -> Array:
     """Summed cross-entropy of the noisy model driven by the given noise ``(batch, time, H)``.
 
@@ -148,12 +288,12 @@ def _probe_loss(
 
 def _hutchinson_curvature(
     params: Params,
-    xs: Array,
-    ys: Array,
+    xs: ArrayLike,
+    ys: ArrayLike,
     cfg: NoisyRNNConfig,
     key: Key,
     num_samples: int,
-    lengths: Array,
+    lengths: ArrayLike,
 ) -> Array:
     """Unbiased estimate of ``R + Q`` per example from Hessian-vector products in the noise.
 
@@ -202,10 +342,11 @@ def explicit_regularizer(
     ys: Int[ArrayLike, " batch"],
     cfg: NoisyRNNConfig,
     *,
-    method: str = "exact",
+    trace: Trace | None = None,
     key: Key | None = None,
-    num_samples: int = 16,
     lengths: Int[ArrayLike, " batch"] | None = None,
+    method: str | None = None,
+    num_samples: int | None = None,
 ) -> Float[Array, " batch"]:
     """The explicit regularizer of noise injection: the second-order small-noise term ``r_i``.
 
@@ -230,17 +371,16 @@ def explicit_regularizer(
         xs: input sequences ``(batch, time, input_size)``.
         ys: integer labels ``(batch,)``.
         cfg: the configuration; its ``sigma_add``, ``sigma_mult`` and ``noise_form`` set the noise.
-        method: ``"exact"`` (covariance recursion and adjoint, one ``lax.scan`` each way;
-            ``O(T H^3)`` per example) or ``"hutchinson"`` (unbiased estimate of ``R + Q`` from
-            ``num_samples`` Hessian-vector products of the loss in the noise inputs of the step;
-            ``O(T H^2)`` per sample; needs ``key``).
-        key: PRNG key, keyword-only, required by ``method="hutchinson"``.
-        num_samples: number of Hutchinson probes. The estimate is unbiased with a relative error
-            falling as ``1 / sqrt(num_samples)``; at the default 16 it was 40-130 % per example
-            and 24 % for the mean of 16 examples on a measured Ito model (``docs/derivations.md``):
-            fine for a training penalty (a batch mean), not for per-example values.
+        trace: how ``R + Q`` is taken: :class:`noisy_dyn.Exact` (default; covariance
+            recursion and adjoint, one ``lax.scan`` each way; ``O(T H^3)`` per example) or
+            :class:`noisy_dyn.Hutchinson` ``(num_samples)`` (unbiased estimate from
+            Hessian-vector products of the loss in the noise inputs of the step; ``O(T H^2)``
+            per sample; needs ``key``; its error is in its docstring).
+        key: PRNG key, keyword-only, required by ``Hutchinson``.
         lengths: ``(batch,)`` valid steps per row, padding after them: steps past a row's
             length are the identity (no noise, no drift) and the loss reads ``h_L``.
+        method, num_samples: the former spelling (``"exact"`` / ``"hutchinson"`` and the probe
+            count), still accepted with a DeprecationWarning.
 
     Returns:
         ``r`` per example, ``(batch,)``; differentiable with respect to ``params``. Zero without
@@ -259,22 +399,12 @@ def explicit_regularizer(
     check_params(params, cfg)
     xs = check_theory_xs(xs, cfg, fn)
     ys = check_theory_ys(ys, xs, cfg, fn)
-    if method not in _METHODS:
-        raise ValueError(f"{fn}: method must be one of {_METHODS}, got {method!r}.")
-    if method == "hutchinson":
-        if key is None:
-            raise ValueError(
-                f"{fn}: method='hutchinson' needs a PRNG key (key=jax.random.key(0)); use "
-                "method='exact' for the deterministic covariance recursion."
-            )
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"{fn}: num_samples must be an int >= 1, got {num_samples!r}.")
-
+    trace = _as_trace(fn, trace, method, num_samples, key)
     lengths = _full_lengths(lengths, xs)
-    return _regularizer_impl(params, xs, ys, cfg, method, key, num_samples, lengths)
+    return _regularizer_impl(params, xs, ys, cfg, trace, key, lengths)
 
 
-def _full_lengths(lengths: object, xs: Array) -> Array:
+def _full_lengths(lengths: object, xs: ArrayLike) -> Array:
     """Checked ``lengths``, or every row's full length ``T``."""
     checked = check_lengths(lengths, xs.shape[0], xs.shape[1])
     return jnp.full((xs.shape[0],), xs.shape[1], jnp.int32) if checked is None else checked
@@ -282,25 +412,22 @@ def _full_lengths(lengths: object, xs: Array) -> Array:
 
 def _regularizer_impl(
     params: Params,
-    xs: Array,
-    ys: Array,
+    xs: ArrayLike,
+    ys: ArrayLike,
     cfg: NoisyRNNConfig,
-    method: str,
+    trace: Trace,
     key: Key | None,
-    num_samples: int,
-    lengths: Array,
+    lengths: ArrayLike,
 ) -> Array:
     """:func:`explicit_regularizer` after validation."""
     if cfg.is_deterministic():
         return jnp.zeros((xs.shape[0],), jnp.result_type(xs.dtype, params["V"].dtype))
-    if method == "exact":
-        R, Q, shift = _terms_jit(params, xs, ys, cfg, lengths)
-        return shift + 0.5 * (R + Q)
-    shift = _shift_jit(params, xs, ys, cfg, lengths)
-    return shift + 0.5 * _hutchinson_jit(params, xs, ys, cfg, key, num_samples, lengths)
+    return trace.regularizer(params, xs, ys, cfg, key, lengths)
 
 
-def _shift(params: Params, xs: Array, ys: Array, cfg: NoisyRNNConfig, lengths: Array) -> Array:
+def _shift(
+    params: Params, xs: ArrayLike, ys: ArrayLike, cfg: NoisyRNNConfig, lengths: ArrayLike
+) -> Array:
     """``l(expansion path) - l(inference path)`` (zero for the Ito form)."""
     path_params, path_cfg, factor = _expansion_point(params, cfg)
     if factor == 1.0:
@@ -310,7 +437,7 @@ def _shift(params: Params, xs: Array, ys: Array, cfg: NoisyRNNConfig, lengths: A
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def _terms_jit(params: Params, xs: Array, ys: Array, cfg: NoisyRNNConfig, lengths) -> tuple:
+def _terms_jit(params: Params, xs: ArrayLike, ys: ArrayLike, cfg: NoisyRNNConfig, lengths) -> tuple:
     path_params, path_cfg, factor = _expansion_point(params, cfg)
     hbar = trajectory(path_params, xs, path_cfg, lengths=lengths)  # (batch, T + 1, H), noise off
     terms = partial(_exact_terms, params, path_params, path_cfg, cfg=cfg)
@@ -339,8 +466,8 @@ def regularizer_terms(
     cfg: NoisyRNNConfig,
     *,
     lengths: Int[ArrayLike, " batch"] | None = None,
-) -> dict[str, Array]:
-    """The parts of :func:`explicit_regularizer` (``method="exact"``) separately, per example
+) -> dict[str, Float[Array, " batch"]]:
+    """The parts of :func:`explicit_regularizer` (``trace=Exact()``) separately, per example
     (``lengths`` as there).
 
     Returns:
@@ -363,17 +490,18 @@ def regularized_loss(
     xs: Float[ArrayLike, "batch time input"],
     ys: Int[ArrayLike, " batch"],
     cfg: NoisyRNNConfig,
-    lam: float,
+    lam: FloatScalar,
     *,
-    method: str = "exact",
+    trace: Trace | None = None,
     key: Key | None = None,
     lengths: Int[ArrayLike, " batch"] | None = None,
+    method: str | None = None,
 ) -> Float[Array, ""]:
     """Mean cross-entropy of the deterministic model plus ``lam`` times the mean regularizer.
 
     ``mean_i l_i(inference) + lam * mean_i r_i``: with ``lam = 1`` this is the second-order
     approximation of the expected noisy training loss, so training on it replaces noise injection
-    by an explicit penalty (the trainer's ``regularizer="explicit"``).
+    by an explicit penalty (``fit(regularizer=ExplicitRegularizer(lam, trace))``).
 
     Arguments:
         params: Lipschitz-cell parameters.
@@ -381,9 +509,12 @@ def regularized_loss(
         ys: integer labels ``(batch,)``.
         cfg: the configuration (noise levels and form define ``r``).
         lam: weight of the penalty (``>= 0``; ``1`` matches the noise).
-        method: ``"exact"`` or ``"hutchinson"`` (16 probes; see :func:`explicit_regularizer`).
-        key: PRNG key, required for ``"hutchinson"``.
+        trace: :class:`noisy_dyn.Exact` (default) or :class:`noisy_dyn.Hutchinson` (see
+            :func:`explicit_regularizer`).
+        key: PRNG key, required for ``Hutchinson``.
         lengths: valid steps per row (padding after them), as in :func:`explicit_regularizer`.
+        method: the former spelling (``"exact"`` / ``"hutchinson"``, 16 probes), still accepted
+            with a DeprecationWarning.
 
     Returns:
         The scalar loss, differentiable with respect to ``params``.
@@ -397,25 +528,22 @@ def regularized_loss(
     if lam_c is not None:
         if lam_c.shape != () or not np.isfinite(lam_c) or lam_c < 0:
             raise ValueError(f"{fn}: lam must be a finite number >= 0, got {lam!r}.")
-    if method not in _METHODS:
-        raise ValueError(f"{fn}: method must be one of {_METHODS}, got {method!r}.")
-    if method == "hutchinson" and key is None:
-        raise ValueError(f"{fn}: method='hutchinson' needs a PRNG key (key=jax.random.key(0)).")
+    trace = _as_trace(fn, trace, method, None, key)
     lengths = _full_lengths(lengths, xs)
-    return _regularized_loss_jit(params, xs, ys, cfg, lam, method, key, lengths)
+    return _regularized_loss_jit(params, xs, ys, cfg, lam, trace, key, lengths)
 
 
-@partial(jax.jit, static_argnames=("cfg", "method"))
+@partial(jax.jit, static_argnames=("cfg", "trace"))
 def _regularized_loss_jit(
     params: Params,
-    xs: Array,
-    ys: Array,
+    xs: ArrayLike,
+    ys: ArrayLike,
     cfg: NoisyRNNConfig,
-    lam: Array,
-    method: str,
+    lam: ArrayLike,
+    trace: Trace,
     key: Key | None,
-    lengths: Array,
+    lengths: ArrayLike,
 ) -> Array:
     data = jnp.mean(example_cross_entropy(apply(params, xs, cfg, lengths=lengths), ys))
-    r = _regularizer_impl(params, xs, ys, cfg, method, key, 16, lengths)
+    r = _regularizer_impl(params, xs, ys, cfg, trace, key, lengths)
     return data + lam * jnp.mean(r)

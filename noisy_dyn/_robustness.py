@@ -16,15 +16,24 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import PRNGKeyArray
 
-from trainkit import as_sequences, atomic_write_text
+from trainkit import Sequences, as_sequences, atomic_write_text
 from trainkit.internal import progress_bar
 
-from ._perturb import deepfool, fgsm, perturb, pgd
+from ._perturb import _valid_steps, deepfool, perturb
+from ._perturbations import (
+    Attack,
+    DeepFool,
+    Perturbation,
+    RandomPerturbation,
+    as_perturbations,
+    perturbations_from_levels,
+)
 from ._solve import apply
 from ._train import check_fit_cfg, check_split, evaluate_split
 
-DEFAULT_PERTURBATIONS: dict[str, tuple[float, ...]] = {
+_DEFAULT_LEVELS: dict[str, tuple[float, ...]] = {
     "gaussian": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
     "salt_pepper": (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3),
     "multiplicative": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
@@ -32,30 +41,50 @@ DEFAULT_PERTURBATIONS: dict[str, tuple[float, ...]] = {
     "pgd": (0.005, 0.01, 0.02, 0.05, 0.1),
     "deepfool": (),
 }
-"""The default sweeps (the paper gives no levels): noise standard deviations, salt-and-pepper
-fractions, and l-infinity radii of FGSM and of PGD (10 steps of ``2.5 eps / 10``, random start);
-DeepFool takes no level and reports distances."""
 
-KINDS = tuple(DEFAULT_PERTURBATIONS)
-_RANDOM = ("gaussian", "salt_pepper", "multiplicative")
+DEFAULT_PERTURBATIONS: tuple[Perturbation, ...] = perturbations_from_levels(_DEFAULT_LEVELS)
+"""The default sweeps (the paper gives no levels): ``Gaussian`` standard deviations 0.1-1.0,
+``SaltPepper`` fractions 0.01-0.3, ``Multiplicative`` 0.1-1.0, l-infinity radii 0.005-0.1 of
+``FGSM`` and of ``PGD`` (10 steps of ``2.5 eps / 10``, random start), and ``DeepFool()``, which
+takes no level and reports distances."""
 
-_perturb_jit = jax.jit(perturb, static_argnames=("kind",))
+KINDS = tuple(_DEFAULT_LEVELS)
+
+_perturb_jit = jax.jit(perturb)
 
 
 @partial(jax.jit, static_argnums=(1,))
-def _fgsm_jit(params: dict, cfg: Any, eps: Any, x, y, lengths) -> jax.Array:
-    return fgsm(params, x, y, cfg, eps, lengths=lengths)
-
-
-@partial(jax.jit, static_argnums=(1, 3))
-def _pgd_jit(params, cfg, eps, steps, key, x, y, lengths):
-    step_size = 2.5 * eps / steps
-    return pgd(params, x, y, cfg, eps, steps=steps, step_size=step_size, key=key, lengths=lengths)
+def _attack_jit(params: dict, cfg: Any, attack: Attack, key: Any, x, y, lengths) -> jax.Array:
+    """``attack`` on the deterministic inference path, the padding after ``lengths`` left as
+    it is (and, for PGD, outside the ball's budget)."""
+    fn = lambda z: apply(params, z, cfg, lengths=lengths)  # noqa: E731
+    mask = None if lengths is None else _valid_steps(x, lengths)
+    return attack.attack(fn, x, y, key=key, mask=mask)
 
 
 @partial(jax.jit, static_argnums=(1, 2))
-def _deepfool_jit(params: dict, cfg: Any, max_iter: int, x, y, lengths) -> jax.Array:
-    return deepfool(params, x, cfg, max_iter=max_iter, lengths=lengths)
+def _deepfool_jit(params: dict, cfg: Any, attack: DeepFool, x, y, lengths) -> jax.Array:
+    return deepfool(params, x, cfg, max_iter=attack.max_iter, overshoot=attack.overshoot,
+                    lengths=lengths)  # fmt: skip
+
+
+def _groups(perturbations: Sequence[Perturbation]) -> dict[str, list[Perturbation]]:
+    """The perturbations by name in order of first appearance; one setting (norm, steps, ...)
+    per name, as a table's column holds one kind."""
+    groups: dict[str, list[Perturbation]] = {}
+    for p in perturbations:
+        groups.setdefault(p.name, []).append(p)
+    for name, group in groups.items():
+        settings = {p if isinstance(p, DeepFool) else p.with_level(0.0) for p in group}
+        if len(settings) > 1:
+            shown = sorted(map(repr, settings))
+            raise ValueError(
+                f"The {name} perturbations differ in more than their level ({shown}); run one "
+                "robustness table per setting."
+            )
+        if isinstance(group[0], DeepFool) and len(group) > 1:
+            raise ValueError("DeepFool() appears more than once; it has no level.")
+    return groups
 
 
 def _attack_batched(fn, xs: np.ndarray, ys: np.ndarray, lengths, batch_size: int) -> np.ndarray:
@@ -79,26 +108,29 @@ def _attack_batched(fn, xs: np.ndarray, ys: np.ndarray, lengths, batch_size: int
 
 def robustness_table(
     models: Mapping[str, tuple[dict, Any]],
-    test: tuple,
-    perturbations: Mapping[str, Sequence[float]] | None = None,
+    test: Sequences | tuple,
+    perturbations: Sequence[Perturbation] | Mapping[str, Sequence[float]] | None = None,
     *,
-    key: jax.Array,
+    key: PRNGKeyArray,
     out_dir: str | os.PathLike | None = None,
     batch_size: int = 512,
     pgd_steps: int = 10,
     deepfool_max_iter: int = 50,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Accuracy of each model under every perturbation kind and level.
+    """Accuracy of each model under every perturbation and level.
 
-    For a random kind (``"gaussian"``, ``"salt_pepper"``, ``"multiplicative"``, see
-    :func:`noisy_dyn.attacks.perturb`) the accuracy of deterministic inference on ``perturb(xs,
-    kind, level, key=k)`` is reported, with the same draw ``k`` for every model. For ``"fgsm"`` and
-    ``"pgd"`` the level is the l-infinity radius ``eps`` of an attack on each model's own gradients
-    (PGD: ``pgd_steps`` steps of ``2.5 eps / pgd_steps``, random start). For ``"deepfool"`` the mean
-    and median l2 size ``||x_adv - x||`` of the DeepFool perturbation over the correctly classified
-    test examples it fools, its mean relative size ``||x_adv - x|| / ||x||``, and the fraction
-    fooled.
+    For a random perturbation (:class:`~noisy_dyn.attacks.Gaussian`,
+    :class:`~noisy_dyn.attacks.SaltPepper`, :class:`~noisy_dyn.attacks.Multiplicative`, see
+    :func:`noisy_dyn.attacks.perturb`) the accuracy of deterministic inference on ``perturb(xs, p,
+    key=k)`` is reported, with the same draw ``k`` for every model. For an attack
+    (:class:`~noisy_dyn.attacks.FGSM`, :class:`~noisy_dyn.attacks.PGD`) the level is the radius
+    ``eps`` of an attack on each model's own gradients (PGD: ``steps`` steps of ``2.5 eps /
+    steps``, random start). For :class:`~noisy_dyn.attacks.DeepFool` the mean and median l2 size
+    ``||x_adv - x||`` of the DeepFool perturbation over the correctly classified test examples it
+    fools, its mean relative size ``||x_adv - x|| / ||x||``, and the fraction fooled. Level ``j``
+    of the ``i``-th perturbation name (in order of first appearance, DeepFool left out) draws
+    with ``fold_in(fold_in(key, i), j)``.
 
     Arguments:
         models: name -> ``(params, cfg)``.
@@ -107,31 +139,29 @@ def robustness_table(
             read out at each row's own last step (the random perturbations and the attacks leave
             the padding untouched). Padded inputs without lengths are refused
             (``noisy_dyn.accuracy`` says when that check applies).
-        perturbations: kind -> levels; default :data:`DEFAULT_PERTURBATIONS` (give
-            ``"deepfool": ()`` to include DeepFool).
+        perturbations: the perturbation objects, one setting per name (e.g. ``(Gaussian(0.1),
+            Gaussian(0.3), PGD(0.01, steps=10), DeepFool())``); default
+            :data:`DEFAULT_PERTURBATIONS` (with ``pgd_steps`` and ``deepfool_max_iter``). A
+            ``{name: levels}`` mapping (the old spelling) still works and warns.
         key: PRNG key of the random perturbations and of PGD's random start.
         out_dir: if given, write ``robustness.json``, ``robustness.md`` and ``robustness.png``
             (one panel per kind, accuracy against level) there.
         batch_size: batch size of inference and attacks.
-        pgd_steps: PGD iterations.
-        deepfool_max_iter: DeepFool's iteration cap.
+        pgd_steps, deepfool_max_iter: PGD's iterations and DeepFool's cap in the default
+            perturbations (and a mapping); the objects carry their own.
         progress: show a tqdm progress bar (on a terminal only: none in piped logs).
 
     Returns:
         ``{"models": [...], "clean": {name: acc}, "kinds": {kind: {"levels": [...],
         "accuracy": {name: [...]}}}, "deepfool": {name: {"mean_l2", "median_l2",
-        "mean_relative", "fooled"}}}``.
+        "mean_relative", "fooled"}}}``, ``kind`` the perturbation's ``name``.
     """
     if not models:
         raise ValueError("`models` is empty; pass a mapping name -> (params, cfg).")
-    perturbations = dict(DEFAULT_PERTURBATIONS if perturbations is None else perturbations)
-    unknown = sorted(set(perturbations) - set(KINDS))
-    if unknown:
-        raise ValueError(f"Unknown perturbation kinds {unknown}; choose from {KINDS}.")
-    for kind, levels in perturbations.items():
-        for level in levels:
-            if not math.isfinite(float(level)) or float(level) < 0:
-                raise ValueError(f"Levels of {kind!r} must be finite and >= 0, got {level!r}.")
+    options = {"pgd_steps": pgd_steps, "deepfool_max_iter": deepfool_max_iter}
+    if perturbations is None:
+        perturbations = perturbations_from_levels(_DEFAULT_LEVELS, **options)
+    groups = _groups(as_perturbations(perturbations, "robustness_table", **options))
     test = as_sequences(test, "test")
     names = list(models)
     for name in names:
@@ -140,61 +170,68 @@ def robustness_table(
             raise TypeError(f"models[{name!r}] must be a tuple (params, cfg).")
         check_fit_cfg(entry[1])
     xs, ys, lengths = check_split("test", test, models[names[0]][1])
-
-    jobs = [(n, k, lv) for n in names for k, lvs in perturbations.items() for lv in lvs]
-    jobs += [(n, "deepfool", None) for n in names if "deepfool" in perturbations]
-    bar = progress_bar(progress, total=len(jobs) + len(names), desc="robustness", unit="eval")
-
-    result: dict[str, Any] = {"models": names, "clean": {}, "kinds": {}, "deepfool": {}}
-    level_kinds = [k for k in perturbations if k != "deepfool"]
-    for kind in level_kinds:
-        result["kinds"][kind] = {"levels": [float(v) for v in perturbations[kind]]}
-        result["kinds"][kind]["accuracy"] = {}
+    total = len(names) * (1 + sum(len(g) for g in groups.values()))
+    bar = progress_bar(progress, total=total, desc="robustness", unit="eval")
+    leveled = {k: g for k, g in groups.items() if not isinstance(g[0], DeepFool)}
+    kinds = {k: {"levels": [float(p.level) for p in g], "accuracy": {}} for k, g in leveled.items()}
+    result: dict[str, Any] = {"models": names, "clean": {}, "kinds": kinds, "deepfool": {}}
     for name in names:
         params, cfg = models[name]
         check_split("test", (xs, ys, lengths), cfg)
-        result["clean"][name] = evaluate_split(params, xs, ys, cfg, lengths, batch_size)[0]
-        if bar is not None:
-            bar.update(1)
-        for k_index, kind in enumerate(level_kinds):
+        run = partial(_accuracy_under, params, cfg, (xs, ys, lengths), batch_size)
+        result["clean"][name] = run(None, key)
+        _tick(bar)
+        for k_index, (kind, group) in enumerate(leveled.items()):
             accs = []
-            for l_index, level in enumerate(perturbations[kind]):
-                k = jax.random.fold_in(jax.random.fold_in(key, k_index), l_index)
-                if kind in _RANDOM:
-                    xp = _perturb_jit(jnp.asarray(xs), kind, float(level), key=k, lengths=lengths)
-                    xp = np.asarray(xp)
-                elif kind == "fgsm":
-                    attack = partial(_fgsm_jit, params, cfg, level)
-                    xp = _attack_batched(attack, xs, ys, lengths, batch_size)
-                else:
-                    attack = partial(_pgd_jit, params, cfg, level, pgd_steps, k)
-                    xp = _attack_batched(attack, xs, ys, lengths, batch_size)
-                accs.append(evaluate_split(params, xp, ys, cfg, lengths, batch_size)[0])
-                if bar is not None:
-                    bar.update(1)
+            for l_index, p in enumerate(group):
+                accs.append(run(p, jax.random.fold_in(jax.random.fold_in(key, k_index), l_index)))
+                _tick(bar)
             result["kinds"][kind]["accuracy"][name] = accs
-        if "deepfool" in perturbations:
-            attack = partial(_deepfool_jit, params, cfg, deepfool_max_iter)
-            adv = _attack_batched(attack, xs, ys, lengths, batch_size)
-            clean_pred = _predict(params, xs, cfg, lengths, batch_size)
-            adv_pred = _predict(params, adv, cfg, lengths, batch_size)
-            correct = clean_pred == ys
-            fooled = correct & (adv_pred != clean_pred)
-            dist = np.linalg.norm((adv - xs).reshape(len(xs), -1), axis=-1)
-            rel = dist / np.maximum(np.linalg.norm(xs.reshape(len(xs), -1), axis=-1), 1e-12)
-            result["deepfool"][name] = {
-                "mean_l2": float(dist[fooled].mean()) if fooled.any() else float("nan"),
-                "median_l2": float(np.median(dist[fooled])) if fooled.any() else float("nan"),
-                "mean_relative": float(rel[fooled].mean()) if fooled.any() else float("nan"),
-                "fooled": float(fooled.sum() / max(correct.sum(), 1)),
-            }
-            if bar is not None:
-                bar.update(1)
+        for group in groups.values():
+            if isinstance(group[0], DeepFool):
+                result["deepfool"][name] = _deepfool_sizes(params, cfg, group[0], (xs, ys, lengths),
+                                                           batch_size)  # fmt: skip
+                _tick(bar)
     if bar is not None:
         bar.close()
     if out_dir is not None:
         write_robustness(result, out_dir)
     return result
+
+
+def _tick(bar: Any) -> None:
+    if bar is not None:
+        bar.update(1)
+
+
+def _accuracy_under(
+    params: dict, cfg: Any, test: tuple, batch_size: int, p: Perturbation | None, k: Any
+) -> float:
+    """Accuracy of one model on ``test`` perturbed by ``p`` (None: clean) drawn with ``k``."""
+    xs, ys, lengths = test
+    if isinstance(p, RandomPerturbation):
+        xs = np.asarray(_perturb_jit(jnp.asarray(xs), p, key=k, lengths=lengths))
+    elif isinstance(p, Attack):
+        xs = _attack_batched(partial(_attack_jit, params, cfg, p, k), xs, ys, lengths, batch_size)
+    return evaluate_split(params, xs, ys, cfg, lengths, batch_size)[0]
+
+
+def _deepfool_sizes(params: dict, cfg: Any, p: DeepFool, test: tuple, batch_size: int) -> dict:
+    """DeepFool's perturbation sizes over the correctly classified examples it fools."""
+    xs, ys, lengths = test
+    adv = _attack_batched(partial(_deepfool_jit, params, cfg, p), xs, ys, lengths, batch_size)
+    clean_pred = _predict(params, xs, cfg, lengths, batch_size)
+    adv_pred = _predict(params, adv, cfg, lengths, batch_size)
+    correct = clean_pred == ys
+    fooled = correct & (adv_pred != clean_pred)
+    dist = np.linalg.norm((adv - xs).reshape(len(xs), -1), axis=-1)
+    rel = dist / np.maximum(np.linalg.norm(xs.reshape(len(xs), -1), axis=-1), 1e-12)
+    return {
+        "mean_l2": float(dist[fooled].mean()) if fooled.any() else float("nan"),
+        "median_l2": float(np.median(dist[fooled])) if fooled.any() else float("nan"),
+        "mean_relative": float(rel[fooled].mean()) if fooled.any() else float("nan"),
+        "fooled": float(fooled.sum() / max(correct.sum(), 1)),
+    }
 
 
 def _predict(params: dict, xs: np.ndarray, cfg: Any, lengths, batch_size: int) -> np.ndarray:

@@ -18,9 +18,12 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
-from jaxtyping import Float
+from jaxtyping import ArrayLike, Float
 
 from trainkit import Sequences, as_sequences
+
+SeriesData = Sequences | tuple | Float[ArrayLike, "n time features"]
+"""Series: a :class:`trainkit.Sequences`, a tuple ``(inputs, labels[, lengths])`` or inputs."""
 
 __all__ = ["InputScaling", "downsample", "standardize"]
 
@@ -46,7 +49,7 @@ class InputScaling(NamedTuple):
         mean, std = real.mean(axis=0), real.std(axis=0)
         return cls(mean, np.where(std > 1e-12 * np.maximum(np.abs(mean), 1.0), std, 1.0))
 
-    def apply(self, data: Any) -> Any:
+    def apply(self, data: SeriesData) -> SeriesData:
         """``data`` standardised: a :class:`Sequences` (or tuple) keeps its labels and lengths
         (padding stays 0), an array ``(N, T, F)`` is mapped at every step. The dtype of the
         inputs is kept."""
@@ -83,7 +86,7 @@ def standardize(splits: Any) -> tuple[Any, InputScaling]:
     return type(splits)(*parts, *splits[3:]), scaling
 
 
-def downsample(data: Any, factor: int) -> Any:
+def downsample(data: SeriesData, factor: int) -> SeriesData:
     """Series shortened ``factor`` times: each window of ``factor`` consecutive real steps
     replaced by its mean (a series of ``L`` steps keeps ``ceil(L / factor)``; the last window
     may be shorter and averages only its real steps). Padding stays zero.

@@ -49,7 +49,7 @@ from ._fused import Noise, Weights, chunk_plan, fused_final_state
 from ._noise import NoiseSample, Uses, draw_steps, uses
 from ._params import check_params
 from ._step import advance, coefficients, drift_matrix, euler_maruyama_step
-from ._types import Hidden, Inputs, Key, Logits, Params, Trajectory
+from ._types import Hidden, Inputs, Key, Logits, Params, StepNormals, Trajectory
 
 __all__ = ["apply", "euler_maruyama_step", "final_state", "trajectory"]
 
@@ -59,7 +59,7 @@ Lengths = Int[ArrayLike, " batch"]
 # the plain scan (trajectory, gated cells)
 
 
-def _masked(step: Callable, lengths: Array | None) -> Callable:
+def _masked(step: Callable, lengths: ArrayLike | None) -> Callable:
     """``step`` on ``(k, inputs_k)``; rows with ``k >= lengths`` keep their carry."""
 
     def body(carry, inp):
@@ -349,7 +349,7 @@ def apply(
     cfg: NoisyRNNConfig,
     *,
     key: Key | None = None,
-    noise: NoiseSample | ArrayLike | None = None,
+    noise: NoiseSample | tuple | StepNormals | None = None,
     lengths: Lengths | None = None,
 ) -> Logits:
     """Logits of a batch of sequences: ``V h_L + c`` after each row's ``L`` steps from ``h_0 = 0``.
@@ -374,7 +374,7 @@ def trajectory(
     cfg: NoisyRNNConfig,
     *,
     key: Key | None = None,
-    noise: NoiseSample | ArrayLike | None = None,
+    noise: NoiseSample | tuple | StepNormals | None = None,
     lengths: Lengths | None = None,
 ) -> Trajectory:
     """All hidden states ``h_0 = 0, h_1, ..., h_T`` of the recursion that :func:`apply` runs.
@@ -397,7 +397,7 @@ def final_state(
     cfg: NoisyRNNConfig,
     *,
     key: Key | None = None,
-    noise: NoiseSample | ArrayLike | None = None,
+    noise: NoiseSample | tuple | StepNormals | None = None,
     lengths: Lengths | None = None,
 ) -> Hidden:
     """The last hidden state ``h_L`` ``(batch, hidden)`` of each row (what :func:`apply` reads

@@ -20,22 +20,23 @@ changes nothing, and its last valid state is carried to the end.
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array
+from jax.typing import DTypeLike
+from jaxtyping import Array, ArrayLike, Float
 
 from ._cell import LipschitzCell, has_linear_term, recurrent_matrices
 from ._config import NoisyRNNConfig
 from ._noise import Coefficients
-from ._types import Params
+from ._types import Hidden, Input, Params
 
 
-def step_vector(params: Params, cfg: NoisyRNNConfig, dtype: jnp.dtype) -> Array:
+def step_vector(params: Params, cfg: NoisyRNNConfig, dtype: DTypeLike) -> Array:
     """The per-unit step ``d``: ``params["step"]`` with ``learn_step``, else ``dt`` per unit."""
     if cfg.learn_step:
         return params["step"].astype(dtype)
     return cfg.dt * jnp.ones((cfg.hidden_size,), dtype)
 
 
-def coefficients(params: Params, cfg: NoisyRNNConfig, dtype: jnp.dtype) -> Coefficients:
+def coefficients(params: Params, cfg: NoisyRNNConfig, dtype: DTypeLike) -> Coefficients:
     """The :class:`~noisy_dyn._noise.Coefficients` of ``cfg``'s noise form and levels."""
     d = step_vector(params, cfg, dtype)
     return cfg.noise_form.coefficients(d, cfg.sigma_add, cfg.sigma_mult, dtype)
@@ -57,19 +58,19 @@ def drift_matrix(params: Params, cfg: NoisyRNNConfig) -> Array:
     return jnp.concatenate([W.T, cfg.alpha * A.T], axis=1)
 
 
-def noise_scale(coef: Coefficients, h: Array) -> Array:
+def noise_scale(coef: Coefficients, h: ArrayLike) -> Array:
     """The scale of the step's normals, ``c_a + c_m ⊙ h`` (``c_a`` without ``c_m``)."""
     return coef.noise_add if coef.noise_mult is None else coef.noise_add + coef.noise_mult * h
 
 
 def advance(
-    h: Array,
-    hk: Array,
-    drive: Array,
+    h: ArrayLike,
+    hk: ArrayLike,
+    drive: ArrayLike,
     coef: Coefficients,
-    xi: Array | None,
-    u: Array | None,
-    valid: Array | None,
+    xi: ArrayLike | None,
+    u: ArrayLike | None,
+    valid: ArrayLike | None,
 ) -> tuple[Array, Array, Array]:
     """One step from ``hk = h K`` and ``drive = U x + b``: returns ``(h_{k+1}, a_k, f_k)``.
 
@@ -91,12 +92,12 @@ def advance(
 
 def euler_maruyama_step(
     params: Params,
-    h: Array,
-    x: Array,
+    h: Hidden,
+    x: Input,
     cfg: NoisyRNNConfig,
-    xi: Array | None = None,
-    u: Array | None = None,
-) -> Array:
+    xi: Float[ArrayLike, "*batch hidden"] | None = None,
+    u: Float[ArrayLike, "*batch hidden"] | None = None,
+) -> Hidden:
     """One step of the Noisy RNN, ``h_k -> h_{k+1}`` (the update of the module docstring).
 
     Pure and usable on its own (e.g. under ``jax.jacfwd`` for step Jacobians). Leading batch axes

@@ -22,7 +22,9 @@ own training noise on (its ``sigma_add``, ``sigma_mult`` and noise form), the lo
 ``N`` draws (:func:`stochastic_logits`), clean and under every perturbation. The draws are the
 same for every member and come from their own key stream, apart from the perturbations':
 ``inference_key(key) = fold_in(key, 6)`` (the perturbations use ``fold_in(key, 1..5)``), and
-draw ``d`` of chunk ``c`` of the test set is ``fold_in(fold_in(inference_key(key), c), d)``. The
+draw ``d`` of chunk ``c`` of the test set is ``fold_in(fold_in(inference_key(key), c), d)``;
+under PGD it is ``fold_in(fold_in(perturbation_key(key, p), c), d)``, the key of PGD's start in
+that chunk (so the studies written so far are reproduced draw for draw). The
 attacks (FGSM, PGD) attack the predictor being read: the gradient of the loss of the averaged
 logits with those same draws, so no gradient is hidden by the noise. Those rows say
 ``"inference": "stochastic, N draws"`` (the others ``"deterministic"``) and carry the difference
@@ -43,12 +45,14 @@ approximate (a little too narrow); read them next to the raw ones, not instead o
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -57,7 +61,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from trainkit import (
     CONFIDENCE,
@@ -78,42 +82,89 @@ from trainkit.internal import progress_bar, scoring_split
 
 from ._config import NoisyRNNConfig, check_fields_agree
 from ._params import check_params
-from ._perturb import PERTURBATION_KINDS, fgsm_fn, perturb, pgd_fn
+from ._perturb import perturb
+from ._perturbations import (
+    FGSM,
+    PGD,
+    Attack,
+    Clean,
+    Gaussian,
+    Multiplicative,
+    Perturbation,
+    SaltPepper,
+    as_perturbations,
+    parse_perturbation,
+)
+from ._study_row import (
+    DETERMINISTIC,
+    Difference,
+    Matched,
+    StudyRow,
+    inference_draws,
+    stochastic_inference,
+    study_rows_of,
+)
 from ._train import check_split, logits_with_lengths
+from ._types import Params
 
-STUDY_PERTURBATIONS: dict[str, tuple[float, ...]] = {
-    "gaussian": (0.1, 0.3, 0.5),
-    "multiplicative": (0.3, 0.6, 1.0),
-    "salt_pepper": (0.05, 0.1, 0.2),
-    "fgsm": (0.01, 0.03, 0.05),
-    "pgd": (0.01, 0.03, 0.05),
+STUDY_PERTURBATIONS: tuple[Perturbation, ...] = (
+    *(Gaussian(s) for s in (0.1, 0.3, 0.5)),
+    *(Multiplicative(s) for s in (0.3, 0.6, 1.0)),
+    *(SaltPepper(p) for p in (0.05, 0.1, 0.2)),
+    *(FGSM(e) for e in (0.01, 0.03, 0.05)),
+    *(PGD(e, steps=10) for e in (0.01, 0.03, 0.05)),
+)
+"""The default perturbations of a study: noise standard deviations (additive and
+multiplicative), salt-and-pepper fractions, and l-infinity radii of FGSM and PGD (10 steps of
+``2.5 eps / 10`` from a random start)."""
+
+_STREAMS: dict[type[Perturbation], int] = {
+    Clean: 0,
+    Gaussian: 1,
+    Multiplicative: 2,
+    SaltPepper: 3,
+    FGSM: 4,
+    PGD: 5,
 }
-"""The default levels of a study: noise standard deviations (additive and multiplicative),
-salt-and-pepper fractions, and l-infinity radii of FGSM and PGD (10 steps of ``2.5 eps / 10``
-from a random start)."""
-
-_KIND_IDS = {"clean": 0, "gaussian": 1, "multiplicative": 2, "salt_pepper": 3, "fgsm": 4, "pgd": 5}
+"""The stable id of each perturbation's key stream (:func:`perturbation_key`): the one place
+that fixes it, so stored studies stay reproducible. 6 is the inference noise's stream."""
 _INFERENCE_STREAM = 6  # fold_in(key, 6): the training noise kept at inference (apart from 1..5)
-DETERMINISTIC = "deterministic"
 STORED_SPLIT = "test"
 """The split of a study stored without a ``split`` field: studies written before the field
 existed were all scored on the test split."""
-_ATTACKS = ("fgsm", "pgd")
 _INFERENCE_FREE = ("sigma_add", "sigma_mult")  # the fields that only matter in training
 
 
-def perturbation_key(key: Array, kind: str, level: float) -> Array:
-    """The key of one ``(kind, level)`` of a study: ``fold_in(fold_in(key, id), round(1e6 level))``.
+def perturbation_key(
+    key: PRNGKeyArray, perturbation: Perturbation | str, level: float | None = None
+) -> PRNGKeyArray:
+    """The key of one perturbation of a study: ``fold_in(fold_in(key, id), round(1e6 level))``.
 
-    ``id`` is 1 gaussian, 2 multiplicative, 3 salt_pepper, 4 fgsm, 5 pgd; so the draws of a level
-    do not depend on which other kinds and levels the study includes.
+    ``id`` is 1 :class:`Gaussian`, 2 :class:`Multiplicative`, 3 :class:`SaltPepper`, 4
+    :class:`FGSM`, 5 :class:`PGD` (0 :class:`Clean`), and ``level`` the object's level; so the draws
+    of a level do not depend on which other perturbations the study includes. The old spelling
+    ``perturbation_key(key, "gaussian", 0.1)`` still works and warns.
     """
-    if kind not in _KIND_IDS:
-        raise ValueError(f"Unknown perturbation {kind!r}; choose from {tuple(_KIND_IDS)}.")
-    return jax.random.fold_in(jax.random.fold_in(key, _KIND_IDS[kind]), round(1e6 * level))
+    if isinstance(perturbation, str):
+        warnings.warn(
+            f"perturbation_key(key, {perturbation!r}, level) is deprecated; pass the object, "
+            "e.g. perturbation_key(key, Gaussian(0.1)).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        perturbation = parse_perturbation(perturbation, level)
+    elif level is not None:
+        raise TypeError("perturbation_key: the level belongs to the perturbation object.")
+    if type(perturbation) not in _STREAMS:
+        raise ValueError(
+            f"{perturbation!r} has no key stream in a study; choose from "
+            f"{tuple(cls.__name__ for cls in _STREAMS)}."
+        )
+    level = round(1e6 * float(perturbation.level))
+    return jax.random.fold_in(jax.random.fold_in(key, _STREAMS[type(perturbation)]), level)
 
 
-def inference_key(key: Array) -> Array:
+def inference_key(key: PRNGKeyArray) -> PRNGKeyArray:
     """The key stream of the training noise kept at inference: ``fold_in(key, 6)``.
 
     Apart from every perturbation's stream (``fold_in(key, 1..5)``, :func:`perturbation_key`),
@@ -122,19 +173,14 @@ def inference_key(key: Array) -> Array:
     return jax.random.fold_in(key, _INFERENCE_STREAM)
 
 
-def stochastic_inference(draws: int) -> str:
-    """The ``inference`` label of rows read with ``draws`` draws: ``"stochastic, N draws"``."""
-    return f"stochastic, {draws} draw" + ("" if draws == 1 else "s")
-
-
 def stochastic_logits(
-    params: dict[str, Array],
-    xs: Float[Array, "batch time feature"],
+    params: Params,
+    xs: Float[ArrayLike, "batch time feature"],
     cfg: NoisyRNNConfig,
     *,
-    key: Array,
+    key: PRNGKeyArray,
     draws: int,
-    lengths: Int[Array, " batch"] | None = None,
+    lengths: Int[ArrayLike, " batch"] | None = None,
 ) -> Float[Array, "batch classes"]:
     """Logits averaged over ``draws`` draws of the training noise of ``cfg``, kept at inference.
 
@@ -161,17 +207,24 @@ def stochastic_logits(
     return jnp.mean(jax.vmap(one)(keys), axis=0)
 
 
-def _check_perturbations(perturbations: Mapping[str, Sequence[float]]) -> None:
-    for kind, levels in perturbations.items():
-        if kind not in PERTURBATION_KINDS + _ATTACKS:
+def _study_perturbations(perturbations: Any, pgd_steps: int) -> tuple[Perturbation, ...]:
+    """The perturbations of :func:`evaluate_members` (default :data:`STUDY_PERTURBATIONS`, PGD
+    with ``pgd_steps``); each must have a key stream, and no two may share name and level."""
+    if perturbations is None:
+        return tuple(p if not isinstance(p, PGD) else PGD(p.eps, steps=pgd_steps)
+                     for p in STUDY_PERTURBATIONS)  # fmt: skip
+    out = as_perturbations(perturbations, "evaluate_members", pgd_steps=pgd_steps)
+    for p in out:
+        if type(p) not in _STREAMS or isinstance(p, Clean):
             raise ValueError(
-                f"Unknown perturbation {kind!r}; choose from {PERTURBATION_KINDS + _ATTACKS}."
+                f"A study cannot evaluate under {p!r} (the clean accuracy is always included); "
+                "use Gaussian, Multiplicative, SaltPepper, FGSM or PGD."
             )
-        upper = 1.0 if kind == "salt_pepper" else math.inf  # a fraction of the entries
-        for level in levels:
-            if not 0.0 <= float(level) <= upper or not math.isfinite(float(level)):
-                bound = "in [0, 1]" if kind == "salt_pepper" else "finite and >= 0"
-                raise ValueError(f"Levels of {kind!r} must be {bound}, got {level!r}.")
+    names = [(p.name, float(p.level)) for p in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Two perturbations share a name and level in {names}; a study's rows "
+                         "are keyed by them.")  # fmt: skip
+    return out
 
 
 def _member_count(params: Any, cfg: NoisyRNNConfig) -> int:
@@ -188,8 +241,8 @@ def _member_count(params: Any, cfg: NoisyRNNConfig) -> int:
     return sizes.pop()
 
 
-@partial(jax.jit, static_argnames=("cfg", "attack", "steps", "draws"))
-def _count_correct(params, chunks, eps, key, noise_key, *, cfg, attack, steps, draws):
+@partial(jax.jit, static_argnames=("cfg", "draws"))
+def _count_correct(params, chunks, attack, key, noise_key, *, cfg, draws):
     """Correct predictions of every member, summed over the chunks: ``(members,)``; with
     ``draws > 0`` read by :func:`stochastic_logits` (the draws of chunk ``c`` from
     ``fold_in(noise_key, c)``, the same for every member)."""
@@ -199,18 +252,17 @@ def _count_correct(params, chunks, eps, key, noise_key, *, cfg, attack, steps, d
 
         def member(p):
             if draws:
-                k = jax.random.fold_in(noise_key, index)
+                # PGD's rows read the noise from PGD's own chunk key (as the studies stored so far
+                # did), every other row from the inference stream.
+                stream = key if isinstance(attack, PGD) else noise_key
+                k = jax.random.fold_in(stream, index)
                 logits = lambda x: stochastic_logits(p, x, cfg, key=k, draws=draws, lengths=lb)  # noqa: E731
             else:
                 logits = lambda x: logits_with_lengths(p, x, cfg, lengths=lb)  # noqa: E731
-            if attack == "fgsm":
-                xb_used = fgsm_fn(logits, xb, yb, eps)
-            elif attack == "pgd":
-                k = jax.random.fold_in(key, index)  # one draw per chunk, shared by the members
-                step = 2.5 * eps / steps
-                xb_used = pgd_fn(logits, xb, yb, eps, steps=steps, step_size=step, key=k)
-            else:
+            if attack is None:
                 xb_used = xb
+            else:  # PGD's start: one draw per chunk, shared by the members
+                xb_used = attack.attack(logits, xb, yb, key=jax.random.fold_in(key, index))
             return jnp.sum((jnp.argmax(logits(xb_used), axis=-1) == yb) & valid)
 
         return jax.vmap(member)(params)
@@ -233,23 +285,23 @@ def _chunks(xs: np.ndarray, ys: np.ndarray, lengths: np.ndarray | None, batch: i
     return split(xs), split(ys), split(lengths), jnp.asarray(valid.reshape(-1, batch))
 
 
-_perturb_jit = jax.jit(perturb, static_argnames=("kind",))
+_perturb_jit = jax.jit(perturb)
 
 
 def evaluate_members(
-    params: dict[str, Float[Array, "members ..."]],
+    params: dict[str, Float[ArrayLike | np.ndarray, "members ..."]],
     cfg: NoisyRNNConfig | Sequence[NoisyRNNConfig],
-    xs: Float[Array, "n time feature"] | Sequences,
-    ys: Int[Array, " n"] | None = None,
+    xs: Float[ArrayLike, "n time feature"] | Sequences,
+    ys: Int[ArrayLike, " n"] | None = None,
     *,
-    key: Array,
-    perturbations: Mapping[str, Sequence[float]] | None = None,
-    lengths: Int[Array, " n"] | None = None,
+    key: PRNGKeyArray,
+    perturbations: Sequence[Perturbation] | Mapping[str, Sequence[float]] | None = None,
+    lengths: Int[ArrayLike, " n"] | None = None,
     batch_size: int | None = None,
     pgd_steps: int = 10,
     inference_draws: int = 0,
     progress: bool = False,
-) -> dict[tuple, np.ndarray]:
+) -> dict[tuple, Float[np.ndarray, " members"]]:
     """Accuracy of every member of an ensemble, clean and under each perturbation and level.
 
     Every member is evaluated by deterministic inference (:func:`noisy_dyn.apply`, read at each
@@ -257,14 +309,17 @@ def evaluate_members(
     members with ``jax.vmap`` and over chunks of ``batch_size`` examples with ``lax.map``:
 
     - ``("clean", 0.0)``: the test set itself;
-    - a random kind (``"gaussian"``, ``"multiplicative"``, ``"salt_pepper"``): the inputs
-      ``perturb(xs, kind, level, key=perturbation_key(key, kind, level))`` (see
+    - a random perturbation ``p`` (:class:`~noisy_dyn.attacks.Gaussian`,
+      :class:`~noisy_dyn.attacks.Multiplicative`, :class:`~noisy_dyn.attacks.SaltPepper`): the
+      inputs ``perturb(xs, p, key=perturbation_key(key, p))`` (see
       :func:`noisy_dyn.attacks.perturb`), drawn once for the whole test set, identical for every
       member;
-    - ``"fgsm"``, ``"pgd"``: a white-box l-infinity attack of radius ``level`` on each member's
-      own gradients (:func:`noisy_dyn.attacks.fgsm_fn`, :func:`noisy_dyn.attacks.pgd_fn`; PGD takes
-      ``pgd_steps`` steps of ``2.5 level / pgd_steps`` from a random start drawn with
-      ``fold_in(perturbation_key(key, "pgd", level), chunk index)``, the same for every member).
+    - an attack (:class:`~noisy_dyn.attacks.FGSM`, :class:`~noisy_dyn.attacks.PGD`): a white-box
+      attack of radius ``p.eps`` in its norm's ball on each member's own gradients (PGD takes
+      ``p.steps`` steps of ``2.5 eps / steps`` from a random start drawn with
+      ``fold_in(perturbation_key(key, p), chunk index)``, the same for every member).
+
+    Each result is keyed by ``(p.name, p.level)``, the words and numbers of the files.
 
     Members must share every inference setting (one static ``cfg``; deterministic inference
     uses none of its noise levels). Memory grows as ``members x batch_size x time x hidden``
@@ -291,11 +346,14 @@ def evaluate_members(
             :class:`trainkit.Sequences` (then no ``ys`` and no ``lengths``).
         ys: ``(n,)`` integer labels.
         key: PRNG key of the random perturbations, of PGD's start and of the inference draws.
-        perturbations: kind -> levels; default :data:`STUDY_PERTURBATIONS`.
+        perturbations: the perturbation objects, e.g. ``(Gaussian(0.1), PGD(0.03, steps=10))``;
+            default :data:`STUDY_PERTURBATIONS` (its PGD with ``pgd_steps`` steps). A ``{name:
+            levels}`` mapping (the old spelling) still works and warns.
         lengths: optional ``(n,)`` sequence lengths.
         batch_size: examples per chunk (each member sees all of them); default
             ``max(1, 2048 // members)``. PGD's random start depends on it (one draw per chunk).
-        pgd_steps: PGD iterations.
+        pgd_steps: PGD iterations of the default perturbations (and of a ``{name: levels}``
+            mapping); a :class:`~noisy_dyn.attacks.PGD` object carries its own ``steps``.
         inference_draws: noise draws of stochastic inference, ``0`` (default) for none.
         progress: show the stages (one per perturbation and level): a bar on a terminal, else
             one line per stage on stderr with the seconds it took.
@@ -306,8 +364,7 @@ def evaluate_members(
         ``inference_draws = N > 0`` each is followed by ``(perturbation, level, "stochastic, N
         draws")``, the same under stochastic inference (NaN for the members without noise).
     """
-    perturbations = dict(STUDY_PERTURBATIONS if perturbations is None else perturbations)
-    _check_perturbations(perturbations)
+    perturbations = _study_perturbations(perturbations, pgd_steps)
     cfgs = [cfg] if isinstance(cfg, NoisyRNNConfig) else cfg
     if not isinstance(cfgs, Sequence) or not cfgs or isinstance(cfgs, str):
         raise TypeError(
@@ -335,14 +392,12 @@ def evaluate_members(
         raise ValueError(f"`batch_size` must be an int >= 1 or None, got {batch_size!r}.")
     batch = min(batch_size or max(1, 2048 // members), len(xs))
     noisy_batch = min(batch_size or max(1, 2048 // (seeds * max(1, draws))), len(xs))
-    zero = jnp.zeros((), xs.dtype)
     noise_key = inference_key(key)
     label = stochastic_inference(draws) if draws else None
 
-    def accuracy(x: np.ndarray, attack: str | None, eps: Any, k: Array) -> list[np.ndarray]:
-        steps = pgd_steps if attack == "pgd" else 0  # one program for every other kind
-        counts = _count_correct(params, _chunks(x, ys, lengths, batch), eps, k, None,
-                                cfg=det_cfg, attack=attack, steps=steps, draws=0)  # fmt: skip
+    def accuracy(x: np.ndarray, attack: Attack | None, k: Array) -> list[np.ndarray]:
+        counts = _count_correct(params, _chunks(x, ys, lengths, batch), attack, k, None,
+                                cfg=det_cfg, draws=0)  # fmt: skip
         out = [np.asarray(counts, dtype=np.float64) / len(xs)]
         if draws:
             chunks = _chunks(x, ys, lengths, noisy_batch)
@@ -350,8 +405,8 @@ def evaluate_members(
             for i in noisy:  # each noise level under its own (static) noise
                 part = slice(i * seeds, (i + 1) * seeds)
                 group = jax.tree_util.tree_map(lambda a, part=part: a[part], params)
-                counts = _count_correct(group, chunks, eps, k, noise_key, cfg=cfgs[i],
-                                        attack=attack, steps=steps, draws=draws)  # fmt: skip
+                counts = _count_correct(group, chunks, attack, k, noise_key, cfg=cfgs[i],
+                                        draws=draws)  # fmt: skip
                 acc[part] = np.asarray(counts, np.float64) / len(xs)
             out.append(acc)
         return out
@@ -362,19 +417,19 @@ def evaluate_members(
             out[name + (label,)] = accs[1]
 
     out: dict[tuple, np.ndarray] = {}
-    stages = [("clean", 0.0)] + [(k, float(v)) for k, levels in perturbations.items()
-                                 for v in levels]  # fmt: skip
+    stages = (Clean(), *perturbations)
     with _Stages(progress, len(stages), members, len(xs)) as report:
-        for kind, level in stages:
-            k = key if kind == "clean" else perturbation_key(key, kind, level)
-            if kind == "clean":
-                put((kind, level), accuracy(xs, None, zero, k))
-            elif kind in _ATTACKS:
-                put((kind, level), accuracy(xs, kind, jnp.asarray(level, xs.dtype), k))
+        for p in stages:
+            name = (p.name, float(p.level))
+            if isinstance(p, Clean):
+                put(name, accuracy(xs, None, key))
+            elif isinstance(p, Attack):
+                traced = p.with_level(jnp.asarray(p.level, xs.dtype))
+                put(name, accuracy(xs, traced, perturbation_key(key, p)))
             else:
-                xp = np.asarray(_perturb_jit(jnp.asarray(xs), kind, level, key=k))
-                put((kind, level), accuracy(xp, None, zero, k))
-            report.done(f"{kind} {level:g}")
+                xp = np.asarray(_perturb_jit(jnp.asarray(xs), p, key=perturbation_key(key, p)))
+                put(name, accuracy(xp, None, perturbation_key(key, p)))
+            report.done(p.label())
     return out
 
 
@@ -454,66 +509,52 @@ def _stats(kw: dict[str, Any]) -> dict[str, Any]:
     return {k: kw[k] for k in ("confidence", "n_boot", "seed")}
 
 
-def _summary(cfg: NoisyRNNConfig, kind: str, level: float, acc: np.ndarray, kw: dict) -> dict:
-    sa, sm = float(cfg.sigma_add), float(cfg.sigma_mult)
-    mean, low, high = bootstrap_mean(acc, **_stats(kw))
-    return {
-        "sigma": sa if sa == sm else None,
-        "sigma_add": sa,
-        "sigma_mult": sm,
-        "perturbation": kind,
-        "level": float(level),
-        "mean": float(mean),
-        "ci_low": float(low),
-        "ci_high": float(high),
-        "n": int(acc.size),
-    }
-
-
-def _paired(acc: np.ndarray, acc0: np.ndarray, kw: dict) -> dict:
+def _paired(acc: np.ndarray, acc0: np.ndarray, kw: dict) -> Difference:
     mean, low, high = paired_difference(acc, acc0, **_stats(kw))
     p = sign_flip_p_value(acc, acc0, n_perm=kw["n_perm"], seed=kw["seed"])
-    return {
-        "diff_mean": float(mean),
-        "diff_ci_low": float(low),
-        "diff_ci_high": float(high),
-        "p_value": float(p),
-    }
+    return Difference(float(mean), float(low), float(high), float(p))
 
 
-def _matched(acc, clean, acc0, clean0, kw: dict) -> dict:
+def _matched(acc, clean, acc0, clean0, kw: dict) -> Matched:
     """Nearest-neighbour matching on clean accuracy within ``caliper`` (module docstring)."""
     gap = np.abs(clean[:, None] - clean0[None, :])
     nearest = np.argmin(gap, axis=1)  # first minimum: the lowest seed index on ties
     keep = gap[np.arange(len(clean)), nearest] <= kw["caliper"] + 1e-12
-    row: dict[str, Any] = {"matched_n": int(keep.sum())}
     if not keep.any():
-        none = ("matched_diff_mean", "matched_diff_ci_low", "matched_diff_ci_high")
-        return row | dict.fromkeys(none + ("matched_p_value",))
+        return Matched(0, None, None, None, None)
     d = acc[keep] - acc0[nearest[keep]]
     mean, low, high = bootstrap_mean(d, **_stats(kw))
     p = sign_flip_p_value(d, n_perm=kw["n_perm"], seed=kw["seed"])
-    return row | {
-        "matched_diff_mean": float(mean),
-        "matched_diff_ci_low": float(low),
-        "matched_diff_ci_high": float(high),
-        "matched_p_value": float(p),
-    }
+    return Matched(int(keep.sum()), float(mean), float(low), float(high), float(p))
 
 
-def _add_holm(rows: list[dict], p_name: str, out_name: str, *, skip_clean: bool) -> None:
-    """Holm's adjustment of ``p_name`` into ``out_name``, one family per inference."""
-    for inference in dict.fromkeys(r.get("inference", DETERMINISTIC) for r in rows):
-        family = [r for r in rows if r.get("inference", DETERMINISTIC) == inference]
-        _holm_family(family, p_name, out_name, skip_clean=skip_clean)
+def _with_holm(rows: list[StudyRow], part: str, *, skip_clean: bool) -> list[StudyRow]:
+    """Holm's adjustment of the p-values of ``part`` (``"paired"``, ``"matched"`` or
+    ``"versus_deterministic"``), one family per inference; the clean rows left out with
+    ``skip_clean``."""
+    rows = list(rows)
+    for draws in dict.fromkeys(r.draws for r in rows):
+        family = [j for j, r in enumerate(rows) if r.draws == draws
+                  and getattr(r, part) is not None and getattr(r, part).p_value is not None
+                  and not (skip_clean and r.is_clean)]  # fmt: skip
+        if family:
+            adjusted = holm([getattr(rows[j], part).p_value for j in family])
+            for j, p in zip(family, adjusted):
+                value = getattr(rows[j], part)._replace(p_holm=float(p))
+                rows[j] = dataclasses.replace(rows[j], **{part: value})
+    return rows
 
 
-def _holm_family(rows: list[dict], p_name: str, out_name: str, *, skip_clean: bool) -> None:
-    family = [r for r in rows if r.get(p_name) is not None]
-    family = [r for r in family if not (skip_clean and r["perturbation"] == "clean")]
-    if family:
-        for r, p in zip(family, holm([r[p_name] for r in family])):
-            r[out_name] = float(p)
+def _row(cfg: NoisyRNNConfig, name: tuple, acc: np.ndarray, kw: dict) -> StudyRow:
+    """The summary of one configuration under one entry of the accuracies."""
+    kind, level = name[:2]
+    mean, low, high = bootstrap_mean(acc, **_stats(kw))
+    return StudyRow(
+        sigma_add=float(cfg.sigma_add), sigma_mult=float(cfg.sigma_mult),
+        perturbation=parse_perturbation(kind, float(level)), mean=float(mean),
+        ci_low=float(low), ci_high=float(high), n=int(acc.size),
+        draws=inference_draws(name[2]) if len(name) == 3 else 0,
+    )  # fmt: skip
 
 
 def study_rows(
@@ -526,11 +567,13 @@ def study_rows(
     n_boot: int = N_BOOTSTRAP,
     n_perm: int = N_PERMUTATIONS,
     seed: int = 0,
-) -> list[dict[str, Any]]:
+) -> list[StudyRow]:
     """One row per configuration, perturbation and level, with intervals over the seeds.
 
-    Every row has ``sigma`` (the common value when ``sigma_add == sigma_mult``, else None),
-    ``sigma_add``, ``sigma_mult``, ``perturbation``, ``level``, ``inference``
+    Each row is a :class:`StudyRow` (a typed record; ``row.to_dict()`` is its ``study.json``
+    form, whose keys are named here, and the row also reads as that mapping). Every row has
+    ``sigma`` (the common value when ``sigma_add == sigma_mult``, else None), ``sigma_add``,
+    ``sigma_mult``, ``perturbation``, ``level``, ``inference``
     (``"deterministic"``, or ``"stochastic, N draws"`` for the entries ``(perturbation, level,
     "stochastic, N draws")`` of :func:`evaluate_members` with ``inference_draws = N``), and the
     mean accuracy over the ``n`` seeds with its percentile-bootstrap interval ``ci_low,
@@ -591,48 +634,40 @@ def study_rows(
     rows = []
     for i, cfg in enumerate(cfgs):
         for name, acc in table.items():
-            kind, level = name[:2]
-            inference = name[2] if len(name) == 3 else DETERMINISTIC
-            if inference != DETERMINISTIC and np.isnan(acc[i]).all():
+            stochastic = len(name) == 3
+            if stochastic and np.isnan(acc[i]).all():
                 continue  # a member not read this way (deterministic ones, stochastically)
             if np.isnan(acc[i]).any():
                 raise ValueError(f"accuracies[{name}] of cfgs[{i}] has NaN for some seeds only.")
-            row = _summary(cfg, kind, level, acc[i], kw) | {"inference": inference}
-            twin = table[(kind, level)]
+            row = _row(cfg, name, acc[i], kw)
+            twin = table[name[:2]]
             if base is not None and i != base:
-                row |= _paired(acc[i], twin[base], kw) | {"p_holm": None}
-                if inference == DETERMINISTIC:
-                    row |= _matched(acc[i], clean[i], acc[base], clean[base], kw)
-                    row["matched_p_holm"] = None
-            if inference != DETERMINISTIC:
-                paired = _paired(acc[i], twin[i], kw)
-                row |= {f"inference_{k}": v for k, v in paired.items()}
-                row["inference_p_holm"] = None
+                row = dataclasses.replace(row, paired=_paired(acc[i], twin[base], kw))
+                if not stochastic:
+                    matched = _matched(acc[i], clean[i], acc[base], clean[base], kw)
+                    row = dataclasses.replace(row, matched=matched)
+            if stochastic:
+                versus = _paired(acc[i], twin[i], kw)
+                row = dataclasses.replace(row, versus_deterministic=versus)
             rows.append(row)
-    _add_holm(rows, "p_value", "p_holm", skip_clean=False)
-    _add_holm(rows, "matched_p_value", "matched_p_holm", skip_clean=True)
-    _add_holm(rows, "inference_p_value", "inference_p_holm", skip_clean=False)
-    return rows
+    rows = _with_holm(rows, "paired", skip_clean=False)
+    rows = _with_holm(rows, "matched", skip_clean=True)
+    return _with_holm(rows, "versus_deterministic", skip_clean=False)
 
 
-def study_split(rows: Sequence[Mapping[str, Any]]) -> str:
+def study_split(rows: Sequence[StudyRow | Mapping[str, Any]]) -> str:
     """The split a study's rows were scored on: their ``split`` field (``"validation"`` or
     ``"test"``), :data:`STORED_SPLIT` (``"test"``) for rows stored before the field existed.
     Rows of several splits are refused."""
-    splits = {r.get("split", STORED_SPLIT) for r in rows} or {STORED_SPLIT}
+    splits = {r.split or STORED_SPLIT for r in study_rows_of(rows)} or {STORED_SPLIT}
     if len(splits) > 1:
         raise ValueError(f"The rows mix the splits {sorted(splits)}; a study scores one split.")
     return splits.pop()
 
 
-def _comparison(row: Mapping[str, Any]) -> tuple:
-    inference = row.get("inference", DETERMINISTIC)
-    return (row["sigma_add"], row["sigma_mult"], row["perturbation"], row["level"], inference)
-
-
 def confirm_rows(
-    discovery: Sequence[Mapping[str, Any]],
-    confirmation: Sequence[Mapping[str, Any]],
+    discovery: Sequence[StudyRow | Mapping[str, Any]],
+    confirmation: Sequence[StudyRow | Mapping[str, Any]],
     *,
     select: str = "holm",
     alpha: float = 0.05,
@@ -658,6 +693,7 @@ def confirm_rows(
     """
     if select not in ("holm", "interval"):
         raise ValueError(f"`select` must be 'holm' or 'interval', got {select!r}.")
+    discovery, confirmation = study_rows_of(discovery), study_rows_of(confirmation)
     first, second = study_split(discovery), study_split(confirmation)
     if first != second:
         raise ValueError(
@@ -665,29 +701,30 @@ def confirm_rows(
             f"the {second} split; rerun the confirmation study with --split {first} "
             f"(split={first!r}) so that both score the same split."
         )
+    compared = [r for r in discovery if r.paired is not None]
     if select == "holm":
-        picked = [r for r in discovery if (r.get("p_holm") or 1.0) <= alpha]
+        picked = [r for r in compared if (r.paired.p_holm or 1.0) <= alpha]
     else:
-        picked = [r for r in discovery if "diff_mean" in r and
-                  (r["diff_ci_low"] > 0 or r["diff_ci_high"] < 0)]  # fmt: skip
-    fresh = {_comparison(r): r for r in confirmation if "diff_mean" in r}
-    missing = [_comparison(r) for r in picked if _comparison(r) not in fresh]
+        picked = [r for r in compared if r.paired.ci_low > 0 or r.paired.ci_high < 0]
+    fresh = {r.comparison: r for r in confirmation if r.paired is not None}
+    missing = [r.comparison for r in picked if r.comparison not in fresh]
     if missing:
         raise ValueError(
             f"The confirmation study lacks the comparisons {missing}; run it with the same "
             "configurations, perturbations and levels as the discovery study."
         )
-    adjusted = holm([fresh[_comparison(r)]["p_value"] for r in picked]) if picked else []
+    adjusted = holm([fresh[r.comparison].paired.p_value for r in picked]) if picked else []
     out = []
     for r, p in zip(picked, adjusted):
-        c = fresh[_comparison(r)]
-        same_sign = np.sign(c["diff_mean"]) == np.sign(r["diff_mean"]) != 0
-        out.append(dict(zip(("sigma_add", "sigma_mult", "perturbation", "level"), _comparison(r)))
-                   | {"discovery_diff_mean": r["diff_mean"], "discovery_p_holm": r["p_holm"]}
-                   | {k: c[k] for k in ("diff_mean", "diff_ci_low", "diff_ci_high", "p_value")}
+        c = fresh[r.comparison].paired
+        same_sign = np.sign(c.mean) == np.sign(r.paired.mean) != 0
+        out.append(dict(zip(("sigma_add", "sigma_mult", "perturbation", "level"), r.comparison))
+                   | {"discovery_diff_mean": r.paired.mean, "discovery_p_holm": r.paired.p_holm}
+                   | {"diff_mean": c.mean, "diff_ci_low": c.ci_low, "diff_ci_high": c.ci_high,
+                      "p_value": c.p_value}
                    | {"p_holm": float(p), "confirmed": bool(p <= alpha and same_sign)}
                    | {"split": first}
-                   | ({} if "inference" not in r else {"inference": r["inference"]}))  # fmt: skip
+                   | ({} if r.draws is None else {"inference": r.inference}))  # fmt: skip
     return out
 
 
@@ -716,7 +753,7 @@ def _p(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
-def study_markdown(rows: Sequence[Mapping[str, Any]], *, verdicts: bool = True) -> str:
+def study_markdown(rows: Sequence[StudyRow | Mapping[str, Any]], *, verdicts: bool = True) -> str:
     """The rows as one Markdown table, accuracies and differences in percentage points, under
     the study's one-line verdict per noise level (:func:`study_verdicts`; ``verdicts=False``
     leaves it out).
@@ -732,8 +769,9 @@ def study_markdown(rows: Sequence[Mapping[str, Any]], *, verdicts: bool = True) 
     columns give the difference paired by seed of stochastic against deterministic inference
     with its interval and Holm-adjusted p-value.
     """
-    stochastic = any(r.get("inference", DETERMINISTIC) != DETERMINISTIC for r in rows)
-    fewest = min((r["n"] for r in rows), default=0)
+    rows = study_rows_of(rows)
+    stochastic = any(r.draws for r in rows)
+    fewest = min((r.n for r in rows), default=0)
     ci = interval_heading(fewest)
     header = ["sigma_add", "sigma_mult", "perturbation", "level", f"accuracy % [{ci}]",
               "n", f"diff vs sigma=0 [{ci}]", "p (Holm)", f"matched diff [{ci}]",
@@ -742,19 +780,19 @@ def study_markdown(rows: Sequence[Mapping[str, Any]], *, verdicts: bool = True) 
         header[4:4] = ["inference"]
         header += [f"stochastic - deterministic [{ci}]", "p (Holm)"]
     body = []
+    none = Difference(None, None, None, None)
     for r in rows:
-        n = r["n"]
-        raw = _points(r.get("diff_mean"), r.get("diff_ci_low"), r.get("diff_ci_high"), True, n)
-        m = [r.get(f"matched_diff_{k}") for k in ("mean", "ci_low", "ci_high")]
-        cells = [f"{r['sigma_add']:g}", f"{r['sigma_mult']:g}", r["perturbation"],
-                 f"{r['level']:g}", _points(r["mean"], r["ci_low"], r["ci_high"], False, n),
-                 str(n), raw, _p(r.get("p_holm")),
-                 _points(*m, True, min(n, r.get("matched_n") or 0)),
-                 str(r.get("matched_n", "-")), _p(r.get("matched_p_holm"))]  # fmt: skip
+        n = r.n
+        d, m = r.paired or none, r.matched or Matched(0, None, None, None, None)
+        cells = [f"{r.sigma_add:g}", f"{r.sigma_mult:g}", r.perturbation.name, f"{r.level:g}",
+                 _points(r.mean, r.ci_low, r.ci_high, False, n), str(n),
+                 _points(d.mean, d.ci_low, d.ci_high, True, n), _p(d.p_holm),
+                 _points(m.mean, m.ci_low, m.ci_high, True, min(n, m.n or 0)),
+                 "-" if r.matched is None else str(m.n), _p(m.p_holm)]  # fmt: skip
         if stochastic:
-            cells[4:4] = [r.get("inference", DETERMINISTIC)]
-            d = [r.get(f"inference_diff_{k}") for k in ("mean", "ci_low", "ci_high")]
-            cells += [_points(*d, True, n), _p(r.get("inference_p_holm"))]
+            cells[4:4] = [r.inference]
+            v = r.versus_deterministic or none
+            cells += [_points(v.mean, v.ci_low, v.ci_high, True, n), _p(v.p_holm)]
         body.append(cells)
     legend = (
         "\n\nDifferences are paired by seed against the deterministic twin (sigma = 0); p is the "
@@ -774,17 +812,18 @@ def study_markdown(rows: Sequence[Mapping[str, Any]], *, verdicts: bool = True) 
     if note := interval_legend(fewest):
         legend += " " + note
     head = ""
-    if rows and "split" in rows[0]:
+    if rows and rows[0].split is not None:
         head = f"{scored_on(rows)}\n\n"
     if verdicts and (lines := study_verdicts(rows)):
         head += "\n".join(f"- {line}" for line in lines) + "\n\n"
     return head + _markdown_table(header, body) + legend + "\n"
 
 
-def scored_on(rows: Sequence[Mapping[str, Any]]) -> str:
+def scored_on(rows: Sequence[StudyRow | Mapping[str, Any]]) -> str:
     """``Scored on the validation split (N examples).``: the first line of ``study.md`` (the
     split of :func:`study_split`; the count from the rows' ``examples`` when they have it)."""
-    n = rows[0].get("examples") if rows else None
+    rows = study_rows_of(rows)
+    n = rows[0].examples if rows else None
     count = "" if n is None else f" ({n} examples)"
     return f"Scored on the {study_split(rows)} split{count}."
 
@@ -795,7 +834,9 @@ def _level_name(sigma_add: float, sigma_mult: float) -> str:
     return f"sigma_add {sigma_add:g}, sigma_mult {sigma_mult:g}"
 
 
-def study_verdicts(rows: Sequence[Mapping[str, Any]], *, alpha: float = 0.05) -> list[str]:
+def study_verdicts(
+    rows: Sequence[StudyRow | Mapping[str, Any]], *, alpha: float = 0.05
+) -> list[str]:
     """The study's answer, one line per noise level (and inference) compared with the twin.
 
     For each noisy level: under how many of the perturbations its members are more robust than
@@ -805,16 +846,15 @@ def study_verdicts(rows: Sequence[Mapping[str, Any]], *, alpha: float = 0.05) ->
     of 12 perturbations after Holm, clean accuracy -0.4 [-1.1, +0.3] points (16 seeds)``.
     Empty for a study without a twin.
     """
-    groups: dict[tuple, list[Mapping[str, Any]]] = {}
-    for r in rows:
-        if r.get("diff_mean") is not None:
-            key = (r["sigma_add"], r["sigma_mult"], r.get("inference", DETERMINISTIC))
-            groups.setdefault(key, []).append(r)
+    groups: dict[tuple, list[StudyRow]] = {}
+    for r in study_rows_of(rows):
+        if r.paired is not None and r.paired.mean is not None:
+            groups.setdefault((*r.config, r.inference), []).append(r)
     lines = []
     for (sa, sm, inference), group in groups.items():
-        perturbed = [r for r in group if r["perturbation"] != "clean"]
-        held = [r for r in perturbed if (r.get("p_holm") or 1.0) <= alpha]
-        up = sum(r["diff_mean"] > 0 for r in held)
+        perturbed = [r for r in group if not r.is_clean]
+        held = [r for r in perturbed if (r.paired.p_holm or 1.0) <= alpha]
+        up = sum(r.paired.mean > 0 for r in held)
         down = len(held) - up
         name = _level_name(sa, sm)
         if inference != DETERMINISTIC:
@@ -827,29 +867,28 @@ def study_verdicts(rows: Sequence[Mapping[str, Any]], *, alpha: float = 0.05) ->
         elif perturbed:
             parts.append(f"no difference under any of the {len(perturbed)} perturbations "
                          "after Holm")  # fmt: skip
-        clean = [r for r in group if r["perturbation"] == "clean"]
+        clean = [r for r in group if r.is_clean]
         if clean:
-            c = clean[0]
-            iv = interval_text(c["diff_mean"], c["diff_ci_low"], c["diff_ci_high"], c["n"],
+            c = clean[0].paired
+            iv = interval_text(c.mean, c.ci_low, c.ci_high, clean[0].n,
                                signed=True).split(" (")[0]  # fmt: skip
-            real = " (Holm: a real change)" if (c.get("p_holm") or 1.0) <= alpha else ""
+            real = " (Holm: a real change)" if (c.p_holm or 1.0) <= alpha else ""
             parts.append(f"clean accuracy {iv} points{real}")
-        n = group[0]["n"]
+        n = group[0].n
         seeds = f"{n} seeds" if n >= MIN_SEEDS_SHOWN else f"{n} seeds: too few for an interval"
         text = ", ".join(parts)
         lines.append(f"{name}: {text} ({seeds}).")
     return lines
 
 
-def _label(row: Mapping[str, Any]) -> str:
-    inference = row.get("inference", DETERMINISTIC)
-    tail = "" if inference == DETERMINISTIC else f" ({inference})"
-    if row["sigma"] is not None:
-        return f"sigma={row['sigma']:g}{tail}"
-    return f"sigma_add={row['sigma_add']:g}, sigma_mult={row['sigma_mult']:g}{tail}"
+def _label(row: StudyRow) -> str:
+    tail = f" ({row.inference})" if row.draws else ""
+    if row.sigma is not None:
+        return f"sigma={row.sigma:g}{tail}"
+    return f"sigma_add={row.sigma_add:g}, sigma_mult={row.sigma_mult:g}{tail}"
 
 
-def plot_study(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
+def plot_study(rows: Sequence[StudyRow | Mapping[str, Any]], path: str | os.PathLike) -> Path:
     """Robustness against clean accuracy: one panel per perturbation and level.
 
     Each configuration is one point, its mean clean accuracy (x) against its mean accuracy
@@ -860,20 +899,21 @@ def plot_study(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Pa
     from matplotlib.figure import Figure  # no pyplot: notebooks keep their backend
     from matplotlib.ticker import MaxNLocator
 
-    clean = {_label(r): r for r in rows if r["perturbation"] == "clean"}
-    panels = list(dict.fromkeys((r["perturbation"], r["level"]) for r in rows))
-    panels = [p for p in panels if p[0] != "clean"] or [("clean", 0.0)]
+    rows = study_rows_of(rows)
+    clean = {_label(r): r for r in rows if r.is_clean}
+    panels = list(dict.fromkeys((r.perturbation.name, r.level) for r in rows if not r.is_clean))
+    panels = panels or [(Clean.name, 0.0)]
     cols = min(4, len(panels))
     fig = Figure(figsize=(3.6 * cols, 3.2 * math.ceil(len(panels) / cols)))
     axes = fig.subplots(math.ceil(len(panels) / cols), cols, squeeze=False).ravel()
     for ax, (kind, level) in zip(axes, panels):
-        here = [r for r in rows if (r["perturbation"], r["level"]) == (kind, level)]
+        here = [r for r in rows if (r.perturbation.name, r.level) == (kind, level)]
         xs = [clean[_label(r)] for r in here]
-        ax.plot([c["mean"] for c in xs], [r["mean"] for r in here], "-", color="0.7", lw=1)
+        ax.plot([c.mean for c in xs], [r.mean for r in here], "-", color="0.7", lw=1)
         for index, (c, r) in enumerate(zip(xs, here)):
-            ax.errorbar(c["mean"], r["mean"], fmt="o", ms=4, color=f"C{index % 10}",
-                        xerr=[[c["mean"] - c["ci_low"]], [c["ci_high"] - c["mean"]]],
-                        yerr=[[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]],
+            ax.errorbar(c.mean, r.mean, fmt="o", ms=4, color=f"C{index % 10}",
+                        xerr=[[c.mean - c.ci_low], [c.ci_high - c.mean]],
+                        yerr=[[r.mean - r.ci_low], [r.ci_high - r.mean]],
                         label=_label(r))  # fmt: skip
         ax.set_title(f"{kind} {level:g}", fontsize=9)
         ax.set_xlabel("clean accuracy", fontsize=8)
@@ -897,7 +937,7 @@ _CSV_FIELDS = ("sigma_add", "sigma_mult", "seed", "inference", "perturbation", "
 
 
 def accuracies_csv(
-    accuracies: Mapping[tuple, np.ndarray],
+    accuracies: Mapping[tuple, Float[np.ndarray, " members"]],
     cfgs: Sequence[NoisyRNNConfig],
     seeds: Sequence[int],
     n_test: int,
@@ -952,7 +992,7 @@ def read_accuracies(path: str | os.PathLike) -> dict[tuple, dict[int, float]]:
 
 
 def write_study(
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[StudyRow | Mapping[str, Any]],
     out_dir: str | os.PathLike,
     *,
     accuracies: str | None = None,
@@ -967,7 +1007,9 @@ def write_study(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "study.json", "markdown": out / "study.md", "png": out / "study.png"}
-    texts = {"json": json.dumps(list(rows), indent=1), "markdown": study_markdown(rows)}
+    rows = study_rows_of(rows)
+    texts = {"json": json.dumps([r.to_dict() for r in rows], indent=1),
+             "markdown": study_markdown(rows)}  # fmt: skip
     if accuracies is not None:
         paths["accuracies"] = out / ACCURACIES_FILE
         texts["accuracies"] = accuracies
@@ -981,13 +1023,13 @@ def write_study(
 
 
 def robustness_study(
-    params: dict[str, Float[Array, "members ..."]],
+    params: dict[str, Float[ArrayLike | np.ndarray, "members ..."]],
     cfgs: Sequence[NoisyRNNConfig],
     seeds: Sequence[int],
-    test: tuple,
+    test: Sequences | tuple,
     *,
-    key: Array,
-    perturbations: Mapping[str, Sequence[float]] | None = None,
+    key: PRNGKeyArray,
+    perturbations: Sequence[Perturbation] | Mapping[str, Sequence[float]] | None = None,
     out_dir: str | os.PathLike | None = None,
     batch_size: int | None = None,
     pgd_steps: int = 10,
@@ -996,7 +1038,7 @@ def robustness_study(
     inference_draws: int = 0,
     progress: bool = False,
     split: str = "test",
-) -> list[dict[str, Any]]:
+) -> list[StudyRow]:
     """Evaluate an ensemble and summarise it: :func:`evaluate_members`, then :func:`study_rows`,
     then (with ``out_dir``) :func:`write_study`, the per-member accuracies included
     (:func:`accuracies_csv`). Every row also records ``split`` (the name of the split ``test``
@@ -1010,7 +1052,7 @@ def robustness_study(
         test: the examples scored: a :class:`trainkit.Sequences`, or a tuple ``(xs, ys)`` /
             ``(xs, ys, lengths)``.
         key: PRNG key of the perturbations (the same draws for every member).
-        perturbations: kind -> levels; default :data:`STUDY_PERTURBATIONS`.
+        perturbations: the perturbation objects; default :data:`STUDY_PERTURBATIONS`.
         out_dir: where to write ``study.json``, ``study.md`` and ``study.png``.
         batch_size, pgd_steps: see :func:`evaluate_members`.
         caliper, seed: see :func:`study_rows`.
@@ -1039,7 +1081,7 @@ def robustness_study(
                                   pgd_steps=pgd_steps, inference_draws=inference_draws,
                                   progress=progress)  # fmt: skip
     n = int(np.shape(test.labels)[0])
-    rows = [r | {"split": split, "examples": n}
+    rows = [dataclasses.replace(r, split=split, examples=n)
             for r in study_rows(accuracies, cfgs, seeds, caliper=caliper, seed=seed)]  # fmt: skip
     if out_dir is not None:
         if progress:

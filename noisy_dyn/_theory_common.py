@@ -4,7 +4,8 @@ Lyapunov exponents, margin)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array
+from jax.typing import DTypeLike
+from jaxtyping import Array, ArrayLike
 
 from ._config import NoisyRNNConfig
 from ._types import Params
@@ -49,7 +50,7 @@ def concrete_or_none(value: object) -> np.ndarray | None:
         return None
 
 
-def check_theory_ys(ys: object, xs: Array, cfg: NoisyRNNConfig, fn: str) -> Array:
+def check_theory_ys(ys: object, xs: ArrayLike, cfg: NoisyRNNConfig, fn: str) -> Array:
     concrete_ys = concrete_or_none(ys)
     concrete = concrete_ys is not None
     arr = concrete_ys if concrete else ys
@@ -70,19 +71,19 @@ def check_theory_ys(ys: object, xs: Array, cfg: NoisyRNNConfig, fn: str) -> Arra
     return jnp.asarray(arr)
 
 
-def theory_step_vector(params: Params, cfg: NoisyRNNConfig, dtype: jnp.dtype) -> Array:
+def theory_step_vector(params: Params, cfg: NoisyRNNConfig, dtype: DTypeLike) -> Array:
     """The step ``d`` as an ``(H,)`` vector: the learned ``step`` or ``dt`` everywhere."""
     if cfg.learn_step:
         return params["step"]
     return jnp.full((cfg.hidden_size,), cfg.dt, dtype=dtype)
 
 
-def example_cross_entropy(logits: Array, y: Array) -> Array:
+def example_cross_entropy(logits: ArrayLike, y: ArrayLike) -> Array:
     return jax.nn.logsumexp(logits, axis=-1) - jnp.take_along_axis(
         logits, y[..., None], axis=-1
     ).squeeze(-1)
 
 
-def tanh_second_derivative(z: Array) -> Array:
+def tanh_second_derivative(z: ArrayLike) -> Array:
     t = jnp.tanh(z)
     return -2.0 * t * (1.0 - t * t)

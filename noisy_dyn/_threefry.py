@@ -17,14 +17,19 @@ and a normal as ``sqrt(2) erfinv(2 u' - 1)`` (the transform of ``jax.random.norm
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array
+from jax.typing import DTypeLike
+from jaxtyping import Array, ArrayLike, Float
+
+from trainkit.internal import IntScalar
 
 from ._types import Key
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 
 
-def _threefry2x32(k0: Array, k1: Array, x0: Array, x1: Array) -> tuple[Array, Array]:
+def _threefry2x32(
+    k0: ArrayLike, k1: ArrayLike, x0: ArrayLike, x1: ArrayLike
+) -> tuple[Array, Array]:
     """Threefry-2x32 with 20 rounds on counter pairs ``(x0, x1)`` under the key ``(k0, k1)``."""
     ks = (k0, k1, k0 ^ k1 ^ np.uint32(0x1BD11BDA))
     x0, x1 = x0 + k0, x1 + k1
@@ -45,12 +50,12 @@ def typed_key(key: Key) -> Array:
     return jax.random.wrap_key_data(jnp.asarray(key, dtype=jnp.uint32))
 
 
-def _fast(key: Array, shape: tuple[int, ...]) -> bool:
+def _fast(key: ArrayLike, shape: tuple[int, ...]) -> bool:
     n = int(np.prod(shape, dtype=np.int64))
     return "threefry" in str(jax.random.key_impl(key)) and 0 < n < 2**32
 
 
-def _words(key: Array, shape: tuple[int, ...], first_row: Array | int | None) -> Array:
+def _words(key: ArrayLike, shape: tuple[int, ...], first_row: ArrayLike | int | None) -> Array:
     """``uint32`` words of ``shape`` in the counter layout of the module docstring, its rows
     numbered from ``first_row``."""
     k0, k1 = jax.random.key_data(key)
@@ -68,7 +73,7 @@ def _words(key: Array, shape: tuple[int, ...], first_row: Array | int | None) ->
     return jnp.stack([y0, y1], axis=-1).reshape(*lead, 2 * pairs)[..., :last].reshape(shape)
 
 
-def _unit_float(words: Array) -> Array:
+def _unit_float(words: ArrayLike) -> Array:
     """The top 23 bits of each word as a float32 on ``[0, 1)``."""
     mantissa = (words >> np.uint32(9)) | np.uint32(0x3F800000)  # a float in [1, 2)
     return jax.lax.bitcast_convert_type(mantissa, np.float32) - 1.0
@@ -92,8 +97,12 @@ def _check(
 
 
 def standard_normal(
-    key: Key, shape: tuple[int, ...], dtype=jnp.float32, *, first_row: Array | int | None = None
-) -> Array:
+    key: Key,
+    shape: tuple[int, ...],
+    dtype: DTypeLike = jnp.float32,
+    *,
+    first_row: IntScalar | None = None,
+) -> Float[Array, "..."]:
     """Independent standard normals of the given shape from a PRNG key.
 
     ``xi = sqrt(2) erfinv(v)`` with ``v`` uniform on ``(-1, 1)`` built from the top 23 bits of a
@@ -126,8 +135,12 @@ def standard_normal(
 
 
 def uniform(
-    key: Key, shape: tuple[int, ...], dtype=jnp.float32, *, first_row: Array | int | None = None
-) -> Array:
+    key: Key,
+    shape: tuple[int, ...],
+    dtype: DTypeLike = jnp.float32,
+    *,
+    first_row: IntScalar | None = None,
+) -> Float[Array, "..."]:
     """Independent uniforms on ``[0, 1)`` of the given shape from a PRNG key.
 
     ``(w >> 9) / 2^23`` of the words ``w`` of the same stream as :func:`standard_normal` (so the

@@ -19,11 +19,10 @@ from typing import Any
 
 from trainkit import MIN_SEEDS, interval_legend, interval_text
 
-Rows = Sequence[Mapping[str, Any]]
+from ._study_row import StudyRow, study_rows_of
 
-
-def _level(row: Mapping[str, Any]) -> tuple[float, float]:
-    return (row["sigma_add"], row["sigma_mult"])
+Rows = Sequence[StudyRow | Mapping[str, Any]]
+"""Rows of a study: :class:`~noisy_dyn.study.StudyRow` records, or the dicts of ``study.json``."""
 
 
 def level_label(level: tuple[float, float]) -> str:
@@ -34,36 +33,38 @@ def level_label(level: tuple[float, float]) -> str:
 
 def noisy_levels(rows: Rows) -> list[tuple[float, float]]:
     """The noise levels of a study other than the deterministic twin, in study order."""
-    return [lv for lv in dict.fromkeys(_level(r) for r in rows) if lv != (0.0, 0.0)]
+    rows = study_rows_of(rows)
+    return [lv for lv in dict.fromkeys(r.config for r in rows) if lv != (0.0, 0.0)]
 
 
-def _compared(rows: Rows, level: tuple[float, float]) -> list[Mapping[str, Any]]:
+def _compared(rows: Sequence[StudyRow], level: tuple[float, float]) -> list[StudyRow]:
     """The rows of ``level`` compared with the twin, read deterministically (as in the paper)."""
-    return [r for r in rows if _level(r) == level and r.get("diff_mean") is not None
-            and r.get("inference", "deterministic") == "deterministic"]  # fmt: skip
+    return [r for r in rows if r.config == level and r.paired is not None
+            and r.paired.mean is not None and not r.draws]  # fmt: skip
 
 
 def robustness_gain(rows: Rows, level: tuple[float, float]) -> float:
     """Mean paired difference (points of accuracy) over the perturbed rows of ``level``."""
-    diffs = [r["diff_mean"] for r in _compared(rows, level) if r["perturbation"] != "clean"]
+    compared = _compared(study_rows_of(rows), level)
+    diffs = [r.paired.mean for r in compared if not r.is_clean]
     return 100.0 * sum(diffs) / len(diffs) if diffs else float("nan")
 
 
-def _points(row: Mapping[str, Any]) -> str:
+def _points(row: StudyRow) -> str:
     """``+3.7 [+0.4, +6.7]`` (marked below 16 seeds, no interval below 3:
     ``trainkit.interval_text``)."""
-    d, lo, hi = (row[k] for k in ("diff_mean", "diff_ci_low", "diff_ci_high"))
-    return interval_text(d, lo, hi, row.get("n", MIN_SEEDS), signed=True)
+    d = row.paired
+    return interval_text(d.mean, d.ci_low, d.ci_high, row.n, signed=True)
 
 
-def _verdict(rows: Sequence[Mapping[str, Any]]) -> str:
+def _verdict(rows: Sequence[StudyRow]) -> str:
     """What the perturbed rows of one level support, from the intervals and Holm's p-values."""
-    up = [r for r in rows if r["diff_ci_low"] > 0]
-    down = [r for r in rows if r["diff_ci_high"] < 0]
-    held = [r for r in rows if (r.get("p_holm") or 1.0) < 0.05]
+    up = [r for r in rows if r.paired.ci_low > 0]
+    down = [r for r in rows if r.paired.ci_high < 0]
+    held = [r for r in rows if (r.paired.p_holm or 1.0) < 0.05]
     n = len(rows)
     if held:
-        sign = "gains" if all(r["diff_mean"] > 0 for r in held) else "changes"
+        sign = "gains" if all(r.paired.mean > 0 for r in held) else "changes"
         return (f"{len(held)} of {n} perturbed {sign} survive Holm's correction; "
                 f"the interval excludes zero in {len(up)} up and {len(down)} down")  # fmt: skip
     if up or down:
@@ -75,20 +76,21 @@ def _verdict(rows: Sequence[Mapping[str, Any]]) -> str:
 def form_headline(label: str, rows: Rows) -> str:
     """One sentence for one noise form: its level of largest mean robustness gain, that gain,
     its clean-accuracy difference, and the verdict of the intervals."""
+    rows = study_rows_of(rows)
     levels = noisy_levels(rows)
     if not levels:
         return f"{label}: no noisy level was trained."
     best = max(levels, key=lambda lv: robustness_gain(rows, lv))
     compared = _compared(rows, best)
-    clean = [r for r in compared if r["perturbation"] == "clean"]
-    perturbed = [r for r in compared if r["perturbation"] != "clean"]
-    n = compared[0]["n"]
+    clean = [r for r in compared if r.is_clean]
+    perturbed = [r for r in compared if not r.is_clean]
+    n = compared[0].n
     clean_text = f"clean {_points(clean[0])}" if clean else "clean not measured"
-    top = max(perturbed, key=lambda r: r["diff_mean"])
+    top = max(perturbed, key=lambda r: r.paired.mean)
     return (
         f"{label}, best level {level_label(best)} against its deterministic twin ({n} seeds): "
         f"{clean_text} points, mean over perturbations {robustness_gain(rows, best):+.1f} points "
-        f"(largest: {top['perturbation']} {top['level']:g} {_points(top)}); "
+        f"(largest: {top.perturbation.name} {top.level:g} {_points(top)}); "
         f"{_verdict(perturbed)}."
     )
 
@@ -97,7 +99,8 @@ def headline(studies: Mapping[str, Rows]) -> str:
     """The demo's headline: one sentence per noise form (:func:`form_headline`), label -> rows,
     and the note on intervals over fewer than 16 seeds (``trainkit.interval_legend``)."""
     lines = [form_headline(label, rows) for label, rows in studies.items()]
-    fewest = min((r["n"] for rows in studies.values() for r in rows), default=MIN_SEEDS)
+    fewest = min((r.n for rows in studies.values() for r in study_rows_of(rows)),
+                 default=MIN_SEEDS)  # fmt: skip
     note = interval_legend(fewest)
     return "\n".join(lines + ([note] if note else []))
 
@@ -106,24 +109,24 @@ def _panel(ax: Any, label: str, rows: Rows) -> None:
     from matplotlib import colormaps
 
     colors = colormaps["tab20"]
+    rows = study_rows_of(rows)
     levels = noisy_levels(rows)
-    kinds = list(dict.fromkeys((r["perturbation"], r["level"]) for r in rows))
-    compared = {(_level(r), r["perturbation"], r["level"]): r for r in rows
-                if r.get("diff_mean") is not None
-                and r.get("inference", "deterministic") == "deterministic"}  # fmt: skip
+    kinds = list(dict.fromkeys((r.perturbation.name, r.level, r.is_clean) for r in rows))
+    compared = {(r.config, r.perturbation.name, r.level): r
+                for lv in levels for r in _compared(rows, lv)}  # fmt: skip
     width = 0.8 / max(len(kinds), 1)
-    for index, (kind, level) in enumerate(kinds):
+    for index, (kind, level, is_clean) in enumerate(kinds):
         here = [compared.get((lv, kind, level)) for lv in levels]
         xs = [i + (index - (len(kinds) - 1) / 2) * width for i, r in enumerate(here) if r]
         got = [r for r in here if r]
         if not got:
             continue
-        mean = [100 * r["diff_mean"] for r in got]
-        err = [[100 * (r["diff_mean"] - r["diff_ci_low"]) for r in got],
-               [100 * (r["diff_ci_high"] - r["diff_mean"]) for r in got]]  # fmt: skip
-        name = "clean" if kind == "clean" else f"{kind} {level:g}"
+        mean = [100 * r.paired.mean for r in got]
+        err = [[100 * (r.paired.mean - r.paired.ci_low) for r in got],
+               [100 * (r.paired.ci_high - r.paired.mean) for r in got]]  # fmt: skip
+        name = kind if is_clean else f"{kind} {level:g}"
         style = {"color": "k", "marker": "s"}
-        if kind != "clean":
+        if not is_clean:
             style = {"color": colors(index % 20), "marker": "o"}
         ax.errorbar(xs, mean, yerr=err, ls="none", ms=4, capsize=2, label=name, **style)
     ax.axhline(0.0, color="0.5", lw=0.8)

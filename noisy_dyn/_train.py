@@ -1,19 +1,22 @@
-"""Training of Noisy RNNs: Adam with a step decay, on the shared ``trainkit`` loop.
+"""Training of Noisy RNNs: a recipe (Adam with a step decay by default), on ``trainkit``'s loop.
 
-``fit`` minimises the mean softmax cross-entropy of the *noisy* forward pass (noise on through
+``fit`` minimises what its regularizer object says (``_training_loss``): the mean softmax
+cross-entropy of the *noisy* forward pass (:class:`NoiseInjection`, noise on through
 ``apply(..., key=...)``, the implicit regulariser of Lim et al., 2021, *Noisy Recurrent Neural
-Networks*, Sec. 3) or, with ``regularizer="explicit"``, of the deterministic pass plus ``lam``
-times the small-noise regulariser (``noisy_dyn._theory.regularized_loss``; the derivation is in
-``docs/derivations.md``, Sec. 1). The state of a run is a pure function of
-``(config, data, seed, global step)``:
+Networks*, Sec. 3) or, with :class:`ExplicitRegularizer` ``(lam, trace)``, that of the
+deterministic pass plus ``lam`` times the small-noise regulariser
+(``noisy_dyn.theory.regularized_loss``; the derivation is in ``docs/derivations.md``, Sec. 1).
+The update is a :class:`trainkit.Recipe`'s, the same objects as ``basis_ode.fit``'s. The state
+of a run is a pure function of ``(config, data, seed, global step)``:
 
 - keys: ``init_key, noise_key = split(key(seed))``; the parameters are
   ``init_params(init_key, cfg)`` and the noise of global step ``s`` (0-based) is drawn with
   ``fold_in(noise_key, s)`` (so no step reuses an initialisation key);
 - the example order of epoch ``e`` is ``trainkit.epoch_order(N, seed=data_seed, epoch=e)`` (the
   last incomplete batch is dropped, so every step has the same shape);
-- the learning rate is ``learning_rate`` for the first ``ceil(decay_at * epochs)`` epochs, then
-  times ``decay_factor`` (the paper's recipe: x0.1 from epoch 91 of 100). Runs shorter than
+- with the default recipe :class:`trainkit.AdamStepDecay` ``(decay_at=0.9, factor=0.1)`` the
+  learning rate is ``learning_rate`` for the first ``ceil(decay_at * epochs)`` epochs, then
+  times ``factor`` (the paper's recipe: x0.1 from epoch 91 of 100). Runs shorter than
   ``1 / (1 - decay_at)`` epochs (10 for 0.9) never decay, so a 2-epoch run keeps one rate.
 
 Checkpoints, resume, refusal of foreign runs, divergence, progress and the history format are
@@ -25,37 +28,53 @@ and :func:`logits_with_lengths` (the robustness table and the study use them), :
 """
 
 import dataclasses
-import functools
 import math
+import warnings
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from jaxtyping import Array, Float, Int
+from jaxtyping import ArrayLike, Float, Int
 
 import trainkit
+from trainkit import (
+    EVAL_BATCH_SIZE,
+    AdamStepDecay,
+    Recipe,
+    Sequences,
+    as_sequences,
+    data_hash,
+    evaluate_padded,
+)
 from trainkit import CheckpointMismatchError as CheckpointMismatchError
-from trainkit import Sequences, as_sequences, data_hash, evaluate_padded
 from trainkit import TrainingDiverged as TrainingDiverged
+from trainkit import decay_epoch as decay_epoch
 from trainkit import default_mesh as default_mesh
 from trainkit.internal import (
+    cached_program,
     check_finite,
     check_label_space,
+    check_learning_rate,
     check_positive_int,
     padding_problem,
+    takes_former_keywords,
     takes_train_options,
 )
 
 from ._config import NoisyRNNConfig
 from ._params import init_params
-from ._regularizer import regularized_loss
-from ._solve import apply, trajectory
+from ._training_loss import (
+    NoiseInjection,
+    Regularizer,
+    logits_with_lengths,
+    regularizer_by_name,
+)
+from ._training_loss import cross_entropy as _cross_entropy
+from ._types import Params  # noqa: E402
 
-Params = dict[str, Array]
-
-REGULARIZERS = ("noise", "explicit")
+ADAM_STEP_DECAY = AdamStepDecay()  # fit's default recipe (the paper's: x0.1 after 90 % of epochs)
+NOISE_INJECTION = NoiseInjection()  # fit's default regularizer
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,33 +158,7 @@ def _check_positive_int(name: str, value: Any) -> int:
 # forward pass, loss, evaluation
 
 
-def logits_with_lengths(
-    params: Params,
-    xs: Float[Array, "batch time feature"],
-    cfg: NoisyRNNConfig,
-    *,
-    lengths: Int[Array, " batch"] | None = None,
-    key: Array | None = None,
-) -> Float[Array, "batch classes"]:
-    """Logits ``V h_L + c`` read at each sequence's own length ``L`` (``h_T`` without lengths).
-
-    With ``lengths`` this runs :func:`noisy_dyn.trajectory` and reads the state after step
-    ``L - 1`` of sequence ``i`` (``hs[i, L_i]``), so right-padding after the real steps has no
-    effect; without it, it is :func:`noisy_dyn.apply`. ``cfg``'s numbers may be traced.
-    """
-    if lengths is None:
-        return apply(params, xs, cfg, key=key)
-    hs = trajectory(params, xs, cfg, key=key)
-    h = jnp.take_along_axis(hs, jnp.asarray(lengths)[:, None, None], axis=1)[:, 0]
-    return h @ params["V"].T + params["c"]
-
-
-def _cross_entropy(logits: Array, ys: Array) -> Array:
-    """``logsumexp(logits) - logits[y]`` per example (optax's; its gradient is bit-identical)."""
-    return optax.softmax_cross_entropy_with_integer_labels(logits, ys)
-
-
-@functools.lru_cache(maxsize=32)
+@cached_program(maxsize=32)
 def _eval_fn(cfg: NoisyRNNConfig):
     @jax.jit
     def fn(params, batch, weight):
@@ -195,10 +188,10 @@ def evaluate_split(
 
 def accuracy(
     params: Params,
-    data: Sequences | tuple | Float[Array, "n time feature"],
+    data: Sequences | tuple | Float[ArrayLike, "n time feature"],
     *args: Any,
-    batch_size: int = 512,
-    lengths: Int[Array, " n"] | None = None,
+    batch_size: int = EVAL_BATCH_SIZE,
+    lengths: Int[ArrayLike, " n"] | None = None,
 ) -> float:
     """Fraction of sequences whose deterministic-inference prediction ``argmax V h_L + c`` is
     the label (``h_L`` the state after each sequence's own ``L`` real steps).
@@ -255,44 +248,37 @@ def _accuracy_arguments(data: Any, args: tuple, lengths: Any) -> tuple[Sequences
 # --------------------------------------------------------------------------------------------
 # the task given to trainkit
 
-# Adam's moment estimates; the learning rate is applied in the step, so one compiled step serves
-# every learning rate and schedule (``optax.adam(piecewise_constant_schedule(...))`` exactly).
-_ADAM = optax.scale_by_adam()
-
-
-def _loss(params, xb, yb, lb, key, lam, cfg, regularizer):
-    if regularizer == "explicit":
-        logits = logits_with_lengths(params, xb, cfg, lengths=lb)
-        return regularized_loss(params, xb, yb, cfg, lam, method="exact", lengths=lb), logits
-    logits = logits_with_lengths(params, xb, cfg, lengths=lb, key=key)
-    return jnp.mean(_cross_entropy(logits, yb)), logits
-
 
 @dataclasses.dataclass(frozen=True)
 class Step:
-    """One Adam step on the noisy (or explicitly regularised) loss; hashable for jit's cache.
+    """One recipe step on the regularizer's loss; hashable for jit's cache.
 
-    ``hyper["cfg"]``, when present, is the config of the step: a pytree whose numbers are traced
-    (``fit_ensemble`` vmaps this step over the members' stacked configs); else ``cfg``.
+    ``hyper["lr"]`` (the peak learning rate) and ``hyper["lam"]`` (the penalty weight) enter
+    traced, so one compiled step serves every learning rate and weight; ``hyper["cfg"]``, when
+    present, is the config of the step: a pytree whose numbers are traced (``fit_ensemble`` vmaps
+    this step over the members' stacked configs); else ``cfg``.
     """
 
     cfg: NoisyRNNConfig
-    regularizer: str
+    regularizer: Regularizer
+    recipe: Recipe
+    steps_per_epoch: int
+    epochs: int
 
     def __call__(self, state, batch, key, step, hyper):
-        params, opt_state = state["params"], state["opt_state"]
+        params = state["params"]
         xb, yb = batch[0], batch[1]
         lb = batch[2] if len(batch) == 3 else None
-        (loss, logits), grads = jax.value_and_grad(_loss, has_aux=True)(
-            params, xb, yb, lb, key, hyper["lam"], hyper.get("cfg", self.cfg), self.regularizer
-        )
+        cfg = hyper.get("cfg", self.cfg)
+
+        def loss_fn(p):
+            return self.regularizer.loss(p, xb, yb, lb, key, cfg, hyper["lam"])
+
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         sq = sum(jnp.sum(jnp.square(g)) for g in jax.tree_util.tree_leaves(grads))
-        updates, new_opt = _ADAM.update(grads, opt_state, params)
-        rate = jnp.where(
-            step >= hyper["decay_step"], hyper["lr"] * hyper["decay_factor"], hyper["lr"]
-        )
-        new_params = jax.tree_util.tree_map(
-            lambda p, u: p - rate.astype(u.dtype) * u, params, updates
+        schedule = self.recipe.run_schedule(hyper["lr"], self.steps_per_epoch, self.epochs)
+        new_params, new_opt = self.recipe.update(
+            grads, state["opt_state"], params, learning_rate=hyper["lr"], rate=schedule(step)
         )
         n = jnp.asarray(yb.shape[0], loss.dtype)
         metrics = {
@@ -304,16 +290,13 @@ class Step:
         return {"params": new_params, "opt_state": new_opt, "model_state": {}}, metrics
 
 
-def decay_epoch(decay_at: float, epochs: int) -> int:
-    """The number of epochs before the learning-rate decay: ``ceil(decay_at * epochs)`` (90 of
-    100 for 0.9; a run shorter than ``1 / (1 - decay_at)`` epochs does not decay)."""
-    return int(math.ceil(decay_at * epochs - 1e-9))
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class NoisyTask:
     cfg: NoisyRNNConfig
-    regularizer: str
+    regularizer: Regularizer
+    recipe: Recipe
+    steps_per_epoch: int
+    epochs: int
     hyper_values: dict
     validation: tuple | None
     init_params: Params | None
@@ -334,18 +317,18 @@ class NoisyTask:
     def init(self, key, meta):
         params = init_params(key, self.cfg) if self.init_params is None else self.init_params
         params = jax.tree_util.tree_map(jnp.asarray, params)
-        return {"params": params, "opt_state": _ADAM.init(params), "model_state": {}}
+        opt_state = self.recipe.init(self.hyper_values["lr"], params)
+        return {"params": params, "opt_state": opt_state, "model_state": {}}
 
     def template(self, meta):
         return jax.eval_shape(lambda: self.init(jax.random.key(0), meta))
 
     def step_fn(self, meta):
-        return Step(self.cfg, self.regularizer)
+        return Step(self.cfg, self.regularizer, self.recipe, self.steps_per_epoch, self.epochs)
 
     def hyper(self, meta):
         h = self.hyper_values
-        return {"lr": jnp.asarray(h["lr"]), "decay_factor": jnp.asarray(h["decay_factor"]),
-                "lam": jnp.asarray(h["lam"]), "decay_step": np.int32(h["decay_step"])}  # fmt: skip
+        return {"lr": jnp.asarray(h["lr"]), "lam": jnp.asarray(h["lam"])}
 
     def epoch_start(self, epoch, state, meta):
         return state, meta
@@ -358,10 +341,9 @@ class NoisyTask:
         return {"val_accuracy": acc, "val_loss": loss}
 
     def record(self, state, meta, step):
-        h = self.hyper_values
-        return {
-            "learning_rate": h["lr"] * (h["decay_factor"] if step - 1 >= h["decay_step"] else 1.0)
-        }
+        lr = self.hyper_values["lr"]
+        at = self.recipe.learning_rate_at(lr, self.steps_per_epoch, self.epochs, step - 1)
+        return {"learning_rate": at}
 
     def export(self, state, meta):
         return jax.device_get(state["params"])
@@ -389,29 +371,38 @@ class NoisyTask:
         return f"Likely causes: {causes[0]}, or {causes[1]}."
 
 
-def _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_factor):
-    try:
-        lr = float(learning_rate)
-    except (TypeError, ValueError):
-        lr = math.nan
-    if isinstance(learning_rate, bool) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"`learning_rate` must be a finite number > 0, got {learning_rate!r}.")
-    if not 0.0 <= float(decay_at) <= 1.0 or not math.isfinite(float(decay_factor)):
-        raise ValueError(
-            f"`decay_at` must lie in [0, 1] and `decay_factor` be finite, got {decay_at!r}, "
-            f"{decay_factor!r}."
+def _check_fit_options(cfg: NoisyRNNConfig, regularizer: Any, recipe: Any) -> Regularizer:
+    """The regularizer object (a name parsed with a DeprecationWarning), checked against ``cfg``;
+    ``recipe`` must be a :class:`trainkit.Recipe`."""
+    if isinstance(regularizer, str):
+        warnings.warn(
+            f"fit(regularizer={regularizer!r}) is deprecated; pass noisy_dyn.NoiseInjection() or "
+            "noisy_dyn.ExplicitRegularizer(lam=..., trace=...) (regularizer_by_name at the edge).",
+            DeprecationWarning,
+            stacklevel=4,
         )
-    if regularizer not in REGULARIZERS:
-        raise ValueError(f"`regularizer` must be one of {REGULARIZERS}, got {regularizer!r}.")
-    if regularizer != "explicit":
-        return
-    if not cfg.cell.noisy:
-        raise ValueError(
-            f"regularizer='explicit' needs cell='lipschitz' (got {cfg.cell.name!r}); use "
-            "regularizer='noise' for the LSTM/GRU baselines."
+        regularizer = regularizer_by_name(regularizer)
+    if not isinstance(regularizer, Regularizer):
+        raise TypeError(
+            "`regularizer` must be noisy_dyn.NoiseInjection() or noisy_dyn.ExplicitRegularizer("
+            f"lam, trace), got {regularizer!r}."
         )
-    if not math.isfinite(float(lam)) or float(lam) < 0:
-        raise ValueError(f"`lam` must be a finite number >= 0, got {lam!r}.")
+    regularizer.check(cfg)
+    if not isinstance(recipe, Recipe):
+        raise TypeError(
+            "`recipe` must be a trainkit.Recipe (noisy_dyn.AdamStepDecay(decay_at, factor), "
+            f"SGDRecipe(...), AdamRsqrtRecipe(...)), got {recipe!r}."
+        )
+    return regularizer
+
+
+def _recipe_settings(recipe: Recipe) -> dict[str, Any]:
+    """The recipe's part of the run fingerprint: the default's keys as before recipes were
+    objects (``decay_at``, ``decay_factor``), so that runs checkpointed before keep resuming;
+    any other recipe its :meth:`trainkit.Recipe.fingerprint`."""
+    if type(recipe) is AdamStepDecay:
+        return {"decay_at": recipe.decay_at, "decay_factor": recipe.factor}
+    return recipe.fingerprint()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -425,11 +416,11 @@ class PreparedRun:
 
 
 def prepare_run(
-    cfg, train, validation, *, epochs, batch_size, learning_rate, regularizer, lam, decay_at,
-    decay_factor, data_seed, init, eval_batch_size,
+    cfg, train, validation, *, epochs, batch_size, learning_rate, regularizer, recipe, data_seed,
+    init, eval_batch_size,
 ) -> PreparedRun:  # fmt: skip
-    """Check ``fit``'s arguments and build its task: the hyper-parameters (learning rate, decay
-    step ``decay_epoch(decay_at, epochs) * (N // batch_size)``, ``lam``) and the optimizer
+    """Check ``fit``'s arguments and build its task: the hyper-parameters (learning rate,
+    ``lam``), the recipe's schedule over ``N // batch_size`` steps an epoch and the optimizer
     settings that go into the checkpoint fingerprint."""
     check_fit_cfg(cfg)
     xs, ys, lengths = check_split("train", train, cfg)
@@ -437,62 +428,89 @@ def prepare_run(
     val = None if validation is None else check_split("validation", validation, cfg)
     if val is not None and len(val[1]) == 0:
         raise ValueError(_EMPTY_VALIDATION.format(n=len(ys)))
-    _check_fit_options(cfg, regularizer, lam, learning_rate, decay_at, decay_factor)
+    learning_rate = check_learning_rate(learning_rate)
+    regularizer = _check_fit_options(cfg, regularizer, recipe)
     epochs = _check_positive_int("epochs", epochs)
     batch_size = _check_positive_int("batch_size", batch_size)
     eval_batch_size = _check_positive_int("eval_batch_size", eval_batch_size)
-    hyper = {
-        "lr": float(learning_rate),
-        "decay_factor": float(decay_factor),
-        "lam": float(lam),
-        "decay_step": decay_epoch(float(decay_at), epochs) * (len(xs) // batch_size),
-    }
+    recipe.check_epochs(epochs)
+    hyper = {"lr": learning_rate, "lam": float(regularizer.lam)}
     optimizer = {
-        "learning_rate": float(learning_rate), "decay_at": float(decay_at),
-        "decay_factor": float(decay_factor), "batch_size": batch_size,
-        "regularizer": regularizer, "lam": float(lam) if regularizer == "explicit" else None,
-        "data_seed": data_seed, "validation": None if val is None else data_hash(*val),
+        "learning_rate": learning_rate, **_recipe_settings(recipe), "batch_size": batch_size,
+        **regularizer.settings(), "data_seed": data_seed,
+        "validation": None if val is None else data_hash(*val),
         "init": None if init is None else data_hash(*jax.tree_util.tree_leaves(init)),
     }  # fmt: skip
     real = xs if lengths is None else xs[np.arange(xs.shape[1])[None, :] < lengths[:, None]]
-    task = NoisyTask(cfg, regularizer, hyper, val, init, eval_batch_size, optimizer,
+    task = NoisyTask(cfg, regularizer, recipe, len(xs) // batch_size, epochs, hyper, val, init,
+                     eval_batch_size, optimizer,
                      input_std=float(np.std(real)) if real.size else 1.0)  # fmt: skip
     data = (xs, ys) if lengths is None else (xs, ys, lengths)
     return PreparedRun(task, data, epochs, batch_size)
 
 
+def former_fit_keywords(former: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``fit``'s keywords for its former ones: ``decay_at``, ``decay_factor`` become
+    ``recipe=AdamStepDecay(decay_at, factor)``, ``lam`` (with ``regularizer`` a name) becomes
+    ``regularizer=regularizer_by_name(name, lam=lam)``."""
+    out = dict(kwargs)
+    if former.keys() & {"decay_at", "decay_factor"}:
+        if kwargs.get("recipe") is not None:
+            raise TypeError("fit() got decay_at/decay_factor and recipe; pass recipe only.")
+        at, factor = former.get("decay_at", 0.9), former.get("decay_factor", 0.1)
+        out["recipe"] = AdamStepDecay(decay_at=at, factor=factor)
+    if former.keys() & {"lam"}:
+        name = kwargs.get("regularizer", "noise")
+        if not isinstance(name, str):
+            raise TypeError(
+                f"fit() got lam= and the object regularizer={name!r}; give the weight in it: "
+                "ExplicitRegularizer(lam=...)."
+            )
+        out["regularizer"] = regularizer_by_name(name, lam=former["lam"])
+    return out
+
+
+_FORMER = ("decay_at", "decay_factor", "lam")
+_INSTEAD = (
+    "pass recipe=noisy_dyn.AdamStepDecay(decay_at=..., factor=...) and "
+    "regularizer=noisy_dyn.ExplicitRegularizer(lam=...)"
+)
+
+
+@takes_former_keywords(_FORMER, former_fit_keywords, instead=_INSTEAD)
 @takes_train_options(renamed={"checkpoint_every_steps": "checkpoint_every"})
 def fit(
     cfg: NoisyRNNConfig,
-    train: tuple,
+    train: Sequences | tuple,
     *,
     learning_rate: float,
-    validation: tuple | None = None,
-    regularizer: str = "noise",
-    lam: float = 1.0,
-    decay_at: float = 0.9,
-    decay_factor: float = 0.1,
+    validation: Sequences | tuple | None = None,
+    regularizer: Regularizer | str = NOISE_INJECTION,
+    recipe: Recipe = ADAM_STEP_DECAY,
     init: Params | None = None,
-    eval_batch_size: int = 512,
+    eval_batch_size: int = EVAL_BATCH_SIZE,
     options: trainkit.TrainOptions,
 ) -> tuple[Params, dict[str, Any]]:
-    """Train a Noisy RNN (or a baseline) with Adam and a step decay of the learning rate.
+    """Train a Noisy RNN (or a baseline) with a recipe (Adam and a step decay by default).
 
-    Each step minimises, over a mini-batch ``B``,
+    Each step minimises, over a mini-batch ``B``, the regularizer's loss:
 
-    - ``regularizer="noise"``: ``mean_{i in B} CE(apply(params, x_i, cfg, key=k_s), y_i)``, the
-      loss of the noisy forward pass with fresh noise ``k_s = fold_in(noise_key, s)`` at global
-      step ``s`` (no noise for deterministic configs);
-    - ``regularizer="explicit"``: ``mean CE(deterministic) + lam * mean r_i`` with ``r`` the
-      second-order small-noise regulariser (``docs/derivations.md``, Sec. 1).
+    - :class:`noisy_dyn.NoiseInjection` (default): ``mean_{i in B} CE(apply(params, x_i, cfg,
+      key=k_s), y_i)``, the loss of the noisy forward pass with fresh noise
+      ``k_s = fold_in(noise_key, s)`` at global step ``s`` (no noise for deterministic configs);
+    - :class:`noisy_dyn.ExplicitRegularizer` ``(lam, trace)``: ``mean CE(deterministic) + lam *
+      mean r_i`` with ``r`` the second-order small-noise regulariser (``docs/derivations.md``,
+      Sec. 1), its trace :class:`noisy_dyn.Exact` or :class:`noisy_dyn.Hutchinson`.
 
-    Adam, learning rate ``learning_rate`` multiplied by ``decay_factor`` after
-    ``ceil(decay_at * epochs)`` epochs (:func:`decay_epoch`). The batch axis is sharded over
-    ``mesh`` (parameters replicated), which gives the single-device numbers up to floating-point
-    summation order. A non-finite loss or gradient stops training with
-    :class:`trainkit.TrainingDiverged` (``noisy_dyn.TrainingDiverged``); the last good checkpoint
-    is kept. An epoch's training loss above ``trainkit.LOSS_ALARM`` times the chance level's
-    (``log C``) is announced once on stderr with its likely causes (input scale, ``dt``,
+    and updates ``w <- w - lr(s) D(g)`` with the recipe's direction ``D`` and schedule ``lr``:
+    by default :class:`trainkit.AdamStepDecay` ``(decay_at=0.9, factor=0.1)``, Adam with the
+    learning rate multiplied by ``factor`` after ``ceil(decay_at * epochs)`` epochs; any
+    :class:`trainkit.Recipe` (``SGDRecipe``, ``AdamRsqrtRecipe``, as ``basis_ode.fit``). The batch
+    axis is sharded over ``mesh`` (parameters replicated), which gives the single-device numbers
+    up to floating-point summation order. A non-finite loss or gradient stops training with
+    :class:`trainkit.TrainingDiverged` (``noisy_dyn.TrainingDiverged``); the last good
+    checkpoint is kept. An epoch's training loss above ``trainkit.LOSS_ALARM`` times the chance
+    level's (``log C``) is announced once on stderr with its likely causes (input scale, ``dt``,
     learning rate).
 
     Arguments:
@@ -501,17 +519,21 @@ def fit(
             or a tuple ``(xs, ys)`` / ``(xs, ys, lengths)``: ``xs (N, time, input_size)``
             floating, ``ys (N,)`` integers in ``[0, num_classes)``, ``lengths (N,)`` in
             ``[1, time]``. Padded series without lengths are refused (:func:`check_split`).
-        learning_rate: Adam learning rate before the decay.
+        learning_rate: the peak learning rate ``lr0`` (> 0) of the recipe's schedule.
         validation: optional, as ``train``; evaluated (deterministic inference) after every
             epoch; the parameters of the best validation accuracy are returned.
-        regularizer: ``"noise"`` (noise injection) or ``"explicit"`` (penalty, Lipschitz cell;
-            variable lengths as for the noise: steps past a series' length are the identity).
-        lam: weight of the explicit penalty.
-        decay_at, decay_factor: the step decay of the learning rate.
+        regularizer: ``NoiseInjection()`` or ``ExplicitRegularizer(lam, trace)`` (Lipschitz
+            cell; variable lengths as for the noise: steps past a series' length are the
+            identity). The names ``"noise"`` / ``"explicit"`` are still accepted with a
+            DeprecationWarning.
+        recipe: the optimizer direction and learning-rate schedule (a :class:`trainkit.Recipe`).
         init: initial parameters (default ``init_params(init_key, cfg)``).
-        eval_batch_size: batch size of the validation pass.
+        eval_batch_size: batch size of the validation pass (``trainkit.EVAL_BATCH_SIZE``).
         <train options>
         checkpoint_every_steps: the former name of ``checkpoint_every``, still accepted.
+        decay_at, decay_factor, lam: the former keywords, still accepted with a
+            DeprecationWarning (``recipe=AdamStepDecay(decay_at, factor)``,
+            ``regularizer=ExplicitRegularizer(lam)``).
 
     Returns:
         ``(params, history)``: the parameters, and a dict of per-epoch lists (epoch 1 first):
@@ -522,9 +544,8 @@ def fit(
     o = options
     data_seed = o.seed if o.data_seed is None else int(o.data_seed)
     run = prepare_run(cfg, train, validation, epochs=o.epochs, batch_size=o.batch_size,
-                      learning_rate=learning_rate, regularizer=regularizer, lam=lam,
-                      decay_at=decay_at, decay_factor=decay_factor, data_seed=data_seed,
-                      init=init, eval_batch_size=eval_batch_size)  # fmt: skip
+                      learning_rate=learning_rate, regularizer=regularizer, recipe=recipe,
+                      data_seed=data_seed, init=init, eval_batch_size=eval_batch_size)  # fmt: skip
     o = o.replace(epochs=run.epochs, batch_size=run.batch_size, data_seed=data_seed)
     params, history, _ = trainkit.train(run.task, run.data, trainkit.Settings.from_options(o))
     return params, history

@@ -7,10 +7,12 @@ The shape names are the ones used throughout the package: ``batch``, ``time``, `
 
 from typing import Any
 
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-Params = dict[str, Array]
-"""A flat dict of parameter arrays keyed by name (``M_A``, ``M_W``, ``U``, ``b``, ``V``, ...)."""
+Params = dict[str, Float[Array | np.ndarray, "..."]]
+"""A flat dict of parameter arrays keyed by name (``M_A``, ``M_W``, ``U``, ``b``, ``V``, ...):
+JAX arrays, or NumPy arrays as a model file gives them back."""
 
 Hidden = Float[Array, "*batch hidden"]
 """A hidden state ``h`` (optionally with leading batch axes)."""

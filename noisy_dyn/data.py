@@ -55,6 +55,7 @@ from trainkit import (
     split_three,
 )
 from trainkit import Sequences as Sequences
+from trainkit import Splits as Splits
 from trainkit import batches as batches
 from trainkit import epoch_order as epoch_order
 from trainkit import read_idx as read_idx
@@ -112,18 +113,6 @@ _PERMUTATION_FILE = Path(__file__).with_name("_pmnist_permutation.npy")
 Pixels = Float[np.ndarray, "batch time feature"]
 Labels = Int[np.ndarray, " batch"]
 Lengths = Int[np.ndarray, " batch"]
-
-
-class Splits(NamedTuple):
-    """Train / validation / test splits, each a :class:`Sequences` without lengths.
-
-    ``inputs`` is float32 ``(N, time, features)``, ``labels`` int32 ``(N,)`` with classes
-    ``0..C-1``. Each split also reads as the tuple ``(xs, ys)`` of earlier versions.
-    """
-
-    train: Sequences
-    validation: Sequences
-    test: Sequences
 
 
 class SequenceSplits(NamedTuple):

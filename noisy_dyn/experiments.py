@@ -23,18 +23,21 @@ import json
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 from jax.sharding import Mesh
+from jaxtyping import ArrayLike, Int
 
 from trainkit import (
     AXIS,
     MIN_SEEDS,
     CLIError,
+    FreezeDiverged,
+    Sequences,
     at_chance,
     atomic_write_text,
     chance_level,
@@ -59,6 +62,7 @@ from ._config import preset, preset_learning_rate
 from ._defaults import PAPER_TASKS, prepare_inputs, training_defaults
 from ._ensemble import fit_ensemble
 from ._model_io import load_model, save_model
+from ._perturbations import Perturbation
 from ._robustness import DEFAULT_PERTURBATIONS, robustness_table, to_markdown
 from ._study import (
     ACCURACIES_FILE,
@@ -69,6 +73,7 @@ from ._study import (
     study_split,
     study_verdicts,
 )
+from ._study_row import StudyRow
 from ._tradeoff import headline, plot_tradeoff
 from ._train import accuracy, decay_epoch, fit
 
@@ -263,7 +268,9 @@ def default_learning_rate(preset_name: str, data_name: str) -> float:
     return preset_learning_rate(preset_name, task=task)
 
 
-def warn_if_at_chance(val_accuracy: Any, val_labels: Any, what: str = "the model") -> bool:
+def warn_if_at_chance(
+    val_accuracy: Any, val_labels: Int[ArrayLike, ...] | Sequence[int], what: str = "the model"
+) -> bool:
     """Print a warning when a best validation accuracy is within noise of the majority class
     (``trainkit.at_chance``); True when it warned."""
     if val_accuracy is None or not at_chance(val_accuracy, val_labels):
@@ -496,7 +503,7 @@ def _scaled_test(loaded: dict[str, tuple], test: Any) -> Any:
     return scaling.apply(test)
 
 
-def check_model_data(name: str, cfg: Any, split: tuple, given: str) -> None:
+def check_model_data(name: str, cfg: Any, split: Sequences | tuple, given: str) -> None:
     """Refuse, in one line naming the model's expectation and what was given, a split whose
     features per step or labels do not fit model ``name`` (its ``cfg``)."""
     xs, ys = np.asarray(split[0]), np.asarray(split[1])
@@ -514,7 +521,7 @@ def check_model_data(name: str, cfg: Any, split: tuple, given: str) -> None:
         )
 
 
-def _subset(names: Sequence[str] | None, allowed: Sequence[str], what: str) -> list[str]:
+def _subset(names: Sequence[str] | None, allowed: Collection[str], what: str) -> list[str]:
     """``names`` (default: all of ``allowed``), refusing unknown ones with the choices."""
     names = list(names or allowed)
     unknown = sorted(set(names) - set(allowed))
@@ -523,8 +530,13 @@ def _subset(names: Sequence[str] | None, allowed: Sequence[str], what: str) -> l
     return names
 
 
-def _perturbations(kinds: Sequence[str] | None, default: dict) -> dict:
-    return {k: default[k] for k in _subset(kinds, default, "perturbations")}
+def _perturbations(
+    kinds: Sequence[str] | None, default: Sequence[Perturbation]
+) -> tuple[Perturbation, ...]:
+    """The default perturbations whose names are ``kinds`` (all by default), in that order."""
+    allowed = list(dict.fromkeys(p.name for p in default))
+    return tuple(p for k in _subset(kinds, allowed, "perturbations") for p in default
+                 if p.name == k)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -826,7 +838,8 @@ def study(
     params, history = fit_ensemble(
         cfgs, splits.train, seeds=list(seeds), epochs=epochs, batch_size=batch_size,
         learning_rate=lr, validation=splits.validation, checkpoint_dir=out / "checkpoints",
-        log_path=out / "log.jsonl", resume=resume, progress=progress, on_divergence="freeze",
+        log_path=out / "log.jsonl", resume=resume, progress=progress,
+        on_divergence=FreezeDiverged(),
     )  # fmt: skip
     _stage(progress, f"study: training done ({time.perf_counter() - t0:.0f} s so far)")
     diverged = _diverged(history, cfgs, list(seeds))
@@ -873,11 +886,11 @@ def _stage(progress: bool, message: str) -> None:
 # confirming a study's finds on fresh seeds (two-stage test)
 
 
-def _study_rows(folder: str | Path) -> list[dict[str, Any]]:
+def _study_rows(folder: str | Path) -> list[StudyRow]:
     path = Path(folder) / "study.json"
     if not path.is_file():
         raise CLIError(f"{path} not found: give the folder a `study` run wrote (--out).")
-    return json.loads(path.read_text())
+    return [StudyRow.from_dict(r) for r in json.loads(path.read_text())]
 
 
 def confirm(
@@ -904,15 +917,15 @@ def confirm(
     picked = _study_rows(discovery)
     if level is not None:
         keep = {(0.0, 0.0), tuple(float(v) for v in level)}
-        picked = [r for r in picked if (r["sigma_add"], r["sigma_mult"]) in keep]
-        if not any(r["sigma_add"] or r["sigma_mult"] for r in picked):
+        picked = [r for r in picked if r.config in keep]
+        if not any(r.sigma_add or r.sigma_mult for r in picked):
             raise CLIError(f"the discovery study has no level sigma_add, sigma_mult = {level}.")
     rows = _study_rows(confirmation)
     print(f"discovery scored on the {study_split(picked)} split, confirmation on the "
           f"{study_split(rows)} split")  # fmt: skip
     out = {sel: confirm_rows(picked, rows, select=sel) for sel in ("holm", "interval")}
     atomic_write_text(Path(confirmation) / "confirm.json", json.dumps(out, indent=1) + "\n")
-    n = min((r["n"] for r in rows), default=MIN_SEEDS)  # the confirmation study's seeds
+    n = min((r.n for r in rows), default=MIN_SEEDS)  # the confirmation study's seeds
     for sel, found in out.items():
         print(f"picked by {sel}: {len(found)}")
         for r in found:

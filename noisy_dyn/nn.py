@@ -60,7 +60,7 @@ class NoisyRNN(nnx.Module):
         xs: Float[ArrayLike, "batch time input"],
         *,
         key: Key | None = None,
-        noise: NoiseSample | ArrayLike | None = None,
+        noise: NoiseSample | tuple | Float[ArrayLike, "batch time hidden"] | None = None,
         lengths: Int[ArrayLike, " batch"] | None = None,
     ) -> Float[Array, "batch classes"]:
         """Logits ``V h_L + c`` of each row's last state; ``key``/``noise``/``lengths`` as in
@@ -99,7 +99,7 @@ class EqxNoisyRNN(eqx.Module):
         xs: Float[ArrayLike, "*batch time input"],
         *,
         key: Key | None = None,
-        noise: NoiseSample | ArrayLike | None = None,
+        noise: NoiseSample | tuple | Float[ArrayLike, "*batch time hidden"] | None = None,
         lengths: Int[ArrayLike, "*batch"] | None = None,
     ) -> Float[Array, "*batch classes"]:
         """Logits for one example ``(time, input)`` or a batch; ``key``/``noise``/``lengths`` as

@@ -1,6 +1,8 @@
 """Robustness studies over an ensemble: every member under every perturbation, intervals over
 seeds, paired and matched differences, Holm's adjustment, and the writers and plot of the
-results (``noisy_dyn._study``'s module docstring has the method).
+results (``noisy_dyn._study``'s module docstring has the method). Each row is a
+:class:`StudyRow` record (``row.to_dict()`` its ``study.json`` form; ``StudyRow.from_dict``
+reads one back).
 
 The plot imports matplotlib when called; importing this module does not.
 """
@@ -24,9 +26,15 @@ from ._study import study_rows as study_rows
 from ._study import study_split as study_split
 from ._study import study_verdicts as study_verdicts
 from ._study import write_study as write_study
+from ._study_row import Difference as Difference
+from ._study_row import Matched as Matched
+from ._study_row import StudyRow as StudyRow
 
 __all__ = [
     "ACCURACIES_FILE",
+    "Difference",
+    "Matched",
+    "StudyRow",
     "STORED_SPLIT",
     "STUDY_PERTURBATIONS",
     "accuracies_csv",

@@ -5,8 +5,24 @@ references (NumPy loops, closed forms, Monte-Carlo estimates) are float64, and l
 be dtype-generic. Tests that care about float32 behaviour create float32 arrays explicitly.
 """
 
+import os
+
 import jax
 import pytest
+from jaxtyping import install_import_hook
+
+# Shapes and types are checked in the test run: jaxtyping's import hook decorates every function
+# and dataclass of the three packages with ``jaxtyped(typechecker=beartype)``, as diffrax and
+# equinox do with ``--jaxtyping-packages``. It has to be installed before the packages are first
+# imported, hence here rather than in ``addopts``; beartype follows PEP 484's numeric tower (an
+# ``int`` is accepted where ``float`` is annotated, as in every type checker).
+# ``NOISY_BASIS_SHAPE_CHECKS=0`` switches it off (to time its overhead).
+SHAPE_CHECKS = os.environ.get("NOISY_BASIS_SHAPE_CHECKS", "1") != "0"
+if SHAPE_CHECKS:
+    install_import_hook(
+        ["noisy_dyn", "basis_ode", "trainkit"],
+        "beartype.beartype(conf=beartype.BeartypeConf(is_pep484_tower=True))",
+    )
 
 jax.config.update("jax_enable_x64", True)
 

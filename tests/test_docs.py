@@ -287,3 +287,14 @@ def test_docstring_rewrites_of_the_griffe_extension() -> None:
         "Fit.\n\nArguments:\n    a: one.\n\n``old=``: the former name of a.\n\nReturns:\n    b."
     )
     assert g._former_names_apart(doc, {"a", "old"}) == doc
+
+
+def test_internal_helpers_stay_out_of_the_reference() -> None:
+    """``trainkit.internal`` (the packages' door into trainkit) is not documented as user API,
+    while what a user meets from it (the label-gap warning, the options decorator) is public."""
+    sys.path.insert(0, str(ROOT / "docs" / "_site"))
+    import apiwalk
+
+    api = apiwalk.api_map()
+    assert "trainkit.internal" not in api and "trainkit" in api
+    assert {"LabelGapWarning", "ArgumentTypeError", "takes_train_options"} <= set(api["trainkit"])

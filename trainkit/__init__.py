@@ -5,9 +5,10 @@ checkpoints with a run fingerprint and resume, the training loop over a ``TrainS
 device and mesh helpers, data-file formats, splits and batch order, padded evaluation, command
 line helpers and Markdown tables. It imports neither model package; both import it.
 
-The names below (``__all__``) are the public API. ``trainkit.internal`` holds the smaller
-helpers the two model packages share (argument checks, command-line parsing, data-file pieces);
-it is not a user API. The ``trainkit._x`` modules are private: neither package imports them
+The names below (``__all__``) are the public API (the API reference documents them).
+``trainkit.internal`` holds the smaller helpers the two model packages share (argument checks,
+command-line parsing, data-file pieces); it is not a user API and not in the reference. The
+``trainkit._x`` modules are private: neither package imports them
 (``tests/trainkit/test_public_door.py`` checks).
 """
 
@@ -15,6 +16,13 @@ it is not a user API. The ``trainkit._x`` modules are private: neither package i
 from ._errors import CheckpointMismatchError as CheckpointMismatchError
 from ._errors import FileFormatError as FileFormatError
 from ._errors import TrainingDiverged as TrainingDiverged
+from ._validate import ArgumentTypeError as ArgumentTypeError
+from ._validate import LabelGapWarning as LabelGapWarning
+from ._divergence import DIVERGENCE_POLICIES as DIVERGENCE_POLICIES
+from ._divergence import DivergencePolicy as DivergencePolicy
+from ._divergence import FreezeDiverged as FreezeDiverged
+from ._divergence import RaiseOnDivergence as RaiseOnDivergence
+from ._divergence import divergence_policy as divergence_policy
 
 # --- formats, splits, model files, tables, command line (trainkit._formats, _splits, ...) ---
 from ._cli import CLIError as CLIError
@@ -34,6 +42,7 @@ from ._sequences import Sequences as Sequences
 from ._ts import TsFile as TsFile
 from ._ts import read_ts as read_ts
 from ._sequences import as_sequences as as_sequences
+from ._splits import Splits as Splits
 from ._splits import split_off_validation as split_off_validation
 from ._splits import split_three as split_three
 from ._tables import markdown_table as markdown_table
@@ -61,9 +70,11 @@ from ._devices import default_mesh as default_mesh
 from ._devices import use_cpu_devices as use_cpu_devices
 from ._history import epoch_rows as epoch_rows
 from ._loop import Settings as Settings
+from ._options import EVAL_BATCH_SIZE as EVAL_BATCH_SIZE
 from ._options import TrainOptions as TrainOptions
 from ._options import add_train_flags as add_train_flags
 from ._options import cli_train_options as cli_train_options
+from ._options import takes_train_options as takes_train_options
 from ._loop import Task as Task
 from ._lock import RunFolderLocked as RunFolderLocked
 from ._lock import RunLock as RunLock
@@ -71,6 +82,20 @@ from ._lock import start_afresh as start_afresh
 from ._loop import train as train
 from ._signals import TrainingInterrupted as TrainingInterrupted
 # --- end engine ---
+
+# --- training recipes: optimizer direction and learning-rate schedule (trainkit._recipes) ---
+from ._recipes import RECIPES as RECIPES
+from ._recipes import AdamRsqrtRecipe as AdamRsqrtRecipe
+from ._recipes import AdamStepDecay as AdamStepDecay
+from ._recipes import Recipe as Recipe
+from ._recipes import SGDRecipe as SGDRecipe
+from ._recipes import decay_epoch as decay_epoch
+from ._recipes import recipe_by_name as recipe_by_name
+from ._recipes import rsqrt_schedule as rsqrt_schedule
+from ._recipes import set_learning_rate as set_learning_rate
+from ._recipes import step_schedule as step_schedule
+
+# --- end recipes ---
 
 # --- checks of a run's data against its model (trainkit._data_checks) ---
 from ._data_checks import LOSS_ALARM as LOSS_ALARM
@@ -103,8 +128,11 @@ from ._stats import sign_flip_p_value as sign_flip_p_value
 from . import internal as internal
 
 __all__ = [
+    "AdamRsqrtRecipe",
+    "AdamStepDecay",
     "add_run_flags",
     "add_train_flags",
+    "ArgumentTypeError",
     "ArrayOnlyUnpickler",
     "at_chance",
     "atomic_write",
@@ -120,9 +148,11 @@ __all__ = [
     "CONFIDENCE",
     "cpu_devices_for",
     "data_hash",
+    "decay_epoch",
     "default_mesh",
     "epoch_order",
     "epoch_rows",
+    "EVAL_BATCH_SIZE",
     "evaluate_padded",
     "FileFormatError",
     "fsync_dir",
@@ -132,6 +162,7 @@ __all__ = [
     "interval_legend",
     "interval_text",
     "label_space",
+    "LabelGapWarning",
     "list_checkpoints",
     "load_latest_checkpoint",
     "load_model_file",
@@ -148,8 +179,12 @@ __all__ = [
     "read_classification_npz",
     "read_idx",
     "read_ts",
+    "Recipe",
+    "RECIPES",
+    "recipe_by_name",
     "resample_counts",
     "restricted_load",
+    "rsqrt_schedule",
     "run_command",
     "RunFolderLocked",
     "RunLock",
@@ -157,15 +192,25 @@ __all__ = [
     "Sequences",
     "as_sequences",
     "set_aside",
+    "set_learning_rate",
     "Settings",
+    "SGDRecipe",
+    "Splits",
     "sha256_file",
     "sign_flip_p_value",
     "split_off_validation",
     "split_three",
     "start_afresh",
+    "step_schedule",
+    "takes_train_options",
     "Task",
     "train",
     "TrainingDiverged",
+    "DIVERGENCE_POLICIES",
+    "DivergencePolicy",
+    "FreezeDiverged",
+    "RaiseOnDivergence",
+    "divergence_policy",
     "TrainingInterrupted",
     "TrainOptions",
     "TsFile",

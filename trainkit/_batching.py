@@ -15,7 +15,7 @@ from typing import Any
 
 import jax
 import numpy as np
-from jaxtyping import Int
+from jaxtyping import ArrayLike, Float, Int, Shaped
 
 from ._validate import check_int
 
@@ -40,16 +40,16 @@ def epoch_order(n: int, *, seed: int, epoch: int) -> Int[np.ndarray, " n"]:
 
 
 def batches(
-    xs: np.ndarray,
-    ys: np.ndarray,
+    xs: Shaped[ArrayLike, "n ..."],
+    ys: Shaped[ArrayLike, "n ..."],
     batch_size: int,
     *,
     seed: int = 0,
     epoch: int = 0,
-    lengths: np.ndarray | None = None,
+    lengths: Int[ArrayLike, " n"] | None = None,
     shuffle: bool = True,
     drop_remainder: bool = False,
-) -> Iterator[tuple[np.ndarray, ...]]:
+) -> Iterator[tuple[Shaped[np.ndarray, "batch ..."], ...]]:
     """Iterate over one epoch in mini-batches, in an order fixed by ``(seed, epoch)``.
 
     The order is :func:`epoch_order` ``(N, seed=seed, epoch=epoch)`` (``0..N-1`` without
@@ -84,8 +84,8 @@ def batches(
 
 
 def padded_batches(
-    arrays: Sequence[np.ndarray], batch_size: int
-) -> Iterator[tuple[tuple[np.ndarray, ...], np.ndarray]]:
+    arrays: Sequence[Shaped[ArrayLike, "n ..."]], batch_size: int
+) -> Iterator[tuple[tuple[Shaped[np.ndarray, "batch ..."], ...], Float[np.ndarray, " batch"]]]:
     """Cut ``arrays`` (same leading size ``N``) into batches of exactly ``min(batch_size, N)`` rows.
 
     Yields ``(batch, weight)``: ``batch`` a tuple of the arrays' rows, ``weight`` a float32
@@ -111,7 +111,9 @@ def padded_batches(
 
 
 def evaluate_padded(
-    fn: Callable[[tuple[Any, ...], Any], Any], arrays: Sequence[np.ndarray], batch_size: int
+    fn: Callable[[tuple[Any, ...], Any], Any],
+    arrays: Sequence[Shaped[ArrayLike, "n ..."]],
+    batch_size: int,
 ) -> Any:
     """Sum ``fn(batch, weight)`` over :func:`padded_batches`; one host transfer at the end.
 

@@ -175,7 +175,9 @@ class CheckpointStore:
         reading: only read: neither create the folder nor remove unfinalized steps.
     """
 
-    def __init__(self, directory: str | os.PathLike, keep: int | None = 3, *, reading=False):
+    def __init__(
+        self, directory: str | os.PathLike, keep: int | None = 3, *, reading: bool = False
+    ):
         import orbax.checkpoint as ocp
         from absl import logging as absl_logging
 

@@ -186,8 +186,11 @@ def parse_names(text: str | None) -> list[str] | None:
     return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
 
 
-def check_positive(args: argparse.Namespace, names: Sequence[str]) -> None:
-    """Raise :class:`CLIError` for an option among ``names`` that is set and below 1."""
+def check_positive(args: object, names: Sequence[str]) -> None:
+    """Raise :class:`CLIError` for an option among ``names`` that is set and below 1.
+
+    ``args``: the parsed command line (an ``argparse.Namespace``, or any object with those
+    attributes)."""
     for name in names:
         value = getattr(args, name, None)
         if value is not None and not isinstance(value, list) and value < 1:

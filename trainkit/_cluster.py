@@ -34,6 +34,14 @@ import sys
 import time
 from typing import Any
 
+from ._jax_private import (
+    backends_initialized,
+    cluster_from_environment,
+    distributed_state,
+    on_a_tpu_vm,
+    service_factory,
+)
+
 __all__ = ["EXIT_PEER_LOST", "add_cluster_flags", "start_cluster"]
 
 EXIT_PEER_LOST = 75
@@ -97,27 +105,12 @@ def _job_from_environment() -> tuple[str, int, int] | None:
     several = (
         int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1 and "SLURM_STEP_NODELIST" in os.environ
     ) or int(os.environ.get("OMPI_COMM_WORLD_SIZE", "1") or 1) > 1
-    if not several and not _on_a_tpu_vm():
+    if not several and not on_a_tpu_vm():
         return None
-    from jax._src import clusters
-
-    address, n, i, _ = clusters.ClusterEnv.auto_detect_unset_distributed_params(
-        None, None, None, None, None, 300
-    )
+    address, n, i = cluster_from_environment(300)
     if address is None or n is None or i is None:
         return None
     return str(address), int(n), int(i)
-
-
-def _on_a_tpu_vm() -> bool:
-    """TPU chips on this host and libtpu installed (read before JAX's backend starts)."""
-    try:
-        from jax._src import cloud_tpu_init, hardware_utils
-
-        chips, _ = hardware_utils.num_available_tpu_chips_and_device_id()
-        return chips > 0 and cloud_tpu_init.get_tpu_library_path() is not None
-    except Exception:  # noqa: BLE001 - JAX's internals moved: no detection
-        return False
 
 
 def start_cluster(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -176,7 +169,6 @@ def _start_service(bind: str, n: int) -> _Service:
 
 def _initialize(address: str, n: int, i: int) -> None:
     import jax
-    from jax._src import distributed
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if i != 0:
@@ -185,12 +177,8 @@ def _initialize(address: str, n: int, i: int) -> None:
         port = address.rsplit(":", 1)[1]
         bind = os.environ.get("JAX_COORDINATOR_BIND_ADDRESS", f"[::]:{port}")
         service = _start_service(bind, n)
-        make = distributed._jax.get_distributed_runtime_service
-        distributed._jax.get_distributed_runtime_service = lambda *a, **k: service
-        try:
+        with service_factory(service):
             jax.distributed.initialize(address, num_processes=n, process_id=i)
-        finally:
-            distributed._jax.get_distributed_runtime_service = make
     from ._signals import SUPERVISOR
 
     SUPERVISOR.peers = peers()
@@ -317,11 +305,10 @@ _PEERS: Peers | None = None
 def process_index() -> int:
     """This process's number in its job (0 alone), without initialising JAX's backend."""
     import jax
-    from jax._src import distributed, xla_bridge
 
-    if xla_bridge.backends_are_initialized():
+    if backends_initialized():
         return int(jax.process_index())
-    state = distributed.global_state
+    state = distributed_state()
     return int(getattr(state, "process_id", 0) or 0) if state.client is not None else 0
 
 
@@ -331,11 +318,7 @@ def peers() -> Peers | None:
     global _PEERS
     if _PEERS is not None:
         return _PEERS
-    try:
-        from jax._src import distributed
-    except ImportError:  # pragma: no cover
-        return None
-    state = distributed.global_state
+    state = distributed_state()
     n = getattr(state, "num_processes", None) or 1
     if state.client is None or n < 2:
         return None

@@ -40,9 +40,9 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the terminal is for the job
     try:
-        from jax._src.lib import _jax
+        from ._jax_private import runtime_service
 
-        service = _jax.get_distributed_runtime_service(bind, n)
+        service = runtime_service(bind, n)
     except Exception as err:  # noqa: BLE001 - reported to process 0 in one line
         print(f"error: {' '.join(str(err).split())[:300]}", flush=True)
         return 1

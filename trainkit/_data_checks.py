@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from jaxtyping import ArrayLike, Int
 
 from ._cli import CLIError
+
+Labels = Int[ArrayLike, "..."] | Sequence[int]
+"""Class labels (any shape: one per example, or per token)."""
 
 __all__ = [
     "LOSS_ALARM",
@@ -39,7 +43,7 @@ MIN_VALIDATION = 30
 epochs tie and the best one is picked by chance: :func:`small_validation` warns."""
 
 
-def label_space(train_labels: Any, others: Mapping[str, Any]) -> int:
+def label_space(train_labels: Labels, others: Mapping[str, Any]) -> int:
     """The number of classes, decided on the training split: ``1 + max(train labels)``.
 
     A label of the other splits (``{"validation": ys, "test": ys}``) at or above that number
@@ -86,7 +90,7 @@ def _classes_text(classes: np.ndarray) -> str:
     return "[" + ", ".join(map(str, c[:12])) + (" ...]" if len(c) > 12 else "]")
 
 
-def chance_level(labels: Any) -> float:
+def chance_level(labels: Labels) -> float:
     """The accuracy of always predicting the most frequent class of ``labels``."""
     ys = np.asarray(labels)
     if ys.size == 0:
@@ -94,7 +98,7 @@ def chance_level(labels: Any) -> float:
     return float(np.bincount(ys.astype(np.int64) - ys.min()).max() / ys.size)
 
 
-def at_chance(accuracy: float | None, labels: Any) -> bool:
+def at_chance(accuracy: float | None, labels: Labels) -> bool:
     """Whether ``accuracy`` on ``labels`` is within noise of :func:`chance_level`.
 
     With ``p0`` the majority fraction and ``n`` the number of labels, the accuracy is at chance

@@ -18,6 +18,7 @@ import os
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import PyTree
 
 AXIS = "batch"
 MIN_ROWS_PER_DEVICE = 32
@@ -127,7 +128,7 @@ def put_replicated(tree, mesh: Mesh):
     return jax.tree.map(lambda x: put(np.asarray(x), replicated(mesh)), tree)
 
 
-def to_host(tree):
+def to_host(tree: PyTree) -> PyTree:
     """NumPy copies of a pytree of replicated arrays (also across processes)."""
 
     def get(x):

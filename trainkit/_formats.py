@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jaxtyping import Int, Real, Shaped, UInt8
 
 from ._errors import FileFormatError
 from ._validate import check_finite, check_labels
@@ -103,7 +104,7 @@ IDX_DTYPES: dict[int, np.dtype] = {
 """IDX type code -> element type (big-endian where it matters)."""
 
 
-def read_idx(path: PathLike) -> np.ndarray:
+def read_idx(path: PathLike) -> Real[np.ndarray, "n ..."]:
     """Read one IDX file (raw or gzip-compressed, detected from the content).
 
     Layout: two zero bytes, a type code (``0x08`` uint8, ``0x09`` int8, ``0x0B`` int16,
@@ -146,7 +147,9 @@ def read_idx(path: PathLike) -> np.ndarray:
     return data.astype(dtype.newbyteorder("="))
 
 
-def read_idx_pair(images_path: PathLike, labels_path: PathLike) -> tuple[np.ndarray, np.ndarray]:
+def read_idx_pair(
+    images_path: PathLike, labels_path: PathLike
+) -> tuple[Real[np.ndarray, "n height width"], Int[np.ndarray, " n"]]:
     """An IDX image file ``(N, H, W)`` and its IDX label file ``(N,)``; labels as int32.
 
     Raises:
@@ -234,7 +237,9 @@ def restricted_load(data: bytes, *, source: str, encoding: str = "ASCII") -> Any
 # CIFAR-10 python batches
 
 
-def read_cifar_batch(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
+def read_cifar_batch(
+    path: PathLike,
+) -> tuple[UInt8[np.ndarray, "n 3072"], Int[np.ndarray, " n"]]:
     """One CIFAR-10 python batch: ``(data uint8 (N, 3072), labels int32 (N,))``.
 
     The file (optionally gzip-compressed) is a pickled dict with ``b"data"`` uint8
@@ -283,7 +288,9 @@ def cifar_folder(root: PathLike) -> Path:
     return root
 
 
-def read_cifar_folder(root: PathLike) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+def read_cifar_folder(
+    root: PathLike,
+) -> tuple[tuple[UInt8[np.ndarray, "n 3072"], Int[np.ndarray, " n"]], ...]:
     """``((train data, train labels), (test data, test labels))`` of a CIFAR-10 folder.
 
     Training batches ``data_batch_1..5`` that are missing are skipped (at least one is needed);
@@ -388,7 +395,9 @@ def _check_lengths(path: Path, part: str, lengths: np.ndarray, x: np.ndarray) ->
         )
 
 
-def read_classification_npz(path: PathLike, *, lengths: bool = True) -> dict[str, np.ndarray]:
+def read_classification_npz(
+    path: PathLike, *, lengths: bool = True
+) -> dict[str, Shaped[np.ndarray, "n ..."]]:
     """A user's classification data: ``x_train, y_train, x_test, y_test`` [+ ``lengths_*``].
 
     Checks, on the raw arrays before any cast: ``x_*`` real (bool, integer or float), finite

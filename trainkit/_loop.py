@@ -22,8 +22,9 @@ of the train state, of the task's ``hyper`` and of the batch gets a leading memb
 ``M`` the members are sharded over the devices (no per-step communication between members);
 otherwise every member's batch is sharded as in a single run. History values are per-member
 lists (``best_epoch`` too); the best parameters are chosen per member; divergence of any member
-stops the run and names the members, or, with ``on_divergence="freeze"``, freezes those members
-at their last finite parameters while the others train on (``diverged_step`` in the history).
+stops the run and names the members, or, with ``on_divergence=FreezeDiverged()``, freezes those
+members at their last finite parameters while the others train on (``diverged_step`` in the
+history).
 
 Semantics, the same for both packages:
 
@@ -66,12 +67,13 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import PRNGKeyArray
 
 from . import _devices
 from ._atomic import atomic_write_text
@@ -85,10 +87,17 @@ from ._checkpoint import (
     run_state_sha256,
 )
 from ._data_checks import LOSS_ALARM, loss_alarm
+from ._divergence import (
+    DIVERGENCE_POLICIES,
+    RAISE_ON_DIVERGENCE,
+    DivergencePolicy,
+    divergence_policy,
+)
 from ._errors import TrainingDiverged
 from ._history import append_epoch, empty_history, history_jsonl
 from ._lock import RunLock
 from ._options import TrainOptions
+from ._programs import cached_program
 from ._progress import Progress
 from ._signals import StopSignals, TrainingInterrupted
 from ._validate import check_positive_int
@@ -97,6 +106,7 @@ logger = logging.getLogger("trainkit")
 RETURN_PARAMS = ("best", "last")
 
 
+@runtime_checkable
 class Task(Protocol):
     """What a package supplies to :func:`train`.
 
@@ -110,7 +120,7 @@ class Task(Protocol):
     config: Any  # JSON-able model configuration (fingerprint)
     optimizer: Any  # JSON-able optimizer settings (fingerprint)
 
-    def init(self, key: jax.Array, meta: dict) -> dict: ...
+    def init(self, key: PRNGKeyArray, meta: dict) -> dict: ...
 
     def template(self, meta: dict) -> dict: ...
 
@@ -142,12 +152,14 @@ class Settings(TrainOptions):
     """Options of :func:`train`: the :class:`trainkit.TrainOptions` and the member axis.
 
     ``seeds``, ``data_seeds``: the member axis (module docstring); ``on_divergence``:
-    ``"raise"``, or ``"freeze"`` (members only): a diverged member is frozen, the rest train on.
+    :class:`trainkit.RaiseOnDivergence` (the default), or :class:`trainkit.FreezeDiverged`
+    (members only): a diverged member is frozen, the rest train on. The names ``"raise"``,
+    ``"freeze"`` are read as those (the engine's callers parse and warn at their edge).
     """
 
     seeds: tuple[int, ...] | None = None
     data_seeds: tuple[int, ...] | None = None
-    on_divergence: str = "raise"
+    on_divergence: DivergencePolicy | str = RAISE_ON_DIVERGENCE
 
     @classmethod
     def from_options(cls, options: TrainOptions, **extra: Any) -> Settings:
@@ -155,7 +167,8 @@ class Settings(TrainOptions):
         return cls(**{name: getattr(options, name) for name in TrainOptions.names()}, **extra)
 
 
-ON_DIVERGENCE = ("raise", "freeze")
+ON_DIVERGENCE = tuple(DIVERGENCE_POLICIES)
+"""The names of the divergence policies (the objects: ``RaiseOnDivergence``, ``FreezeDiverged``)."""
 
 
 @dataclasses.dataclass
@@ -263,7 +276,7 @@ def _member_map(fn: Callable, mesh: Any, layout: str) -> Callable:
     return jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
 
 
-@functools.lru_cache(maxsize=32)
+@cached_program(maxsize=32)
 def compiled_step(task_step: Callable, mesh: Any, layout: str | None = None) -> Callable:
     """The jitted guarded step of ``task_step`` on ``mesh`` (cached: reruns do not recompile);
     with a member layout, mapped over the leading member axis of every argument
@@ -500,7 +513,7 @@ def _check_alive(run: Run, task: Task, s: Settings) -> None:
         return
     dead = np.flatnonzero(~alive.reshape(-1))
     steps = np.asarray(_devices.to_host(run.carry["bad_step"])).reshape(-1)
-    if s.on_divergence == "freeze" and alive.ndim and alive.any():
+    if divergence_policy(s.on_divergence).freezes and alive.ndim and alive.any():
         _freeze(run, s, {int(m): int(steps[m]) for m in dead})
         return
     bad = int(np.min(steps[dead]))
@@ -531,7 +544,7 @@ def _kept(run: Run, bad: int) -> str:
 
 
 def _freeze(run: Run, s: Settings, dead: dict[int, int]) -> None:
-    """Note the members newly frozen after a non-finite step (``on_divergence="freeze"``)."""
+    """Note the members newly frozen after a non-finite step (``FreezeDiverged()``)."""
     new = {m: step for m, step in dead.items() if m not in run.diverged}
     for m, step in sorted(new.items()):
         epoch = (step - 1) // run.steps_per_epoch + 1
@@ -691,8 +704,7 @@ def _check_settings(s: Settings, n: int) -> None:
         not s.seeds or (s.data_seeds is not None and len(s.data_seeds) != len(s.seeds))
     ):
         raise ValueError("`seeds` must be non-empty and `data_seeds` (if given) as long.")
-    if s.on_divergence not in ON_DIVERGENCE:
-        raise ValueError(f"`on_divergence` must be in {ON_DIVERGENCE}, not {s.on_divergence!r}.")
+    divergence_policy(s.on_divergence)  # refuses anything but a policy or its name
     if s.return_params not in RETURN_PARAMS:
         raise ValueError(
             f"`return_params` must be one of {RETURN_PARAMS}, got {s.return_params!r}."

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jaxtyping import Shaped
 
 from ._atomic import atomic_write, fsync_dir, unique_temporary
 from ._errors import FileFormatError
@@ -188,7 +189,7 @@ def _read_meta(path: Path, members: dict[str, np.ndarray], package: str) -> dict
 
 def load_model_file(
     path: str | os.PathLike, *, package: str, legacy_config_key: str | None = None
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+) -> tuple[dict[str, Any], dict[str, Shaped[np.ndarray, ...]]]:
     """Read ``(config, arrays)`` written by :func:`save_model_file` for ``package``.
 
     Arguments:

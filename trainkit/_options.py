@@ -23,10 +23,24 @@ import functools
 import inspect
 import os
 import textwrap
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["TrainOptions", "add_train_flags", "cli_train_options", "takes_train_options"]
+__all__ = [
+    "EVAL_BATCH_SIZE",
+    "TrainOptions",
+    "add_train_flags",
+    "cli_train_options",
+    "takes_former_keywords",
+    "takes_train_options",
+]
+
+EVAL_BATCH_SIZE = 512
+"""The default evaluation batch size of both packages (``fit(eval_batch_size=...)``, ``accuracy``):
+examples per padded batch of a deterministic pass. It sets memory and speed only: the last
+batch is padded to this size with zero-weight rows, so one shape compiles, and the accuracy does
+not depend on it (the mean loss up to the order of a floating-point sum)."""
 
 MARKER = "<train options>"
 """The line of a ``fit`` docstring that :func:`takes_train_options` replaces by the options."""
@@ -179,7 +193,7 @@ def takes_train_options(
         name = fn.__name__
 
         @functools.wraps(fn)
-        def wrapper(*args: Any, options: TrainOptions | None = None, **kwargs: Any) -> Any:
+        def wrapper(*args: Any, options: Any = None, **kwargs: Any) -> Any:  # checked below
             given = {k: kwargs.pop(k) for k in list(kwargs) if k in fields}
             for old, new in renamed.items():
                 if old in kwargs:
@@ -227,6 +241,41 @@ def takes_train_options(
         )
         wrapper.__doc__ = _with_option_docs(fn.__doc__ or "", exclude)
         wrapper.train_option_names = tuple(fields)  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return wrap
+
+
+def takes_former_keywords(
+    names: Sequence[str],
+    convert: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+    *,
+    instead: str,
+) -> Callable[[F], F]:
+    """Accept keywords a function no longer takes, with a DeprecationWarning.
+
+    When a call passes any of ``names``, a ``DeprecationWarning`` says to use ``instead`` and the
+    function is called with ``convert(former, kwargs)``: ``former`` the keywords of ``names`` that
+    were given, ``kwargs`` the others; ``convert`` returns the keywords to call with (and raises a
+    one-line ``TypeError`` on a clash, e.g. the former keyword and its replacement both given).
+    The signature shown is the function's own (without the former keywords).
+    """
+    names = tuple(names)
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            former = {k: kwargs.pop(k) for k in names if k in kwargs}
+            if former:
+                warnings.warn(
+                    f"{fn.__name__}({', '.join(f'{k}=' for k in former)}...) is deprecated; "
+                    f"{instead}.",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                kwargs = convert(former, kwargs)
+            return fn(*args, **kwargs)
+
         return wrapper  # type: ignore[return-value]
 
     return wrap

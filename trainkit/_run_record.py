@@ -74,7 +74,9 @@ def _is(value: Any, types: tuple) -> bool:
     return False
 
 
-def check_record_fields(path: str | os.PathLike, stored: dict, actual: dict, what: str) -> None:
+def check_record_fields(
+    path: str | os.PathLike, stored: dict, actual: dict, what: str | os.PathLike
+) -> None:
     """Refuse a record whose fields ``stored`` differ from the ``actual`` ones of ``what`` (e.g.
     the model file), naming the first differing field with both values."""
     for key in sorted(set(stored) | set(actual)):

@@ -31,7 +31,7 @@ from typing import Any
 
 import jax
 import numpy as np
-from jaxtyping import ArrayLike, Float, Int
+from jaxtyping import ArrayLike, Bool, Float, Int
 
 from ._validate import ArgumentTypeError
 
@@ -89,7 +89,7 @@ class Sequences:
         """Features per step ``F``."""
         return int(np.shape(self.inputs)[2])
 
-    def valid_steps(self) -> np.ndarray:
+    def valid_steps(self) -> Bool[np.ndarray, "n time"]:
         """``(N, T)`` booleans: True at the real steps of each row (all of them without lengths)."""
         n, t = np.shape(self.inputs)[:2]
         if self.lengths is None:
@@ -102,7 +102,7 @@ class Sequences:
         pick = lambda a: None if a is None else a[index]  # noqa: E731
         return Sequences(pick(self.inputs), pick(self.labels), pick(self.lengths))
 
-    def with_inputs(self, inputs: Any) -> Sequences:
+    def with_inputs(self, inputs: Float[ArrayLike, "n time features"]) -> Sequences:
         """The same labels and lengths with other ``inputs`` (e.g. perturbed or rescaled)."""
         return dataclasses.replace(self, inputs=inputs)
 

@@ -52,6 +52,8 @@ from typing import Any
 
 import numpy as np
 
+from ._jax_private import preemption_sync_manager
+
 __all__ = ["EXIT_STATUS", "StopSignals", "TrainingInterrupted", "command_signals"]
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -91,19 +93,6 @@ class TrainingInterrupted(KeyboardInterrupt):
 
     def __str__(self) -> str:
         return str(self.args[0])
-
-
-def _jax_sync_manager() -> Any:
-    """JAX's preemption sync manager when several processes run with it, else None (never
-    initialises JAX's backend)."""
-    try:
-        from jax._src import distributed
-    except ImportError:  # pragma: no cover
-        return None
-    state = distributed.global_state
-    if (getattr(state, "num_processes", None) or 1) < 2:
-        return None
-    return getattr(state, "preemption_sync_manager", None)
 
 
 def _name(signum: int) -> str:
@@ -154,7 +143,7 @@ class Supervisor:
 
         self.peers = _cluster.peers()
         for sig in SIGNALS:
-            if sig == signal.SIGTERM and _jax_sync_manager() is not None:
+            if sig == signal.SIGTERM and preemption_sync_manager() is not None:
                 continue  # JAX's preemption notifier has SIGTERM; the peers see its notice
             self._old[sig] = signal.signal(sig, _ignore)
         self._stop.clear()
@@ -316,7 +305,7 @@ class StopSignals:
         import jax
 
         self._multi = jax.process_count() > 1
-        self._sync = _jax_sync_manager()
+        self._sync = preemption_sync_manager()
         self._on = SUPERVISOR.enter()
         if self._on:
             SUPERVISOR.mark("start-up")  # reading the checkpoint; the steps mark their phases

@@ -7,12 +7,34 @@ gives the same split (and a resumed run sees the same data). See ``docs/data_for
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+from jaxtyping import ArrayLike, Shaped
 
 from ._sequences import Sequences
 from ._validate import ArgumentTypeError, check_int
+
+Train = tuple[Shaped[ArrayLike, "n_train ..."], ...]
+"""The training rows of each array (the same rows of all)."""
+Validation = tuple[Shaped[ArrayLike, "n_val ..."], ...]
+"""The validation rows of each array."""
+Test = tuple[Shaped[ArrayLike, "n_test ..."], ...]
+"""The test rows of each array."""
+
+
+class Splits(NamedTuple):
+    """Train / validation / test splits of one data set: what both packages' loaders return.
+
+    Each split is what its package trains on: a :class:`trainkit.Sequences` in ``noisy_dyn``
+    (inputs ``(N, time, features)``, labels, optional lengths), a tuple ``(xs, ys)`` of NHWC
+    images and labels in ``basis_ode``. ``noisy_dyn.data.Splits`` and ``basis_ode.data.Splits``
+    are this class. Model selection reads ``validation``; ``test`` is for the final report only.
+    """
+
+    train: Any
+    validation: Any
+    test: Any
 
 
 def check_seed(seed: Any) -> int:
@@ -40,8 +62,12 @@ def _check_same_length(arrays: tuple[np.ndarray, ...]) -> int:
 
 
 def split_three(
-    arrays: tuple[np.ndarray, ...], *, seed: int, val_fraction: float, test_fraction: float
-) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    arrays: tuple[Shaped[ArrayLike, "n ..."], ...],
+    *,
+    seed: int,
+    val_fraction: float,
+    test_fraction: float,
+) -> tuple[Train, Validation, Test]:
     """Shuffle; cut off ``round(test_fraction N)`` test, ``round(val_fraction N)`` validation.
 
     With ``order = default_rng(seed).permutation(N)``: test is ``order[:n_test]``, validation
@@ -72,8 +98,8 @@ def split_three(
 
 
 def split_off_validation(
-    arrays: tuple[np.ndarray, ...], *, seed: int, val_size: int
-) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    arrays: tuple[Shaped[ArrayLike, "n ..."], ...], *, seed: int, val_size: int
+) -> tuple[Train, Validation]:
     """Move ``val_size`` examples, chosen by ``default_rng(seed)``, from train to validation.
 
     With ``order = default_rng(seed).permutation(N)``, validation holds ``sort(order[:val_size])``

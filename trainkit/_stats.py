@@ -30,11 +30,12 @@ so every row of a study with the same ``n`` is resampled with the same seeds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
-from jaxtyping import Float
+from jaxtyping import ArrayLike, Float, Real
 
 from ._validate import check_positive_int
 
@@ -47,12 +48,18 @@ N_PERMUTATIONS = 2**16
 to 16 seeds)."""
 
 
+Samples = Real[ArrayLike, "*batch n"] | Sequence
+"""Scores with the seeds on the last axis (an array, or nested lists of numbers)."""
+PerRow = Float[np.ndarray | np.generic, "*batch"] | float
+"""One value per row: an array over the leading batch axes (0-d or a NumPy scalar for one row)."""
+
+
 class Interval(NamedTuple):
     """A mean and its interval; each field a float, or an array over leading batch axes."""
 
-    mean: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
+    mean: PerRow
+    low: PerRow
+    high: PerRow
 
 
 def _as_samples(name: str, values: object) -> np.ndarray:
@@ -76,7 +83,7 @@ def _check_count(name: str, value: int) -> None:
     check_positive_int(name, value)
 
 
-def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+def resample_counts(n: int, n_boot: int, seed: int) -> Float[np.ndarray, "n_boot n"]:
     """How often each of ``n`` values is drawn in each of ``n_boot`` resamples: ``(n_boot, n)``.
 
     Resample ``b`` draws ``n`` indices uniformly with replacement from
@@ -99,7 +106,7 @@ def _resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
 
 
 def bootstrap_mean(
-    values: Float[np.ndarray, "*batch n"],
+    values: Samples,
     *,
     confidence: float = CONFIDENCE,
     n_boot: int = N_BOOTSTRAP,
@@ -130,8 +137,8 @@ def bootstrap_mean(
 
 
 def paired_difference(
-    a: Float[np.ndarray, "*batch n"],
-    b: Float[np.ndarray, "*batch n"],
+    a: Samples,
+    b: Samples,
     *,
     confidence: float = CONFIDENCE,
     n_boot: int = N_BOOTSTRAP,
@@ -168,12 +175,12 @@ def _sign_patterns(n: int, n_perm: int, seed: int) -> tuple[np.ndarray, bool]:
 
 
 def sign_flip_p_value(
-    a: Float[np.ndarray, "*batch n"],
-    b: Float[np.ndarray, "*batch n"] | None = None,
+    a: Samples,
+    b: Samples | None = None,
     *,
     n_perm: int = N_PERMUTATIONS,
     seed: int = 0,
-) -> np.ndarray:
+) -> PerRow:
     """Two-sided p-value of a paired sign-flip permutation test of ``mean(a - b) = 0``.
 
     ``p = #{s : |sum_j s_j d_j| >= |sum_j d_j|} / #patterns`` over every sign vector ``s`` in
@@ -209,7 +216,7 @@ def sign_flip_p_value(
     return (1.0 + hits) / (1.0 + n_perm)
 
 
-def holm(p_values: Float[np.ndarray, " m"]) -> Float[np.ndarray, " m"]:
+def holm(p_values: Real[ArrayLike, " m"] | Sequence) -> Float[np.ndarray, " m"]:
     """Holm-Bonferroni adjusted p-values of a family of ``m`` tests (Holm 1979).
 
     With the p-values sorted, ``p_(1) <= ... <= p_(m)``, the adjusted value of the ``i``-th is

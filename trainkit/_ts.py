@@ -18,9 +18,10 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
+from jaxtyping import Float, Float32, Int32
 
 from ._errors import FileFormatError
 
@@ -31,7 +32,7 @@ class TsFile(NamedTuple):
     """What a ``.ts`` file holds: ``series[i]`` float64 ``(T_i, F)``, ``labels[i]`` as written
     (strings), and the header ``{key (lower case): value string}``."""
 
-    series: list[np.ndarray]
+    series: list[Float[np.ndarray, "_time features"]]
     labels: list[str]
     header: dict[str, str]
 
@@ -172,7 +173,9 @@ def label_order(labels: list[str]) -> list[str]:
     return sorted(distinct, key=lambda label: (numbers[label], label))
 
 
-def pad_series(series: list[np.ndarray], steps: int | None = None) -> tuple[Any, np.ndarray]:
+def pad_series(
+    series: list[Float[np.ndarray, "_time features"]], steps: int | None = None
+) -> tuple[Float32[np.ndarray, "n max_time features"], Int32[np.ndarray, " n"]]:
     """``(inputs float32 (N, T, F) zero-padded on the right, lengths int32 (N,))`` with ``T``
     the longest series (or ``steps``)."""
     lengths = np.asarray([len(s) for s in series], np.int32)

@@ -22,6 +22,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+from jaxtyping import Int32
 
 __all__ = [
     "ArgumentTypeError",
@@ -163,7 +164,7 @@ def check_labels(
     *,
     num_classes: int | None = None,
     training: bool = True,
-) -> tuple[np.ndarray, int]:
+) -> tuple[Int32[np.ndarray, ...], int]:
     """Check class labels on their raw values and return them as int32 with the class count.
 
     The checks run on the array as given, before any cast: a floating array must hold whole

@@ -30,10 +30,20 @@ Groups:
   ``SCORING_SPLITS``, ``scoring_split`` and ``small_scoring_split`` (the split a study or table
   is scored on: validation by default), and ``progress_bar`` (a tqdm bar on a terminal only);
 - training options (``trainkit._options``): ``takes_train_options``, the decorator that gives a
-  ``fit`` the :class:`trainkit.TrainOptions` as keyword arguments and documentation;
+  ``fit`` the :class:`trainkit.TrainOptions` as keyword arguments and documentation,
+  ``takes_former_keywords`` (keywords a function no longer takes, mapped with a
+  DeprecationWarning), and ``check_learning_rate`` (``trainkit._recipes``), the check of both
+  ``fit``'s ``learning_rate``;
+- jaxtyping aliases (``trainkit._types``): ``FloatScalar``, ``IntScalar``, ``RealScalar`` (a
+  Python number or a 0-d array, possibly traced), ``IntLike``, ``FloatLike`` (a Python or NumPy
+  number in a configuration);
+- compiled programs (``trainkit._programs``): ``ProgramCache`` and the decorator
+  ``cached_program``, the one way every package keeps its jitted programs (bounded LRU);
 - devices and the loop (``trainkit._devices``, ``trainkit._loop``): ``available_cores``,
   ``MIN_ROWS_PER_DEVICE``, ``to_host``, ``compiled_step`` (its ``cache_clear()`` is what a
-  benchmark calls to time a compilation).
+  benchmark calls to time a compilation);
+- ensembles (``trainkit._members``): ``check_seeds`` (the seeds of the members),
+  ``stack_members`` (member pytrees on a leading axis) and ``member_of`` (one member back).
 """
 
 from ._cli import check_positive as check_positive
@@ -52,14 +62,23 @@ from ._data_checks import small_validation as small_validation
 from ._devices import MIN_ROWS_PER_DEVICE as MIN_ROWS_PER_DEVICE
 from ._devices import available_cores as available_cores
 from ._devices import to_host as to_host
+from ._divergence import RAISE_ON_DIVERGENCE as RAISE_ON_DIVERGENCE
+from ._divergence import as_divergence_policy as as_divergence_policy
 from ._formats import check_sha256 as check_sha256
 from ._formats import read_cifar_folder as read_cifar_folder
 from ._formats import read_idx_pair as read_idx_pair
 from ._formats import read_zip_member as read_zip_member
 from ._hugepages import restart_with_huge_pages as restart_with_huge_pages
 from ._loop import compiled_step as compiled_step
+from ._members import check_seeds as check_seeds
+from ._members import member_of as member_of
+from ._members import stack_members as stack_members
 from ._model_files import check_fields as check_fields
+from ._options import takes_former_keywords as takes_former_keywords
 from ._options import takes_train_options as takes_train_options
+from ._programs import ProgramCache as ProgramCache
+from ._programs import cached_program as cached_program
+from ._recipes import check_learning_rate as check_learning_rate
 from ._run_record import check_record_fields as check_record_fields
 from ._run_record import check_training_data as check_training_data
 from ._run_record import read_run_record as read_run_record
@@ -69,6 +88,11 @@ from ._splits import check_fraction as check_fraction
 from ._splits import limit_splits as limit_splits
 from ._ts import label_order as label_order
 from ._ts import pad_series as pad_series
+from ._types import FloatLike as FloatLike
+from ._types import FloatScalar as FloatScalar
+from ._types import IntLike as IntLike
+from ._types import IntScalar as IntScalar
+from ._types import RealScalar as RealScalar
 from ._validate import ArgumentTypeError as ArgumentTypeError
 from ._validate import LabelGapWarning as LabelGapWarning
 from ._validate import check_finite as check_finite
@@ -80,29 +104,41 @@ from ._validate import check_real as check_real
 
 __all__ = [
     "EXIT_PEER_LOST",
+    "RAISE_ON_DIVERGENCE",
+    "as_divergence_policy",
     "ArgumentTypeError",
+    "FloatLike",
+    "FloatScalar",
+    "IntLike",
+    "IntScalar",
     "LabelGapWarning",
     "MIN_ROWS_PER_DEVICE",
     "MIN_VALIDATION",
+    "ProgramCache",
+    "RealScalar",
     "SCORING_SPLITS",
     "add_cluster_flags",
     "available_cores",
+    "cached_program",
     "check_fields",
     "check_finite",
     "check_fraction",
     "check_int",
     "check_label_space",
     "check_labels",
+    "check_learning_rate",
     "check_positive",
     "check_positive_int",
     "check_real",
     "check_record_fields",
+    "check_seeds",
     "check_sha256",
     "check_training_data",
     "compiled_step",
     "default_out",
     "label_order",
     "limit_splits",
+    "member_of",
     "pad_series",
     "parse_ints",
     "padding_problem",
@@ -116,7 +152,9 @@ __all__ = [
     "scoring_split",
     "small_scoring_split",
     "small_validation",
+    "stack_members",
     "start_cluster",
+    "takes_former_keywords",
     "takes_sequences",
     "takes_train_options",
     "to_host",

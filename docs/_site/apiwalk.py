@@ -1,6 +1,7 @@
 """Which modules and names the API reference must document, found by walking the packages.
 
-A module is public when no part of its dotted name starts with ``_``; its public names are its
+A module is public when no part of its dotted name starts with ``_`` and it is not in
+:data:`NOT_IN_REFERENCE`; its public names are its
 ``__all__`` or, without one, the names not starting with ``_`` whose object was defined inside
 the package (so ``import numpy as np`` in a module is not a public name of it). Both the page
 generator (``gen_pages.py``) and the build check (``hooks.py``) read this one list, so a module
@@ -17,6 +18,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("noisy_dyn", "basis_ode", "trainkit")
+NOT_IN_REFERENCE = ("trainkit.internal",)
+"""Public-named modules that are not user API: ``trainkit.internal`` is the door through which
+``noisy_dyn`` and ``basis_ode`` reach trainkit's helpers (its docstring lists them); it may
+change without notice, so the reference leaves it out."""
 
 
 def _ensure_path() -> None:
@@ -31,6 +36,8 @@ def public_modules(package: str) -> list[str]:
     names = [package]
     for info in pkgutil.walk_packages(pkg.__path__, prefix=package + ".", onerror=lambda _: None):
         if any(part.startswith("_") for part in info.name.split(".")):
+            continue
+        if info.name in NOT_IN_REFERENCE:
             continue
         names.append(info.name)
     return sorted(names)

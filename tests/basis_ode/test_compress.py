@@ -14,11 +14,14 @@ from basis_ode import (
     BasisExpansion,
     ConvODENet,
     Hat,
+    Interpolate,
     Legendre,
     PiecewiseConstant,
+    Project,
     accuracy,
     basis_of,
     compress,
+    compression_by_name,
     compression_residual,
     count_params,
     refine_variables,
@@ -87,7 +90,7 @@ def test_piecewise_constant_2k_to_k_averages_pairs(trained):
         np.testing.assert_array_equal(_other_leaves(small)[path], leaf)
     assert count_params(small["params"]) == count_params(v["params"]) - (K // 2) * 1568
     # nodal interpolation keeps every second layer instead
-    kept = _block_leaves(compress(v, PiecewiseConstant(K // 2), method="interpolate"))
+    kept = _block_leaves(compress(v, PiecewiseConstant(K // 2), method=Interpolate()))
     for path, leaf in _block_leaves(v).items():
         np.testing.assert_array_equal(kept[path], leaf[0::2])
 
@@ -115,11 +118,32 @@ def test_refine_variables_preserves_the_function(trained):
         np.testing.assert_allclose(leaf[1::2], 0.5 * (leaf[0:-1:2] + leaf[2::2]), rtol=1e-6)
 
 
+def test_maps_are_objects_and_names_are_parsed_at_the_edge(trained):
+    v, _ = trained
+    assert compression_by_name("project") == Project() and compression_by_name("interpolate") == (
+        Interpolate())  # fmt: skip
+    # The maps act on one expansion as its own methods do: the L2 projection and the samples.
+    e = [x for x in jax.tree_util.tree_leaves(v, is_leaf=lambda x: isinstance(x, BasisExpansion))
+         if isinstance(x, BasisExpansion)][0]  # fmt: skip
+    for m, ref in ((Project(), e.project(Hat(3))), (Interpolate(), e.interpolate(Hat(3)))):
+        got = m(e, Hat(3))
+        assert got.basis == Hat(3)
+        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(ref)):
+            np.testing.assert_array_equal(a, b)
+    # the old names still work, warn, and give the same numbers
+    for name, obj in (("project", Project()), ("interpolate", Interpolate())):
+        with pytest.warns(DeprecationWarning, match=type(obj).__name__):
+            old = compress(v, Hat(2), method=name)
+        new = compress(v, Hat(2), method=obj)
+        for a, b in zip(jax.tree_util.tree_leaves(old), jax.tree_util.tree_leaves(new)):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_compress_rejects_bad_input(trained):
     v, _ = trained
     with pytest.raises(TypeError, match="Basis"):
         compress(v, "hat")
-    with pytest.raises(ValueError, match="project"):
+    with pytest.raises(ValueError, match="Project"):
         compress(v, Hat(2), method="nearest")
     with pytest.raises(TypeError, match="unexpected keyword"):
         compress(v, Hat(2), src_basis=PiecewiseConstant(4))  # the source is each expansion's
@@ -173,7 +197,7 @@ def test_variables_know_their_basis(trained):
     coefficients in that basis whatever its own ``basis`` attribute says (init only)."""
     v, x = trained
     assert basis_of(v) == PiecewiseConstant(K)
-    small = compress(v, Legendre(2), method="project")
+    small = compress(v, Legendre(2), method=Project())
     assert basis_of(small) == Legendre(2)
     for c in ("params", "batch_stats"):
         for stage in ("stage0", "stage1", "stage2"):

@@ -96,10 +96,10 @@ def test_conv_init_forward_compress_refine(golden, fam):
     logits, upd = model.apply(v, x, train=True, mutable=["batch_stats"])
     close(logits, golden[f"train|{fam}"])
     same(golden, flat(upd, f"train_stats|{fam}|"), f"train_stats|{fam}|")
-    for method in ("project", "interpolate"):
+    for method in (bo.Project(), bo.Interpolate()):
         for dst in (bo.basis_by_name(fam, 2), bo.Hat(3)):
             small = bo.compress(v, dst, method=method)
-            case = f"compress_{method}_{dst.name}{dst.K}|{fam}"
+            case = f"compress_{method.name}_{dst.name}{dst.K}|{fam}"
             same(golden, flat(small, case + "|"), case + "|")
             assert bo.basis_of(small) == dst
             close(model.apply(small, x, train=False), golden[case + "|logits"])

@@ -34,7 +34,8 @@ def _train(K, refine_at):
 def _certificate(model, variables, splits):
     K = bo.basis_of(variables).K
     space = bo.SearchSpace(bases=(bo.PiecewiseConstant,), Ks=(K,), n_steps=(K,),
-                           schemes=(bo.EULER,), methods=("project",), per_block=False)  # fmt: skip
+                           schemes=(bo.EULER,), methods=(bo.Project(),),
+                           per_block=False)  # fmt: skip
     frontier = bo.measure_frontier(model, variables, splits.validation, space=space,
                                    timer=lambda c, run: 1e-3, progress=False)  # fmt: skip
     (point,) = frontier.points

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from basis_ode import ODETransformerTagger, accuracy, basis_by_name, compress
+from basis_ode import Interpolate, ODETransformerTagger, accuracy, basis_by_name, compress
 from basis_ode import data as bdata
 from basis_ode import tagging_study as ts
 from trainkit import FileFormatError
@@ -126,7 +126,7 @@ def test_study_accuracy_agrees_with_basis_ode_accuracy():
 
     mask = jnp.arange(tokens.shape[1])[None, :] < lengths[:, None]
     variables = model.init(jax.random.key(0), jnp.asarray(tokens), mask=mask)
-    variables = compress(variables, basis_by_name("piecewise_constant", 4), method="interpolate")
+    variables = compress(variables, basis_by_name("piecewise_constant", 4), method=Interpolate())
     for n in (8, 2):
         got, latency = ts._accuracy_and_latency(model, variables, (tokens, tags, lengths), n, 2)
         want = accuracy(model, variables, tokens, tags, lengths=lengths, n_steps=n)

@@ -29,7 +29,8 @@ def test_compare_train_and_robustness_commands_write_parsable_outputs(tmp_path, 
     assert set(table["kinds"]) == {"gaussian", "salt_pepper", "fgsm"}
     for kind, data in table["kinds"].items():
         for accs in data["accuracy"].values():
-            assert len(accs) == len(noisy_dyn.attacks.DEFAULT_PERTURBATIONS[kind])
+            defaults = noisy_dyn.attacks.DEFAULT_PERTURBATIONS
+            assert len(accs) == sum(p.name == kind for p in defaults)
             assert all(0.0 <= a <= 1.0 for a in accs)
     assert set(table["deepfool"]) == {"lipschitz"}
     assert "| lipschitz |" in (out / "robustness.md").read_text()
@@ -204,7 +205,9 @@ def test_robustness_table_facts_on_a_linear_readout(key):
     xs = np.concatenate([np.full((200, 1, 1), 0.5), np.full((200, 1, 1), -0.5)])
     ys = np.concatenate([np.zeros(200), np.ones(200)]).astype(np.int32)
     res = robustness_table(
-        {"lin": (params, cfg)}, (xs, ys), {"gaussian": (0.0, 100.0), "fgsm": (0.0, 0.6)},
+        {"lin": (params, cfg)}, (xs, ys),
+        (noisy_dyn.attacks.Gaussian(0.0), noisy_dyn.attacks.Gaussian(100.0),
+         noisy_dyn.attacks.FGSM(0.0), noisy_dyn.attacks.FGSM(0.6)),
         key=key, progress=False,
     )  # fmt: skip
     assert res["clean"]["lin"] == 1.0
@@ -213,8 +216,15 @@ def test_robustness_table_facts_on_a_linear_readout(key):
     assert abs(res["kinds"]["gaussian"]["accuracy"]["lin"][1] - 0.5) <= 5 * np.sqrt(0.25 / 400)
     # FGSM with eps 0.6 > |x| = 0.5 flips the sign of every input: accuracy 0 (closed form).
     assert res["kinds"]["fgsm"]["accuracy"]["lin"] == [1.0, 0.0]
-    with pytest.raises(ValueError, match="Unknown perturbation"):
+    with pytest.raises(ValueError, match="Unknown perturbation"), pytest.warns(DeprecationWarning):
         robustness_table({"lin": (params, cfg)}, (xs, ys), {"blur": (1.0,)}, key=key)
+    with pytest.raises(ValueError, match="differ in more than their level"):
+        robustness_table(
+            {"lin": (params, cfg)},
+            (xs, ys),
+            (noisy_dyn.attacks.FGSM(0.1), noisy_dyn.attacks.FGSM(0.2, norm=noisy_dyn.attacks.L2())),
+            key=key,
+        )
     assert jax.tree_util.tree_structure(res)  # plain JSON-able dict
     json.dumps(res)
 

@@ -18,6 +18,7 @@ import pytest
 
 import noisy_dyn as nd
 
+from .golden import make_decay_golden as mdg
 from .golden import make_golden as mg
 
 HERE = Path(__file__).parent / "golden"
@@ -108,3 +109,20 @@ def test_old_checkpoint_resumes_to_the_golden_run(tmp_path):
     p, h = nd.fit(cfg, (xs, ys), seed=1, validation=(xv, yv), checkpoint_dir=run, **mg.FIT)
     assert h["epoch"][-1] == 2
     _check({f"fit/reference/{k}": v for k, v in p.items()}, rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_step_decay_explicit_regularizer_and_decaying_ensemble_reproduce_their_goldens():
+    """The decay taking effect (epochs 3-4 at a tenth of the rate), training on the explicit
+    regularizer and a decaying ensemble, spelled with today's objects, give the numbers the
+    keywords ``decay_at``, ``decay_factor``, ``regularizer="explicit"``, ``lam`` gave before
+    (``golden/make_decay_golden.py``): the same parameters bit for bit."""
+    golden = np.load(HERE / "decay_golden.npz")
+    out = mdg.outputs(
+        decay=lambda at, factor: {"recipe": nd.AdamStepDecay(decay_at=at, factor=factor)},
+        explicit=lambda lam: {"regularizer": nd.ExplicitRegularizer(lam=lam)},
+    )
+    assert sorted(out) == sorted(golden.files)
+    np.testing.assert_array_equal(out["decay/learning_rate"], [1e-2, 1e-2, 1e-3, 1e-3])
+    for k, v in out.items():
+        np.testing.assert_array_equal(v, golden[k], err_msg=k)

@@ -18,13 +18,16 @@ TOPICS = {
     "theory": {"explicit_regularizer", "regularized_loss", "regularizer_terms",
                "contraction_rate", "stability_report", "lyapunov_exponents", "input_margin"},
     "attacks": {"perturb", "fgsm", "pgd", "deepfool", "fgsm_fn", "pgd_fn", "deepfool_fn",
-                "robustness_table", "DEFAULT_PERTURBATIONS"},
+                "robustness_table", "DEFAULT_PERTURBATIONS", "FGSM", "L2", "NORMS",
+                "PERTURBATIONS", "PGD", "Attack", "Clean", "DeepFool", "Gaussian", "Linf",
+                "Multiplicative", "Norm", "Perturbation", "RandomPerturbation", "SaltPepper",
+                "parse_norm", "parse_perturbation", "perturbations_from_levels"},
     "random": {"standard_normal", "uniform", "sample_noise"},
     "study": {"STUDY_PERTURBATIONS", "confirm_rows", "evaluate_members", "inference_config",
               "inference_key", "perturbation_key", "plot_study", "robustness_study",
               "stochastic_logits", "study_markdown", "study_rows", "write_study",
               "ACCURACIES_FILE", "accuracies_csv", "read_accuracies", "study_verdicts",
-              "STORED_SPLIT", "scored_on", "study_split"},
+              "STORED_SPLIT", "scored_on", "study_split", "StudyRow", "Difference", "Matched"},
 }  # fmt: skip
 
 

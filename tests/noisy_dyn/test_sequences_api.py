@@ -1,6 +1,6 @@
 """Data carry their lengths: every entry point takes one ``Sequences`` and gives what the
 arrays-and-lengths form gives; padded data without lengths is refused where it can be told;
-``fit(regularizer="explicit")`` trains on variable-length data."""
+``fit(regularizer=ExplicitRegularizer(...))`` trains on variable-length data."""
 
 from __future__ import annotations
 
@@ -61,8 +61,9 @@ def test_padded_data_without_lengths_is_refused_in_one_line(ragged):
         lambda: nd.accuracy(params, (xs, ys), CFG),
         lambda: nd.fit(CFG, (xs, ys), learning_rate=1e-2, epochs=1, batch_size=8,
                        progress=False),
-        lambda: nd.attacks.robustness_table({"m": (params, CFG)}, (xs, ys), {"gaussian": (0.1,)},
-                                            key=jax.random.key(0), progress=False),
+        lambda: nd.attacks.robustness_table({"m": (params, CFG)}, (xs, ys),
+                                            (nd.attacks.Gaussian(0.1),), key=jax.random.key(0),
+                                            progress=False),
     ):  # fmt: skip
         with pytest.raises(ValueError, match=f"{padded} of {N} rows end in all-zero steps") as e:
             call()
@@ -99,8 +100,8 @@ def test_attacks_perturbations_and_theory_take_one_sequences(ragged):
         (nd.attacks.pgd(params, data, CFG, 0.1, steps=2, step_size=0.05, key=key).inputs,
          nd.attacks.pgd(params, xs, ys, CFG, 0.1, steps=2, step_size=0.05, key=key,
                         lengths=lengths)),
-        (nd.attacks.perturb(data, "gaussian", 0.2, key=key).inputs,
-         nd.attacks.perturb(xs, "gaussian", 0.2, key=key, lengths=lengths)),
+        (nd.attacks.perturb(data, nd.attacks.Gaussian(0.2), key=key).inputs,
+         nd.attacks.perturb(xs, nd.attacks.Gaussian(0.2), key=key, lengths=lengths)),
         (nd.theory.explicit_regularizer(params, data, CFG),
          nd.theory.explicit_regularizer(params, xs, ys, CFG, lengths=lengths)),
         (nd.theory.input_margin(params, data, CFG),
@@ -123,8 +124,8 @@ def test_explicit_regularizer_trains_on_variable_length_data(ragged):
     """The padding has no effect on explicit training (garbage in it changes nothing), and the
     loss of one step equals the per-series losses of the series evaluated alone, unpadded."""
     data, params = ragged
-    kw = dict(learning_rate=1e-2, epochs=2, batch_size=8, regularizer="explicit", lam=0.5,
-              init=params, progress=False)  # fmt: skip
+    kw = dict(learning_rate=1e-2, epochs=2, batch_size=8, init=params, progress=False,
+              regularizer=nd.ExplicitRegularizer(lam=0.5))  # fmt: skip
     p1, h1 = nd.fit(CFG, data, **kw)
     garbage = np.where(data.valid_steps()[..., None], data.inputs, 7.0)
     p2, h2 = nd.fit(CFG, data.with_inputs(garbage), **kw)

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 import noisy_dyn as nd
+from noisy_dyn.attacks import FGSM, PGD, DeepFool, Gaussian, Multiplicative, SaltPepper
+from tests._shape_checks import library_checks_only
 from trainkit import bootstrap_mean, holm, paired_difference, sign_flip_p_value
 
 CFG = nd.NoisyRNNConfig(input_size=2, hidden_size=8, num_classes=3, dt=0.2)
 N, T, BATCH = 30, 10, 16  # two chunks, the second padded with two copies of row 0
-LEVELS = {"gaussian": (0.5,), "multiplicative": (0.8,), "salt_pepper": (0.3,), "fgsm": (0.3,),
-          "pgd": (0.3,)}  # fmt: skip
 PGD_STEPS = 3
+LEVELS = (Gaussian(0.5), Multiplicative(0.8), SaltPepper(0.3), FGSM(0.3), PGD(0.3, steps=PGD_STEPS))
 MEMBERS = 4  # every test stacks 4 members of the same shapes, so the compiled programs are reused
 
 
@@ -66,16 +67,13 @@ def _pgd(params, xs, ys, eps, key):
 def _reference(params: dict, xs, ys, key) -> dict:
     """The accuracies of one member from the public per-model functions."""
     ref = {("clean", 0.0): nd.accuracy(params, xs, ys, CFG)}
-    for kind in ("gaussian", "multiplicative", "salt_pepper"):
-        level = LEVELS[kind][0]
-        xp = nd.attacks.perturb(
-            jnp.asarray(xs), kind, level, key=nd.study.perturbation_key(key, kind, level)
-        )
-        ref[(kind, level)] = nd.accuracy(params, xp, ys, CFG)
-    eps = LEVELS["fgsm"][0]
+    for p in LEVELS[:3]:
+        xp = nd.attacks.perturb(jnp.asarray(xs), p, key=nd.study.perturbation_key(key, p))
+        ref[(p.name, p.level)] = nd.accuracy(params, xp, ys, CFG)
+    eps = LEVELS[3].eps
     ref[("fgsm", eps)] = nd.accuracy(params, _fgsm(params, xs, ys, eps), ys, CFG)
     pgd = lambda x, y, k: _pgd(params, x, y, eps, k)  # noqa: E731
-    xg = _chunked_attack(pgd, xs, ys, nd.study.perturbation_key(key, "pgd", eps))
+    xg = _chunked_attack(pgd, xs, ys, nd.study.perturbation_key(key, LEVELS[4]))
     ref[("pgd", eps)] = nd.accuracy(params, xg, ys, CFG)
     return ref
 
@@ -85,8 +83,8 @@ def test_vmapped_members_equal_separate_calls_with_the_same_draws(data):
     members = [_member(s) for s in range(MEMBERS)]
     key = jax.random.key(7)
     got = nd.study.evaluate_members(_stack(members), CFG, xs, ys, key=key, perturbations=LEVELS,
-                              batch_size=BATCH, pgd_steps=PGD_STEPS)  # fmt: skip
-    assert list(got) == [("clean", 0.0)] + [(k, v[0]) for k, v in LEVELS.items()]
+                              batch_size=BATCH)  # fmt: skip
+    assert list(got) == [("clean", 0.0)] + [(p.name, p.level) for p in LEVELS]
     for i, params in enumerate(members):
         ref = _reference(params, xs, ys, key)
         for name, acc in got.items():
@@ -101,9 +99,9 @@ def test_every_member_sees_the_same_random_draws(data):
     xs, ys, _ = data
     twins = _stack([_member(0)] * MEMBERS)  # identical members
     a = nd.study.evaluate_members(twins, CFG, xs, ys, key=jax.random.key(1), perturbations=LEVELS,
-                            batch_size=BATCH, pgd_steps=PGD_STEPS)  # fmt: skip
+                            batch_size=BATCH)  # fmt: skip
     b = nd.study.evaluate_members(twins, CFG, xs, ys, key=jax.random.key(2), perturbations=LEVELS,
-                            batch_size=BATCH, pgd_steps=PGD_STEPS)  # fmt: skip
+                            batch_size=BATCH)  # fmt: skip
     for name in a:
         assert np.all(a[name] == a[name][0]), name  # identical inputs for every member
     random_kinds = [n for n in a if n[0] in ("gaussian", "multiplicative", "salt_pepper")]
@@ -113,15 +111,15 @@ def test_every_member_sees_the_same_random_draws(data):
 def test_lengths_read_each_sequence_at_its_own_end(data):
     xs, ys, lengths = data
     members = [_member(s) for s in range(MEMBERS)]
-    kw = dict(key=jax.random.key(3), perturbations={"gaussian": (0.5,)}, lengths=lengths,
+    kw = dict(key=jax.random.key(3), perturbations=(Gaussian(0.5),), lengths=lengths,
               batch_size=BATCH)  # fmt: skip
     got = nd.study.evaluate_members(_stack(members), CFG, xs, ys, **kw)
     # What follows each sequence's end is ignored: overwrite it with garbage.
     junk = np.where(np.arange(T)[None, :, None] >= lengths[:, None, None], 9.0, xs)
     again = nd.study.evaluate_members(_stack(members), CFG, junk, ys, **kw)
     assert all(np.array_equal(v, w) for v, w in zip(got.values(), again.values()))
-    k = nd.study.perturbation_key(jax.random.key(3), "gaussian", 0.5)
-    xp = nd.attacks.perturb(jnp.asarray(xs), "gaussian", 0.5, key=k)
+    k = nd.study.perturbation_key(jax.random.key(3), Gaussian(0.5))
+    xp = nd.attacks.perturb(jnp.asarray(xs), Gaussian(0.5), key=k)
     for i, p in enumerate(members):
         assert got[("clean", 0.0)][i] == nd.accuracy(p, xs, ys, CFG, lengths=lengths)
         assert got[("gaussian", 0.5)][i] == nd.accuracy(p, xp, ys, CFG, lengths=lengths)
@@ -163,7 +161,11 @@ def test_rows_carry_the_documented_fields_and_paired_statistics():
     # sigma = 0.05 gains 5 points under Gaussian noise on every seed, minus the clean spread.
     gain = next(r for r in noisy if r["sigma"] == 0.05 and r["perturbation"] == "gaussian")
     assert gain["diff_ci_low"] > 0
-    assert json.loads(json.dumps(rows)) == rows  # plain JSON types
+    assert all(isinstance(r, nd.study.StudyRow) for r in rows)  # typed records ...
+    assert rows[0].is_clean and rows[0].perturbation == nd.attacks.Clean()
+    stored = [r.to_dict() for r in rows]  # ... written as plain JSON types
+    assert json.loads(json.dumps(stored)) == stored == [dict(r) for r in rows]
+    assert [nd.study.StudyRow.from_dict(d) for d in stored] == rows  # and read back
 
 
 def test_matched_comparison_pairs_members_of_equal_clean_accuracy():
@@ -204,8 +206,8 @@ def test_study_writes_json_markdown_and_png(tmp_path, data):
     xs, ys, _ = data
     cfgs = [CFG, CFG.replace(sigma_add=0.1, sigma_mult=0.1)]
     params = _stack([_member(s) for s in range(MEMBERS)])  # cfg-major, seed-minor: 2 x 2
-    levels = {"gaussian": (0.5,), "pgd": (0.3,)}
-    kw = dict(key=jax.random.key(0), perturbations=levels, batch_size=BATCH, pgd_steps=PGD_STEPS)
+    levels = (Gaussian(0.5), PGD(0.3, steps=PGD_STEPS))
+    kw = dict(key=jax.random.key(0), perturbations=levels, batch_size=BATCH)
     rows = nd.study.robustness_study(params, cfgs, [0, 1], (xs, ys), out_dir=tmp_path, **kw)
     stored = json.loads((tmp_path / "study.json").read_text())
     assert stored == rows and len(rows) == 2 * 3
@@ -241,8 +243,8 @@ def test_a_reader_recomputes_every_interval_and_p_value_from_the_stored_accuraci
     xs, ys, lengths = data
     cfgs = [CFG, CFG.replace(sigma_add=0.1, sigma_mult=0.1)]
     params = _stack([_member(s) for s in range(MEMBERS)])
-    kw = dict(key=jax.random.key(3), perturbations={"gaussian": (0.5,), "fgsm": (0.3,)},
-              batch_size=BATCH, pgd_steps=PGD_STEPS)  # fmt: skip
+    kw = dict(key=jax.random.key(3), perturbations=(Gaussian(0.5), FGSM(0.3)),
+              batch_size=BATCH)  # fmt: skip
     test = nd.Sequences(xs, ys, lengths)
     nd.study.robustness_study(params, cfgs, [4, 7], test, out_dir=tmp_path, **kw)
     rows = json.loads((tmp_path / "study.json").read_text())
@@ -297,10 +299,14 @@ def test_bad_input_is_refused_before_any_work(data):
     def run(params, **kw):
         return nd.study.evaluate_members(params, CFG, xs, ys, key=jax.random.key(0), **kw)
 
-    with pytest.raises(ValueError, match=r"salt_pepper.*\[0, 1\]"):
+    with pytest.raises(ValueError, match=r"\[0, 1\]"), pytest.warns(DeprecationWarning):
         run(stacked, perturbations={"salt_pepper": (1.5,)})
-    with pytest.raises(ValueError, match="deepfool"):
-        run(stacked, perturbations={"deepfool": (0.1,)})
+    with pytest.raises(ValueError, match="DeepFool"):
+        run(stacked, perturbations=(DeepFool(),))
+    with pytest.raises(ValueError, match="share a name and level"):
+        run(stacked, perturbations=(PGD(0.1, steps=2), PGD(0.1, steps=3)))
+    with library_checks_only(), pytest.raises(TypeError, match="not a perturbation"):
+        run(stacked, perturbations=("gaussian",))
     with pytest.raises(ValueError, match="leading member axis"):
         run(_member(0))  # one model, not stacked
     with pytest.raises(ValueError, match="batch_size"):
@@ -359,7 +365,7 @@ def test_the_verdict_finds_the_planted_effects_and_only_them():
 
 def test_evaluation_logs_one_line_per_stage_when_not_on_a_terminal(data, capsys):
     xs, ys, _ = data
-    levels = {"gaussian": (0.3, 0.5), "salt_pepper": (0.1,)}
+    levels = (Gaussian(0.3), Gaussian(0.5), SaltPepper(0.1))
     nd.study.evaluate_members(_stack([_member(s) for s in range(MEMBERS)]), CFG, xs, ys,
                               key=jax.random.key(0), perturbations=levels, batch_size=BATCH,
                               progress=True)  # fmt: skip
@@ -411,7 +417,7 @@ def test_vanishing_training_noise_reads_like_deterministic_inference(data):
         det = nd.apply(_member(1), jnp.asarray(xs), tiny)
         np.testing.assert_allclose(logits, det, atol=1e-6)
         got = nd.study.evaluate_members(members, tiny, xs, ys, key=jax.random.key(2),
-                                  perturbations={"gaussian": (0.5,)}, batch_size=BATCH,
+                                  perturbations=(Gaussian(0.5),), batch_size=BATCH,
                                   inference_draws=DRAWS)  # fmt: skip
         label = "stochastic, 3 draws"
         assert list(got) == [("clean", 0.0), ("clean", 0.0, label), ("gaussian", 0.5),
@@ -427,7 +433,7 @@ def test_stochastic_members_match_hand_loops_with_the_same_keys(data):
     twin = NOISY["reference"].replace(sigma_add=0.0, sigma_mult=0.0)
     cfgs = [twin, NOISY["reference"]]  # members 0, 1 deterministic; 2, 3 noisy
     key = jax.random.key(9)
-    levels = {"gaussian": (0.5,), "fgsm": (0.3,)}
+    levels = (Gaussian(0.5), FGSM(0.3))
     kw = dict(key=key, perturbations=levels, batch_size=N)  # one chunk: chunk index 0
     got = nd.study.evaluate_members(_stack(members), cfgs, xs, ys, inference_draws=DRAWS, **kw)
     plain = nd.study.evaluate_members(_stack(members), cfgs, xs, ys, **kw)
@@ -438,10 +444,10 @@ def test_stochastic_members_match_hand_loops_with_the_same_keys(data):
     draw_key = jax.random.fold_in(nd.study.inference_key(key), 0)  # chunk 0 of the inference stream
     assert not jnp.array_equal(
         jax.random.key_data(draw_key),  # apart from the perturbations
-        jax.random.key_data(nd.study.perturbation_key(key, "gaussian", 0.5)),
+        jax.random.key_data(nd.study.perturbation_key(key, Gaussian(0.5))),
     )
-    gauss_key = nd.study.perturbation_key(key, "gaussian", 0.5)
-    xg = nd.attacks.perturb(jnp.asarray(xs), "gaussian", 0.5, key=gauss_key)
+    gauss_key = nd.study.perturbation_key(key, Gaussian(0.5))
+    xg = nd.attacks.perturb(jnp.asarray(xs), Gaussian(0.5), key=gauss_key)
     for i in (2, 3):
         p = members[i]
 
@@ -478,7 +484,7 @@ def test_stochastic_rows_pair_each_member_with_its_deterministic_reading():
         (0.1, "deterministic"),
         (0.1, label),
     ]  # no stochastic twin row
-    assert rows[:2] == [r | {"inference": "deterministic"} for r in plain]  # unchanged
+    assert rows[:2] == [dict(r) | {"inference": "deterministic"} for r in plain]  # unchanged
     row = rows[2]
     assert row["mean"] == pytest.approx(0.84)
     assert row["inference_diff_mean"] == pytest.approx(0.015)

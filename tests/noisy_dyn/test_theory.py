@@ -25,6 +25,7 @@ from noisy_dyn.theory import (
     regularizer_terms,
     stability_report,
 )
+from tests._shape_checks import library_checks_only
 
 H, T, IN, C = 5, 8, 2, 3
 
@@ -110,9 +111,7 @@ def test_hutchinson_agrees_with_exact(noise_form: str) -> None:
     exact = np.asarray(explicit_regularizer(params, xs, ys, cfg))
     keys = jax.random.split(jax.random.key(5), 1500)
     draws = jax.vmap(
-        lambda k: explicit_regularizer(
-            params, xs, ys, cfg, method="hutchinson", key=k, num_samples=1
-        )
+        lambda k: explicit_regularizer(params, xs, ys, cfg, trace=noisy_dyn.Hutchinson(1), key=k)
     )(keys)
     draws = np.asarray(draws)
     mean, se = draws.mean(axis=0), draws.std(axis=0, ddof=1) / np.sqrt(len(keys))
@@ -140,15 +139,29 @@ def test_regularizer_zero_without_noise_and_validation() -> None:
     cfg, params, xs, ys = _setting("ito")
     quiet = cfg.replace(sigma_add=0.0, sigma_mult=0.0)
     assert np.all(np.asarray(explicit_regularizer(params, xs, ys, quiet)) == 0.0)
-    with pytest.raises(ValueError, match="method"):
-        explicit_regularizer(params, xs, ys, cfg, method="exactly")
     with pytest.raises(ValueError, match="key"):
+        explicit_regularizer(params, xs, ys, cfg, trace=noisy_dyn.Hutchinson())
+    with pytest.raises(ValueError, match="num_samples must be an int >= 1"):
+        noisy_dyn.Hutchinson(0)
+    # the former spelling (method=, num_samples=) still works, with a DeprecationWarning
+    with pytest.warns(DeprecationWarning, match="trace="):
+        with pytest.raises(ValueError, match="method"):
+            explicit_regularizer(params, xs, ys, cfg, method="exactly")
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="key"):
         explicit_regularizer(params, xs, ys, cfg, method="hutchinson")
+    key = jax.random.key(3)
+    with pytest.warns(DeprecationWarning):
+        old = explicit_regularizer(params, xs, ys, cfg, method="hutchinson", key=key, num_samples=2)
+    new = explicit_regularizer(params, xs, ys, cfg, trace=noisy_dyn.Hutchinson(2), key=key)
+    np.testing.assert_array_equal(old, new)
+    with pytest.warns(DeprecationWarning):
+        old = regularized_loss(params, xs, ys, cfg, 0.5, method="exact")
+    np.testing.assert_array_equal(old, regularized_loss(params, xs, ys, cfg, 0.5))
     with pytest.raises(ValueError, match="input_size"):
         explicit_regularizer(params, xs[..., :1], ys, cfg)
     with pytest.raises(ValueError, match="labels"):
         explicit_regularizer(params, xs, ys + 5, cfg)
-    with pytest.raises(TypeError, match="integer"):
+    with library_checks_only(), pytest.raises(TypeError, match="integer"):
         explicit_regularizer(params, xs, ys.astype(float), cfg)
     with pytest.raises(ValueError, match="lam"):
         regularized_loss(params, xs, ys, cfg, -1.0)
@@ -304,7 +317,7 @@ def test_lyapunov_validation() -> None:
         lyapunov_exponents(params, xs, cfg, burn_in=10)
     with pytest.raises(ValueError, match="brownian"):
         lyapunov_exponents(params, xs, cfg, brownian="vector")
-    with pytest.raises(ValueError, match="time, input_size"):
+    with library_checks_only(), pytest.raises(ValueError, match="time, input_size"):
         lyapunov_exponents(params, xs[None], cfg)
 
 

@@ -62,8 +62,9 @@ def test_fit_reduces_loss_and_follows_step_decay(digits):
     init = noisy_dyn.init_params(jax.random.key(0), cfg)
     before = _np_ce(noisy_dyn.apply(init, xs, cfg), ys)
     params, hist = noisy_dyn.fit(
-        cfg, (xs, ys), epochs=3, batch_size=32, learning_rate=1e-2, decay_at=0.5, progress=False
-    )
+        cfg, (xs, ys), epochs=3, batch_size=32, learning_rate=1e-2, progress=False,
+        recipe=noisy_dyn.AdamStepDecay(decay_at=0.5),
+    )  # fmt: skip
     after = _np_ce(noisy_dyn.apply(params, xs, cfg), ys)
     assert after < before - 0.3
     assert hist["train_loss"][-1] < hist["train_loss"][0]
@@ -320,7 +321,7 @@ def test_input_validation(digits):
         noisy_dyn.fit(cfg, (np.repeat(xs, 2, axis=2), ys), **kw)
     with pytest.raises(ValueError, match="batch_size"):
         noisy_dyn.fit(cfg, (xs, ys), **{**kw, "batch_size": 1000})
-    with pytest.raises(ValueError, match="regularizer"):
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="regularizer"):
         noisy_dyn.fit(cfg, (xs, ys), regularizer="dropout", **kw)
     with pytest.raises(TypeError, match="NoisyRNNConfig"):
         noisy_dyn.fit({"hidden_size": 8}, (xs, ys), **kw)
@@ -334,7 +335,8 @@ def test_explicit_regularizer_with_zero_weight_is_deterministic_training(digits)
     cfg = _cfg("nrnn_ito", hidden_size=6)
     kw = dict(epochs=1, batch_size=64, learning_rate=1e-2, progress=False,
               init=noisy_dyn.init_params(jax.random.key(0), cfg))  # fmt: skip
-    p_explicit, _ = noisy_dyn.fit(cfg, (xs, ys), regularizer="explicit", lam=0.0, **kw)
+    zero = noisy_dyn.ExplicitRegularizer(lam=0.0)
+    p_explicit, _ = noisy_dyn.fit(cfg, (xs, ys), regularizer=zero, **kw)
     quiet = cfg.replace(sigma_add=0.0, sigma_mult=0.0)
     p_quiet, _ = noisy_dyn.fit(quiet, (xs, ys), **kw)
     for k in p_quiet:

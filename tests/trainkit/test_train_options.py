@@ -82,7 +82,7 @@ def test_settings_are_train_options_plus_the_member_axis():
     s = trainkit.Settings.from_options(opts, seeds=(1, 2))
     assert isinstance(s, trainkit.TrainOptions)
     assert all(getattr(s, k) == getattr(opts, k) for k in trainkit.TrainOptions.names())
-    assert s.seeds == (1, 2) and s.on_divergence == "raise"
+    assert s.seeds == (1, 2) and s.on_divergence == trainkit.RaiseOnDivergence()
 
 
 def test_decorator_refusals():

@@ -126,8 +126,8 @@ def _np_ce(logits, ys):
 
 @pytest.mark.parametrize("scale", [1.0, 30.0])
 def test_cross_entropies_match_a_float64_reference(scale):
-    from noisy_dyn._perturb import _per_example_ce
-    from noisy_dyn._train import _cross_entropy
+    from noisy_dyn._perturbations import _per_example_ce
+    from noisy_dyn._training_loss import cross_entropy as _cross_entropy
 
     rng = np.random.default_rng(1)
     logits = jnp.asarray(rng.normal(size=(256, 7)) * scale, jnp.float32)
