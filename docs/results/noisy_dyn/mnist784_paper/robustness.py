@@ -45,7 +45,7 @@ import numpy as np
 from scipy import stats
 
 import noisy_dyn
-from noisy_dyn.attacks import fgsm_fn, perturb, pgd_fn
+from noisy_dyn.attacks import Clean, RandomPerturbation, fgsm_fn, perturb, pgd_fn
 from noisy_dyn.data import load_mnist
 from noisy_dyn.study import STUDY_PERTURBATIONS, evaluate_members, perturbation_key
 
@@ -102,13 +102,13 @@ def _correct(params, xb, yb, eps, key, *, cfg, attack):
     return jax.vmap(member)(params)
 
 
-def correctness(params, cfg, xs, ys, kind: str, level: float, key) -> np.ndarray:
+def correctness(params, cfg, xs, ys, perturbation, key) -> np.ndarray:
     """``(2, n)`` booleans: which test examples each model gets right under one perturbation
     (chunks padded with row 0 as evaluate_members pads them, so PGD's starts are the same)."""
-    n = len(xs)
-    k = key if kind == "clean" else perturbation_key(key, kind, level)
-    if kind in ("gaussian", "multiplicative", "salt_pepper"):
-        xs = np.asarray(perturb(jnp.asarray(xs), kind, level, key=k))
+    n, kind, level = len(xs), perturbation.name, float(perturbation.level)
+    k = key if kind == "clean" else perturbation_key(key, perturbation)
+    if isinstance(perturbation, RandomPerturbation):
+        xs = np.asarray(perturb(jnp.asarray(xs), perturbation, key=k))
     attack = kind if kind in ("fgsm", "pgd") else None
     take = np.concatenate([np.arange(n), np.zeros(-n % CHUNK, dtype=int)])
     out = []
@@ -215,11 +215,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.limit:
         xs, ys = xs[: args.limit], ys[: args.limit]
     key = jax.random.key(0)
-    stages = [("clean", 0.0)] + [(k, float(v)) for k, lv in STUDY_PERTURBATIONS.items() for v in lv]
+    stages = [Clean(), *STUDY_PERTURBATIONS]
     rows, bits, t0 = [], {}, time.time()
-    for kind, level in stages:
+    for perturbation in stages:
+        kind, level = perturbation.name, float(perturbation.level)
         t = time.time()
-        b = correctness(params, cfg, xs, ys, kind, level, key)
+        b = correctness(params, cfg, xs, ys, perturbation, key)
         bits[f"{kind}_{level:g}"] = np.packbits(b, axis=1)
         rows.append(paired_row(kind, level, b))
         print(f"{kind} {level:g}: {100 * b.mean(axis=1)} ({time.time() - t:.0f} s)", flush=True)
