@@ -20,6 +20,7 @@ Names are parsed once at the edge (command line, files): :func:`parse_perturbati
 object's ``name`` is the word written in files (``study.json``'s ``perturbation`` field).
 """
 
+import abc
 import dataclasses
 import math
 import warnings
@@ -79,21 +80,21 @@ class Norm(eqx.Module):
 
     name: ClassVar[str] = ""
 
+    @abc.abstractmethod
     def project(
         self, delta: Float[Array, "batch ..."], eps: Float[ArrayLike, ""]
     ) -> Float[Array, "batch ..."]:
         """The Euclidean projection of each example's ``delta`` onto the ball of radius eps."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def ascent(self, grad: Float[Array, "batch ..."]) -> Float[Array, "batch ..."]:
         """The unit-ball point of largest inner product with ``grad``, per example."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def random_start(
         self, key: PRNGKeyArray, xs: Float[Array, "batch ..."], eps: Float[ArrayLike, ""]
     ) -> Float[Array, "batch ..."]:
         """A uniform draw in the ball of radius ``eps``, per example."""
-        raise NotImplementedError
 
 
 class Linf(Norm):
@@ -204,9 +205,9 @@ class Clean(Perturbation):
 class RandomPerturbation(Perturbation):
     """A random corruption of the inputs, drawn from a key."""
 
+    @abc.abstractmethod
     def sample(self, xs: Float[Array, "*shape"], *, key: PRNGKeyArray) -> Float[Array, "*shape"]:
         """The corrupted inputs, same shape and dtype as ``xs`` (no clipping)."""
-        raise NotImplementedError
 
 
 class Gaussian(RandomPerturbation):
@@ -269,6 +270,7 @@ def _per_example_ce(logits: ArrayLike, ys: ArrayLike) -> Array:
 class Attack(Perturbation):
     """A white-box attack on a batched logits function, of radius ``eps`` in its norm's ball."""
 
+    @abc.abstractmethod
     def attack(
         self,
         logits_fn: LogitsFn,
@@ -280,7 +282,6 @@ class Attack(Perturbation):
     ) -> Float[Array, "batch ..."]:
         """The adversarial inputs; ``mask`` (broadcastable to ``xs``) marks the entries that
         may change, ``key`` draws a random start where the attack has one."""
-        raise NotImplementedError
 
 
 class FGSM(Attack):
