@@ -29,7 +29,7 @@ from typing import Any
 
 import jax
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, Int, PyTree
+from jaxtyping import ArrayLike, Int
 
 import trainkit
 from trainkit import EVAL_BATCH_SIZE, DivergencePolicy, Recipe
@@ -125,7 +125,7 @@ def fit_ensemble(
     eval_batch_size: int = EVAL_BATCH_SIZE,
     on_divergence: DivergencePolicy | str = RAISE_ON_DIVERGENCE,
     options: trainkit.TrainOptions,
-) -> tuple[PyTree[Float[Array | np.ndarray, "members ..."]], dict[str, Any]]:
+) -> trainkit.Trained:
     """Train ``len(seeds)`` copies of ``model`` from different seeds in one compiled program.
 
     Member ``j`` is ``fit(model, train, seed=seeds[j], data_seed=data_seeds[j])`` with the same
@@ -157,12 +157,12 @@ def fit_ensemble(
     each member its own best validation epoch.
 
     Returns:
-        ``(variables, history)``: every leaf of the variables (``params`` and the mutable
-        collections) stacked on a leading member axis of length ``len(seeds)`` (member ``j``:
-        ``jax.tree.map(lambda a: a[j], variables)``); the history of ``fit`` whose per-epoch
-        training and validation values are lists over the members, ``best_epoch`` a list per
-        member, ``model`` the module that goes with the variables (its K and n_steps after
-        refinements).
+        A :class:`trainkit.Trained` ``(model, params, history)``: the module that goes with the
+        variables (its K and n_steps after refinements); every leaf of the variables
+        (``params`` and the mutable collections) stacked on a leading member axis of length
+        ``len(seeds)`` (member ``j``: ``jax.tree.map(lambda a: a[j], variables)``); the
+        history of ``fit`` whose per-epoch training and validation values are lists over the
+        members, ``best_epoch`` a list per member.
     """
     _check_model(model)
     seeds = check_seeds("seeds", seeds)
@@ -186,5 +186,4 @@ def fit_ensemble(
         on_divergence=as_divergence_policy(on_divergence, "fit_ensemble"),
     )  # fmt: skip
     result, history, meta = trainkit.train(task, member.arrays, settings)
-    history["model"] = member.model_of(meta)
-    return result, history
+    return trainkit.Trained(member.model_of(meta), result, history)

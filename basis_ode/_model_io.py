@@ -21,7 +21,7 @@ and the coefficients are wrapped in expansions, each tag's K checked against the
 (:func:`upgrade_legacy_variables`; ``fit`` converts training checkpoints of that format with the
 same function).
 
-``load_model(path) -> (model, variables)`` rebuilds both and refuses a file that is truncated,
+``load_model(path) -> Loaded(model, variables)`` rebuilds both and refuses a file that is truncated,
 malformed, written by something else, or whose configuration lacks a field or has an unknown
 one, with ``trainkit.FileFormatError`` naming the file.
 """
@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trainkit import FileFormatError, load_model_file, save_model_file
+from trainkit import FileFormatError, Loaded, load_model_file, save_model_file
 from trainkit.internal import check_fields
 
 from ._bases import Basis, basis_by_name
@@ -264,8 +264,10 @@ def _unflatten(path: Path, leaves: Any, arrays: dict[str, np.ndarray]) -> dict[s
     return tree
 
 
-def load_model(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
-    """Load ``(model, variables)`` written by :func:`save_model`.
+def load_model(path: str | os.PathLike) -> Loaded:
+    """Load a :class:`trainkit.Loaded` ``(model, params)`` written by :func:`save_model`: the
+    Flax module and its variables (``model.apply(variables, xs, train=False)``), the same order
+    as ``noisy_dyn.load_model`` and ``fit``'s :class:`trainkit.Trained`.
 
     Raises:
         FileNotFoundError: no such file.
@@ -309,4 +311,4 @@ def load_model(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
         model = cls(**{k: _field_from_json(path, k, v, K) for k, v in fields.items()})
     except (TypeError, ValueError) as e:
         raise FileFormatError(f"{path}: the stored {cls.__name__} is invalid ({e}).") from e
-    return model, variables
+    return Loaded(model, variables)

@@ -719,7 +719,7 @@ def fit(
     select_best: bool | None = None,
     eval_batch_size: int = EVAL_BATCH_SIZE,
     options: trainkit.TrainOptions,
-) -> tuple[Any, dict[str, Any]]:
+) -> trainkit.Trained:
     """Train ``model`` on ``train`` by minimising the cross-entropy with a training recipe.
 
     Each step computes ``L(w) = sum_i m_i CE(f_w(x_i), y_i) / sum_i m_i`` on one batch
@@ -749,11 +749,12 @@ def fit(
         <train options>
 
     Returns:
-        ``(variables, history)``. ``history`` holds per-epoch lists (epoch 1 first): ``epoch``,
-        ``step``, ``train_loss``, ``train_accuracy``, ``learning_rate``, ``K``, ``n_steps``,
-        ``seconds`` and, with validation, ``val_accuracy``, ``val_loss``; plus ``best_epoch``,
-        ``global_step``, ``interrupted`` and ``model`` (the module that goes with the returned
-        variables: its K and n_steps).
+        A :class:`trainkit.Trained` ``(model, params, history)``: the module that goes with the
+        returned variables (after ``refine_at``, the refined one: its K and n_steps), the
+        variables (``params`` and ``batch_stats``), and the history: per-epoch lists (epoch 1
+        first) ``epoch``, ``step``, ``train_loss``, ``train_accuracy``, ``learning_rate``,
+        ``K``, ``n_steps``, ``seconds`` and, with validation, ``val_accuracy``, ``val_loss``;
+        plus ``best_epoch``, ``global_step``, ``interrupted``.
 
     Raises:
         trainkit.TrainingDiverged (alias ``NonFiniteError``): a non-finite loss or gradient;
@@ -767,5 +768,4 @@ def fit(
                         eval_batch_size=eval_batch_size, options=options)  # fmt: skip
     settings = trainkit.Settings.from_options(options)
     result, history, meta = trainkit.train(task, task.arrays, settings)
-    history["model"] = task.model_of(meta)
-    return result, history
+    return trainkit.Trained(task.model_of(meta), result, history)

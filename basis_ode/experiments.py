@@ -198,9 +198,8 @@ def write_run(out: Path, model: Any, variables: Any, history: dict, result: dict
     from ._model_io import save_model
 
     out.mkdir(parents=True, exist_ok=True)
-    hist = {k: v for k, v in history.items() if k != "model"}
     changed = write_if_changed(out / "model.npz", lambda p: save_model(p, model, variables))
-    for name, obj in (("history.json", hist), ("result.json", result)):
+    for name, obj in (("history.json", history), ("result.json", result)):
         text = json.dumps(obj, indent=1) + "\n"
         changed |= write_if_changed(out / name, lambda p, t=text: p.write_text(t))
     return changed
@@ -279,14 +278,13 @@ def train_images(
     model = ConvODENet(num_classes=num_classes(splits), width=width, basis=basis,
                        n_steps=n_steps, method=method)  # fmt: skip
     out = None if out is None else Path(out)
-    variables, history = fit(
+    model, variables, history = fit(
         model, splits.train, epochs=epochs, batch_size=batch_size,
         learning_rate=learning_rate, seed=seed, validation=splits.validation,
         recipe=SGDRecipe(lr_drops=tuple(lr_drops)), refine_at=list(refine_at),
         augment=augment_fn if augment else None, progress=progress,
         **_fit_files(out, resume), **fit_options,
     )  # fmt: skip
-    model = history["model"]
     result = {"data": data_name, "model": _model_config(model, names), "K": block_K(variables),
               "epochs": epochs, "val_accuracy": accuracy(model, variables, *splits.validation),
               "test_accuracy": accuracy(model, variables, *splits.test),
@@ -539,12 +537,11 @@ def train_tagger(
         method=method,
     )  # fmt: skip
     out = None if out is None else Path(out)
-    variables, history = fit(
+    model, variables, history = fit(
         model, train, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
         seed=seed, validation=dev, recipe=AdamRsqrtRecipe(warmup_steps=warmup),
         refine_at=list(refine_at), progress=progress, **_fit_files(out, resume),
     )  # fmt: skip
-    model = history["model"]
     rows = _compressed_rows(model, variables, dev, test, compress_to)
     result = {"data": "conllu" if conllu else "synthetic", "rows": rows,
               "val_accuracy": history["val_accuracy"], "epochs": epochs, "seed": seed,
@@ -608,7 +605,7 @@ def demo(
     out.mkdir(parents=True, exist_ok=True)
     splits = load_images("digits", seed=seed, limit=limit)
     refine_at = _quarters(epochs) if refine_at is None else tuple(refine_at)
-    variables, history = fit(
+    model, variables, history = fit(
         ConvODENet(num_classes=10, width=width, basis=PiecewiseConstant(1), n_steps=1),
         splits.train,
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
@@ -616,7 +613,7 @@ def demo(
         recipe=SGDRecipe(lr_drops=(max(epochs - 1, 1),)), return_params="last", progress=progress,
         log_path=out / "log.jsonl",
     )  # fmt: skip
-    model, K = history["model"], block_K(variables)
+    K = block_K(variables)
     save_model(out / "model.npz", model, variables)
     t_train = time.perf_counter() - t_start
     rows = compression_sweep(
@@ -625,9 +622,8 @@ def demo(
         n_steps_list=list(n_steps_list or sorted({max(K // 4, 1), max(K // 2, 1), K})),
         methods=[EULER], out_dir=out, progress=progress, split="validation",
     )  # fmt: skip
-    hist = {k: v for k, v in history.items() if k != "model"}
-    atomic_write_text(out / "history.json", json.dumps(hist, indent=2))
-    demo_plots(rows, hist, out)
+    atomic_write_text(out / "history.json", json.dumps(history, indent=2))
+    demo_plots(rows, history, out)
     summary = {"final_K": K, "final_n_steps": model.n_steps, "refine_at": list(refine_at),
                "params": count_params(variables["params"]), "train_seconds": t_train,
                "test_accuracy": accuracy(model, variables, *splits.test),

@@ -332,7 +332,7 @@ def _train_one(mode: str, seed: int, encoded: list, vocab_size: int, num_tags: i
     )
     refine_at = _quarters(cfg["epochs"]) if mode == "refined" else []
     start = time.perf_counter()
-    variables, history = fit(
+    model, variables, history = fit(
         model,
         encoded[0],
         epochs=cfg["epochs"],
@@ -346,8 +346,7 @@ def _train_one(mode: str, seed: int, encoded: list, vocab_size: int, num_tags: i
         progress=False,
     )
     seconds = time.perf_counter() - start
-    hist = {k: v for k, v in history.items() if k != "model"}
-    return history["model"], variables, seconds, hist
+    return model, variables, seconds, history
 
 
 _FORWARD = ProgramCache(32)

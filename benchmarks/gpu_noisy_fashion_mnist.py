@@ -47,7 +47,7 @@ print("epochs", epochs, flush=True)
 models, summary = {}, {"step_seconds": step_t, "epochs": epochs, "train": len(xs)}
 for n in names:
     t = time.time()
-    p, hist = noisy_dyn.fit(
+    _, p, hist = noisy_dyn.fit(
         cfgs[n],
         s.train,
         epochs=epochs[n],

@@ -51,7 +51,7 @@ def run_length(steps: int, dts: list[float], seeds: list[int], *, n_train: int, 
     base = noisy_dyn.preset("lipschitz", input_size=1, num_classes=CLASSES, hidden_size=hidden)
     cfgs = [base.replace(dt=float(dt)) for dt in dts]
     t0 = time.perf_counter()
-    params, history = noisy_dyn.fit_ensemble(
+    _, params, history = noisy_dyn.fit_ensemble(
         cfgs, train, seeds=seeds, epochs=epochs, batch_size=32, learning_rate=1e-2,
         validation=val, progress=False, on_divergence="freeze",
     )  # fmt: skip

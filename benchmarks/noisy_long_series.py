@@ -93,7 +93,7 @@ def run_setting(folder: Path, name: str, spec: dict, seeds: list[int], hidden: i
             "steps": int(splits.train[0].shape[1]), "epochs": epochs, "batch_size": batch,
             "hidden": cfg.hidden_size, "learning_rate": lr}  # fmt: skip
     try:
-        params, history = noisy_dyn.fit_ensemble(
+        _, params, history = noisy_dyn.fit_ensemble(
             [cfg], splits.train, seeds=seeds, epochs=epochs, batch_size=batch,
             learning_rate=lr, validation=splits.validation, progress=False,
             on_divergence="freeze",

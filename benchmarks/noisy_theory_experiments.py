@@ -214,7 +214,7 @@ def training(
         t0 = time.perf_counter()
         init = noisy_dyn.init_params(jax.random.key(seed), det_cfg)
         before = {"epoch": 0, **diagnostics(0, init)}
-        _, history = noisy_dyn.fit(
+        _, _, history = noisy_dyn.fit(
             cfg,
             (xs_tr, ys_tr),
             epochs=epochs,

@@ -59,7 +59,7 @@ def _fit_fn(pkg: Any, xs: np.ndarray, ys: np.ndarray, size: dict[str, Any]):
                      dt=base.dt * 784 / 64)  # fmt: skip
 
     def run(epochs: int):
-        params, _ = pkg.fit(cfg, (xs, ys), epochs=epochs, batch_size=size["batch_size"],
+        _, params, _ = pkg.fit(cfg, (xs, ys), epochs=epochs, batch_size=size["batch_size"],
                             learning_rate=1e-2, seed=0, progress=False)  # fmt: skip
         return params
 

@@ -27,7 +27,6 @@ from typing import Any
 
 import jax
 import numpy as np
-from jaxtyping import Array, Float
 
 import trainkit
 from trainkit import EVAL_BATCH_SIZE, AdamStepDecay, DivergencePolicy, Recipe
@@ -129,7 +128,7 @@ def fit_ensemble(
     eval_batch_size: int = EVAL_BATCH_SIZE,
     on_divergence: DivergencePolicy | str = RAISE_ON_DIVERGENCE,
     options: trainkit.TrainOptions,
-) -> tuple[dict[str, Float[Array | np.ndarray, "members ..."]], dict[str, Any]]:
+) -> trainkit.Trained:
     """Train ``len(cfgs) * len(seeds)`` Noisy RNNs of one architecture in one compiled program.
 
     Member ``i * len(seeds) + j`` is ``fit(cfgs[i], train, seed=seeds[j],
@@ -165,8 +164,9 @@ def fit_ensemble(
     count, else every member's batch.
 
     Returns:
-        ``(params, history)``: every parameter leaf stacked on a leading member axis of length
-        ``len(cfgs) * len(seeds)``; the history of ``fit`` whose per-epoch training and
+        A :class:`trainkit.Trained` ``(model, params, history)``: ``tuple(cfgs)``; every
+        parameter leaf stacked on a leading member axis of length ``len(cfgs) * len(seeds)``
+        (``Float[Array, "members ..."]``); the history of ``fit`` whose per-epoch training and
         validation values are lists over the members, and ``best_epoch`` a list per member.
     """
     stack_configs(cfgs)  # the members share every static field (a clear error if not)
@@ -193,4 +193,4 @@ def fit_ensemble(
         on_divergence=as_divergence_policy(on_divergence, "fit_ensemble"),
     )  # fmt: skip
     params, history, _ = trainkit.train(task, first.data, settings)
-    return params, history
+    return trainkit.Trained(tuple(cfgs), params, history)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trainkit import FileFormatError, load_model_file, save_model_file
+from trainkit import FileFormatError, Loaded, load_model_file, save_model_file
 from trainkit.internal import check_fields
 
 from ._config import NoisyRNNConfig
@@ -68,10 +68,16 @@ def save_model(
     return save_model_file(path, package="noisy_dyn", config=cfg.to_dict(), arrays=arrays)
 
 
-def load_model(path: str | os.PathLike, *, with_scaling: bool = False) -> tuple:
-    """Load ``(params, cfg)`` written by :func:`save_model`; with ``with_scaling=True``,
-    ``(params, cfg, scaling)``: the stored :class:`noisy_dyn.data.InputScaling`, or None for a
-    model trained on inputs used as they are (every file written before scalings were stored).
+def load_model(
+    path: str | os.PathLike, *, with_scaling: bool = False
+) -> Loaded | tuple[NoisyRNNConfig, Params, InputScaling | None]:
+    """Load a :class:`trainkit.Loaded` ``(model, params)`` written by :func:`save_model`: the
+    configuration and its parameters (``apply(params, xs, cfg)``), the same order as
+    ``basis_ode.load_model`` and ``fit``'s :class:`trainkit.Trained`. With
+    ``with_scaling=True``, ``(cfg, params, scaling)``: the stored
+    :class:`noisy_dyn.data.InputScaling`, or None for a model trained on inputs used as they are
+    (every file written before scalings were stored). Earlier releases returned
+    ``(params, cfg)`` (CHANGELOG.md).
 
     A model trained on standardised inputs must be evaluated on inputs standardised the same
     way (``scaling.apply(data)``): loading one without ``with_scaling=True`` warns
@@ -102,14 +108,14 @@ def load_model(path: str | os.PathLike, *, with_scaling: bool = False) -> tuple:
     except (TypeError, ValueError) as e:
         raise FileFormatError(f"{path}: the parameters do not fit the stored config ({e}).") from e
     if with_scaling:
-        return params, cfg, scaling
+        return cfg, params, scaling
     if scaling is not None:
         warnings.warn(
             f"{path}: the model was trained on standardised inputs; evaluate it on "
             "scaling.apply(data) with the scaling from load_model(path, with_scaling=True).",
             stacklevel=2,
         )
-    return params, cfg
+    return Loaded(cfg, params)
 
 
 def _scaling(path: Path, arrays: dict, cfg: NoisyRNNConfig) -> InputScaling | None:

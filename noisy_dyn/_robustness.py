@@ -8,6 +8,7 @@ curves: accuracy against level for every kind, and the mean DeepFool distance.
 import json
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -21,6 +22,7 @@ from jaxtyping import PRNGKeyArray
 from trainkit import Sequences, as_sequences, atomic_write_text
 from trainkit.internal import progress_bar
 
+from ._config import NoisyRNNConfig
 from ._perturb import _valid_steps, deepfool, perturb
 from ._perturbations import (
     Attack,
@@ -32,6 +34,7 @@ from ._perturbations import (
 )
 from ._solve import apply
 from ._train import check_fit_cfg, check_split, evaluate_split
+from ._types import Params
 
 _DEFAULT_LEVELS: dict[str, tuple[float, ...]] = {
     "gaussian": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
@@ -106,8 +109,30 @@ def _attack_batched(fn, xs: np.ndarray, ys: np.ndarray, lengths, batch_size: int
     return np.concatenate(out)
 
 
+def _model_pairs(models: Mapping[str, Any]) -> dict[str, tuple[NoisyRNNConfig, Params]]:
+    """``models`` as name -> ``(cfg, params)``; the former ``(params, cfg)`` warns."""
+    if not models:
+        raise ValueError("`models` is empty; pass a mapping name -> (cfg, params).")
+    pairs = {}
+    for name, entry in models.items():
+        if not isinstance(entry, tuple | list) or len(entry) != 2:
+            raise TypeError(f"models[{name!r}] must be a pair (cfg, params), as load_model gives.")
+        cfg, params = entry
+        if isinstance(params, NoisyRNNConfig) and not isinstance(cfg, NoisyRNNConfig):
+            warnings.warn(
+                f"models[{name!r}] is (params, cfg), the former order; pass (cfg, params), the "
+                "order of load_model and fit.",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            cfg, params = params, cfg
+        check_fit_cfg(cfg)
+        pairs[name] = (cfg, params)
+    return pairs
+
+
 def robustness_table(
-    models: Mapping[str, tuple[dict, Any]],
+    models: Mapping[str, tuple[NoisyRNNConfig, Params]],
     test: Sequences | tuple,
     perturbations: Sequence[Perturbation] | Mapping[str, Sequence[float]] | None = None,
     *,
@@ -133,7 +158,8 @@ def robustness_table(
     with ``fold_in(fold_in(key, i), j)``.
 
     Arguments:
-        models: name -> ``(params, cfg)``.
+        models: name -> ``(cfg, params)``, e.g. what ``load_model`` returns (a
+            :class:`trainkit.Loaded`). The former order ``(params, cfg)`` still works and warns.
         test: the test split, a :class:`trainkit.Sequences` or a tuple ``(xs, ys)`` / ``(xs, ys,
             lengths)``; with lengths, sequences padded after their ``lengths`` valid steps are
             read out at each row's own last step (the random perturbations and the attacks leave
@@ -156,27 +182,21 @@ def robustness_table(
         "accuracy": {name: [...]}}}, "deepfool": {name: {"mean_l2", "median_l2",
         "mean_relative", "fooled"}}}``, ``kind`` the perturbation's ``name``.
     """
-    if not models:
-        raise ValueError("`models` is empty; pass a mapping name -> (params, cfg).")
+    models = _model_pairs(models)
     options = {"pgd_steps": pgd_steps, "deepfool_max_iter": deepfool_max_iter}
     if perturbations is None:
         perturbations = perturbations_from_levels(_DEFAULT_LEVELS, **options)
     groups = _groups(as_perturbations(perturbations, "robustness_table", **options))
     test = as_sequences(test, "test")
     names = list(models)
-    for name in names:
-        entry = models[name]
-        if not isinstance(entry, tuple | list) or len(entry) != 2:
-            raise TypeError(f"models[{name!r}] must be a tuple (params, cfg).")
-        check_fit_cfg(entry[1])
-    xs, ys, lengths = check_split("test", test, models[names[0]][1])
+    xs, ys, lengths = check_split("test", test, models[names[0]][0])
     total = len(names) * (1 + sum(len(g) for g in groups.values()))
     bar = progress_bar(progress, total=total, desc="robustness", unit="eval")
     leveled = {k: g for k, g in groups.items() if not isinstance(g[0], DeepFool)}
     kinds = {k: {"levels": [float(p.level) for p in g], "accuracy": {}} for k, g in leveled.items()}
     result: dict[str, Any] = {"models": names, "clean": {}, "kinds": kinds, "deepfool": {}}
     for name in names:
-        params, cfg = models[name]
+        cfg, params = models[name]
         check_split("test", (xs, ys, lengths), cfg)
         run = partial(_accuracy_under, params, cfg, (xs, ys, lengths), batch_size)
         result["clean"][name] = run(None, key)

@@ -490,7 +490,7 @@ def fit(
     init: Params | None = None,
     eval_batch_size: int = EVAL_BATCH_SIZE,
     options: trainkit.TrainOptions,
-) -> tuple[Params, dict[str, Any]]:
+) -> trainkit.Trained:
     """Train a Noisy RNN (or a baseline) with a recipe (Adam and a step decay by default).
 
     Each step minimises, over a mini-batch ``B``, the regularizer's loss:
@@ -536,7 +536,8 @@ def fit(
             ``regularizer=ExplicitRegularizer(lam)``).
 
     Returns:
-        ``(params, history)``: the parameters, and a dict of per-epoch lists (epoch 1 first):
+        A :class:`trainkit.Trained` ``(model, params, history)``: ``cfg``, the trained
+        parameters, and a dict of per-epoch lists (epoch 1 first):
         ``epoch, step, train_loss, train_accuracy, learning_rate, seconds`` and, with
         validation, ``val_accuracy, val_loss``, plus the callback's entries; and the run-level
         ``best_epoch``, ``global_step``, ``interrupted``.
@@ -548,4 +549,4 @@ def fit(
                       data_seed=data_seed, init=init, eval_batch_size=eval_batch_size)  # fmt: skip
     o = o.replace(epochs=run.epochs, batch_size=run.batch_size, data_seed=data_seed)
     params, history, _ = trainkit.train(run.task, run.data, trainkit.Settings.from_options(o))
-    return params, history
+    return trainkit.Trained(cfg, params, history)

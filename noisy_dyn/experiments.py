@@ -397,7 +397,7 @@ def train_preset(
         fit_options["log_path"] = out / "log.jsonl"
         if checkpoints:
             fit_options["checkpoint_dir"] = out / "checkpoints"
-    params, history = fit(
+    _, params, history = fit(
         cfg, splits.train, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
         validation=splits.validation, progress=progress, resume=resume, **fit_options,
     )  # fmt: skip
@@ -463,13 +463,13 @@ def robustness(
     if len(names) != len(files):
         raise CLIError(f"--names needs one name per checkpoint ({len(files)}), got {len(names)}.")
     loaded = {n: load_model(f, with_scaling=True) for n, f in zip(names, files, strict=True)}
-    for f, (_, cfg, _) in zip(files, loaded.values(), strict=True):
+    for f, (cfg, _, _) in zip(files, loaded.values(), strict=True):
         check_run_record(f, cfg)
     splits = load_data(data, data_path=data_path, limit=limit, seed=data_seed)
-    for n, (_, cfg, _) in loaded.items():
+    for n, (cfg, _, _) in loaded.items():
         check_model_data(n, cfg, splits.test, f"--data {data}")
     test = _scaled_test(loaded, splits.test)
-    models = {n: (params, cfg) for n, (params, cfg, _) in loaded.items()}
+    models = {n: (cfg, params) for n, (cfg, params, _) in loaded.items()}
     perturbations = _perturbations(kinds, DEFAULT_PERTURBATIONS)
     return robustness_table(
         models, test, perturbations, key=jax.random.key(seed), out_dir=out, progress=progress,
@@ -604,7 +604,7 @@ def _compare_seed(seed: int, splits: Any, out: Path, o: dict[str, Any]) -> dict[
             checkpoints=False, progress=o["progress"],
         )  # fmt: skip
         print(f"  test accuracy {run['result']['test_accuracy']:.4f}", flush=True)
-        trained[name] = (run["params"], run["cfg"])
+        trained[name] = (run["cfg"], run["params"])
     result = robustness_table(
         trained, tuple(splits.test), o["perturbations"], key=jax.random.key(seed), out_dir=out,
         progress=o["progress"],
@@ -835,7 +835,7 @@ def study(
     _stage(progress, f"study: {preset_name} on {data_name}, {len(cfgs)} noise levels x "
                      f"{len(seeds)} seeds = {len(cfgs) * len(seeds)} members in one ensemble, "
                      f"{epochs} epochs of batch {batch_size}")  # fmt: skip
-    params, history = fit_ensemble(
+    _, params, history = fit_ensemble(
         cfgs, splits.train, seeds=list(seeds), epochs=epochs, batch_size=batch_size,
         learning_rate=lr, validation=splits.validation, checkpoint_dir=out / "checkpoints",
         log_path=out / "log.jsonl", resume=resume, progress=progress,

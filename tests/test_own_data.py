@@ -61,7 +61,7 @@ def _plain_npz(path, *, n_train=40, n_test=16, T=12, classes=2, seed=0):
 def _test_accuracy(run, data):
     """The saved model's accuracy on the npz's test split, read with its lengths and
     standardised as the model file says."""
-    params, cfg, scaling = noisy_dyn.load_model(run / "model.npz", with_scaling=True)
+    cfg, params, scaling = noisy_dyn.load_model(run / "model.npz", with_scaling=True)
     test = noisy_dyn.data.load_npz(data).test
     return noisy_dyn.accuracy(params, test if scaling is None else scaling.apply(test), cfg)
 
@@ -84,7 +84,7 @@ def test_train_then_robustness_clean_accuracy_uses_lengths(tmp_path, capsys):
     table = json.loads((rob / "robustness.json").read_text())
     assert table["clean"]["run"] == pytest.approx(result["test_accuracy"], abs=1e-12)
     # the lengths matter on this file: read at step T, the predictions differ
-    params, cfg, scaling = noisy_dyn.load_model(run / "model.npz", with_scaling=True)
+    cfg, params, scaling = noisy_dyn.load_model(run / "model.npz", with_scaling=True)
     xs, _, ls = scaling.apply(noisy_dyn.data.load_npz(data).test)
     at_length = np.asarray(experiments_logits(params, xs, cfg, ls))
     at_end = np.asarray(noisy_dyn.apply(params, xs, cfg))
@@ -139,7 +139,7 @@ def test_compare_clean_accuracy_equals_each_trained_run_on_ragged_splits(tmp_pat
     table = experiments._compare_seed(0, splits, tmp_path / "cmp", options)
     result = json.loads((tmp_path / "cmp" / "models" / "lipschitz" / "result.json").read_text())
     assert table["clean"]["lipschitz"] == pytest.approx(result["test_accuracy"], abs=1e-12)
-    params, cfg = noisy_dyn.load_model(tmp_path / "cmp" / "models" / "lipschitz" / "model.npz")
+    cfg, params = noisy_dyn.load_model(tmp_path / "cmp" / "models" / "lipschitz" / "model.npz")
     xs, ys, ls = splits.test
     assert result["test_accuracy"] == pytest.approx(
         noisy_dyn.accuracy(params, xs, ys, cfg, lengths=ls), abs=1e-12
@@ -252,7 +252,7 @@ def test_multivariate_ts_files_of_any_length_train_and_evaluate(tmp_path, capsys
                  *TINY]) == 0  # fmt: skip
     result = json.loads((run / "result.json").read_text())
     assert result["config"]["input_size"] == 3 and result["config"]["num_classes"] == 3
-    params, cfg, scaling = noisy_dyn.load_model(run / "model.npz", with_scaling=True)
+    cfg, params, scaling = noisy_dyn.load_model(run / "model.npz", with_scaling=True)
     test = noisy_dyn.data.load_ts(tmp_path).test
     assert test.lengths is not None and test.features == 3
     assert result["test_accuracy"] == pytest.approx(

@@ -101,7 +101,9 @@ def test_a_run_checkpointed_before_the_refactor_resumes_and_ends_where_it_ended(
     model, train, kw = _runs(make)[name]
     folder = _copy(name, tmp_path)
     with caplog.at_level(logging.INFO, logger="trainkit"):
-        variables, hist = bo.fit(model, train, checkpoint_dir=folder, keep=1, progress=False, **kw)
+        _, variables, hist = bo.fit(
+            model, train, checkpoint_dir=folder, keep=1, progress=False, **kw
+        )
     assert "resumed from step 6" in caplog.text
     assert "converted from a checkpoint of an earlier format" in caplog.text
     assert hist["global_step"] == 12 and not hist["interrupted"]
@@ -112,7 +114,7 @@ def test_a_run_checkpointed_before_the_refactor_resumes_and_ends_where_it_ended(
     # the folder now holds today's format: read again without conversion, last parameters
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="trainkit"):
-        last, _ = bo.fit(model, train, checkpoint_dir=folder, progress=False,
+        _, last, _ = bo.fit(model, train, checkpoint_dir=folder, progress=False,
                          return_params="last", **kw)  # fmt: skip
     assert "already complete" in caplog.text and "converted" not in caplog.text
     _assert_ends_where_recorded(last, finished, f"{name}|last|")
@@ -175,7 +177,7 @@ def test_a_converted_run_state_is_still_checked_against_its_checksum(tmp_path):
     model, train, kw = _runs(make)["adam_rsqrt"]
     good, bad = _copy("adam_rsqrt", tmp_path / "good"), _copy("adam_rsqrt", tmp_path / "bad")
     _tamper(good, lambda m: m.update(run_state_sha256=run_state_sha256(m).hexdigest()))
-    _, hist = bo.fit(model, train, checkpoint_dir=good, progress=False, **kw)
+    _, _, hist = bo.fit(model, train, checkpoint_dir=good, progress=False, **kw)
     assert hist["global_step"] == 12
     _tamper(bad, lambda m: m.update(run_state_sha256=run_state_sha256(m).hexdigest()[::-1]))
     with pytest.warns(UserWarning, match="does not match its checksum"):

@@ -53,11 +53,13 @@ def _pairs(a, b):
 
 def test_every_member_equals_its_own_fit(digits, model, ensemble):
     train, val = digits
-    variables, history = ensemble
-    assert history["K"] == [1, 2] and history["model"].n_steps == 2
+    refined, variables, history = ensemble
+    assert history["K"] == [1, 2] and refined.n_steps == 2
     assert history["global_step"] == 2 * (N // BATCH)
     for j, (seed, data_seed) in enumerate(zip(SEEDS, DATA_SEEDS)):
-        alone, h = basis_ode.fit(model, train, seed=seed, data_seed=data_seed, validation=val, **KW)
+        _, alone, h = basis_ode.fit(
+            model, train, seed=seed, data_seed=data_seed, validation=val, **KW
+        )
         member = jax.tree.map(lambda a, j=j: a[j], variables)
         for path, x, y in _pairs(member, alone):
             assert x.shape == y.shape and x.dtype == y.dtype, path
@@ -78,9 +80,9 @@ def test_best_epoch_of_each_member_equals_its_own_fit(digits, model, ensemble):
     best validation epoch, as ``fit`` does (the K = 1 programs of the first test are reused)."""
     train, val = digits
     kw = {**KW, "refine_at": (), "return_params": "best"}
-    variables, history = basis_ode.fit_ensemble(model, train, seeds=SEEDS, validation=val, **kw)
+    _, variables, history = basis_ode.fit_ensemble(model, train, seeds=SEEDS, validation=val, **kw)
     for j, seed in enumerate(SEEDS):
-        alone, h = basis_ode.fit(model, train, seed=seed, validation=val, **kw)
+        _, alone, h = basis_ode.fit(model, train, seed=seed, validation=val, **kw)
         assert history["best_epoch"][j] == h["best_epoch"]
         member = jax.tree.map(lambda a, j=j: a[j], variables)
         for path, x, y in _pairs(member, alone):
@@ -90,14 +92,14 @@ def test_best_epoch_of_each_member_equals_its_own_fit(digits, model, ensemble):
 
 def test_resume_after_interruption_is_identical(digits, model, ensemble, tmp_path, caplog):
     train, val = digits
-    reference, h_ref = ensemble
+    _, reference, h_ref = ensemble
     kw = dict(seeds=SEEDS, data_seeds=DATA_SEEDS, validation=val, checkpoint_dir=tmp_path,
               checkpoint_every=1, **KW)  # fmt: skip
     # stopped mid-epoch 2, after the refinement at its start (checkpoints after every step)
-    _, part = basis_ode.fit_ensemble(model, train, stop_after_steps=6, **kw)
+    _, _, part = basis_ode.fit_ensemble(model, train, stop_after_steps=6, **kw)
     assert part["interrupted"] and part["global_step"] == 6
     with caplog.at_level(logging.INFO, logger="trainkit"):
-        resumed, history = basis_ode.fit_ensemble(model, train, **kw)
+        _, resumed, history = basis_ode.fit_ensemble(model, train, **kw)
     assert "resumed from step 6" in caplog.text
     for path, x, y in _pairs(resumed, reference):
         np.testing.assert_array_equal(x, y, err_msg=path)
@@ -126,12 +128,12 @@ def test_a_diverging_member_is_frozen_and_the_other_trains_on(digits, model):
     with pytest.raises(basis_ode.TrainingDiverged, match=r"members \[0\]"):
         basis_ode.fit_ensemble(model, (xs, ys), seeds=SEEDS, **kw)
     freeze = trainkit.FreezeDiverged()
-    variables, history = basis_ode.fit_ensemble(model, (xs, ys), seeds=SEEDS,
+    _, variables, history = basis_ode.fit_ensemble(model, (xs, ys), seeds=SEEDS,
                                                 on_divergence=freeze, **kw)  # fmt: skip
     assert history["diverged_step"] == [step, None]
     with pytest.raises(basis_ode.TrainingDiverged) as info:
         basis_ode.fit(model, (xs, ys), seed=SEEDS[0], **kw)
-    alone, _ = basis_ode.fit(model, (xs, ys), seed=SEEDS[1], **kw)
+    _, alone, _ = basis_ode.fit(model, (xs, ys), seed=SEEDS[1], **kw)
     for j, reference in enumerate((info.value.variables, alone)):
         member = jax.tree.map(lambda a, j=j: a[j], variables)
         for path, x, y in _pairs(member, reference):

@@ -114,14 +114,14 @@ def test_two_epoch_fit_with_refinement(golden):
     xs = rng.standard_normal((32, 8, 8, 1)).astype(np.float32)
     ys = (xs.mean(axis=(1, 2, 3)) > 0).astype(np.int32)
     model = bo.ConvODENet(num_classes=2, width=2, basis=bo.PiecewiseConstant(1))
-    fitted, hist = bo.fit(
+    refined, fitted, hist = bo.fit(
         model, (xs, ys), epochs=2, batch_size=8, learning_rate=0.05, seed=0,
         refine_at=(1,), recipe=bo.SGDRecipe(lr_drops=(1,)), progress=False,
     )  # fmt: skip
     same(golden, flat(fitted, "fit|"), "fit|", rtol=1e-4, atol=1e-5)
     close(hist["train_loss"], golden["fit|train_loss"], rtol=1e-5)
     x = jnp.asarray(golden["input|images"])
-    close(hist["model"].apply(fitted, x, train=False), golden["fit|logits"], rtol=1e-4, atol=1e-5)
+    close(refined.apply(fitted, x, train=False), golden["fit|logits"], rtol=1e-4, atol=1e-5)
 
 
 def test_tagger(golden):
@@ -141,7 +141,7 @@ def test_tagger(golden):
         golden["tagger|compressed_logits"],
     )
     tags = (toks % 3).astype(np.int32)
-    tfit, thist = bo.fit(
+    _, tfit, thist = bo.fit(
         tagger, (toks, tags, lengths), epochs=2, batch_size=2, learning_rate=0.01, seed=0,
         recipe=bo.AdamRsqrtRecipe(warmup_steps=3), progress=False,
     )  # fmt: skip

@@ -23,12 +23,12 @@ pytestmark = pytest.mark.slow  # two short trainings
 def _train(K, refine_at):
     splits = data.load_digits(seed=0)
     model = bo.ConvODENet(width=4, basis=bo.PiecewiseConstant(K), unroll=False)
-    variables, history = bo.fit(
+    model, variables, _ = bo.fit(
         model, splits.train, learning_rate=0.1, validation=splits.validation,
         refine_at=list(refine_at), epochs=6, batch_size=64, seed=0, progress=False,
         return_params="last",
     )  # fmt: skip
-    return history["model"], variables, splits
+    return model, variables, splits
 
 
 def _certificate(model, variables, splits):

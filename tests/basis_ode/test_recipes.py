@@ -120,7 +120,7 @@ def test_runs_checkpointed_with_recipe_strings_resume_with_recipe_objects(name, 
     ((_, model, data, options, _),) = [r for r in make.runs() if r[0] == name]
     folder = _copy_run(name, tmp_path)
     with caplog.at_level(logging.INFO, logger="trainkit"):
-        variables, hist = bo.fit(
+        _, variables, hist = bo.fit(
             model, data, checkpoint_dir=folder, keep=1, progress=False, recipe=new[name], **options
         )
     assert "resumed from step 6" in caplog.text
@@ -169,7 +169,7 @@ def test_a_custom_recipe_trains_and_is_recorded_by_class_and_settings(tmp_path):
     ys = (xs.mean(axis=(1, 2, 3)) > 0).astype(np.int32)
     model = bo.ConvODENet(num_classes=2, width=2, basis=bo.PiecewiseConstant(1))
     kw = dict(epochs=2, batch_size=8, learning_rate=0.05, seed=0, progress=False)
-    _, hist = bo.fit(model, (xs, ys), recipe=CosineSGD(4), checkpoint_dir=tmp_path, **kw)
+    _, _, hist = bo.fit(model, (xs, ys), recipe=CosineSGD(4), checkpoint_dir=tmp_path, **kw)
     # lr recorded after the last step of each epoch: the cosine at s = 1 and s = 3 of T = 4
     want = [0.05 * (1 + np.cos(np.pi * s / 4)) / 2 for s in (1, 3)]
     np.testing.assert_allclose(hist["learning_rate"], want, rtol=1e-6)

@@ -117,7 +117,7 @@ def _assert_trees_equal(a, b):
 
 
 def test_fit_reduces_loss_on_digits(digits, model, refined_run):
-    _, history = refined_run
+    _, _, history = refined_run
     # chance level of a 10-class cross-entropy is log(10) = 2.30
     assert history["train_loss"][0] < math.log(10)
     assert history["train_loss"][-1] < 0.85 * history["train_loss"][0]
@@ -130,11 +130,14 @@ def test_fit_reduces_loss_on_digits(digits, model, refined_run):
 
 def test_refinement_preserves_function_at_switch(digits, model, refined_run):
     train, val = digits
-    before, h_before = fit(model, train, epochs=1, **CONFIG)
+    _, before, h_before = fit(model, train, epochs=1, **CONFIG)
     # interrupting right after the refinement at the start of epoch 1 gives the switch state
-    after, h_after = fit(model, train, epochs=2, refine_at=(1,), stop_after_steps=SPE, **CONFIG)
+    refined, after, h_after = fit(
+        model, train, epochs=2, refine_at=(1,), stop_after_steps=SPE, **CONFIG
+    )
     assert h_after["interrupted"] and block_K(before) == 1 and block_K(after) == 2
-    assert h_after["model"].n_steps == 2 and h_after["model"].basis == PiecewiseConstant(2)
+    assert refined.n_steps == 2 and refined.basis == PiecewiseConstant(2)
+    assert model.n_steps == 1 and model.basis == PiecewiseConstant(1)  # the input is unchanged
     # piecewise-constant refinement duplicates every node (params and statistics): numpy reference
     cb, ca = _coeff_leaves(before), _coeff_leaves(after)
     assert cb.keys() == ca.keys() and len(cb) > 0
@@ -144,24 +147,24 @@ def test_refinement_preserves_function_at_switch(digits, model, refined_run):
     x = val[0][:32]
     for n in (1, 2, 3):
         out_b = model.apply(before, x, train=False, n_steps=n)
-        out_a = h_after["model"].apply(after, x, train=False, n_steps=n)
+        out_a = refined.apply(after, x, train=False, n_steps=n)
         np.testing.assert_allclose(np.asarray(out_a), np.asarray(out_b), rtol=1e-5, atol=1e-6)
     # and training continues from there (the uninterrupted run passes through the same state)
-    final, history = refined_run
+    final_model, final, history = refined_run
     assert history["train_loss"][1] < history["train_loss"][0]
-    assert accuracy(history["model"], final, *val) > 0.3
+    assert accuracy(final_model, final, *val) > 0.3
 
 
 def test_resume_is_bit_identical_and_mismatch_refused(digits, model, refined_run, tmp_path, caplog):
     train, val = digits
     kw = dict(epochs=2, refine_at=(1,), validation=val, checkpoint_dir=tmp_path, keep=2, **CONFIG)
     # interrupted mid-epoch 1 (after the refinement), 2 steps past the last checkpoint
-    _, h1 = fit(model, train, checkpoint_every=4, stop_after_steps=SPE + 3, **kw)
+    _, _, h1 = fit(model, train, checkpoint_every=4, stop_after_steps=SPE + 3, **kw)
     assert h1["interrupted"] and h1["global_step"] == SPE + 3
     assert len(list_checkpoints(tmp_path)) == 2  # keep=2
     assert load_latest_checkpoint(tmp_path)["meta"]["step"] == 16
     with caplog.at_level(logging.INFO, logger="trainkit"):
-        resumed, h2 = fit(model, train, checkpoint_every=4, **kw)
+        _, resumed, h2 = fit(model, train, checkpoint_every=4, **kw)
     assert "resumed from step 16" in caplog.text
     reference, h_ref = refined_run
     _assert_trees_equal(resumed, reference)
@@ -178,7 +181,7 @@ def test_resume_is_bit_identical_and_mismatch_refused(digits, model, refined_run
     # a finished run is returned as it is, and says so
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="trainkit"):
-        again, _ = fit(model, train, checkpoint_every=4, **kw)
+        _, again, _ = fit(model, train, checkpoint_every=4, **kw)
     assert "already complete" in caplog.text
     _assert_trees_equal(again, reference)
 
@@ -198,7 +201,7 @@ def test_unfinalized_step_directory_is_ignored_on_resume(
     (fake / "_CHECKPOINT_METADATA").write_text("{not json")
     assert [int(p.name[5:]) for p in list_checkpoints(tmp_path)] == [4, 8]
     with caplog.at_level(logging.INFO, logger="trainkit"):
-        resumed, history = fit(model, train, **kw)
+        _, resumed, history = fit(model, train, **kw)
     assert "resumed from step 8" in caplog.text  # the finalized checkpoint, not step 9
     assert history["global_step"] == 2 * SPE
     _assert_trees_equal(resumed, refined_run[0])
@@ -274,7 +277,7 @@ _CHILD = textwrap.dedent(
     xs, ys = splits.train
     model = MLPODENet(n_steps=1)  # K = 1 at init
     out = sys.argv[1]
-    variables, history = fit(
+    _, variables, history = fit(
         model, (xs[:{n}], ys[:{n}]), epochs=2, refine_at=(1,), batch_size={b},
         learning_rate=0.05, seed=0, progress=False, checkpoint_dir=out + "/ckpt",
         checkpoint_every=1,
@@ -339,8 +342,8 @@ _DEVICES = textwrap.dedent(
     train = (xs[:64].astype(np.float64), ys[:64])
     model = MLPODENet(basis=PiecewiseConstant(2), n_steps=2, param_dtype=jnp.float64)
     kw = dict(epochs=1, batch_size=16, learning_rate=0.05, seed=0, progress=False)
-    v4, h4 = fit(model, train, mesh=Mesh(np.array(jax.devices()), ("batch",)), **kw)
-    v1, h1 = fit(model, train, mesh=Mesh(np.array(jax.devices()[:1]), ("batch",)), **kw)
+    _, v4, h4 = fit(model, train, mesh=Mesh(np.array(jax.devices()), ("batch",)), **kw)
+    _, v1, h1 = fit(model, train, mesh=Mesh(np.array(jax.devices()[:1]), ("batch",)), **kw)
     pairs = zip(jax.tree.leaves(v4), jax.tree.leaves(v1))
     diff = max(float(np.max(np.abs(a - b))) for a, b in pairs)
     scale = max(float(np.max(np.abs(b))) for b in jax.tree.leaves(v1))

@@ -38,7 +38,7 @@ def test_compare_train_and_robustness_commands_write_parsable_outputs(tmp_path, 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seeds"] == 1 and set(summary["clean"]) == {"lipschitz"}
     # The saved model reproduces the reported clean accuracy (an independent re-evaluation).
-    params, cfg = noisy_dyn.load_model(out / "models" / "lipschitz" / "model.npz")
+    cfg, params = noisy_dyn.load_model(out / "models" / "lipschitz" / "model.npz")
     xs, ys = noisy_dyn.data.load_digits(seed=0).test
     acc = np.mean(np.asarray(noisy_dyn.apply(params, xs[:48], cfg)).argmax(-1) == ys[:48])
     assert table["clean"]["lipschitz"] == pytest.approx(acc, abs=1e-12)
@@ -147,7 +147,7 @@ def test_npz_data_trains_resumes_and_refuses_other_settings(tmp_path, capsys):
     assert "outputs written to" in capsys.readouterr().out
     result = json.loads((out / "result.json").read_text())
     assert result["data"] == "npz" and result["config"]["input_size"] == 1
-    params, cfg, scaling = noisy_dyn.load_model(out / "model.npz", with_scaling=True)
+    cfg, params, scaling = noisy_dyn.load_model(out / "model.npz", with_scaling=True)
     splits = noisy_dyn.data.load_npz(data)  # the same split, read independently of the CLI
     xs, ys, ls = scaling.apply(splits.test)  # standardised as stored with the model
     acc = noisy_dyn.accuracy(params, xs, ys, cfg, lengths=ls)
@@ -163,7 +163,7 @@ def test_npz_data_trains_resumes_and_refuses_other_settings(tmp_path, capsys):
     line = _error(capsys)
     assert "hidden_size" in line and "4" in line and "5" in line and "--no-resume" in line
     assert main([*argv, "--no-resume"]) == 0
-    assert noisy_dyn.load_model(out / "model.npz", with_scaling=True)[1].hidden_size == 5
+    assert noisy_dyn.load_model(out / "model.npz", with_scaling=True)[0].hidden_size == 5
 
 
 def test_ucr_folder_trains(tmp_path, capsys):
@@ -205,7 +205,7 @@ def test_robustness_table_facts_on_a_linear_readout(key):
     xs = np.concatenate([np.full((200, 1, 1), 0.5), np.full((200, 1, 1), -0.5)])
     ys = np.concatenate([np.zeros(200), np.ones(200)]).astype(np.int32)
     res = robustness_table(
-        {"lin": (params, cfg)}, (xs, ys),
+        {"lin": (cfg, params)}, (xs, ys),
         (noisy_dyn.attacks.Gaussian(0.0), noisy_dyn.attacks.Gaussian(100.0),
          noisy_dyn.attacks.FGSM(0.0), noisy_dyn.attacks.FGSM(0.6)),
         key=key, progress=False,
@@ -217,14 +217,19 @@ def test_robustness_table_facts_on_a_linear_readout(key):
     # FGSM with eps 0.6 > |x| = 0.5 flips the sign of every input: accuracy 0 (closed form).
     assert res["kinds"]["fgsm"]["accuracy"]["lin"] == [1.0, 0.0]
     with pytest.raises(ValueError, match="Unknown perturbation"), pytest.warns(DeprecationWarning):
-        robustness_table({"lin": (params, cfg)}, (xs, ys), {"blur": (1.0,)}, key=key)
+        robustness_table({"lin": (cfg, params)}, (xs, ys), {"blur": (1.0,)}, key=key)
     with pytest.raises(ValueError, match="differ in more than their level"):
         robustness_table(
-            {"lin": (params, cfg)},
+            {"lin": (cfg, params)},
             (xs, ys),
             (noisy_dyn.attacks.FGSM(0.1), noisy_dyn.attacks.FGSM(0.2, norm=noisy_dyn.attacks.L2())),
             key=key,
         )
+    # the former order (params, cfg) still works, warns, and gives the same table
+    with pytest.warns(DeprecationWarning, match="former order"):
+        old = robustness_table({"lin": (params, cfg)}, (xs, ys), (noisy_dyn.attacks.FGSM(0.6),),
+                               key=key, progress=False)  # fmt: skip
+    assert old["kinds"]["fgsm"]["accuracy"]["lin"] == [0.0]
     assert jax.tree_util.tree_structure(res)  # plain JSON-able dict
     json.dumps(res)
 

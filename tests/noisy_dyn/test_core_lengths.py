@@ -147,7 +147,7 @@ def test_robustness_table_reads_each_rows_own_last_state(reference_model):
     kinds = (noisy_dyn.attacks.Gaussian(0.0), noisy_dyn.attacks.FGSM(0.0))
     tables = [
         noisy_dyn.attacks.robustness_table(
-            {"m": (params, cfg)}, (x, ys, lengths), kinds, key=jax.random.key(0), progress=False
+            {"m": (cfg, params)}, (x, ys, lengths), kinds, key=jax.random.key(0), progress=False
         )  # fmt: skip
         for x in (padded, other)
     ]

@@ -37,7 +37,9 @@ def _cfgs(form="ito", levels=((0.0, 0.0), (0.1, 0.1))):
 def ensemble(digits):
     xs, ys, xv, yv = digits
     cfgs = _cfgs()
-    params, history = noisy_dyn.fit_ensemble(cfgs, (xs, ys), seeds=SEEDS, validation=(xv, yv), **KW)
+    _, params, history = noisy_dyn.fit_ensemble(
+        cfgs, (xs, ys), seeds=SEEDS, validation=(xv, yv), **KW
+    )
     return cfgs, params, history
 
 
@@ -58,7 +60,7 @@ def test_every_member_equals_its_own_fit(digits, ensemble):
     for i, cfg in enumerate(cfgs):
         for j, seed in enumerate(SEEDS):
             m = i * len(SEEDS) + j  # cfg-major, seed-minor
-            p, h = noisy_dyn.fit(cfg, (xs, ys), seed=seed, validation=(xv, yv), **KW)
+            _, p, h = noisy_dyn.fit(cfg, (xs, ys), seed=seed, validation=(xv, yv), **KW)
             _close(_member(params, m), p)
             for name in ("train_loss", "train_accuracy", "val_accuracy"):
                 np.testing.assert_allclose([e[m] for e in history[name]], h[name], atol=1e-9)
@@ -72,9 +74,9 @@ def test_reference_form_grid_members_equal_fit(digits):
     xs, ys, _, _ = digits
     cfgs = _cfgs("reference", ((0.0, 0.0), (0.1, 0.0), (0.1, 0.05)))
     kw = {**KW, "epochs": 1}
-    params, _ = noisy_dyn.fit_ensemble(cfgs, (xs, ys), seeds=SEEDS, **kw)
+    _, params, _ = noisy_dyn.fit_ensemble(cfgs, (xs, ys), seeds=SEEDS, **kw)
     for m, (i, j) in {0: (0, 0), 3: (1, 1), 4: (2, 0)}.items():
-        p, _ = noisy_dyn.fit(cfgs[i], (xs, ys), seed=SEEDS[j], **kw)
+        _, p, _ = noisy_dyn.fit(cfgs[i], (xs, ys), seed=SEEDS[j], **kw)
         _close(_member(params, m), p)
 
 
@@ -82,12 +84,12 @@ def test_resume_after_interruption_is_identical(digits, ensemble, tmp_path):
     xs, ys, xv, yv = digits
     cfgs, params, _ = ensemble
     kw = dict(seeds=SEEDS, validation=(xv, yv), checkpoint_dir=tmp_path, **KW)
-    _, part = noisy_dyn.fit_ensemble(cfgs, (xs, ys), stop_after_steps=4, **kw)
+    _, _, part = noisy_dyn.fit_ensemble(cfgs, (xs, ys), stop_after_steps=4, **kw)
     assert part["interrupted"] and part["global_step"] == 4
-    resumed, history = noisy_dyn.fit_ensemble(cfgs, (xs, ys), **kw)
+    _, resumed, history = noisy_dyn.fit_ensemble(cfgs, (xs, ys), **kw)
     _close(resumed, params, tol=0.0)
     assert history["global_step"] == 6 and (tmp_path / "log.jsonl").exists()
-    again, _ = noisy_dyn.fit_ensemble(cfgs, (xs, ys), **kw)  # already complete
+    _, again, _ = noisy_dyn.fit_ensemble(cfgs, (xs, ys), **kw)  # already complete
     _close(again, params, tol=0.0)
     with pytest.raises(noisy_dyn.CheckpointMismatchError):
         noisy_dyn.fit_ensemble(cfgs, (xs, ys), **{**kw, "seeds": (3, 6)})
@@ -103,12 +105,12 @@ def test_a_diverging_member_is_frozen_and_the_others_train_on(digits):
     kw = {**KW, "epochs": 1, "return_params": "last"}
     with pytest.raises(noisy_dyn.TrainingDiverged, match=r"members \[2, 3\]"):
         noisy_dyn.fit_ensemble(cfgs, (xs, ys), seeds=SEEDS, **kw)
-    params, history = noisy_dyn.fit_ensemble(cfgs, (xs, ys), seeds=SEEDS,
+    _, params, history = noisy_dyn.fit_ensemble(cfgs, (xs, ys), seeds=SEEDS,
                                              on_divergence=trainkit.FreezeDiverged(),
                                              **kw)  # fmt: skip
     assert history["diverged_step"] == [None, None, 1, 1]
     for j, seed in enumerate(SEEDS):
-        p, _ = noisy_dyn.fit(cfgs[0], (xs, ys), seed=seed, **kw)
+        _, p, _ = noisy_dyn.fit(cfgs[0], (xs, ys), seed=seed, **kw)
         _close(_member(params, j), p)
         with pytest.raises(noisy_dyn.TrainingDiverged) as info:
             noisy_dyn.fit(cfgs[1], (xs, ys), seed=seed, **kw)
@@ -160,8 +162,8 @@ _MULTI = textwrap.dedent(
     one = Mesh(np.array(jax.devices()[:1]), ("batch",))
     out = {"n": len(jax.devices())}
     for seeds in ((3, 5), (3, 5, 7)):  # 4 members: sharded; 6 members: batch sharded (n = 4)
-        pm, _ = noisy_dyn.fit_ensemble(cfgs, (xs, ys), seeds=seeds, **kw)
-        p1, _ = noisy_dyn.fit_ensemble(cfgs, (xs, ys), seeds=seeds, mesh=one, **kw)
+        _, pm, _ = noisy_dyn.fit_ensemble(cfgs, (xs, ys), seeds=seeds, **kw)
+        _, p1, _ = noisy_dyn.fit_ensemble(cfgs, (xs, ys), seeds=seeds, mesh=one, **kw)
         out[str(len(seeds))] = max(float(np.max(np.abs(pm[k] - p1[k]))) for k in p1)
     print(json.dumps(out))
     """

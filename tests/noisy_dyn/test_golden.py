@@ -72,7 +72,7 @@ def test_theory_and_attacks():
 def test_old_model_files_load_with_the_same_logits():
     xs, _, _ = mg.inputs()
     for name in ("reference", "antisymmetric", "gru"):
-        params, cfg = nd.load_model(HERE / f"model_{name}.npz")
+        cfg, params = nd.load_model(HERE / f"model_{name}.npz")
         assert cfg == mg.config(name)
         _check({f"model/{name}/logits": nd.apply(params, xs, cfg)})
 
@@ -83,13 +83,13 @@ def test_fit_ensemble_and_study(tmp_path):
     out = {}
     for name in ("ito", "reference"):
         cfg = mg.small(f"nrnn_{name}")
-        p, h = nd.fit(cfg, (xs, ys), seed=1, validation=(xv, yv), **mg.FIT)
+        _, p, h = nd.fit(cfg, (xs, ys), seed=1, validation=(xv, yv), **mg.FIT)
         out.update({f"fit/{name}/{k}": v for k, v in p.items()})
         out[f"fit/{name}/train_loss"] = h["train_loss"]
         out[f"fit/{name}/val_accuracy"] = h["val_accuracy"]
     cfg = mg.small("nrnn_ito")
     cfgs = [cfg.replace(sigma_add=0.0, sigma_mult=0.0), cfg.replace(sigma_add=0.1, sigma_mult=0.2)]
-    p, h = nd.fit_ensemble(cfgs, (xs, ys), seeds=(3, 5), validation=(xv, yv), **mg.FIT)
+    _, p, h = nd.fit_ensemble(cfgs, (xs, ys), seeds=(3, 5), validation=(xv, yv), **mg.FIT)
     out.update({f"ensemble/{k}": v for k, v in p.items()})
     out["ensemble/train_loss"] = h["train_loss"]
     assert sorted(out) == sorted(_prefixed("fit/") + _prefixed("ensemble/"))
@@ -106,7 +106,7 @@ def test_old_checkpoint_resumes_to_the_golden_run(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(HERE / "ckpt", run)
     cfg = mg.small("nrnn_reference")
-    p, h = nd.fit(cfg, (xs, ys), seed=1, validation=(xv, yv), checkpoint_dir=run, **mg.FIT)
+    _, p, h = nd.fit(cfg, (xs, ys), seed=1, validation=(xv, yv), checkpoint_dir=run, **mg.FIT)
     assert h["epoch"][-1] == 2
     _check({f"fit/reference/{k}": v for k, v in p.items()}, rtol=1e-12)
 

@@ -56,15 +56,15 @@ def test_step_decay_refuses_bad_settings_and_is_a_named_value():
 def test_former_keywords_warn_and_give_the_same_parameters(small):
     cfg, xs, ys = small
     kw = dict(epochs=4, batch_size=8, learning_rate=1e-2, seed=1, progress=False)
-    new, hist = noisy_dyn.fit(cfg, (xs, ys), recipe=noisy_dyn.AdamStepDecay(0.5, 0.2), **kw)
+    _, new, hist = noisy_dyn.fit(cfg, (xs, ys), recipe=noisy_dyn.AdamStepDecay(0.5, 0.2), **kw)
     with pytest.warns(DeprecationWarning, match="decay_at=, decay_factor="):
-        old, old_hist = noisy_dyn.fit(cfg, (xs, ys), decay_at=0.5, decay_factor=0.2, **kw)
+        _, old, old_hist = noisy_dyn.fit(cfg, (xs, ys), decay_at=0.5, decay_factor=0.2, **kw)
     _same(new, old)
     assert hist["learning_rate"] == old_hist["learning_rate"] == [1e-2, 1e-2, 2e-3, 2e-3]
     explicit = noisy_dyn.ExplicitRegularizer(lam=0.5)
-    new, _ = noisy_dyn.fit(cfg, (xs, ys), regularizer=explicit, **{**kw, "epochs": 1})
+    _, new, _ = noisy_dyn.fit(cfg, (xs, ys), regularizer=explicit, **{**kw, "epochs": 1})
     with pytest.warns(DeprecationWarning, match="lam="):
-        old, _ = noisy_dyn.fit(
+        _, old, _ = noisy_dyn.fit(
             cfg, (xs, ys), regularizer="explicit", lam=0.5, **{**kw, "epochs": 1}
         )
     _same(new, old)
@@ -101,7 +101,7 @@ def test_another_recipe_trains_a_noisy_rnn_with_its_own_schedule(small, tmp_path
     rates follow its schedule and its settings go into the fingerprint."""
     cfg, xs, ys = small
     sgd = trainkit.SGDRecipe(momentum=0.5, weight_decay=0.0, lr_drops=(1,), lr_factor=0.5)
-    params, hist = noisy_dyn.fit(
+    _, params, hist = noisy_dyn.fit(
         cfg, (xs, ys), recipe=sgd, epochs=2, batch_size=16, learning_rate=0.1,
         checkpoint_dir=tmp_path, progress=False,
     )  # fmt: skip
@@ -134,8 +134,8 @@ def test_hutchinson_penalty_in_training_uses_the_steps_key(small):
     reg = noisy_dyn.ExplicitRegularizer(lam=1.0, trace=noisy_dyn.Hutchinson(1))
     kw = dict(regularizer=reg, epochs=1, batch_size=16, learning_rate=1e-2, progress=False)
     init = noisy_dyn.init_params(jax.random.key(0), cfg)
-    a, _ = noisy_dyn.fit(cfg, (xs, ys), seed=1, init=init, **kw)
-    b, _ = noisy_dyn.fit(cfg, (xs, ys), seed=1, init=init, **kw)
-    c, _ = noisy_dyn.fit(cfg, (xs, ys), seed=2, init=init, **kw)
+    _, a, _ = noisy_dyn.fit(cfg, (xs, ys), seed=1, init=init, **kw)
+    _, b, _ = noisy_dyn.fit(cfg, (xs, ys), seed=1, init=init, **kw)
+    _, c, _ = noisy_dyn.fit(cfg, (xs, ys), seed=2, init=init, **kw)
     _same(a, b)
     assert not np.array_equal(a["M_W"], c["M_W"])

@@ -55,14 +55,14 @@ def test_input_scaling_uses_the_real_training_steps_only(tmp_path):
 
 
 def test_model_files_store_the_scaling_and_old_files_load_as_before(tmp_path):
-    params, cfg = nd.load_model(GOLDEN / "model_reference.npz")  # written before scalings
+    cfg, params = nd.load_model(GOLDEN / "model_reference.npz")  # written before scalings
     assert nd.load_model(GOLDEN / "model_reference.npz", with_scaling=True)[2] is None
     again = tmp_path / "again.npz"
     nd.save_model(again, params, cfg)  # no scaling: the old bytes exactly
     assert again.read_bytes() == (GOLDEN / "model_reference.npz").read_bytes()
     scaling = nd.data.InputScaling(np.full(cfg.input_size, 2.0), np.full(cfg.input_size, 4.0))
     nd.save_model(tmp_path / "s.npz", params, cfg, scaling=scaling)
-    p2, c2, s2 = nd.load_model(tmp_path / "s.npz", with_scaling=True)
+    c2, p2, s2 = nd.load_model(tmp_path / "s.npz", with_scaling=True)
     assert c2 == cfg and all(np.array_equal(p2[k], params[k]) for k in params)
     np.testing.assert_array_equal(s2.mean, scaling.mean)
     np.testing.assert_array_equal(s2.scale, scaling.scale)
@@ -84,7 +84,7 @@ def test_train_standardises_own_data_stores_it_and_robustness_applies_it(tmp_pat
     out = capsys.readouterr().out
     assert "inputs standardised with the training split's statistics" in out
     result = json.loads((run / "result.json").read_text())
-    params, cfg, scaling = nd.load_model(run / "model.npz", with_scaling=True)
+    cfg, params, scaling = nd.load_model(run / "model.npz", with_scaling=True)
     splits = experiments.load_data("npz", data_path=str(data))
     _, expected = nd.data.standardize(splits)  # the same statistics, recomputed
     np.testing.assert_allclose(scaling.mean, expected.mean, rtol=1e-12)

@@ -61,7 +61,7 @@ def test_padded_data_without_lengths_is_refused_in_one_line(ragged):
         lambda: nd.accuracy(params, (xs, ys), CFG),
         lambda: nd.fit(CFG, (xs, ys), learning_rate=1e-2, epochs=1, batch_size=8,
                        progress=False),
-        lambda: nd.attacks.robustness_table({"m": (params, CFG)}, (xs, ys),
+        lambda: nd.attacks.robustness_table({"m": (CFG, params)}, (xs, ys),
                                             (nd.attacks.Gaussian(0.1),), key=jax.random.key(0),
                                             progress=False),
     ):  # fmt: skip
@@ -126,9 +126,9 @@ def test_explicit_regularizer_trains_on_variable_length_data(ragged):
     data, params = ragged
     kw = dict(learning_rate=1e-2, epochs=2, batch_size=8, init=params, progress=False,
               regularizer=nd.ExplicitRegularizer(lam=0.5))  # fmt: skip
-    p1, h1 = nd.fit(CFG, data, **kw)
+    _, p1, h1 = nd.fit(CFG, data, **kw)
     garbage = np.where(data.valid_steps()[..., None], data.inputs, 7.0)
-    p2, h2 = nd.fit(CFG, data.with_inputs(garbage), **kw)
+    _, p2, h2 = nd.fit(CFG, data.with_inputs(garbage), **kw)
     for k in p1:
         np.testing.assert_allclose(np.asarray(p1[k]), np.asarray(p2[k]), rtol=1e-10, atol=1e-12)
     assert np.isfinite(h1["train_loss"]).all()
@@ -146,7 +146,7 @@ def test_explicit_regularizer_trains_on_variable_length_data(ragged):
 def test_a_loss_far_above_chance_is_announced_once_naming_the_causes(ragged, capsys):
     data, params = ragged
     huge = {**params, "V": 1e6 * params["V"]}  # logits of 1e6: a loss of ~1e6, finite
-    _, history = nd.fit(CFG, data, learning_rate=1e-12, epochs=2, batch_size=8, init=huge,
+    _, _, history = nd.fit(CFG, data, learning_rate=1e-12, epochs=2, batch_size=8, init=huge,
                         progress=False)  # fmt: skip
     assert min(history["train_loss"]) > 100 * np.log(3)
     err = capsys.readouterr().err
@@ -168,7 +168,7 @@ def test_the_readme_example_runs_on_variable_length_data(tmp_path):
     np.savez(tmp_path / "r.npz", x_train=x, y_train=np.arange(40) % 3, x_test=x[:9],
              y_test=np.arange(9) % 3, lengths_train=n, lengths_test=n[:9])  # fmt: skip
     s = nd.data.load_npz(tmp_path / "r.npz", val_fraction=0.2)
-    params, _ = nd.fit(CFG, s.train, learning_rate=1e-2, epochs=1, batch_size=8,
+    _, params, _ = nd.fit(CFG, s.train, learning_rate=1e-2, epochs=1, batch_size=8,
                        validation=s.validation, progress=False)  # fmt: skip
     assert 0.0 <= nd.accuracy(params, *s.test, CFG) == nd.accuracy(params, s.test, CFG) <= 1.0
     assert jnp.isfinite(nd.theory.explicit_regularizer(params, s.test.take(slice(0, 4)), CFG)).all()

@@ -61,7 +61,7 @@ def test_fit_reduces_loss_and_follows_step_decay(digits):
     cfg = _cfg()
     init = noisy_dyn.init_params(jax.random.key(0), cfg)
     before = _np_ce(noisy_dyn.apply(init, xs, cfg), ys)
-    params, hist = noisy_dyn.fit(
+    _, params, hist = noisy_dyn.fit(
         cfg, (xs, ys), epochs=3, batch_size=32, learning_rate=1e-2, progress=False,
         recipe=noisy_dyn.AdamStepDecay(decay_at=0.5),
     )  # fmt: skip
@@ -73,7 +73,7 @@ def test_fit_reduces_loss_and_follows_step_decay(digits):
     assert hist["epoch"] == [1, 2, 3] and hist["step"] == [6, 12, 18]  # 192 // 32 steps an epoch
     # the paper's x0.1 at epoch 90 of 100; a 2-epoch (or 9-epoch) run does not decay at all
     assert [_train.decay_epoch(0.9, e) for e in (100, 10, 9, 2, 1)] == [90, 9, 9, 2, 1]
-    _, short = noisy_dyn.fit(cfg, (xs, ys), epochs=2, batch_size=96, learning_rate=1e-2,
+    _, _, short = noisy_dyn.fit(cfg, (xs, ys), epochs=2, batch_size=96, learning_rate=1e-2,
                              progress=False)  # fmt: skip
     assert short["learning_rate"] == [1e-2, 1e-2]
     # accuracy() with a batch size that does not divide N equals a plain NumPy count.
@@ -89,15 +89,15 @@ def test_resume_in_process_is_bit_identical(digits, tmp_path, caplog):
         epochs=3, batch_size=32, learning_rate=5e-3, seed=3, validation=(xv, yv),
         checkpoint_every_steps=4, progress=False,
     )  # fmt: skip
-    ref, ref_hist = noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path / "a", **kw)
+    _, ref, ref_hist = noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path / "a", **kw)
     # Interrupted at step 11 (mid epoch 2; last checkpoint at step 8), then the same call again.
     seen = []
     cb = lambda epoch, p: seen.append(epoch) or {"norm_U": float(np.linalg.norm(p["U"]))}  # noqa: E731
-    _, part = noisy_dyn.fit(
+    _, _, part = noisy_dyn.fit(
         cfg, (xs, ys), checkpoint_dir=tmp_path / "b", stop_after_steps=11, callback=cb, **kw
     )
     assert part["epoch"] == [1] and part["interrupted"] and part["global_step"] == 11
-    out, hist = noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path / "b", callback=cb, **kw)
+    _, out, hist = noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path / "b", callback=cb, **kw)
     _same(ref, out)
     assert seen == [1, 2, 3]  # epoch 1 is not redone
     assert hist["val_accuracy"] == ref_hist["val_accuracy"]
@@ -111,7 +111,7 @@ def test_resume_in_process_is_bit_identical(digits, tmp_path, caplog):
     assert len(_steps(tmp_path / "b")) == 3  # keep=3
     # A finished run resumes to the same result without training, and says so.
     with caplog.at_level(logging.INFO, logger="trainkit"):
-        again, _ = noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path / "b", **kw)
+        _, again, _ = noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path / "b", **kw)
     assert "already complete: 3 epochs" in caplog.text
     _same(ref, again)
 
@@ -133,7 +133,7 @@ _CHILD = textwrap.dedent(
     with np.load(data) as z:
         xs, ys = z["xs"], z["ys"]
     cfg = noisy_dyn.preset("nrnn_reference", input_size=1, num_classes=10, hidden_size=8, dt=0.12)
-    params, _ = noisy_dyn.fit(cfg, (xs, ys), epochs=3, batch_size=16, learning_rate=5e-3,
+    _, params, _ = noisy_dyn.fit(cfg, (xs, ys), epochs=3, batch_size=16, learning_rate=5e-3,
                               seed=1, checkpoint_dir=ckpt, checkpoint_every_steps=3,
                               progress=False)
     np.savez(out, **params)
@@ -200,9 +200,9 @@ _MULTI = textwrap.dedent(
     cfg = noisy_dyn.preset("nrnn_ito", input_size=1, num_classes=10, hidden_size=8, dt=0.12)
     devs = jax.devices()
     kw = dict(epochs=2, batch_size=32, learning_rate=5e-3, progress=False)
-    p4, _ = noisy_dyn.fit(cfg, (xs, ys), mesh=Mesh(np.array(devs), ("batch",)), **kw)
-    p1, _ = noisy_dyn.fit(cfg, (xs, ys), mesh=Mesh(np.array(devs[:1]), ("batch",)), **kw)
-    pd, _ = noisy_dyn.fit(cfg, (xs, ys), **kw)  # default mesh: all local devices
+    _, p4, _ = noisy_dyn.fit(cfg, (xs, ys), mesh=Mesh(np.array(devs), ("batch",)), **kw)
+    _, p1, _ = noisy_dyn.fit(cfg, (xs, ys), mesh=Mesh(np.array(devs[:1]), ("batch",)), **kw)
+    _, pd, _ = noisy_dyn.fit(cfg, (xs, ys), **kw)  # default mesh: all local devices
     err = ""
     try:
         noisy_dyn.fit(cfg, (xs, ys), epochs=1, batch_size=30, learning_rate=1e-3,
@@ -290,7 +290,7 @@ def test_unfinalized_step_directory_is_ignored_on_resume(digits, tmp_path, caplo
     xs, ys, _, _ = digits
     cfg = _cfg()
     kw = dict(epochs=1, batch_size=32, learning_rate=5e-3, seed=3, progress=False)
-    ref, _ = noisy_dyn.fit(cfg, (xs, ys), **kw)
+    _, ref, _ = noisy_dyn.fit(cfg, (xs, ys), **kw)
     noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path, checkpoint_every_steps=2,
                   stop_after_steps=5, **kw)  # fmt: skip
     assert [s for s, _ in _steps(tmp_path)] == [2, 4]
@@ -299,7 +299,7 @@ def test_unfinalized_step_directory_is_ignored_on_resume(digits, tmp_path, caplo
     (fake / "state" / "manifest.ocdbt").write_bytes(b"\x00half written")
     (fake / "_CHECKPOINT_METADATA").write_text("{not json")
     with caplog.at_level(logging.INFO, logger="trainkit"):
-        out, hist = noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path,
+        _, out, hist = noisy_dyn.fit(cfg, (xs, ys), checkpoint_dir=tmp_path,
                                   checkpoint_every_steps=2, **kw)  # fmt: skip
     assert "resumed from step 4" in caplog.text  # not from the half-written step 5
     _same(ref, out)
@@ -336,9 +336,9 @@ def test_explicit_regularizer_with_zero_weight_is_deterministic_training(digits)
     kw = dict(epochs=1, batch_size=64, learning_rate=1e-2, progress=False,
               init=noisy_dyn.init_params(jax.random.key(0), cfg))  # fmt: skip
     zero = noisy_dyn.ExplicitRegularizer(lam=0.0)
-    p_explicit, _ = noisy_dyn.fit(cfg, (xs, ys), regularizer=zero, **kw)
+    _, p_explicit, _ = noisy_dyn.fit(cfg, (xs, ys), regularizer=zero, **kw)
     quiet = cfg.replace(sigma_add=0.0, sigma_mult=0.0)
-    p_quiet, _ = noisy_dyn.fit(quiet, (xs, ys), **kw)
+    _, p_quiet, _ = noisy_dyn.fit(quiet, (xs, ys), **kw)
     for k in p_quiet:
         np.testing.assert_allclose(p_explicit[k], p_quiet[k], rtol=1e-9, atol=1e-12)
 
@@ -355,9 +355,9 @@ def test_lengths_read_out_at_each_last_step(digits, tmp_path):
                                    rtol=1e-10)  # fmt: skip
     # fit accepts (xs, ys, lengths) and model files round-trip.
     lens = np.random.default_rng(0).integers(20, 65, size=len(xs)).astype(np.int32)
-    p, _ = noisy_dyn.fit(cfg, (xs, ys, lens), epochs=1, batch_size=32, learning_rate=1e-2,
+    _, p, _ = noisy_dyn.fit(cfg, (xs, ys, lens), epochs=1, batch_size=32, learning_rate=1e-2,
                          progress=False)  # fmt: skip
     path = noisy_dyn.save_model(tmp_path / "m", p, cfg)
-    p2, cfg2 = noisy_dyn.load_model(path)
+    cfg2, p2 = noisy_dyn.load_model(path)
     assert cfg2 == cfg
     _same(p, p2)

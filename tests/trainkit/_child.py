@@ -84,14 +84,14 @@ def run(runner: str, ckpt=None, mesh=None, progress=False, *, seed=2, epochs=3, 
         cfg = noisy_dyn.preset("nrnn_ito", input_size=1, num_classes=10, hidden_size=8, dt=0.5)
         return noisy_dyn.fit(cfg, (xs, ys), epochs=2, batch_size=8, learning_rate=1e-2, seed=2,
                              checkpoint_dir=ckpt, checkpoint_every_steps=1, mesh=mesh,
-                             progress=progress)[0]  # fmt: skip
+                             progress=progress).params  # fmt: skip
     from basis_ode import data, fit
     from tests.basis_ode.test_train import MLPODENet
 
     xs, ys = data.load_digits(seed=0).train
     return fit(MLPODENet(width=8, n_steps=1), (xs[:64], ys[:64]), epochs=2,
                refine_at=(1,), batch_size=8, learning_rate=0.05, seed=2, checkpoint_dir=ckpt,
-               checkpoint_every=1, mesh=mesh, progress=progress)[0]  # fmt: skip
+               checkpoint_every=1, mesh=mesh, progress=progress).params  # fmt: skip
 
 
 def main(argv=None) -> None:

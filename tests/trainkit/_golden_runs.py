@@ -65,7 +65,7 @@ def noisy_run(folder: Path, **how: Any) -> dict[str, np.ndarray]:
     base = noisy_dyn.preset("nrnn_ito", input_size=1, num_classes=3)
     cfg = noisy_dyn.preset("nrnn_ito", input_size=1, num_classes=3, hidden_size=8,
                            dt=base.dt * 784 / 16)  # fmt: skip
-    params, hist = noisy_dyn.fit(
+    _, params, hist = noisy_dyn.fit(
         cfg, (xs[:64], ys[:64]), learning_rate=1e-2, validation=(xs[64:], ys[64:]),
         callback=lambda epoch, p: {"norm_U": float(np.linalg.norm(p["U"]))},
         checkpoint_dir=folder / "ckpt", log_path=folder / "log.jsonl", **how,
@@ -84,13 +84,13 @@ def basis_run(folder: Path, **how: Any) -> dict[str, np.ndarray]:
     splits = basis_ode.data.load_digits(seed=0)
     (xs, ys), (xv, yv) = splits.train, splits.validation
     model = basis_ode.ConvODENet(num_classes=10, width=4, basis=basis_ode.PiecewiseConstant(1))
-    variables, hist = basis_ode.fit(
+    refined, variables, hist = basis_ode.fit(
         model, (xs[:64], ys[:64]), learning_rate=0.05, validation=(xv[:32], yv[:32]),
         refine_at=(1,), callback=lambda epoch, v: {"seen": float(epoch)},
         checkpoint_dir=folder / "ckpt", log_path=folder / "log.jsonl", **how,
     )  # fmt: skip
     out = _leaves(_previous_layout(variables), "basis/variables")
-    out["basis/logits"] = np.asarray(hist["model"].apply(variables, xv[:32], train=False))
+    out["basis/logits"] = np.asarray(refined.apply(variables, xv[:32], train=False))
     for key in ("train_loss", "val_loss", "val_accuracy", "seen"):
         out[f"basis/history/{key}"] = np.asarray(hist[key], np.float64)
     return out

@@ -50,7 +50,7 @@ def test_noisy_model_round_trip_is_exact_and_byte_reproducible(tmp_path):
     assert meta["package"] == "noisy_dyn" and meta["config"] == cfg.to_dict()
     with np.load(path) as z:
         np.testing.assert_array_equal(z["param_step"], np.asarray(params["step"]))
-    p2, cfg2 = noisy_dyn.load_model(path)
+    cfg2, p2 = noisy_dyn.load_model(path)
     assert cfg2 == cfg and set(p2) == set(params)
     for k in params:
         np.testing.assert_array_equal(np.asarray(p2[k]), np.asarray(params[k]))
@@ -95,7 +95,7 @@ def test_noisy_reads_the_earlier_layout(tmp_path):
     arrays = {f"param_{k}": np.asarray(v) for k, v in params.items()}
     arrays["config"] = np.frombuffer(json.dumps(cfg.to_dict()).encode(), np.uint8)
     np.savez(tmp_path / "old.npz", **arrays)
-    p2, cfg2 = noisy_dyn.load_model(tmp_path / "old.npz")
+    cfg2, p2 = noisy_dyn.load_model(tmp_path / "old.npz")
     assert cfg2 == cfg
     np.testing.assert_array_equal(np.asarray(p2["U"]), np.asarray(params["U"]))
 

@@ -79,7 +79,7 @@ def _from_checkpoint(arm: str, which: str) -> tuple[dict, noisy_dyn.NoisyRNNConf
 
 def _from_file(arm: str, which: str, folder: Path = HERE) -> tuple:
     path = folder / f"model_{which}_{arm}.npz"
-    params, cfg = noisy_dyn.load_model(path)
+    cfg, params = noisy_dyn.load_model(path)
     return params, cfg, {"source": path.name}
 
 
