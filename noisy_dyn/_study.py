@@ -95,6 +95,7 @@ from ._perturbations import (
     as_perturbations,
     parse_perturbation,
 )
+from ._selection import BY_HOLM, Selection, selection_by_name
 from ._study_row import (
     DETERMINISTIC,
     Difference,
@@ -669,15 +670,16 @@ def confirm_rows(
     discovery: Sequence[StudyRow | Mapping[str, Any]],
     confirmation: Sequence[StudyRow | Mapping[str, Any]],
     *,
-    select: str = "holm",
+    select: Selection | str = BY_HOLM,
     alpha: float = 0.05,
 ) -> list[dict[str, Any]]:
     """Re-test on fresh seeds the comparisons a first study picked out (two-stage testing).
 
     A comparison is picked from ``discovery`` (rows of :func:`study_rows`) when its
-    Holm-adjusted p-value is at most ``alpha`` (``select="holm"``), or, for an exploratory
-    pick, when the 95 % interval of its paired difference excludes zero
-    (``select="interval"``). The confirmation study (same configurations and perturbations,
+    Holm-adjusted p-value is at most ``alpha`` (``select=ByHolm()``, the default), or, for an
+    exploratory pick, when the 95 % interval of its paired difference excludes zero
+    (``select=ByInterval()``); the names ``"holm"`` / ``"interval"`` still work and warn. The
+    confirmation study (same configurations and perturbations,
     fresh seeds and fresh perturbation draws) then tests only those: their raw p-values are
     Holm-adjusted over the picked family alone, and a comparison is *confirmed* when that
     adjusted p-value is at most ``alpha`` and the difference has the sign it had in discovery.
@@ -691,8 +693,14 @@ def confirm_rows(
         ``confirmed`` and ``split`` (the split both studies were scored on, :func:`study_split`;
         studies scored on different splits are refused).
     """
-    if select not in ("holm", "interval"):
-        raise ValueError(f"`select` must be 'holm' or 'interval', got {select!r}.")
+    if not isinstance(select, Selection):
+        select = selection_by_name(select)
+        warnings.warn(
+            f"confirm_rows(select={select.name!r}) is deprecated; pass "
+            f"noisy_dyn.study.{type(select).__name__}().",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     discovery, confirmation = study_rows_of(discovery), study_rows_of(confirmation)
     first, second = study_split(discovery), study_split(confirmation)
     if first != second:
@@ -702,10 +710,7 @@ def confirm_rows(
             f"(split={first!r}) so that both score the same split."
         )
     compared = [r for r in discovery if r.paired is not None]
-    if select == "holm":
-        picked = [r for r in compared if (r.paired.p_holm or 1.0) <= alpha]
-    else:
-        picked = [r for r in compared if r.paired.ci_low > 0 or r.paired.ci_high < 0]
+    picked = [r for r in compared if select.picks(r.paired, alpha)]
     fresh = {r.comparison: r for r in confirmation if r.paired is not None}
     missing = [r.comparison for r in picked if r.comparison not in fresh]
     if missing:
@@ -853,7 +858,7 @@ def study_verdicts(
     lines = []
     for (sa, sm, inference), group in groups.items():
         perturbed = [r for r in group if not r.is_clean]
-        held = [r for r in perturbed if (r.paired.p_holm or 1.0) <= alpha]
+        held = [r for r in perturbed if r.paired.holm_rejects(alpha)]
         up = sum(r.paired.mean > 0 for r in held)
         down = len(held) - up
         name = _level_name(sa, sm)
@@ -872,7 +877,7 @@ def study_verdicts(
             c = clean[0].paired
             iv = interval_text(c.mean, c.ci_low, c.ci_high, clean[0].n,
                                signed=True).split(" (")[0]  # fmt: skip
-            real = " (Holm: a real change)" if (c.p_holm or 1.0) <= alpha else ""
+            real = " (Holm: a real change)" if c.holm_rejects(alpha) else ""
             parts.append(f"clean accuracy {iv} points{real}")
         n = group[0].n
         seeds = f"{n} seeds" if n >= MIN_SEEDS_SHOWN else f"{n} seeds: too few for an interval"

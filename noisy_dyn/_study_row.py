@@ -52,6 +52,16 @@ class Difference(NamedTuple):
     p_value: float | None
     p_holm: float | None = None
 
+    def holm_rejects(self, alpha: float = 0.05) -> bool:
+        """Whether Holm's adjusted p-value is at most ``alpha`` (False before the adjustment)."""
+        return self.p_holm is not None and self.p_holm <= alpha
+
+    def excludes_zero(self) -> bool:
+        """Whether the 95 % interval of the difference lies on one side of zero."""
+        if self.ci_low is None or self.ci_high is None:
+            return False
+        return self.ci_low > 0 or self.ci_high < 0
+
 
 class Matched(NamedTuple):
     """The difference at matched clean accuracy over ``n`` kept pairs (None without pairs)."""

@@ -61,7 +61,7 @@ def _verdict(rows: Sequence[StudyRow]) -> str:
     """What the perturbed rows of one level support, from the intervals and Holm's p-values."""
     up = [r for r in rows if r.paired.ci_low > 0]
     down = [r for r in rows if r.paired.ci_high < 0]
-    held = [r for r in rows if (r.paired.p_holm or 1.0) < 0.05]
+    held = [r for r in rows if r.paired.p_holm is not None and r.paired.p_holm < 0.05]
     n = len(rows)
     if held:
         sign = "gains" if all(r.paired.mean > 0 for r in held) else "changes"

@@ -64,6 +64,7 @@ from ._ensemble import fit_ensemble
 from ._model_io import load_model, save_model
 from ._perturbations import Perturbation
 from ._robustness import DEFAULT_PERTURBATIONS, robustness_table, to_markdown
+from ._selection import SELECTIONS
 from ._study import (
     ACCURACIES_FILE,
     STUDY_PERTURBATIONS,
@@ -923,7 +924,7 @@ def confirm(
     rows = _study_rows(confirmation)
     print(f"discovery scored on the {study_split(picked)} split, confirmation on the "
           f"{study_split(rows)} split")  # fmt: skip
-    out = {sel: confirm_rows(picked, rows, select=sel) for sel in ("holm", "interval")}
+    out = {sel.name: confirm_rows(picked, rows, select=sel) for sel in SELECTIONS.values()}
     atomic_write_text(Path(confirmation) / "confirm.json", json.dumps(out, indent=1) + "\n")
     n = min((r.n for r in rows), default=MIN_SEEDS)  # the confirmation study's seeds
     for sel, found in out.items():

@@ -7,6 +7,11 @@ reads one back).
 The plot imports matplotlib when called; importing this module does not.
 """
 
+from ._selection import SELECTIONS as SELECTIONS
+from ._selection import ByHolm as ByHolm
+from ._selection import ByInterval as ByInterval
+from ._selection import Selection as Selection
+from ._selection import selection_by_name as selection_by_name
 from ._study import ACCURACIES_FILE as ACCURACIES_FILE
 from ._study import STORED_SPLIT as STORED_SPLIT
 from ._study import STUDY_PERTURBATIONS as STUDY_PERTURBATIONS
@@ -32,6 +37,11 @@ from ._study_row import StudyRow as StudyRow
 
 __all__ = [
     "ACCURACIES_FILE",
+    "ByHolm",
+    "ByInterval",
+    "SELECTIONS",
+    "Selection",
+    "selection_by_name",
     "Difference",
     "Matched",
     "StudyRow",

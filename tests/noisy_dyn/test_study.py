@@ -337,8 +337,19 @@ def test_confirmation_on_fresh_seeds_keeps_real_effects_and_drops_lucky_ones():
     p = sorted(r["p_value"] for r in out)  # Holm over the two picked comparisons only
     expected = [min(1, 2 * p[0]), min(1, max(2 * p[0], p[1]))]
     assert sorted(r["p_holm"] for r in out) == pytest.approx(expected)
-    exploratory = nd.study.confirm_rows(discovery, fresh, select="interval")
+    exploratory = nd.study.confirm_rows(discovery, fresh, select=nd.study.ByInterval())
     assert len(exploratory) >= len(out)
+    # ByInterval picks exactly the discovery rows whose interval lies on one side of zero
+    excluding = {
+        (r["sigma_add"], r["perturbation"], r["level"])
+        for r in discovery
+        if r.get("diff_mean") is not None and (r["diff_ci_low"] > 0 or r["diff_ci_high"] < 0)
+    }
+    assert {(r["sigma_add"], r["perturbation"], r["level"]) for r in exploratory} == excluding
+    with pytest.warns(DeprecationWarning, match="ByInterval"):
+        assert nd.study.confirm_rows(discovery, fresh, select="interval") == exploratory
+    with pytest.raises(ValueError, match="must be one of"):
+        nd.study.selection_by_name("lucky")
     with pytest.raises(ValueError, match="lacks the comparisons"):
         nd.study.confirm_rows(discovery, [r for r in fresh if r["perturbation"] != "gaussian"])
 
