@@ -14,18 +14,15 @@ files both packages write:
 
 - ``model.npz``: the model's class and configuration (basis, K, n_steps, ...) and its variables
   (``basis_ode.save_model``; read it back with ``basis_ode.load_model``);
-- ``history.json``: ``fit``'s history (per-epoch lists, epoch 1 first);
-- ``result.json``: the summary (data, model configuration, accuracies, epochs, seed);
-- ``log.jsonl``: one line per epoch, written while training;
-- ``checkpoints/``: the orbax checkpoints a rerun resumes from.
-
-A file whose new content equals the old one is not rewritten, so rerunning a finished job leaves
-its outputs untouched (and says so).
+- ``history.json``, ``result.json`` (the summary), ``log.jsonl`` (one line per epoch) and
+  ``checkpoints/`` (what a rerun resumes from), written as :func:`trainkit.write_run_files`
+  and ``fit`` write them for both packages.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,24 +34,34 @@ from trainkit import (
     AdamRsqrtRecipe,
     CLIError,
     SGDRecipe,
+    at_chance,
     atomic_write_text,
+    chance_level,
     data_hash,
+    label_space,
     markdown_table,
     start_afresh,
-    write_if_changed,
+    write_run_files,
 )
 from trainkit.internal import (
     check_record_fields,
     check_training_data,
     limit_splits,
     read_run_record,
+    small_validation,
 )
 
+from . import data
 from ._bases import Basis, PiecewiseConstant
+from ._compress import compress
 from ._expansion import basis_of
 from ._integrate import EULER, ButcherTableau, scheme_name
+from ._model_io import load_model, save_model
+from ._models import ConvODENet, ODETransformerTagger, count_params
 from ._plan_files import budgets_from_flags, frontier_markdown, frontier_plot, plan_run, write_plan
 from ._sweep import compression_sweep
+from ._train import accuracy, fit
+from .data import augment as augment_fn
 
 __all__ = [
     "IMAGE_DATA",
@@ -127,10 +134,6 @@ def load_images(
 
 
 def _check_image_splits(splits: Any, fraction: float | None) -> None:
-    import sys
-
-    from trainkit import label_space
-    from trainkit.internal import small_validation
 
     train, val, test = splits[:3]
     label_space(train[1], {"validation": val[1], "test": test[1]})
@@ -146,7 +149,6 @@ def _check_image_splits(splits: Any, fraction: float | None) -> None:
 
 
 def _read_images(name: str, data_path: str | None, seed: int, fraction: float | None) -> Any:
-    from . import data
 
     kw = {} if fraction is None else {"val_fraction": float(fraction)}
 
@@ -172,7 +174,6 @@ def _read_images(name: str, data_path: str | None, seed: int, fraction: float | 
 def num_classes(splits: Any) -> int:
     """1 + the largest training label (validation and test labels must be training classes:
     ``trainkit.label_space``)."""
-    from trainkit import label_space
 
     train, val, test = splits[:3]
     return label_space(train[1], {"validation": val[1], "test": test[1]})
@@ -191,18 +192,10 @@ def block_K(variables: Any) -> int:
 
 
 def write_run(out: Path, model: Any, variables: Any, history: dict, result: dict) -> bool:
-    """Write ``model.npz``, ``history.json`` and ``result.json`` to ``out``; True if any changed.
+    """Write ``model.npz``, ``history.json`` and ``result.json`` to ``out``
+    (:func:`trainkit.write_run_files`); True if any changed."""
 
-    Files whose bytes would not change are left untouched.
-    """
-    from ._model_io import save_model
-
-    out.mkdir(parents=True, exist_ok=True)
-    changed = write_if_changed(out / "model.npz", lambda p: save_model(p, model, variables))
-    for name, obj in (("history.json", history), ("result.json", result)):
-        text = json.dumps(obj, indent=1) + "\n"
-        changed |= write_if_changed(out / name, lambda p, t=text: p.write_text(t))
-    return changed
+    return write_run_files(out, lambda p: save_model(p, model, variables), history, result)
 
 
 RUN_FILES = ("model.npz", "history.json", "result.json", "log.jsonl")
@@ -270,9 +263,6 @@ def train_images(
         ``{"model", "variables", "history", "result", "written"}``; ``result`` is what
         ``result.json`` holds, ``written`` whether any output file changed.
     """
-    from ._models import ConvODENet
-    from ._train import accuracy, fit
-    from .data import augment as augment_fn
 
     names = _IMAGE_MODEL
     model = ConvODENet(num_classes=num_classes(splits), width=width, basis=basis,
@@ -304,9 +294,6 @@ def train_images(
 
 
 def _warn_if_at_chance(history: dict, val_labels: Any) -> None:
-    import sys
-
-    from trainkit import at_chance, chance_level
 
     vals = [v for v in history.get("val_accuracy") or [] if v is not None]
     if vals and at_chance(max(vals), val_labels):
@@ -353,7 +340,6 @@ def load_run(
     set, data file and split (``result.json``; ``data_name`` and ``data_path`` override them),
     with at most ``limit`` validation and test examples. Data of another kind than the run's
     (image shape, channels, classes) are refused (:func:`check_run_data`)."""
-    from ._model_io import load_model
 
     run = Path(run)
     if not (run / "model.npz").is_file():
@@ -440,7 +426,6 @@ def synthetic_tagging_splits(n_sentences: int, *, seed: int) -> tuple:
     Returns ``(train, validation, test, vocab_size, num_tags)``, each split a tuple
     ``(tokens, tags, lengths)``.
     """
-    from . import data
 
     tokens, tags, lengths, vocab_size, num_tags = data.synthetic_tagging(n_sentences, seed=seed)
     n = len(tokens)
@@ -455,7 +440,6 @@ def _tagging_data(
 ) -> tuple:
     """``(train, validation, test, vocab_size, num_tags, column)``: the synthetic task (column
     None) or the CoNLL-U files, their tag column chosen by ``data.tag_column`` (announced)."""
-    from . import data
 
     if not conllu:
         return (*synthetic_tagging_splits(sentences, seed=seed), None)
@@ -476,8 +460,6 @@ def _compressed_rows(
 ) -> list[dict[str, Any]]:
     """The trained K and every K of ``compress_to``: validation accuracy (the column to choose K
     on) and test accuracy (the final number of the K chosen)."""
-    from ._compress import compress
-    from ._train import accuracy
 
     src = basis_of(variables)
     K_full = src.K
@@ -526,8 +508,6 @@ def train_tagger(
         ``method``), the refinement schedule ``refine_at``, the tag column and the number of
         tags, and the training settings.
     """
-    from ._models import ODETransformerTagger
-    from ._train import fit
 
     train, dev, test, vocab_size, num_tags, column = _tagging_data(
         conllu, sentences, seed, tag_column, progress
@@ -596,9 +576,6 @@ def demo(
     Returns:
         ``{"summary", "rows", "model", "variables", "splits"}``.
     """
-    from ._model_io import save_model
-    from ._models import ConvODENet, count_params
-    from ._train import accuracy, fit
 
     t_start = time.perf_counter()
     out = Path(out)

@@ -8,13 +8,9 @@ trained run writes, into its output folder ``out``, the files both packages writ
 
 - ``model.npz``: the parameters and configuration (``noisy_dyn.save_model``; read it back with
   ``noisy_dyn.load_model``);
-- ``history.json``: ``fit``'s history (per-epoch lists, epoch 1 first);
-- ``result.json``: the summary (preset, data, test accuracy, learning rate, epochs, seed, config);
-- ``log.jsonl``: one line per epoch, written while training;
-- ``checkpoints/``: the orbax checkpoints a rerun resumes from.
-
-A file whose new content equals the old one is not rewritten, so rerunning a finished job leaves
-its outputs untouched (and says so).
+- ``history.json``, ``result.json`` (the summary), ``log.jsonl`` (one line per epoch) and
+  ``checkpoints/`` (what a rerun resumes from), written as :func:`trainkit.write_run_files`
+  and ``fit`` write them for both packages.
 """
 
 from __future__ import annotations
@@ -47,6 +43,7 @@ from trainkit import (
     markdown_table,
     start_afresh,
     write_if_changed,
+    write_run_files,
 )
 from trainkit.internal import (
     check_record_fields,
@@ -329,18 +326,9 @@ def write_run(
     out: Path, params: Any, cfg: Any, history: Any, result: dict, scaling: Any = None
 ) -> bool:
     """Write ``model.npz`` (with the input ``scaling``, if any), ``history.json`` and
-    ``result.json`` to ``out``; True if any changed.
-
-    Files whose bytes would not change are left untouched.
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    texts = {"history.json": _jsonable_history(history), "result.json": result}
-    changed = write_if_changed(out / "model.npz",
-                               lambda p: save_model(p, params, cfg, scaling=scaling))  # fmt: skip
-    for name, obj in texts.items():
-        text = json.dumps(obj, indent=1) + "\n"
-        changed |= write_if_changed(out / name, lambda p, t=text: p.write_text(t))
-    return changed
+    ``result.json`` to ``out`` (:func:`trainkit.write_run_files`); True if any changed."""
+    return write_run_files(out, lambda p: save_model(p, params, cfg, scaling=scaling),
+                           _jsonable_history(history), result)  # fmt: skip
 
 
 def train_preset(

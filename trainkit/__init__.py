@@ -38,6 +38,7 @@ from ._formats import sha256_file as sha256_file
 from ._model_files import load_model_file as load_model_file
 from ._model_files import save_model_file as save_model_file
 from ._model_files import write_if_changed as write_if_changed
+from ._model_files import write_run_files as write_run_files
 from ._sequences import Sequences as Sequences
 from ._ts import TsFile as TsFile
 from ._ts import read_ts as read_ts
@@ -220,4 +221,5 @@ __all__ = [
     "TsFile",
     "use_cpu_devices",
     "write_if_changed",
+    "write_run_files",
 ]

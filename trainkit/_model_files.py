@@ -129,6 +129,28 @@ def write_if_changed(path: str | os.PathLike, write: Callable[[Path], Any]) -> b
     return True
 
 
+def write_run_files(
+    out: str | os.PathLike,
+    save_model: Callable[[Path], Any],
+    history: Mapping[str, Any],
+    result: Mapping[str, Any],
+) -> bool:
+    """Write a trained run's files to the folder ``out`` (both command lines' run folders).
+
+    ``model.npz`` is written by ``save_model(path)``, ``history.json`` and ``result.json`` are
+    ``json.dumps(obj, indent=1)`` and a newline. Each goes through :func:`write_if_changed`, so
+    a file whose bytes would not change is left untouched and rerunning a finished job leaves
+    its outputs as they are. Returns True when any file was (re)written.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    changed = write_if_changed(out / "model.npz", save_model)
+    for name, obj in (("history.json", history), ("result.json", result)):
+        text = json.dumps(obj, indent=1) + "\n"
+        changed |= write_if_changed(out / name, lambda p, t=text: p.write_text(t))
+    return changed
+
+
 def _cannot_write(err: OSError) -> bool:
     return err.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
 
