@@ -22,13 +22,14 @@ QUICKSTART = (
 )
 
 
-@pytest.mark.slow  # about 20 s: the whole site, API pages and notebooks included
-def test_strict_site_build_documents_every_public_name(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site, built once for this module by ``mkdocs build --strict`` (about 30 s)."""
     pytest.importorskip("mkdocs")
     pytest.importorskip("mkdocstrings")
     env = dict(os.environ, DISABLE_MKDOCS_2_WARNING="true", NO_MKDOCS_2_WARNING="1")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    site = tmp_path / "site"
+    site = tmp_path_factory.mktemp("docs") / "site"
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
         cwd=ROOT,
@@ -40,6 +41,21 @@ def test_strict_site_build_documents_every_public_name(tmp_path: Path) -> None:
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
     assert "WARNING" not in log, log[-6000:]
+    return site
+
+
+def _reference_ids(site: Path) -> dict[str, Path]:
+    """Every element id on the API reference's pages, with the page it is on."""
+    out: dict[str, Path] = {}
+    for page in (site / "reference").rglob("index.html"):
+        for i in re.findall(r'\bid="([^"]+)"', page.read_text()):
+            out.setdefault(i, page)
+    return out
+
+
+@pytest.mark.slow  # about 30 s: the whole site, API pages and notebooks included
+def test_strict_site_build_documents_every_public_name(built_site: Path) -> None:
+    site = built_site
 
     # The hook's check has something to check: the walk finds the packages' public modules,
     # and each module's page carries the anchor of each of its names.
@@ -48,10 +64,10 @@ def test_strict_site_build_documents_every_public_name(tmp_path: Path) -> None:
 
     api = apiwalk.api_map()
     assert {"noisy_dyn", "basis_ode", "trainkit", "noisy_dyn.data", "basis_ode.data"} <= set(api)
+    ids = _reference_ids(site)
     for module, names in api.items():
-        html = (site / "reference" / module / "index.html").read_text()
-        missing = [n for n in names if f'id="{module}.{n}"' not in html]
-        assert not missing, (module, missing)
+        missing = [n for n in names if f"{module}.{n}" not in ids]
+        assert module in ids and not missing, (module, missing)
     assert "fit" in api["noisy_dyn"] and "compress" in api["basis_ode"]
 
     # The site works offline: no page loads a script or a style sheet from another host, and the
@@ -66,9 +82,12 @@ def test_strict_site_build_documents_every_public_name(tmp_path: Path) -> None:
     assert bundle.stat().st_size > 1_000_000 and b"MathJax" in bundle.read_bytes()
     assert "vendor/mathjax/tex-svg.js" in (site / "derivations" / "index.html").read_text()
 
-    # One results page per stored folder, one benchmarks page per stored JSON.
+    # One results page per stored folder (a checkpoint's own folders are listed on its page),
+    # one benchmarks page per stored JSON.
     folders = [p for p in (ROOT / "docs" / "results").rglob("*") if p.is_dir()]
     for folder in folders:
+        if any(re.fullmatch(r"ckpt_\d+", part) for part in folder.parts[:-1]):
+            continue
         rel = folder.relative_to(ROOT / "docs")
         assert (site / rel / "index.html").exists(), rel
     for p in (ROOT / "benchmarks" / "results").glob("*.json"):
@@ -86,7 +105,7 @@ def test_strict_site_build_documents_every_public_name(tmp_path: Path) -> None:
     import trainkit
     from noisy_dyn import fit
 
-    page = (site / "reference" / "noisy_dyn" / "index.html").read_text()
+    page = _reference_ids(site)["noisy_dyn.fit"].read_text()
     page = html_lib.unescape(re.sub(r"<[^>]+>", "", page))
     entry = page[page.index("fit(") :]
     for name in fit.train_option_names:
@@ -96,7 +115,7 @@ def test_strict_site_build_documents_every_public_name(tmp_path: Path) -> None:
     # A results page shows its stored table, its plot and its command.
     page = (site / "results" / "noisy_dyn" / "study_digits" / "index.html").read_text()
     text = re.sub(r"<[^>]+>", "", page)  # the command is highlighted span by span
-    assert "study.png" in page and "<table>" in page
+    assert "study.png" in page and "<table" in page
     assert "--sigma-add 0,0.03 --sigma-mult 0,0.02" in text
     # The notebooks are rendered with their stored outputs (an embedded image).
     for nb in (ROOT / "notebooks").glob("*.ipynb"):
@@ -153,6 +172,14 @@ def test_build_check_refuses_a_reference_page_without_a_name(tmp_path: Path) -> 
     page = tmp_path / "reference" / "noisy_dyn" / "index.html"
     page.write_text(page.read_text().replace(f'id="noisy_dyn.{dropped}"', ""))
     with pytest.raises(PluginError, match=f"noisy_dyn.{dropped}"):
+        hooks.on_post_build({"site_dir": str(tmp_path)})
+    # ... and a name documented twice (on two topic pages) fails it too.
+    page.write_text(page.read_text() + f'<h2 id="noisy_dyn.{dropped}"></h2>')
+    hooks.on_post_build({"site_dir": str(tmp_path)})
+    twice = tmp_path / "reference" / "noisy_dyn" / "model" / "index.html"
+    twice.parent.mkdir(parents=True)
+    twice.write_text(f'<h2 id="noisy_dyn.{dropped}"></h2>')
+    with pytest.raises(PluginError, match=f"more than one entry.*noisy_dyn.{dropped}"):
         hooks.on_post_build({"site_dir": str(tmp_path)})
 
 
@@ -298,3 +325,94 @@ def test_internal_helpers_stay_out_of_the_reference() -> None:
     api = apiwalk.api_map()
     assert "trainkit.internal" not in api and "trainkit" in api
     assert {"LabelGapWarning", "ArgumentTypeError", "takes_train_options"} <= set(api["trainkit"])
+
+
+def test_nested_lists_are_indented_four_spaces() -> None:
+    """Python-Markdown (MkDocs) nests a list item only when it is indented by 4 spaces; at 2
+    (GitHub's habit) it renders flat. No page under docs/ has a list item indented by anything
+    but a multiple of 4 outside code blocks."""
+    offenders = []
+    for path in sorted((ROOT / "docs").glob("*.md")):
+        fence = False
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if line.lstrip().startswith("```"):
+                fence = not fence
+                continue
+            m = re.match(r"( +)([-*+]|\d+\.) ", line)
+            if not fence and m and len(m.group(1)) % 4:
+                offenders.append(f"{path.relative_to(ROOT)}:{n}")
+    assert not offenders, f"indent nested list items by 4 spaces: {offenders}"
+
+
+def test_long_pages_have_sections() -> None:
+    """A page longer than 150 lines has H2 sections, so that it gets a table of contents."""
+    flat = [
+        p.name
+        for p in sorted((ROOT / "docs").glob("*.md"))
+        if len(p.read_text().splitlines()) > 150
+        and len(re.findall(r"^## ", p.read_text(), re.M)) < 2
+    ]
+    assert not flat, f"split these pages with ## headings: {flat}"
+
+
+def test_folders_the_readme_links_have_a_readme() -> None:
+    """Every folder that README.md links to reads on GitHub: it has a README.md of its own."""
+    text = (ROOT / "README.md").read_text()
+    folders = {ROOT / m for m in re.findall(r"\]\(([^)#\s]+?)/?\)", text) if (ROOT / m).is_dir()}
+    assert folders, "README.md links no folder; update this test"
+    bare = sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "README.md").exists())
+    assert not bare, f"write a README.md in {bare}"
+    for f in folders:
+        first = (f / "README.md").read_text().splitlines()[0]
+        assert first.startswith("# "), f"{f.relative_to(ROOT)}/README.md: start with a # title"
+
+
+@pytest.mark.slow  # shares the site built by the strict-build test
+def test_site_layout(built_site: Path) -> None:
+    """What the layout pass of the site fixed, checked in the built HTML."""
+    site = built_site
+    # Nested lists render nested: a <ul> inside an <li> on a page written with them.
+    html = (site / "getting_started" / "index.html").read_text()
+    assert re.search(r"<li>(?:(?!</li>).)*<ul>", html, re.S), "nested list rendered flat"
+    # The navigation file is not a page, nor in the search index.
+    assert not (site / "SUMMARY").exists() and not (site / "SUMMARY.html").exists()
+    assert '"location":"SUMMARY' not in (site / "search" / "search_index.json").read_text()
+    # Code and signatures wrap; the style sheet is on every page.
+    css = (site / "stylesheets" / "layout.css").read_text()
+    assert "pre-wrap" in css and "position: sticky" in css
+    assert "stylesheets/layout.css" in (site / "index.html").read_text()
+    # Every results page and benchmark page is titled by what it shows, not by its path; the
+    # stored JSON is collapsed (inside <details>), never a page of raw tables.
+    for page in [
+        *(site / "results").rglob("index.html"),
+        *(site / "benchmarks").rglob("index.html"),
+    ]:
+        text = page.read_text()
+        rel = page.parent.relative_to(site).as_posix()
+        title = html_lib.unescape(re.search(r"<title>(.*?)</title>", text, re.S).group(1))
+        title = title.split(" - noisy-basis-dyn")[0].strip()
+        h1 = re.search(r"<h1[^>]*>(.*?)</h1>", text, re.S)
+        h1 = html_lib.unescape(re.sub(r"<[^>]+>", "", h1.group(1))).strip() if h1 else ""
+        for shown in (title, h1.rstrip("¶").strip()):
+            assert shown and shown not in (rel, rel.split("/", 1)[-1], page.parent.name), rel
+        for name in re.findall(r"<h2[^>]*>([^<]*\.json)", text):
+            raise AssertionError(f"{rel}: {name} is a section of raw values, not collapsed")
+    study = (site / "results" / "noisy_dyn" / "study_digits" / "index.html").read_text()
+    assert re.search(r"<details[^>]*>\s*<summary>study\.json", study)
+    assert "not recorded" not in study
+    # The API reference is by topic: each package's topics are pages of their own, and a name
+    # two modules export is documented once (the other page points there).
+    for package, topics in {
+        "noisy_dyn": ("model", "solving", "training", "theory", "attacks", "study"),
+        "basis_ode": ("bases", "expansions", "integration", "models", "compression"),
+    }.items():
+        for topic in topics:
+            assert (site / "reference" / package / topic / "index.html").exists(), topic
+    ids = _reference_ids(site)
+    assert ids["noisy_dyn.fit"].parent.name == "training"
+    assert ids["noisy_dyn.apply"].parent.name == "solving"
+    assert ids["basis_ode.compress"].parent.name == "compression"
+    assert ids["basis_ode.PiecewiseConstant"].parent.name == "bases"
+    experiments = (site / "reference" / "noisy_dyn" / "experiments" / "index.html").read_text()
+    assert experiments.count('id="noisy_dyn.experiments.fit"') == 1
+    assert 'href="../training/#noisy_dyn.fit"' in experiments

@@ -11,6 +11,7 @@ or name added later is documented, or the strict build fails, without editing ``
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import sys
 import types
@@ -103,4 +104,85 @@ def undocumented() -> list[str]:
             doc = (obj.__doc__ or "").strip()
             if not doc or doc.startswith(f"{obj.__name__}("):
                 out.append(f"{module}.{name}")
+    return out
+
+
+def _private_modules(package: str) -> list[types.ModuleType]:
+    """The imported private modules of ``package`` (``noisy_dyn._solve``, ...)."""
+    _ensure_path()
+    prefix = package + "."
+    return [
+        m
+        for name, m in sorted(sys.modules.items())
+        if name.startswith(prefix) and isinstance(m, types.ModuleType)
+    ]
+
+
+def origin(module_name: str, name: str) -> str | None:
+    """The module that defines ``module_name.name``: a function's or class's ``__module__``, a
+    constant's module found by looking for the same name bound to the same object in the
+    packages' modules, an instance's class's module; None when none of them tells."""
+    obj = getattr(importlib.import_module(module_name), name, None)
+    if inspect.isfunction(obj) or inspect.isclass(obj) or callable(obj):
+        mod = getattr(obj, "__module__", None)
+        if mod and str(mod).split(".")[0] in PACKAGES:
+            return str(mod)
+    own = module_name.split(".")[0]
+    for package in (own, *(p for p in PACKAGES if p != own)):
+        for m in _private_modules(package):
+            if m.__name__ != module_name and vars(m).get(name, _MISSING) is obj:
+                if any(part.startswith("_") for part in m.__name__.split(".")):
+                    return m.__name__
+    mod = type(obj).__module__
+    if mod.split(".")[0] in PACKAGES:
+        return mod
+    return None
+
+
+_MISSING = object()
+
+
+def _identity(obj: object) -> object:
+    """What makes two public names one entry: the same object, unless it is a plain value (a
+    number or a string), which two modules may hold by chance."""
+    if obj is None or isinstance(obj, bool | int | float | complex | str | bytes):
+        return _MISSING
+    return id(obj)
+
+
+def canonical() -> dict[tuple[str, str], tuple[str, str]]:
+    """``{(module, name): (module, name) where it is documented}``: each object is documented
+    once, under its defining package (``trainkit.Sequences``, not ``noisy_dyn.Sequences``), at
+    the shortest public path there (``noisy_dyn.fit``, not ``noisy_dyn.experiments.fit``), a
+    topic module before the pipelines of ``experiments``; every other public name that is the
+    same object points there. Functions and classes from other libraries are left out."""
+    api = api_map()
+    groups: dict[object, list[tuple[str, str]]] = {}
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    for module, names in api.items():
+        mod = importlib.import_module(module)
+        for name in names:
+            if external(module, name):
+                continue
+            key = _identity(getattr(mod, name, None))
+            if key is _MISSING:
+                out[(module, name)] = (module, name)
+            else:
+                groups.setdefault(key, []).append((module, name))
+    for members in groups.values():
+        home = (origin(*members[0]) or members[0][0]).split(".")[0]
+
+        def rank(entry: tuple[str, str], home: str = home) -> tuple:
+            module = entry[0]
+            return (
+                module.split(".")[0] != home,
+                module.count("."),
+                module.endswith(".experiments"),
+                module,
+                entry[1],
+            )
+
+        best = min(members, key=rank)
+        for entry in members:
+            out[entry] = best
     return out

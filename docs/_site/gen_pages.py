@@ -2,8 +2,9 @@
 
 Run by ``mkdocs-gen-files`` (see ``mkdocs.yml``); nothing here is written into the repository.
 
-* API reference: one page per public module of each package (``apiwalk.api_map``), listing its
-  ``__all__`` (or public names) for mkdocstrings.
+* API reference: by topic (``TOPICS``): a page per topic of each package's top level (model,
+  solving, training, ...) and per public submodule, each name documented once
+  (``apiwalk.canonical``), with an overview page per package that lists every name.
 * Results: one page per folder under ``docs/results/``, made from the stored files: the
   folder's Markdown tables, JSON files without a Markdown twin rendered as tables, its plots,
   the exact commands (``commands.sh``), the machine and the date (from the stored JSON where it
@@ -268,12 +269,16 @@ def _provenance(folder: Path, jsons: list[Path], comments: str) -> list[str]:
         lines.append(f"**Machine:** {_machine_text(found['machine'])} (stored in the JSON).")
     else:
         m = _MACHINE_RE.search(comments)
+        readme = (folder / "README.md").read_text() if (folder / "README.md").exists() else ""
+        m_readme = _MACHINE_RE.search(readme)
         if m:
             lines.append(f"**Machine:** {m.group(1)} (from the comments of `commands.sh`).")
+        elif m_readme:
+            lines.append(f"**Machine:** {m_readme.group(1)} (from the folder's README).")
         elif "backend" in found:
             lines.append(f"**Machine:** JAX backend `{found['backend']}` (stored in the JSON).")
         else:
-            lines.append("**Machine:** not recorded in the stored files.")
+            lines.append("**Machine:** not stored in this run's files.")
     date = _date_text(found)
     if date:
         lines.append(f"**Date:** {date} (stored in the JSON).")
@@ -286,52 +291,352 @@ def _provenance(folder: Path, jsons: list[Path], comments: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # API reference
 
+# The reference is read by topic, not module by module: each package's page lists its topics,
+# and each topic is a page of its own. A topic of a package's top level gathers the names
+# whose defining (private) module is listed; a public submodule is a topic by itself. A name
+# no topic claims lands on "Other names" and a submodule not listed gets its own page at the
+# end, so a name or module added later is still documented (the strict build checks it).
+# (slug, title, what it holds, defining modules; None for a submodule's page)
+Topic = tuple[str, str, str, list[str] | None]
+TOPICS: dict[str, list[Topic]] = {
+    "noisy_dyn": [
+        (
+            "model",
+            "Model",
+            "The configuration pytree and its presets, the cells and noise forms, the parameters,"
+            " the baseline cells and the Flax NNX and Equinox modules.",
+            [
+                "noisy_dyn._config",
+                "noisy_dyn._cell",
+                "noisy_dyn._noise",
+                "noisy_dyn._params",
+                "noisy_dyn.nn",
+                "noisy_dyn._baselines",
+            ],
+        ),
+        (
+            "solving",
+            "Solving",
+            "The forward pass: logits, the trajectory, the final state and one step.",
+            ["noisy_dyn._solve", "noisy_dyn._step", "noisy_dyn._fused", "trainkit._sequences"],
+        ),
+        (
+            "training",
+            "Training",
+            "Training one model or an ensemble, the losses (noise injection or the explicit"
+            " regularizer), the recipe, accuracy, and the errors training raises.",
+            [
+                "noisy_dyn._train",
+                "noisy_dyn._ensemble",
+                "noisy_dyn._training_loss",
+                "noisy_dyn._regularizer",
+                "trainkit._recipes",
+                "trainkit._errors",
+                "trainkit._devices",
+            ],
+        ),
+        ("noisy_dyn.theory", "Theory", "", None),
+        ("noisy_dyn.attacks", "Attacks", "", None),
+        ("noisy_dyn.study", "Study", "", None),
+        ("noisy_dyn.data", "Data", "", None),
+        ("files", "Files", "Saving a trained model and loading it back.", ["noisy_dyn._model_io"]),
+        ("noisy_dyn.random", "Random numbers", "", None),
+        ("noisy_dyn.nn", "Flax and Equinox", "", None),
+        ("noisy_dyn.experiments", "Pipelines (experiments)", "", None),
+    ],
+    "basis_ode": [
+        (
+            "bases",
+            "Bases",
+            "The basis families in depth that the weights are expanded in.",
+            ["basis_ode._bases"],
+        ),
+        (
+            "expansions",
+            "Expansions",
+            "Weights as basis expansions: evaluating them, the change of basis (projection,"
+            " interpolation, refinement) and reading the basis of trained variables.",
+            ["basis_ode._expansion", "basis_ode._projection"],
+        ),
+        (
+            "integration",
+            "Integration",
+            "Integrating in depth: the Runge-Kutta schemes, `odeint` and the stateful solve.",
+            ["basis_ode._integrate", "basis_ode._stateful"],
+        ),
+        (
+            "models",
+            "Models",
+            "The ODE-Nets, their discrete twin, the ODE block and its units, and the export to a"
+            " plain ResNet.",
+            ["basis_ode._models", "basis_ode._block", "basis_ode._units", "basis_ode._export"],
+        ),
+        (
+            "compression",
+            "Compression",
+            "Compressing trained variables to fewer basis functions without retraining.",
+            ["basis_ode._compress"],
+        ),
+        (
+            "planning",
+            "Planning for a budget",
+            "Budgets, the measured frontier, the certificate under step refinement and the plan.",
+            [
+                "basis_ode._budget",
+                "basis_ode._frontier",
+                "basis_ode._certificate",
+                "basis_ode._plan",
+            ],
+        ),
+        (
+            "training",
+            "Training",
+            "Training one model or an ensemble, the recipes, accuracy, and the errors training"
+            " raises.",
+            ["basis_ode._train", "basis_ode._ensemble", "trainkit._recipes", "trainkit._errors"],
+        ),
+        ("basis_ode.data", "Data", "", None),
+        ("files", "Files", "Saving a trained model and loading it back.", ["basis_ode._model_io"]),
+        ("basis_ode.experiments", "Pipelines (experiments)", "", None),
+        ("basis_ode.tagging_study", "Tagging study", "", None),
+    ],
+    "trainkit": [
+        (
+            "training",
+            "Training loop",
+            "The loop both packages train with, its options, recipes, divergence policies and"
+            " interruption.",
+            [
+                "trainkit._loop",
+                "trainkit._options",
+                "trainkit._recipes",
+                "trainkit._divergence",
+                "trainkit._signals",
+                "trainkit._history",
+                "trainkit._progress",
+            ],
+        ),
+        (
+            "data",
+            "Data",
+            "Sequences and splits, batching, the file readers and the checks on labels.",
+            [
+                "trainkit._sequences",
+                "trainkit._splits",
+                "trainkit._batching",
+                "trainkit._formats",
+                "trainkit._ts",
+                "trainkit._data_checks",
+                "trainkit._validate",
+            ],
+        ),
+        (
+            "files",
+            "Checkpoints and run folders",
+            "Checkpoints, atomic writes, run-folder locks and model files.",
+            [
+                "trainkit._checkpoint",
+                "trainkit._atomic",
+                "trainkit._lock",
+                "trainkit._model_files",
+                "trainkit._integrity",
+                "trainkit._run_record",
+            ],
+        ),
+        (
+            "statistics",
+            "Statistics and tables",
+            "Bootstrap intervals, paired differences, Holm's correction and Markdown tables.",
+            ["trainkit._stats", "trainkit._tables"],
+        ),
+        (
+            "devices",
+            "Devices",
+            "CPU devices, the device mesh and several hosts.",
+            ["trainkit._devices", "trainkit._cluster", "trainkit._coordinator"],
+        ),
+        (
+            "cli",
+            "Command lines",
+            "The parser and flags the command lines share.",
+            ["trainkit._cli"],
+        ),
+        ("errors", "Errors", "The errors the packages raise.", ["trainkit._errors"]),
+    ],
+}
+OTHER: Topic = ("other", "Other names", "Public names no topic above claims.", [])
+
+
+def _summary(obj: object) -> str:
+    """The first sentence of a function's or class's docstring, for the contents tables."""
+    import inspect
+
+    if not (inspect.isfunction(obj) or inspect.isclass(obj) or callable(obj)):
+        return ""
+    doc = inspect.getdoc(obj) or ""
+    if doc.startswith(f"{getattr(obj, '__name__', '')}("):  # a dataclass's generated text
+        return ""
+    first = " ".join(doc.split("\n\n")[0].split())
+    m = re.match(r"(.+?\.)(\s|$)", first)
+    text = m.group(1) if m else first
+    if len(text) > 160:
+        text = text[:157].rsplit(" ", 1)[0] + " ..."
+    if text.count("`") % 2:  # a cut through inline code
+        text = text.replace("`", "")
+    return text.replace("|", "\\|")
+
+
+def _entry(path: str, level: int) -> str:
+    return (
+        f"::: {path}\n"
+        "    options:\n"
+        "      show_root_heading: true\n"
+        "      show_root_full_path: false\n"
+        f"      heading_level: {level}\n"
+    )
+
+
+def _pointer_rows(entries: list[tuple[str, str]], where: dict) -> list[str]:
+    """Table rows for names documented on another page: the anchor of the name here, the name
+    it is documented as (an autorefs link) and its first sentence."""
+    import importlib
+
+    rows = []
+    for module, name in entries:
+        home_module, home_name = where[(module, name)]
+        obj = getattr(importlib.import_module(module), name, None)
+        target = f"{home_module}.{home_name}"
+        rows.append(
+            f"| [](){{#{module}.{name}}}`{name}` | [`{target}`][{target}] | {_summary(obj)} |"
+        )
+    return rows
+
 
 def gen_api() -> list[str]:
-    """Write one page per public module; return the SUMMARY lines of the API section."""
+    """Write the reference by topic; return the SUMMARY lines of the API section."""
+    import importlib
+
+    api = apiwalk.api_map()
+    where = apiwalk.canonical()
     nav = ["- API reference", "    - [Overview](reference/index.md)"]
     overview = [
         "# API reference",
         "",
         "Generated from the docstrings (Google style) of every public module: a module whose",
-        "dotted name has no part starting with `_`. Each page lists the module's `__all__`",
-        "(its public names, where it has none). The strict build fails if any of them is",
-        "missing from its page, so new modules and names are documented as they land.",
+        "dotted name has no part starting with `_`. Each package's names are grouped by topic,",
+        "one page per topic; a name two modules export (`noisy_dyn.Sequences` is",
+        "`trainkit.Sequences`) is documented once, where it is defined, and the other module's",
+        "page links there. The strict build fails if a public name has no entry, or two, so",
+        "new modules and names are documented as they land.",
         "",
-        "| module | public names |",
-        "|---|---|",
     ]
-    api = apiwalk.api_map()
-    by_package: dict[str, list[str]] = {}
-    for module in api:
-        by_package.setdefault(module.split(".")[0], []).append(module)
-    for package, modules in by_package.items():
-        nav.append(f"    - {package}")
+    for package in apiwalk.PACKAGES:
+        modules = [m for m in api if m == package or m.startswith(package + ".")]
+        if not modules:
+            continue
+        topics = list(TOPICS.get(package, []))
+        listed = {slug for slug, *_ in topics if "." in slug}
+        topics += [(m, m.split(".", 1)[1], "", None) for m in modules[1:] if m not in listed]
+        topics = [t for t in topics if t[3] is not None or t[0] in modules]
+        # Which topic of the top level each of its own (documented-here) names belongs to.
+        claim: dict[str, str] = {}
+        for slug, _, _, origins in topics:
+            for o in origins or []:
+                claim.setdefault(o, slug)
+        pages: dict[str, list[tuple[str, str]]] = {slug: [] for slug, *_ in topics}
+        pages["other"] = []
+        outside: dict[str, list[tuple[str, str]]] = {}
         for module in modules:
-            names = api[module]
-            page = f"reference/{module}.md"
-            # Functions and classes re-exported from another library are named, with where
-            # they come from, not rendered (their documentation is that library's).
-            outside = {n: apiwalk.external(module, n) for n in names}
-            own = [n for n in names if not outside[n]]
-            members = "\n".join(f"        - {n}" for n in own) or "        []"
-            text = (
-                f"::: {module}\n"
-                "    options:\n"
-                "      show_root_heading: true\n"
-                "      heading_level: 1\n"
-                "      members:\n" + members + "\n"
-            )
-            others = [(n, o) for n, o in outside.items() if o]
+            for name in api[module]:
+                ext = apiwalk.external(module, name)
+                if ext:
+                    outside.setdefault(module, []).append((name, ext))
+                    continue
+                if module == package:
+                    slug = claim.get(apiwalk.origin(module, name) or "", "other")
+                else:
+                    slug = module
+                pages[slug].append((module, name))
+        if pages["other"]:
+            topics.append(OTHER)
+
+        def order(entry: tuple[str, str]) -> tuple[bool, int]:
+            module, name = entry
+            obj = getattr(importlib.import_module(module), name, None)
+            return (not callable(obj), api[module].index(name))
+
+        base = f"reference/{package}"
+        nav.append(f"    - {package}")
+        nav.append(f"        - [Overview]({base}/index.md)")
+        index = [
+            f"::: {package}",
+            "    options:",
+            "      show_root_heading: true",
+            "      heading_level: 1",
+            "      members: false",
+            "",
+        ]
+        overview += [f"## The {package} package", "", "| topic | names | what it holds |"]
+        overview.append("|---|---|---|")
+        for slug, title, blurb, _ in topics:
+            entries = sorted(pages[slug], key=order)
+            if not entries and slug not in modules:
+                continue
+            file = slug.split(".", 1)[1] if "." in slug else slug
+            here = [e for e in entries if where[e] == e]
+            there = [e for e in entries if where[e] != e]
+            if "." in slug:  # a submodule's page: its docstring, then its names
+                text = [
+                    f"::: {slug}",
+                    "    options:",
+                    "      show_root_heading: true",
+                    "      heading_level: 1",
+                    "      members: false",
+                    "",
+                ]
+                mod = importlib.import_module(slug)
+                first = (mod.__doc__ or "").strip().split("\n")[0]
+                blurb = re.sub(r"^[\w.]+:\s*", "", first)
+            else:
+                text = [f"# {title}", "", blurb, ""]
+                text += [f"These are names of the top level, `import {package}`.", ""]
+            text += [_entry(f"{m}.{n}", 2) for m, n in here]
+            if there:
+                text += [
+                    "## Documented elsewhere",
+                    "",
+                    "The same objects as names documented on another page:",
+                    "",
+                    "| name | is | what it does |",
+                    "|---|---|---|",
+                    *_pointer_rows(there, where),
+                    "",
+                ]
+            others = outside.get(slug, [])
             if others:
-                text += "\n## Re-exported from other libraries\n\n"
-                text += "\n".join(
-                    f'- <span id="{module}.{n}"></span>`{module}.{n}`: `{o}`' for n, o in others
-                )
-                text += "\n"
-            _write(page, text)
-            nav.append(f"        - [{module}]({page})")
-            overview.append(f"| [`{module}`]({module}.md) | {len(names)} |")
+                text += ["## Re-exported from other libraries", ""]
+                text += [f"- [](){{#{slug}.{n}}}`{slug}.{n}`: `{o}`" for n, o in others]
+                text.append("")
+            _write(f"{base}/{file}.md", "\n".join(text))
+            nav.append(f"        - [{title}]({base}/{file}.md)")
+            overview.append(
+                f"| [{title}]({package}/{file}.md) | {len(entries)} | {blurb.replace('|', '/')} |"
+            )
+            index += [f"## [{title}]({file}.md)", "", blurb, "", "| name | what it does |"]
+            index.append("|---|---|")
+            for m, n in entries:
+                target = "{}.{}".format(*where[(m, n)])
+                obj = getattr(importlib.import_module(m), n, None)
+                index.append(f"| [`{n}`][{target}] | {_summary(obj)} |")
+            index.append("")
+        if outside.get(package):
+            index += ["## Re-exported from other libraries", ""]
+            index += [
+                f"- [](){{#{package}.{n}}}`{package}.{n}`: `{o}`" for n, o in outside[package]
+            ]
+            index.append("")
+        _write(f"{base}/index.md", "\n".join(index))
+        overview.append("")
     _write("reference/index.md", "\n".join(overview) + "\n")
     return nav
 
@@ -405,48 +710,187 @@ def _result_jsons(folder: Path) -> list[Path]:
     return sorted(folder.rglob("*.json"))
 
 
+_DATA = {
+    "digits": "sklearn digits",
+    "mnist": "pixel MNIST (784 steps)",
+    "pmnist": "permuted pixel MNIST (784 steps)",
+    "fashion_mnist": "Fashion-MNIST (784 pixel steps)",
+    "fmnist": "Fashion-MNIST",
+    "fsdd": "FSDD spoken digits",
+}
+_PARTS = [
+    (r"s(\d+)", r"seed \1"),
+    (r"K(\d+)", r"K = \1"),
+    (r"test(\d+)", r"\1 test images"),
+    (r"ckpt_0*(\d+)", r"checkpoint at step \1"),
+    (r"attempt(\d+)", r"attempt \1"),
+    (r"ito", "Ito form"),
+    (r"reference", "reference form"),
+    (r"direct", "trained directly"),
+    (r"refined", "trained by refinement"),
+    (r"project", "L2 projection"),
+    (r"interpolate", "nodal interpolation"),
+    (r"nrnn", "Noisy RNN arm"),
+    (r"deterministic", "deterministic arm"),
+    (r"per_seed", "per-seed results"),
+    (r"snapshot", "snapshot of the newest checkpoints"),
+    (r"idle", "idle machine"),
+    (r"fmnist", "Fashion-MNIST"),
+    (r"cpu", "CPU"),
+    (r"gpu", "GPU"),
+    (r"(\d+)seeds", r"\1 seeds"),
+]
+
+
+def _describe(name: str) -> str:
+    """A folder name in words: ``direct_s0_K1`` -> "trained directly, seed 0, K = 1"."""
+    if name == "per_seed":
+        return "Per-seed results"
+    step = re.fullmatch(r"ckpt_0*(\d+)", name)
+    if step:
+        return f"Checkpoint at step {step.group(1)}"
+    words = []
+    for part in name.split("_"):
+        for pattern, repl in _PARTS:
+            if re.fullmatch(pattern, part):
+                part = re.sub(pattern, repl, part)
+                break
+        words.append(part)
+    text = ", ".join(words)
+    return text[:1].upper() + text[1:]
+
+
+def _sentence(text: str, limit: int = 110) -> str:
+    """The first sentence (or clause before a colon) of ``text``, at most ``limit`` characters."""
+    text = " ".join(text.split())
+    m = re.match(r"(.+?)(?:\.\s|:\s|\.$|$)", text)
+    first = m.group(1) if m else text
+    if len(first) > limit:
+        first = first[:limit].rsplit(" ", 1)[0] + " ..."
+    return first.rstrip(".")
+
+
+def _md_lead(folder: Path) -> str:
+    """The first line of the first stored Markdown table's file when it is a sentence."""
+    for p in sorted(folder.glob("*.md")):
+        if p.name == "README.md":
+            continue
+        first = p.read_text().strip().splitlines()[:1]
+        if first and not first[0].startswith(("|", "#", "Mean +- std")):
+            return _sentence(first[0].replace("`", ""))
+    return ""
+
+
+def _result_title(folder: Path) -> str:
+    """What a results folder shows, in words: its README's first heading; else a noise study's
+    setup (``study_setup.json``), a robustness summary's models (``summary.json``), the first
+    sentence of ``commands.sh``'s comments or of a stored table's caption; else the folder's
+    name in words under the title of the folder above."""
+    readme = _readme(folder)
+    if readme and readme[0]:
+        return readme[0].replace("`", "")
+    if folder.parent == RESULTS:
+        return f"Stored runs of {folder.name}"
+    setup = folder / "study_setup.json"
+    if setup.exists():
+        try:
+            s = json.loads(setup.read_text())
+            data = _DATA.get(str(s.get("data")), str(s.get("data")))
+            title = (
+                f"Noise study on {data}: {s.get('preset')}, {len(s.get('seeds', []))} seeds,"
+                f" {s.get('epochs')} epochs"
+            )
+            if (folder / "confirm.json").exists():
+                title += ", with the confirmation on fresh seeds"
+            return title
+        except (ValueError, TypeError):
+            pass
+    if folder.parent.parent != RESULTS:  # a part of a run: the run's title, then the part
+        return f"{_result_title(folder.parent)}: {_describe(folder.name).lower()}"
+    summary = folder / "summary.json"
+    if summary.exists():
+        try:
+            s = json.loads(summary.read_text())
+            models = ", ".join(s["clean"])
+            prefix = folder.name.split("_")[0]
+            data = _DATA.get(prefix, "sklearn digits" if prefix == "demo" else prefix)
+            n = s["seeds"]
+            return f"Robustness of {models} on {data} ({n} training seed{'s' * (n != 1)})"
+        except (ValueError, TypeError, KeyError):
+            pass
+    _, comments = _commands(folder)
+    if comments and not comments.startswith("What produced"):
+        return _sentence(comments.replace("`", ""))
+    return _md_lead(folder) or _describe(folder.name)
+
+
+def _nav_title(folder: Path) -> str:
+    """The navigation's name of a results page: the title for a run, the name in words for a
+    part of one (it sits under the run's entry)."""
+    if folder.parent.parent == RESULTS or _readme(folder):
+        return _result_title(folder).replace("[", "(").replace("]", ")")
+    words = _describe(folder.name)
+    if words != folder.name:
+        return words
+    for p in sorted(folder.glob("*.md")):  # a name (ACSF1): its table's caption says what
+        first = p.read_text().strip().splitlines()[:1]
+        if first and not first[0].startswith(("|", "#")):
+            return first[0].split(". ")[0].rstrip(".").replace("[", "(").replace("]", ")")
+    return f"Results for {folder.name}"
+
+
+def _is_checkpoint(folder: Path) -> bool:
+    return re.fullmatch(r"ckpt_\d+", folder.name) is not None
+
+
+def _collapsed(title: str, body: str) -> str:
+    """``body`` in a collapsed block (``<details>``): its headings become bold lines, so the
+    stored values stay out of the page's table of contents."""
+    body = re.sub(r"^#{1,6} (.*)$", r"**\1**", body.strip(), flags=re.M)
+    indented = "\n".join(("    " + line) if line.strip() else "" for line in body.splitlines())
+    return f'??? note "{title}"\n\n{indented}\n'
+
+
 def _result_page(folder: Path, children: list[Path]) -> str:
-    """The page of one results folder: what was run (its README or the comments of its
-    ``commands.sh``), the machine and the date, its tables, its plots, the exact commands."""
+    """The page of one results folder, headline first (as the WSJ tagging page): the title of
+    what it shows, what was run and found (its README, a ``headline.md`` or the comments of its
+    ``commands.sh``), the plots and tables, then the machine and the date, the exact commands,
+    and the stored JSON collapsed."""
     rel = folder.relative_to(RESULTS)
     files = sorted(p for p in folder.iterdir() if p.is_file())
     text, comments = _commands(folder)
     readme = _readme(folder)
-    mds = [p for p in files if p.suffix == ".md" and p.name != "README.md"]
+    headline = folder / "headline.md"
+    mds = [p for p in files if p.suffix == ".md" and p.name not in ("README.md", "headline.md")]
     jsons = [p for p in files if p.suffix == ".json"]
-    nested_jsons = _result_jsons(folder)
     pngs = [p for p in files if p.suffix == ".png"]
-    if readme and readme[0]:
-        lines = [f"# {readme[0]}", ""]
-    else:
-        lines = [f"# {rel.as_posix()}", ""]
-    if comments and not readme:
-        lines += [comments, ""]
-    lines += [
-        f"Generated from the files stored in `docs/results/{rel.as_posix()}/`.",
-        "",
-    ]
-    lines += [line + "  " for line in _provenance(folder, nested_jsons, comments)] + [""]
+    lines = [f"# {_result_title(folder)}", ""]
     if readme:
         lines += [readme[1], ""]
-    for p in mds:
-        lines += [f"## {p.name}", "", _inline_md(p), ""]
-    md_stems = {p.stem for p in mds}
+    if headline.exists():
+        lines += ["## Headline", "", _inline_md(headline), ""]
+    if comments and not readme:
+        lines += ["## What was run", "", comments, ""]
     for p in pngs:
         lines += [f"## {p.name}", "", f"![{p.stem}]({p.name})", ""]
+    for p in mds:
+        lines += [f"## {p.name}", "", _inline_md(p), ""]
+    lines += ["## Machine and date", ""]
+    lines += [line + "  " for line in _provenance(folder, _result_jsons(folder), comments)]
+    lines += [f"Generated from the files stored in `docs/results/{rel.as_posix()}/`.", ""]
+    md_stems = {p.stem for p in mds}
     for p in jsons:
-        if p.stem in md_stems:
-            continue
         try:
             data = json.loads(p.read_text())
         except ValueError:
             continue
-        lines += [f"## {p.name}", "", json_tables(data, 3, p.stem)]
+        what = "the same values as " + f"{p.stem}.md" if p.stem in md_stems else "stored values"
+        lines += [_collapsed(f"{p.name} ({what})", json_tables(data, 3, p.stem)), ""]
     if text:
         lines += ["## Command", "", "```bash", text.rstrip(), "```", ""]
     up = "../" * (len(rel.parts) + 1)
     referrers = _referrers(rel.as_posix())
-    if not text:
+    if not text and folder.parent.parent == RESULTS:
         lines += [
             "## Command",
             "",
@@ -462,7 +906,7 @@ def _result_page(folder: Path, children: list[Path]) -> str:
         lines.append("")
     if children:
         lines += ["## Parts", ""]
-        lines += [f"- [{c.name}]({c.name}/index.md)" for c in children]
+        lines += [f"- [{_describe(c.name)}]({c.name}/index.md)" for c in children]
         lines.append("")
     others = [p for p in files if p.suffix not in (".md", ".png")]
     if others or mds:
@@ -470,6 +914,22 @@ def _result_page(folder: Path, children: list[Path]) -> str:
         lines += [f"- [`{p.name}`]({p.name})" for p in others + mds]
         lines.append("")
     return "\n".join(lines)
+
+
+def _checkpoint_page(folder: Path) -> str:
+    """A checkpoint folder (orbax's own layout) is one page listing its files, not a page per
+    folder inside it."""
+    rel = folder.relative_to(RESULTS)
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    lines = [f"# {_result_title(folder)}", ""]
+    lines += [
+        f"An orbax checkpoint stored in `docs/results/{rel.as_posix()}/`: {len(files)} files,"
+        f" {sum(p.stat().st_size for p in files):,} bytes. It is read by the run's",
+        "`commands.sh` (see the run's page above), not by hand.",
+        "",
+    ]
+    lines += [f"- `{p.relative_to(folder).as_posix()}`" for p in files]
+    return "\n".join(lines) + "\n"
 
 
 def _referrers(rel: str) -> list[str]:
@@ -480,23 +940,14 @@ def _referrers(rel: str) -> list[str]:
 
 def _result_summary(folder: Path) -> tuple[str, str, str]:
     """(what, machine, date) in one line each for the overview table."""
-    text, comments = _commands(folder)
-    readme = _readme(folder)
-    what = readme[0] if readme and readme[0] else ""
-    what = what or (comments.split(". ")[0][:160] if comments else "")
-    if not what:
-        for p in sorted(folder.glob("*.md")):
-            first = p.read_text().strip().splitlines()
-            if first and not first[0].startswith("|"):
-                what = first[0].lstrip("# ").strip()[:160]
-                break
+    _, comments = _commands(folder)
     prov = _provenance(folder, _result_jsons(folder), comments)
     machine = prov[0].removeprefix("**Machine:** ")
     date = next((p for p in prov if p.startswith("**Date")), "")
     date = date or next((p for p in prov if p.startswith("**Committed")), "")
     date = re.sub(r"\*\*\w+:\*\* ", "", date).split(" (")[0]
-    machine = machine.split(" (")[0].replace("not recorded in the stored files.", "not recorded")
-    return what.replace("|", "\\|"), machine, date
+    machine = machine.split(" (")[0].rstrip(".")
+    return _result_title(folder).replace("|", "\\|"), machine, date
 
 
 def gen_results() -> list[str]:
@@ -523,9 +974,14 @@ def gen_results() -> list[str]:
     def visit(folder: Path, depth: int) -> None:
         children = sorted(p for p in folder.iterdir() if p.is_dir())
         rel = folder.relative_to(RESULTS).as_posix()
+        if _is_checkpoint(folder):
+            children = []
+            page = _checkpoint_page(folder)
+        else:
+            page = _result_page(folder, children)
         if not (folder / "index.md").exists():
-            _write(f"results/{rel}/index.md", _result_page(folder, children))
-        nav.append("    " * depth + f"- [{folder.name}](results/{rel}/index.md)")
+            _write(f"results/{rel}/index.md", page)
+        nav.append("    " * depth + f"- [{_nav_title(folder)}](results/{rel}/index.md)")
         for c in children:
             visit(c, depth + 1)
 
@@ -621,6 +1077,28 @@ def _train_step_table(runs: dict[str, dict]) -> str:
     return _table(header, rows)
 
 
+def _bench_title(stem: str, twin: Path) -> str:
+    """What a stored benchmark run shows: its Markdown's first heading (with the file's name
+    where two runs share one, as the full suite on the CPU and on the GPU do), else what the
+    rerun table says it runs."""
+    heading = ""
+    if twin.exists():
+        first = twin.read_text().strip().splitlines()[:1]
+        if first and first[0].startswith("# "):
+            heading = first[0][2:].replace("`", "").strip()
+    if heading:
+        same = [
+            q
+            for q in BENCH.glob("*.md")
+            if q != twin and q.read_text().startswith(f"# {heading}\n")
+        ]
+        return f"{heading} ({stem})" if same else heading
+    for s, _, note in RERUN:
+        if s == stem and note:
+            return note[:1].upper() + note[1:]
+    return _describe(stem)
+
+
 def gen_benchmarks() -> list[str]:
     nav = ["- Benchmarks", "    - [Overview](benchmarks/index.md)"]
     if (DOCS / "performance.md").exists():
@@ -644,8 +1122,8 @@ def gen_benchmarks() -> list[str]:
         "|---|---|---|",
     ]
     overview += [f"| `{cmd}` | {note or '-'} | [{stem}]({stem}.md) |" for stem, cmd, note in RERUN]
-    overview += ["", "## Stored runs", "", "| file | machine | date | command |"]
-    overview.append("|---|---|---|---|")
+    overview += ["", "## Stored runs", "", "| run | what it shows | machine | date | command |"]
+    overview.append("|---|---|---|---|---|")
     suite: dict[str, dict] = {}
     for p in sorted(BENCH.glob("*.json")) if BENCH.exists() else []:
         try:
@@ -657,29 +1135,35 @@ def gen_benchmarks() -> list[str]:
             suite[stem] = data
         found: dict[str, object] = {}
         _find_keys(data, ("machine", "date", "started"), found)
-        machine = _machine_text(found["machine"]) if "machine" in found else "not recorded"
+        machine = (
+            _machine_text(found["machine"]) if "machine" in found else "not stored in the JSON"
+        )
         date = _date_text(found) or (_git_first_date(p) or "") + " (committed)"
         cmd = _bench_command(stem, data) if isinstance(data, dict) else None
-        lines = [f"# {stem}", "", f"Generated from `benchmarks/results/{p.name}`.", ""]
-        lines += [f"**Machine:** {machine}.  ", f"**Date:** {date}.", ""]
-        if cmd:
-            lines += ["## Command", "", "```bash", cmd, "```", ""]
+        twin = p.with_suffix(".md")
+        title = _bench_title(stem, twin)
+        lines = [f"# {title}", ""]
+        if twin.exists():  # the run's own Markdown first: what it measured, its tables
+            body = twin.read_text().strip()
+            if body.startswith("# "):
+                body = body.partition("\n")[2]
+            lines += [re.sub(r"^##(##+) ", r"\1 ", _inline_md_text(body), flags=re.M), ""]
         for png in sorted(BENCH.glob(f"{stem}*.png")):
             _copy_binary(png, f"benchmarks/{png.name}")
             lines += [f"## {png.stem}", "", f"![{png.stem}]({png.name})", ""]
-        twin = p.with_suffix(".md")
-        if twin.exists():  # the run's own Markdown (its tables, often what they show)
-            lines += [f"## {twin.name}", "", _inline_md(twin), ""]
-            lines += [f"## All stored values ({p.name})", "", json_tables(data, 3, stem)]
-        else:
-            lines += ["## Tables", "", json_tables(data, 3, stem)]
+        lines += ["## Machine and date", ""]
+        lines += [f"**Machine:** {machine}.  ", f"**Date:** {date}.  "]
+        lines += [f"Generated from `benchmarks/results/{p.name}`.", ""]
+        if cmd:
+            lines += ["## Command", "", "```bash", cmd, "```", ""]
+        what = f"the values behind {twin.name}" if twin.exists() else "every stored value"
+        lines += [_collapsed(f"{p.name} ({what})", json_tables(data, 3, stem)), ""]
         _write(f"benchmarks/{stem}.md", "\n".join(lines))
-        nav.append(f"    - [{stem}](benchmarks/{stem}.md)")
+        nav.append(f"    - [{title}](benchmarks/{stem}.md)")
         first_cmd = (cmd or "").splitlines()[0] if cmd else ""
+        cell = f"`{first_cmd}`" if first_cmd else ""
         overview.append(
-            f"| [{stem}]({stem}.md) | {machine.split(',')[0]} | {date} | `{first_cmd}` |"
-            if first_cmd
-            else f"| [{stem}]({stem}.md) | {machine.split(',')[0]} | {date} | |"
+            f"| [{stem}]({stem}.md) | {title} | {machine.split(',')[0]} | {date} | {cell} |"
         )
     jsons = {p.stem for p in BENCH.glob("*.json")} if BENCH.exists() else set()
     for p in sorted(BENCH.glob("*.md")) if BENCH.exists() else []:
@@ -703,7 +1187,7 @@ def gen_benchmarks() -> list[str]:
         _write(f"benchmarks/{p.stem}.md", "\n".join(lines))
         nav.append(f"    - [{title}](benchmarks/{p.stem}.md)")
         cell = f"`{cmd.splitlines()[0]}`" if cmd else ""
-        overview.append(f"| [{p.stem}]({p.stem}.md) | {machine} | {date} | {cell} |")
+        overview.append(f"| [{p.stem}]({p.stem}.md) | {title} | {machine} | {date} | {cell} |")
     if suite:
         overview += [
             "",
