@@ -362,7 +362,8 @@ class NoisyTask:
             "command lines' default on your own data)"
         )
         step = (
-            f"a step too large for the cell (dt = {self.cfg.dt:g}: lower dt)"
+            f"a step too large for the cell (dt = {self.cfg.dt:g}: lower dt, e.g. to "
+            f"{self.cfg.dt / 3:.2g} with --dt or cfg.dt)"
             if self.cfg.cell.stepped
             else "an unstable recurrence"
         )

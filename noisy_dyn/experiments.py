@@ -56,7 +56,7 @@ from trainkit.internal import (
 
 from . import data
 from ._config import preset, preset_learning_rate
-from ._defaults import PAPER_TASKS, prepare_inputs, training_defaults
+from ._defaults import PAPER_TASKS, default_epochs, prepare_inputs, training_defaults
 from ._ensemble import fit_ensemble
 from ._model_io import load_model, save_model
 from ._perturbations import Perturbation
@@ -281,6 +281,22 @@ def warn_if_at_chance(
     return True
 
 
+def warn_if_still_learning(history: Any, *, epochs: int, default: int) -> bool:
+    """Print a note when validation accuracy was still rising at the end of a run: the
+    :func:`plateau` rule's late gain above half a point. It names the flag (``--epochs``, at
+    least ``default``, the data-based default, and twice ``epochs``); True when it printed."""
+    rule = plateau(history)
+    if not rule or rule["plateaued"]:
+        return False
+    more = max(default, 2 * epochs)
+    why = "the default for this data"
+    why += "" if more == default else f": {default}"
+    print(f"note: validation accuracy was still rising ({100 * rule['late_gain']:+.1f} points "
+          f"over the last quarter of the {epochs} epochs before the decay): train longer, "
+          f"--epochs {more} ({why}).", file=sys.stderr, flush=True)  # fmt: skip
+    return True
+
+
 def batch_mesh(batch_size: int, *, verbose: bool = True) -> Any:
     """A one-axis mesh over the most devices that divide ``batch_size`` (in a job of several
     processes: all devices of the job, which must divide it)."""
@@ -391,7 +407,9 @@ def train_preset(
         validation=splits.validation, progress=progress, resume=resume, **fit_options,
     )  # fmt: skip
     acc = accuracy(params, splits.test, cfg)
-    warn_if_at_chance(best_validation(history), splits.validation[1], f"{preset_name}")
+    if not warn_if_at_chance(best_validation(history), splits.validation[1], f"{preset_name}"):
+        default = default_epochs(len(splits.train[1]), batch_size, data_name)
+        warn_if_still_learning(history, epochs=epochs, default=default)
     result = {"preset": preset_name, "data": data_name, "test_accuracy": acc,
               "best_val_accuracy": best_validation(history), "learning_rate": lr,
               "epochs": epochs, "batch_size": batch_size, "seed": seed,

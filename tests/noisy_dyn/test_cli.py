@@ -321,3 +321,20 @@ def test_confirm_command_reproduces_the_stored_two_stage_test(tmp_path, capsys):
     assert main(["confirm", str(tmp_path / "study_digits"), str(tmp_path / "study_digits_confirm"),
                  "--level", "0.5,0.5"]) == 2  # fmt: skip
     assert "no level" in capsys.readouterr().err
+
+
+def test_a_run_still_learning_names_the_epochs_flag(capsys):
+    """The plateau rule's late gain (mean validation accuracy, last quarter before the decay at
+    90 %) decides the note: 10 epochs rising 1 point each gain 3 points (epochs 7-9 over 1-6)."""
+    from noisy_dyn.experiments import warn_if_still_learning
+
+    rising = {"val_accuracy": [0.5 + 0.01 * e for e in range(1, 11)]}
+    assert warn_if_still_learning(rising, epochs=10, default=200)
+    err = capsys.readouterr().err
+    assert "+3.0 points" in err and "--epochs 200 (the default for this data)" in err
+    assert warn_if_still_learning(rising, epochs=150, default=200)
+    assert "--epochs 300 (the default for this data: 200)" in capsys.readouterr().err
+    flat = {"val_accuracy": [0.9] * 10}
+    assert not warn_if_still_learning(flat, epochs=10, default=200)
+    assert not warn_if_still_learning({}, epochs=10, default=200)  # no validation: no claim
+    assert capsys.readouterr().err == ""
