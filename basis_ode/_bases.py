@@ -258,6 +258,12 @@ class PiecewiseConstant(Basis):
 
     With explicit Euler and ``n_steps = K`` the ODE block is exactly a ResNet stage of K residual
     blocks ``h <- h + F(theta_k, h) / K``. Nodes: the left cell ends ``k/K`` (right limits).
+
+    Examples:
+        >>> import basis_ode as bo
+        >>> b = bo.PiecewiseConstant(4)  # theta(t) = c_k on the k-th quarter of [0, 1]
+        >>> b.K, [float(t) for t in b.breakpoints]
+        (4, [0.0, 0.25, 0.5, 0.75, 1.0])
     """
 
     name: ClassVar[str] = "piecewise_constant"

@@ -16,7 +16,7 @@ budget             cost             how it is measured
                                     executable for one batch (XLA's memory analysis)
 =================  ===============  =====================================================
 
-Example:
+Examples:
     >>> import basis_ode as bo
     >>> bo.Latency(3.0).admits({"latency_ms": 2.5})
     True

@@ -129,6 +129,14 @@ def compress(variables: Any, dst_basis: Basis, *, method: CompressionMap | str =
     Returns:
         The same pytree with every expansion in ``dst_basis`` (leading axis ``dst_basis.K``,
         dtypes kept) and everything else unchanged.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, basis_ode as bo
+        >>> model = bo.ConvODENet(width=4, basis=bo.PiecewiseConstant(4))
+        >>> variables = model.init(jax.random.key(0), jnp.ones((1, 8, 8, 1)))
+        >>> small = bo.compress(variables, bo.PiecewiseConstant(2))  # L2 projection, K 4 -> 2
+        >>> bo.basis_of(small), model.apply(small, jnp.ones((3, 8, 8, 1)), train=False).shape
+        (PiecewiseConstant(K=2), (3, 10))
     """
     if not isinstance(dst_basis, Basis) or type(dst_basis) is Basis:
         raise TypeError(

@@ -14,7 +14,7 @@ A change of basis is a linear map of the leaves by one ``(K_dst, K_src)`` matrix
 know their new basis, and :func:`basis_ode.compress` maps every expansion of a pytree (a model's
 variables) that way.
 
-Example:
+Examples:
     >>> import jax.numpy as jnp, basis_ode as bo
     >>> e = bo.BasisExpansion(bo.Hat(3), {"w": jnp.array([[0.0], [1.0], [2.0]])})
     >>> e.basis, e.K
@@ -133,6 +133,12 @@ def basis_of(tree: Any) -> Basis | None:
 
     Raises:
         ValueError: the expansions are in different bases (both named).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, basis_ode as bo
+        >>> model = bo.ConvODENet(width=4, basis=bo.Hat(3))
+        >>> bo.basis_of(model.init(jax.random.key(0), jnp.ones((1, 8, 8, 1))))
+        Hat(K=3)
     """
     found = sorted({e.basis for e in expansions(tree)}, key=repr)
     if len(found) > 1:

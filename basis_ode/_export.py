@@ -87,6 +87,13 @@ def export_resnet(path: str | os.PathLike, model: ConvODENet, variables: Any) ->
 
     Raises:
         ValueError: the scheme is not Euler, or the model is not a ConvODENet.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, basis_ode as bo
+        >>> model = bo.ConvODENet(width=4, basis=bo.PiecewiseConstant(2), n_steps=2)
+        >>> variables = model.init(jax.random.key(0), jnp.ones((1, 8, 8, 1)))
+        >>> bo.export_resnet("resnet", model, variables).name  # a plain Flax ResNet, 2 blocks
+        'resnet'
     """
     if not isinstance(model, ConvODENet):
         raise ValueError(

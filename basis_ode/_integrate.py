@@ -491,7 +491,7 @@ def odeint(
         h(1) (same structure as h0), or ``OdeSolution(h, stage_times, aux)`` when
         ``return_stages`` or ``has_aux``.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp, basis_ode as bo
         >>> coeffs = {"w": jnp.linspace(0.0, 1.0, 4)[:, None] * jnp.ones((4, 3))}  # K = 4
         >>> field = lambda theta, h: jnp.tanh(theta["w"] * h)

@@ -178,6 +178,13 @@ class ConvODENet(_ConvBackbone):
     returns logits ``(batch, num_classes)``. ``n_steps`` is one int for every block or a tuple
     of three; each block may hold its own basis and K (``basis_ode.adapt`` maps blocks
     separately), as every block reads the basis of its own coefficients.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, basis_ode as bo
+        >>> model = bo.ConvODENet(num_classes=10, width=8, basis=bo.PiecewiseConstant(4))
+        >>> variables = model.init(jax.random.key(0), jnp.ones((1, 8, 8, 1)))
+        >>> sorted(variables), model.apply(variables, jnp.ones((2, 8, 8, 1)), train=False).shape
+        (['batch_stats', 'params'], (2, 10))
     """
 
     num_classes: IntLike = 10

@@ -682,7 +682,7 @@ def plan(
         basis_ode.BudgetError: no measured configuration meets the budget; the message names
             the cheapest one and what it costs.
 
-    Example:
+    Examples:
         >>> import basis_ode as bo
         >>> p = bo.plan(model, variables, splits.validation, bo.Latency(3.0))  # doctest: +SKIP
         >>> p.choice.config.label, p.choice.accuracy  # doctest: +SKIP

@@ -219,7 +219,7 @@ def change_of_basis(src: Basis, dst: Basis) -> Float[np.ndarray, "Kdst Ksrc"]:
     Returns:
         float64 NumPy array of shape ``(dst.K, src.K)``.
 
-    Example:
+    Examples:
         >>> import basis_ode as bo
         >>> bo.change_of_basis(bo.PiecewiseConstant(4), bo.PiecewiseConstant(2)).tolist()
         [[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5]]

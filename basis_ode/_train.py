@@ -325,6 +325,14 @@ def accuracy(
 
     Returns:
         The accuracy in [0, 1] as a Python float.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, basis_ode as bo
+        >>> _, _, (xs, ys) = bo.data.load_digits(seed=0)
+        >>> model = bo.ConvODENet(width=4, basis=bo.PiecewiseConstant(2))
+        >>> variables = model.init(jax.random.key(0), jnp.ones((1, 8, 8, 1)))
+        >>> 0.0 <= bo.accuracy(model, variables, xs, ys) <= 1.0  # untrained: about chance
+        True
     """
     arrays = (xs, ys) if lengths is None else (xs, ys, lengths)
     arrays = _check_data(arrays, "accuracy data", _model_classes(model))
@@ -760,6 +768,16 @@ def fit(
         trainkit.TrainingDiverged (alias ``NonFiniteError``): a non-finite loss or gradient;
             the last good checkpoint is kept; ``.step``, ``.epoch``, ``.variables`` tell more.
         trainkit.CheckpointMismatchError: ``checkpoint_dir`` holds another run.
+
+    Examples:
+        >>> import basis_ode as bo
+        >>> (xs, ys), val, test = bo.data.load_digits(seed=0)
+        >>> model = bo.ConvODENet(width=4, basis=bo.PiecewiseConstant(1), n_steps=1)
+        >>> model, variables, history = bo.fit(model, (xs[:256], ys[:256]), learning_rate=0.1,
+        ...                                    epochs=2, batch_size=64, refine_at=(1,),
+        ...                                    progress=False)
+        >>> model.n_steps, bo.basis_of(variables), history["K"]  # refined at epoch 1: K 1 -> 2
+        (2, PiecewiseConstant(K=2), [1, 2])
     """
     if select_best is not None:
         options = options.replace(return_params="best" if select_best else "last")

@@ -138,6 +138,12 @@ def load_digits(*, seed: int = 0, val_fraction: float = 0.1, test_fraction: floa
 
     Returns:
         `Splits` of ``(xs float32 (N, 8, 8, 1) in [0, 1], ys int32 (N,))``.
+
+    Examples:
+        >>> import basis_ode as bo
+        >>> (xs, ys), val, test = bo.data.load_digits(seed=0)  # Splits of (images, labels)
+        >>> xs.shape, val[0].shape, test[0].shape
+        ((1258, 8, 8, 1), (180, 8, 8, 1), (359, 8, 8, 1))
     """
     from sklearn.datasets import load_digits as _sk_digits
 

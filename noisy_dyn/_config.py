@@ -131,7 +131,7 @@ class NoisyRNNConfig(eqx.Module):
             steps and each chunk is rematerialised (``jax.checkpoint``) in the backward pass, so
             only every ``N``-th state is stored. Same values and gradients, less memory.
 
-    Example:
+    Examples:
         >>> import jax, noisy_dyn as nd
         >>> cfgs = [nd.NoisyRNNConfig(1, 8, 10, sigma_add=s) for s in (0.0, 0.1)]
         >>> stacked = nd.stack_configs(cfgs)  # sigma_add: shape (2,)
@@ -320,6 +320,12 @@ def preset(
 
     Returns:
         The validated :class:`NoisyRNNConfig`.
+
+    Examples:
+        >>> import noisy_dyn as nd
+        >>> cfg = nd.preset("nrnn_ito", input_size=1, num_classes=10, hidden_size=16)
+        >>> cfg.sigma_add, cfg.noise_form, cfg.cell
+        (0.2, ItoNoise(), LipschitzCell())
     """
     fields, _, _, _ = _lookup(name)
     base = NoisyRNNConfig(input_size=input_size, hidden_size=128, num_classes=num_classes)

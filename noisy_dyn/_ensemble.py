@@ -168,6 +168,16 @@ def fit_ensemble(
         parameter leaf stacked on a leading member axis of length ``len(cfgs) * len(seeds)``
         (``Float[Array, "members ..."]``); the history of ``fit`` whose per-epoch training and
         validation values are lists over the members, and ``best_epoch`` a list per member.
+
+    Examples:
+        >>> import noisy_dyn as nd
+        >>> s = nd.data.load_digits(seed=0)
+        >>> base = nd.preset("nrnn_ito", input_size=1, num_classes=10, hidden_size=16, dt=0.1225)
+        >>> cfgs = [base.replace(sigma_add=v, sigma_mult=v) for v in (0.0, 0.1)]  # twin, noisy
+        >>> cfgs, params, history = nd.fit_ensemble(cfgs, s.train, seeds=[0, 1], learning_rate=1e-2,
+        ...                                         epochs=1, batch_size=64, progress=False)
+        >>> params["M_W"].shape  # members: (cfg 0, seed 0), (cfg 0, seed 1), (cfg 1, seed 0), ...
+        (4, 16, 16)
     """
     stack_configs(cfgs)  # the members share every static field (a clear error if not)
     seeds = check_seeds("seeds", seeds)

@@ -52,6 +52,15 @@ def save_model(
 
     Returns:
         The path written.
+
+    Examples:
+        >>> import jax, noisy_dyn as nd
+        >>> cfg = nd.NoisyRNNConfig(input_size=1, hidden_size=8, num_classes=3)
+        >>> params = nd.init_params(jax.random.key(0), cfg)
+        >>> path = nd.save_model("model.npz", params, cfg)
+        >>> cfg2, params2 = nd.load_model(path)
+        >>> cfg2 == cfg, sorted(params2) == sorted(params)
+        (True, True)
     """
     if not isinstance(cfg, NoisyRNNConfig):
         raise TypeError(f"cfg must be a NoisyRNNConfig, got {type(cfg).__name__}.")
@@ -89,6 +98,15 @@ def load_model(
             written by something else; the stored configuration lacks a field, has an unknown
             one or an invalid value; or the parameters do not fit it. The message names the
             file and what is wrong.
+
+    Examples:
+        >>> import jax, noisy_dyn as nd
+        >>> cfg = nd.NoisyRNNConfig(input_size=1, hidden_size=8, num_classes=3)
+        >>> nd.save_model("model.npz", nd.init_params(jax.random.key(0), cfg), cfg).name
+        'model.npz'
+        >>> cfg, params = nd.load_model("model.npz")  # a trainkit.Loaded: model, then parameters
+        >>> cfg.hidden_size, params["M_W"].shape
+        (8, (8, 8))
     """
     path = Path(path)
     config, arrays = load_model_file(path, package="noisy_dyn", legacy_config_key="config")

@@ -386,7 +386,7 @@ def explicit_regularizer(
         ``r`` per example, ``(batch,)``; differentiable with respect to ``params``. Zero without
         noise.
 
-    Example:
+    Examples:
         >>> import jax, noisy_dyn
         >>> cfg = noisy_dyn.NoisyRNNConfig(2, 4, 3, dt=0.1, sigma_add=0.1, sigma_mult=0.1)
         >>> params = noisy_dyn.init_params(jax.random.key(0), cfg)

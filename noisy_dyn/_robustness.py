@@ -132,7 +132,7 @@ def _model_pairs(models: Mapping[str, Any]) -> dict[str, tuple[NoisyRNNConfig, P
 
 
 def robustness_table(
-    models: Mapping[str, tuple[NoisyRNNConfig, Params]],
+    models: Mapping[str, tuple[Any, Any]],
     test: Sequences | tuple,
     perturbations: Sequence[Perturbation] | Mapping[str, Sequence[float]] | None = None,
     *,
@@ -181,6 +181,17 @@ def robustness_table(
         ``{"models": [...], "clean": {name: acc}, "kinds": {kind: {"levels": [...],
         "accuracy": {name: [...]}}}, "deepfool": {name: {"mean_l2", "median_l2",
         "mean_relative", "fooled"}}}``, ``kind`` the perturbation's ``name``.
+
+    Examples:
+        >>> import jax, noisy_dyn as nd
+        >>> from noisy_dyn.attacks import FGSM, Gaussian
+        >>> s = nd.data.load_digits(seed=0)
+        >>> cfg = nd.NoisyRNNConfig(input_size=1, hidden_size=8, num_classes=10)
+        >>> models = {"untrained": (cfg, nd.init_params(jax.random.key(0), cfg))}
+        >>> table = nd.attacks.robustness_table(models, s.test, (Gaussian(0.1), FGSM(0.01)),
+        ...                                     key=jax.random.key(1), progress=False)
+        >>> sorted(table["kinds"]), table["kinds"]["gaussian"]["levels"]
+        (['fgsm', 'gaussian'], [0.1])
     """
     models = _model_pairs(models)
     options = {"pgd_steps": pgd_steps, "deepfool_max_iter": deepfool_max_iter}

@@ -362,6 +362,17 @@ def apply(
     {args}
     Returns:
         ``(batch, num_classes)`` logits in the promoted dtype of ``params`` and ``xs``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, noisy_dyn as nd
+        >>> cfg = nd.NoisyRNNConfig(input_size=1, hidden_size=8, num_classes=3, sigma_add=0.1)
+        >>> params = nd.init_params(jax.random.key(0), cfg)
+        >>> xs = jnp.ones((4, 20, 1))  # 4 series of 20 steps, 1 feature
+        >>> nd.apply(params, xs, cfg).shape  # deterministic inference
+        (4, 3)
+        >>> noisy = nd.apply(params, xs, cfg, key=jax.random.key(1))  # the training-time noise
+        >>> bool(jnp.all(noisy == nd.apply(params, xs, cfg)))
+        False
     """
     xs, noise, lengths, draws = _prepare(params, xs, cfg, key, noise, lengths)
     return _apply_jit(params, xs, cfg, key, noise, lengths, draws)

@@ -62,6 +62,13 @@ def stability_report(params: Params, cfg: NoisyRNNConfig) -> dict[str, object]:
         arrays), ``bounds`` (name -> exponent bound), ``holds`` (name -> bool: bound < 0),
         ``noise`` and ``verdict`` (sentences saying which condition holds and which noise the bound
         assumes).
+
+    Examples:
+        >>> import jax, noisy_dyn as nd
+        >>> cfg = nd.NoisyRNNConfig(input_size=1, hidden_size=8, num_classes=3)
+        >>> report = nd.theory.stability_report(nd.init_params(jax.random.key(0), cfg), cfg)
+        >>> sorted(report)
+        [...'mu'...'verdict'...]
     """
     cfg = check_theory_cfg(cfg, "stability_report")
     check_params(params, cfg)

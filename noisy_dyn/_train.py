@@ -217,6 +217,15 @@ def accuracy(
 
     Returns:
         The accuracy in ``[0, 1]``.
+
+    Examples:
+        >>> import jax, noisy_dyn as nd
+        >>> s = nd.data.load_digits(seed=0)
+        >>> cfg = nd.NoisyRNNConfig(input_size=1, hidden_size=8, num_classes=10)
+        >>> params = nd.init_params(jax.random.key(0), cfg)
+        >>> acc = nd.accuracy(params, s.test, cfg)  # untrained: about chance
+        >>> 0.0 <= acc <= 1.0
+        True
     """
     data, cfg = _accuracy_arguments(data, args, lengths)
     check_fit_cfg(cfg)
@@ -542,6 +551,15 @@ def fit(
         ``epoch, step, train_loss, train_accuracy, learning_rate, seconds`` and, with
         validation, ``val_accuracy, val_loss``, plus the callback's entries; and the run-level
         ``best_epoch``, ``global_step``, ``interrupted``.
+
+    Examples:
+        >>> import noisy_dyn as nd
+        >>> s = nd.data.load_digits(seed=0)
+        >>> cfg = nd.preset("nrnn_ito", input_size=1, num_classes=10, hidden_size=16, dt=0.1225)
+        >>> cfg, params, history = nd.fit(cfg, s.train, learning_rate=1e-2, epochs=2,
+        ...                               batch_size=64, validation=s.validation, progress=False)
+        >>> history["epoch"], history["best_epoch"] in (1, 2)
+        ([1, 2], True)
     """
     o = options
     data_seed = o.seed if o.data_seed is None else int(o.data_seed)

@@ -198,6 +198,12 @@ def load_digits(
 
     Returns:
         `Splits` of ``(xs float32 (N, 64, 1) in [0, 1], ys int32 (N,))``.
+
+    Examples:
+        >>> import noisy_dyn as nd
+        >>> s = nd.data.load_digits(seed=0)  # Splits(train, validation, test) of Sequences
+        >>> s.train.inputs.shape, s.validation.inputs.shape, s.test.inputs.shape
+        ((1258, 64, 1), (180, 64, 1), (359, 64, 1))
     """
     from sklearn.datasets import load_digits as _sk_digits
 
@@ -750,6 +756,16 @@ def load_npz(
     Returns:
         `Splits` of ``(xs float32 (N, T, F), ys int32 (N,))``, or `SequenceSplits` with
         ``lengths`` when the file has them.
+
+    Examples:
+        >>> import numpy as np, noisy_dyn as nd
+        >>> rng = np.random.default_rng(0)
+        >>> np.savez("mine.npz", x_train=rng.normal(size=(100, 20, 1)),
+        ...          y_train=rng.integers(0, 3, 100), x_test=rng.normal(size=(30, 20, 1)),
+        ...          y_test=rng.integers(0, 3, 30))
+        >>> s = nd.data.load_npz("mine.npz", val_fraction=0.2)
+        >>> len(s.train.labels), len(s.validation.labels), len(s.test.labels)
+        (80, 20, 30)
     """
     arrays = read_classification_npz(path, lengths=True)
     for part in ("train", "test"):

@@ -166,7 +166,7 @@ def test_resume_is_bit_identical_and_mismatch_refused(digits, model, refined_run
     with caplog.at_level(logging.INFO, logger="trainkit"):
         _, resumed, h2 = fit(model, train, checkpoint_every=4, **kw)
     assert "resumed from step 16" in caplog.text
-    reference, h_ref = refined_run
+    _, reference, h_ref = refined_run
     _assert_trees_equal(resumed, reference)
     assert h2["train_loss"] == h_ref["train_loss"]
     assert h2["val_accuracy"] == h_ref["val_accuracy"]
@@ -204,7 +204,7 @@ def test_unfinalized_step_directory_is_ignored_on_resume(
         _, resumed, history = fit(model, train, **kw)
     assert "resumed from step 8" in caplog.text  # the finalized checkpoint, not step 9
     assert history["global_step"] == 2 * SPE
-    _assert_trees_equal(resumed, refined_run[0])
+    _assert_trees_equal(resumed, refined_run.params)
     assert not fake.exists()  # orbax removed the unfinalized directory
 
 
@@ -320,7 +320,7 @@ def test_sigkill_mid_epoch_then_restart_is_bit_identical(refined_run, tmp_path):
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     final = dict(np.load(tmp_path / "final.npz"))
-    reference = jax.tree_util.tree_leaves_with_path(jax.device_get(refined_run[0]))
+    reference = jax.tree_util.tree_leaves_with_path(jax.device_get(refined_run.params))
     assert sorted(final) == sorted(jax.tree_util.keystr(p) for p, _ in reference)
     for path, x in reference:
         assert np.array_equal(final[jax.tree_util.keystr(path)], np.asarray(x)), path

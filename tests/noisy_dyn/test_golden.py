@@ -119,6 +119,8 @@ def test_step_decay_explicit_regularizer_and_decaying_ensemble_reproduce_their_g
     (``golden/make_decay_golden.py``): the same parameters bit for bit."""
     golden = np.load(HERE / "decay_golden.npz")
     out = mdg.outputs(
+        fit=lambda *a, **k: nd.fit(*a, **k)[1:],  # the record's (params, history) of Trained
+        fit_ensemble=lambda *a, **k: nd.fit_ensemble(*a, **k)[1:],
         decay=lambda at, factor: {"recipe": nd.AdamStepDecay(decay_at=at, factor=factor)},
         explicit=lambda lam: {"regularizer": nd.ExplicitRegularizer(lam=lam)},
     )

@@ -113,7 +113,7 @@ def study_outputs() -> dict:
 def robustness_outputs() -> dict:
     xs, ys, lengths = mg.data()
     test = Sequences(np.asarray(xs), np.asarray(ys), np.asarray(lengths))
-    models = {"a": (mg.member(0), mg.cfg()), "b": (mg.member(7), mg.cfg(0.2))}
+    models = {"a": (mg.cfg(), mg.member(0)), "b": (mg.cfg(0.2), mg.member(7))}
     result = nd.attacks.robustness_table(models, test, (*OBJECTS, DeepFool(max_iter=5)),
                                          key=jax.random.key(mg.KEY), batch_size=10,
                                          progress=False)  # fmt: skip
