@@ -54,6 +54,13 @@ NAV: list[tuple[str, list[tuple[str, str]]]] = [
         ],
     ),
     (
+        "How-to",
+        [
+            ("Does noise help on my data?", "howto_noise.md"),
+            ("Compress an ODE-Net to a budget", "howto_compress.md"),
+        ],
+    ),
+    (
         "Guides",
         [
             ("Noisy RNNs (noisy_dyn)", "guide_noisy_dyn.md"),
