@@ -104,12 +104,19 @@ def cmd_train(args: argparse.Namespace) -> dict:
                                      limit=args.limit, eval_limit=args.eval_limit,
                                      validation_fraction=args.validation_fraction)  # fmt: skip
     out = args.out or default_out("basis_ode", f"convodenet_{args.data}")
+    options = cli_train_options(args)
+    refine_at = parse_ints(args.refine_at)
+    options["return_params"] = args.return_params or ("last" if refine_at else "best")
+    if refine_at and args.return_params is None:
+        print("--refine-at: the run keeps the last epoch's weights (the refined K), not the best "
+              "validation epoch's, which may come before a refinement (--return-params best to "
+              "choose that)", flush=True)  # fmt: skip
     run = experiments.train_images(
         splits, data_name=args.data, width=args.width, basis=_basis(args.basis, args.K),
         n_steps=args.n_steps, method=_scheme(args.method), learning_rate=args.lr,
-        lr_drops=parse_ints(args.lr_drops), refine_at=parse_ints(args.refine_at),
+        lr_drops=parse_ints(args.lr_drops), refine_at=refine_at,
         augment=args.augment, out=out, data_path=args.data_path,
-        validation_fraction=args.validation_fraction, **cli_train_options(args),
+        validation_fraction=args.validation_fraction, **options,
     )  # fmt: skip
     r = run["result"]
     print(f"trained {args.data}: K={r['K']} n_steps={r['model']['n_steps'] or r['K']} "
@@ -218,6 +225,9 @@ def _train_parser(sub: Any) -> None:
 
     p = sub.add_parser("train", help="train a ConvODENet on images (SGD recipe)")
     p.add_argument("--data", default="digits", choices=IMAGE_DATA, help="data set")
+    p.add_argument("--return-params", choices=("best", "last"), default=None,
+                   help="keep the best validation epoch's weights or the last epoch's (default: "
+                   "last with --refine-at, so the model has the refined K; else best)")  # fmt: skip
     p.add_argument("--data-path", "--data-root", dest="data_path", default=None,
                    help="cifar10 or fashion_mnist folder, or your .npz file")  # fmt: skip
     p.add_argument("--limit", type=int, default=None, help="first N training examples only")

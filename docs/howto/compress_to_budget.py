@@ -52,6 +52,7 @@ choice = plan.choice
 print(f"chosen: {choice.config.label}: validation accuracy {choice.accuracy:.3f}, "
       f"{choice.model_bytes:,} bytes, {choice.latency_ms:.2f} ms a batch of 256")  # fmt: skip
 print(choice.certificate.describe())
+assert choice.model_bytes <= 300_000  # what plan returns fits the budget
 experiments.write_plan("runs/plan_digits", plan.frontier, {"": (plan.budget, choice)})
 # Another budget on the same measurements: within 1.5 times the fastest certified latency.
 fastest = min(p.latency_ms for p in plan.frontier.points if p.certified or QUICK)
