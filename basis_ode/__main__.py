@@ -40,22 +40,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from trainkit import (
-    CLIError,
-    Parser,
-    add_run_flags,
-    add_train_flags,
-    cli_train_options,
-    run_command,
-)
-from trainkit.internal import (
-    add_cluster_flags,
-    check_positive,
-    default_out,
-    parse_ints,
-    parse_names,
-    start_cluster,
-)
+import trainkit
+from trainkit import internal as tki
 
 from ._bases import BASES, Basis, basis_by_name
 from ._compress import COMPRESSION_MAPS, CompressionMap, compression_by_name
@@ -72,7 +58,9 @@ EPILOG = __doc__.split("Full-size commands", 1)[1].join(["Full-size commands", "
 
 def _family(name: str) -> type[Basis]:
     if name not in BASES:
-        raise CLIError(f"unknown basis {name!r}; choose one of {', '.join(sorted(BASES))}.")
+        raise trainkit.CLIError(
+            f"unknown basis {name!r}; choose one of {', '.join(sorted(BASES))}."
+        )
     return BASES[name]
 
 
@@ -82,13 +70,13 @@ def _basis(name: str, K: int) -> Basis:
     try:
         return basis_by_name(name, K)
     except (ValueError, TypeError) as err:
-        raise CLIError(f"--basis {name} --K {K}: {err}") from None
+        raise trainkit.CLIError(f"--basis {name} --K {K}: {err}") from None
 
 
 def _scheme(name: str) -> ButcherTableau:
     """``--method NAME`` as a fixed-step scheme (``ButcherTableau``)."""
     if name not in SCHEMES:
-        raise CLIError(f"unknown --method {name!r}; choose one of {', '.join(SCHEMES)}.")
+        raise trainkit.CLIError(f"unknown --method {name!r}; choose one of {', '.join(SCHEMES)}.")
     return SCHEMES[name]
 
 
@@ -103,9 +91,9 @@ def cmd_train(args: argparse.Namespace) -> dict:
     splits = experiments.load_images(args.data, data_path=args.data_path, seed=args.seed,
                                      limit=args.limit, eval_limit=args.eval_limit,
                                      validation_fraction=args.validation_fraction)  # fmt: skip
-    out = args.out or default_out("basis_ode", f"convodenet_{args.data}")
-    options = cli_train_options(args)
-    refine_at = parse_ints(args.refine_at)
+    out = args.out or tki.default_out("basis_ode", f"convodenet_{args.data}")
+    options = trainkit.cli_train_options(args)
+    refine_at = tki.parse_ints(args.refine_at)
     options["return_params"] = args.return_params or ("last" if refine_at else "best")
     if refine_at and args.return_params is None:
         print("--refine-at: the run keeps the last epoch's weights (the refined K), not the best "
@@ -114,7 +102,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
     run = experiments.train_images(
         splits, data_name=args.data, width=args.width, basis=_basis(args.basis, args.K),
         n_steps=args.n_steps, method=_scheme(args.method), learning_rate=args.lr,
-        lr_drops=parse_ints(args.lr_drops), refine_at=refine_at,
+        lr_drops=tki.parse_ints(args.lr_drops), refine_at=refine_at,
         augment=args.augment, out=out, data_path=args.data_path,
         validation_fraction=args.validation_fraction, **options,
     )  # fmt: skip
@@ -131,9 +119,9 @@ def cmd_compress(args: argparse.Namespace) -> Any:
     out = args.out or f"{args.run}/compress"
     rows = experiments.compress_run(
         args.run, data_name=args.data, data_path=args.data_path, limit=args.limit,
-        split=args.split, bases=[_family(b) for b in parse_names(args.bases)],
-        Ks=parse_ints(args.Ks), n_steps_list=parse_ints(args.n_steps_list),
-        methods=[_scheme(m) for m in parse_names(args.methods)], out=out,
+        split=args.split, bases=[_family(b) for b in tki.parse_names(args.bases)],
+        Ks=tki.parse_ints(args.Ks), n_steps_list=tki.parse_ints(args.n_steps_list),
+        methods=[_scheme(m) for m in tki.parse_names(args.methods)], out=out,
         progress=not args.quiet,
     )  # fmt: skip
     print(f"compression sweep on the {args.split} split written to {out}/")
@@ -146,11 +134,15 @@ def cmd_plan(args: argparse.Namespace) -> dict:
 
     budgets = experiments.budgets_from_flags(args.latency_ms, args.bytes, args.peak_bytes)
     space = SearchSpace(
-        bases=None if args.bases is None else tuple(_family(b) for b in parse_names(args.bases)),
-        Ks=parse_ints(args.Ks) or None, n_steps=parse_ints(args.n_steps_list) or None,
-        schemes=tuple(_scheme(m) for m in parse_names(args.methods)),
-        methods=tuple(_map(m) for m in parse_names(args.maps)), per_block=not args.no_per_block,
-    )  # fmt: skip
+        bases=None
+        if args.bases is None
+        else tuple(_family(b) for b in tki.parse_names(args.bases)),
+        Ks=tki.parse_ints(args.Ks) or None,
+        n_steps=tki.parse_ints(args.n_steps_list) or None,
+        schemes=tuple(_scheme(m) for m in tki.parse_names(args.methods)),
+        methods=tuple(_map(m) for m in tki.parse_names(args.maps)),
+        per_block=not args.no_per_block,
+    )
     out = args.out or f"{args.run}/plan"
     res = experiments.plan_run(
         args.run, budgets, data_name=args.data, data_path=args.data_path, limit=args.limit,
@@ -169,20 +161,24 @@ def cmd_plan(args: argparse.Namespace) -> dict:
 def _map(name: str) -> CompressionMap:
     """``--maps NAME`` as a compression map (``Project()``, ``Interpolate()``)."""
     if name not in COMPRESSION_MAPS:
-        raise CLIError(f"unknown --maps entry {name!r}; choose project and/or interpolate.")
+        raise trainkit.CLIError(
+            f"unknown --maps entry {name!r}; choose project and/or interpolate."
+        )
     return compression_by_name(name)
 
 
 def cmd_tag(args: argparse.Namespace) -> dict:
     from . import experiments
 
-    out = args.out or default_out("basis_ode", "tagger_" + ("ud" if args.conllu else "synthetic"))
+    out = args.out or tki.default_out(
+        "basis_ode", "tagger_" + ("ud" if args.conllu else "synthetic")
+    )
     run = experiments.train_tagger(
         conllu=args.conllu, sentences=args.sentences, width=args.width,
         basis=_basis(args.basis, args.K), n_steps=args.n_steps, method=_scheme(args.method),
-        refine_at=parse_ints(args.refine_at), learning_rate=args.lr, warmup=args.warmup,
-        compress_to=parse_ints(args.compress_to), out=out, tag_column=args.tag_column,
-        **cli_train_options(args),
+        refine_at=tki.parse_ints(args.refine_at), learning_rate=args.lr, warmup=args.warmup,
+        compress_to=tki.parse_ints(args.compress_to), out=out, tag_column=args.tag_column,
+        **trainkit.cli_train_options(args),
     )  # fmt: skip
     result = run["result"]
     print("accuracy on the validation split (choose K here):")
@@ -199,7 +195,7 @@ def cmd_demo(args: argparse.Namespace) -> dict:
 
     return experiments.demo(
         out=args.out, epochs=args.epochs, width=args.width, seed=args.seed, limit=args.limit,
-        progress=not args.quiet, n_steps_list=parse_ints(args.n_steps_list) or None,
+        progress=not args.quiet, n_steps_list=tki.parse_ints(args.n_steps_list) or None,
     )  # fmt: skip
 
 
@@ -236,15 +232,21 @@ def _train_parser(sub: Any) -> None:
                    help="fraction of the training images held out to pick the best epoch "
                    "(digits, npz; default 0.1)")  # fmt: skip
     _solver(p, K=4, width=16)
-    add_train_flags(p, epochs=10, batch_size=128, learning_rate=0.1, lr_help="peak learning rate",
-                    seed_help="seed of split, init and data order")  # fmt: skip
+    trainkit.add_train_flags(
+        p,
+        epochs=10,
+        batch_size=128,
+        learning_rate=0.1,
+        lr_help="peak learning rate",
+        seed_help="seed of split, init and data order",
+    )
     p.add_argument(
         "--lr-drops", default="", help="epochs where lr is multiplied by 0.1 (default: none)"
     )
     p.add_argument("--augment", action="store_true", help="random crop (pad 4) + flip")
-    add_cluster_flags(p, cpu_devices_help="run on a CPU as this many JAX devices (in each "
+    tki.add_cluster_flags(p, cpu_devices_help="run on a CPU as this many JAX devices (in each "
                       "process), the batch sharded over them (default: one)")  # fmt: skip
-    add_run_flags(p, out_default=None,
+    trainkit.add_run_flags(p, out_default=None,
                   out_help="output folder (default: runs/basis_ode/convodenet_<data>)")  # fmt: skip
     p.set_defaults(func=cmd_train)
 
@@ -263,7 +265,7 @@ def _compress_parser(sub: Any) -> None:
     p.add_argument("--Ks", default="8,4", help="target K values")
     p.add_argument("--n-steps-list", default="4,8", help="n_steps values at inference")
     p.add_argument("--methods", default="euler", help="comma-separated schemes")
-    add_run_flags(p, out_default=None, out_help="output folder (default: RUN/compress)",
+    trainkit.add_run_flags(p, out_default=None, out_help="output folder (default: RUN/compress)",
                   train=False)  # fmt: skip
     p.set_defaults(func=cmd_compress)
 
@@ -340,7 +342,7 @@ def _plan_parser(sub: Any) -> None:
         help="also choose configurations that fail the certificate",
     )
     p.add_argument("--notes", default="", help="conditions recorded with the timings")
-    add_run_flags(p, out_default=None, out_help="output folder (default: RUN/plan)",
+    trainkit.add_run_flags(p, out_default=None, out_help="output folder (default: RUN/plan)",
                   train=False)  # fmt: skip
     p.set_defaults(func=cmd_plan)
 
@@ -354,25 +356,32 @@ def _tag_parser(sub: Any) -> None:
                    help="CoNLL-U tag column; auto: XPOS (the paper's) when the training file "
                    "fills it, else UPOS (printed)")  # fmt: skip
     _solver(p, K=16, width=32)
-    add_train_flags(p, epochs=10, batch_size=64, learning_rate=3e-3, lr_help="peak learning rate",
-                    seed_help="seed of data, init and data order", batch_help="batch size",
-                    checkpoint_every=False)  # fmt: skip
+    trainkit.add_train_flags(
+        p,
+        epochs=10,
+        batch_size=64,
+        learning_rate=3e-3,
+        lr_help="peak learning rate",
+        seed_help="seed of data, init and data order",
+        batch_help="batch size",
+        checkpoint_every=False,
+    )
     p.add_argument("--warmup", type=int, default=100, help="warm-up steps (paper: 8000)")
     p.add_argument("--compress-to", default="8", help="K values to compress to after training")
     out_help = "output folder (default: runs/basis_ode/tagger_<synthetic|ud>)"
-    add_run_flags(p, out_default=None, out_help=out_help)
+    trainkit.add_run_flags(p, out_default=None, out_help=out_help)
     p.set_defaults(func=cmd_tag)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m basis_ode`` (``--help`` shows every default)."""
-    parser = Parser(
+    parser = trainkit.Parser(
         prog="python -m basis_ode",
         description="Basis-function ODE-Nets: train, compress without retraining, plan for a "
         "budget, tag, demo.",
         epilog=EPILOG,
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=trainkit.Parser)
     _train_parser(sub)
     _compress_parser(sub)
     _plan_parser(sub)
@@ -384,17 +393,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-steps-list", default="",
                    help="n_steps to evaluate (default: K/4, K/2, K)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of split, init and data order")
-    add_run_flags(p, out_default=default_out("basis_ode", "demo"), train=False)
+    trainkit.add_run_flags(p, out_default=tki.default_out("basis_ode", "demo"), train=False)
     p.set_defaults(func=cmd_demo)
     return parser
 
 
 def _run(args: argparse.Namespace) -> Any:
-    check_positive(args, ("epochs", "limit", "eval_limit", "batch_size", "width", "K", "n_steps",
-                          "sentences", "checkpoint_every", "cpu_devices", "repeats",
-                          "certificate_examples"))  # fmt: skip
+    tki.check_positive(
+        args,
+        (
+            "epochs",
+            "limit",
+            "eval_limit",
+            "batch_size",
+            "width",
+            "K",
+            "n_steps",
+            "sentences",
+            "checkpoint_every",
+            "cpu_devices",
+            "repeats",
+            "certificate_examples",
+        ),
+    )
     if args.command == "train":
-        start_cluster(args)  # --cpu-devices, and the job's processes join here
+        tki.start_cluster(args)  # --cpu-devices, and the job's processes join here
     return args.func(args)
 
 
@@ -407,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
     """
     args = build_parser().parse_args(argv)
     box: list[Any] = []
-    status = run_command(lambda: box.append(_run(args)))
+    status = trainkit.run_command(lambda: box.append(_run(args)))
     return box[0] if status == 0 and box else status
 
 

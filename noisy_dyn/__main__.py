@@ -18,22 +18,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from trainkit import (
-    CLIError,
-    Parser,
-    add_run_flags,
-    add_train_flags,
-    cli_train_options,
-    run_command,
-)
-from trainkit.internal import (
-    add_cluster_flags,
-    check_positive,
-    default_out,
-    parse_names,
-    restart_with_huge_pages,
-    start_cluster,
-)
+import trainkit
+from trainkit import internal as tki
 
 from . import experiments
 from ._config import PRESETS
@@ -101,12 +87,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     splits = _load(args)
     given = {"hidden_size": args.hidden, "dt": args.dt, "sigma_add": args.sigma_add,
              "sigma_mult": args.sigma_mult}  # fmt: skip
-    out = args.out or default_out("noisy_dyn", f"{args.preset}_{args.data}")
+    out = args.out or tki.default_out("noisy_dyn", f"{args.preset}_{args.data}")
     run = experiments.train_preset(
         args.preset, splits, learning_rate=args.lr,
         overrides={k: v for k, v in given.items() if v is not None}, out=out,
         data_name=args.data, regularizer=regularizer_by_name(args.regularizer, lam=args.lam),
-        standardize=args.standardize, **cli_train_options(args),
+        standardize=args.standardize, **trainkit.cli_train_options(args),
     )  # fmt: skip
     result = run["result"]
     best = result["best_val_accuracy"]
@@ -119,9 +105,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_robustness(args: argparse.Namespace) -> int:
     table = experiments.robustness(
-        args.checkpoints, names=parse_names(args.names), data=args.data,
+        args.checkpoints, names=tki.parse_names(args.names), data=args.data,
         data_path=args.data_path, limit=args.limit, data_seed=args.data_seed,
-        kinds=parse_names(args.kinds), seed=args.seed, out=args.out, progress=not args.quiet,
+        kinds=tki.parse_names(args.kinds), seed=args.seed, out=args.out, progress=not args.quiet,
     )  # fmt: skip
     print(to_markdown(table))
     print(f"written to {args.out}/robustness.md (.json, .png)")
@@ -134,12 +120,14 @@ def _floats(text: str | None, flag: str) -> list[float] | None:
     try:
         return [float(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise CLIError(f"{flag} expects comma-separated numbers, got {text!r}.") from None
+        raise trainkit.CLIError(f"{flag} expects comma-separated numbers, got {text!r}.") from None
 
 
 def cmd_study(args: argparse.Namespace) -> int:
     if args.inference_draws < 0:
-        raise CLIError(f"--inference-draws must be >= 0 (0: none), got {args.inference_draws}.")
+        raise trainkit.CLIError(
+            f"--inference-draws must be >= 0 (0: none), got {args.inference_draws}."
+        )
     levels = experiments.study_levels(_floats(args.sigma, "--sigma"),
                                       _floats(args.sigma_add, "--sigma-add"),
                                       _floats(args.sigma_mult, "--sigma-mult"))  # fmt: skip
@@ -149,8 +137,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, learning_rate=args.lr, hidden=args.hidden, dt=args.dt,
         noise_form=args.noise_form, learn_step=False if args.fixed_step else None,
         data_path=args.data_path, limit=args.limit, data_seed=args.data_seed,
-        kinds=parse_names(args.kinds), perturbation_seed=args.perturbation_seed,
-        out=args.out or default_out("noisy_dyn", f"study_{args.preset}_{args.data}"),
+        kinds=tki.parse_names(args.kinds), perturbation_seed=args.perturbation_seed,
+        out=args.out or tki.default_out("noisy_dyn", f"study_{args.preset}_{args.data}"),
         resume=not args.no_resume, progress=not args.quiet,
         validation_fraction=args.validation_fraction, inference_draws=args.inference_draws,
         standardize=args.standardize, split=args.split,
@@ -161,7 +149,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 def cmd_confirm(args: argparse.Namespace) -> int:
     level = _floats(args.level, "--level")
     if level is not None and len(level) != 2:
-        raise CLIError(f"--level expects SIGMA_ADD,SIGMA_MULT, got {args.level!r}.")
+        raise trainkit.CLIError(f"--level expects SIGMA_ADD,SIGMA_MULT, got {args.level!r}.")
     experiments.confirm(args.discovery, args.confirmation, level=level and tuple(level))
     print(f"written to {args.confirmation}/confirm.json")
     return 0
@@ -170,8 +158,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     experiments.compare(
         out=args.out, epochs=args.epochs, hidden=args.hidden, batch_size=args.batch_size,
-        dt=args.dt, learning_rate=args.lr, seeds=args.seeds, models=parse_names(args.models),
-        kinds=parse_names(args.kinds), limit=args.limit, data_seed=args.data_seed,
+        dt=args.dt, learning_rate=args.lr, seeds=args.seeds, models=tki.parse_names(args.models),
+        kinds=tki.parse_names(args.kinds), limit=args.limit, data_seed=args.data_seed,
         progress=not args.quiet,
     )  # fmt: skip
     return 0
@@ -181,7 +169,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     experiments.demo(
         out=args.out, seeds=args.seeds, first_seed=args.first_seed, epochs=args.epochs,
         hidden=args.hidden, batch_size=args.batch_size, dt=args.dt, learning_rate=args.lr,
-        forms=parse_names(args.forms), kinds=parse_names(args.kinds), limit=args.limit,
+        forms=tki.parse_names(args.forms), kinds=tki.parse_names(args.kinds), limit=args.limit,
         data_seed=args.data_seed, resume=not args.no_resume, progress=not args.quiet,
     )  # fmt: skip
     return 0
@@ -246,7 +234,7 @@ def _train_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
     t.add_argument("--preset", required=True, choices=presets, help="model preset")
     _data_flags(t, names)
     _validation_flag(t)
-    add_train_flags(t, epochs=None, batch_size=None, learning_rate=None,
+    trainkit.add_train_flags(t, epochs=None, batch_size=None, learning_rate=None,
                     lr_help="learning rate (default: the preset's on MNIST, Fashion-MNIST and "
                     "CIFAR-10, 0.01 on other data)", epochs_help=EPOCHS_HELP,
                     batch_help=BATCH_HELP)  # fmt: skip
@@ -262,11 +250,11 @@ def _train_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
     t.add_argument("--regularizer", choices=("noise", "explicit"), default="noise",
                    help="noise injection, or the explicit small-noise regularizer")  # fmt: skip
     t.add_argument("--lam", type=float, default=1.0, help="weight of the explicit regularizer")
-    add_cluster_flags(t, cpu_devices_help="run on a CPU as this many JAX devices (in each "
+    tki.add_cluster_flags(t, cpu_devices_help="run on a CPU as this many JAX devices (in each "
                       "process), the batch sharded over them (default: noisy_dyn.cpu_devices_for("
                       "batch size): one per core, >= 32 rows each); 1 turns it off")  # fmt: skip
-    add_run_flags(t, out_default=None)
-    t.set_defaults(func=cmd_train, out_help=default_out("noisy_dyn", "PRESET_DATA"))
+    trainkit.add_run_flags(t, out_default=None)
+    t.set_defaults(func=cmd_train, out_help=tki.default_out("noisy_dyn", "PRESET_DATA"))
     t._option_string_actions[
         "--out"
     ].help = "output folder (default: runs/noisy_dyn/<preset>_<data>)"
@@ -346,7 +334,7 @@ def _study_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
         help="run on a CPU as this many JAX devices, the members sharded over them (default: "
         "the most cores that divide the member count)",
     )  # fmt: skip
-    add_run_flags(
+    trainkit.add_run_flags(
         s,
         out_default=None,
         out_help="output folder (default: runs/noisy_dyn/study_<preset>_<data>)",
@@ -376,7 +364,7 @@ def _compare_parser(sub: Any) -> None:
     names = list(COMPARE_MODELS)
     c.add_argument("--models", default=None, help=f"subset of {names}, comma-separated")
     _limit_flags(c)
-    add_run_flags(c, out_default=default_out("noisy_dyn", "compare"), train=False)
+    trainkit.add_run_flags(c, out_default=tki.default_out("noisy_dyn", "compare"), train=False)
     c.set_defaults(func=cmd_compare)
 
 
@@ -390,18 +378,18 @@ def _demo_parser(sub: Any) -> None:
     forms = list(DEMO_FORMS)
     d.add_argument("--forms", default=None, help=f"subset of the noise forms {forms}")
     _limit_flags(d)
-    add_run_flags(d, out_default=default_out("noisy_dyn", "demo"))
+    trainkit.add_run_flags(d, out_default=tki.default_out("noisy_dyn", "demo"))
     d.set_defaults(func=cmd_demo, epochs=100)  # at 30 epochs the gains did not replicate
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m noisy_dyn`` (``--help`` shows every default)."""
-    parser = Parser(
+    parser = trainkit.Parser(
         prog="python -m noisy_dyn",
         description="Noisy RNNs: train, measure robustness, or run the digits demo.",
         epilog=EPILOG,
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=trainkit.Parser)
     _train_parser(sub, PRESETS, NAMES)
     _study_parser(sub, PRESETS, NAMES)
 
@@ -414,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--kinds", default=None, help="comma-separated subset of the perturbations (default: all)"
     )
     r.add_argument("--seed", type=int, default=0, help="seed of the random perturbations")
-    add_run_flags(r, out_default=default_out("noisy_dyn", "robustness"), train=False)
+    trainkit.add_run_flags(r, out_default=tki.default_out("noisy_dyn", "robustness"), train=False)
     r.set_defaults(func=cmd_robustness)
 
     f = sub.add_parser("confirm", help="two-stage test: re-test on a study with fresh seeds "
@@ -433,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _configure_cpu_devices(requested: int | None, batch_size: int) -> None:
     """Apply ``--cpu-devices`` before JAX starts (the default is skipped if it has started)."""
     if requested is not None and batch_size % requested:
-        raise CLIError(
+        raise trainkit.CLIError(
             f"--batch-size ({batch_size}) must be a multiple of --cpu-devices ({requested})."
         )
     n = cpu_devices_for(batch_size) if requested is None else requested
@@ -441,7 +429,7 @@ def _configure_cpu_devices(requested: int | None, batch_size: int) -> None:
         use_cpu_devices(n)
     except RuntimeError as err:  # JAX already running (main() called in-process)
         if requested is not None and requested > 1:
-            raise CLIError(str(err)) from None
+            raise trainkit.CLIError(str(err)) from None
 
 
 def _configure_member_devices(members: int, requested: int | None) -> None:
@@ -452,7 +440,7 @@ def _configure_member_devices(members: int, requested: int | None) -> None:
         use_cpu_devices(n)
     except RuntimeError as err:  # JAX already running (main() called in-process)
         if requested is not None and requested > 1:
-            raise CLIError(str(err)) from None
+            raise trainkit.CLIError(str(err)) from None
 
 
 def _study_members(args: argparse.Namespace) -> int:
@@ -463,20 +451,20 @@ def _study_members(args: argparse.Namespace) -> int:
 
 
 def _demo_members(args: argparse.Namespace) -> int:
-    forms = parse_names(args.forms) or list(DEMO_FORMS)
+    forms = tki.parse_names(args.forms) or list(DEMO_FORMS)
     sizes = [1 + len(DEMO_FORMS[f][2]) for f in forms if f in DEMO_FORMS]
     return min(sizes, default=1) * args.seeds  # unknown forms: refused by the demo itself
 
 
 def _run(args: argparse.Namespace) -> int:
-    check_positive(args, ("epochs", "limit", "batch_size", "hidden",
+    tki.check_positive(args, ("epochs", "limit", "batch_size", "hidden",
                           "cpu_devices", "checkpoint_every", "seeds"))  # fmt: skip
     if args.command == "train":
         batch = args.batch_size
         if batch is None:  # the data decide it: read them now, before JAX starts
             batch = default_batch_size(len(_load(args).train[1]), args.data)
         _configure_cpu_devices(args.cpu_devices, batch)
-        start_cluster(args)  # one command per host: the job's processes join here
+        tki.start_cluster(args)  # one command per host: the job's processes join here
     if args.command == "study":
         _configure_member_devices(_study_members(args), args.cpu_devices)
     if args.command == "demo":
@@ -496,8 +484,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     if argv is None and args.command in TRAINING_COMMANDS:
-        restart_with_huge_pages()  # only with TRAINKIT_HUGE_PAGES=1 (opt-in)
-    return run_command(lambda: _run(args))
+        tki.restart_with_huge_pages()  # only with TRAINKIT_HUGE_PAGES=1 (opt-in)
+    return trainkit.run_command(lambda: _run(args))
 
 
 if __name__ == "__main__":
