@@ -416,6 +416,7 @@ TOPICS: dict[str, list[Topic]] = {
             [
                 "trainkit._loop",
                 "trainkit._options",
+                "trainkit._trained",
                 "trainkit._recipes",
                 "trainkit._divergence",
                 "trainkit._signals",

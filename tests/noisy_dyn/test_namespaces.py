@@ -27,7 +27,8 @@ TOPICS = {
               "inference_key", "perturbation_key", "plot_study", "robustness_study",
               "stochastic_logits", "study_markdown", "study_rows", "write_study",
               "ACCURACIES_FILE", "accuracies_csv", "read_accuracies", "study_verdicts",
-              "STORED_SPLIT", "scored_on", "study_split", "StudyRow", "Difference", "Matched"},
+              "STORED_SPLIT", "scored_on", "study_split", "StudyRow", "Difference", "Matched",
+              "ByHolm", "ByInterval", "Selection", "SELECTIONS", "selection_by_name"},
 }  # fmt: skip
 
 
