@@ -12,6 +12,7 @@ in ``dst`` with any ``n_steps`` and scheme. No data is touched; everything outsi
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import warnings
 from collections.abc import Sequence
@@ -28,16 +29,16 @@ __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
 
 @dataclasses.dataclass(frozen=True)
-class CompressionMap:
+class CompressionMap(abc.ABC):
     """How trained coefficients reach another basis: a linear map ``theta -> P theta`` from an
     expansion's own basis to ``dst`` (:class:`Project` or :class:`Interpolate`). ``name`` is the
     word written on the command line and in files."""
 
     name: ClassVar[str] = ""
 
+    @abc.abstractmethod
     def __call__(self, expansion: BasisExpansion, dst: Basis) -> BasisExpansion:
         """The expansion re-expressed in ``dst``."""
-        raise NotImplementedError
 
 
 @dataclasses.dataclass(frozen=True)
