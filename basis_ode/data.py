@@ -37,12 +37,13 @@ from trainkit import Splits as Splits
 from trainkit import batches as batches
 from trainkit import epoch_order as epoch_order
 from trainkit import read_idx as read_idx
+from trainkit.internal import FASHION_MNIST_ROOT as FASHION_MNIST_ROOT
 from trainkit.internal import (
     check_fraction,
     check_sha256,
     limit_splits,
     read_cifar_folder,
-    read_idx_pair,
+    read_idx_folder,
 )
 from trainkit.internal import check_int as _check_int
 
@@ -72,9 +73,6 @@ __all__ = [
     "tag_column",
     "TAG_COLUMNS",
 ]
-
-FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
-"""Where Debian's ``dataset-fashion-mnist`` package puts the four IDX files."""
 
 FOOLBOX_WHEEL_SHA256 = "11049d515d38e765e206a73ace9cc648b81a0d6d1da9ad9057e149ee117989cb"
 """sha256 of ``foolbox-3.3.4-py3-none-any.whl`` (PyPI)."""
@@ -156,21 +154,6 @@ def load_digits(*, seed: int = 0, val_fraction: float = 0.1, test_fraction: floa
     return Splits(train, val, test)
 
 
-def _idx_pair(root: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
-    paths = []
-    for stem in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"):
-        found = [root / n for n in (stem + ".gz", stem) if (root / n).exists()]
-        if not found:
-            raise FileNotFoundError(
-                f"{root / (stem + '.gz')} not found. On Debian/Ubuntu: "
-                f"`apt-get install -y dataset-fashion-mnist` (installs into {FASHION_MNIST_ROOT}), "
-                "or pass root= a folder with the four IDX files."
-            )
-        paths.append(found[0])
-    images, labels = read_idx_pair(paths[0], paths[1])
-    return (images[..., None] / np.float32(255)).astype(np.float32), labels
-
-
 def load_fashion_mnist(
     root: PathLike = FASHION_MNIST_ROOT,
     *,
@@ -193,9 +176,10 @@ def load_fashion_mnist(
     Returns:
         `Splits` of ``(xs float32 (N, 28, 28, 1), ys int32 (N,))``.
     """
-    root = Path(root)
-    train = _idx_pair(root, "train")
-    test = _idx_pair(root, "t10k")
+    train, test = (
+        ((images[..., None] / np.float32(255)).astype(np.float32), labels)
+        for images, labels in read_idx_folder(root)
+    )
     train, val = split_off_validation(train, seed=seed, val_size=val_size)
     return limit_splits(Splits(train, val, test), limit)
 

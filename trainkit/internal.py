@@ -16,8 +16,9 @@ Groups:
 - command line (``trainkit._cli``): ``check_positive``, ``default_out``, ``parse_ints``,
   ``parse_names``, ``restart_with_huge_pages``;
 - data files (``trainkit._formats``, ``trainkit._splits``): ``check_sha256``, ``read_zip_member``,
-  ``read_idx_pair``, ``read_cifar_folder``, ``check_fraction``, ``limit_splits``; of ``.ts``
-  files (``trainkit._ts``): ``label_order``, ``pad_series``;
+  ``read_idx_pair``, ``read_idx_folder`` (with ``FASHION_MNIST_ROOT``), ``read_cifar_folder``,
+  ``check_fraction``, ``limit_splits``; of ``.ts`` files (``trainkit._ts``): ``label_order``,
+  ``pad_series``;
 - model files (``trainkit._model_files``): ``check_fields``;
 - run records (``trainkit._run_record``): ``read_run_record``, ``check_record_fields``,
   ``check_training_data`` (a run's ``result.json`` checked against its model and data);
@@ -64,8 +65,10 @@ from ._devices import available_cores as available_cores
 from ._devices import to_host as to_host
 from ._divergence import RAISE_ON_DIVERGENCE as RAISE_ON_DIVERGENCE
 from ._divergence import as_divergence_policy as as_divergence_policy
+from ._formats import FASHION_MNIST_ROOT as FASHION_MNIST_ROOT
 from ._formats import check_sha256 as check_sha256
 from ._formats import read_cifar_folder as read_cifar_folder
+from ._formats import read_idx_folder as read_idx_folder
 from ._formats import read_idx_pair as read_idx_pair
 from ._formats import read_zip_member as read_zip_member
 from ._hugepages import restart_with_huge_pages as restart_with_huge_pages
@@ -104,6 +107,7 @@ from ._validate import check_real as check_real
 
 __all__ = [
     "EXIT_PEER_LOST",
+    "FASHION_MNIST_ROOT",
     "RAISE_ON_DIVERGENCE",
     "as_divergence_policy",
     "ArgumentTypeError",
@@ -145,6 +149,7 @@ __all__ = [
     "parse_names",
     "progress_bar",
     "read_cifar_folder",
+    "read_idx_folder",
     "read_idx_pair",
     "read_run_record",
     "read_zip_member",
