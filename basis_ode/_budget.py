@@ -51,6 +51,9 @@ class Budget:
     cost: ClassVar[str] = ""
     unit: ClassVar[str] = ""
     flag: ClassVar[str] = ""  # the command-line flag that sets this budget
+    per_batch: ClassVar[bool] = True
+    """Measured on one batch of the planner's batch size, so lowered by fewer steps (latency,
+    peak memory); False for a cost of the model alone, lowered only by a smaller K (bytes)."""
 
     def __post_init__(self) -> None:
         if type(self) is Budget:
@@ -86,9 +89,34 @@ class Budget:
     cost_words: ClassVar[str] = ""
 
     @classmethod
+    def number(cls, value: float) -> str:
+        """A value of this cost as a table shows it, without the unit (``2.5``)."""
+        return f"{value:.3g}"
+
+    @classmethod
     def format(cls, value: float) -> str:
-        """A value of this cost with its unit."""
-        return f"{int(round(value)):,} bytes" if cls.unit == "bytes" else f"{value:.3g} {cls.unit}"
+        """A value of this cost with its unit (``2.5 ms``)."""
+        return f"{cls.number(value)} {cls.unit}"
+
+    @classmethod
+    def limit_at_least(cls, value: float) -> str:
+        """The smallest limit, as the command-line flag takes it, that admits ``value``."""
+        return f"{math.ceil(value * 1000) / 1000:g}"
+
+
+@dataclasses.dataclass(frozen=True)
+class _ByteBudget(Budget):
+    """A budget counted in whole bytes."""
+
+    unit: ClassVar[str] = "bytes"
+
+    @classmethod
+    def number(cls, value: float) -> str:
+        return f"{int(round(value)):,}"
+
+    @classmethod
+    def limit_at_least(cls, value: float) -> str:
+        return str(math.ceil(value))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,24 +136,23 @@ class Latency(Budget):
 
 
 @dataclasses.dataclass(frozen=True)
-class Bytes(Budget):
+class Bytes(_ByteBudget):
     """The model's variables (parameters and BatchNorm statistics) must fit in ``limit`` bytes
     (exact: the sum of ``leaf.size * itemsize``)."""
 
     cost: ClassVar[str] = "model_bytes"
-    unit: ClassVar[str] = "bytes"
     flag: ClassVar[str] = "--bytes"
+    per_batch: ClassVar[bool] = False
     cost_words: ClassVar[str] = "model size"
     _example: ClassVar[str] = "200_000"
 
 
 @dataclasses.dataclass(frozen=True)
-class PeakMemory(Budget):
+class PeakMemory(_ByteBudget):
     """The compiled forward pass on one batch must need at most ``limit`` bytes (argument +
     output + temporary buffers of XLA's executable, aliased bytes counted once)."""
 
     cost: ClassVar[str] = "peak_bytes"
-    unit: ClassVar[str] = "bytes"
     flag: ClassVar[str] = "--peak-bytes"
     cost_words: ClassVar[str] = "peak memory"
     _example: ClassVar[str] = "50_000_000"

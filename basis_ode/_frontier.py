@@ -17,7 +17,6 @@ label. It is never made on the test split.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -301,10 +300,10 @@ class Frontier:
             cheapest = min(measured, key=lambda p: (b.value(p.costs), _key(p)))
             v = b.value(cheapest.costs)
             if v > b.limit:
-                flag = f"{b.flag} {_round_up(b, v)}" if b.flag else ""
+                flag = f"{b.flag} {b.limit_at_least(v)}" if b.flag else ""
                 return (f"no {which}configuration meets {b.describe()}: the cheapest, "
                         f"{cheapest.config.label}, needs {b.format(v)}"
-                        + (f" (batch {self.batch_size})" if b.cost != "model_bytes" else "")
+                        + (f" (batch {self.batch_size})" if b.per_batch else "")
                         + f"; raise the limit to at least {b.format(v)} ({flag}).")  # fmt: skip
         named = " and ".join(b.describe() for b in budgets)
         return (f"no {which}configuration meets {named} at once, though each alone is met; "
@@ -334,10 +333,3 @@ class Frontier:
             d.get("notes", ""),
             dict(d.get("stats", {})),
         )
-
-
-def _round_up(b: Budget, v: float) -> str:
-    """A limit just above ``v`` as the flag would take it."""
-    if b.unit == "bytes":
-        return str(int(v))
-    return f"{math.ceil(v * 1000) / 1000:g}"

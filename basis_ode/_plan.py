@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._bases import BASES, Basis, Hat, Legendre
-from ._budget import Budget, as_budgets
+from ._budget import Budget, Bytes, Latency, as_budgets
 from ._certificate import TOLERANCE, certify
 from ._compress import CompressionMap, Interpolate, Project, as_compression_map, param_bytes
 from ._expansion import expansions, is_expansion
@@ -430,11 +430,12 @@ def _lower(values: Sequence[int], v: int) -> int | None:
     return max(below) if below else None
 
 
-def _moves(config: Configuration, cost: str, space: SearchSpace) -> list[Configuration]:
-    """Configurations one grid notch cheaper in one block: lower K (bytes) or lower steps."""
+def _moves(config: Configuration, kind: type[Budget], space: SearchSpace) -> list[Configuration]:
+    """Configurations one grid notch cheaper in one block for the cost ``kind`` limits: lower
+    steps for a per-batch cost (latency), else lower K (bytes)."""
     out = []
     for b in range(len(config.bases)):
-        if cost == "model_bytes":
+        if not kind.per_batch:
             k = config.bases[b].K
             while (k := _lower(space.Ks, k)) is not None:
                 basis = _basis_or_none(type(config.bases[b]), k)
@@ -450,12 +451,14 @@ def _moves(config: Configuration, cost: str, space: SearchSpace) -> list[Configu
     return out
 
 
-def _walk(measure: _Measurer, start: Point, cost: str, space: SearchSpace, bar) -> None:
-    """Greedy: from ``start``, take the move losing the least accuracy per relative saving."""
+def _walk(measure: _Measurer, start: Point, kind: type[Budget], space: SearchSpace, bar) -> None:
+    """Greedy: from ``start``, take the move losing the least accuracy per relative saving of
+    the cost ``kind`` limits."""
+    cost = kind.cost
     current = start
     for _ in range(space.max_walk_steps):
         options = []
-        for c in _moves(current.config, cost, space):
+        for c in _moves(current.config, kind, space):
             p = measure.certified(measure.point(c, "per-block" if not c.is_uniform else "grid"))
             bar.update(1)
             c0, c1 = getattr(current, cost), getattr(p, cost)
@@ -531,8 +534,8 @@ def measure_frontier(
     starts = _walk_starts(measure, points, source, space) if len(names) > 1 else []
     bar.total += 2 * len(starts) * len(names) * space.max_walk_steps
     for start in starts:
-        for cost in ("model_bytes", "latency_ms"):
-            _walk(measure, start, cost, space, bar)
+        for kind in (Bytes, Latency):
+            _walk(measure, start, kind, space, bar)
     bar.close()
     measure.retime()
     all_points = tuple(measure._points.values())

@@ -32,7 +32,7 @@ def _cost(p: Point, c: str) -> str:
     v = getattr(p, c)
     if v is None:
         return "n/a"
-    return f"{v:.3g}" if c == "latency_ms" else f"{int(v):,}"
+    return BUDGETS[c].number(v)
 
 
 def _cert(p: Point) -> str:
