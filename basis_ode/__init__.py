@@ -112,6 +112,8 @@ from ._train import fit as fit
 from trainkit import RECIPES as RECIPES
 from trainkit import AdamRsqrtRecipe as AdamRsqrtRecipe
 from trainkit import AdamStepDecay as AdamStepDecay
+from trainkit import BestValidation as BestValidation
+from trainkit import LastEpoch as LastEpoch
 from trainkit import Recipe as Recipe
 from trainkit import SGDRecipe as SGDRecipe
 from trainkit import recipe_by_name as recipe_by_name
@@ -127,6 +129,7 @@ __all__ = [
     "BASES",
     "Basis",
     "BasisExpansion",
+    "BestValidation",
     "Budget",
     "BudgetError",
     "ButcherTableau",
@@ -151,6 +154,7 @@ __all__ = [
     "PiecewiseConstant",
     "PiecewiseLinear",
     "Interpolate",
+    "LastEpoch",
     "Plan",
     "Point",
     "Project",

@@ -94,7 +94,9 @@ def cmd_train(args: argparse.Namespace) -> dict:
     out = args.out or tki.default_out("basis_ode", f"convodenet_{args.data}")
     options = trainkit.cli_train_options(args)
     refine_at = tki.parse_ints(args.refine_at)
-    options["return_params"] = args.return_params or ("last" if refine_at else "best")
+    options["return_params"] = trainkit.params_choice(
+        args.return_params or ("last" if refine_at else "best")
+    )
     if refine_at and args.return_params is None:
         print("--refine-at: the run keeps the last epoch's weights (the refined K), not the best "
               "validation epoch's, which may come before a refinement (--return-params best to "
@@ -221,7 +223,7 @@ def _train_parser(sub: Any) -> None:
 
     p = sub.add_parser("train", help="train a ConvODENet on images (SGD recipe)")
     p.add_argument("--data", default="digits", choices=IMAGE_DATA, help="data set")
-    p.add_argument("--return-params", choices=("best", "last"), default=None,
+    p.add_argument("--return-params", choices=tuple(trainkit.PARAMS_CHOICES), default=None,
                    help="keep the best validation epoch's weights or the last epoch's (default: "
                    "last with --refine-at, so the model has the refined K; else best)")  # fmt: skip
     p.add_argument("--data-path", "--data-root", dest="data_path", default=None,

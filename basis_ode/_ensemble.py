@@ -12,7 +12,7 @@ when their number divides the device count): one compiled step for all of them.
 
 Refinement (``refine_at``) refines every member at the start of the listed epochs (each member's
 coefficients refined as ``fit`` refines them, the stacked state rebuilt) and retraces the step once
-for the new shapes, as ``fit`` does. With validation it needs ``return_params="last"``: the
+for the new shapes, as ``fit`` does. With validation it needs ``return_params=LastEpoch()``: the
 members' best epochs may lie on either side of a refinement, and variables of different K do not
 stack.
 
@@ -142,7 +142,7 @@ def fit_ensemble(
         learning_rate, recipe, validation, refine_at, variables, augment, eval_batch_size: as
             for ``fit``, the same for every member (validation is evaluated for each member;
             ``variables``, when given, start every member). ``refine_at`` with validation
-            needs ``return_params="last"`` (module docstring).
+            needs ``return_params=LastEpoch()`` (module docstring).
         data_seeds: seeds of the example order, one per member (default ``seeds``).
         on_divergence: ``trainkit.RaiseOnDivergence()`` (default): a non-finite loss or
             gradient in any member stops the run (``TrainingDiverged``, naming the members);
@@ -153,8 +153,8 @@ def fit_ensemble(
         <train options>
 
     The options hold for the whole ensemble: one checkpoint holds every member (resumed as
-    ``fit`` resumes); ``callback`` gets the stacked variables; ``return_params="best"`` gives
-    each member its own best validation epoch.
+    ``fit`` resumes); ``callback`` gets the stacked variables; ``return_params=BestValidation()``
+    gives each member its own best validation epoch.
 
     Returns:
         A :class:`trainkit.Trained` ``(model, params, history)``: the module that goes with the
@@ -171,11 +171,11 @@ def fit_ensemble(
         raise ValueError(
             f"`data_seeds` needs one value per seed ({len(seeds)}), got {len(data_seeds)}."
         )
-    if refine_at and validation is not None and options.return_params == "best":
+    if refine_at and validation is not None and options.return_params.best:
         raise ValueError(
             "fit_ensemble with refine_at and validation would return each member's best epoch, "
             "and members refined a different number of times cannot be stacked: pass "
-            "return_params='last' (history['best_epoch'] still names each member's best)."
+            "return_params=LastEpoch() (history['best_epoch'] still names each member's best)."
         )
     member = prepare_task(model, train, validation, learning_rate=learning_rate, recipe=recipe,
                           refine_at=refine_at, variables=variables, augment=augment,

@@ -46,6 +46,8 @@ import trainkit
 from trainkit import (
     EVAL_BATCH_SIZE,
     AdamRsqrtRecipe,
+    BestValidation,
+    LastEpoch,
     Recipe,
     SGDRecipe,
     atomic_write,
@@ -752,7 +754,8 @@ def fit(
         refine_at: epochs (0-based) at whose start K and n_steps double (function-preserving).
         variables: initial variables; by default ``model.init`` with the seed's init key.
         augment: optional ``augment(key, inputs) -> inputs`` applied inside the jitted step.
-        select_best: the former switch: True means ``return_params="best"``, False ``"last"``.
+        select_best: the former switch: True means ``return_params=BestValidation()``, False
+            ``LastEpoch()``.
         eval_batch_size: batch size of the validation pass (``trainkit.EVAL_BATCH_SIZE``).
         <train options>
 
@@ -780,7 +783,7 @@ def fit(
         (2, PiecewiseConstant(K=2), [1, 2])
     """
     if select_best is not None:
-        options = options.replace(return_params="best" if select_best else "last")
+        options = options.replace(return_params=BestValidation() if select_best else LastEpoch())
     task = prepare_task(model, train, validation, learning_rate=learning_rate, recipe=recipe,
                         refine_at=refine_at, variables=variables, augment=augment,
                         eval_batch_size=eval_batch_size, options=options)  # fmt: skip

@@ -33,6 +33,7 @@ import numpy as np
 from trainkit import (
     AdamRsqrtRecipe,
     CLIError,
+    LastEpoch,
     SGDRecipe,
     at_chance,
     atomic_write_text,
@@ -587,7 +588,8 @@ def demo(
         splits.train,
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
         validation=splits.validation, refine_at=refine_at,
-        recipe=SGDRecipe(lr_drops=(max(epochs - 1, 1),)), return_params="last", progress=progress,
+        recipe=SGDRecipe(lr_drops=(max(epochs - 1, 1),)), return_params=LastEpoch(),
+        progress=progress,
         log_path=out / "log.jsonl",
     )  # fmt: skip
     K = block_K(variables)

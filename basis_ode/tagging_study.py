@@ -53,6 +53,7 @@ from trainkit import (
     MIN_SEEDS,
     AdamRsqrtRecipe,
     FileFormatError,
+    LastEpoch,
     bootstrap_mean,
     interval_legend,
     interval_text,
@@ -342,7 +343,7 @@ def _train_one(mode: str, seed: int, encoded: list, vocab_size: int, num_tags: i
         validation=encoded[1],
         recipe=AdamRsqrtRecipe(warmup_steps=cfg["warmup"]),
         refine_at=refine_at,
-        return_params="last",
+        return_params=LastEpoch(),
         progress=False,
     )
     seconds = time.perf_counter() - start

@@ -71,6 +71,8 @@ from ._training_loss import ExplicitRegularizer as ExplicitRegularizer
 from ._training_loss import NoiseInjection as NoiseInjection
 from ._training_loss import regularizer_by_name as regularizer_by_name
 from trainkit import AdamStepDecay as AdamStepDecay
+from trainkit import BestValidation as BestValidation
+from trainkit import LastEpoch as LastEpoch
 
 # --- namespaces by topic ---
 from . import attacks as attacks
@@ -84,7 +86,8 @@ from .nn import NoisyRNN as NoisyRNN
 
 # The API reference (pdoc) documents exactly these names.
 __all__ = [
-    "PRESETS", "AdamStepDecay", "CheckpointMismatchError", "Exact", "ExplicitRegularizer",
+    "PRESETS", "AdamStepDecay", "BestValidation", "LastEpoch", "CheckpointMismatchError",
+    "Exact", "ExplicitRegularizer",
     "Hutchinson", "NoiseInjection", "regularizer_by_name", "trace_by_name", "Cell",
     "EqxNoisyRNN", "GRUCell", "ItoNoise",
     "LSTMCell", "LipschitzCell", "NoiseForm", "NoiseSample", "NoisyRNN", "NoisyRNNConfig",

@@ -159,7 +159,7 @@ def fit_ensemble(
             (``recipe=AdamStepDecay(decay_at, factor)``).
 
     The options hold for the whole ensemble: one checkpoint holds every member; ``callback``
-    gets the stacked parameters; ``return_params="best"`` gives each member its own best
+    gets the stacked parameters; ``return_params=BestValidation()`` gives each member its own best
     validation epoch; the mesh shards the members when its device count divides the member
     count, else every member's batch.
 

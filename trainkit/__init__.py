@@ -23,6 +23,11 @@ from ._divergence import DivergencePolicy as DivergencePolicy
 from ._divergence import FreezeDiverged as FreezeDiverged
 from ._divergence import RaiseOnDivergence as RaiseOnDivergence
 from ._divergence import divergence_policy as divergence_policy
+from ._returned import PARAMS_CHOICES as PARAMS_CHOICES
+from ._returned import BestValidation as BestValidation
+from ._returned import LastEpoch as LastEpoch
+from ._returned import ParamsChoice as ParamsChoice
+from ._returned import params_choice as params_choice
 
 # --- formats, splits, model files, tables, command line (trainkit._formats, _splits, ...) ---
 from ._cli import CLIError as CLIError
@@ -143,6 +148,7 @@ __all__ = [
     "atomic_write_text",
     "AXIS",
     "batches",
+    "BestValidation",
     "bootstrap_mean",
     "chance_level",
     "CheckpointMismatchError",
@@ -170,6 +176,7 @@ __all__ = [
     "interval_legend",
     "interval_text",
     "label_space",
+    "LastEpoch",
     "LabelGapWarning",
     "list_checkpoints",
     "load_latest_checkpoint",
@@ -183,6 +190,9 @@ __all__ = [
     "N_PERMUTATIONS",
     "padded_batches",
     "paired_difference",
+    "PARAMS_CHOICES",
+    "params_choice",
+    "ParamsChoice",
     "Parser",
     "RaiseOnDivergence",
     "read_cifar_batch",

@@ -33,8 +33,8 @@ Semantics, the same for both packages:
   callback's entries), plus the run-level entries ``best_epoch`` (or None), ``global_step`` and
   ``interrupted``;
 - ``callback(epoch, params) -> dict | None`` after every epoch (1-based), merged into history;
-- ``return_params="best"`` returns the parameters of the best validation accuracy (the first
-  epoch of the best; the last ones without validation), ``"last"`` the final ones;
+- ``return_params=BestValidation()`` returns the parameters of the best validation accuracy (the
+  first epoch of the best; the last ones without validation), ``LastEpoch()`` the final ones;
 - resuming a run prints "resumed from step N" (with ", converted from a checkpoint of an earlier
   format" when the task read one of its earlier formats: :func:`_upgrade_of`); a finished run
   prints "already complete" and is returned as it is, nothing rewritten; asking a finished run
@@ -103,7 +103,6 @@ from ._signals import StopSignals, TrainingInterrupted
 from ._validate import check_positive_int
 
 logger = logging.getLogger("trainkit")
-RETURN_PARAMS = ("best", "last")
 
 
 @runtime_checkable
@@ -705,10 +704,6 @@ def _check_settings(s: Settings, n: int) -> None:
     ):
         raise ValueError("`seeds` must be non-empty and `data_seeds` (if given) as long.")
     divergence_policy(s.on_divergence)  # refuses anything but a policy or its name
-    if s.return_params not in RETURN_PARAMS:
-        raise ValueError(
-            f"`return_params` must be one of {RETURN_PARAMS}, got {s.return_params!r}."
-        )
 
 
 def _result(task: Task, run: Run, s: Settings) -> tuple[Any, dict, dict]:
@@ -718,7 +713,7 @@ def _result(task: Task, run: Run, s: Settings) -> tuple[Any, dict, dict]:
     if s.seeds is not None:  # from the device flags: right after a resume too
         alive, bad = (np.asarray(_devices.to_host(run.carry[k])) for k in ("alive", "bad_step"))
         history["diverged_step"] = [None if a else int(b) for a, b in zip(alive, bad)]
-    if s.return_params == "best" and run.best is not None:
+    if s.return_params.best and run.best is not None:
         return run.best, history, run.best_meta or run.meta
     return task.export(_devices.to_host(run.carry["train"]), run.meta), history, run.meta
 

@@ -27,6 +27,8 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from ._returned import BEST_VALIDATION, ParamsChoice, as_params_choice
+
 __all__ = [
     "EVAL_BATCH_SIZE",
     "TrainOptions",
@@ -122,16 +124,22 @@ class TrainOptions:
         doc="stop, without saving, once this many global steps are done, as if the process "
         "were killed there (for tests of resumption); ``history['interrupted']`` is True.",
     )
-    return_params: str = _option(
-        "best",
-        doc='``"best"``: the parameters of the best validation accuracy (the first epoch of '
-        'the best; the last ones without validation); ``"last"``: the final ones.',
+    return_params: ParamsChoice | str = _option(
+        BEST_VALIDATION,
+        doc="``trainkit.BestValidation()``: the parameters of the best validation accuracy (the "
+        "first epoch of the best; the last ones without validation); ``trainkit.LastEpoch()``: "
+        'the final ones. (The names ``"best"``, ``"last"`` still work, with a DeprecationWarning.)',
     )
     check_every: int = _option(
         50,
         doc="read the on-device finiteness flag every this many steps (and at every checkpoint "
         "and epoch end); a non-finite loss or gradient raises ``trainkit.TrainingDiverged``.",
     )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.return_params, ParamsChoice):  # a name: parsed here, once
+            choice = as_params_choice(self.return_params, type(self).__name__)
+            object.__setattr__(self, "return_params", choice)
 
     def replace(self, **changes: Any) -> TrainOptions:
         """A copy with ``changes`` applied (``dataclasses.replace``)."""

@@ -419,6 +419,7 @@ TOPICS: dict[str, list[Topic]] = {
                 "trainkit._trained",
                 "trainkit._recipes",
                 "trainkit._divergence",
+                "trainkit._returned",
                 "trainkit._signals",
                 "trainkit._history",
                 "trainkit._progress",

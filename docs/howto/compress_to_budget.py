@@ -22,7 +22,7 @@ model, variables, history = bo.fit(
     model, train, epochs=epochs, batch_size=64, learning_rate=0.1,
     recipe=bo.SGDRecipe(lr_drops=(epochs - 2,) if epochs > 2 else ()),  # lr x 0.1 at the end
     validation=s.validation, refine_at=refine_at,  # K and n_steps doubled: 2, 4, then 8
-    return_params="last",  # the last epoch's weights (K = 8), not the best epoch's
+    return_params=bo.LastEpoch(),  # the last epoch's weights (K = 8), not the best epoch's
 )  # fmt: skip
 print(bo.basis_of(variables), "with", model.n_steps, "steps")
 # --8<-- [end:train]

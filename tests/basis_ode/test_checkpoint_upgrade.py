@@ -115,7 +115,7 @@ def test_a_run_checkpointed_before_the_refactor_resumes_and_ends_where_it_ended(
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="trainkit"):
         _, last, _ = bo.fit(model, train, checkpoint_dir=folder, progress=False,
-                         return_params="last", **kw)  # fmt: skip
+                         return_params=bo.LastEpoch(), **kw)  # fmt: skip
     assert "already complete" in caplog.text and "converted" not in caplog.text
     _assert_ends_where_recorded(last, finished, f"{name}|last|")
 

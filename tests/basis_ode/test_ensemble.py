@@ -21,7 +21,7 @@ KW = dict(
     batch_size=BATCH,
     learning_rate=0.05,
     refine_at=(1,),
-    return_params="last",
+    return_params=basis_ode.LastEpoch(),
     progress=False,
 )
 
@@ -79,7 +79,7 @@ def test_best_epoch_of_each_member_equals_its_own_fit(digits, model, ensemble):
     """Without refinement, ``return_params="best"`` gives each member the variables of its own
     best validation epoch, as ``fit`` does (the K = 1 programs of the first test are reused)."""
     train, val = digits
-    kw = {**KW, "refine_at": (), "return_params": "best"}
+    kw = {**KW, "refine_at": (), "return_params": basis_ode.BestValidation()}
     _, variables, history = basis_ode.fit_ensemble(model, train, seeds=SEEDS, validation=val, **kw)
     for j, seed in enumerate(SEEDS):
         _, alone, h = basis_ode.fit(model, train, seed=seed, validation=val, **kw)
@@ -152,7 +152,7 @@ def test_bad_seeds_and_ensembles_of_models_are_refused(digits, model):
         (ValueError, "one value per seed", dict(seeds=[1, 2], data_seeds=[1])),
         (ValueError, "on_divergence", dict(seeds=[1], on_divergence="skip")),
         (TypeError, "seed", dict(seeds=[1], seed=0)),  # seeds replace fit's seed
-        (ValueError, "return_params='last'", dict(seeds=[1], refine_at=(0,), validation=val)),
+        (ValueError, r"LastEpoch\(\)", dict(seeds=[1], refine_at=(0,), validation=val)),
     ]
     with library_checks_only():
         for error, message, given in cases:

@@ -26,7 +26,7 @@ def _train(K, refine_at):
     model, variables, _ = bo.fit(
         model, splits.train, learning_rate=0.1, validation=splits.validation,
         refine_at=list(refine_at), epochs=6, batch_size=64, seed=0, progress=False,
-        return_params="last",
+        return_params=bo.LastEpoch(),
     )  # fmt: skip
     return model, variables, splits
 

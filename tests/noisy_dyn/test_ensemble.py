@@ -102,7 +102,7 @@ def test_a_diverging_member_is_frozen_and_the_others_train_on(digits):
     equal their own runs; the default raises, naming the members."""
     xs, ys, _, _ = digits
     cfgs = _cfgs(levels=((0.0, 0.0), (1e300, 0.0)))  # an Ito kick of 1e300: inf at step 1
-    kw = {**KW, "epochs": 1, "return_params": "last"}
+    kw = {**KW, "epochs": 1, "return_params": noisy_dyn.LastEpoch()}
     with pytest.raises(noisy_dyn.TrainingDiverged, match=r"members \[2, 3\]"):
         noisy_dyn.fit_ensemble(cfgs, (xs, ys), seeds=SEEDS, **kw)
     _, params, history = noisy_dyn.fit_ensemble(cfgs, (xs, ys), seeds=SEEDS,

@@ -200,7 +200,10 @@ def test_history_callback_best_and_finished_runs(tmp_path, caplog):
 
     task = ToyTask(validation=val)
     best, hist, _ = train(task, data, _toy(tmp_path, epochs=3, callback=cb))
-    last, _, _ = train(task, data, _toy(None, epochs=3, return_params="last"))
+    last, _, _ = train(task, data, _toy(None, epochs=3, return_params=trainkit.LastEpoch()))
+    with pytest.warns(DeprecationWarning, match=r"trainkit\.LastEpoch\(\)"):  # the former name
+        named, _, _ = train(task, data, _toy(None, epochs=3, return_params="last"))
+    np.testing.assert_array_equal(named["w"], last["w"])
     assert seen == [1, 2, 3] and hist["epoch"] == [1, 2, 3] and len(hist["w_norm"]) == 3
     b = int(np.argmax(hist["val_accuracy"]))  # the first epoch of the best accuracy
     assert hist["best_epoch"] == b + 1
