@@ -258,23 +258,33 @@ def _compressed_cell(row: dict[str, Any]) -> str:
     return f"yes ({row['compress_method']})" if row.get("compress_method") else "yes"
 
 
+SWEEP_COLUMNS = ("basis", "K", "n_steps", "accuracy", "latency (ms)", "scheme", "compressed",
+                 "params", "param bytes", "peak bytes")  # fmt: skip
+"""The columns of ``sweep.md``: the configuration and the two numbers a reader compares first
+(accuracy, latency), then how it was reached and its sizes."""
+
+
+def _cells(r: dict[str, Any]) -> tuple[str, ...]:
+    peak = "n/a" if r["peak_bytes"] is None else format(r["peak_bytes"], ",")
+    return (r["basis"], str(r["K"]), str(r["n_steps"]), f"{100 * r['accuracy']:.2f} %",
+            f"{1e3 * r['latency_s']:.2f}", r["scheme"], _compressed_cell(r), f"{r['params']:,}",
+            f"{r['param_bytes']:,}", peak)  # fmt: skip
+
+
+def sweep_table(rows: list[dict[str, Any]]) -> str:
+    """The rows of ``sweep.json`` as the Markdown table of ``sweep.md`` (:data:`SWEEP_COLUMNS`)."""
+    lines = ["| " + " | ".join(SWEEP_COLUMNS) + " |", "|" + "---|" * len(SWEEP_COLUMNS)]
+    return "\n".join(lines + ["| " + " | ".join(_cells(r)) + " |" for r in rows]) + "\n"
+
+
 def _markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     where = f" of the {meta['split']} split" if meta.get("split") else ""
     head = (
         f"Compression sweep: source {meta['src_basis']} K={meta['src_K']}, "
         f"{meta['compress_method']}, accuracy on {meta['n_examples']} examples{where}, backend "
         f"{meta['backend']}, batch {meta['batch_size']}.\n\n"
-        "| compressed | basis | K | scheme | n_steps | accuracy | params | param bytes | "
-        "latency (ms) | peak bytes |\n|---|---|---|---|---|---|---|---|---|---|\n"
     )
-    lines = [
-        f"| {_compressed_cell(r)} | {r['basis']} | {r['K']} | {r['scheme']} | "
-        f"{r['n_steps']} | {100 * r['accuracy']:.2f} % | {r['params']:,} | {r['param_bytes']:,} | "
-        f"{1e3 * r['latency_s']:.2f} | "
-        f"{'n/a' if r['peak_bytes'] is None else format(r['peak_bytes'], ',')} |"
-        for r in rows
-    ]
-    return head + "\n".join(lines) + "\n"
+    return head + sweep_table(rows)
 
 
 def _plots(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -> None:

@@ -400,6 +400,22 @@ def test_site_layout(built_site: Path) -> None:
     study = (site / "results" / "noisy_dyn" / "study_digits" / "index.html").read_text()
     assert re.search(r"<details[^>]*>\s*<summary>study\.json", study)
     assert "not recorded" not in study
+    # The key column of a wide table is among its first: a confirmation's verdict, a sweep's
+    # accuracy and latency (they were the 12th and 9th columns, off-screen).
+    for rel, key, at_most in [
+        ("noisy_dyn/study_digits_confirm", "confirmed", 0),
+        ("basis_ode/compress_rule_digits/refined_s0/project", "latency (ms)", 4),
+    ]:
+        text = (site / "results" / rel / "index.html").read_text()
+        heads = [
+            [
+                html_lib.unescape(re.sub(r"<[^>]+>", "", h)).strip()
+                for h in re.findall(r"<th[^>]*>(.*?)</th>", head, re.S)
+            ]  # fmt: skip
+            for head in re.findall(r"<thead>(.*?)</thead>", text, re.S)
+        ]
+        placed = [h.index(key) for h in heads if key in h]
+        assert placed and max(placed) <= at_most, (rel, key, placed)
     # The API reference is by topic: each package's topics are pages of their own, and a name
     # two modules export is documented once (the other page points there).
     for package, topics in {

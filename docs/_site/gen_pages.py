@@ -169,11 +169,22 @@ def _flat(d: dict, prefix: str = "") -> dict[str, object] | None:
     return out
 
 
+def _columns(flats: list[dict[str, object]]) -> list[str]:
+    """The union of the rows' keys in first-seen order, verdict columns (every value a bool, as
+    ``confirmed`` or ``pareto``) first: a wide table's key column is then never off-screen."""
+    cols: list[str] = []
+    for f in flats:
+        cols += [c for c in f if c not in cols]
+    verdict = [c for c in cols if all(isinstance(f.get(c), bool) for f in flats)]
+    return verdict + [c for c in cols if c not in verdict]
+
+
 def json_tables(obj: object, level: int = 3, name: str = "") -> str:
     """Render any JSON value as Markdown tables: generic, so a new result file needs no code.
 
     A dict's scalar entries form one key/value table; a list of dicts, or a dict of dicts, of
-    scalars is one table with a row per entry; anything deeper gets a heading and recurses.
+    scalars is one table with a row per entry (verdict columns first, :func:`_columns`);
+    anything deeper gets a heading and recurses.
     """
     h = "#" * min(level, 6)
     if _is_scalar(obj) or _is_scalar_list(obj):
@@ -181,9 +192,7 @@ def json_tables(obj: object, level: int = 3, name: str = "") -> str:
     if isinstance(obj, list):
         flats = [_flat(x) if isinstance(x, dict) else None for x in obj]
         if obj and all(f is not None for f in flats):
-            cols: list[str] = []
-            for f in flats:
-                cols += [c for c in f if c not in cols]
+            cols = _columns(flats)
             rows = [[_fmt(f.get(c, "")) for c in cols] for f in flats]
             return _table(cols, rows) + "\n"
         return "".join(json_tables(x, level + 1, f"{name}[{i}]") for i, x in enumerate(obj))
@@ -201,9 +210,7 @@ def json_tables(obj: object, level: int = 3, name: str = "") -> str:
         if isinstance(v, dict) and v and all(isinstance(x, dict) for x in v.values()):
             flats = {kk: _flat(x) for kk, x in v.items()}
             if all(f is not None for f in flats.values()):
-                cols = []
-                for f in flats.values():
-                    cols += [c for c in f if c not in cols]
+                cols = _columns(list(flats.values()))
                 rows = [[str(kk)] + [_fmt(f.get(c, "")) for c in cols] for kk, f in flats.items()]
                 out += _table([k] + cols, rows) + "\n"
                 continue
