@@ -763,12 +763,13 @@ def study_markdown(rows: Sequence[StudyRow | Mapping[str, Any]], *, verdicts: bo
     the study's one-line verdict per noise level (:func:`study_verdicts`; ``verdicts=False``
     leaves it out).
 
-    Columns: the noise levels, the perturbation and level, the mean accuracy with its interval
-    over ``n`` seeds, the difference paired by seed against ``sigma = 0`` with its interval and
-    Holm-adjusted p-value, and the difference at matched clean accuracy (with the number of
-    matched pairs and its own Holm-adjusted p-value). Intervals over fewer than 16 seeds are not
-    called 95 % intervals: the headings say "interval", each is marked and the legend says why
-    (``trainkit.interval_text``); below 3 seeds none is shown. A difference whose interval
+    Columns: the noise levels, the perturbation and level, then the study's answer first: the
+    difference paired by seed against ``sigma = 0`` with its interval and Holm-adjusted p-value;
+    then the mean accuracy with its interval over ``n`` seeds, and the difference at matched
+    clean accuracy (with the number of matched pairs and its own Holm-adjusted p-value).
+    Intervals over fewer than 16 seeds are not called 95 % intervals: the headings say
+    "interval", each is marked and the legend says why (``trainkit.interval_text``); below 3
+    seeds none is shown. A difference whose interval
     excludes zero is in bold (never one without an interval). When some rows were read with the
     training noise kept at inference, an ``inference`` column follows the level, and two more
     columns give the difference paired by seed of stochastic against deterministic inference
@@ -778,8 +779,8 @@ def study_markdown(rows: Sequence[StudyRow | Mapping[str, Any]], *, verdicts: bo
     stochastic = any(r.draws for r in rows)
     fewest = min((r.n for r in rows), default=0)
     ci = interval_heading(fewest)
-    header = ["sigma_add", "sigma_mult", "perturbation", "level", f"accuracy % [{ci}]",
-              "n", f"diff vs sigma=0 [{ci}]", "p (Holm)", f"matched diff [{ci}]",
+    header = ["sigma_add", "sigma_mult", "perturbation", "level", f"diff vs sigma=0 [{ci}]",
+              "p (Holm)", f"accuracy % [{ci}]", "n", f"matched diff [{ci}]",
               "matched n", "matched p (Holm)"]  # fmt: skip
     if stochastic:
         header[4:4] = ["inference"]
@@ -790,8 +791,8 @@ def study_markdown(rows: Sequence[StudyRow | Mapping[str, Any]], *, verdicts: bo
         n = r.n
         d, m = r.paired or none, r.matched or Matched(0, None, None, None, None)
         cells = [f"{r.sigma_add:g}", f"{r.sigma_mult:g}", r.perturbation.name, f"{r.level:g}",
-                 _points(r.mean, r.ci_low, r.ci_high, False, n), str(n),
                  _points(d.mean, d.ci_low, d.ci_high, True, n), _p(d.p_holm),
+                 _points(r.mean, r.ci_low, r.ci_high, False, n), str(n),
                  _points(m.mean, m.ci_low, m.ci_high, True, min(n, m.n or 0)),
                  "-" if r.matched is None else str(m.n), _p(m.p_holm)]  # fmt: skip
         if stochastic:

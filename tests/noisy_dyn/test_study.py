@@ -218,15 +218,16 @@ def test_study_writes_json_markdown_and_png(tmp_path, data):
     assert lines[2] == "- " + nd.study.study_verdicts(rows)[0]
     assert lines[2].startswith("- sigma 0.1: ") and "(2 seeds: too few for an interval)" in lines[2]
     table = lines[lines.index(next(x for x in lines if x.startswith("| sigma_add"))) :]
-    assert table[0].startswith("| sigma_add | sigma_mult | perturbation | level | accuracy % [")
+    head = "| sigma_add | sigma_mult | perturbation | level | diff vs sigma=0 ["
+    assert table[0].startswith(head)  # the answer first after the row's name
     assert "95% CI" not in table[0]  # two seeds: no "95 %" interval anywhere
     assert sum(line.startswith("| 0.1 | 0.1 |") for line in table) == 3
     assert "is not a 95 % interval" in table[-1]  # the legend says why
     # The first noisy row (clean accuracy), in percent and signed percentage points.
     r = rows[3]
     cells = [c.strip() for c in table[2 + 3].strip("|").split("|")]
-    assert cells[4] == f"{100 * r['mean']:.1f} (2 seeds: no interval)"
-    assert cells[6] == f"{100 * r['diff_mean']:+.1f} (2 seeds: no interval)"  # never bold
+    assert cells[4] == f"{100 * r['diff_mean']:+.1f} (2 seeds: no interval)"  # never bold
+    assert cells[6] == f"{100 * r['mean']:.1f} (2 seeds: no interval)"
     import matplotlib.image
 
     image = matplotlib.image.imread(tmp_path / "study.png")
