@@ -8,8 +8,9 @@ files; :func:`divergence_policy` parses it.
 """
 
 import dataclasses
-import warnings
 from typing import ClassVar
+
+from ._named import variant, variant_or_warn
 
 __all__ = [
     "DIVERGENCE_POLICIES",
@@ -60,24 +61,9 @@ DIVERGENCE_POLICIES: dict[str, type[DivergencePolicy]] = {
 def divergence_policy(name: str | DivergencePolicy) -> DivergencePolicy:
     """``"raise"`` -> ``RaiseOnDivergence()``, ``"freeze"`` -> ``FreezeDiverged()``; a policy is
     returned as it is. The parser of the command line and of files."""
-    if isinstance(name, DivergencePolicy):
-        return name
-    if not isinstance(name, str) or name not in DIVERGENCE_POLICIES:
-        raise ValueError(
-            f"`on_divergence` must be RaiseOnDivergence() or FreezeDiverged() (or one of the names "
-            f"{tuple(DIVERGENCE_POLICIES)}), got {name!r}."
-        )
-    return DIVERGENCE_POLICIES[name]()
+    return variant(name, DivergencePolicy, DIVERGENCE_POLICIES, "on_divergence")
 
 
 def as_divergence_policy(value: str | DivergencePolicy, where: str) -> DivergencePolicy:
     """A policy; a name (the old spelling) is accepted with a ``DeprecationWarning``."""
-    policy = divergence_policy(value)
-    if isinstance(value, str):
-        warnings.warn(
-            f"{where}: on_divergence={value!r} is deprecated; pass "
-            f"on_divergence=trainkit.{type(policy).__name__}().",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-    return policy
+    return variant_or_warn(value, DivergencePolicy, DIVERGENCE_POLICIES, "on_divergence", where)

@@ -14,8 +14,9 @@ Examples:
 """
 
 import dataclasses
-import warnings
 from typing import ClassVar
+
+from ._named import variant, variant_or_warn
 
 __all__ = [
     "BEST_VALIDATION",
@@ -64,24 +65,9 @@ PARAMS_CHOICES: dict[str, type[ParamsChoice]] = {c.name: c for c in (BestValidat
 def params_choice(name: str | ParamsChoice) -> ParamsChoice:
     """``"best"`` -> ``BestValidation()``, ``"last"`` -> ``LastEpoch()``; a choice is returned
     as it is. The parser of the command line."""
-    if isinstance(name, ParamsChoice):
-        return name
-    if not isinstance(name, str) or name not in PARAMS_CHOICES:
-        raise ValueError(
-            "`return_params` must be trainkit.BestValidation() or trainkit.LastEpoch() (or one "
-            f"of the names {tuple(PARAMS_CHOICES)}), got {name!r}."
-        )
-    return PARAMS_CHOICES[name]()
+    return variant(name, ParamsChoice, PARAMS_CHOICES, "return_params")
 
 
 def as_params_choice(value: str | ParamsChoice, where: str) -> ParamsChoice:
     """A choice; a name (the former spelling) is accepted with a ``DeprecationWarning``."""
-    choice = params_choice(value)
-    if isinstance(value, str):
-        warnings.warn(
-            f"{where}: return_params={value!r} is deprecated; pass "
-            f"return_params=trainkit.{type(choice).__name__}().",
-            DeprecationWarning,
-            stacklevel=4,
-        )
-    return choice
+    return variant_or_warn(value, ParamsChoice, PARAMS_CHOICES, "return_params", where, 4)
