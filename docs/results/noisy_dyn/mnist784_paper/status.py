@@ -5,8 +5,9 @@
 
 reads runs/noisy_dyn/mnist784_paper/{nrnn,deterministic}/ and resumes.log (written by
 commands.sh) and writes log_<arm>.jsonl and progress.md here (the epochs each arm has finished,
-its latest and best validation accuracy, the wall time it has trained), and appends to
-resumes.log the lines it does not hold yet (this file is the whole record across machines).
+its latest and best validation accuracy, the wall time it has trained), learning_curves.png
+(validation accuracy and training loss per epoch of both arms), and appends to resumes.log the
+lines it does not hold yet (this file is the whole record across machines).
 
 ``--snapshot`` also copies each arm's newest complete checkpoint (about 460 KB: parameters, Adam
 state, best-validation parameters, history; the library checks its digests before it resumes)
@@ -42,6 +43,31 @@ def progress_row(arm: str, label: str) -> str:
         f"| {label} | {len(epochs)} | {100 * epochs[-1]['val_accuracy']:.2f} % | "
         f"{100 * best['val_accuracy']:.2f} % ({best['epoch']}) | {hours:.2f} |"
     )
+
+
+def learning_curves() -> None:
+    """learning_curves.png: validation accuracy (against the paper's 99.1 %) and the mean
+    training loss per epoch of both arms, from the logs copied here."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.5))
+    acc, loss = fig.subplots(1, 2)
+    for arm, label in ARMS.items():
+        log = HERE / f"log_{arm}.jsonl"
+        rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        epochs = [r["epoch"] for r in rows]
+        acc.plot(epochs, [100 * r["val_accuracy"] for r in rows], marker=".", label=label)
+        loss.plot(epochs, [r["train_loss"] for r in rows], marker=".", label=label)
+    acc.axhline(99.1, color="gray", linestyle="--", linewidth=1, label="paper (test), 99.1 %")
+    acc.set(xlabel="epoch", ylabel="validation accuracy (%)", ylim=(50, 100), xlim=(0, 100))
+    loss.set(xlabel="epoch", ylabel="mean training loss", yscale="log", xlim=(0, 100))
+    for ax in (acc, loss):
+        ax.axvline(90, color="gray", linewidth=0.5)  # the learning rate x0.1 from here
+        ax.grid(alpha=0.3)
+    acc.legend(fontsize=7, loc="lower right")
+    fig.suptitle("Pixel MNIST (T = 784, H = 128), seed 0: learning curves so far", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(HERE / "learning_curves.png", dpi=110)
 
 
 def merge_resumes() -> None:
@@ -86,6 +112,7 @@ def main() -> None:
     merge_resumes()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     (HERE / "progress.md").write_text(f"Progress as of {stamp}:\n\n" + "\n".join(rows) + "\n")
+    learning_curves()
     if args.snapshot:
         for arm in ARMS:
             print(f"{arm}: snapshot {snapshot(arm)}")
