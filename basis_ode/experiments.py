@@ -8,15 +8,11 @@ library (``basis_ode.compress``, ``basis_ode.fit``, ``basis_ode.odeint``, ...), 
 none of this (``import basis_ode`` loads no matplotlib). They take objects, as the library does:
 a basis such as ``Hat(4)`` and a scheme such as ``RK4``; names are turned into objects by the
 command line (``basis_ode.__main__``, with ``basis_by_name`` and ``scheme_by_name``), which
-only parses arguments and calls these functions. A
-trained run (``train_images``, ``train_tagger``) writes, into its output folder ``out``, the
-files both packages write:
-
-- ``model.npz``: the model's class and configuration (basis, K, n_steps, ...) and its variables
-  (``basis_ode.save_model``; read it back with ``basis_ode.load_model``);
-- ``history.json``, ``result.json`` (the summary), ``log.jsonl`` (one line per epoch) and
-  ``checkpoints/`` (what a rerun resumes from), written as :func:`trainkit.write_run_files`
-  and ``fit`` write them for both packages.
+only parses arguments and calls these functions. In a trained run's folder ``out``
+(``train_images``, ``train_tagger``): ``model.npz``, the model's class, configuration (basis, K,
+n_steps, ...) and variables (``basis_ode.save_model``, ``basis_ode.load_model``), beside the
+``history.json``, ``result.json``, ``log.jsonl`` and ``checkpoints/`` that
+:func:`trainkit.write_run_files` and ``fit`` write for both packages.
 """
 
 from __future__ import annotations

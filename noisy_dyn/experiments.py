@@ -4,13 +4,9 @@ robustness study of one preset over noise levels and seeds, and the digits demo 
 both noise forms, read as a trade-off).
 
 The command line (``noisy_dyn.__main__``) only parses arguments and calls these functions. A
-trained run writes, into its output folder ``out``, the files both packages write:
-
-- ``model.npz``: the parameters and configuration (``noisy_dyn.save_model``; read it back with
-  ``noisy_dyn.load_model``);
-- ``history.json``, ``result.json`` (the summary), ``log.jsonl`` (one line per epoch) and
-  ``checkpoints/`` (what a rerun resumes from), written as :func:`trainkit.write_run_files`
-  and ``fit`` write them for both packages.
+trained run's folder ``out`` holds the run files of :func:`trainkit.write_run_files`: its
+``model.npz`` (``noisy_dyn.save_model``; back with ``noisy_dyn.load_model``), ``history.json``,
+``result.json``, ``log.jsonl`` and the ``checkpoints/`` a rerun resumes from.
 """
 
 from __future__ import annotations
