@@ -781,8 +781,8 @@ def _sentence(text: str, limit: int = 110) -> str:
     text = " ".join(text.split())
     m = re.match(r"(.+?)(?:\.\s|:\s|\.$|$)", text)
     first = m.group(1) if m else text
-    if len(first) > limit:
-        first = first[:limit].rsplit(" ", 1)[0] + " ..."
+    if len(first) > limit:  # cut at a word, without a dangling comma, and say so
+        return first[:limit].rsplit(" ", 1)[0].rstrip(",;: ") + " ..."
     return first.rstrip(".")
 
 
