@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -612,8 +613,6 @@ def _check_options(batch_size: Any, tolerance: Any, certificate_examples: Any, r
 
 
 def _terminal() -> bool:
-    import sys
-
     return sys.stderr.isatty()
 
 

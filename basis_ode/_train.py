@@ -67,6 +67,8 @@ from trainkit.internal import (
 )
 
 from ._bases import basis_by_name
+from ._compress import refine_variables
+from ._expansion import basis_of
 from ._integrate import ButcherTableau, scheme_by_name
 from ._model_io import legacy_tags, upgrade_legacy_variables, wrap_legacy_coefficients
 
@@ -364,16 +366,12 @@ def _model_config(model) -> dict[str, str]:
 
 def block_K(variables: Any) -> int | None:
     """K of the ODE blocks: the leading axis of their expansions (None if there are none)."""
-    from ._expansion import basis_of
-
     basis = basis_of(variables)
     return None if basis is None else basis.K
 
 
 def _refine_model(model, variables):
     """One function-preserving refinement: coefficients K -> refined K, n_steps doubles."""
-    from ._compress import refine_variables
-
     K = block_K(variables)
     n_steps = int(model.n_steps) if model.n_steps is not None else K
     new_variables, new_basis = refine_variables(variables)

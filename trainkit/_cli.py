@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -147,8 +148,6 @@ def run_command(command: Callable[[], Any]) -> int:
                 print(line, file=sys.stderr, flush=True)
                 abort_job(status, line)
                 return status
-            import traceback
-
             traceback.print_exc()
             abort_job(1, f"error: {type(err).__name__}: {' '.join(str(err).split())[:200]}")
             raise

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import datetime
 import json
 import os
 import socket
@@ -276,8 +277,6 @@ class Peers:
     def notify(self, signum: int) -> None:
         """Tell the job about a signal this process got (JAX's preemption notice, as its
         notifier posts it, so that every process stops at the same step)."""
-        import datetime
-
         self._set(f"{_PREFIX}signal", str(int(signum)))
         stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
         self._set(_NOTICE, stamp)

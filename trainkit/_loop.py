@@ -62,6 +62,7 @@ import dataclasses
 import functools
 import logging
 import math
+import signal
 import sys
 import time
 import warnings
@@ -821,8 +822,6 @@ def _shared_lock(directory: Any) -> Any:
 
 def _stop(store: Any, run: Run, fingerprint: dict, task: Task, s: Settings) -> None:
     """Save the current position (unless just saved) and raise :class:`TrainingInterrupted`."""
-    import signal
-
     run.signals.take()
     if store is not None and run.saved_step != run.step:
         _save(store, run, fingerprint, task, s)
