@@ -38,6 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 import noisy_dyn
+from noisy_dyn.theory import PerUnitBrownian, ScalarBrownian
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -107,7 +108,7 @@ def stabilization(
     for sigma in tqdm(sigmas, desc="stabilization: sigma_mult"):
         cfg = base.replace(sigma_mult=float(sigma))
         row: dict[str, Any] = {"sigma_mult": float(sigma)}
-        for brownian in ("scalar", "unit"):
+        for brownian in (ScalarBrownian(), PerUnitBrownian()):
             values = [
                 float(
                     noisy_dyn.theory.lyapunov_exponents(
@@ -116,8 +117,8 @@ def stabilization(
                 )
                 for s in range(seeds)
             ]
-            row[f"lyapunov_{brownian}"] = float(np.mean(values))
-            row[f"lyapunov_{brownian}_std"] = float(np.std(values))
+            row[f"lyapunov_{brownian.name}"] = float(np.mean(values))
+            row[f"lyapunov_{brownian.name}_std"] = float(np.std(values))
         row["bound_scalar"] = mu - sigma**2 / 2
         row["bound_per_unit"] = mu + sigma**2 * (0.5 - 1.0 / hidden)
         rows.append(row)

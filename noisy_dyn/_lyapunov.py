@@ -13,7 +13,13 @@ from ._config import NoisyRNNConfig
 from ._noise import needs_u, needs_xi
 from ._params import check_params
 from ._step import euler_maruyama_step, mean_step
-from ._theory_common import BROWNIAN_KINDS, check_theory_cfg, check_theory_xs
+from ._theory_common import (
+    PER_UNIT,
+    Brownian,
+    as_brownian,
+    check_theory_cfg,
+    check_theory_xs,
+)
 from ._types import Key, Params
 
 
@@ -24,7 +30,7 @@ def lyapunov_exponents(
     *,
     k: int = 1,
     key: Key | None = None,
-    brownian: str = "unit",
+    brownian: Brownian | str = PER_UNIT,
     burn_in: int = 0,
     length: int | None = None,
 ) -> Float[Array, " k"]:
@@ -47,10 +53,11 @@ def lyapunov_exponents(
         cfg: the configuration.
         k: number of exponents (``1 <= k <= H``).
         key: PRNG key; ``None`` follows the noise-free path.
-        brownian: ``"unit"`` (the library's noise: independent normals per unit) or ``"scalar"``
-            (one normal per step shared by all units: a scalar Brownian motion, the setting of the
-            stochastic-stabilization bound ``mu - sigma_mult^2 / 2``; for the reference form one
-            step factor per step).
+        brownian: ``PerUnitBrownian()`` (the library's noise: independent normals per unit) or
+            ``ScalarBrownian()`` (one normal per step shared by all units: a scalar Brownian
+            motion, the setting of the stochastic-stabilization bound ``mu - sigma_mult^2 / 2``;
+            for the reference form one step factor per step). The names ``"unit"``,
+            ``"scalar"`` still work, with a DeprecationWarning.
         burn_in: number of initial steps whose stretching is not counted (``0 <= burn_in < T``).
         length: the sequence's valid steps when ``xs`` is padded after them (``T = length``);
             ``None``: all of ``xs``.
@@ -77,8 +84,7 @@ def lyapunov_exponents(
     H = cfg.hidden_size
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= H:
         raise ValueError(f"{fn}: k must be an int in [1, hidden_size={H}], got {k!r}.")
-    if brownian not in BROWNIAN_KINDS:
-        raise ValueError(f"{fn}: brownian must be one of {BROWNIAN_KINDS}, got {brownian!r}.")
+    brownian = as_brownian(brownian, fn)
     time = xs.shape[0]
     if isinstance(burn_in, bool) or not isinstance(burn_in, int) or not 0 <= burn_in < time:
         raise ValueError(
@@ -94,12 +100,12 @@ def _lyapunov_jit(
     cfg: NoisyRNNConfig,
     key: Key | None,
     k: int,
-    brownian: str,
+    brownian: Brownian,
     burn_in: int,
 ) -> Array:
     H, time = cfg.hidden_size, xs.shape[0]
     dtype = jnp.result_type(xs.dtype, params["V"].dtype)
-    width = H if brownian == "unit" else 1
+    width = brownian.width(H)
     if key is not None and not cfg.is_deterministic():
         k_xi, k_u = jax.random.split(key)
         xi = jax.random.normal(k_xi, (time, width), dtype) if needs_xi(cfg) else None

@@ -1,16 +1,64 @@
 """Validation and small helpers shared by the theory modules (regularizer, stability,
 Lyapunov exponents, margin)."""
 
+import dataclasses
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 from jaxtyping import Array, ArrayLike
 
+from trainkit.internal import variant_or_warn
+
 from ._config import NoisyRNNConfig
 from ._types import Params
 
-BROWNIAN_KINDS = ("unit", "scalar")
+
+@dataclasses.dataclass(frozen=True)
+class Brownian:
+    """How one step's noise is drawn across the hidden units: :class:`PerUnitBrownian` (the
+    library's noise) or :class:`ScalarBrownian`. ``name``: the word in files and former calls."""
+
+    name: ClassVar[str] = ""
+
+    def width(self, hidden_size: int) -> int:
+        """The number of independent normals (or uniforms) drawn per step."""
+        return hidden_size
+
+
+@dataclasses.dataclass(frozen=True)
+class PerUnitBrownian(Brownian):
+    """Independent normals per unit and step: an ``H``-dimensional Brownian motion, the noise
+    the model trains with."""
+
+    name: ClassVar[str] = "unit"
+
+
+@dataclasses.dataclass(frozen=True)
+class ScalarBrownian(Brownian):
+    """One normal per step shared by all units: a scalar Brownian motion, the setting of the
+    stochastic-stabilization bound ``mu - sigma_mult^2 / 2``; for the reference form one step
+    factor per step."""
+
+    name: ClassVar[str] = "scalar"
+
+    def width(self, hidden_size: int) -> int:
+        return 1
+
+
+PER_UNIT = PerUnitBrownian()
+"""The default drive (a module-level instance, for argument defaults)."""
+
+BROWNIANS: dict[str, type[Brownian]] = {c.name: c for c in (PerUnitBrownian, ScalarBrownian)}
+"""The Brownian drives by their former names."""
+
+
+def as_brownian(value: Brownian | str, where: str) -> Brownian:
+    """A drive; the names ``"unit"``, ``"scalar"`` (the former spelling) are read with a
+    ``DeprecationWarning``."""
+    return variant_or_warn(value, Brownian, BROWNIANS, "brownian", where, 4, "noisy_dyn.theory.")
 
 
 def check_theory_cfg(cfg: object, fn: str) -> NoisyRNNConfig:

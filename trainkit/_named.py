@@ -17,8 +17,12 @@ __all__ = ["variant", "variant_or_warn"]
 V = TypeVar("V")
 
 
-def variant(value: str | V, base: type[V], table: Mapping[str, type[V]], argument: str) -> V:
-    """``table[value]()`` for a name in ``table``; an instance of ``base`` as it is.
+def variant(
+    value: str | V, base: type[V], table: Mapping[str, type[V]], argument: str,
+    prefix: str = "trainkit.",
+) -> V:  # fmt: skip
+    """``table[value]()`` for a name in ``table``; an instance of ``base`` as it is. ``prefix``:
+    where the objects live, as the message names them (``trainkit.``, ``noisy_dyn.theory.``).
 
     Raises:
         ValueError: anything else; the message names ``argument``, the objects and the names.
@@ -26,7 +30,7 @@ def variant(value: str | V, base: type[V], table: Mapping[str, type[V]], argumen
     if isinstance(value, base):
         return value
     if not isinstance(value, str) or value not in table:
-        objects = " or ".join(f"trainkit.{cls.__name__}()" for cls in table.values())
+        objects = " or ".join(f"{prefix}{cls.__name__}()" for cls in table.values())
         raise ValueError(
             f"`{argument}` must be {objects} (or one of the names {tuple(table)}), got {value!r}."
         )
@@ -35,16 +39,16 @@ def variant(value: str | V, base: type[V], table: Mapping[str, type[V]], argumen
 
 def variant_or_warn(
     value: str | V, base: type[V], table: Mapping[str, type[V]], argument: str, where: str,
-    stacklevel: int = 3,
+    stacklevel: int = 3, prefix: str = "trainkit.",
 ) -> V:  # fmt: skip
     """:func:`variant`, with a ``DeprecationWarning`` when ``value`` is a name (the former
     spelling): ``"<where>: <argument>='last' is deprecated; pass <argument>=trainkit.X()."``.
     ``stacklevel`` counts from the caller of this function."""
-    obj = variant(value, base, table, argument)
+    obj = variant(value, base, table, argument, prefix)
     if isinstance(value, str):
         warnings.warn(
             f"{where}: {argument}={value!r} is deprecated; pass "
-            f"{argument}=trainkit.{type(obj).__name__}().",
+            f"{argument}={prefix}{type(obj).__name__}().",
             DeprecationWarning,
             stacklevel=stacklevel + 1,
         )

@@ -20,6 +20,8 @@ Groups:
   ``check_fraction``, ``limit_splits``; of ``.ts`` files (``trainkit._ts``): ``label_order``,
   ``pad_series``;
 - model files (``trainkit._model_files``): ``check_fields``;
+- named variants (``trainkit._named``): ``variant`` and ``variant_or_warn`` (a name from the
+  command line or a file to its object, the former string spelling warned about);
 - run records (``trainkit._run_record``): ``read_run_record``, ``check_record_fields``,
   ``check_training_data`` (a run's ``result.json`` checked against its model and data);
 - several processes (``trainkit._cluster``): ``add_cluster_flags``, ``start_cluster``,
@@ -77,6 +79,8 @@ from ._members import check_seeds as check_seeds
 from ._members import member_of as member_of
 from ._members import stack_members as stack_members
 from ._model_files import check_fields as check_fields
+from ._named import variant as variant
+from ._named import variant_or_warn as variant_or_warn
 from ._options import takes_former_keywords as takes_former_keywords
 from ._options import takes_train_options as takes_train_options
 from ._programs import ProgramCache as ProgramCache
@@ -163,4 +167,6 @@ __all__ = [
     "takes_sequences",
     "takes_train_options",
     "to_host",
+    "variant",
+    "variant_or_warn",
 ]

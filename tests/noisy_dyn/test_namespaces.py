@@ -16,7 +16,8 @@ from noisy_dyn.__main__ import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 TOPICS = {
     "theory": {"explicit_regularizer", "regularized_loss", "regularizer_terms",
-               "contraction_rate", "stability_report", "lyapunov_exponents", "input_margin"},
+               "contraction_rate", "stability_report", "lyapunov_exponents", "input_margin",
+               "Brownian", "PerUnitBrownian", "ScalarBrownian"},
     "attacks": {"perturb", "fgsm", "pgd", "deepfool", "fgsm_fn", "pgd_fn", "deepfool_fn",
                 "robustness_table", "DEFAULT_PERTURBATIONS", "FGSM", "L2", "NORMS",
                 "PERTURBATIONS", "PGD", "Attack", "Clean", "DeepFool", "Gaussian", "Linf",

@@ -17,6 +17,7 @@ import noisy_dyn
 from noisy_dyn import NoiseSample, NoisyRNNConfig, apply, init_params
 from noisy_dyn._margin import _margin_over_gradient
 from noisy_dyn.theory import (
+    ScalarBrownian,
     contraction_rate,
     explicit_regularizer,
     input_margin,
@@ -276,7 +277,7 @@ def test_lyapunov_scalar_multiplicative_noise() -> None:
     n = 4000
     xs = jnp.zeros((n, 1))
     got = np.asarray(
-        lyapunov_exponents(params, xs, cfg, k=2, key=jax.random.key(9), brownian="scalar")
+        lyapunov_exponents(params, xs, cfg, k=2, key=jax.random.key(9), brownian=ScalarBrownian())
     )
     nodes, weights = np.polynomial.hermite_e.hermegauss(200)
     weights = weights / weights.sum()
@@ -317,6 +318,8 @@ def test_lyapunov_validation() -> None:
         lyapunov_exponents(params, xs, cfg, burn_in=10)
     with pytest.raises(ValueError, match="brownian"):
         lyapunov_exponents(params, xs, cfg, brownian="vector")
+    with pytest.warns(DeprecationWarning, match=r"noisy_dyn\.theory\.PerUnitBrownian\(\)"):
+        lyapunov_exponents(params, xs, cfg, brownian="unit")
     with library_checks_only(), pytest.raises(ValueError, match="time, input_size"):
         lyapunov_exponents(params, xs[None], cfg)
 
