@@ -1275,4 +1275,7 @@ def main() -> None:
     _write("SUMMARY.md", "\n".join(summary) + "\n")
 
 
-main()
+# mkdocs-gen-files runs this file with runpy.run_path (``__name__ == "<run_path>"``); importing
+# it (to test a helper) writes nothing: outside a build, its writes would land in docs/.
+if __name__ in ("__main__", "<run_path>"):
+    main()
