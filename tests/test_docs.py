@@ -432,3 +432,14 @@ def test_site_layout(built_site: Path) -> None:
     experiments = (site / "reference" / "noisy_dyn" / "experiments" / "index.html").read_text()
     assert experiments.count('id="noisy_dyn.experiments.fit"') == 1
     assert 'href="../training/#noisy_dyn.fit"' in experiments
+
+
+def test_importing_the_page_generator_writes_nothing() -> None:
+    """gen_pages writes the generated pages only inside a build (mkdocs-gen-files runs it with
+    runpy); imported to test a helper, it must not write them into docs/, where they would be
+    committed by mistake (it once wrote 155 pages there)."""
+    pytest.importorskip("mkdocs_gen_files")
+    before = sorted(p.relative_to(ROOT) for p in (ROOT / "docs").rglob("*"))
+    code = "import sys; sys.path.insert(0, 'docs/_site'); import gen_pages; gen_pages._title('a_b')"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+    assert sorted(p.relative_to(ROOT) for p in (ROOT / "docs").rglob("*")) == before
