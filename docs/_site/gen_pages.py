@@ -757,11 +757,20 @@ _PARTS = [
     (r"(\d+)seeds", r"\1 seeds"),
 ]
 
+_NAMES = {
+    "fast": "The model chosen for the latency budget (fast)",
+    "small": "The model chosen for the size budget (small)",
+    "both": "The model chosen for both budgets (both)",
+}
+"""Whole folder names in words (a plan's budgets), before the parts of ``_PARTS``."""
+
 
 def _describe(name: str) -> str:
     """A folder name in words: ``direct_s0_K1`` -> "trained directly, seed 0, K = 1"."""
     if name == "per_seed":
         return "Per-seed results"
+    if name in _NAMES:
+        return _NAMES[name]
     step = re.fullmatch(r"ckpt_0*(\d+)", name)
     if step:
         return f"Checkpoint at step {step.group(1)}"
