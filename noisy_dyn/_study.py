@@ -78,7 +78,7 @@ from trainkit import (
     paired_difference,
     sign_flip_p_value,
 )
-from trainkit.internal import progress_bar, scoring_split
+from trainkit.internal import BarContext, progress_bar, scoring_split
 
 from ._config import NoisyRNNConfig, check_fields_agree
 from ._params import check_params
@@ -446,7 +446,7 @@ def _test_set(xs: Any, ys: Any, lengths: Any) -> Sequences:
     return Sequences(xs, ys, lengths)
 
 
-class _Stages:
+class _Stages(BarContext):
     """Progress through the evaluation stages: a tqdm bar on a terminal, else one line per stage
     on stderr (with ``enabled``; silent otherwise)."""
 
@@ -457,13 +457,6 @@ class _Stages:
         if enabled and self.bar is None:
             print(f"evaluating {members} members on {n} test sequences: {total} stages (clean "
                   "and each perturbation level)", file=sys.stderr, flush=True)  # fmt: skip
-
-    def __enter__(self) -> _Stages:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
     def done(self, name: str) -> None:
         self.count += 1

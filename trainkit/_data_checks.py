@@ -6,7 +6,6 @@
   predicting the majority class?
 - :func:`small_validation`: is a validation split too small to rank epochs?
 - :func:`loss_alarm`: is a training loss far above the loss of a chance-level guess?
-- :func:`progress_bar`: a tqdm bar on a terminal only (no carriage returns in piped logs).
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ __all__ = [
     "label_space",
     "loss_alarm",
     "SCORING_SPLITS",
-    "progress_bar",
     "scoring_split",
     "small_scoring_split",
     "small_validation",
@@ -157,22 +155,6 @@ def small_scoring_split(n: int, split: str, what: str, fix: str) -> str | None:
         f"points of accuracy), too few to choose by; {fix}, or pass --split test for the final "
         "report."
     )
-
-
-def progress_bar(enabled: bool, **tqdm_options: Any) -> Any:
-    """A ``tqdm`` bar when ``enabled`` and stderr is a terminal; None otherwise (a piped log
-    gets no carriage returns)."""
-    if not enabled:
-        return None
-    try:
-        terminal = sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        terminal = False
-    if not terminal:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(**tqdm_options)
 
 
 LOSS_ALARM = 100.0

@@ -1,4 +1,6 @@
-"""Progress: a tqdm bar when stderr is a terminal, otherwise one line per epoch on stderr."""
+"""Progress: a tqdm bar when stderr is a terminal, otherwise one line per epoch (or stage) on
+stderr: :func:`progress_bar` (the bar, or None), :class:`BarContext` (closes it on exit) and the
+training loop's :class:`Progress`."""
 
 from __future__ import annotations
 
@@ -6,24 +8,44 @@ import sys
 from typing import Any
 
 
-class Progress:
-    """Context manager over the steps of a run (``enabled=False``: silent)."""
+def progress_bar(enabled: bool, **tqdm_options: Any) -> Any:
+    """A ``tqdm`` bar when ``enabled`` and stderr is a terminal; None otherwise (a piped log
+    gets no carriage returns)."""
+    if not enabled:
+        return None
+    try:
+        terminal = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    if not terminal:
+        return None
+    from tqdm.auto import tqdm
 
-    def __init__(self, total: int, initial: int, enabled: bool):
-        self.enabled = enabled
-        self.total = total
-        self.bar = None
-        if enabled and _is_terminal():
-            from tqdm.auto import tqdm
+    return tqdm(**tqdm_options)
 
-            self.bar = tqdm(total=total, initial=min(initial, total), desc="fit", unit="step")
 
-    def __enter__(self) -> Progress:
+class BarContext:
+    """A context manager that closes its bar (``self.bar``: a tqdm bar, or None) on exit."""
+
+    bar: Any = None
+
+    def __enter__(self) -> Any:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class Progress(BarContext):
+    """Context manager over the steps of a run (``enabled=False``: silent)."""
+
+    def __init__(self, total: int, initial: int, enabled: bool):
+        self.enabled = enabled
+        self.total = total
+        self.bar = progress_bar(
+            enabled, total=total, initial=min(initial, total), desc="fit", unit="step"
+        )
 
     def update(self, n: int) -> None:
         if self.bar is not None:
@@ -53,10 +75,3 @@ class Progress:
     @staticmethod
     def note(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
-
-
-def _is_terminal() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False

@@ -31,7 +31,9 @@ Groups:
   :class:`trainkit.Sequences`);
 - run data (``trainkit._data_checks``): ``small_validation``, ``MIN_VALIDATION``,
   ``SCORING_SPLITS``, ``scoring_split`` and ``small_scoring_split`` (the split a study or table
-  is scored on: validation by default), and ``progress_bar`` (a tqdm bar on a terminal only);
+  is scored on: validation by default);
+- progress (``trainkit._progress``): ``progress_bar`` (a tqdm bar on a terminal only) and
+  ``BarContext`` (closes it on exit);
 - training options (``trainkit._options``): ``takes_train_options``, the decorator that gives a
   ``fit`` the :class:`trainkit.TrainOptions` as keyword arguments and documentation,
   ``takes_former_keywords`` (keywords a function no longer takes, mapped with a
@@ -58,7 +60,6 @@ from ._cluster import add_cluster_flags as add_cluster_flags
 from ._cluster import start_cluster as start_cluster
 from ._data_checks import MIN_VALIDATION as MIN_VALIDATION
 from ._data_checks import SCORING_SPLITS as SCORING_SPLITS
-from ._data_checks import progress_bar as progress_bar
 from ._data_checks import scoring_split as scoring_split
 from ._data_checks import small_scoring_split as small_scoring_split
 from ._data_checks import small_validation as small_validation
@@ -85,6 +86,8 @@ from ._options import takes_former_keywords as takes_former_keywords
 from ._options import takes_train_options as takes_train_options
 from ._programs import ProgramCache as ProgramCache
 from ._programs import cached_program as cached_program
+from ._progress import BarContext as BarContext
+from ._progress import progress_bar as progress_bar
 from ._recipes import check_learning_rate as check_learning_rate
 from ._run_record import check_record_fields as check_record_fields
 from ._run_record import check_training_data as check_training_data
@@ -110,6 +113,7 @@ from ._validate import check_positive_int as check_positive_int
 from ._validate import check_real as check_real
 
 __all__ = [
+    "BarContext",
     "EXIT_PEER_LOST",
     "FASHION_MNIST_ROOT",
     "RAISE_ON_DIVERGENCE",
