@@ -160,7 +160,7 @@ def _bench(args: argparse.Namespace, frontier: bo.Frontier, seconds: float, even
             "certificate_examples")  # fmt: skip
     return {"plan_seconds": seconds, "backend_compilations": events,
             **{k: frontier.stats.get(k) for k in keys}, "machine": machine(),
-            "notes": args.notes, "run": args.run, "command": args.command,
+            "notes": args.notes, "run": args.run, "what": args.what, "command": args.command,
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}  # fmt: skip
 
 
@@ -240,7 +240,7 @@ def _write_bench(stem: Path, bench: dict) -> None:
     stem.with_suffix(".json").write_text(json.dumps(bench, indent=1) + "\n")
     m = bench["machine"]
     md = [
-        f"# basis_ode.plan on `{bench['run']}`",
+        f"# What basis_ode.plan costs: {bench.get('what') or '`' + bench['run'] + '`'}",
         "",
         f"Machine: {m['backend']} ({m['device']}), {m['cpu_count']} cores, JAX {m['jax']}; "
         f"load average {m['load_average_1min']:.1f} at the end. {bench['notes']}. "
@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--certificate-examples", type=int, default=512)
     p.add_argument("--recheck-repeats", type=int, default=15)
     p.add_argument("--notes", default="", help="conditions of the timings")
+    p.add_argument("--what", default="", help="the planned model in words, for the title")
     p.add_argument(
         "--frontier",
         default=None,

@@ -397,6 +397,15 @@ def test_site_layout(built_site: Path) -> None:
             assert shown and shown not in (rel, rel.split("/", 1)[-1], page.parent.name), rel
         for name in re.findall(r"<h2[^>]*>([^<]*\.json)", text):
             raise AssertionError(f"{rel}: {name} is a section of raw values, not collapsed")
+        assert "runs/" not in title, (rel, title)
+        if rel.startswith("benchmarks/"):  # two runs of one heading told apart by what differs
+            assert f"({page.parent.name})" not in title, (rel, title)
+    # The overview's table of stored runs leaves the commands to each run's page (a command
+    # column wrapped long commands into a tower of short lines).
+    overview = (site / "benchmarks" / "index.html").read_text()
+    stored = overview.split('id="stored-runs"')[1]
+    head = re.search(r"<thead>(.*?)</thead>", stored, re.S).group(1)
+    assert "command" not in head and "machine" in head
     study = (site / "results" / "noisy_dyn" / "study_digits" / "index.html").read_text()
     assert re.search(r"<details[^>]*>\s*<summary>study\.json", study)
     assert "not recorded" not in study

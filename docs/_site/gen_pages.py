@@ -1102,10 +1102,10 @@ def _train_step_table(runs: dict[str, dict]) -> str:
     return _table(header, rows)
 
 
-def _bench_title(stem: str, twin: Path) -> str:
-    """What a stored benchmark run shows: its Markdown's first heading (with the file's name
-    where two runs share one, as the full suite on the CPU and on the GPU do), else what the
-    rerun table says it runs."""
+def _bench_title(stem: str, twin: Path, data: object = None) -> str:
+    """What a stored benchmark run shows: its Markdown's first heading (where two runs share
+    one, as the full suite on the CPU and on the GPU do, followed by what tells them apart: the
+    machine, or what was counted), else what the rerun table says it runs."""
     heading = ""
     if twin.exists():
         first = twin.read_text().strip().splitlines()[:1]
@@ -1117,11 +1117,24 @@ def _bench_title(stem: str, twin: Path) -> str:
             for q in BENCH.glob("*.md")
             if q != twin and q.read_text().startswith(f"# {heading}\n")
         ]
-        return f"{heading} ({stem})" if same else heading
+        return f"{heading}: {_bench_distinction(stem, data)}" if same else heading
     for s, _, note in RERUN:
         if s == stem and note:
             return note[:1].upper() + note[1:]
     return _describe(stem)
+
+
+def _bench_distinction(stem: str, data: object) -> str:
+    """What tells a run apart from another of the same heading: its machine (first part), or
+    what it counted (up to a parenthesis), else its file name."""
+    if isinstance(data, dict):
+        found: dict[str, object] = {}
+        _find_keys(data, ("machine",), found)
+        if "machine" in found:
+            return _machine_text(found["machine"]).split(",")[0]
+        if isinstance(data.get("counted"), str):
+            return data["counted"].split(" (")[0]
+    return stem
 
 
 def gen_benchmarks() -> list[str]:
@@ -1147,8 +1160,8 @@ def gen_benchmarks() -> list[str]:
         "|---|---|---|",
     ]
     overview += [f"| `{cmd}` | {note or '-'} | [{stem}]({stem}.md) |" for stem, cmd, note in RERUN]
-    overview += ["", "## Stored runs", "", "| run | what it shows | machine | date | command |"]
-    overview.append("|---|---|---|---|---|")
+    overview += ["", "## Stored runs", "", "Each run's page gives its command and values.", ""]
+    overview += ["| run | what it shows | machine | date |", "|---|---|---|---|"]
     suite: dict[str, dict] = {}
     for p in sorted(BENCH.glob("*.json")) if BENCH.exists() else []:
         try:
@@ -1166,7 +1179,7 @@ def gen_benchmarks() -> list[str]:
         date = _date_text(found) or (_git_first_date(p) or "") + " (committed)"
         cmd = _bench_command(stem, data) if isinstance(data, dict) else None
         twin = p.with_suffix(".md")
-        title = _bench_title(stem, twin)
+        title = _bench_title(stem, twin, data)
         lines = [f"# {title}", ""]
         if twin.exists():  # the run's own Markdown first: what it measured, its tables
             body = twin.read_text().strip()
@@ -1185,11 +1198,7 @@ def gen_benchmarks() -> list[str]:
         lines += [_collapsed(f"{p.name} ({what})", json_tables(data, 3, stem)), ""]
         _write(f"benchmarks/{stem}.md", "\n".join(lines))
         nav.append(f"    - [{title}](benchmarks/{stem}.md)")
-        first_cmd = (cmd or "").splitlines()[0] if cmd else ""
-        cell = f"`{first_cmd}`" if first_cmd else ""
-        overview.append(
-            f"| [{stem}]({stem}.md) | {title} | {machine.split(',')[0]} | {date} | {cell} |"
-        )
+        overview.append(f"| [{stem}]({stem}.md) | {title} | {machine.split(',')[0]} | {date} |")
     jsons = {p.stem for p in BENCH.glob("*.json")} if BENCH.exists() else set()
     for p in sorted(BENCH.glob("*.md")) if BENCH.exists() else []:
         if p.stem in jsons:

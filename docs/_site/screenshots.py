@@ -3,7 +3,8 @@
     python docs/_site/screenshots.py OUT_DIR [--page PATH ...] [--width 1280] [--height 1600]
 
 writes one PNG per page to ``OUT_DIR`` (``home.png``, ``reference_noisy_dyn.png``, ...): by
-default the home page, an API page, a results page, a theory page and the benchmarks overview.
+default the home page, a how-to guide, an API page, a results page, the benchmarks overview
+and one benchmark run.
 ``PATH`` is a path inside the site (``reference/basis_ode/``). Needs Chromium (Debian:
 ``apt-get install chromium``) and the docs extra (``pip install -e ".[docs]"``).
 
@@ -29,10 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = (
     "",
+    "howto_noise/",
     "reference/noisy_dyn/",
     "results/basis_ode/wsj_tagging_cpu/",
-    "noisy_rnn/",
     "benchmarks/",
+    "benchmarks/cpu_full/",
 )
 
 
