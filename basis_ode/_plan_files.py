@@ -49,6 +49,8 @@ def frontier_markdown(
     """``plan.md``: conditions, the choice for each budget, and every point (Pareto marked)."""
     st = frontier.stats
     lines = [
+        "## The choice for each budget, on the validation examples",
+        "",
         f"Frontier of {st.get('points', len(frontier.points))} configurations of the trained "
         f"{frontier.source.label} model, measured on {st.get('validation_examples', '?')} "
         f"validation examples (certificates on the first {st.get('certificate_examples', '?')}, "
@@ -77,8 +79,10 @@ def frontier_markdown(
     order = sorted(range(len(pts)), key=lambda i: (-pts[i].accuracy, pts[i].model_bytes))
     lines += [
         "",
-        "Every measured configuration (Pareto: no other point has at least its accuracy and at "
-        "most each of its three costs, one strictly):",
+        "## Every measured configuration",
+        "",
+        "Pareto: no other point has at least its accuracy and at most each of its three costs, "
+        "one strictly.",
         "",
         "| configuration | search | validation accuracy | latency (ms) | model bytes | peak bytes "
         "| certified (logit change) | Pareto |",

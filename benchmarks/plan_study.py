@@ -213,6 +213,8 @@ def _write_report(out: Path, frontier, choices, report, meta) -> None:
         f"{100 * t['test_accuracy']:.2f} % ({report['test_examples']} test images), "
         f"{t['planned_ms']:.3g} ms planned, {t['recheck_ms']:.3g} ms re-checked.",
         "",
+        "## The choices on the test set",
+        "",
         "| budget | choice | val. acc. | test acc. | vs trained (points, 95 % CI) | planned ms | "
         "re-checked ms | best one-K point | its test acc. | choice vs it (points) |",
         "|---|---|---|---|---|---|---|---|---|---|",

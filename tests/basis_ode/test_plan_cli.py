@@ -60,7 +60,10 @@ def test_plan_prints_the_choice_and_writes_its_files(run, tmp_path, capsys):
     choice = doc["choices"][""]["choice"]
     assert choice["label"] == res["choice"].config.label and choice["certificate"]["converged"]
     assert (out / "frontier.png").read_bytes()[:8] == PNG
-    assert "| configuration |" in (out / "plan.md").read_text()
+    plan_md = (out / "plan.md").read_text()  # sections, so that the long table has a heading
+    assert "| configuration |" in plan_md
+    assert plan_md.index("## The choice for each budget") < plan_md.index("| budget |")
+    assert plan_md.index("## Every measured configuration") < plan_md.index("| configuration |")
     model, variables = basis_ode.load_model(out / "model.npz")
     xs, ys = basis_ode.data.load_digits(seed=0).validation
     acc = basis_ode.accuracy(model, variables, xs[:128], ys[:128])
