@@ -73,7 +73,7 @@ from typing import Any, Protocol, runtime_checkable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 from jaxtyping import PRNGKeyArray
 
 from . import _devices
@@ -96,6 +96,7 @@ from ._divergence import (
 )
 from ._errors import TrainingDiverged
 from ._history import append_epoch, empty_history, history_jsonl
+from ._layout import ONE_RUN, Layout, MembersSharded, ensemble_layout
 from ._lock import RunLock
 from ._options import TrainOptions
 from ._programs import cached_program
@@ -223,70 +224,21 @@ def _guarded_step(task_step, carry, batch, hyper):
     return {"train": train, "sums": sums, "alive": good, "bad_step": bad}
 
 
-def _layout(s: Settings, mesh: Any) -> str | None:
-    """None (one run), ``"members"`` (members sharded) or ``"batch"`` (each batch sharded)."""
-    if s.seeds is None:
-        return None
-    return "members" if len(s.seeds) % int(mesh.shape[mesh.axis_names[0]]) == 0 else "batch"
-
-
-def _shardings(mesh: Any, layout: str | None) -> tuple[Any, Any]:
-    """``(state, batch)`` shardings of ``layout``."""
-    axis = mesh.axis_names[0]
-    if layout == "members":
-        member = NamedSharding(mesh, PartitionSpec(axis))
-        return member, member
-    if layout == "batch":
-        return _devices.replicated(mesh), NamedSharding(mesh, PartitionSpec(None, axis))
-    return _devices.replicated(mesh), _devices.sharded(mesh)
-
-
-def _put_state(tree: Any, mesh: Any, layout: str | None) -> Any:
-    if layout == "members":
-        return _devices.put_sharded(tree, mesh)
-    return _devices.put_replicated(tree, mesh)
-
-
-def _put_batch(tree: Any, mesh: Any, layout: str | None) -> Any:
-    """The batch on the mesh; with several processes each copies only its own devices' rows
-    (``jax.make_array_from_callback``: no cross-process check of the values)."""
-    sharding = _shardings(mesh, layout)[1]
-    return jax.tree.map(lambda x: _devices.put(np.asarray(x), sharding), tree)
-
-
-def _member_map(fn: Callable, mesh: Any, layout: str) -> Callable:
-    """``fn`` over the leading member axis of every argument.
-
-    Members sharded (``layout == "members"``): ``shard_map``, so each device steps only its own
-    members (no communication). On CPU devices a device runs its members one after the other
-    (``lax.map``): measured on the digits demo's size, the vmapped kernel's batched matmuls cost
-    more per member there than separate ones; on accelerators they are ``vmap``-ed (one launch
-    for all). With the batch sharded instead, ``vmap`` under ``jit``'s partitioner.
-    """
-    if layout != "members":
-        return jax.vmap(fn)
-    spec = PartitionSpec(mesh.axis_names[0])
-    on_cpu = mesh.devices.flat[0].platform == "cpu"
-
-    def local(carry, batch, hyper):
-        if on_cpu:
-            return jax.lax.map(lambda args: fn(*args), (carry, batch, hyper))
-        return jax.vmap(fn)(carry, batch, hyper)
-
-    return jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+def _layout(s: Settings, mesh: Any) -> Layout:
+    """How this run lies on ``mesh``: one run, or the ensemble's members split over the
+    devices where their number divides the mesh, else each batch split."""
+    return ONE_RUN if s.seeds is None else ensemble_layout(len(s.seeds), mesh)
 
 
 @cached_program(maxsize=32)
-def compiled_step(task_step: Callable, mesh: Any, layout: str | None = None) -> Callable:
+def compiled_step(task_step: Callable, mesh: Any, layout: Layout = ONE_RUN) -> Callable:
     """The jitted guarded step of ``task_step`` on ``mesh`` (cached: reruns do not recompile);
-    with a member layout, mapped over the leading member axis of every argument
-    (:func:`_member_map`). The step is traced and run with ``mesh`` in context
+    with an ensemble's layout, mapped over the leading member axis of every argument
+    (``Layout.over_members``). The step is traced and run with ``mesh`` in context
     (``jax.set_mesh``), so that model code can split its batch over the mesh itself (noisy_dyn's
     kernel does: one gradient all-reduce per step instead of one per chunk of time steps)."""
-    state, batch = _shardings(mesh, layout)
-    fn = functools.partial(_guarded_step, task_step)
-    if layout is not None:
-        fn = _member_map(fn, mesh, layout)
+    state, batch = layout.shardings(mesh)
+    fn = layout.over_members(functools.partial(_guarded_step, task_step), mesh)
     jitted = jax.jit(
         fn,
         in_shardings=(state, batch, state),
@@ -306,7 +258,7 @@ def compiled_step(task_step: Callable, mesh: Any, layout: str | None = None) -> 
 
 
 def _fresh(
-    task: Task, seed: int, mesh: Any, seeds: tuple[int, ...] | None = None, layout: Any = None
+    task: Task, seed: int, mesh: Any, seeds: tuple[int, ...] | None = None, layout: Layout = ONE_RUN
 ) -> Run:
     """A new run from ``seed`` (or, with a member axis, from each of ``seeds``)."""
     pairs = [jax.random.split(jax.random.key(x)) for x in ((seed,) if seeds is None else seeds)]
@@ -320,7 +272,7 @@ def _fresh(
     train = {**task.init(init_key, meta), "key": noise_key, "step": np.zeros(shape, np.int32)}
     carry = {"train": train, "sums": _zero_sums(None if seeds is None else len(seeds)),
              "alive": np.ones(shape, bool), "bad_step": np.zeros(shape, np.int32)}  # fmt: skip
-    run = Run(carry=_put_state(carry, mesh, layout), meta=meta)
+    run = Run(carry=layout.put_state(carry, mesh), meta=meta)
     if seeds is not None:
         run.best_value, run.best_epoch = np.full(len(seeds), -math.inf), [None] * len(seeds)
     return run
@@ -363,14 +315,14 @@ def _upgrade_of(task: Task) -> Upgrade | None:
     return Upgrade(fingerprint=fingerprint, state=state)
 
 
-def _resumed(found: Any, mesh: Any, store: CheckpointStore, layout: str | None, task: Task) -> Run:
+def _resumed(found: Any, mesh: Any, store: CheckpointStore, layout: Layout, task: Task) -> Run:
     step, meta, state, best, converted, verified = found
     if best is not None:  # nested dicts as stored: back into the structure the task exports
         from flax import serialization
 
         best = serialization.from_state_dict(task.export(state["train"], meta["task"]), best)
     pos = meta["position"]
-    run = Run(carry=_put_state(state, mesh, layout), meta=meta["task"])
+    run = Run(carry=layout.put_state(state, mesh), meta=meta["task"])
     run.epoch, run.batch, run.step = pos["epoch"], pos["batch"], pos["step"]
     run.history = meta["history"]
     run.best = best
@@ -564,13 +516,13 @@ def _run_steps(task, run: Run, data, s: Settings, mesh, store, fingerprint, bar)
     layout = _layout(s, mesh)
     order = _epoch_orders(n, s, run.epoch)
     step = compiled_step(task.step_fn(run.meta), mesh, layout)
-    hyper = _put_state(task.hyper(run.meta), mesh, layout)
+    hyper = layout.put_state(task.hyper(run.meta), mesh)
     while run.batch < spe:
         if s.stop_after_steps is not None and run.step >= s.stop_after_steps:
             run.interrupted = True
             return
         idx = order[..., run.batch * s.batch_size : (run.batch + 1) * s.batch_size]
-        batch = _put_batch(tuple(a[idx] for a in data), mesh, layout)
+        batch = layout.put_batch(tuple(a[idx] for a in data), mesh)
         _mark(run, "training" if id(step) in _COMPILED else "compilation")
         run.carry = step(run.carry, batch, hyper)
         _COMPILED.add(id(step))
@@ -670,7 +622,7 @@ def _epoch(task, run: Run, data, s: Settings, mesh, store, fingerprint, bar) -> 
         inner = {k: v for k, v in train.items() if k not in ("key", "step")}
         new, run.meta = task.epoch_start(run.epoch, inner, run.meta)
         if new is not inner:  # a hook changed the state (e.g. a refinement)
-            new = _put_state(new, mesh, _layout(s, mesh))
+            new = _layout(s, mesh).put_state(new, mesh)
             new = {**new, "key": train["key"], "step": train["step"]}
             run.carry = {**run.carry, "train": new}
     _run_steps(task, run, data, s, mesh, store, fingerprint, bar)
@@ -680,7 +632,8 @@ def _epoch(task, run: Run, data, s: Settings, mesh, store, fingerprint, bar) -> 
     _end_epoch(task, run, s)
     run.epoch, run.batch = run.epoch + 1, 0
     members = None if s.seeds is None else len(s.seeds)
-    run.carry = {**run.carry, "sums": _put_state(_zero_sums(members), mesh, _layout(s, mesh))}
+    sums = _layout(s, mesh).put_state(_zero_sums(members), mesh)
+    run.carry = {**run.carry, "sums": sums}
     _save(store, run, fingerprint, task, s)
     _write_log(run, s)
     bar.epoch_done(_shown(run.history))
@@ -722,7 +675,7 @@ def _result(task: Task, run: Run, s: Settings) -> tuple[Any, dict, dict]:
 def _check_mesh(s: Settings) -> Any:
     """The mesh; a batch sharded over it must divide (members sharded need not)."""
     mesh = _devices.default_mesh() if s.mesh is None else s.mesh
-    if s.seeds is not None and isinstance(mesh, Mesh) and _layout(s, mesh) == "members":
+    if isinstance(mesh, Mesh) and isinstance(_layout(s, mesh), MembersSharded):
         return mesh
     return _devices.check_mesh(mesh, s.batch_size)
 

@@ -47,6 +47,9 @@ Groups:
 - devices and the loop (``trainkit._devices``, ``trainkit._loop``): ``available_cores``,
   ``MIN_ROWS_PER_DEVICE``, ``to_host``, ``compiled_step`` (its ``cache_clear()`` is what a
   benchmark calls to time a compilation);
+- layouts on the mesh (``trainkit._layout``): ``OneRun``, ``MembersSharded``, ``BatchSharded``
+  (the argument of ``compiled_step``) and ``ensemble_layout`` (which of the last two an ensemble
+  gets);
 - ensembles (``trainkit._members``): ``check_seeds`` (the seeds of the members),
   ``stack_members`` (member pytrees on a leading axis) and ``member_of`` (one member back).
 """
@@ -75,6 +78,10 @@ from ._formats import read_idx_folder as read_idx_folder
 from ._formats import read_idx_pair as read_idx_pair
 from ._formats import read_zip_member as read_zip_member
 from ._hugepages import restart_with_huge_pages as restart_with_huge_pages
+from ._layout import BatchSharded as BatchSharded
+from ._layout import MembersSharded as MembersSharded
+from ._layout import OneRun as OneRun
+from ._layout import ensemble_layout as ensemble_layout
 from ._loop import compiled_step as compiled_step
 from ._members import check_seeds as check_seeds
 from ._members import member_of as member_of
@@ -114,6 +121,9 @@ from ._validate import check_real as check_real
 
 __all__ = [
     "BarContext",
+    "BatchSharded",
+    "MembersSharded",
+    "OneRun",
     "EXIT_PEER_LOST",
     "FASHION_MNIST_ROOT",
     "RAISE_ON_DIVERGENCE",
@@ -147,6 +157,7 @@ __all__ = [
     "check_sha256",
     "check_training_data",
     "compiled_step",
+    "ensemble_layout",
     "default_out",
     "label_order",
     "limit_splits",
