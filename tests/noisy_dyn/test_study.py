@@ -275,6 +275,40 @@ def test_a_reader_recomputes_every_interval_and_p_value_from_the_stored_accuraci
     assert stored[(0.0, 0.0, "deterministic", "clean", 0.0)][7] == nd.accuracy(one, test, CFG)
 
 
+STORED_RERUN = (
+    Path(__file__).resolve().parents[2] / "docs" / "results" / "noisy_dyn" / "study_digits"
+    / "rerun_b91a178"
+)  # fmt: skip
+
+
+def test_a_stored_study_is_recomputed_from_its_stored_accuracies():
+    """The stored digits rerun: every mean, interval, paired difference, sign-flip p-value and
+    Holm-adjusted p-value of its study.json, recomputed from its study_accuracies.csv alone
+    (16 seeds, 52 rows) with trainkit's statistics at their defaults."""
+    rows = json.loads((STORED_RERUN / "study.json").read_text())
+    seeds = json.loads((STORED_RERUN / "study_setup.json").read_text())["seeds"]
+    stored = nd.study.read_accuracies(STORED_RERUN)
+    assert len(rows) == 52 and len(seeds) == 16
+
+    def per_seed(r, sa, sm):
+        acc = stored[(sa, sm, "deterministic", r["perturbation"], r["level"])]
+        return np.array([acc[s] for s in seeds])
+
+    p_values = []
+    for r in rows:
+        own = per_seed(r, r["sigma_add"], r["sigma_mult"])
+        np.testing.assert_allclose(bootstrap_mean(own), (r["mean"], r["ci_low"], r["ci_high"]),
+                                   rtol=0, atol=1e-12)  # fmt: skip
+        if "diff_mean" in r:
+            ref = per_seed(r, 0.0, 0.0)
+            want = (r["diff_mean"], r["diff_ci_low"], r["diff_ci_high"])
+            np.testing.assert_allclose(paired_difference(own, ref), want, rtol=0, atol=1e-12)
+            assert float(sign_flip_p_value(own, ref)) == pytest.approx(r["p_value"], abs=1e-12)
+            p_values.append(r["p_value"])
+    np.testing.assert_allclose(holm(p_values), [r["p_holm"] for r in rows if "p_holm" in r],
+                               rtol=0, atol=1e-12)  # fmt: skip
+
+
 def test_holm_over_the_study_controls_the_family_wise_error():
     # 150 simulated studies in which noise does nothing (every member's accuracies are i.i.d.
     # across configurations): 2 noisy configurations x 4 perturbations = 8 tests per study.
