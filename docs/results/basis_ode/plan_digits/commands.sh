@@ -16,5 +16,5 @@ python -m basis_ode train --data digits --width 8 --K 1 --n-steps 1 --refine-at 
 python -m benchmarks.plan_study --run runs/plan/digits_refined_s0 \
     --budget fast:latency_ms=0.5x --budget small:model_bytes=0.4x \
     --budget both:latency_ms=0.75x,model_bytes=0.6x \
-    --notes "shared 2-core CPU: two noisy_dyn training processes (one per core) and other engineers' tests ran throughout" \
+    --notes "shared 2-core CPU: two noisy_dyn training processes (one per core) and other test runs ran throughout" \
     --out docs/results/basis_ode/plan_digits --bench benchmarks/results/plan_digits

@@ -15,7 +15,7 @@ python -m basis_ode train --data fashion_mnist --limit 12000 --eval-limit 2000 -
 python -m benchmarks.plan_study --run runs/plan/fmnist_refined_12k_s0 --limit 2000 --schemes euler \
     --budget fast:latency_ms=0.5x --budget small:model_bytes=0.4x \
     --budget both:latency_ms=0.75x,model_bytes=0.6x \
-    --notes "shared 2-core CPU: two noisy_dyn training processes (one per core) and other engineers' tests ran throughout" \
+    --notes "shared 2-core CPU: two noisy_dyn training processes (one per core) and other test runs ran throughout" \
     --out docs/results/basis_ode/plan_fashion_mnist --bench benchmarks/results/plan_fmnist
 # The stored frontier (the plan.json written above, copied to runs/plan/study/fmnist_first/)
 # chosen from again for budgets that certified points meet: fast = 90 % of the trained
@@ -27,5 +27,5 @@ python -m benchmarks.plan_study --run runs/plan/fmnist_refined_12k_s0 --limit 20
     --frontier runs/plan/study/fmnist_first/plan.json \
     --budget fast:latency_ms=0.9x --budget small:model_bytes=0.4x \
     --budget both:latency_ms=0.95x,model_bytes=0.5x \
-    --notes "shared 2-core CPU: two noisy_dyn training processes (one per core) and other engineers' tests ran throughout" \
+    --notes "shared 2-core CPU: two noisy_dyn training processes (one per core) and other test runs ran throughout" \
     --out docs/results/basis_ode/plan_fashion_mnist
