@@ -230,6 +230,12 @@ def _layout(s: Settings, mesh: Any) -> Layout:
     return ONE_RUN if s.seeds is None else ensemble_layout(len(s.seeds), mesh)
 
 
+def _put_batch(tree: Any, mesh: Any, layout: Layout) -> Any:
+    """A step's batch on the mesh, as ``layout`` places it: the one place the loop uploads a
+    step's inputs (the reliability tests pace the loop by wrapping this function)."""
+    return layout.put_batch(tree, mesh)
+
+
 @cached_program(maxsize=32)
 def compiled_step(task_step: Callable, mesh: Any, layout: Layout = ONE_RUN) -> Callable:
     """The jitted guarded step of ``task_step`` on ``mesh`` (cached: reruns do not recompile);
@@ -522,7 +528,7 @@ def _run_steps(task, run: Run, data, s: Settings, mesh, store, fingerprint, bar)
             run.interrupted = True
             return
         idx = order[..., run.batch * s.batch_size : (run.batch + 1) * s.batch_size]
-        batch = layout.put_batch(tuple(a[idx] for a in data), mesh)
+        batch = _put_batch(tuple(a[idx] for a in data), mesh, layout)
         _mark(run, "training" if id(step) in _COMPILED else "compilation")
         run.carry = step(run.carry, batch, hyper)
         _COMPILED.add(id(step))
