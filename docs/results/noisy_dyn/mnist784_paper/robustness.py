@@ -17,7 +17,8 @@ from the discordant pairs (``b`` examples only the noisy model gets right, ``c``
 deterministic one: ``P(Binomial(b + c, 1/2)`` as extreme as ``b``).
 
 Writes, into ``--out`` (default: this folder): ``robustness_<which>.json`` (accuracies, the
-differences, intervals, p-values, conditions), ``robustness_<which>.md`` (the table) and
+differences, intervals, p-values, conditions), ``robustness_<which>.md`` (the table),
+``robustness_<which>.png`` (accuracy against level, one panel a kind, both models) and
 ``per_example_<which>.npz`` (the correctness bits, ``np.packbits`` of ``(2, n)`` per
 perturbation, row 0 the Noisy RNN) from which every number is recomputed.
 
@@ -170,6 +171,40 @@ def markdown(rows: list[dict], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(rows: list[dict], title: str, path: Path) -> None:
+    """Accuracy against the perturbation's level, one panel a kind, both models (clean accuracy
+    at level 0 of every panel), with the 95 % interval of the difference as a band around the
+    deterministic curve shifted by it (so the band is where the noisy curve may lie)."""
+    from matplotlib.figure import Figure
+
+    clean = next(r for r in rows if r["perturbation"] == "clean")
+    kinds = list(dict.fromkeys(r["perturbation"] for r in rows if r is not clean))
+    fig = Figure(figsize=(2.6 * len(kinds), 2.9))
+    for ax, kind in zip(fig.subplots(1, len(kinds), sharey=True), kinds, strict=True):
+        part = [clean] + [r for r in rows if r["perturbation"] == kind]
+        lv = [r["level"] for r in part]
+        for key, label, colour in (
+            ("acc_nrnn", "Noisy RNN", "C0"),
+            ("acc_deterministic", "deterministic", "C1"),
+        ):
+            ax.plot(lv, [100 * r[key] for r in part], marker="o", color=colour, label=label)
+        ax.fill_between(
+            lv,
+            [100 * (r["acc_deterministic"] + r["diff_low"]) for r in part],
+            [100 * (r["acc_deterministic"] + r["diff_high"]) for r in part],
+            color="C0",
+            alpha=0.15,
+            linewidth=0,
+        )
+        ax.set(title=kind.replace("_", " "), xlabel="level", ylim=(0, 100))
+        ax.grid(alpha=0.3)
+    fig.axes[0].set_ylabel("test accuracy (%)")
+    fig.axes[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -254,6 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / f"robustness_{tag}.json").write_text(json.dumps(meta, indent=1) + "\n")
     title = f"Pixel MNIST, {args.which} parameters: Noisy RNN against its deterministic twin"
     (args.out / f"robustness_{tag}.md").write_text(markdown(rows, title))
+    plot(rows, title, args.out / f"robustness_{tag}.png")
 
 
 if __name__ == "__main__":
