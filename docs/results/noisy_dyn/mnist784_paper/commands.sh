@@ -56,6 +56,13 @@ wait
 
 # After both arms finished their 100 epochs (run once; the current library, not the frozen code):
 # the final and the best-validation parameters of each arm as model files (save_model), then
-# the paired robustness of the two on the same perturbation draws, per test example.
-#   python docs/results/noisy_dyn/mnist784_paper/robustness.py --which last --export --check
+# the paired robustness of the two on the same perturbation draws, per test example (as run on
+# 2026-12-07, one a core: `taskset -c 0` and `taskset -c 1`, 22 minutes each).
+#   python docs/results/noisy_dyn/mnist784_paper/robustness.py --which last --export
 #   python docs/results/noisy_dyn/mnist784_paper/robustness.py --which best --export
+# Then (2026-12-07) the agreement with the library's study evaluation on the first 2,048 images
+# (model files copied to a scratch folder) and the transfer check for gradient masking:
+#   mkdir -p /tmp/check && cp docs/results/noisy_dyn/mnist784_paper/model_last_*.npz /tmp/check/
+#   python docs/results/noisy_dyn/mnist784_paper/robustness.py --which last --check --limit 2048 \
+#     --out /tmp/check
+#   python docs/results/noisy_dyn/mnist784_paper/transfer.py
