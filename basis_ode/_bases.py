@@ -40,6 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
+from trainkit.internal import named
+
 from ._types import BasisValues, IntScalar, Time
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
@@ -485,8 +487,4 @@ def basis_by_name(name: str, K: int) -> Basis:
     Returns:
         The (hashable, immutable) basis object, e.g. ``basis_by_name("hat", 5) == Hat(5)``.
     """
-    if name not in BASES:
-        raise ValueError(
-            f"basis_by_name: unknown basis name {name!r}; choose one of {sorted(BASES)}."
-        )
-    return BASES[name](K)
+    return named(name, BASES, "basis", K)

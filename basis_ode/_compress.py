@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 import jax
 import numpy as np
 
+from trainkit.internal import variant
+
 from ._bases import Basis
 from ._expansion import BasisExpansion, basis_of, expansions, is_expansion
 from ._projection import change_of_basis, gram_matrix
@@ -73,12 +75,7 @@ COMPRESSION_MAPS: dict[str, type[CompressionMap]] = {c.name: c for c in (Project
 def compression_by_name(name: str | CompressionMap) -> CompressionMap:
     """``"project"`` -> ``Project()``, ``"interpolate"`` -> ``Interpolate()``; an object is
     returned as it is. The parser of the command line and of files."""
-    if isinstance(name, CompressionMap):
-        return name
-    if not isinstance(name, str) or name not in COMPRESSION_MAPS:
-        raise ValueError(f"A compression map must be Project() or Interpolate() (or one of the "
-                         f"names {tuple(COMPRESSION_MAPS)}), got {name!r}.")  # fmt: skip
-    return COMPRESSION_MAPS[name]()
+    return variant(name, CompressionMap, COMPRESSION_MAPS, "method", prefix="basis_ode.")
 
 
 def as_compression_map(method: str | CompressionMap, where: str) -> CompressionMap:

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
-from trainkit.internal import ProgramCache
+from trainkit.internal import ProgramCache, lookup
 
 from ._bases import Basis
 from ._expansion import BasisExpansion
@@ -122,13 +122,8 @@ def scheme_by_name(name: str) -> ButcherTableau | diffrax.AbstractSolver:
 
     Strings are for the edges (command line, model files); the library takes the objects.
     """
-    if isinstance(name, str) and name in SCHEMES:
-        return SCHEMES[name]
-    if isinstance(name, str) and name in _ADAPTIVE:
-        return _ADAPTIVE[name]()
-    raise ValueError(
-        f"unknown scheme {name!r}; choose one of {sorted(SCHEMES) + sorted(_ADAPTIVE)}."
-    )
+    found = lookup(name, {**SCHEMES, **_ADAPTIVE}, "scheme")
+    return found() if isinstance(found, type) else found
 
 
 def scheme_name(scheme: Scheme) -> str:

@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from trainkit.internal import lookup
+
 from ._bases import BASES, Basis
 from ._compress import PROJECT, CompressionMap, as_compression_map, compress, param_bytes
 from ._expansion import basis_of
@@ -166,9 +168,7 @@ def compression_sweep(
 def _family(b: Any) -> type[Basis]:
     """A basis family (a Basis subclass), from itself or its name."""
     if isinstance(b, str):
-        if b not in BASES:
-            raise ValueError(f"unknown basis name {b!r}; choose one of {sorted(BASES)}.")
-        return BASES[b]
+        return lookup(b, BASES, "basis")
     if isinstance(b, type) and issubclass(b, Basis) and b is not Basis:
         return b
     raise TypeError(

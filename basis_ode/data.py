@@ -41,9 +41,9 @@ from trainkit.internal import FASHION_MNIST_ROOT as FASHION_MNIST_ROOT
 from trainkit.internal import (
     check_fraction,
     check_sha256,
+    idx_splits,
     limit_splits,
     read_cifar_folder,
-    read_idx_folder,
 )
 from trainkit.internal import check_int as _check_int
 
@@ -176,12 +176,13 @@ def load_fashion_mnist(
     Returns:
         `Splits` of ``(xs float32 (N, 28, 28, 1), ys int32 (N,))``.
     """
-    train, test = (
-        ((images[..., None] / np.float32(255)).astype(np.float32), labels)
-        for images, labels in read_idx_folder(root)
-    )
-    train, val = split_off_validation(train, seed=seed, val_size=val_size)
-    return limit_splits(Splits(train, val, test), limit)
+    splits = idx_splits(root, _idx_images, seed=seed, val_size=val_size)
+    return limit_splits(Splits(*splits), limit)
+
+
+def _idx_images(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1]."""
+    return (images[..., None] / np.float32(255)).astype(np.float32)
 
 
 def _cifar_images(data: np.ndarray) -> np.ndarray:

@@ -92,7 +92,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.preset, splits, learning_rate=args.lr,
         overrides={k: v for k, v in given.items() if v is not None}, out=out,
         data_name=args.data, regularizer=regularizer_by_name(args.regularizer, lam=args.lam),
-        standardize=args.standardize, **trainkit.cli_train_options(args),
+        standardize=STANDARDIZE[args.standardize], **trainkit.cli_train_options(args),
     )  # fmt: skip
     result = run["result"]
     best = result["best_val_accuracy"]
@@ -141,7 +141,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         out=args.out or tki.default_out("noisy_dyn", f"study_{args.preset}_{args.data}"),
         resume=not args.no_resume, progress=not args.quiet,
         validation_fraction=args.validation_fraction, inference_draws=args.inference_draws,
-        standardize=args.standardize, split=args.split,
+        standardize=STANDARDIZE[args.standardize], split=args.split,
     )  # fmt: skip
     return 0
 
@@ -206,7 +206,7 @@ def _validation_flag(p: argparse.ArgumentParser) -> None:
         "ts, fsdd, npz; default 0.1)",
     )  # fmt: skip
     p.add_argument(
-        "--standardize", choices=STANDARDIZE, default="auto",
+        "--standardize", choices=tuple(STANDARDIZE), default="auto",
         help="standardise each input feature with the training split's mean and standard "
         "deviation (stored with the model, applied at evaluation); auto: on for your own data "
         "(npz, ucr, ts), off for the pixel sets in [0, 1] (digits, MNIST, Fashion-MNIST, "

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from trainkit.internal import lookup
+
 from ._baselines import GRUCell, LSTMCell
 from ._cell import Cell, LipschitzCell
 from ._noise import NoiseForm, may_be_nonzero, noise_form
@@ -37,9 +39,7 @@ def cell_of(value: "str | Cell") -> Cell:
     """The :class:`Cell` of a name (``"lipschitz"``, ``"lstm"``, ``"gru"``) or the object."""
     if isinstance(value, Cell):
         return value
-    if isinstance(value, str) and value in CELLS:
-        return CELLS[value]
-    raise ValueError(f"NoisyRNNConfig.cell must be one of {tuple(CELLS)} or a Cell, got {value!r}.")
+    return lookup(value, CELLS, "cell (a Cell or its name)")
 
 
 def _int(value: object) -> object:
@@ -289,9 +289,7 @@ PRESETS: tuple[str, ...] = tuple(_PRESETS)
 
 
 def _lookup(name: str) -> tuple[dict[str, object], float, float, str]:
-    if name not in _PRESETS:
-        raise ValueError(f"Unknown preset {name!r}; choose one of {PRESETS}.")
-    return _PRESETS[name]
+    return lookup(name, _PRESETS, "preset")
 
 
 def preset(

@@ -8,9 +8,9 @@ split, and print the choice:
   least about 8 steps (243 JapaneseVowels series: 16, not 128 = one step an epoch);
 - **epochs**: the paper's 100 on its pixel tasks; on other data enough epochs for about
   :data:`STEP_BUDGET` optimiser steps, between :data:`MIN_EPOCHS` and :data:`MAX_EPOCHS`;
-- **standardisation** (``"auto"``): the inputs of your own data (npz, UCR and ``.ts`` files)
-  are standardised per feature with the training split's statistics
-  (:class:`noisy_dyn.data.InputScaling`); the built-in pixel sets (digits, MNIST,
+- **standardisation** (``standardize=None``, ``--standardize auto``): the inputs of your own
+  data (npz, UCR and ``.ts`` files) are standardised per feature with the training split's
+  statistics (:class:`noisy_dyn.data.InputScaling`); the built-in pixel sets (digits, MNIST,
   Fashion-MNIST, CIFAR-10), already in ``[0, 1]`` and the setting the presets were tuned on,
   are used as they are, and FSDD is standardised by its loader already.
 
@@ -20,9 +20,13 @@ The step ``dt`` follows the length (``noisy_dyn.experiments.scaled_dt``).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
-from ._scaling import InputScaling, standardize
+from trainkit.internal import lookup
+
+from ._scaling import InputScaling
+from ._scaling import standardize as standardize_splits
 
 PAPER_TASKS = ("fashion_mnist", "pfashion_mnist", "mnist", "pmnist", "cifar10")
 """The paper's pixel tasks: the presets' learning rates, batch 128 and 100 epochs were tuned on
@@ -30,11 +34,11 @@ them."""
 
 PIXEL_SETS = ("digits", "pdigits", *PAPER_TASKS)
 """The built-in image sets read as pixel sequences in ``[0, 1]``: not standardised by
-``"auto"``."""
+default (``standardize=None``)."""
 
 SCALED_BY_LOADER = ("fsdd",)
 """Sets whose loader standardises them with the training split's statistics already
-(``noisy_dyn.data.load_fsdd``): not standardised again by ``"auto"``."""
+(``noisy_dyn.data.load_fsdd``): not standardised again by default."""
 
 STEP_BUDGET = 2000
 """Optimiser steps the default epochs aim at on data other than the paper's tasks (the digits
@@ -43,8 +47,8 @@ studies reached their plateau in about 2,000 steps: 100 epochs of 20 steps)."""
 MIN_EPOCHS, MAX_EPOCHS = 30, 200
 """Bounds of the default epochs on data other than the paper's tasks."""
 
-STANDARDIZE = ("auto", "on", "off")
-"""The values of ``--standardize``."""
+STANDARDIZE: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
+"""The values of ``--standardize`` and the ``standardize=`` each stands for."""
 
 
 def default_batch_size(n_train: int, data_name: str) -> int:
@@ -87,33 +91,39 @@ def training_defaults(
     return epochs, batch_size
 
 
-def standardizes(data_name: str, standardize_inputs: str | bool) -> bool:
-    """Whether ``standardize_inputs`` (``"auto"``, ``"on"``, ``"off"`` or a bool) standardises
-    the data set ``data_name`` (``"auto"``: all but :data:`PIXEL_SETS` and
-    :data:`SCALED_BY_LOADER`)."""
-    if isinstance(standardize_inputs, bool):
-        return standardize_inputs
-    if standardize_inputs not in STANDARDIZE:
-        raise ValueError(f"standardize must be one of {STANDARDIZE} or a bool, got "
-                         f"{standardize_inputs!r}.")  # fmt: skip
-    if standardize_inputs == "auto":
+def standardizes(data_name: str, standardize: bool | str | None) -> bool:
+    """Whether ``standardize`` standardises the data set ``data_name``: True or False as given;
+    None (the default) for all but :data:`PIXEL_SETS` and :data:`SCALED_BY_LOADER`. The former
+    names ``"auto"``, ``"on"``, ``"off"`` are read as None, True, False with a
+    ``DeprecationWarning`` (they stay the values of ``--standardize``)."""
+    if isinstance(standardize, str):
+        value = lookup(standardize, STANDARDIZE, "standardize")
+        warnings.warn(
+            f"standardize={standardize!r} is deprecated; pass standardize={value!r}.",
+            DeprecationWarning,
+            stacklevel=4,  # the caller of train_preset / study
+        )
+        standardize = value
+    if standardize is None:
         return data_name not in PIXEL_SETS + SCALED_BY_LOADER
-    return standardize_inputs == "on"
+    if not isinstance(standardize, bool):
+        raise TypeError(f"standardize must be True, False or None (by data), got {standardize!r}.")
+    return standardize
 
 
 def prepare_inputs(
-    splits: Any, data_name: str, standardize_inputs: str | bool = "auto", *, verbose: bool = True
+    splits: Any, data_name: str, standardize: bool | str | None = None, *, verbose: bool = True
 ) -> tuple[Any, InputScaling | None]:
     """``(splits, scaling)``: standardised with the training split's statistics when
     :func:`standardizes` says so (``scaling`` None otherwise), the choice announced."""
-    if not standardizes(data_name, standardize_inputs):
+    if not standardizes(data_name, standardize):
         if verbose:
             why = ("pixel values in [0, 1], as the presets were tuned" if data_name in PIXEL_SETS
                    else "standardised by its loader already" if data_name in SCALED_BY_LOADER
                    else "--standardize off")  # fmt: skip
             print(f"inputs used as they are ({why}; --standardize on to standardise)", flush=True)
         return splits, None
-    splits, scaling = standardize(splits)
+    splits, scaling = standardize_splits(splits)
     if verbose:
         print(f"inputs {scaling.describe()} (--standardize off to keep them)", flush=True)
     return splits, scaling

@@ -30,6 +30,8 @@ import numpy as np
 from jax.typing import DTypeLike
 from jaxtyping import Array, ArrayLike, Float
 
+from trainkit.internal import lookup
+
 from ._threefry import standard_normal, typed_key, uniform
 from ._types import Hidden, Key
 
@@ -212,12 +214,7 @@ def noise_form(value: str | NoiseForm) -> NoiseForm:
     """The :class:`NoiseForm` of a name (``"ito"``, ``"reference"``) or the object itself."""
     if isinstance(value, NoiseForm):
         return value
-    if isinstance(value, str) and value in NOISE_FORMS:
-        return NOISE_FORMS[value]
-    raise ValueError(
-        f"NoisyRNNConfig.noise_form must be one of {tuple(NOISE_FORMS)} or a NoiseForm, "
-        f"got {value!r}."
-    )
+    return lookup(value, NOISE_FORMS, "noise_form (a NoiseForm or its name)")
 
 
 def uses(cfg: "NoisyRNNConfig") -> Uses:

@@ -34,6 +34,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
+from trainkit.internal import lookup, variant
+
 __all__: list[str] = []  # public names are re-exported by noisy_dyn/attacks.py
 
 LogitsFn = Callable[[Float[Array, "batch ..."]], Float[Array, "batch classes"]]
@@ -150,11 +152,7 @@ NORMS: dict[str, type[Norm]] = {cls.name: cls for cls in (Linf, L2)}
 
 def parse_norm(norm: str | Norm) -> Norm:
     """``"linf"`` -> ``Linf()``, ``"l2"`` -> ``L2()``; a :class:`Norm` is returned as it is."""
-    if isinstance(norm, Norm):
-        return norm
-    if not isinstance(norm, str) or norm not in NORMS:
-        raise ValueError(f"`norm` must be Linf() or L2() (or one of {tuple(NORMS)}), got {norm!r}.")
-    return NORMS[norm]()
+    return variant(norm, Norm, NORMS, "norm", prefix="noisy_dyn.")
 
 
 def as_norm(norm: str | Norm, where: str) -> Norm:
@@ -425,9 +423,7 @@ def parse_perturbation(name: str | Perturbation, level: Level | None = None, **o
     """
     if isinstance(name, Perturbation):
         return name
-    if not isinstance(name, str) or name not in PERTURBATIONS:
-        raise ValueError(f"Unknown perturbation {name!r}; choose from {tuple(PERTURBATIONS)}.")
-    cls = PERTURBATIONS[name]
+    cls = lookup(name, PERTURBATIONS, "perturbation")
     if "norm" in options:
         options["norm"] = parse_norm(options["norm"])
     if cls._level_field is None:

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from trainkit.internal import FloatScalar, takes_sequences
+from trainkit.internal import FloatScalar, named, takes_sequences
 
 from ._cell import recurrent_matrices
 from ._config import NoisyRNNConfig
@@ -132,9 +132,7 @@ def trace_by_name(name: str, **settings: Any) -> Trace:
     """The trace called ``name`` (``"exact"`` or ``"hutchinson"``) with ``settings`` (its
     fields): ``trace_by_name("hutchinson", num_samples=8) == Hutchinson(8)``. Strings are for
     the edges; the library takes the objects."""
-    if not isinstance(name, str) or name not in TRACES:
-        raise ValueError(f"unknown trace {name!r}; choose one of {sorted(TRACES)}.")
-    return TRACES[name](**settings)
+    return named(name, TRACES, "trace", **settings)
 
 
 def _as_trace(fn: str, trace: Any, method: Any, num_samples: Any, key: Any) -> Trace:

@@ -17,6 +17,8 @@ import abc
 import dataclasses
 from typing import ClassVar
 
+from trainkit.internal import variant
+
 from ._study_row import Difference
 
 __all__ = ["ByHolm", "ByInterval", "SELECTIONS", "Selection", "selection_by_name"]
@@ -59,10 +61,8 @@ SELECTIONS: dict[str, Selection] = {s.name: s for s in (ByHolm(), ByInterval())}
 
 def selection_by_name(name: str) -> Selection:
     """The rule called ``name`` (``"holm"`` or ``"interval"``)."""
-    try:
-        return SELECTIONS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"`select` must be one of {sorted(SELECTIONS)}, got {name!r}.") from None
+    table = {key: type(rule) for key, rule in SELECTIONS.items()}
+    return variant(name, Selection, table, "select", prefix="noisy_dyn.study.")
 
 
 BY_HOLM = ByHolm()

@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
+from trainkit.internal import lookup
+
 from ._config import NoisyRNNConfig
 from ._regularizer import Exact, Trace, regularized_loss, trace_by_name
 from ._solve import apply, trajectory
@@ -193,9 +195,7 @@ def regularizer_by_name(
     ``trace`` unused) or ``"explicit"`` (:class:`ExplicitRegularizer` ``(lam, trace)``, a trace
     given by name as for :func:`noisy_dyn.trace_by_name`). Strings are for the edges (command
     line, run files); the library takes the objects."""
-    if not isinstance(name, str) or name not in REGULARIZERS:
-        raise ValueError(f"`regularizer` must be one of {tuple(REGULARIZERS)}, got {name!r}.")
-    if REGULARIZERS[name] is NoiseInjection:
+    if lookup(name, REGULARIZERS, "regularizer") is NoiseInjection:
         return NoiseInjection()
     trace = trace_by_name(trace) if isinstance(trace, str) else trace
     return ExplicitRegularizer(lam=lam, trace=trace)

@@ -35,6 +35,7 @@ unpickler that only rebuilds NumPy arrays. The readers, splits and batch order a
 ``basis_ode.data`` (package ``trainkit``); the file layouts are in ``docs/data_formats.md``.
 """
 
+import functools
 import importlib.util
 import io
 import math
@@ -65,11 +66,12 @@ from trainkit.internal import (
     check_finite,
     check_fraction,
     check_sha256,
+    idx_splits,
     label_order,
     limit_splits,
+    lookup,
     pad_series,
     read_cifar_folder,
-    read_idx_folder,
     read_idx_pair,
     read_zip_member,
 )
@@ -243,11 +245,8 @@ def load_mnist_like(
 def _load_idx_dir(
     root: Path, *, permute: bool, seed: int, val_size: int, limit: int | None
 ) -> Splits:
-    train, test = (
-        (_to_sequences(images, 255.0, permute), labels) for images, labels in read_idx_folder(root)
-    )
-    train, val = split_off_validation(train, seed=seed, val_size=val_size)
-    return limit_splits(_splits(train, val, test), limit)
+    inputs = functools.partial(_to_sequences, scale=255.0, permute=permute)
+    return limit_splits(_splits(*idx_splits(root, inputs, seed=seed, val_size=val_size)), limit)
 
 
 def load_fashion_mnist(
@@ -795,9 +794,7 @@ def load(name: str, **kwargs: Any) -> Splits | SequenceSplits:
         The loader's `Splits` (or `SequenceSplits` for ``"fsdd"`` and an ``"npz"`` file with
         lengths).
     """
-    if name not in _LOADERS:
-        raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(NAMES)}.")
-    fn, fixed = _LOADERS[name]
+    fn, fixed = lookup(name, _LOADERS, "data set")
     clash = set(fixed) & set(kwargs)
     if clash:
         raise ValueError(f"{name!r} already sets {sorted(clash)}; use the unpermuted name instead.")

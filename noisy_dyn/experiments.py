@@ -357,15 +357,15 @@ def train_preset(
     resume: bool = True,
     checkpoints: bool = True,
     progress: bool = True,
-    standardize: str | bool = "auto",
+    standardize: bool | str | None = None,
     **fit_options: Any,
 ) -> dict[str, Any]:
     """Train preset ``preset_name`` on ``splits`` with ``noisy_dyn.fit``; test on the test split.
 
     What is not given follows the data (``noisy_dyn._defaults``, each choice announced): the
-    inputs are standardised with the training split's statistics (``standardize="auto"``: your
+    inputs are standardised with the training split's statistics (``standardize=None``: your
     own files, not the built-in pixel sets nor FSDD, which its loader standardises;
-    ``"on"``/``"off"`` force it), the batch size and the
+    True/False force it), the batch size and the
     epochs follow the training set's size (the paper's 128 and 100 on its pixel tasks), and,
     without ``dt`` in ``overrides``, the step is the preset's scaled to the data's length
     (:func:`default_dt`: ``dt x T`` kept at the preset's ``784 dt``). The learning rate defaults
@@ -771,7 +771,7 @@ def study(
     progress: bool = True,
     validation_fraction: float | None = None,
     inference_draws: int = 0,
-    standardize: str | bool = "auto",
+    standardize: bool | str | None = None,
     split: str = "validation",
 ) -> dict[str, Any]:
     """Does noise injection help on this data, and at which level?

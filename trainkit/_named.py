@@ -5,14 +5,18 @@ A family is a base class and a table ``{name: class}`` of its no-argument member
 (command line, files) give a name, the library takes the object. :func:`variant` turns a name
 into its object (an object passes as it is) and refuses anything else in one line that names
 the objects; :func:`variant_or_warn` does the same for an argument that used to take the name,
-with a ``DeprecationWarning`` that names the object to pass instead.
+with a ``DeprecationWarning`` that names the object to pass instead. Families whose members take
+settings (traces, recipes, bases, schemes) are looked up by :func:`named`, which builds
+``table[name](*args, **settings)`` and names the settings a member takes when others are given:
+every ``*_by_name`` of both packages is this one function over its own table.
 """
 
+import inspect
 import warnings
-from collections.abc import Mapping
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
-__all__ = ["variant", "variant_or_warn"]
+__all__ = ["lookup", "named", "variant", "variant_or_warn"]
 
 V = TypeVar("V")
 
@@ -53,3 +57,37 @@ def variant_or_warn(
             stacklevel=stacklevel + 1,
         )
     return obj
+
+
+def lookup(name: str, table: Mapping[str, V], what: str) -> V:
+    """``table[name]``; anything else (not a string, not in ``table``) raises ``ValueError``:
+    ``"unknown <what> 'x'; choose one of a, b, c."`` (the names sorted)."""
+    if not isinstance(name, str) or name not in table:
+        raise ValueError(f"unknown {what} {name!r}; choose one of {', '.join(sorted(table))}.")
+    return table[name]
+
+
+def named(
+    name: str, table: Mapping[str, Callable[..., V]], what: str, /, *args: Any, **settings: Any
+) -> V:
+    """``table[name](*args, **settings)``: the object a name stands for at the edges (command
+    line, run and model files), e.g. ``named("hutchinson", TRACES, "trace", num_samples=8)``.
+
+    Raises:
+        ValueError: an unknown name (:func:`lookup`'s message).
+        TypeError: settings the member does not take; the message lists those it takes.
+    """
+    make = lookup(name, table, what)
+    try:
+        signature = inspect.signature(make)
+    except (TypeError, ValueError):  # a builtin without a signature: let the call speak
+        return make(*args, **settings)
+    try:
+        signature.bind(*args, **settings)
+    except TypeError:
+        known = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
+        unknown = sorted(set(settings) - set(known))
+        label = getattr(make, "__name__", type(make).__name__)
+        problem = f"has no setting(s) {unknown}" if unknown else "cannot take these settings"
+        raise TypeError(f"{what} {name!r} ({label}) {problem}; it takes {known}.") from None
+    return make(*args, **settings)

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import PyTree
 
+from ._named import named
 from ._types import RealScalar
 
 __all__ = [
@@ -434,14 +435,4 @@ def recipe_by_name(name: str, **settings: Any) -> Recipe:
     Strings are for the edges (command line, run files); the library takes the objects:
     ``recipe_by_name("sgd", lr_drops=(30, 60)) == SGDRecipe(lr_drops=(30, 60))``.
     """
-    if not isinstance(name, str) or name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}.")
-    cls = RECIPES[name]
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise TypeError(
-            f"recipe {name!r} ({cls.__name__}) has no setting(s) {unknown}; it takes "
-            f"{sorted(known)}."
-        )
-    return cls(**settings)
+    return named(name, RECIPES, "recipe", **settings)

@@ -7,11 +7,13 @@ gives the same split (and a resumed run sees the same data). See ``docs/data_for
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 from jaxtyping import ArrayLike, Shaped
 
+from ._formats import read_idx_folder
 from ._sequences import Sequences
 from ._validate import ArgumentTypeError, check_int
 
@@ -121,6 +123,18 @@ def split_off_validation(
     order = np.random.default_rng(seed).permutation(n)
     val_idx, train_idx = np.sort(order[:val_size]), np.sort(order[val_size:])
     return tuple(a[train_idx] for a in arrays), tuple(a[val_idx] for a in arrays)
+
+
+def idx_splits(
+    root: Any, inputs: Callable[[np.ndarray], np.ndarray], *, seed: int, val_size: int
+) -> tuple[Train, Validation, tuple[np.ndarray, np.ndarray]]:
+    """The three splits of an MNIST-layout IDX folder (MNIST, Fashion-MNIST): ``(inputs(images),
+    labels)`` of the training file less ``val_size`` examples moved to validation by
+    :func:`split_off_validation` ``(seed)``, the validation pair, and the ``t10k`` pair as test.
+    ``inputs`` maps the stored uint8 images ``(N, 28, 28)`` to what the model reads."""
+    train, test = ((inputs(images), labels) for images, labels in read_idx_folder(root))
+    train, val = split_off_validation(train, seed=seed, val_size=val_size)
+    return train, val, test
 
 
 def split_off_fraction(

@@ -17,11 +17,12 @@ Groups:
   ``parse_names``, ``restart_with_huge_pages``;
 - data files (``trainkit._formats``, ``trainkit._splits``): ``check_sha256``, ``read_zip_member``,
   ``read_idx_pair``, ``read_idx_folder`` (with ``FASHION_MNIST_ROOT``), ``read_cifar_folder``,
-  ``check_fraction``, ``limit_splits``; of ``.ts`` files (``trainkit._ts``): ``label_order``,
-  ``pad_series``;
+  ``check_fraction``, ``idx_splits``, ``limit_splits``; of ``.ts`` files (``trainkit._ts``):
+  ``label_order``, ``pad_series``;
 - model files (``trainkit._model_files``): ``check_fields``;
 - named variants (``trainkit._named``): ``variant`` and ``variant_or_warn`` (a name from the
-  command line or a file to its object, the former string spelling warned about);
+  command line or a file to its object, the former string spelling warned about), ``lookup`` and
+  ``named`` (a name and its settings to the object, for every ``*_by_name``);
 - run records (``trainkit._run_record``): ``read_run_record``, ``check_record_fields``,
   ``check_training_data`` (a run's ``result.json`` checked against its model and data);
 - several processes (``trainkit._cluster``): ``add_cluster_flags``, ``start_cluster``,
@@ -87,6 +88,8 @@ from ._members import check_seeds as check_seeds
 from ._members import member_of as member_of
 from ._members import stack_members as stack_members
 from ._model_files import check_fields as check_fields
+from ._named import lookup as lookup
+from ._named import named as named
 from ._named import variant as variant
 from ._named import variant_or_warn as variant_or_warn
 from ._options import takes_former_keywords as takes_former_keywords
@@ -102,6 +105,7 @@ from ._run_record import read_run_record as read_run_record
 from ._sequences import padding_problem as padding_problem
 from ._sequences import takes_sequences as takes_sequences
 from ._splits import check_fraction as check_fraction
+from ._splits import idx_splits as idx_splits
 from ._splits import limit_splits as limit_splits
 from ._ts import label_order as label_order
 from ._ts import pad_series as pad_series
@@ -169,6 +173,7 @@ __all__ = [
     "progress_bar",
     "read_cifar_folder",
     "read_idx_folder",
+    "idx_splits",
     "read_idx_pair",
     "read_run_record",
     "read_zip_member",
@@ -182,6 +187,8 @@ __all__ = [
     "takes_sequences",
     "takes_train_options",
     "to_host",
+    "lookup",
+    "named",
     "variant",
     "variant_or_warn",
 ]

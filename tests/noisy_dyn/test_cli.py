@@ -216,7 +216,7 @@ def test_robustness_table_facts_on_a_linear_readout(key):
     assert abs(res["kinds"]["gaussian"]["accuracy"]["lin"][1] - 0.5) <= 5 * np.sqrt(0.25 / 400)
     # FGSM with eps 0.6 > |x| = 0.5 flips the sign of every input: accuracy 0 (closed form).
     assert res["kinds"]["fgsm"]["accuracy"]["lin"] == [1.0, 0.0]
-    with pytest.raises(ValueError, match="Unknown perturbation"), pytest.warns(DeprecationWarning):
+    with pytest.raises(ValueError, match="unknown perturbation"), pytest.warns(DeprecationWarning):
         robustness_table({"lin": (cfg, params)}, (xs, ys), {"blur": (1.0,)}, key=key)
     with pytest.raises(ValueError, match="differ in more than their level"):
         robustness_table(

@@ -146,7 +146,7 @@ def test_names_parse_at_the_edge():
     assert [(p.name, p.level) for p in (Gaussian(0.2), FGSM(0.1, norm=L2()))] == [
         ("gaussian", 0.2), ("fgsm", 0.1)]  # fmt: skip
     assert PGD(0.1, steps=3, norm=L2()).with_level(0.5) == PGD(0.5, steps=3, norm=L2())
-    with pytest.raises(ValueError, match="choose from"):
+    with pytest.raises(ValueError, match="choose one of"):
         parse_perturbation("speckle", 0.1)
     with pytest.raises(ValueError, match="no level"):
         parse_perturbation("deepfool", 0.1)

