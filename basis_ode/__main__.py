@@ -43,9 +43,12 @@ from typing import Any
 import trainkit
 from trainkit import internal as tki
 
+from . import experiments
 from ._bases import BASES, Basis, basis_by_name
 from ._compress import COMPRESSION_MAPS, CompressionMap, compression_by_name
 from ._integrate import SCHEMES, ButcherTableau
+from ._plan import SearchSpace
+from .experiments import IMAGE_DATA
 
 __all__ = ["build_parser", "cli", "main"]
 
@@ -86,8 +89,6 @@ def _report(kind: str, out: str, written: bool) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
-    from . import experiments
-
     splits = experiments.load_images(args.data, data_path=args.data_path, seed=args.seed,
                                      limit=args.limit, eval_limit=args.eval_limit,
                                      validation_fraction=args.validation_fraction)  # fmt: skip
@@ -116,7 +117,6 @@ def cmd_train(args: argparse.Namespace) -> dict:
 
 
 def cmd_compress(args: argparse.Namespace) -> Any:
-    from . import experiments
 
     out = args.out or f"{args.run}/compress"
     rows = experiments.compress_run(
@@ -131,8 +131,6 @@ def cmd_compress(args: argparse.Namespace) -> Any:
 
 
 def cmd_plan(args: argparse.Namespace) -> dict:
-    from . import experiments
-    from ._plan import SearchSpace
 
     budgets = experiments.budgets_from_flags(args.latency_ms, args.bytes, args.peak_bytes)
     space = SearchSpace(
@@ -170,7 +168,6 @@ def _map(name: str) -> CompressionMap:
 
 
 def cmd_tag(args: argparse.Namespace) -> dict:
-    from . import experiments
 
     out = args.out or tki.default_out(
         "basis_ode", "tagger_" + ("ud" if args.conllu else "synthetic")
@@ -193,8 +190,6 @@ def cmd_tag(args: argparse.Namespace) -> dict:
 
 
 def cmd_demo(args: argparse.Namespace) -> dict:
-    from . import experiments
-
     return experiments.demo(
         out=args.out, epochs=args.epochs, width=args.width, seed=args.seed, limit=args.limit,
         progress=not args.quiet, n_steps_list=tki.parse_ints(args.n_steps_list) or None,
@@ -219,7 +214,6 @@ def _solver(p: argparse.ArgumentParser, K: int, width: int) -> None:
 
 
 def _train_parser(sub: Any) -> None:
-    from .experiments import IMAGE_DATA
 
     p = sub.add_parser("train", help="train a ConvODENet on images (SGD recipe)")
     p.add_argument("--data", default="digits", choices=IMAGE_DATA, help="data set")
