@@ -85,7 +85,8 @@ def named(
     try:
         signature.bind(*args, **settings)
     except TypeError:
-        known = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
+        variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        known = [n for n, p in signature.parameters.items() if p.kind not in variadic]
         unknown = sorted(set(settings) - set(known))
         label = getattr(make, "__name__", type(make).__name__)
         problem = f"has no setting(s) {unknown}" if unknown else "cannot take these settings"
