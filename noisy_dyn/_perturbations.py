@@ -444,10 +444,8 @@ def perturbations_from_levels(
     (finite, >= 0; salt-and-pepper fractions in [0, 1])."""
     out: list[Perturbation] = []
     for name, values in levels.items():
-        if name not in PERTURBATIONS or name == Clean.name:
-            choices = tuple(k for k in PERTURBATIONS if k != Clean.name)
-            raise ValueError(f"Unknown perturbation {name!r}; choose from {choices}.")
-        cls = PERTURBATIONS[name]
+        kinds = {k: c for k, c in PERTURBATIONS.items() if c is not Clean}
+        cls = lookup(name, kinds, "perturbation")
         if cls._level_field is None:
             out.append(cls(max_iter=deepfool_max_iter))
             continue

@@ -127,7 +127,7 @@ def split_off_validation(
 
 def idx_splits(
     root: Any, inputs: Callable[[np.ndarray], np.ndarray], *, seed: int, val_size: int
-) -> tuple[Train, Validation, tuple[np.ndarray, np.ndarray]]:
+) -> tuple[Train, Validation, Test]:
     """The three splits of an MNIST-layout IDX folder (MNIST, Fashion-MNIST): ``(inputs(images),
     labels)`` of the training file less ``val_size`` examples moved to validation by
     :func:`split_off_validation` ``(seed)``, the validation pair, and the ``t10k`` pair as test.

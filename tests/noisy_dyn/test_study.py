@@ -383,7 +383,7 @@ def test_confirmation_on_fresh_seeds_keeps_real_effects_and_drops_lucky_ones():
     assert {(r["sigma_add"], r["perturbation"], r["level"]) for r in exploratory} == excluding
     with pytest.warns(DeprecationWarning, match="ByInterval"):
         assert nd.study.confirm_rows(discovery, fresh, select="interval") == exploratory
-    with pytest.raises(ValueError, match="must be one of"):
+    with pytest.raises(ValueError, match=r"`select` must be noisy_dyn.study.ByHolm\(\) or "):
         nd.study.selection_by_name("lucky")
     with pytest.raises(ValueError, match="lacks the comparisons"):
         nd.study.confirm_rows(discovery, [r for r in fresh if r["perturbation"] != "gaussian"])

@@ -7,3 +7,11 @@
 #   python docs/results/noisy_dyn/mnist784_paper/status.py --task pmnist --snapshot
 set -euo pipefail
 exec bash "$(dirname "$0")/../mnist784_paper/commands.sh" pmnist
+
+# After both arms finished their 100 epochs (run once; the current library, not the frozen code),
+# the same evaluation as the ordered task's, on the permuted test images (tried on 2026-12-07 on
+# the first 16 test images with the best-validation parameters of the checkpoints at steps 9,300
+# (Noisy RNN, epoch 23) and 18,200 (twin, epoch 46), --from-runs --check: the accuracies equal
+# noisy_dyn.study.evaluate_members'):
+#   python docs/results/noisy_dyn/mnist784_paper/robustness.py --task pmnist --which last --export
+#   python docs/results/noisy_dyn/mnist784_paper/robustness.py --task pmnist --which best --export
