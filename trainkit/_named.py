@@ -7,8 +7,9 @@ into its object (an object passes as it is) and refuses anything else in one lin
 the objects; :func:`variant_or_warn` does the same for an argument that used to take the name,
 with a ``DeprecationWarning`` that names the object to pass instead. Families whose members take
 settings (traces, recipes, bases, schemes) are looked up by :func:`named`, which builds
-``table[name](*args, **settings)`` and names the settings a member takes when others are given:
-every ``*_by_name`` of both packages is this one function over its own table.
+``table[name](*args, **settings)`` and names the settings a member takes when others are given.
+Every ``*_by_name`` of both packages is :func:`lookup`, :func:`named` or :func:`variant` over its
+own table.
 """
 
 import inspect

