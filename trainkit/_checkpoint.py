@@ -40,6 +40,10 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
+from absl import logging as absl_logging
+from flax import serialization
+from jax.experimental import multihost_utils
 
 from ._atomic import fsync_dir
 from ._errors import CheckpointMismatchError, FileFormatError
@@ -178,9 +182,6 @@ class CheckpointStore:
     def __init__(
         self, directory: str | os.PathLike, keep: int | None = 3, *, reading: bool = False
     ):
-        import orbax.checkpoint as ocp
-        from absl import logging as absl_logging
-
         if absl_logging.get_verbosity() > absl_logging.WARNING:  # keep orbax's INFO lines quiet
             absl_logging.set_verbosity(absl_logging.WARNING)
         self.keep = keep
@@ -232,8 +233,6 @@ class CheckpointStore:
             fsync_dir(self.directory)
             shutil.rmtree(away, ignore_errors=True)
         if sync and jax.process_count() > 1:  # every process calls this; all go on when done
-            from jax.experimental import multihost_utils
-
             multihost_utils.sync_global_devices(f"trainkit delete {int(step)}")
         self._manager.reload()
 
@@ -255,8 +254,6 @@ class CheckpointStore:
             for old in steps[: max(0, len(steps) - self.keep)]:
                 self.delete(old, sync=False)
         if multi:
-            from jax.experimental import multihost_utils
-
             multihost_utils.sync_global_devices("trainkit rotated")
             self._manager.reload()
 
@@ -275,9 +272,6 @@ class CheckpointStore:
         writes the step's file list. A full disk raises ``OSError`` naming the step folder
         and what was being written; the previous steps are kept.
         """
-        import orbax.checkpoint as ocp
-        from flax import serialization
-
         step = int(step)
         if step in self._manager.all_steps():  # orbax never overwrites a step
             self.delete(step)
@@ -298,8 +292,6 @@ class CheckpointStore:
                 )
             self._manager.wait_until_finished()
         if jax.process_count() > 1:  # all see the finalized step before they list the steps
-            from jax.experimental import multihost_utils
-
             multihost_utils.sync_global_devices(f"trainkit saved {step}")
         if jax.process_index() == 0:
             with self._naming_a_full_disk(step, "its file digests"):
@@ -328,15 +320,11 @@ class CheckpointStore:
             fsync_dir(aside)
             fsync_dir(self.directory)
         if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
             multihost_utils.sync_global_devices(f"trainkit set aside {int(step)}")
         self._manager.reload()
         return dest
 
     def read_meta(self, step: int) -> dict[str, Any]:
-        import orbax.checkpoint as ocp
-
         args = ocp.args.Composite(meta=ocp.args.JsonRestore())
         return self._manager.restore(int(step), args=args).meta
 
@@ -344,8 +332,6 @@ class CheckpointStore:
         """The ``best`` item as nested dicts of NumPy arrays (None when the step has none),
         checked against ``digests`` (the step's ``meta["digests"]["best"]``) when given:
         :class:`StepDamaged` when they differ."""
-        import orbax.checkpoint as ocp
-
         if not (self.path(step) / "best").is_dir():
             if digests:
                 raise StepDamaged("its best parameters are missing")
@@ -362,9 +348,6 @@ class CheckpointStore:
         :class:`CheckpointMismatchError` naming the array when they differ. With ``digests``
         (the step's ``meta["digests"]["state"]``) every restored array must match its digest
         (:class:`StepDamaged` otherwise)."""
-        import orbax.checkpoint as ocp
-        from flax import serialization
-
         target = serialization.to_state_dict(template)
         stored = _flat(self._manager.item_metadata(int(step)).state)
         check_layout(self.path(step), _flat(target), stored)
@@ -377,8 +360,6 @@ class CheckpointStore:
     def read_raw_state(self, step: int) -> Any:
         """The ``state`` item as stored: nested dicts of NumPy arrays (no template; empty
         subtrees are absent), for a task to convert from an earlier layout."""
-        import orbax.checkpoint as ocp
-
         args = ocp.args.Composite(state=ocp.args.StandardRestore())
         return jax.device_get(self._manager.restore(int(step), args=args).state)
 
@@ -497,8 +478,6 @@ def _translated(path: Path, meta: Any, fingerprint: dict, upgrade: Upgrade | Non
 def _read_upgraded(store: CheckpointStore, step: int, meta: dict, upgrade: Upgrade, template_of):
     """``(meta, state, best)`` of a step of an earlier format, converted by ``upgrade`` and
     checked against today's template (keys, shapes, dtypes, every leaf an array)."""
-    from flax import serialization
-
     path = store.path(step)
     raw, best = store.read_raw_state(step), store.read_best(step)
     try:
@@ -669,8 +648,6 @@ def load_latest_checkpoint(directory: str | os.PathLike) -> dict[str, Any] | Non
 
     A step whose files, meta, run state or arrays do not match their digests, or that cannot
     be read, is skipped with a warning (nothing is moved: this only reads)."""
-    import orbax.checkpoint as ocp
-
     d = Path(directory)
     if not d.is_dir():
         return None

@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._cluster import EXIT_PEER_LOST, abort_job
-from ._errors import CheckpointMismatchError, FileFormatError, TrainingDiverged
-from ._signals import TrainingInterrupted, command_signals
+from ._errors import CheckpointMismatchError, CLIError, FileFormatError, TrainingDiverged
+from ._signals import SUPERVISOR, TrainingInterrupted, command_signals
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,  # includes FileFormatError and CheckpointMismatchError
@@ -39,10 +39,6 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-
-
-class CLIError(ValueError):
-    """A command-line usage error found after parsing (reported as ``error: ...``, status 2)."""
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -162,8 +158,6 @@ def _failure(err: BaseException) -> tuple[int, str]:
     of the job is gone reads as that (status 75)."""
     found = _LOST_PEER.findall(str(err))
     if found:
-        from ._signals import SUPERVISOR
-
         what = ", ".join(dict.fromkeys(f[0] for f in found))
         return EXIT_PEER_LOST, (
             f"error: another process of this job was lost ({what}); "

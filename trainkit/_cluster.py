@@ -35,13 +35,17 @@ import sys
 import time
 from typing import Any
 
+import jax
+
+from ._devices import use_cpu_devices
+from ._errors import CLIError
 from ._jax_private import (
-    backends_initialized,
     cluster_from_environment,
     distributed_state,
     on_a_tpu_vm,
     service_factory,
 )
+from ._lock import exit_now
 
 __all__ = ["EXIT_PEER_LOST", "add_cluster_flags", "start_cluster"]
 
@@ -77,8 +81,6 @@ def add_cluster_flags(parser: argparse.ArgumentParser, *, cpu_devices_help: str 
 
 
 def _job_from_flags(args: argparse.Namespace) -> tuple[str, int, int] | None:
-    from ._cli import CLIError
-
     given = {
         "--coordinator": getattr(args, "coordinator", None),
         "--num-processes": getattr(args, "num_processes", None),
@@ -121,8 +123,6 @@ def start_cluster(args: argparse.Namespace) -> dict[str, Any] | None:
     Call it before JAX runs anything (first thing in a command). Returns ``{"process",
     "processes", "coordinator"}``.
     """
-    from ._devices import use_cpu_devices
-
     if getattr(args, "cpu_devices", None):
         use_cpu_devices(int(args.cpu_devices))
     job = _job_from_flags(args) or _job_from_environment()
@@ -150,8 +150,6 @@ class _Service:
 
 
 def _start_service(bind: str, n: int) -> _Service:
-    from ._cli import CLIError
-
     cmd = [sys.executable, "-m", "trainkit._coordinator", bind, str(n), str(os.getpid())]
     proc = subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -169,8 +167,6 @@ def _start_service(bind: str, n: int) -> _Service:
 
 
 def _initialize(address: str, n: int, i: int) -> None:
-    import jax
-
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if i != 0:
         jax.distributed.initialize(address, num_processes=n, process_id=i)
@@ -180,14 +176,10 @@ def _initialize(address: str, n: int, i: int) -> None:
         service = _start_service(bind, n)
         with service_factory(service):
             jax.distributed.initialize(address, num_processes=n, process_id=i)
-    from ._signals import SUPERVISOR
-
-    SUPERVISOR.peers = peers()
+    peers()  # made here, once connected; the signal supervisor's thread reads them
 
 
 def _announce(i: int, n: int) -> None:
-    import jax
-
     local = jax.local_devices()
     print(f"process {i} of {n} on {socket.gethostname()} (pid {os.getpid()}): {len(local)} "
           f"local {local[0].platform} device(s) of {jax.device_count()} in the job; process 0 "
@@ -246,13 +238,11 @@ class Peers:
         self._read(entries, supervisor, now)
 
     def _read(self, entries: dict[str, str], supervisor: Any, now: float) -> None:
-        from ._signals import _exit_now
-
         posted = entries.get(f"{_PREFIX}exit")
         if posted is not None:
             info = json.loads(posted)
             if info.get("process") != self.index:
-                _exit_now(int(info["status"]), f"{info['line']} (process {info['process']} of "
+                exit_now(int(info["status"]), f"{info['line']} (process {info['process']} of "
                           f"{self.count} ended the job)\n")  # fmt: skip
         if supervisor.signum is None and self._get(_NOTICE) is not None:
             supervisor.got(self.signal() or 15)
@@ -268,11 +258,9 @@ class Peers:
                            f"{LOST_AFTER:g} s ago (killed, or its host was lost)")  # fmt: skip
 
     def _lost(self, supervisor: Any, what: str) -> None:
-        from ._signals import _exit_now
-
         line = f"error: {what}; {supervisor.kept(f'start all {self.count} processes again')}"
         self.post_exit(EXIT_PEER_LOST, line)
-        _exit_now(EXIT_PEER_LOST, line + "\n")
+        exit_now(EXIT_PEER_LOST, line + "\n")
 
     def notify(self, signum: int) -> None:
         """Tell the job about a signal this process got (JAX's preemption notice, as its
@@ -301,14 +289,10 @@ class Peers:
 _PEERS: Peers | None = None
 
 
-def process_index() -> int:
-    """This process's number in its job (0 alone), without initialising JAX's backend."""
-    import jax
-
-    if backends_initialized():
-        return int(jax.process_index())
-    state = distributed_state()
-    return int(getattr(state, "process_id", 0) or 0) if state.client is not None else 0
+def current_peers() -> Peers | None:
+    """The job's :class:`Peers` if :func:`peers` made them, else None (never makes them: a
+    thread must not see the client before ``jax.distributed.initialize`` has connected it)."""
+    return _PEERS
 
 
 def peers() -> Peers | None:
@@ -332,7 +316,5 @@ def abort_job(status: int, line: str) -> None:
     p = peers()
     if p is None:
         return
-    from ._signals import _exit_now
-
     p.post_exit(status, line)
-    _exit_now(status, "")
+    exit_now(status, "")

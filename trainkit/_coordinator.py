@@ -20,6 +20,8 @@ import sys
 import threading
 import time
 
+from ._jax_private import runtime_service
+
 LINGER = 25.0
 """Seconds the service stays up after process 0 died (the others notice within 15 s)."""
 
@@ -40,8 +42,6 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the terminal is for the job
     try:
-        from ._jax_private import runtime_service
-
         service = runtime_service(bind, n)
     except Exception as err:  # noqa: BLE001 - reported to process 0 in one line
         print(f"error: {' '.join(str(err).split())[:300]}", flush=True)

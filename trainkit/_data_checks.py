@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from jaxtyping import ArrayLike, Int
 
-from ._cli import CLIError
+from ._errors import CLIError
 
 Labels = Int[ArrayLike, "..."] | Sequence[int]
 """Class labels (any shape: one per example, or per token)."""

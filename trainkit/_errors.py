@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 
+class CLIError(ValueError):
+    """A command-line usage error found after parsing (reported as ``error: ...``, status 2)."""
+
+
 class CheckpointMismatchError(ValueError):
     """A checkpoint folder belongs to another run (package, configuration, data, seed, ...).
 

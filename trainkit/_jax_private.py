@@ -5,8 +5,9 @@ JAX has no public API for what a job of several processes needs before and aroun
 other processes outlive process 0 and say so in one line), the client's key-value store and
 heartbeats (:class:`trainkit._cluster.Peers`), whether the preemption sync manager is running,
 which job the environment describes (TPU pod slice, SLURM, Open MPI) without initialising the
-job, and whether the backends are up. Each access is one short function here, imported lazily
-(``jax._src`` is loaded only where a job of several processes is started or asked about), and
+job, and whether the backends are up. Each access is one short function here that imports its
+private module itself (the one exception to the module-level imports of the three packages: a
+moved internal breaks only its own function), and
 ``tests/trainkit/test_jax_private.py`` checks on the installed JAX that every piece still
 exists, so a JAX upgrade that moves one fails that one test by name instead of a job at
 run time. Where a public API answers (``jax.distributed.is_initialized``), it is used.
@@ -18,12 +19,15 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import jax
+
 __all__ = [
     "backends_initialized",
     "cluster_from_environment",
     "distributed_state",
     "on_a_tpu_vm",
     "preemption_sync_manager",
+    "process_index",
     "runtime_service",
     "service_factory",
 ]
@@ -89,11 +93,17 @@ def on_a_tpu_vm() -> bool:
         return False
 
 
+def process_index() -> int:
+    """This process's number in its job (0 alone), without initialising JAX's backend."""
+    if backends_initialized():
+        return int(jax.process_index())
+    state = distributed_state()
+    return int(getattr(state, "process_id", 0) or 0) if state.client is not None else 0
+
+
 def preemption_sync_manager() -> Any:
     """JAX's preemption sync manager when several processes run with it, else None (never
     initialises JAX's backend)."""
-    import jax  # here: the command line installs its signal handlers before JAX loads
-
     public = getattr(jax.distributed, "is_initialized", None)  # jax >= 0.4.36
     if public is not None and not public():
         return None

@@ -21,6 +21,7 @@ import errno
 import json
 import os
 import socket
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -30,6 +31,9 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: the lock file's content only
     fcntl = None  # type: ignore[assignment]
+
+from ._atomic import set_aside
+from ._jax_private import process_index
 
 __all__ = ["LOCK_NAME", "RunFolderLocked", "RunLock", "start_afresh"]
 
@@ -233,6 +237,18 @@ def clear_records() -> None:
         _GUARD.release()
 
 
+def exit_now(status: int, line: str) -> None:
+    """Write ``line`` to stderr (unbuffered) and end the process with ``status`` at once (the
+    run folder's lock record cleared first: the next run takes it without a word)."""
+    clear_records()
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    os.write(2, line.encode())
+    os._exit(status)
+
+
 def start_afresh(
     out: str | os.PathLike, names: Any, *, checkpoint_dir: str | os.PathLike | None = None
 ) -> Path | None:
@@ -241,9 +257,6 @@ def start_afresh(
     move the previous run's output files ``names`` aside into ``out/previous-<UTC time>``
     (:func:`trainkit.set_aside`) and say so in one line. Returns that folder, or None. In a job
     of several processes, process 0 does it (the others return None)."""
-    from ._atomic import set_aside
-    from ._cluster import process_index
-
     out = Path(out)
     if not out.is_dir() or process_index() != 0:  # several processes: process 0 does it
         return None

@@ -73,6 +73,8 @@ from typing import Any, Protocol, runtime_checkable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import serialization
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 from jaxtyping import PRNGKeyArray
 
@@ -80,6 +82,7 @@ from . import _devices
 from ._atomic import atomic_write_text
 from ._batching import epoch_order
 from ._checkpoint import (
+    VERIFIED,
     CheckpointStore,
     Upgrade,
     data_hash,
@@ -324,8 +327,6 @@ def _upgrade_of(task: Task) -> Upgrade | None:
 def _resumed(found: Any, mesh: Any, store: CheckpointStore, layout: Layout, task: Task) -> Run:
     step, meta, state, best, converted, verified = found
     if best is not None:  # nested dicts as stored: back into the structure the task exports
-        from flax import serialization
-
         best = serialization.from_state_dict(task.export(state["train"], meta["task"]), best)
     pos = meta["position"]
     run = Run(carry=layout.put_state(state, mesh), meta=meta["task"])
@@ -494,8 +495,6 @@ def _kept(run: Run, bad: int) -> str:
         return "no checkpoint was written"
     if run.resumed_from is None or run.last_checkpoint != run.resumed_from:
         return f"the last good checkpoint {run.last_checkpoint} is kept"
-    from ._checkpoint import VERIFIED
-
     return (f"it had resumed {bad - run.saved_step} step(s) before from the checkpoint "
             f"{run.resumed_from}, which is kept ({VERIFIED[run.verified]}; if it is damaged, move "
             "it away and the run resumes from the step before)")  # fmt: skip
@@ -735,8 +734,6 @@ def train(task: Task, data: tuple, settings: Settings) -> tuple[Any, dict, dict]
 def _say_resumed(run: Run, s: Settings, store: Any) -> None:
     """The resume line (how the checkpoint was verified, unless fully), and a warning when
     the devices differ from those the checkpoint was written on."""
-    from ._checkpoint import VERIFIED
-
     how = ", converted from a checkpoint of an earlier format" if run.converted else ""
     if run.verified == "none":
         how += f" ({VERIFIED['none']})"
@@ -760,8 +757,6 @@ def _locked(s: Settings) -> Any:
 @contextlib.contextmanager
 def _shared_lock(directory: Any) -> Any:
     """Several processes: process 0 takes the lock; all processes learn whether it got it."""
-    from jax.experimental import multihost_utils
-
     lock, error = RunLock(directory), None
     if jax.process_index() == 0:
         try:

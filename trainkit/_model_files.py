@@ -24,11 +24,13 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Shaped
 
 from ._atomic import atomic_write, fsync_dir, unique_temporary
 from ._errors import FileFormatError
+from ._jax_private import process_index
 
 MODEL_FORMAT = "trainkit-model"
 """The ``"format"`` tag of a model file's metadata."""
@@ -104,8 +106,6 @@ def write_if_changed(path: str | os.PathLike, write: Callable[[Path], Any]) -> b
     folder). A full disk otherwise raises ``OSError`` naming ``path``. In a job of several
     processes (``jax.distributed``) only process 0 writes; the others return False.
     """
-    from ._cluster import process_index
-
     path = Path(path)
     if process_index() != 0:
         return False
@@ -248,8 +248,6 @@ def load_model_file(
 
 
 def _named_dtype(path: Path, name: str) -> np.dtype:
-    import jax.numpy as jnp
-
     try:
         return np.dtype(getattr(jnp, name))
     except (AttributeError, TypeError):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from tqdm.auto import tqdm
+
 
 def progress_bar(enabled: bool, **tqdm_options: Any) -> Any:
     """A ``tqdm`` bar when ``enabled`` and stderr is a terminal; None otherwise (a piped log
@@ -19,8 +21,6 @@ def progress_bar(enabled: bool, **tqdm_options: Any) -> Any:
         terminal = False
     if not terminal:
         return None
-    from tqdm.auto import tqdm
-
     return tqdm(**tqdm_options)
 
 

@@ -45,14 +45,17 @@ import os
 import select
 import signal
 import socket
-import sys
 import threading
 import time
 from typing import Any
 
+import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
+from . import _cluster
 from ._jax_private import preemption_sync_manager
+from ._lock import exit_now
 
 __all__ = ["EXIT_STATUS", "StopSignals", "TrainingInterrupted", "command_signals"]
 
@@ -117,7 +120,6 @@ class Supervisor:
         self.taken = False
         self.command = False
         self.depth = 0
-        self.peers: Any = None  # trainkit._cluster.Peers with several processes
         self._old: dict[int, Any] = {}
         self._old_fd = -1
         self._stop = threading.Event()
@@ -125,6 +127,12 @@ class Supervisor:
         self._pair: tuple[socket.socket, socket.socket] | None = None
 
     # -- installation (main thread) ------------------------------------------------------
+
+    @property
+    def peers(self) -> _cluster.Peers | None:
+        """The other processes of the job once the main thread made them (:func:`enter`, or
+        ``start_cluster`` after ``jax.distributed.initialize`` returned), else None."""
+        return _cluster.current_peers()
 
     def enter(self, command: bool = False) -> bool:
         """Install (first entry) or re-enter; False off the main thread (nothing installed)."""
@@ -139,9 +147,7 @@ class Supervisor:
         for end in self._pair:
             end.setblocking(False)
         self._old_fd = signal.set_wakeup_fd(self._pair[1].fileno(), warn_on_full_buffer=False)
-        from . import _cluster
-
-        self.peers = _cluster.peers()
+        _cluster.peers()  # a job already initialised: its peers, made on the main thread
         for sig in SIGNALS:
             if sig == signal.SIGTERM and preemption_sync_manager() is not None:
                 continue  # JAX's preemption notifier has SIGTERM; the peers see its notice
@@ -180,8 +186,8 @@ class Supervisor:
                 for signum in data:
                     if signum in SIGNALS:
                         self.got(int(signum))
-            if self.peers is not None:
-                self.peers.tick(self)
+            if (peers := self.peers) is not None:
+                peers.tick(self)
             self._check()
 
     def got(self, signum: int) -> None:
@@ -192,8 +198,8 @@ class Supervisor:
                        "command)", prefix="\n")  # fmt: skip
             return
         self.signum, self.at = signum, time.monotonic()
-        if self.peers is not None:
-            self.peers.notify(signum)
+        if (peers := self.peers) is not None:
+            peers.notify(signum)
 
     def _check(self) -> None:
         signum = self.signum
@@ -236,28 +242,14 @@ class Supervisor:
     def _exit(self, signum: int, text: str, prefix: str = "") -> None:
         status = EXIT_STATUS(signum)
         line = f"{prefix}interrupted: {text}\n"
-        if self.peers is not None:
-            self.peers.post_exit(status, line.strip())
-        _exit_now(status, line)
+        if (peers := self.peers) is not None:
+            peers.post_exit(status, line.strip())
+        exit_now(status, line)
 
     # -- what the loop asks (main thread) ---------------------------------------------------
 
     def mark(self, phase: str) -> None:
         self.phase = phase
-
-
-def _exit_now(status: int, line: str) -> None:
-    """Write ``line`` to stderr (unbuffered) and end the process with ``status`` at once (the
-    run folder's lock record cleared first: the next run takes it without a word)."""
-    from ._lock import clear_records
-
-    clear_records()
-    try:
-        sys.stdout.flush()
-    except (OSError, ValueError):
-        pass
-    os.write(2, line.encode())
-    os._exit(status)
 
 
 def _ignore(signum: int, frame: Any) -> None:
@@ -302,8 +294,6 @@ class StopSignals:
         return SUPERVISOR.signum if self._on else None
 
     def __enter__(self) -> StopSignals:
-        import jax
-
         self._multi = jax.process_count() > 1
         self._sync = preemption_sync_manager()
         self._on = SUPERVISOR.enter()
@@ -325,8 +315,6 @@ class StopSignals:
             return
         SUPERVISOR.run = run
         if self._sync is not None:
-            from jax.experimental import multihost_utils
-
             multihost_utils.reached_preemption_sync_point(int(run.step))
 
     def mark(self, phase: str) -> None:
@@ -344,8 +332,6 @@ class StopSignals:
         """The signal number if any process has a flag (all processes call this together)."""
         if not self._multi:
             return self.signum
-        from jax.experimental import multihost_utils
-
         flags = multihost_utils.process_allgather(np.int32(self.signum or 0))
         got = [int(f) for f in np.asarray(flags).reshape(-1) if f]
         return got[0] if got else None
@@ -354,8 +340,6 @@ class StopSignals:
         """After global step ``step``: the signal to stop on now, or None (every process gets
         the same answer at the same step)."""
         if self._sync is not None:
-            from jax.experimental import multihost_utils
-
             if multihost_utils.reached_preemption_sync_point(int(step)):
                 peers = SUPERVISOR.peers
                 return (peers.signal() if peers is not None else None) or int(signal.SIGTERM)
