@@ -81,8 +81,11 @@ from ._frontier import BudgetError as BudgetError
 from ._frontier import Configuration as Configuration
 from ._frontier import Frontier as Frontier
 from ._frontier import Point as Point
+from ._plan import FromBest as FromBest
+from ._plan import FromTrained as FromTrained
 from ._plan import Plan as Plan
 from ._plan import SearchSpace as SearchSpace
+from ._plan import WalkStart as WalkStart
 from ._plan import adapt as adapt
 from ._plan import measure_frontier as measure_frontier
 from ._plan import plan as plan
@@ -155,6 +158,8 @@ __all__ = [
     "PiecewiseLinear",
     "Interpolate",
     "LastEpoch",
+    "FromBest",
+    "FromTrained",
     "Plan",
     "Point",
     "Project",
@@ -171,6 +176,7 @@ __all__ = [
     "SGDRecipe",
     "SearchSpace",
     "TrainingDiverged",
+    "WalkStart",
     "TransformerUnit",
     "accuracy",
     "adapt",

@@ -31,27 +31,29 @@ walks' revisits and every batch reuse a program; ``Frontier.stats`` counts the c
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
+
+from trainkit.internal import variant_or_warn
 
 from ._bases import BASES, Basis, Hat, Legendre
 from ._budget import Budget, Bytes, Latency, as_budgets
 from ._certificate import TOLERANCE, certify
 from ._compress import CompressionMap, Interpolate, Project, as_compression_map, param_bytes
+from ._eval_data import EvalData, pad_eval_data, peak_memory, unpack
 from ._expansion import expansions, is_expansion
 from ._frontier import Configuration, Frontier, Point
 from ._integrate import EULER, MIDPOINT, ButcherTableau, resolve_unroll, scheme_by_name
-
-if TYPE_CHECKING:  # the sweep's helpers (and tqdm) are imported when a plan runs, not on import
-    from ._sweep import _EvalData
 
 __all__: list[str] = []  # public names are re-exported by basis_ode/__init__.py
 
@@ -78,6 +80,45 @@ def _powers_of_two(top: int) -> tuple[int, ...]:
     return tuple(out) + (top,)
 
 
+class WalkStart(abc.ABC):
+    """Where two of the planner's per-block walks start (step 3 of the module docstring)."""
+
+    name: ClassVar[str]
+    """The start's name in ``plan.json``."""
+
+    @abc.abstractmethod
+    def start(self, measure: Any, points: list[Point], source: Configuration) -> Point | None:
+        """The starting point among the grid's measured ``points`` (or measured now with
+        ``measure``), certified; None: no start."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FromBest(WalkStart):
+    """The most accurate certified grid point (ties to fewer bytes, then to lower latency)."""
+
+    name: ClassVar[str] = "best"
+
+    def start(self, measure: Any, points: list[Point], source: Configuration) -> Point | None:
+        starts = [p for p in points if p.certified]
+        if not starts:
+            return None
+        return min(starts, key=lambda p: (-p.accuracy, p.model_bytes, p.latency_ms or 0.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class FromTrained(WalkStart):
+    """The configuration the model was trained in."""
+
+    name: ClassVar[str] = "trained"
+
+    def start(self, measure: Any, points: list[Point], source: Configuration) -> Point | None:
+        return measure.certified(measure.point(source, "trained"))
+
+
+WALK_STARTS: dict[str, type[WalkStart]] = {c.name: c for c in (FromBest, FromTrained)}
+"""The walk starts by their name in ``plan.json`` (the former spelling of ``walk_from``)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
     """The configurations the planner measures.
@@ -95,9 +136,10 @@ class SearchSpace:
             warn.
         per_block: run the greedy per-block walks (step 3 of the module docstring).
         max_walk_steps: the most moves of one walk.
-        walk_from: where walks start, each start two walks: "best" (the most accurate certified
-            grid point, ties to fewer bytes) and/or "trained" (the configuration the model was
-            trained in).
+        walk_from: where walks start, each start two walks: ``FromBest()`` (the most accurate
+            certified grid point, ties to fewer bytes) and/or ``FromTrained()`` (the
+            configuration the model was trained in); the names "best" and "trained" still work
+            and warn.
     """
 
     # sequences and names are accepted (the command line passes lists); stored as tuples
@@ -108,14 +150,26 @@ class SearchSpace:
     methods: Sequence[CompressionMap | str] = (Project(), Interpolate())
     per_block: bool = True
     max_walk_steps: int = 12
-    walk_from: Sequence[str] | str = ("best",)
+    walk_from: Sequence[WalkStart | str] | WalkStart | str = (FromBest(),)
 
     def __post_init__(self) -> None:
-        where = (self.walk_from,) if isinstance(self.walk_from, str) else tuple(self.walk_from)
-        if not where or set(where) - {"best", "trained"}:
-            raise ValueError(f"SearchSpace.walk_from must name 'best' and/or 'trained', got "
-                             f"{self.walk_from!r}.")  # fmt: skip
-        object.__setattr__(self, "walk_from", where)
+        given = self.walk_from
+        where = (given,) if isinstance(given, str | WalkStart) else tuple(given)
+        if not where:
+            raise ValueError("SearchSpace.walk_from must hold FromBest() and/or FromTrained().")
+        starts = tuple(
+            variant_or_warn(
+                w,
+                WalkStart,
+                WALK_STARTS,
+                "walk_from",
+                "basis_ode.SearchSpace",
+                stacklevel=4,
+                prefix="basis_ode.",
+            )  # fmt: skip
+            for w in where
+        )
+        object.__setattr__(self, "walk_from", tuple(dict.fromkeys(starts)))
 
         def ints(name: str) -> None:
             v = getattr(self, name)
@@ -268,7 +322,7 @@ class _Measurer:
     """Evaluates configurations with one compiled program per (structure, unroll), counting
     the compilations; caches compressed variables, evaluations, latencies and peak memory."""
 
-    def __init__(self, model, variables, data: _EvalData, cert: _EvalData, timer: Timer,
+    def __init__(self, model, variables, data: EvalData, cert: EvalData, timer: Timer,
                  timing: tuple[int, int], tolerance: float, source: Configuration):  # fmt: skip
         self.model, self.variables, self.data, self.cert = model, variables, data, cert
         self.timer, self.tolerance, self.source = timer, float(tolerance), source
@@ -307,7 +361,7 @@ class _Measurer:
         return self.programs[key]
 
     @staticmethod
-    def _batch(data: _EvalData, i: int) -> tuple:
+    def _batch(data: EvalData, i: int) -> tuple:
         bs = data.batch_size
         m = None if data.mask is None else jnp.asarray(data.mask[i : i + bs])
         return jnp.asarray(data.xs[i : i + bs]), m
@@ -355,9 +409,7 @@ class _Measurer:
                 jax.block_until_ready(run())
             times = [self.timer(config, run) for _ in range(self.repeats)]
             self.timed += 1
-            from ._sweep import _peak_memory
-
-            peak = _peak_memory(self.program(config, self.unroll))
+            peak = peak_memory(self.program(config, self.unroll))
             self._costs[key] = (1e3 * float(np.median(times)), peak)
             self._configs[key] = config
         return self._costs[key]
@@ -400,19 +452,17 @@ class _Measurer:
 
 
 def _eval_sets(validation: Sequence[Any], batch_size: int, cert_examples: int) -> tuple:
-    from ._sweep import _EvalData, _pad_eval_data, _unpack
-
-    xs, ys, mask = _unpack(validation)
+    xs, ys, mask = unpack(validation)
     if len(xs) == 0 or len(xs) != len(ys):
         raise ValueError(
             f"validation: inputs and labels must be non-empty and equally long, got {len(xs)} "
             f"and {len(ys)}."
         )
     bs = min(int(batch_size), len(xs))
-    data = _EvalData(*_pad_eval_data(xs, ys, mask, bs), 1)
+    data = EvalData(*pad_eval_data(xs, ys, mask, bs), 1)
     m = min(int(cert_examples), len(xs))
     cmask = None if mask is None else mask[:m]
-    cert = _EvalData(*_pad_eval_data(xs[:m], ys[:m], cmask, bs), 1)
+    cert = EvalData(*pad_eval_data(xs[:m], ys[:m], cmask, bs), 1)
     return data, cert, len(xs), m
 
 
@@ -528,8 +578,6 @@ def measure_frontier(
     measure = _Measurer(model, variables, data, cert, timer, (int(repeats), int(warmup)),
                         tolerance, source)  # fmt: skip
     grid = space.grid(source)
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=2 * len(grid), desc="plan", disable=not progress or not _terminal())
     points = _measure_grid(measure, grid, bar)
     starts = _walk_starts(measure, points, source, space) if len(names) > 1 else []
@@ -578,24 +626,13 @@ def _stats(measure: _Measurer, points: tuple[Point, ...], n_grid: int, space: Se
 
 def _walk_starts(measure: _Measurer, points: list[Point], source: Configuration,
                  space: SearchSpace) -> list[Point]:  # fmt: skip
-    """The walks' starts: the most accurate certified grid point (ties: fewer bytes, lower
-    latency) for "best", the trained configuration for "trained"."""
+    """The walks' starts, one for each of ``space.walk_from`` that finds one (no repeats)."""
     out = []
     for where in space.walk_from if space.per_block else ():
-        p = _walk_start(measure, points, source, where)
+        p = where.start(measure, points, source)
         if p is not None and p not in out:
             out.append(p)
     return out
-
-
-def _walk_start(measure: _Measurer, points: list[Point], source: Configuration,
-                where: str) -> Point | None:  # fmt: skip
-    if where == "trained":
-        return measure.certified(measure.point(source, "trained"))
-    starts = [p for p in points if p.certified]
-    if not starts:
-        return None
-    return min(starts, key=lambda p: (-p.accuracy, p.model_bytes, p.latency_ms or 0.0))
 
 
 def _check_options(batch_size: Any, tolerance: Any, certificate_examples: Any, repeats: Any,
@@ -625,7 +662,7 @@ def _space_json(space: SearchSpace) -> dict[str, Any]:
         "methods": [m.name for m in space.methods],
         "per_block": space.per_block,
         "max_walk_steps": space.max_walk_steps,
-        "walk_from": list(space.walk_from),
+        "walk_from": [w.name for w in space.walk_from],
     }
 
 

@@ -6,24 +6,18 @@ it calls is :func:`basis_ode.measure_frontier` and :meth:`basis_ode.Frontier.cho
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from trainkit import atomic_write_text
 
 from ._budget import BUDGETS, COSTS, Budget, as_budgets
-from ._export import export_resnet
-from ._frontier import BudgetError, Frontier, Point, pareto
-from ._integrate import EULER
-from ._model_io import save_model
-from ._models import ConvODENet
-from ._plan import adapt, measure_frontier
+from ._frontier import Frontier, Point, pareto
 
-__all__ = ["frontier_markdown", "frontier_plot", "plan_run", "write_plan"]
+__all__ = ["frontier_markdown", "frontier_plot", "write_plan"]
 
 _WORDS = {"latency_ms": "latency (ms)", "model_bytes": "model bytes", "peak_bytes": "peak bytes"}
 
@@ -195,52 +189,3 @@ def budgets_from_flags(
     if not budgets:
         raise ValueError("give a budget: --latency-ms X, --bytes Y and/or --peak-bytes Z.")
     return as_budgets(budgets)
-
-
-def plan_run(
-    run: str | os.PathLike,
-    budgets: Sequence[Budget],
-    *,
-    data_name: str | None = None,
-    data_path: str | None = None,
-    limit: int | None = None,
-    out: str | os.PathLike | None = None,
-    allow_uncertified: bool = False,
-    **measure_options: Any,
-) -> dict[str, Any]:
-    """Plan the model of a ``train`` run folder on its validation split; write the files.
-
-    Measures the frontier (:func:`basis_ode.measure_frontier`) on the run's validation split
-    (at most ``limit`` examples), writes ``plan.json``, ``plan.md`` and ``frontier.png`` to
-    ``out`` (default ``run/plan``) whether or not a configuration fits, then saves the chosen
-    model with :func:`basis_ode.save_model` (``model.npz``) and, for an Euler choice, the plain
-    ResNet (:func:`basis_ode.export_resnet`, folder ``resnet``).
-
-    Returns:
-        ``{"frontier", "choice", "model", "variables", "out"}``.
-
-    Raises:
-        basis_ode.BudgetError: nothing fits (after the files are written).
-    """
-    from .experiments import load_run  # (experiments imports this module: no cycle at import)
-
-    budgets = as_budgets(tuple(budgets))
-    run = Path(run)
-    out = Path(out) if out is not None else run / "plan"
-    model, variables, splits = load_run(run, data_name=data_name, data_path=data_path,
-                                        limit=limit)  # fmt: skip
-    frontier = measure_frontier(model, variables, splits.validation, **measure_options)
-    meta = {"run": str(run), "split": "validation", "limit": limit,
-            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}  # fmt: skip
-    try:
-        choice = frontier.choose(budgets, allow_uncertified=allow_uncertified)
-    except BudgetError:
-        write_plan(out, frontier, {"": (budgets, None)}, meta)
-        raise
-    write_plan(out, frontier, {"": (budgets, choice)}, meta)
-    new_model, new_variables = adapt(model, variables, choice.config)
-    save_model(out / "model.npz", new_model, new_variables)
-    if isinstance(new_model, ConvODENet) and choice.config.scheme == EULER:
-        export_resnet(out / "resnet", new_model, new_variables)
-    return {"frontier": frontier, "choice": choice, "model": new_model,
-            "variables": new_variables, "out": out}  # fmt: skip

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,39 +24,12 @@ from trainkit.internal import lookup
 
 from ._bases import BASES, Basis
 from ._compress import PROJECT, CompressionMap, as_compression_map, compress, param_bytes
+from ._eval_data import EvalData, pad_eval_data, peak_memory, unpack
 from ._expansion import basis_of
 from ._integrate import EULER, ButcherTableau, scheme_by_name, scheme_name
 from ._models import count_params
 
 __all__ = ["compression_sweep"]
-
-
-def _peak_memory(compiled: Any) -> int | None:
-    """Argument + output + temporary bytes of a compiled executable (minus aliased bytes)."""
-    try:
-        m = compiled.memory_analysis()
-    except Exception:  # noqa: BLE001 - backends without the analysis
-        return None
-    if m is None:
-        return None
-    fields = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes")
-    total = sum(int(getattr(m, f, 0) or 0) for f in fields)
-    return total - int(getattr(m, "alias_size_in_bytes", 0) or 0)
-
-
-def _unpack(data: Sequence[Any]) -> tuple[Any, Any, Any]:
-    """(inputs, labels, mask or None); a third entry of shape (N,) holds sequence lengths."""
-    if len(data) == 2:
-        return np.asarray(data[0]), np.asarray(data[1]), None
-    if len(data) == 3:
-        xs, ys, third = (np.asarray(a) for a in data)
-        if third.ndim == 1:  # lengths -> mask
-            third = np.arange(ys.shape[1])[None, :] < third[:, None]
-        return xs, ys, third.astype(bool)
-    raise ValueError(
-        "data must be (inputs, labels) or, for the tagger, (tokens, tags, mask) with mask True at "
-        f"real tokens (or (tokens, tags, lengths)); got a sequence of length {len(data)}."
-    )
 
 
 def compression_sweep(
@@ -113,7 +86,7 @@ def compression_sweep(
     Returns:
         The list of rows (dicts) also written to ``sweep.json``.
     """
-    xs, ys, mask = _unpack(data)
+    xs, ys, mask = unpack(data)
     if len(xs) != len(ys) or len(xs) == 0:
         raise ValueError(
             "data: inputs and labels must be non-empty and equally long, got "
@@ -128,7 +101,7 @@ def compression_sweep(
         raise ValueError("compression_sweep: no ODE block (basis expansion) in the variables.")
     src_name, k_src = src.name, src.K
     os.makedirs(out_dir, exist_ok=True)
-    evaluation = _EvalData(*_pad_eval_data(xs, ys, mask, min(batch_size, len(xs))), repeats)
+    evaluation = EvalData(*pad_eval_data(xs, ys, mask, min(batch_size, len(xs))), repeats)
     configs = [(False, type(src), k_src)] + [(True, f, int(k)) for f in families for k in Ks]
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -177,28 +150,7 @@ def _family(b: Any) -> type[Basis]:
     )
 
 
-class _EvalData(NamedTuple):
-    """Evaluation inputs padded to whole batches, with a 0/1 weight per label."""
-
-    xs: np.ndarray
-    ys: np.ndarray
-    mask: np.ndarray | None
-    valid: np.ndarray
-    batch_size: int
-    repeats: int
-
-
-def _pad_eval_data(xs, ys, mask, bs: int) -> tuple:
-    pad = (-len(xs)) % bs
-    xp = np.concatenate([xs, np.repeat(xs[-1:], pad, axis=0)])
-    valid = np.ones(ys.shape, dtype=np.float64) if mask is None else mask.astype(np.float64)
-    valid = np.concatenate([valid, np.zeros((pad,) + valid.shape[1:])])
-    yp = np.concatenate([ys, np.repeat(ys[-1:], pad, axis=0)])
-    mp = None if mask is None else np.concatenate([mask, np.repeat(mask[-1:], pad, axis=0)])
-    return xp, yp, mp, valid, bs
-
-
-def _sweep_config(model, v, head, data: _EvalData, methods, n_steps_list, bar) -> list[dict]:
+def _sweep_config(model, v, head, data: EvalData, methods, n_steps_list, bar) -> list[dict]:
     """The rows of one (compressed?, basis, K) configuration: every scheme and step count."""
     sizes = dict(
         params=count_params(v["params"]),
@@ -217,7 +169,7 @@ def _sweep_config(model, v, head, data: _EvalData, methods, n_steps_list, bar) -
     return rows
 
 
-def _evaluate(model, v, data: _EvalData, *, n: int, scheme: ButcherTableau) -> tuple:
+def _evaluate(model, v, data: EvalData, *, n: int, scheme: ButcherTableau) -> tuple:
     """Accuracy over the valid labels, median latency of one batch, and compiled peak bytes."""
 
     def forward(v, x, m):
@@ -241,7 +193,7 @@ def _evaluate(model, v, data: _EvalData, *, n: int, scheme: ButcherTableau) -> t
         t0 = time.perf_counter()
         jax.block_until_ready(compiled(v, x0, m0))
         times.append(time.perf_counter() - t0)
-    return correct / float(data.valid.sum()), float(np.median(times)), _peak_memory(compiled)
+    return correct / float(data.valid.sum()), float(np.median(times)), peak_memory(compiled)
 
 
 def _write_sweep(out_dir, rows: list[dict], skipped: list[dict], meta: dict) -> None:

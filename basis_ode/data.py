@@ -39,6 +39,7 @@ from trainkit import epoch_order as epoch_order
 from trainkit import read_idx as read_idx
 from trainkit.internal import FASHION_MNIST_ROOT as FASHION_MNIST_ROOT
 from trainkit.internal import (
+    DataSource,
     check_fraction,
     check_sha256,
     idx_splits,
@@ -55,6 +56,7 @@ __all__ = [
     "SYNTHETIC_TAGS",
     "SYNTHETIC_VOCAB",
     "SYNTHETIC_WORDS",
+    "SOURCES",
     "Splits",
     "TaggingSplits",
     "augment",
@@ -250,6 +252,22 @@ def load_npz(path: PathLike, *, seed: int = 0, val_fraction: float = 0.1) -> Spl
     n_val = int(round(check_fraction("val_fraction", val_fraction) * len(train[0])))
     train, val = split_off_validation(train, seed=seed, val_size=n_val)
     return Splits(train, val, test)
+
+
+SOURCES: dict[str, DataSource] = {
+    "digits": DataSource(load_digits, path_help="embedded in scikit-learn", takes_fraction=True),
+    "fashion_mnist": DataSource(load_fashion_mnist, path_argument="root"),
+    "cifar10": DataSource(
+        load_cifar10, path_argument="root", needs_path=True,
+        path_help="the folder holding data_batch_1..5 and test_batch",
+    ),
+    "npz": DataSource(
+        load_npz, path_argument="path", needs_path=True, takes_fraction=True,
+        path_help="an .npz file with x_train, y_train, x_test, y_test",
+    ),
+}  # fmt: skip
+"""The image data sets of ``train`` by the name ``--data`` takes: each loader and how it takes
+``--data-path`` and ``--validation-fraction`` (``trainkit.internal.open_data_source``)."""
 
 
 _FOOLBOX_DATASETS = ("cifar10", "cifar100", "mnist", "fashionMNIST")

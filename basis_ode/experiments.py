@@ -17,7 +17,9 @@ n_steps, ...) and variables (``basis_ode.save_model``, ``basis_ode.load_model``)
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -44,18 +46,23 @@ from trainkit.internal import (
     check_record_fields,
     check_training_data,
     limit_splits,
+    open_data_source,
     read_run_record,
-    small_validation,
+    require_validation,
 )
 
 from . import data
 from ._bases import Basis, PiecewiseConstant
+from ._budget import Budget, as_budgets
 from ._compress import compress
 from ._expansion import basis_of
+from ._export import export_resnet
+from ._frontier import BudgetError
 from ._integrate import EULER, ButcherTableau, scheme_name
 from ._model_io import load_model, save_model
 from ._models import ConvODENet, ODETransformerTagger, count_params
-from ._plan_files import budgets_from_flags, frontier_markdown, frontier_plot, plan_run, write_plan
+from ._plan import adapt, measure_frontier
+from ._plan_files import budgets_from_flags, frontier_markdown, frontier_plot, write_plan
 from ._sweep import compression_sweep
 from ._train import accuracy, fit
 from .data import augment as augment_fn
@@ -87,15 +94,11 @@ __all__ = [
 _IMAGE_BASIS = PiecewiseConstant(4)  # the default initial basis of train_images
 _TAGGER_BASIS = PiecewiseConstant(16)  # and of train_tagger
 
-IMAGE_DATA = ("digits", "fashion_mnist", "cifar10", "npz")
+IMAGE_DATA = tuple(data.SOURCES)
 """The image data sets of ``train`` (``npz``: your own arrays, see ``data.load_npz``)."""
 
 # --------------------------------------------------------------------------------------------
 # data
-
-
-_TAKES_FRACTION = ("digits", "npz")
-"""The data sets whose validation split is a fraction of the training examples."""
 
 
 def load_images(
@@ -117,54 +120,13 @@ def load_images(
     The classes are the training split's (``trainkit.label_space``); a validation split too
     small to rank epochs is announced on stderr.
     """
-    if validation_fraction is not None:
-        if name not in _TAKES_FRACTION:
-            raise CLIError(f"--data {name} has a fixed validation set; --validation-fraction "
-                           f"applies to {', '.join(_TAKES_FRACTION)}.")  # fmt: skip
-        if not 0.0 < float(validation_fraction) < 1.0:
-            raise CLIError(f"--validation-fraction must lie in (0, 1), got "
-                           f"{validation_fraction}; e.g. 0.2.")  # fmt: skip
-    splits = _read_images(name, data_path, seed, validation_fraction)
+    splits = open_data_source(name, data.SOURCES, data_path=data_path, seed=seed,
+                              validation_fraction=validation_fraction)  # fmt: skip
     splits = limit_splits(splits, (limit, eval_limit, eval_limit))
-    _check_image_splits(splits, (validation_fraction or 0.1) if name in _TAKES_FRACTION else None)
-    return splits
-
-
-def _check_image_splits(splits: Any, fraction: float | None) -> None:
-
     train, val, test = splits[:3]
     label_space(train[1], {"validation": val[1], "test": test[1]})
-    if len(val[1]) == 0:
-        at = "" if fraction is None else f" at validation fraction {fraction:g}"
-        raise CLIError(
-            f"no validation example: {len(train[1])} training images{at} leave none; give more "
-            "data or a larger --validation-fraction."
-        )
-    note = small_validation(len(val[1]), fraction, len(train[1]))
-    if note:
-        print(note, file=sys.stderr, flush=True)
-
-
-def _read_images(name: str, data_path: str | None, seed: int, fraction: float | None) -> Any:
-
-    kw = {} if fraction is None else {"val_fraction": float(fraction)}
-
-    if name not in IMAGE_DATA:
-        raise CLIError(f"unknown --data {name!r}; choose one of {', '.join(IMAGE_DATA)}.")
-    if name == "digits":
-        if data_path is not None:
-            raise CLIError("--data digits is embedded in scikit-learn; it takes no --data-path.")
-        splits = data.load_digits(seed=seed, **kw)
-    elif name == "fashion_mnist":
-        kw = {} if data_path is None else {"root": data_path}
-        splits = data.load_fashion_mnist(seed=seed, **kw)
-    elif data_path is None:
-        need = {"cifar10": "the cifar-10-batches-py folder", "npz": "an .npz file"}[name]
-        raise CLIError(f"--data {name} needs --data-path ({need}).")
-    elif name == "cifar10":
-        splits = data.load_cifar10(data_path, seed=seed)
-    else:
-        splits = data.load_npz(data_path, seed=seed, **kw)
+    require_validation(len(val[1]), len(train[1]), data.SOURCES[name].fraction(validation_fraction),
+                       "images")  # fmt: skip
     return splits
 
 
@@ -362,6 +324,53 @@ def load_run(
     given = f"--data {name}" + ("" if data_path is None else f" ({data_path})")
     check_run_data(model, variables, info, splits, given)
     return model, variables, splits
+
+
+def plan_run(
+    run: str | os.PathLike,
+    budgets: Sequence[Budget],
+    *,
+    data_name: str | None = None,
+    data_path: str | None = None,
+    limit: int | None = None,
+    out: str | os.PathLike | None = None,
+    allow_uncertified: bool = False,
+    **measure_options: Any,
+) -> dict[str, Any]:
+    """Plan the model of a ``train`` run folder on its validation split; write the files.
+
+    Measures the frontier (:func:`basis_ode.measure_frontier`) on the run's validation split
+    (at most ``limit`` examples), writes ``plan.json``, ``plan.md`` and ``frontier.png`` to
+    ``out`` (default ``run/plan``) whether or not a configuration fits, then saves the chosen
+    model with :func:`basis_ode.save_model` (``model.npz``) and, for an Euler choice, the plain
+    ResNet (:func:`basis_ode.export_resnet`, folder ``resnet``).
+
+    Returns:
+        ``{"frontier", "choice", "model", "variables", "out"}``.
+
+    Raises:
+        basis_ode.BudgetError: nothing fits (after the files are written).
+    """
+    budgets = as_budgets(tuple(budgets))
+    run = Path(run)
+    out = Path(out) if out is not None else run / "plan"
+    model, variables, splits = load_run(run, data_name=data_name, data_path=data_path,
+                                        limit=limit)  # fmt: skip
+    frontier = measure_frontier(model, variables, splits.validation, **measure_options)
+    meta = {"run": str(run), "split": "validation", "limit": limit,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}  # fmt: skip
+    try:
+        choice = frontier.choose(budgets, allow_uncertified=allow_uncertified)
+    except BudgetError:
+        write_plan(out, frontier, {"": (budgets, None)}, meta)
+        raise
+    write_plan(out, frontier, {"": (budgets, choice)}, meta)
+    new_model, new_variables = adapt(model, variables, choice.config)
+    save_model(out / "model.npz", new_model, new_variables)
+    if isinstance(new_model, ConvODENet) and choice.config.scheme == EULER:
+        export_resnet(out / "resnet", new_model, new_variables)
+    return {"frontier": frontier, "choice": choice, "model": new_model,
+            "variables": new_variables, "out": out}  # fmt: skip
 
 
 _IMAGE_MODEL = ("num_classes", "width", "n_steps", "basis", "method")

@@ -116,7 +116,7 @@ def _space(args: argparse.Namespace) -> bo.SearchSpace:
     schemes = tuple(bo.scheme_by_name(s) for s in args.schemes.split(","))
     return bo.SearchSpace(bases=bases, Ks=ints(args.Ks), n_steps=ints(args.n_steps_list),
                           schemes=schemes, max_walk_steps=args.max_walk_steps,
-                          walk_from=("best", "trained"))  # fmt: skip
+                          walk_from=(bo.FromBest(), bo.FromTrained()))  # fmt: skip
 
 
 def study(args: argparse.Namespace) -> dict[str, Any]:

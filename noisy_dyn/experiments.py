@@ -44,10 +44,11 @@ from trainkit import (
 from trainkit.internal import (
     check_record_fields,
     limit_splits,
+    open_data_source,
     read_run_record,
+    require_validation,
     scoring_split,
     small_scoring_split,
-    small_validation,
 )
 
 from . import data
@@ -85,24 +86,6 @@ DIGITS_DT_SCALE = 784 / 64
 the rule for every length), so that the total time T dt equals the one of the 784-step MNIST
 runs the presets were tuned for."""
 
-_PATH_ARGUMENT = {
-    "fashion_mnist": "root",
-    "pfashion_mnist": "root",
-    "cifar10": "root",
-    "mnist": "source",
-    "pmnist": "source",
-    "fsdd": "source",
-    "ucr": "train_path",
-    "ts": "train_path",
-    "npz": "path",
-}
-_NEEDS_PATH = {
-    "cifar10": "the folder holding data_batch_1..5 and test_batch",
-    "ucr": "the folder holding NAME_TRAIN and NAME_TEST, or the NAME_TRAIN file",
-    "ts": "the NAME_TRAIN.ts file (its NAME_TEST.ts beside it), or their folder",
-    "npz": "an .npz file with x_train, y_train, x_test, y_test",
-}
-_TAKES_LIMIT = ("fashion_mnist", "pfashion_mnist", "mnist", "pmnist", "cifar10")
 _PAPER_TASKS = PAPER_TASKS
 """The paper's pixel tasks: the presets' learning rates were tuned on them."""
 
@@ -115,10 +98,6 @@ and the presets' 1e-3 leaves a 10-epoch run at chance (docs/own_data.md)."""
 # --------------------------------------------------------------------------------------------
 # data
 
-
-_TAKES_FRACTION = ("digits", "pdigits", "ucr", "ts", "fsdd", "npz")
-"""The loaders that split validation off by a fraction (``--validation-fraction``); the others
-have a fixed validation set (a fixed count, or the MNIST wheel's own split)."""
 
 REFERENCE_STEPS = 784
 """The sequence length the presets' ``dt`` were tuned for (the paper's pixel-MNIST runs)."""
@@ -136,7 +115,7 @@ def load_data(
     loader's own argument name, and at most ``limit`` examples in each split.
 
     ``validation_fraction`` (default: the loader's, 0.1) is the fraction of the training
-    examples moved to validation by the loaders of :data:`_TAKES_FRACTION`. The label space is
+    examples moved to validation by the loaders that take one (``data.SOURCES``). The label space is
     decided on the training split (``trainkit.label_space``): validation or test labels outside
     it are refused. A validation split too small to rank epochs is announced.
 
@@ -145,30 +124,10 @@ def load_data(
             validation fraction for a data set with a fixed validation set; classes the
             training split lacks; no validation example left.
     """
-    if name not in data.NAMES:
-        raise CLIError(f"unknown data set {name!r}; choose one of {', '.join(data.NAMES)}.")
-    kwargs: dict[str, Any] = {"seed": seed}
-    if data_path is not None:
-        if name not in _PATH_ARGUMENT:
-            raise CLIError(f"--data {name} is embedded in scikit-learn; it takes no --data-path.")
-        kwargs[_PATH_ARGUMENT[name]] = data_path
-    elif name in _NEEDS_PATH:
-        raise CLIError(f"--data {name} needs --data-path: {_NEEDS_PATH[name]}.")
-    if limit is not None and name in _TAKES_LIMIT:
-        kwargs["limit"] = limit
-    if validation_fraction is not None:
-        if name not in _TAKES_FRACTION:
-            raise CLIError(
-                f"--data {name} has a fixed validation set; --validation-fraction applies to "
-                f"{', '.join(_TAKES_FRACTION)}."
-            )
-        if not 0.0 < float(validation_fraction) < 1.0:
-            raise CLIError(
-                f"--validation-fraction must lie in (0, 1), got {validation_fraction}; e.g. 0.2."
-            )
-        kwargs["val_fraction"] = float(validation_fraction)
-    splits = limit_splits(data.load(name, **kwargs), limit)
-    check_splits(splits, (validation_fraction or 0.1) if name in _TAKES_FRACTION else None)
+    splits = open_data_source(name, data.SOURCES, data_path=data_path, seed=seed,
+                              validation_fraction=validation_fraction, limit=limit)  # fmt: skip
+    splits = limit_splits(splits, limit)
+    check_splits(splits, data.SOURCES[name].fraction(validation_fraction))
     return splits
 
 
@@ -188,21 +147,9 @@ def check_splits(splits: Any, validation_fraction: float | None = 0.1) -> int:
                        "features): every series needs at least one step and one feature; check "
                        "the data file.")  # fmt: skip
     num_classes = label_space(train[1], {"validation": val[1], "test": test[1]})
-    if len(val[1]) == 0:
-        at = (
-            ""
-            if validation_fraction is None
-            else f" at validation fraction {validation_fraction:g}"
-        )
-        raise CLIError(
-            f"no validation example: {len(train[1])} training examples{at} leave none to "
-            "select the best epoch; give more data or a larger --validation-fraction."
-        )
+    require_validation(len(val[1]), len(train[1]), validation_fraction)
     if len(test[1]) == 0:
         raise CLIError("the test split is empty: give a data file with test examples.")
-    note = small_validation(len(val[1]), validation_fraction, len(train[1]))
-    if note:
-        print(note, file=sys.stderr, flush=True)
     return num_classes
 
 

@@ -33,6 +33,10 @@ Groups:
 - run data (``trainkit._data_checks``): ``small_validation``, ``MIN_VALIDATION``,
   ``SCORING_SPLITS``, ``scoring_split`` and ``small_scoring_split`` (the split a study or table
   is scored on: validation by default);
+- data sets by name (``trainkit._data_sources``): :class:`DataSource` (a loader and how it takes
+  ``--data-path``, ``--validation-fraction`` and ``--limit``), ``open_data_source`` (the flags to
+  one loader call, with the same refusals in both command lines), ``require_validation`` (no
+  validation example refused), ``DEFAULT_FRACTION``;
 - progress (``trainkit._progress``): ``progress_bar`` (a tqdm bar on a terminal only) and
   ``BarContext`` (closes it on exit);
 - training options (``trainkit._options``): ``takes_train_options``, the decorator that gives a
@@ -67,6 +71,10 @@ from ._data_checks import SCORING_SPLITS as SCORING_SPLITS
 from ._data_checks import scoring_split as scoring_split
 from ._data_checks import small_scoring_split as small_scoring_split
 from ._data_checks import small_validation as small_validation
+from ._data_sources import DEFAULT_FRACTION as DEFAULT_FRACTION
+from ._data_sources import DataSource as DataSource
+from ._data_sources import open_data_source as open_data_source
+from ._data_sources import require_validation as require_validation
 from ._devices import MIN_ROWS_PER_DEVICE as MIN_ROWS_PER_DEVICE
 from ._devices import available_cores as available_cores
 from ._devices import to_host as to_host
@@ -125,6 +133,10 @@ from ._validate import check_real as check_real
 
 __all__ = [
     "BarContext",
+    "DEFAULT_FRACTION",
+    "DataSource",
+    "open_data_source",
+    "require_validation",
     "BatchSharded",
     "MembersSharded",
     "OneRun",

@@ -59,7 +59,7 @@ def counting_timer(config, run):
 SPACE = bo.SearchSpace(
     bases=(bo.PiecewiseConstant, bo.Hat), Ks=(1, 2), n_steps=(2,),
     schemes=(bo.EULER,), methods=(bo.Project(), bo.Interpolate()), per_block=True, max_walk_steps=1,
-    walk_from="trained",
+    walk_from=bo.FromTrained(),
 )  # fmt: skip
 
 
@@ -255,8 +255,8 @@ def test_walks_from_the_best_and_the_trained_point_with_a_progress_bar(trained, 
             return True  # what tqdm returns whenever it redraws (every 0.1 s on a terminal)
 
     monkeypatch.setattr(plan_module, "_terminal", lambda: True)
-    monkeypatch.setattr(tqdm.auto, "tqdm", RedrawingBar)
-    space = dataclasses.replace(SPACE, walk_from=("best", "trained"))
+    monkeypatch.setattr(plan_module, "tqdm", RedrawingBar)  # the bar measure_frontier draws
+    space = dataclasses.replace(SPACE, walk_from=(bo.FromBest(), bo.FromTrained()))
     f = bo.measure_frontier(MODEL, trained, _data(), space=space, batch_size=32,
                             timer=stages_timer, certificate_examples=64, tolerance=10.0,
                             progress=True)  # fmt: skip
@@ -268,3 +268,21 @@ def test_walks_from_the_best_and_the_trained_point_with_a_progress_bar(trained, 
     assert f.stats["walk_starts"] == list(dict.fromkeys([best.config.label, f.source.label]))
     with pytest.raises(ValueError, match="walk_from"):
         dataclasses.replace(SPACE, walk_from=("cheapest",))
+
+
+def test_walk_starts_are_objects_and_the_former_names_warn():
+    """``walk_from`` takes ``FromBest()``/``FromTrained()``; the names of earlier versions give
+    the same objects with a DeprecationWarning, and plan.json keeps writing the names."""
+    import basis_ode._plan as plan_module
+
+    for name, cls in (("best", bo.FromBest), ("trained", bo.FromTrained)):
+        with pytest.warns(DeprecationWarning, match=f"walk_from='{name}' is deprecated; pass "
+                          rf"walk_from=basis_ode.{cls.__name__}\(\)"):  # fmt: skip
+            assert dataclasses.replace(SPACE, walk_from=name).walk_from == (cls(),)
+    with pytest.warns(DeprecationWarning):
+        old = dataclasses.replace(SPACE, walk_from=("best", "trained"))
+    assert old.walk_from == (bo.FromBest(), bo.FromTrained())
+    assert dataclasses.replace(SPACE, walk_from=bo.FromBest()).walk_from == (bo.FromBest(),)
+    with pytest.raises(ValueError, match="FromBest"):
+        dataclasses.replace(SPACE, walk_from=())
+    assert plan_module._space_json(old)["walk_from"] == ["best", "trained"]  # plan.json's words
