@@ -40,7 +40,6 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 from absl import logging as absl_logging
 from flax import serialization
 from jax.experimental import multihost_utils
@@ -67,6 +66,16 @@ def data_hash(*arrays: Any) -> str:
         h.update(str((a.shape, a.dtype.str)).encode())
         h.update(a.tobytes())
     return h.hexdigest()
+
+
+def _orbax() -> Any:
+    """``orbax.checkpoint``, imported where a checkpoint is first written or read (the one
+    dependency imported inside a function outside ``_jax_private``): importing it installs a
+    handler on the root logger, which would change how every library's log records print in a
+    program that merely imports ``noisy_dyn`` or ``basis_ode``."""
+    import orbax.checkpoint
+
+    return orbax.checkpoint
 
 
 def make_fingerprint(
@@ -182,6 +191,7 @@ class CheckpointStore:
     def __init__(
         self, directory: str | os.PathLike, keep: int | None = 3, *, reading: bool = False
     ):
+        ocp = _orbax()
         if absl_logging.get_verbosity() > absl_logging.WARNING:  # keep orbax's INFO lines quiet
             absl_logging.set_verbosity(absl_logging.WARNING)
         self.keep = keep
@@ -272,6 +282,7 @@ class CheckpointStore:
         writes the step's file list. A full disk raises ``OSError`` naming the step folder
         and what was being written; the previous steps are kept.
         """
+        ocp = _orbax()
         step = int(step)
         if step in self._manager.all_steps():  # orbax never overwrites a step
             self.delete(step)
@@ -325,6 +336,7 @@ class CheckpointStore:
         return dest
 
     def read_meta(self, step: int) -> dict[str, Any]:
+        ocp = _orbax()
         args = ocp.args.Composite(meta=ocp.args.JsonRestore())
         return self._manager.restore(int(step), args=args).meta
 
@@ -332,6 +344,7 @@ class CheckpointStore:
         """The ``best`` item as nested dicts of NumPy arrays (None when the step has none),
         checked against ``digests`` (the step's ``meta["digests"]["best"]``) when given:
         :class:`StepDamaged` when they differ."""
+        ocp = _orbax()
         if not (self.path(step) / "best").is_dir():
             if digests:
                 raise StepDamaged("its best parameters are missing")
@@ -348,6 +361,7 @@ class CheckpointStore:
         :class:`CheckpointMismatchError` naming the array when they differ. With ``digests``
         (the step's ``meta["digests"]["state"]``) every restored array must match its digest
         (:class:`StepDamaged` otherwise)."""
+        ocp = _orbax()
         target = serialization.to_state_dict(template)
         stored = _flat(self._manager.item_metadata(int(step)).state)
         check_layout(self.path(step), _flat(target), stored)
@@ -360,6 +374,7 @@ class CheckpointStore:
     def read_raw_state(self, step: int) -> Any:
         """The ``state`` item as stored: nested dicts of NumPy arrays (no template; empty
         subtrees are absent), for a task to convert from an earlier layout."""
+        ocp = _orbax()
         args = ocp.args.Composite(state=ocp.args.StandardRestore())
         return jax.device_get(self._manager.restore(int(step), args=args).state)
 
@@ -648,6 +663,7 @@ def load_latest_checkpoint(directory: str | os.PathLike) -> dict[str, Any] | Non
 
     A step whose files, meta, run state or arrays do not match their digests, or that cannot
     be read, is skipped with a warning (nothing is moved: this only reads)."""
+    ocp = _orbax()
     d = Path(directory)
     if not d.is_dir():
         return None
