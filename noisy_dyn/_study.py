@@ -366,16 +366,76 @@ def evaluate_members(
         draws")``, the same under stochastic inference (NaN for the members without noise).
     """
     perturbations = _study_perturbations(perturbations, pgd_steps)
+    reader, xs = _member_reader(params, cfg, (xs, ys, lengths), batch_size, inference_draws,
+                                inference_key(key))  # fmt: skip
+    label = stochastic_inference(inference_draws) if inference_draws else None
+    out: dict[tuple, np.ndarray] = {}
+    stages = (Clean(), *perturbations)
+    with _Stages(progress, len(stages), reader.members, len(xs)) as report:
+        for p in stages:
+            accs = reader.read(*_stage_inputs(p, xs, key))
+            out[(p.name, float(p.level))] = accs[0]
+            if label is not None:
+                out[(p.name, float(p.level), label)] = accs[1]
+            report.done(p.label())
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _MemberReader:
+    """Reads every member of :func:`evaluate_members` on one input set: deterministically in
+    chunks of ``batch``, and with ``draws > 0`` each noisy level (members ``i * seeds`` to
+    ``(i + 1) * seeds - 1`` for ``i`` in ``noisy``) under its own noise, in chunks of
+    ``noisy_batch``."""
+
+    params: Any
+    cfgs: Sequence[NoisyRNNConfig]
+    det_cfg: NoisyRNNConfig
+    ys: np.ndarray
+    lengths: np.ndarray | None
+    members: int
+    batch: int
+    noisy_batch: int
+    draws: int
+    noise_key: Array
+
+    def read(self, x: np.ndarray, attack: Attack | None, k: Array) -> list[np.ndarray]:
+        """Accuracies ``[deterministic]``, or ``[deterministic, stochastic]`` with draws (NaN
+        for the members without noise)."""
+        n = len(self.ys)
+        counts = _count_correct(self.params, _chunks(x, self.ys, self.lengths, self.batch),
+                                attack, k, None, cfg=self.det_cfg, draws=0)  # fmt: skip
+        out = [np.asarray(counts, dtype=np.float64) / n]
+        if self.draws:
+            chunks = _chunks(x, self.ys, self.lengths, self.noisy_batch)
+            seeds = self.members // len(self.cfgs)
+            acc = np.full(self.members, np.nan)
+            for i, c in enumerate(self.cfgs):  # each noise level under its own (static) noise
+                if c.is_deterministic():
+                    continue
+                part = slice(i * seeds, (i + 1) * seeds)
+                group = jax.tree_util.tree_map(lambda a, part=part: a[part], self.params)
+                counts = _count_correct(group, chunks, attack, k, self.noise_key, cfg=c,
+                                        draws=self.draws)  # fmt: skip
+                acc[part] = np.asarray(counts, np.float64) / n
+            out.append(acc)
+        return out
+
+
+def _member_reader(
+    params: Any, cfg: Any, test: tuple, batch_size: Any, draws: Any, noise_key: Array
+) -> tuple[_MemberReader, np.ndarray]:
+    """The checked arguments of :func:`evaluate_members` as its reader, and the test inputs
+    (``test``: its ``(xs, ys, lengths)``)."""
     cfgs = [cfg] if isinstance(cfg, NoisyRNNConfig) else cfg
     if not isinstance(cfgs, Sequence) or not cfgs or isinstance(cfgs, str):
         raise TypeError(
             f"`cfg` must be a NoisyRNNConfig or a sequence of them, got {type(cfg).__name__}."
         )
     det_cfg = cfg if isinstance(cfg, NoisyRNNConfig) else inference_config(cfgs)
-    draws = inference_draws
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 0:
         raise ValueError(f"`inference_draws` must be an int >= 0, got {draws!r}.")
-    xs, ys, lengths = check_split("test", _test_set(xs, ys, lengths), det_cfg)
+    xs, ys, lengths = check_split("test", _test_set(*test), det_cfg)
     members = _member_count(params, det_cfg)
     if members % len(cfgs):
         raise ValueError(
@@ -383,8 +443,8 @@ def evaluate_members(
             "in `cfg`; pass one configuration per noise level, in member order."
         )
     seeds = members // len(cfgs)
-    noisy = [i for i, c in enumerate(cfgs) if not c.is_deterministic()]
-    if draws and noisy and not cfgs[noisy[0]].cell.noisy:
+    noisy = [c for c in cfgs if not c.is_deterministic()]
+    if draws and noisy and not noisy[0].cell.noisy:
         raise ValueError(f"Cell {cfgs[0].cell.name!r} has no noise to keep at inference; use "
                          "inference_draws=0.")  # fmt: skip
     if batch_size is not None and (
@@ -393,45 +453,21 @@ def evaluate_members(
         raise ValueError(f"`batch_size` must be an int >= 1 or None, got {batch_size!r}.")
     batch = min(batch_size or max(1, 2048 // members), len(xs))
     noisy_batch = min(batch_size or max(1, 2048 // (seeds * max(1, draws))), len(xs))
-    noise_key = inference_key(key)
-    label = stochastic_inference(draws) if draws else None
+    reader = _MemberReader(params, cfgs, det_cfg, ys, lengths, members, batch, noisy_batch,
+                           draws, noise_key)  # fmt: skip
+    return reader, xs
 
-    def accuracy(x: np.ndarray, attack: Attack | None, k: Array) -> list[np.ndarray]:
-        counts = _count_correct(params, _chunks(x, ys, lengths, batch), attack, k, None,
-                                cfg=det_cfg, draws=0)  # fmt: skip
-        out = [np.asarray(counts, dtype=np.float64) / len(xs)]
-        if draws:
-            chunks = _chunks(x, ys, lengths, noisy_batch)
-            acc = np.full(members, np.nan)
-            for i in noisy:  # each noise level under its own (static) noise
-                part = slice(i * seeds, (i + 1) * seeds)
-                group = jax.tree_util.tree_map(lambda a, part=part: a[part], params)
-                counts = _count_correct(group, chunks, attack, k, noise_key, cfg=cfgs[i],
-                                        draws=draws)  # fmt: skip
-                acc[part] = np.asarray(counts, np.float64) / len(xs)
-            out.append(acc)
-        return out
 
-    def put(name: tuple[str, float], accs: list[np.ndarray]) -> None:
-        out[name] = accs[0]
-        if draws:
-            out[name + (label,)] = accs[1]
-
-    out: dict[tuple, np.ndarray] = {}
-    stages = (Clean(), *perturbations)
-    with _Stages(progress, len(stages), members, len(xs)) as report:
-        for p in stages:
-            name = (p.name, float(p.level))
-            if isinstance(p, Clean):
-                put(name, accuracy(xs, None, key))
-            elif isinstance(p, Attack):
-                traced = p.with_level(jnp.asarray(p.level, xs.dtype))
-                put(name, accuracy(xs, traced, perturbation_key(key, p)))
-            else:
-                xp = np.asarray(_perturb_jit(jnp.asarray(xs), p, key=perturbation_key(key, p)))
-                put(name, accuracy(xp, None, perturbation_key(key, p)))
-            report.done(p.label())
-    return out
+def _stage_inputs(p: Perturbation, xs: np.ndarray, key: PRNGKeyArray) -> tuple:
+    """``(inputs, attack, key)`` of one stage of :func:`evaluate_members`: the clean inputs, the
+    attack with its level traced (one compiled program for all levels), or the inputs perturbed
+    once for every member."""
+    if isinstance(p, Clean):
+        return xs, None, key
+    if isinstance(p, Attack):
+        return xs, p.with_level(jnp.asarray(p.level, xs.dtype)), perturbation_key(key, p)
+    k = perturbation_key(key, p)
+    return np.asarray(_perturb_jit(jnp.asarray(xs), p, key=k)), None, k
 
 
 def _test_set(xs: Any, ys: Any, lengths: Any) -> Sequences:

@@ -760,13 +760,7 @@ def study(
     t0 = time.perf_counter()
     out = Path(out)
     seeds = list(seeds)
-    scoring_split(split)
-    if len(seeds) < 2:
-        raise CLIError(f"a study needs at least 2 seeds for its intervals, got {len(seeds)}; "
-                       "pass --seeds 8 or more (16 for trustworthy intervals).")  # fmt: skip
-    if not any(a or m for a, m in levels):
-        raise CLIError("the study has no noisy level to compare with sigma = 0; pass e.g. "
-                       "--sigma 0.05,0.1.")  # fmt: skip
+    _check_study(levels, seeds, split)
     if not resume:
         start_afresh(out, STUDY_FILES)
     perturbations = _perturbations(kinds, STUDY_PERTURBATIONS)
@@ -794,11 +788,7 @@ def study(
     _stage(progress, f"study: training done ({time.perf_counter() - t0:.0f} s so far)")
     diverged = _diverged(history, cfgs, list(seeds))
     _members_at_chance(history, cfgs, seeds, splits.validation[1])
-    flat = plateau(history)
-    if flat and not flat["plateaued"]:
-        print(f"warning: validation accuracy was still rising before the decay (+"
-              f"{100 * flat['late_gain']:.1f} points over the last quarter of the epochs): "
-              "raise --epochs until it plateaus.", flush=True)  # fmt: skip
+    flat = _plateau_warned(history)
     scored = getattr(splits, split)
     _stage(progress, f"study: scoring on the {split} split ({len(scored[1])} examples)")
     if note := small_scoring_split(len(scored[1]), split, "examples",
@@ -816,14 +806,41 @@ def study(
              "diverged": diverged, "plateau": flat, "inference_draws": inference_draws,
              "split": split, "split_examples": len(scored[1]), "seconds": seconds}  # fmt: skip
     atomic_write_text(out / "study_setup.json", json.dumps(setup, indent=1) + "\n")
+    verdicts = _print_study(rows, seconds, out)
+    return {"rows": rows, "verdicts": verdicts, "cfgs": cfgs, "seeds": list(seeds),
+            "history": history, "seconds": seconds, "params": params}  # fmt: skip
+
+
+def _check_study(levels: Sequence[tuple[float, float]], seeds: list[int], split: str) -> None:
+    """Refuse a study with nothing to compare: fewer than two seeds or no noisy level."""
+    scoring_split(split)
+    if len(seeds) < 2:
+        raise CLIError(f"a study needs at least 2 seeds for its intervals, got {len(seeds)}; "
+                       "pass --seeds 8 or more (16 for trustworthy intervals).")  # fmt: skip
+    if not any(a or m for a, m in levels):
+        raise CLIError("the study has no noisy level to compare with sigma = 0; pass e.g. "
+                       "--sigma 0.05,0.1.")  # fmt: skip
+
+
+def _plateau_warned(history: dict[str, Any]) -> dict[str, Any] | None:
+    """:func:`plateau` of the history, with a warning when it had not plateaued."""
+    flat = plateau(history)
+    if flat and not flat["plateaued"]:
+        print(f"warning: validation accuracy was still rising before the decay (+"
+              f"{100 * flat['late_gain']:.1f} points over the last quarter of the epochs): "
+              "raise --epochs until it plateaus.", flush=True)  # fmt: skip
+    return flat
+
+
+def _print_study(rows: list[StudyRow], seconds: float, out: Path) -> list[str]:
+    """Print the study's table and verdicts (returned) to the log."""
     verdicts = study_verdicts(rows)
     print(study_markdown(rows, verdicts=False))
     print("\n".join(["verdict (difference to the deterministic twin, paired by seed):"]
                     + [f"  {line}" for line in verdicts]))  # fmt: skip
     print(f"study finished in {seconds:.0f} s; written to {out}/ (study.json, study.md, "
           "study.png, study_accuracies.csv, study_setup.json)")  # fmt: skip
-    return {"rows": rows, "verdicts": verdicts, "cfgs": cfgs, "seeds": list(seeds),
-            "history": history, "seconds": seconds, "params": params}  # fmt: skip
+    return verdicts
 
 
 def _stage(progress: bool, message: str) -> None:

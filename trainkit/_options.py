@@ -202,56 +202,73 @@ def takes_train_options(
 
         @functools.wraps(fn)
         def wrapper(*args: Any, options: Any = None, **kwargs: Any) -> Any:  # checked below
-            given = {k: kwargs.pop(k) for k in list(kwargs) if k in fields}
-            for old, new in renamed.items():
-                if old in kwargs:
-                    if new in given:
-                        raise TypeError(f"{name}() got both `{old}` and `{new}`; pass `{new}`.")
-                    given[new] = kwargs.pop(old)
-            if options is None:
-                missing = [k for k, f in fields.items() if _required(f) and k not in given]
-                if missing:
-                    raise TypeError(
-                        f"{name}() needs {', '.join(f'`{k}`' for k in missing)} (or "
-                        "`options=trainkit.TrainOptions(...)`)."
-                    )
-                options = TrainOptions(**given)
-            elif not isinstance(options, TrainOptions):
-                raise TypeError(
-                    f"`options` must be a trainkit.TrainOptions, got {type(options).__name__}."
-                )
-            else:
-                options = options.replace(**given)
-            for k in exclude:
-                if getattr(options, k) != FIELDS[k].default:
-                    raise ValueError(f"{name}() does not take the option `{k}`; leave it unset.")
+            options = _resolve_options(name, fields, renamed, exclude, options, kwargs)
             return fn(*args, options=options, **kwargs)
 
-        params = [p for p in sig.parameters.values() if p.name != "options"]
-        kinds = [p.kind for p in params]  # the options first among the keyword-only ones
-        at = next(
-            (i for i, k in enumerate(kinds) if k >= inspect.Parameter.KEYWORD_ONLY), len(kinds)
-        )
-        added = [
-            inspect.Parameter(
-                k,
-                inspect.Parameter.KEYWORD_ONLY,
-                default=inspect.Parameter.empty if _required(f) else f.default,
-                annotation=f.type,
-            )
-            for k, f in fields.items()
-        ]
-        options_param = inspect.Parameter(
-            "options", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="TrainOptions"
-        )
-        wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
-            parameters=[*params[:at], *added, options_param, *params[at:]]
-        )
+        wrapper.__signature__ = _with_option_parameters(sig, fields)  # type: ignore[attr-defined]
         wrapper.__doc__ = _with_option_docs(fn.__doc__ or "", exclude)
         wrapper.train_option_names = tuple(fields)  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return wrap
+
+
+def _resolve_options(
+    name: str,
+    fields: Mapping[str, dataclasses.Field],
+    renamed: Mapping[str, str],
+    exclude: Sequence[str],
+    options: Any,
+    kwargs: dict[str, Any],
+) -> TrainOptions:
+    """The :class:`TrainOptions` of one call of a :func:`takes_train_options` function: the
+    option keywords (popped from ``kwargs``, former names included) over ``options`` or the
+    defaults."""
+    given = {k: kwargs.pop(k) for k in list(kwargs) if k in fields}
+    for old, new in renamed.items():
+        if old in kwargs:
+            if new in given:
+                raise TypeError(f"{name}() got both `{old}` and `{new}`; pass `{new}`.")
+            given[new] = kwargs.pop(old)
+    if options is None:
+        missing = [k for k, f in fields.items() if _required(f) and k not in given]
+        if missing:
+            raise TypeError(
+                f"{name}() needs {', '.join(f'`{k}`' for k in missing)} (or "
+                "`options=trainkit.TrainOptions(...)`)."
+            )
+        options = TrainOptions(**given)
+    elif not isinstance(options, TrainOptions):
+        raise TypeError(f"`options` must be a trainkit.TrainOptions, got {type(options).__name__}.")
+    else:
+        options = options.replace(**given)
+    for k in exclude:
+        if getattr(options, k) != FIELDS[k].default:
+            raise ValueError(f"{name}() does not take the option `{k}`; leave it unset.")
+    return options
+
+
+def _with_option_parameters(
+    sig: inspect.Signature, fields: Mapping[str, dataclasses.Field]
+) -> inspect.Signature:
+    """``sig`` without ``options`` and with the option fields as keyword-only parameters
+    (first among the keyword-only ones), then ``options=None``."""
+    params = [p for p in sig.parameters.values() if p.name != "options"]
+    kinds = [p.kind for p in params]
+    at = next((i for i, k in enumerate(kinds) if k >= inspect.Parameter.KEYWORD_ONLY), len(kinds))
+    added = [
+        inspect.Parameter(
+            k,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=inspect.Parameter.empty if _required(f) else f.default,
+            annotation=f.type,
+        )
+        for k, f in fields.items()
+    ]
+    options_param = inspect.Parameter(
+        "options", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="TrainOptions"
+    )
+    return sig.replace(parameters=[*params[:at], *added, options_param, *params[at:]])
 
 
 def takes_former_keywords(
