@@ -1,8 +1,9 @@
-"""The stored pixel-MNIST results at the paper's size (``docs/results/noisy_dyn/mnist784_paper``),
-recomputed from the files a reader has: every accuracy, paired difference, interval and McNemar
-p-value of ``robustness_<which>.json`` from the per-example correctness bits beside it (float64
-NumPy and an exact binomial sum, not the script's SciPy call), and the stored model files' clean
-test accuracy against the training command's own report."""
+"""The stored pixel-MNIST results at the paper's size, ordered and permuted
+(``docs/results/noisy_dyn/{mnist,pmnist}784_paper``), recomputed from the files a reader has:
+every accuracy, paired difference, interval and McNemar p-value of ``robustness_<which>.json``
+from the per-example correctness bits beside it (float64 NumPy and an exact binomial sum, not the
+script's SciPy call), and the stored model files' clean test accuracy against the training
+command's own report."""
 
 import json
 import math
@@ -11,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-FOLDER = Path(__file__).resolve().parents[2] / "docs" / "results" / "noisy_dyn" / "mnist784_paper"
+RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results" / "noisy_dyn"
+TASKS = ("mnist", "pmnist")
 WHICH = ("last", "best")
 
 
@@ -25,10 +27,12 @@ def _mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2 * tail)
 
 
+@pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("which", WHICH)
-def test_every_stored_robustness_number_is_recomputed_from_the_per_example_bits(which):
-    meta = json.loads((FOLDER / f"robustness_{which}.json").read_text())
-    bits = np.load(FOLDER / f"per_example_{which}.npz")
+def test_every_stored_robustness_number_is_recomputed_from_the_per_example_bits(task, which):
+    folder = RESULTS / f"{task}784_paper"
+    meta = json.loads((folder / f"robustness_{which}.json").read_text())
+    bits = np.load(folder / f"per_example_{which}.npz")
     n = int(bits["examples"])
     assert n == meta["examples"] == 10_000  # the whole test set
     assert len(meta["rows"]) == 16  # clean + 15 perturbation levels
@@ -47,12 +51,14 @@ def test_every_stored_robustness_number_is_recomputed_from_the_per_example_bits(
         assert r["p_mcnemar"] == pytest.approx(_mcnemar_exact(only_noisy, only_det), rel=1e-9)
 
 
-def test_the_best_deterministic_model_scores_what_its_training_command_reported():
+@pytest.mark.parametrize("task", TASKS)
+def test_the_best_deterministic_model_scores_what_its_training_command_reported(task):
     """The best-validation model of the deterministic twin, read from its stored model file
     and scored by robustness.py, has the clean test accuracy that the training command wrote
     into result_deterministic.json at the end of training (an independent code path: the
     library's own evaluation at the end of ``noisy_dyn train``)."""
-    reported = json.loads((FOLDER / "result_deterministic.json").read_text())
-    rows = json.loads((FOLDER / "robustness_best.json").read_text())["rows"]
+    folder = RESULTS / f"{task}784_paper"
+    reported = json.loads((folder / "result_deterministic.json").read_text())
+    rows = json.loads((folder / "robustness_best.json").read_text())["rows"]
     clean = next(r for r in rows if r["perturbation"] == "clean")
     assert clean["acc_deterministic"] == pytest.approx(reported["test_accuracy"], abs=0.5e-4)
