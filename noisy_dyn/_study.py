@@ -385,8 +385,8 @@ def evaluate_members(
 class _MemberReader:
     """Reads every member of :func:`evaluate_members` on one input set: deterministically in
     chunks of ``batch``, and with ``draws > 0`` each noisy level (members ``i * seeds`` to
-    ``(i + 1) * seeds - 1`` for ``i`` in ``noisy``) under its own noise, in chunks of
-    ``noisy_batch``."""
+    ``(i + 1) * seeds - 1`` for each configuration ``cfgs[i]`` with noise) under its own noise,
+    in chunks of ``noisy_batch``."""
 
     params: Any
     cfgs: Sequence[NoisyRNNConfig]
